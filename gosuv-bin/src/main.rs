@@ -1,0 +1,3 @@
+fn main() {
+    println!("gosuv {}", env!("CARGO_PKG_VERSION"));
+}

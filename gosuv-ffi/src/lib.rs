@@ -1,0 +1,1 @@
+//! C ABI over the gosuv supervisor. See issue 3.

@@ -1,0 +1,304 @@
+//! A blocking facade over [`crate::Supervisor`] that owns its tokio runtime: what the C ABI
+//! and the Python module use.
+//!
+//! Every method blocks the calling thread until done. Do not call them from inside a tokio
+//! runtime (that panics in tokio); use the async [`crate::Supervisor`] there. The supervisor
+//! and every handle from it are `Send + Sync`: any thread may call them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+
+use crate::config::{ProgramConfig, ServerConfig};
+use crate::error::{Error, Result};
+use crate::events::ProgramState;
+use crate::logs::{LogEvent, Stream};
+use crate::program::ProgramStatus;
+use crate::stats::ProcessStats;
+use crate::supervisor::{self, EventNotice, LogStatus, ReloadReport, SupervisorOptions};
+
+/// A supervisor with its own runtime (two worker threads named `gosuv-worker`).
+/// Dropping it shuts it down: every program is stopped and waited for.
+pub struct Supervisor {
+    // Declared before the runtime so it is dropped first.
+    inner: supervisor::Supervisor,
+    rt: Runtime,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+fn runtime() -> Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("gosuv-worker")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the supervisor's runtime", e))
+}
+
+impl Supervisor {
+    /// A supervisor with no programs.
+    ///
+    /// # Errors
+    /// As [`crate::Supervisor::new`], or the runtime cannot start.
+    pub fn new(options: SupervisorOptions) -> Result<Self> {
+        let rt = runtime()?;
+        let inner = {
+            let _guard = rt.enter();
+            supervisor::Supervisor::new(options)?
+        };
+        Ok(Supervisor { inner, rt })
+    }
+
+    /// A supervisor for a `config.yml` file and its programs file; `start_auto` programs
+    /// are started.
+    ///
+    /// # Errors
+    /// Every config error, or as [`Supervisor::new`].
+    pub fn from_config_file(path: &Path) -> Result<Self> {
+        let rt = runtime()?;
+        let inner = rt.block_on(supervisor::Supervisor::from_config_file(path))?;
+        Ok(Supervisor { inner, rt })
+    }
+
+    /// A supervisor for programs given as the text of a programs file (a YAML list);
+    /// relative directories resolve against `options.base_dir`.
+    ///
+    /// # Errors
+    /// Every config error, or as [`Supervisor::new`].
+    pub fn from_programs_yaml(text: &str, options: SupervisorOptions) -> Result<Self> {
+        let programs = crate::config::parse_programs(text, None, &options.base_dir)?;
+        let sup = Self::new(options)?;
+        for p in programs {
+            sup.add(p)?;
+        }
+        Ok(sup)
+    }
+
+    /// A supervisor from a loaded config and its programs.
+    ///
+    /// # Errors
+    /// As [`crate::Supervisor::from_config`].
+    pub fn from_config(config: &ServerConfig, programs: Vec<ProgramConfig>) -> Result<Self> {
+        let rt = runtime()?;
+        let inner = rt.block_on(supervisor::Supervisor::from_config(config, programs))?;
+        Ok(Supervisor { inner, rt })
+    }
+
+    /// The async supervisor inside, for code that has a runtime of its own.
+    pub fn as_async(&self) -> &supervisor::Supervisor {
+        &self.inner
+    }
+
+    /// See [`crate::Supervisor::add`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn add(&self, config: ProgramConfig) -> Result<()> {
+        self.rt.block_on(self.inner.add(config))
+    }
+
+    /// See [`crate::Supervisor::update`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn update(&self, config: ProgramConfig) -> Result<bool> {
+        self.rt.block_on(self.inner.update(config))
+    }
+
+    /// See [`crate::Supervisor::remove`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        self.rt.block_on(self.inner.remove(name))
+    }
+
+    /// See [`crate::Supervisor::start`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn start(&self, name: &str, wait: Option<Duration>) -> Result<ProgramStatus> {
+        self.rt.block_on(self.inner.start(name, wait))
+    }
+
+    /// See [`crate::Supervisor::stop`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn stop(&self, name: &str, wait: Option<Duration>) -> Result<ProgramStatus> {
+        self.rt.block_on(self.inner.stop(name, wait))
+    }
+
+    /// See [`crate::Supervisor::restart`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn restart(&self, name: &str, wait: Option<Duration>) -> Result<ProgramStatus> {
+        self.rt.block_on(self.inner.restart(name, wait))
+    }
+
+    /// See [`crate::Supervisor::wait_for`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn wait_for(
+        &self,
+        name: &str,
+        state: ProgramState,
+        timeout: Duration,
+    ) -> Result<ProgramStatus> {
+        self.rt.block_on(self.inner.wait_for(name, state, timeout))
+    }
+
+    /// See [`crate::Supervisor::status`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn status(&self, name: &str) -> Result<ProgramStatus> {
+        self.inner.status(name)
+    }
+
+    /// See [`crate::Supervisor::list`].
+    pub fn list(&self) -> Vec<ProgramStatus> {
+        self.inner.list()
+    }
+
+    /// See [`crate::Supervisor::config`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn config(&self, name: &str) -> Result<ProgramConfig> {
+        self.inner.config(name)
+    }
+
+    /// See [`crate::Supervisor::configs`].
+    pub fn configs(&self) -> Vec<ProgramConfig> {
+        self.inner.configs()
+    }
+
+    /// See [`crate::Supervisor::reload`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn reload(&self, programs: Vec<ProgramConfig>) -> Result<ReloadReport> {
+        self.rt.block_on(self.inner.reload(programs))
+    }
+
+    /// See [`crate::Supervisor::tail`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn tail(&self, name: &str, stream: Stream, max_bytes: usize) -> Result<Vec<u8>> {
+        self.inner.tail(name, stream, max_bytes)
+    }
+
+    /// See [`crate::Supervisor::log_status`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn log_status(&self, name: &str) -> Result<LogStatus> {
+        self.inner.log_status(name)
+    }
+
+    /// See [`crate::Supervisor::stats`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn stats(&self, name: &str) -> Result<ProcessStats> {
+        self.inner.stats(name)
+    }
+
+    /// See [`crate::Supervisor::stats_all`].
+    pub fn stats_all(&self) -> BTreeMap<String, ProcessStats> {
+        self.inner.stats_all()
+    }
+
+    /// Subscribes to state changes; see [`Events`].
+    pub fn subscribe(&self) -> Events {
+        Events {
+            inner: self.inner.subscribe(),
+            rt: self.rt.handle().clone(),
+        }
+    }
+
+    /// Follows a program's output; see [`LogFollower`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn follow(&self, name: &str, stream: Stream) -> Result<LogFollower> {
+        Ok(LogFollower {
+            inner: self.inner.follow(name, stream)?,
+            rt: self.rt.handle().clone(),
+        })
+    }
+
+    /// Stops every program and waits until all are gone.
+    pub fn shutdown(&self) {
+        self.rt.block_on(self.inner.shutdown());
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        if !self.inner.is_shut_down() {
+            self.rt.block_on(self.inner.shutdown());
+        }
+    }
+}
+
+/// What a blocking receive returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recv<T> {
+    /// An item.
+    Item(T),
+    /// Nothing came within the timeout; try again.
+    Timeout,
+    /// The source is gone (supervisor shut down, program removed): nothing more will come.
+    Closed,
+}
+
+/// A blocking subscription to state changes.
+#[derive(Debug)]
+pub struct Events {
+    inner: supervisor::Events,
+    rt: tokio::runtime::Handle,
+}
+
+impl Events {
+    /// Waits up to `timeout` for the next event. Short timeouts in a loop keep a caller
+    /// responsive (to Ctrl-C, say).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Recv<EventNotice> {
+        let fut = tokio::time::timeout(timeout, self.inner.recv());
+        match self.rt.block_on(fut) {
+            Ok(Some(n)) => Recv::Item(n),
+            Ok(None) => Recv::Closed,
+            Err(_) => Recv::Timeout,
+        }
+    }
+}
+
+/// A blocking follower of one program's output.
+#[derive(Debug)]
+pub struct LogFollower {
+    inner: crate::logs::LogFollower,
+    rt: tokio::runtime::Handle,
+}
+
+impl LogFollower {
+    /// Waits up to `timeout` for more output.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Recv<LogEvent> {
+        let fut = tokio::time::timeout(timeout, self.inner.recv());
+        match self.rt.block_on(fut) {
+            Ok(Some(ev)) => Recv::Item(ev),
+            Ok(None) => Recv::Closed,
+            Err(_) => Recv::Timeout,
+        }
+    }
+}

@@ -1,0 +1,806 @@
+//! One program's settings: the keys of `programs.yml` (SPEC §2).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::{Serialize, Serializer};
+use serde_yaml::Value;
+
+use super::lines::{LineIndex, Seg};
+use super::{parse_size, parse_yaml, resolve_path, Collector, ConfigErrors};
+
+/// How a program is run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Command {
+    /// Run by `/bin/sh -c`.
+    Shell(String),
+    /// Exec'd directly: the program and its arguments.
+    Argv(Vec<String>),
+}
+
+impl Command {
+    /// The argv that is exec'd.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+            Command::Argv(v) => v.clone(),
+        }
+    }
+}
+
+/// When a program that was running and exited is started again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Autorestart {
+    /// Always.
+    #[default]
+    Always,
+    /// Never.
+    Never,
+    /// Only when its exit code is not one of `exit_codes` (a death by signal is unexpected).
+    Unexpected,
+}
+
+impl Serialize for Autorestart {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Autorestart::Always => s.serialize_bool(true),
+            Autorestart::Never => s.serialize_bool(false),
+            Autorestart::Unexpected => s.serialize_str("unexpected"),
+        }
+    }
+}
+
+/// The signal that asks a program to stop, written without `SIG` (`TERM`, `INT`, `HUP`...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StopSignal(pub Signal);
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        StopSignal(Signal::SIGTERM)
+    }
+}
+
+impl StopSignal {
+    /// The name without `SIG`.
+    pub fn name(&self) -> &'static str {
+        let full = self.0.as_str();
+        full.strip_prefix("SIG").unwrap_or(full)
+    }
+}
+
+impl FromStr for StopSignal {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let up = s.trim().to_ascii_uppercase();
+        let full = if up.starts_with("SIG") {
+            up.clone()
+        } else {
+            format!("SIG{up}")
+        };
+        Signal::from_str(&full).map(StopSignal).map_err(|_| {
+            format!("'{s}' is not a signal name: use TERM, INT, QUIT, HUP, KILL, USR1 or USR2")
+        })
+    }
+}
+
+impl Serialize for StopSignal {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// One program, with every key of `programs.yml` and its default filled in.
+///
+/// Serializes with the same keys as `programs.yml`, so it can be written back to the file or
+/// sent over the API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProgramConfig {
+    /// Unique name, also the log files' name: `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`.
+    pub name: String,
+    /// What to run.
+    pub command: Command,
+    /// Variables added to gosuv's environment, in order.
+    #[serde(serialize_with = "ser_environ")]
+    pub environ: Vec<(String, String)>,
+    /// Working directory (absolute once parsed); `None` means the config file's directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory: Option<PathBuf>,
+    /// Start when the supervisor starts and when `reload` adds it.
+    pub start_auto: bool,
+    /// Seconds it must stay up to count as started.
+    pub start_seconds: u64,
+    /// Failed starts in a row before `fatal`.
+    pub start_retries: u32,
+    /// Whether to restart it after it exits.
+    pub autorestart: Autorestart,
+    /// Expected exit codes.
+    pub exit_codes: Vec<i32>,
+    /// Signal sent to the program's process group to stop it.
+    pub stop_signal: StopSignal,
+    /// Seconds between the stop signal and SIGKILL to the group.
+    pub stop_timeout: u64,
+    /// Run as this user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The child's umask.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_umask"
+    )]
+    pub umask: Option<u32>,
+    /// Send stderr to the stdout log.
+    pub redirect_stderr: bool,
+    /// Keep output in memory only (for tail and followers); write no file.
+    pub log_disable: bool,
+    /// Rotate a log file when it reaches this size; 0 never rotates.
+    pub log_max_bytes: u64,
+    /// Rotated files kept.
+    pub log_backups: u32,
+}
+
+fn ser_environ<S: Serializer>(env: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(env.iter().map(|(k, v)| format!("{k}={v}")))
+}
+
+fn ser_umask<S: Serializer>(umask: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+    match umask {
+        Some(m) => s.serialize_str(&format!("{m:03o}")),
+        None => s.serialize_none(),
+    }
+}
+
+impl ProgramConfig {
+    /// A program with every default of SPEC §2.
+    pub fn new(name: impl Into<String>, command: Command) -> Self {
+        ProgramConfig {
+            name: name.into(),
+            command,
+            environ: Vec::new(),
+            directory: None,
+            start_auto: false,
+            start_seconds: 1,
+            start_retries: 3,
+            autorestart: Autorestart::Always,
+            exit_codes: vec![0],
+            stop_signal: StopSignal::default(),
+            stop_timeout: 10,
+            user: None,
+            umask: None,
+            redirect_stderr: false,
+            log_disable: false,
+            log_max_bytes: 50 << 20,
+            log_backups: 10,
+        }
+    }
+
+    /// A program run by `/bin/sh -c command`, with every default.
+    pub fn shell(name: impl Into<String>, command: impl Into<String>) -> Self {
+        Self::new(name, Command::Shell(command.into()))
+    }
+
+    /// `start_seconds` as a duration.
+    pub fn start_duration(&self) -> Duration {
+        Duration::from_secs(self.start_seconds)
+    }
+
+    /// `stop_timeout` as a duration.
+    pub fn stop_duration(&self) -> Duration {
+        Duration::from_secs(self.stop_timeout)
+    }
+
+    /// Checks what `parse_program_value` checks, for a config built in code.
+    ///
+    /// # Errors
+    /// Every problem found, without lines.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let value = serde_yaml::to_value(self).map_err(|e| {
+            ConfigErrors::single(None, format!("cannot represent program: {e}"))
+        })?;
+        let base = self.directory.clone().unwrap_or_else(|| PathBuf::from("/"));
+        parse_program_value(value, &base).map(|_| ())
+    }
+}
+
+/// Checks a program name: `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`. The name becomes a file name,
+/// so this is what keeps `../x` out of the log directory.
+///
+/// # Errors
+/// A message that says what a name may contain.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let ok_first = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_rest = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if name.is_empty() {
+        Err("a program needs a non-empty name".into())
+    } else if name.len() > 64 {
+        Err(format!(
+            "name '{}…' is {} characters long: at most 64 are allowed",
+            &name[..name.char_indices().nth(16).map_or(name.len(), |(i, _)| i)],
+            name.len()
+        ))
+    } else if !ok_first || !ok_rest {
+        Err(format!(
+            "invalid name {name:?}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses the text of a programs file: a YAML list of programs (an empty or missing list is
+/// no programs). Relative directories resolve against `base_dir`.
+///
+/// # Errors
+/// Every error of the file, each with `file`, its line and its key.
+pub fn parse_programs(
+    text: &str,
+    file: Option<&Path>,
+    base_dir: &Path,
+) -> Result<Vec<ProgramConfig>, ConfigErrors> {
+    let value = parse_yaml(text, file)?;
+    let index = LineIndex::build(text);
+    let mut c = Collector::new(file, Some(&index));
+    let items = match value {
+        Value::Null => Vec::new(),
+        Value::Sequence(items) => items,
+        _ => {
+            c.error(&[], "a programs file is a YAML list of programs (`- name: ...`)");
+            return c.finish(Vec::new());
+        }
+    };
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(name) = item.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        if validate_name(name).is_err() {
+            continue;
+        }
+        if let Some(first) = seen.get(name) {
+            c.error(
+                &[Seg::Index(i), Seg::Key("name".into())],
+                format!(
+                    "duplicate name '{name}': program {first} already uses it; names must be unique"
+                ),
+            );
+        } else {
+            seen.insert(name.to_string(), i);
+        }
+    }
+    let mut programs = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        if let Some(p) = program_from_value(&mut c, &[Seg::Index(i)], item, base_dir) {
+            programs.push(p);
+        }
+    }
+    c.finish(programs)
+}
+
+/// Parses one program from a value (a JSON body converted to YAML's value, say), with no
+/// line numbers. Relative directories resolve against `base_dir`.
+///
+/// # Errors
+/// Every problem found, each naming its key.
+pub fn parse_program_value(value: Value, base_dir: &Path) -> Result<ProgramConfig, ConfigErrors> {
+    let mut c = Collector::new(None, None);
+    let p = program_from_value(&mut c, &[], value, base_dir);
+    match p {
+        Some(p) => c.finish(p),
+        None => {
+            let fallback = ProgramConfig::shell("", "");
+            c.finish(fallback)
+        }
+    }
+}
+
+const PROGRAM_KEYS: &str = "name, command, environ, directory, start_auto, start_seconds, \
+start_retries, autorestart, exit_codes, stop_signal, stop_timeout, user, umask, \
+redirect_stderr, log_disable, log_max_bytes, log_backups";
+
+fn program_from_value(
+    c: &mut Collector<'_>,
+    path: &[Seg],
+    value: Value,
+    base_dir: &Path,
+) -> Option<ProgramConfig> {
+    let map = match value {
+        Value::Mapping(m) => m,
+        _ => {
+            c.error(path, "a program is a mapping with at least `name` and `command`");
+            return None;
+        }
+    };
+    let before = c.errors.len();
+    let mut p = ProgramConfig::shell("", "");
+    let mut name = None;
+    let mut command = None;
+    for (k, v) in map {
+        let Some(key) = k.as_str().map(str::to_owned) else {
+            c.error(path, format!("keys must be strings, not {}", describe(&k)));
+            continue;
+        };
+        let kp: Vec<Seg> = path
+            .iter()
+            .cloned()
+            .chain([Seg::Key(key.clone())])
+            .collect();
+        match key.as_str() {
+            "name" => {
+                if let Some(s) = want_string(c, &kp, &v) {
+                    match validate_name(&s) {
+                        Ok(()) => name = Some(s),
+                        Err(e) => c.error(&kp, e),
+                    }
+                }
+            }
+            "command" => command = parse_command(c, &kp, v),
+            "environ" => {
+                if let Some(env) = parse_environ(c, &kp, v) {
+                    p.environ = env;
+                }
+            }
+            "directory" => {
+                if let Some(s) = want_string(c, &kp, &v) {
+                    let dir = resolve_path(base_dir, Path::new(&s));
+                    if dir.is_dir() {
+                        p.directory = Some(dir);
+                    } else {
+                        c.error(
+                            &kp,
+                            format!(
+                                "directory {} does not exist: create it or fix the path",
+                                dir.display()
+                            ),
+                        );
+                    }
+                }
+            }
+            "start_auto" => set(&mut p.start_auto, want_bool(c, &kp, &v)),
+            "start_seconds" => set(&mut p.start_seconds, want_uint(c, &kp, &v, u64::MAX)),
+            "start_retries" => set(
+                &mut p.start_retries,
+                want_uint(c, &kp, &v, u32::MAX as u64).map(|n| n as u32),
+            ),
+            "stop_timeout" => set(&mut p.stop_timeout, want_uint(c, &kp, &v, u64::MAX)),
+            "log_backups" => set(
+                &mut p.log_backups,
+                want_uint(c, &kp, &v, 1000).map(|n| n as u32),
+            ),
+            "autorestart" => set(&mut p.autorestart, parse_autorestart(c, &kp, &v)),
+            "exit_codes" => set(&mut p.exit_codes, parse_exit_codes(c, &kp, v)),
+            "stop_signal" => {
+                if let Some(s) = want_string(c, &kp, &v) {
+                    match s.parse::<StopSignal>() {
+                        Ok(sig) => p.stop_signal = sig,
+                        Err(e) => c.error(&kp, e),
+                    }
+                }
+            }
+            "user" => {
+                if let Some(s) = want_string(c, &kp, &v) {
+                    match nix::unistd::User::from_name(&s) {
+                        Ok(Some(_)) => p.user = Some(s),
+                        _ => c.error(
+                            &kp,
+                            format!("user '{s}' does not exist on this machine"),
+                        ),
+                    }
+                }
+            }
+            "umask" => set(&mut p.umask, parse_umask(c, &kp, &v).map(Some)),
+            "redirect_stderr" => set(&mut p.redirect_stderr, want_bool(c, &kp, &v)),
+            "log_disable" => set(&mut p.log_disable, want_bool(c, &kp, &v)),
+            "log_max_bytes" => set(&mut p.log_max_bytes, want_size(c, &kp, &v)),
+            other => c.error(
+                &kp,
+                format!("unknown key `{other}`; a program's keys are: {PROGRAM_KEYS}"),
+            ),
+        }
+    }
+    match name {
+        Some(n) => p.name = n,
+        None if c.errors.len() == before
+            || !c.errors[before..].iter().any(|e| e.key.ends_with("name")) =>
+        {
+            c.error(path, "missing `name`: every program needs a unique name")
+        }
+        None => {}
+    }
+    match command {
+        Some(cmd) => p.command = cmd,
+        None if !c.errors[before..].iter().any(|e| e.key.ends_with("command")) => c.error(
+            path,
+            "missing `command`: give a shell string or a list of argv",
+        ),
+        None => {}
+    }
+    (c.errors.len() == before).then_some(p)
+}
+
+fn set<T>(slot: &mut T, v: Option<T>) {
+    if let Some(v) = v {
+        *slot = v;
+    }
+}
+
+fn describe(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+pub(crate) fn want_string(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => {
+            c.error(path, format!("expected a string, found {}", describe(v)));
+            None
+        }
+    }
+}
+
+pub(crate) fn want_bool(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" || s == "false" => Some(s == "true"),
+        _ => {
+            c.error(
+                path,
+                format!("expected true or false, found {}", describe(v)),
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn want_uint(c: &mut Collector<'_>, path: &[Seg], v: &Value, max: u64) -> Option<u64> {
+    let n = match v {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_i64().map(|_| u64::MAX)),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    match (n, v) {
+        (Some(n), _) if n <= max => Some(n),
+        (_, Value::Number(num)) if num.as_i64().is_some_and(|i| i < 0) => {
+            c.error(path, format!("{num} is negative: use 0 or more"));
+            None
+        }
+        _ => {
+            c.error(
+                path,
+                format!(
+                    "expected a whole number from 0 to {max}, found {}",
+                    short(v)
+                ),
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn want_size(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Option<u64> {
+    let r = match v {
+        Value::Number(n) => match n.as_u64() {
+            Some(u) => Ok(u),
+            None => Err(format!("{n} is not a size: use 0 or more bytes, or 10KB/50MB/1GB")),
+        },
+        Value::String(s) => parse_size(s),
+        _ => Err(format!("expected a size such as 50MB, found {}", describe(v))),
+    };
+    r.map_err(|e| c.error(path, e)).ok()
+}
+
+fn short(v: &Value) -> String {
+    match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("'{s}'"),
+        Value::Bool(b) => b.to_string(),
+        other => describe(other).to_string(),
+    }
+}
+
+fn parse_command(c: &mut Collector<'_>, path: &[Seg], v: Value) -> Option<Command> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(Command::Shell(s)),
+        Value::Sequence(items) if !items.is_empty() => {
+            let mut argv = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let ip: Vec<Seg> = path.iter().cloned().chain([Seg::Index(i)]).collect();
+                match item {
+                    Value::String(s) => argv.push(s.clone()),
+                    Value::Number(n) => argv.push(n.to_string()),
+                    Value::Bool(b) => argv.push(b.to_string()),
+                    other => c.error(
+                        &ip,
+                        format!("argv items are strings, found {}", describe(other)),
+                    ),
+                }
+            }
+            (argv.len() == items.len()).then_some(Command::Argv(argv))
+        }
+        Value::String(_) | Value::Sequence(_) => {
+            c.error(path, "`command` is empty: give what to run");
+            None
+        }
+        other => {
+            c.error(
+                path,
+                format!(
+                    "`command` is a string (run by /bin/sh -c) or a list (argv), found {}",
+                    describe(&other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn valid_env_key(k: &str) -> bool {
+    !k.is_empty() && !k.contains('=') && !k.contains('\0')
+}
+
+fn parse_environ(c: &mut Collector<'_>, path: &[Seg], v: Value) -> Option<Vec<(String, String)>> {
+    let before = c.errors.len();
+    let mut env = Vec::new();
+    match v {
+        Value::Null => {}
+        Value::Sequence(items) => {
+            for (i, item) in items.into_iter().enumerate() {
+                let ip: Vec<Seg> = path.iter().cloned().chain([Seg::Index(i)]).collect();
+                match item.as_str().and_then(|s| s.split_once('=')) {
+                    Some((k, val)) if valid_env_key(k) => env.push((k.into(), val.into())),
+                    _ => c.error(&ip, "each environ item is \"KEY=VALUE\""),
+                }
+            }
+        }
+        Value::Mapping(m) => {
+            for (k, val) in m {
+                let key = k.as_str().map(str::to_owned).unwrap_or_default();
+                let kp: Vec<Seg> = path.iter().cloned().chain([Seg::Key(key.clone())]).collect();
+                if !valid_env_key(&key) {
+                    c.error(&kp, "environment keys are non-empty strings without '='");
+                    continue;
+                }
+                let value = match val {
+                    Value::String(s) => s,
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Null => String::new(),
+                    other => {
+                        c.error(
+                            &kp,
+                            format!("environment values are strings, found {}", describe(&other)),
+                        );
+                        continue;
+                    }
+                };
+                env.push((key, value));
+            }
+        }
+        other => c.error(
+            path,
+            format!(
+                "`environ` is a list of \"KEY=VALUE\" or a mapping, found {}",
+                describe(&other)
+            ),
+        ),
+    }
+    (c.errors.len() == before).then_some(env)
+}
+
+fn parse_autorestart(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Option<Autorestart> {
+    match v {
+        Value::Bool(true) => Some(Autorestart::Always),
+        Value::Bool(false) => Some(Autorestart::Never),
+        Value::String(s) => match s.as_str() {
+            "true" => Some(Autorestart::Always),
+            "false" => Some(Autorestart::Never),
+            "unexpected" => Some(Autorestart::Unexpected),
+            _ => {
+                c.error(path, format!("'{s}' is not true, false or unexpected"));
+                None
+            }
+        },
+        other => {
+            c.error(
+                path,
+                format!("expected true, false or unexpected, found {}", short(other)),
+            );
+            None
+        }
+    }
+}
+
+fn parse_exit_codes(c: &mut Collector<'_>, path: &[Seg], v: Value) -> Option<Vec<i32>> {
+    let items = match v {
+        Value::Sequence(items) => items,
+        n @ Value::Number(_) => vec![n],
+        other => {
+            c.error(
+                path,
+                format!("expected a list of exit codes (0-255), found {}", describe(&other)),
+            );
+            return None;
+        }
+    };
+    let before = c.errors.len();
+    let mut codes = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ip: Vec<Seg> = path.iter().cloned().chain([Seg::Index(i)]).collect();
+        match item.as_u64() {
+            Some(n) if n <= 255 => codes.push(n as i32),
+            _ => c.error(&ip, format!("{} is not an exit code (0-255)", short(item))),
+        }
+    }
+    (c.errors.len() == before).then_some(codes)
+}
+
+fn parse_umask(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Option<u32> {
+    // YAML reads `022` as the number 22, so a number's decimal digits are taken as octal.
+    let text = match v {
+        Value::Number(n) if n.as_u64().is_some() => n.to_string(),
+        Value::String(s) => s.trim().trim_start_matches("0o").to_string(),
+        _ => String::new(),
+    };
+    match u32::from_str_radix(&text, 8) {
+        Ok(m) if m <= 0o777 && !text.is_empty() => Some(m),
+        _ => {
+            c.error(
+                path,
+                format!("{} is not an octal umask such as 022 or 077", short(v)),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<ProgramConfig>, ConfigErrors> {
+        parse_programs(text, Some(Path::new("programs.yml")), Path::new("/tmp"))
+    }
+
+    fn messages(text: &str) -> Vec<String> {
+        parse(text)
+            .expect_err("expected errors")
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_forms() {
+        let ps = parse(
+            "- name: a\n  command: sleep 10\n- name: b\n  command: [sleep, 10]\n  environ: {X: 1, Y: two}\n  autorestart: unexpected\n  umask: 022\n  log_max_bytes: 10KB\n  exit_codes: [0, 2]\n  stop_signal: int\n  directory: .\n",
+        )
+        .expect("valid");
+        assert_eq!(ps.len(), 2);
+        let a = &ps[0];
+        assert_eq!(a.command, Command::Shell("sleep 10".into()));
+        assert_eq!(a.start_seconds, 1);
+        assert_eq!(a.start_retries, 3);
+        assert_eq!(a.stop_timeout, 10);
+        assert_eq!(a.log_max_bytes, 50 << 20);
+        assert_eq!(a.autorestart, Autorestart::Always);
+        assert_eq!(a.stop_signal.name(), "TERM");
+        let b = &ps[1];
+        assert_eq!(b.command.argv(), vec!["sleep", "10"]);
+        assert_eq!(
+            b.environ,
+            vec![("X".into(), "1".into()), ("Y".into(), "two".into())]
+        );
+        assert_eq!(b.autorestart, Autorestart::Unexpected);
+        assert_eq!(b.umask, Some(0o22));
+        assert_eq!(b.log_max_bytes, 10 * 1024);
+        assert_eq!(b.exit_codes, vec![0, 2]);
+        assert_eq!(b.stop_signal.0, Signal::SIGINT);
+        assert_eq!(b.directory.as_deref(), Some(Path::new("/tmp/.")));
+    }
+
+    #[test]
+    fn empty_and_null_files_are_no_programs() {
+        assert_eq!(parse("").expect("empty"), vec![]);
+        assert_eq!(parse("# nothing\n").expect("comment"), vec![]);
+        assert_eq!(parse("[]").expect("list"), vec![]);
+    }
+
+    #[test]
+    fn environ_list_form() {
+        let ps = parse("- name: a\n  command: x\n  environ: [\"A=1\", \"B=x=y\"]\n").expect("ok");
+        assert_eq!(
+            ps[0].environ,
+            vec![("A".into(), "1".into()), ("B".into(), "x=y".into())]
+        );
+    }
+
+    #[test]
+    fn collects_every_error_with_line_and_key() {
+        let text = "- name: ok\n  command: x\n- name: ../x\n  command: y\n- name: ok\n  command: z\n  colour: red\n- command: w\n- name: n\n  stop_signal: NOPE\n  start_retries: -1\n";
+        let errs = messages(text);
+        assert_eq!(errs.len(), 7, "{errs:#?}");
+        assert!(errs[0].starts_with("programs.yml:3: [1].name: invalid name \"../x\""), "{}", errs[0]);
+        assert!(errs[1].starts_with("programs.yml:5: [2].name: duplicate name 'ok'"), "{}", errs[1]);
+        assert!(errs[2].starts_with("programs.yml:7: [2].colour: unknown key `colour`"), "{}", errs[2]);
+        assert!(errs[3].starts_with("programs.yml:8: [3]: missing `name`"), "{}", errs[3]);
+        assert!(errs[4].starts_with("programs.yml:9: [4]: missing `command`"), "{}", errs[4]);
+        assert!(errs[5].starts_with("programs.yml:10: [4].stop_signal: 'NOPE' is not a signal name"), "{}", errs[5]);
+        assert!(errs[6].starts_with("programs.yml:11: [4].start_retries: -1 is negative"), "{}", errs[6]);
+    }
+
+    #[test]
+    fn invalid_names() {
+        for bad in ["../x", "", ".hidden", "a/b", "a b", &"x".repeat(65)] {
+            assert!(validate_name(bad).is_err(), "{bad:?} should be rejected");
+        }
+        for good in ["a", "web-1", "A.b_c", &"x".repeat(64)] {
+            assert!(validate_name(good).is_ok(), "{good:?} should be accepted");
+        }
+        let errs = messages("- name: \"\"\n  command: x\n");
+        assert!(errs[0].contains("non-empty name"), "{errs:?}");
+    }
+
+    #[test]
+    fn bad_values() {
+        let errs = messages(
+            "- name: a\n  command: []\n  environ: [\"NOEQUALS\"]\n  autorestart: maybe\n  exit_codes: [300]\n  umask: 089\n  log_max_bytes: 5XB\n  start_auto: yes please\n  directory: /definitely/not/here\n  user: no-such-user-gosuv\n",
+        );
+        let joined = errs.join("\n");
+        for needle in [
+            ":2: [0].command: `command` is empty",
+            ":3: [0].environ[0]: each environ item",
+            ":4: [0].autorestart: 'maybe' is not",
+            ":5: [0].exit_codes[0]: 300 is not an exit code",
+            ":6: [0].umask:",
+            ":7: [0].log_max_bytes: '5XB' is not a size",
+            ":8: [0].start_auto: expected true or false",
+            ":9: [0].directory: directory /definitely/not/here does not exist",
+            ":10: [0].user: user 'no-such-user-gosuv' does not exist",
+        ] {
+            assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
+        }
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let errs = messages("- name: a\n  command: [x\n- name: b\n");
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].starts_with("programs.yml:"), "{}", errs[0]);
+        assert!(errs[0].contains("not valid YAML"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn not_a_list() {
+        let errs = messages("name: a\n");
+        assert!(errs[0].contains("YAML list of programs"), "{errs:?}");
+    }
+
+    #[test]
+    fn round_trips_through_yaml() {
+        let mut p = ProgramConfig::shell("web", "python3 -m http.server");
+        p.environ = vec![("PORT".into(), "8080".into())];
+        p.umask = Some(0o27);
+        p.autorestart = Autorestart::Unexpected;
+        p.stop_signal = "INT".parse().expect("signal");
+        let text = serde_yaml::to_string(&vec![p.clone()]).expect("yaml");
+        let back = parse(&text).expect("parses back");
+        assert_eq!(back, vec![p]);
+    }
+}

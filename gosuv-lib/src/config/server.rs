@@ -1,0 +1,459 @@
+//! `config.yml`: the server's and the client's settings (SPEC §2).
+
+use std::path::{Path, PathBuf};
+
+use serde_yaml::{Mapping, Value};
+
+use super::lines::{LineIndex, Seg};
+use super::program::{want_bool, want_size, want_string, want_uint};
+use super::{parse_programs, parse_yaml, resolve_path, Collector, ConfigErrors, ProgramConfig};
+
+/// The commented default `config.yml` that `gosuv start-server` writes when there is none.
+pub const DEFAULT_CONFIG_YML: &str = r#"# gosuv server and client settings.
+# Relative paths below resolve against the directory of this file.
+
+# The programs file (a YAML list of programs); default: programs.yml beside this file.
+include: ./programs.yml
+
+server:
+  httpserver:
+    # The REST API and the web page over HTTP. An address on all interfaces (":11333")
+    # is refused unless auth is enabled.
+    enabled: false
+    addr: 127.0.0.1:11333
+  unixserver:
+    # The REST API over a unix socket, created with mode 0600.
+    enabled: true
+    sockfile: .gosuv.sock
+  auth:
+    enabled: false
+    username: admin
+    password: change-me
+    # Allow-list file: one IP or CIDR a line; empty allows every address.
+    ipfile: ""
+  pidfile: .gosuv.pid
+  log:
+    # gosuv.log and every program's output live here.
+    logpath: logs
+    level: info
+    # gosuv.log is rotated at this size (bytes, or 10KB / 50MB / 1GB).
+    filemax: 50MB
+    backups: 10
+  # Raise the soft limits of open files and processes to at least these.
+  minfds: 1024
+  minprocs: 1024
+
+client:
+  # How the gosuv command reaches the server: unix://PATH or http://HOST:PORT
+  server_url: unix://.gosuv.sock
+  username: admin
+  password: change-me
+"#;
+
+/// `server.httpserver`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpServerConfig {
+    /// Serve HTTP.
+    pub enabled: bool,
+    /// `host:port`; a bare `:port` means every interface.
+    pub addr: String,
+}
+
+/// `server.unixserver`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnixServerConfig {
+    /// Serve on a unix socket.
+    pub enabled: bool,
+    /// The socket's path (absolute once loaded).
+    pub sockfile: PathBuf,
+}
+
+/// `server.auth`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Require basic auth.
+    pub enabled: bool,
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// The allow-list file (absolute once loaded), if any.
+    pub ipfile: Option<PathBuf>,
+}
+
+/// `server.log`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerLogConfig {
+    /// Directory of `gosuv.log` and every program's logs (absolute once loaded).
+    pub logpath: PathBuf,
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    /// Rotation size of `gosuv.log` in bytes.
+    pub filemax: u64,
+    /// Rotated `gosuv.log` files kept.
+    pub backups: u32,
+}
+
+/// `server`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSection {
+    /// HTTP listener.
+    pub httpserver: HttpServerConfig,
+    /// Unix socket listener.
+    pub unixserver: UnixServerConfig,
+    /// Authentication and allow-list.
+    pub auth: AuthConfig,
+    /// The pid file (absolute once loaded).
+    pub pidfile: PathBuf,
+    /// The server's own log.
+    pub log: ServerLogConfig,
+    /// Raise RLIMIT_NOFILE's soft limit to at least this.
+    pub minfds: u64,
+    /// Raise RLIMIT_NPROC's soft limit to at least this.
+    pub minprocs: u64,
+}
+
+/// `client`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// `unix://PATH` (relative to the config's directory) or `http://HOST:PORT`.
+    pub server_url: String,
+    /// Basic auth user.
+    pub username: String,
+    /// Basic auth password.
+    pub password: String,
+}
+
+/// A loaded `config.yml`, every relative path resolved against its directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The config file, when it came from one.
+    pub path: Option<PathBuf>,
+    /// The directory relative paths resolve against.
+    pub dir: PathBuf,
+    /// The programs file.
+    pub include: PathBuf,
+    /// Server settings.
+    pub server: ServerSection,
+    /// Client settings.
+    pub client: ClientConfig,
+}
+
+impl ServerConfig {
+    /// Every default of SPEC §2, with paths resolved against `dir`.
+    pub fn defaults(dir: &Path) -> Self {
+        ServerConfig {
+            path: None,
+            dir: dir.to_path_buf(),
+            include: dir.join("programs.yml"),
+            server: ServerSection {
+                httpserver: HttpServerConfig {
+                    enabled: false,
+                    addr: "127.0.0.1:11333".into(),
+                },
+                unixserver: UnixServerConfig {
+                    enabled: true,
+                    sockfile: dir.join(".gosuv.sock"),
+                },
+                auth: AuthConfig {
+                    enabled: false,
+                    username: "admin".into(),
+                    password: "change-me".into(),
+                    ipfile: None,
+                },
+                pidfile: dir.join(".gosuv.pid"),
+                log: ServerLogConfig {
+                    logpath: dir.join("logs"),
+                    level: "info".into(),
+                    filemax: 50 << 20,
+                    backups: 10,
+                },
+                minfds: 1024,
+                minprocs: 1024,
+            },
+            client: ClientConfig {
+                server_url: "unix://.gosuv.sock".into(),
+                username: "admin".into(),
+                password: "change-me".into(),
+            },
+        }
+    }
+
+    /// Reads and validates a `config.yml`.
+    ///
+    /// # Errors
+    /// The file cannot be read, or every error in it with its line and key.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::single(Some(path), format!("cannot read the config file: {e}"))
+        })?;
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let dir = abs
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let mut cfg = Self::parse(&text, Some(path), &dir)?;
+        cfg.path = Some(abs);
+        Ok(cfg)
+    }
+
+    /// Parses `config.yml` text; relative paths resolve against `dir`.
+    ///
+    /// # Errors
+    /// Every error in the text with its line and key.
+    pub fn parse(text: &str, file: Option<&Path>, dir: &Path) -> Result<Self, ConfigErrors> {
+        let value = parse_yaml(text, file)?;
+        let index = LineIndex::build(text);
+        let mut c = Collector::new(file, Some(&index));
+        let mut cfg = ServerConfig::defaults(dir);
+        let top = match value {
+            Value::Null => Mapping::new(),
+            Value::Mapping(m) => m,
+            _ => {
+                c.error(&[], "config.yml is a mapping with `server:` and `client:`");
+                return c.finish(cfg);
+            }
+        };
+        for_each_key(&mut c, &[], top, |c, path, key, v| match key {
+            "include" => {
+                if let Some(s) = want_string(c, path, &v) {
+                    if !s.is_empty() {
+                        cfg.include = resolve_path(dir, Path::new(&s));
+                    }
+                }
+                true
+            }
+            "server" => {
+                section(c, path, v, &mut |c, path, key, v| {
+                    server_key(c, path, key, v, &mut cfg.server, dir)
+                });
+                true
+            }
+            "client" => {
+                section(c, path, v, &mut |c, path, key, v| {
+                    client_key(c, path, key, v, &mut cfg.client)
+                });
+                true
+            }
+            _ => false,
+        });
+        c.finish(cfg)
+    }
+
+    /// Reads the programs file named by `include`; a missing file is no programs.
+    ///
+    /// # Errors
+    /// The file exists but cannot be read, or every error in it.
+    pub fn load_programs(&self) -> Result<Vec<ProgramConfig>, ConfigErrors> {
+        match std::fs::read_to_string(&self.include) {
+            Ok(text) => parse_programs(&text, Some(&self.include), &self.dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(ConfigErrors::single(
+                Some(&self.include),
+                format!("cannot read the programs file: {e}"),
+            )),
+        }
+    }
+
+    /// `client.server_url` with a relative unix socket path resolved against the config's
+    /// directory.
+    pub fn resolved_server_url(&self) -> String {
+        match self.client.server_url.strip_prefix("unix://") {
+            Some(p) => format!("unix://{}", resolve_path(&self.dir, Path::new(p)).display()),
+            None => self.client.server_url.clone(),
+        }
+    }
+}
+
+type KeyFn<'f> = dyn FnMut(&mut Collector<'_>, &[Seg], &str, Value) -> bool + 'f;
+
+/// Calls `f` for every key of `map`; a key `f` does not know is reported as unknown.
+fn for_each_key(
+    c: &mut Collector<'_>,
+    path: &[Seg],
+    map: Mapping,
+    mut f: impl FnMut(&mut Collector<'_>, &[Seg], &str, Value) -> bool,
+) {
+    for (k, v) in map {
+        let Some(key) = k.as_str().map(str::to_owned) else {
+            c.error(path, "keys must be strings");
+            continue;
+        };
+        let kp: Vec<Seg> = path.iter().cloned().chain([Seg::Key(key.clone())]).collect();
+        if !f(c, &kp, &key, v) {
+            c.error(&kp, format!("unknown key `{key}`: check its spelling against SPEC §2"));
+        }
+    }
+}
+
+fn section(c: &mut Collector<'_>, path: &[Seg], v: Value, f: &mut KeyFn<'_>) {
+    match v {
+        Value::Null => {}
+        Value::Mapping(m) => for_each_key(c, path, m, f),
+        _ => c.error(path, "expected a mapping of settings"),
+    }
+}
+
+fn server_key(
+    c: &mut Collector<'_>,
+    path: &[Seg],
+    key: &str,
+    v: Value,
+    s: &mut ServerSection,
+    dir: &Path,
+) -> bool {
+    match key {
+        "httpserver" => section(c, path, v, &mut |c, p, k, v| match k {
+            "enabled" => assign(&mut s.httpserver.enabled, want_bool(c, p, &v)),
+            "addr" => {
+                if let Some(a) = want_string(c, p, &v) {
+                    if a.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
+                        s.httpserver.addr = a;
+                    } else {
+                        c.error(p, format!("'{a}' is not HOST:PORT (127.0.0.1:11333 or :11333)"));
+                    }
+                }
+                true
+            }
+            _ => false,
+        }),
+        "unixserver" => section(c, path, v, &mut |c, p, k, v| match k {
+            "enabled" => assign(&mut s.unixserver.enabled, want_bool(c, p, &v)),
+            "sockfile" => assign(&mut s.unixserver.sockfile, want_path(c, p, &v, dir)),
+            _ => false,
+        }),
+        "auth" => section(c, path, v, &mut |c, p, k, v| match k {
+            "enabled" => assign(&mut s.auth.enabled, want_bool(c, p, &v)),
+            "username" => assign(&mut s.auth.username, want_string(c, p, &v)),
+            "password" => assign(&mut s.auth.password, want_string(c, p, &v)),
+            "ipfile" => {
+                if let Some(f) = want_string(c, p, &v) {
+                    s.auth.ipfile = (!f.is_empty()).then(|| resolve_path(dir, Path::new(&f)));
+                }
+                true
+            }
+            _ => false,
+        }),
+        "pidfile" => {
+            assign(&mut s.pidfile, want_path(c, path, &v, dir));
+        }
+        "log" => section(c, path, v, &mut |c, p, k, v| match k {
+            "logpath" => assign(&mut s.log.logpath, want_path(c, p, &v, dir)),
+            "level" => {
+                if let Some(l) = want_string(c, p, &v) {
+                    let l = l.to_ascii_lowercase();
+                    if ["error", "warn", "info", "debug", "trace"].contains(&l.as_str()) {
+                        s.log.level = l;
+                    } else {
+                        c.error(p, format!("'{l}' is not a level: error, warn, info, debug or trace"));
+                    }
+                }
+                true
+            }
+            "filemax" => assign(&mut s.log.filemax, want_size(c, p, &v)),
+            "backups" => assign(
+                &mut s.log.backups,
+                want_uint(c, p, &v, 1000).map(|n| n as u32),
+            ),
+            _ => false,
+        }),
+        "minfds" => {
+            assign(&mut s.minfds, want_uint(c, path, &v, u64::from(u32::MAX)));
+        }
+        "minprocs" => {
+            assign(&mut s.minprocs, want_uint(c, path, &v, u64::from(u32::MAX)));
+        }
+        _ => return false,
+    }
+    true
+}
+
+fn client_key(c: &mut Collector<'_>, path: &[Seg], key: &str, v: Value, cl: &mut ClientConfig) -> bool {
+    match key {
+        "server_url" => {
+            if let Some(u) = want_string(c, path, &v) {
+                if u.starts_with("unix://") || u.starts_with("http://") {
+                    cl.server_url = u;
+                } else {
+                    c.error(path, format!("'{u}' is not unix://PATH or http://HOST:PORT"));
+                }
+            }
+            true
+        }
+        "username" => assign(&mut cl.username, want_string(c, path, &v)),
+        "password" => assign(&mut cl.password, want_string(c, path, &v)),
+        _ => false,
+    }
+}
+
+fn assign<T>(slot: &mut T, v: Option<T>) -> bool {
+    if let Some(v) = v {
+        *slot = v;
+    }
+    true
+}
+
+fn want_path(c: &mut Collector<'_>, path: &[Seg], v: &Value, dir: &Path) -> Option<PathBuf> {
+    let s = want_string(c, path, v)?;
+    if s.is_empty() {
+        c.error(path, "expected a path, found an empty string");
+        return None;
+    }
+    Some(resolve_path(dir, Path::new(&s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_text_parses_to_defaults() {
+        let dir = Path::new("/srv/app");
+        let cfg = ServerConfig::parse(DEFAULT_CONFIG_YML, None, dir).expect("valid default");
+        assert_eq!(cfg, ServerConfig::defaults(dir));
+        assert_eq!(cfg.include, Path::new("/srv/app/./programs.yml"));
+        assert_eq!(cfg.resolved_server_url(), "unix:///srv/app/.gosuv.sock");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_config_dir() {
+        let cfg = ServerConfig::parse(
+            "include: conf/progs.yml\nserver:\n  pidfile: run/g.pid\n  log:\n    logpath: /var/log/g\n",
+            None,
+            Path::new("/etc/gosuv"),
+        )
+        .expect("valid");
+        assert_eq!(cfg.include, Path::new("/etc/gosuv/conf/progs.yml"));
+        assert_eq!(cfg.server.pidfile, Path::new("/etc/gosuv/run/g.pid"));
+        assert_eq!(cfg.server.log.logpath, Path::new("/var/log/g"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_lines() {
+        let errs = ServerConfig::parse(
+            "server:\n  httpserver:\n    enabled: true\n    adress: x\n  pidfil: y\nclient:\n  server_url: ftp://x\nextra: 1\n",
+            Some(Path::new("config.yml")),
+            Path::new("/"),
+        )
+        .expect_err("invalid");
+        let all: Vec<String> = errs.0.iter().map(ToString::to_string).collect();
+        assert_eq!(all.len(), 4, "{all:#?}");
+        assert!(all[0].starts_with("config.yml:4: server.httpserver.adress: unknown key"));
+        assert!(all[1].starts_with("config.yml:5: server.pidfil: unknown key"));
+        assert!(all[2].starts_with("config.yml:7: client.server_url: 'ftp://x'"));
+        assert!(all[3].starts_with("config.yml:8: extra: unknown key"));
+    }
+
+    #[test]
+    fn bad_values() {
+        let errs = ServerConfig::parse(
+            "server:\n  httpserver:\n    addr: nope\n  log:\n    filemax: lots\n    level: loud\n  minfds: -5\n",
+            Some(Path::new("c.yml")),
+            Path::new("/"),
+        )
+        .expect_err("invalid");
+        assert_eq!(errs.0.len(), 4, "{errs}");
+        assert_eq!(errs.0[0].line, Some(3));
+        assert_eq!(errs.0[3].line, Some(7));
+    }
+}

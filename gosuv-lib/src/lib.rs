@@ -1,0 +1,49 @@
+//! gosuv: an embeddable process supervisor.
+//!
+//! One [`Supervisor`] spawns programs (each in its own session and process group), restarts
+//! them by a retry policy, captures and rotates their output, stops them (signal to the
+//! group, SIGKILL after a timeout), reloads their configs, reports state-change events and
+//! CPU/memory of their process trees. The `gosuv` binary, the C ABI and the Python module are
+//! thin adapters over it.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use gosuv::{ProgramConfig, Supervisor, SupervisorOptions, Stream};
+//!
+//! # async fn demo() -> gosuv::Result<()> {
+//! let sup = Supervisor::new(SupervisorOptions::new("/tmp/demo"))?;
+//! let mut web = ProgramConfig::shell("web", "python3 -m http.server 8000");
+//! web.start_seconds = 1;
+//! sup.add(web).await?;
+//! sup.start("web", Some(Duration::from_secs(5))).await?;
+//! println!("{:?}", sup.status("web")?);
+//! let out = sup.tail("web", Stream::Stderr, 4096)?;
+//! print!("{}", String::from_utf8_lossy(&out));
+//! sup.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod blocking;
+pub mod config;
+mod error;
+pub mod events;
+pub mod logs;
+mod program;
+mod reaper;
+mod spawn;
+pub mod stats;
+mod supervisor;
+
+pub use config::{Autorestart, Command, ConfigError, ConfigErrors, ProgramConfig, ServerConfig};
+pub use error::{Error, Result};
+pub use events::{Event, ExitStatus, ProgramState};
+pub use logs::{LogEvent, LogFollower, Stream};
+pub use program::{backoff_delay, ProgramStatus};
+pub use reaper::enable_subreaper;
+pub use stats::ProcessStats;
+pub use supervisor::{
+    EventNotice, Events, LogStatus, ReloadReport, Supervisor, SupervisorOptions,
+};
+
+/// The crate's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

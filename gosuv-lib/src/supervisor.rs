@@ -1,0 +1,628 @@
+//! The public handle: a cheap, cloneable [`Supervisor`] that sends commands to one task per
+//! program.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::future::join_all;
+use serde::Serialize;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::config::{ConfigErrors, ProgramConfig, ServerConfig};
+use crate::error::{Error, Result};
+use crate::events::{Event, ProgramState};
+use crate::logs::{LogCounters, LogFollower, Stream};
+use crate::program::{launch, Cmd, ProgramHandle, ProgramStatus, Shared};
+use crate::spawn::{raise_nofile, SpawnOptions};
+use crate::stats::{scan, ProcessStats, Sampler};
+
+/// Events a subscriber may fall behind before it is told it missed some.
+const EVENT_QUEUE: usize = 4096;
+
+/// How a supervisor is set up.
+#[derive(Clone, Debug)]
+pub struct SupervisorOptions {
+    /// Where relative program directories resolve, and the default working directory.
+    pub base_dir: PathBuf,
+    /// Where `<name>.stdout.log` and `<name>.stderr.log` are written.
+    pub log_dir: PathBuf,
+    /// Make this process a child subreaper, so orphans of daemonising programs are reaped
+    /// here. Children the host program starts in its own session are never reaped by gosuv.
+    pub subreaper: bool,
+    /// SIGKILL each program's leader if this process dies (for test harnesses: see the
+    /// Python module). Off by default.
+    pub kill_on_parent_death: bool,
+    /// Raise the open-files soft limit to at least this (`None`: to the hard limit).
+    /// Children get the original limit back.
+    pub min_fds: Option<u64>,
+}
+
+impl SupervisorOptions {
+    /// Options for programs run from `base_dir`, logging into `base_dir/logs`.
+    pub fn new(base_dir: impl Into<PathBuf>) -> Self {
+        let base_dir = base_dir.into();
+        SupervisorOptions {
+            log_dir: base_dir.join("logs"),
+            base_dir,
+            subreaper: true,
+            kill_on_parent_death: false,
+            min_fds: None,
+        }
+    }
+
+    /// Options from a loaded `config.yml`: its directory, its `logpath` and `minfds`.
+    pub fn from_config(config: &ServerConfig) -> Self {
+        SupervisorOptions {
+            base_dir: config.dir.clone(),
+            log_dir: config.server.log.logpath.clone(),
+            subreaper: true,
+            kill_on_parent_death: false,
+            min_fds: None,
+        }
+    }
+
+    /// Sets `log_dir`.
+    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.log_dir = dir.into();
+        self
+    }
+}
+
+impl Default for SupervisorOptions {
+    fn default() -> Self {
+        Self::new(std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")))
+    }
+}
+
+/// What a reload did, by program name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReloadReport {
+    /// Programs that were not there before.
+    pub added: Vec<String>,
+    /// Programs whose config changed (restarted if they had a process).
+    pub changed: Vec<String>,
+    /// Programs that are gone (stopped first).
+    pub removed: Vec<String>,
+}
+
+/// One item from [`Events::recv`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventNotice {
+    /// A state change.
+    Changed(Event),
+    /// The subscriber fell behind and this many events were dropped.
+    Missed(u64),
+}
+
+/// A subscription to every program's state changes.
+#[derive(Debug)]
+pub struct Events {
+    rx: broadcast::Receiver<Event>,
+}
+
+impl Events {
+    /// The next event, or `None` once the supervisor is gone.
+    pub async fn recv(&mut self) -> Option<EventNotice> {
+        match self.rx.recv().await {
+            Ok(ev) => Some(EventNotice::Changed(ev)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(EventNotice::Missed(n)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+/// Log counters of one program, both streams.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LogStatus {
+    /// Standard output.
+    pub stdout: LogCounters,
+    /// Standard error.
+    pub stderr: LogCounters,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    programs: RwLock<BTreeMap<String, ProgramHandle>>,
+    sampler: Mutex<Sampler>,
+    shutting_down: AtomicBool,
+    started: Instant,
+    started_wall: SystemTime,
+}
+
+/// A process supervisor. Cloning it is cheap; every clone drives the same programs.
+///
+/// It must be created and used inside a tokio runtime (see [`crate::blocking`] for a
+/// supervisor that owns one).
+#[derive(Clone)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("programs", &self.names())
+            .finish()
+    }
+}
+
+impl Supervisor {
+    /// A supervisor with no programs.
+    ///
+    /// # Errors
+    /// The log directory cannot be created, or the subreaper cannot be set.
+    pub fn new(options: SupervisorOptions) -> Result<Self> {
+        std::fs::create_dir_all(&options.log_dir).map_err(|e| {
+            Error::io(
+                format!("cannot create the log directory {}", options.log_dir.display()),
+                e,
+            )
+        })?;
+        if options.subreaper {
+            crate::reaper::enable_subreaper()
+                .map_err(|e| Error::io("cannot become a child subreaper", e))?;
+        }
+        let child_nofile = raise_nofile(options.min_fds);
+        let shared = Arc::new(Shared {
+            events: broadcast::channel(EVENT_QUEUE).0,
+            base_dir: options.base_dir,
+            log_dir: options.log_dir,
+            spawn: SpawnOptions {
+                kill_on_parent_death: options.kill_on_parent_death,
+                child_nofile,
+            },
+        });
+        Ok(Supervisor {
+            inner: Arc::new(Inner {
+                shared,
+                programs: RwLock::new(BTreeMap::new()),
+                sampler: Mutex::new(Sampler::default()),
+                shutting_down: AtomicBool::new(false),
+                started: Instant::now(),
+                started_wall: SystemTime::now(),
+            }),
+        })
+    }
+
+    /// A supervisor for a loaded `config.yml` and its programs; programs with `start_auto`
+    /// are started (without waiting for them).
+    ///
+    /// # Errors
+    /// As [`Supervisor::new`] and [`Supervisor::add`].
+    pub async fn from_config(config: &ServerConfig, programs: Vec<ProgramConfig>) -> Result<Self> {
+        let sup = Supervisor::new(SupervisorOptions::from_config(config))?;
+        for p in programs {
+            sup.add(p).await?;
+        }
+        Ok(sup)
+    }
+
+    /// Reads `config.yml` (and its programs file) and builds a supervisor from them.
+    ///
+    /// # Errors
+    /// Every config error, or as [`Supervisor::new`].
+    pub async fn from_config_file(path: &Path) -> Result<Self> {
+        let config = ServerConfig::load(path)?;
+        let programs = config.load_programs()?;
+        Self::from_config(&config, programs).await
+    }
+
+    /// The directory of the program logs.
+    pub fn log_dir(&self) -> &Path {
+        &self.inner.shared.log_dir
+    }
+
+    /// The directory relative paths resolve against.
+    pub fn base_dir(&self) -> &Path {
+        &self.inner.shared.base_dir
+    }
+
+    /// When the supervisor was created.
+    pub fn started_at(&self) -> SystemTime {
+        self.inner.started_wall
+    }
+
+    /// How long the supervisor has existed.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            Err(Error::ShuttingDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn with_handle<T>(&self, name: &str, f: impl FnOnce(&ProgramHandle) -> T) -> Result<T> {
+        let map = self.inner.programs.read().unwrap_or_else(|p| p.into_inner());
+        map.get(name)
+            .map(f)
+            .ok_or_else(|| Error::NotFound(name.to_string()))
+    }
+
+    async fn send(&self, name: &str, cmd: Cmd) -> Result<()> {
+        let tx = self.with_handle(name, |h| h.cmds.clone())?;
+        tx.send(cmd).await.map_err(|_| Error::ShuttingDown)
+    }
+
+    /// The names of every program, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let map = self.inner.programs.read().unwrap_or_else(|p| p.into_inner());
+        map.keys().cloned().collect()
+    }
+
+    /// Adds a program, stopped; it is started (without waiting) when `start_auto` is set.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the program is invalid, [`Error::Exists`] when the name is
+    /// taken.
+    pub async fn add(&self, config: ProgramConfig) -> Result<()> {
+        self.check_open()?;
+        config.validate()?;
+        let auto = config.start_auto;
+        let name = config.name.clone();
+        {
+            let mut map = self.inner.programs.write().unwrap_or_else(|p| p.into_inner());
+            if map.contains_key(&name) {
+                return Err(Error::Exists(name));
+            }
+            map.insert(name.clone(), launch(self.inner.shared.clone(), config));
+        }
+        if auto {
+            self.start(&name, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a program's config. If it changed and the program had a process, it is
+    /// restarted with the new config (stopped with the old `stop_signal`). Returns whether
+    /// it was restarted.
+    ///
+    /// # Errors
+    /// [`Error::Config`], [`Error::NotFound`].
+    pub async fn update(&self, config: ProgramConfig) -> Result<bool> {
+        self.check_open()?;
+        config.validate()?;
+        let name = config.name.clone();
+        let (tx, rx) = oneshot::channel();
+        self.send(&name, Cmd::Update(Box::new(config), tx)).await?;
+        rx.await.map_err(|_| Error::ShuttingDown)
+    }
+
+    /// Stops a program (waiting until its whole process group is gone) and removes it.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub async fn remove(&self, name: &str) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(name, Cmd::Remove(tx)).await?;
+        let _ = rx.await;
+        self.forget(name);
+        Ok(())
+    }
+
+    fn forget(&self, name: &str) {
+        let mut map = self.inner.programs.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(name);
+        self.inner
+            .sampler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget(name);
+    }
+
+    /// Starts a program. With `wait`, returns once it is `running` (after `start_seconds`),
+    /// or the error that made its starts fail; without, once the start has begun.
+    ///
+    /// # Errors
+    /// [`Error::StartFailed`] (with the reason of the last failure), [`Error::Timeout`] (the
+    /// program carries on trying), [`Error::StoppedBeforeRunning`], [`Error::NotFound`].
+    pub async fn start(&self, name: &str, wait: Option<Duration>) -> Result<ProgramStatus> {
+        self.check_open()?;
+        let (tx, rx) = oneshot::channel();
+        self.send(name, Cmd::Start(tx)).await?;
+        self.await_reply(name, "running", wait, rx).await
+    }
+
+    /// Restarts a program: stops it if it has a process, then starts it, as one request.
+    /// Waits like [`Supervisor::start`].
+    ///
+    /// # Errors
+    /// As [`Supervisor::start`].
+    pub async fn restart(&self, name: &str, wait: Option<Duration>) -> Result<ProgramStatus> {
+        self.check_open()?;
+        let (tx, rx) = oneshot::channel();
+        self.send(name, Cmd::Restart(tx)).await?;
+        self.await_reply(name, "running", wait, rx).await
+    }
+
+    /// Stops a program: `stop_signal` to its process group, SIGKILL after `stop_timeout`.
+    /// With `wait`, returns once the leader and its whole group are gone.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::NotFound`].
+    pub async fn stop(&self, name: &str, wait: Option<Duration>) -> Result<ProgramStatus> {
+        let (tx, rx) = oneshot::channel();
+        self.send(name, Cmd::Stop(tx)).await?;
+        self.await_reply(name, "stopped", wait, rx).await
+    }
+
+    async fn await_reply(
+        &self,
+        name: &str,
+        wanted: &str,
+        wait: Option<Duration>,
+        rx: oneshot::Receiver<Result<()>>,
+    ) -> Result<ProgramStatus> {
+        if let Some(timeout) = wait {
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(r)) => r?,
+                Ok(Err(_)) => return Err(Error::ShuttingDown),
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        name: name.to_string(),
+                        wanted: wanted.to_string(),
+                        state: self.status(name).map_or(ProgramState::Stopped, |s| s.state),
+                        timeout,
+                    })
+                }
+            }
+        }
+        self.status(name)
+    }
+
+    /// Starts every program that is not running, concurrently; one result per program.
+    pub async fn start_all(&self, wait: Option<Duration>) -> Vec<(String, Result<ProgramStatus>)> {
+        let names = self.names();
+        let results = join_all(names.iter().map(|n| self.start(n, wait))).await;
+        names.into_iter().zip(results).collect()
+    }
+
+    /// Stops every program, concurrently; one result per program.
+    pub async fn stop_all(&self, wait: Option<Duration>) -> Vec<(String, Result<ProgramStatus>)> {
+        let names = self.names();
+        let results = join_all(names.iter().map(|n| self.stop(n, wait))).await;
+        names.into_iter().zip(results).collect()
+    }
+
+    /// Restarts every program, concurrently; one result per program.
+    pub async fn restart_all(
+        &self,
+        wait: Option<Duration>,
+    ) -> Vec<(String, Result<ProgramStatus>)> {
+        let names = self.names();
+        let results = join_all(names.iter().map(|n| self.restart(n, wait))).await;
+        names.into_iter().zip(results).collect()
+    }
+
+    /// Waits until a program is in `state` (returns at once if it is), up to `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::NotFound`] (also when it is removed meanwhile).
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        state: ProgramState,
+        timeout: Duration,
+    ) -> Result<ProgramStatus> {
+        let mut rx = self.with_handle(name, |h| h.published.clone())?;
+        let r = tokio::time::timeout(timeout, async {
+            loop {
+                if rx.borrow_and_update().state == state {
+                    return Ok(());
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::NotFound(name.to_string()));
+                }
+            }
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => self.status(name),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Timeout {
+                name: name.to_string(),
+                wanted: state.to_string(),
+                state: self.status(name)?.state,
+                timeout,
+            }),
+        }
+    }
+
+    /// One program's status.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn status(&self, name: &str) -> Result<ProgramStatus> {
+        self.with_handle(name, ProgramHandle::status)
+    }
+
+    /// Every program's status, sorted by name.
+    pub fn list(&self) -> Vec<ProgramStatus> {
+        let map = self.inner.programs.read().unwrap_or_else(|p| p.into_inner());
+        map.values().map(ProgramHandle::status).collect()
+    }
+
+    /// One program's config (the new one, while a restart for an update is under way).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn config(&self, name: &str) -> Result<ProgramConfig> {
+        self.with_handle(name, |h| (*h.published.borrow().config).clone())
+    }
+
+    /// Every program's config, sorted by name.
+    pub fn configs(&self) -> Vec<ProgramConfig> {
+        let map = self.inner.programs.read().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .map(|h| (*h.published.borrow().config).clone())
+            .collect()
+    }
+
+    /// Makes the set of programs equal to `programs`: adds the new ones (starting those
+    /// with `start_auto`), updates the changed ones (restarting those that had a process)
+    /// and removes the missing ones (stopping them first). Unchanged programs are not
+    /// touched. An invalid list changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid list (duplicate or invalid programs).
+    pub async fn reload(&self, programs: Vec<ProgramConfig>) -> Result<ReloadReport> {
+        self.check_open()?;
+        let mut errors = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for p in &programs {
+            if let Err(e) = p.validate() {
+                errors.extend(e.0);
+            }
+            if !seen.insert(p.name.clone()) {
+                errors.extend(
+                    ConfigErrors::single(None, format!("duplicate program name '{}'", p.name)).0,
+                );
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Config(ConfigErrors(errors)));
+        }
+        let current: HashMap<String, ProgramConfig> = self
+            .configs()
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        let mut report = ReloadReport::default();
+        let removed: Vec<String> = current
+            .keys()
+            .filter(|n| !seen.contains(*n))
+            .cloned()
+            .collect();
+        let removals: Vec<_> = removed.iter().map(|n| self.remove(n)).collect();
+        for r in join_all(removals).await {
+            r?;
+        }
+        report.removed = removed;
+        for p in programs {
+            match current.get(&p.name) {
+                None => {
+                    report.added.push(p.name.clone());
+                    self.add(p).await?;
+                }
+                Some(old) if *old != p => {
+                    report.changed.push(p.name.clone());
+                    self.update(p).await?;
+                }
+                Some(_) => {}
+            }
+        }
+        report.added.sort();
+        report.changed.sort();
+        report.removed.sort();
+        Ok(report)
+    }
+
+    /// Subscribes to every program's state changes from now on.
+    pub fn subscribe(&self) -> Events {
+        Events {
+            rx: self.inner.shared.events.subscribe(),
+        }
+    }
+
+    /// The last `max_bytes` (at most 64 KiB) of a program's stream. See
+    /// [`crate::logs::last_lines`] to cut it to lines.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn tail(&self, name: &str, stream: Stream, max_bytes: usize) -> Result<Vec<u8>> {
+        self.with_handle(name, |h| h.logs.sink(stream).tail(max_bytes))
+    }
+
+    /// Follows a program's stream live, from now on, across restarts.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn follow(&self, name: &str, stream: Stream) -> Result<LogFollower> {
+        self.with_handle(name, |h| h.logs.sink(stream).follow())
+    }
+
+    /// Log counters of a program: bytes received, failed writes, the last write error.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn log_status(&self, name: &str) -> Result<LogStatus> {
+        self.with_handle(name, |h| {
+            let [stdout, stderr] = h.logs.counters();
+            LogStatus { stdout, stderr }
+        })
+    }
+
+    /// CPU % and RSS of a program's whole process tree (empty when it has no process).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn stats(&self, name: &str) -> Result<ProcessStats> {
+        let leader = self.with_handle(name, |h| {
+            let p = h.published.borrow();
+            p.pid.zip(p.started.map(|(at, _)| at))
+        })?;
+        let Some((pid, since)) = leader else {
+            return Ok(ProcessStats::default());
+        };
+        let procs = scan();
+        let mut sampler = self.inner.sampler.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(sampler.sample(name, pid, since, &procs))
+    }
+
+    /// Stats of every program that has a process, from one pass over `/proc`.
+    pub fn stats_all(&self) -> BTreeMap<String, ProcessStats> {
+        let leaders: Vec<(String, u32, Instant)> = {
+            let map = self.inner.programs.read().unwrap_or_else(|p| p.into_inner());
+            map.iter()
+                .filter_map(|(n, h)| {
+                    let p = h.published.borrow();
+                    Some((n.clone(), p.pid?, p.started?.0))
+                })
+                .collect()
+        };
+        if leaders.is_empty() {
+            return BTreeMap::new();
+        }
+        let procs = scan();
+        let mut sampler = self.inner.sampler.lock().unwrap_or_else(|p| p.into_inner());
+        leaders
+            .into_iter()
+            .map(|(n, pid, since)| {
+                let s = sampler.sample(&n, pid, since, &procs);
+                (n, s)
+            })
+            .collect()
+    }
+
+    /// Stops every program concurrently and waits until each process group is gone. After
+    /// it, the supervisor accepts no more changes.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = {
+            let map = self.inner.programs.read().unwrap_or_else(|p| p.into_inner());
+            map.iter().map(|(n, h)| (n.clone(), h.cmds.clone())).collect()
+        };
+        let mut waits = Vec::with_capacity(txs.len());
+        for (name, tx) in txs {
+            let (rtx, rrx) = oneshot::channel();
+            if tx.send(Cmd::Remove(rtx)).await.is_ok() {
+                waits.push((name, rrx));
+            }
+        }
+        for (name, rx) in waits {
+            let _ = rx.await;
+            self.forget(&name);
+        }
+    }
+
+    /// Whether [`Supervisor::shutdown`] has been called.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,1 @@
+//! Python bindings for gosuv. See issue 4.
