@@ -27,6 +27,7 @@ pub mod blocking;
 pub mod config;
 mod error;
 pub mod events;
+mod guardian;
 pub mod logs;
 mod program;
 mod reaper;

@@ -425,6 +425,9 @@ impl Task {
                     drains,
                 });
                 self.group = Some(sp.pid);
+                if self.shared.spawn.kill_on_parent_death {
+                    crate::guardian::watch(sp.pid);
+                }
                 self.last_pid = Some(sp.pid);
                 self.transition(ProgramState::Starting, None);
                 if self.config.start_seconds == 0 {
@@ -508,14 +511,14 @@ impl Task {
                     words.map(|w| format!(": {w}")).unwrap_or_default()
                 ));
                 signal_group(pid, Signal::SIGKILL);
-                self.group = None;
+                self.group_gone();
                 self.failed_start(Some(status));
             }
             ProgramState::Running => {
                 // A program's process group lives and dies with its leader: leftovers would
                 // run twice once it restarts.
                 signal_group(pid, Signal::SIGKILL);
-                self.group = None;
+                self.group_gone();
                 let expected = status
                     .code()
                     .is_some_and(|c| self.config.exit_codes.contains(&c));
@@ -624,10 +627,19 @@ impl Task {
             self.timer = Some((at, Timer::GroupPoll));
             return;
         }
-        self.group = None;
+        self.group_gone();
         self.kill_at = None;
         self.transition(ProgramState::Stopped, self.last_exit);
         self.after_stopped();
+    }
+
+    /// The current process group has been killed or found empty.
+    fn group_gone(&mut self) {
+        if let Some(pgid) = self.group.take() {
+            if self.shared.spawn.kill_on_parent_death {
+                crate::guardian::unwatch(pgid);
+            }
+        }
     }
 
     fn after_stopped(&mut self) {
@@ -654,9 +666,10 @@ impl Task {
 impl Drop for Task {
     fn drop(&mut self) {
         // The runtime is going away with a process still up: do not leave it behind.
-        if let Some(pgid) = self.group.take() {
+        if let Some(pgid) = self.group {
             tracing::warn!(program = %self.name(), "supervisor dropped while running: SIGKILL to the process group");
             signal_group(pgid, Signal::SIGKILL);
+            self.group_gone();
         }
     }
 }

@@ -27,7 +27,7 @@ pub(crate) struct Spawned {
 /// Options of the supervisor that shape every spawn.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SpawnOptions {
-    /// Send SIGKILL to the leader when the thread that spawned it (and so this process) dies.
+    /// Have the guardian kill each program's group if this process dies.
     pub kill_on_parent_death: bool,
     /// The RLIMIT_NOFILE soft limit to give children (gosuv raises its own).
     pub child_nofile: Option<libc::rlimit>,
@@ -123,11 +123,10 @@ pub(crate) fn spawn(
         .stderr(Stdio::from(err_w));
 
     let umask = config.umask;
-    let pdeathsig = opts.kill_on_parent_death;
     let nofile = opts.child_nofile;
     // SAFETY: the closure runs in the child between fork and exec and calls only
-    // async-signal-safe functions (setsid, umask, setgroups, setgid, setuid, prctl,
-    // setrlimit, sigaction, sigprocmask, close_range/fcntl) on data prepared before the fork.
+    // async-signal-safe functions (setsid, umask, setgroups, setgid, setuid, setrlimit,
+    // sigaction, sigprocmask, close_range/fcntl) on data prepared before the fork.
     unsafe {
         cmd.pre_exec(move || {
             nix::unistd::setsid()?;
@@ -142,12 +141,6 @@ pub(crate) fn spawn(
                 nix::unistd::setgroups(&sw.groups)?;
                 nix::unistd::setgid(sw.gid)?;
                 nix::unistd::setuid(sw.uid)?;
-            }
-            if pdeathsig {
-                // Set after the user switch: a change of credentials clears it.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
             }
             mark_fds_cloexec();
             Ok(())

@@ -32,8 +32,9 @@ pub struct SupervisorOptions {
     /// Make this process a child subreaper, so orphans of daemonising programs are reaped
     /// here. Children the host program starts in its own session are never reaped by gosuv.
     pub subreaper: bool,
-    /// SIGKILL each program's leader if this process dies (for test harnesses: see the
-    /// Python module). Off by default.
+    /// Start a guardian process that kills every program's process group if this process
+    /// dies, even by SIGKILL (for test harnesses and embedders; see `guardian`). Off by
+    /// default: the `gosuv` server's programs are meant to be stopped by it.
     pub kill_on_parent_death: bool,
     /// Raise the open-files soft limit to at least this (`None`: to the hard limit).
     /// Children get the original limit back.

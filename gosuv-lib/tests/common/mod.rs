@@ -1,0 +1,157 @@
+//! Helpers shared by the integration tests: a supervisor in a temp dir, waits with
+//! deadlines, and looks into /proc.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use gosuv::{EventNotice, Events, ProgramConfig, ProgramState, Supervisor, SupervisorOptions};
+
+pub const WAIT: Option<Duration> = Some(Duration::from_secs(10));
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub sup: Supervisor,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sup = Supervisor::new(SupervisorOptions::new(dir.path())).expect("supervisor");
+        Env { dir, sup }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log(&self, name: &str, stream: &str) -> PathBuf {
+        self.path().join("logs").join(format!("{name}.{stream}.log"))
+    }
+}
+
+/// A shell program that counts as started at once.
+pub fn quick(name: &str, cmd: &str) -> ProgramConfig {
+    let mut p = ProgramConfig::shell(name, cmd);
+    p.start_seconds = 0;
+    p.stop_timeout = 5;
+    p
+}
+
+/// Polls `f` until it returns true, failing the test after `secs` seconds.
+pub fn poll(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Async version of [`poll`].
+pub async fn poll_async(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Collects state changes of `program` until one enters `to`; returns them all.
+pub async fn events_until(
+    events: &mut Events,
+    program: &str,
+    to: ProgramState,
+    secs: u64,
+) -> Vec<gosuv::Event> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no `{to}` event for {program} in {secs}s; saw {seen:?}"));
+        match ev {
+            Some(EventNotice::Changed(e)) if e.program == program => {
+                let done = e.to == to;
+                seen.push(e);
+                if done {
+                    return seen;
+                }
+            }
+            Some(_) => {}
+            None => panic!("event stream closed"),
+        }
+    }
+}
+
+/// The (from, to) pairs of a list of events.
+pub fn pairs(events: &[gosuv::Event]) -> Vec<(ProgramState, ProgramState)> {
+    events.iter().map(|e| (e.from, e.to)).collect()
+}
+
+/// Whether a process exists (a zombie counts).
+pub fn pid_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The state letter of a process (`R`, `S`, `Z` ...), if it exists.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.trim_start().chars().next()
+}
+
+/// Every process whose parent is `ppid`.
+pub fn children_of(ppid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            if let Some((_, rest)) = stat.rsplit_once(')') {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                if f.get(1).and_then(|s| s.parse::<u32>().ok()) == Some(ppid) {
+                    out.push(pid);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every process in process group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            if let Some((_, rest)) = stat.rsplit_once(')') {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                if f.get(2).and_then(|s| s.parse::<u32>().ok()) == Some(pgid) {
+                    out.push(pid);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Zombie children of this test process.
+pub fn zombie_children() -> Vec<u32> {
+    children_of(std::process::id())
+        .into_iter()
+        .filter(|p| proc_state(*p) == Some('Z'))
+        .collect()
+}
+
+/// Reads a file written by a program once it holds `needle`.
+pub fn wait_file_contains(path: &Path, needle: &str, secs: u64) -> String {
+    let mut text = String::new();
+    poll(secs, &format!("{needle:?} in {}", path.display()), || {
+        text = std::fs::read_to_string(path).unwrap_or_default();
+        text.contains(needle)
+    });
+    text
+}
