@@ -92,7 +92,8 @@ pub struct RotatingFile {
     size: u64,
     max_bytes: u64,
     backups: u32,
-    failed_at: Option<Instant>,
+    /// When the last failure happened, and what it was.
+    failed: Option<(Instant, io::ErrorKind, String)>,
 }
 
 impl RotatingFile {
@@ -104,7 +105,7 @@ impl RotatingFile {
             size: 0,
             max_bytes,
             backups,
-            failed_at: None,
+            failed: None,
         }
     }
 
@@ -159,17 +160,17 @@ impl RotatingFile {
     /// # Errors
     /// The open, rotation or write error; the data is then not in the file.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        if let Some(at) = self.failed_at {
+        if let Some((at, kind, msg)) = &self.failed {
             if at.elapsed() < REOPEN_AFTER {
-                return Err(io::Error::other("log file unavailable since the last error"));
+                return Err(io::Error::new(*kind, msg.clone()));
             }
         }
         let r = self.try_write(data);
         match &r {
-            Ok(()) => self.failed_at = None,
-            Err(_) => {
+            Ok(()) => self.failed = None,
+            Err(e) => {
                 self.file = None;
-                self.failed_at = Some(Instant::now());
+                self.failed = Some((Instant::now(), e.kind(), e.to_string()));
             }
         }
         r

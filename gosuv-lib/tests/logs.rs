@@ -1,0 +1,195 @@
+//! Output capture: files per stream, redirect, disable, rotation, tail, followers, and a
+//! failing disk that must neither block the child nor stop logging for good.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use gosuv::{logs::last_lines, Autorestart, LogEvent, ProgramState::*, Stream};
+
+fn seq(n: usize) -> String {
+    (1..=n).map(|i| format!("{i}\n")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_byte_reaches_the_file_in_order() {
+    let env = Env::new();
+    let mut p = quick("counter", "seq 1 300000; echo err-line >&2");
+    p.autorestart = Autorestart::Never;
+    env.sup.add(p).await.expect("add");
+    env.sup.start("counter", WAIT).await.expect("start");
+    env.sup.wait_for("counter", Exited, Duration::from_secs(20)).await.expect("exits");
+    let expected = seq(300_000);
+    poll(10, "the whole output in the file", || {
+        std::fs::metadata(env.log("counter", "stdout")).map(|m| m.len()).unwrap_or(0) as usize
+            >= expected.len()
+    });
+    let got = std::fs::read_to_string(env.log("counter", "stdout")).expect("log");
+    assert!(got == expected, "stdout log differs from the program's output");
+    assert_eq!(
+        std::fs::read_to_string(env.log("counter", "stderr")).expect("stderr log"),
+        "err-line\n"
+    );
+    let tail = env.sup.tail("counter", Stream::Stdout, 64 * 1024).expect("tail");
+    assert_eq!(tail.len(), 64 * 1024);
+    assert!(expected.as_bytes().ends_with(&tail));
+    assert_eq!(last_lines(&tail, 2), b"299999\n300000\n");
+    let counters = env.sup.log_status("counter").expect("counters");
+    assert_eq!(counters.stdout.bytes, expected.len() as u64);
+    assert_eq!(counters.stdout.write_errors, 0);
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_stderr_and_log_disable() {
+    let env = Env::new();
+    let mut merged = quick("merged", "echo out; echo err >&2; exec sleep 30");
+    merged.redirect_stderr = true;
+    let mut silent = quick("silent", "echo hush; exec sleep 30");
+    silent.log_disable = true;
+    env.sup.add(merged).await.expect("add");
+    env.sup.add(silent).await.expect("add");
+    env.sup.start_all(WAIT).await;
+    let text = wait_file_contains(&env.log("merged", "stdout"), "err", 5);
+    assert!(text.contains("out\n"), "{text}");
+    assert!(!env.log("merged", "stderr").exists());
+    poll(5, "tail of the silent program", || {
+        env.sup.tail("silent", Stream::Stdout, 100).expect("tail") == b"hush\n"
+    });
+    assert!(!env.log("silent", "stdout").exists(), "log_disable wrote a file");
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotates_at_log_max_bytes_keeping_log_backups() {
+    let env = Env::new();
+    // 40 writes of 1000 bytes, each its own chunk: rotation at 4000 bytes, 2 backups.
+    let mut p = quick(
+        "rot",
+        "for i in $(seq 1 40); do printf \"%0999d\\n\" $i; sleep 0.005; done",
+    );
+    p.autorestart = Autorestart::Never;
+    p.log_max_bytes = 4000;
+    p.log_backups = 2;
+    env.sup.add(p).await.expect("add");
+    env.sup.start("rot", WAIT).await.expect("start");
+    env.sup.wait_for("rot", Exited, Duration::from_secs(20)).await.expect("exits");
+    let last = format!("{:0999}\n", 40);
+    wait_file_contains(&env.log("rot", "stdout"), &last, 5);
+    let base = env.log("rot", "stdout");
+    let b1 = base.with_extension("log.1");
+    let b2 = base.with_extension("log.2");
+    assert!(b1.exists() && b2.exists(), "backups missing");
+    assert!(!base.with_extension("log.3").exists(), "more backups than log_backups");
+    for f in [&base, &b1, &b2] {
+        let len = std::fs::metadata(f).expect("meta").len();
+        assert!(len > 0 && len <= 4000, "{} is {len} bytes", f.display());
+    }
+    // The newest lines are in the current file, older ones in .1, then .2, with no gap.
+    let all = [&b2, &b1, &base]
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("read"))
+        .collect::<String>();
+    let numbers: Vec<u32> = all.lines().map(|l| l.parse().expect("number")).collect();
+    assert_eq!(*numbers.last().expect("some"), 40);
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "gap or reorder: {numbers:?}");
+    env.sup.shutdown().await;
+}
+
+async fn read_until(needle: &str, text: &mut String, f: &mut gosuv::LogFollower) {
+    while !text.contains(needle) {
+        match tokio::time::timeout(Duration::from_secs(5), f.recv()).await {
+            Ok(Some(LogEvent::Data(d))) => text.push_str(&String::from_utf8_lossy(&d)),
+            other => panic!("waiting for {needle:?}, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_see_live_output_across_restarts() {
+    let env = Env::new();
+    let gate = env.path().join("gate");
+    let cmd = format!(
+        "echo start-$$; while [ ! -e {} ]; do sleep 0.01; done; exit 1",
+        gate.display()
+    );
+    env.sup.add(quick("live", &cmd)).await.expect("add");
+    let mut follower = env.sup.follow("live", Stream::Stdout).expect("follow");
+    let first = env.sup.start("live", WAIT).await.expect("start").pid.expect("pid");
+    let mut text = String::new();
+    read_until(&format!("start-{first}"), &mut text, &mut follower).await;
+    let mut events = env.sup.subscribe();
+    std::fs::write(&gate, "").expect("gate");
+    let seen = events_until(&mut events, "live", Running, 5).await;
+    std::fs::remove_file(&gate).expect("close gate");
+    let second = seen.last().and_then(|e| e.pid).expect("new pid");
+    read_until(&format!("start-{second}"), &mut text, &mut follower).await;
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_never_reads_loses_nothing_in_the_file() {
+    let env = Env::new();
+    let mut p = quick("firehose", "seq 1 200000");
+    p.autorestart = Autorestart::Never;
+    env.sup.add(p).await.expect("add");
+    let mut idle = env.sup.follow("firehose", Stream::Stdout).expect("follow");
+    env.sup.start("firehose", WAIT).await.expect("start");
+    env.sup.wait_for("firehose", Exited, Duration::from_secs(20)).await.expect("exits");
+    let expected = seq(200_000);
+    poll(10, "whole file", || {
+        std::fs::read_to_string(env.log("firehose", "stdout")).unwrap_or_default().len() >= expected.len()
+    });
+    assert!(std::fs::read_to_string(env.log("firehose", "stdout")).expect("log") == expected);
+    // The idle follower now reads: what it gets plus what it is told it missed is exactly
+    // the output, and what it gets is a suffix of it.
+    let mut got = Vec::new();
+    let mut missed = 0u64;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(200), idle.recv()).await {
+        match ev {
+            LogEvent::Data(d) => got.extend_from_slice(&d),
+            LogEvent::Missed(n) => {
+                assert!(got.is_empty(), "a gap after data");
+                missed += n;
+            }
+        }
+    }
+    assert_eq!(missed + got.len() as u64, expected.len() as u64);
+    assert!(expected.as_bytes().ends_with(&got));
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_log_file_is_counted_and_logging_resumes() {
+    let env = Env::new();
+    let logs = env.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs");
+    let link = logs.join("full.stdout.log");
+    std::os::unix::fs::symlink("/dev/full", &link).expect("symlink");
+    let gate = env.path().join("gate");
+    let cmd = format!(
+        "i=0; while [ ! -e {g} ]; do i=$((i+1)); echo line-$i; sleep 0.01; done; echo after-fault; exec sleep 30",
+        g = gate.display()
+    );
+    env.sup.add(quick("full", &cmd)).await.expect("add");
+    env.sup.start("full", WAIT).await.expect("start");
+    poll(5, "write errors counted", || {
+        env.sup.status("full").expect("s").log_errors >= 3
+    });
+    // The child is not blocked: it keeps producing output (seen in the tail).
+    let before = env.sup.log_status("full").expect("c").stdout.bytes;
+    poll(5, "more output while the disk fails", || {
+        env.sup.log_status("full").expect("c").stdout.bytes > before + 50
+    });
+    let counters = env.sup.log_status("full").expect("c");
+    let err = counters.stdout.last_write_error.expect("error kept");
+    assert!(err.contains("full.stdout.log") && err.contains("No space left"), "{err}");
+    // The fault clears: the file is a regular file again and logging resumes.
+    std::fs::remove_file(&link).expect("unlink");
+    std::fs::write(&gate, "").expect("gate");
+    let text = wait_file_contains(&link, "after-fault", 5);
+    assert!(text.ends_with("after-fault\n"), "{text}");
+    assert_eq!(env.sup.status("full").expect("s").state, Running);
+    env.sup.shutdown().await;
+}
