@@ -12,7 +12,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -33,9 +32,6 @@ const READ_CHUNK: usize = 256 * 1024;
 
 /// A pipe that filled up gets this much room, so that a chatty child rarely waits on it.
 const BIG_PIPE: libc::c_int = 1 << 20;
-
-/// How soon a log file that failed is opened again.
-const REOPEN_AFTER: Duration = Duration::from_secs(1);
 
 /// Which output of a program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -92,8 +88,6 @@ pub struct RotatingFile {
     size: u64,
     max_bytes: u64,
     backups: u32,
-    /// When the last failure happened, and what it was.
-    failed: Option<(Instant, io::ErrorKind, String)>,
 }
 
 impl RotatingFile {
@@ -105,7 +99,6 @@ impl RotatingFile {
             size: 0,
             max_bytes,
             backups,
-            failed: None,
         }
     }
 
@@ -154,24 +147,16 @@ impl RotatingFile {
         Ok(())
     }
 
-    /// Appends `data`, rotating first when it would pass `max_bytes`. After a failure, the
-    /// file is not tried again for a second, so a dead disk costs one syscall a second.
+    /// Appends `data`, rotating first when it would pass `max_bytes`. After a failure the
+    /// file is closed and the next write opens it again, so logging resumes as soon as the
+    /// fault clears (a failed open or write costs a syscall or two, not a wait).
     ///
     /// # Errors
     /// The open, rotation or write error; the data is then not in the file.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        if let Some((at, kind, msg)) = &self.failed {
-            if at.elapsed() < REOPEN_AFTER {
-                return Err(io::Error::new(*kind, msg.clone()));
-            }
-        }
         let r = self.try_write(data);
-        match &r {
-            Ok(()) => self.failed = None,
-            Err(e) => {
-                self.file = None;
-                self.failed = Some((Instant::now(), e.kind(), e.to_string()));
-            }
+        if r.is_err() {
+            self.file = None;
         }
         r
     }

@@ -96,9 +96,20 @@ pub struct ValidatedConfig {
 /// # Errors
 /// Every error of both files, each with file, line and key.
 pub fn validate(config_path: &Path) -> Result<ValidatedConfig, ConfigErrors> {
-    let server = ServerConfig::load(config_path)?;
-    let programs = server.load_programs()?;
-    Ok(ValidatedConfig { server, programs })
+    let (server, mut errors) = ServerConfig::load_lenient(config_path)?;
+    // The programs file is checked even when config.yml has errors (with the `include`
+    // that could be read), so that one run shows everything to fix.
+    let programs = match server.load_programs() {
+        Ok(p) => p,
+        Err(e) => {
+            errors.get_or_insert_with(|| ConfigErrors(Vec::new())).0.extend(e.0);
+            Vec::new()
+        }
+    };
+    match errors {
+        Some(e) => Err(e),
+        None => Ok(ValidatedConfig { server, programs }),
+    }
 }
 
 /// Collects errors while a document is walked.

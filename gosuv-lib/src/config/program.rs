@@ -470,7 +470,7 @@ pub(crate) fn want_bool(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Optio
 
 pub(crate) fn want_uint(c: &mut Collector<'_>, path: &[Seg], v: &Value, max: u64) -> Option<u64> {
     let n = match v {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_i64().map(|_| u64::MAX)),
+        Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().parse::<u64>().ok(),
         _ => None,
     };

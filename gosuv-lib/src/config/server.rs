@@ -184,6 +184,15 @@ impl ServerConfig {
     /// # Errors
     /// The file cannot be read, or every error in it with its line and key.
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        match Self::load_lenient(path)? {
+            (cfg, None) => Ok(cfg),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// Reads a `config.yml`: the config with every valid key applied, and its errors. Fails
+    /// outright only when the file cannot be read.
+    pub(crate) fn load_lenient(path: &Path) -> Result<(Self, Option<ConfigErrors>), ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors::single(Some(path), format!("cannot read the config file: {e}"))
         })?;
@@ -192,9 +201,9 @@ impl ServerConfig {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("/"));
-        let mut cfg = Self::parse(&text, Some(path), &dir)?;
+        let (mut cfg, errors) = Self::parse_lenient(&text, Some(path), &dir);
         cfg.path = Some(abs);
-        Ok(cfg)
+        Ok((cfg, errors))
     }
 
     /// Parses `config.yml` text; relative paths resolve against `dir`.
@@ -202,16 +211,32 @@ impl ServerConfig {
     /// # Errors
     /// Every error in the text with its line and key.
     pub fn parse(text: &str, file: Option<&Path>, dir: &Path) -> Result<Self, ConfigErrors> {
-        let value = parse_yaml(text, file)?;
+        let (cfg, errors) = Self::parse_lenient(text, file, dir);
+        match errors {
+            Some(e) => Err(e),
+            None => Ok(cfg),
+        }
+    }
+
+    /// Parses as much as it can: the config with every valid key applied, and the errors.
+    pub(crate) fn parse_lenient(
+        text: &str,
+        file: Option<&Path>,
+        dir: &Path,
+    ) -> (Self, Option<ConfigErrors>) {
+        let mut cfg = ServerConfig::defaults(dir);
+        let value = match parse_yaml(text, file) {
+            Ok(v) => v,
+            Err(e) => return (cfg, Some(e)),
+        };
         let index = LineIndex::build(text);
         let mut c = Collector::new(file, Some(&index));
-        let mut cfg = ServerConfig::defaults(dir);
         let top = match value {
             Value::Null => Mapping::new(),
             Value::Mapping(m) => m,
             _ => {
                 c.error(&[], "config.yml is a mapping with `server:` and `client:`");
-                return c.finish(cfg);
+                return (cfg, c.finish(()).err());
             }
         };
         for_each_key(&mut c, &[], top, |c, path, key, v| match key {
@@ -237,7 +262,7 @@ impl ServerConfig {
             }
             _ => false,
         });
-        c.finish(cfg)
+        (cfg, c.finish(()).err())
     }
 
     /// Reads the programs file named by `include`; a missing file is no programs.
