@@ -1,3 +1,11 @@
+//! `gosuv`: see `gosuv --help`.
+
+use clap::Parser;
+
 fn main() {
-    println!("gosuv {}", env!("CARGO_PKG_VERSION"));
+    let cli = gosuv_bin::cli::Cli::parse();
+    if let Err(e) = gosuv_bin::commands::run(cli) {
+        eprintln!("gosuv: {}", e.message);
+        std::process::exit(e.code);
+    }
 }

@@ -1,0 +1,93 @@
+//! The command line (SPEC §5): `gosuv [-c config.yml] COMMAND`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// gosuv: a process supervisor with a CLI, a REST API and a web page.
+///
+/// `gosuv start-server` runs the server on config.yml (written with defaults when missing);
+/// every other command talks to that server over `client.server_url`.
+#[derive(Debug, Parser)]
+#[command(name = "gosuv", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// The config file: server and client settings (its programs file sits beside it).
+    #[arg(short = 'c', long = "conf", global = true, default_value = "config.yml")]
+    pub conf: PathBuf,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the server (in the background unless -f); writes a default config.yml when
+    /// there is none. Prints `server started, listening <addresses>` once it answers.
+    StartServer {
+        /// Stay in the foreground, logging to gosuv.log (and to the terminal).
+        #[arg(short = 'f', long)]
+        foreground: bool,
+        /// Internal: set by the background start for the detached server process.
+        #[arg(long, hide = true)]
+        daemon_child: bool,
+    },
+    /// Stop every program, then stop the server; returns once the server has exited.
+    Shutdown,
+    /// Print `server is running` and exit 0, or say why not and exit 1.
+    StatusServer,
+    /// Shut the server down, wait until it is gone, then start it again in the background.
+    RestartServer,
+    /// Signal the server in the pidfile: SIGTERM (graceful, like shutdown) and wait for it to
+    /// exit; with -9, SIGKILL at once (its programs are left running).
+    Kill {
+        /// Send SIGKILL instead of SIGTERM.
+        #[arg(short = '9')]
+        force: bool,
+    },
+    /// Re-read the programs file: prints `load config success` and which programs were
+    /// added, changed and removed. A bad file changes nothing.
+    Reload,
+    /// Check config.yml and the programs file; prints every error with its file and line and
+    /// exits 1 if there is any.
+    #[command(visible_alias = "t")]
+    Conftest,
+    /// Open the programs file in $EDITOR (default vi), then check it like conftest.
+    Edit,
+    /// Print a table of every program: name, state, pid, uptime and last error.
+    #[command(visible_alias = "st")]
+    Status,
+    /// Start a program (or `all`) and wait until it is running; prints its state.
+    Start(Target),
+    /// Stop a program (or `all`) and wait until its processes are gone; prints its state.
+    Stop(Target),
+    /// Stop then start a program (or `all`); prints its state.
+    Restart(Target),
+    /// Print the last lines of a program's output; with -f, keep printing new output.
+    Tail {
+        /// The program.
+        name: String,
+        /// Follow: print output as it comes until interrupted or the program is removed.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many lines to print first.
+        #[arg(short = 'n', long = "lines", default_value_t = 10)]
+        lines: usize,
+        /// Show standard error instead of standard output.
+        #[arg(long)]
+        stderr: bool,
+    },
+    /// Print the version of this command (and of the server when it answers).
+    Version,
+}
+
+/// A program name, or `all`.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The program's name, or `all` for every program.
+    pub name: String,
+    /// Return once the request is sent instead of waiting for the resulting state.
+    #[arg(long)]
+    pub no_wait: bool,
+}

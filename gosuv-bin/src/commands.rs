@@ -1,0 +1,411 @@
+//! What each CLI command does. Everything but `start-server`, `conftest`, `edit`, `kill` and
+//! `version` is a request to the server's API.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use hyper::Method;
+use serde_json::Value;
+
+use crate::cli::{Cli, Command, Target};
+use crate::client::{Client, ClientError};
+use crate::daemon;
+use crate::{CliResult, Failure};
+
+/// Runs one command.
+///
+/// # Errors
+/// The command failed; the message says what to do.
+pub fn run(cli: Cli) -> CliResult {
+    let conf = crate::server::absolute(&cli.conf);
+    match cli.command {
+        Command::StartServer {
+            foreground,
+            daemon_child,
+        } => start_server(&conf, foreground, daemon_child),
+        Command::Shutdown => shutdown(&conf).map(|_| println!("server stopped")),
+        Command::StatusServer => status_server(&conf),
+        Command::RestartServer => restart_server(&conf),
+        Command::Kill { force } => kill(&conf, force),
+        Command::Reload => reload(&conf),
+        Command::Conftest => conftest(&conf),
+        Command::Edit => edit(&conf),
+        Command::Status => status(&conf),
+        Command::Start(t) => act(&conf, "start", &t),
+        Command::Stop(t) => act(&conf, "stop", &t),
+        Command::Restart(t) => act(&conf, "restart", &t),
+        Command::Tail {
+            name,
+            follow,
+            lines,
+            stderr,
+        } => tail(&conf, &name, follow, lines, stderr),
+        Command::Version => version(&conf),
+    }
+}
+
+fn load(conf: &Path) -> CliResult<gosuv::ServerConfig> {
+    if !conf.exists() {
+        return Err(Failure::new(format!(
+            "no config file at {}: run 'gosuv start-server' there (it writes one), or pass -c PATH",
+            conf.display()
+        )));
+    }
+    Ok(gosuv::ServerConfig::load(conf)?)
+}
+
+fn client(conf: &Path) -> CliResult<(gosuv::ServerConfig, Client)> {
+    let config = load(conf)?;
+    let client = Client::from_config(&config)?;
+    Ok((config, client))
+}
+
+fn start_server(conf: &Path, foreground: bool, daemon_child: bool) -> CliResult {
+    if !conf.exists() {
+        daemon::write_default_config(conf)?;
+        eprintln!("wrote the default config to {}", conf.display());
+    }
+    let config = gosuv::ServerConfig::load(conf)?;
+    crate::server::preflight(&config)?;
+    if let Some(w) = crate::server::permission_warning(&config) {
+        eprintln!("warning: {w}");
+    }
+    if foreground {
+        gosuv::enable_subreaper()
+            .map_err(|e| Failure::new(format!("cannot become a child subreaper: {e}")))?;
+        crate::server::run(conf, !daemon_child)
+    } else {
+        // Checked here too, so that a bad programs file is reported on the terminal.
+        config.load_programs()?;
+        daemon::start_background(conf, &config)
+    }
+}
+
+/// Asks the server to shut down and waits until it has exited. Returns whether a server
+/// was running.
+fn shutdown(conf: &Path) -> CliResult<bool> {
+    let (config, client) = client(conf)?;
+    let status = client.json(Method::GET, "/api/status", None)?;
+    let pidfile = status["pidfile"]
+        .as_str()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| config.server.pidfile.clone());
+    client.json(Method::POST, "/api/shutdown", None)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        match client.send(Method::GET, "/api/status", None) {
+            Err(ClientError::Unreachable { .. }) => break,
+            _ if std::time::Instant::now() > deadline => {
+                return Err(Failure::new("the server is still shutting down after 10 minutes: see gosuv.log"))
+            }
+            _ => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    if !daemon::wait_pidfile_free(&pidfile, Duration::from_secs(30)) {
+        return Err(Failure::new(format!(
+            "the server stopped answering but still holds {}: see gosuv.log",
+            pidfile.display()
+        )));
+    }
+    Ok(true)
+}
+
+fn status_server(conf: &Path) -> CliResult {
+    let (_, client) = client(conf)?;
+    match client.json(Method::GET, "/api/status", None) {
+        Ok(_) => {
+            println!("server is running");
+            Ok(())
+        }
+        Err(ClientError::Unreachable { url, .. }) => Err(Failure::new(format!(
+            "server is not running: nothing answers at {url} (start it with 'gosuv start-server')"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn restart_server(conf: &Path) -> CliResult {
+    match shutdown(conf) {
+        Ok(_) => println!("server stopped"),
+        Err(e) if e.message.starts_with("cannot reach") => {
+            println!("server was not running");
+        }
+        Err(e) => return Err(e),
+    }
+    start_server(conf, false, false)
+}
+
+fn kill(conf: &Path, force: bool) -> CliResult {
+    let config = load(conf)?;
+    let pidfile = &config.server.pidfile;
+    let Some(pid) = daemon::running_pid(pidfile) else {
+        return Err(Failure::new(format!(
+            "gosuv is not running: no live server holds {}",
+            pidfile.display()
+        )));
+    };
+    let signal = if force {
+        nix::sys::signal::Signal::SIGKILL
+    } else {
+        nix::sys::signal::Signal::SIGTERM
+    };
+    let pid_i32 = i32::try_from(pid).map_err(|_| Failure::new(format!("bad pid {pid} in {}", pidfile.display())))?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid_i32), signal)
+        .map_err(|e| Failure::new(format!("cannot signal pid {pid}: {e}")))?;
+    if !daemon::wait_pidfile_free(pidfile, Duration::from_secs(600)) {
+        return Err(Failure::new(format!("pid {pid} is still running after SIGTERM: try 'gosuv kill -9'")));
+    }
+    if force {
+        println!("server killed (pid {pid}); its programs were not stopped");
+    } else {
+        println!("server stopped (pid {pid})");
+    }
+    Ok(())
+}
+
+fn reload(conf: &Path) -> CliResult {
+    let (_, client) = client(conf)?;
+    let r = client.json(Method::POST, "/api/reload", None)?;
+    println!("load config success");
+    let mut any = false;
+    for key in ["added", "changed", "removed"] {
+        let names: Vec<&str> = r[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if !names.is_empty() {
+            any = true;
+            println!("{key}: {}", names.join(", "));
+        }
+    }
+    if !any {
+        println!("no changes");
+    }
+    Ok(())
+}
+
+fn conftest(conf: &Path) -> CliResult {
+    let v = gosuv::config::validate(conf)?;
+    if let Some(w) = crate::server::permission_warning(&v.server) {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "config ok: {} and {} ({} program{})",
+        conf.display(),
+        v.server.include.display(),
+        v.programs.len(),
+        if v.programs.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+fn edit(conf: &Path) -> CliResult {
+    let config = load(conf)?;
+    let editor = std::env::var("EDITOR")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| "vi".into());
+    let status = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(&config.include)
+        .status()
+        .map_err(|e| Failure::new(format!("cannot run the editor '{editor}': {e}")))?;
+    if !status.success() {
+        return Err(Failure::new(format!(
+            "the editor '{editor}' failed ({status}); set $EDITOR to another editor"
+        )));
+    }
+    conftest(conf)?;
+    println!("run 'gosuv reload' to apply the changes");
+    Ok(())
+}
+
+/// `1d 2h`, `3h 4m`, `5m 6s`, `7s`.
+pub fn format_uptime(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {sec}s")
+    } else {
+        format!("{sec}s")
+    }
+}
+
+/// The `status` table: name, state, pid, uptime, last error; columns aligned.
+pub fn status_table(programs: &[Value]) -> String {
+    let rows: Vec<[String; 5]> = programs
+        .iter()
+        .map(|p| {
+            let state = p["state"].as_str().unwrap_or("?").to_string();
+            let running = p["pid"].is_u64();
+            [
+                p["name"].as_str().unwrap_or("?").to_string(),
+                state,
+                p["pid"].as_u64().map_or("-".into(), |x| x.to_string()),
+                p["uptime_secs"]
+                    .as_f64()
+                    .filter(|_| running)
+                    .map_or("-".into(), format_uptime),
+                p["last_error"]
+                    .as_str()
+                    .map_or("-".into(), |e| e.replace('\n', " ")),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "STATE", "PID", "UPTIME", "LAST ERROR"];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::with_capacity(rows.len() * 64 + 64);
+    let mut line = |cells: [&str; 5]| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i == 4 {
+                l.push_str(c);
+            } else {
+                l.push_str(c);
+                l.push_str(&" ".repeat(widths[i] - c.chars().count() + 2));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
+    }
+    out
+}
+
+fn status(conf: &Path) -> CliResult {
+    let (_, client) = client(conf)?;
+    let v = client.json(Method::GET, "/api/programs", None)?;
+    let programs = v.as_array().cloned().unwrap_or_default();
+    if programs.is_empty() {
+        println!("no programs: add some to the programs file, then run 'gosuv reload'");
+        return Ok(());
+    }
+    let text = status_table(&programs);
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    Ok(())
+}
+
+fn describe(p: &Value) -> String {
+    let mut s = format!(
+        "{}: {}",
+        p["name"].as_str().unwrap_or("?"),
+        p["state"].as_str().unwrap_or("?")
+    );
+    if let Some(pid) = p["pid"].as_u64() {
+        s.push_str(&format!(" (pid {pid})"));
+    }
+    s
+}
+
+fn act(conf: &Path, action: &str, t: &Target) -> CliResult {
+    let (_, client) = client(conf)?;
+    let query = if t.no_wait { "?wait=false" } else { "" };
+    if t.name == "all" {
+        let v = client.json(Method::POST, &format!("/api/all/{action}{query}"), None)?;
+        let mut failed = 0;
+        for r in v.as_array().cloned().unwrap_or_default() {
+            if r["ok"].as_bool() == Some(true) {
+                println!("{}", describe(&r));
+            } else {
+                failed += 1;
+                eprintln!(
+                    "{}: {}",
+                    r["name"].as_str().unwrap_or("?"),
+                    r["error"].as_str().unwrap_or("failed")
+                );
+            }
+        }
+        if failed > 0 {
+            return Err(Failure::new(format!("{action} failed for {failed} program(s)")));
+        }
+        return Ok(());
+    }
+    gosuv::config::validate_name(&t.name).map_err(Failure::new)?;
+    let v = client.json(
+        Method::POST,
+        &format!("/api/programs/{}/{action}{query}", t.name),
+        None,
+    )?;
+    println!("{}", describe(&v));
+    Ok(())
+}
+
+fn tail(conf: &Path, name: &str, follow: bool, lines: usize, stderr: bool) -> CliResult {
+    gosuv::config::validate_name(name).map_err(Failure::new)?;
+    let (_, client) = client(conf)?;
+    let stream = if stderr { "stderr" } else { "stdout" };
+    if !follow {
+        let body = client.get_bytes(&format!("/api/programs/{name}/log?stream={stream}&lines={lines}"))?;
+        let _ = std::io::stdout().lock().write_all(&body);
+        return Ok(());
+    }
+    let path = format!("/api/programs/{name}/log/follow?stream={stream}&lines={lines}");
+    client.events(&path, |event, data| {
+        match event {
+            "log" => {
+                if let Ok(text) = serde_json::from_str::<String>(data) {
+                    let mut out = std::io::stdout().lock();
+                    if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+                        return false;
+                    }
+                }
+            }
+            "missed" => eprintln!("[gosuv: output was skipped: {data}]"),
+            _ => {}
+        }
+        true
+    })?;
+    Ok(())
+}
+
+fn version(conf: &Path) -> CliResult {
+    println!("gosuv {}", env!("CARGO_PKG_VERSION"));
+    if let Ok((_, client)) = client(conf) {
+        if let Ok(v) = client.json(Method::GET, "/api/status", None) {
+            println!("server {} (pid {})", v["version"].as_str().unwrap_or("?"), v["pid"]);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptimes() {
+        assert_eq!(format_uptime(7.9), "7s");
+        assert_eq!(format_uptime(306.0), "5m 6s");
+        assert_eq!(format_uptime(3.0 * 3600.0 + 240.0), "3h 4m");
+        assert_eq!(format_uptime(86_400.0 * 2.0 + 3600.0), "2d 1h");
+    }
+
+    #[test]
+    fn table_is_aligned() {
+        let rows = vec![
+            serde_json::json!({"name": "web", "state": "running", "pid": 42, "uptime_secs": 65.0}),
+            serde_json::json!({"name": "worker-long", "state": "fatal", "pid": null, "last_error": "exit code 1"}),
+        ];
+        let t = status_table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "NAME         STATE    PID  UPTIME  LAST ERROR");
+        assert_eq!(lines[1], "web          running  42   1m 5s   -");
+        assert_eq!(lines[2], "worker-long  fatal    -    -       exit code 1");
+    }
+}

@@ -1,0 +1,530 @@
+//! The REST API of SPEC §6: [`router`] builds it; it is served unchanged on the unix socket
+//! and over HTTP, and tests drive it without a socket.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Extension, Json, Router};
+use futures_util::Stream;
+use gosuv::events::rfc3339;
+use gosuv::{EventNotice, LogEvent, ProcessStats, ProgramConfig, ProgramState, ProgramStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiResult};
+use super::security::{self, Caller};
+use super::{metrics, AppState};
+
+/// The largest request body accepted (one program's JSON is a few hundred bytes).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The longest a start/stop/restart request waits for the resulting state.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// Keys of a program as read back that are status, not config: accepted and ignored in a
+/// request body, so that a program read with GET can be edited and sent back with PUT.
+const STATUS_KEYS: [&str; 11] = [
+    "state",
+    "pid",
+    "started_at",
+    "uptime_secs",
+    "exit_code",
+    "exit_signal",
+    "restarts",
+    "last_error",
+    "log_errors",
+    "cpu_percent",
+    "rss_bytes",
+];
+
+/// The web page (issue 6 replaces the file).
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+
+/// The OpenAPI document of this API.
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
+
+/// Every route of SPEC §6 behind the security middleware, with `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/status", get(server_status))
+        .route("/api/reload", post(reload))
+        .route("/api/shutdown", post(shutdown))
+        .route("/api/programs", get(list).post(create))
+        .route("/api/programs/{name}", get(read).put(replace).delete(remove))
+        .route("/api/programs/{name}/start", post(start))
+        .route("/api/programs/{name}/stop", post(stop))
+        .route("/api/programs/{name}/restart", post(restart))
+        .route("/api/programs/{name}/log", get(log))
+        .route("/api/programs/{name}/log/follow", get(follow))
+        .route("/api/programs/{name}/stats", get(stats))
+        .route("/api/all/{action}", post(all))
+        .route("/api/events", get(events))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), security::guard))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such route: see /api/openapi.json for the API",
+    )
+}
+
+async fn index() -> Response {
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        Html(INDEX_HTML),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// A name from a path, checked before it is used anywhere.
+fn checked(name: &str) -> ApiResult<&str> {
+    gosuv::config::validate_name(name).map_err(ApiError::bad_request)?;
+    Ok(name)
+}
+
+/// A program as read back: its config with the programs.yml keys, then its live status.
+#[derive(Serialize)]
+pub struct ProgramView<'a> {
+    #[serde(flatten)]
+    config: &'a ProgramConfig,
+    state: ProgramState,
+    pid: Option<u32>,
+    started_at: Option<String>,
+    uptime_secs: Option<f64>,
+    exit_code: Option<i32>,
+    exit_signal: Option<i32>,
+    restarts: u64,
+    last_error: Option<&'a str>,
+    log_errors: u64,
+    cpu_percent: Option<f64>,
+    rss_bytes: Option<u64>,
+}
+
+impl<'a> ProgramView<'a> {
+    /// Joins a config, its status and its stats (when it has a process).
+    pub fn new(
+        config: &'a ProgramConfig,
+        status: &'a ProgramStatus,
+        stats: Option<&'a ProcessStats>,
+    ) -> Self {
+        ProgramView {
+            config,
+            state: status.state,
+            pid: status.pid,
+            started_at: status.started_at.map(rfc3339),
+            uptime_secs: status.uptime_secs.map(|s| (s * 1000.0).round() / 1000.0),
+            exit_code: status.exit_code,
+            exit_signal: status.exit_signal,
+            restarts: status.restarts,
+            last_error: status.last_error.as_deref(),
+            log_errors: status.log_errors,
+            cpu_percent: stats.filter(|_| status.pid.is_some()).map(|s| (s.cpu_percent * 10.0).round() / 10.0),
+            rss_bytes: stats.filter(|_| status.pid.is_some()).map(|s| s.rss_bytes),
+        }
+    }
+}
+
+fn one_program(st: &AppState, name: &str) -> ApiResult<Value> {
+    let config = st.sup().config(name)?;
+    let status = st.sup().status(name)?;
+    let stats = status
+        .pid
+        .is_some()
+        .then(|| st.sup().stats(name))
+        .transpose()?;
+    serde_json::to_value(ProgramView::new(&config, &status, stats.as_ref()))
+        .map_err(|e| ApiError::internal(format!("cannot encode the program: {e}")))
+}
+
+async fn server_status(State(st): State<AppState>) -> Json<Value> {
+    let sup = st.sup();
+    Json(json!({
+        "state": if st.is_shutting_down() { "shutting_down" } else { "running" },
+        "version": gosuv::VERSION,
+        "pid": std::process::id(),
+        "started_at": rfc3339(sup.started_at()),
+        "uptime_secs": (sup.uptime().as_secs_f64() * 1000.0).round() / 1000.0,
+        "programs": sup.names().len(),
+        "listening": st.listening(),
+        "config": st.config().path.as_ref().map(|p| p.display().to_string()),
+        "programs_file": st.config().include.display().to_string(),
+        "pidfile": st.config().server.pidfile.display().to_string(),
+    }))
+}
+
+async fn reload(State(st): State<AppState>) -> ApiResult<Json<gosuv::ReloadReport>> {
+    Ok(Json(st.reload().await?))
+}
+
+async fn shutdown(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
+    st.request_shutdown();
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "shutting_down": true, "pid": std::process::id() })),
+    )
+}
+
+async fn list(State(st): State<AppState>) -> Response {
+    st.program_list().into_response()
+}
+
+/// Parses a JSON body into a program; `path_name` is the name in the URL, if any.
+fn program_from_body(st: &AppState, body: &[u8], path_name: Option<&str>) -> ApiResult<ProgramConfig> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(mut map) = value else {
+        return Err(ApiError::bad_request(
+            "the body must be a JSON object with the programs.yml keys (at least name and command)",
+        ));
+    };
+    for k in STATUS_KEYS {
+        map.remove(k);
+    }
+    match (path_name, map.get("name")) {
+        (Some(p), None) => {
+            map.insert("name".into(), Value::String(p.to_string()));
+        }
+        (Some(p), Some(n)) if n.as_str() != Some(p) => {
+            return Err(ApiError::bad_request(format!(
+                "the body names {n} but the URL names '{p}': a program cannot be renamed; delete it and add it again"
+            )));
+        }
+        (None, Some(Value::String(n))) => {
+            gosuv::config::validate_name(n).map_err(ApiError::bad_request)?;
+        }
+        _ => {}
+    }
+    let yaml = serde_yaml::to_value(Value::Object(map))
+        .map_err(|e| ApiError::bad_request(format!("cannot read the program: {e}")))?;
+    Ok(gosuv::config::parse_program_value(yaml, st.sup().base_dir())?)
+}
+
+async fn create(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let config = program_from_body(&st, &body?, None)?;
+    let name = config.name.clone();
+    st.mutate(&caller, "add", &name, |sup| async move { sup.add(config).await }).await?;
+    Ok((StatusCode::CREATED, Json(one_program(&st, &name)?)))
+}
+
+async fn read(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(one_program(&st, checked(&name)?)?))
+}
+
+async fn replace(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let name = checked(&name)?.to_string();
+    let body = body?;
+    st.sup().status(&name)?;
+    let config = program_from_body(&st, &body, Some(&name))?;
+    let restarted = st
+        .mutate(&caller, "update", &name, |sup| async move { sup.update(config).await })
+        .await?;
+    let mut v = one_program(&st, &name)?;
+    if let Value::Object(m) = &mut v {
+        m.insert("restarted".into(), Value::Bool(restarted));
+    }
+    Ok(Json(v))
+}
+
+async fn remove(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let name = checked(&name)?.to_string();
+    st.sup().status(&name)?;
+    let n = name.clone();
+    st.mutate(&caller, "remove", &name, |sup| async move { sup.remove(&n).await })
+        .await?;
+    Ok(Json(json!({ "removed": name })))
+}
+
+/// `?wait=false` returns at once; `?timeout=SECS` bounds the wait.
+#[derive(Debug, Deserialize)]
+struct WaitQuery {
+    wait: Option<bool>,
+    timeout: Option<f64>,
+}
+
+impl WaitQuery {
+    fn wait(&self, default: Duration) -> ApiResult<Option<Duration>> {
+        if self.wait == Some(false) {
+            return Ok(None);
+        }
+        match self.timeout {
+            None => Ok(Some(default.min(MAX_WAIT))),
+            Some(t) if t.is_finite() && t > 0.0 => Ok(Some(Duration::from_secs_f64(t).min(MAX_WAIT))),
+            Some(t) => Err(ApiError::bad_request(format!("timeout={t}: give a number of seconds above 0"))),
+        }
+    }
+}
+
+/// How long a start may take by default: retries with their backoff, and a margin.
+fn start_wait(config: &ProgramConfig) -> Duration {
+    let tries = u64::from(config.start_retries) + 1;
+    let backoff: u64 = (1..=config.start_retries).map(|f| gosuv::backoff_delay(f).as_secs()).sum();
+    Duration::from_secs(config.start_seconds * tries + backoff + 10)
+}
+
+fn stop_wait(config: &ProgramConfig) -> Duration {
+    Duration::from_secs(config.stop_timeout + 10)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Action {
+    fn parse(s: &str) -> ApiResult<Self> {
+        match s {
+            "start" => Ok(Action::Start),
+            "stop" => Ok(Action::Stop),
+            "restart" => Ok(Action::Restart),
+            _ => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no action '{s}': use start, stop or restart"))),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Restart => "restart",
+        }
+    }
+
+    async fn run(self, st: &AppState, name: &str, q: &WaitQuery) -> ApiResult<ProgramStatus> {
+        let config = st.sup().config(name)?;
+        let sup = st.sup();
+        Ok(match self {
+            Action::Start => sup.start(name, q.wait(start_wait(&config))?).await?,
+            Action::Stop => sup.stop(name, q.wait(stop_wait(&config))?).await?,
+            Action::Restart => {
+                sup.restart(name, q.wait(start_wait(&config) + stop_wait(&config))?).await?
+            }
+        })
+    }
+}
+
+async fn act(
+    st: AppState,
+    caller: Caller,
+    name: String,
+    q: Result<Query<WaitQuery>, QueryRejection>,
+    action: Action,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q?;
+    let name = checked(&name)?;
+    tracing::info!(peer = %caller.peer, user = caller.user.as_deref().unwrap_or("-"), "{} {name}", action.as_str());
+    action.run(&st, name, &q).await?;
+    Ok(Json(one_program(&st, name)?))
+}
+
+async fn start(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    q: Result<Query<WaitQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    act(st, caller, name, q, Action::Start).await
+}
+
+async fn stop(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    q: Result<Query<WaitQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    act(st, caller, name, q, Action::Stop).await
+}
+
+async fn restart(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    q: Result<Query<WaitQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    act(st, caller, name, q, Action::Restart).await
+}
+
+/// `POST /api/all/{start|stop|restart}`: every program at once; one result each.
+async fn all(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(action): Path<String>,
+    q: Result<Query<WaitQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let action = Action::parse(&action)?;
+    let Query(q) = q?;
+    tracing::info!(peer = %caller.peer, user = caller.user.as_deref().unwrap_or("-"), "{} all", action.as_str());
+    let names = st.sup().names();
+    let results = futures_util::future::join_all(names.iter().map(|n| action.run(&st, n, &q))).await;
+    let out: Vec<Value> = names
+        .iter()
+        .zip(results)
+        .map(|(n, r)| match r {
+            Ok(s) => json!({ "name": n, "ok": true, "state": s.state, "pid": s.pid }),
+            Err(e) => json!({
+                "name": n,
+                "ok": false,
+                "state": st.sup().status(n).ok().map(|s| s.state),
+                "error": e.message,
+            }),
+        })
+        .collect();
+    Ok(Json(Value::Array(out)))
+}
+
+#[derive(Debug, Deserialize)]
+struct LogQuery {
+    stream: Option<String>,
+    lines: Option<usize>,
+}
+
+impl LogQuery {
+    fn stream(&self) -> ApiResult<gosuv::Stream> {
+        match self.stream.as_deref() {
+            None | Some("stdout") => Ok(gosuv::Stream::Stdout),
+            Some("stderr") => Ok(gosuv::Stream::Stderr),
+            Some(s) => Err(ApiError::bad_request(format!("stream={s}: use stdout or stderr"))),
+        }
+    }
+}
+
+fn tail_text(st: &AppState, name: &str, q: &LogQuery, default_lines: usize) -> ApiResult<Vec<u8>> {
+    let all = st.sup().tail(name, q.stream()?, gosuv::logs::TAIL_BYTES)?;
+    Ok(gosuv::logs::last_lines(&all, q.lines.unwrap_or(default_lines)).to_vec())
+}
+
+async fn log(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    q: Result<Query<LogQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = q?;
+    let text = tail_text(&st, checked(&name)?, &q, 100)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+/// A stream that ends when the server shuts down.
+fn until_shutdown<S>(st: &AppState, s: S) -> impl Stream<Item = Result<SseEvent, Infallible>>
+where
+    S: Stream<Item = Result<SseEvent, Infallible>>,
+{
+    let token = st.streams_token();
+    futures_util::stream::unfold((Box::pin(s), token), |(mut s, token)| async move {
+        use futures_util::StreamExt;
+        tokio::select! {
+            item = s.next() => item.map(|i| (i, (s, token))),
+            () = token.cancelled() => None,
+        }
+    })
+}
+
+async fn follow(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    q: Result<Query<LogQuery>, QueryRejection>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let Query(q) = q?;
+    let name = checked(&name)?;
+    let follower = st.sup().follow(name, q.stream()?)?;
+    let first = tail_text(&st, name, &q, 0)?;
+    let first = (!first.is_empty()).then(|| log_event(&first));
+    let live = futures_util::stream::unfold(follower, |mut f| async move {
+        let ev = match f.recv().await? {
+            LogEvent::Data(b) => log_event(&b),
+            LogEvent::Missed(n) => SseEvent::default()
+                .event("missed")
+                .data(json!({ "bytes": n }).to_string()),
+        };
+        Some((Ok(ev), f))
+    });
+    let s = futures_util::StreamExt::chain(futures_util::stream::iter(first.map(Ok)), live);
+    Ok(Sse::new(until_shutdown(&st, s)).keep_alive(KeepAlive::default()))
+}
+
+fn log_event(bytes: &[u8]) -> SseEvent {
+    let text = String::from_utf8_lossy(bytes);
+    SseEvent::default()
+        .event("log")
+        .data(Value::String(text.into_owned()).to_string())
+}
+
+async fn events(State(st): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let sub = st.sup().subscribe();
+    let s = futures_util::stream::unfold(sub, |mut sub| async move {
+        let ev = match sub.recv().await? {
+            EventNotice::Changed(e) => SseEvent::default()
+                .event("state")
+                .data(serde_json::to_string(&e).unwrap_or_default()),
+            EventNotice::Missed(n) => SseEvent::default()
+                .event("missed")
+                .data(json!({ "events": n }).to_string()),
+        };
+        Some((Ok(ev), sub))
+    });
+    Sse::new(until_shutdown(&st, s)).keep_alive(KeepAlive::default())
+}
+
+async fn stats(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<ProcessStats>> {
+    Ok(Json(st.sup().stats(checked(&name)?)?))
+}
+
+/// Builds the `GET /api/programs` body from one snapshot of configs, statuses and stats.
+pub fn programs_json(
+    configs: &[ProgramConfig],
+    statuses: &[ProgramStatus],
+    stats: &BTreeMap<String, ProcessStats>,
+) -> Vec<u8> {
+    let by_name: BTreeMap<&str, &ProgramStatus> =
+        statuses.iter().map(|s| (s.name.as_str(), s)).collect();
+    let views: Vec<ProgramView<'_>> = configs
+        .iter()
+        .filter_map(|c| {
+            let s = by_name.get(c.name.as_str())?;
+            Some(ProgramView::new(c, s, stats.get(&c.name)))
+        })
+        .collect();
+    serde_json::to_vec(&views).unwrap_or_else(|_| b"[]".to_vec())
+}

@@ -1,0 +1,546 @@
+//! The server: `gosuv start-server -f`. It owns a [`Supervisor`], serves [`api::router`] on
+//! the unix socket and/or over HTTP, and shuts down as detect -> tell -> wait: a signal or
+//! `POST /api/shutdown` stops every program, then ends the live streams, then the listeners.
+
+pub mod api;
+pub mod error;
+pub mod logging;
+pub mod metrics;
+pub mod security;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use bytes::Bytes;
+use gosuv::{ProcessStats, ProgramConfig, ServerConfig, Supervisor, SupervisorOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::daemon::PidFile;
+use crate::{CliResult, Failure};
+use error::{ApiError, ApiResult};
+use security::{Caller, Security, Transport};
+
+/// How long CPU and memory figures of `GET /api/programs` and `/metrics` are reused: one
+/// pass over `/proc` a second at most, however many clients poll.
+const STATS_TTL: Duration = Duration::from_secs(1);
+
+/// How long the `GET /api/programs` body is reused when no program changed state.
+const LIST_TTL: Duration = Duration::from_millis(500);
+
+/// How long the listeners wait for open connections once the programs are stopped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Cached<T> {
+    at: Instant,
+    value: T,
+    generation: u64,
+}
+
+struct StateInner {
+    sup: Supervisor,
+    config: ServerConfig,
+    security: Security,
+    listening: Vec<String>,
+    shutdown: CancellationToken,
+    streams: CancellationToken,
+    write_lock: tokio::sync::Mutex<()>,
+    stats: Mutex<Option<Cached<Arc<BTreeMap<String, ProcessStats>>>>>,
+    list: Mutex<Option<Cached<Bytes>>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("listening", &self.inner.listening).finish()
+    }
+}
+
+impl AppState {
+    /// State for a supervisor and its config; `listening` is what `/api/status` reports.
+    pub fn new(sup: Supervisor, config: ServerConfig, security: Security, listening: Vec<String>) -> Self {
+        let st = AppState {
+            inner: Arc::new(StateInner {
+                sup,
+                config,
+                security,
+                listening,
+                shutdown: CancellationToken::new(),
+                streams: CancellationToken::new(),
+                write_lock: tokio::sync::Mutex::new(()),
+                stats: Mutex::new(None),
+                list: Mutex::new(None),
+                generation: std::sync::atomic::AtomicU64::new(0),
+            }),
+        };
+        st.watch_events();
+        st
+    }
+
+    /// Counts state changes, so cached lists are rebuilt (the core logs each change).
+    fn watch_events(&self) {
+        let mut events = self.inner.sup.subscribe();
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while let Some(notice) = events.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if let gosuv::EventNotice::Missed(n) = notice {
+                    tracing::debug!("{n} state changes were missed by the list cache");
+                }
+            }
+        });
+    }
+
+    /// The supervisor.
+    pub fn sup(&self) -> &Supervisor {
+        &self.inner.sup
+    }
+
+    /// The loaded config.yml.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The security settings.
+    pub fn security(&self) -> &Security {
+        &self.inner.security
+    }
+
+    /// The addresses served.
+    pub fn listening(&self) -> &[String] {
+        &self.inner.listening
+    }
+
+    /// Asks the server to shut down (what `POST /api/shutdown` and SIGTERM do).
+    pub fn request_shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// Whether a shutdown was asked for.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    /// Completes when a shutdown is asked for.
+    pub fn shutdown_requested(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.inner.shutdown.cancelled()
+    }
+
+    /// Ends every live stream (event and log followers), so the listeners can drain.
+    pub fn end_streams(&self) {
+        self.inner.streams.cancel();
+    }
+
+    /// The token live streams end on.
+    pub fn streams_token(&self) -> CancellationToken {
+        self.inner.streams.clone()
+    }
+
+    fn touch(&self) {
+        self.inner.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Stats of every program with a process, at most [`STATS_TTL`] old.
+    pub fn stats_snapshot(&self) -> Arc<BTreeMap<String, ProcessStats>> {
+        let mut g = self.inner.stats.lock().unwrap_or_else(|p| p.into_inner());
+        match &*g {
+            Some(c) if c.at.elapsed() < STATS_TTL => c.value.clone(),
+            _ => {
+                let value = Arc::new(self.inner.sup.stats_all());
+                *g = Some(Cached { at: Instant::now(), value: value.clone(), generation: 0 });
+                value
+            }
+        }
+    }
+
+    /// The `GET /api/programs` answer. The JSON is rebuilt when a program changed (any
+    /// state change or API mutation), or after [`LIST_TTL`] for fresh uptimes and stats.
+    pub fn program_list(&self) -> Response {
+        let generation = self.inner.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let body = {
+            let mut g = self.inner.list.lock().unwrap_or_else(|p| p.into_inner());
+            match &*g {
+                Some(c) if c.generation == generation && c.at.elapsed() < LIST_TTL => c.value.clone(),
+                _ => {
+                    let configs = self.inner.sup.configs();
+                    let statuses = self.inner.sup.list();
+                    let stats = self.stats_snapshot();
+                    let body = Bytes::from(api::programs_json(&configs, &statuses, &stats));
+                    *g = Some(Cached { at: Instant::now(), value: body.clone(), generation });
+                    body
+                }
+            }
+        };
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+
+    /// Runs a change of the program set under the write lock, then saves the programs file.
+    ///
+    /// # Errors
+    /// The change's error, or a 500 when the file cannot be saved (the change is live).
+    pub async fn mutate<T, F, Fut>(&self, caller: &Caller, what: &str, name: &str, f: F) -> ApiResult<T>
+    where
+        F: FnOnce(Supervisor) -> Fut,
+        Fut: Future<Output = gosuv::Result<T>>,
+    {
+        let _guard = self.inner.write_lock.lock().await;
+        let out = f(self.inner.sup.clone()).await;
+        self.touch();
+        let out = out?;
+        tracing::info!(
+            peer = %caller.peer,
+            user = caller.user.as_deref().unwrap_or("-"),
+            "{what} program {name}"
+        );
+        self.save().await?;
+        Ok(out)
+    }
+
+    async fn save(&self) -> ApiResult<()> {
+        let path = self.inner.config.include.clone();
+        let programs: Vec<ProgramConfig> = self.inner.sup.configs();
+        let p = path.clone();
+        let r = tokio::task::spawn_blocking(move || store::save_programs(&p, &programs)).await;
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::error!("cannot save {}: {e}", path.display());
+                Err(ApiError::internal(format!(
+                    "the change is live but {} could not be saved ({e}): it will be lost at the next restart; fix the file's directory and repeat the change",
+                    path.display()
+                )))
+            }
+            Err(e) => Err(ApiError::internal(format!("saving the programs file failed: {e}"))),
+        }
+    }
+
+    /// Re-reads the programs file and applies it (`POST /api/reload`, SIGHUP).
+    ///
+    /// # Errors
+    /// 400 with every error of the file; nothing is changed then.
+    pub async fn reload(&self) -> ApiResult<gosuv::ReloadReport> {
+        let _guard = self.inner.write_lock.lock().await;
+        let programs = self.inner.config.load_programs()?;
+        let report = self.inner.sup.reload(programs).await;
+        self.touch();
+        let report = report?;
+        tracing::info!(
+            "reloaded {}: added {:?}, changed {:?}, removed {:?}",
+            self.inner.config.include.display(),
+            report.added,
+            report.changed,
+            report.removed
+        );
+        Ok(report)
+    }
+}
+
+/// Whether an HTTP bind address is on the loopback interface only.
+pub fn is_loopback_addr(addr: &str) -> bool {
+    let Some((host, _)) = addr.rsplit_once(':') else { return false };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Checks config.yml for what the server refuses, before anything is started.
+///
+/// # Errors
+/// Non-loopback HTTP without auth, or no listener enabled.
+pub fn preflight(config: &ServerConfig) -> CliResult {
+    let s = &config.server;
+    if !s.httpserver.enabled && !s.unixserver.enabled {
+        return Err(Failure::new(
+            "neither server.unixserver nor server.httpserver is enabled: enable one in config.yml",
+        ));
+    }
+    if s.httpserver.enabled && !is_loopback_addr(&s.httpserver.addr) && !s.auth.enabled {
+        return Err(Failure::new(format!(
+            "refusing to serve HTTP on {} without auth: anyone who reaches it could run any command; \
+             enable server.auth (and set a password), or bind 127.0.0.1",
+            s.httpserver.addr
+        )));
+    }
+    if s.auth.enabled && s.auth.password.is_empty() {
+        return Err(Failure::new("server.auth is enabled with an empty password: set server.auth.password"));
+    }
+    Ok(())
+}
+
+/// Raises the soft limits of open files and processes to `minfds`/`minprocs`.
+///
+/// # Errors
+/// A hard limit is lower than asked and cannot be raised.
+pub fn raise_limits(config: &ServerConfig) -> CliResult {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    let raise = |res: Resource, want: u64, key: &str, what: &str, ulimit: &str| -> CliResult {
+        let (soft, hard) = getrlimit(res)
+            .map_err(|e| Failure::new(format!("cannot read the {what} limit: {e}")))?;
+        if want == 0 || soft == RLIM_INFINITY || soft >= want {
+            return Ok(());
+        }
+        let new_hard = if hard == RLIM_INFINITY || hard >= want { hard } else { want };
+        setrlimit(res, want, new_hard).map_err(|e| {
+            Failure::new(format!(
+                "cannot raise the {what} limit to {want} (server.{key}): the hard limit is {hard} ({e}); \
+                 lower server.{key} or raise the hard limit ({ulimit})"
+            ))
+        })
+    };
+    raise(Resource::RLIMIT_NOFILE, config.server.minfds, "minfds", "open files", "ulimit -Hn")?;
+    raise(Resource::RLIMIT_NPROC, config.server.minprocs, "minprocs", "processes", "ulimit -Hu")?;
+    Ok(())
+}
+
+/// Binds the unix socket with mode 0600, replacing a stale socket (one nothing answers on).
+///
+/// # Errors
+/// A live server answers on it, the path is not a socket, or the bind fails.
+pub fn bind_unix(path: &Path) -> CliResult<std::os::unix::net::UnixListener> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(Failure::new(format!(
+                "{} exists and is not a socket: move it away or change server.unixserver.sockfile",
+                path.display()
+            )));
+        }
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(Failure::new(format!(
+                    "another gosuv server is listening on {}: stop it first ('gosuv shutdown')",
+                    path.display()
+                )))
+            }
+            Err(_) => {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    // The socket is created 0600 (no window where others could connect); no other thread
+    // exists yet, so the process-wide umask change is seen by nobody else.
+    // SAFETY: umask only swaps the process's file mode mask.
+    let old = unsafe { libc::umask(0o177) };
+    let r = std::os::unix::net::UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let l = r.map_err(|e| Failure::new(format!("cannot listen on {}: {e}", path.display())))?;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    l.set_nonblocking(true)
+        .map_err(|e| Failure::new(format!("cannot set up {}: {e}", path.display())))?;
+    Ok(l)
+}
+
+/// Binds the HTTP listener.
+///
+/// # Errors
+/// The address is taken or cannot be bound.
+pub fn bind_tcp(addr: &str) -> CliResult<std::net::TcpListener> {
+    let addr = match addr.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => addr.to_string(),
+    };
+    let l = std::net::TcpListener::bind(&addr)
+        .map_err(|e| Failure::new(format!("cannot listen on http://{addr}: {e} (change server.httpserver.addr)")))?;
+    l.set_nonblocking(true)
+        .map_err(|e| Failure::new(format!("cannot set up http://{addr}: {e}")))?;
+    Ok(l)
+}
+
+/// Warns when config.yml holds an enabled auth password and others can read it.
+pub fn permission_warning(config: &ServerConfig) -> Option<String> {
+    let path = config.path.as_ref()?;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (config.server.auth.enabled && mode & 0o044 != 0).then(|| {
+        format!(
+            "{} holds the auth password and other users can read it: run 'chmod 600 {}'",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+/// Runs the server in this process until it is shut down. `log_to_stderr` also logs to the
+/// terminal (foreground mode).
+///
+/// # Errors
+/// The config is invalid, another server holds the pidfile or socket, a listener cannot be
+/// bound, or a limit cannot be raised. Each message says what to do.
+pub fn run(config_path: &Path, log_to_stderr: bool) -> CliResult {
+    let config = ServerConfig::load(config_path)?;
+    preflight(&config)?;
+    let programs = config.load_programs()?;
+    let security = Security::from_config(&config.server.auth).map_err(Failure::new)?;
+    raise_limits(&config)?;
+    let pidfile = PidFile::acquire(&config.server.pidfile)?;
+    let mut listening = Vec::new();
+    let unix = if config.server.unixserver.enabled {
+        let l = bind_unix(&config.server.unixserver.sockfile)?;
+        listening.push(format!("unix://{}", config.server.unixserver.sockfile.display()));
+        Some(l)
+    } else {
+        None
+    };
+    let tcp = if config.server.httpserver.enabled {
+        let l = bind_tcp(&config.server.httpserver.addr)?;
+        let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        listening.push(format!("http://{addr}"));
+        Some(l)
+    } else {
+        None
+    };
+    logging::init(&config.server.log, log_to_stderr)?;
+    if let Some(w) = permission_warning(&config) {
+        tracing::warn!("{w}");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("gosuv-server")
+        .build()
+        .map_err(|e| Failure::new(format!("cannot start the runtime: {e}")))?;
+    let result = rt.block_on(serve(!log_to_stderr, config.clone(), programs, security, unix, tcp, listening));
+    if config.server.unixserver.enabled {
+        let _ = std::fs::remove_file(&config.server.unixserver.sockfile);
+    }
+    pidfile.release();
+    match &result {
+        Ok(()) => tracing::info!("server stopped"),
+        Err(e) => tracing::error!("server failed: {e}"),
+    }
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+async fn serve(
+    quiet: bool,
+    config: ServerConfig,
+    programs: Vec<ProgramConfig>,
+    security: Security,
+    unix: Option<std::os::unix::net::UnixListener>,
+    tcp: Option<std::net::TcpListener>,
+    listening: Vec<String>,
+) -> CliResult {
+    let mut options = SupervisorOptions::from_config(&config);
+    options.subreaper = true;
+    options.min_fds = Some(config.server.minfds);
+    let sup = Supervisor::new(options).map_err(|e| Failure::new(e.to_string()))?;
+    let state = AppState::new(sup.clone(), config.clone(), security, listening.clone());
+    for p in programs {
+        let name = p.name.clone();
+        if let Err(e) = sup.add(p).await {
+            tracing::error!("cannot add {name}: {e}");
+        }
+    }
+    let app = api::router(state.clone());
+    let stop = CancellationToken::new();
+    let mut servers = Vec::new();
+    if let Some(l) = unix {
+        let l = tokio::net::UnixListener::from_std(l).map_err(|e| Failure::new(e.to_string()))?;
+        let app = app.clone().layer(Extension(Transport::Unix));
+        let stop = stop.clone();
+        servers.push(tokio::spawn(async move {
+            axum::serve(l, app).with_graceful_shutdown(stop.cancelled_owned()).await
+        }));
+    }
+    if let Some(l) = tcp {
+        let l = tokio::net::TcpListener::from_std(l).map_err(|e| Failure::new(e.to_string()))?;
+        let app = app
+            .clone()
+            .layer(Extension(Transport::Tcp))
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let stop = stop.clone();
+        servers.push(tokio::spawn(async move {
+            axum::serve(l, app).with_graceful_shutdown(stop.cancelled_owned()).await
+        }));
+    }
+    let line = format!("server started, listening {}", listening.join(", "));
+    tracing::info!(pid = std::process::id(), "{line}");
+    if !quiet {
+        println!("{line}");
+    }
+
+    wait_for_shutdown(&state).await;
+    tracing::info!("shutting down: stopping every program");
+    sup.shutdown().await;
+    state.end_streams();
+    stop.cancel();
+    for s in servers {
+        match tokio::time::timeout(DRAIN_TIMEOUT, s).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!("listener error: {e}"),
+            Ok(Err(e)) => tracing::warn!("listener task failed: {e}"),
+            Err(_) => tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them"),
+        }
+    }
+    Ok(())
+}
+
+/// Waits for SIGINT, SIGTERM, SIGQUIT or `POST /api/shutdown`; reloads on SIGHUP.
+async fn wait_for_shutdown(state: &AppState) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term), Ok(mut quit), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::quit()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot handle signals; only POST /api/shutdown stops the server");
+        state.shutdown_requested().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = int.recv() => { tracing::info!("SIGINT received"); break }
+            _ = term.recv() => { tracing::info!("SIGTERM received"); break }
+            _ = quit.recv() => { tracing::info!("SIGQUIT received"); break }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP received: reloading the programs file");
+                if let Err(e) = state.reload().await {
+                    tracing::error!("reload failed, nothing changed: {}", e.message);
+                }
+            }
+            () = state.shutdown_requested() => { tracing::info!("shutdown requested through the API"); break }
+        }
+    }
+    state.request_shutdown();
+}
+
+/// The absolute form of a path (without resolving symlinks).
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback() {
+        assert!(is_loopback_addr("127.0.0.1:11333"));
+        assert!(is_loopback_addr("127.8.0.1:1"));
+        assert!(is_loopback_addr("[::1]:80"));
+        assert!(is_loopback_addr("localhost:80"));
+        assert!(!is_loopback_addr(":11333"));
+        assert!(!is_loopback_addr("0.0.0.0:11333"));
+        assert!(!is_loopback_addr("10.0.0.1:80"));
+    }
+}
