@@ -1,1 +1,224 @@
-fn main() {}
+//! The core's performance figures (issue 2), run on demand:
+//!
+//! ```sh
+//! cargo bench -p gosuv --bench supervisor            # everything
+//! cargo bench -p gosuv --bench supervisor -- spawn   # one workload: spawn|idle|restart|logs
+//! ```
+//!
+//! - spawn: time to bring 1,000 `sleep` programs (start_seconds 0) to `running`;
+//! - idle: the supervisor's RSS and CPU ms per second while those 1,000 idle for 10 s;
+//! - restart: SIGKILL of a running program until its new child exists (median, p90);
+//! - logs: one child writing 512 MiB of 100-byte lines, captured, against the same writer
+//!   redirected straight to a file (MiB/s and ratio).
+//!
+//! Each figure is the median of several rounds; the machine's noise shows in min..max.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gosuv::{
+    stats::self_rss_bytes, Autorestart, Command, EventNotice, ProgramConfig, ProgramState,
+    Supervisor, SupervisorOptions,
+};
+
+const PROGRAMS: usize = 1000;
+const LOG_BYTES: u64 = 512 << 20;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into a zeroed struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn sleeper(name: String) -> ProgramConfig {
+    let mut p = ProgramConfig::new(name, Command::Argv(vec!["sleep".into(), "3600".into()]));
+    p.start_seconds = 0;
+    p.stop_timeout = 5;
+    p
+}
+
+async fn spawn_and_idle(dir: &Path, rounds: usize, idle: bool) {
+    let mut times = Vec::new();
+    for round in 0..rounds {
+        let sup = Supervisor::new(SupervisorOptions::new(dir)).expect("supervisor");
+        for i in 0..PROGRAMS {
+            sup.add(sleeper(format!("s{i}"))).await.expect("add");
+        }
+        let t0 = Instant::now();
+        let results = sup.start_all(Some(Duration::from_secs(60))).await;
+        let took = t0.elapsed();
+        let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+        assert_eq!(failed, 0, "{failed} programs failed to start");
+        assert!(sup.list().iter().all(|s| s.state == ProgramState::Running));
+        times.push(took.as_secs_f64());
+        println!(
+            "spawn   round {round}: {PROGRAMS} programs running in {:.3} s",
+            took.as_secs_f64()
+        );
+        if idle && round == rounds - 1 {
+            // Let the start-up settle, then measure 10 s of doing nothing.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let rss0 = self_rss_bytes().unwrap_or(0);
+            let c0 = cpu_time();
+            let w0 = Instant::now();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let cpu_ms_per_s =
+                (cpu_time() - c0).as_secs_f64() * 1000.0 / w0.elapsed().as_secs_f64();
+            let rss1 = self_rss_bytes().unwrap_or(0);
+            println!(
+                "idle    {PROGRAMS} programs: RSS {:.1} MiB (at start of window {:.1} MiB), CPU {:.3} ms/s",
+                rss1 as f64 / 1048576.0,
+                rss0 as f64 / 1048576.0,
+                cpu_ms_per_s
+            );
+        }
+        sup.shutdown().await;
+    }
+    let min = times.iter().copied().fold(f64::MAX, f64::min);
+    let max = times.iter().copied().fold(0.0, f64::max);
+    println!(
+        "RESULT spawn-1000: median {:.3} s (min {min:.3}, max {max:.3}, {rounds} rounds)",
+        median(&mut times)
+    );
+}
+
+async fn restart_latency(dir: &Path, kills: usize) {
+    let sup = Supervisor::new(SupervisorOptions::new(dir)).expect("supervisor");
+    sup.add(sleeper("victim".into())).await.expect("add");
+    let mut pid = sup
+        .start("victim", Some(Duration::from_secs(5)))
+        .await
+        .expect("start")
+        .pid
+        .expect("pid");
+    let mut events = sup.subscribe();
+    let mut lat = Vec::new();
+    for _ in 0..kills {
+        let t0 = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill");
+        loop {
+            match events.recv().await {
+                Some(EventNotice::Changed(e)) if e.to == ProgramState::Starting => {
+                    // The event is sent after the new child was forked.
+                    lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                    pid = e.pid.expect("pid");
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("events closed"),
+            }
+        }
+        sup.wait_for("victim", ProgramState::Running, Duration::from_secs(5))
+            .await
+            .expect("running");
+    }
+    sup.shutdown().await;
+    println!(
+        "RESULT restart-after-sigkill: median {:.3} ms, p90 {:.3} ms ({kills} kills)",
+        median(&mut lat),
+        pct(&mut lat, 0.9)
+    );
+}
+
+fn writer() -> String {
+    // `yes` writes 100-byte lines in large blocks; `head -c` cuts at 512 MiB exactly.
+    format!("yes {} | head -c {LOG_BYTES}", "x".repeat(99))
+}
+
+async fn log_throughput(dir: &Path, rounds: usize) {
+    let mut direct = Vec::new();
+    let mut captured = Vec::new();
+    let out = dir.join("direct.log");
+    for round in 0..rounds {
+        // Straight to a file.
+        let _ = std::fs::remove_file(&out);
+        let t0 = Instant::now();
+        let st = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("{} > {}", writer(), out.display()))
+            .status()
+            .expect("direct writer");
+        let d = t0.elapsed().as_secs_f64();
+        assert!(st.success());
+        assert_eq!(std::fs::metadata(&out).expect("meta").len(), LOG_BYTES);
+        std::fs::remove_file(&out).expect("rm");
+
+        // Captured by gosuv.
+        let logdir = dir.join(format!("logs{round}"));
+        let mut opts = SupervisorOptions::new(dir).log_dir(&logdir);
+        opts.subreaper = false;
+        let sup = Supervisor::new(opts).expect("supervisor");
+        let mut p = ProgramConfig::shell("chatty", writer());
+        p.start_seconds = 0;
+        p.autorestart = Autorestart::Never;
+        p.log_max_bytes = 0;
+        sup.add(p).await.expect("add");
+        let t0 = Instant::now();
+        sup.start("chatty", Some(Duration::from_secs(5)))
+            .await
+            .expect("start");
+        while sup.log_status("chatty").expect("logs").stdout.bytes < LOG_BYTES {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let c = t0.elapsed().as_secs_f64();
+        let file = logdir.join("chatty.stdout.log");
+        assert_eq!(std::fs::metadata(&file).expect("meta").len(), LOG_BYTES);
+        sup.shutdown().await;
+        std::fs::remove_dir_all(&logdir).expect("rm");
+        let mib = (LOG_BYTES >> 20) as f64;
+        println!(
+            "logs    round {round}: direct {:.0} MiB/s, captured {:.0} MiB/s",
+            mib / d,
+            mib / c
+        );
+        direct.push(mib / d);
+        captured.push(mib / c);
+    }
+    let (d, c) = (median(&mut direct), median(&mut captured));
+    println!(
+        "RESULT log-throughput: captured {c:.0} MiB/s vs direct {d:.0} MiB/s = {:.0} % ({rounds} rounds, medians)",
+        c / d * 100.0
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else selects workloads.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let want = |w: &str| args.is_empty() || args.iter().any(|a| a == w);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        if want("spawn") || want("idle") {
+            spawn_and_idle(dir.path(), 5, want("idle")).await;
+        }
+        if want("restart") {
+            restart_latency(dir.path(), 50).await;
+        }
+        if want("logs") {
+            log_throughput(dir.path(), 3).await;
+        }
+    });
+}

@@ -78,7 +78,9 @@ fn send(line: &str) {
     let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(f) = guard.as_mut() {
         if let Err(e) = f.write_all(line.as_bytes()) {
-            tracing::error!("the guardian is gone ({e}): programs will outlive this process if it dies");
+            tracing::error!(
+                "the guardian is gone ({e}): programs will outlive this process if it dies"
+            );
             *guard = None;
         }
     }

@@ -186,6 +186,9 @@ struct SinkState {
     total: u64,
     write_errors: u64,
     last_write_error: Option<String>,
+    /// Created by the first follower: most streams never have one, and the channel's
+    /// buffer is not small.
+    followers: Option<broadcast::Sender<Chunk>>,
 }
 
 /// One stream of one program: its file, its tail and its followers. Lives as long as the
@@ -193,7 +196,6 @@ struct SinkState {
 #[derive(Debug)]
 pub(crate) struct LogSink {
     state: Mutex<SinkState>,
-    followers: broadcast::Sender<Chunk>,
 }
 
 /// Counters of one stream.
@@ -214,7 +216,6 @@ impl LogSink {
                 file,
                 ..SinkState::default()
             }),
-            followers: broadcast::channel(FOLLOW_QUEUE).0,
         }
     }
 
@@ -241,8 +242,8 @@ impl LogSink {
         st.tail.extend(&data[data.len() - keep..]);
         let offset = st.total;
         st.total += data.len() as u64;
-        if self.followers.receiver_count() > 0 {
-            let _ = self.followers.send(Chunk {
+        if let Some(tx) = st.followers.as_ref().filter(|tx| tx.receiver_count() > 0) {
+            let _ = tx.send(Chunk {
                 offset,
                 data: Bytes::copy_from_slice(data),
             });
@@ -266,12 +267,20 @@ impl LogSink {
     }
 
     pub(crate) fn follow(&self) -> LogFollower {
-        let st = self.lock();
+        let mut st = self.lock();
+        let tx = st
+            .followers
+            .get_or_insert_with(|| broadcast::channel(FOLLOW_QUEUE).0);
         LogFollower {
-            rx: self.followers.subscribe(),
+            rx: tx.subscribe(),
             next: st.total,
             pending: None,
         }
+    }
+
+    /// Ends every follower (the program is gone).
+    pub(crate) fn close_followers(&self) {
+        self.lock().followers = None;
     }
 
     /// Changes rotation settings (and the file, when `log_disable` changed).
@@ -364,7 +373,9 @@ pub(crate) async fn drain(fd: OwnedFd, sink: Arc<LogSink>) {
                     if !grown && n >= 64 * 1024 {
                         grown = true;
                         // SAFETY: F_SETPIPE_SZ on our own pipe; failure just keeps the size.
-                        unsafe { libc::fcntl(afd.get_ref().as_raw_fd(), libc::F_SETPIPE_SZ, BIG_PIPE) };
+                        unsafe {
+                            libc::fcntl(afd.get_ref().as_raw_fd(), libc::F_SETPIPE_SZ, BIG_PIPE)
+                        };
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -303,7 +303,11 @@ impl Task {
     }
 
     fn publish(&self) {
-        let config = Arc::new(self.pending_config.clone().unwrap_or_else(|| self.config.clone()));
+        let config = Arc::new(
+            self.pending_config
+                .clone()
+                .unwrap_or_else(|| self.config.clone()),
+        );
         self.published.send_replace(Published {
             config,
             state: self.state,
@@ -478,10 +482,7 @@ impl Task {
             }
         } else {
             self.transition(ProgramState::Backoff, exit);
-            self.timer = Some((
-                Instant::now() + backoff_delay(self.failures),
-                Timer::Retry,
-            ));
+            self.timer = Some((Instant::now() + backoff_delay(self.failures), Timer::Retry));
         }
     }
 

@@ -1,8 +1,10 @@
 //! The process-wide child reaper: the one place that calls `waitpid`.
 //!
-//! Every program a supervisor spawns is registered here *under the registry lock, across the
-//! fork*, so a child that exits at once cannot be collected before anyone waits for it. A
-//! thread woken by SIGCHLD collects exits and hands each to the program task that owns it.
+//! Every program a supervisor spawns is registered here while a shared lock is held *across
+//! the fork*, and the reaper takes that lock exclusively before it collects anything, so a
+//! child that exits at once cannot be collected before anyone waits for it. Spawns on
+//! different threads share the lock and fork in parallel. A thread woken by SIGCHLD collects
+//! exits and hands each to the program task that owns it.
 //!
 //! With [`enable_subreaper`], gosuv is also a child subreaper: orphans of a daemonising
 //! program are reparented to this process, and the reaper collects them too. It never takes a
@@ -14,7 +16,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::net::UnixStream;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -36,6 +38,8 @@ struct Registry {
 }
 
 pub(crate) struct Reaper {
+    /// Held shared by spawns across their fork, exclusively by the reaper while it reaps.
+    spawning: RwLock<()>,
     registry: Mutex<Registry>,
     own_sid: Option<Pid>,
 }
@@ -46,6 +50,7 @@ static REAPER: OnceLock<Reaper> = OnceLock::new();
 pub(crate) fn reaper() -> &'static Reaper {
     REAPER.get_or_init(|| {
         let reaper = Reaper {
+            spawning: RwLock::new(()),
             registry: Mutex::new(Registry {
                 waiters: HashMap::new(),
                 subreaper: false,
@@ -129,21 +134,22 @@ impl Reaper {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `fork` (which spawns a child and returns its pid) with the registry locked, and
-    /// registers the pid so that its exit reaches `exits`.
+    /// Runs `fork` (which spawns a child and returns its pid) and registers the pid so that
+    /// its exit reaches `exits`, with no window in which the reaper could collect it first.
     pub(crate) fn spawn_registered<T>(
         &self,
         exits: ExitSender,
         fork: impl FnOnce() -> std::io::Result<(u32, T)>,
     ) -> std::io::Result<(u32, T)> {
-        let mut reg = self.lock();
+        let _spawning = self.spawning.read().unwrap_or_else(|p| p.into_inner());
         let (pid, extra) = fork()?;
-        reg.waiters.insert(pid as i32, exits);
+        self.lock().waiters.insert(pid as i32, exits);
         Ok((pid, extra))
     }
 
     /// Collects every exit that is ready. Returns whether it should look again soon.
     fn reap_all(&self) -> bool {
+        let _no_spawn = self.spawning.write().unwrap_or_else(|p| p.into_inner());
         let mut reg = self.lock();
         reg.recheck = false;
         if reg.subreaper {

@@ -40,10 +40,7 @@ struct UserSwitch {
 }
 
 /// Resolves `user` into what the child needs, or says why it cannot run as that user.
-fn user_switch(
-    name: &str,
-    cmd: &mut std::process::Command,
-) -> Result<Option<UserSwitch>, String> {
+fn user_switch(name: &str, cmd: &mut std::process::Command) -> Result<Option<UserSwitch>, String> {
     let user = User::from_name(name)
         .map_err(|e| format!("cannot look up user '{name}': {e}"))?
         .ok_or_else(|| format!("user '{name}' does not exist on this machine"))?;
@@ -165,7 +162,10 @@ pub(crate) fn spawn(
 fn spawn_error(program: &str, dir: &Path, e: std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => {
-            format!("cannot run '{program}': no such file or command (searched PATH from {})", dir.display())
+            format!(
+                "cannot run '{program}': no such file or command (searched PATH from {})",
+                dir.display()
+            )
         }
         std::io::ErrorKind::PermissionDenied => {
             format!("cannot run '{program}': permission denied (is it executable?)")

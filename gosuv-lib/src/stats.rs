@@ -74,7 +74,7 @@ pub(crate) fn scan() -> Vec<ProcInfo> {
 }
 
 /// The processes of the tree of `leader` (whose group id is the leader's pid).
-pub(crate) fn tree<'a>(leader: u32, procs: &'a [ProcInfo]) -> Vec<&'a ProcInfo> {
+pub(crate) fn tree(leader: u32, procs: &[ProcInfo]) -> Vec<&ProcInfo> {
     let mut children: HashMap<u32, Vec<&ProcInfo>> = HashMap::new();
     for p in procs {
         children.entry(p.ppid).or_default().push(p);
@@ -194,7 +194,13 @@ mod tests {
         };
         // 10 leads; 11 is its child; 12 its grandchild in a new group; 13 an orphan still in
         // group 10 (reparented to 1); 20 is unrelated.
-        let procs = [p(10, 1, 10), p(11, 10, 10), p(12, 11, 12), p(13, 1, 10), p(20, 1, 20)];
+        let procs = [
+            p(10, 1, 10),
+            p(11, 10, 10),
+            p(12, 11, 12),
+            p(13, 1, 10),
+            p(20, 1, 20),
+        ];
         let pids: Vec<u32> = tree(10, &procs).iter().map(|p| p.pid).collect();
         assert_eq!(pids, vec![10, 11, 12, 13]);
     }

@@ -158,7 +158,10 @@ impl Supervisor {
     pub fn new(options: SupervisorOptions) -> Result<Self> {
         std::fs::create_dir_all(&options.log_dir).map_err(|e| {
             Error::io(
-                format!("cannot create the log directory {}", options.log_dir.display()),
+                format!(
+                    "cannot create the log directory {}",
+                    options.log_dir.display()
+                ),
                 e,
             )
         })?;
@@ -240,7 +243,11 @@ impl Supervisor {
     }
 
     fn with_handle<T>(&self, name: &str, f: impl FnOnce(&ProgramHandle) -> T) -> Result<T> {
-        let map = self.inner.programs.read().unwrap_or_else(|p| p.into_inner());
+        let map = self
+            .inner
+            .programs
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         map.get(name)
             .map(f)
             .ok_or_else(|| Error::NotFound(name.to_string()))
@@ -253,7 +260,11 @@ impl Supervisor {
 
     /// The names of every program, sorted.
     pub fn names(&self) -> Vec<String> {
-        let map = self.inner.programs.read().unwrap_or_else(|p| p.into_inner());
+        let map = self
+            .inner
+            .programs
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         map.keys().cloned().collect()
     }
 
@@ -268,7 +279,11 @@ impl Supervisor {
         let auto = config.start_auto;
         let name = config.name.clone();
         {
-            let mut map = self.inner.programs.write().unwrap_or_else(|p| p.into_inner());
+            let mut map = self
+                .inner
+                .programs
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
             if map.contains_key(&name) {
                 return Err(Error::Exists(name));
             }
@@ -308,8 +323,16 @@ impl Supervisor {
     }
 
     fn forget(&self, name: &str) {
-        let mut map = self.inner.programs.write().unwrap_or_else(|p| p.into_inner());
-        map.remove(name);
+        let mut map = self
+            .inner
+            .programs
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = map.remove(name) {
+            h.logs.stdout.close_followers();
+            h.logs.stderr.close_followers();
+        }
+        drop(map);
         self.inner
             .sampler
             .lock()
@@ -402,6 +425,8 @@ impl Supervisor {
     }
 
     /// Waits until a program is in `state` (returns at once if it is), up to `timeout`.
+    /// A state held only for an instant (`exited` just before an automatic restart) still
+    /// counts: transitions are watched, not just the latest state.
     ///
     /// # Errors
     /// [`Error::Timeout`], [`Error::NotFound`] (also when it is removed meanwhile).
@@ -411,14 +436,30 @@ impl Supervisor {
         state: ProgramState,
         timeout: Duration,
     ) -> Result<ProgramStatus> {
-        let mut rx = self.with_handle(name, |h| h.published.clone())?;
+        // Subscribe before looking, so no transition falls between the look and the wait.
+        let mut events = self.subscribe();
+        let mut published = self.with_handle(name, |h| h.published.clone())?;
         let r = tokio::time::timeout(timeout, async {
+            if published.borrow_and_update().state == state {
+                return Ok(());
+            }
             loop {
-                if rx.borrow_and_update().state == state {
-                    return Ok(());
-                }
-                if rx.changed().await.is_err() {
-                    return Err(Error::NotFound(name.to_string()));
+                tokio::select! {
+                    ev = events.recv() => match ev {
+                        Some(EventNotice::Changed(e)) if e.program == name && e.to == state => {
+                            return Ok(())
+                        }
+                        Some(EventNotice::Missed(_)) if published.borrow().state == state => {
+                            return Ok(())
+                        }
+                        Some(_) => {}
+                        None => return Err(Error::ShuttingDown),
+                    },
+                    changed = published.changed() => {
+                        if changed.is_err() {
+                            return Err(Error::NotFound(name.to_string()));
+                        }
+                    }
                 }
             }
         })
@@ -445,7 +486,11 @@ impl Supervisor {
 
     /// Every program's status, sorted by name.
     pub fn list(&self) -> Vec<ProgramStatus> {
-        let map = self.inner.programs.read().unwrap_or_else(|p| p.into_inner());
+        let map = self
+            .inner
+            .programs
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         map.values().map(ProgramHandle::status).collect()
     }
 
@@ -459,7 +504,11 @@ impl Supervisor {
 
     /// Every program's config, sorted by name.
     pub fn configs(&self) -> Vec<ProgramConfig> {
-        let map = self.inner.programs.read().unwrap_or_else(|p| p.into_inner());
+        let map = self
+            .inner
+            .programs
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         map.values()
             .map(|h| (*h.published.borrow().config).clone())
             .collect()
@@ -579,7 +628,11 @@ impl Supervisor {
     /// Stats of every program that has a process, from one pass over `/proc`.
     pub fn stats_all(&self) -> BTreeMap<String, ProcessStats> {
         let leaders: Vec<(String, u32, Instant)> = {
-            let map = self.inner.programs.read().unwrap_or_else(|p| p.into_inner());
+            let map = self
+                .inner
+                .programs
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
             map.iter()
                 .filter_map(|(n, h)| {
                     let p = h.published.borrow();
@@ -606,8 +659,14 @@ impl Supervisor {
     pub async fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = {
-            let map = self.inner.programs.read().unwrap_or_else(|p| p.into_inner());
-            map.iter().map(|(n, h)| (n.clone(), h.cmds.clone())).collect()
+            let map = self
+                .inner
+                .programs
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            map.iter()
+                .map(|(n, h)| (n.clone(), h.cmds.clone()))
+                .collect()
         };
         let mut waits = Vec::with_capacity(txs.len());
         for (name, tx) in txs {

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use gosuv::config::{validate, ServerConfig};
-use gosuv::{Supervisor, ProgramState};
+use gosuv::{ProgramState, Supervisor};
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
@@ -31,7 +31,10 @@ fn include_and_relative_paths_resolve_against_the_config_dir() {
     let v = validate(&cfg).expect("valid");
     assert_eq!(v.server.server.log.logpath, dir.path().join("var/log"));
     assert_eq!(v.programs.len(), 1);
-    assert_eq!(v.programs[0].directory.as_deref(), Some(dir.path().join("conf/work").as_path()));
+    assert_eq!(
+        v.programs[0].directory.as_deref(),
+        Some(dir.path().join("conf/work").as_path())
+    );
 }
 
 #[test]
@@ -54,32 +57,57 @@ fn errors_of_both_files_are_listed_with_file_and_line() {
     );
     let errs = validate(&cfg).expect_err("invalid");
     let text = errs.to_string();
-    assert!(text.contains("programs.yml:3: [0].stop_timeout: -2 is negative"), "{text}");
-    assert!(text.contains("programs.yml:4: [1].name: duplicate name 'a'"), "{text}");
-    assert!(text.contains("config.yml:2: server.colour: unknown key"), "{text}");
+    assert!(
+        text.contains("programs.yml:3: [0].stop_timeout: -2 is negative"),
+        "{text}"
+    );
+    assert!(
+        text.contains("programs.yml:4: [1].name: duplicate name 'a'"),
+        "{text}"
+    );
+    assert!(
+        text.contains("config.yml:2: server.colour: unknown key"),
+        "{text}"
+    );
     assert_eq!(errs.0.len(), 3, "{text}");
 }
 
 #[test]
 fn unreadable_config_is_a_clear_error() {
     let errs = ServerConfig::load(Path::new("/no/such/config.yml")).expect_err("missing");
-    assert!(errs.to_string().contains("cannot read the config file"), "{errs}");
+    assert!(
+        errs.to_string().contains("cannot read the config file"),
+        "{errs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_config_file_starts_start_auto_programs() {
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = write(dir.path(), "config.yml", "server:\n  log:\n    logpath: out\n");
+    let cfg = write(
+        dir.path(),
+        "config.yml",
+        "server:\n  log:\n    logpath: out\n",
+    );
     write(
         dir.path(),
         "programs.yml",
         "- name: auto\n  command: exec sleep 30\n  start_auto: true\n  start_seconds: 0\n- name: manual\n  command: exec sleep 30\n",
     );
-    let sup = Supervisor::from_config_file(&cfg).await.expect("supervisor");
-    sup.wait_for("auto", ProgramState::Running, std::time::Duration::from_secs(5))
+    let sup = Supervisor::from_config_file(&cfg)
         .await
-        .expect("auto runs");
-    assert_eq!(sup.status("manual").expect("m").state, ProgramState::Stopped);
+        .expect("supervisor");
+    sup.wait_for(
+        "auto",
+        ProgramState::Running,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .expect("auto runs");
+    assert_eq!(
+        sup.status("manual").expect("m").state,
+        ProgramState::Stopped
+    );
     assert_eq!(sup.log_dir(), dir.path().join("out"));
     sup.shutdown().await;
 }

@@ -19,7 +19,11 @@ async fn output_of(env: &Env, p: ProgramConfig) -> String {
     env.sup.add(p).await.expect("add");
     env.sup.start(&name, WAIT).await.expect("start");
     env.sup
-        .wait_for(&name, gosuv::ProgramState::Exited, std::time::Duration::from_secs(10))
+        .wait_for(
+            &name,
+            gosuv::ProgramState::Exited,
+            std::time::Duration::from_secs(10),
+        )
         .await
         .expect("exits");
     wait_file_contains(&env.log(&name, "stdout"), "END", 5)
@@ -41,12 +45,18 @@ async fn environment_directory_umask_stdin_and_session() {
     p.umask = Some(0o027);
     let out = output_of(&env, p).await;
     assert!(out.contains("GREETING=hello world\n"), "{out}");
-    assert!(out.contains("PATHSET=yes\n"), "gosuv's environment is inherited: {out}");
+    assert!(
+        out.contains("PATHSET=yes\n"),
+        "gosuv's environment is inherited: {out}"
+    );
     assert!(out.contains(&format!("PWD={}\n", work.display())), "{out}");
     assert!(out.contains("UMASK=0027\n"), "{out}");
     assert!(out.contains("STDIN=/dev/null\n"), "{out}");
     let sid_line = out.lines().find(|l| l.starts_with("SID=")).expect("sid");
-    let (sid, pid) = sid_line.trim_start_matches("SID=").split_once(" PID=").expect("fmt");
+    let (sid, pid) = sid_line
+        .trim_start_matches("SID=")
+        .split_once(" PID=")
+        .expect("fmt");
     assert_eq!(sid, pid, "the program leads its own session: {sid_line}");
     env.sup.shutdown().await;
 }
@@ -59,7 +69,10 @@ async fn no_descriptor_of_the_host_leaks_into_the_child() {
     let raw = leaky.as_raw_fd();
     // SAFETY: clearing FD_CLOEXEC on a descriptor this test owns.
     unsafe { libc::fcntl(raw, libc::F_SETFD, 0) };
-    let p = one_shot("fds", "ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; echo END");
+    let p = one_shot(
+        "fds",
+        "ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; echo END",
+    );
     let out = output_of(&env, p).await;
     let fds: Vec<u32> = out
         .lines()
@@ -70,7 +83,10 @@ async fn no_descriptor_of_the_host_leaks_into_the_child() {
         .collect();
     // 0, 1, 2, and the descriptor `ls` opens to read the directory.
     assert!(fds.len() <= 4, "leaked descriptors: {fds:?}");
-    assert!(!fds.contains(&(raw as u32)) || raw < 4, "host fd {raw} leaked: {fds:?}");
+    assert!(
+        !fds.contains(&(raw as u32)) || raw < 4,
+        "host fd {raw} leaked: {fds:?}"
+    );
     drop(leaky);
     env.sup.shutdown().await;
 }
@@ -92,11 +108,16 @@ async fn environ_as_a_map_and_user_variables() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_as_another_user_when_root() {
     let env = Env::new();
-    let mut p = one_shot("who", "echo \"ID=$(id -u):$(id -g) HOME=$HOME USER=$USER\"; echo END");
+    let mut p = one_shot(
+        "who",
+        "echo \"ID=$(id -u):$(id -g) HOME=$HOME USER=$USER\"; echo END",
+    );
     p.user = Some("nobody".into());
     // nobody cannot write in the temp dir; run it in /.
     p.directory = Some("/".into());
-    let nobody = nix::unistd::User::from_name("nobody").expect("lookup").expect("nobody exists");
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("lookup")
+        .expect("nobody exists");
     if nix::unistd::Uid::effective().is_root() {
         let out = output_of(&env, p).await;
         let want = format!(
@@ -110,7 +131,10 @@ async fn runs_as_another_user_when_root() {
         // Not root: a clear error, not a silent run as the current user.
         env.sup.add(p).await.expect("add");
         let err = env.sup.start("who", WAIT).await.expect_err("cannot switch");
-        assert!(err.to_string().contains("only root can switch users"), "{err}");
+        assert!(
+            err.to_string().contains("only root can switch users"),
+            "{err}"
+        );
     }
     env.sup.shutdown().await;
 }
@@ -128,7 +152,9 @@ async fn supplementary_groups_come_from_the_group_database() {
     let out = output_of(&env, p).await;
     let line = out.lines().find(|l| l.starts_with("G=")).expect("groups");
     let groups: Vec<&str> = line[2..].split_whitespace().collect();
-    let nobody = nix::unistd::User::from_name("nobody").expect("lookup").expect("nobody");
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("lookup")
+        .expect("nobody");
     assert_eq!(groups[0], nobody.gid.to_string(), "{line}");
     assert!(!groups.contains(&"0"), "root's groups kept: {line}");
     env.sup.shutdown().await;

@@ -28,11 +28,19 @@ fn guardian_host() {
     sup.add(p).expect("add");
     let leader = sup.start("victim", WAIT).expect("start").pid.expect("pid");
     poll(5, "child pid", || {
-        String::from_utf8_lossy(&sup.tail("victim", gosuv::Stream::Stdout, 100).expect("tail"))
-            .contains("child=")
+        String::from_utf8_lossy(
+            &sup.tail("victim", gosuv::Stream::Stdout, 100)
+                .expect("tail"),
+        )
+        .contains("child=")
     });
-    let tail = sup.tail("victim", gosuv::Stream::Stdout, 100).expect("tail");
-    let child = String::from_utf8_lossy(&tail).trim().trim_start_matches("child=").to_string();
+    let tail = sup
+        .tail("victim", gosuv::Stream::Stdout, 100)
+        .expect("tail");
+    let child = String::from_utf8_lossy(&tail)
+        .trim()
+        .trim_start_matches("child=")
+        .to_string();
     println!("PIDS {leader} {child}");
     std::thread::sleep(Duration::from_secs(60));
 }
@@ -46,7 +54,12 @@ fn gone(pid: u32) -> bool {
 fn programs_die_with_a_sigkilled_host() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut host = Command::new(std::env::current_exe().expect("exe"))
-        .args(["--exact", "guardian_host", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "guardian_host",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(HOST_ENV, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -74,5 +87,7 @@ fn programs_die_with_a_sigkilled_host() {
     )
     .expect("kill host");
     host.wait().expect("reap host");
-    poll(5, "programs of the dead host to die", || pids.iter().all(|p| gone(*p)));
+    poll(5, "programs of the dead host to die", || {
+        pids.iter().all(|p| gone(*p))
+    });
 }

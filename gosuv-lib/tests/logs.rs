@@ -19,19 +19,30 @@ async fn every_byte_reaches_the_file_in_order() {
     p.autorestart = Autorestart::Never;
     env.sup.add(p).await.expect("add");
     env.sup.start("counter", WAIT).await.expect("start");
-    env.sup.wait_for("counter", Exited, Duration::from_secs(20)).await.expect("exits");
+    env.sup
+        .wait_for("counter", Exited, Duration::from_secs(20))
+        .await
+        .expect("exits");
     let expected = seq(300_000);
     poll(10, "the whole output in the file", || {
-        std::fs::metadata(env.log("counter", "stdout")).map(|m| m.len()).unwrap_or(0) as usize
+        std::fs::metadata(env.log("counter", "stdout"))
+            .map(|m| m.len())
+            .unwrap_or(0) as usize
             >= expected.len()
     });
     let got = std::fs::read_to_string(env.log("counter", "stdout")).expect("log");
-    assert!(got == expected, "stdout log differs from the program's output");
+    assert!(
+        got == expected,
+        "stdout log differs from the program's output"
+    );
     assert_eq!(
         std::fs::read_to_string(env.log("counter", "stderr")).expect("stderr log"),
         "err-line\n"
     );
-    let tail = env.sup.tail("counter", Stream::Stdout, 64 * 1024).expect("tail");
+    let tail = env
+        .sup
+        .tail("counter", Stream::Stdout, 64 * 1024)
+        .expect("tail");
     assert_eq!(tail.len(), 64 * 1024);
     assert!(expected.as_bytes().ends_with(&tail));
     assert_eq!(last_lines(&tail, 2), b"299999\n300000\n");
@@ -57,7 +68,10 @@ async fn redirect_stderr_and_log_disable() {
     poll(5, "tail of the silent program", || {
         env.sup.tail("silent", Stream::Stdout, 100).expect("tail") == b"hush\n"
     });
-    assert!(!env.log("silent", "stdout").exists(), "log_disable wrote a file");
+    assert!(
+        !env.log("silent", "stdout").exists(),
+        "log_disable wrote a file"
+    );
     env.sup.shutdown().await;
 }
 
@@ -74,14 +88,20 @@ async fn rotates_at_log_max_bytes_keeping_log_backups() {
     p.log_backups = 2;
     env.sup.add(p).await.expect("add");
     env.sup.start("rot", WAIT).await.expect("start");
-    env.sup.wait_for("rot", Exited, Duration::from_secs(20)).await.expect("exits");
+    env.sup
+        .wait_for("rot", Exited, Duration::from_secs(20))
+        .await
+        .expect("exits");
     let last = format!("{:0999}\n", 40);
     wait_file_contains(&env.log("rot", "stdout"), &last, 5);
     let base = env.log("rot", "stdout");
     let b1 = base.with_extension("log.1");
     let b2 = base.with_extension("log.2");
     assert!(b1.exists() && b2.exists(), "backups missing");
-    assert!(!base.with_extension("log.3").exists(), "more backups than log_backups");
+    assert!(
+        !base.with_extension("log.3").exists(),
+        "more backups than log_backups"
+    );
     for f in [&base, &b1, &b2] {
         let len = std::fs::metadata(f).expect("meta").len();
         assert!(len > 0 && len <= 4000, "{} is {len} bytes", f.display());
@@ -93,7 +113,10 @@ async fn rotates_at_log_max_bytes_keeping_log_backups() {
         .collect::<String>();
     let numbers: Vec<u32> = all.lines().map(|l| l.parse().expect("number")).collect();
     assert_eq!(*numbers.last().expect("some"), 40);
-    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "gap or reorder: {numbers:?}");
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "gap or reorder: {numbers:?}"
+    );
     env.sup.shutdown().await;
 }
 
@@ -116,7 +139,13 @@ async fn followers_see_live_output_across_restarts() {
     );
     env.sup.add(quick("live", &cmd)).await.expect("add");
     let mut follower = env.sup.follow("live", Stream::Stdout).expect("follow");
-    let first = env.sup.start("live", WAIT).await.expect("start").pid.expect("pid");
+    let first = env
+        .sup
+        .start("live", WAIT)
+        .await
+        .expect("start")
+        .pid
+        .expect("pid");
     let mut text = String::new();
     read_until(&format!("start-{first}"), &mut text, &mut follower).await;
     let mut events = env.sup.subscribe();
@@ -136,10 +165,16 @@ async fn a_follower_that_never_reads_loses_nothing_in_the_file() {
     env.sup.add(p).await.expect("add");
     let mut idle = env.sup.follow("firehose", Stream::Stdout).expect("follow");
     env.sup.start("firehose", WAIT).await.expect("start");
-    env.sup.wait_for("firehose", Exited, Duration::from_secs(20)).await.expect("exits");
+    env.sup
+        .wait_for("firehose", Exited, Duration::from_secs(20))
+        .await
+        .expect("exits");
     let expected = seq(200_000);
     poll(10, "whole file", || {
-        std::fs::read_to_string(env.log("firehose", "stdout")).unwrap_or_default().len() >= expected.len()
+        std::fs::read_to_string(env.log("firehose", "stdout"))
+            .unwrap_or_default()
+            .len()
+            >= expected.len()
     });
     assert!(std::fs::read_to_string(env.log("firehose", "stdout")).expect("log") == expected);
     // The idle follower now reads: what it gets plus what it is told it missed is exactly
@@ -184,7 +219,10 @@ async fn a_failing_log_file_is_counted_and_logging_resumes() {
     });
     let counters = env.sup.log_status("full").expect("c");
     let err = counters.stdout.last_write_error.expect("error kept");
-    assert!(err.contains("full.stdout.log") && err.contains("No space left"), "{err}");
+    assert!(
+        err.contains("full.stdout.log") && err.contains("No space left"),
+        "{err}"
+    );
     // The fault clears: the file is a regular file again and logging resumes.
     std::fs::remove_file(&link).expect("unlink");
     std::fs::write(&gate, "").expect("gate");
@@ -192,4 +230,20 @@ async fn a_failing_log_file_is_counted_and_logging_resumes() {
     assert!(text.ends_with("after-fault\n"), "{text}");
     assert_eq!(env.sup.status("full").expect("s").state, Running);
     env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_end_when_the_program_is_removed() {
+    let env = Env::new();
+    env.sup
+        .add(quick("gone", "exec sleep 30"))
+        .await
+        .expect("add");
+    let mut f = env.sup.follow("gone", Stream::Stdout).expect("follow");
+    env.sup.start("gone", WAIT).await.expect("start");
+    env.sup.remove("gone").await.expect("remove");
+    let end = tokio::time::timeout(Duration::from_secs(5), f.recv())
+        .await
+        .expect("ends");
+    assert_eq!(end, None);
 }

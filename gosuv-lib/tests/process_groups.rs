@@ -17,10 +17,20 @@ async fn stop_kills_grandchildren_in_the_group() {
         f = pids.display()
     );
     env.sup.add(quick("tree", &cmd)).await.expect("add");
-    let leader = env.sup.start("tree", WAIT).await.expect("start").pid.expect("pid");
+    let leader = env
+        .sup
+        .start("tree", WAIT)
+        .await
+        .expect("start")
+        .pid
+        .expect("pid");
     wait_file_contains(&env.log("tree", "stdout"), "ready", 5);
     poll(5, "two grandchildren", || {
-        std::fs::read_to_string(&pids).unwrap_or_default().lines().count() == 2
+        std::fs::read_to_string(&pids)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            == 2
     });
     let grandchildren: Vec<u32> = std::fs::read_to_string(&pids)
         .expect("pids")
@@ -29,7 +39,11 @@ async fn stop_kills_grandchildren_in_the_group() {
         .collect();
     let stats = env.sup.stats("tree").expect("stats");
     for g in &grandchildren {
-        assert!(stats.pids.contains(g), "stats tree {:?} misses {g}", stats.pids);
+        assert!(
+            stats.pids.contains(g),
+            "stats tree {:?} misses {g}",
+            stats.pids
+        );
     }
     assert_eq!(stats.pids[0], leader);
     let st = env.sup.stop("tree", WAIT).await.expect("stop");
@@ -49,7 +63,13 @@ async fn stopped_only_when_the_group_is_gone() {
     let mut p = quick("lingering", cmd);
     p.stop_timeout = 1;
     env.sup.add(p).await.expect("add");
-    let leader = env.sup.start("lingering", WAIT).await.expect("start").pid.expect("pid");
+    let leader = env
+        .sup
+        .start("lingering", WAIT)
+        .await
+        .expect("start")
+        .pid
+        .expect("pid");
     wait_file_contains(&env.log("lingering", "stdout"), "child-ready", 5);
     let mut events = env.sup.subscribe();
     let stop = env.sup.clone();
@@ -61,7 +81,10 @@ async fn stopped_only_when_the_group_is_gone() {
     assert_eq!(env.sup.status("lingering").expect("s").state, Stopping);
     let st = stopping.await.expect("join").expect("stop");
     assert_eq!(st.state, Stopped);
-    assert!(group_members(leader).is_empty(), "stopped while the group lived");
+    assert!(
+        group_members(leader).is_empty(),
+        "stopped while the group lived"
+    );
     env.sup.shutdown().await;
 }
 
@@ -76,14 +99,30 @@ async fn daemonised_grandchildren_are_reaped_not_left_as_zombies() {
     );
     env.sup.add(quick("daemonizer", &cmd)).await.expect("add");
     env.sup.start("daemonizer", WAIT).await.expect("start");
-    poll(5, "daemon pid", || pidfile.exists() && !std::fs::read_to_string(&pidfile).unwrap_or_default().trim().is_empty());
-    let daemon: u32 = std::fs::read_to_string(&pidfile).expect("pid").trim().parse().expect("pid");
+    poll(5, "daemon pid", || {
+        pidfile.exists()
+            && !std::fs::read_to_string(&pidfile)
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
+    });
+    let daemon: u32 = std::fs::read_to_string(&pidfile)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid");
     // Its parent exits at once, and it is reparented to this process, the subreaper ...
     let me = std::process::id();
-    poll(5, "reparenting to the subreaper", || children_of(me).contains(&daemon));
+    poll(5, "reparenting to the subreaper", || {
+        children_of(me).contains(&daemon)
+    });
     // ... which must reap it once it exits.
     poll(5, "daemon exit and reap", || !pid_exists(daemon));
-    assert!(zombie_children().is_empty(), "zombies: {:?}", zombie_children());
+    assert!(
+        zombie_children().is_empty(),
+        "zombies: {:?}",
+        zombie_children()
+    );
     env.sup.shutdown().await;
 }
 
@@ -92,7 +131,10 @@ async fn shutdown_stops_everything_concurrently_and_leaves_no_zombie() {
     let env = Env::new();
     let mut leaders = Vec::new();
     for i in 0..10 {
-        let mut p = quick(&format!("p{i}"), "trap 'sleep 0.5; exit 0' TERM; echo ready; while :; do sleep 0.05; done");
+        let mut p = quick(
+            &format!("p{i}"),
+            "trap 'sleep 0.5; exit 0' TERM; echo ready; while :; do sleep 0.05; done",
+        );
         p.stop_timeout = 5;
         env.sup.add(p).await.expect("add");
     }
@@ -110,7 +152,11 @@ async fn shutdown_stops_everything_concurrently_and_leaves_no_zombie() {
     for l in leaders {
         assert!(!pid_exists(l), "{l} still exists after shutdown");
     }
-    assert!(zombie_children().is_empty(), "zombies: {:?}", zombie_children());
+    assert!(
+        zombie_children().is_empty(),
+        "zombies: {:?}",
+        zombie_children()
+    );
     assert!(env.sup.list().is_empty());
     assert!(env.sup.start("p0", WAIT).await.is_err());
 }
@@ -119,12 +165,25 @@ async fn shutdown_stops_everything_concurrently_and_leaves_no_zombie() {
 async fn a_leader_that_exits_takes_its_group_with_it() {
     let env = Env::new();
     let pidfile = env.path().join("bg.pid");
-    let mut p = quick("leaver", &format!("sleep 60 & echo $! > {}; sleep 0.2; exit 1", pidfile.display()));
+    let mut p = quick(
+        "leaver",
+        &format!(
+            "sleep 60 & echo $! > {}; sleep 0.2; exit 1",
+            pidfile.display()
+        ),
+    );
     p.autorestart = gosuv::Autorestart::Never;
     env.sup.add(p).await.expect("add");
     env.sup.start("leaver", WAIT).await.expect("start");
-    env.sup.wait_for("leaver", Exited, Duration::from_secs(5)).await.expect("exits");
-    let bg: u32 = std::fs::read_to_string(&pidfile).expect("pid").trim().parse().expect("pid");
+    env.sup
+        .wait_for("leaver", Exited, Duration::from_secs(5))
+        .await
+        .expect("exits");
+    let bg: u32 = std::fs::read_to_string(&pidfile)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid");
     poll(5, "background child killed", || !pid_exists(bg));
     env.sup.shutdown().await;
 }

@@ -37,15 +37,26 @@ async fn reload_reports_and_applies_the_diff() {
 
     assert_eq!(env.sup.names(), vec!["change", "keep", "new"]);
     let keep = env.sup.status("keep").expect("keep");
-    assert_eq!((keep.state, keep.pid), (Running, Some(keep_pid)), "unchanged was touched");
+    assert_eq!(
+        (keep.state, keep.pid),
+        (Running, Some(keep_pid)),
+        "unchanged was touched"
+    );
     assert!(!pid_exists(drop_pid), "removed program still runs");
     // The changed program was running: restarted with its new config.
-    let ch = env.sup.wait_for("change", Running, std::time::Duration::from_secs(5)).await.expect("running");
+    let ch = env
+        .sup
+        .wait_for("change", Running, std::time::Duration::from_secs(5))
+        .await
+        .expect("running");
     assert_ne!(ch.pid, Some(change_pid));
     assert!(!pid_exists(change_pid));
     assert_eq!(env.sup.config("change").expect("cfg"), changed);
     // start_auto programs start when reload adds them.
-    env.sup.wait_for("new", Running, std::time::Duration::from_secs(5)).await.expect("autostarted");
+    env.sup
+        .wait_for("new", Running, std::time::Duration::from_secs(5))
+        .await
+        .expect("autostarted");
     env.sup.shutdown().await;
 }
 
@@ -54,7 +65,11 @@ async fn an_invalid_list_changes_nothing() {
     let env = Env::new();
     env.sup.add(quick("a", "exec sleep 30")).await.expect("add");
     let pid = env.sup.start("a", WAIT).await.expect("start").pid;
-    let bad = vec![quick("b", "sleep 1"), quick("b", "sleep 2"), quick("../c", "sleep 1")];
+    let bad = vec![
+        quick("b", "sleep 1"),
+        quick("b", "sleep 2"),
+        quick("../c", "sleep 1"),
+    ];
     let err = env.sup.reload(bad).await.expect_err("invalid");
     let msg = err.to_string();
     assert!(matches!(err, Error::Config(_)));
@@ -84,7 +99,11 @@ async fn update_restarts_only_when_running_and_changed() {
     let mut p3 = p2.clone();
     p3.command = gosuv::Command::Shell("exec sleep 29".into());
     assert!(env.sup.update(p3).await.expect("changed"));
-    let st = env.sup.wait_for("u", Running, std::time::Duration::from_secs(5)).await.expect("back");
+    let st = env
+        .sup
+        .wait_for("u", Running, std::time::Duration::from_secs(5))
+        .await
+        .expect("back");
     assert_ne!(st.pid, pid);
     assert!(matches!(
         env.sup.update(quick("ghost", "x")).await,
@@ -97,10 +116,19 @@ async fn update_restarts_only_when_running_and_changed() {
 async fn remove_stops_first() {
     let env = Env::new();
     env.sup.add(quick("r", "exec sleep 30")).await.expect("add");
-    let pid = env.sup.start("r", WAIT).await.expect("start").pid.expect("pid");
+    let pid = env
+        .sup
+        .start("r", WAIT)
+        .await
+        .expect("start")
+        .pid
+        .expect("pid");
     env.sup.remove("r").await.expect("remove");
     assert!(!pid_exists(pid));
     assert!(env.sup.names().is_empty());
-    env.sup.add(quick("r", "exec sleep 30")).await.expect("the name is free again");
+    env.sup
+        .add(quick("r", "exec sleep 30"))
+        .await
+        .expect("the name is free again");
     env.sup.shutdown().await;
 }

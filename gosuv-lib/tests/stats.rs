@@ -10,7 +10,10 @@ async fn cpu_and_memory_of_the_tree() {
     // A busy child under an idle leader: the tree's CPU must show the child's work.
     let cmd = "sh -c 'while :; do :; done' & echo ready; wait";
     env.sup.add(quick("busy", cmd)).await.expect("add");
-    env.sup.add(quick("idle", "exec sleep 30")).await.expect("add");
+    env.sup
+        .add(quick("idle", "exec sleep 30"))
+        .await
+        .expect("add");
     env.sup.start_all(WAIT).await;
     wait_file_contains(&env.log("busy", "stdout"), "ready", 5);
     // First sample: the average since start; take a second one over a known interval.
@@ -18,7 +21,11 @@ async fn cpu_and_memory_of_the_tree() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     let busy = env.sup.stats("busy").expect("stats");
     assert!(busy.pids.len() >= 2, "{busy:?}");
-    assert!(busy.cpu_percent > 40.0, "busy tree shows {}% CPU", busy.cpu_percent);
+    assert!(
+        busy.cpu_percent > 40.0,
+        "busy tree shows {}% CPU",
+        busy.cpu_percent
+    );
     assert!(busy.rss_bytes > 100 * 1024, "{busy:?}");
     let idle = env.sup.stats("idle").expect("stats");
     assert_eq!(idle.pids.len(), 1);
@@ -26,6 +33,9 @@ async fn cpu_and_memory_of_the_tree() {
     let all = env.sup.stats_all();
     assert_eq!(all.len(), 2);
     env.sup.stop("busy", WAIT).await.expect("stop");
-    assert_eq!(env.sup.stats("busy").expect("stopped"), gosuv::ProcessStats::default());
+    assert_eq!(
+        env.sup.stats("busy").expect("stopped"),
+        gosuv::ProcessStats::default()
+    );
     env.sup.shutdown().await;
 }

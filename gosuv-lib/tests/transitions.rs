@@ -19,7 +19,10 @@ async fn stopped_to_starting_to_running_after_start_seconds() {
     let st = env.sup.start("svc", WAIT).await.expect("start");
     let took = t0.elapsed();
     assert_eq!(st.state, Running);
-    assert!(took >= Duration::from_millis(950), "running before start_seconds: {took:?}");
+    assert!(
+        took >= Duration::from_millis(950),
+        "running before start_seconds: {took:?}"
+    );
     assert!(took < Duration::from_secs(3), "took {took:?}");
     let pid = st.pid.expect("pid");
     assert!(pid_exists(pid));
@@ -111,7 +114,10 @@ async fn fatal_can_be_started_again() {
     let mut events = env.sup.subscribe();
     let st = env.sup.start("later", WAIT).await.expect("starts now");
     assert_eq!(st.state, Running);
-    assert!(st.last_error.is_none(), "last_error is cleared once running");
+    assert!(
+        st.last_error.is_none(),
+        "last_error is cleared once running"
+    );
     let seen = events_until(&mut events, "later", Running, 5).await;
     assert_eq!(pairs(&seen), vec![(Fatal, Starting), (Starting, Running)]);
     env.sup.shutdown().await;
@@ -121,7 +127,13 @@ async fn fatal_can_be_started_again() {
 async fn running_to_exited_without_autorestart() {
     let env = Env::new();
     let gate = env.path().join("gate");
-    let mut p = quick("once", &format!("while [ ! -e {} ]; do sleep 0.01; done; exit 0", gate.display()));
+    let mut p = quick(
+        "once",
+        &format!(
+            "while [ ! -e {} ]; do sleep 0.01; done; exit 0",
+            gate.display()
+        ),
+    );
     p.autorestart = Autorestart::Never;
     env.sup.add(p).await.expect("add");
     env.sup.start("once", WAIT).await.expect("start");
@@ -143,7 +155,13 @@ async fn exited_restarts_at_once_with_autorestart() {
     let env = Env::new();
     let p = quick("crashy", "exec sleep 30");
     env.sup.add(p).await.expect("add");
-    let first = env.sup.start("crashy", WAIT).await.expect("start").pid.expect("pid");
+    let first = env
+        .sup
+        .start("crashy", WAIT)
+        .await
+        .expect("start")
+        .pid
+        .expect("pid");
     let mut events = env.sup.subscribe();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(first as i32),
@@ -157,7 +175,10 @@ async fn exited_restarts_at_once_with_autorestart() {
     );
     assert_eq!(seen[0].exit_signal, Some(9));
     let restart = seen[1].at.duration_since(seen[0].at).expect("ordered");
-    assert!(restart < Duration::from_millis(200), "restart was delayed: {restart:?}");
+    assert!(
+        restart < Duration::from_millis(200),
+        "restart was delayed: {restart:?}"
+    );
     let st = env.sup.status("crashy").expect("s");
     assert_eq!(st.restarts, 1);
     assert_ne!(st.pid, Some(first));
@@ -196,17 +217,29 @@ async fn running_to_stopping_to_stopped_with_the_stop_signal() {
     let out = env.path().join("got");
     let mut p = quick(
         "polite",
-        &format!("trap 'echo got-int > {}; exit 0' INT; echo ready; while :; do sleep 0.05; done", out.display()),
+        &format!(
+            "trap 'echo got-int > {}; exit 0' INT; echo ready; while :; do sleep 0.05; done",
+            out.display()
+        ),
     );
     p.stop_signal = "INT".parse().expect("sig");
     env.sup.add(p).await.expect("add");
-    let pid = env.sup.start("polite", WAIT).await.expect("start").pid.expect("pid");
+    let pid = env
+        .sup
+        .start("polite", WAIT)
+        .await
+        .expect("start")
+        .pid
+        .expect("pid");
     wait_file_contains(&env.log("polite", "stdout"), "ready", 5);
     let mut events = env.sup.subscribe();
     let st = env.sup.stop("polite", WAIT).await.expect("stop");
     assert_eq!(st.state, Stopped);
     assert!(!pid_exists(pid));
-    assert_eq!(std::fs::read_to_string(&out).expect("trap ran"), "got-int\n");
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("trap ran"),
+        "got-int\n"
+    );
     let seen = events_until(&mut events, "polite", Stopped, 5).await;
     assert_eq!(pairs(&seen), vec![(Running, Stopping), (Stopping, Stopped)]);
     assert_eq!(seen[1].exit_code, Some(0));
@@ -216,17 +249,29 @@ async fn running_to_stopping_to_stopped_with_the_stop_signal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_sends_sigkill_after_stop_timeout() {
     let env = Env::new();
-    let mut p = quick("stubborn", "trap '' TERM; echo ready; while :; do sleep 0.05; done");
+    let mut p = quick(
+        "stubborn",
+        "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+    );
     p.stop_timeout = 1;
     env.sup.add(p).await.expect("add");
-    let pid = env.sup.start("stubborn", WAIT).await.expect("start").pid.expect("pid");
+    let pid = env
+        .sup
+        .start("stubborn", WAIT)
+        .await
+        .expect("start")
+        .pid
+        .expect("pid");
     wait_file_contains(&env.log("stubborn", "stdout"), "ready", 5);
     let t0 = Instant::now();
     let st = env.sup.stop("stubborn", WAIT).await.expect("stop");
     let took = t0.elapsed();
     assert_eq!(st.state, Stopped);
     assert_eq!(st.exit_signal, Some(9));
-    assert!(took >= Duration::from_millis(950), "killed before stop_timeout: {took:?}");
+    assert!(
+        took >= Duration::from_millis(950),
+        "killed before stop_timeout: {took:?}"
+    );
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert!(group_members(pid).is_empty());
     env.sup.shutdown().await;
@@ -248,7 +293,13 @@ async fn stop_in_backoff_cancels_the_retry() {
     assert_eq!(pairs(&seen), vec![(Backoff, Stopped)]);
     // The retry was due after 1 s: wait past it and check nothing ran again.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(std::fs::read_to_string(&runs).expect("runs").lines().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(&runs)
+            .expect("runs")
+            .lines()
+            .count(),
+        1
+    );
     assert_eq!(env.sup.status("loop").expect("s").state, Stopped);
     env.sup.shutdown().await;
 }
@@ -286,8 +337,17 @@ async fn a_stop_is_never_lost_when_it_races_the_exit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_is_stop_then_start_in_one_request() {
     let env = Env::new();
-    env.sup.add(quick("re", "exec sleep 30")).await.expect("add");
-    let old = env.sup.start("re", WAIT).await.expect("start").pid.expect("pid");
+    env.sup
+        .add(quick("re", "exec sleep 30"))
+        .await
+        .expect("add");
+    let old = env
+        .sup
+        .start("re", WAIT)
+        .await
+        .expect("start")
+        .pid
+        .expect("pid");
     let mut events = env.sup.subscribe();
     let st = env.sup.restart("re", WAIT).await.expect("restart");
     assert_eq!(st.state, Running);
@@ -297,7 +357,12 @@ async fn restart_is_stop_then_start_in_one_request() {
     let seen = events_until(&mut events, "re", Running, 5).await;
     assert_eq!(
         pairs(&seen),
-        vec![(Running, Stopping), (Stopping, Stopped), (Stopped, Starting), (Starting, Running)]
+        vec![
+            (Running, Stopping),
+            (Stopping, Stopped),
+            (Stopped, Starting),
+            (Starting, Running)
+        ]
     );
     env.sup.shutdown().await;
 }
@@ -313,8 +378,21 @@ async fn start_waits_with_a_timeout_and_the_program_carries_on() {
         .start("slow", Some(Duration::from_millis(200)))
         .await
         .expect_err("times out");
-    assert!(matches!(err, Error::Timeout { state: Starting, .. }), "{err}");
-    let st = env.sup.wait_for("slow", Running, Duration::from_secs(5)).await.expect("runs");
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                state: Starting,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let st = env
+        .sup
+        .wait_for("slow", Running, Duration::from_secs(5))
+        .await
+        .expect("runs");
     assert_eq!(st.state, Running);
     env.sup.shutdown().await;
 }
@@ -323,7 +401,10 @@ async fn start_waits_with_a_timeout_and_the_program_carries_on() {
 async fn unknown_program_is_not_found() {
     let env = Env::new();
     let err = env.sup.start("nope", WAIT).await.expect_err("unknown");
-    assert!(matches!(err, Error::NotFound(ref n) if n == "nope"), "{err}");
+    assert!(
+        matches!(err, Error::NotFound(ref n) if n == "nope"),
+        "{err}"
+    );
     assert!(env.sup.status("nope").is_err());
     assert!(env.sup.remove("nope").await.is_err());
     let dup = quick("dup", "sleep 1");
@@ -332,5 +413,21 @@ async fn unknown_program_is_not_found() {
     let bad = quick("../x", "sleep 1");
     assert!(matches!(env.sup.add(bad).await, Err(Error::Config(_))));
     assert_eq!(env.sup.names(), vec!["dup".to_string()]);
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_sees_a_state_held_only_for_an_instant() {
+    let env = Env::new();
+    // Exited lasts only until the immediate automatic restart.
+    env.sup
+        .add(quick("blink", "sleep 0.2; exit 1"))
+        .await
+        .expect("add");
+    env.sup.start("blink", WAIT).await.expect("start");
+    env.sup
+        .wait_for("blink", Exited, Duration::from_secs(5))
+        .await
+        .expect("saw exited");
     env.sup.shutdown().await;
 }

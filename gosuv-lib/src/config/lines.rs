@@ -21,8 +21,13 @@ pub(crate) struct LineIndex {
 }
 
 enum Frame {
-    Seq { next: usize },
-    Map { expecting_key: bool, key: Option<Seg> },
+    Seq {
+        next: usize,
+    },
+    Map {
+        expecting_key: bool,
+        key: Option<Seg>,
+    },
 }
 
 impl LineIndex {
@@ -123,7 +128,8 @@ mod tests {
 
     #[test]
     fn finds_keys_and_items() {
-        let text = "- name: a\n  command: x\n\n- name: b\n  command: [sleep, '1']\n  environ:\n    K: V\n";
+        let text =
+            "- name: a\n  command: x\n\n- name: b\n  command: [sleep, '1']\n  environ:\n    K: V\n";
         let idx = LineIndex::build(text);
         let k = |s: &str| Seg::Key(s.into());
         assert_eq!(idx.line(&[Seg::Index(0)]), Some(1));
@@ -137,10 +143,14 @@ mod tests {
 
     #[test]
     fn nested_mappings() {
-        let text = "server:\n  unixserver:\n    enabled: true\n  pidfile: x\nclient:\n  server_url: u\n";
+        let text =
+            "server:\n  unixserver:\n    enabled: true\n  pidfile: x\nclient:\n  server_url: u\n";
         let idx = LineIndex::build(text);
         let k = |s: &str| Seg::Key(s.into());
-        assert_eq!(idx.line(&[k("server"), k("unixserver"), k("enabled")]), Some(3));
+        assert_eq!(
+            idx.line(&[k("server"), k("unixserver"), k("enabled")]),
+            Some(3)
+        );
         assert_eq!(idx.line(&[k("server"), k("pidfile")]), Some(4));
         assert_eq!(idx.line(&[k("client"), k("server_url")]), Some(6));
     }

@@ -102,7 +102,10 @@ pub fn validate(config_path: &Path) -> Result<ValidatedConfig, ConfigErrors> {
     let programs = match server.load_programs() {
         Ok(p) => p,
         Err(e) => {
-            errors.get_or_insert_with(|| ConfigErrors(Vec::new())).0.extend(e.0);
+            errors
+                .get_or_insert_with(|| ConfigErrors(Vec::new()))
+                .0
+                .extend(e.0);
             Vec::new()
         }
     };
@@ -182,9 +185,7 @@ fn parse_yaml(text: &str, file: Option<&Path>) -> Result<serde_yaml::Value, Conf
 /// A message that says which forms are accepted.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     let bad = || format!("'{text}' is not a size: write bytes (1048576) or 10KB, 50MB, 1GB");
     if digits.is_empty() {

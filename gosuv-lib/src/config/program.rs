@@ -127,10 +127,7 @@ pub struct ProgramConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// The child's umask.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "ser_umask"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_umask")]
     pub umask: Option<u32>,
     /// Send stderr to the stdout log.
     pub redirect_stderr: bool,
@@ -197,9 +194,8 @@ impl ProgramConfig {
     /// # Errors
     /// Every problem found, without lines.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
-        let value = serde_yaml::to_value(self).map_err(|e| {
-            ConfigErrors::single(None, format!("cannot represent program: {e}"))
-        })?;
+        let value = serde_yaml::to_value(self)
+            .map_err(|e| ConfigErrors::single(None, format!("cannot represent program: {e}")))?;
         let base = self.directory.clone().unwrap_or_else(|| PathBuf::from("/"));
         parse_program_value(value, &base).map(|_| ())
     }
@@ -252,7 +248,10 @@ pub fn parse_programs(
         Value::Null => Vec::new(),
         Value::Sequence(items) => items,
         _ => {
-            c.error(&[], "a programs file is a YAML list of programs (`- name: ...`)");
+            c.error(
+                &[],
+                "a programs file is a YAML list of programs (`- name: ...`)",
+            );
             return c.finish(Vec::new());
         }
     };
@@ -314,7 +313,10 @@ fn program_from_value(
     let map = match value {
         Value::Mapping(m) => m,
         _ => {
-            c.error(path, "a program is a mapping with at least `name` and `command`");
+            c.error(
+                path,
+                "a program is a mapping with at least `name` and `command`",
+            );
             return None;
         }
     };
@@ -388,10 +390,7 @@ fn program_from_value(
                 if let Some(s) = want_string(c, &kp, &v) {
                     match nix::unistd::User::from_name(&s) {
                         Ok(Some(_)) => p.user = Some(s),
-                        _ => c.error(
-                            &kp,
-                            format!("user '{s}' does not exist on this machine"),
-                        ),
+                        _ => c.error(&kp, format!("user '{s}' does not exist on this machine")),
                     }
                 }
             }
@@ -416,10 +415,15 @@ fn program_from_value(
     }
     match command {
         Some(cmd) => p.command = cmd,
-        None if !c.errors[before..].iter().any(|e| e.key.ends_with("command")) => c.error(
-            path,
-            "missing `command`: give a shell string or a list of argv",
-        ),
+        None if !c.errors[before..]
+            .iter()
+            .any(|e| e.key.ends_with("command")) =>
+        {
+            c.error(
+                path,
+                "missing `command`: give a shell string or a list of argv",
+            )
+        }
         None => {}
     }
     (c.errors.len() == before).then_some(p)
@@ -497,10 +501,15 @@ pub(crate) fn want_size(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Optio
     let r = match v {
         Value::Number(n) => match n.as_u64() {
             Some(u) => Ok(u),
-            None => Err(format!("{n} is not a size: use 0 or more bytes, or 10KB/50MB/1GB")),
+            None => Err(format!(
+                "{n} is not a size: use 0 or more bytes, or 10KB/50MB/1GB"
+            )),
         },
         Value::String(s) => parse_size(s),
-        _ => Err(format!("expected a size such as 50MB, found {}", describe(v))),
+        _ => Err(format!(
+            "expected a size such as 50MB, found {}",
+            describe(v)
+        )),
     };
     r.map_err(|e| c.error(path, e)).ok()
 }
@@ -571,7 +580,11 @@ fn parse_environ(c: &mut Collector<'_>, path: &[Seg], v: Value) -> Option<Vec<(S
         Value::Mapping(m) => {
             for (k, val) in m {
                 let key = k.as_str().map(str::to_owned).unwrap_or_default();
-                let kp: Vec<Seg> = path.iter().cloned().chain([Seg::Key(key.clone())]).collect();
+                let kp: Vec<Seg> = path
+                    .iter()
+                    .cloned()
+                    .chain([Seg::Key(key.clone())])
+                    .collect();
                 if !valid_env_key(&key) {
                     c.error(&kp, "environment keys are non-empty strings without '='");
                     continue;
@@ -633,7 +646,10 @@ fn parse_exit_codes(c: &mut Collector<'_>, path: &[Seg], v: Value) -> Option<Vec
         other => {
             c.error(
                 path,
-                format!("expected a list of exit codes (0-255), found {}", describe(&other)),
+                format!(
+                    "expected a list of exit codes (0-255), found {}",
+                    describe(&other)
+                ),
             );
             return None;
         }
@@ -736,13 +752,41 @@ mod tests {
         let text = "- name: ok\n  command: x\n- name: ../x\n  command: y\n- name: ok\n  command: z\n  colour: red\n- command: w\n- name: n\n  stop_signal: NOPE\n  start_retries: -1\n";
         let errs = messages(text);
         assert_eq!(errs.len(), 7, "{errs:#?}");
-        assert!(errs[0].starts_with("programs.yml:3: [1].name: invalid name \"../x\""), "{}", errs[0]);
-        assert!(errs[1].starts_with("programs.yml:5: [2].name: duplicate name 'ok'"), "{}", errs[1]);
-        assert!(errs[2].starts_with("programs.yml:7: [2].colour: unknown key `colour`"), "{}", errs[2]);
-        assert!(errs[3].starts_with("programs.yml:8: [3]: missing `name`"), "{}", errs[3]);
-        assert!(errs[4].starts_with("programs.yml:9: [4]: missing `command`"), "{}", errs[4]);
-        assert!(errs[5].starts_with("programs.yml:10: [4].stop_signal: 'NOPE' is not a signal name"), "{}", errs[5]);
-        assert!(errs[6].starts_with("programs.yml:11: [4].start_retries: -1 is negative"), "{}", errs[6]);
+        assert!(
+            errs[0].starts_with("programs.yml:3: [1].name: invalid name \"../x\""),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            errs[1].starts_with("programs.yml:5: [2].name: duplicate name 'ok'"),
+            "{}",
+            errs[1]
+        );
+        assert!(
+            errs[2].starts_with("programs.yml:7: [2].colour: unknown key `colour`"),
+            "{}",
+            errs[2]
+        );
+        assert!(
+            errs[3].starts_with("programs.yml:8: [3]: missing `name`"),
+            "{}",
+            errs[3]
+        );
+        assert!(
+            errs[4].starts_with("programs.yml:9: [4]: missing `command`"),
+            "{}",
+            errs[4]
+        );
+        assert!(
+            errs[5].starts_with("programs.yml:10: [4].stop_signal: 'NOPE' is not a signal name"),
+            "{}",
+            errs[5]
+        );
+        assert!(
+            errs[6].starts_with("programs.yml:11: [4].start_retries: -1 is negative"),
+            "{}",
+            errs[6]
+        );
     }
 
     #[test]

@@ -304,9 +304,16 @@ fn for_each_key(
             c.error(path, "keys must be strings");
             continue;
         };
-        let kp: Vec<Seg> = path.iter().cloned().chain([Seg::Key(key.clone())]).collect();
+        let kp: Vec<Seg> = path
+            .iter()
+            .cloned()
+            .chain([Seg::Key(key.clone())])
+            .collect();
         if !f(c, &kp, &key, v) {
-            c.error(&kp, format!("unknown key `{key}`: check its spelling against SPEC §2"));
+            c.error(
+                &kp,
+                format!("unknown key `{key}`: check its spelling against SPEC §2"),
+            );
         }
     }
 }
@@ -332,10 +339,15 @@ fn server_key(
             "enabled" => assign(&mut s.httpserver.enabled, want_bool(c, p, &v)),
             "addr" => {
                 if let Some(a) = want_string(c, p, &v) {
-                    if a.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
+                    if a.rsplit_once(':')
+                        .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+                    {
                         s.httpserver.addr = a;
                     } else {
-                        c.error(p, format!("'{a}' is not HOST:PORT (127.0.0.1:11333 or :11333)"));
+                        c.error(
+                            p,
+                            format!("'{a}' is not HOST:PORT (127.0.0.1:11333 or :11333)"),
+                        );
                     }
                 }
                 true
@@ -370,7 +382,10 @@ fn server_key(
                     if ["error", "warn", "info", "debug", "trace"].contains(&l.as_str()) {
                         s.log.level = l;
                     } else {
-                        c.error(p, format!("'{l}' is not a level: error, warn, info, debug or trace"));
+                        c.error(
+                            p,
+                            format!("'{l}' is not a level: error, warn, info, debug or trace"),
+                        );
                     }
                 }
                 true
@@ -393,14 +408,23 @@ fn server_key(
     true
 }
 
-fn client_key(c: &mut Collector<'_>, path: &[Seg], key: &str, v: Value, cl: &mut ClientConfig) -> bool {
+fn client_key(
+    c: &mut Collector<'_>,
+    path: &[Seg],
+    key: &str,
+    v: Value,
+    cl: &mut ClientConfig,
+) -> bool {
     match key {
         "server_url" => {
             if let Some(u) = want_string(c, path, &v) {
                 if u.starts_with("unix://") || u.starts_with("http://") {
                     cl.server_url = u;
                 } else {
-                    c.error(path, format!("'{u}' is not unix://PATH or http://HOST:PORT"));
+                    c.error(
+                        path,
+                        format!("'{u}' is not unix://PATH or http://HOST:PORT"),
+                    );
                 }
             }
             true

@@ -26,7 +26,9 @@ impl Env {
     }
 
     pub fn log(&self, name: &str, stream: &str) -> PathBuf {
-        self.path().join("logs").join(format!("{name}.{stream}.log"))
+        self.path()
+            .join("logs")
+            .join(format!("{name}.{stream}.log"))
     }
 }
 
