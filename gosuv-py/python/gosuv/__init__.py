@@ -1,0 +1,74 @@
+"""gosuv: supervise processes from Python.
+
+Start the services a test or a tool needs, wait until they run, read their output, stop
+them cleanly, and leave no orphan behind, even when Python itself dies::
+
+    import gosuv
+
+    with gosuv.Supervisor(log_dir="logs") as sup:
+        sup.add("web", ["python3", "-m", "http.server", "8000"], start_seconds=1)
+        sup.start("web", timeout=10)
+        print(sup.status("web"))
+        print(sup.tail("web", stream="stderr", lines=5))
+    # every program is stopped here, and its whole process group is gone
+
+The supervisor itself is the Rust library ``gosuv``; every blocking call releases the GIL
+and can be interrupted with Ctrl-C. Errors are subclasses of :class:`GosuvError`.
+"""
+
+from __future__ import annotations
+
+import atexit
+
+from gosuv._errors import (
+    ConfigError,
+    GosuvError,
+    ProgramExists,
+    ProgramNotFound,
+    StartError,
+    StoppedBeforeRunning,
+    SupervisorClosed,
+    Timeout,
+)
+from gosuv._native import (
+    Event,
+    Events,
+    LogFollower,
+    ReloadReport,
+    Stats,
+    Status,
+    Supervisor,
+    __version__,
+    shutdown_all,
+)
+from gosuv._options import Command, ProgramOptions, StrPath
+from gosuv._state import State
+
+__all__ = [
+    "Command",
+    "ConfigError",
+    "Event",
+    "Events",
+    "GosuvError",
+    "LogFollower",
+    "ProgramExists",
+    "ProgramNotFound",
+    "ProgramOptions",
+    "ReloadReport",
+    "StartError",
+    "State",
+    "Stats",
+    "Status",
+    "StoppedBeforeRunning",
+    "StrPath",
+    "Supervisor",
+    "SupervisorClosed",
+    "Timeout",
+    "__version__",
+    "shutdown_all",
+]
+
+# A normal interpreter exit stops every program gracefully (stop_signal, then SIGKILL after
+# stop_timeout). An abnormal one (os._exit, SIGKILL, a crash) is covered by
+# kill_on_parent_death, which needs no Python code to run.
+atexit.register(shutdown_all)

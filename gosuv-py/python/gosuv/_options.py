@@ -1,0 +1,51 @@
+"""The options of a program, as keyword arguments of ``Supervisor.add`` (SPEC §2)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Literal, Mapping, Sequence, TypedDict, Union
+
+StrPath = Union[str, os.PathLike[str]]
+"""A path: a ``str`` or an ``os.PathLike`` such as ``pathlib.Path``."""
+
+Command = Union[str, Sequence[str]]
+"""A shell command line (run by ``/bin/sh -c``) or an argv list (exec'd directly)."""
+
+
+class ProgramOptions(TypedDict, total=False):
+    """Every option of a program; each has the default of ``programs.yml``.
+
+    Seconds are whole numbers. Sizes are bytes or strings such as ``"10MB"``.
+    """
+
+    environ: Union[Mapping[str, Union[str, int, bool]], Sequence[str]]
+    """Variables added to the supervisor's environment: a dict or ``["K=V", ...]``."""
+    directory: StrPath
+    """Working directory (must exist); relative to ``base_dir``. Default: ``base_dir``."""
+    start_auto: bool
+    """Start as soon as the program is added (and when a reload adds it). Default False."""
+    start_seconds: int
+    """Seconds it must stay up to count as started. Default 1."""
+    start_retries: int
+    """Failed starts in a row before ``fatal``. Default 3."""
+    autorestart: Union[bool, Literal["unexpected"]]
+    """Restart after it exits: always, never, or on an exit code not in ``exit_codes``."""
+    exit_codes: Sequence[int]
+    """Expected exit codes. Default ``[0]``."""
+    stop_signal: Union[str, signal.Signals]
+    """Signal sent to its process group to stop it: ``"TERM"`` (default), ``"INT"``, ..."""
+    stop_timeout: int
+    """Seconds before SIGKILL to the whole group. Default 10."""
+    user: str
+    """Run as this user (gosuv must run as root to switch)."""
+    umask: Union[int, str]
+    """The child's umask: ``0o022`` or ``"022"``. Default: inherited."""
+    redirect_stderr: bool
+    """Send stderr to the stdout log. Default False."""
+    log_disable: bool
+    """Keep output in memory only (for tail and follow). Default False."""
+    log_max_bytes: Union[int, str]
+    """Rotate a log file at this size; 0 never rotates. Default ``"50MB"``."""
+    log_backups: int
+    """Rotated files kept. Default 10."""

@@ -1,0 +1,36 @@
+"""The states of a program (supervisord's model)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class State(str, enum.Enum):
+    """A program's state.
+
+    A ``str`` enum: ``State.RUNNING == "running"``, and ``str(State.RUNNING)`` is
+    ``"running"``.
+    """
+
+    STOPPED = "stopped"
+    """Not running, and not asked to run."""
+    STARTING = "starting"
+    """Spawned, not yet up for ``start_seconds``."""
+    RUNNING = "running"
+    """Up for at least ``start_seconds``."""
+    BACKOFF = "backoff"
+    """A start failed; waiting before the next try."""
+    STOPPING = "stopping"
+    """The stop signal was sent; waiting for the whole process group to go."""
+    EXITED = "exited"
+    """Was running and exited; ``autorestart`` decided not to start it again."""
+    FATAL = "fatal"
+    """``start_retries`` starts in a row failed; given up until the next ``start``."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_active(self) -> bool:
+        """Whether a process of the program may exist in this state."""
+        return self in (State.STARTING, State.RUNNING, State.STOPPING)

@@ -1,0 +1,191 @@
+//! The immutable objects calls return: a program's status, its stats, a reload's report and
+//! a state-change event.
+
+use pyo3::prelude::*;
+
+use crate::convert;
+
+fn opt_repr<T: std::fmt::Debug>(v: &Option<T>) -> String {
+    match v {
+        Some(v) => format!("{v:?}"),
+        None => "None".into(),
+    }
+}
+
+fn state_repr(py: Python<'_>, s: &Py<PyAny>) -> String {
+    s.bind(py)
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// A program's status at one moment.
+#[pyclass(frozen, get_all, module = "gosuv")]
+pub struct Status {
+    /// The program's name.
+    name: String,
+    /// Its state, a `gosuv.State`.
+    state: Py<PyAny>,
+    /// The leader's pid while a process exists.
+    pid: Option<u32>,
+    /// When the current process started (an aware `datetime` in UTC).
+    started_at: Option<Py<PyAny>>,
+    /// Seconds since the current process started.
+    uptime: Option<f64>,
+    /// The exit code of the last process that exited normally.
+    exit_code: Option<i32>,
+    /// The signal that killed the last process, if one did.
+    exit_signal: Option<i32>,
+    /// Automatic restarts and retries since the program was added.
+    restarts: u64,
+    /// Why the last start failed, until the program next reaches `running`.
+    last_error: Option<String>,
+    /// Failed writes to its log files.
+    log_errors: u64,
+}
+
+impl Status {
+    pub(crate) fn new(py: Python<'_>, s: gosuv::ProgramStatus) -> PyResult<Self> {
+        Ok(Status {
+            state: convert::state(py, s.state)?,
+            started_at: s.started_at.map(|t| convert::datetime(py, t)).transpose()?,
+            name: s.name,
+            pid: s.pid,
+            uptime: s.uptime_secs,
+            exit_code: s.exit_code,
+            exit_signal: s.exit_signal,
+            restarts: s.restarts,
+            last_error: s.last_error,
+            log_errors: s.log_errors,
+        })
+    }
+}
+
+#[pymethods]
+impl Status {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "Status(name={:?}, state={}, pid={}, exit_code={}, exit_signal={}, restarts={}, last_error={})",
+            self.name,
+            state_repr(py, &self.state),
+            opt_repr(&self.pid),
+            opt_repr(&self.exit_code),
+            opt_repr(&self.exit_signal),
+            self.restarts,
+            opt_repr(&self.last_error),
+        )
+    }
+}
+
+/// CPU and memory of a program's whole process tree.
+#[pyclass(frozen, get_all, module = "gosuv")]
+pub struct Stats {
+    /// Every process of the tree, leader first (empty when it has no process).
+    pids: Vec<u32>,
+    /// CPU use in percent of one core since the previous sample of this program.
+    cpu_percent: f64,
+    /// Resident memory of the tree, in bytes.
+    rss_bytes: u64,
+    /// User plus system CPU time of the live processes, in seconds.
+    cpu_seconds: f64,
+}
+
+impl From<gosuv::ProcessStats> for Stats {
+    fn from(s: gosuv::ProcessStats) -> Self {
+        Stats {
+            pids: s.pids,
+            cpu_percent: s.cpu_percent,
+            rss_bytes: s.rss_bytes,
+            cpu_seconds: s.cpu_seconds,
+        }
+    }
+}
+
+#[pymethods]
+impl Stats {
+    fn __repr__(&self) -> String {
+        format!(
+            "Stats(pids={:?}, cpu_percent={:.1}, rss_bytes={}, cpu_seconds={:.2})",
+            self.pids, self.cpu_percent, self.rss_bytes, self.cpu_seconds
+        )
+    }
+}
+
+/// What a reload did, by program name.
+#[pyclass(frozen, get_all, module = "gosuv")]
+pub struct ReloadReport {
+    /// Programs that were not there before.
+    added: Vec<String>,
+    /// Programs whose config changed (restarted if they had a process).
+    changed: Vec<String>,
+    /// Programs that are gone (stopped first).
+    removed: Vec<String>,
+}
+
+impl From<gosuv::ReloadReport> for ReloadReport {
+    fn from(r: gosuv::ReloadReport) -> Self {
+        ReloadReport {
+            added: r.added,
+            changed: r.changed,
+            removed: r.removed,
+        }
+    }
+}
+
+#[pymethods]
+impl ReloadReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "ReloadReport(added={:?}, changed={:?}, removed={:?})",
+            self.added, self.changed, self.removed
+        )
+    }
+}
+
+/// One state change of one program.
+#[pyclass(frozen, get_all, module = "gosuv")]
+pub struct Event {
+    /// The program's name.
+    program: String,
+    /// The state it left.
+    from_state: Py<PyAny>,
+    /// The state it entered.
+    to_state: Py<PyAny>,
+    /// The process concerned, when there is one.
+    pid: Option<u32>,
+    /// The exit code, on a change caused by an exit.
+    exit_code: Option<i32>,
+    /// The signal that killed the process, on a change caused by one.
+    exit_signal: Option<i32>,
+    /// When it happened (an aware `datetime` in UTC).
+    at: Py<PyAny>,
+}
+
+impl Event {
+    pub(crate) fn new(py: Python<'_>, e: gosuv::Event) -> PyResult<Self> {
+        Ok(Event {
+            from_state: convert::state(py, e.from)?,
+            to_state: convert::state(py, e.to)?,
+            at: convert::datetime(py, e.at)?,
+            program: e.program,
+            pid: e.pid,
+            exit_code: e.exit_code,
+            exit_signal: e.exit_signal,
+        })
+    }
+}
+
+#[pymethods]
+impl Event {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "Event(program={:?}, from_state={}, to_state={}, pid={}, exit_code={}, exit_signal={})",
+            self.program,
+            state_repr(py, &self.from_state),
+            state_repr(py, &self.to_state),
+            opt_repr(&self.pid),
+            opt_repr(&self.exit_code),
+            opt_repr(&self.exit_signal),
+        )
+    }
+}

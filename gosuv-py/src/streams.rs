@@ -1,0 +1,254 @@
+//! Live streams as Python iterators: state-change events and a program's output lines.
+//!
+//! Each waits in short slices without the GIL and checks for signals between them, so that
+//! `for line in sup.follow("web")` stops on Ctrl-C. A stream holds only a weak reference to
+//! its supervisor: it ends when the supervisor shuts down or is dropped, and never keeps the
+//! programs alive.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, Weak};
+use std::time::Instant;
+
+use gosuv::blocking::{self, Recv};
+use gosuv::{EventNotice, LogEvent};
+use pyo3::prelude::*;
+
+use crate::convert;
+use crate::interrupt::SLICE;
+use crate::objects::Event;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The wait of one slice, at most until `deadline`; `None` when the deadline has passed.
+fn slice_until(deadline: Option<Instant>) -> Option<std::time::Duration> {
+    match deadline {
+        None => Some(SLICE),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            (!left.is_zero()).then(|| left.min(SLICE))
+        }
+    }
+}
+
+/// What one slice of waiting gave.
+enum Slice<T> {
+    Item(T),
+    Nothing,
+    Closed,
+}
+
+/// Every program's state changes from the moment `Supervisor.events()` was called.
+///
+/// Iterating blocks until the next event and ends when the supervisor shuts down; `get`
+/// waits at most a timeout. Events a slow reader missed are counted in `missed`.
+#[pyclass(frozen, module = "gosuv")]
+pub struct Events {
+    inner: Mutex<blocking::Events>,
+    sup: Weak<blocking::Supervisor>,
+    missed: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl Events {
+    pub(crate) fn new(inner: blocking::Events, sup: Weak<blocking::Supervisor>) -> Self {
+        Events {
+            inner: Mutex::new(inner),
+            sup,
+            missed: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn one_slice(&self, wait: std::time::Duration) -> Slice<gosuv::Event> {
+        // Holding the supervisor for the slice keeps its runtime alive under the receive.
+        let Some(sup) = self.sup.upgrade() else {
+            return Slice::Closed;
+        };
+        let r = lock(&self.inner).recv_timeout(wait);
+        match r {
+            Recv::Item(EventNotice::Changed(ev)) => Slice::Item(ev),
+            Recv::Item(EventNotice::Missed(n)) => {
+                self.missed.fetch_add(n, Ordering::Relaxed);
+                Slice::Nothing
+            }
+            Recv::Closed => Slice::Closed,
+            // Buffered events come before a timeout, so a shut-down supervisor has none left.
+            Recv::Timeout if sup.as_async().is_shut_down() => Slice::Closed,
+            Recv::Timeout => Slice::Nothing,
+        }
+    }
+
+    fn next_event(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<Option<Event>> {
+        loop {
+            if self.closed.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            let Some(wait) = slice_until(deadline) else {
+                return Ok(None);
+            };
+            match py.detach(|| self.one_slice(wait)) {
+                Slice::Item(ev) => return Event::new(py, ev).map(Some),
+                Slice::Nothing => py.check_signals()?,
+                Slice::Closed => self.closed.store(true, Ordering::Relaxed),
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Events {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Event>> {
+        self.next_event(py, None)
+    }
+
+    /// The next event, waiting at most `timeout` seconds (`None`: no limit). Returns `None`
+    /// when none came in time or the stream has ended (see `closed`).
+    #[pyo3(signature = (timeout = None))]
+    fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Event>> {
+        let deadline = Instant::now() + convert::timeout_arg(timeout)?;
+        self.next_event(py, Some(deadline))
+    }
+
+    /// How many events were dropped because this reader fell more than 4096 behind.
+    #[getter]
+    fn missed(&self) -> u64 {
+        self.missed.load(Ordering::Relaxed)
+    }
+
+    /// Whether the stream has ended: the supervisor has shut down or is gone.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+}
+
+struct FollowState {
+    inner: blocking::LogFollower,
+    /// Output received after the last complete line.
+    partial: Vec<u8>,
+    closed: bool,
+}
+
+impl FollowState {
+    /// The next complete line, without its line ending; at the end, what is left.
+    fn take_line(&mut self) -> Option<String> {
+        if let Some(pos) = self.partial.iter().position(|&b| b == b'\n') {
+            let rest = self.partial.split_off(pos + 1);
+            let mut line = std::mem::replace(&mut self.partial, rest);
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            return Some(String::from_utf8_lossy(&line).into_owned());
+        }
+        if self.closed && !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            return Some(String::from_utf8_lossy(&line).into_owned());
+        }
+        None
+    }
+}
+
+/// One program's output as lines (`str`, without the line ending), from the moment
+/// `Supervisor.follow()` was called, across restarts.
+///
+/// Iterating blocks until the next line and ends when the program is removed or the
+/// supervisor shuts down; `get` waits at most a timeout. Bytes that are not UTF-8 are
+/// replaced by U+FFFD. Output a slow reader missed is counted, in bytes, in `missed`.
+#[pyclass(frozen, module = "gosuv")]
+pub struct LogFollower {
+    state: Mutex<FollowState>,
+    sup: Weak<blocking::Supervisor>,
+    missed: AtomicU64,
+}
+
+impl LogFollower {
+    pub(crate) fn new(inner: blocking::LogFollower, sup: Weak<blocking::Supervisor>) -> Self {
+        LogFollower {
+            state: Mutex::new(FollowState {
+                inner,
+                partial: Vec::new(),
+                closed: false,
+            }),
+            sup,
+            missed: AtomicU64::new(0),
+        }
+    }
+
+    fn one_slice(&self, wait: Option<std::time::Duration>) -> Slice<String> {
+        let mut st = lock(&self.state);
+        if let Some(line) = st.take_line() {
+            return Slice::Item(line);
+        }
+        if st.closed {
+            return Slice::Closed;
+        }
+        let Some(wait) = wait else {
+            // The deadline has passed and no complete line is there.
+            return Slice::Closed;
+        };
+        let Some(sup) = self.sup.upgrade() else {
+            st.closed = true;
+            return Slice::Nothing;
+        };
+        match st.inner.recv_timeout(wait) {
+            Recv::Item(LogEvent::Data(bytes)) => st.partial.extend_from_slice(&bytes),
+            Recv::Item(LogEvent::Missed(n)) => {
+                self.missed.fetch_add(n, Ordering::Relaxed);
+            }
+            Recv::Closed => st.closed = true,
+            Recv::Timeout if sup.as_async().is_shut_down() => st.closed = true,
+            Recv::Timeout => {}
+        }
+        Slice::Nothing
+    }
+
+    fn next_line(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<Option<String>> {
+        loop {
+            let wait = slice_until(deadline);
+            match py.detach(|| self.one_slice(wait)) {
+                Slice::Item(line) => return Ok(Some(line)),
+                Slice::Closed => return Ok(None),
+                Slice::Nothing => py.check_signals()?,
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl LogFollower {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        self.next_line(py, None)
+    }
+
+    /// The next line, waiting at most `timeout` seconds (`None`: no limit). Returns `None`
+    /// when no complete line came in time or the stream has ended (see `closed`).
+    #[pyo3(signature = (timeout = None))]
+    fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<String>> {
+        let deadline = Instant::now() + convert::timeout_arg(timeout)?;
+        self.next_line(py, Some(deadline))
+    }
+
+    /// How many bytes of output were skipped because this reader fell behind.
+    #[getter]
+    fn missed(&self) -> u64 {
+        self.missed.load(Ordering::Relaxed)
+    }
+
+    /// Whether the stream has ended and every line has been read.
+    #[getter]
+    fn closed(&self) -> bool {
+        let st = lock(&self.state);
+        st.closed && st.partial.is_empty()
+    }
+}

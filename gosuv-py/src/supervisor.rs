@@ -1,0 +1,649 @@
+//! `gosuv.Supervisor`: the blocking facade of the core, as a Python class.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use gosuv::blocking;
+use gosuv::config::{parse_program_value, parse_programs};
+use gosuv::{ConfigErrors, ProgramConfig, ServerConfig, SupervisorOptions};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyMapping, PyString, PyTuple, PyType};
+use serde_yaml::Value;
+
+use crate::convert::{self, abs_path};
+use crate::errors::{IntoPyResult, GOSUV_ERROR};
+use crate::interrupt;
+use crate::objects::{ReloadReport, Stats, Status};
+use crate::streams::{Events, LogFollower};
+
+/// How much output the core keeps in memory per stream (SPEC §4).
+const TAIL_BYTES: usize = 64 * 1024;
+
+/// Every supervisor made in this process, so that `shutdown_all` (run by `atexit`) can stop
+/// their programs gracefully when the interpreter exits normally.
+static LIVE: Mutex<Vec<(u32, Weak<blocking::Supervisor>)>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<(u32, Weak<blocking::Supervisor>)>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Stops the programs of every supervisor of this process that is still open, and waits.
+/// `gosuv/__init__.py` registers it with `atexit`.
+#[pyfunction]
+pub fn shutdown_all(py: Python<'_>) -> PyResult<()> {
+    let me = std::process::id();
+    let sups: Vec<Arc<blocking::Supervisor>> = {
+        let mut list = live();
+        list.retain(|(_, w)| w.strong_count() > 0);
+        list.iter()
+            .filter(|(pid, _)| *pid == me)
+            .filter_map(|(_, w)| w.upgrade())
+            .collect()
+    };
+    if sups.is_empty() {
+        return Ok(());
+    }
+    interrupt::run(py, move || {
+        std::thread::scope(|s| {
+            for sup in &sups {
+                s.spawn(move || sup.shutdown());
+            }
+        });
+    })
+}
+
+/// Programs read from a file, a mapping or YAML text, and where they came from.
+struct Loaded {
+    programs: Vec<ProgramConfig>,
+    base_dir: PathBuf,
+    /// `server.log.logpath` of a `config.yml`.
+    log_dir: Option<PathBuf>,
+    /// The file, when they came from one.
+    source: Option<PathBuf>,
+}
+
+/// Reads a `config.yml` (a YAML mapping; its programs file too) or a programs file (a YAML
+/// list). Relative paths resolve against `base_dir`, else the file's directory.
+fn load_file(path: &Path, base_dir: Option<&Path>) -> Result<Loaded, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::single(Some(path), format!("cannot read the config file: {e}"))
+    })?;
+    let dir = match base_dir {
+        Some(d) => d.to_path_buf(),
+        None => path.parent().unwrap_or(Path::new("/")).to_path_buf(),
+    };
+    let is_server_config = matches!(serde_yaml::from_str(&text), Ok(Value::Mapping(_)));
+    if is_server_config {
+        let mut cfg = ServerConfig::parse(&text, Some(path), &dir)?;
+        cfg.path = Some(path.to_path_buf());
+        Ok(Loaded {
+            programs: cfg.load_programs()?,
+            log_dir: Some(cfg.server.log.logpath),
+            base_dir: dir,
+            source: Some(path.to_path_buf()),
+        })
+    } else {
+        Ok(Loaded {
+            programs: parse_programs(&text, Some(path), &dir)?,
+            base_dir: dir,
+            log_dir: None,
+            source: Some(path.to_path_buf()),
+        })
+    }
+}
+
+/// Checks one program given as Python options; errors name the program.
+fn program_from_py(
+    label: &str,
+    name: Option<String>,
+    options: &Bound<'_, PyAny>,
+    base_dir: &Path,
+    errors: &mut Vec<gosuv::ConfigError>,
+) -> PyResult<Option<ProgramConfig>> {
+    let mut value = convert::to_value(options, label)?;
+    let Value::Mapping(m) = &mut value else {
+        return Err(PyTypeError::new_err(format!(
+            "program {label}: its options are a mapping such as {{\"command\": \"sleep 10\"}}"
+        )));
+    };
+    if let Some(name) = name {
+        match m.get("name") {
+            Some(Value::String(n)) if *n != name => {
+                return Err(PyValueError::new_err(format!(
+                    "program {label} has `name: {n}`: leave `name` out, the key is the name"
+                )))
+            }
+            _ => {
+                m.insert("name".into(), Value::String(name));
+            }
+        }
+    }
+    match parse_program_value(value, base_dir) {
+        Ok(p) => Ok(Some(p)),
+        Err(ConfigErrors(list)) => {
+            errors.extend(list.into_iter().map(|mut e| {
+                e.key = if e.key.is_empty() {
+                    label.to_string()
+                } else {
+                    format!("{label}.{}", e.key)
+                };
+                e
+            }));
+            Ok(None)
+        }
+    }
+}
+
+/// Programs given as `{name: {option: value}}` or `[{"name": ..., option: value}]`.
+fn programs_from_py(config: &Bound<'_, PyAny>, base_dir: &Path) -> PyResult<Vec<ProgramConfig>> {
+    let py = config.py();
+    let mut programs = Vec::new();
+    let mut errors = Vec::new();
+    if let Ok(map) = config.cast::<PyMapping>() {
+        for item in map.items()?.try_iter()? {
+            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+            let name: String = k.extract().map_err(|_| {
+                PyTypeError::new_err("program names (the keys of config) must be str")
+            })?;
+            if let Some(p) = program_from_py(&name, Some(name.clone()), &v, base_dir, &mut errors)? {
+                programs.push(p);
+            }
+        }
+    } else if config.is_instance_of::<PyList>() || config.is_instance_of::<PyTuple>() {
+        for (i, item) in config.try_iter()?.enumerate() {
+            if let Some(p) = program_from_py(&format!("[{i}]"), None, &item?, base_dir, &mut errors)? {
+                programs.push(p);
+            }
+        }
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "config is None, a path to config.yml or programs.yml, a dict {{name: options}} or a list of dicts, not {}",
+            config.get_type().name()?
+        )));
+    }
+    if errors.is_empty() {
+        Ok(programs)
+    } else {
+        Err(crate::errors::config_error(py, &ConfigErrors(errors)))
+    }
+}
+
+/// Programs from the `config` argument: `None`, a path, a mapping or a list.
+fn load(config: Option<&Bound<'_, PyAny>>, base_dir: Option<&Path>) -> PyResult<Loaded> {
+    let Some(config) = config.filter(|c| !c.is_none()) else {
+        let base = match base_dir {
+            Some(d) => d.to_path_buf(),
+            None => abs_path(PathBuf::from("."))?,
+        };
+        return Ok(Loaded {
+            programs: Vec::new(),
+            base_dir: base,
+            log_dir: None,
+            source: None,
+        });
+    };
+    let py = config.py();
+    if config.is_instance_of::<PyString>() || config.hasattr("__fspath__")? {
+        let path = abs_path(config.extract()?)?;
+        return load_file(&path, base_dir).into_py_result(py);
+    }
+    let base = match base_dir {
+        Some(d) => d.to_path_buf(),
+        None => abs_path(PathBuf::from("."))?,
+    };
+    Ok(Loaded {
+        programs: programs_from_py(config, &base)?,
+        base_dir: base,
+        log_dir: None,
+        source: None,
+    })
+}
+
+/// A process supervisor for Python programs and test harnesses.
+///
+/// Each program runs in its own session and process group, its output is captured into
+/// rotating log files and an in-memory tail, and it is restarted by its retry policy. Leaving
+/// a `with` block (or `shutdown()`) stops every program and waits until each process group
+/// is gone. With `kill_on_parent_death` (the default), the programs are killed even when
+/// this Python process dies without cleaning up (`os._exit`, SIGKILL, a crash).
+#[pyclass(frozen, module = "gosuv")]
+pub struct Supervisor {
+    /// `None` only while it is dropped.
+    inner: Option<Arc<blocking::Supervisor>>,
+    owner_pid: u32,
+    base_dir: PathBuf,
+    log_dir: PathBuf,
+    /// The constructor's `base_dir`, used again when a file is reloaded.
+    base_override: Option<PathBuf>,
+    /// The file the programs came from, for `reload()`.
+    source: Option<PathBuf>,
+}
+
+impl Supervisor {
+    fn build(
+        py: Python<'_>,
+        loaded: Loaded,
+        log_dir: Option<PathBuf>,
+        base_override: Option<PathBuf>,
+        subreaper: bool,
+        kill_on_parent_death: bool,
+    ) -> PyResult<Self> {
+        let log_dir = match log_dir {
+            Some(d) => abs_path(d)?,
+            None => loaded
+                .log_dir
+                .unwrap_or_else(|| loaded.base_dir.join("logs")),
+        };
+        let mut opts = SupervisorOptions::new(loaded.base_dir.clone());
+        opts.log_dir = log_dir.clone();
+        opts.subreaper = subreaper;
+        opts.kill_on_parent_death = kill_on_parent_death;
+        let programs = loaded.programs;
+        let sup = py
+            .detach(move || -> gosuv::Result<blocking::Supervisor> {
+                let sup = blocking::Supervisor::new(opts)?;
+                for p in programs {
+                    sup.add(p)?;
+                }
+                Ok(sup)
+            })
+            .into_py_result(py)?;
+        let inner = Arc::new(sup);
+        let owner_pid = std::process::id();
+        {
+            let mut list = live();
+            list.retain(|(_, w)| w.strong_count() > 0);
+            list.push((owner_pid, Arc::downgrade(&inner)));
+        }
+        Ok(Supervisor {
+            inner: Some(inner),
+            owner_pid,
+            base_dir: loaded.base_dir,
+            log_dir,
+            base_override,
+            source: loaded.source,
+        })
+    }
+
+    /// The core supervisor, unless this object was inherited through `fork()`.
+    fn sup(&self, py: Python<'_>) -> PyResult<&Arc<blocking::Supervisor>> {
+        let me = std::process::id();
+        if me != self.owner_pid {
+            return Err(GOSUV_ERROR.err(
+                py,
+                format!(
+                    "this Supervisor belongs to process {}, and this is process {me} (a fork): \
+                     create a new Supervisor here instead",
+                    self.owner_pid
+                ),
+                &[],
+            ));
+        }
+        Ok(self.inner.as_ref().expect("only None while dropped"))
+    }
+
+    /// Runs a call that may wait on its own thread, interruptibly.
+    fn waiting<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&blocking::Supervisor) -> gosuv::Result<T> + Send + 'static,
+    {
+        let sup = self.sup(py)?.clone();
+        interrupt::run(py, move || f(&sup))?.into_py_result(py)
+    }
+
+    fn program(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        command: &Bound<'_, PyAny>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<ProgramConfig> {
+        let value = convert::program_value(name, Some(command), options)?;
+        parse_program_value(value, &self.base_dir).into_py_result(py)
+    }
+}
+
+#[pymethods]
+impl Supervisor {
+    /// A supervisor for the programs of `config`: `None` (no programs), the path of a
+    /// `config.yml` or a programs file, a dict `{name: {option: value}}` or a list of dicts
+    /// with `name`. Programs with `start_auto` are started (without waiting).
+    #[new]
+    #[pyo3(signature = (config = None, *, base_dir = None, log_dir = None, subreaper = false, kill_on_parent_death = true))]
+    fn new(
+        py: Python<'_>,
+        config: Option<&Bound<'_, PyAny>>,
+        base_dir: Option<PathBuf>,
+        log_dir: Option<PathBuf>,
+        subreaper: bool,
+        kill_on_parent_death: bool,
+    ) -> PyResult<Self> {
+        let base_override = base_dir.map(abs_path).transpose()?;
+        let loaded = load(config, base_override.as_deref())?;
+        Self::build(py, loaded, log_dir, base_override, subreaper, kill_on_parent_death)
+    }
+
+    /// A supervisor for programs given as the text of a programs file (a YAML list).
+    #[classmethod]
+    #[pyo3(signature = (text, *, base_dir = None, log_dir = None, subreaper = false, kill_on_parent_death = true))]
+    fn from_yaml(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        text: &str,
+        base_dir: Option<PathBuf>,
+        log_dir: Option<PathBuf>,
+        subreaper: bool,
+        kill_on_parent_death: bool,
+    ) -> PyResult<Self> {
+        let base_override = base_dir.map(abs_path).transpose()?;
+        let base = match &base_override {
+            Some(d) => d.clone(),
+            None => abs_path(PathBuf::from("."))?,
+        };
+        let programs = parse_programs(text, None, &base).into_py_result(py)?;
+        let loaded = Loaded {
+            programs,
+            base_dir: base,
+            log_dir: None,
+            source: None,
+        };
+        Self::build(py, loaded, log_dir, base_override, subreaper, kill_on_parent_death)
+    }
+
+    /// Where relative paths resolve, and the programs' default working directory.
+    #[getter]
+    fn base_dir(&self) -> PathBuf {
+        self.base_dir.clone()
+    }
+
+    /// Where `<name>.stdout.log` and `<name>.stderr.log` are written.
+    #[getter]
+    fn log_dir(&self) -> PathBuf {
+        self.log_dir.clone()
+    }
+
+    /// Whether `shutdown()` has been called.
+    #[getter]
+    fn closed(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.sup(py)?.as_async().is_shut_down())
+    }
+
+    /// Adds a program, stopped (started at once, without waiting, with `start_auto=True`).
+    #[pyo3(signature = (name, command, **options))]
+    fn add(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        command: &Bound<'_, PyAny>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let config = self.program(py, name, command, options)?;
+        let sup = self.sup(py)?;
+        py.detach(|| sup.add(config)).into_py_result(py)
+    }
+
+    /// Replaces a program's config; restarts it if it changed and had a process. Returns
+    /// whether it was restarted.
+    #[pyo3(signature = (name, command, **options))]
+    fn update(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        command: &Bound<'_, PyAny>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
+        let config = self.program(py, name, command, options)?;
+        self.waiting(py, move |s| s.update(config))
+    }
+
+    /// Stops a program (waiting until its process group is gone) and removes it.
+    fn remove(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        self.waiting(py, move |s| s.remove(&name))
+    }
+
+    /// Starts a program. With `wait`, returns once it is running (up for `start_seconds`),
+    /// waiting at most `timeout` seconds (`None`: no limit).
+    #[pyo3(signature = (name, *, wait = true, timeout = None))]
+    fn start(
+        &self,
+        py: Python<'_>,
+        name: String,
+        wait: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Status> {
+        let wait = wait_arg(wait, timeout)?;
+        let st = self.waiting(py, move |s| s.start(&name, wait))?;
+        Status::new(py, st)
+    }
+
+    /// Stops a program: `stop_signal` to its process group, SIGKILL after `stop_timeout`.
+    /// With `wait`, returns once the whole group is gone.
+    #[pyo3(signature = (name, *, wait = true, timeout = None))]
+    fn stop(
+        &self,
+        py: Python<'_>,
+        name: String,
+        wait: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Status> {
+        let wait = wait_arg(wait, timeout)?;
+        let st = self.waiting(py, move |s| s.stop(&name, wait))?;
+        Status::new(py, st)
+    }
+
+    /// Stops a program if it has a process, then starts it; waits like `start`.
+    #[pyo3(signature = (name, *, wait = true, timeout = None))]
+    fn restart(
+        &self,
+        py: Python<'_>,
+        name: String,
+        wait: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Status> {
+        let wait = wait_arg(wait, timeout)?;
+        let st = self.waiting(py, move |s| s.restart(&name, wait))?;
+        Status::new(py, st)
+    }
+
+    /// Waits until a program is in `state` (at once if it is), at most `timeout` seconds.
+    #[pyo3(signature = (name, state, timeout = None))]
+    fn wait_for(
+        &self,
+        py: Python<'_>,
+        name: String,
+        state: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<Status> {
+        let state = convert::state_arg(state)?;
+        let timeout = convert::timeout_arg(timeout)?;
+        let st = self.waiting(py, move |s| s.wait_for(&name, state, timeout))?;
+        Status::new(py, st)
+    }
+
+    /// One program's status.
+    fn status(&self, py: Python<'_>, name: &str) -> PyResult<Status> {
+        let st = self.sup(py)?.status(name).into_py_result(py)?;
+        Status::new(py, st)
+    }
+
+    /// Every program's status, sorted by name.
+    fn list(&self, py: Python<'_>) -> PyResult<Vec<Status>> {
+        let all = self.sup(py)?.list();
+        all.into_iter().map(|s| Status::new(py, s)).collect()
+    }
+
+    /// One program's config: a dict with the keys of `programs.yml`.
+    fn config(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+        let cfg = self.sup(py)?.config(name).into_py_result(py)?;
+        let value = serde_yaml::to_value(&cfg)
+            .map_err(|e| PyValueError::new_err(format!("cannot represent the config: {e}")))?;
+        convert::from_value(py, &value)
+    }
+
+    /// Makes the set of programs equal to `config` (as for the constructor) or to `yaml` (the
+    /// text of a programs file); with neither, re-reads the file the supervisor was made
+    /// from. Adds new programs, restarts changed ones that were running, removes missing
+    /// ones. An invalid config changes nothing.
+    #[pyo3(signature = (config = None, *, yaml = None))]
+    fn reload(
+        &self,
+        py: Python<'_>,
+        config: Option<&Bound<'_, PyAny>>,
+        yaml: Option<&str>,
+    ) -> PyResult<ReloadReport> {
+        let config = config.filter(|c| !c.is_none());
+        let programs = match (config, yaml) {
+            (Some(_), Some(_)) => {
+                return Err(PyTypeError::new_err("give config or yaml, not both"));
+            }
+            (None, Some(text)) => parse_programs(text, None, &self.base_dir).into_py_result(py)?,
+            (Some(c), None) => {
+                if c.is_instance_of::<PyString>() || c.hasattr("__fspath__")? {
+                    load(Some(c), self.base_override.as_deref())?.programs
+                } else {
+                    programs_from_py(c, &self.base_dir)?
+                }
+            }
+            (None, None) => match &self.source {
+                Some(path) => load_file(path, self.base_override.as_deref())
+                    .into_py_result(py)?
+                    .programs,
+                None => {
+                    let e = ConfigErrors::single(
+                        None,
+                        "nothing to reload from: this supervisor was not made from a file; \
+                         pass reload(config) or reload(yaml=...)",
+                    );
+                    return Err(crate::errors::config_error(py, &e));
+                }
+            },
+        };
+        let report = self.waiting(py, move |s| s.reload(programs))?;
+        Ok(report.into())
+    }
+
+    /// The last `lines` lines of a program's output (`None`: all that is kept, up to 64 KiB),
+    /// from memory; bytes that are not UTF-8 are replaced by U+FFFD.
+    #[pyo3(signature = (name, stream = "stdout", lines = Some(100)))]
+    fn tail(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        stream: &str,
+        lines: Option<usize>,
+    ) -> PyResult<String> {
+        let stream = convert::stream_arg(stream)?;
+        let bytes = self
+            .sup(py)?
+            .tail(name, stream, TAIL_BYTES)
+            .into_py_result(py)?;
+        let mut text: &[u8] = match lines {
+            Some(n) => gosuv::logs::last_lines(&bytes, n),
+            None => &bytes,
+        };
+        // A full buffer starts inside a line: leave that partial line out.
+        if bytes.len() >= TAIL_BYTES && text.len() == bytes.len() {
+            if let Some(i) = text.iter().position(|&b| b == b'\n') {
+                text = &text[i + 1..];
+            }
+        }
+        Ok(String::from_utf8_lossy(text).into_owned())
+    }
+
+    /// Follows a program's output live, from now on, as an iterator of lines.
+    #[pyo3(signature = (name, stream = "stdout"))]
+    fn follow(&self, py: Python<'_>, name: &str, stream: &str) -> PyResult<LogFollower> {
+        let stream = convert::stream_arg(stream)?;
+        let sup = self.sup(py)?;
+        let inner = sup.follow(name, stream).into_py_result(py)?;
+        Ok(LogFollower::new(inner, Arc::downgrade(sup)))
+    }
+
+    /// Every program's state changes from now on, as an iterator of `Event`.
+    fn events(&self, py: Python<'_>) -> PyResult<Events> {
+        let sup = self.sup(py)?;
+        Ok(Events::new(sup.subscribe(), Arc::downgrade(sup)))
+    }
+
+    /// CPU % and memory of a program's whole process tree (empty when it has no process).
+    fn stats(&self, py: Python<'_>, name: &str) -> PyResult<Stats> {
+        let sup = self.sup(py)?;
+        let st = py.detach(|| sup.stats(name)).into_py_result(py)?;
+        Ok(st.into())
+    }
+
+    /// Stats of every program that has a process, by name.
+    fn stats_all(&self, py: Python<'_>) -> PyResult<std::collections::BTreeMap<String, Stats>> {
+        let sup = self.sup(py)?;
+        let all = py.detach(|| sup.stats_all());
+        Ok(all.into_iter().map(|(k, v)| (k, v.into())).collect())
+    }
+
+    /// Stops every program and waits until each process group is gone. Afterwards the
+    /// supervisor accepts no more changes. Calling it again does nothing.
+    fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
+        self.waiting(py, |s| {
+            s.shutdown();
+            Ok(())
+        })
+    }
+
+    fn __contains__(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
+        Ok(self.sup(py)?.status(name).is_ok())
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        self.shutdown(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let names: Vec<String> = match self.sup(py) {
+            Ok(s) => s.as_async().names(),
+            Err(_) => Vec::new(),
+        };
+        format!(
+            "<gosuv.Supervisor programs={names:?} log_dir={:?}>",
+            self.log_dir.display().to_string()
+        )
+    }
+}
+
+fn wait_arg(wait: bool, timeout: Option<f64>) -> PyResult<Option<Duration>> {
+    let t = convert::timeout_arg(timeout)?;
+    Ok(wait.then_some(t))
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        if std::process::id() != self.owner_pid {
+            // A forked child holds a copy without the runtime's threads: shutting it down
+            // would hang, and the programs belong to the parent.
+            std::mem::forget(inner);
+            return;
+        }
+        // Dropping the last reference stops every program and waits: not with the GIL held.
+        let mut slot = Some(inner);
+        Python::try_attach(|py| {
+            let last = slot.take();
+            py.detach(move || drop(last));
+        });
+        drop(slot);
+    }
+}
