@@ -1,0 +1,357 @@
+//! Shared helpers of the binary's tests: a temp dir with a config, the real `gosuv` binary,
+//! a raw HTTP client (to send what the CLI never would), and a guard that always stops the
+//! server a test started.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gosuv");
+
+/// Settings a test's config.yml differs in.
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    /// Serve HTTP on this loopback port.
+    pub http_port: Option<u16>,
+    /// Turn the unix socket off.
+    pub no_unix: bool,
+    /// Require basic auth with admin / secret.
+    pub auth: bool,
+    /// The client talks HTTP instead of the socket.
+    pub client_http: bool,
+    /// The ipfile's text.
+    pub ipfile: Option<String>,
+    /// The HTTP address, when not 127.0.0.1:port.
+    pub http_addr: Option<String>,
+}
+
+/// A temp dir with config.yml (and programs.yml when given).
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub setup: Setup,
+}
+
+impl Env {
+    pub fn new(setup: Setup) -> Env {
+        let dir = tempfile::Builder::new().prefix("gs").tempdir_in("/tmp").expect("tempdir");
+        let env = Env { dir, setup };
+        env.write_config();
+        env
+    }
+
+    /// An env with the default unix-socket config.
+    pub fn unix() -> Env {
+        Env::new(Setup::default())
+    }
+
+    /// An env serving HTTP on a free port (and the socket), the client on HTTP.
+    pub fn http(auth: bool) -> Env {
+        Env::new(Setup {
+            http_port: Some(free_port()),
+            auth,
+            client_http: true,
+            ..Setup::default()
+        })
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn conf(&self) -> PathBuf {
+        self.path("config.yml")
+    }
+
+    pub fn write_config(&self) {
+        let s = &self.setup;
+        let port = s.http_port.unwrap_or(1);
+        let addr = s.http_addr.clone().unwrap_or_else(|| format!("127.0.0.1:{port}"));
+        let url = if s.client_http {
+            format!("http://127.0.0.1:{port}")
+        } else {
+            "unix://.gosuv.sock".into()
+        };
+        let ipfile = if let Some(text) = &s.ipfile {
+            std::fs::write(self.path("allow.txt"), text).unwrap();
+            "allow.txt"
+        } else {
+            ""
+        };
+        let text = format!(
+            "server:\n  httpserver:\n    enabled: {}\n    addr: \"{addr}\"\n  unixserver:\n    enabled: {}\n    sockfile: .gosuv.sock\n  auth:\n    enabled: {}\n    username: admin\n    password: secret\n    ipfile: \"{ipfile}\"\n  log:\n    level: debug\nclient:\n  server_url: \"{url}\"\n  username: admin\n  password: secret\n",
+            s.http_port.is_some() || s.http_addr.is_some(),
+            !s.no_unix,
+            s.auth,
+        );
+        std::fs::write(self.conf(), text).unwrap();
+        let mut perm = std::fs::metadata(self.conf()).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
+        std::fs::set_permissions(self.conf(), perm).unwrap();
+    }
+
+    pub fn programs(&self, yaml: &str) {
+        std::fs::write(self.path("programs.yml"), yaml).unwrap();
+    }
+
+    /// Runs `gosuv -c config.yml ARGS` in the env's dir.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().expect("run gosuv");
+        out
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.dir.path())
+            .arg("-c")
+            .arg(self.conf())
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "gosuv {args:?} failed ({}):\nstdout: {}\nstderr: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.server_log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs and asserts exit code 1; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "gosuv {args:?} should fail:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn server_log(&self) -> String {
+        let text = std::fs::read_to_string(self.path("logs/gosuv.log")).unwrap_or_default();
+        let start = text.len().saturating_sub(3000);
+        let start = (start..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        format!("--- gosuv.log (end) ---\n{}", &text[start..])
+    }
+
+    /// Starts the server in the background (the real `start-server`) and returns a guard.
+    pub fn start(&self) -> Server<'_> {
+        let out = self.ok(&["start-server"]);
+        assert!(out.contains("server started, listening"), "{out}");
+        Server { env: self }
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.path(".gosuv.pid"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    }
+
+    pub fn sock(&self) -> PathBuf {
+        self.path(".gosuv.sock")
+    }
+
+    /// A raw request over the socket.
+    pub fn unix_req(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+        let mut s = UnixStream::connect(self.sock()).expect("connect socket");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        raw(&mut s, "localhost", method, path, headers, body)
+    }
+
+    /// A JSON request over the socket with the headers the CLI sends.
+    pub fn api(&self, method: &str, path: &str, body: &str) -> Resp {
+        self.unix_req(method, path, &[("Content-Type", "application/json")], body)
+    }
+
+    /// A raw request over HTTP.
+    pub fn http_req(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+        let port = self.setup.http_port.expect("http port");
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect http");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        raw(&mut s, &format!("127.0.0.1:{port}"), method, path, headers, body)
+    }
+
+    /// Waits until a program is in `state`.
+    pub fn wait_state(&self, name: &str, state: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = self.api("GET", &format!("/api/programs/{name}"), "");
+            if r.status == 200 && r.json()["state"] == state {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{name} never reached {state}: {}", r.body);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The server a test started: shut down on drop (killed if that fails), whatever happened.
+pub struct Server<'a> {
+    pub env: &'a Env,
+}
+
+impl Server<'_> {
+    /// Stops it now (gracefully) and checks it went.
+    pub fn shutdown(self) {
+        let out = self.env.ok(&["shutdown"]);
+        assert!(out.contains("server stopped"), "{out}");
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Server<'_> {
+    fn drop(&mut self) {
+        stop_server(self.env);
+    }
+}
+
+/// Shuts the env's server down, or kills it if it does not go within seconds.
+pub fn stop_server(env: &Env) {
+    let pid = env.pid();
+    let mut child = match env.command(&["shutdown"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
+        Ok(c) => c,
+        Err(_) => return,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+        }
+    }
+    if let Some(pid) = pid {
+        if Path::new(&format!("/proc/{pid}")).exists() && env.path(".gosuv.pid").exists() {
+            signal(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Sends a signal to a pid.
+pub fn signal(pid: i32, sig: i32) {
+    // SAFETY: plain kill(2).
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `error` message of an error answer.
+    pub fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+fn raw<S: Read + Write>(
+    s: &mut S,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Resp {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    parse_response(&buf)
+}
+
+pub fn parse_response(buf: &[u8]) -> Resp {
+    let text = String::from_utf8_lossy(buf).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    Resp { status, headers, body }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            out.push_str(&rest[..n.min(rest.len())]);
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+    }
+    out
+}
+
+/// Polls `f` until it returns true, up to `secs` seconds.
+pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether a process exists (and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
