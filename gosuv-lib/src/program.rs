@@ -367,7 +367,13 @@ impl Task {
                 let current = self.pending_config.as_ref().unwrap_or(&self.config);
                 if *current == *config {
                     let _ = reply.send(false);
-                } else if matches!(self.state, Starting | Running | Backoff | Stopping) {
+                } else if self.state == Stopping {
+                    // A stop is under way: the new config waits for the next start, which
+                    // happens only if a restart was already asked for.
+                    self.pending_config = Some(*config);
+                    self.publish();
+                    let _ = reply.send(self.start_after_stop);
+                } else if matches!(self.state, Starting | Running | Backoff) {
                     self.pending_config = Some(*config);
                     self.publish();
                     self.restart();

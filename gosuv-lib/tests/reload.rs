@@ -132,3 +132,28 @@ async fn remove_stops_first() {
         .expect("the name is free again");
     env.sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_during_a_stop_does_not_start_it_again() {
+    let env = Env::new();
+    let mut p = quick("slowstop", "trap 'sleep 0.3; exit 0' TERM; echo ready; while :; do sleep 0.05; done");
+    p.stop_timeout = 5;
+    env.sup.add(p.clone()).await.expect("add");
+    env.sup.start("slowstop", WAIT).await.expect("start");
+    wait_file_contains(&env.log("slowstop", "stdout"), "ready", 5);
+    let stopper = env.sup.clone();
+    let stopping = tokio::spawn(async move { stopper.stop("slowstop", WAIT).await });
+    env.sup
+        .wait_for("slowstop", Stopping, std::time::Duration::from_secs(5))
+        .await
+        .expect("stopping");
+    let mut p2 = p.clone();
+    p2.stop_timeout = 7;
+    assert!(!env.sup.update(p2).await.expect("update"), "must not restart");
+    assert_eq!(stopping.await.expect("join").expect("stop").state, Stopped);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let st = env.sup.status("slowstop").expect("s");
+    assert_eq!(st.state, Stopped);
+    assert_eq!(env.sup.config("slowstop").expect("c").stop_timeout, 7);
+    env.sup.shutdown().await;
+}

@@ -431,3 +431,23 @@ async fn wait_for_sees_a_state_held_only_for_an_instant() {
         .expect("saw exited");
     env.sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_to_stopping_when_stopped_before_start_seconds() {
+    let env = Env::new();
+    let mut p = ProgramConfig::shell("early", "exec sleep 30");
+    p.start_seconds = 5;
+    env.sup.add(p).await.expect("add");
+    let mut events = env.sup.subscribe();
+    let starter = env.sup.clone();
+    let waiting = tokio::spawn(async move { starter.start("early", WAIT).await });
+    events_until(&mut events, "early", Starting, 5).await;
+    let st = env.sup.stop("early", WAIT).await.expect("stop");
+    assert_eq!(st.state, Stopped);
+    let seen = events_until(&mut events, "early", Stopped, 5).await;
+    assert_eq!(pairs(&seen), vec![(Starting, Stopping), (Stopping, Stopped)]);
+    // The start that was waiting learns why it will not see `running`.
+    let err = waiting.await.expect("join").expect_err("stopped first");
+    assert!(matches!(err, Error::StoppedBeforeRunning(_)), "{err}");
+    env.sup.shutdown().await;
+}
