@@ -26,7 +26,11 @@ async fn main() -> gosuv::Result<()> {
         println!("event: {} {} -> {}", e.program, e.from, e.to);
     }
     let stats = sup.stats("web")?;
-    println!("cpu {:.1} %, rss {} KiB", stats.cpu_percent, stats.rss_bytes / 1024);
+    println!(
+        "cpu {:.1} %, rss {} KiB",
+        stats.cpu_percent,
+        stats.rss_bytes / 1024
+    );
 
     let out = sup.tail("web", Stream::Stdout, 4096)?; // the last bytes it printed
     print!("{}", String::from_utf8_lossy(&out));

@@ -42,7 +42,9 @@ pub use logs::{LogEvent, LogFollower, Stream};
 pub use program::{backoff_delay, ProgramStatus};
 pub use reaper::enable_subreaper;
 pub use stats::ProcessStats;
-pub use supervisor::{EventNotice, Events, LogStatus, ReloadReport, Supervisor, SupervisorOptions};
+pub use supervisor::{
+    EventNotice, Events, LogStatus, ReloadReport, Supervisor, SupervisorOptions, STATS_MAX_AGE,
+};
 
 /// The crate's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -22,6 +22,17 @@ use crate::stats::{scan, ProcessStats, Sampler};
 /// Events a subscriber may fall behind before it is told it missed some.
 const EVENT_QUEUE: usize = 4096;
 
+/// How long one pass over `/proc` answers stats questions. It bounds the cost of frequent
+/// status requests with many programs, and gives CPU % a window long enough to mean something.
+pub const STATS_MAX_AGE: Duration = Duration::from_millis(500);
+
+/// The last stats pass: when, for which leaders, and what it found.
+struct StatsCache {
+    at: Instant,
+    leaders: Vec<(String, u32)>,
+    stats: BTreeMap<String, ProcessStats>,
+}
+
 /// How a supervisor is set up.
 #[derive(Clone, Debug)]
 pub struct SupervisorOptions {
@@ -127,7 +138,7 @@ pub struct LogStatus {
 struct Inner {
     shared: Arc<Shared>,
     programs: RwLock<BTreeMap<String, ProgramHandle>>,
-    sampler: Mutex<Sampler>,
+    sampler: Mutex<(Sampler, Option<StatsCache>)>,
     shutting_down: AtomicBool,
     started: Instant,
     started_wall: SystemTime,
@@ -183,7 +194,7 @@ impl Supervisor {
             inner: Arc::new(Inner {
                 shared,
                 programs: RwLock::new(BTreeMap::new()),
-                sampler: Mutex::new(Sampler::default()),
+                sampler: Mutex::new((Sampler::default(), None)),
                 shutting_down: AtomicBool::new(false),
                 started: Instant::now(),
                 started_wall: SystemTime::now(),
@@ -337,6 +348,7 @@ impl Supervisor {
             .sampler
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .0
             .forget(name);
     }
 
@@ -609,23 +621,17 @@ impl Supervisor {
     }
 
     /// CPU % and RSS of a program's whole process tree (empty when it has no process).
+    /// Answered from a pass over `/proc` at most [`STATS_MAX_AGE`] old.
     ///
     /// # Errors
     /// [`Error::NotFound`].
     pub fn stats(&self, name: &str) -> Result<ProcessStats> {
-        let leader = self.with_handle(name, |h| {
-            let p = h.published.borrow();
-            p.pid.zip(p.started.map(|(at, _)| at))
-        })?;
-        let Some((pid, since)) = leader else {
-            return Ok(ProcessStats::default());
-        };
-        let procs = scan();
-        let mut sampler = self.inner.sampler.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(sampler.sample(name, pid, since, &procs))
+        self.with_handle(name, |_| ())?;
+        Ok(self.stats_all().remove(name).unwrap_or_default())
     }
 
-    /// Stats of every program that has a process, from one pass over `/proc`.
+    /// Stats of every program that has a process, from one pass over `/proc` at most
+    /// [`STATS_MAX_AGE`] old (a new pass is made sooner when a program's process changed).
     pub fn stats_all(&self) -> BTreeMap<String, ProcessStats> {
         let leaders: Vec<(String, u32, Instant)> = {
             let map = self
@@ -640,18 +646,35 @@ impl Supervisor {
                 })
                 .collect()
         };
-        if leaders.is_empty() {
-            return BTreeMap::new();
+        let mut guard = self.inner.sampler.lock().unwrap_or_else(|p| p.into_inner());
+        let (sampler, cache) = &mut *guard;
+        let same_leaders = |c: &StatsCache| {
+            c.leaders.len() == leaders.len()
+                && c.leaders
+                    .iter()
+                    .zip(&leaders)
+                    .all(|((n1, p1), (n2, p2, _))| n1 == n2 && p1 == p2)
+        };
+        if let Some(c) = cache.as_ref() {
+            if c.at.elapsed() < STATS_MAX_AGE && same_leaders(c) {
+                return c.stats.clone();
+            }
         }
-        let procs = scan();
-        let mut sampler = self.inner.sampler.lock().unwrap_or_else(|p| p.into_inner());
-        leaders
-            .into_iter()
-            .map(|(n, pid, since)| {
-                let s = sampler.sample(&n, pid, since, &procs);
-                (n, s)
-            })
-            .collect()
+        let procs = if leaders.is_empty() {
+            Vec::new()
+        } else {
+            scan()
+        };
+        let stats: BTreeMap<String, ProcessStats> = leaders
+            .iter()
+            .map(|(n, pid, since)| (n.clone(), sampler.sample(n, *pid, *since, &procs)))
+            .collect();
+        *cache = Some(StatsCache {
+            at: Instant::now(),
+            leaders: leaders.into_iter().map(|(n, p, _)| (n, p)).collect(),
+            stats: stats.clone(),
+        });
+        stats
     }
 
     /// Stops every program concurrently and waits until each process group is gone. After

@@ -136,7 +136,10 @@ async fn remove_stops_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_during_a_stop_does_not_start_it_again() {
     let env = Env::new();
-    let mut p = quick("slowstop", "trap 'sleep 0.3; exit 0' TERM; echo ready; while :; do sleep 0.05; done");
+    let mut p = quick(
+        "slowstop",
+        "trap 'sleep 0.3; exit 0' TERM; echo ready; while :; do sleep 0.05; done",
+    );
     p.stop_timeout = 5;
     env.sup.add(p.clone()).await.expect("add");
     env.sup.start("slowstop", WAIT).await.expect("start");
@@ -149,7 +152,10 @@ async fn update_during_a_stop_does_not_start_it_again() {
         .expect("stopping");
     let mut p2 = p.clone();
     p2.stop_timeout = 7;
-    assert!(!env.sup.update(p2).await.expect("update"), "must not restart");
+    assert!(
+        !env.sup.update(p2).await.expect("update"),
+        "must not restart"
+    );
     assert_eq!(stopping.await.expect("join").expect("stop").state, Stopped);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let st = env.sup.status("slowstop").expect("s");

@@ -18,7 +18,7 @@ async fn cpu_and_memory_of_the_tree() {
     wait_file_contains(&env.log("busy", "stdout"), "ready", 5);
     // First sample: the average since start; take a second one over a known interval.
     env.sup.stats("busy").expect("first");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(gosuv::STATS_MAX_AGE + std::time::Duration::from_millis(100));
     let busy = env.sup.stats("busy").expect("stats");
     assert!(busy.pids.len() >= 2, "{busy:?}");
     assert!(

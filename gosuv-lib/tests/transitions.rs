@@ -445,7 +445,10 @@ async fn starting_to_stopping_when_stopped_before_start_seconds() {
     let st = env.sup.stop("early", WAIT).await.expect("stop");
     assert_eq!(st.state, Stopped);
     let seen = events_until(&mut events, "early", Stopped, 5).await;
-    assert_eq!(pairs(&seen), vec![(Starting, Stopping), (Stopping, Stopped)]);
+    assert_eq!(
+        pairs(&seen),
+        vec![(Starting, Stopping), (Stopping, Stopped)]
+    );
     // The start that was waiting learns why it will not see `running`.
     let err = waiting.await.expect("join").expect_err("stopped first");
     assert!(matches!(err, Error::StoppedBeforeRunning(_)), "{err}");
