@@ -1,0 +1,102 @@
+//! Turning C arguments into Rust values, and Rust values into C out-parameters.
+
+use std::ffi::{c_char, CStr, CString};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// A reference from a pointer that must not be NULL.
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads for `'a`.
+pub(crate) unsafe fn arg_ref<'a, T>(ptr: *const T, name: &'static str) -> Result<&'a T> {
+    // SAFETY: passed on from the caller.
+    unsafe { ptr.as_ref() }.ok_or(Error::Null(name))
+}
+
+/// A `&str` from a NUL-terminated UTF-8 string that must not be NULL.
+///
+/// # Safety
+/// `ptr` is NULL or a NUL-terminated string valid for `'a`.
+pub(crate) unsafe fn arg_str<'a>(ptr: *const c_char, name: &'static str) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(Error::Null(name));
+    }
+    // SAFETY: non-NULL, and the caller promises a NUL-terminated string.
+    let c = unsafe { CStr::from_ptr(ptr) };
+    c.to_str().map_err(|_| Error::NotUtf8(name))
+}
+
+/// An optional string: NULL is `None`.
+///
+/// # Safety
+/// As [`arg_str`].
+pub(crate) unsafe fn arg_opt_str<'a>(
+    ptr: *const c_char,
+    name: &'static str,
+) -> Result<Option<&'a str>> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: passed on from the caller.
+        unsafe { arg_str(ptr, name) }.map(Some)
+    }
+}
+
+/// An absolute path from a string (relative ones resolve against the current directory now,
+/// so a later `chdir` of the host program does not move them).
+pub(crate) fn absolute_path(text: &str, name: &'static str) -> Result<PathBuf> {
+    if text.is_empty() {
+        return Err(Error::Invalid(format!(
+            "argument `{name}` is an empty path: pass a directory or file name"
+        )));
+    }
+    std::path::absolute(text).map_err(|e| {
+        Error::Invalid(format!(
+            "argument `{name}` ({text:?}) cannot be made absolute: {e}"
+        ))
+    })
+}
+
+/// A wait: 0 is "do not wait".
+pub(crate) fn wait_ms(timeout_ms: u32) -> Option<Duration> {
+    (timeout_ms > 0).then(|| Duration::from_millis(u64::from(timeout_ms)))
+}
+
+/// Checks an out-pointer that must not be NULL.
+pub(crate) fn out_ptr<T>(ptr: *mut T, name: &'static str) -> Result<*mut T> {
+    if ptr.is_null() {
+        Err(Error::Null(name))
+    } else {
+        Ok(ptr)
+    }
+}
+
+/// Writes `value` through `ptr` when it is not NULL (an optional out-parameter).
+///
+/// # Safety
+/// `ptr` is NULL or valid for writes of a `T`.
+pub(crate) unsafe fn write_opt<T>(ptr: *mut T, value: T) {
+    if !ptr.is_null() {
+        // SAFETY: non-NULL, and the caller promises it is valid for writes.
+        unsafe { ptr.write(value) };
+    }
+}
+
+/// A string the caller frees with `gosuv_string_free`.
+pub(crate) fn owned_c_string(text: String) -> Result<*mut c_char> {
+    CString::new(text)
+        .map(CString::into_raw)
+        .map_err(|_| Error::Invalid("the text to return holds a NUL byte".into()))
+}
+
+/// Sets a `char **` out-parameter to NULL at the start of a call, so a caller may free it
+/// whatever the outcome.
+///
+/// # Safety
+/// `ptr` is NULL or valid for writes.
+pub(crate) unsafe fn clear_out<T>(ptr: *mut *mut T) {
+    // SAFETY: passed on from the caller.
+    unsafe { write_opt(ptr, std::ptr::null_mut()) };
+}

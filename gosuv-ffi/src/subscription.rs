@@ -1,0 +1,536 @@
+//! Callbacks: state-change events and output lines, each delivered on a thread of its own.
+
+use std::ffi::{c_char, c_void, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::Duration;
+
+use gosuv_core::{Error as CoreError, EventNotice, Events, LogEvent, LogFollower, Stream};
+use tokio::runtime::Runtime;
+
+use crate::args::{arg_ref, arg_str, clear_out, out_ptr};
+use crate::error::{gosuv_result, guard, panic_text, Error, Result};
+use crate::status::{gosuv_state, gosuv_stream, stream_arg, unix_ms};
+use crate::supervisor::gosuv_supervisor;
+
+/// How long a subscription thread waits for an item before it looks at its flags again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// A line longer than this is delivered in pieces of this size.
+const MAX_LINE: usize = 64 * 1024;
+
+/// One state change, as passed to a `gosuv_event_callback`. Only valid during the callback:
+/// copy what you need.
+#[repr(C)]
+#[derive(Debug)]
+pub struct gosuv_event {
+    /// The program's name (NUL-terminated, valid during the callback only).
+    pub program: *const c_char,
+    /// The state it left.
+    pub from: gosuv_state,
+    /// The state it entered.
+    pub to: gosuv_state,
+    /// The process concerned, or 0.
+    pub pid: u32,
+    /// Whether `exit_code` holds an exit code (on a change caused by a normal exit).
+    pub has_exit_code: bool,
+    /// The exit code, when `has_exit_code`.
+    pub exit_code: i32,
+    /// The signal that killed the process, on a change caused by one; else 0.
+    pub exit_signal: i32,
+    /// When it happened, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// Events dropped just before this one because the callback fell behind (thousands
+    /// queued); usually 0.
+    pub missed_before: u64,
+}
+
+/// One line of a program's output, as passed to a `gosuv_log_callback`. Only valid during
+/// the callback: copy what you need.
+#[repr(C)]
+#[derive(Debug)]
+pub struct gosuv_log_line {
+    /// The program's name (NUL-terminated, valid during the callback only).
+    pub program: *const c_char,
+    /// Which output it came from.
+    pub stream: gosuv_stream,
+    /// The line without its `\n`, followed by a NUL (valid during the callback only). The
+    /// output may itself contain NUL bytes: `len` is the true length.
+    pub text: *const c_char,
+    /// The length of `text` in bytes, not counting the NUL.
+    pub len: usize,
+    /// Bytes of output lost just before this line because the callback fell behind; usually
+    /// 0.
+    pub skipped_bytes: u64,
+}
+
+/// Called with each state change of every program. Runs on a thread gosuv owns (one per
+/// subscription, named `gosuv-events`), never on the thread that subscribed; calls of one
+/// subscription never overlap and come in order. It may call any gosuv function, but while
+/// it runs, later events wait: keep it short. It must not unwind (throw a C++ exception)
+/// into gosuv.
+pub type gosuv_event_callback =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, event: *const gosuv_event)>;
+
+/// Called with each line of a program's output. Runs on a thread gosuv owns (one per
+/// subscription, named `gosuv-log`), with the same rules as `gosuv_event_callback`.
+pub type gosuv_log_callback =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, line: *const gosuv_log_line)>;
+
+/// Called once with a subscription's `userdata` after its last callback, on the
+/// subscription's thread, so the caller can free what `userdata` points to. May be NULL.
+pub type gosuv_finalizer = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
+
+/// A live subscription: a callback that gosuv calls on a thread of its own. Opaque.
+///
+/// Made by `gosuv_supervisor_on_event()` or `gosuv_supervisor_on_log()`; the caller owns it
+/// and frees it with `gosuv_subscription_free()`, before or after freeing the supervisor.
+pub struct gosuv_subscription {
+    control: Arc<Control>,
+}
+
+/// What a subscription's thread looks at between two waits.
+#[derive(Default)]
+struct Flags {
+    /// End now.
+    stop: AtomicBool,
+    /// Deliver what is queued, then end.
+    drain: AtomicBool,
+    /// The subscription's thread, so that a callback that ends its own subscription is
+    /// not waited for by itself.
+    thread: OnceLock<ThreadId>,
+}
+
+/// The handle on a subscription's thread.
+pub(crate) struct Control {
+    flags: Arc<Flags>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Control {
+    /// Ends the subscription and waits for its thread (unless called from it). With `drain`,
+    /// what is already queued is delivered first.
+    fn end(&self, drain: bool) {
+        let on_own_thread = self.flags.thread.get() == Some(&thread::current().id());
+        if drain && !on_own_thread {
+            self.flags.drain.store(true, Ordering::SeqCst);
+        } else {
+            self.flags.stop.store(true, Ordering::SeqCst);
+        }
+        if on_own_thread {
+            return;
+        }
+        // Joined under the lock, so that a second caller returns only once it has ended.
+        let mut handle = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(h) = handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Ends every subscription of a supervisor that is being freed, after its shutdown.
+pub(crate) fn end_all(sup: &gosuv_supervisor) {
+    let controls: Vec<Arc<Control>> = {
+        let subs = sup
+            .subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        subs.iter().filter_map(std::sync::Weak::upgrade).collect()
+    };
+    for c in controls {
+        c.end(true);
+    }
+}
+
+/// The caller's `userdata`, handed to a gosuv thread.
+struct UserData(*mut c_void);
+
+// SAFETY: the caller of `gosuv_supervisor_on_*` is told that `userdata` is used on another
+// thread, and promises that this is safe for what it points to.
+unsafe impl Send for UserData {}
+
+impl UserData {
+    fn get(&self) -> *mut c_void {
+        self.0
+    }
+}
+
+/// Something a subscription receives from, until it returns `None`.
+trait Source: Send + 'static {
+    type Item;
+    fn next(&mut self) -> impl std::future::Future<Output = Option<Self::Item>> + Send + '_;
+}
+
+impl Source for Events {
+    type Item = EventNotice;
+    fn next(&mut self) -> impl std::future::Future<Output = Option<EventNotice>> + Send + '_ {
+        self.recv()
+    }
+}
+
+impl Source for LogFollower {
+    type Item = LogEvent;
+    fn next(&mut self) -> impl std::future::Future<Output = Option<LogEvent>> + Send + '_ {
+        self.recv()
+    }
+}
+
+/// Waits for items and hands each to `deliver` until the flags or the source say to end.
+///
+/// The waiting runs on a small runtime of the subscription's own thread rather than the
+/// supervisor's, so a subscription never touches the supervisor's runtime, which may be gone
+/// while the thread winds down (a supervisor freed from inside a callback).
+fn pump<S: Source>(flags: &Flags, rt: &Runtime, source: &mut S, mut deliver: impl FnMut(S::Item)) {
+    loop {
+        if flags.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let draining = flags.drain.load(Ordering::SeqCst);
+        let wait = if draining { Duration::ZERO } else { POLL };
+        match rt.block_on(async { tokio::time::timeout(wait, source.next()).await }) {
+            Ok(Some(item)) => deliver(item),
+            Ok(None) => return,
+            Err(_) if draining => return,
+            Err(_) => {}
+        }
+    }
+}
+
+/// Starts a subscription's thread: `body` runs, then the finalizer, whatever happens.
+fn spawn(
+    sup: &gosuv_supervisor,
+    thread_name: &'static str,
+    userdata: UserData,
+    finalizer: gosuv_finalizer,
+    body: impl FnOnce(&Flags, &Runtime, *mut c_void) + Send + 'static,
+) -> Result<*mut gosuv_subscription> {
+    let io_error = |source| {
+        Error::Core(CoreError::Io {
+            context: format!("cannot start the {thread_name} thread"),
+            source,
+        })
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(io_error)?;
+    let flags = Arc::new(Flags::default());
+    let thread_flags = flags.clone();
+    let handle = thread::Builder::new()
+        .name(thread_name.into())
+        .spawn(move || {
+            let _ = thread_flags.thread.set(thread::current().id());
+            let userdata = userdata;
+            let run = catch_unwind(AssertUnwindSafe(|| {
+                body(&thread_flags, &rt, userdata.get());
+            }));
+            if let Err(payload) = run {
+                eprintln!(
+                    "gosuv: a panic ended a {thread_name} subscription (a bug; please report it): {}",
+                    panic_text(payload.as_ref())
+                );
+            }
+            if let Some(finalize) = finalizer {
+                // SAFETY: the caller gave this finalizer for this userdata, to be called once
+                // after the last callback, on this thread.
+                unsafe { finalize(userdata.get()) };
+            }
+        })
+        .map_err(io_error)?;
+    let control = Arc::new(Control {
+        flags,
+        thread: Mutex::new(Some(handle)),
+    });
+    sup.remember(Arc::downgrade(&control));
+    Ok(Box::into_raw(Box::new(gosuv_subscription { control })))
+}
+
+/// Calls `callback` with every state change of every program from now on, until the
+/// subscription or the supervisor is freed.
+///
+/// `callback` runs on a gosuv thread (see `gosuv_event_callback`) with `userdata` as its
+/// first argument. `finalizer`, if not NULL, is called once with `userdata` after the last
+/// callback, on that same thread: at the latest before `gosuv_subscription_free()` or
+/// `gosuv_supervisor_free()` returns (or, when one of them is called from inside this
+/// subscription's own callback, as soon as that callback returns). When the supervisor is
+/// freed, the events of its shutdown are delivered first.
+///
+/// On success `*out` is a new subscription the caller owns and frees with
+/// `gosuv_subscription_free()`; on failure `*out` is NULL and neither `callback` nor
+/// `finalizer` is ever called.
+///
+/// Errors: `GOSUV_RESULT_NULL_ARGUMENT` (`sup`, `callback`, `out`), `GOSUV_RESULT_IO` (the
+/// thread cannot start).
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `callback` and `finalizer` are NULL or functions that
+/// are safe to call with `userdata` from another thread until the finalizer has run;
+/// `out` is NULL or valid for writes. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_on_event(
+    sup: *const gosuv_supervisor,
+    callback: gosuv_event_callback,
+    userdata: *mut c_void,
+    finalizer: gosuv_finalizer,
+    out: *mut *mut gosuv_subscription,
+) -> gosuv_result {
+    // SAFETY: the caller promises NULL or writable.
+    unsafe { clear_out(out) };
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        let callback = callback.ok_or(Error::Null("callback"))?;
+        let events = s.sup.as_async().subscribe();
+        let sub = spawn(
+            s,
+            "gosuv-events",
+            UserData(userdata),
+            finalizer,
+            move |flags, rt, userdata| deliver_events(flags, rt, events, callback, userdata),
+        )?;
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { out.write(sub) };
+        Ok(())
+    })
+}
+
+fn deliver_events(
+    flags: &Flags,
+    rt: &Runtime,
+    mut events: Events,
+    callback: unsafe extern "C" fn(*mut c_void, *const gosuv_event),
+    userdata: *mut c_void,
+) {
+    let mut missed = 0u64;
+    pump(flags, rt, &mut events, |notice| match notice {
+        EventNotice::Missed(n) => missed += n,
+        EventNotice::Changed(ev) => {
+            // Program names cannot hold NUL bytes: they are validated letters and digits.
+            let program = CString::new(ev.program).unwrap_or_default();
+            let event = gosuv_event {
+                program: program.as_ptr(),
+                from: ev.from.into(),
+                to: ev.to.into(),
+                pid: ev.pid.unwrap_or(0),
+                has_exit_code: ev.exit_code.is_some(),
+                exit_code: ev.exit_code.unwrap_or(0),
+                exit_signal: ev.exit_signal.unwrap_or(0),
+                at_ms: unix_ms(ev.at),
+                missed_before: std::mem::take(&mut missed),
+            };
+            // SAFETY: the caller of gosuv_supervisor_on_event promised the callback is safe
+            // to call with this userdata on this thread; `event` outlives the call.
+            unsafe { callback(userdata, &event) };
+        }
+    });
+}
+
+/// Cuts a stream of output into lines.
+#[derive(Debug, Default)]
+struct LineSplitter {
+    partial: Vec<u8>,
+    skipped: u64,
+}
+
+impl LineSplitter {
+    /// Adds output; `emit` gets each complete line (without `\n`) and the bytes skipped
+    /// before it.
+    fn push(&mut self, mut data: &[u8], emit: &mut impl FnMut(&[u8], u64)) {
+        while let Some(i) = data.iter().position(|b| *b == b'\n') {
+            let line = &data[..i];
+            if self.partial.is_empty() {
+                emit(line, std::mem::take(&mut self.skipped));
+            } else {
+                self.partial.extend_from_slice(line);
+                emit(&self.partial, std::mem::take(&mut self.skipped));
+                self.partial.clear();
+            }
+            data = &data[i + 1..];
+        }
+        self.partial.extend_from_slice(data);
+        while self.partial.len() >= MAX_LINE {
+            emit(&self.partial[..MAX_LINE], std::mem::take(&mut self.skipped));
+            self.partial.drain(..MAX_LINE);
+        }
+    }
+
+    /// Notes that `n` bytes were lost: a partial line is delivered as it is.
+    fn missed(&mut self, n: u64, emit: &mut impl FnMut(&[u8], u64)) {
+        self.flush(emit);
+        self.skipped += n;
+    }
+
+    /// Delivers a partial line, if there is one.
+    fn flush(&mut self, emit: &mut impl FnMut(&[u8], u64)) {
+        if !self.partial.is_empty() {
+            emit(&self.partial, std::mem::take(&mut self.skipped));
+            self.partial.clear();
+        }
+    }
+}
+
+/// Calls `callback` with every line a program writes to `stream` (a `gosuv_stream` value)
+/// from now on, across its restarts, until the subscription or the supervisor is freed or
+/// the program is removed.
+///
+/// A line is delivered once its `\n` arrives; a last line without one is delivered when the
+/// subscription ends, and a line longer than 64 KiB is delivered in pieces. If the callback
+/// falls far behind, output is skipped and the next line says how much
+/// (`skipped_bytes`). `callback`, `userdata` and `finalizer` follow the rules of
+/// `gosuv_supervisor_on_event()`; the thread is named `gosuv-log`.
+///
+/// On success `*out` is a new subscription the caller owns and frees with
+/// `gosuv_subscription_free()`; on failure `*out` is NULL and neither `callback` nor
+/// `finalizer` is ever called.
+///
+/// Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT` (`sup`, `name`,
+/// `callback`, `out`), `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `stream`, `name` not UTF-8),
+/// `GOSUV_RESULT_IO` (the thread cannot start).
+///
+/// # Safety
+/// As `gosuv_supervisor_on_event()`; `name` is NULL or a NUL-terminated string (read during
+/// the call only).
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_on_log(
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+    stream: u32,
+    callback: gosuv_log_callback,
+    userdata: *mut c_void,
+    finalizer: gosuv_finalizer,
+    out: *mut *mut gosuv_subscription,
+) -> gosuv_result {
+    // SAFETY: the caller promises NULL or writable.
+    unsafe { clear_out(out) };
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        // SAFETY: the caller promises NULL or a NUL-terminated string.
+        let name = unsafe { arg_str(name, "name") }?;
+        let stream = stream_arg(stream)?;
+        let callback = callback.ok_or(Error::Null("callback"))?;
+        let follower = s.sup.as_async().follow(name, stream)?;
+        let program = CString::new(name).unwrap_or_default();
+        let sub = spawn(
+            s,
+            "gosuv-log",
+            UserData(userdata),
+            finalizer,
+            move |flags, rt, userdata| {
+                deliver_lines(flags, rt, follower, &program, stream, callback, userdata);
+            },
+        )?;
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { out.write(sub) };
+        Ok(())
+    })
+}
+
+fn deliver_lines(
+    flags: &Flags,
+    rt: &Runtime,
+    mut follower: LogFollower,
+    program: &CString,
+    stream: Stream,
+    callback: unsafe extern "C" fn(*mut c_void, *const gosuv_log_line),
+    userdata: *mut c_void,
+) {
+    let mut text = Vec::new();
+    let mut emit = |line: &[u8], skipped: u64| {
+        text.clear();
+        text.extend_from_slice(line);
+        text.push(0);
+        let line = gosuv_log_line {
+            program: program.as_ptr(),
+            stream: stream.into(),
+            text: text.as_ptr().cast::<c_char>(),
+            len: line.len(),
+            skipped_bytes: skipped,
+        };
+        // SAFETY: the caller of gosuv_supervisor_on_log promised the callback is safe to
+        // call with this userdata on this thread; `line` and its text outlive the call.
+        unsafe { callback(userdata, &line) };
+    };
+    let mut lines = LineSplitter::default();
+    pump(flags, rt, &mut follower, |ev| match ev {
+        LogEvent::Data(data) => lines.push(&data, &mut emit),
+        LogEvent::Missed(n) => lines.missed(n, &mut emit),
+    });
+    lines.flush(&mut emit);
+}
+
+/// Ends a subscription and frees it. When it returns, the callback is not running and will
+/// not be called again, and the finalizer has run; called from inside the subscription's
+/// own callback, both happen as soon as that callback returns. Output or events not yet
+/// delivered are dropped. NULL is ignored. Works the same before or after the supervisor
+/// was freed.
+///
+/// # Safety
+/// `sub` is NULL or a subscription that was not freed yet; it is dangling afterwards.
+/// Thread-safe, but a subscription is freed once.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_subscription_free(sub: *mut gosuv_subscription) {
+    if sub.is_null() {
+        return;
+    }
+    let _ = guard(|| {
+        // SAFETY: made by Box::into_raw in `spawn`; the caller gives it back once.
+        let sub = unsafe { Box::from_raw(sub) };
+        sub.control.end(false);
+        Ok(())
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(chunks: &[&[u8]]) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        let mut s = LineSplitter::default();
+        let mut emit = |l: &[u8], skipped| out.push((String::from_utf8_lossy(l).into(), skipped));
+        for c in chunks {
+            s.push(c, &mut emit);
+        }
+        s.flush(&mut emit);
+        out
+    }
+
+    #[test]
+    fn lines_are_joined_across_chunks() {
+        let got = split(&[b"a\nb", b"c\n", b"\nd"]);
+        let want = [("a", 0), ("bc", 0), ("", 0), ("d", 0)];
+        assert_eq!(got, want.map(|(s, n)| (s.to_string(), n)));
+    }
+
+    #[test]
+    fn long_lines_come_in_pieces() {
+        let long = vec![b'x'; MAX_LINE + 10];
+        let got = split(&[&long, b"\n"]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0.len(), MAX_LINE);
+        assert_eq!(got[1].0.len(), 10);
+    }
+
+    #[test]
+    fn skipped_bytes_go_with_the_next_line() {
+        let mut out = Vec::new();
+        let mut s = LineSplitter::default();
+        let mut emit = |l: &[u8], skipped| out.push((l.to_vec(), skipped));
+        s.push(b"par", &mut emit);
+        s.missed(7, &mut emit);
+        s.push(b"tial\nnext\n", &mut emit);
+        assert_eq!(
+            out,
+            vec![
+                (b"par".to_vec(), 0),
+                (b"tial".to_vec(), 7),
+                (b"next".to_vec(), 0)
+            ]
+        );
+    }
+}

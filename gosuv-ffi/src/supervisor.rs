@@ -1,0 +1,856 @@
+//! The supervisor handle: creating it, its programs, and freeing it.
+
+use std::ffi::c_char;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use gosuv_core::blocking;
+use gosuv_core::config::{parse_program_value, parse_programs};
+use gosuv_core::logs::{last_lines, TAIL_BYTES};
+use gosuv_core::{
+    ConfigErrors, Error as CoreError, ProgramConfig, ServerConfig, SupervisorOptions,
+};
+
+use crate::args::{
+    absolute_path, arg_opt_str, arg_ref, arg_str, clear_out, out_ptr, owned_c_string, wait_ms,
+    write_opt,
+};
+use crate::error::{copy_text, gosuv_result, guard, guard_value, Error, Result};
+use crate::status::{gosuv_process_stats, gosuv_program_status, state_arg, stream_arg};
+use crate::subscription::Control;
+
+/// A process supervisor: its programs, their processes, logs and events, and the threads
+/// that run them (a runtime of two `gosuv-worker` threads, plus one thread per
+/// subscription). Opaque: only used through pointers.
+///
+/// Made by `gosuv_supervisor_new()`, `gosuv_supervisor_from_yaml()` or
+/// `gosuv_supervisor_from_config_file()`; freed by `gosuv_supervisor_free()`.
+///
+/// Thread safety: every function that takes a `const gosuv_supervisor *` may be called from
+/// any thread, concurrently with the others, including from inside a callback.
+/// `gosuv_supervisor_free()` must be the last call on it.
+pub struct gosuv_supervisor {
+    pub(crate) sup: blocking::Supervisor,
+    /// The `config.yml` it was made from, for `gosuv_supervisor_reload_file`.
+    config_path: Option<PathBuf>,
+    /// Every subscription made on it, ended when it is freed.
+    pub(crate) subscriptions: Mutex<Vec<Weak<Control>>>,
+}
+
+impl gosuv_supervisor {
+    fn boxed(sup: blocking::Supervisor, config_path: Option<PathBuf>) -> *mut gosuv_supervisor {
+        Box::into_raw(Box::new(gosuv_supervisor {
+            sup,
+            config_path,
+            subscriptions: Mutex::new(Vec::new()),
+        }))
+    }
+
+    fn base_dir(&self) -> &Path {
+        self.sup.as_async().base_dir()
+    }
+
+    pub(crate) fn remember(&self, control: Weak<Control>) {
+        let mut subs = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        subs.retain(|w| w.strong_count() > 0);
+        subs.push(control);
+    }
+}
+
+/// How a supervisor made in code is set up. Get one from `gosuv_supervisor_options_default()`
+/// and change the fields you need. The strings are only read during the call they are passed
+/// to; the caller keeps owning them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct gosuv_supervisor_options {
+    /// The directory relative program directories resolve against, and the programs' default
+    /// working directory. NULL: the current directory. A relative path is made absolute at
+    /// once.
+    pub base_dir: *const c_char,
+    /// Where `<name>.stdout.log` and `<name>.stderr.log` are written; created if missing.
+    /// NULL: `<base_dir>/logs`. A relative path resolves against `base_dir`.
+    pub log_dir: *const c_char,
+    /// Make this process a child subreaper, so orphans of daemonising programs are reaped
+    /// by gosuv. Children the host program starts itself are never reaped by gosuv.
+    /// Default: true.
+    pub subreaper: bool,
+    /// SIGKILL each program's leader if this process dies. Default: false.
+    pub kill_on_parent_death: bool,
+    /// Raise the open-files soft limit to at least this; 0 raises it to the hard limit.
+    /// Programs get the original limit back. Default: 0.
+    pub min_fds: u64,
+}
+
+/// The default options: current directory, `./logs`, subreaper on, no kill on parent death,
+/// open-files limit raised to the hard limit.
+///
+/// # Safety
+/// Always safe to call, from any thread. Returns a plain value.
+#[no_mangle]
+pub extern "C" fn gosuv_supervisor_options_default() -> gosuv_supervisor_options {
+    guard_value(DEFAULT_OPTIONS, || DEFAULT_OPTIONS)
+}
+
+const DEFAULT_OPTIONS: gosuv_supervisor_options = gosuv_supervisor_options {
+    base_dir: std::ptr::null(),
+    log_dir: std::ptr::null(),
+    subreaper: true,
+    kill_on_parent_death: false,
+    min_fds: 0,
+};
+
+fn io_error(context: &str, source: std::io::Error) -> Error {
+    Error::Core(CoreError::Io {
+        context: context.to_string(),
+        source,
+    })
+}
+
+/// # Safety
+/// `options` is NULL or points to valid options whose strings are NULL or NUL-terminated.
+unsafe fn supervisor_options(
+    options: *const gosuv_supervisor_options,
+) -> Result<SupervisorOptions> {
+    let o = if options.is_null() {
+        DEFAULT_OPTIONS
+    } else {
+        // SAFETY: non-NULL, and the caller promises it is valid.
+        unsafe { *options }
+    };
+    // SAFETY: the caller promises the strings are NULL or NUL-terminated.
+    let base_dir = unsafe { arg_opt_str(o.base_dir, "options->base_dir") }?;
+    // SAFETY: as above.
+    let log_dir = unsafe { arg_opt_str(o.log_dir, "options->log_dir") }?;
+    let base = match base_dir {
+        Some(dir) => absolute_path(dir, "options->base_dir")?,
+        None => {
+            std::env::current_dir().map_err(|e| io_error("cannot read the current directory", e))?
+        }
+    };
+    let mut opts = SupervisorOptions::new(&base);
+    if let Some(dir) = log_dir {
+        if dir.is_empty() {
+            return Err(Error::Invalid(
+                "argument `options->log_dir` is an empty path: pass NULL for <base_dir>/logs"
+                    .into(),
+            ));
+        }
+        opts.log_dir = base.join(dir);
+    }
+    opts.subreaper = o.subreaper;
+    opts.kill_on_parent_death = o.kill_on_parent_death;
+    opts.min_fds = (o.min_fds > 0).then_some(o.min_fds);
+    Ok(opts)
+}
+
+/// Writes a new supervisor to `*out`, or NULL on failure.
+///
+/// # Safety
+/// `out` is NULL or valid for writes.
+unsafe fn give(out: *mut *mut gosuv_supervisor, sup: blocking::Supervisor, path: Option<PathBuf>) {
+    // SAFETY: passed on from the caller.
+    unsafe { write_opt(out, gosuv_supervisor::boxed(sup, path)) };
+}
+
+/// Creates a supervisor with no programs.
+///
+/// `options` may be NULL for the defaults (see `gosuv_supervisor_options_default()`).
+/// On success `*out` is a new supervisor the caller owns and frees with
+/// `gosuv_supervisor_free()`; on failure `*out` is NULL.
+///
+/// Errors: `GOSUV_RESULT_NULL_ARGUMENT` (`out`), `GOSUV_RESULT_INVALID_ARGUMENT` (a path
+/// that is not UTF-8 or is empty), `GOSUV_RESULT_IO` (the log directory cannot be created,
+/// the subreaper cannot be set, the runtime cannot start).
+///
+/// # Safety
+/// `options` is NULL or valid options (read during the call only); `out` is NULL or valid
+/// for writes. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_new(
+    options: *const gosuv_supervisor_options,
+    out: *mut *mut gosuv_supervisor,
+) -> gosuv_result {
+    // SAFETY: `out` is NULL or valid, as the caller promises.
+    unsafe { clear_out(out) };
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: the caller promises `options` is NULL or valid.
+        let opts = unsafe { supervisor_options(options) }?;
+        let sup = blocking::Supervisor::new(opts)?;
+        // SAFETY: `out` was checked non-NULL; the caller promises it is writable.
+        unsafe { give(out, sup, None) };
+        Ok(())
+    })
+}
+
+/// Creates a supervisor for programs given as the text of a programs file: a YAML list of
+/// programs with the keys of `programs.yml`. Programs with `start_auto: true` are started
+/// (without waiting for them).
+///
+/// `options` may be NULL for the defaults. On success `*out` is a new supervisor the caller
+/// owns and frees with `gosuv_supervisor_free()`; on failure `*out` is NULL.
+///
+/// Errors: `GOSUV_RESULT_CONFIG` (every problem of the text, each with its line and key),
+/// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT`, `GOSUV_RESULT_IO`.
+///
+/// # Safety
+/// `programs_yaml` is NULL or a NUL-terminated UTF-8 string (read during the call only);
+/// `options` as for `gosuv_supervisor_new()`; `out` is NULL or valid for writes.
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_from_yaml(
+    programs_yaml: *const c_char,
+    options: *const gosuv_supervisor_options,
+    out: *mut *mut gosuv_supervisor,
+) -> gosuv_result {
+    // SAFETY: `out` is NULL or valid, as the caller promises.
+    unsafe { clear_out(out) };
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: the caller promises a NUL-terminated string or NULL.
+        let text = unsafe { arg_str(programs_yaml, "programs_yaml") }?;
+        // SAFETY: the caller promises `options` is NULL or valid.
+        let opts = unsafe { supervisor_options(options) }?;
+        let sup = blocking::Supervisor::from_programs_yaml(text, opts)?;
+        // SAFETY: `out` was checked non-NULL; the caller promises it is writable.
+        unsafe { give(out, sup, None) };
+        Ok(())
+    })
+}
+
+/// Creates a supervisor from a `config.yml` file and the programs file it names (see the
+/// README): relative paths resolve against the config file's directory, logs go to its
+/// `server.log.logpath`, and programs with `start_auto: true` are started (without
+/// waiting). The HTTP and unix-socket servers of the `gosuv` command are not started.
+///
+/// On success `*out` is a new supervisor the caller owns and frees with
+/// `gosuv_supervisor_free()`; on failure `*out` is NULL.
+///
+/// Errors: `GOSUV_RESULT_CONFIG` (every problem of both files, each with file, line and
+/// key), `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT`, `GOSUV_RESULT_IO`.
+///
+/// # Safety
+/// `config_path` is NULL or a NUL-terminated UTF-8 string (read during the call only);
+/// `out` is NULL or valid for writes. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_from_config_file(
+    config_path: *const c_char,
+    out: *mut *mut gosuv_supervisor,
+) -> gosuv_result {
+    // SAFETY: `out` is NULL or valid, as the caller promises.
+    unsafe { clear_out(out) };
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: the caller promises a NUL-terminated string or NULL.
+        let path = unsafe { arg_str(config_path, "config_path") }?;
+        let path = absolute_path(path, "config_path")?;
+        let sup = blocking::Supervisor::from_config_file(&path)?;
+        // SAFETY: `out` was checked non-NULL; the caller promises it is writable.
+        unsafe { give(out, sup, Some(path)) };
+        Ok(())
+    })
+}
+
+/// Stops every program, waits until each process group is gone, ends every subscription
+/// (after delivering the events of the shutdown to its callback; a subscription's
+/// finalizer has run when this returns) and frees the supervisor. NULL is ignored.
+///
+/// Blocks for as long as the programs take to stop (at most their `stop_timeout` before
+/// SIGKILL). May be called from inside a callback: that callback's subscription then ends
+/// when the callback returns.
+///
+/// # Safety
+/// `sup` is NULL or a supervisor from a `gosuv_supervisor_*` constructor that was not freed
+/// yet. No other thread may be using it or start using it (callbacks that are running on
+/// gosuv threads may, until this returns). After the call, `sup` is dangling.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_free(sup: *mut gosuv_supervisor) {
+    if sup.is_null() {
+        return;
+    }
+    let _ = guard(|| {
+        {
+            // SAFETY: non-NULL, made by a constructor and not freed yet, as the caller
+            // promises. Shared references only, since callbacks may still use it.
+            let s = unsafe { &*sup };
+            s.sup.shutdown();
+            crate::subscription::end_all(s);
+        }
+        // SAFETY: made by Box::into_raw in a constructor; the caller gives it back once,
+        // and every subscription thread that could use it has ended (or is the current
+        // thread, which does not use it after this call).
+        drop(unsafe { Box::from_raw(sup) });
+        Ok(())
+    });
+}
+
+/// Stops every program concurrently and waits until each process group is gone. Afterwards
+/// the supervisor accepts no more changes (they fail with `GOSUV_RESULT_SHUTTING_DOWN`) but
+/// can still be read (status, tail, ...). It must still be freed.
+///
+/// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_shutdown(sup: *const gosuv_supervisor) -> gosuv_result {
+    guard(|| {
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        s.sup.shutdown();
+        Ok(())
+    })
+}
+
+fn parse_one_program(text: &str, base_dir: &Path) -> Result<ProgramConfig> {
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+        ConfigErrors::single(
+            None,
+            format!("the program is not valid YAML (or JSON): {e}"),
+        )
+    })?;
+    Ok(parse_program_value(value, base_dir)?)
+}
+
+/// Adds one program, stopped, given as YAML (or JSON, which is YAML too): a mapping with the
+/// keys of one `programs.yml` entry, for example
+/// `"name: web\ncommand: python3 -m http.server 8000\nstart_seconds: 2"`. Relative
+/// directories resolve against the supervisor's base directory. A program with
+/// `start_auto: true` is started (without waiting).
+///
+/// Errors: `GOSUV_RESULT_CONFIG` (every problem, each naming its key),
+/// `GOSUV_RESULT_EXISTS`, `GOSUV_RESULT_SHUTTING_DOWN`, `GOSUV_RESULT_NULL_ARGUMENT`,
+/// `GOSUV_RESULT_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `program_yaml` is NULL or a NUL-terminated string
+/// (read during the call only). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_add(
+    sup: *const gosuv_supervisor,
+    program_yaml: *const c_char,
+) -> gosuv_result {
+    guard(|| {
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        // SAFETY: the caller promises NULL or a NUL-terminated string.
+        let text = unsafe { arg_str(program_yaml, "program_yaml") }?;
+        let config = parse_one_program(text, s.base_dir())?;
+        s.sup.add(config)?;
+        Ok(())
+    })
+}
+
+/// Replaces a program's config, given as for `gosuv_supervisor_add()` (its `name` says which
+/// program). If the config changed and the program had a process, it is restarted with the
+/// new config (stopped with the old `stop_signal`). `*out_restarted`, when `out_restarted`
+/// is not NULL, tells whether it was restarted.
+///
+/// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_SHUTTING_DOWN`,
+/// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `program_yaml` is NULL or a NUL-terminated string
+/// (read during the call only); `out_restarted` is NULL or valid for writes. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_update(
+    sup: *const gosuv_supervisor,
+    program_yaml: *const c_char,
+    out_restarted: *mut bool,
+) -> gosuv_result {
+    guard(|| {
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        // SAFETY: the caller promises NULL or a NUL-terminated string.
+        let text = unsafe { arg_str(program_yaml, "program_yaml") }?;
+        let config = parse_one_program(text, s.base_dir())?;
+        let restarted = s.sup.update(config)?;
+        // SAFETY: the caller promises NULL or a writable bool.
+        unsafe { write_opt(out_restarted, restarted) };
+        Ok(())
+    })
+}
+
+/// Stops a program (waiting until its whole process group is gone) and removes it. Its log
+/// subscriptions end.
+///
+/// Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`,
+/// `GOSUV_RESULT_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `name` is NULL or a NUL-terminated string (read
+/// during the call only). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_remove(
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+) -> gosuv_result {
+    guard(|| {
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        // SAFETY: the caller promises NULL or a NUL-terminated string.
+        let name = unsafe { arg_str(name, "name") }?;
+        s.sup.remove(name)?;
+        Ok(())
+    })
+}
+
+/// What `start`, `stop` and `restart` ask for.
+#[derive(Clone, Copy)]
+enum Request {
+    Start,
+    Stop,
+    Restart,
+}
+
+/// # Safety
+/// As the exported functions that call it.
+unsafe fn request(
+    which: Request,
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+    timeout_ms: u32,
+    out_status: *mut gosuv_program_status,
+) -> gosuv_result {
+    guard(|| {
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        // SAFETY: the caller promises NULL or a NUL-terminated string.
+        let name = unsafe { arg_str(name, "name") }?;
+        let wait = wait_ms(timeout_ms);
+        let status = match which {
+            Request::Start => s.sup.start(name, wait),
+            Request::Stop => s.sup.stop(name, wait),
+            Request::Restart => s.sup.restart(name, wait),
+        }?;
+        // SAFETY: the caller promises NULL or a writable status.
+        unsafe { write_opt(out_status, gosuv_program_status::from(&status)) };
+        Ok(())
+    })
+}
+
+/// Starts a program. With `timeout_ms` > 0, waits until it is `running` (up for its
+/// `start_seconds`) or its starts failed, at most `timeout_ms`; with 0, returns once the
+/// start has begun. `*out_status`, when `out_status` is not NULL, receives its status on
+/// success. Starting a running program does nothing.
+///
+/// Errors: `GOSUV_RESULT_START_FAILED` (the message says why the last start failed),
+/// `GOSUV_RESULT_TIMEOUT` (it carries on trying), `GOSUV_RESULT_STOPPED_BEFORE_RUNNING`,
+/// `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_SHUTTING_DOWN`, `GOSUV_RESULT_NULL_ARGUMENT`,
+/// `GOSUV_RESULT_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `name` is NULL or a NUL-terminated string (read
+/// during the call only); `out_status` is NULL or valid for writes. Thread-safe; blocks the
+/// calling thread for at most `timeout_ms`.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_start(
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+    timeout_ms: u32,
+    out_status: *mut gosuv_program_status,
+) -> gosuv_result {
+    // SAFETY: the caller's promises are the same.
+    unsafe { request(Request::Start, sup, name, timeout_ms, out_status) }
+}
+
+/// Stops a program: its `stop_signal` to its process group, SIGKILL to the group after its
+/// `stop_timeout`. In `backoff`, cancels the pending retry. With `timeout_ms` > 0, waits
+/// until the leader and its whole group are gone, at most `timeout_ms`; with 0, returns once
+/// the stop has begun. `*out_status`, when `out_status` is not NULL, receives its status on
+/// success.
+///
+/// Errors: `GOSUV_RESULT_TIMEOUT` (the stop carries on), `GOSUV_RESULT_NOT_FOUND`,
+/// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// As `gosuv_supervisor_start()`.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_stop(
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+    timeout_ms: u32,
+    out_status: *mut gosuv_program_status,
+) -> gosuv_result {
+    // SAFETY: the caller's promises are the same.
+    unsafe { request(Request::Stop, sup, name, timeout_ms, out_status) }
+}
+
+/// Restarts a program: stops it if it has a process, then starts it, as one request. Waits
+/// and fails like `gosuv_supervisor_start()`.
+///
+/// # Safety
+/// As `gosuv_supervisor_start()`.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_restart(
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+    timeout_ms: u32,
+    out_status: *mut gosuv_program_status,
+) -> gosuv_result {
+    // SAFETY: the caller's promises are the same.
+    unsafe { request(Request::Restart, sup, name, timeout_ms, out_status) }
+}
+
+/// Waits until a program is in `state` (a `gosuv_state` value; returns at once if it is),
+/// at most `timeout_ms`. `*out_status`, when `out_status` is not NULL, receives its status on
+/// success.
+///
+/// Errors: `GOSUV_RESULT_TIMEOUT` (the message names the state it is in),
+/// `GOSUV_RESULT_NOT_FOUND` (also when it is removed meanwhile),
+/// `GOSUV_RESULT_INVALID_ARGUMENT` (`state` is not a `gosuv_state`),
+/// `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// As `gosuv_supervisor_start()`.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_wait_for(
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+    state: u32,
+    timeout_ms: u32,
+    out_status: *mut gosuv_program_status,
+) -> gosuv_result {
+    guard(|| {
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        // SAFETY: the caller promises NULL or a NUL-terminated string.
+        let name = unsafe { arg_str(name, "name") }?;
+        let state = state_arg(state)?;
+        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        let status = s.sup.wait_for(name, state, timeout)?;
+        // SAFETY: the caller promises NULL or a writable status.
+        unsafe { write_opt(out_status, gosuv_program_status::from(&status)) };
+        Ok(())
+    })
+}
+
+/// Writes one program's status to `*out_status`. Does not block.
+///
+/// Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`,
+/// `GOSUV_RESULT_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `name` is NULL or a NUL-terminated string (read
+/// during the call only); `out_status` is NULL or valid for writes. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_status(
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+    out_status: *mut gosuv_program_status,
+) -> gosuv_result {
+    guard(|| {
+        let out = out_ptr(out_status, "out_status")?;
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        // SAFETY: the caller promises NULL or a NUL-terminated string.
+        let name = unsafe { arg_str(name, "name") }?;
+        let status = s.sup.status(name)?;
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { out.write(gosuv_program_status::from(&status)) };
+        Ok(())
+    })
+}
+
+/// Copies why a program's last start failed into `buf`, like `gosuv_error_message()`: at
+/// most `len - 1` bytes and a NUL. An empty string when it has no last error (it clears when
+/// the program reaches `running`). `*out_len`, when `out_len` is not NULL, receives the
+/// length of the whole text (more than `len - 1` means it was cut).
+///
+/// Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT` (`buf` NULL),
+/// `GOSUV_RESULT_INVALID_ARGUMENT` (`len` 0).
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `name` is NULL or a NUL-terminated string (read
+/// during the call only); `buf` is NULL or valid for `len` bytes of writes; `out_len` is NULL
+/// or valid for writes. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_program_error(
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> gosuv_result {
+    guard(|| {
+        let buf = out_ptr(buf, "buf")?;
+        if len == 0 {
+            return Err(Error::Invalid(
+                "argument `len` is 0: pass the size of `buf`".into(),
+            ));
+        }
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        // SAFETY: the caller promises NULL or a NUL-terminated string.
+        let name = unsafe { arg_str(name, "name") }?;
+        let text = s.sup.status(name)?.last_error.unwrap_or_default();
+        // SAFETY: the caller promises `buf` holds `len` bytes.
+        let full = unsafe { copy_text(&text, buf, len) };
+        // SAFETY: the caller promises NULL or a writable size_t.
+        unsafe { write_opt(out_len, full) };
+        Ok(())
+    })
+}
+
+/// # Safety
+/// `out` is NULL or valid for writes.
+unsafe fn give_string(out: *mut *mut c_char, text: String) -> Result<()> {
+    let out = out_ptr(out, "out_json")?;
+    let s = owned_c_string(text)?;
+    // SAFETY: checked non-NULL; the caller promises it is writable.
+    unsafe { out.write(s) };
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| Error::Invalid(format!("cannot represent the answer as JSON: {e}")))
+}
+
+/// Writes every program's status, sorted by name, as a JSON array to `*out_json`: objects
+/// with `name`, `state` (lowercase), `pid`, `started_at` (RFC 3339), `uptime_secs`,
+/// `exit_code`, `exit_signal`, `restarts`, `last_error` and `log_errors` (null where not
+/// known). The caller frees the string with `gosuv_string_free()`; on failure `*out_json`
+/// is NULL.
+///
+/// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `out_json` is NULL or valid for writes. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_status_json(
+    sup: *const gosuv_supervisor,
+    out_json: *mut *mut c_char,
+) -> gosuv_result {
+    // SAFETY: the caller promises NULL or writable.
+    unsafe { clear_out(out_json) };
+    guard(|| {
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        let json = to_json(&s.sup.list())?;
+        // SAFETY: the caller promises NULL or writable.
+        unsafe { give_string(out_json, json) }
+    })
+}
+
+/// Writes one program's config as a JSON object with the keys of `programs.yml` (defaults
+/// filled in) to `*out_json`. The caller frees it with `gosuv_string_free()`; on failure
+/// `*out_json` is NULL.
+///
+/// Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`,
+/// `GOSUV_RESULT_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `name` is NULL or a NUL-terminated string (read
+/// during the call only); `out_json` is NULL or valid for writes. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_config_json(
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+    out_json: *mut *mut c_char,
+) -> gosuv_result {
+    // SAFETY: the caller promises NULL or writable.
+    unsafe { clear_out(out_json) };
+    guard(|| {
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        // SAFETY: the caller promises NULL or a NUL-terminated string.
+        let name = unsafe { arg_str(name, "name") }?;
+        let json = to_json(&s.sup.config(name)?)?;
+        // SAFETY: the caller promises NULL or writable.
+        unsafe { give_string(out_json, json) }
+    })
+}
+
+/// # Safety
+/// `out` is NULL or valid for writes.
+unsafe fn reload(
+    s: &gosuv_supervisor,
+    programs: Vec<ProgramConfig>,
+    out_report_json: *mut *mut c_char,
+) -> Result<()> {
+    let report = s.sup.reload(programs)?;
+    if !out_report_json.is_null() {
+        // SAFETY: non-NULL; the caller promises it is writable.
+        unsafe { give_string(out_report_json, to_json(&report)?) }?;
+    }
+    Ok(())
+}
+
+/// Makes the set of programs equal to a programs-file text (a YAML list): adds the new ones
+/// (starting those with `start_auto`), updates the changed ones (restarting those that had a
+/// process), removes the missing ones (stopping them first), leaves the unchanged ones
+/// alone. An invalid text changes nothing.
+///
+/// `*out_report_json`, when `out_report_json` is not NULL, receives
+/// `{"added":[...],"changed":[...],"removed":[...]}` (names, sorted), which the caller frees
+/// with `gosuv_string_free()`; it is NULL on failure.
+///
+/// Errors: `GOSUV_RESULT_CONFIG` (every problem with its line and key),
+/// `GOSUV_RESULT_SHUTTING_DOWN`, `GOSUV_RESULT_NULL_ARGUMENT`,
+/// `GOSUV_RESULT_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `programs_yaml` is NULL or a NUL-terminated string
+/// (read during the call only); `out_report_json` is NULL or valid for writes. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_reload(
+    sup: *const gosuv_supervisor,
+    programs_yaml: *const c_char,
+    out_report_json: *mut *mut c_char,
+) -> gosuv_result {
+    // SAFETY: the caller promises NULL or writable.
+    unsafe { clear_out(out_report_json) };
+    guard(|| {
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        // SAFETY: the caller promises NULL or a NUL-terminated string.
+        let text = unsafe { arg_str(programs_yaml, "programs_yaml") }?;
+        let programs = parse_programs(text, None, s.base_dir())?;
+        // SAFETY: the caller promises NULL or writable.
+        unsafe { reload(s, programs, out_report_json) }
+    })
+}
+
+/// Re-reads the `config.yml` a supervisor was made from (`gosuv_supervisor_from_config_file()`)
+/// and its programs file, and reloads the programs as `gosuv_supervisor_reload()` does.
+/// Server settings other than the programs file's name are not applied.
+///
+/// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (the supervisor was not made from a config file),
+/// `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_SHUTTING_DOWN`, `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `out_report_json` is NULL or valid for writes.
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_reload_file(
+    sup: *const gosuv_supervisor,
+    out_report_json: *mut *mut c_char,
+) -> gosuv_result {
+    // SAFETY: the caller promises NULL or writable.
+    unsafe { clear_out(out_report_json) };
+    guard(|| {
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        let path = s.config_path.as_deref().ok_or_else(|| {
+            Error::Invalid(
+                "this supervisor was not made from a config file: use gosuv_supervisor_reload \
+                 with the programs' YAML instead"
+                    .into(),
+            )
+        })?;
+        let programs = ServerConfig::load(path)?.load_programs()?;
+        // SAFETY: the caller promises NULL or writable.
+        unsafe { reload(s, programs, out_report_json) }
+    })
+}
+
+/// Copies the end of a program's output into `buf`: the last `max_lines` lines (0: no line
+/// limit) of the last 64 KiB gosuv keeps of `stream` (a `gosuv_stream` value), cut further
+/// from the front to `len - 1` bytes, then a NUL. `*out_len`, when `out_len` is not NULL,
+/// receives the number of bytes copied, not counting the NUL (output may itself hold NUL
+/// bytes). Does not block.
+///
+/// Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT` (`buf` NULL),
+/// `GOSUV_RESULT_INVALID_ARGUMENT` (`len` 0, unknown `stream`).
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `name` is NULL or a NUL-terminated string (read
+/// during the call only); `buf` is NULL or valid for `len` bytes of writes; `out_len` is NULL
+/// or valid for writes. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_tail(
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+    stream: u32,
+    max_lines: usize,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> gosuv_result {
+    guard(|| {
+        let buf = out_ptr(buf, "buf")?;
+        if len == 0 {
+            return Err(Error::Invalid(
+                "argument `len` is 0: pass the size of `buf`".into(),
+            ));
+        }
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        // SAFETY: the caller promises NULL or a NUL-terminated string.
+        let name = unsafe { arg_str(name, "name") }?;
+        let stream = stream_arg(stream)?;
+        let all = s.sup.tail(name, stream, TAIL_BYTES)?;
+        let lines = if max_lines > 0 {
+            last_lines(&all, max_lines)
+        } else {
+            &all[..]
+        };
+        let part = &lines[lines.len().saturating_sub(len - 1)..];
+        // SAFETY: the caller promises `buf` holds `len` bytes, and `part.len() + 1 <= len`;
+        // the source is Rust memory, which cannot overlap the caller's buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(part.as_ptr(), buf.cast::<u8>(), part.len());
+            *buf.add(part.len()) = 0;
+        }
+        // SAFETY: the caller promises NULL or a writable size_t.
+        unsafe { write_opt(out_len, part.len()) };
+        Ok(())
+    })
+}
+
+/// Writes the CPU and memory use of a program's whole process tree to `*out_stats` (all
+/// zero when it has no process). Reads `/proc`; does not wait.
+///
+/// Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`,
+/// `GOSUV_RESULT_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `name` is NULL or a NUL-terminated string (read
+/// during the call only); `out_stats` is NULL or valid for writes. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_stats(
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+    out_stats: *mut gosuv_process_stats,
+) -> gosuv_result {
+    guard(|| {
+        let out = out_ptr(out_stats, "out_stats")?;
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        // SAFETY: the caller promises NULL or a NUL-terminated string.
+        let name = unsafe { arg_str(name, "name") }?;
+        let stats = s.sup.stats(name)?;
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { out.write(gosuv_process_stats::from(&stats)) };
+        Ok(())
+    })
+}
+
+/// Writes the stats of every program that has a process as a JSON object to `*out_json`:
+/// `{"name": {"pids": [...], "cpu_percent": .., "rss_bytes": .., "cpu_seconds": ..}, ...}`.
+/// The caller frees it with `gosuv_string_free()`; on failure `*out_json` is NULL.
+///
+/// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor; `out_json` is NULL or valid for writes. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_stats_json(
+    sup: *const gosuv_supervisor,
+    out_json: *mut *mut c_char,
+) -> gosuv_result {
+    // SAFETY: the caller promises NULL or writable.
+    unsafe { clear_out(out_json) };
+    guard(|| {
+        // SAFETY: the caller promises NULL or a live supervisor.
+        let s = unsafe { arg_ref(sup, "sup") }?;
+        let json = to_json(&s.sup.stats_all())?;
+        // SAFETY: the caller promises NULL or writable.
+        unsafe { give_string(out_json, json) }
+    })
+}
