@@ -24,8 +24,10 @@ use crate::spawn::set_nonblocking;
 /// Bytes of each stream kept in memory for `tail`.
 pub const TAIL_BYTES: usize = 64 * 1024;
 
-/// Chunks a follower may fall behind before it is skipped ahead.
-const FOLLOW_QUEUE: usize = 1024;
+/// Chunks a follower may fall behind before it is skipped ahead. With reads of at most
+/// [`READ_CHUNK`] bytes this bounds what a stuck follower can hold to 32 MiB a stream (a
+/// line-buffered writer's chunks are far smaller).
+const FOLLOW_QUEUE: usize = 128;
 
 /// The largest single read from a pipe.
 const READ_CHUNK: usize = 256 * 1024;
@@ -242,11 +244,16 @@ impl LogSink {
         st.tail.extend(&data[data.len() - keep..]);
         let offset = st.total;
         st.total += data.len() as u64;
-        if let Some(tx) = st.followers.as_ref().filter(|tx| tx.receiver_count() > 0) {
-            let _ = tx.send(Chunk {
-                offset,
-                data: Bytes::copy_from_slice(data),
-            });
+        if let Some(tx) = &st.followers {
+            if tx.receiver_count() > 0 {
+                let _ = tx.send(Chunk {
+                    offset,
+                    data: Bytes::copy_from_slice(data),
+                });
+            } else {
+                // The last follower left: free what the channel still holds.
+                st.followers = None;
+            }
         }
     }
 

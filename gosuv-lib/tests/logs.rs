@@ -247,3 +247,53 @@ async fn followers_end_when_the_program_is_removed() {
         .expect("ends");
     assert_eq!(end, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_followers_and_a_flat_out_writer_lose_nothing_in_the_file() {
+    let env = Env::new();
+    let mut p = quick("flood", "seq 1 400000");
+    p.autorestart = Autorestart::Never;
+    env.sup.add(p).await.expect("add");
+    // Ten followers that read as fast as they can, ten that never read.
+    let mut readers = Vec::new();
+    let mut idle = Vec::new();
+    for i in 0..20 {
+        let mut f = env.sup.follow("flood", Stream::Stdout).expect("follow");
+        if i % 2 == 0 {
+            readers.push(tokio::spawn(async move {
+                let (mut data, mut missed) = (0u64, 0u64);
+                while let Ok(Some(ev)) =
+                    tokio::time::timeout(Duration::from_secs(2), f.recv()).await
+                {
+                    match ev {
+                        LogEvent::Data(d) => data += d.len() as u64,
+                        LogEvent::Missed(n) => missed += n,
+                    }
+                }
+                (data, missed)
+            }));
+        } else {
+            idle.push(f);
+        }
+    }
+    env.sup.start("flood", WAIT).await.expect("start");
+    env.sup
+        .wait_for("flood", Exited, Duration::from_secs(30))
+        .await
+        .expect("exits");
+    let expected = seq(400_000);
+    poll(10, "whole file", || {
+        std::fs::metadata(env.log("flood", "stdout"))
+            .map(|m| m.len())
+            .unwrap_or(0) as usize
+            >= expected.len()
+    });
+    assert!(std::fs::read_to_string(env.log("flood", "stdout")).expect("log") == expected);
+    for r in readers {
+        let (data, missed) = r.await.expect("reader");
+        // Every byte is either delivered or reported missed, never silently dropped.
+        assert_eq!(data + missed, expected.len() as u64);
+    }
+    drop(idle);
+    env.sup.shutdown().await;
+}
