@@ -141,22 +141,15 @@ pub(crate) fn to_value(v: &Bound<'_, PyAny>, key: &str) -> PyResult<Value> {
 /// The options of one program, `name` and `command` first, as the mapping the core checks.
 pub(crate) fn program_value(
     name: &str,
-    command: Option<&Bound<'_, PyAny>>,
+    command: &Bound<'_, PyAny>,
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Value> {
     let mut m = Mapping::new();
     m.insert("name".into(), Value::String(name.to_owned()));
-    if let Some(c) = command {
-        m.insert("command".into(), to_value(c, "command")?);
-    }
+    m.insert("command".into(), to_value(command, "command")?);
     if let Some(opts) = options {
         for (k, v) in opts.iter() {
             let k: String = k.extract()?;
-            if k == "name" {
-                return Err(PyTypeError::new_err(
-                    "`name` is given once, as the program's name, not again among its options",
-                ));
-            }
             let value = if k == "umask" && v.is_exact_instance_of::<PyInt>() {
                 // Python writes a mode as 0o022; the config's form is its octal digits.
                 Value::String(format!("{:o}", v.extract::<u32>()?))

@@ -122,18 +122,29 @@ fn program_from_py(
     }
     match parse_program_value(value, base_dir) {
         Ok(p) => Ok(Some(p)),
-        Err(ConfigErrors(list)) => {
-            errors.extend(list.into_iter().map(|mut e| {
+        Err(e) => {
+            errors.extend(under(label, e).0);
+            Ok(None)
+        }
+    }
+}
+
+/// Errors of one program, their keys prefixed with the program's label (its name).
+fn under(label: &str, errors: ConfigErrors) -> ConfigErrors {
+    ConfigErrors(
+        errors
+            .0
+            .into_iter()
+            .map(|mut e| {
                 e.key = if e.key.is_empty() {
                     label.to_string()
                 } else {
                     format!("{label}.{}", e.key)
                 };
                 e
-            }));
-            Ok(None)
-        }
-    }
+            })
+            .collect(),
+    )
 }
 
 /// Programs given as `{name: {option: value}}` or `[{"name": ..., option: value}]`.
@@ -301,8 +312,10 @@ impl Supervisor {
         command: &Bound<'_, PyAny>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<ProgramConfig> {
-        let value = convert::program_value(name, Some(command), options)?;
-        parse_program_value(value, &self.base_dir).into_py_result(py)
+        let value = convert::program_value(name, command, options)?;
+        parse_program_value(value, &self.base_dir)
+            .map_err(|e| under(name, e))
+            .into_py_result(py)
     }
 }
 
@@ -558,14 +571,14 @@ impl Supervisor {
     fn follow(&self, py: Python<'_>, name: &str, stream: &str) -> PyResult<LogFollower> {
         let stream = convert::stream_arg(stream)?;
         let sup = self.sup(py)?;
-        let inner = sup.follow(name, stream).into_py_result(py)?;
-        Ok(LogFollower::new(inner, Arc::downgrade(sup)))
+        let inner = sup.as_async().follow(name, stream).into_py_result(py)?;
+        LogFollower::new(inner, Arc::downgrade(sup))
     }
 
     /// Every program's state changes from now on, as an iterator of `Event`.
     fn events(&self, py: Python<'_>) -> PyResult<Events> {
         let sup = self.sup(py)?;
-        Ok(Events::new(sup.subscribe(), Arc::downgrade(sup)))
+        Events::new(sup.as_async().subscribe(), Arc::downgrade(sup))
     }
 
     /// CPU % and memory of a program's whole process tree (empty when it has no process).
