@@ -9,10 +9,20 @@ use clap::{Parser, Subcommand};
 /// `gosuv start-server` runs the server on config.yml (written with defaults when missing);
 /// every other command talks to that server over `client.server_url`.
 #[derive(Debug, Parser)]
-#[command(name = "gosuv", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "gosuv",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// The config file: server and client settings (its programs file sits beside it).
-    #[arg(short = 'c', long = "conf", global = true, default_value = "config.yml")]
+    #[arg(
+        short = 'c',
+        long = "conf",
+        global = true,
+        default_value = "config.yml"
+    )]
     pub conf: PathBuf,
 
     /// What to do.

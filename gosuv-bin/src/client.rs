@@ -29,7 +29,9 @@ pub enum Endpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Nothing answers at the address.
-    #[error("cannot reach gosuv at {url}: is the server running? try 'gosuv start-server' ({cause})")]
+    #[error(
+        "cannot reach gosuv at {url}: is the server running? try 'gosuv start-server' ({cause})"
+    )]
     Unreachable {
         /// The server URL.
         url: String,
@@ -153,7 +155,12 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::send`], and [`ClientError::Api`].
-    pub fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
+    pub fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
         let (status, bytes) = self.send(method, path, body)?;
         check(status, &bytes)?;
         serde_json::from_slice(&bytes).map_err(|e| self.protocol(format!("bad JSON answer: {e}")))
@@ -184,23 +191,27 @@ impl Client {
             let status = resp.status();
             let mut body = resp.into_body();
             if !status.is_success() {
-                let bytes = body.collect().await.map_err(|e| self.protocol(e))?.to_bytes();
+                let bytes = body
+                    .collect()
+                    .await
+                    .map_err(|e| self.protocol(e))?
+                    .to_bytes();
                 check(status, &bytes)?;
                 return Ok(());
             }
             let mut buf: Vec<u8> = Vec::new();
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(|e| self.protocol(e))?;
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 buf.extend_from_slice(&data);
                 while let Some(end) = find_event_end(&buf) {
                     let raw: Vec<u8> = buf.drain(..end.0 + end.1).collect();
                     let text = String::from_utf8_lossy(&raw[..end.0]);
                     let (event, data) = parse_sse(&text);
-                    if !data.is_empty() || !event.is_empty() {
-                        if !on_event(&event, &data) {
-                            return Ok(());
-                        }
+                    if (!data.is_empty() || !event.is_empty()) && !on_event(&event, &data) {
+                        return Ok(());
                     }
                 }
             }
@@ -222,7 +233,10 @@ impl Client {
             .method(method.clone())
             .uri(path)
             .header(hyper::header::HOST, host)
-            .header(hyper::header::USER_AGENT, concat!("gosuv/", env!("CARGO_PKG_VERSION")));
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("gosuv/", env!("CARGO_PKG_VERSION")),
+            );
         if let Some(a) = &self.authorization {
             req = req.header(hyper::header::AUTHORIZATION, a);
         }
@@ -233,9 +247,7 @@ impl Client {
         if method != Method::GET && method != Method::HEAD {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
-        let req = req
-            .body(Full::new(payload))
-            .map_err(|e| self.protocol(e))?;
+        let req = req.body(Full::new(payload)).map_err(|e| self.protocol(e))?;
         let mut sender = match &self.endpoint {
             Endpoint::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path)
@@ -313,7 +325,9 @@ fn check(status: StatusCode, body: &[u8]) -> Result<(), ClientError> {
 pub fn parse_url(url: &str) -> CliResult<Endpoint> {
     if let Some(p) = url.strip_prefix("unix://") {
         if p.is_empty() {
-            return Err(Failure::new(format!("'{url}' names no socket: write unix:///path/to/.gosuv.sock")));
+            return Err(Failure::new(format!(
+                "'{url}' names no socket: write unix:///path/to/.gosuv.sock"
+            )));
         }
         return Ok(Endpoint::Unix(PathBuf::from(p)));
     }
@@ -341,7 +355,10 @@ pub fn parse_url(url: &str) -> CliResult<Endpoint> {
 /// The end of the first complete event in `buf`: (where its text ends, the separator's length).
 fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
     let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
+    let crlf = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4));
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
@@ -376,8 +393,14 @@ mod tests {
             parse_url("http://127.0.0.1:11333").unwrap(),
             Endpoint::Tcp("127.0.0.1:11333".into())
         );
-        assert_eq!(parse_url("http://:9/").unwrap(), Endpoint::Tcp("127.0.0.1:9".into()));
-        assert_eq!(parse_url("http://host").unwrap(), Endpoint::Tcp("host:80".into()));
+        assert_eq!(
+            parse_url("http://:9/").unwrap(),
+            Endpoint::Tcp("127.0.0.1:9".into())
+        );
+        assert_eq!(
+            parse_url("http://host").unwrap(),
+            Endpoint::Tcp("host:80".into())
+        );
         assert!(parse_url("ftp://x").is_err());
         assert!(parse_url("unix://").is_err());
     }

@@ -97,7 +97,9 @@ fn shutdown(conf: &Path) -> CliResult<bool> {
         match client.send(Method::GET, "/api/status", None) {
             Err(ClientError::Unreachable { .. }) => break,
             _ if std::time::Instant::now() > deadline => {
-                return Err(Failure::new("the server is still shutting down after 10 minutes: see gosuv.log"))
+                return Err(Failure::new(
+                    "the server is still shutting down after 10 minutes: see gosuv.log",
+                ))
             }
             _ => std::thread::sleep(Duration::from_millis(5)),
         }
@@ -150,11 +152,14 @@ fn kill(conf: &Path, force: bool) -> CliResult {
     } else {
         nix::sys::signal::Signal::SIGTERM
     };
-    let pid_i32 = i32::try_from(pid).map_err(|_| Failure::new(format!("bad pid {pid} in {}", pidfile.display())))?;
+    let pid_i32 = i32::try_from(pid)
+        .map_err(|_| Failure::new(format!("bad pid {pid} in {}", pidfile.display())))?;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid_i32), signal)
         .map_err(|e| Failure::new(format!("cannot signal pid {pid}: {e}")))?;
     if !daemon::wait_pidfile_free(pidfile, Duration::from_secs(600)) {
-        return Err(Failure::new(format!("pid {pid} is still running after SIGTERM: try 'gosuv kill -9'")));
+        return Err(Failure::new(format!(
+            "pid {pid} is still running after SIGTERM: try 'gosuv kill -9'"
+        )));
     }
     if force {
         println!("server killed (pid {pid}); its programs were not stopped");
@@ -332,7 +337,9 @@ fn act(conf: &Path, action: &str, t: &Target) -> CliResult {
             }
         }
         if failed > 0 {
-            return Err(Failure::new(format!("{action} failed for {failed} program(s)")));
+            return Err(Failure::new(format!(
+                "{action} failed for {failed} program(s)"
+            )));
         }
         return Ok(());
     }
@@ -351,7 +358,9 @@ fn tail(conf: &Path, name: &str, follow: bool, lines: usize, stderr: bool) -> Cl
     let (_, client) = client(conf)?;
     let stream = if stderr { "stderr" } else { "stdout" };
     if !follow {
-        let body = client.get_bytes(&format!("/api/programs/{name}/log?stream={stream}&lines={lines}"))?;
+        let body = client.get_bytes(&format!(
+            "/api/programs/{name}/log?stream={stream}&lines={lines}"
+        ))?;
         let _ = std::io::stdout().lock().write_all(&body);
         return Ok(());
     }
@@ -361,7 +370,11 @@ fn tail(conf: &Path, name: &str, follow: bool, lines: usize, stderr: bool) -> Cl
             "log" => {
                 if let Ok(text) = serde_json::from_str::<String>(data) {
                     let mut out = std::io::stdout().lock();
-                    if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+                    if out
+                        .write_all(text.as_bytes())
+                        .and_then(|()| out.flush())
+                        .is_err()
+                    {
                         return false;
                     }
                 }
@@ -378,7 +391,11 @@ fn version(conf: &Path) -> CliResult {
     println!("gosuv {}", env!("CARGO_PKG_VERSION"));
     if let Ok((_, client)) = client(conf) {
         if let Ok(v) = client.json(Method::GET, "/api/status", None) {
-            println!("server {} (pid {})", v["version"].as_str().unwrap_or("?"), v["pid"]);
+            println!(
+                "server {} (pid {})",
+                v["version"].as_str().unwrap_or("?"),
+                v["pid"]
+            );
         }
     }
     Ok(())

@@ -37,7 +37,9 @@ impl PidFile {
             .truncate(false)
             .mode(0o644)
             .open(path)
-            .map_err(|e| Failure::new(format!("cannot open the pidfile {}: {e}", path.display())))?;
+            .map_err(|e| {
+                Failure::new(format!("cannot open the pidfile {}: {e}", path.display()))
+            })?;
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let mut text = String::new();
@@ -54,15 +56,26 @@ impl PidFile {
             .and_then(|()| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(pid.as_bytes()))
             .and_then(|()| file.sync_all());
-        written.map_err(|e| Failure::new(format!("cannot write the pidfile {}: {e}", path.display())))?;
+        written.map_err(|e| {
+            Failure::new(format!("cannot write the pidfile {}: {e}", path.display()))
+        })?;
         Ok(PidFile {
             path: path.to_path_buf(),
             _file: file,
         })
     }
 
-    /// Removes the pidfile, then lets the lock go.
+    /// Removes the pidfile. The lock is kept until the process exits, so whoever waits
+    /// for the lock to go (`shutdown`, `kill`) waits for the exit itself.
     pub fn release(self) {
+        let _ = std::fs::remove_file(&self.path);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for PidFile {
+    /// A server that fails after taking the pidfile removes it and lets the lock go.
+    fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
 }
@@ -101,19 +114,28 @@ pub fn wait_pidfile_free(path: &Path, timeout: Duration) -> bool {
 /// The file cannot be created.
 pub fn write_default_config(path: &Path) -> CliResult {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Failure::new(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
     }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| Failure::new(format!("cannot write the default config {}: {e}", path.display())))?;
+        .map_err(|e| {
+            Failure::new(format!(
+                "cannot write the default config {}: {e}",
+                path.display()
+            ))
+        })?;
     f.write_all(gosuv::config::DEFAULT_CONFIG_YML.as_bytes())
         .and_then(|()| f.sync_all())
-        .map_err(|e| Failure::new(format!("cannot write the default config {}: {e}", path.display())))
+        .map_err(|e| {
+            Failure::new(format!(
+                "cannot write the default config {}: {e}",
+                path.display()
+            ))
+        })
 }
 
 /// How long a background start waits for the server to answer.
@@ -133,8 +155,12 @@ pub fn start_background(config_path: &Path, config: &gosuv::ServerConfig) -> Cli
         )));
     }
     let logdir = &config.server.log.logpath;
-    std::fs::create_dir_all(logdir)
-        .map_err(|e| Failure::new(format!("cannot create the log directory {}: {e}", logdir.display())))?;
+    std::fs::create_dir_all(logdir).map_err(|e| {
+        Failure::new(format!(
+            "cannot create the log directory {}: {e}",
+            logdir.display()
+        ))
+    })?;
     let log_path = logdir.join("gosuv.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -182,14 +208,21 @@ pub fn start_background(config_path: &Path, config: &gosuv::ServerConfig) -> Cli
             Ok(v) => {
                 let listening: Vec<String> = v["listening"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 println!("server started, listening {}", listening.join(", "));
                 return Ok(());
             }
             Err(ClientError::Unreachable { .. }) => {}
             Err(e) => {
-                println!("server started (pid {}), but this client cannot use it: {e}", child.id());
+                println!(
+                    "server started (pid {}), but this client cannot use it: {e}",
+                    child.id()
+                );
                 return Ok(());
             }
         }

@@ -54,7 +54,9 @@ fn status_and_static_routes() {
 fn program_crud_and_persistence() {
     let env = env_with_programs();
     let _srv = env.start();
-    let body = json!({"name": "web", "command": "exec sleep 100", "start_seconds": 0, "environ": ["A=1"]}).to_string();
+    let body =
+        json!({"name": "web", "command": "exec sleep 100", "start_seconds": 0, "environ": ["A=1"]})
+            .to_string();
     let r = env.api("POST", "/api/programs", &body);
     assert_eq!(r.status, 201, "{}", r.body);
     let v = r.json();
@@ -65,7 +67,10 @@ fn program_crud_and_persistence() {
     // Saved to programs.yml at once.
     let saved = std::fs::read_to_string(env.path("programs.yml")).unwrap();
     let parsed = gosuv::config::parse_programs(&saved, None, env.dir.path()).unwrap();
-    assert_eq!(parsed.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["echoer", "idle", "web"]);
+    assert_eq!(
+        parsed.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["echoer", "idle", "web"]
+    );
 
     // Duplicate: 409.
     let r = env.api("POST", "/api/programs", &body);
@@ -75,12 +80,20 @@ fn program_crud_and_persistence() {
     let r = env.api("POST", "/api/programs", "{not json");
     assert_eq!(r.status, 400);
     assert!(r.error().contains("not valid JSON"), "{}", r.body);
-    let r = env.api("POST", "/api/programs", &json!({"name": "../etc", "command": "x"}).to_string());
+    let r = env.api(
+        "POST",
+        "/api/programs",
+        &json!({"name": "../etc", "command": "x"}).to_string(),
+    );
     assert_eq!(r.status, 400);
     assert!(r.error().contains("invalid name"), "{}", r.body);
     let r = env.api("POST", "/api/programs", &json!({"name": "x"}).to_string());
     assert_eq!(r.status, 400, "{}", r.body);
-    let r = env.api("POST", "/api/programs", &json!({"name": "y", "command": "x", "colour": 1}).to_string());
+    let r = env.api(
+        "POST",
+        "/api/programs",
+        &json!({"name": "y", "command": "x", "colour": 1}).to_string(),
+    );
     assert_eq!(r.status, 400);
     assert!(r.error().contains("colour"), "{}", r.body);
     let r = env.api("POST", "/api/programs", "[1]");
@@ -110,12 +123,24 @@ fn program_crud_and_persistence() {
     let v = env.api("GET", "/api/programs/web", "").json();
     assert_eq!(v["environ"], json!(["A=2"]));
     assert_ne!(v["pid"].as_u64().unwrap(), pid1);
-    let r = env.api("PUT", "/api/programs/web", &json!({"name": "other", "command": "x"}).to_string());
+    let r = env.api(
+        "PUT",
+        "/api/programs/web",
+        &json!({"name": "other", "command": "x"}).to_string(),
+    );
     assert_eq!(r.status, 400);
     assert!(r.error().contains("cannot be renamed"));
-    let r = env.api("PUT", "/api/programs/ghost", &json!({"command": "x"}).to_string());
+    let r = env.api(
+        "PUT",
+        "/api/programs/ghost",
+        &json!({"command": "x"}).to_string(),
+    );
     assert_eq!(r.status, 404);
-    let r = env.api("PUT", "/api/programs/web", &json!({"command": "x", "start_retries": -1}).to_string());
+    let r = env.api(
+        "PUT",
+        "/api/programs/web",
+        &json!({"command": "x", "start_retries": -1}).to_string(),
+    );
     assert_eq!(r.status, 400);
     let saved = std::fs::read_to_string(env.path("programs.yml")).unwrap();
     assert!(saved.contains("A=2"), "{saved}");
@@ -148,16 +173,19 @@ fn start_stop_restart_and_list() {
     assert_ne!(pid, pid2);
     assert!(!alive(pid));
 
-    let r = env.api("GET", "/api/programs", "");
-    assert_eq!(r.status, 200);
-    let list = r.json();
-    let list = list.as_array().unwrap();
+    // Memory is read from /proc; a process caught between fork and exec may show none yet.
+    let mut list = Vec::new();
+    eventually(5, "rss of idle", || {
+        let r = env.api("GET", "/api/programs", "");
+        assert_eq!(r.status, 200);
+        list = r.json().as_array().unwrap().clone();
+        list[1]["rss_bytes"].as_u64().unwrap_or(0) > 0
+    });
     assert_eq!(list.len(), 2);
     assert_eq!(list[0]["name"], "echoer");
     assert_eq!(list[1]["name"], "idle");
     assert_eq!(list[1]["state"], "running");
     assert_eq!(list[1]["command"], json!(["sleep", "300"]));
-    assert!(list[1]["rss_bytes"].as_u64().unwrap() > 0);
     assert!(list[1]["cpu_percent"].is_number());
     assert!(list[0]["rss_bytes"].is_null());
 
@@ -182,7 +210,12 @@ fn start_stop_restart_and_list() {
     let v = r.json();
     assert!(v.as_array().unwrap().iter().all(|x| x["ok"] == true), "{v}");
     let r = env.api("POST", "/api/all/stop", "");
-    assert!(r.json().as_array().unwrap().iter().all(|x| x["state"] == "stopped"));
+    assert!(r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["state"] == "stopped"));
     let r = env.api("POST", "/api/all/explode", "");
     assert_eq!(r.status, 404);
 }
@@ -205,7 +238,11 @@ fn logs_tail_and_follow() {
     let _srv = env.start();
     env.api("POST", "/api/programs/echoer/start", "");
     eventually(10, "output", || {
-        env.api("GET", "/api/programs/echoer/log?lines=3", "").body.matches("tick").count() == 3
+        env.api("GET", "/api/programs/echoer/log?lines=3", "")
+            .body
+            .matches("tick")
+            .count()
+            == 3
     });
     let r = env.api("GET", "/api/programs/echoer/log?stream=stderr&lines=2", "");
     assert_eq!(r.status, 200);
@@ -221,7 +258,8 @@ fn logs_tail_and_follow() {
     // Follow streams live output as Server-Sent Events.
     let mut s = UnixStream::connect(env.sock()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /api/programs/echoer/log/follow?lines=1 HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    s.write_all(b"GET /api/programs/echoer/log/follow?lines=1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
     let mut reader = BufReader::new(s);
     let mut seen = 0;
     let mut line = String::new();
@@ -244,7 +282,8 @@ fn events_stream_state_changes() {
     let _srv = env.start();
     let mut s = UnixStream::connect(env.sock()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    s.write_all(b"GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
     let mut reader = BufReader::new(s);
     let mut line = String::new();
     // Wait for the headers, so the subscription exists before the change.
@@ -262,7 +301,10 @@ fn events_stream_state_changes() {
         assert!(reader.read_line(&mut line).unwrap() > 0);
         if let Some(data) = line.strip_prefix("data: ") {
             let v: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
-            events.push((v["from"].as_str().unwrap().to_string(), v["to"].as_str().unwrap().to_string()));
+            events.push((
+                v["from"].as_str().unwrap().to_string(),
+                v["to"].as_str().unwrap().to_string(),
+            ));
             assert_eq!(v["program"], "idle");
         }
     }
@@ -277,13 +319,21 @@ fn reload_route() {
     env.programs("- name: idle\n  command: [sleep, '300']\n  start_seconds: 0\n- name: fresh\n  command: exec sleep 5\n");
     let r = env.api("POST", "/api/reload", "");
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json(), json!({"added": ["fresh"], "changed": [], "removed": ["echoer"]}));
+    assert_eq!(
+        r.json(),
+        json!({"added": ["fresh"], "changed": [], "removed": ["echoer"]})
+    );
     // A bad file changes nothing and says where it is wrong.
-    env.programs("- name: idle\n  command: [sleep, '300']\n- name: idle\n  command: x\n  bogus: 1\n");
+    env.programs(
+        "- name: idle\n  command: [sleep, '300']\n- name: idle\n  command: x\n  bogus: 1\n",
+    );
     let r = env.api("POST", "/api/reload", "");
     assert_eq!(r.status, 400);
     let e = r.error();
-    assert!(e.contains("programs.yml:3") && e.contains("duplicate"), "{e}");
+    assert!(
+        e.contains("programs.yml:3") && e.contains("duplicate"),
+        "{e}"
+    );
     assert!(e.contains("programs.yml:5") && e.contains("bogus"), "{e}");
     let list = env.api("GET", "/api/programs", "").json();
     assert_eq!(list.as_array().unwrap().len(), 2);
@@ -296,7 +346,10 @@ fn metrics_route() {
     env.api("POST", "/api/programs/idle/start", "");
     let r = env.api("GET", "/metrics", "");
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     let m = r.body;
     for needle in [
         "# TYPE gosuv_program_state gauge",
@@ -312,9 +365,15 @@ fn metrics_route() {
     ] {
         assert!(m.contains(needle), "missing {needle} in\n{m}");
     }
-    let rss_line = m.lines().find(|l| l.starts_with("gosuv_program_rss_bytes{program=\"idle\"}")).unwrap();
-    let rss: u64 = rss_line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(rss > 0);
+    // Memory is read from /proc; a process caught between fork and exec may show none yet.
+    eventually(5, "rss of idle in /metrics", || {
+        let m = env.api("GET", "/metrics", "").body;
+        let line = m
+            .lines()
+            .find(|l| l.starts_with("gosuv_program_rss_bytes{program=\"idle\"}"))
+            .unwrap();
+        line.rsplit(' ').next().unwrap().parse::<u64>().unwrap() > 0
+    });
 }
 
 #[test]
@@ -332,27 +391,46 @@ fn cross_site_and_malformed_requests_are_refused() {
     assert!(r.error().contains("application/json"));
     let r = env.unix_req("POST", "/api/shutdown", &[], "");
     assert_eq!(r.status, 415);
-    let r = env.unix_req("POST", "/api/programs/idle/start", &[("Content-Type", "text/plain")], "");
+    let r = env.unix_req(
+        "POST",
+        "/api/programs/idle/start",
+        &[("Content-Type", "text/plain")],
+        "",
+    );
     assert_eq!(r.status, 415);
     // A foreign Origin is refused, even with the right content type.
     let r = env.unix_req(
         "POST",
         "/api/programs/idle/start",
-        &[("Content-Type", "application/json"), ("Origin", "http://evil.example")],
+        &[
+            ("Content-Type", "application/json"),
+            ("Origin", "http://evil.example"),
+        ],
         "",
     );
     assert_eq!(r.status, 403, "{}", r.body);
     let r = env.unix_req("GET", "/api/programs", &[("Origin", "null")], "");
     assert_eq!(r.status, 403);
     // The same origin is fine.
-    let r = env.unix_req("GET", "/api/programs", &[("Origin", "http://localhost")], "");
+    let r = env.unix_req(
+        "GET",
+        "/api/programs",
+        &[("Origin", "http://localhost")],
+        "",
+    );
     assert_eq!(r.status, 200);
     // Bodies are capped.
-    let big = format!("{{\"name\":\"big\",\"command\":\"{}\"}}", "x".repeat(100_000));
+    let big = format!(
+        "{{\"name\":\"big\",\"command\":\"{}\"}}",
+        "x".repeat(100_000)
+    );
     let r = env.api("POST", "/api/programs", &big);
     assert_eq!(r.status, 413, "{}", &r.body[..r.body.len().min(200)]);
     // Nothing of the above changed anything.
-    assert_eq!(env.api("GET", "/api/programs/idle", "").json()["state"], "stopped");
+    assert_eq!(
+        env.api("GET", "/api/programs/idle", "").json()["state"],
+        "stopped"
+    );
     assert_eq!(env.api("GET", "/api/status", "").json()["programs"], 2);
 }
 
@@ -360,7 +438,9 @@ fn cross_site_and_malformed_requests_are_refused() {
 fn shutdown_route_stops_programs_then_exits() {
     let env = env_with_programs();
     let srv = env.start();
-    let pid = env.api("POST", "/api/programs/idle/start", "").json()["pid"].as_i64().unwrap() as i32;
+    let pid = env.api("POST", "/api/programs/idle/start", "").json()["pid"]
+        .as_i64()
+        .unwrap() as i32;
     let server_pid = env.pid().unwrap();
     let r = env.api("POST", "/api/shutdown", "");
     assert_eq!(r.status, 202);

@@ -10,7 +10,10 @@ use common::*;
 
 #[test]
 fn quick_start_from_an_empty_directory() {
-    let dir = tempfile::Builder::new().prefix("gs").tempdir_in("/tmp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("gs")
+        .tempdir_in("/tmp")
+        .unwrap();
     let run = |args: &[&str]| {
         std::process::Command::new(BIN)
             .current_dir(dir.path())
@@ -33,7 +36,11 @@ fn quick_start_from_an_empty_directory() {
 
     let out = run(&["start-server"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sock = dir.path().join(".gosuv.sock");
     assert_eq!(
         stdout.trim(),
@@ -49,7 +56,10 @@ fn quick_start_from_an_empty_directory() {
 
     let out = run(&["status-server"]);
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "server is running");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "server is running"
+    );
 
     std::fs::write(
         dir.path().join("programs.yml"),
@@ -82,13 +92,22 @@ fn quick_start_from_an_empty_directory() {
 
     let out = run(&["stop", "hello"]);
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello: stopped");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "hello: stopped"
+    );
 
     let out = run(&["shutdown"]);
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "server stopped");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "server stopped"
+    );
     assert!(!sock.exists(), "the socket is removed");
-    assert!(!dir.path().join(".gosuv.pid").exists(), "the pidfile is removed");
+    assert!(
+        !dir.path().join(".gosuv.pid").exists(),
+        "the pidfile is removed"
+    );
 
     let out = run(&["status-server"]);
     assert_eq!(out.status.code(), Some(1));

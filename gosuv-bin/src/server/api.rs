@@ -61,7 +61,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/reload", post(reload))
         .route("/api/shutdown", post(shutdown))
         .route("/api/programs", get(list).post(create))
-        .route("/api/programs/{name}", get(read).put(replace).delete(remove))
+        .route(
+            "/api/programs/{name}",
+            get(read).put(replace).delete(remove),
+        )
         .route("/api/programs/{name}/start", post(start))
         .route("/api/programs/{name}/stop", post(stop))
         .route("/api/programs/{name}/restart", post(restart))
@@ -72,7 +75,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(events))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(state.clone(), security::guard))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
         .with_state(state)
 }
 
@@ -141,7 +147,9 @@ impl<'a> ProgramView<'a> {
             restarts: status.restarts,
             last_error: status.last_error.as_deref(),
             log_errors: status.log_errors,
-            cpu_percent: stats.filter(|_| status.pid.is_some()).map(|s| (s.cpu_percent * 10.0).round() / 10.0),
+            cpu_percent: stats
+                .filter(|_| status.pid.is_some())
+                .map(|s| (s.cpu_percent * 10.0).round() / 10.0),
             rss_bytes: stats.filter(|_| status.pid.is_some()).map(|s| s.rss_bytes),
         }
     }
@@ -192,7 +200,11 @@ async fn list(State(st): State<AppState>) -> Response {
 }
 
 /// Parses a JSON body into a program; `path_name` is the name in the URL, if any.
-fn program_from_body(st: &AppState, body: &[u8], path_name: Option<&str>) -> ApiResult<ProgramConfig> {
+fn program_from_body(
+    st: &AppState,
+    body: &[u8],
+    path_name: Option<&str>,
+) -> ApiResult<ProgramConfig> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
     let Value::Object(mut map) = value else {
@@ -219,7 +231,10 @@ fn program_from_body(st: &AppState, body: &[u8], path_name: Option<&str>) -> Api
     }
     let yaml = serde_yaml::to_value(Value::Object(map))
         .map_err(|e| ApiError::bad_request(format!("cannot read the program: {e}")))?;
-    Ok(gosuv::config::parse_program_value(yaml, st.sup().base_dir())?)
+    Ok(gosuv::config::parse_program_value(
+        yaml,
+        st.sup().base_dir(),
+    )?)
 }
 
 async fn create(
@@ -229,7 +244,13 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let config = program_from_body(&st, &body?, None)?;
     let name = config.name.clone();
-    st.mutate(&caller, "add", &name, |sup| async move { sup.add(config).await }).await?;
+    st.mutate(
+        &caller,
+        "add",
+        &name,
+        |sup| async move { sup.add(config).await },
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(one_program(&st, &name)?)))
 }
 
@@ -248,7 +269,9 @@ async fn replace(
     st.sup().status(&name)?;
     let config = program_from_body(&st, &body, Some(&name))?;
     let restarted = st
-        .mutate(&caller, "update", &name, |sup| async move { sup.update(config).await })
+        .mutate(&caller, "update", &name, |sup| async move {
+            sup.update(config).await
+        })
         .await?;
     let mut v = one_program(&st, &name)?;
     if let Value::Object(m) = &mut v {
@@ -265,8 +288,10 @@ async fn remove(
     let name = checked(&name)?.to_string();
     st.sup().status(&name)?;
     let n = name.clone();
-    st.mutate(&caller, "remove", &name, |sup| async move { sup.remove(&n).await })
-        .await?;
+    st.mutate(&caller, "remove", &name, |sup| async move {
+        sup.remove(&n).await
+    })
+    .await?;
     Ok(Json(json!({ "removed": name })))
 }
 
@@ -284,8 +309,12 @@ impl WaitQuery {
         }
         match self.timeout {
             None => Ok(Some(default.min(MAX_WAIT))),
-            Some(t) if t.is_finite() && t > 0.0 => Ok(Some(Duration::from_secs_f64(t).min(MAX_WAIT))),
-            Some(t) => Err(ApiError::bad_request(format!("timeout={t}: give a number of seconds above 0"))),
+            Some(t) if t.is_finite() && t > 0.0 => {
+                Ok(Some(Duration::from_secs_f64(t).min(MAX_WAIT)))
+            }
+            Some(t) => Err(ApiError::bad_request(format!(
+                "timeout={t}: give a number of seconds above 0"
+            ))),
         }
     }
 }
@@ -293,7 +322,9 @@ impl WaitQuery {
 /// How long a start may take by default: retries with their backoff, and a margin.
 fn start_wait(config: &ProgramConfig) -> Duration {
     let tries = u64::from(config.start_retries) + 1;
-    let backoff: u64 = (1..=config.start_retries).map(|f| gosuv::backoff_delay(f).as_secs()).sum();
+    let backoff: u64 = (1..=config.start_retries)
+        .map(|f| gosuv::backoff_delay(f).as_secs())
+        .sum();
     Duration::from_secs(config.start_seconds * tries + backoff + 10)
 }
 
@@ -314,7 +345,10 @@ impl Action {
             "start" => Ok(Action::Start),
             "stop" => Ok(Action::Stop),
             "restart" => Ok(Action::Restart),
-            _ => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no action '{s}': use start, stop or restart"))),
+            _ => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no action '{s}': use start, stop or restart"),
+            )),
         }
     }
 
@@ -333,7 +367,8 @@ impl Action {
             Action::Start => sup.start(name, q.wait(start_wait(&config))?).await?,
             Action::Stop => sup.stop(name, q.wait(stop_wait(&config))?).await?,
             Action::Restart => {
-                sup.restart(name, q.wait(start_wait(&config) + stop_wait(&config))?).await?
+                sup.restart(name, q.wait(start_wait(&config) + stop_wait(&config))?)
+                    .await?
             }
         })
     }
@@ -391,7 +426,8 @@ async fn all(
     let Query(q) = q?;
     tracing::info!(peer = %caller.peer, user = caller.user.as_deref().unwrap_or("-"), "{} all", action.as_str());
     let names = st.sup().names();
-    let results = futures_util::future::join_all(names.iter().map(|n| action.run(&st, n, &q))).await;
+    let results =
+        futures_util::future::join_all(names.iter().map(|n| action.run(&st, n, &q))).await;
     let out: Vec<Value> = names
         .iter()
         .zip(results)
@@ -419,7 +455,9 @@ impl LogQuery {
         match self.stream.as_deref() {
             None | Some("stdout") => Ok(gosuv::Stream::Stdout),
             Some("stderr") => Ok(gosuv::Stream::Stderr),
-            Some(s) => Err(ApiError::bad_request(format!("stream={s}: use stdout or stderr"))),
+            Some(s) => Err(ApiError::bad_request(format!(
+                "stream={s}: use stdout or stderr"
+            ))),
         }
     }
 }
@@ -491,7 +529,9 @@ fn log_event(bytes: &[u8]) -> SseEvent {
         .data(Value::String(text.into_owned()).to_string())
 }
 
-async fn events(State(st): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+async fn events(
+    State(st): State<AppState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let sub = st.sup().subscribe();
     let s = futures_util::stream::unfold(sub, |mut sub| async move {
         let ev = match sub.recv().await? {
@@ -507,7 +547,10 @@ async fn events(State(st): State<AppState>) -> Sse<impl Stream<Item = Result<Sse
     Sse::new(until_shutdown(&st, s)).keep_alive(KeepAlive::default())
 }
 
-async fn stats(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<ProcessStats>> {
+async fn stats(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ProcessStats>> {
     Ok(Json(st.sup().stats(checked(&name)?)?))
 }
 

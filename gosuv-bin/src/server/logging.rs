@@ -36,7 +36,10 @@ impl io::Write for RotatingWriter {
 /// The level is unknown or the log directory cannot be created.
 pub fn init(log: &gosuv::config::ServerLogConfig, to_stderr: bool) -> CliResult {
     std::fs::create_dir_all(&log.logpath).map_err(|e| {
-        Failure::new(format!("cannot create the log directory {}: {e}", log.logpath.display()))
+        Failure::new(format!(
+            "cannot create the log directory {}: {e}",
+            log.logpath.display()
+        ))
     })?;
     let level = LevelFilter::from_str(&log.level)
         .map_err(|_| Failure::new(format!("'{}' is not a log level", log.level)))?;

@@ -39,6 +39,8 @@ const LIST_TTL: Duration = Duration::from_millis(500);
 /// How long the listeners wait for open connections once the programs are stopped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+type StatsMap = Arc<BTreeMap<String, ProcessStats>>;
+
 struct Cached<T> {
     at: Instant,
     value: T,
@@ -53,7 +55,7 @@ struct StateInner {
     shutdown: CancellationToken,
     streams: CancellationToken,
     write_lock: tokio::sync::Mutex<()>,
-    stats: Mutex<Option<Cached<Arc<BTreeMap<String, ProcessStats>>>>>,
+    stats: Mutex<Option<Cached<StatsMap>>>,
     list: Mutex<Option<Cached<Bytes>>>,
     generation: std::sync::atomic::AtomicU64,
 }
@@ -66,13 +68,20 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("listening", &self.inner.listening).finish()
+        f.debug_struct("AppState")
+            .field("listening", &self.inner.listening)
+            .finish()
     }
 }
 
 impl AppState {
     /// State for a supervisor and its config; `listening` is what `/api/status` reports.
-    pub fn new(sup: Supervisor, config: ServerConfig, security: Security, listening: Vec<String>) -> Self {
+    pub fn new(
+        sup: Supervisor,
+        config: ServerConfig,
+        security: Security,
+        listening: Vec<String>,
+    ) -> Self {
         let st = AppState {
             inner: Arc::new(StateInner {
                 sup,
@@ -98,7 +107,9 @@ impl AppState {
         tokio::spawn(async move {
             while let Some(notice) = events.recv().await {
                 let Some(inner) = weak.upgrade() else { return };
-                inner.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                inner
+                    .generation
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 if let gosuv::EventNotice::Missed(n) = notice {
                     tracing::debug!("{n} state changes were missed by the list cache");
                 }
@@ -152,36 +163,56 @@ impl AppState {
     }
 
     fn touch(&self) {
-        self.inner.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Stats of every program with a process, at most [`STATS_TTL`] old.
-    pub fn stats_snapshot(&self) -> Arc<BTreeMap<String, ProcessStats>> {
+    /// Stats of every program with a process, at most a second old and taken after the
+    /// last state change.
+    pub fn stats_snapshot(&self) -> StatsMap {
+        let generation = self
+            .inner
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst);
         let mut g = self.inner.stats.lock().unwrap_or_else(|p| p.into_inner());
         match &*g {
-            Some(c) if c.at.elapsed() < STATS_TTL => c.value.clone(),
+            Some(c) if c.generation == generation && c.at.elapsed() < STATS_TTL => c.value.clone(),
             _ => {
                 let value = Arc::new(self.inner.sup.stats_all());
-                *g = Some(Cached { at: Instant::now(), value: value.clone(), generation: 0 });
+                *g = Some(Cached {
+                    at: Instant::now(),
+                    value: value.clone(),
+                    generation,
+                });
                 value
             }
         }
     }
 
     /// The `GET /api/programs` answer. The JSON is rebuilt when a program changed (any
-    /// state change or API mutation), or after [`LIST_TTL`] for fresh uptimes and stats.
+    /// state change or API mutation), or after half a second for fresh uptimes and stats.
     pub fn program_list(&self) -> Response {
-        let generation = self.inner.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let generation = self
+            .inner
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst);
         let body = {
             let mut g = self.inner.list.lock().unwrap_or_else(|p| p.into_inner());
             match &*g {
-                Some(c) if c.generation == generation && c.at.elapsed() < LIST_TTL => c.value.clone(),
+                Some(c) if c.generation == generation && c.at.elapsed() < LIST_TTL => {
+                    c.value.clone()
+                }
                 _ => {
                     let configs = self.inner.sup.configs();
                     let statuses = self.inner.sup.list();
                     let stats = self.stats_snapshot();
                     let body = Bytes::from(api::programs_json(&configs, &statuses, &stats));
-                    *g = Some(Cached { at: Instant::now(), value: body.clone(), generation });
+                    *g = Some(Cached {
+                        at: Instant::now(),
+                        value: body.clone(),
+                        generation,
+                    });
                     body
                 }
             }
@@ -193,7 +224,13 @@ impl AppState {
     ///
     /// # Errors
     /// The change's error, or a 500 when the file cannot be saved (the change is live).
-    pub async fn mutate<T, F, Fut>(&self, caller: &Caller, what: &str, name: &str, f: F) -> ApiResult<T>
+    pub async fn mutate<T, F, Fut>(
+        &self,
+        caller: &Caller,
+        what: &str,
+        name: &str,
+        f: F,
+    ) -> ApiResult<T>
     where
         F: FnOnce(Supervisor) -> Fut,
         Fut: Future<Output = gosuv::Result<T>>,
@@ -225,7 +262,9 @@ impl AppState {
                     path.display()
                 )))
             }
-            Err(e) => Err(ApiError::internal(format!("saving the programs file failed: {e}"))),
+            Err(e) => Err(ApiError::internal(format!(
+                "saving the programs file failed: {e}"
+            ))),
         }
     }
 
@@ -252,12 +291,15 @@ impl AppState {
 
 /// Whether an HTTP bind address is on the loopback interface only.
 pub fn is_loopback_addr(addr: &str) -> bool {
-    let Some((host, _)) = addr.rsplit_once(':') else { return false };
+    let Some((host, _)) = addr.rsplit_once(':') else {
+        return false;
+    };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.eq_ignore_ascii_case("localhost") {
         return true;
     }
-    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Checks config.yml for what the server refuses, before anything is started.
@@ -279,7 +321,9 @@ pub fn preflight(config: &ServerConfig) -> CliResult {
         )));
     }
     if s.auth.enabled && s.auth.password.is_empty() {
-        return Err(Failure::new("server.auth is enabled with an empty password: set server.auth.password"));
+        return Err(Failure::new(
+            "server.auth is enabled with an empty password: set server.auth.password",
+        ));
     }
     Ok(())
 }
@@ -296,7 +340,11 @@ pub fn raise_limits(config: &ServerConfig) -> CliResult {
         if want == 0 || soft == RLIM_INFINITY || soft >= want {
             return Ok(());
         }
-        let new_hard = if hard == RLIM_INFINITY || hard >= want { hard } else { want };
+        let new_hard = if hard == RLIM_INFINITY || hard >= want {
+            hard
+        } else {
+            want
+        };
         setrlimit(res, want, new_hard).map_err(|e| {
             Failure::new(format!(
                 "cannot raise the {what} limit to {want} (server.{key}): the hard limit is {hard} ({e}); \
@@ -304,8 +352,20 @@ pub fn raise_limits(config: &ServerConfig) -> CliResult {
             ))
         })
     };
-    raise(Resource::RLIMIT_NOFILE, config.server.minfds, "minfds", "open files", "ulimit -Hn")?;
-    raise(Resource::RLIMIT_NPROC, config.server.minprocs, "minprocs", "processes", "ulimit -Hu")?;
+    raise(
+        Resource::RLIMIT_NOFILE,
+        config.server.minfds,
+        "minfds",
+        "open files",
+        "ulimit -Hn",
+    )?;
+    raise(
+        Resource::RLIMIT_NPROC,
+        config.server.minprocs,
+        "minprocs",
+        "processes",
+        "ulimit -Hu",
+    )?;
     Ok(())
 }
 
@@ -359,8 +419,11 @@ pub fn bind_tcp(addr: &str) -> CliResult<std::net::TcpListener> {
         Some(port) => format!("0.0.0.0:{port}"),
         None => addr.to_string(),
     };
-    let l = std::net::TcpListener::bind(&addr)
-        .map_err(|e| Failure::new(format!("cannot listen on http://{addr}: {e} (change server.httpserver.addr)")))?;
+    let l = std::net::TcpListener::bind(&addr).map_err(|e| {
+        Failure::new(format!(
+            "cannot listen on http://{addr}: {e} (change server.httpserver.addr)"
+        ))
+    })?;
     l.set_nonblocking(true)
         .map_err(|e| Failure::new(format!("cannot set up http://{addr}: {e}")))?;
     Ok(l)
@@ -395,7 +458,10 @@ pub fn run(config_path: &Path, log_to_stderr: bool) -> CliResult {
     let mut listening = Vec::new();
     let unix = if config.server.unixserver.enabled {
         let l = bind_unix(&config.server.unixserver.sockfile)?;
-        listening.push(format!("unix://{}", config.server.unixserver.sockfile.display()));
+        listening.push(format!(
+            "unix://{}",
+            config.server.unixserver.sockfile.display()
+        ));
         Some(l)
     } else {
         None
@@ -417,7 +483,15 @@ pub fn run(config_path: &Path, log_to_stderr: bool) -> CliResult {
         .thread_name("gosuv-server")
         .build()
         .map_err(|e| Failure::new(format!("cannot start the runtime: {e}")))?;
-    let result = rt.block_on(serve(!log_to_stderr, config.clone(), programs, security, unix, tcp, listening));
+    let result = rt.block_on(serve(
+        !log_to_stderr,
+        config.clone(),
+        programs,
+        security,
+        unix,
+        tcp,
+        listening,
+    ));
     if config.server.unixserver.enabled {
         let _ = std::fs::remove_file(&config.server.unixserver.sockfile);
     }
@@ -439,6 +513,7 @@ async fn serve(
     tcp: Option<std::net::TcpListener>,
     listening: Vec<String>,
 ) -> CliResult {
+    let signals = handle_signals();
     let mut options = SupervisorOptions::from_config(&config);
     options.subreaper = true;
     options.min_fds = Some(config.server.minfds);
@@ -458,7 +533,9 @@ async fn serve(
         let app = app.clone().layer(Extension(Transport::Unix));
         let stop = stop.clone();
         servers.push(tokio::spawn(async move {
-            axum::serve(l, app).with_graceful_shutdown(stop.cancelled_owned()).await
+            axum::serve(l, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
         }));
     }
     if let Some(l) = tcp {
@@ -469,7 +546,9 @@ async fn serve(
             .into_make_service_with_connect_info::<SocketAddr>();
         let stop = stop.clone();
         servers.push(tokio::spawn(async move {
-            axum::serve(l, app).with_graceful_shutdown(stop.cancelled_owned()).await
+            axum::serve(l, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
         }));
     }
     let line = format!("server started, listening {}", listening.join(", "));
@@ -478,7 +557,7 @@ async fn serve(
         println!("{line}");
     }
 
-    wait_for_shutdown(&state).await;
+    wait_for_shutdown(&state, signals).await;
     tracing::info!("shutting down: stopping every program");
     sup.shutdown().await;
     state.end_streams();
@@ -488,21 +567,42 @@ async fn serve(
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::warn!("listener error: {e}"),
             Ok(Err(e)) => tracing::warn!("listener task failed: {e}"),
-            Err(_) => tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them"),
+            Err(_) => {
+                tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them")
+            }
         }
     }
     Ok(())
 }
 
-/// Waits for SIGINT, SIGTERM, SIGQUIT or `POST /api/shutdown`; reloads on SIGHUP.
-async fn wait_for_shutdown(state: &AppState) {
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+/// Handles the signals from now on (before anything answers, so a SIGHUP sent as soon as
+/// the server answers is a reload, never the default exit).
+fn handle_signals() -> Option<Signals> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term), Ok(mut quit), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::quit()),
-        signal(SignalKind::hangup()),
-    ) else {
+    Some(Signals {
+        int: signal(SignalKind::interrupt()).ok()?,
+        term: signal(SignalKind::terminate()).ok()?,
+        quit: signal(SignalKind::quit()).ok()?,
+        hup: signal(SignalKind::hangup()).ok()?,
+    })
+}
+
+/// Waits for SIGINT, SIGTERM, SIGQUIT or `POST /api/shutdown`; reloads on SIGHUP.
+async fn wait_for_shutdown(state: &AppState, signals: Option<Signals>) {
+    let Some(Signals {
+        mut int,
+        mut term,
+        mut quit,
+        mut hup,
+    }) = signals
+    else {
         tracing::error!("cannot handle signals; only POST /api/shutdown stops the server");
         state.shutdown_requested().await;
         return;

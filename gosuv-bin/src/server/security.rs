@@ -78,9 +78,8 @@ impl AllowList {
     /// # Errors
     /// The file cannot be read, or as [`AllowList::parse`].
     pub fn load(file: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            format!("cannot read the ipfile {}: {e}", file.display())
-        })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read the ipfile {}: {e}", file.display()))?;
         Self::parse(&text, file)
     }
 
@@ -125,14 +124,24 @@ impl Security {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|v| {
+                v.strip_prefix("Basic ")
+                    .or_else(|| v.strip_prefix("basic "))
+            })
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
             .and_then(|raw| String::from_utf8(raw).ok());
-        let ok = given.as_deref().and_then(|g| g.split_once(':')).is_some_and(|(u, p)| {
-            let user_ok = u.as_bytes().ct_eq(user.as_bytes());
-            let pass_ok = p.as_bytes().ct_eq(password.as_bytes());
-            bool::from(user_ok & pass_ok)
-        });
+        let ok = given
+            .as_deref()
+            .and_then(|g| g.split_once(':'))
+            .is_some_and(|(u, p)| {
+                let user_ok = u.as_bytes().ct_eq(user.as_bytes());
+                let pass_ok = p.as_bytes().ct_eq(password.as_bytes());
+                bool::from(user_ok & pass_ok)
+            });
         if ok {
             Ok(Some(user.clone()))
         } else {
@@ -178,7 +187,10 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
                     tracing::warn!(peer = %addr, "refused by the ipfile allow-list: {} {}", req.method(), req.uri().path());
                     return ApiError::new(
                         StatusCode::FORBIDDEN,
-                        format!("{} is not in the allow-list (server.auth.ipfile)", addr.ip()),
+                        format!(
+                            "{} is not in the allow-list (server.auth.ipfile)",
+                            addr.ip()
+                        ),
                     )
                     .into_response();
                 }
@@ -187,8 +199,11 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         }
         (_, None) => {
             if security.allow.is_some() {
-                return ApiError::new(StatusCode::FORBIDDEN, "the peer address is unknown and an allow-list is set")
-                    .into_response();
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "the peer address is unknown and an allow-list is set",
+                )
+                .into_response();
             }
             "unknown".to_string()
         }
@@ -205,13 +220,18 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     };
     if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
         let origin = origin.to_str().unwrap_or("null");
         if !same_origin(origin, host) {
             tracing::warn!(peer = %peer_text, origin, "refused a cross-site request: {} {}", req.method(), req.uri().path());
             return ApiError::new(
                 StatusCode::FORBIDDEN,
-                format!("requests from {origin} are refused: gosuv's API answers its own page only"),
+                format!(
+                    "requests from {origin} are refused: gosuv's API answers its own page only"
+                ),
             )
             .into_response();
         }
@@ -249,7 +269,11 @@ mod tests {
 
     #[test]
     fn allow_list() {
-        let a = AllowList::parse("# ops\n127.0.0.1\n10.1.0.0/16 # lab\n\n::1\n", Path::new("ip")).unwrap();
+        let a = AllowList::parse(
+            "# ops\n127.0.0.1\n10.1.0.0/16 # lab\n\n::1\n",
+            Path::new("ip"),
+        )
+        .unwrap();
         assert!(a.allows("127.0.0.1".parse().unwrap()));
         assert!(a.allows("10.1.200.3".parse().unwrap()));
         assert!(!a.allows("10.2.0.1".parse().unwrap()));
@@ -261,7 +285,10 @@ mod tests {
 
     #[test]
     fn origins() {
-        assert!(same_origin("http://127.0.0.1:11333", Some("127.0.0.1:11333")));
+        assert!(same_origin(
+            "http://127.0.0.1:11333",
+            Some("127.0.0.1:11333")
+        ));
         assert!(!same_origin("http://evil.example", Some("127.0.0.1:11333")));
         assert!(!same_origin("null", Some("127.0.0.1:11333")));
         assert!(!same_origin("http://127.0.0.1:11333", None));

@@ -72,6 +72,8 @@ mod tests {
         assert_eq!(mode, 0o600);
         save_programs(&path, &[]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(gosuv::config::parse_programs(&text, None, dir.path()).unwrap().is_empty());
+        assert!(gosuv::config::parse_programs(&text, None, dir.path())
+            .unwrap()
+            .is_empty());
     }
 }

@@ -37,7 +37,10 @@ pub struct Env {
 
 impl Env {
     pub fn new(setup: Setup) -> Env {
-        let dir = tempfile::Builder::new().prefix("gs").tempdir_in("/tmp").expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("gs")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
         let env = Env { dir, setup };
         env.write_config();
         env
@@ -69,7 +72,10 @@ impl Env {
     pub fn write_config(&self) {
         let s = &self.setup;
         let port = s.http_port.unwrap_or(1);
-        let addr = s.http_addr.clone().unwrap_or_else(|| format!("127.0.0.1:{port}"));
+        let addr = s
+            .http_addr
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{port}"));
         let url = if s.client_http {
             format!("http://127.0.0.1:{port}")
         } else {
@@ -99,8 +105,7 @@ impl Env {
 
     /// Runs `gosuv -c config.yml ARGS` in the env's dir.
     pub fn run(&self, args: &[&str]) -> Output {
-        let out = self.command(args).output().expect("run gosuv");
-        out
+        self.command(args).output().expect("run gosuv")
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -143,7 +148,9 @@ impl Env {
     pub fn server_log(&self) -> String {
         let text = std::fs::read_to_string(self.path("logs/gosuv.log")).unwrap_or_default();
         let start = text.len().saturating_sub(3000);
-        let start = (start..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        let start = (start..text.len())
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
         format!("--- gosuv.log (end) ---\n{}", &text[start..])
     }
 
@@ -181,7 +188,14 @@ impl Env {
         let port = self.setup.http_port.expect("http port");
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect http");
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        raw(&mut s, &format!("127.0.0.1:{port}"), method, path, headers, body)
+        raw(
+            &mut s,
+            &format!("127.0.0.1:{port}"),
+            method,
+            path,
+            headers,
+            body,
+        )
     }
 
     /// Waits until a program is in `state`.
@@ -192,7 +206,11 @@ impl Env {
             if r.status == 200 && r.json()["state"] == state {
                 return;
             }
-            assert!(Instant::now() < deadline, "{name} never reached {state}: {}", r.body);
+            assert!(
+                Instant::now() < deadline,
+                "{name} never reached {state}: {}",
+                r.body
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -221,7 +239,12 @@ impl Drop for Server<'_> {
 /// Shuts the env's server down, or kills it if it does not go within seconds.
 pub fn stop_server(env: &Env) {
     let pid = env.pid();
-    let mut child = match env.command(&["shutdown"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
+    let mut child = match env
+        .command(&["shutdown"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
         Ok(c) => c,
         Err(_) => return,
     };
@@ -281,7 +304,10 @@ impl Resp {
 
     /// The `error` message of an error answer.
     pub fn error(&self) -> String {
-        self.json()["error"].as_str().unwrap_or_default().to_string()
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -293,7 +319,10 @@ fn raw<S: Read + Write>(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Resp {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -321,14 +350,24 @@ pub fn parse_response(buf: &[u8]) -> Resp {
     let chunked = headers
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
-    Resp { status, headers, body }
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             out.push_str(&rest[..n.min(rest.len())]);
             break;
@@ -351,7 +390,9 @@ pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 /// Whether a process exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        Ok(s) => !s
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }

@@ -1,0 +1,262 @@
+//! Every CLI command against a real server, and the messages and exit codes scripts rely on.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use common::*;
+
+const PROGRAMS: &str = "\
+- name: alpha
+  command: echo out-alpha; echo err-alpha >&2; exec sleep 300
+  start_seconds: 0
+- name: beta
+  command: [sleep, '300']
+  start_seconds: 0
+";
+
+#[test]
+fn help_says_what_commands_do() {
+    let env = Env::unix();
+    let out = env.ok(&["--help"]);
+    for cmd in [
+        "start-server",
+        "shutdown",
+        "status-server",
+        "restart-server",
+        "kill",
+        "reload",
+        "conftest",
+        "edit",
+        "status",
+        "start",
+        "stop",
+        "restart",
+        "tail",
+        "version",
+    ] {
+        assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
+    }
+    assert!(out.contains("-c, --conf"), "{out}");
+    let out = env.ok(&["status", "--help"]);
+    assert!(
+        out.contains("name, state, pid, uptime and last error"),
+        "{out}"
+    );
+    let out = env.ok(&["version"]);
+    assert_eq!(out.trim(), format!("gosuv {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn client_errors_say_what_to_do() {
+    let env = Env::unix();
+    let sock = env.sock();
+    for args in [
+        &["status"][..],
+        &["reload"],
+        &["start", "x"],
+        &["tail", "x"],
+        &["shutdown"],
+    ] {
+        let err = env.fails(args);
+        assert!(
+            err.contains(&format!(
+                "cannot reach gosuv at unix://{}: is the server running? try 'gosuv start-server'",
+                sock.display()
+            )),
+            "{args:?}: {err}"
+        );
+    }
+    let err = env.fails(&["status-server"]);
+    assert!(err.contains("server is not running"), "{err}");
+    let err = env.fails(&["kill"]);
+    assert!(err.contains("gosuv is not running"), "{err}");
+    let missing = env.path("nope.yml");
+    let out = std::process::Command::new(BIN)
+        .args(["-c", missing.to_str().unwrap(), "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no config file at"));
+}
+
+#[test]
+fn conftest_reports_every_error_with_its_line() {
+    let env = Env::unix();
+    env.programs(PROGRAMS);
+    let out = env.ok(&["conftest"]);
+    assert!(
+        out.contains("config ok") && out.contains("(2 programs)"),
+        "{out}"
+    );
+    let out = env.ok(&["t"]);
+    assert!(out.contains("config ok"), "{out}");
+
+    env.programs(
+        "- name: ok\n  command: x\n- name: bad name\n  command: x\n- name: z\n  comand: x\n",
+    );
+    let err = env.fails(&["conftest"]);
+    assert!(err.contains("programs.yml:3"), "{err}");
+    assert!(
+        err.contains("programs.yml:6") && err.contains("comand"),
+        "{err}"
+    );
+
+    std::fs::write(env.conf(), "server:\n  pidfil: x\n").unwrap();
+    let err = env.fails(&["t"]);
+    assert!(
+        err.contains("config.yml:2") && err.contains("pidfil"),
+        "{err}"
+    );
+}
+
+#[test]
+fn edit_runs_the_editor_then_conftest() {
+    let env = Env::unix();
+    env.programs(PROGRAMS);
+    let editor = env.path("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nprintf -- '- name: gamma\\n  command: x\\n' >> \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = env
+        .command(&["edit"])
+        .env("EDITOR", &editor)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("(3 programs)") && stdout.contains("gosuv reload"),
+        "{stdout}"
+    );
+
+    // An edit that breaks the file is reported.
+    std::fs::write(&editor, "#!/bin/sh\necho '- name: gamma' >> \"$1\"\n").unwrap();
+    let out = env
+        .command(&["edit"])
+        .env("EDITOR", &editor)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("duplicate"));
+    let out = env
+        .command(&["edit"])
+        .env("EDITOR", "false")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the editor 'false' failed"));
+}
+
+#[test]
+fn program_commands() {
+    let env = Env::unix();
+    env.programs(PROGRAMS);
+    let _srv = env.start();
+    let out = env.ok(&["status"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "NAME   STATE    PID  UPTIME  LAST ERROR");
+    assert_eq!(lines[1], "alpha  stopped  -    -       -");
+
+    let out = env.ok(&["start", "alpha"]);
+    assert!(out.starts_with("alpha: running (pid "), "{out}");
+    let out = env.ok(&["st"]);
+    let row = out.lines().nth(1).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[..2], ["alpha", "running"]);
+    assert!(cells[2].parse::<u32>().is_ok());
+    assert!(cells[3].ends_with('s'));
+
+    eventually(5, "output", || env.ok(&["tail", "alpha"]) == "out-alpha\n");
+    assert_eq!(env.ok(&["tail", "alpha", "--stderr"]), "err-alpha\n");
+    assert_eq!(env.ok(&["tail", "-n", "0", "alpha"]), "");
+
+    let out = env.ok(&["restart", "alpha"]);
+    assert!(out.starts_with("alpha: running (pid "), "{out}");
+    let out = env.ok(&["stop", "alpha"]);
+    assert_eq!(out.trim(), "alpha: stopped");
+    let out = env.ok(&["start", "beta", "--no-wait"]);
+    assert!(out.starts_with("beta: "), "{out}");
+    env.wait_state("beta", "running");
+
+    let out = env.ok(&["start", "all"]);
+    assert!(
+        out.contains("alpha: running") && out.contains("beta: running"),
+        "{out}"
+    );
+    let out = env.ok(&["restart", "all"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let out = env.ok(&["stop", "all"]);
+    assert!(
+        out.contains("alpha: stopped") && out.contains("beta: stopped"),
+        "{out}"
+    );
+
+    let err = env.fails(&["start", "ghost"]);
+    assert!(err.contains("no program named 'ghost'"), "{err}");
+    let err = env.fails(&["stop", "../x"]);
+    assert!(err.contains("invalid name"), "{err}");
+    let err = env.fails(&["tail", "ghost"]);
+    assert!(err.contains("no program named"), "{err}");
+
+    let out = env.ok(&["reload"]);
+    assert_eq!(out, "load config success\nno changes\n");
+    env.programs("- name: beta\n  command: [sleep, '300']\n  start_seconds: 2\n- name: delta\n  command: x\n");
+    let out = env.ok(&["reload"]);
+    assert_eq!(
+        out,
+        "load config success\nadded: delta\nchanged: beta\nremoved: alpha\n"
+    );
+    env.programs("- name: [\n");
+    let err = env.fails(&["reload"]);
+    assert!(err.contains("programs.yml"), "{err}");
+
+    let out = env.ok(&["version"]);
+    assert!(out.contains("server "), "{out}");
+}
+
+#[test]
+fn tail_follow_prints_live_output() {
+    let env = Env::unix();
+    env.programs("- name: ticker\n  command: i=0; while true; do i=$((i+1)); echo line$i; sleep 0.05; done\n  start_seconds: 0\n");
+    let _srv = env.start();
+    env.ok(&["start", "ticker"]);
+    let mut child = env
+        .command(&["tail", "-f", "-n", "1", "ticker"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut numbers = Vec::new();
+    let mut line = String::new();
+    while numbers.len() < 4 {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "tail -f ended");
+        let n: u32 = line.trim().trim_start_matches("line").parse().unwrap();
+        numbers.push(n);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+}
+
+#[test]
+fn start_server_reports_a_bad_programs_file() {
+    let env = Env::unix();
+    env.programs("- name: a\n  command: x\n  start_seconds: soon\n");
+    let err = env.fails(&["start-server"]);
+    assert!(
+        err.contains("programs.yml:3") && err.contains("start_seconds"),
+        "{err}"
+    );
+    assert!(!env.sock().exists());
+}
