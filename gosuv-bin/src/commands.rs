@@ -243,23 +243,35 @@ pub fn format_uptime(secs: f64) -> String {
     }
 }
 
+/// The fields of a program that `status` shows (the rest of the answer is skipped unread).
+#[derive(Debug, serde::Deserialize)]
+pub struct StatusRow {
+    /// The program.
+    pub name: String,
+    /// Its state.
+    pub state: String,
+    /// Its leader's pid.
+    pub pid: Option<u32>,
+    /// Seconds since its process started.
+    pub uptime_secs: Option<f64>,
+    /// Why its last start failed.
+    pub last_error: Option<String>,
+}
+
 /// The `status` table: name, state, pid, uptime, last error; columns aligned.
-pub fn status_table(programs: &[Value]) -> String {
+pub fn status_table(programs: &[StatusRow]) -> String {
     let rows: Vec<[String; 5]> = programs
         .iter()
         .map(|p| {
-            let state = p["state"].as_str().unwrap_or("?").to_string();
-            let running = p["pid"].is_u64();
             [
-                p["name"].as_str().unwrap_or("?").to_string(),
-                state,
-                p["pid"].as_u64().map_or("-".into(), |x| x.to_string()),
-                p["uptime_secs"]
-                    .as_f64()
-                    .filter(|_| running)
+                p.name.clone(),
+                p.state.clone(),
+                p.pid.map_or("-".into(), |x| x.to_string()),
+                p.uptime_secs
+                    .filter(|_| p.pid.is_some())
                     .map_or("-".into(), format_uptime),
-                p["last_error"]
-                    .as_str()
+                p.last_error
+                    .as_deref()
                     .map_or("-".into(), |e| e.replace('\n', " ")),
             ]
         })
@@ -294,8 +306,13 @@ pub fn status_table(programs: &[Value]) -> String {
 
 fn status(conf: &Path) -> CliResult {
     let (_, client) = client(conf)?;
-    let v = client.json(Method::GET, "/api/programs", None)?;
-    let programs = v.as_array().cloned().unwrap_or_default();
+    let body = client.get_bytes("/api/programs?stats=false")?;
+    let programs: Vec<StatusRow> = serde_json::from_slice(&body).map_err(|e| {
+        Failure::new(format!(
+            "gosuv at {} sent a program list this command cannot read: {e}",
+            client.url()
+        ))
+    })?;
     if programs.is_empty() {
         println!("no programs: add some to the programs file, then run 'gosuv reload'");
         return Ok(());
@@ -415,10 +432,11 @@ mod tests {
 
     #[test]
     fn table_is_aligned() {
-        let rows = vec![
-            serde_json::json!({"name": "web", "state": "running", "pid": 42, "uptime_secs": 65.0}),
-            serde_json::json!({"name": "worker-long", "state": "fatal", "pid": null, "last_error": "exit code 1"}),
-        ];
+        let rows: Vec<StatusRow> = serde_json::from_value(serde_json::json!([
+            {"name": "web", "state": "running", "pid": 42, "uptime_secs": 65.0, "command": "x"},
+            {"name": "worker-long", "state": "fatal", "pid": null, "last_error": "exit code 1"},
+        ]))
+        .unwrap();
         let t = status_table(&rows);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "NAME         STATE    PID  UPTIME  LAST ERROR");
