@@ -56,6 +56,26 @@ def procs_with_cmdline(argv):
     return out
 
 
+def new_procs_with_cmdline(argv, known):
+    """Like procs_with_cmdline, reading only the pids not in `known` (fast enough to poll)."""
+    want = ("\0".join(argv) + "\0").encode()
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) in known:
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                if f.read() == want:
+                    out.append(int(d))
+        except OSError:
+            pass
+    return out
+
+
+def all_pids():
+    return {int(d) for d in os.listdir("/proc") if d.isdigit()}
+
+
 def live(pids):
     """The pids that exist and are not zombies."""
     alive = []
@@ -131,7 +151,7 @@ class Gosuv:
         self.logdir = os.path.join(self.dir, "logs")
         with open(os.path.join(self.dir, "config.yml"), "w") as f:
             f.write("server:\n  unixserver:\n    enabled: true\n    sockfile: .gosuv.sock\n"
-                    "  log:\n    logpath: logs\n  minfds: 65536\n"
+                    "  log:\n    logpath: logs\n  minfds: 8192\n"
                     "client:\n  server_url: unix://.gosuv.sock\n")
         items = []
         for p in programs:
@@ -194,7 +214,7 @@ class Supervisord:
         lines = [
             "[unix_http_server]", f"file={sock}",
             "[supervisord]", f"logfile={self.dir}/supervisord.log", f"pidfile={self.dir}/s.pid",
-            f"childlogdir={self.dir}", "minfds=65536", "minprocs=4096",
+            f"childlogdir={self.dir}", "minfds=8192", "minprocs=4096",
             "[rpcinterface:supervisor]",
             "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
             "[supervisorctl]", f"serverurl=unix://{sock}",
@@ -263,7 +283,8 @@ class Pm2:
         self.dir = tempfile.mkdtemp(prefix="bench-pm2-")
         apps = []
         for p in programs:
-            app = {"name": p.name, "script": p.argv[0], "args": p.argv[1:],
+            app = {"name": p.name, "script": shutil.which(p.argv[0]) or p.argv[0],
+                   "args": p.argv[1:],
                    "interpreter": "none", "autorestart": True,
                    "out_file": os.path.join(self.dir, f"{p.name}.stdout.log"),
                    "error_file": os.path.join(self.dir, f"{p.name}.stderr.log")}
@@ -353,11 +374,11 @@ def w3(sup, marker, kills):
         pid = wait_until("victim", 30, lambda: live(procs_with_cmdline(argv)))[0]
         time.sleep(1)
         for _ in range(kills):
+            known = all_pids()
             t0 = time.monotonic()
             os.kill(pid, signal.SIGKILL)
             new = wait_until("restart", 30,
-                             lambda: [p for p in live(procs_with_cmdline(argv)) if p != pid],
-                             interval=0.0002)
+                             lambda: new_procs_with_cmdline(argv, known), interval=0)
             lat.append((time.monotonic() - t0) * 1000)
             pid = new[0]
             time.sleep(1.2)  # be past any start_seconds / min uptime before the next kill
