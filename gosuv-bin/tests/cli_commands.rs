@@ -263,12 +263,17 @@ fn start_server_reports_a_bad_programs_file() {
 
 #[test]
 fn the_example_configs_are_valid() {
-    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/configs/config.yml");
+    let conf =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/configs/config.yml");
     let out = std::process::Command::new(BIN)
         .args(["-c", conf.to_str().unwrap(), "conftest"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("(3 programs)"), "{stdout}");
 }

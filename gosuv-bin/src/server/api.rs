@@ -589,3 +589,42 @@ pub fn programs_json(
         Err(_) => b"[]".to_vec(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The published document names every route of [`router`], and nothing else.
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc: Value = serde_json::from_str(OPENAPI_JSON).expect("valid JSON");
+        assert_eq!(doc["info"]["version"], gosuv::VERSION);
+        let mut paths: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        paths.sort_unstable();
+        let mut routes = vec![
+            "/",
+            "/metrics",
+            "/api/openapi.json",
+            "/api/status",
+            "/api/reload",
+            "/api/shutdown",
+            "/api/programs",
+            "/api/programs/{name}",
+            "/api/programs/{name}/start",
+            "/api/programs/{name}/stop",
+            "/api/programs/{name}/restart",
+            "/api/programs/{name}/log",
+            "/api/programs/{name}/log/follow",
+            "/api/programs/{name}/stats",
+            "/api/all/{action}",
+            "/api/events",
+        ];
+        routes.sort_unstable();
+        assert_eq!(paths, routes);
+    }
+}
