@@ -190,6 +190,22 @@ fn both_transports_serve_the_same_api() {
             format!("http://127.0.0.1:{port}")
         ])
     );
+    // A page on a DNS name rebound to 127.0.0.1 is refused when there is no auth.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        format!("POST /api/programs/p/stop HTTP/1.1\r\nHost: rebound.example:{port}\r\nOrigin: http://rebound.example:{port}\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut buf).unwrap();
+    let r = parse_response(&buf);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.error().contains("enable server.auth"));
+    assert_eq!(
+        env.api("GET", "/api/programs/p", "").json()["state"],
+        "running"
+    );
     // A shutdown over HTTP.
     srv.shutdown();
 }

@@ -162,6 +162,19 @@ fn same_origin(origin: &str, host: Option<&str>) -> bool {
     rest.is_some_and(|r| r.trim_end_matches('/').eq_ignore_ascii_case(host))
 }
 
+/// Whether a `Host` header names this machine by address or as `localhost`. Without auth, a
+/// page whose DNS name was rebound to 127.0.0.1 would otherwise pass the `Origin` check
+/// (its origin and `Host` agree); with auth, the browser has no password to send to it.
+fn host_is_local_name(host: Option<&str>) -> bool {
+    let Some(host) = host else { return false };
+    let name = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
+}
+
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -219,6 +232,22 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
             return resp;
         }
     };
+    if transport != Some(Transport::Unix) && security.credentials.is_none() {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if !host_is_local_name(host) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "requests for host {} are refused without auth: use http://127.0.0.1:PORT, or enable server.auth",
+                    host.unwrap_or("(none)")
+                ),
+            )
+            .into_response();
+        }
+    }
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let host = req
             .headers()
@@ -281,6 +310,16 @@ mod tests {
         assert!(a.allows("::ffff:127.0.0.1".parse().unwrap()));
         let e = AllowList::parse("1.2.3.4\nnope\n", Path::new("ip")).unwrap_err();
         assert!(e.contains("ip:2: 'nope'"), "{e}");
+    }
+
+    #[test]
+    fn local_hosts() {
+        assert!(host_is_local_name(Some("127.0.0.1:11333")));
+        assert!(host_is_local_name(Some("localhost:80")));
+        assert!(host_is_local_name(Some("[::1]:80")));
+        assert!(host_is_local_name(Some("10.1.2.3")));
+        assert!(!host_is_local_name(Some("evil.example:11333")));
+        assert!(!host_is_local_name(None));
     }
 
     #[test]
