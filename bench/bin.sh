@@ -80,3 +80,8 @@ done
 echo "median: $(median <"$work/rate") req/s over $total requests"
 bytes=$(curl -s "http://127.0.0.1:$port/api/programs" | wc -c)
 echo "response size: $bytes bytes"
+
+echo "== for comparison: GET /api/programs?stats=false (rebuilt on every request, no cache)"
+wrk -t2 -c8 -d5s "http://127.0.0.1:$port/api/programs?stats=false" | awk '/Requests\/sec/ {print $2 " req/s"}'
+echo "== GET /metrics"
+wrk -t2 -c8 -d5s "http://127.0.0.1:$port/metrics" | awk '/Requests\/sec/ {print $2 " req/s"}'

@@ -40,32 +40,29 @@ LOG_BYTES = 512 << 20
 
 # ---------------------------------------------------------------- /proc helpers
 
+def matches(cmdline, argv):
+    """Whether a raw /proc cmdline is `argv` (argv[0] compared by its base name, since a
+    supervisor may exec it by its full path)."""
+    got = cmdline.rstrip(b"\0").split(b"\0")
+    return (len(got) == len(argv)
+            and os.path.basename(got[0]) == os.path.basename(argv[0]).encode()
+            and got[1:] == [a.encode() for a in argv[1:]])
+
+
 def procs_with_cmdline(argv):
-    """Pids whose command line is exactly `argv`."""
-    want = ("\0".join(argv) + "\0").encode()
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                if f.read() == want:
-                    out.append(int(d))
-        except OSError:
-            pass
-    return out
+    """Pids whose command line is `argv`."""
+    return new_procs_with_cmdline(argv, ())
 
 
 def new_procs_with_cmdline(argv, known):
     """Like procs_with_cmdline, reading only the pids not in `known` (fast enough to poll)."""
-    want = ("\0".join(argv) + "\0").encode()
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit() or int(d) in known:
             continue
         try:
             with open(f"/proc/{d}/cmdline", "rb") as f:
-                if f.read() == want:
+                if matches(f.read(), argv):
                     out.append(int(d))
         except OSError:
             pass

@@ -210,7 +210,7 @@ async fn list(
         let body = programs_json(&st.sup().configs(), &st.sup().list(), &BTreeMap::new());
         return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
     }
-    Ok(st.program_list())
+    Ok(st.program_list().await)
 }
 
 /// Parses a JSON body into a program; `path_name` is the name in the URL, if any.

@@ -56,7 +56,7 @@ struct StateInner {
     streams: CancellationToken,
     write_lock: tokio::sync::Mutex<()>,
     stats: Mutex<Option<Cached<StatsMap>>>,
-    list: Mutex<Option<Cached<Bytes>>>,
+    list: tokio::sync::Mutex<Option<Cached<Bytes>>>,
     generation: std::sync::atomic::AtomicU64,
 }
 
@@ -92,7 +92,7 @@ impl AppState {
                 streams: CancellationToken::new(),
                 write_lock: tokio::sync::Mutex::new(()),
                 stats: Mutex::new(None),
-                list: Mutex::new(None),
+                list: tokio::sync::Mutex::new(None),
                 generation: std::sync::atomic::AtomicU64::new(0),
             }),
         };
@@ -192,13 +192,14 @@ impl AppState {
 
     /// The `GET /api/programs` answer. The JSON is rebuilt when a program changed (any
     /// state change or API mutation), or after half a second for fresh uptimes and stats.
-    pub fn program_list(&self) -> Response {
+    /// Concurrent requests for a stale list wait for one rebuild (without holding a thread).
+    pub async fn program_list(&self) -> Response {
         let generation = self
             .inner
             .generation
             .load(std::sync::atomic::Ordering::SeqCst);
         let body = {
-            let mut g = self.inner.list.lock().unwrap_or_else(|p| p.into_inner());
+            let mut g = self.inner.list.lock().await;
             match &*g {
                 Some(c) if c.generation == generation && c.at.elapsed() < LIST_TTL => {
                     c.value.clone()
