@@ -242,9 +242,12 @@ pub(crate) fn group_alive(pgid: u32) -> bool {
     rc == 0 || Errno::last() != Errno::ESRCH
 }
 
-/// Raises this process's RLIMIT_NOFILE soft limit to at least `want` (or the hard limit when
-/// `want` is `None`), and returns the limit children should get back.
-pub(crate) fn raise_nofile(want: Option<u64>) -> Option<libc::rlimit> {
+/// Raises this process's RLIMIT_NOFILE soft limit to at least `want` (or to the hard limit
+/// when `want` is `None`), and returns the limit children should get back.
+///
+/// # Errors
+/// `want` is above the hard limit (EPERM), or the limits cannot be read or set.
+pub(crate) fn raise_nofile(want: Option<u64>) -> std::io::Result<Option<libc::rlimit>> {
     let mut rl = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -252,18 +255,25 @@ pub(crate) fn raise_nofile(want: Option<u64>) -> Option<libc::rlimit> {
     // SAFETY: getrlimit/setrlimit with a stack struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
-            return None;
+            return Err(std::io::Error::last_os_error());
         }
-        let original = rl;
-        let target = want.map_or(rl.rlim_max, |w| w.min(rl.rlim_max).max(rl.rlim_cur));
+        // The limit the process had before any supervisor raised it: what children get.
+        static ORIGINAL: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
+        let original = *ORIGINAL.get_or_init(|| rl);
+        if want.is_some_and(|w| w > rl.rlim_max) {
+            return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+        }
+        let target = want.map_or(rl.rlim_max, |w| w.max(rl.rlim_cur));
         if target > rl.rlim_cur {
             let raised = libc::rlimit {
                 rlim_cur: target,
                 rlim_max: rl.rlim_max,
             };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
         }
-        Some(original)
+        Ok((original.rlim_cur < target).then_some(original))
     }
 }
 

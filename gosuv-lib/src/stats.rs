@@ -73,27 +73,50 @@ pub(crate) fn scan() -> Vec<ProcInfo> {
     out
 }
 
-/// The processes of the tree of `leader` (whose group id is the leader's pid).
-pub(crate) fn tree(leader: u32, procs: &[ProcInfo]) -> Vec<&ProcInfo> {
-    let mut children: HashMap<u32, Vec<&ProcInfo>> = HashMap::new();
-    for p in procs {
-        children.entry(p.ppid).or_default().push(p);
-    }
-    let mut out: Vec<&ProcInfo> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut stack: Vec<&ProcInfo> = procs.iter().filter(|p| p.pid == leader).collect();
-    stack.extend(procs.iter().filter(|p| p.pgrp == leader && p.pid != leader));
-    while let Some(p) = stack.pop() {
-        if !seen.insert(p.pid) {
-            continue;
+/// One pass over `/proc`, indexed by parent and by process group, so that finding a
+/// program's tree costs the size of that tree, not of the machine.
+pub(crate) struct ProcIndex<'a> {
+    by_pid: HashMap<u32, &'a ProcInfo>,
+    children: HashMap<u32, Vec<&'a ProcInfo>>,
+    groups: HashMap<u32, Vec<&'a ProcInfo>>,
+}
+
+impl<'a> ProcIndex<'a> {
+    pub(crate) fn new(procs: &'a [ProcInfo]) -> Self {
+        let mut idx = ProcIndex {
+            by_pid: HashMap::with_capacity(procs.len()),
+            children: HashMap::new(),
+            groups: HashMap::new(),
+        };
+        for p in procs {
+            idx.by_pid.insert(p.pid, p);
+            idx.children.entry(p.ppid).or_default().push(p);
+            idx.groups.entry(p.pgrp).or_default().push(p);
         }
-        out.push(p);
-        if let Some(kids) = children.get(&p.pid) {
-            stack.extend(kids.iter().copied());
-        }
+        idx
     }
-    out.sort_by_key(|p| (p.pid != leader, p.pid));
-    out
+
+    /// The processes of the tree of `leader` (whose group id is the leader's pid): its
+    /// descendants, and whatever is still in its group.
+    pub(crate) fn tree(&self, leader: u32) -> Vec<&'a ProcInfo> {
+        let mut out: Vec<&ProcInfo> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<&ProcInfo> = self.by_pid.get(&leader).copied().into_iter().collect();
+        if let Some(group) = self.groups.get(&leader) {
+            stack.extend(group.iter().copied());
+        }
+        while let Some(p) = stack.pop() {
+            if !seen.insert(p.pid) {
+                continue;
+            }
+            out.push(p);
+            if let Some(kids) = self.children.get(&p.pid) {
+                stack.extend(kids.iter().copied());
+            }
+        }
+        out.sort_by_key(|p| (p.pid != leader, p.pid));
+        out
+    }
 }
 
 fn clock_ticks() -> f64 {
@@ -130,9 +153,9 @@ impl Sampler {
         name: &str,
         leader: u32,
         since: Instant,
-        procs: &[ProcInfo],
+        procs: &ProcIndex<'_>,
     ) -> ProcessStats {
-        let members = tree(leader, procs);
+        let members = procs.tree(leader);
         let ticks: u64 = members.iter().map(|p| p.ticks).sum();
         let rss_pages: u64 = members.iter().map(|p| p.rss_pages).sum();
         let now = Instant::now();
@@ -201,7 +224,11 @@ mod tests {
             p(13, 1, 10),
             p(20, 1, 20),
         ];
-        let pids: Vec<u32> = tree(10, &procs).iter().map(|p| p.pid).collect();
+        let pids: Vec<u32> = ProcIndex::new(&procs)
+            .tree(10)
+            .iter()
+            .map(|p| p.pid)
+            .collect();
         assert_eq!(pids, vec![10, 11, 12, 13]);
     }
 

@@ -17,7 +17,7 @@ use crate::events::{Event, ProgramState};
 use crate::logs::{LogCounters, LogFollower, Stream};
 use crate::program::{launch, Cmd, ProgramHandle, ProgramStatus, Shared};
 use crate::spawn::{raise_nofile, SpawnOptions};
-use crate::stats::{scan, ProcessStats, Sampler};
+use crate::stats::{scan, ProcIndex, ProcessStats, Sampler};
 
 /// Events a subscriber may fall behind before it is told it missed some.
 const EVENT_QUEUE: usize = 4096;
@@ -47,8 +47,8 @@ pub struct SupervisorOptions {
     /// dies, even by SIGKILL (for test harnesses and embedders; see `guardian`). Off by
     /// default: the `gosuv` server's programs are meant to be stopped by it.
     pub kill_on_parent_death: bool,
-    /// Raise the open-files soft limit to at least this (`None`: to the hard limit).
-    /// Children get the original limit back.
+    /// Raise the open-files soft limit to at least this (`None`: to the hard limit); an
+    /// error when the hard limit is lower. Children get the original limit back.
     pub min_fds: Option<u64>,
 }
 
@@ -72,7 +72,7 @@ impl SupervisorOptions {
             log_dir: config.server.log.logpath.clone(),
             subreaper: true,
             kill_on_parent_death: false,
-            min_fds: None,
+            min_fds: Some(config.server.minfds),
         }
     }
 
@@ -165,7 +165,8 @@ impl Supervisor {
     /// A supervisor with no programs.
     ///
     /// # Errors
-    /// The log directory cannot be created, or the subreaper cannot be set.
+    /// The log directory cannot be created, the subreaper cannot be set, or the open-files
+    /// limit cannot reach `min_fds`.
     pub fn new(options: SupervisorOptions) -> Result<Self> {
         std::fs::create_dir_all(&options.log_dir).map_err(|e| {
             Error::io(
@@ -180,7 +181,16 @@ impl Supervisor {
             crate::reaper::enable_subreaper()
                 .map_err(|e| Error::io("cannot become a child subreaper", e))?;
         }
-        let child_nofile = raise_nofile(options.min_fds);
+        let child_nofile = raise_nofile(options.min_fds).map_err(|e| {
+            Error::io(
+                format!(
+                    "cannot raise the open files limit to {} (minfds): lower it or raise the \
+                     hard limit (ulimit -Hn)",
+                    options.min_fds.unwrap_or(0)
+                ),
+                e,
+            )
+        })?;
         let shared = Arc::new(Shared {
             events: broadcast::channel(EVENT_QUEUE).0,
             base_dir: options.base_dir,
@@ -665,6 +675,7 @@ impl Supervisor {
         } else {
             scan()
         };
+        let procs = ProcIndex::new(&procs);
         let stats: BTreeMap<String, ProcessStats> = leaders
             .iter()
             .map(|(n, pid, since)| (n.clone(), sampler.sample(n, *pid, *since, &procs)))

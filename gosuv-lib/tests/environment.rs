@@ -159,3 +159,21 @@ async fn supplementary_groups_come_from_the_group_database() {
     assert!(!groups.contains(&"0"), "root's groups kept: {line}");
     env.sup.shutdown().await;
 }
+
+#[test]
+fn an_impossible_open_files_minimum_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut opts = gosuv::SupervisorOptions::new(dir.path());
+    opts.min_fds = Some(u64::MAX);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let _guard = rt.enter();
+    let err = gosuv::Supervisor::new(opts).expect_err("above the hard limit");
+    assert!(
+        err.to_string()
+            .contains("cannot raise the open files limit"),
+        "{err}"
+    );
+}

@@ -202,13 +202,18 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(bad)
 }
 
-/// Resolves `p` against `base` unless it is absolute.
+/// Resolves `p` against `base` unless it is absolute, dropping `.` components (`..` is
+/// kept: a symlink may make it mean something else than the parent).
 pub fn resolve_path(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         base.join(p)
-    }
+    };
+    joined
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 #[cfg(test)]

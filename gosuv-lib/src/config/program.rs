@@ -728,7 +728,7 @@ mod tests {
         assert_eq!(b.log_max_bytes, 10 * 1024);
         assert_eq!(b.exit_codes, vec![0, 2]);
         assert_eq!(b.stop_signal.0, Signal::SIGINT);
-        assert_eq!(b.directory.as_deref(), Some(Path::new("/tmp/.")));
+        assert_eq!(b.directory.as_deref(), Some(Path::new("/tmp")));
     }
 
     #[test]

@@ -460,7 +460,7 @@ mod tests {
         let dir = Path::new("/srv/app");
         let cfg = ServerConfig::parse(DEFAULT_CONFIG_YML, None, dir).expect("valid default");
         assert_eq!(cfg, ServerConfig::defaults(dir));
-        assert_eq!(cfg.include, Path::new("/srv/app/./programs.yml"));
+        assert_eq!(cfg.include, Path::new("/srv/app/programs.yml"));
         assert_eq!(cfg.resolved_server_url(), "unix:///srv/app/.gosuv.sock");
     }
 
