@@ -375,9 +375,10 @@ gosuv_result gosuv_supervisor_from_config_file(const char *config_path,
 // gosuv threads may, until this returns). After the call, `sup` is dangling.
 void gosuv_supervisor_free(struct gosuv_supervisor *sup);
 
-// Stops every program concurrently and waits until each process group is gone. Afterwards
-// the supervisor accepts no more changes (they fail with `GOSUV_RESULT_SHUTTING_DOWN`) but
-// can still be read (status, tail, ...). It must still be freed.
+// Stops every program concurrently, waits until each process group is gone, and removes
+// them. Afterwards the supervisor has no programs and accepts no more changes (they fail
+// with `GOSUV_RESULT_SHUTTING_DOWN`); subscriptions stay until freed. It must still be
+// freed.
 //
 // Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
 //

@@ -41,15 +41,16 @@ static int ok(gosuv_result r, const char *what) {
 }
 
 static void on_event(void *userdata, const gosuv_event *ev) {
+    char how[64] = "";
     (void)userdata;
-    printf("event: %s %s -> %s", ev->program, gosuv_state_name(ev->from),
-           gosuv_state_name(ev->to));
     if (ev->has_exit_code) {
-        printf(" (exit code %d)", (int)ev->exit_code);
+        snprintf(how, sizeof how, " (exit code %d)", (int)ev->exit_code);
     } else if (ev->exit_signal != 0) {
-        printf(" (signal %d)", (int)ev->exit_signal);
+        snprintf(how, sizeof how, " (signal %d)", (int)ev->exit_signal);
     }
-    printf("\n");
+    /* One printf per line, so lines from gosuv's threads and main's never mix. */
+    printf("event: %s %s -> %s%s\n", ev->program, gosuv_state_name(ev->from),
+           gosuv_state_name(ev->to), how);
     fflush(stdout);
 }
 
@@ -179,6 +180,6 @@ int main(int argc, char **argv) {
     gosuv_supervisor_free(sup);
     gosuv_subscription_free(events);
     printf("finalizers run: %d\n", shared.finalized);
-    printf(failed ? "failed\n" : "done\n");
+    puts(failed ? "failed" : "done");
     return failed;
 }

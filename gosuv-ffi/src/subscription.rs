@@ -1,10 +1,11 @@
 //! Callbacks: state-change events and output lines, each delivered on a thread of its own.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::thread::{self, JoinHandle, ThreadId};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use gosuv_core::{Error as CoreError, EventNotice, Events, LogEvent, LogFollower, Stream};
@@ -98,46 +99,62 @@ struct Flags {
     stop: AtomicBool,
     /// Deliver what is queued, then end.
     drain: AtomicBool,
-    /// The subscription's thread, so that a callback that ends its own subscription is
-    /// not waited for by itself.
-    thread: OnceLock<ThreadId>,
 }
 
-/// The handle on a subscription's thread.
+thread_local! {
+    /// On a subscription's thread, its flags: a callback that ends its own subscription must
+    /// not wait for its own thread.
+    static OWN_FLAGS: Cell<*const Flags> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The handle on a subscription's thread. The supervisor keeps one too, so that a thread
+/// that was told to end from inside its own callback is still joined, when the supervisor
+/// is freed.
 pub(crate) struct Control {
     flags: Arc<Flags>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Control {
-    /// Ends the subscription and waits for its thread (unless called from it). With `drain`,
-    /// what is already queued is delivered first.
+    /// Ends the subscription and waits for its thread, unless called from that thread (from
+    /// a callback), which then ends as soon as the callback returns. With `drain`, what is
+    /// already queued is delivered first.
     fn end(&self, drain: bool) {
-        let on_own_thread = self.flags.thread.get() == Some(&thread::current().id());
+        let on_own_thread = OWN_FLAGS.with(Cell::get) == Arc::as_ptr(&self.flags);
         if drain && !on_own_thread {
             self.flags.drain.store(true, Ordering::SeqCst);
         } else {
             self.flags.stop.store(true, Ordering::SeqCst);
         }
-        if on_own_thread {
-            return;
+        if !on_own_thread {
+            self.join();
         }
-        // Joined under the lock, so that a second caller returns only once it has ended.
+    }
+
+    /// Waits for the thread, if nobody did yet. Under the lock, so that a second caller
+    /// returns only once it has ended.
+    pub(crate) fn join(&self) {
         let mut handle = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(h) = handle.take() {
             let _ = h.join();
         }
+    }
+
+    /// Whether the thread has ended (and can be joined without waiting).
+    pub(crate) fn is_finished(&self) -> bool {
+        let handle = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
+        handle.as_ref().is_none_or(JoinHandle::is_finished)
     }
 }
 
 /// Ends every subscription of a supervisor that is being freed, after its shutdown.
 pub(crate) fn end_all(sup: &gosuv_supervisor) {
     let controls: Vec<Arc<Control>> = {
-        let subs = sup
+        let mut subs = sup
             .subscriptions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        subs.iter().filter_map(std::sync::Weak::upgrade).collect()
+        std::mem::take(&mut *subs)
     };
     for c in controls {
         c.end(true);
@@ -198,7 +215,38 @@ fn pump<S: Source>(flags: &Flags, rt: &Runtime, source: &mut S, mut deliver: imp
     }
 }
 
+/// How a new subscription thread tells its creator whether it could start.
+#[derive(Default)]
+struct Ready {
+    outcome: Mutex<Option<std::io::Result<()>>>,
+    changed: Condvar,
+}
+
+impl Ready {
+    fn set(&self, outcome: std::io::Result<()>) {
+        *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+        self.changed.notify_all();
+    }
+
+    fn wait(&self) -> std::io::Result<()> {
+        let mut outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(o) = outcome.take() {
+                return o;
+            }
+            outcome = self
+                .changed
+                .wait(outcome)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
 /// Starts a subscription's thread: `body` runs, then the finalizer, whatever happens.
+///
+/// The thread makes its small runtime itself (making it here would tie memory to the
+/// caller's thread for good) and says whether that worked before this returns; if not,
+/// neither the callback nor the finalizer is called.
 fn spawn(
     sup: &gosuv_supervisor,
     thread_name: &'static str,
@@ -212,17 +260,35 @@ fn spawn(
             source,
         })
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(io_error)?;
     let flags = Arc::new(Flags::default());
     let thread_flags = flags.clone();
+    // A mutex and a condition variable rather than a channel: a channel's blocking receive
+    // ties memory to the caller's thread for good (std's handle of the current thread).
+    let ready = Arc::new(Ready::default());
+    let thread_ready = ready.clone();
     let handle = thread::Builder::new()
         .name(thread_name.into())
         .spawn(move || {
-            let _ = thread_flags.thread.set(thread::current().id());
             let userdata = userdata;
+            let rt = catch_unwind(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+            });
+            let rt = match rt {
+                Ok(Ok(rt)) => rt,
+                Ok(Err(e)) => {
+                    thread_ready.set(Err(e));
+                    return;
+                }
+                Err(payload) => {
+                    let e = std::io::Error::other(panic_text(payload.as_ref()));
+                    thread_ready.set(Err(e));
+                    return;
+                }
+            };
+            thread_ready.set(Ok(()));
+            OWN_FLAGS.with(|f| f.set(Arc::as_ptr(&thread_flags)));
             let run = catch_unwind(AssertUnwindSafe(|| {
                 body(&thread_flags, &rt, userdata.get());
             }));
@@ -232,6 +298,9 @@ fn spawn(
                     panic_text(payload.as_ref())
                 );
             }
+            // Everything of this thread goes before the finalizer, which tells the caller
+            // that the subscription is over.
+            drop(rt);
             if let Some(finalize) = finalizer {
                 // SAFETY: the caller gave this finalizer for this userdata, to be called once
                 // after the last callback, on this thread.
@@ -239,11 +308,15 @@ fn spawn(
             }
         })
         .map_err(io_error)?;
+    if let Err(e) = ready.wait() {
+        let _ = handle.join();
+        return Err(io_error(e));
+    }
     let control = Arc::new(Control {
         flags,
         thread: Mutex::new(Some(handle)),
     });
-    sup.remember(Arc::downgrade(&control));
+    sup.remember(control.clone());
     Ok(Box::into_raw(Box::new(gosuv_subscription { control })))
 }
 

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use gosuv_core::blocking;
@@ -34,8 +34,8 @@ pub struct gosuv_supervisor {
     pub(crate) sup: blocking::Supervisor,
     /// The `config.yml` it was made from, for `gosuv_supervisor_reload_file`.
     config_path: Option<PathBuf>,
-    /// Every subscription made on it, ended when it is freed.
-    pub(crate) subscriptions: Mutex<Vec<Weak<Control>>>,
+    /// Its subscriptions whose threads may still run, ended and joined when it is freed.
+    pub(crate) subscriptions: Mutex<Vec<Arc<Control>>>,
 }
 
 impl gosuv_supervisor {
@@ -51,12 +51,19 @@ impl gosuv_supervisor {
         self.sup.as_async().base_dir()
     }
 
-    pub(crate) fn remember(&self, control: Weak<Control>) {
+    /// Keeps a new subscription's handle, and lets go of those whose threads have ended.
+    pub(crate) fn remember(&self, control: Arc<Control>) {
         let mut subs = self
             .subscriptions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        subs.retain(|w| w.strong_count() > 0);
+        subs.retain(|c| {
+            let finished = c.is_finished();
+            if finished {
+                c.join();
+            }
+            !finished
+        });
         subs.push(control);
     }
 }
@@ -288,9 +295,10 @@ pub unsafe extern "C" fn gosuv_supervisor_free(sup: *mut gosuv_supervisor) {
     });
 }
 
-/// Stops every program concurrently and waits until each process group is gone. Afterwards
-/// the supervisor accepts no more changes (they fail with `GOSUV_RESULT_SHUTTING_DOWN`) but
-/// can still be read (status, tail, ...). It must still be freed.
+/// Stops every program concurrently, waits until each process group is gone, and removes
+/// them. Afterwards the supervisor has no programs and accepts no more changes (they fail
+/// with `GOSUV_RESULT_SHUTTING_DOWN`); subscriptions stay until freed. It must still be
+/// freed.
 ///
 /// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
 ///

@@ -1,0 +1,401 @@
+//! Builds the C and C++ programs (examples/c, examples/cpp, tests/c) against the
+//! libgosuv.so and libgosuv.a that cargo built for this test run, runs them and checks what
+//! they print; runs two of them under valgrind.
+//!
+//! Needs a C and a C++ compiler (`cc`, `c++`), `make` and `valgrind` (Debian packages
+//! build-essential and valgrind).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long one program may run before the test kills it and fails.
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+/// Where the library goes: `shared` or `static`.
+#[derive(Clone, Copy, Debug)]
+enum Link {
+    Shared,
+    Static,
+}
+
+impl Link {
+    fn as_str(self) -> &'static str {
+        match self {
+            Link::Shared => "shared",
+            Link::Static => "static",
+        }
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("gosuv-ffi sits in the repository root")
+        .to_path_buf()
+}
+
+/// The directory holding libgosuv.so and libgosuv.a. This test binary is
+/// `<target>/<profile>/deps/c_examples-<hash>`; cargo builds the library files of this run
+/// beside it (and copies them up to `<target>/<profile>` only for `cargo build`).
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    let deps = exe.parent().expect("the test binary is in a directory");
+    let candidates = [Some(deps), deps.parent()];
+    for dir in candidates.into_iter().flatten() {
+        if dir.join("libgosuv.so").is_file() && dir.join("libgosuv.a").is_file() {
+            return dir.to_path_buf();
+        }
+    }
+    panic!(
+        "libgosuv.so and libgosuv.a are not beside the test binary ({}) nor one directory up: \
+         run this test through `cargo test -p gosuv-ffi`, which builds them",
+        deps.display()
+    );
+}
+
+/// The libraries a program needs besides libgosuv.a: what `rustc --print
+/// native-static-libs` lists. The Makefiles and the README use the same line.
+const STATIC_SYSTEM_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+
+fn link_args(link: Link) -> Vec<String> {
+    let dir = lib_dir();
+    match link {
+        Link::Shared => vec![
+            format!("-L{}", dir.display()),
+            "-lgosuv".into(),
+            format!("-Wl,-rpath,{}", dir.display()),
+        ],
+        Link::Static => std::iter::once(dir.join("libgosuv.a").display().to_string())
+            .chain(STATIC_SYSTEM_LIBS.iter().map(|s| s.to_string()))
+            .collect(),
+    }
+}
+
+/// What a finished program did.
+struct Ran {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn describe(&self) -> String {
+        format!("--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
+    }
+
+    fn expect_ok(self, what: &str) -> Ran {
+        assert!(self.ok, "{what} failed\n{}", self.describe());
+        self
+    }
+
+    fn expect_lines(&self, lines: &[&str]) {
+        for line in lines {
+            assert!(
+                self.stdout.lines().any(|l| l == *line),
+                "no line {line:?} in the output\n{}",
+                self.describe()
+            );
+        }
+    }
+}
+
+/// Runs a command to its end (at most `RUN_LIMIT`), its output in files of `dir`.
+fn run(mut cmd: Command, dir: &Path) -> Ran {
+    let what = format!("{cmd:?}");
+    let out_path = dir.join("stdout.txt");
+    let err_path = dir.join("stderr.txt");
+    // cargo points LD_LIBRARY_PATH at target/<profile> too, where an older libgosuv.so from
+    // a `cargo build` may sit: the programs find the library of this run by their rpath.
+    let mut child = cmd
+        .env_remove("LD_LIBRARY_PATH")
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).expect("create stdout.txt"))
+        .stderr(fs::File::create(&err_path).expect("create stderr.txt"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let deadline = Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the program") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} ran longer than {RUN_LIMIT:?}: killed\n--- stdout\n{}",
+                fs::read_to_string(&out_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ran {
+        ok: status.success(),
+        stdout: fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: fs::read_to_string(&err_path).unwrap_or_default(),
+    }
+}
+
+/// A directory that is removed when the test ends, with `bin/` and `work/` in it.
+fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("gosuv-ffi-test-")
+        .tempdir()
+        .expect("create a temporary directory");
+    fs::create_dir(dir.path().join("bin")).expect("mkdir bin");
+    fs::create_dir(dir.path().join("work")).expect("mkdir work");
+    dir
+}
+
+/// Builds an example with its Makefile into `out`.
+fn make(example: &str, out: &Path, link: Link) {
+    let mut cmd = Command::new("make");
+    cmd.arg("-C")
+        .arg(repo_root().join("examples").join(example))
+        .arg(format!("OUT={}", out.display()))
+        .arg(format!("GOSUV_LIB_DIR={}", lib_dir().display()))
+        .arg(format!("LINK={}", link.as_str()));
+    run(cmd, out).expect_ok(&format!("make for examples/{example}"));
+}
+
+/// Compiles one test program of tests/c with `compiler` and `std`.
+fn compile(compiler: &str, std: &str, source: &str, out: &Path, link: Link) -> PathBuf {
+    let exe = out.join(
+        Path::new(source)
+            .file_stem()
+            .expect("a source file name")
+            .to_string_lossy()
+            .into_owned()
+            + "-"
+            + std
+            + "-"
+            + link.as_str(),
+    );
+    let mut cmd = Command::new(compiler);
+    if compiler == "c++" {
+        cmd.args(["-x", "c++"]);
+    }
+    cmd.arg(format!("-std={std}"))
+        .args(["-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-pthread"])
+        .arg("-I")
+        .arg(repo_root().join("include"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/c")
+                .join(source),
+        )
+        .args(link_args(link));
+    run(cmd, out).expect_ok(&format!("{compiler} -std={std} {source}"));
+    exe
+}
+
+fn with_arg(program: &Path, arg: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.arg(arg);
+    cmd
+}
+
+#[test]
+fn header_compiles_as_c11_and_cpp17_when_included_twice() {
+    let dir = scratch();
+    let bin = dir.path().join("bin");
+    let version = format!("version {}", env!("CARGO_PKG_VERSION"));
+    for (compiler, std) in [("cc", "c11"), ("c++", "c++17")] {
+        let exe = compile(compiler, std, "header_twice.c", &bin, Link::Shared);
+        let ran = run(Command::new(exe), dir.path()).expect_ok(std);
+        ran.expect_lines(&[&version, "GOSUV_RESULT_OK fatal 1"]);
+    }
+}
+
+fn c_example(link: Link) {
+    let dir = scratch();
+    let bin = dir.path().join("bin");
+    make("c", &bin, link);
+    let ran = run(
+        with_arg(&bin.join("supervise"), &dir.path().join("work")),
+        dir.path(),
+    )
+    .expect_ok("examples/c/supervise");
+    ran.expect_lines(&[
+        "event: ticker stopped -> starting",
+        "event: ticker starting -> running",
+        "event: worker starting -> running",
+        "ticker is running",
+        "worker is running",
+        "output: ticker: tick 1",
+        "the ticker printed 3 lines",
+        "event: worker stopping -> stopped (signal 15)",
+        "worker restarted: running, new pid",
+        "worker runs 1 process(es)",
+        "start nosuch failed: GOSUV_RESULT_NOT_FOUND: no program named 'nosuch': check the \
+         name (list the programs to see them all)",
+        "ticker is stopped",
+        "finalizers run: 2",
+        "done",
+    ]);
+    assert!(
+        ran.stdout.contains("last line: tick "),
+        "no tail in\n{}",
+        ran.describe()
+    );
+    let log = fs::read_to_string(dir.path().join("work/logs/ticker.stdout.log"))
+        .expect("the ticker's log file");
+    assert!(log.starts_with("tick 1\ntick 2\n"), "log file: {log:?}");
+}
+
+#[test]
+fn c_example_with_the_shared_library() {
+    c_example(Link::Shared);
+}
+
+#[test]
+fn c_example_with_the_static_library() {
+    c_example(Link::Static);
+}
+
+fn cpp_example(link: Link) {
+    let dir = scratch();
+    let bin = dir.path().join("bin");
+    make("cpp", &bin, link);
+    let ran = run(
+        with_arg(&bin.join("raii"), &dir.path().join("work")),
+        dir.path(),
+    )
+    .expect_ok("examples/cpp/raii");
+    ran.expect_lines(&[
+        "event: greeter stopped -> starting",
+        "event: greeter starting -> running",
+        "greeter is running",
+        "greeter said: hello from cpp",
+        "tail: hello from cpp",
+        "adding it twice: GOSUV_RESULT_EXISTS: a program named 'greeter' already exists: \
+         choose another name or update it instead",
+        "after restart: running",
+        "after stop: stopped",
+        "events seen: 8",
+        "done",
+    ]);
+}
+
+#[test]
+fn cpp_example_with_the_shared_library() {
+    cpp_example(Link::Shared);
+}
+
+#[test]
+fn cpp_example_with_the_static_library() {
+    cpp_example(Link::Static);
+}
+
+fn api_contract(link: Link) {
+    let dir = scratch();
+    let exe = compile("cc", "c11", "api.c", &dir.path().join("bin"), link);
+    let ran = run(with_arg(&exe, &dir.path().join("work")), dir.path());
+    assert!(
+        ran.ok && ran.stdout.contains(" passed, 0 failed"),
+        "tests/c/api.c failed\n{}",
+        ran.describe()
+    );
+}
+
+#[test]
+fn api_contract_with_the_shared_library() {
+    api_contract(Link::Shared);
+}
+
+#[test]
+fn api_contract_with_the_static_library() {
+    api_contract(Link::Static);
+}
+
+#[test]
+fn a_panic_reaches_c_as_an_error_code() {
+    let dir = scratch();
+    let exe = compile(
+        "cc",
+        "c11",
+        "panic.c",
+        &dir.path().join("bin"),
+        Link::Static,
+    );
+    let ran = run(with_arg(&exe, &dir.path().join("work")), dir.path()).expect_ok("panic.c");
+    ran.expect_lines(&[
+        "gosuv_debug_panic returned GOSUV_RESULT_PANIC: a panic inside gosuv was caught at the \
+         C boundary (a bug; please report it): boom from C",
+        "again: GOSUV_RESULT_PANIC",
+        "after the panic: GOSUV_RESULT_OK running",
+    ]);
+    assert!(
+        ran.stderr.contains("boom from C"),
+        "Rust's panic hook reports the panic on stderr\n{}",
+        ran.describe()
+    );
+}
+
+/// Runs a program under valgrind's memcheck; fails on any error or leak.
+fn valgrind(program: &Path, arg: &Path, dir: &Path) -> Ran {
+    let version = Command::new("valgrind").arg("--version").output();
+    if !version.is_ok_and(|o| o.status.success()) {
+        panic!(
+            "valgrind is not installed, and the C tests need it: install the Debian package \
+             `valgrind` (apt-get install -y valgrind)"
+        );
+    }
+    let log = dir.join("valgrind.log");
+    let mut cmd = Command::new("valgrind");
+    cmd.arg("--leak-check=full")
+        .arg("--num-callers=40")
+        .arg("--error-exitcode=1")
+        // The forked children that exec a program are not this process.
+        .arg("--child-silent-after-fork=yes")
+        .arg(format!(
+            "--suppressions={}",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/valgrind.supp")
+                .display()
+        ))
+        .arg(format!("--log-file={}", log.display()))
+        .arg(program)
+        .arg(arg);
+    let mut ran = run(cmd, dir);
+    ran.stderr += &fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        ran.ok,
+        "valgrind reports errors or leaks in {}\n{}",
+        program.display(),
+        ran.describe()
+    );
+    ran
+}
+
+#[test]
+fn valgrind_finds_no_errors_or_leaks_in_the_api_tests() {
+    let dir = scratch();
+    let exe = compile("cc", "c11", "api.c", &dir.path().join("bin"), Link::Shared);
+    let ran = valgrind(&exe, &dir.path().join("work"), dir.path());
+    assert!(
+        ran.stdout.contains(" passed, 0 failed"),
+        "{}",
+        ran.describe()
+    );
+}
+
+#[test]
+fn valgrind_finds_no_errors_or_leaks_in_the_c_example() {
+    let dir = scratch();
+    let bin = dir.path().join("bin");
+    make("c", &bin, Link::Shared);
+    let ran = valgrind(&bin.join("supervise"), &dir.path().join("work"), dir.path());
+    ran.expect_lines(&["finalizers run: 2", "done"]);
+}
