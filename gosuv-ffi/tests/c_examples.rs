@@ -195,6 +195,8 @@ fn compile(compiler: &str, std: &str, source: &str, out: &Path, link: Link) -> P
                 .join("tests/c")
                 .join(source),
         )
+        // What follows is for the linker, not more C++ source.
+        .args(["-x", "none"])
         .args(link_args(link));
     run(cmd, out).expect_ok(&format!("{compiler} -std={std} {source}"));
     exe
@@ -252,6 +254,19 @@ fn c_example(link: Link) {
     let log = fs::read_to_string(dir.path().join("work/logs/ticker.stdout.log"))
         .expect("the ticker's log file");
     assert!(log.starts_with("tick 1\ntick 2\n"), "log file: {log:?}");
+
+    // The README's example: the current directory is its base directory.
+    let mut minimal = Command::new(bin.join("minimal"));
+    minimal.current_dir(dir.path().join("work"));
+    let ran = run(minimal, dir.path()).expect_ok("examples/c/minimal");
+    assert!(
+        ran.stdout.starts_with("worker is running, pid "),
+        "{}",
+        ran.describe()
+    );
+    let log = fs::read_to_string(dir.path().join("work/logs/worker.stdout.log"))
+        .expect("the worker's log file");
+    assert_eq!(log, "hello\n");
 }
 
 #[test]
@@ -398,4 +413,48 @@ fn valgrind_finds_no_errors_or_leaks_in_the_c_example() {
     make("c", &bin, Link::Shared);
     let ran = valgrind(&bin.join("supervise"), &dir.path().join("work"), dir.path());
     ran.expect_lines(&["finalizers run: 2", "done"]);
+}
+
+#[test]
+fn installed_with_pkg_config_the_c_example_builds_and_runs() {
+    let dir = scratch();
+    let prefix = dir.path().join("prefix");
+    let mut install = Command::new("sh");
+    install
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh"))
+        .arg(&prefix)
+        .arg(lib_dir());
+    run(install, dir.path()).expect_ok("install.sh");
+
+    let pkg_config = |args: &[&str]| {
+        let out = Command::new("pkg-config")
+            .args(args)
+            .arg("gosuv")
+            .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run pkg-config ({e}): install the Debian package pkg-config")
+            });
+        assert!(
+            out.status.success(),
+            "pkg-config {args:?} gosuv failed: {out:?}"
+        );
+        String::from_utf8(out.stdout).expect("pkg-config prints text")
+    };
+    assert_eq!(
+        pkg_config(&["--modversion"]).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(pkg_config(&["--static", "--libs"]).contains("-lpthread"));
+
+    let exe = dir.path().join("bin/supervise");
+    let mut cc = Command::new("cc");
+    cc.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
+        .arg(&exe)
+        .arg(repo_root().join("examples/c/supervise.c"))
+        .args(pkg_config(&["--cflags", "--libs"]).split_whitespace())
+        .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()));
+    run(cc, dir.path()).expect_ok("cc with pkg-config's flags");
+    let ran = run(with_arg(&exe, &dir.path().join("work")), dir.path()).expect_ok("supervise");
+    ran.expect_lines(&["done"]);
 }

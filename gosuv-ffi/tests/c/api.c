@@ -390,6 +390,19 @@ static void test_programs(gosuv_supervisor *sup) {
     printf("ok programs\n");
 }
 
+static void test_remove_ends_log_subscriptions(gosuv_supervisor *sup) {
+    struct record r;
+    gosuv_subscription *sub = NULL;
+    record_init(&r);
+    OK(gosuv_supervisor_on_log(sup, "quits", GOSUV_STREAM_STDERR, on_line, &r, finalize, &sub));
+    OK(gosuv_supervisor_remove(sup, "quits"));
+    CHECK(wait_count(&r, &r.finalized, 1));
+    gosuv_subscription_free(sub);
+    CHECK(count(&r, &r.finalized) == 1);
+    record_destroy(&r);
+    printf("ok removing a program ends its log subscriptions\n");
+}
+
 static void *status_loop(void *arg) {
     gosuv_supervisor *sup = arg;
     gosuv_program_status st;
@@ -585,6 +598,7 @@ int main(int argc, char **argv) {
     }
     test_null_and_bad_arguments(sup);
     test_programs(sup);
+    test_remove_ends_log_subscriptions(sup);
     test_threads(sup);
     test_callbacks(sup); /* frees sup */
     test_free_from_callback(argv[1]);
