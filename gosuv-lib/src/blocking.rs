@@ -275,8 +275,12 @@ impl Events {
     /// Waits up to `timeout` for the next event. Short timeouts in a loop keep a caller
     /// responsive (to Ctrl-C, say).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Recv<EventNotice> {
-        let fut = tokio::time::timeout(timeout, self.inner.recv());
-        match self.rt.block_on(fut) {
+        // The timer must be created inside the runtime: the caller's thread has none.
+        let inner = &mut self.inner;
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(timeout, inner.recv()).await })
+        {
             Ok(Some(n)) => Recv::Item(n),
             Ok(None) => Recv::Closed,
             Err(_) => Recv::Timeout,
@@ -294,8 +298,11 @@ pub struct LogFollower {
 impl LogFollower {
     /// Waits up to `timeout` for more output.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Recv<LogEvent> {
-        let fut = tokio::time::timeout(timeout, self.inner.recv());
-        match self.rt.block_on(fut) {
+        let inner = &mut self.inner;
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(timeout, inner.recv()).await })
+        {
             Ok(Some(ev)) => Recv::Item(ev),
             Ok(None) => Recv::Closed,
             Err(_) => Recv::Timeout,
