@@ -195,7 +195,9 @@ pub fn start_background(config_path: &Path, config: &gosuv::ServerConfig) -> Cli
         .spawn()
         .map_err(|e| Failure::new(format!("cannot start the server: {e}")))?;
     let client = Client::from_config(config)?;
-    let deadline = Instant::now() + START_TIMEOUT;
+    // A server that first stops what a crashed one left running answers only after that.
+    let timeout = START_TIMEOUT + crate::server::recovery::pending_grace(&config.server.pidfile);
+    let deadline = Instant::now() + timeout;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             let why = read_from(&log_path, log_start);
@@ -231,7 +233,7 @@ pub fn start_background(config_path: &Path, config: &gosuv::ServerConfig) -> Cli
                 "the server (pid {}) did not answer at {} within {}s: check client.server_url in {} and {}",
                 child.id(),
                 client.url(),
-                START_TIMEOUT.as_secs(),
+                timeout.as_secs(),
                 config_path.display(),
                 log_path.display()
             )));

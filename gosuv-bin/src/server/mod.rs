@@ -6,6 +6,7 @@ pub mod api;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod recovery;
 pub mod security;
 pub mod store;
 
@@ -450,6 +451,7 @@ pub fn permission_warning(config: &ServerConfig) -> Option<String> {
 /// The config is invalid, another server holds the pidfile or socket, a listener cannot be
 /// bound, or a limit cannot be raised. Each message says what to do.
 pub fn run(config_path: &Path, log_to_stderr: bool) -> CliResult {
+    let init = become_init();
     let config = ServerConfig::load(config_path)?;
     preflight(&config)?;
     let programs = config.load_programs()?;
@@ -478,6 +480,17 @@ pub fn run(config_path: &Path, log_to_stderr: bool) -> CliResult {
     logging::init(&config.server.log, log_to_stderr)?;
     if let Some(w) = permission_warning(&config) {
         tracing::warn!("{w}");
+    }
+    if init {
+        tracing::info!("running as PID 1: orphans are reaped here, SIGTERM shuts down gracefully");
+    }
+    // The pidfile's lock is ours, so the server that wrote the groups file is gone.
+    let recovered = recovery::stop_leftovers(&config.server.pidfile);
+    if recovered.survivors > 0 {
+        tracing::error!(
+            "{} leftover process groups survived SIGKILL: their programs may run twice",
+            recovered.survivors
+        );
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -520,6 +533,8 @@ async fn serve(
     options.min_fds = Some(config.server.minfds);
     let sup = Supervisor::new(options).map_err(|e| Failure::new(e.to_string()))?;
     let state = AppState::new(sup.clone(), config.clone(), security, listening.clone());
+    // Recording starts before any program does, so every group is in the file.
+    let recorder = recovery::GroupRecorder::start(sup.clone(), &config.server.pidfile);
     for p in programs {
         let name = p.name.clone();
         if let Err(e) = sup.add(p).await {
@@ -561,6 +576,7 @@ async fn serve(
     wait_for_shutdown(&state, signals).await;
     tracing::info!("shutting down: stopping every program");
     sup.shutdown().await;
+    recorder.finish().await;
     state.end_streams();
     stop.cancel();
     for s in servers {
@@ -574,6 +590,20 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// As PID 1 (a container's entrypoint, `unshare --pid --fork`), becomes a session leader
+/// if it is not one, and says so. The core's reaper leaves alone zombies in gosuv's own
+/// session (children of an embedding host); as PID 1 every orphan of the namespace is
+/// reparented here, and one from a session outside the namespace shows session id 0, which
+/// would be gosuv's own too. In a session of its own, every such orphan is reaped.
+fn become_init() -> bool {
+    if std::process::id() != 1 {
+        return false;
+    }
+    // SAFETY: setsid takes no arguments; it fails harmlessly when already a group leader.
+    unsafe { libc::setsid() };
+    true
 }
 
 struct Signals {

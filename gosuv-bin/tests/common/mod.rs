@@ -396,3 +396,119 @@ pub fn alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// What `/proc/<pid>/stat` says of a process: state, ppid, process group, session, start time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub state: char,
+    pub ppid: i32,
+    pub pgrp: i32,
+    pub session: i32,
+    pub start_time: u64,
+}
+
+pub fn stat(pid: i32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = text.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        state: f.first()?.chars().next()?,
+        ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        session: f.get(3)?.parse().ok()?,
+        start_time: f.get(19)?.parse().ok()?,
+    })
+}
+
+/// Every pid in /proc.
+pub fn all_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The environment variable tests put in their programs' `environ` to find them in /proc.
+pub const MARK_VAR: &str = "GOSUV_TEST_MARK";
+
+/// Live (non-zombie) processes whose environment has `GOSUV_TEST_MARK=<mark>`: (pid, stat).
+pub fn marked(mark: &str) -> Vec<(i32, Stat)> {
+    let needle = format!("{MARK_VAR}={mark}");
+    all_pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            env.split(|b| *b == 0)
+                .any(|kv| kv == needle.as_bytes())
+                .then_some(())?;
+            let st = stat(pid)?;
+            (st.state != 'Z' && st.state != 'X').then_some((pid, st))
+        })
+        .collect()
+}
+
+/// Kills (SIGKILL) every process marked with its mark when dropped, so a failing test that
+/// left programs without a server does not leave them running.
+pub struct KillMarked(pub String);
+
+impl Drop for KillMarked {
+    fn drop(&mut self) {
+        for (pid, _) in marked(&self.0) {
+            signal(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Children of `pid` that are zombies.
+pub fn zombie_children(pid: i32) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|p| stat(*p).is_some_and(|s| s.ppid == pid && s.state == 'Z'))
+        .collect()
+}
+
+/// Open descriptors of a process.
+pub fn fd_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Resident memory of a process in bytes (VmRSS).
+pub fn rss_bytes(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// CPU time (user + system) a process has used, in clock ticks.
+pub fn cpu_ticks(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|t| {
+            let (_, rest) = t.rsplit_once(')')?;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// Clock ticks per second.
+pub fn ticks_per_sec() -> u64 {
+    // SAFETY: sysconf reads a constant.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
