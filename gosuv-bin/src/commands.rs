@@ -72,6 +72,8 @@ fn start_server(conf: &Path, foreground: bool, daemon_child: bool) -> CliResult 
         eprintln!("warning: {w}");
     }
     if foreground {
+        // Before anything starts the core's reaper, which notes gosuv's session.
+        crate::server::become_init();
         gosuv::enable_subreaper()
             .map_err(|e| Failure::new(format!("cannot become a child subreaper: {e}")))?;
         crate::server::run(conf, !daemon_child)

@@ -593,11 +593,12 @@ async fn serve(
 }
 
 /// As PID 1 (a container's entrypoint, `unshare --pid --fork`), becomes a session leader
-/// if it is not one, and says so. The core's reaper leaves alone zombies in gosuv's own
-/// session (children of an embedding host); as PID 1 every orphan of the namespace is
-/// reparented here, and one from a session outside the namespace shows session id 0, which
-/// would be gosuv's own too. In a session of its own, every such orphan is reaped.
-fn become_init() -> bool {
+/// if it is not one; returns whether this process is PID 1. Call it before anything starts
+/// the core's reaper: the reaper leaves alone zombies in gosuv's own session (children of an
+/// embedding host), and as PID 1 every orphan of the namespace is reparented here; one from
+/// a session outside the namespace shows session id 0, which would be gosuv's own too, and
+/// would stay a zombie. In a session of its own, every such orphan is reaped.
+pub fn become_init() -> bool {
     if std::process::id() != 1 {
         return false;
     }
