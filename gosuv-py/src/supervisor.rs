@@ -540,7 +540,10 @@ impl Supervisor {
 
     /// The last `lines` lines of a program's output (`None`: all that is kept, up to 64 KiB),
     /// from memory; bytes that are not UTF-8 are replaced by U+FFFD.
-    #[pyo3(signature = (name, stream = "stdout", lines = Some(100)))]
+    #[pyo3(
+        signature = (name, stream = "stdout", lines = Some(100)),
+        text_signature = "(self, /, name, stream='stdout', lines=100)"
+    )]
     fn tail(
         &self,
         py: Python<'_>,

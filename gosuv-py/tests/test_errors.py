@@ -59,9 +59,9 @@ def test_bad_names_and_values(sup: gosuv.Supervisor) -> None:
     with pytest.raises(gosuv.ConfigError, match="invalid name"):
         sup.add("../escape", "true")
     with pytest.raises(TypeError, match="`environ`: cannot use a value of type object"):
-        sup.add("x", "true", environ=object())  # type: ignore[typeddict-item]
+        sup.add("x", "true", environ=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="multiple values for argument 'name'"):
-        sup.add("x", "true", name="y")  # type: ignore[call-arg]
+        sup.add("x", "true", name="y")  # type: ignore[misc]
     with pytest.raises(ValueError, match="timeout must be a number of seconds >= 0"):
         sup.wait_for("x", "running", timeout=-1)
     with pytest.raises(ValueError, match="is not a state"):

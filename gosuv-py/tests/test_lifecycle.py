@@ -168,6 +168,7 @@ def test_repr_and_properties(sup: gosuv.Supervisor, tmp_path: Path) -> None:
     st = sup.status("svc")
     assert repr(st).startswith('Status(name="svc", state=<State.STOPPED')
     assert str(gosuv.State.RUNNING) == "running"
-    assert gosuv.State.RUNNING == "running"
+    name: str = "running"
+    assert gosuv.State.RUNNING == name
     assert gosuv.State("fatal") is gosuv.State.FATAL
     assert gosuv.State.STOPPING.is_active and not gosuv.State.FATAL.is_active

@@ -12,9 +12,22 @@ from typing_extensions import Self, Unpack
 from gosuv._options import Command, ProgramOptions, StrPath
 from gosuv._state import State
 
+__all__ = [
+    "Event",
+    "Events",
+    "LogFollower",
+    "ReloadReport",
+    "Stats",
+    "Status",
+    "Supervisor",
+    "__version__",
+    "shutdown_all",
+]
+
 __version__: str
 
-_ProgramsConfig = StrPath | Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Any]]
+# {name: {option: value}} or [{"name": ..., option: value}]; the values are checked at run time.
+_ProgramsConfig = StrPath | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 def shutdown_all() -> None:
     """Stops the programs of every open supervisor of this process, and waits."""
@@ -157,7 +170,7 @@ class Supervisor:
     def stats(self, name: str) -> Stats: ...
     def stats_all(self) -> dict[str, Stats]: ...
     def shutdown(self) -> None: ...
-    def __contains__(self, name: str) -> bool: ...
+    def __contains__(self, name: str, /) -> bool: ...
     def __enter__(self) -> Self: ...
     def __exit__(
         self,

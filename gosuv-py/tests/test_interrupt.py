@@ -1,0 +1,121 @@
+"""Blocking calls release the GIL and stop at Ctrl-C (SIGINT -> KeyboardInterrupt)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import gosuv
+from conftest import DEADLINE
+
+
+class CtrlC:
+    """Sends SIGINT to this process as Ctrl-C does, and counts any SIGINT it did not send.
+
+    While installed, SIGINT raises KeyboardInterrupt (as Python's default handler does) only
+    when this test sent it: a stray one fails the test instead of stopping pytest.
+    """
+
+    def __init__(self) -> None:
+        self.armed = threading.Event()
+        self.stray: list[float] = []
+
+    def handler(self, signum: int, frame: object) -> None:
+        if self.armed.is_set():
+            self.armed.clear()
+            raise KeyboardInterrupt
+        self.stray.append(time.monotonic())
+
+    def press_when(self, ready: Callable[[], bool]) -> None:
+        """Sends SIGINT from another thread once `ready()` holds."""
+
+        def run() -> None:
+            end = time.monotonic() + DEADLINE
+            while not ready() and time.monotonic() < end:
+                time.sleep(0.01)
+            self.armed.set()
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def blocked_in(self, call: Callable[[], object]) -> tuple[float, BaseException | None]:
+        """Runs `call` in the main thread and presses Ctrl-C once it is inside; returns how
+        long it took and what it raised."""
+        started = threading.Event()
+        # Another thread gets to send the signal only because the call releases the GIL.
+        self.press_when(started.is_set)
+        t0 = time.monotonic()
+        try:
+            started.set()
+            call()
+        except BaseException as e:  # noqa: BLE001 - the test looks at it
+            return time.monotonic() - t0, e
+        return time.monotonic() - t0, None
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[CtrlC]:
+    keys = CtrlC()
+    previous = signal.signal(signal.SIGINT, keys.handler)
+    try:
+        yield keys
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert keys.stray == [], "SIGINT that this test did not send"
+
+
+@pytest.mark.parametrize("what", ["start", "wait_for", "events", "follow", "stop"])
+def test_ctrl_c_interrupts_a_wait(sup: gosuv.Supervisor, ctrl_c: CtrlC, what: str) -> None:
+    if what == "stop":
+        # A program that ignores its stop signal for a minute.
+        sup.add("stuck", "trap '' TERM; while :; do sleep 0.1; done", stop_timeout=60)
+    else:
+        # A program that never counts as started.
+        sup.add("stuck", ["sleep", "300"], start_seconds=120)
+    calls: dict[str, Callable[[], object]] = {
+        "start": lambda: sup.start("stuck"),
+        "wait_for": lambda: sup.wait_for("stuck", "fatal"),
+        "events": lambda: [e for e in sup.events() if e.to_state is gosuv.State.FATAL],
+        "follow": lambda: list(sup.follow("stuck")),
+        "stop": lambda: sup.stop("stuck"),
+    }
+    if what == "stop":
+        sup.start("stuck", wait=False)
+        sup.wait_for("stuck", "starting", timeout=DEADLINE)
+    took, raised = ctrl_c.blocked_in(calls[what])
+    assert isinstance(raised, KeyboardInterrupt), raised
+    assert took < 5.0
+    if what == "stop":
+        # The stop carries on after the caller gave up on it.
+        assert sup.status("stuck").state is gosuv.State.STOPPING
+        st = sup.status("stuck")
+        assert st.pid is not None
+        os.killpg(st.pid, signal.SIGKILL)
+        sup.wait_for("stuck", "stopped", timeout=DEADLINE)
+
+
+def test_other_threads_run_while_a_call_waits(sup: gosuv.Supervisor) -> None:
+    sup.add("slow", ["sleep", "300"], start_seconds=1)
+    counter = 0
+    stop = threading.Event()
+
+    def count() -> None:
+        nonlocal counter
+        while not stop.is_set():
+            counter += 1
+            time.sleep(0.001)
+
+    t = threading.Thread(target=count)
+    t.start()
+    try:
+        before = counter
+        sup.start("slow", timeout=DEADLINE)  # about one second of waiting
+        assert counter - before > 50
+    finally:
+        stop.set()
+        t.join()
