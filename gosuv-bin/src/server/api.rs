@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/all/{action}", post(all))
         .route("/api/events", get(events))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -86,6 +87,13 @@ async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "no such route: see /api/openapi.json for the API",
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on this route: see /api/openapi.json for the API"),
     )
 }
 
@@ -103,6 +111,27 @@ async fn index() -> Response {
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// A path parameter as text. Axum's own rejection (a name that is not UTF-8 once decoded)
+/// is plain text; this one is a JSON 400 like every other error.
+pub struct Param(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Param {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match <Path<String> as axum::extract::FromRequestParts<S>>::from_request_parts(parts, state).await {
+            Ok(Path(s)) => Ok(Param(s)),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "the name in the URL cannot be read ({}): program names are [A-Za-z0-9][A-Za-z0-9._-]{{0,63}}",
+                e.body_text()
+            ))),
+        }
+    }
 }
 
 /// A name from a path, checked before it is used anywhere.
@@ -268,14 +297,14 @@ async fn create(
     Ok((StatusCode::CREATED, Json(one_program(&st, &name)?)))
 }
 
-async fn read(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+async fn read(State(st): State<AppState>, Param(name): Param) -> ApiResult<Json<Value>> {
     Ok(Json(one_program(&st, checked(&name)?)?))
 }
 
 async fn replace(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    Param(name): Param,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let name = checked(&name)?.to_string();
@@ -297,7 +326,7 @@ async fn replace(
 async fn remove(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    Param(name): Param,
 ) -> ApiResult<Json<Value>> {
     let name = checked(&name)?.to_string();
     st.sup().status(&name)?;
@@ -405,7 +434,7 @@ async fn act(
 async fn start(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    Param(name): Param,
     q: Result<Query<WaitQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     act(st, caller, name, q, Action::Start).await
@@ -414,7 +443,7 @@ async fn start(
 async fn stop(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    Param(name): Param,
     q: Result<Query<WaitQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     act(st, caller, name, q, Action::Stop).await
@@ -423,7 +452,7 @@ async fn stop(
 async fn restart(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    Param(name): Param,
     q: Result<Query<WaitQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     act(st, caller, name, q, Action::Restart).await
@@ -433,7 +462,7 @@ async fn restart(
 async fn all(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(action): Path<String>,
+    Param(action): Param,
     q: Result<Query<WaitQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let action = Action::parse(&action)?;
@@ -483,7 +512,7 @@ fn tail_text(st: &AppState, name: &str, q: &LogQuery, default_lines: usize) -> A
 
 async fn log(
     State(st): State<AppState>,
-    Path(name): Path<String>,
+    Param(name): Param,
     q: Result<Query<LogQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = q?;
@@ -515,7 +544,7 @@ where
 
 async fn follow(
     State(st): State<AppState>,
-    Path(name): Path<String>,
+    Param(name): Param,
     q: Result<Query<LogQuery>, QueryRejection>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let Query(q) = q?;
@@ -561,10 +590,7 @@ async fn events(
     Sse::new(until_shutdown(&st, s)).keep_alive(KeepAlive::default())
 }
 
-async fn stats(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<ProcessStats>> {
+async fn stats(State(st): State<AppState>, Param(name): Param) -> ApiResult<Json<ProcessStats>> {
     Ok(Json(st.sup().stats(checked(&name)?)?))
 }
 

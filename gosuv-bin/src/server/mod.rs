@@ -52,6 +52,7 @@ struct StateInner {
     sup: Supervisor,
     config: ServerConfig,
     security: Security,
+    failed_logins: security::FailedLogins,
     listening: Vec<String>,
     shutdown: CancellationToken,
     streams: CancellationToken,
@@ -88,6 +89,7 @@ impl AppState {
                 sup,
                 config,
                 security,
+                failed_logins: security::FailedLogins::default(),
                 listening,
                 shutdown: CancellationToken::new(),
                 streams: CancellationToken::new(),
@@ -131,6 +133,11 @@ impl AppState {
     /// The security settings.
     pub fn security(&self) -> &Security {
         &self.inner.security
+    }
+
+    /// The failed-login log.
+    pub fn failed_logins(&self) -> &security::FailedLogins {
+        &self.inner.failed_logins
     }
 
     /// The addresses served.

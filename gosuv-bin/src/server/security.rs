@@ -117,7 +117,7 @@ impl Security {
         })
     }
 
-    fn check_auth(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    fn check_auth(&self, headers: &HeaderMap) -> Result<Option<String>, AuthFailure> {
         let Some((user, password)) = &self.credentials else {
             return Ok(None);
         };
@@ -134,21 +134,102 @@ impl Security {
                     .ok()
             })
             .and_then(|raw| String::from_utf8(raw).ok());
-        let ok = given
+        let (given_user, given_pass) = given
             .as_deref()
             .and_then(|g| g.split_once(':'))
-            .is_some_and(|(u, p)| {
-                let user_ok = u.as_bytes().ct_eq(user.as_bytes());
-                let pass_ok = p.as_bytes().ct_eq(password.as_bytes());
-                bool::from(user_ok & pass_ok)
-            });
-        if ok {
+            .unwrap_or(("", ""));
+        // Both are compared whatever the first gives (`&`, not `&&`): the time taken does
+        // not tell a right user name from a wrong one.
+        let ok = secret_eq(given_user.as_bytes(), user.as_bytes())
+            & secret_eq(given_pass.as_bytes(), password.as_bytes());
+        if bool::from(ok) && given.is_some() {
             Ok(Some(user.clone()))
         } else {
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "authentication required: send the user and password of server.auth (basic auth)",
-            ))
+            Err(AuthFailure {
+                sent: given.is_some(),
+                user: given_user.chars().take(64).collect(),
+            })
+        }
+    }
+}
+
+/// Compares a secret with what a client sent in time that depends only on the lengths of
+/// both, never on where they first differ: every byte of `expected` is looked at, and the
+/// differences are folded with [`subtle`]'s constant-time operations. (`ct_eq` on slices
+/// returns early when the lengths differ; here a length mismatch is folded in as well.)
+pub fn secret_eq(given: &[u8], expected: &[u8]) -> subtle::Choice {
+    let mut same = given.len().ct_eq(&expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        // A shorter input is compared against zeros; its length already made it unequal.
+        let g = given.get(i).copied().unwrap_or(0);
+        same &= g.ct_eq(e);
+    }
+    same
+}
+
+/// Why a request was refused by basic auth: the same answer in every case (401 with the
+/// same body), but the server log tells a missing header from a wrong password.
+#[derive(Debug)]
+pub struct AuthFailure {
+    /// Credentials were sent (and were wrong).
+    pub sent: bool,
+    /// The user name sent (cut to 64 characters), for the log.
+    pub user: String,
+}
+
+/// The one answer to a request without the right credentials.
+fn unauthorized() -> Response {
+    let mut resp = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "authentication required: send the user and password of server.auth (basic auth)",
+    )
+    .into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"gosuv\", charset=\"UTF-8\""),
+    );
+    resp
+}
+
+/// Failed logins, for the server log: each one is logged, up to [`FailedLogins::BURST`] a
+/// second; past that they are counted and the count is logged with the next line, so a
+/// brute force is on record without filling the disk.
+#[derive(Debug, Default)]
+pub struct FailedLogins {
+    window: std::sync::Mutex<(Option<std::time::Instant>, u32, u64)>,
+}
+
+impl FailedLogins {
+    /// Lines a second before failures are only counted.
+    pub const BURST: u32 = 20;
+
+    /// Records a failed login from `peer` for `path`.
+    pub fn record(&self, peer: &str, failure: &AuthFailure, method: &Method, path: &str) {
+        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        let (start, logged, suppressed) = &mut *w;
+        if start.is_none_or(|s| now.duration_since(s).as_secs() >= 1) {
+            *start = Some(now);
+            *logged = 0;
+        }
+        if *logged >= Self::BURST {
+            if *suppressed == 0 {
+                tracing::warn!(peer = %peer, "more than {} failed logins in a second (a brute force?): the next ones are counted, and the count is logged with the next failed login", Self::BURST);
+            }
+            *suppressed += 1;
+            return;
+        }
+        *logged += 1;
+        let more = std::mem::take(suppressed);
+        let what = if failure.sent {
+            "wrong user or password"
+        } else {
+            "no credentials"
+        };
+        if more > 0 {
+            tracing::warn!(peer = %peer, user = %failure.user, "failed login ({what}): {method} {path}; {more} more failed logins were not logged one by one");
+        } else {
+            tracing::warn!(peer = %peer, user = %failure.user, "failed login ({what}): {method} {path}");
         }
     }
 }
@@ -223,13 +304,11 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     };
     let user = match security.check_auth(req.headers()) {
         Ok(u) => u,
-        Err(e) => {
-            let mut resp = e.into_response();
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Basic realm=\"gosuv\", charset=\"UTF-8\""),
-            );
-            return resp;
+        Err(failure) => {
+            state
+                .failed_logins()
+                .record(&peer_text, &failure, req.method(), req.uri().path());
+            return unauthorized();
         }
     };
     if transport != Some(Transport::Unix) && security.credentials.is_none() {
@@ -264,6 +343,22 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
             )
             .into_response();
         }
+    }
+    // A body announced larger than any route accepts is refused before a byte of it is read.
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > super::api::BODY_LIMIT as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is larger than {} bytes: send one program at a time",
+                super::api::BODY_LIMIT
+            ),
+        )
+        .into_response();
     }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state && !is_json(req.headers()) {
@@ -320,6 +415,20 @@ mod tests {
         assert!(host_is_local_name(Some("10.1.2.3")));
         assert!(!host_is_local_name(Some("evil.example:11333")));
         assert!(!host_is_local_name(None));
+    }
+
+    #[test]
+    fn secrets_compare_by_value_and_length() {
+        let eq = |a: &str, b: &str| bool::from(secret_eq(a.as_bytes(), b.as_bytes()));
+        assert!(eq("secret", "secret"));
+        assert!(eq("", ""));
+        assert!(!eq("secreT", "secret"));
+        assert!(!eq("secret", "secret2"));
+        assert!(!eq("secret2", "secret"));
+        assert!(!eq("", "secret"));
+        assert!(!eq("secret", ""));
+        // A prefix padded with the zeros a short input is compared against is still wrong.
+        assert!(!eq("sec", "sec\0\0\0"));
     }
 
     #[test]
