@@ -258,9 +258,33 @@ pub struct StatusRow {
     pub uptime_secs: Option<f64>,
     /// Why its last start failed.
     pub last_error: Option<String>,
+    /// Failed writes to its log files (a full or failing disk).
+    #[serde(default)]
+    pub log_errors: u64,
 }
 
-/// The `status` table: name, state, pid, uptime, last error; columns aligned.
+impl StatusRow {
+    /// The LAST ERROR cell: why the last start failed, and failed log writes if any.
+    fn error_cell(&self) -> String {
+        let start = self.last_error.as_deref().map(|e| e.replace('\n', " "));
+        let logs = (self.log_errors > 0).then(|| {
+            format!(
+                "{} log write{} failed (see gosuv.log)",
+                self.log_errors,
+                if self.log_errors == 1 { "" } else { "s" }
+            )
+        });
+        match (start, logs) {
+            (Some(s), Some(l)) => format!("{s}; {l}"),
+            (Some(s), None) => s,
+            (None, Some(l)) => l,
+            (None, None) => "-".into(),
+        }
+    }
+}
+
+/// The `status` table: name, state, pid, uptime, last error (and failed log writes);
+/// columns aligned.
 pub fn status_table(programs: &[StatusRow]) -> String {
     let rows: Vec<[String; 5]> = programs
         .iter()
@@ -272,9 +296,7 @@ pub fn status_table(programs: &[StatusRow]) -> String {
                 p.uptime_secs
                     .filter(|_| p.pid.is_some())
                     .map_or("-".into(), format_uptime),
-                p.last_error
-                    .as_deref()
-                    .map_or("-".into(), |e| e.replace('\n', " ")),
+                p.error_cell(),
             ]
         })
         .collect();
@@ -437,6 +459,7 @@ mod tests {
         let rows: Vec<StatusRow> = serde_json::from_value(serde_json::json!([
             {"name": "web", "state": "running", "pid": 42, "uptime_secs": 65.0, "command": "x"},
             {"name": "worker-long", "state": "fatal", "pid": null, "last_error": "exit code 1"},
+            {"name": "disk", "state": "running", "pid": 7, "uptime_secs": 1.0, "log_errors": 3},
         ]))
         .unwrap();
         let t = status_table(&rows);
@@ -444,5 +467,9 @@ mod tests {
         assert_eq!(lines[0], "NAME         STATE    PID  UPTIME  LAST ERROR");
         assert_eq!(lines[1], "web          running  42   1m 5s   -");
         assert_eq!(lines[2], "worker-long  fatal    -    -       exit code 1");
+        assert_eq!(
+            lines[3],
+            "disk         running  7    1s      3 log writes failed (see gosuv.log)"
+        );
     }
 }
