@@ -59,7 +59,9 @@ pub(crate) fn datetime(py: Python<'_>, t: SystemTime) -> PyResult<Py<PyAny>> {
         Ok(d) => d.as_secs_f64(),
         Err(e) => -e.duration().as_secs_f64(),
     };
-    let utc = TIMEZONE.import(py, "datetime", "timezone")?.getattr("utc")?;
+    let utc = TIMEZONE
+        .import(py, "datetime", "timezone")?
+        .getattr("utc")?;
     let dt = DATETIME.import(py, "datetime", "datetime")?;
     Ok(dt.call_method1("fromtimestamp", (secs, utc))?.unbind())
 }
@@ -67,9 +69,8 @@ pub(crate) fn datetime(py: Python<'_>, t: SystemTime) -> PyResult<Py<PyAny>> {
 /// An absolute path from a `str` or `os.PathLike`; relative ones resolve against the current
 /// directory, as Python's own file functions do.
 pub(crate) fn abs_path(p: PathBuf) -> PyResult<PathBuf> {
-    std::path::absolute(&p).map_err(|e| {
-        PyValueError::new_err(format!("cannot make {} absolute: {e}", p.display()))
-    })
+    std::path::absolute(&p)
+        .map_err(|e| PyValueError::new_err(format!("cannot make {} absolute: {e}", p.display())))
 }
 
 fn type_name(v: &Bound<'_, PyAny>) -> String {

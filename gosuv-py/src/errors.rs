@@ -25,7 +25,12 @@ impl ErrorClass {
     }
 
     /// An exception of this class with `message`, and `attrs` set on it.
-    pub(crate) fn err(&self, py: Python<'_>, message: String, attrs: &[(&str, Py<PyAny>)]) -> PyErr {
+    pub(crate) fn err(
+        &self,
+        py: Python<'_>,
+        message: String,
+        attrs: &[(&str, Py<PyAny>)],
+    ) -> PyErr {
         let build = || -> PyResult<PyErr> {
             let cls = self.cell.import(py, "gosuv._errors", self.name)?;
             let exc = cls.call1((message.clone(),))?;

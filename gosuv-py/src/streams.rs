@@ -202,7 +202,10 @@ pub struct LogFollower {
 }
 
 impl LogFollower {
-    pub(crate) fn new(inner: gosuv::LogFollower, sup: Weak<blocking::Supervisor>) -> PyResult<Self> {
+    pub(crate) fn new(
+        inner: gosuv::LogFollower,
+        sup: Weak<blocking::Supervisor>,
+    ) -> PyResult<Self> {
         Ok(LogFollower {
             state: Mutex::new(FollowState {
                 inner,

@@ -158,13 +158,16 @@ fn programs_from_py(config: &Bound<'_, PyAny>, base_dir: &Path) -> PyResult<Vec<
             let name: String = k.extract().map_err(|_| {
                 PyTypeError::new_err("program names (the keys of config) must be str")
             })?;
-            if let Some(p) = program_from_py(&name, Some(name.clone()), &v, base_dir, &mut errors)? {
+            if let Some(p) = program_from_py(&name, Some(name.clone()), &v, base_dir, &mut errors)?
+            {
                 programs.push(p);
             }
         }
     } else if config.is_instance_of::<PyList>() || config.is_instance_of::<PyTuple>() {
         for (i, item) in config.try_iter()?.enumerate() {
-            if let Some(p) = program_from_py(&format!("[{i}]"), None, &item?, base_dir, &mut errors)? {
+            if let Some(p) =
+                program_from_py(&format!("[{i}]"), None, &item?, base_dir, &mut errors)?
+            {
                 programs.push(p);
             }
         }
@@ -336,7 +339,14 @@ impl Supervisor {
     ) -> PyResult<Self> {
         let base_override = base_dir.map(abs_path).transpose()?;
         let loaded = load(config, base_override.as_deref())?;
-        Self::build(py, loaded, log_dir, base_override, subreaper, kill_on_parent_death)
+        Self::build(
+            py,
+            loaded,
+            log_dir,
+            base_override,
+            subreaper,
+            kill_on_parent_death,
+        )
     }
 
     /// A supervisor for programs given as the text of a programs file (a YAML list).
@@ -363,7 +373,14 @@ impl Supervisor {
             log_dir: None,
             source: None,
         };
-        Self::build(py, loaded, log_dir, base_override, subreaper, kill_on_parent_death)
+        Self::build(
+            py,
+            loaded,
+            log_dir,
+            base_override,
+            subreaper,
+            kill_on_parent_death,
+        )
     }
 
     /// Where relative paths resolve, and the programs' default working directory.
@@ -521,9 +538,11 @@ impl Supervisor {
                 }
             }
             (None, None) => match &self.source {
-                Some(path) => load_file(path, self.base_override.as_deref())
-                    .into_py_result(py)?
-                    .programs,
+                Some(path) => {
+                    load_file(path, self.base_override.as_deref())
+                        .into_py_result(py)?
+                        .programs
+                }
                 None => {
                     let e = ConfigErrors::single(
                         None,
