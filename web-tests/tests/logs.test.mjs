@@ -146,6 +146,8 @@ test('a program printing about 10 MB/s does not freeze the page, and the DOM kee
   assert.ok(probe.maxGap < 1000, `the page kept drawing (longest gap ${probe.maxGap} ms)`);
   assert.ok(roundTrip < 1000, `the page answers (${roundTrip} ms)`);
   assert.ok(probe.bytes > 3e6, `output kept arriving (${probe.bytes} bytes in ${probe.secs} s)`);
+  assert.equal(await page.isChecked('#follow'), true, 'the flood alone does not turn follow off');
+  assert.equal(await page.$eval('#log', b => b.scrollHeight - b.scrollTop - b.clientHeight < 5), true, 'the view shows the end');
   const lastLine = await page.$eval('#log', b => b.lastElementChild.textContent);
   assert.match(lastLine, /^flood|^…/);
   await screenshot(page, 'flood');
@@ -153,6 +155,24 @@ test('a program printing about 10 MB/s does not freeze the page, and the DOM kee
   // The buttons still work during the flood.
   await row(page, name).getByRole('button', { name: 'Stop', exact: true }).click();
   await waitForState(page, name, 'stopped');
+  assert.deepEqual(seen.dialogs, []);
+  assert.deepEqual(seen.errors, []);
+});
+
+test('output that piles up while the page draws nothing keeps the newest part and says what was skipped', async () => {
+  const { page, seen } = await openPage(browser);
+  await waitForState(page, 'seed-ticker', 'running');
+  await row(page, 'seed-ticker').getByRole('button', { name: 'Logs', exact: true }).click();
+  await waitForText(page, '#log', /seed \d+/);
+  // As in a hidden tab (no animation frames): 6.6 MB arrives before the next frame.
+  await page.evaluate(() => {
+    logView.push('burst line\n'.repeat(600_000));
+    logView.push('last burst line\n');
+  });
+  await waitForText(page, '#log .marker', /of output skipped/);
+  await waitForText(page, '#log', 'last burst line');
+  const lines = await page.$eval('#log', b => b.querySelectorAll('.line').length);
+  assert.ok(lines <= 5000, `lines in the DOM: ${lines}`);
   assert.deepEqual(seen.dialogs, []);
   assert.deepEqual(seen.errors, []);
 });
