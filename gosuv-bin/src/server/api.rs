@@ -140,6 +140,33 @@ fn checked(name: &str) -> ApiResult<&str> {
     Ok(name)
 }
 
+/// A core error as an answer. The core reports a program whose task ended under a request
+/// (it was removed meanwhile) as shutting down; unless the server really is, that is a 404.
+fn core_error(st: &AppState, name: &str, e: gosuv::Error) -> ApiError {
+    if matches!(e, gosuv::Error::ShuttingDown) && !st.sup().is_shut_down() && !st.is_shutting_down()
+    {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no program named '{name}': it was removed while this request was under way"),
+        );
+    }
+    e.into()
+}
+
+/// As [`core_error`], for an answer already converted (a 503 while the server runs).
+fn removed_meanwhile(st: &AppState, name: &str, e: ApiError) -> ApiError {
+    if e.status == StatusCode::SERVICE_UNAVAILABLE
+        && !st.sup().is_shut_down()
+        && !st.is_shutting_down()
+    {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no program named '{name}': it was removed while this request was under way"),
+        );
+    }
+    e
+}
+
 /// A program as read back: its config with the programs.yml keys, then its live status.
 #[derive(Serialize)]
 pub struct ProgramView<'a> {
@@ -311,11 +338,13 @@ async fn replace(
     let body = body?;
     st.sup().status(&name)?;
     let config = program_from_body(&st, &body, Some(&name))?;
+    let n = name.clone();
     let restarted = st
         .mutate(&caller, "update", &name, |sup| async move {
             sup.update(config).await
         })
-        .await?;
+        .await
+        .map_err(|e| removed_meanwhile(&st, &n, e))?;
     let mut v = one_program(&st, &name)?;
     if let Value::Object(m) = &mut v {
         m.insert("restarted".into(), Value::Bool(restarted));
@@ -334,7 +363,8 @@ async fn remove(
     st.mutate(&caller, "remove", &name, |sup| async move {
         sup.remove(&n).await
     })
-    .await?;
+    .await
+    .map_err(|e| removed_meanwhile(&st, &name, e))?;
     Ok(Json(json!({ "removed": name })))
 }
 
@@ -406,14 +436,15 @@ impl Action {
     async fn run(self, st: &AppState, name: &str, q: &WaitQuery) -> ApiResult<ProgramStatus> {
         let config = st.sup().config(name)?;
         let sup = st.sup();
-        Ok(match self {
-            Action::Start => sup.start(name, q.wait(start_wait(&config))?).await?,
-            Action::Stop => sup.stop(name, q.wait(stop_wait(&config))?).await?,
+        let r = match self {
+            Action::Start => sup.start(name, q.wait(start_wait(&config))?).await,
+            Action::Stop => sup.stop(name, q.wait(stop_wait(&config))?).await,
             Action::Restart => {
                 sup.restart(name, q.wait(start_wait(&config) + stop_wait(&config))?)
-                    .await?
+                    .await
             }
-        })
+        };
+        r.map_err(|e| core_error(st, name, e))
     }
 }
 
