@@ -100,7 +100,7 @@ fn fifty_clients_on_the_same_programs() {
             let slowest = slowest.clone();
             let mark = mark.clone();
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1) * 0x1000_0001);
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 0x1000_0001));
                 let mut bad = Vec::new();
                 while Instant::now() < deadline {
                     let name = PROGRAMS[(rng.next() % 5) as usize];
