@@ -11,23 +11,24 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import gosuv
-from conftest import DEADLINE
+from conftest import DEADLINE, wait_until
 
 
 class CtrlC:
     """Sends SIGINT to this process as Ctrl-C does, and counts any SIGINT it did not send.
 
     While installed, SIGINT raises KeyboardInterrupt (as Python's default handler does) only
-    when this test sent it: a stray one fails the test instead of stopping pytest.
+    inside the call under test: one that comes at any other moment (a call that returned
+    before it was interrupted, say) fails the test instead of stopping pytest.
     """
 
     def __init__(self) -> None:
-        self.armed = threading.Event()
+        self.inside = False
         self.stray: list[float] = []
 
     def handler(self, signum: int, frame: object) -> None:
-        if self.armed.is_set():
-            self.armed.clear()
+        if self.inside:
+            self.inside = False
             raise KeyboardInterrupt
         self.stray.append(time.monotonic())
 
@@ -38,7 +39,6 @@ class CtrlC:
             end = time.monotonic() + DEADLINE
             while not ready() and time.monotonic() < end:
                 time.sleep(0.01)
-            self.armed.set()
             os.kill(os.getpid(), signal.SIGINT)
 
         threading.Thread(target=run, daemon=True).start()
@@ -51,10 +51,13 @@ class CtrlC:
         self.press_when(started.is_set)
         t0 = time.monotonic()
         try:
+            self.inside = True
             started.set()
             call()
         except BaseException as e:  # noqa: BLE001 - the test looks at it
             return time.monotonic() - t0, e
+        finally:
+            self.inside = False
         return time.monotonic() - t0, None
 
 
@@ -66,14 +69,18 @@ def ctrl_c() -> Iterator[CtrlC]:
         yield keys
     finally:
         signal.signal(signal.SIGINT, previous)
-    assert keys.stray == [], "SIGINT that this test did not send"
+    assert keys.stray == [], "a SIGINT came when no call was waiting"
 
 
 @pytest.mark.parametrize("what", ["start", "wait_for", "events", "follow", "stop"])
 def test_ctrl_c_interrupts_a_wait(sup: gosuv.Supervisor, ctrl_c: CtrlC, what: str) -> None:
     if what == "stop":
         # A program that ignores its stop signal for a minute.
-        sup.add("stuck", "trap '' TERM; while :; do sleep 0.1; done", stop_timeout=60)
+        sup.add(
+            "stuck",
+            "trap '' TERM; echo trapped; while :; do sleep 0.1; done",
+            stop_timeout=60,
+        )
     else:
         # A program that never counts as started.
         sup.add("stuck", ["sleep", "300"], start_seconds=120)
@@ -86,7 +93,8 @@ def test_ctrl_c_interrupts_a_wait(sup: gosuv.Supervisor, ctrl_c: CtrlC, what: st
     }
     if what == "stop":
         sup.start("stuck", wait=False)
-        sup.wait_for("stuck", "starting", timeout=DEADLINE)
+        # Stopping before the trap is set would just stop it.
+        wait_until(lambda: "trapped" in sup.tail("stuck"), what="the TERM trap set")
     took, raised = ctrl_c.blocked_in(calls[what])
     assert isinstance(raised, KeyboardInterrupt), raised
     assert took < 5.0
