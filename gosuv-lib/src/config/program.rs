@@ -409,7 +409,10 @@ fn program_from_value(
         None if c.errors.len() == before
             || !c.errors[before..].iter().any(|e| e.key.ends_with("name")) =>
         {
-            c.error(path, "missing `name`: every program needs a unique name")
+            c.error(
+                &key_path(path, "name"),
+                "missing `name`: every program needs a unique name",
+            )
         }
         None => {}
     }
@@ -420,13 +423,17 @@ fn program_from_value(
             .any(|e| e.key.ends_with("command")) =>
         {
             c.error(
-                path,
+                &key_path(path, "command"),
                 "missing `command`: give a shell string or a list of argv",
             )
         }
         None => {}
     }
     (c.errors.len() == before).then_some(p)
+}
+
+fn key_path(path: &[Seg], key: &str) -> Vec<Seg> {
+    path.iter().cloned().chain([Seg::Key(key.into())]).collect()
 }
 
 fn set<T>(slot: &mut T, v: Option<T>) {
@@ -768,12 +775,12 @@ mod tests {
             errs[2]
         );
         assert!(
-            errs[3].starts_with("programs.yml:8: [3]: missing `name`"),
+            errs[3].starts_with("programs.yml:8: [3].name: missing `name`"),
             "{}",
             errs[3]
         );
         assert!(
-            errs[4].starts_with("programs.yml:9: [4]: missing `command`"),
+            errs[4].starts_with("programs.yml:9: [4].command: missing `command`"),
             "{}",
             errs[4]
         );
