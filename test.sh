@@ -16,7 +16,7 @@ fi
 echo "== cargo test --workspace"
 cargo test --workspace
 
-for suite in gosuv-py/test.sh; do
+for suite in gosuv-py/test.sh web-tests/run.sh; do
   if [ -x "$suite" ]; then
     echo "== $suite"
     "./$suite"
