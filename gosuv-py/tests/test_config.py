@@ -38,7 +38,7 @@ def test_every_error_of_every_program(tmp_path: Path) -> None:
     text = str(info.value)
     assert "a.start_retries: expected a whole number" in text
     assert "b.commnd: unknown key `commnd`" in text
-    assert "b: missing `command`" in text
+    assert any(e.startswith("b") and "missing `command`" in e for e in info.value.errors)
 
 
 def test_from_a_programs_file(tmp_path: Path) -> None:
