@@ -81,6 +81,17 @@ impl Supervisor {
         Ok(sup)
     }
 
+    /// A supervisor with `options` and `programs` (for example from a loaded config, with
+    /// [`SupervisorOptions::from_config`] changed as needed); `start_auto` programs start.
+    ///
+    /// # Errors
+    /// As [`crate::Supervisor::with_programs`].
+    pub fn with_programs(options: SupervisorOptions, programs: Vec<ProgramConfig>) -> Result<Self> {
+        let rt = runtime()?;
+        let inner = rt.block_on(supervisor::Supervisor::with_programs(options, programs))?;
+        Ok(Supervisor { inner, rt })
+    }
+
     /// A supervisor from a loaded config and its programs.
     ///
     /// # Errors

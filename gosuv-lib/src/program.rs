@@ -30,8 +30,10 @@ pub fn backoff_delay(failures: u32) -> Duration {
     Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
 }
 
-/// How often a stopping program's process group is checked once its leader is gone.
-const GROUP_POLL: Duration = Duration::from_millis(10);
+/// How often a stopping program's process group is checked once its leader is gone: first
+/// soon, then less often while something in it lingers.
+const GROUP_POLL_FIRST: Duration = Duration::from_millis(10);
+const GROUP_POLL_MAX: Duration = Duration::from_millis(200);
 
 /// How long a failed start waits for the last of its output, to quote it in `last_error`.
 const LAST_WORDS_WAIT: Duration = Duration::from_millis(100);
@@ -164,6 +166,8 @@ pub(crate) enum Cmd {
     Update(Box<ProgramConfig>, oneshot::Sender<bool>),
     /// Stop, then end the task; the reply comes when it is gone.
     Remove(oneshot::Sender<Result<(), Error>>),
+    /// Replies once every command sent before it has been handled.
+    Sync(oneshot::Sender<()>),
 }
 
 /// The handle the supervisor keeps for each program.
@@ -217,6 +221,7 @@ struct Task {
     timer: Option<(Instant, Timer)>,
     kill_at: Option<Instant>,
     killed: bool,
+    group_poll: Duration,
     start_waiters: Vec<oneshot::Sender<Result<(), Error>>>,
     stop_waiters: Vec<oneshot::Sender<Result<(), Error>>>,
     start_after_stop: bool,
@@ -256,6 +261,7 @@ pub(crate) fn launch(shared: Arc<Shared>, config: ProgramConfig) -> ProgramHandl
         timer: None,
         kill_at: None,
         killed: false,
+        group_poll: GROUP_POLL_FIRST,
         start_waiters: Vec::new(),
         stop_waiters: Vec::new(),
         start_after_stop: false,
@@ -389,6 +395,9 @@ impl Task {
                 self.remove_after_stop = true;
                 self.start_after_stop = false;
                 self.begin_stop();
+            }
+            Cmd::Sync(reply) => {
+                let _ = reply.send(());
             }
         }
     }
@@ -580,6 +589,7 @@ impl Task {
                 let kill_at = Instant::now() + self.config.stop_duration();
                 self.kill_at = Some(kill_at);
                 self.killed = false;
+                self.group_poll = GROUP_POLL_FIRST;
                 self.timer = Some((kill_at, Timer::Kill));
             }
             Backoff => {
@@ -626,7 +636,8 @@ impl Task {
             return;
         }
         if self.group.is_some_and(group_alive) {
-            let next = now + GROUP_POLL;
+            let next = now + self.group_poll;
+            self.group_poll = (self.group_poll * 2).min(GROUP_POLL_MAX);
             let at = match self.kill_at {
                 Some(k) if !self.killed => next.min(k),
                 _ => next,

@@ -235,11 +235,17 @@ pub(crate) fn signal_group(pgid: u32, sig: Signal) -> bool {
     }
 }
 
-/// Whether any process (zombies included) is left in the group `pgid`.
+/// Whether any live process is left in the group `pgid`. Zombies do not count: they have
+/// ended, and whoever adopted them (init, when gosuv is not a subreaper) may be slow to reap.
 pub(crate) fn group_alive(pgid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks for existence.
     let rc = unsafe { libc::kill(-(pgid as i32), 0) };
-    rc == 0 || Errno::last() != Errno::ESRCH
+    if rc != 0 && Errno::last() == Errno::ESRCH {
+        return false;
+    }
+    crate::stats::scan()
+        .iter()
+        .any(|p| p.pgrp == pgid && !p.zombie)
 }
 
 /// Raises this process's RLIMIT_NOFILE soft limit to at least `want` (or to the hard limit
@@ -288,4 +294,41 @@ pub(crate) fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    #[test]
+    fn a_group_of_zombies_is_gone_but_a_live_group_is_not() {
+        let mut live = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        assert!(group_alive(live.id()));
+        let mut dead = std::process::Command::new("true")
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        let pid = dead.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // Not waited for yet: a zombie, still in its group as far as kill(2) is concerned.
+        while crate::stats::scan()
+            .iter()
+            .all(|p| p.pid != pid || !p.zombie)
+        {
+            assert!(std::time::Instant::now() < deadline, "no zombie");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // SAFETY: kill with signal 0 only checks for existence.
+        assert_eq!(unsafe { libc::kill(-(pid as i32), 0) }, 0);
+        assert!(!group_alive(pid));
+        dead.wait().expect("reap");
+        let _ = live.kill();
+        live.wait().expect("reap");
+        assert!(!group_alive(live.id()));
+    }
 }

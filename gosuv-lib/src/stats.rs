@@ -34,6 +34,8 @@ pub(crate) struct ProcInfo {
     pub ticks: u64,
     /// Resident pages.
     pub rss_pages: u64,
+    /// Ended, waiting to be reaped.
+    pub zombie: bool,
 }
 
 fn parse_stat(text: &str) -> Option<ProcInfo> {
@@ -49,6 +51,7 @@ fn parse_stat(text: &str) -> Option<ProcInfo> {
         pgrp: num(5)? as u32,
         ticks: num(14)? + num(15)?,
         rss_pages: num(24)?,
+        zombie: f.first() == Some(&"Z"),
     })
 }
 
@@ -214,6 +217,7 @@ mod tests {
             pgrp,
             ticks: 1,
             rss_pages: 1,
+            zombie: false,
         };
         // 10 leads; 11 is its child; 12 its grandchild in a new group; 13 an orphan still in
         // group 10 (reparented to 1); 20 is unrelated.

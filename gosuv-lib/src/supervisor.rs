@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
 use serde::Serialize;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::config::{ConfigErrors, ProgramConfig, ServerConfig};
 use crate::error::{Error, Result};
@@ -113,15 +113,26 @@ pub enum EventNotice {
 #[derive(Debug)]
 pub struct Events {
     rx: broadcast::Receiver<Event>,
+    closed: watch::Receiver<bool>,
 }
 
 impl Events {
-    /// The next event, or `None` once the supervisor is gone.
+    /// The next event, or `None` once the supervisor has shut down (after the events of the
+    /// shutdown itself) or is gone.
     pub async fn recv(&mut self) -> Option<EventNotice> {
-        match self.rx.recv().await {
+        let notice = |r: Result<Event, broadcast::error::RecvError>| match r {
             Ok(ev) => Some(EventNotice::Changed(ev)),
             Err(broadcast::error::RecvError::Lagged(n)) => Some(EventNotice::Missed(n)),
             Err(broadcast::error::RecvError::Closed) => None,
+        };
+        tokio::select! {
+            biased;
+            r = self.rx.recv() => notice(r),
+            _ = self.closed.wait_for(|c| *c) => match self.rx.try_recv() {
+                Ok(ev) => Some(EventNotice::Changed(ev)),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => Some(EventNotice::Missed(n)),
+                Err(_) => None,
+            },
         }
     }
 }
@@ -140,6 +151,8 @@ struct Inner {
     programs: RwLock<BTreeMap<String, ProgramHandle>>,
     sampler: Mutex<(Sampler, Option<StatsCache>)>,
     shutting_down: AtomicBool,
+    /// Set once shutdown has stopped every program: ends every event subscription.
+    closed: watch::Sender<bool>,
     started: Instant,
     started_wall: SystemTime,
 }
@@ -206,6 +219,7 @@ impl Supervisor {
                 programs: RwLock::new(BTreeMap::new()),
                 sampler: Mutex::new((Sampler::default(), None)),
                 shutting_down: AtomicBool::new(false),
+                closed: watch::channel(false).0,
                 started: Instant::now(),
                 started_wall: SystemTime::now(),
             }),
@@ -218,7 +232,20 @@ impl Supervisor {
     /// # Errors
     /// As [`Supervisor::new`] and [`Supervisor::add`].
     pub async fn from_config(config: &ServerConfig, programs: Vec<ProgramConfig>) -> Result<Self> {
-        let sup = Supervisor::new(SupervisorOptions::from_config(config))?;
+        Self::with_programs(SupervisorOptions::from_config(config), programs).await
+    }
+
+    /// A supervisor with `options` and `programs`; programs with `start_auto` are started
+    /// (without waiting for them). Use it with [`SupervisorOptions::from_config`] changed as
+    /// needed.
+    ///
+    /// # Errors
+    /// As [`Supervisor::new`] and [`Supervisor::add`].
+    pub async fn with_programs(
+        options: SupervisorOptions,
+        programs: Vec<ProgramConfig>,
+    ) -> Result<Self> {
+        let sup = Supervisor::new(options)?;
         for p in programs {
             sup.add(p).await?;
         }
@@ -363,7 +390,8 @@ impl Supervisor {
     }
 
     /// Starts a program. With `wait`, returns once it is `running` (after `start_seconds`),
-    /// or the error that made its starts fail; without, once the start has begun.
+    /// or the error that made its starts fail; without, once the start has been handled (the
+    /// status returned shows `starting`, or later).
     ///
     /// # Errors
     /// [`Error::StartFailed`] (with the reason of the last failure), [`Error::Timeout`] (the
@@ -405,6 +433,13 @@ impl Supervisor {
         wait: Option<Duration>,
         rx: oneshot::Receiver<Result<()>>,
     ) -> Result<ProgramStatus> {
+        if wait.is_none() {
+            // Not waiting for the state, but for the command to be handled, so that the
+            // status returned already shows its effect (`starting`, `stopping` ...).
+            let (tx, synced) = oneshot::channel();
+            self.send(name, Cmd::Sync(tx)).await?;
+            let _ = synced.await;
+        }
         if let Some(timeout) = wait {
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(r)) => r?,
@@ -599,6 +634,7 @@ impl Supervisor {
     pub fn subscribe(&self) -> Events {
         Events {
             rx: self.inner.shared.events.subscribe(),
+            closed: self.inner.closed.subscribe(),
         }
     }
 
@@ -713,6 +749,7 @@ impl Supervisor {
             let _ = rx.await;
             self.forget(&name);
         }
+        self.inner.closed.send_replace(true);
     }
 
     /// Whether [`Supervisor::shutdown`] has been called.

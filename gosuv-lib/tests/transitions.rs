@@ -454,3 +454,39 @@ async fn starting_to_stopping_when_stopped_before_start_seconds() {
     assert!(matches!(err, Error::StoppedBeforeRunning(_)), "{err}");
     env.sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_wait_the_returned_status_already_shows_the_command() {
+    let env = Env::new();
+    let mut p = ProgramConfig::shell("nowait", "exec sleep 30");
+    p.start_seconds = 5;
+    env.sup.add(p).await.expect("add");
+    let st = env.sup.start("nowait", None).await.expect("start");
+    assert_eq!(st.state, Starting);
+    assert!(st.pid.is_some());
+    let st = env.sup.stop("nowait", None).await.expect("stop");
+    assert!(matches!(st.state, Stopping | Stopped), "{}", st.state);
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_subscriptions_end_after_shutdown_with_its_events() {
+    let env = Env::new();
+    env.sup
+        .add(quick("last", "exec sleep 30"))
+        .await
+        .expect("add");
+    env.sup.start("last", WAIT).await.expect("start");
+    let mut events = env.sup.subscribe();
+    env.sup.shutdown().await;
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+            Ok(Some(gosuv::EventNotice::Changed(e))) => seen.push((e.from, e.to)),
+            Ok(Some(gosuv::EventNotice::Missed(n))) => panic!("missed {n}"),
+            Ok(None) => break,
+            Err(_) => panic!("the subscription did not end after shutdown"),
+        }
+    }
+    assert_eq!(seen, vec![(Running, Stopping), (Stopping, Stopped)]);
+}
