@@ -458,7 +458,9 @@ async fn act(
     let Query(q) = q?;
     let name = checked(&name)?;
     tracing::info!(peer = %caller.peer, user = caller.user.as_deref().unwrap_or("-"), "{} {name}", action.as_str());
-    action.run(&st, name, &q).await?;
+    let done = action.run(&st, name, &q).await;
+    st.touch();
+    done?;
     Ok(Json(one_program(&st, name)?))
 }
 
@@ -502,6 +504,7 @@ async fn all(
     let names = st.sup().names();
     let results =
         futures_util::future::join_all(names.iter().map(|n| action.run(&st, n, &q))).await;
+    st.touch();
     let out: Vec<Value> = names
         .iter()
         .zip(results)

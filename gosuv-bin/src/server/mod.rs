@@ -34,8 +34,14 @@ use security::{Caller, Security, Transport};
 /// pass over `/proc` a second at most, however many clients poll.
 const STATS_TTL: Duration = Duration::from_secs(1);
 
-/// How long the `GET /api/programs` body is reused when no program changed state.
+/// How long the `GET /api/programs` body is reused when nothing was changed through the API.
 const LIST_TTL: Duration = Duration::from_millis(500);
+
+/// How stale the `GET /api/programs` body may be about state changes nobody asked for (a
+/// crash, a restart by the retry policy). A change made through the API shows at once; with
+/// programs crash-looping all the time, this bounds rebuilds to a few a second however many
+/// clients poll.
+const EVENT_STALENESS: Duration = Duration::from_millis(250);
 
 /// How long the listeners wait for open connections once the programs are stopped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,6 +52,7 @@ struct Cached<T> {
     at: Instant,
     value: T,
     generation: u64,
+    mutations: u64,
 }
 
 struct StateInner {
@@ -60,6 +67,7 @@ struct StateInner {
     stats: Mutex<Option<Cached<StatsMap>>>,
     list: tokio::sync::Mutex<Option<Cached<Bytes>>>,
     generation: std::sync::atomic::AtomicU64,
+    mutations: std::sync::atomic::AtomicU64,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -97,6 +105,7 @@ impl AppState {
                 stats: Mutex::new(None),
                 list: tokio::sync::Mutex::new(None),
                 generation: std::sync::atomic::AtomicU64::new(0),
+                mutations: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         st.watch_events();
@@ -170,48 +179,58 @@ impl AppState {
         self.inner.streams.clone()
     }
 
-    fn touch(&self) {
-        self.inner
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    /// Marks the program list as changed by a request (the event watcher counts changes
+    /// too, but may run after the answer to the request that caused one is sent).
+    pub fn touch(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.inner.generation.fetch_add(1, SeqCst);
+        self.inner.mutations.fetch_add(1, SeqCst);
+    }
+
+    fn counters(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.inner.generation.load(SeqCst),
+            self.inner.mutations.load(SeqCst),
+        )
     }
 
     /// Stats of every program with a process, at most a second old and taken after the
-    /// last state change.
+    /// last change made through the API (the core rescans new leaders on its own).
     pub fn stats_snapshot(&self) -> StatsMap {
-        let generation = self
-            .inner
-            .generation
-            .load(std::sync::atomic::Ordering::SeqCst);
+        let (generation, mutations) = self.counters();
         let mut g = self.inner.stats.lock().unwrap_or_else(|p| p.into_inner());
         match &*g {
-            Some(c) if c.generation == generation && c.at.elapsed() < STATS_TTL => c.value.clone(),
+            Some(c) if c.mutations == mutations && c.at.elapsed() < STATS_TTL => c.value.clone(),
             _ => {
                 let value = Arc::new(self.inner.sup.stats_all());
                 *g = Some(Cached {
                     at: Instant::now(),
                     value: value.clone(),
                     generation,
+                    mutations,
                 });
                 value
             }
         }
     }
 
-    /// The `GET /api/programs` answer. The JSON is rebuilt when a program changed (any
-    /// state change or API mutation), or after half a second for fresh uptimes and stats.
-    /// Concurrent requests for a stale list wait for one rebuild (without holding a thread).
+    /// The `GET /api/programs` answer. The JSON is rebuilt when a program was changed
+    /// through the API, when one changed state on its own over [`EVENT_STALENESS`] ago, or
+    /// after half a second for fresh uptimes and stats. Concurrent requests for a stale list
+    /// wait for one rebuild (without holding a thread).
     pub async fn program_list(&self) -> Response {
-        let generation = self
-            .inner
-            .generation
-            .load(std::sync::atomic::Ordering::SeqCst);
         let body = {
             let mut g = self.inner.list.lock().await;
+            let (generation, mutations) = self.counters();
+            let fresh = |c: &Cached<Bytes>| {
+                let age = c.at.elapsed();
+                c.mutations == mutations
+                    && age < LIST_TTL
+                    && (c.generation == generation || age < EVENT_STALENESS)
+            };
             match &*g {
-                Some(c) if c.generation == generation && c.at.elapsed() < LIST_TTL => {
-                    c.value.clone()
-                }
+                Some(c) if fresh(c) => c.value.clone(),
                 _ => {
                     let configs = self.inner.sup.configs();
                     let statuses = self.inner.sup.list();
@@ -221,6 +240,7 @@ impl AppState {
                         at: Instant::now(),
                         value: body.clone(),
                         generation,
+                        mutations,
                     });
                     body
                 }

@@ -378,62 +378,146 @@ impl GroupRecorder {
     }
 }
 
-/// The groups `sup` has now: every leader, plus groups of `previous` that outlive theirs.
-fn current_groups(sup: &Supervisor, previous: &[GroupRecord]) -> Vec<GroupRecord> {
-    let mut out: BTreeMap<u32, GroupRecord> = BTreeMap::new();
-    let configs: BTreeMap<String, gosuv::ProgramConfig> = sup
-        .configs()
-        .into_iter()
-        .map(|c| (c.name.clone(), c))
-        .collect();
-    for s in sup.list() {
-        let Some(pid) = s.pid else { continue };
+/// The groups of a running server, kept up to date from its events.
+struct Tracker {
+    sup: Supervisor,
+    own_pid: i32,
+    groups: BTreeMap<u32, GroupRecord>,
+    /// Groups whose program left its process behind (a leader gone, its group dying):
+    /// looked at again every [`RECHECK`] until they are empty.
+    lingering: std::collections::BTreeSet<u32>,
+}
+
+/// Whether a process group has any process left (zombies included).
+fn group_exists(pgid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the group has a process.
+    unsafe { libc::kill(-(pgid as i32), 0) == 0 }
+}
+
+impl Tracker {
+    /// Records `pid` as `program`'s group if it is one: a child of this server that leads
+    /// its own group. (An event may name the last pid of a program whose spawn failed; that
+    /// number may belong to anyone by now and must never be recorded.) Returns whether it
+    /// was added.
+    fn add(&mut self, program: &str, pid: u32) -> bool {
+        if self.groups.contains_key(&pid) {
+            return false;
+        }
         let Some(stat) = ProcStat::read(pid as i32) else {
-            continue;
+            return false;
         };
-        let (stop_signal, stop_timeout) = configs.get(&s.name).map_or((libc::SIGTERM, 10), |c| {
-            (c.stop_signal.0 as i32, c.stop_timeout)
-        });
-        out.insert(
+        if stat.ppid != self.own_pid || stat.pgrp != pid as i32 || stat.is_zombie() {
+            return false;
+        }
+        let (stop_signal, stop_timeout) =
+            self.sup.config(program).map_or((libc::SIGTERM, 10), |c| {
+                (c.stop_signal.0 as i32, c.stop_timeout)
+            });
+        self.groups.insert(
             pid,
             GroupRecord {
                 pgid: pid,
-                program: s.name,
+                program: program.to_string(),
                 start_time: stat.start_time,
                 stop_signal,
                 stop_timeout,
             },
         );
+        true
     }
-    for g in previous {
-        if out.contains_key(&g.pgid) {
-            continue;
+
+    /// Forgets the groups (of `program`, or all) that have no process left; the others are
+    /// marked lingering. Returns whether any was forgotten.
+    fn prune(&mut self, program: Option<&str>) -> bool {
+        let before = self.groups.len();
+        let lingering = &mut self.lingering;
+        self.groups.retain(|pgid, g| {
+            if program.is_some_and(|p| p != g.program) {
+                return true;
+            }
+            let exists = group_exists(*pgid);
+            if exists {
+                lingering.insert(*pgid);
+            } else {
+                lingering.remove(pgid);
+            }
+            exists
+        });
+        self.groups.len() != before
+    }
+
+    /// Looks again at the lingering groups. Returns whether any was forgotten.
+    fn prune_lingering(&mut self) -> bool {
+        let gone: Vec<u32> = self
+            .lingering
+            .iter()
+            .copied()
+            .filter(|pgid| !group_exists(*pgid))
+            .collect();
+        for pgid in &gone {
+            self.lingering.remove(pgid);
+            self.groups.remove(pgid);
         }
-        // SAFETY: kill with signal 0 only checks that the group has a process.
-        let exists = unsafe { libc::kill(-(g.pgid as i32), 0) } == 0;
-        if exists {
-            out.insert(g.pgid, g.clone());
+        !gone.is_empty()
+    }
+
+    /// Rebuilds the set from every program's status (after missed events).
+    fn resync(&mut self) -> bool {
+        let mut changed = self.prune(None);
+        for s in self.sup.list() {
+            if let Some(pid) = s.pid {
+                changed |= self.add(&s.name, pid);
+            }
+        }
+        changed
+    }
+
+    /// Applies one state change. Returns (a group was added, a group was forgotten).
+    fn apply(&mut self, ev: &gosuv::Event) -> (bool, bool) {
+        use gosuv::ProgramState as S;
+        match (ev.to, ev.pid) {
+            (S::Starting | S::Running | S::Stopping, Some(pid)) => {
+                (self.add(&ev.program, pid), false)
+            }
+            (S::Stopped | S::Exited | S::Backoff | S::Fatal, _) => {
+                (false, self.prune(Some(&ev.program)))
+            }
+            _ => (false, false),
         }
     }
-    out.into_values().collect()
+
+    fn file(&self, boot_id: &str) -> GroupsFile {
+        GroupsFile {
+            boot_id: boot_id.to_string(),
+            server_pid: self.own_pid as u32,
+            groups: self.groups.values().cloned().collect(),
+        }
+    }
 }
+
+/// How long a write that only forgets groups may wait to be merged with the next one: a
+/// forgotten group left in the file costs nothing (recovery skips a group that is gone, and
+/// one whose number was reused does not match its start time), a new one must be on disk
+/// at once.
+const FORGET_DELAY: Duration = Duration::from_secs(1);
 
 async fn record(sup: Supervisor, path: PathBuf, stop: CancellationToken) {
     use futures_util::FutureExt;
     let mut events = sup.subscribe();
     let boot_id = boot_id();
-    let server_pid = std::process::id();
-    let mut recorded: Option<Vec<GroupRecord>> = None;
+    let mut tracker = Tracker {
+        sup,
+        own_pid: std::process::id() as i32,
+        groups: BTreeMap::new(),
+        lingering: Default::default(),
+    };
+    tracker.resync();
+    let mut pending = true;
+    let mut forget_due: Option<tokio::time::Instant> = None;
     let mut write_failed = false;
     loop {
-        let previous = recorded.as_deref().unwrap_or(&[]);
-        let groups = current_groups(&sup, previous);
-        if recorded.as_ref() != Some(&groups) {
-            let file = GroupsFile {
-                boot_id: boot_id.clone(),
-                server_pid,
-                groups: groups.clone(),
-            };
+        if pending || forget_due.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            let file = tracker.file(&boot_id);
             let p = path.clone();
             match tokio::task::spawn_blocking(move || write_groups(&p, &file)).await {
                 Ok(Ok(())) => {
@@ -441,7 +525,8 @@ async fn record(sup: Supervisor, path: PathBuf, stop: CancellationToken) {
                         tracing::info!("{} is written again", path.display());
                     }
                     write_failed = false;
-                    recorded = Some(groups);
+                    pending = false;
+                    forget_due = None;
                 }
                 Ok(Err(e)) => {
                     if !write_failed {
@@ -455,20 +540,38 @@ async fn record(sup: Supervisor, path: PathBuf, stop: CancellationToken) {
                 Err(_) => return,
             }
         }
-        // Groups without a live leader (a stop in progress) are looked at again soon.
-        let leaders: usize = sup.list().iter().filter(|s| s.pid.is_some()).count();
-        let lingering = recorded.as_ref().is_some_and(|r| r.len() > leaders) || write_failed;
+        let recheck = write_failed || !tracker.lingering.is_empty();
+        let forget_at = forget_due.unwrap_or_else(|| tokio::time::Instant::now() + RECHECK);
         tokio::select! {
             () = stop.cancelled() => return,
             ev = events.recv() => {
-                match ev {
-                    None => return,
-                    Some(EventNotice::Changed(_) | EventNotice::Missed(_)) => {}
+                let mut next = ev;
+                // A burst of changes is applied, then written once.
+                loop {
+                    match next {
+                        None => return,
+                        Some(EventNotice::Changed(e)) => {
+                            let (added, forgot) = tracker.apply(&e);
+                            pending |= added;
+                            if forgot && forget_due.is_none() {
+                                forget_due = Some(tokio::time::Instant::now() + FORGET_DELAY);
+                            }
+                        }
+                        Some(EventNotice::Missed(_)) => pending |= tracker.resync(),
+                    }
+                    match events.recv().now_or_never() {
+                        Some(n) => next = n,
+                        None => break,
+                    }
                 }
-                // A burst of changes is written once.
-                while let Some(Some(_)) = events.recv().now_or_never() {}
             }
-            () = tokio::time::sleep(RECHECK), if lingering => {}
+            () = tokio::time::sleep_until(forget_at), if forget_due.is_some() => {}
+            () = tokio::time::sleep(RECHECK), if recheck => {
+                if tracker.prune_lingering() && forget_due.is_none() {
+                    forget_due = Some(tokio::time::Instant::now());
+                }
+                pending |= write_failed;
+            }
         }
     }
 }
