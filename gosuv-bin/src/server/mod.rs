@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod error;
+pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod recovery;
@@ -12,7 +13,6 @@ pub mod store;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -573,6 +573,7 @@ async fn serve(
     let mut servers = Vec::new();
     if let Some(l) = unix {
         let l = tokio::net::UnixListener::from_std(l).map_err(|e| Failure::new(e.to_string()))?;
+        let l = listener::Guarded::new(l, "the unix socket");
         let app = app.clone().layer(Extension(Transport::Unix));
         let stop = stop.clone();
         servers.push(tokio::spawn(async move {
@@ -583,10 +584,11 @@ async fn serve(
     }
     if let Some(l) = tcp {
         let l = tokio::net::TcpListener::from_std(l).map_err(|e| Failure::new(e.to_string()))?;
+        let l = listener::Guarded::new(l, "HTTP");
         let app = app
             .clone()
             .layer(Extension(Transport::Tcp))
-            .into_make_service_with_connect_info::<SocketAddr>();
+            .into_make_service_with_connect_info::<listener::PeerAddr>();
         let stop = stop.clone();
         servers.push(tokio::spawn(async move {
             axum::serve(l, app)

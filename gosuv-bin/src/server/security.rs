@@ -269,8 +269,13 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     let transport = req.extensions().get::<Transport>().copied();
     let peer = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
+        .get::<ConnectInfo<super::listener::PeerAddr>>()
+        .map(|c| c.0 .0)
+        .or_else(|| {
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0)
+        });
     let security = state.security();
     // The allow-list comes first: a refused address learns nothing, not even that auth exists.
     let peer_text = match (transport, peer) {
