@@ -140,20 +140,9 @@ fn checked(name: &str) -> ApiResult<&str> {
     Ok(name)
 }
 
-/// A core error as an answer. The core reports a program whose task ended under a request
-/// (it was removed meanwhile) as shutting down; unless the server really is, that is a 404.
-fn core_error(st: &AppState, name: &str, e: gosuv::Error) -> ApiError {
-    if matches!(e, gosuv::Error::ShuttingDown) && !st.sup().is_shut_down() && !st.is_shutting_down()
-    {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no program named '{name}': it was removed while this request was under way"),
-        );
-    }
-    e.into()
-}
-
-/// As [`core_error`], for an answer already converted (a 503 while the server runs).
+/// An answer for a request on a program that was removed while it waited: the core reports
+/// the program's ended task as shutting down (503); unless the server really is, that is a
+/// 404.
 fn removed_meanwhile(st: &AppState, name: &str, e: ApiError) -> ApiError {
     if e.status == StatusCode::SERVICE_UNAVAILABLE
         && !st.sup().is_shut_down()
@@ -444,7 +433,7 @@ impl Action {
                     .await
             }
         };
-        r.map_err(|e| core_error(st, name, e))
+        r.map_err(|e| removed_meanwhile(st, name, e.into()))
     }
 }
 
