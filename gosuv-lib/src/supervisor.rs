@@ -338,7 +338,10 @@ impl Supervisor {
             map.insert(name.clone(), launch(self.inner.shared.clone(), config));
         }
         if auto {
-            self.start(&name, None).await?;
+            // Not waited for, not even until handled: adding many programs should keep
+            // both runtime workers forking in parallel.
+            let (tx, _rx) = oneshot::channel();
+            self.send(&name, Cmd::Start(tx)).await?;
         }
         Ok(())
     }
