@@ -216,7 +216,7 @@ impl AppState {
     }
 
     /// The `GET /api/programs` answer. The JSON is rebuilt when a program was changed
-    /// through the API, when one changed state on its own over [`EVENT_STALENESS`] ago, or
+    /// through the API, when one changed state on its own over 250 ms ago, or
     /// after half a second for fresh uptimes and stats. Concurrent requests for a stale list
     /// wait for one rebuild (without holding a thread).
     pub async fn program_list(&self) -> Response {

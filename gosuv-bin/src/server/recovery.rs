@@ -205,7 +205,7 @@ pub struct Recovery {
     pub killed: usize,
     /// Listed groups whose number now belongs to someone else (left alone).
     pub foreign: usize,
-    /// Groups still running after SIGKILL and [`KILL_WAIT`] (should never happen).
+    /// Groups still running after SIGKILL and five more seconds (should never happen).
     pub survivors: usize,
 }
 
