@@ -50,7 +50,8 @@ pub enum Command {
     /// Shut the server down, wait until it is gone, then start it again in the background.
     RestartServer,
     /// Signal the server in the pidfile: SIGTERM (graceful, like shutdown) and wait for it to
-    /// exit; with -9, SIGKILL at once (its programs are left running).
+    /// exit; with -9, SIGKILL at once (its programs are left running until the next
+    /// start-server stops them before starting its own).
     Kill {
         /// Send SIGKILL instead of SIGTERM.
         #[arg(short = '9')]
