@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -114,15 +114,13 @@ impl RotatingFile {
             if let Some(dir) = self.path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            // Not O_APPEND: splice(2) refuses append-mode files. gosuv is the only writer of
-            // its log files, so writing at the end it found is the same thing.
-            let mut f = OpenOptions::new()
+            let f = OpenOptions::new()
                 .create(true)
-                .write(true)
+                .append(true)
                 .mode(0o640)
                 .custom_flags(libc::O_CLOEXEC)
                 .open(&self.path)?;
-            self.size = f.seek(SeekFrom::End(0))?;
+            self.size = f.metadata()?.len();
             self.file = Some(f);
         }
         self.file
@@ -165,65 +163,6 @@ impl RotatingFile {
         r
     }
 
-    /// Moves up to [`READ_CHUNK`] bytes from `pipe` into the file without copying them
-    /// through user space, rotating first when the file is full. `Ok(0)` is end of file.
-    ///
-    /// # Errors
-    /// `WouldBlock` when the pipe is empty; any other error means nothing was moved and the
-    /// caller should read the pipe instead.
-    fn splice_from(&mut self, pipe: &OwnedFd) -> io::Result<usize> {
-        if self.max_bytes > 0 && self.size >= self.max_bytes {
-            self.rotate()?;
-        }
-        let room = if self.max_bytes > 0 {
-            (self.max_bytes - self.size).min(READ_CHUNK as u64) as usize
-        } else {
-            READ_CHUNK
-        };
-        let out = self.open()?.as_raw_fd();
-        // SAFETY: both descriptors are open and owned for the call; no offsets are passed,
-        // so the kernel uses and advances the file position.
-        let n = unsafe {
-            libc::splice(
-                pipe.as_raw_fd(),
-                std::ptr::null_mut(),
-                out,
-                std::ptr::null_mut(),
-                room.max(1),
-                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        self.size += n as u64;
-        Ok(n as usize)
-    }
-
-    /// The last `n` bytes of the log, from the current file and, when it is shorter, the
-    /// newest backup.
-    fn read_tail(&self, n: usize) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        for path in [self.path.clone(), self.backup_path(1)] {
-            if out.len() >= n {
-                break;
-            }
-            let mut f = match File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                Err(e) => return Err(e),
-            };
-            let len = f.metadata()?.len();
-            let want = ((n - out.len()) as u64).min(len);
-            f.seek(SeekFrom::Start(len - want))?;
-            let mut chunk = Vec::with_capacity(want as usize);
-            f.take(want).read_to_end(&mut chunk)?;
-            chunk.extend_from_slice(&out);
-            out = chunk;
-        }
-        Ok(out)
-    }
-
     fn try_write(&mut self, data: &[u8]) -> io::Result<()> {
         if self.max_bytes > 0 && self.size > 0 && self.size + data.len() as u64 > self.max_bytes {
             self.rotate()?;
@@ -252,11 +191,6 @@ struct SinkState {
     /// Created by the first follower: most streams never have one, and the channel's
     /// buffer is not small.
     followers: Option<broadcast::Sender<Chunk>>,
-    /// Output went straight into the file since `tail` was last filled: the tail is the
-    /// file's end.
-    tail_in_file: bool,
-    /// splice(2) failed on this file (a filesystem or device without it): read instead.
-    no_splice: bool,
 }
 
 /// One stream of one program: its file, its tail and its followers. Lives as long as the
@@ -294,16 +228,6 @@ impl LogSink {
     /// Takes one chunk of output: file, tail, followers.
     pub(crate) fn write(&self, data: &[u8]) {
         let mut st = self.lock();
-        if st.tail_in_file {
-            // Back from splicing: the in-memory tail starts again from the file's end.
-            st.tail_in_file = false;
-            let end = st
-                .file
-                .as_ref()
-                .and_then(|f| f.read_tail(TAIL_BYTES).ok())
-                .unwrap_or_default();
-            st.tail = end.into();
-        }
         if let Some(file) = st.file.as_mut() {
             if let Err(e) = file.write(data) {
                 let msg = format!("{}: {e}", file.path().display());
@@ -333,52 +257,9 @@ impl LogSink {
         }
     }
 
-    /// Moves output from `pipe` straight into the log file when nothing else needs to see
-    /// it (a file is written and no follower listens). `None`: read the pipe instead.
-    fn splice(&self, pipe: &OwnedFd) -> Option<io::Result<usize>> {
-        let mut st = self.lock();
-        if st.no_splice
-            || st
-                .followers
-                .as_ref()
-                .is_some_and(|tx| tx.receiver_count() > 0)
-        {
-            return None;
-        }
-        let file = st.file.as_mut()?;
-        if file.max_bytes > 0 && file.size >= file.max_bytes && pipe_queued(pipe) == 0 {
-            // Rotate only for data: the read path tells an empty pipe from end of file.
-            return None;
-        }
-        match file.splice_from(pipe) {
-            Ok(n) => {
-                st.total += n as u64;
-                if n > 0 {
-                    st.tail_in_file = true;
-                }
-                Some(Ok(n))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(Err(e)),
-            Err(e) => {
-                tracing::debug!(
-                    "splice into {} failed ({e}): reading instead",
-                    file.path().display()
-                );
-                st.no_splice = true;
-                None
-            }
-        }
-    }
-
     /// The last `max_bytes` (at most [`TAIL_BYTES`]) of the stream.
     pub(crate) fn tail(&self, max_bytes: usize) -> Vec<u8> {
         let st = self.lock();
-        let max_bytes = max_bytes.min(TAIL_BYTES);
-        if st.tail_in_file {
-            if let Some(end) = st.file.as_ref().and_then(|f| f.read_tail(max_bytes).ok()) {
-                return end;
-            }
-        }
         let n = max_bytes.min(st.tail.len());
         st.tail.range(st.tail.len() - n..).copied().collect()
     }
@@ -486,15 +367,12 @@ pub(crate) async fn drain(fd: OwnedFd, sink: Arc<LogSink>) {
         };
         // Drain everything that is there before waiting again.
         loop {
-            let spliced = sink.splice(afd.get_ref());
-            let r = spliced.unwrap_or_else(|| {
-                READ_BUF.with_borrow_mut(|buf| {
-                    let n = read_fd(afd.get_ref(), buf)?;
-                    if n > 0 {
-                        sink.write(&buf[..n]);
-                    }
-                    Ok::<usize, io::Error>(n)
-                })
+            let r = READ_BUF.with_borrow_mut(|buf| {
+                let n = read_fd(afd.get_ref(), buf)?;
+                if n > 0 {
+                    sink.write(&buf[..n]);
+                }
+                Ok::<usize, io::Error>(n)
             });
             match r {
                 Ok(0) => return,
@@ -518,18 +396,6 @@ pub(crate) async fn drain(fd: OwnedFd, sink: Arc<LogSink>) {
                 }
             }
         }
-    }
-}
-
-/// Bytes waiting in a pipe.
-fn pipe_queued(pipe: &OwnedFd) -> usize {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int.
-    let rc = unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) };
-    if rc == 0 {
-        n.max(0) as usize
-    } else {
-        0
     }
 }
 
