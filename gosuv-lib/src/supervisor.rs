@@ -282,6 +282,13 @@ impl Supervisor {
         self.inner.started.elapsed()
     }
 
+    fn programs(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, ProgramHandle>> {
+        self.inner
+            .programs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             Err(Error::ShuttingDown)
@@ -291,11 +298,7 @@ impl Supervisor {
     }
 
     fn with_handle<T>(&self, name: &str, f: impl FnOnce(&ProgramHandle) -> T) -> Result<T> {
-        let map = self
-            .inner
-            .programs
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let map = self.programs();
         map.get(name)
             .map(f)
             .ok_or_else(|| Error::NotFound(name.to_string()))
@@ -308,11 +311,7 @@ impl Supervisor {
 
     /// The names of every program, sorted.
     pub fn names(&self) -> Vec<String> {
-        let map = self
-            .inner
-            .programs
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let map = self.programs();
         map.keys().cloned().collect()
     }
 
@@ -546,11 +545,7 @@ impl Supervisor {
 
     /// Every program's status, sorted by name.
     pub fn list(&self) -> Vec<ProgramStatus> {
-        let map = self
-            .inner
-            .programs
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let map = self.programs();
         map.values().map(ProgramHandle::status).collect()
     }
 
@@ -564,11 +559,7 @@ impl Supervisor {
 
     /// Every program's config, sorted by name.
     pub fn configs(&self) -> Vec<ProgramConfig> {
-        let map = self
-            .inner
-            .programs
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let map = self.programs();
         map.values()
             .map(|h| (*h.published.borrow().config).clone())
             .collect()
@@ -683,11 +674,7 @@ impl Supervisor {
     /// [`STATS_MAX_AGE`] old (a new pass is made sooner when a program's process changed).
     pub fn stats_all(&self) -> BTreeMap<String, ProcessStats> {
         let leaders: Vec<(String, u32, Instant)> = {
-            let map = self
-                .inner
-                .programs
-                .read()
-                .unwrap_or_else(|p| p.into_inner());
+            let map = self.programs();
             map.iter()
                 .filter_map(|(n, h)| {
                     let p = h.published.borrow();
@@ -732,11 +719,7 @@ impl Supervisor {
     pub async fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = {
-            let map = self
-                .inner
-                .programs
-                .read()
-                .unwrap_or_else(|p| p.into_inner());
+            let map = self.programs();
             map.iter()
                 .map(|(n, h)| (n.clone(), h.cmds.clone()))
                 .collect()

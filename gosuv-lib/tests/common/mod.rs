@@ -102,8 +102,9 @@ pub fn proc_state(pid: u32) -> Option<char> {
     rest.trim_start().chars().next()
 }
 
-/// Every process whose parent is `ppid`.
-pub fn children_of(ppid: u32) -> Vec<u32> {
+/// Every process whose `/proc/<pid>/stat` field `field` (after the command name: 1 is the
+/// parent, 2 the process group) is `value`.
+fn procs_where(field: usize, value: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").expect("proc").flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
@@ -112,7 +113,7 @@ pub fn children_of(ppid: u32) -> Vec<u32> {
         if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             if let Some((_, rest)) = stat.rsplit_once(')') {
                 let f: Vec<&str> = rest.split_whitespace().collect();
-                if f.get(1).and_then(|s| s.parse::<u32>().ok()) == Some(ppid) {
+                if f.get(field).and_then(|s| s.parse::<u32>().ok()) == Some(value) {
                     out.push(pid);
                 }
             }
@@ -121,23 +122,14 @@ pub fn children_of(ppid: u32) -> Vec<u32> {
     out
 }
 
+/// Every process whose parent is `ppid`.
+pub fn children_of(ppid: u32) -> Vec<u32> {
+    procs_where(1, ppid)
+}
+
 /// Every process in process group `pgid`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").expect("proc").flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            if let Some((_, rest)) = stat.rsplit_once(')') {
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                if f.get(2).and_then(|s| s.parse::<u32>().ok()) == Some(pgid) {
-                    out.push(pid);
-                }
-            }
-        }
-    }
-    out
+    procs_where(2, pgid)
 }
 
 /// Zombie children of this test process.
