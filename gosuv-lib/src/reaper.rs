@@ -211,6 +211,11 @@ impl Reaper {
     }
 
     fn in_own_session(&self, pid: Pid) -> bool {
+        // As PID 1 (a container's init) every process that ends up here is ours to reap, and
+        // sessions from outside the namespace all read as 0.
+        if std::process::id() == 1 {
+            return false;
+        }
         match (self.own_sid, nix::unistd::getsid(Some(pid))) {
             (Some(own), Ok(sid)) => own == sid,
             // A zombie's session can still be read; when it cannot, be safe and leave it.

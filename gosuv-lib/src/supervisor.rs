@@ -306,7 +306,14 @@ impl Supervisor {
 
     async fn send(&self, name: &str, cmd: Cmd) -> Result<()> {
         let tx = self.with_handle(name, |h| h.cmds.clone())?;
-        tx.send(cmd).await.map_err(|_| Error::ShuttingDown)
+        tx.send(cmd).await.map_err(|_| {
+            // The task is gone: the program was removed meanwhile, or everything was.
+            if self.is_shut_down() {
+                Error::ShuttingDown
+            } else {
+                Error::NotFound(name.to_string())
+            }
+        })
     }
 
     /// The names of every program, sorted.
