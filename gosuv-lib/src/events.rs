@@ -50,14 +50,6 @@ impl ProgramState {
             ProgramState::Fatal => "fatal",
         }
     }
-
-    /// Whether a process of the program may exist in this state.
-    pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            ProgramState::Starting | ProgramState::Running | ProgramState::Stopping
-        )
-    }
 }
 
 impl fmt::Display for ProgramState {
