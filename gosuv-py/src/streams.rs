@@ -5,48 +5,20 @@
 //! its supervisor: it ends when the supervisor shuts down or is dropped, and never keeps the
 //! programs alive.
 //!
-//! The streams are the core's async ones, each driven by a small runtime of its own (no
-//! threads, a timer only). The blocking facade's `recv_timeout` would do, but it builds its
-//! timeout outside its runtime's context and panics ("there is no reactor running").
+//! The streams are the core's blocking ones (`gosuv::blocking::Events`, `LogFollower`),
+//! received in slices with `recv_timeout`.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use gosuv::blocking;
+use gosuv::blocking::{self, Recv};
 use gosuv::{EventNotice, LogEvent};
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use tokio::runtime::Runtime;
 
 use crate::convert;
 use crate::interrupt::SLICE;
 use crate::objects::Event;
-
-/// What a receive within a time limit gave.
-enum Recv<T> {
-    Item(T),
-    Timeout,
-    Closed,
-}
-
-/// A stream's own runtime: current-thread, with a timer.
-fn stream_runtime() -> PyResult<Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start a runtime for the stream: {e}")))
-}
-
-/// Waits at most `wait` for `fut` (a cancel-safe receive).
-fn recv_within<T>(rt: &Runtime, wait: Duration, fut: impl Future<Output = Option<T>>) -> Recv<T> {
-    match rt.block_on(async { tokio::time::timeout(wait, fut).await }) {
-        Ok(Some(v)) => Recv::Item(v),
-        Ok(None) => Recv::Closed,
-        Err(_) => Recv::Timeout,
-    }
-}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -76,18 +48,16 @@ enum Slice<T> {
 /// waits at most a timeout. Events a slow reader missed are counted in `missed`.
 #[pyclass(frozen, module = "gosuv")]
 pub struct Events {
-    inner: Mutex<gosuv::Events>,
-    rt: Runtime,
+    inner: Mutex<blocking::Events>,
     sup: Weak<blocking::Supervisor>,
     missed: AtomicU64,
     closed: AtomicBool,
 }
 
 impl Events {
-    pub(crate) fn new(inner: gosuv::Events, sup: Weak<blocking::Supervisor>) -> PyResult<Self> {
+    pub(crate) fn new(inner: blocking::Events, sup: Weak<blocking::Supervisor>) -> PyResult<Self> {
         Ok(Events {
             inner: Mutex::new(inner),
-            rt: stream_runtime()?,
             sup,
             missed: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -99,7 +69,7 @@ impl Events {
             return Slice::Closed;
         };
         let mut inner = lock(&self.inner);
-        match recv_within(&self.rt, wait, inner.recv()) {
+        match inner.recv_timeout(wait) {
             Recv::Item(EventNotice::Changed(ev)) => Slice::Item(ev),
             Recv::Item(EventNotice::Missed(n)) => {
                 self.missed.fetch_add(n, Ordering::Relaxed);
@@ -161,7 +131,7 @@ impl Events {
 }
 
 struct FollowState {
-    inner: gosuv::LogFollower,
+    inner: blocking::LogFollower,
     /// Output received after the last complete line.
     partial: Vec<u8>,
     closed: bool,
@@ -196,14 +166,13 @@ impl FollowState {
 #[pyclass(frozen, module = "gosuv")]
 pub struct LogFollower {
     state: Mutex<FollowState>,
-    rt: Runtime,
     sup: Weak<blocking::Supervisor>,
     missed: AtomicU64,
 }
 
 impl LogFollower {
     pub(crate) fn new(
-        inner: gosuv::LogFollower,
+        inner: blocking::LogFollower,
         sup: Weak<blocking::Supervisor>,
     ) -> PyResult<Self> {
         Ok(LogFollower {
@@ -212,7 +181,6 @@ impl LogFollower {
                 partial: Vec::new(),
                 closed: false,
             }),
-            rt: stream_runtime()?,
             sup,
             missed: AtomicU64::new(0),
         })
@@ -234,7 +202,7 @@ impl LogFollower {
             st.closed = true;
             return Slice::Nothing;
         };
-        match recv_within(&self.rt, wait, st.inner.recv()) {
+        match st.inner.recv_timeout(wait) {
             Recv::Item(LogEvent::Data(bytes)) => st.partial.extend_from_slice(&bytes),
             Recv::Item(LogEvent::Missed(n)) => {
                 self.missed.fetch_add(n, Ordering::Relaxed);

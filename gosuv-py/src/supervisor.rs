@@ -593,14 +593,14 @@ impl Supervisor {
     fn follow(&self, py: Python<'_>, name: &str, stream: &str) -> PyResult<LogFollower> {
         let stream = convert::stream_arg(stream)?;
         let sup = self.sup(py)?;
-        let inner = sup.as_async().follow(name, stream).into_py_result(py)?;
+        let inner = sup.follow(name, stream).into_py_result(py)?;
         LogFollower::new(inner, Arc::downgrade(sup))
     }
 
     /// Every program's state changes from now on, as an iterator of `Event`.
     fn events(&self, py: Python<'_>) -> PyResult<Events> {
         let sup = self.sup(py)?;
-        Events::new(sup.as_async().subscribe(), Arc::downgrade(sup))
+        Events::new(sup.subscribe(), Arc::downgrade(sup))
     }
 
     /// CPU % and memory of a program's whole process tree (empty when it has no process).
