@@ -16,8 +16,17 @@ use common::*;
 
 const MIB: u64 = 1024 * 1024;
 
-/// What one stuck follower may pin: the core's ring of 128 chunks of up to 256 KiB.
-const RING: u64 = 32 * MIB;
+/// What one stuck follower may pin: the core's ring of 128 chunks of up to 64 KiB.
+const RING: u64 = 8 * MIB;
+
+/// Besides the ring: the flood's read buffers on their way to the file (up to 2 MiB queued,
+/// the 1 MiB read buffers of the two workers and two spares: about 7 MiB, not all touched
+/// before the stuck clients come), the stuck connections' buffers, and what the allocator
+/// keeps of copying a flood to the followers from two worker threads. Measured: 27 to
+/// 42 MiB in all with the ring (19 MiB before pipes grew to 1 MiB; 19 with
+/// MALLOC_ARENA_MAX=1). Ring and slack together are allowed what the 32 MiB ring alone was
+/// before followers got 64 KiB pieces: 48 MiB.
+const SLACK: u64 = 40 * MIB;
 
 fn stuck_client(env: &Env, path: &str) -> UnixStream {
     let mut s = UnixStream::connect(env.sock()).unwrap();
@@ -104,7 +113,7 @@ fn followers_that_never_read_neither_grow_memory_nor_slow_other_clients() {
         .max()
         .unwrap();
     let bytes = env.api("GET", "/api/programs/flood", "").json();
-    eprintln!(
+    println!(
         "server RSS {} MiB before, peak {} MiB with 10 stuck clients (first half {} MiB, second half {} MiB); \
          /api/status p50 {calm_p50:?} calm, p50 {busy_p50:?} max {busy_max:?} with them; {restarts} restarts; flood state {}",
         rss_before / MIB,
@@ -114,7 +123,7 @@ fn followers_that_never_read_neither_grow_memory_nor_slow_other_clients() {
         bytes["state"]
     );
     assert!(
-        peak < rss_before + RING + 16 * MIB,
+        peak < rss_before + RING + SLACK,
         "RSS grew from {} to {} MiB",
         rss_before / MIB,
         peak / MIB

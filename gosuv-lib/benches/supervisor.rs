@@ -14,7 +14,7 @@
 //! Each figure is the median of several rounds; the machine's noise shows in min..max.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gosuv::{
     stats::self_rss_bytes, Autorestart, Command, EventNotice, ProgramConfig, ProgramState,
@@ -136,27 +136,48 @@ async fn restart_latency(dir: &Path, kills: usize) {
     );
 }
 
-fn writer() -> String {
-    // `yes` writes 100-byte lines in large blocks; `head -c` cuts at 512 MiB exactly.
-    format!("yes {} | head -c {LOG_BYTES}", "x".repeat(99))
+/// The W4 writer of `bench/compare.py` (`bench/writer.py`): one process writing 100-byte
+/// lines, 655 to a write(2), that records its start time in `stamp`.
+fn writer(stamp: &Path) -> Vec<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/writer.py");
+    [
+        "python3".to_string(),
+        script.display().to_string(),
+        LOG_BYTES.to_string(),
+        "65500".to_string(),
+        stamp.display().to_string(),
+    ]
+    .into()
+}
+
+/// Seconds from the writer's start (its stamp, wall clock) to `end`.
+fn since_stamp(stamp: &Path, end: SystemTime) -> f64 {
+    let t0: f64 = std::fs::read_to_string(stamp)
+        .expect("stamp")
+        .trim()
+        .parse()
+        .expect("stamp is a time");
+    end.duration_since(UNIX_EPOCH).expect("clock").as_secs_f64() - t0
 }
 
 async fn log_throughput(dir: &Path, rounds: usize) {
     let mut direct = Vec::new();
     let mut captured = Vec::new();
     let out = dir.join("direct.log");
+    let stamp = dir.join("stamp");
     for round in 0..rounds {
         // Straight to a file.
         let _ = std::fs::remove_file(&out);
-        let t0 = Instant::now();
-        let st = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(format!("{} > {}", writer(), out.display()))
+        let argv = writer(&stamp);
+        let st = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdout(std::fs::File::create(&out).expect("direct.log"))
             .status()
             .expect("direct writer");
-        let d = t0.elapsed().as_secs_f64();
         assert!(st.success());
-        assert_eq!(std::fs::metadata(&out).expect("meta").len(), LOG_BYTES);
+        let meta = std::fs::metadata(&out).expect("meta");
+        assert_eq!(meta.len(), LOG_BYTES);
+        let d = since_stamp(&stamp, meta.modified().expect("mtime"));
         std::fs::remove_file(&out).expect("rm");
 
         // Captured by gosuv.
@@ -164,28 +185,30 @@ async fn log_throughput(dir: &Path, rounds: usize) {
         let mut opts = SupervisorOptions::new(dir).log_dir(&logdir);
         opts.subreaper = false;
         let sup = Supervisor::new(opts).expect("supervisor");
-        let mut p = ProgramConfig::shell("chatty", writer());
+        let mut p = ProgramConfig::new("chatty", Command::Argv(writer(&stamp)));
         p.start_seconds = 0;
         p.autorestart = Autorestart::Never;
         p.log_max_bytes = 0;
         sup.add(p).await.expect("add");
-        let t0 = Instant::now();
+        let cpu0 = cpu_time();
         sup.start("chatty", Some(Duration::from_secs(5)))
             .await
             .expect("start");
         while sup.log_status("chatty").expect("logs").stdout.bytes < LOG_BYTES {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let c = t0.elapsed().as_secs_f64();
+        let c = since_stamp(&stamp, SystemTime::now());
+        let cpu = (cpu_time() - cpu0).as_secs_f64();
         let file = logdir.join("chatty.stdout.log");
         assert_eq!(std::fs::metadata(&file).expect("meta").len(), LOG_BYTES);
         sup.shutdown().await;
         std::fs::remove_dir_all(&logdir).expect("rm");
         let mib = (LOG_BYTES >> 20) as f64;
         println!(
-            "logs    round {round}: direct {:.0} MiB/s, captured {:.0} MiB/s",
+            "logs    round {round}: direct {:.0} MiB/s, captured {:.0} MiB/s, supervisor CPU {:.0} ms",
             mib / d,
-            mib / c
+            mib / c,
+            cpu * 1000.0
         );
         direct.push(mib / d);
         captured.push(mib / c);

@@ -1,9 +1,16 @@
 //! Program output: the pipe drain, the rotating log file, the in-memory tail and live
 //! followers (SPEC §4).
 //!
-//! The drain never waits for anything but the pipe: the file write is a plain append to the
-//! page cache, a failing write is counted and the bytes go on to the tail and the followers,
-//! and a follower that falls behind is skipped ahead and told how many bytes it missed.
+//! The drain task reads a pipe (in reads of up to 1 MiB once the pipe has grown to 1 MiB for a
+//! chatty program) and gives each chunk to the stream's tail and followers at once. Small
+//! chunks are written to the file right there; big ones are handed, buffer and all, to a
+//! log-writer thread, so that reading the pipe and writing the file overlap on two cores. At
+//! most `MAX_PENDING` (2 MiB) of a stream waits for the file: past that the pipe is left
+//! unread and the program waits, as it would on a full pipe, so a slow disk costs memory
+//! only up to that bound and nothing is dropped. A failing write is counted and the bytes
+//! still go to the tail and the followers; a follower that falls behind is skipped ahead and
+//! told how many bytes it missed. Removing a program waits (a little) for its last output to
+//! reach the file.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -17,23 +24,41 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 
 use crate::spawn::set_nonblocking;
 
 /// Bytes of each stream kept in memory for `tail`.
 pub const TAIL_BYTES: usize = 64 * 1024;
 
-/// Chunks a follower may fall behind before it is skipped ahead. With reads of at most
-/// [`READ_CHUNK`] bytes this bounds what a stuck follower can hold to 32 MiB a stream (a
+/// Chunks a follower may fall behind before it is skipped ahead. With chunks of at most
+/// [`FOLLOW_CHUNK`] bytes this bounds what a stuck follower can hold to 8 MiB a stream (a
 /// line-buffered writer's chunks are far smaller).
 const FOLLOW_QUEUE: usize = 128;
 
-/// The largest single read from a pipe.
-const READ_CHUNK: usize = 256 * 1024;
+/// The largest chunk a follower is sent: a bigger read goes out in pieces of this size.
+const FOLLOW_CHUNK: usize = 64 * 1024;
 
-/// A pipe that filled up gets this much room, so that a chatty child rarely waits on it.
+/// The largest single read from a pipe: all of a [`BIG_PIPE`], so a chatty child's output
+/// costs one wakeup and one file write per pipe-full.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A pipe that was found at least half full (the default pipe holds 64 KiB) gets this much
+/// room, so that a chatty child rarely waits on it. Only chatty streams grow: the kernel
+/// charges a pipe's full size to the user's pipe quota (`fs.pipe-user-pages-soft`), and when
+/// that is spent the pipe just keeps its size.
 const BIG_PIPE: libc::c_int = 1 << 20;
+
+/// A read at least this big means the pipe was at least half full.
+const GROW_AT: usize = 32 * 1024;
+
+/// Chunks at least this big go to the file through a log-writer thread (see
+/// [`LogSink::take`]); smaller ones are written at once when nothing is queued.
+const HANDOFF_AT: usize = 64 * 1024;
+
+/// Output of one stream that may wait for the file before its pipe is left unread: one
+/// chunk being written, one queued, and the next one being read.
+const MAX_PENDING: usize = 2 * READ_CHUNK;
 
 /// Which output of a program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -163,6 +188,13 @@ impl RotatingFile {
         r
     }
 
+    /// Like [`RotatingFile::write`], with the error as a message that names the file.
+    fn write_or_say(&mut self, data: &[u8]) -> Option<String> {
+        self.write(data)
+            .err()
+            .map(|e| format!("{}: {e}", self.path.display()))
+    }
+
     fn try_write(&mut self, data: &[u8]) -> io::Result<()> {
         if self.max_bytes > 0 && self.size > 0 && self.size + data.len() as u64 > self.max_bytes {
             self.rotate()?;
@@ -183,7 +215,6 @@ fn ignore_missing(e: io::Error) -> io::Result<()> {
 
 #[derive(Debug, Default)]
 struct SinkState {
-    file: Option<RotatingFile>,
     tail: VecDeque<u8>,
     total: u64,
     write_errors: u64,
@@ -191,6 +222,19 @@ struct SinkState {
     /// Created by the first follower: most streams never have one, and the channel's
     /// buffer is not small.
     followers: Option<broadcast::Sender<Chunk>>,
+    /// Output waiting for a log-writer thread, oldest first.
+    pending: VecDeque<Pending>,
+    /// Bytes in `pending` plus those a log writer is writing now.
+    pending_bytes: usize,
+    /// A log writer owns this stream's file writes until `pending` is empty.
+    writing: bool,
+}
+
+/// Output on its way to the file: the first `len` bytes of `buf`.
+#[derive(Debug)]
+struct Pending {
+    buf: Vec<u8>,
+    len: usize,
 }
 
 /// One stream of one program: its file, its tail and its followers. Lives as long as the
@@ -198,6 +242,11 @@ struct SinkState {
 #[derive(Debug)]
 pub(crate) struct LogSink {
     state: Mutex<SinkState>,
+    /// Taken only to write (or to change the file): never while waiting for `state`, so a
+    /// slow disk holds up the file alone, never the tail, the followers or the counters.
+    file: Mutex<Option<RotatingFile>>,
+    /// Woken whenever a log writer has written a batch or finished.
+    written: Notify,
 }
 
 /// Counters of one stream.
@@ -214,10 +263,9 @@ pub struct LogCounters {
 impl LogSink {
     pub(crate) fn new(file: Option<RotatingFile>) -> Self {
         LogSink {
-            state: Mutex::new(SinkState {
-                file,
-                ..SinkState::default()
-            }),
+            state: Mutex::new(SinkState::default()),
+            file: Mutex::new(file),
+            written: Notify::new(),
         }
     }
 
@@ -225,34 +273,124 @@ impl LogSink {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes one chunk of output: file, tail, followers.
-    pub(crate) fn write(&self, data: &[u8]) {
+    fn lock_file(&self) -> MutexGuard<'_, Option<RotatingFile>> {
+        self.file.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes output that was read into the first `len` bytes of `buf`: the tail and the
+    /// followers get it at once, the file gets it now when it is small and nothing is
+    /// waiting, else through a log-writer thread, so that reading the pipe and writing the
+    /// file go on side by side. A big chunk is handed over, `buf` getting a fresh buffer,
+    /// rather than copied.
+    pub(crate) fn take(self: &Arc<Self>, buf: &mut Vec<u8>, len: usize) {
+        let data = &buf[..len];
         let mut st = self.lock();
-        if let Some(file) = st.file.as_mut() {
-            if let Err(e) = file.write(data) {
-                let msg = format!("{}: {e}", file.path().display());
-                if st.last_write_error.as_deref() != Some(msg.as_str()) {
-                    tracing::warn!("log write failed: {msg}");
-                }
-                st.write_errors += 1;
-                st.last_write_error = Some(msg);
-            }
-        }
-        let keep = data.len().min(TAIL_BYTES);
+        let keep = len.min(TAIL_BYTES);
         let excess = (st.tail.len() + keep).saturating_sub(TAIL_BYTES);
         st.tail.drain(..excess);
-        st.tail.extend(&data[data.len() - keep..]);
+        st.tail.extend(&data[len - keep..]);
         let offset = st.total;
-        st.total += data.len() as u64;
+        st.total += len as u64;
         if let Some(tx) = &st.followers {
             if tx.receiver_count() > 0 {
-                let _ = tx.send(Chunk {
-                    offset,
-                    data: Bytes::copy_from_slice(data),
-                });
+                // Pieces of their own: a stuck follower then pins what it holds, not the
+                // whole read around it.
+                for (i, piece) in data.chunks(FOLLOW_CHUNK).enumerate() {
+                    let _ = tx.send(Chunk {
+                        offset: offset + (i * FOLLOW_CHUNK) as u64,
+                        data: Bytes::copy_from_slice(piece),
+                    });
+                }
             } else {
                 // The last follower left: free what the channel still holds.
                 st.followers = None;
+            }
+        }
+        if !st.writing && len < HANDOFF_AT {
+            // Nothing is queued, so writing here keeps the order.
+            drop(st);
+            let failed = self.lock_file().as_mut().and_then(|f| f.write_or_say(data));
+            if let Some(msg) = failed {
+                self.lock().count_error(msg);
+            }
+            return;
+        }
+        let chunk = if len >= HANDOFF_AT {
+            Pending {
+                buf: std::mem::replace(buf, buffers::get()),
+                len,
+            }
+        } else {
+            Pending {
+                buf: data.to_vec(),
+                len,
+            }
+        };
+        st.pending_bytes += len;
+        st.pending.push_back(chunk);
+        if !st.writing {
+            st.writing = true;
+            writers::submit(self.clone());
+        }
+    }
+
+    /// Whether so much output waits for the file that the pipe should not be read for now.
+    fn backlogged(&self) -> bool {
+        self.lock().pending_bytes >= MAX_PENDING
+    }
+
+    /// Waits until `done` holds of the state, checked after each batch a writer finishes.
+    async fn wait_until(&self, done: impl Fn(&SinkState) -> bool) {
+        loop {
+            let woken = self.written.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if done(&self.lock()) {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// Waits until everything taken so far is in the file (or failed to get there).
+    pub(crate) async fn flushed(&self) {
+        self.wait_until(|st| !st.writing).await;
+    }
+
+    /// On a log-writer thread: writes what is pending, oldest first, until nothing is.
+    fn write_pending(&self) {
+        loop {
+            let batch: Vec<Pending> = {
+                let mut st = self.lock();
+                if st.pending.is_empty() {
+                    st.writing = false;
+                    drop(st);
+                    self.written.notify_waiters();
+                    return;
+                }
+                st.pending.drain(..).collect()
+            };
+            let mut errors = Vec::new();
+            let mut bytes = 0;
+            {
+                let mut file = self.lock_file();
+                for p in &batch {
+                    bytes += p.len;
+                    if let Some(msg) = file.as_mut().and_then(|f| f.write_or_say(&p.buf[..p.len])) {
+                        errors.push(msg);
+                    }
+                }
+            }
+            {
+                let mut st = self.lock();
+                st.pending_bytes -= bytes;
+                for e in errors {
+                    st.count_error(e);
+                }
+            }
+            self.written.notify_waiters();
+            for p in batch {
+                buffers::put(p.buf);
             }
         }
     }
@@ -290,15 +428,129 @@ impl LogSink {
         self.lock().followers = None;
     }
 
-    /// Changes rotation settings (and the file, when `log_disable` changed).
+    /// Changes rotation settings (and the file, when `log_disable` changed). Output already
+    /// taken may still go to the old file.
     pub(crate) fn reconfigure(&self, file: Option<RotatingFile>) {
-        let mut st = self.lock();
-        match (&mut st.file, file) {
+        let mut slot = self.lock_file();
+        match (&mut *slot, file) {
             (Some(cur), Some(new)) if cur.path == new.path => {
                 cur.max_bytes = new.max_bytes;
                 cur.backups = new.backups;
             }
             (slot, new) => *slot = new,
+        }
+    }
+}
+
+impl SinkState {
+    fn count_error(&mut self, msg: String) {
+        if self.last_write_error.as_deref() != Some(msg.as_str()) {
+            tracing::warn!("log write failed: {msg}");
+        }
+        self.write_errors += 1;
+        self.last_write_error = Some(msg);
+    }
+}
+
+/// The log-writer threads: process-wide, started on first use, so queued output reaches its
+/// file even when the runtime that read it is gone. Each stream is with at most one of them
+/// at a time, which keeps its output in order.
+mod writers {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Condvar, Mutex};
+
+    use super::LogSink;
+
+    /// Enough to write two streams' files at once; more would only share the same cores.
+    const THREADS: usize = 2;
+
+    struct Queue {
+        sinks: VecDeque<Arc<LogSink>>,
+        threads: usize,
+        idle: usize,
+    }
+
+    static QUEUE: Mutex<Queue> = Mutex::new(Queue {
+        sinks: VecDeque::new(),
+        threads: 0,
+        idle: 0,
+    });
+    static READY: Condvar = Condvar::new();
+
+    /// Has a writer write `sink`'s pending output.
+    pub(super) fn submit(sink: Arc<LogSink>) {
+        let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+        q.sinks.push_back(sink);
+        if q.idle > 0 {
+            READY.notify_one();
+            return;
+        }
+        if q.threads < THREADS {
+            let spawned = std::thread::Builder::new()
+                .name("gosuv-logwriter".into())
+                .spawn(run);
+            match spawned {
+                Ok(_) => q.threads += 1,
+                Err(e) if q.threads == 0 => {
+                    // No writer at all: write here rather than never.
+                    tracing::error!("cannot start a log-writer thread: {e}");
+                    let sinks: Vec<_> = q.sinks.drain(..).collect();
+                    drop(q);
+                    for s in sinks {
+                        s.write_pending();
+                    }
+                }
+                Err(e) => tracing::warn!("cannot start another log-writer thread: {e}"),
+            }
+        }
+    }
+
+    fn run() {
+        loop {
+            let sink = {
+                let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if let Some(s) = q.sinks.pop_front() {
+                        break s;
+                    }
+                    q.idle += 1;
+                    q = READY.wait(q).unwrap_or_else(|p| p.into_inner());
+                    q.idle -= 1;
+                }
+            };
+            sink.write_pending();
+        }
+    }
+}
+
+/// Read buffers of [`READ_CHUNK`] bytes, handed from the drain to a log writer and back.
+mod buffers {
+    use std::sync::Mutex;
+
+    use super::READ_CHUNK;
+
+    /// Spare buffers kept for the next big read: enough for one chatty stream's round trip.
+    const KEEP: usize = 2;
+
+    static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+    /// A buffer of [`READ_CHUNK`] bytes (new ones cost no memory until written).
+    pub(super) fn get() -> Vec<u8> {
+        SPARE
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_else(|| vec![0; READ_CHUNK])
+    }
+
+    /// Gives a read buffer back (other buffers are just freed).
+    pub(super) fn put(buf: Vec<u8>) {
+        if buf.len() != READ_CHUNK {
+            return;
+        }
+        let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < KEEP {
+            spare.push(buf);
         }
     }
 }
@@ -367,17 +619,22 @@ pub(crate) async fn drain(fd: OwnedFd, sink: Arc<LogSink>) {
         };
         // Drain everything that is there before waiting again.
         loop {
+            if sink.backlogged() {
+                // The disk is slower than the program: stop reading, so the program waits
+                // on its pipe, until the file has caught up.
+                sink.wait_until(|st| st.pending_bytes < MAX_PENDING).await;
+            }
             let r = READ_BUF.with_borrow_mut(|buf| {
                 let n = read_fd(afd.get_ref(), buf)?;
                 if n > 0 {
-                    sink.write(&buf[..n]);
+                    sink.take(buf, n);
                 }
                 Ok::<usize, io::Error>(n)
             });
             match r {
                 Ok(0) => return,
                 Ok(n) => {
-                    if !grown && n >= 64 * 1024 {
+                    if !grown && n >= GROW_AT {
                         grown = true;
                         // SAFETY: F_SETPIPE_SZ on our own pipe; failure just keeps the size.
                         unsafe {
@@ -400,7 +657,7 @@ pub(crate) async fn drain(fd: OwnedFd, sink: Arc<LogSink>) {
 }
 
 thread_local! {
-    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(buffers::get());
 }
 
 fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
@@ -444,16 +701,22 @@ mod tests {
         assert_eq!(last_lines(b"", 3), b"");
     }
 
+    /// Hands `data` to `sink` the way the drain does.
+    fn take(sink: &Arc<LogSink>, data: &[u8]) {
+        let mut buf = data.to_vec();
+        sink.take(&mut buf, data.len());
+    }
+
     #[test]
     fn tail_keeps_the_last_bytes() {
-        let sink = LogSink::new(None);
-        sink.write(&vec![b'a'; TAIL_BYTES]);
-        sink.write(b"xyz");
+        let sink = Arc::new(LogSink::new(None));
+        take(&sink, &vec![b'a'; TAIL_BYTES]);
+        take(&sink, b"xyz");
         let t = sink.tail(usize::MAX);
         assert_eq!(t.len(), TAIL_BYTES);
         assert_eq!(&t[t.len() - 3..], b"xyz");
         assert_eq!(sink.tail(2), b"yz");
-        sink.write(&vec![b'q'; TAIL_BYTES * 2]);
+        take(&sink, &vec![b'q'; TAIL_BYTES * 2]);
         assert_eq!(sink.tail(usize::MAX), vec![b'q'; TAIL_BYTES]);
         assert_eq!(sink.counters().bytes, TAIL_BYTES as u64 * 3 + 3);
     }
@@ -487,12 +750,41 @@ mod tests {
 
     #[test]
     fn failed_writes_are_counted_and_the_tail_still_fills() {
-        let sink = LogSink::new(Some(RotatingFile::new("/dev/full".into(), 0, 0)));
-        sink.write(b"hello\n");
-        sink.write(b"again\n");
+        let sink = Arc::new(LogSink::new(Some(RotatingFile::new(
+            "/dev/full".into(),
+            0,
+            0,
+        ))));
+        take(&sink, b"hello\n");
+        take(&sink, b"again\n");
         let c = sink.counters();
         assert_eq!(c.write_errors, 2);
         assert!(c.last_write_error.is_some());
         assert_eq!(sink.tail(100), b"hello\nagain\n");
+    }
+
+    #[tokio::test]
+    async fn big_chunks_reach_the_file_in_order_through_the_writers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.log");
+        let sink = Arc::new(LogSink::new(Some(RotatingFile::new(path.clone(), 0, 0))));
+        let mut expected = Vec::new();
+        for i in 0..40u8 {
+            // Big chunks go to a writer thread, small ones queue behind them.
+            let len = if i % 3 == 0 {
+                100
+            } else {
+                HANDOFF_AT + i as usize
+            };
+            let chunk = vec![b'a' + i % 26; len];
+            expected.extend_from_slice(&chunk);
+            let mut buf = buffers::get();
+            buf[..len].copy_from_slice(&chunk);
+            sink.take(&mut buf, len);
+            assert_eq!(buf.len(), READ_CHUNK, "the drain keeps a full-size buffer");
+        }
+        sink.flushed().await;
+        assert!(std::fs::read(&path).expect("read") == expected);
+        assert_eq!(sink.counters().bytes, expected.len() as u64);
     }
 }

@@ -38,6 +38,10 @@ const GROUP_POLL_MAX: Duration = Duration::from_millis(200);
 /// How long a failed start waits for the last of its output, to quote it in `last_error`.
 const LAST_WORDS_WAIT: Duration = Duration::from_millis(100);
 
+/// How long a removal waits for the program's last output to reach its log files (longer
+/// only when something outside the process group still holds a pipe, or the disk hangs).
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
+
 /// Settings every program task shares.
 pub(crate) struct Shared {
     pub events: broadcast::Sender<Event>,
@@ -227,6 +231,8 @@ struct Task {
     start_after_stop: bool,
     remove_after_stop: bool,
     done: bool,
+    /// Pipe drains of earlier runs that may still be reading.
+    old_drains: Vec<JoinHandle<()>>,
 }
 
 /// Starts the task of one program and returns its handle.
@@ -267,6 +273,7 @@ pub(crate) fn launch(shared: Arc<Shared>, config: ProgramConfig) -> ProgramHandl
         start_after_stop: false,
         remove_after_stop: false,
         done: false,
+        old_drains: Vec::new(),
     };
     tokio::spawn(task.run(cmd_rx, exit_rx));
     ProgramHandle {
@@ -301,6 +308,27 @@ impl Task {
                     self.on_timer();
                 }
             }
+        }
+        // Removed: its last output goes to the files before the removal is answered.
+        let mut drains = std::mem::take(&mut self.old_drains);
+        if let Some(leader) = self.leader.take() {
+            drains.extend(leader.drains);
+        }
+        drains.retain(|d| !d.is_finished());
+        let logs = self.logs.clone();
+        let flushed = tokio::time::timeout(FLUSH_WAIT, async move {
+            for d in drains {
+                let _ = d.await;
+            }
+            logs.stdout.flushed().await;
+            logs.stderr.flushed().await;
+        })
+        .await;
+        if flushed.is_err() {
+            tracing::warn!(program = %self.name(), "output still unwritten {FLUSH_WAIT:?} after removal");
+        }
+        for w in self.stop_waiters.drain(..) {
+            let _ = w.send(Ok(()));
         }
     }
 
@@ -508,6 +536,7 @@ impl Task {
         let Some(leader) = self.leader.take() else {
             return;
         };
+        let mut drains = leader.drains;
         self.last_exit = Some(status);
         match self.state {
             ProgramState::Starting => {
@@ -515,7 +544,7 @@ impl Task {
                 let ran = leader.started.elapsed().as_secs_f64();
                 // The output often says why: wait briefly for the pipes to drain.
                 let _ = tokio::time::timeout(LAST_WORDS_WAIT, async {
-                    for d in leader.drains {
+                    for d in &mut drains {
                         let _ = d.await;
                     }
                 })
@@ -555,6 +584,10 @@ impl Task {
             }
             _ => {}
         }
+        // Grandchildren may hold the pipes open: their output is still the program's.
+        self.old_drains.retain(|d| !d.is_finished());
+        drains.retain(|d| !d.is_finished());
+        self.old_drains.append(&mut drains);
     }
 
     /// The last line the program wrote to stderr (or stdout), for a failed start's message.
@@ -661,8 +694,11 @@ impl Task {
     }
 
     fn after_stopped(&mut self) {
-        for w in self.stop_waiters.drain(..) {
-            let _ = w.send(Ok(()));
+        if !self.remove_after_stop {
+            // A removal is answered once the output is written (see `run`).
+            for w in self.stop_waiters.drain(..) {
+                let _ = w.send(Ok(()));
+            }
         }
         if self.remove_after_stop {
             for w in self.start_waiters.drain(..) {

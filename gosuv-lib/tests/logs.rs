@@ -3,6 +3,10 @@
 
 mod common;
 
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -296,4 +300,153 @@ async fn twenty_followers_and_a_flat_out_writer_lose_nothing_in_the_file() {
     }
     drop(idle);
     env.sup.shutdown().await;
+}
+
+/// The size of the pipe a process has on `fd`, opened again through /proc.
+fn pipe_size(pid: u32, fd: u32) -> i32 {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/{pid}/fd/{fd}"))
+        .expect("open the pipe through /proc");
+    // SAFETY: F_GETPIPE_SZ on a descriptor we own.
+    unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETPIPE_SZ) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chatty_stream_gets_a_big_pipe_and_a_quiet_one_keeps_the_default() {
+    let env = Env::new();
+    // One write of 60,000 bytes: more than half of a default pipe, not all of it.
+    env.sup
+        .add(quick(
+            "chatty",
+            "dd if=/dev/zero bs=60000 count=1 2>/dev/null; exec sleep 30",
+        ))
+        .await
+        .expect("add");
+    env.sup
+        .add(quick("quiet", "echo hello; exec sleep 30"))
+        .await
+        .expect("add");
+    let chatty = env.sup.start("chatty", WAIT).await.expect("start").pid;
+    let quiet = env.sup.start("quiet", WAIT).await.expect("start").pid;
+    poll(10, "the output captured", || {
+        env.sup.log_status("chatty").expect("c").stdout.bytes == 60_000
+            && env.sup.log_status("quiet").expect("c").stdout.bytes == 6
+    });
+    assert_eq!(pipe_size(chatty.expect("pid"), 1), 1 << 20);
+    assert_eq!(pipe_size(quiet.expect("pid"), 1), 64 * 1024);
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_get_big_reads_in_bounded_pieces_with_nothing_lost() {
+    let env = Env::new();
+    let mut p = quick("bulk", "dd if=/dev/zero bs=1M count=16 2>/dev/null");
+    p.autorestart = Autorestart::Never;
+    env.sup.add(p).await.expect("add");
+    let mut f = env.sup.follow("bulk", Stream::Stdout).expect("follow");
+    env.sup.start("bulk", WAIT).await.expect("start");
+    let (mut data, mut missed, mut biggest) = (0usize, 0u64, 0usize);
+    while data as u64 + missed < 16 << 20 {
+        match tokio::time::timeout(Duration::from_secs(10), f.recv()).await {
+            Ok(Some(LogEvent::Data(d))) => {
+                assert!(d.iter().all(|&b| b == 0));
+                biggest = biggest.max(d.len());
+                data += d.len();
+            }
+            Ok(Some(LogEvent::Missed(n))) => missed += n,
+            other => panic!("after {data} bytes and {missed} missed: {other:?}"),
+        }
+    }
+    assert_eq!(data as u64 + missed, 16 << 20);
+    assert!(biggest <= 256 * 1024, "a chunk of {biggest} bytes");
+    env.sup.shutdown().await;
+}
+
+/// A log "disk" that takes 64 KiB every 4 ms: a named pipe in place of the log file.
+struct SlowFile {
+    got: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    reader: std::thread::JoinHandle<std::fs::File>,
+}
+
+impl SlowFile {
+    fn new(path: &std::path::Path) -> SlowFile {
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        let (got, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (g, st, path) = (got.clone(), stop.clone(), path.to_owned());
+        let reader = std::thread::spawn(move || {
+            let mut f = std::fs::File::open(&path).expect("open the fifo");
+            let mut buf = vec![0u8; 64 * 1024];
+            while !st.load(Ordering::SeqCst) {
+                match f.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => g.fetch_add(n as u64, Ordering::SeqCst),
+                };
+                std::thread::sleep(Duration::from_millis(4));
+            }
+            f
+        });
+        SlowFile { got, stop, reader }
+    }
+
+    fn got(&self) -> u64 {
+        self.got.load(Ordering::SeqCst)
+    }
+
+    /// Stops reading; what was written is what was read plus what waits in the pipe.
+    fn written(self) -> u64 {
+        use std::os::fd::AsRawFd;
+        self.stop.store(true, Ordering::SeqCst);
+        let f = self.reader.join().expect("reader");
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int.
+        assert_eq!(
+            unsafe { libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut queued) },
+            0
+        );
+        self.got.load(Ordering::SeqCst) + queued as u64
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_log_file_holds_the_program_back_and_shutdown_waits_for_it() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path().join("logs")).expect("logs");
+    let disk = SlowFile::new(&env.log("slow", "stdout"));
+    let mut p = quick(
+        "slow",
+        "dd if=/dev/zero bs=1M count=16 2>/dev/null; exec sleep 30",
+    );
+    p.log_max_bytes = 0;
+    env.sup.add(p).await.expect("add");
+    env.sup.start("slow", WAIT).await.expect("start");
+    let total = 16u64 << 20;
+    let mut ahead_seen = 0;
+    poll_async(30, "16 MiB read", || {
+        let read = env.sup.log_status("slow").expect("c").stdout.bytes;
+        // Reads run a few MiB ahead of the file at most: then the pipe is left unread and
+        // the program waits. (The tail and the counters never wait for the file.)
+        let ahead = read.saturating_sub(disk.got());
+        ahead_seen = ahead_seen.max(ahead);
+        assert!(ahead <= 4 << 20, "{ahead} bytes read but not written");
+        read == total
+    })
+    .await;
+    assert_eq!(
+        env.sup.tail("slow", Stream::Stdout, 3).expect("tail"),
+        [0; 3]
+    );
+    assert!(ahead_seen >= 1 << 20, "reads never ran ahead of the file");
+    env.sup.shutdown().await;
+    assert_eq!(
+        disk.written(),
+        total,
+        "shutdown returned before the file had it all"
+    );
 }
