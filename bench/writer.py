@@ -10,6 +10,7 @@ exists, so that a benchmark can let a supervisor's client command finish before 
 starts. Then, before the first write, it records its start time (time.time(), CLOCK_REALTIME)
 in the file STAMP, so the output alone is timed: from that stamp to the moment the last byte
 lands in the log file (its mtime), whoever started the writer and however long that took.
+Once all is written it records the time in STAMP.done.
 
 One process, so the writer leaves a core to whoever captures its output; BLOCK = 65,500 is
 one default pipe's worth, BLOCK = 4,000 is about what C stdio writes to a pipe.
@@ -39,6 +40,8 @@ def main():
         left -= len(chunk)
         while chunk:
             chunk = chunk[write(1, chunk):]
+    with open(stamp + ".done", "w") as f:
+        f.write(repr(time.time()))
 
 
 if __name__ == "__main__":

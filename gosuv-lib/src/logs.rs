@@ -328,8 +328,10 @@ impl LogSink {
         };
         st.pending_bytes += len;
         st.pending.push_back(chunk);
-        if !st.writing {
-            st.writing = true;
+        let idle = !st.writing;
+        st.writing = true;
+        drop(st);
+        if idle {
             writers::submit(self.clone());
         }
     }
