@@ -52,24 +52,6 @@ fn allowed(op: &str, status: u16) -> bool {
     }
 }
 
-/// The programs' process groups found in /proc, by program.
-fn groups(mark: &str) -> BTreeMap<String, Vec<i32>> {
-    let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for (pid, st) in marked(mark) {
-        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        let name = env
-            .split(|b| *b == 0)
-            .find_map(|kv| kv.strip_prefix(b"PROGRAM="))
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_default();
-        let g = out.entry(name).or_default();
-        if !g.contains(&st.pgrp) {
-            g.push(st.pgrp);
-        }
-    }
-    out
-}
-
 #[test]
 fn fifty_clients_on_the_same_programs() {
     let secs: u64 = std::env::var("GOSUV_STORM_SECS")
@@ -197,7 +179,7 @@ fn fifty_clients_on_the_same_programs() {
     );
     // /proc agrees: one group for each running program, its pid the API's; none for the
     // others. (A stop answers once the whole group is gone.)
-    let procs = groups(&mark);
+    let procs = groups_by_program(&mark);
     for (name, p) in &api {
         match p["pid"].as_i64() {
             Some(pid) => assert_eq!(procs.get(name), Some(&vec![pid as i32]), "{name}"),

@@ -31,24 +31,6 @@ fn programs(mark: &str) -> String {
     y
 }
 
-/// The process groups running each program, counted from /proc (the `PROGRAM` variable).
-fn groups_by_program(mark: &str) -> BTreeMap<String, Vec<i32>> {
-    let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for (pid, st) in marked(mark) {
-        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        let name = env
-            .split(|b| *b == 0)
-            .find_map(|kv| kv.strip_prefix(b"PROGRAM="))
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_default();
-        let groups = out.entry(name).or_default();
-        if !groups.contains(&st.pgrp) {
-            groups.push(st.pgrp);
-        }
-    }
-    out
-}
-
 fn api_pids(env: &Env) -> BTreeMap<String, i32> {
     let list = env.api("GET", "/api/programs?stats=false", "").json();
     list.as_array()

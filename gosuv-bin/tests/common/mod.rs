@@ -450,6 +450,25 @@ pub fn marked(mark: &str) -> Vec<(i32, Stat)> {
         .collect()
 }
 
+/// The process groups running each marked program, by program (its `PROGRAM` variable, as
+/// the tests set it), counted from /proc.
+pub fn groups_by_program(mark: &str) -> std::collections::BTreeMap<String, Vec<i32>> {
+    let mut out: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+    for (pid, st) in marked(mark) {
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let name = env
+            .split(|b| *b == 0)
+            .find_map(|kv| kv.strip_prefix(b"PROGRAM="))
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        let groups = out.entry(name).or_default();
+        if !groups.contains(&st.pgrp) {
+            groups.push(st.pgrp);
+        }
+    }
+    out
+}
+
 /// Kills (SIGKILL) every process marked with its mark when dropped, so a failing test that
 /// left programs without a server does not leave them running.
 pub struct KillMarked(pub String);
