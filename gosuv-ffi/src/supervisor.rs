@@ -398,13 +398,27 @@ pub unsafe extern "C" fn gosuv_supervisor_remove(
     name: *const c_char,
 ) -> gosuv_result {
     guard(|| {
-        // SAFETY: the caller promises NULL or a live supervisor.
-        let s = unsafe { arg_ref(sup, "sup") }?;
-        // SAFETY: the caller promises NULL or a NUL-terminated string.
-        let name = unsafe { arg_str(name, "name") }?;
+        // SAFETY: the caller promises NULL or a live supervisor, and a NUL-terminated name.
+        let (s, name) = unsafe { sup_and_name(sup, name) }?;
         s.sup.remove(name)?;
         Ok(())
     })
+}
+
+/// The supervisor and the program name most calls begin with.
+///
+/// # Safety
+/// `sup` is NULL or a live supervisor and `name` NULL or a NUL-terminated string, both
+/// valid for `'a`.
+unsafe fn sup_and_name<'a>(
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+) -> Result<(&'a gosuv_supervisor, &'a str)> {
+    // SAFETY: passed on from the caller.
+    let s = unsafe { arg_ref(sup, "sup") }?;
+    // SAFETY: passed on from the caller.
+    let name = unsafe { arg_str(name, "name") }?;
+    Ok((s, name))
 }
 
 /// What `start`, `stop` and `restart` ask for.
@@ -425,10 +439,8 @@ unsafe fn request(
     out_status: *mut gosuv_program_status,
 ) -> gosuv_result {
     guard(|| {
-        // SAFETY: the caller promises NULL or a live supervisor.
-        let s = unsafe { arg_ref(sup, "sup") }?;
-        // SAFETY: the caller promises NULL or a NUL-terminated string.
-        let name = unsafe { arg_str(name, "name") }?;
+        // SAFETY: the caller promises NULL or a live supervisor, and a NUL-terminated name.
+        let (s, name) = unsafe { sup_and_name(sup, name) }?;
         let wait = wait_ms(timeout_ms);
         let status = match which {
             Request::Start => s.sup.start(name, wait),
@@ -524,10 +536,8 @@ pub unsafe extern "C" fn gosuv_supervisor_wait_for(
     out_status: *mut gosuv_program_status,
 ) -> gosuv_result {
     guard(|| {
-        // SAFETY: the caller promises NULL or a live supervisor.
-        let s = unsafe { arg_ref(sup, "sup") }?;
-        // SAFETY: the caller promises NULL or a NUL-terminated string.
-        let name = unsafe { arg_str(name, "name") }?;
+        // SAFETY: the caller promises NULL or a live supervisor, and a NUL-terminated name.
+        let (s, name) = unsafe { sup_and_name(sup, name) }?;
         let state = state_arg(state)?;
         let timeout = Duration::from_millis(u64::from(timeout_ms));
         let status = s.sup.wait_for(name, state, timeout)?;
@@ -553,10 +563,8 @@ pub unsafe extern "C" fn gosuv_supervisor_status(
 ) -> gosuv_result {
     guard(|| {
         let out = out_ptr(out_status, "out_status")?;
-        // SAFETY: the caller promises NULL or a live supervisor.
-        let s = unsafe { arg_ref(sup, "sup") }?;
-        // SAFETY: the caller promises NULL or a NUL-terminated string.
-        let name = unsafe { arg_str(name, "name") }?;
+        // SAFETY: the caller promises NULL or a live supervisor, and a NUL-terminated name.
+        let (s, name) = unsafe { sup_and_name(sup, name) }?;
         let status = s.sup.status(name)?;
         // SAFETY: checked non-NULL; the caller promises it is writable.
         unsafe { out.write(gosuv_program_status::from(&status)) };
@@ -591,10 +599,8 @@ pub unsafe extern "C" fn gosuv_supervisor_program_error(
                 "argument `len` is 0: pass the size of `buf`".into(),
             ));
         }
-        // SAFETY: the caller promises NULL or a live supervisor.
-        let s = unsafe { arg_ref(sup, "sup") }?;
-        // SAFETY: the caller promises NULL or a NUL-terminated string.
-        let name = unsafe { arg_str(name, "name") }?;
+        // SAFETY: the caller promises NULL or a live supervisor, and a NUL-terminated name.
+        let (s, name) = unsafe { sup_and_name(sup, name) }?;
         let text = s.sup.status(name)?.last_error.unwrap_or_default();
         // SAFETY: the caller promises `buf` holds `len` bytes.
         let full = unsafe { copy_text(&text, buf, len) };
@@ -664,10 +670,8 @@ pub unsafe extern "C" fn gosuv_supervisor_config_json(
     // SAFETY: the caller promises NULL or writable.
     unsafe { clear_out(out_json) };
     guard(|| {
-        // SAFETY: the caller promises NULL or a live supervisor.
-        let s = unsafe { arg_ref(sup, "sup") }?;
-        // SAFETY: the caller promises NULL or a NUL-terminated string.
-        let name = unsafe { arg_str(name, "name") }?;
+        // SAFETY: the caller promises NULL or a live supervisor, and a NUL-terminated name.
+        let (s, name) = unsafe { sup_and_name(sup, name) }?;
         let json = to_json(&s.sup.config(name)?)?;
         // SAFETY: the caller promises NULL or writable.
         unsafe { give_string(out_json, json) }
@@ -787,10 +791,8 @@ pub unsafe extern "C" fn gosuv_supervisor_tail(
                 "argument `len` is 0: pass the size of `buf`".into(),
             ));
         }
-        // SAFETY: the caller promises NULL or a live supervisor.
-        let s = unsafe { arg_ref(sup, "sup") }?;
-        // SAFETY: the caller promises NULL or a NUL-terminated string.
-        let name = unsafe { arg_str(name, "name") }?;
+        // SAFETY: the caller promises NULL or a live supervisor, and a NUL-terminated name.
+        let (s, name) = unsafe { sup_and_name(sup, name) }?;
         let stream = stream_arg(stream)?;
         let all = s.sup.tail(name, stream, TAIL_BYTES)?;
         let lines = if max_lines > 0 {
@@ -828,10 +830,8 @@ pub unsafe extern "C" fn gosuv_supervisor_stats(
 ) -> gosuv_result {
     guard(|| {
         let out = out_ptr(out_stats, "out_stats")?;
-        // SAFETY: the caller promises NULL or a live supervisor.
-        let s = unsafe { arg_ref(sup, "sup") }?;
-        // SAFETY: the caller promises NULL or a NUL-terminated string.
-        let name = unsafe { arg_str(name, "name") }?;
+        // SAFETY: the caller promises NULL or a live supervisor, and a NUL-terminated name.
+        let (s, name) = unsafe { sup_and_name(sup, name) }?;
         let stats = s.sup.stats(name)?;
         // SAFETY: checked non-NULL; the caller promises it is writable.
         unsafe { out.write(gosuv_process_stats::from(&stats)) };
