@@ -11,10 +11,10 @@ use std::time::Duration;
 use gosuv_core::{Error as CoreError, EventNotice, Events, LogEvent, LogFollower, Stream};
 use tokio::runtime::Runtime;
 
-use crate::args::{arg_ref, arg_str, clear_out, out_ptr};
+use crate::args::{arg_ref, clear_out, out_ptr};
 use crate::error::{gosuv_result, guard, panic_text, Error, Result};
 use crate::status::{gosuv_state, gosuv_stream, stream_arg, unix_ms};
-use crate::supervisor::gosuv_supervisor;
+use crate::supervisor::{gosuv_supervisor, sup_and_name};
 
 /// How long a subscription thread waits for an item before it looks at its flags again.
 const POLL: Duration = Duration::from_millis(50);
@@ -480,10 +480,8 @@ pub unsafe extern "C" fn gosuv_supervisor_on_log(
     unsafe { clear_out(out) };
     guard(|| {
         let out = out_ptr(out, "out")?;
-        // SAFETY: the caller promises NULL or a live supervisor.
-        let s = unsafe { arg_ref(sup, "sup") }?;
-        // SAFETY: the caller promises NULL or a NUL-terminated string.
-        let name = unsafe { arg_str(name, "name") }?;
+        // SAFETY: the caller promises NULL or a live supervisor, and a NUL-terminated name.
+        let (s, name) = unsafe { sup_and_name(sup, name) }?;
         let stream = stream_arg(stream)?;
         let callback = callback.ok_or(Error::Null("callback"))?;
         let follower = s.sup.as_async().follow(name, stream)?;

@@ -410,7 +410,7 @@ pub unsafe extern "C" fn gosuv_supervisor_remove(
 /// # Safety
 /// `sup` is NULL or a live supervisor and `name` NULL or a NUL-terminated string, both
 /// valid for `'a`.
-unsafe fn sup_and_name<'a>(
+pub(crate) unsafe fn sup_and_name<'a>(
     sup: *const gosuv_supervisor,
     name: *const c_char,
 ) -> Result<(&'a gosuv_supervisor, &'a str)> {

@@ -436,8 +436,8 @@ impl LogSink {
         self.lock().followers = None;
     }
 
-    /// Changes rotation settings (and the file, when `log_disable` changed). Output already
-    /// taken may still go to the old file.
+    /// Changes rotation settings (and the file, when `log_disable` changed). Output still
+    /// queued for a log writer is written with the new settings.
     pub(crate) fn reconfigure(&self, file: Option<RotatingFile>) {
         let mut slot = self.lock_file();
         match (&mut *slot, file) {
