@@ -122,7 +122,8 @@ export GOSUV_URL_NOAUTH="http://127.0.0.1:$port"
 export GOSUV_ARTIFACTS="$artifacts"
 
 echo "== node --test (headless chromium)"
+# GOSUV_WEB_TEST_PATTERN=regex runs only the tests whose names match it.
 status=0
-node --test --test-concurrency=1 --test-reporter=spec "$here"/tests/*.test.mjs || status=$?
+node --test --test-concurrency=1 --test-reporter=spec ${GOSUV_WEB_TEST_PATTERN:+--test-name-pattern="$GOSUV_WEB_TEST_PATTERN"} "$here"/tests/*.test.mjs || status=$?
 echo "screenshots and server logs: $artifacts"
 exit "$status"
