@@ -35,8 +35,12 @@ pub fn backoff_delay(failures: u32) -> Duration {
 const GROUP_POLL_FIRST: Duration = Duration::from_millis(10);
 const GROUP_POLL_MAX: Duration = Duration::from_millis(200);
 
-/// How long a failed start waits for the last of its output, to quote it in `last_error`.
-const LAST_WORDS_WAIT: Duration = Duration::from_millis(100);
+/// How long an exit (or the end of a stop) waits for the program's last output to be read
+/// from its pipes and written to its log files before the state changes, so that whoever
+/// sees `exited`, `stopped`, `backoff` or `fatal` finds every byte in the files (and a failed
+/// start can quote its last words in `last_error`). Longer only when something outside the
+/// process group still holds a pipe, or the disk is slow.
+const EXIT_OUTPUT_WAIT: Duration = Duration::from_millis(250);
 
 /// How long a removal waits for the program's last output to reach its log files (longer
 /// only when something outside the process group still holds a pipe, or the disk hangs).
@@ -305,7 +309,7 @@ impl Task {
                     }
                 },
                 () = sleep_until(deadline.unwrap_or_else(Instant::now).into()), if deadline.is_some() => {
-                    self.on_timer();
+                    self.on_timer().await;
                 }
             }
         }
@@ -314,17 +318,7 @@ impl Task {
         if let Some(leader) = self.leader.take() {
             drains.extend(leader.drains);
         }
-        drains.retain(|d| !d.is_finished());
-        let logs = self.logs.clone();
-        let flushed = tokio::time::timeout(FLUSH_WAIT, async move {
-            for d in drains {
-                let _ = d.await;
-            }
-            logs.stdout.flushed().await;
-            logs.stderr.flushed().await;
-        })
-        .await;
-        if flushed.is_err() {
+        if !self.settle_output(&mut drains, FLUSH_WAIT).await {
             tracing::warn!(program = %self.name(), "output still unwritten {FLUSH_WAIT:?} after removal");
         }
         for w in self.stop_waiters.drain(..) {
@@ -543,19 +537,14 @@ impl Task {
                 self.timer = None;
                 let ran = leader.started.elapsed().as_secs_f64();
                 // The output often says why: wait briefly for the pipes to drain.
-                let _ = tokio::time::timeout(LAST_WORDS_WAIT, async {
-                    for d in &mut drains {
-                        let _ = d.await;
-                    }
-                })
-                .await;
+                signal_group(pid, Signal::SIGKILL);
+                self.settle_output(&mut drains, EXIT_OUTPUT_WAIT).await;
                 let words = self.last_words();
                 self.last_error = Some(format!(
                     "exited with {status} after {ran:.2}s, before start_seconds ({}s){}",
                     self.config.start_seconds,
                     words.map(|w| format!(": {w}")).unwrap_or_default()
                 ));
-                signal_group(pid, Signal::SIGKILL);
                 self.group_gone();
                 self.failed_start(Some(status));
             }
@@ -564,6 +553,7 @@ impl Task {
                 // run twice once it restarts.
                 signal_group(pid, Signal::SIGKILL);
                 self.group_gone();
+                self.settle_output(&mut drains, EXIT_OUTPUT_WAIT).await;
                 let expected = status
                     .code()
                     .is_some_and(|c| self.config.exit_codes.contains(&c));
@@ -580,7 +570,9 @@ impl Task {
             }
             ProgramState::Stopping => {
                 self.publish();
-                self.check_group();
+                // Kept with the others: `check_group` waits for them once the group is gone.
+                self.old_drains.append(&mut drains);
+                self.check_group().await;
             }
             _ => {}
         }
@@ -588,6 +580,26 @@ impl Task {
         self.old_drains.retain(|d| !d.is_finished());
         drains.retain(|d| !d.is_finished());
         self.old_drains.append(&mut drains);
+    }
+
+    /// Waits, for at most `limit`, until `drains` have read their pipes to the end and what
+    /// they read is in the log files; returns whether all of it got there. Finished drains
+    /// are dropped from `drains`.
+    async fn settle_output(&self, drains: &mut Vec<JoinHandle<()>>, limit: Duration) -> bool {
+        let logs = &self.logs;
+        let settled = tokio::time::timeout(limit, async {
+            for d in drains.iter_mut() {
+                if !d.is_finished() {
+                    let _ = d.await;
+                }
+            }
+            logs.stdout.flushed().await;
+            logs.stderr.flushed().await;
+        })
+        .await
+        .is_ok();
+        drains.retain(|d| !d.is_finished());
+        settled
     }
 
     /// The last line the program wrote to stderr (or stdout), for a failed start's message.
@@ -635,7 +647,7 @@ impl Task {
         }
     }
 
-    fn on_timer(&mut self) {
+    async fn on_timer(&mut self) {
         let Some((_, timer)) = self.timer.take() else {
             return;
         };
@@ -645,14 +657,15 @@ impl Task {
                 self.restarts += 1;
                 self.begin_start();
             }
-            (Timer::Kill | Timer::GroupPoll, ProgramState::Stopping) => self.check_group(),
+            (Timer::Kill | Timer::GroupPoll, ProgramState::Stopping) => self.check_group().await,
             _ => {}
         }
     }
 
     /// While stopping: SIGKILL the group once `stop_timeout` is up, and finish the stop once
-    /// the leader has been reaped and no process is left in its group.
-    fn check_group(&mut self) {
+    /// the leader has been reaped and no process is left in its group (and its last output
+    /// is in the files).
+    async fn check_group(&mut self) {
         let now = Instant::now();
         if !self.killed && self.kill_at.is_some_and(|at| now >= at) {
             if let Some(pgid) = self.group {
@@ -680,6 +693,9 @@ impl Task {
         }
         self.group_gone();
         self.kill_at = None;
+        let mut drains = std::mem::take(&mut self.old_drains);
+        self.settle_output(&mut drains, EXIT_OUTPUT_WAIT).await;
+        self.old_drains = drains;
         self.transition(ProgramState::Stopped, self.last_exit);
         self.after_stopped();
     }

@@ -451,3 +451,50 @@ async fn a_slow_log_file_holds_the_program_back_and_shutdown_waits_for_it() {
         "shutdown returned before the file had it all"
     );
 }
+
+/// Whoever sees `exited` or `stopped` finds every byte of the run's output in the log file:
+/// the state changes only once the pipes are read to the end and the log writers are done.
+/// (dd writes 1 MiB at a time, so the reads are big enough to go through the writer threads.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_is_complete_when_the_state_says_exited_or_stopped() {
+    const MIB: u64 = 1024 * 1024;
+    let env = Env::new();
+    let mut burst = quick("burst", "dd if=/dev/zero bs=1M count=24 status=none");
+    burst.autorestart = Autorestart::Never;
+    burst.log_max_bytes = 0;
+    env.sup.add(burst).await.expect("add");
+    let mut last_words = quick(
+        "last-words",
+        "trap 'dd if=/dev/zero bs=1M count=24 status=none; exit 0' TERM; echo trapped >&2; while :; do sleep 0.05; done",
+    );
+    last_words.autorestart = Autorestart::Never;
+    last_words.log_max_bytes = 0;
+    env.sup.add(last_words).await.expect("add");
+    let size = |name: &str| {
+        std::fs::metadata(env.log(name, "stdout"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    for round in 1..=4 {
+        env.sup.start("burst", WAIT).await.expect("start");
+        env.sup
+            .wait_for("burst", Exited, Duration::from_secs(20))
+            .await
+            .expect("exits");
+        assert_eq!(size("burst"), round * 24 * MIB, "at exited, round {round}");
+
+        env.sup.start("last-words", WAIT).await.expect("start");
+        // Stopped only once its trap is set: it writes its last words when told to stop.
+        poll(10, "the trap to be set", || {
+            std::fs::read_to_string(env.log("last-words", "stderr"))
+                .unwrap_or_default()
+                .matches("trapped")
+                .count()
+                == round as usize
+        });
+        let st = env.sup.stop("last-words", WAIT).await.expect("stop");
+        assert_eq!(st.state, Stopped);
+        assert_eq!(size("last-words"), round * 24 * MIB, "at stopped, round {round}");
+    }
+    env.sup.shutdown().await;
+}
