@@ -117,3 +117,81 @@ fn connections_that_send_nothing_cannot_starve_the_server() {
         fd_count(server) <= fds_before + 2
     });
 }
+
+/// Sends a keep-alive request and reads exactly its answer (the body has a Content-Length),
+/// leaving the connection open.
+fn keep_alive_request(s: &mut std::net::TcpStream, port: u16, path: &str) -> Resp {
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "the answer's head was cut");
+        buf.push(byte[0]);
+    }
+    let len: usize = parse_response(&buf)
+        .header("content-length")
+        .expect("a Content-Length")
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    buf.extend_from_slice(&body);
+    parse_response(&buf)
+}
+
+/// Keep-alive connections are kept between requests, but not forever: the deadline for the
+/// next head starts again at the end of each answer. A handler slower than the deadline (a
+/// stop that waits 13 s for its program) is not cut by it.
+#[test]
+fn idle_keep_alive_connections_are_closed_but_slow_answers_are_not() {
+    let env = Env::http(false);
+    let mark = env.dir.path().display().to_string();
+    let _cleanup = KillMarked(mark.clone());
+    env.programs(&format!(
+        "- name: slowstop\n  command: [/bin/sh, -c, 'trap \"sleep 13; exit 0\" TERM; while :; do sleep 0.1; done']\n  start_auto: true\n  stop_timeout: 30\n  environ: [\"{MARK_VAR}={mark}\"]\n"
+    ));
+    let _srv = env.start();
+    env.wait_state("slowstop", "running");
+    let port = env.setup.http_port.unwrap();
+
+    let slow = std::thread::spawn({
+        let sock = env.sock();
+        move || {
+            let mut s = UnixStream::connect(sock).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+            let started = Instant::now();
+            write!(
+                s,
+                "POST /api/programs/slowstop/stop HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf);
+            (parse_response(&buf), started.elapsed())
+        }
+    });
+
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(keep_alive_request(&mut s, port, "/api/status").status, 200);
+    // Six seconds later, on the same connection: still open, and it answers.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(keep_alive_request(&mut s, port, "/api/status").status, 200);
+    let answered = Instant::now();
+    // Now idle: the server closes it once HEAD_TIMEOUT has passed since that answer, though
+    // the connection as a whole is older than that by then.
+    let mut byte = [0u8; 1];
+    assert_eq!(s.read(&mut byte).unwrap_or(0), 0, "sent bytes unasked");
+    let idle = answered.elapsed();
+    eprintln!("an idle keep-alive connection was closed after {idle:?}");
+    assert!(
+        idle >= Duration::from_secs(9) && idle < Duration::from_secs(20),
+        "closed after {idle:?} of idleness"
+    );
+
+    let (r, took) = slow.join().unwrap();
+    eprintln!("the slow stop answered after {took:?}");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(took >= Duration::from_secs(12), "the stop took {took:?}");
+    assert_eq!(r.json()["state"], "stopped", "{}", r.body);
+}

@@ -1,14 +1,19 @@
-//! Limits on connections, in front of axum: at most [`MAX_CONNECTIONS`] open at once on a
-//! listener (past it, new ones wait in the kernel's backlog), and a connection must send its
-//! first request head within [`HEAD_TIMEOUT`] or it is closed.
+//! The HTTP server of both listeners, with limits on connections: at most
+//! [`MAX_CONNECTIONS`] open at once on a listener (past it, new ones wait in the kernel's
+//! backlog), and a connection must send each request head within [`HEAD_TIMEOUT`]: the first
+//! one from when it opens, each later one from when the answer before it is written. A
+//! connection that stalls mid-head, or sits idle between requests, is closed.
 //!
 //! Why: auth and the allow-list apply to requests, not to connections. Without these limits
-//! anyone who can connect could open connections that never send a byte until the server's
-//! descriptors run out, and a supervisor without descriptors cannot create the pipes of the
-//! programs it restarts. With them, such a client can at worst make the API wait, never stop
-//! supervision.
+//! anyone who can connect could open connections that never send a byte (or send one request
+//! and then keep the connection idle) until the server's descriptors run out, and a supervisor
+//! without descriptors cannot create the pipes of the programs it restarts. With them, such a
+//! client can at worst make the API wait, never stop supervision.
+//!
+//! The deadline is hyper's header-read timeout, which axum's `serve` does not set; hence
+//! [`serve`] here. It runs only while the connection waits for a head: a slow handler (a stop
+//! that waits for a program) or a long answer (a log or event stream) is never cut by it.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,15 +21,23 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::serve::Listener;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 /// Connections open at once on one listener.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// How long a new connection may take to send its first request head.
+/// How long a connection may take to send a request head: from when it opens, and from the
+/// end of each answer (so this is also how long an idle keep-alive connection is kept).
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A listener with [`MAX_CONNECTIONS`] and [`HEAD_TIMEOUT`].
@@ -74,13 +87,7 @@ impl<L: Listener> Listener for Guarded<L> {
             self.warned.store(false, Ordering::Relaxed);
         }
         let (io, addr) = self.inner.accept().await;
-        let io = GuardedIo {
-            io,
-            _permit: permit,
-            head: HeadWatch::default(),
-            deadline: Some(Box::pin(tokio::time::sleep(HEAD_TIMEOUT))),
-        };
-        (io, addr)
+        (GuardedIo { io, _permit: permit }, addr)
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
@@ -88,48 +95,11 @@ impl<L: Listener> Listener for Guarded<L> {
     }
 }
 
-/// Finds the end of the first request head (`\r\n\r\n`) in a stream of bytes.
-#[derive(Debug, Default)]
-struct HeadWatch {
-    matched: usize,
-}
-
-impl HeadWatch {
-    /// Feeds bytes; returns whether the head is complete.
-    fn feed(&mut self, bytes: &[u8]) -> bool {
-        const END: &[u8] = b"\r\n\r\n";
-        for b in bytes {
-            self.matched = if *b == END[self.matched] {
-                self.matched + 1
-            } else if *b == b'\r' {
-                1
-            } else {
-                0
-            };
-            if self.matched == END.len() {
-                return true;
-            }
-        }
-        false
-    }
-}
-
-/// A connection of a [`Guarded`] listener: it holds a slot while open, and fails its reads
-/// once [`HEAD_TIMEOUT`] has passed without a complete first request head.
+/// A connection of a [`Guarded`] listener: it holds a slot while open.
 #[derive(Debug)]
 pub struct GuardedIo<T> {
     io: T,
     _permit: OwnedSemaphorePermit,
-    head: HeadWatch,
-    /// Until the first head is complete.
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<T> GuardedIo<T> {
-    /// The connection itself.
-    pub fn get_ref(&self) -> &T {
-        &self.io
-    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
@@ -138,24 +108,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
-        let before = buf.filled().len();
-        let r = Pin::new(&mut this.io).poll_read(cx, buf);
-        if let Some(deadline) = this.deadline.as_mut() {
-            if let Poll::Ready(Ok(())) = r {
-                if this.head.feed(&buf.filled()[before..]) {
-                    this.deadline = None;
-                    return r;
-                }
-            }
-            if deadline.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "no request head within the time allowed",
-                )));
-            }
-        }
-        r
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
@@ -189,29 +142,62 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
     }
 }
 
-/// The peer address of an HTTP connection through a [`Guarded`] TCP listener (what
-/// `ConnectInfo<SocketAddr>` is for a plain one).
+/// The peer address of an HTTP connection over TCP, as `ConnectInfo<PeerAddr>` in each
+/// request's extensions (what `ConnectInfo<SocketAddr>` is with axum's own `serve`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
-impl Connected<IncomingStream<'_, Guarded<tokio::net::TcpListener>>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, Guarded<tokio::net::TcpListener>>) -> Self {
-        PeerAddr(*stream.remote_addr())
+/// What a listener's address tells the handlers about the peer.
+pub trait Peer {
+    /// The peer's address, where it has one the allow-list can check.
+    fn peer(&self) -> Option<PeerAddr>;
+}
+
+impl Peer for SocketAddr {
+    fn peer(&self) -> Option<PeerAddr> {
+        Some(PeerAddr(*self))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_end_of_a_head_across_reads() {
-        let mut w = HeadWatch::default();
-        assert!(!w.feed(b"GET / HTTP/1.1\r\nHost: x\r"));
-        assert!(!w.feed(b"\n\r"));
-        assert!(w.feed(b"\nbody"));
-        let mut w = HeadWatch::default();
-        assert!(!w.feed(b"\r\n\r\r\n\r"));
-        assert!(w.feed(b"\n"));
+impl Peer for tokio::net::unix::SocketAddr {
+    fn peer(&self) -> Option<PeerAddr> {
+        None
     }
+}
+
+/// Serves `app` on `listener` until `stop` is cancelled; then accepts no more connections,
+/// asks the open ones to close once their current answer is written, and waits for them.
+pub async fn serve<L>(mut listener: Guarded<L>, app: Router, stop: CancellationToken)
+where
+    L: Listener,
+    L::Addr: Peer,
+{
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT);
+    loop {
+        let (io, addr) = tokio::select! {
+            c = listener.accept() => c,
+            () = stop.cancelled() => break,
+        };
+        let peer = addr.peer();
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let mut req = req.map(Body::new);
+            if let Some(p) = peer {
+                req.extensions_mut().insert(ConnectInfo(p));
+            }
+            app.clone().oneshot(req)
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                // A closed or timed-out connection: nothing the server has to act on.
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }

@@ -576,25 +576,14 @@ async fn serve(
         let l = listener::Guarded::new(l, "the unix socket");
         let app = app.clone().layer(Extension(Transport::Unix));
         let stop = stop.clone();
-        servers.push(tokio::spawn(async move {
-            axum::serve(l, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        }));
+        servers.push(tokio::spawn(listener::serve(l, app, stop)));
     }
     if let Some(l) = tcp {
         let l = tokio::net::TcpListener::from_std(l).map_err(|e| Failure::new(e.to_string()))?;
         let l = listener::Guarded::new(l, "HTTP");
-        let app = app
-            .clone()
-            .layer(Extension(Transport::Tcp))
-            .into_make_service_with_connect_info::<listener::PeerAddr>();
+        let app = app.clone().layer(Extension(Transport::Tcp));
         let stop = stop.clone();
-        servers.push(tokio::spawn(async move {
-            axum::serve(l, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        }));
+        servers.push(tokio::spawn(listener::serve(l, app, stop)));
     }
     let line = format!("server started, listening {}", listening.join(", "));
     tracing::info!(pid = std::process::id(), "{line}");
@@ -610,8 +599,7 @@ async fn serve(
     stop.cancel();
     for s in servers {
         match tokio::time::timeout(DRAIN_TIMEOUT, s).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!("listener error: {e}"),
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("listener task failed: {e}"),
             Err(_) => {
                 tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them")
