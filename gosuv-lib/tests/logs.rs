@@ -494,7 +494,11 @@ async fn the_file_is_complete_when_the_state_says_exited_or_stopped() {
         });
         let st = env.sup.stop("last-words", WAIT).await.expect("stop");
         assert_eq!(st.state, Stopped);
-        assert_eq!(size("last-words"), round * 24 * MIB, "at stopped, round {round}");
+        assert_eq!(
+            size("last-words"),
+            round * 24 * MIB,
+            "at stopped, round {round}"
+        );
     }
     env.sup.shutdown().await;
 }

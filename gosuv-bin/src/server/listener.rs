@@ -87,7 +87,13 @@ impl<L: Listener> Listener for Guarded<L> {
             self.warned.store(false, Ordering::Relaxed);
         }
         let (io, addr) = self.inner.accept().await;
-        (GuardedIo { io, _permit: permit }, addr)
+        (
+            GuardedIo {
+                io,
+                _permit: permit,
+            },
+            addr,
+        )
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
