@@ -53,7 +53,7 @@ fn a_failing_log_file_neither_stops_nor_slows_the_program_and_is_reported() {
     let env = Env::unix();
     env.programs(&format!("{FLOOD}{STEADY}"));
     // The fault, from the first write: these logs point at a device that is always full.
-    // (A log file removed while open is written on, unlinked: see RELIABILITY.md.)
+    // (A log file moved or removed by another tool is followed: see gosuv-lib/tests/logs.rs.)
     std::fs::create_dir_all(env.path("logs")).unwrap();
     for name in ["full", "steady"] {
         std::os::unix::fs::symlink("/dev/full", env.path(&format!("logs/{name}.stdout.log")))

@@ -16,9 +16,10 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -110,7 +111,17 @@ struct Chunk {
     data: Bytes,
 }
 
+/// How often a log file being written is checked against its path, to notice rotation by
+/// another tool (see [`RotatingFile`]).
+const MOVED_CHECK: Duration = Duration::from_secs(1);
+
 /// A log file that is rotated at a size into `.1 .. .N`.
+///
+/// It also follows rotation done by another tool (logrotate, or a user's `mv` or `rm`): at
+/// most once a second while it is written, the path is compared with the open file. If the
+/// file was moved away or deleted, the next write creates a new one at the path (what was
+/// written before went with the old file); if it was truncated in place (`copytruncate`),
+/// the size counted towards `max_bytes` starts again from the file's size.
 #[derive(Debug)]
 pub struct RotatingFile {
     path: PathBuf,
@@ -118,6 +129,10 @@ pub struct RotatingFile {
     size: u64,
     max_bytes: u64,
     backups: u32,
+    /// Device and inode of the open file.
+    id: (u64, u64),
+    /// When the path was last compared with the open file.
+    checked: Instant,
 }
 
 impl RotatingFile {
@@ -129,6 +144,8 @@ impl RotatingFile {
             size: 0,
             max_bytes,
             backups,
+            id: (0, 0),
+            checked: Instant::now(),
         }
     }
 
@@ -148,7 +165,10 @@ impl RotatingFile {
                 .mode(0o640)
                 .custom_flags(libc::O_CLOEXEC)
                 .open(&self.path)?;
-            self.size = f.metadata()?.len();
+            let m = f.metadata()?;
+            self.size = m.len();
+            self.id = (m.dev(), m.ino());
+            self.checked = Instant::now();
             self.file = Some(f);
         }
         self.file
@@ -198,7 +218,24 @@ impl RotatingFile {
             .map(|e| format!("{}: {e}", self.path.display()))
     }
 
+    /// Notices a rotation by another tool: see [`RotatingFile`].
+    fn check_moved(&mut self) {
+        self.checked = Instant::now();
+        match std::fs::metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.id => {
+                if m.len() < self.size {
+                    self.size = m.len();
+                }
+            }
+            // Moved away or deleted (or the path cannot be read, which reopening will tell).
+            _ => self.file = None,
+        }
+    }
+
     fn try_write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.file.is_some() && self.checked.elapsed() >= MOVED_CHECK {
+            self.check_moved();
+        }
         if self.max_bytes > 0 && self.size > 0 && self.size + data.len() as u64 > self.max_bytes {
             self.rotate()?;
         }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -500,5 +500,79 @@ async fn the_file_is_complete_when_the_state_says_exited_or_stopped() {
             "at stopped, round {round}"
         );
     }
+    env.sup.shutdown().await;
+}
+
+/// Rotation by another tool. The program copies a FIFO the test writes into, so the test
+/// knows each byte; the log file is compared with its path at most once a second while it
+/// is written, so each step waits that second out before writing again.
+/// - logrotate's `create` (a move): what came before stays in the moved file, what comes after
+///   goes to a new file at the path, nothing lost or doubled;
+/// - `rm`: a new file at the path;
+/// - `copytruncate` (truncated in place): the size counted towards `log_max_bytes` starts
+///   again, so no early rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_rotated_by_another_tool_is_followed() {
+    let env = Env::new();
+    let fifo = env.path().join("input");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let mut p = quick("copier", &format!("exec cat '{}'", fifo.display()));
+    p.log_max_bytes = 64 * 1024;
+    p.log_backups = 2;
+    env.sup.add(p).await.expect("add");
+    env.sup.start("copier", WAIT).await.expect("start");
+    let mut input = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .expect("open the fifo");
+    let log = env.log("copier", "stdout");
+    let backup = |n: u32| std::path::PathBuf::from(format!("{}.{n}", log.display()));
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let a_second = Duration::from_millis(1200);
+
+    let a = "a\n".repeat(5000);
+    input.write_all(a.as_bytes()).expect("write");
+    poll(10, "the first part in the file", || read(&log) == a);
+
+    // logrotate's `create`: moved away.
+    let moved = env.path().join("logs").join("copier.moved");
+    std::fs::rename(&log, &moved).expect("move");
+    tokio::time::sleep(a_second).await;
+    let b = "b\n".repeat(5000);
+    input.write_all(b.as_bytes()).expect("write");
+    poll(10, "a new file at the path", || read(&log) == b);
+    assert_eq!(read(&moved), a, "the moved file lost or gained bytes");
+
+    // Deleted.
+    std::fs::remove_file(&log).expect("rm");
+    tokio::time::sleep(a_second).await;
+    let c = "c\n".repeat(20_000);
+    input.write_all(c.as_bytes()).expect("write");
+    poll(10, "a new file after rm", || read(&log) == c);
+
+    // `copytruncate`: 40 KB counted, the file emptied in place, 30 KB more: under 64 KiB.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .expect("open the log")
+        .set_len(0)
+        .expect("truncate");
+    tokio::time::sleep(a_second).await;
+    let d = "d\n".repeat(15_000);
+    input.write_all(d.as_bytes()).expect("write");
+    poll(10, "the writes after the truncation", || {
+        read(&log) == d || backup(1).exists()
+    });
+    assert!(
+        !backup(1).exists(),
+        "rotated at {} bytes written into a truncated file",
+        d.len()
+    );
+    // And rotation at log_max_bytes still works.
+    let e = "e\n".repeat(20_000);
+    input.write_all(e.as_bytes()).expect("write");
+    poll(10, "rotation past log_max_bytes", || read(&log) == e);
+    assert_eq!(read(&backup(1)), d);
+    drop(input);
     env.sup.shutdown().await;
 }
