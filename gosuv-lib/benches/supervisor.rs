@@ -2,14 +2,16 @@
 //!
 //! ```sh
 //! cargo bench -p gosuv --bench supervisor            # everything
-//! cargo bench -p gosuv --bench supervisor -- spawn   # one workload: spawn|idle|restart|logs
+//! cargo bench -p gosuv --bench supervisor -- spawn   # one workload: spawn|idle|restart|logs|lines
 //! ```
 //!
 //! - spawn: time to bring 1,000 `sleep` programs (start_seconds 0) to `running`;
 //! - idle: the supervisor's RSS and CPU ms per second while those 1,000 idle for 10 s;
 //! - restart: SIGKILL of a running program until its new child exists (median, p90);
 //! - logs: one child writing 512 MiB of 100-byte lines, captured, against the same writer
-//!   redirected straight to a file (MiB/s and ratio).
+//!   redirected straight to a file (MiB/s and ratio);
+//! - lines: the same with 32 MiB written 100 bytes a write(2), as a line-by-line logger does:
+//!   the supervisor's CPU per MiB is the figure to watch.
 //!
 //! Each figure is the median of several rounds; the machine's noise shows in min..max.
 
@@ -138,13 +140,14 @@ async fn restart_latency(dir: &Path, kills: usize) {
 
 /// The W4 writer of `bench/compare.py` (`bench/writer.py`): one process writing 100-byte
 /// lines, 655 to a write(2), that records its start time in `stamp`.
-fn writer(stamp: &Path) -> Vec<String> {
+/// A writer of `bytes` in 100-byte lines, `per_write` bytes a write(2).
+fn writer(stamp: &Path, bytes: u64, per_write: usize) -> Vec<String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/writer.py");
     [
         "python3".to_string(),
         script.display().to_string(),
-        LOG_BYTES.to_string(),
-        "65500".to_string(),
+        bytes.to_string(),
+        per_write.to_string(),
         stamp.display().to_string(),
     ]
     .into()
@@ -160,15 +163,16 @@ fn since_stamp(stamp: &Path, end: SystemTime) -> f64 {
     end.duration_since(UNIX_EPOCH).expect("clock").as_secs_f64() - t0
 }
 
-async fn log_throughput(dir: &Path, rounds: usize) {
+async fn log_throughput(dir: &Path, rounds: usize, label: &str, bytes: u64, per_write: usize) {
     let mut direct = Vec::new();
     let mut captured = Vec::new();
+    let mut cpus = Vec::new();
     let out = dir.join("direct.log");
     let stamp = dir.join("stamp");
     for round in 0..rounds {
         // Straight to a file.
         let _ = std::fs::remove_file(&out);
-        let argv = writer(&stamp);
+        let argv = writer(&stamp, bytes, per_write);
         let st = std::process::Command::new(&argv[0])
             .args(&argv[1..])
             .stdout(std::fs::File::create(&out).expect("direct.log"))
@@ -176,7 +180,7 @@ async fn log_throughput(dir: &Path, rounds: usize) {
             .expect("direct writer");
         assert!(st.success());
         let meta = std::fs::metadata(&out).expect("meta");
-        assert_eq!(meta.len(), LOG_BYTES);
+        assert_eq!(meta.len(), bytes);
         let d = since_stamp(&stamp, meta.modified().expect("mtime"));
         std::fs::remove_file(&out).expect("rm");
 
@@ -185,7 +189,7 @@ async fn log_throughput(dir: &Path, rounds: usize) {
         let mut opts = SupervisorOptions::new(dir).log_dir(&logdir);
         opts.subreaper = false;
         let sup = Supervisor::new(opts).expect("supervisor");
-        let mut p = ProgramConfig::new("chatty", Command::Argv(writer(&stamp)));
+        let mut p = ProgramConfig::new("chatty", Command::Argv(writer(&stamp, bytes, per_write)));
         p.start_seconds = 0;
         p.autorestart = Autorestart::Never;
         p.log_max_bytes = 0;
@@ -197,29 +201,32 @@ async fn log_throughput(dir: &Path, rounds: usize) {
         // Done when the file has it all (reads run up to a few MiB ahead of the file).
         let file = logdir.join("chatty.stdout.log");
         let len = || std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-        while len() < LOG_BYTES {
+        while len() < bytes {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let meta = std::fs::metadata(&file).expect("meta");
         let c = since_stamp(&stamp, meta.modified().expect("mtime"));
         let cpu = (cpu_time() - cpu0).as_secs_f64();
-        assert_eq!(meta.len(), LOG_BYTES);
+        assert_eq!(meta.len(), bytes);
         sup.shutdown().await;
         std::fs::remove_dir_all(&logdir).expect("rm");
-        let mib = (LOG_BYTES >> 20) as f64;
+        let mib = (bytes >> 20) as f64;
         println!(
-            "logs    round {round}: direct {:.0} MiB/s, captured {:.0} MiB/s, supervisor CPU {:.0} ms",
+            "{label:<7} round {round}: direct {:.0} MiB/s, captured {:.0} MiB/s, supervisor CPU {:.0} ms ({:.2} ms/MiB)",
             mib / d,
             mib / c,
-            cpu * 1000.0
+            cpu * 1000.0,
+            cpu * 1000.0 / mib
         );
         direct.push(mib / d);
         captured.push(mib / c);
+        cpus.push(cpu * 1000.0 / mib);
     }
     let (d, c) = (median(&mut direct), median(&mut captured));
     println!(
-        "RESULT log-throughput: captured {c:.0} MiB/s vs direct {d:.0} MiB/s = {:.0} % ({rounds} rounds, medians)",
-        c / d * 100.0
+        "RESULT {label}: captured {c:.0} MiB/s vs direct {d:.0} MiB/s = {:.0} %, supervisor CPU {:.2} ms/MiB ({rounds} rounds, medians)",
+        c / d * 100.0,
+        median(&mut cpus)
     );
 }
 
@@ -244,7 +251,10 @@ fn main() {
             restart_latency(dir.path(), 50).await;
         }
         if want("logs") {
-            log_throughput(dir.path(), 3).await;
+            log_throughput(dir.path(), 3, "logs", LOG_BYTES, 65500).await;
+        }
+        if want("lines") {
+            log_throughput(dir.path(), 5, "lines", 32 << 20, 100).await;
         }
     });
 }

@@ -2,12 +2,12 @@
 //! followers (SPEC §4).
 //!
 //! The drain task reads a pipe (in reads of up to 1 MiB once the pipe has grown to 1 MiB for a
-//! chatty program) and gives each chunk to the stream's tail and followers at once. Small
-//! chunks are written to the file right there; big ones are handed, buffer and all, to a
-//! log-writer thread, so that reading the pipe and writing the file overlap on two cores. At
-//! most `MAX_PENDING` (2 MiB) of a stream waits for the file: past that the pipe is left
-//! unread and the program waits, as it would on a full pipe, so a slow disk costs memory
-//! only up to that bound and nothing is dropped. A failing write is counted and the bytes
+//! chatty program) and gives each chunk to the stream's tail and followers at once. The file
+//! gets it through a log-writer thread (big chunks are handed over, buffer and all; small
+//! ones copied), so that reading the pipe and writing the file overlap on two cores, and a
+//! file that is slow or hangs never holds up the runtime. Once `MAX_PENDING` (2 MiB) of a
+//! stream waits for the file, the pipe is left unread and the program waits, as it would on
+//! a full pipe, so a slow disk costs memory only up to that bound and nothing is dropped. A failing write is counted and the bytes
 //! still go to the tail and the followers; a follower that falls behind is skipped ahead and
 //! told how many bytes it missed. Removing a program waits (a little) for its last output to
 //! reach the file.
@@ -53,12 +53,16 @@ const BIG_PIPE: libc::c_int = 1 << 20;
 /// A read at least this big means the pipe was at least half full.
 const GROW_AT: usize = 32 * 1024;
 
-/// Chunks at least this big go to the file through a log-writer thread (see
-/// [`LogSink::take`]); smaller ones are written at once when nothing is queued. Only a
-/// stream that keeps a grown pipe well filled reads this much: a one-off burst is cheaper
-/// written here than handed over in a 1 MiB buffer, and a line-by-line writer costs 5 us of
-/// CPU a write that way against 9 through a thread.
+/// Chunks at least this big are handed to a log-writer thread in their read buffer (see
+/// [`LogSink::take`]); smaller ones are copied. Only a stream that keeps a grown pipe well
+/// filled reads this much: a one-off burst is cheaper copied than handed over in a 1 MiB
+/// buffer.
 const HANDOFF_AT: usize = 256 * 1024;
+
+/// Small chunks are copied into buffers of at least this size, so that a line-by-line writer's
+/// output queued behind a busy writer makes one write, not one a line. Reads of a chatty
+/// stream ([`GROW_AT`] and up) share buffers of [`HANDOFF_AT`].
+const COPY_CHUNK: usize = 64 * 1024;
 
 /// Output of one stream that may wait for the file before its pipe is left unread: one
 /// chunk being written, one queued, and the next one being read.
@@ -268,6 +272,8 @@ struct SinkState {
     pending_bytes: usize,
     /// A log writer owns this stream's file writes until `pending` is empty.
     writing: bool,
+    /// New file settings, for the log writer to take before its next write.
+    reconfigure: Option<Option<RotatingFile>>,
 }
 
 /// Output on its way to the file: the first `len` bytes of `buf`.
@@ -318,11 +324,12 @@ impl LogSink {
     }
 
     /// Takes output that was read into the first `len` bytes of `buf`: the tail and the
-    /// followers get it at once, the file gets it now when it is small and nothing is
-    /// waiting, else through a log-writer thread, so that reading the pipe and writing the
-    /// file go on side by side. A big chunk is handed over, `buf` getting a fresh buffer,
-    /// rather than copied. Returns whether so much now waits for the file that the pipe
-    /// should be left unread for a while (see [`LogSink::wait_for_room`]).
+    /// followers get it at once, the file through a log-writer thread, so that reading the
+    /// pipe and writing the file go on side by side, and a file that is slow or hangs outright
+    /// never holds up the runtime (nor, with a thread for each stream being written, the other
+    /// streams). A big chunk is handed over, `buf` getting a fresh buffer, rather than
+    /// copied. Returns whether so much now waits for the file that the pipe should be left
+    /// unread for a while (see [`LogSink::wait_for_room`]).
     pub(crate) fn take(self: &Arc<Self>, buf: &mut Vec<u8>, len: usize) -> bool {
         let data = &buf[..len];
         let mut st = self.lock();
@@ -347,28 +354,34 @@ impl LogSink {
                 st.followers = None;
             }
         }
-        if !st.writing && len < HANDOFF_AT {
-            // Nothing is queued, so writing here keeps the order.
-            drop(st);
-            let failed = self.lock_file().as_mut().and_then(|f| f.write_or_say(data));
-            if let Some(msg) = failed {
-                self.lock().count_error(msg);
-            }
-            return false;
-        }
-        let chunk = if len >= HANDOFF_AT {
-            Pending {
-                buf: std::mem::replace(buf, buffers::get()),
-                len,
+        if len < HANDOFF_AT {
+            // Into the last queued copy when it has room (a handed-over buffer never has:
+            // its length is its capacity).
+            match st.pending.back_mut() {
+                Some(last)
+                    if last.buf.len() == last.len && last.buf.capacity() - last.len >= len =>
+                {
+                    last.buf.extend_from_slice(data);
+                    last.len += len;
+                }
+                _ => {
+                    let room = if len >= GROW_AT {
+                        HANDOFF_AT
+                    } else {
+                        COPY_CHUNK
+                    };
+                    let mut copy = Vec::with_capacity(len.max(room));
+                    copy.extend_from_slice(data);
+                    st.pending.push_back(Pending { buf: copy, len });
+                }
             }
         } else {
-            Pending {
-                buf: data.to_vec(),
+            st.pending.push_back(Pending {
+                buf: std::mem::replace(buf, buffers::get()),
                 len,
-            }
-        };
+            });
+        }
         st.pending_bytes += len;
-        st.pending.push_back(chunk);
         let backlogged = st.pending_bytes >= MAX_PENDING;
         let idle = !st.writing;
         st.writing = true;
@@ -405,7 +418,7 @@ impl LogSink {
     /// On a log-writer thread: writes what is pending, oldest first, until nothing is.
     fn write_pending(&self) {
         loop {
-            let batch: Vec<Pending> = {
+            let (batch, new_file): (Vec<Pending>, _) = {
                 let mut st = self.lock();
                 if st.pending.is_empty() {
                     st.writing = false;
@@ -413,12 +426,16 @@ impl LogSink {
                     self.written.notify_waiters();
                     return;
                 }
-                st.pending.drain(..).collect()
+                let batch = st.pending.drain(..).collect();
+                (batch, st.reconfigure.take())
             };
             let mut errors = Vec::new();
             let mut bytes = 0;
             {
                 let mut file = self.lock_file();
+                if let Some(new) = new_file {
+                    apply_file(&mut file, new);
+                }
                 for p in &batch {
                     bytes += p.len;
                     if let Some(msg) = file.as_mut().and_then(|f| f.write_or_say(&p.buf[..p.len])) {
@@ -473,17 +490,22 @@ impl LogSink {
         self.lock().followers = None;
     }
 
-    /// Changes rotation settings (and the file, when `log_disable` changed). Output still
-    /// queued for a log writer is written with the new settings.
+    /// Changes rotation settings (and the file, when `log_disable` changed), from the next
+    /// write on: output still queued is written with the new settings. Never waits for the
+    /// file (a log writer may be stuck on it).
     pub(crate) fn reconfigure(&self, file: Option<RotatingFile>) {
-        let mut slot = self.lock_file();
-        match (&mut *slot, file) {
-            (Some(cur), Some(new)) if cur.path == new.path => {
-                cur.max_bytes = new.max_bytes;
-                cur.backups = new.backups;
-            }
-            (slot, new) => *slot = new,
+        self.lock().reconfigure = Some(file);
+    }
+}
+
+/// Puts new settings in a stream's file slot, keeping the open file when the path is the same.
+fn apply_file(slot: &mut Option<RotatingFile>, file: Option<RotatingFile>) {
+    match (slot, file) {
+        (Some(cur), Some(new)) if cur.path == new.path => {
+            cur.max_bytes = new.max_bytes;
+            cur.backups = new.backups;
         }
+        (slot, new) => *slot = new,
     }
 }
 
@@ -497,17 +519,24 @@ impl SinkState {
     }
 }
 
-/// The log-writer threads: process-wide, started on first use, so queued output reaches its
+/// The log-writer threads: process-wide, started as needed, so queued output reaches its
 /// file even when the runtime that read it is gone. Each stream is with at most one of them
-/// at a time, which keeps its output in order.
+/// at a time, which keeps its output in order. A stream with output waiting gets a thread
+/// of its own rather than waiting behind another stream's file, which may be slow or hang
+/// outright, up to [`MAX_THREADS`](writers::MAX_THREADS); a thread idle for
+/// [`IDLE_END`](writers::IDLE_END) ends.
 mod writers {
     use std::collections::VecDeque;
     use std::sync::{Arc, Condvar, Mutex};
+    use std::time::Duration;
 
     use super::LogSink;
 
-    /// Enough to write two streams' files at once; more would only share the same cores.
-    const THREADS: usize = 2;
+    /// Streams written at once. Past it, a stream waits for the next writer to be free.
+    pub(super) const MAX_THREADS: usize = 64;
+
+    /// How long a writer with nothing to do waits before it ends.
+    pub(super) const IDLE_END: Duration = Duration::from_secs(10);
 
     struct Queue {
         sinks: VecDeque<Arc<LogSink>>,
@@ -526,26 +555,28 @@ mod writers {
     pub(super) fn submit(sink: Arc<LogSink>) {
         let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
         q.sinks.push_back(sink);
-        if q.idle > 0 {
+        if q.sinks.len() <= q.idle || q.threads >= MAX_THREADS {
+            // An idle writer takes it (or, at the limit, the first one to be done).
             READY.notify_one();
             return;
         }
-        if q.threads < THREADS {
-            let spawned = std::thread::Builder::new()
-                .name("gosuv-logwriter".into())
-                .spawn(run);
-            match spawned {
-                Ok(_) => q.threads += 1,
-                Err(e) if q.threads == 0 => {
-                    // No writer at all: write here rather than never.
-                    tracing::error!("cannot start a log-writer thread: {e}");
-                    let sinks: Vec<_> = q.sinks.drain(..).collect();
-                    drop(q);
-                    for s in sinks {
-                        s.write_pending();
-                    }
+        let spawned = std::thread::Builder::new()
+            .name("gosuv-logwriter".into())
+            .spawn(run);
+        match spawned {
+            Ok(_) => q.threads += 1,
+            Err(e) if q.threads == 0 => {
+                // No writer at all: write here rather than never.
+                tracing::error!("cannot start a log-writer thread: {e}");
+                let sinks: Vec<_> = q.sinks.drain(..).collect();
+                drop(q);
+                for s in sinks {
+                    s.write_pending();
                 }
-                Err(e) => tracing::warn!("cannot start another log-writer thread: {e}"),
+            }
+            Err(e) => {
+                tracing::warn!("cannot start another log-writer thread: {e}");
+                READY.notify_one();
             }
         }
     }
@@ -559,8 +590,15 @@ mod writers {
                         break s;
                     }
                     q.idle += 1;
-                    q = READY.wait(q).unwrap_or_else(|p| p.into_inner());
+                    let (guard, waited) = READY
+                        .wait_timeout(q, IDLE_END)
+                        .unwrap_or_else(|p| p.into_inner());
+                    q = guard;
                     q.idle -= 1;
+                    if waited.timed_out() && q.sinks.is_empty() {
+                        q.threads -= 1;
+                        return;
+                    }
                 }
             };
             sink.write_pending();
@@ -794,15 +832,17 @@ mod tests {
         assert!(!dir.path().join("p.log.1").exists());
     }
 
-    #[test]
-    fn failed_writes_are_counted_and_the_tail_still_fills() {
+    #[tokio::test]
+    async fn failed_writes_are_counted_and_the_tail_still_fills() {
         let sink = Arc::new(LogSink::new(Some(RotatingFile::new(
             "/dev/full".into(),
             0,
             0,
         ))));
         take(&sink, b"hello\n");
+        sink.flushed().await;
         take(&sink, b"again\n");
+        sink.flushed().await;
         let c = sink.counters();
         assert_eq!(c.write_errors, 2);
         assert!(c.last_write_error.is_some());

@@ -317,11 +317,11 @@ fn pipe_size(pid: u32, fd: u32) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chatty_stream_gets_a_big_pipe_and_a_quiet_one_keeps_the_default() {
     let env = Env::new();
-    // One write of 60,000 bytes: more than half of a default pipe, not all of it.
+    // 32 writes of 60,000 bytes back to back: the pipe is found at least half full.
     env.sup
         .add(quick(
             "chatty",
-            "dd if=/dev/zero bs=60000 count=1 2>/dev/null; exec sleep 30",
+            "dd if=/dev/zero bs=60000 count=32 2>/dev/null; exec sleep 30",
         ))
         .await
         .expect("add");
@@ -332,7 +332,7 @@ async fn a_chatty_stream_gets_a_big_pipe_and_a_quiet_one_keeps_the_default() {
     let chatty = env.sup.start("chatty", WAIT).await.expect("start").pid;
     let quiet = env.sup.start("quiet", WAIT).await.expect("start").pid;
     poll(10, "the output captured", || {
-        env.sup.log_status("chatty").expect("c").stdout.bytes == 60_000
+        env.sup.log_status("chatty").expect("c").stdout.bytes == 32 * 60_000
             && env.sup.log_status("quiet").expect("c").stdout.bytes == 6
     });
     assert_eq!(pipe_size(chatty.expect("pid"), 1), 1 << 20);
@@ -575,4 +575,103 @@ async fn a_log_rotated_by_another_tool_is_followed() {
     assert_eq!(read(&backup(1)), d);
     drop(input);
     env.sup.shutdown().await;
+}
+
+/// A log disk that hangs outright (here a FIFO nobody reads in place of the log file, so
+/// opening it blocks for ever) holds back only the output that goes to it. With more such
+/// programs than the runtime has worker threads, the supervisor still stops and starts
+/// programs and another program's output still reaches its file. Then the disk "comes back"
+/// and the held output arrives, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_log_disk_holds_back_only_its_own_output() {
+    // A frozen runtime would freeze this test too: a plain thread ends the process instead.
+    let (done, watchdog) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if watchdog.recv_timeout(Duration::from_secs(60)).is_err() {
+            eprintln!("the supervisor froze behind a hung log file");
+            std::process::abort();
+        }
+    });
+    let env = Env::new();
+    std::fs::create_dir_all(env.path().join("logs")).expect("logs dir");
+    let hung: Vec<String> = (0..4).map(|i| format!("hung{i}")).collect();
+    for name in &hung {
+        nix::unistd::mkfifo(
+            &env.log(name, "stdout"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .expect("mkfifo");
+        let p = quick(
+            name,
+            "i=0; while :; do i=$((i+1)); echo $i; sleep 0.01; done",
+        );
+        env.sup.add(p).await.expect("add");
+        env.sup.start(name, WAIT).await.expect("start");
+    }
+    let ticker = quick(
+        "ticker",
+        "i=0; while :; do i=$((i+1)); echo $i; sleep 0.01; done",
+    );
+    env.sup.add(ticker).await.expect("add");
+    env.sup.start("ticker", WAIT).await.expect("start");
+    let lines = |name: &str| {
+        std::fs::read_to_string(env.log(name, "stdout"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    poll(20, "the ticker's output in its file", || {
+        lines("ticker") >= 100
+    });
+    env.sup.stop("ticker", WAIT).await.expect("stop");
+    let before = lines("ticker");
+    env.sup.start("ticker", WAIT).await.expect("start again");
+    poll(20, "the restarted ticker's output", || {
+        lines("ticker") >= before + 50
+    });
+    for name in &hung {
+        assert_eq!(env.sup.status(name).expect("status").state, Running);
+    }
+
+    // The disk comes back: what was held arrives, counting up from 1 with no gap, up to the
+    // last line each program wrote before it was stopped.
+    let received: Vec<Arc<std::sync::Mutex<String>>> = hung
+        .iter()
+        .map(|name| {
+            let got = Arc::new(std::sync::Mutex::new(String::new()));
+            let (path, g) = (env.log(name, "stdout"), got.clone());
+            // Reads until the file is closed, at shutdown.
+            std::thread::spawn(move || {
+                let mut f = std::fs::File::open(path).expect("open the fifo");
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = f.read(&mut buf) {
+                    g.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+            got
+        })
+        .collect();
+    for (name, got) in hung.iter().zip(&received) {
+        env.sup.stop(name, WAIT).await.expect("stop");
+        let tail = env.sup.tail(name, Stream::Stdout, 100).expect("tail");
+        let last: usize = String::from_utf8_lossy(&tail)
+            .lines()
+            .last()
+            .and_then(|l| l.parse().ok())
+            .expect("a last line");
+        assert!(last >= 100, "{name} wrote only {last} lines");
+        poll(20, "the held output", || {
+            got.lock().unwrap().lines().count() >= last
+        });
+        let text = got.lock().unwrap().clone();
+        let want: String = (1..=last).map(|i| format!("{i}\n")).collect();
+        assert!(
+            text == want,
+            "{name}: the held output differs from what it wrote"
+        );
+    }
+    env.sup.shutdown().await;
+    let _ = done.send(());
 }
