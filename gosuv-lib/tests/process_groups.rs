@@ -57,7 +57,10 @@ async fn stop_kills_grandchildren_in_the_group() {
         );
     }
     poll(5, "the group reaped", || {
-        grandchildren.iter().chain([&leader]).all(|p| !pid_exists(*p))
+        grandchildren
+            .iter()
+            .chain([&leader])
+            .all(|p| !pid_exists(*p))
     });
     assert!(group_members(leader).is_empty());
     env.sup.shutdown().await;
