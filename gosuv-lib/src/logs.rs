@@ -7,10 +7,11 @@
 //! ones copied), so that reading the pipe and writing the file overlap on two cores, and a
 //! file that is slow or hangs never holds up the runtime. Once `MAX_PENDING` (2 MiB) of a
 //! stream waits for the file, the pipe is left unread and the program waits, as it would on
-//! a full pipe, so a slow disk costs memory only up to that bound and nothing is dropped. A failing write is counted and the bytes
-//! still go to the tail and the followers; a follower that falls behind is skipped ahead and
-//! told how many bytes it missed. Removing a program waits (a little) for its last output to
-//! reach the file.
+//! a full pipe, so a slow disk costs memory only up to that bound and nothing is dropped. A
+//! failing write is counted and the bytes still go to the tail and the followers; a follower
+//! that falls behind is skipped ahead and told how many bytes it missed. A program's state
+//! changes on an exit or a stop, and a removal is answered, only once its last output has
+//! reached the file (waiting a little at most).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};

@@ -536,7 +536,8 @@ impl Task {
             ProgramState::Starting => {
                 self.timer = None;
                 let ran = leader.started.elapsed().as_secs_f64();
-                // The output often says why: wait briefly for the pipes to drain.
+                // The output often says why: wait briefly for the pipes to drain (the group
+                // killed first, so nothing left in it holds them open).
                 signal_group(pid, Signal::SIGKILL);
                 self.settle_output(&mut drains, EXIT_OUTPUT_WAIT).await;
                 let words = self.last_words();
