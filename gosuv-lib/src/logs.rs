@@ -2,10 +2,11 @@
 //! followers (SPEC §4).
 //!
 //! The drain task reads a pipe (in reads of up to 1 MiB once the pipe has grown to 1 MiB for a
-//! chatty program) and gives each chunk to the stream's tail and followers at once. The file
-//! gets it through a log-writer thread (big chunks are handed over, buffer and all; small
-//! ones copied), so that reading the pipe and writing the file overlap on two cores, and a
-//! file that is slow or hangs never holds up the runtime. Once `MAX_PENDING` (2 MiB) of a
+//! chatty program) and gives each chunk to the stream's tail and followers at once. Big
+//! chunks are handed, buffer and all, to a log-writer thread, so that reading the pipe and
+//! writing the file overlap on two cores; small ones are written right there when the runtime
+//! can spare the worker (see `Inline`), else copied to a writer, so a file that is slow or
+//! hangs never holds up the runtime. Once `MAX_PENDING` (2 MiB) of a
 //! stream waits for the file, the pipe is left unread and the program waits, as it would on
 //! a full pipe, so a slow disk costs memory only up to that bound and nothing is dropped. A
 //! failing write is counted and the bytes still go to the tail and the followers; a follower
@@ -59,6 +60,9 @@ const GROW_AT: usize = 32 * 1024;
 /// filled reads this much: a one-off burst is cheaper copied than handed over in a 1 MiB
 /// buffer.
 const HANDOFF_AT: usize = 256 * 1024;
+
+/// A file write that takes this long marks its file slow: see [`inline`].
+const SLOW_WRITE: Duration = Duration::from_millis(10);
 
 /// Small chunks are copied into buffers of at least this size, so that a line-by-line writer's
 /// output queued behind a busy writer makes one write, not one a line. Reads of a chatty
@@ -273,6 +277,9 @@ struct SinkState {
     pending_bytes: usize,
     /// A log writer owns this stream's file writes until `pending` is empty.
     writing: bool,
+    /// A write took [`SLOW_WRITE`] or more: no more writes on the runtime until a log
+    /// writer finds the file fast again.
+    slow: bool,
     /// New file settings, for the log writer to take before its next write.
     reconfigure: Option<Option<RotatingFile>>,
 }
@@ -325,13 +332,14 @@ impl LogSink {
     }
 
     /// Takes output that was read into the first `len` bytes of `buf`: the tail and the
-    /// followers get it at once, the file through a log-writer thread, so that reading the
-    /// pipe and writing the file go on side by side, and a file that is slow or hangs outright
-    /// never holds up the runtime (nor, with a thread for each stream being written, the other
-    /// streams). A big chunk is handed over, `buf` getting a fresh buffer, rather than
-    /// copied. Returns whether so much now waits for the file that the pipe should be left
+    /// followers get it at once; the file gets it here when it is small, nothing of this
+    /// stream is queued and `here` allows it (see [`Inline`]), else through a log-writer
+    /// thread, so that reading the pipe and writing the file go on side by side, and a file
+    /// that is slow or hangs outright holds up neither the runtime nor (with a thread for each
+    /// stream being written) the other streams. A big chunk is handed over, `buf` getting a
+    /// fresh buffer, rather than copied. Returns whether so much now waits for the file that the pipe should be left
     /// unread for a while (see [`LogSink::wait_for_room`]).
-    pub(crate) fn take(self: &Arc<Self>, buf: &mut Vec<u8>, len: usize) -> bool {
+    pub(crate) fn take(self: &Arc<Self>, buf: &mut Vec<u8>, len: usize, here: Inline) -> bool {
         let data = &buf[..len];
         let mut st = self.lock();
         let keep = len.min(TAIL_BYTES);
@@ -354,6 +362,25 @@ impl LogSink {
                 // The last follower left: free what the channel still holds.
                 st.followers = None;
             }
+        }
+        let entered = (len < HANDOFF_AT && !st.writing && !st.slow)
+            .then(|| here.enter())
+            .flatten();
+        if let Some(entered) = entered {
+            // Nothing is queued, so writing here keeps the order.
+            drop(st);
+            let started = Instant::now();
+            let failed = self.lock_file().as_mut().and_then(|f| f.write_or_say(data));
+            drop(entered);
+            let slow = started.elapsed() >= SLOW_WRITE;
+            if failed.is_some() || slow {
+                let mut st = self.lock();
+                st.slow |= slow;
+                if let Some(msg) = failed {
+                    st.count_error(msg);
+                }
+            }
+            return false;
         }
         if len < HANDOFF_AT {
             // Into the last queued copy when it has room (a handed-over buffer never has:
@@ -432,6 +459,7 @@ impl LogSink {
             };
             let mut errors = Vec::new();
             let mut bytes = 0;
+            let started = Instant::now();
             {
                 let mut file = self.lock_file();
                 if let Some(new) = new_file {
@@ -444,9 +472,13 @@ impl LogSink {
                     }
                 }
             }
+            let fast = started.elapsed() < SLOW_WRITE;
             {
                 let mut st = self.lock();
                 st.pending_bytes -= bytes;
+                if fast {
+                    st.slow = false;
+                }
                 for e in errors {
                     st.count_error(e);
                 }
@@ -517,6 +549,56 @@ impl SinkState {
         }
         self.write_errors += 1;
         self.last_write_error = Some(msg);
+    }
+}
+
+/// Whether a drain may write to the file itself, on the runtime. A small write straight to
+/// the page cache costs about 5 us of CPU there against 9 through a log-writer thread (the
+/// wake-up), which matters for hundreds of line-by-line programs. But a file that hangs
+/// outright would hold the worker thread that writes to it for ever, so at most one worker
+/// fewer than the runtime has may be in such a write at a time (none on a one-thread
+/// runtime): a hung disk can take one worker, never the whole runtime. A stream whose write
+/// was slow ([`SLOW_WRITE`]) goes through the writers until they find its file fast again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Inline {
+    /// Writes that may be in progress on the runtime at once.
+    allowed: usize,
+}
+
+/// Writes in progress on the runtime (on any runtime of the process).
+static INLINE_WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Inline {
+    /// For a drain on the current runtime (none outside one).
+    pub(crate) fn here() -> Inline {
+        let allowed = tokio::runtime::Handle::try_current()
+            .map(|h| h.metrics().num_workers().saturating_sub(1))
+            .unwrap_or(0);
+        Inline { allowed }
+    }
+
+    /// Never on the runtime: every write through a log writer.
+    #[cfg(test)]
+    pub(crate) const NEVER: Inline = Inline { allowed: 0 };
+
+    /// A write may be made here now, counted until the result is dropped.
+    fn enter(self) -> Option<InlineWrite> {
+        use std::sync::atomic::Ordering;
+        INLINE_WRITES
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.allowed).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InlineWrite)
+    }
+}
+
+/// A write in progress on the runtime.
+struct InlineWrite;
+
+impl Drop for InlineWrite {
+    fn drop(&mut self) {
+        INLINE_WRITES.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -693,6 +775,7 @@ pub(crate) async fn drain(fd: OwnedFd, sink: Arc<LogSink>) {
         }
     };
     let mut grown = false;
+    let here = Inline::here();
     loop {
         let mut guard = match afd.readable().await {
             Ok(g) => g,
@@ -707,7 +790,7 @@ pub(crate) async fn drain(fd: OwnedFd, sink: Arc<LogSink>) {
             let r = READ_BUF.with_borrow_mut(|buf| {
                 let n = read_fd(afd.get_ref(), buf)?;
                 if n > 0 {
-                    backlogged = sink.take(buf, n);
+                    backlogged = sink.take(buf, n, here);
                 }
                 Ok::<usize, io::Error>(n)
             });
@@ -789,7 +872,7 @@ mod tests {
     /// Hands `data` to `sink` the way the drain does.
     fn take(sink: &Arc<LogSink>, data: &[u8]) {
         let mut buf = data.to_vec();
-        sink.take(&mut buf, data.len());
+        sink.take(&mut buf, data.len(), Inline::NEVER);
     }
 
     #[test]
@@ -867,7 +950,7 @@ mod tests {
             expected.extend_from_slice(&chunk);
             let mut buf = buffers::get();
             buf[..len].copy_from_slice(&chunk);
-            sink.take(&mut buf, len);
+            sink.take(&mut buf, len, Inline::NEVER);
             assert_eq!(buf.len(), READ_CHUNK, "the drain keeps a full-size buffer");
         }
         sink.flushed().await;
