@@ -155,6 +155,10 @@ fn fifty_clients_on_the_same_programs() {
     assert_ne!(c3["pid"], before);
     let c4_was = env.api("GET", "/api/programs/c4", "").json()["state"].clone();
     ok("PUT", "/api/programs/c4", &body(&mark, "c4", 6));
+    // An update of a running program restarts it, and the answer does not wait for that.
+    eventually(10, "c4 back in its state after the update", || {
+        env.api("GET", "/api/programs/c4", "").json()["state"] == c4_was
+    });
 
     let api: BTreeMap<String, serde_json::Value> = env
         .api("GET", "/api/programs?stats=false", "")
