@@ -128,8 +128,11 @@ fn followers_that_never_read_neither_grow_memory_nor_slow_other_clients() {
         rss_before / MIB,
         peak / MIB
     );
+    // Flat, within the allocator's own drift: the second half's peak has been seen from 3 MiB
+    // under to 5 MiB over the first's (a loaded CI machine); a leak at the flood's rate
+    // would be hundreds of MiB.
     assert!(
-        late_peak <= early_peak + 4 * MIB,
+        late_peak <= early_peak + 8 * MIB,
         "RSS still growing: {} MiB then {} MiB",
         early_peak / MIB,
         late_peak / MIB

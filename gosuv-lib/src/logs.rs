@@ -65,8 +65,7 @@ const HANDOFF_AT: usize = 256 * 1024;
 const SLOW_WRITE: Duration = Duration::from_millis(10);
 
 /// Small chunks are copied into buffers of at least this size, so that a line-by-line writer's
-/// output queued behind a busy writer makes one write, not one a line. Reads of a chatty
-/// stream ([`GROW_AT`] and up) share buffers of [`HANDOFF_AT`].
+/// output queued behind a busy writer makes one write, not one a line.
 const COPY_CHUNK: usize = 64 * 1024;
 
 /// Output of one stream that may wait for the file before its pipe is left unread: one
@@ -393,12 +392,7 @@ impl LogSink {
                     last.len += len;
                 }
                 _ => {
-                    let room = if len >= GROW_AT {
-                        HANDOFF_AT
-                    } else {
-                        COPY_CHUNK
-                    };
-                    let mut copy = Vec::with_capacity(len.max(room));
+                    let mut copy = Vec::with_capacity(len.max(COPY_CHUNK));
                     copy.extend_from_slice(data);
                     st.pending.push_back(Pending { buf: copy, len });
                 }
