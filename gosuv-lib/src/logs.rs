@@ -235,8 +235,12 @@ impl RotatingFile {
                     self.size = m.len();
                 }
             }
-            // Moved away or deleted (or the path cannot be read, which reopening will tell).
-            _ => self.file = None,
+            // Moved away or deleted (or the path cannot be read, which reopening will tell):
+            // the size that counts is the next file's, which opening it reads.
+            _ => {
+                self.file = None;
+                self.size = 0;
+            }
         }
     }
 
@@ -367,9 +371,16 @@ impl LogSink {
             .flatten();
         if let Some(entered) = entered {
             // Nothing is queued, so writing here keeps the order.
+            let new_file = st.reconfigure.take();
             drop(st);
             let started = Instant::now();
-            let failed = self.lock_file().as_mut().and_then(|f| f.write_or_say(data));
+            let failed = {
+                let mut file = self.lock_file();
+                if let Some(new) = new_file {
+                    apply_file(&mut file, new);
+                }
+                file.as_mut().and_then(|f| f.write_or_say(data))
+            };
             drop(entered);
             let slow = started.elapsed() >= SLOW_WRITE;
             if failed.is_some() || slow {
@@ -518,8 +529,8 @@ impl LogSink {
     }
 
     /// Changes rotation settings (and the file, when `log_disable` changed), from the next
-    /// write on: output still queued is written with the new settings. Never waits for the
-    /// file (a log writer may be stuck on it).
+    /// write on (on the runtime or by a log writer): output still queued is written with the
+    /// new settings. Never waits for the file (a log writer may be stuck on it).
     pub(crate) fn reconfigure(&self, file: Option<RotatingFile>) {
         self.lock().reconfigure = Some(file);
     }

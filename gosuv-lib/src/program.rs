@@ -237,6 +237,9 @@ struct Task {
     done: bool,
     /// Pipe drains of earlier runs that may still be reading.
     old_drains: Vec<JoinHandle<()>>,
+    /// Pipe drains of the run being stopped, whose leader has exited: `check_group` waits for
+    /// them once the group is gone.
+    exit_drains: Vec<JoinHandle<()>>,
 }
 
 /// Starts the task of one program and returns its handle.
@@ -278,6 +281,7 @@ pub(crate) fn launch(shared: Arc<Shared>, config: ProgramConfig) -> ProgramHandl
         remove_after_stop: false,
         done: false,
         old_drains: Vec::new(),
+        exit_drains: Vec::new(),
     };
     tokio::spawn(task.run(cmd_rx, exit_rx));
     ProgramHandle {
@@ -315,6 +319,7 @@ impl Task {
         }
         // Removed: its last output goes to the files before the removal is answered.
         let mut drains = std::mem::take(&mut self.old_drains);
+        drains.append(&mut self.exit_drains);
         if let Some(leader) = self.leader.take() {
             drains.extend(leader.drains);
         }
@@ -571,8 +576,8 @@ impl Task {
             }
             ProgramState::Stopping => {
                 self.publish();
-                // Kept with the others: `check_group` waits for them once the group is gone.
-                self.old_drains.append(&mut drains);
+                // `check_group` waits for them once the group is gone.
+                self.exit_drains.append(&mut drains);
                 self.check_group().await;
             }
             _ => {}
@@ -694,9 +699,11 @@ impl Task {
         }
         self.group_gone();
         self.kill_at = None;
-        let mut drains = std::mem::take(&mut self.old_drains);
+        // This run's pipes only: an earlier run's may be held open by a process that left
+        // the group, and would make every stop wait the whole time.
+        let mut drains = std::mem::take(&mut self.exit_drains);
         self.settle_output(&mut drains, EXIT_OUTPUT_WAIT).await;
-        self.old_drains = drains;
+        self.old_drains.append(&mut drains);
         self.transition(ProgramState::Stopped, self.last_exit);
         self.after_stopped();
     }

@@ -506,8 +506,9 @@ async fn the_file_is_complete_when_the_state_says_exited_or_stopped() {
 /// Rotation by another tool. The program copies a FIFO the test writes into, so the test
 /// knows each byte; the log file is compared with its path at most once a second while it
 /// is written, so each step waits that second out before writing again.
-/// - logrotate's `create` (a move): what came before stays in the moved file, what comes after
-///   goes to a new file at the path, nothing lost or doubled;
+/// - logrotate's `create` (a move, then an empty file at the path): what came before stays in
+///   the moved file, what comes after goes to the new file, nothing lost or doubled, and the
+///   old file's size does not count (no rotation of the new file as `.1`);
 /// - `rm`: a new file at the path;
 /// - `copytruncate` (truncated in place): the size counted towards `log_max_bytes` starts
 ///   again, so no early rotation.
@@ -530,18 +531,24 @@ async fn a_log_rotated_by_another_tool_is_followed() {
     let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
     let a_second = Duration::from_millis(1200);
 
-    let a = "a\n".repeat(5000);
+    // 60 KB: close to log_max_bytes (64 KiB).
+    let a = "a\n".repeat(30_000);
     input.write_all(a.as_bytes()).expect("write");
     poll(10, "the first part in the file", || read(&log) == a);
 
-    // logrotate's `create`: moved away.
+    // logrotate's `create`: moved away, and a new empty file in its place.
     let moved = env.path().join("logs").join("copier.moved");
     std::fs::rename(&log, &moved).expect("move");
+    std::fs::File::create(&log).expect("create");
     tokio::time::sleep(a_second).await;
     let b = "b\n".repeat(5000);
     input.write_all(b.as_bytes()).expect("write");
-    poll(10, "a new file at the path", || read(&log) == b);
+    poll(10, "the new file written", || read(&log) == b);
     assert_eq!(read(&moved), a, "the moved file lost or gained bytes");
+    assert!(
+        !backup(1).exists(),
+        "rotated: the old file's size was counted"
+    );
 
     // Deleted.
     std::fs::remove_file(&log).expect("rm");
@@ -674,4 +681,39 @@ async fn a_hung_log_disk_holds_back_only_its_own_output() {
     }
     env.sup.shutdown().await;
     let _ = done.send(());
+}
+
+/// New log settings take effect at the next write, whether it is made on the runtime or by a
+/// log writer: output after `log_disable` is set no longer reaches the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_log_settings_apply_to_the_next_write() {
+    let env = Env::new();
+    let mut p = quick("greeter", "echo hello");
+    p.autorestart = Autorestart::Never;
+    env.sup.add(p.clone()).await.expect("add");
+    for round in 1..=3 {
+        env.sup.start("greeter", WAIT).await.expect("start");
+        env.sup
+            .wait_for("greeter", Exited, Duration::from_secs(10))
+            .await
+            .expect("exits");
+        assert_eq!(
+            env.sup
+                .log_status("greeter")
+                .expect("counters")
+                .stdout
+                .bytes,
+            6 * round
+        );
+        if round == 1 {
+            p.log_disable = true;
+            env.sup.update(p.clone()).await.expect("update");
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.log("greeter", "stdout")).expect("log"),
+        "hello\n",
+        "written after log_disable"
+    );
+    env.sup.shutdown().await;
 }
