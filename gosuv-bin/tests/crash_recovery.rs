@@ -198,3 +198,35 @@ impl Drop for Stranger {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn a_child_that_left_the_group_does_not_run_twice_after_kill_9() {
+    let env = Env::unix();
+    let mark = env.dir.path().display().to_string();
+    let _cleanup = KillMarked(mark.clone());
+    // The program's child leaves its process group and session (`setsid`), as a daemon's
+    // does.
+    env.programs(&format!(
+        "- name: escaper\n  command: [/bin/sh, -c, \"setsid sleep 100000 & exec sleep 100001\"]\n  start_auto: true\n  start_seconds: 0\n  stop_timeout: 1\n  environ: [\"{MARK_VAR}={mark}\", \"PROGRAM=escaper\"]\n"
+    ));
+    let srv = env.start();
+    env.wait_state("escaper", "running");
+    eventually(10, "the program and its child", || marked(&mark).len() == 2);
+    let server = env.pid().unwrap();
+    signal(server, libc::SIGKILL);
+    eventually(10, "the server to die", || !alive(server));
+    std::mem::forget(srv);
+    let _srv = env.start();
+    env.wait_state("escaper", "running");
+    // The new server's program and its child, nothing of the old one (start-server answers
+    // only once the leftovers are gone).
+    let new_leader = env.api("GET", "/api/programs/escaper", "").json()["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    eventually(10, "exactly one instance", || {
+        let now = marked(&mark);
+        now.len() == 2 && now.iter().all(|(pid, st)| *pid == new_leader || st.ppid == new_leader)
+    });
+    drop(_srv);
+    eventually(10, "nothing left after shutdown", || marked(&mark).is_empty());
+}

@@ -597,3 +597,107 @@ fn brute_force_gets_the_wrong_password_answer_and_is_logged() {
     }
     eprintln!("{attempts} failed logins in {took:?}: {lines} log lines");
 }
+
+/// Numbers at and past every bound, and ones no bound was written for.
+fn extreme_number() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        prop::sample::select(vec![
+            json!(0),
+            json!(1),
+            json!(86_400),
+            json!(86_401),
+            json!(1_000),
+            json!(1_001),
+            json!(4_294_967_295u64),
+            json!(u64::MAX),
+            json!(-1),
+            json!(i64::MIN),
+            json!(1e308),
+            json!(0.5),
+            json!("18446744073709551615"),
+            json!("1e308"),
+        ]),
+        any::<u64>().prop_map(|n| json!(n)),
+        any::<i64>().prop_map(|n| json!(n)),
+    ]
+}
+
+fn extreme_query_number() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "1e308".to_string(),
+            "86400".to_string(),
+            "86401".to_string(),
+            "1.7976931348623157e308".to_string(),
+            "18446744073709551615".to_string(),
+            "0.000000001".to_string(),
+            "4e-324".to_string(),
+        ]),
+        any::<f64>().prop_map(|f| format!("{f:e}")),
+        any::<u64>().prop_map(|n| n.to_string()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Every numeric key of a program, through the API: accepted within its bound, or
+    /// refused with 400 naming the key and the bound; never a 5xx or a panic.
+    #[test]
+    fn extreme_numbers_in_program_keys(
+        key in prop::sample::select(vec![
+            ("start_seconds", 86_400u64),
+            ("stop_timeout", 86_400),
+            ("start_retries", 1_000),
+            ("log_backups", 1_000),
+        ]),
+        n in extreme_number(),
+    ) {
+        thread_local!(static RIG: Rig = Rig::new());
+        RIG.with(|rig| {
+            let (key, max) = key;
+            let body = json!({"name": "n1", "command": "exit 0", key: n});
+            let req = Request::post("/api/programs")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let (status, answer) = rig.send(req);
+            check_answer(&format!("POST {body}"), status, &answer);
+            let text = String::from_utf8_lossy(&answer).to_string();
+            if status == 201 {
+                let v: Value = serde_json::from_slice(&answer).unwrap();
+                let got = v[key].as_u64().unwrap();
+                assert!(got <= max, "{key}={n} accepted as {got}, over {max}");
+                let (status, answer) = rig.send(
+                    Request::delete("/api/programs/n1").body(Body::empty()).unwrap(),
+                );
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+            } else {
+                assert_eq!(status, 400, "{text}");
+                assert!(text.contains(key), "the refusal does not name {key}: {text}");
+            }
+        });
+    }
+
+    /// `?timeout=` on start, stop and restart: never a panic; past a day, a clear 400.
+    #[test]
+    fn extreme_request_timeouts(
+        action in prop::sample::select(vec!["start", "stop", "restart"]),
+        t in extreme_query_number(),
+    ) {
+        thread_local!(static RIG: Rig = Rig::new());
+        RIG.with(|rig| {
+            let uri = format!("/api/programs/p1/{action}?timeout={t}");
+            let req = Request::post(uri.as_str())
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::empty())
+                .unwrap();
+            let (status, answer) = rig.send(req);
+            check_answer(&format!("POST {uri}"), status, &answer);
+            let secs: f64 = t.parse().unwrap_or(f64::NAN);
+            if !(secs > 0.0 && secs <= 86_400.0) {
+                assert_eq!(status, 400, "{uri}: {}", String::from_utf8_lossy(&answer));
+            }
+        });
+    }
+}

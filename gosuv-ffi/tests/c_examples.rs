@@ -458,3 +458,117 @@ fn installed_with_pkg_config_the_c_example_builds_and_runs() {
     let ran = run(with_arg(&exe, &dir.path().join("work")), dir.path()).expect_ok("supervise");
     ran.expect_lines(&["done"]);
 }
+
+/// Runs one mode of tests/c/hostile_host.c and checks that it held.
+fn hostile_host(mode: &str) -> Ran {
+    let dir = scratch();
+    let exe = compile(
+        "cc",
+        "c11",
+        "hostile_host.c",
+        &dir.path().join("bin"),
+        Link::Shared,
+    );
+    let mut cmd = Command::new(exe);
+    cmd.arg(mode).arg(dir.path().join("work"));
+    let ran = run(cmd, dir.path());
+    assert!(
+        ran.ok && ran.stdout.contains(&format!("{mode}: ok")),
+        "hostile_host {mode} failed\n{}",
+        ran.describe()
+    );
+    ran
+}
+
+#[test]
+fn a_c_host_that_reaps_every_child_loses_no_exit() {
+    let ran = hostile_host("reap");
+    ran.expect_lines(&["reap: ok"]);
+}
+
+#[test]
+fn a_c_subscription_freed_while_its_callback_subscribes_does_not_deadlock() {
+    hostile_host("unsubscribe");
+}
+
+#[test]
+fn a_dead_guardian_does_not_kill_the_c_host_with_sigpipe() {
+    hostile_host("sigpipe");
+}
+
+#[test]
+fn c_defaults_reap_nothing_of_the_host_and_tie_programs_to_it() {
+    hostile_host("defaults");
+}
+
+#[test]
+fn programs_of_a_sigkilled_c_host_with_default_options_die() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch();
+    let exe = compile(
+        "cc",
+        "c11",
+        "hostile_host.c",
+        &dir.path().join("bin"),
+        Link::Shared,
+    );
+    let mut host = Command::new(exe)
+        .arg("host")
+        .arg(dir.path().join("work"))
+        .env_remove("LD_LIBRARY_PATH")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run hostile_host host");
+    let stdout = host.stdout.take().expect("stdout");
+    let mut pgids: Vec<i32> = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        if let Some(rest) = line.strip_prefix("PGIDS ") {
+            pgids = rest
+                .split_whitespace()
+                .map(|p| p.parse().expect("pgid"))
+                .collect();
+            break;
+        }
+    }
+    assert_eq!(pgids.len(), 3, "the host did not report its programs");
+    // Each program is a shell and two sleeps: 9 processes.
+    let members = |pgids: &[i32]| -> usize {
+        let mut n = 0;
+        for e in fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let live = f.first().is_some_and(|s| *s != "Z");
+            let pgrp: i32 = f.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+            if live && pgids.contains(&pgrp) {
+                n += 1;
+            }
+        }
+        n
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while members(&pgids) < 9 {
+        assert!(Instant::now() < deadline, "the programs did not all start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(host.id() as i32, libc::SIGKILL) };
+    let _ = host.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while members(&pgids) > 0 {
+        if Instant::now() > deadline {
+            for g in &pgids {
+                // SAFETY: plain kill(2) of the test's leftovers.
+                unsafe { libc::kill(-g, libc::SIGKILL) };
+            }
+            panic!("the programs of a SIGKILLed C host with default options kept running");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -25,7 +25,7 @@ async fn main() -> gosuv::Result<()> {
     {
         println!("event: {} {} -> {}", e.program, e.from, e.to);
     }
-    let stats = sup.stats("web")?;
+    let stats = sup.stats("web").await?;
     println!(
         "cpu {:.1} %, rss {} KiB",
         stats.cpu_percent,

@@ -223,12 +223,12 @@ impl Supervisor {
     /// # Errors
     /// As there.
     pub fn stats(&self, name: &str) -> Result<ProcessStats> {
-        self.inner.stats(name)
+        self.rt.block_on(self.inner.stats(name))
     }
 
     /// See [`crate::Supervisor::stats_all`].
     pub fn stats_all(&self) -> BTreeMap<String, ProcessStats> {
-        self.inner.stats_all()
+        self.rt.block_on(self.inner.stats_all())
     }
 
     /// Subscribes to state changes; see [`Events`].

@@ -40,6 +40,18 @@ pub enum Error {
         /// How long was waited.
         timeout: Duration,
     },
+    /// An argument is out of its bounds (a wait longer than a day, say); nothing was done.
+    #[error("{0}")]
+    Invalid(String),
+    /// The change was made, but the store hook could not save it.
+    #[error("the change is live but could not be saved: {0}")]
+    Store(String),
+    /// The program's task failed (a bug): the program was stopped and marked `fatal`.
+    #[error("gosuv's task for '{0}' failed and the program was stopped; see its last_error (a bug; please report it)")]
+    TaskFailed(String),
+    /// Something that should not fail did (a blocking thread that could not run, say).
+    #[error("internal error: {0} (a bug; please report it)")]
+    Internal(String),
     /// The supervisor has shut down, or is shutting down.
     #[error("the supervisor is shutting down: no more changes are accepted")]
     ShuttingDown,

@@ -77,6 +77,9 @@ pub enum ExitStatus {
     Code(i32),
     /// It was killed by this signal.
     Signal(i32),
+    /// It exited, but its status is lost: another part of the process (an embedding host
+    /// that reaps every child) took it first.
+    Unknown,
 }
 
 impl ExitStatus {
@@ -84,7 +87,7 @@ impl ExitStatus {
     pub fn code(self) -> Option<i32> {
         match self {
             ExitStatus::Code(c) => Some(c),
-            ExitStatus::Signal(_) => None,
+            ExitStatus::Signal(_) | ExitStatus::Unknown => None,
         }
     }
 
@@ -92,7 +95,7 @@ impl ExitStatus {
     pub fn signal(self) -> Option<i32> {
         match self {
             ExitStatus::Signal(s) => Some(s),
-            ExitStatus::Code(_) => None,
+            ExitStatus::Code(_) | ExitStatus::Unknown => None,
         }
     }
 }
@@ -107,6 +110,7 @@ impl fmt::Display for ExitStatus {
                     .unwrap_or("unknown signal");
                 write!(f, "signal {s} ({name})")
             }
+            ExitStatus::Unknown => write!(f, "an unknown status (another process reaped it)"),
         }
     }
 }

@@ -1,54 +1,150 @@
-//! The guardian: a tiny watchdog process that kills every supervised process group when the
-//! host process dies, however it dies (`os._exit`, SIGKILL, a crash).
+//! The guardian: a tiny watchdog process that stops every supervised program when the host
+//! process dies, however it dies (`os._exit`, SIGKILL, a crash).
 //!
-//! It is `/bin/sh` running a short script in a session of its own, reading a pipe whose only
-//! write end is held (close-on-exec) by this process. gosuv writes `+PGID` when a program's
-//! group starts and `-PGID` when it is gone. When this process dies the kernel closes the
-//! write end, the guardian reads end-of-file, sends SIGTERM to every group still listed, and
-//! SIGKILL a second later. `PR_SET_PDEATHSIG` is not used for this: it follows the *thread*
-//! that forked, and it would reach only the leader, not its group.
+//! It is `/bin/sh` running a short script in a session of its own, reading a socket whose
+//! other end only this process holds (close-on-exec). gosuv tells it `+g PGID` when a
+//! program run owned by its process group starts and `-g PGID` when it is gone, and
+//! `+r DIR` for a supervisor's cgroup, under which every program owned by a cgroup runs.
+//! When this process dies the kernel closes its end, the guardian reads end-of-file, sends
+//! SIGTERM to every listed group and to every process of the cgroups, and a second later
+//! SIGKILL to the groups and `cgroup.kill` to the cgroups. `PR_SET_PDEATHSIG` is not used
+//! for this: it follows the *thread* that forked, and it would reach only the leader.
+//!
+//! gosuv never writes to the guardian on a runtime worker: [`Guardian`] (a
+//! [`GroupObserver`]) queues what to say, and one thread writes it, with `MSG_NOSIGNAL` so
+//! a dead guardian cannot kill the host with SIGPIPE. While the guardian does not read, the
+//! queue holds at most one line per live group (a start and an end not yet said cancel out).
 
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
-use nix::fcntl::OFlag;
-
-use crate::reaper::reaper;
+use crate::process_group::{GroupInfo, GroupObserver};
 
 const SCRIPT: &str = r#"trap '' INT HUP TERM QUIT PIPE
 groups=" "
+roots=""
+nl='
+'
 while IFS= read -r line; do
   case "$line" in
-    +*) groups="$groups${line#+} " ;;
-    -*) pg=${line#-}
-        case "$groups" in *" $pg "*) groups="${groups%% $pg *} ${groups#* $pg }" ;; esac ;;
+    "+g "*) groups="$groups${line#+g } " ;;
+    "-g "*) pg=${line#-g }
+            case "$groups" in *" $pg "*) groups="${groups%% $pg *} ${groups#* $pg }" ;; esac ;;
+    "+r "*) roots="$roots${line#+r }$nl" ;;
   esac
 done
-[ -n "${groups# }" ] || exit 0
+each_cgroup() {
+  printf '%s' "$roots" | while IFS= read -r root; do
+    for cg in "$root"/prog-*; do
+      [ -d "$cg" ] && "$1" "$cg"
+    done
+  done
+}
+term_cgroup() {
+  while IFS= read -r p; do kill -s TERM "$p" 2>/dev/null; done < "$1/cgroup.procs"
+}
+kill_cgroup() {
+  echo 1 2>/dev/null > "$1/cgroup.kill" ||
+    while IFS= read -r p; do kill -s KILL "$p" 2>/dev/null; done < "$1/cgroup.procs"
+}
+[ -n "${groups# }$roots" ] || exit 0
 for g in $groups; do kill -s TERM -- "-$g" 2>/dev/null; done
+each_cgroup term_cgroup
 sleep 1
 for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
+each_cgroup kill_cgroup
 "#;
 
-static GUARDIAN: OnceLock<Mutex<Option<File>>> = OnceLock::new();
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Line {
+    AddGroup(u32),
+    RemoveGroup(u32),
+    AddRoot(PathBuf),
+}
 
-fn start() -> Option<File> {
-    let (read, write): (OwnedFd, OwnedFd) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!("cannot start the guardian: pipe: {e}");
-            return None;
+impl Line {
+    fn text(&self) -> String {
+        match self {
+            Line::AddGroup(g) => format!("+g {g}\n"),
+            Line::RemoveGroup(g) => format!("-g {g}\n"),
+            Line::AddRoot(r) => format!("+r {}\n", r.display()),
         }
-    };
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    lines: Vec<Line>,
+    roots: Vec<PathBuf>,
+    /// The guardian could not be started or is gone: nothing more is queued.
+    dead: bool,
+}
+
+/// The process-wide guardian: what is still to be told, and the thread that tells it.
+struct Shared {
+    queue: Mutex<Queue>,
+    more: Condvar,
+}
+
+fn shared() -> &'static Arc<Shared> {
+    static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let s = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            more: Condvar::new(),
+        });
+        let thread = s.clone();
+        let spawned = std::thread::Builder::new()
+            .name("gosuv-guardian".into())
+            .spawn(move || writer(&thread));
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the guardian's thread: {e}; programs will outlive this process if it dies");
+            s.queue.lock().unwrap_or_else(|p| p.into_inner()).dead = true;
+        }
+        s
+    })
+}
+
+impl Shared {
+    fn push(&self, line: Line) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if q.dead {
+            return;
+        }
+        match &line {
+            Line::RemoveGroup(g) => {
+                // Not yet said that it started: say neither.
+                if let Some(i) = q.lines.iter().position(|l| *l == Line::AddGroup(*g)) {
+                    q.lines.remove(i);
+                    return;
+                }
+            }
+            Line::AddRoot(r) => {
+                if q.roots.contains(r) {
+                    return;
+                }
+                q.roots.push(r.clone());
+            }
+            Line::AddGroup(_) => {}
+        }
+        q.lines.push(line);
+        drop(q);
+        self.more.notify_one();
+    }
+}
+
+/// Starts the guardian process; returns the socket to write to.
+fn start() -> std::io::Result<OwnedFd> {
+    let (ours, theirs) = UnixStream::pair()?;
     let mut cmd = std::process::Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(SCRIPT)
         .arg("gosuv-guardian")
-        .stdin(Stdio::from(read))
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     // SAFETY: setsid is async-signal-safe; it keeps terminal signals meant for the host
@@ -59,39 +155,121 @@ fn start() -> Option<File> {
             Ok(())
         });
     }
-    // Registered with the reaper so that its exit is collected; nobody needs the status.
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    match reaper().spawn_registered(tx, || cmd.spawn().map(|c| (c.id(), ()))) {
-        Ok((pid, ())) => {
-            tracing::debug!(pid, "guardian started");
-            Some(File::from(write))
+    let child = cmd.spawn()?;
+    // Nobody waits for the guardian; whoever reaps it (this process's reaper of last resort,
+    // or a host that reaps every child) just keeps it from staying a zombie.
+    // SAFETY: pidfd_open on our own unreaped child; the result is a new descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
+    if fd >= 0 {
+        // SAFETY: a new descriptor nobody else owns.
+        crate::reaper::reap_later(unsafe {
+            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32)
+        });
+    }
+    tracing::debug!(pid = child.id(), "guardian started");
+    Ok(OwnedFd::from(ours))
+}
+
+/// Writes `text` whole, without ever raising SIGPIPE.
+fn send_all(fd: &OwnedFd, mut text: &[u8]) -> std::io::Result<()> {
+    while !text.is_empty() {
+        // SAFETY: send from a buffer we own, of its length.
+        let n = unsafe {
+            libc::send(
+                fd.as_raw_fd(),
+                text.as_ptr().cast(),
+                text.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
         }
-        Err(e) => {
-            tracing::error!("cannot start the guardian /bin/sh: {e}");
-            None
+        text = &text[n as usize..];
+    }
+    Ok(())
+}
+
+/// The guardian's thread: starts it, then says what is queued, as it is queued.
+fn writer(shared: &Shared) {
+    let mut socket: Option<OwnedFd> = None;
+    loop {
+        let lines = {
+            let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            while q.lines.is_empty() {
+                q = shared.more.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+            std::mem::take(&mut q.lines)
+        };
+        if socket.is_none() {
+            match start() {
+                Ok(s) => socket = Some(s),
+                Err(e) => {
+                    tracing::error!("cannot start the guardian /bin/sh: {e}; programs will outlive this process if it dies");
+                    shared.queue.lock().unwrap_or_else(|p| p.into_inner()).dead = true;
+                    return;
+                }
+            }
+        }
+        let text: String = lines.iter().map(Line::text).collect();
+        if let Some(s) = &socket {
+            if let Err(e) = send_all(s, text.as_bytes()) {
+                tracing::error!(
+                    "the guardian is gone ({e}): programs will outlive this process if it dies"
+                );
+                let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+                q.dead = true;
+                q.lines.clear();
+                return;
+            }
         }
     }
 }
 
-fn send(line: &str) {
-    let slot = GUARDIAN.get_or_init(|| Mutex::new(start()));
-    let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(f) = guard.as_mut() {
-        if let Err(e) = f.write_all(line.as_bytes()) {
-            tracing::error!(
-                "the guardian is gone ({e}): programs will outlive this process if it dies"
-            );
-            *guard = None;
+/// The guardian as a [`GroupObserver`]: every program run started is listed with it until
+/// it is gone.
+#[derive(Debug, Default)]
+pub(crate) struct Guardian;
+
+impl GroupObserver for Guardian {
+    fn started(&self, group: &GroupInfo) {
+        let s = shared();
+        match group.cgroup.as_ref().and_then(|c| c.parent()) {
+            Some(root) => s.push(Line::AddRoot(root.to_path_buf())),
+            None => s.push(Line::AddGroup(group.leader)),
+        }
+    }
+
+    fn ended(&self, group: &GroupInfo) {
+        if group.cgroup.is_none() {
+            shared().push(Line::RemoveGroup(group.leader));
         }
     }
 }
 
-/// Asks the guardian to kill group `pgid` if this process dies.
-pub(crate) fn watch(pgid: u32) {
-    send(&format!("+{pgid}\n"));
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The group `pgid` is gone: forget it.
-pub(crate) fn unwatch(pgid: u32) {
-    send(&format!("-{pgid}\n"));
+    #[test]
+    fn a_start_and_an_end_not_yet_said_cancel_out() {
+        let s = Shared {
+            queue: Mutex::new(Queue::default()),
+            more: Condvar::new(),
+        };
+        s.push(Line::AddGroup(7));
+        s.push(Line::AddRoot("/cg/gosuv-1-0".into()));
+        s.push(Line::AddGroup(8));
+        s.push(Line::RemoveGroup(7));
+        s.push(Line::AddRoot("/cg/gosuv-1-0".into()));
+        let q = s.queue.lock().unwrap();
+        assert_eq!(
+            q.lines,
+            vec![Line::AddRoot("/cg/gosuv-1-0".into()), Line::AddGroup(8)]
+        );
+    }
 }

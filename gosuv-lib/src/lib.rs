@@ -24,26 +24,34 @@
 //! ```
 
 pub mod blocking;
+mod cgroup;
 pub mod config;
 mod error;
 pub mod events;
 mod guardian;
 pub mod logs;
+mod process_group;
+pub mod procfs;
 mod program;
 mod reaper;
 mod spawn;
 pub mod stats;
 mod supervisor;
 
-pub use config::{Autorestart, Command, ConfigError, ConfigErrors, ProgramConfig, ServerConfig};
+pub use config::{
+    Autorestart, CgroupMode, Command, ConfigError, ConfigErrors, ProgramConfig, ServerConfig,
+};
 pub use error::{Error, Result};
 pub use events::{Event, ExitStatus, ProgramState};
 pub use logs::{LogEvent, LogFollower, Stream};
+pub use process_group::{GroupInfo, GroupObserver, Ownership};
 pub use program::{backoff_delay, ProgramStatus};
-pub use reaper::enable_subreaper;
+pub use reaper::{enable_subreaper, reap_every_orphan};
+pub use spawn::PROGRAM_VAR;
 pub use stats::ProcessStats;
 pub use supervisor::{
-    EventNotice, Events, LogStatus, ReloadReport, Supervisor, SupervisorOptions, STATS_MAX_AGE,
+    wait_limit, EventNotice, Events, LogStatus, ReloadReport, Store, Supervisor, SupervisorOptions,
+    MAX_WAIT, STATS_MAX_AGE,
 };
 
 /// The crate's version.

@@ -1,25 +1,40 @@
 //! One program's state machine (SPEC §3) and the task that runs it.
 //!
-//! The task owns the child and is the only writer of the program's state. Commands arrive on
-//! a bounded channel, exits from the reaper on another, and one timer covers `start_seconds`,
-//! the backoff delay and `stop_timeout`; nothing polls while a program simply runs.
+//! The task is the only writer of the program's state. Commands do not act on the process
+//! themselves: they edit what is [`Wanted`] (a process or none, the config, a generation
+//! that a restart or a changed config bumps, removal), and one function, [`Task::steer`],
+//! moves the [`Phase`] toward it after every command, exit and timer. Each phase carries its
+//! own data (the process of a run exists only in the phases that have one), and waiters are
+//! answered after every transition from what the phase and the wanted state say, so no flag
+//! can be left set by an earlier command and bite a later one.
+//!
+//! The task is generic over [`Launcher`], what spawns and owns the processes: the real one
+//! ([`RealLauncher`], process groups and cgroups) and, in this module's tests, a fake whose
+//! exits and stops the test decides, so races are tested without timing luck.
+//!
+//! A task that panics is caught: its processes are killed (their owner is dropped), the
+//! program is marked `fatal` with the panic in `last_error`, and a fresh task takes over the
+//! same channels, so the program stays usable.
 
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
-use nix::sys::signal::Signal;
+use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio::time::sleep_until;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::task::TaskTracker;
 
-use crate::config::{Autorestart, ProgramConfig};
+use crate::cgroup::CgroupRoot;
+use crate::config::{Autorestart, CgroupMode, ProgramConfig};
 use crate::error::Error;
 use crate::events::{ser_opt_time, Event, ExitStatus, ProgramState};
 use crate::logs::{drain, LogCounters, LogSink, RotatingFile, Stream};
-use crate::reaper::ExitSender;
-use crate::spawn::{group_alive, signal_group, spawn, SpawnOptions};
+use crate::process_group::{GroupObserver, GroupView, Ownership, ProcessGroup};
+use crate::spawn::{lookup_user, Command as SpawnCommand, SpawnOptions};
 
 /// The longest backoff between two starts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -30,21 +45,23 @@ pub fn backoff_delay(failures: u32) -> Duration {
     Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
 }
 
-/// How often a stopping program's process group is checked once its leader is gone: first
-/// soon, then less often while something in it lingers.
-const GROUP_POLL_FIRST: Duration = Duration::from_millis(10);
-const GROUP_POLL_MAX: Duration = Duration::from_millis(200);
-
 /// How long an exit (or the end of a stop) waits for the program's last output to be read
 /// from its pipes and written to its log files before the state changes, so that whoever
 /// sees `exited`, `stopped`, `backoff` or `fatal` finds every byte in the files (and a failed
 /// start can quote its last words in `last_error`). Longer only when something outside the
-/// process group still holds a pipe, or the disk is slow.
+/// program still holds a pipe, or the disk is slow.
 const EXIT_OUTPUT_WAIT: Duration = Duration::from_millis(250);
 
-/// How long a removal waits for the program's last output to reach its log files (longer
-/// only when something outside the process group still holds a pipe, or the disk hangs).
+/// How long a removal waits for the program's last output to reach its log files.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+/// After a leader exits on its own, how long its cgroup's other processes (killed) are
+/// waited for before the program moves on; they cannot outlive a SIGKILL but in a
+/// kernel-bound wait, and the next run must not meet them in its cgroup.
+const CGROUP_EMPTY_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a program with `memory_max` is measured, where the kernel does not enforce it.
+const MEMORY_CHECK: Duration = Duration::from_secs(1);
 
 /// Settings every program task shares.
 pub(crate) struct Shared {
@@ -52,6 +69,28 @@ pub(crate) struct Shared {
     pub base_dir: PathBuf,
     pub log_dir: PathBuf,
     pub spawn: SpawnOptions,
+    /// Told of every run's start and end (the guardian, the server's record).
+    pub observers: Arc<[Arc<dyn GroupObserver>]>,
+    /// Whether this process is its programs' subreaper.
+    pub subreaper: bool,
+    /// The supervisor's cgroup, made when a program first needs one.
+    pub cgroups: OnceLock<Result<Arc<CgroupRoot>, String>>,
+    /// Every program task, and the background work of runs being finished.
+    pub tracker: TaskTracker,
+}
+
+impl Shared {
+    /// The supervisor's cgroup, made on first use.
+    pub(crate) fn cgroup_root(&self) -> Result<Arc<CgroupRoot>, String> {
+        self.cgroups
+            .get_or_init(|| {
+                CgroupRoot::create().map(|r| {
+                    crate::reaper::register_cgroup(r.dir().to_path_buf());
+                    Arc::new(r)
+                })
+            })
+            .clone()
+    }
 }
 
 /// A program's two output streams.
@@ -105,6 +144,39 @@ impl ProgramLogs {
     pub(crate) fn counters(&self) -> [LogCounters; 2] {
         [self.stdout.counters(), self.stderr.counters()]
     }
+
+    /// Waits, for at most `limit`, until `drains` have read their pipes to the end and what
+    /// they read is in the log files; returns whether all of it got there. Finished drains
+    /// are dropped from `drains`.
+    async fn settle(&self, drains: &mut Vec<JoinHandle<()>>, limit: Duration) -> bool {
+        let settled = tokio::time::timeout(limit, async {
+            for d in drains.iter_mut() {
+                if !d.is_finished() {
+                    let _ = d.await;
+                }
+            }
+            self.stdout.flushed().await;
+            self.stderr.flushed().await;
+        })
+        .await
+        .is_ok();
+        drains.retain(|d| !d.is_finished());
+        settled
+    }
+
+    /// The last line the program wrote to stderr (or stdout), for a failed start's message.
+    fn last_words(&self) -> Option<String> {
+        let tail = |s: Stream| self.sink(s).tail(512);
+        let bytes = Some(tail(Stream::Stderr))
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| tail(Stream::Stdout));
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(|l| l.chars().take(200).collect())
+    }
 }
 
 /// A program's live status as the task publishes it.
@@ -113,10 +185,14 @@ pub(crate) struct Published {
     pub config: Arc<ProgramConfig>,
     pub state: ProgramState,
     pub pid: Option<u32>,
-    pub started: Option<(Instant, SystemTime)>,
+    pub started: Option<(std::time::Instant, SystemTime)>,
     pub last_exit: Option<ExitStatus>,
     pub restarts: u64,
     pub last_error: Option<String>,
+    /// The current run's processes, for stats.
+    pub view: Option<Arc<GroupView>>,
+    /// How the current or last run is owned.
+    pub ownership: Option<Ownership>,
 }
 
 /// One program's status: its state and what is known of its process.
@@ -139,10 +215,13 @@ pub struct ProgramStatus {
     pub exit_signal: Option<i32>,
     /// Automatic restarts and retries since the program was added.
     pub restarts: u64,
-    /// Why the last start failed, until the program next reaches `running`.
+    /// Why the last start failed, until the program next reaches `running`; or why gosuv
+    /// last restarted it (over `memory_max`), until it is next started or restarted by hand.
     pub last_error: Option<String>,
     /// Failed writes to its log files.
     pub log_errors: u64,
+    /// How gosuv owns the processes of its current (or last) run: `cgroup` or `group`.
+    pub ownership: Option<Ownership>,
 }
 
 impl ProgramStatus {
@@ -158,6 +237,7 @@ impl ProgramStatus {
             restarts: p.restarts,
             last_error: p.last_error.clone(),
             log_errors,
+            ownership: p.ownership,
         }
     }
 }
@@ -166,13 +246,13 @@ impl ProgramStatus {
 pub(crate) enum Cmd {
     /// Start; the reply comes once it is `running` (or could not get there).
     Start(oneshot::Sender<Result<(), Error>>),
-    /// Stop; the reply comes once the whole process group is gone.
+    /// Stop; the reply comes once nothing of it is left.
     Stop(oneshot::Sender<Result<(), Error>>),
     /// Stop if needed, then start; replies like `Start`.
     Restart(oneshot::Sender<Result<(), Error>>),
-    /// Replace the config; restarts it when it had a process. Replies whether it restarted.
+    /// Replace the config; restarts it when it had a process. Replies whether it restarts.
     Update(Box<ProgramConfig>, oneshot::Sender<bool>),
-    /// Stop, then end the task; the reply comes when it is gone.
+    /// Stop, then end the task; the reply comes when it is gone and its output written.
     Remove(oneshot::Sender<Result<(), Error>>),
     /// Replies once every command sent before it has been handled.
     Sync(oneshot::Sender<()>),
@@ -183,6 +263,8 @@ pub(crate) struct ProgramHandle {
     pub cmds: mpsc::Sender<Cmd>,
     pub published: watch::Receiver<Published>,
     pub logs: Arc<ProgramLogs>,
+    /// The task; it ends once the program is removed.
+    pub task: JoinHandle<()>,
 }
 
 impl ProgramHandle {
@@ -191,175 +273,586 @@ impl ProgramHandle {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Timer {
-    /// `start_seconds` are up.
-    Started,
-    /// The backoff delay is over.
-    Retry,
-    /// `stop_timeout` is up: SIGKILL the group.
-    Kill,
-    /// Look again whether the stopping group is gone.
-    GroupPoll,
+/// What the task needs of one run's processes. The real one is [`RealProcess`]; tests use
+/// a fake.
+pub(crate) trait Process: Send + Sync + 'static {
+    /// The leader's pid.
+    fn pid(&self) -> u32;
+    /// What stats need, when there is something to measure.
+    fn view(&self) -> Option<Arc<GroupView>>;
+    /// How the run is owned.
+    fn ownership(&self) -> Ownership;
+    /// Waits for the leader's exit (at once if it exited). Cancel-safe.
+    fn exited(&mut self) -> impl Future<Output = ExitStatus> + Send + '_;
+    /// The leader's exit, if it exited.
+    fn exit(&mut self) -> Option<ExitStatus>;
+    /// Asks every process of the run to stop: `sig`, then SIGCONT for a stopped one.
+    fn stop(&mut self, sig: i32) -> impl Future<Output = ()> + Send + '_;
+    /// Kills every process of the run.
+    fn kill(&mut self) -> impl Future<Output = ()> + Send + '_;
+    /// Waits until the leader exited and nothing of the run is left. Cancel-safe.
+    fn emptied(&mut self) -> impl Future<Output = ()> + Send + '_;
+    /// After the leader exited on its own: kills the rest, waits (briefly) for the output to
+    /// reach the files, and finishes the run (now or in the background). Returns the pipe
+    /// drains still reading.
+    fn after_exit(self) -> impl Future<Output = Vec<JoinHandle<()>>> + Send;
+    /// Once emptied: waits (briefly) for the output, reaps. Returns the drains still reading.
+    fn finish(self) -> impl Future<Output = Vec<JoinHandle<()>>> + Send;
+    /// The memory the run uses now, in bytes.
+    fn memory(&self) -> impl Future<Output = Option<u64>> + Send + '_;
+    /// Whether the kernel enforces `memory_max` for this run.
+    fn kernel_enforces_memory(&self) -> bool;
+    /// Whether the kernel killed a process of the run for lack of memory.
+    fn oom_killed(&self) -> bool;
 }
 
-struct Leader {
-    pid: u32,
-    started: Instant,
-    started_wall: SystemTime,
+/// Spawns runs of programs.
+pub(crate) trait Launcher: Send + Sync + 'static {
+    /// One run's processes.
+    type Proc: Process;
+    /// Spawns a run of `config`, its output into `logs`.
+    fn launch(
+        &self,
+        config: &ProgramConfig,
+        logs: &Arc<ProgramLogs>,
+    ) -> impl Future<Output = Result<Self::Proc, String>> + Send;
+}
+
+/// The real launcher: process groups, cgroups, pipes into the log sinks.
+pub(crate) struct RealLauncher {
+    pub shared: Arc<Shared>,
+}
+
+/// A real run: its processes and the tasks that drain its pipes.
+pub(crate) struct RealProcess {
+    group: ProcessGroup,
     drains: Vec<JoinHandle<()>>,
+    logs: Arc<ProgramLogs>,
+    oom_before: u64,
+    tracker: TaskTracker,
 }
 
-struct Task {
+impl Launcher for RealLauncher {
+    type Proc = RealProcess;
+
+    async fn launch(
+        &self,
+        config: &ProgramConfig,
+        logs: &Arc<ProgramLogs>,
+    ) -> Result<RealProcess, String> {
+        let sh = &self.shared;
+        let user = match &config.user {
+            // The user database may be a network service: never on a runtime worker.
+            Some(name) => {
+                let name = name.clone();
+                let found = tokio::task::spawn_blocking(move || lookup_user(&name))
+                    .await
+                    .map_err(|e| format!("cannot look up the user: {e}"))??;
+                Some(found)
+            }
+            None => None,
+        };
+        let cmd = SpawnCommand::prepare(config, &sh.base_dir, &sh.spawn, user.as_ref())?;
+        let cgroup = match config.cgroup {
+            CgroupMode::Off => None,
+            mode => match sh
+                .cgroup_root()
+                .and_then(|root| root.program(&config.name, config.memory_max))
+            {
+                Ok(cg) => Some(Arc::new(cg)),
+                Err(e) if mode == CgroupMode::Required => {
+                    return Err(format!("{e} (the program has `cgroup: required`)"))
+                }
+                Err(e) => {
+                    tracing::debug!(program = %config.name, "no cgroup, owned by its process group: {e}");
+                    None
+                }
+            },
+        };
+        let spawn = |cgroup| {
+            ProcessGroup::spawn(
+                &config.name,
+                &cmd,
+                config.redirect_stderr,
+                cgroup,
+                config.stop_signal.0 as i32,
+                config.stop_duration(),
+                sh.subreaper,
+                sh.observers.clone(),
+            )
+        };
+        let (group, pipes) = match spawn(cgroup.clone()) {
+            Ok(g) => g,
+            Err(f) if f.in_cgroup && config.cgroup == CgroupMode::Auto => {
+                tracing::warn!(program = %config.name, "{}: owned by its process group instead", f.message);
+                spawn(None).map_err(|f| f.message)?
+            }
+            Err(f) => return Err(f.message),
+        };
+        let mut drains = vec![tokio::spawn(drain(pipes.stdout, logs.stdout.clone()))];
+        if let Some(err) = pipes.stderr {
+            drains.push(tokio::spawn(drain(err, logs.stderr.clone())));
+        }
+        let oom_before = group.oom_kills();
+        Ok(RealProcess {
+            group,
+            drains,
+            logs: logs.clone(),
+            oom_before,
+            tracker: sh.tracker.clone(),
+        })
+    }
+}
+
+impl Process for RealProcess {
+    fn pid(&self) -> u32 {
+        self.group.leader()
+    }
+
+    fn view(&self) -> Option<Arc<GroupView>> {
+        Some(self.group.view().clone())
+    }
+
+    fn ownership(&self) -> Ownership {
+        self.group.view().ownership()
+    }
+
+    fn exited(&mut self) -> impl Future<Output = ExitStatus> + Send + '_ {
+        self.group.exited()
+    }
+
+    fn exit(&mut self) -> Option<ExitStatus> {
+        self.group.try_exit()
+    }
+
+    async fn stop(&mut self, sig: i32) {
+        self.group.signal(sig).await;
+        // A stopped (SIGSTOP) process must run to act on the signal.
+        self.group.signal(libc::SIGCONT).await;
+    }
+
+    fn kill(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        self.group.kill()
+    }
+
+    fn emptied(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        self.group.emptied()
+    }
+
+    async fn after_exit(mut self) -> Vec<JoinHandle<()>> {
+        // A program's processes live and die with its leader: leftovers would run twice once
+        // it restarts.
+        self.group.kill_now();
+        if self.group.view().cgroup.is_some() {
+            // The next run shares the cgroup: wait until the killed ones are gone.
+            if tokio::time::timeout(CGROUP_EMPTY_WAIT, self.group.emptied())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    pid = self.group.leader(),
+                    "processes of an exited program outlive SIGKILL"
+                );
+            }
+            self.logs.settle(&mut self.drains, EXIT_OUTPUT_WAIT).await;
+            self.group.finish();
+        } else {
+            self.logs.settle(&mut self.drains, EXIT_OUTPUT_WAIT).await;
+            // What left the group is found in /proc, killed and waited for in the
+            // background: the next run has a group of its own.
+            let mut group = self.group;
+            self.tracker.spawn(async move {
+                group.kill().await;
+                group.emptied().await;
+                group.finish();
+            });
+        }
+        self.drains
+    }
+
+    async fn finish(mut self) -> Vec<JoinHandle<()>> {
+        // This run's pipes only: an earlier run's may be held open by a process that left
+        // the program, and would make every stop wait the whole time.
+        self.logs.settle(&mut self.drains, EXIT_OUTPUT_WAIT).await;
+        self.group.finish();
+        self.drains
+    }
+
+    async fn memory(&self) -> Option<u64> {
+        let view = self.group.view();
+        if let Some(m) = view.cgroup.as_ref().and_then(|c| c.memory_current()) {
+            return Some(m);
+        }
+        let snap = match view.cgroup {
+            Some(_) => None,
+            None => Some(crate::procfs::snapshot(MEMORY_CHECK / 2, None).await),
+        };
+        let view = view.clone();
+        let pages: u64 = tokio::task::spawn_blocking(move || {
+            view.members(snap.as_deref())
+                .iter()
+                .map(|p| p.rss_pages)
+                .sum()
+        })
+        .await
+        .unwrap_or(0);
+        Some(pages.saturating_mul(crate::procfs::page_size()))
+    }
+
+    fn kernel_enforces_memory(&self) -> bool {
+        self.group
+            .view()
+            .cgroup
+            .as_ref()
+            .is_some_and(|c| c.enforces_memory())
+    }
+
+    fn oom_killed(&self) -> bool {
+        self.group.oom_kills() > self.oom_before
+    }
+}
+
+/// What the program should be doing: edited by commands, pursued by [`Task::steer`].
+#[derive(Debug)]
+struct Wanted {
+    /// A process should run.
+    run: bool,
+    /// The config the next run uses.
+    config: Arc<ProgramConfig>,
+    /// Bumped by a restart and by a changed config: a run of an older generation is
+    /// stopped and started again.
+    generation: u64,
+    /// The program is to go once it has no process.
+    remove: bool,
+}
+
+/// One run: its processes and what it was started with.
+struct Run<P> {
+    proc: P,
+    generation: u64,
+    config: Arc<ProgramConfig>,
+    started: (std::time::Instant, SystemTime),
+}
+
+/// Where the program is, with what each place needs.
+enum Phase<P> {
+    /// No process: `Stopped`, `Exited` or `Fatal`.
+    Idle(ProgramState),
+    /// A start failed; the next try is at `until`.
+    Backoff { until: Instant, generation: u64 },
+    /// Spawned; `running` at `up_at`.
+    Starting { run: Run<P>, up_at: Instant },
+    /// Up; memory measured next at `check_at` when it has a `memory_max` the kernel does not
+    /// enforce.
+    Running {
+        run: Run<P>,
+        check_at: Option<Instant>,
+    },
+    /// The stop signal was sent; SIGKILL at `kill_at` (`None` once sent).
+    Stopping {
+        run: Run<P>,
+        kill_at: Option<Instant>,
+    },
+}
+
+impl<P> Phase<P> {
+    fn state(&self) -> ProgramState {
+        match self {
+            Phase::Idle(s) => *s,
+            Phase::Backoff { .. } => ProgramState::Backoff,
+            Phase::Starting { .. } => ProgramState::Starting,
+            Phase::Running { .. } => ProgramState::Running,
+            Phase::Stopping { .. } => ProgramState::Stopping,
+        }
+    }
+
+    fn run(&self) -> Option<&Run<P>> {
+        match self {
+            Phase::Starting { run, .. }
+            | Phase::Running { run, .. }
+            | Phase::Stopping { run, .. } => Some(run),
+            _ => None,
+        }
+    }
+
+    /// The next timer of the phase.
+    fn deadline(&self) -> Option<Instant> {
+        match self {
+            Phase::Backoff { until, .. } => Some(*until),
+            Phase::Starting { up_at, .. } => Some(*up_at),
+            Phase::Running { check_at, .. } => *check_at,
+            Phase::Stopping { kill_at, .. } => *kill_at,
+            Phase::Idle(_) => None,
+        }
+    }
+}
+
+/// What woke the task.
+enum Wake {
+    Exited(ExitStatus),
+    Emptied,
+    Cmd(Option<Cmd>),
+    Timer,
+}
+
+/// Callers waiting for the program to get somewhere.
+#[derive(Default)]
+struct Waiters {
+    /// For `running` with a run of at least this generation.
+    start: Vec<(u64, oneshot::Sender<Result<(), Error>>)>,
+    /// For no process.
+    stop: Vec<oneshot::Sender<Result<(), Error>>>,
+    /// For the task's end.
+    remove: Vec<oneshot::Sender<Result<(), Error>>>,
+}
+
+/// The task of one program.
+struct Task<L: Launcher> {
+    name: String,
     shared: Arc<Shared>,
-    config: ProgramConfig,
-    pending_config: Option<ProgramConfig>,
-    published: watch::Sender<Published>,
+    launcher: Arc<L>,
     logs: Arc<ProgramLogs>,
-    exits: ExitSender,
+    published: Arc<watch::Sender<Published>>,
+    wanted: Wanted,
+    phase: Phase<L::Proc>,
+    /// The state last published (a failed spawn shows `starting` without a phase of its own).
     state: ProgramState,
-    leader: Option<Leader>,
-    /// The process group being stopped, kept until it is empty.
-    group: Option<u32>,
-    last_pid: Option<u32>,
-    last_exit: Option<ExitStatus>,
-    last_error: Option<String>,
+    /// The config whose log settings the sinks have.
+    logs_config: Arc<ProgramConfig>,
     failures: u32,
     restarts: u64,
-    timer: Option<(Instant, Timer)>,
-    kill_at: Option<Instant>,
-    killed: bool,
-    group_poll: Duration,
-    start_waiters: Vec<oneshot::Sender<Result<(), Error>>>,
-    stop_waiters: Vec<oneshot::Sender<Result<(), Error>>>,
-    start_after_stop: bool,
-    remove_after_stop: bool,
-    done: bool,
+    last_exit: Option<ExitStatus>,
+    last_error: Option<String>,
+    /// `last_error` says why gosuv restarted a running program, not why a start failed: it
+    /// stays when the program is up again.
+    restart_reason: bool,
+    last_pid: Option<u32>,
+    ownership: Option<Ownership>,
+    waiters: Waiters,
     /// Pipe drains of earlier runs that may still be reading.
     old_drains: Vec<JoinHandle<()>>,
-    /// Pipe drains of the run being stopped, whose leader has exited: `check_group` waits for
-    /// them once the group is gone.
-    exit_drains: Vec<JoinHandle<()>>,
+    done: bool,
 }
 
 /// Starts the task of one program and returns its handle.
 pub(crate) fn launch(shared: Arc<Shared>, config: ProgramConfig) -> ProgramHandle {
+    let launcher = Arc::new(RealLauncher {
+        shared: shared.clone(),
+    });
+    launch_with(shared, launcher, config, None)
+}
+
+/// Starts the task of one program with `launcher`, in `fatal` with `last_error` when given.
+fn launch_with<L: Launcher>(
+    shared: Arc<Shared>,
+    launcher: Arc<L>,
+    config: ProgramConfig,
+    fatal: Option<String>,
+) -> ProgramHandle {
     let logs = Arc::new(ProgramLogs::new(&config, &shared.log_dir));
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+    let config = Arc::new(config);
     let (pub_tx, pub_rx) = watch::channel(Published {
-        config: Arc::new(config.clone()),
+        config: config.clone(),
         state: ProgramState::Stopped,
         pid: None,
         started: None,
         last_exit: None,
         restarts: 0,
         last_error: None,
+        view: None,
+        ownership: None,
     });
-    let task = Task {
-        shared,
+    let mut task = Task::new(
+        shared.clone(),
+        launcher,
+        logs.clone(),
+        Arc::new(pub_tx),
         config,
-        pending_config: None,
-        published: pub_tx,
-        logs: logs.clone(),
-        exits: exit_tx,
-        state: ProgramState::Stopped,
-        leader: None,
-        group: None,
-        last_pid: None,
-        last_exit: None,
-        last_error: None,
-        failures: 0,
-        restarts: 0,
-        timer: None,
-        kill_at: None,
-        killed: false,
-        group_poll: GROUP_POLL_FIRST,
-        start_waiters: Vec::new(),
-        stop_waiters: Vec::new(),
-        start_after_stop: false,
-        remove_after_stop: false,
-        done: false,
-        old_drains: Vec::new(),
-        exit_drains: Vec::new(),
-    };
-    tokio::spawn(task.run(cmd_rx, exit_rx));
+    );
+    if let Some(reason) = fatal {
+        task.enter_fatal_after_panic(reason);
+    }
+    let join = shared.tracker.spawn(supervise(task, cmd_rx));
     ProgramHandle {
         cmds: cmd_tx,
         published: pub_rx,
         logs,
+        task: join,
     }
 }
 
-impl Task {
-    async fn run(
-        mut self,
-        mut cmds: mpsc::Receiver<Cmd>,
-        mut exits: mpsc::UnboundedReceiver<(u32, ExitStatus)>,
-    ) {
+/// The text of a panic's payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Runs a program's task until the program is removed. A task that panics is replaced by a
+/// fresh one in `fatal` on the same channels: the program is never left a ghost.
+async fn supervise<L: Launcher>(mut task: Task<L>, mut cmds: mpsc::Receiver<Cmd>) {
+    loop {
+        let r = std::panic::AssertUnwindSafe(task.run(&mut cmds))
+            .catch_unwind()
+            .await;
+        let Err(payload) = r else { return };
+        let why = panic_text(payload.as_ref());
+        tracing::error!(program = %task.name, "the program's task failed: {why} (a bug; please report it)");
+        let fresh = Task::new(
+            task.shared.clone(),
+            task.launcher.clone(),
+            task.logs.clone(),
+            task.published.clone(),
+            task.wanted.config.clone(),
+        );
+        // The failed task goes: its run's processes are killed, its waiters told it is gone.
+        let mut old = std::mem::replace(&mut task, fresh);
+        task.restarts = old.restarts;
+        task.state = old.state;
+        task.old_drains = std::mem::take(&mut old.old_drains);
+        drop(old);
+        task.enter_fatal_after_panic(format!(
+            "gosuv's task for this program failed ({why}); it was stopped: start it again (a bug; please report it)"
+        ));
+    }
+}
+
+impl<L: Launcher> Task<L> {
+    fn new(
+        shared: Arc<Shared>,
+        launcher: Arc<L>,
+        logs: Arc<ProgramLogs>,
+        published: Arc<watch::Sender<Published>>,
+        config: Arc<ProgramConfig>,
+    ) -> Self {
+        Task {
+            name: config.name.clone(),
+            shared,
+            launcher,
+            logs,
+            published,
+            logs_config: config.clone(),
+            wanted: Wanted {
+                run: false,
+                config,
+                generation: 0,
+                remove: false,
+            },
+            phase: Phase::Idle(ProgramState::Stopped),
+            state: ProgramState::Stopped,
+            failures: 0,
+            restarts: 0,
+            last_exit: None,
+            last_error: None,
+            restart_reason: false,
+            last_pid: None,
+            ownership: None,
+            waiters: Waiters::default(),
+            old_drains: Vec::new(),
+            done: false,
+        }
+    }
+
+    fn enter_fatal_after_panic(&mut self, why: String) {
+        self.last_error = Some(why);
+        self.restart_reason = false;
+        self.wanted.run = false;
+        self.enter(Phase::Idle(ProgramState::Fatal), None);
+    }
+
+    async fn run(&mut self, cmds: &mut mpsc::Receiver<Cmd>) {
         let mut cmds_open = true;
         while !self.done {
-            let deadline = self.timer.map(|(at, _)| at);
-            tokio::select! {
-                biased;
-                Some((pid, status)) = exits.recv() => self.on_exit(pid, status).await,
-                cmd = cmds.recv(), if cmds_open => match cmd {
-                    Some(cmd) => self.on_command(cmd),
-                    None => {
-                        // Every handle is gone: stop the program rather than orphan it.
-                        cmds_open = false;
-                        self.remove_after_stop = true;
-                        self.begin_stop();
+            let deadline = self.phase.deadline();
+            let wake = {
+                let proc_event = async {
+                    match &mut self.phase {
+                        Phase::Starting { run, .. } | Phase::Running { run, .. } => {
+                            Wake::Exited(run.proc.exited().await)
+                        }
+                        Phase::Stopping { run, .. } => {
+                            run.proc.emptied().await;
+                            Wake::Emptied
+                        }
+                        _ => std::future::pending().await,
                     }
-                },
-                () = sleep_until(deadline.unwrap_or_else(Instant::now).into()), if deadline.is_some() => {
-                    self.on_timer().await;
+                };
+                tokio::select! {
+                    biased;
+                    w = proc_event => w,
+                    c = cmds.recv(), if cmds_open => Wake::Cmd(c),
+                    () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timer,
                 }
+            };
+            let mut update_reply = None;
+            match wake {
+                Wake::Exited(status) => self.on_exit(status).await,
+                Wake::Emptied => self.on_emptied().await,
+                Wake::Cmd(Some(cmd)) => update_reply = self.on_command(cmd),
+                Wake::Cmd(None) => {
+                    // Every handle is gone: stop the program rather than orphan it.
+                    cmds_open = false;
+                    self.wanted.remove = true;
+                    self.wanted.run = false;
+                }
+                Wake::Timer => self.on_timer().await,
+            }
+            self.steer().await;
+            // An update is answered once its restart has begun, so that the status the
+            // caller reads next already shows it.
+            if let Some((reply, restarts)) = update_reply {
+                let _ = reply.send(restarts);
             }
         }
         // Removed: its last output goes to the files before the removal is answered.
-        let mut drains = std::mem::take(&mut self.old_drains);
-        drains.append(&mut self.exit_drains);
-        if let Some(leader) = self.leader.take() {
-            drains.extend(leader.drains);
+        if !self
+            .logs
+            .settle(&mut std::mem::take(&mut self.old_drains), FLUSH_WAIT)
+            .await
+        {
+            tracing::warn!(program = %self.name, "output still unwritten {FLUSH_WAIT:?} after removal");
         }
-        if !self.settle_output(&mut drains, FLUSH_WAIT).await {
-            tracing::warn!(program = %self.name(), "output still unwritten {FLUSH_WAIT:?} after removal");
+        for w in self.waiters.start.drain(..) {
+            let _ =
+                w.1.send(Err(Error::StoppedBeforeRunning(self.name.clone())));
         }
-        for w in self.stop_waiters.drain(..) {
+        for w in self
+            .waiters
+            .stop
+            .drain(..)
+            .chain(self.waiters.remove.drain(..))
+        {
             let _ = w.send(Ok(()));
         }
     }
 
-    fn name(&self) -> &str {
-        &self.config.name
-    }
-
     fn publish(&self) {
-        let config = Arc::new(
-            self.pending_config
-                .clone()
-                .unwrap_or_else(|| self.config.clone()),
-        );
+        let run = self.phase.run();
         self.published.send_replace(Published {
-            config,
+            config: self.wanted.config.clone(),
             state: self.state,
-            pid: self.leader.as_ref().map(|l| l.pid),
-            started: self.leader.as_ref().map(|l| (l.started, l.started_wall)),
+            pid: run.map(|r| r.proc.pid()),
+            started: run.map(|r| r.started),
             last_exit: self.last_exit,
             restarts: self.restarts,
             last_error: self.last_error.clone(),
+            view: run.and_then(|r| r.proc.view()),
+            ownership: self.ownership,
         });
     }
 
-    fn transition(&mut self, to: ProgramState, exit: Option<ExitStatus>) {
+    /// Announces a change of state (an event and the published status).
+    fn emit(&mut self, to: ProgramState, exit: Option<ExitStatus>) {
         let from = self.state;
         self.state = to;
         self.publish();
-        let pid = self.leader.as_ref().map(|l| l.pid).or(self.last_pid);
-        tracing::info!(program = %self.config.name, %from, %to, pid, "state change");
+        let pid = self.phase.run().map(|r| r.proc.pid()).or(self.last_pid);
+        tracing::info!(program = %self.name, %from, %to, pid, "state change");
         let _ = self.shared.events.send(Event {
-            program: self.config.name.clone(),
+            program: self.name.clone(),
             from,
             to,
             pid,
@@ -367,400 +860,375 @@ impl Task {
             exit_signal: exit.and_then(ExitStatus::signal),
             at: SystemTime::now(),
         });
+        self.answer_waiters();
     }
 
-    fn on_command(&mut self, cmd: Cmd) {
-        use ProgramState::*;
+    /// Moves to `phase`, announcing its state.
+    fn enter(&mut self, phase: Phase<L::Proc>, exit: Option<ExitStatus>) {
+        self.phase = phase;
+        self.emit(self.phase.state(), exit);
+    }
+
+    /// Answers every waiter whose wait is over.
+    fn answer_waiters(&mut self) {
+        let state = self.phase.state();
+        let running_gen = match &self.phase {
+            Phase::Running { run, .. } => Some(run.generation),
+            _ => None,
+        };
+        let abandoned = !self.wanted.run || self.wanted.remove;
+        // `fatal` answers the waiters only when it gave up (a start by hand from `fatal` wants
+        // a run again, and its waiter waits for it).
+        let fatal_reason = (state == ProgramState::Fatal && abandoned).then(|| {
+            let reason = self
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "it exited too soon".into());
+            if self.failures > 0 {
+                format!(
+                    "{reason} ({} failed start{} in a row; fix it and start it again)",
+                    self.failures,
+                    if self.failures == 1 { "" } else { "s" }
+                )
+            } else {
+                reason
+            }
+        });
+        self.answer_start_waiters(running_gen, fatal_reason, abandoned);
+        if matches!(self.phase, Phase::Idle(_)) {
+            for w in self.waiters.stop.drain(..) {
+                let _ = w.send(Ok(()));
+            }
+        }
+    }
+
+    fn answer_start_waiters(
+        &mut self,
+        running_gen: Option<u64>,
+        fatal_reason: Option<String>,
+        abandoned: bool,
+    ) {
+        let mut keep = Vec::new();
+        for (min_gen, tx) in self.waiters.start.drain(..) {
+            if running_gen.is_some_and(|g| g >= min_gen) {
+                let _ = tx.send(Ok(()));
+            } else if let Some(reason) = &fatal_reason {
+                let _ = tx.send(Err(Error::StartFailed {
+                    name: self.name.clone(),
+                    reason: reason.clone(),
+                }));
+            } else if abandoned {
+                let _ = tx.send(Err(Error::StoppedBeforeRunning(self.name.clone())));
+            } else {
+                keep.push((min_gen, tx));
+            }
+        }
+        self.waiters.start = keep;
+    }
+
+    /// Handles a command; an update's reply is returned, to be sent once the task has steered.
+    fn on_command(&mut self, cmd: Cmd) -> Option<(oneshot::Sender<bool>, bool)> {
         match cmd {
-            Cmd::Start(reply) => match self.state {
-                Running => {
+            Cmd::Start(reply) => {
+                if matches!(self.phase, Phase::Running { .. }) && self.wanted.run {
                     let _ = reply.send(Ok(()));
+                    return None;
                 }
-                Starting | Backoff => self.start_waiters.push(reply),
-                Stopping => {
-                    self.start_waiters.push(reply);
-                    self.start_after_stop = true;
-                }
-                Stopped | Exited | Fatal => {
-                    self.start_waiters.push(reply);
-                    self.failures = 0;
-                    self.begin_start();
-                }
-            },
-            Cmd::Stop(reply) => {
-                self.stop_waiters.push(reply);
-                self.start_after_stop = false;
-                self.begin_stop();
+                self.want_run();
+                self.waiters.start.push((self.wanted.generation, reply));
             }
             Cmd::Restart(reply) => {
-                self.start_waiters.push(reply);
-                self.restart();
+                self.want_run();
+                self.wanted.generation += 1;
+                self.waiters.start.push((self.wanted.generation, reply));
+            }
+            Cmd::Stop(reply) => {
+                self.wanted.run = false;
+                self.waiters.stop.push(reply);
             }
             Cmd::Update(config, reply) => {
-                let current = self.pending_config.as_ref().unwrap_or(&self.config);
-                if *current == *config {
-                    let _ = reply.send(false);
-                } else if self.state == Stopping {
-                    // A stop is under way: the new config waits for the next start, which
-                    // happens only if a restart was already asked for.
-                    self.pending_config = Some(*config);
-                    self.publish();
-                    let _ = reply.send(self.start_after_stop);
-                } else if matches!(self.state, Starting | Running | Backoff) {
-                    self.pending_config = Some(*config);
-                    self.publish();
-                    self.restart();
-                    let _ = reply.send(true);
-                } else {
-                    self.apply_config(*config);
-                    self.publish();
-                    let _ = reply.send(false);
+                if *self.wanted.config == *config {
+                    return Some((reply, false));
                 }
+                self.wanted.config = Arc::new(*config);
+                let restarts = match &self.phase {
+                    Phase::Starting { .. } | Phase::Running { .. } | Phase::Backoff { .. } => {
+                        self.wanted.run
+                    }
+                    // A stop under way: the new config waits for the next start, which
+                    // happens only if a restart was already asked for.
+                    Phase::Stopping { .. } => self.wanted.run,
+                    Phase::Idle(_) => false,
+                };
+                if restarts {
+                    self.wanted.generation += 1;
+                } else if matches!(self.phase, Phase::Idle(_)) {
+                    self.apply_log_config();
+                }
+                self.publish();
+                return Some((reply, restarts));
             }
             Cmd::Remove(reply) => {
-                self.stop_waiters.push(reply);
-                self.remove_after_stop = true;
-                self.start_after_stop = false;
-                self.begin_stop();
+                self.wanted.run = false;
+                self.wanted.remove = true;
+                self.waiters.remove.push(reply);
             }
             Cmd::Sync(reply) => {
                 let _ = reply.send(());
             }
         }
+        self.answer_waiters();
+        None
     }
 
-    fn restart(&mut self) {
-        use ProgramState::*;
-        match self.state {
-            Starting | Running | Backoff | Stopping => {
-                self.start_after_stop = true;
-                self.begin_stop();
-            }
-            Stopped | Exited | Fatal => {
-                self.failures = 0;
-                self.begin_start();
+    /// A start or restart by hand: the program should run, and a program that gave up
+    /// (`fatal`, `exited`, `stopped`, or waiting out a backoff) tries afresh.
+    fn want_run(&mut self) {
+        self.wanted.run = true;
+        if matches!(self.phase, Phase::Idle(_) | Phase::Backoff { .. }) {
+            self.failures = 0;
+        }
+        if self.restart_reason {
+            self.restart_reason = false;
+            self.last_error = None;
+        }
+    }
+
+    fn apply_log_config(&mut self) {
+        if !Arc::ptr_eq(&self.logs_config, &self.wanted.config) {
+            self.logs
+                .reconfigure(&self.wanted.config, &self.shared.log_dir);
+            self.logs_config = self.wanted.config.clone();
+        }
+    }
+
+    /// Moves the phase toward what is wanted, until it stands still.
+    async fn steer(&mut self) {
+        loop {
+            let stale = |gen: u64, w: &Wanted| !w.run || w.remove || gen < w.generation;
+            match &self.phase {
+                Phase::Idle(_) if self.wanted.remove => {
+                    self.done = true;
+                    return;
+                }
+                Phase::Idle(_) if self.wanted.run => self.start().await,
+                Phase::Backoff { .. } if !self.wanted.run || self.wanted.remove => {
+                    self.enter(Phase::Idle(ProgramState::Stopped), None);
+                }
+                Phase::Backoff { generation, .. } if *generation < self.wanted.generation => {
+                    self.failures = 0;
+                    self.start().await;
+                }
+                Phase::Starting { run, .. } | Phase::Running { run, .. }
+                    if stale(run.generation, &self.wanted) =>
+                {
+                    self.begin_stop().await;
+                    return;
+                }
+                _ => return,
             }
         }
     }
 
-    fn apply_config(&mut self, config: ProgramConfig) {
-        self.logs.reconfigure(&config, &self.shared.log_dir);
-        self.config = config;
-    }
-
-    fn begin_start(&mut self) {
-        if let Some(cfg) = self.pending_config.take() {
-            self.apply_config(cfg);
-        }
-        self.timer = None;
-        match spawn(
-            &self.config,
-            &self.shared.base_dir,
-            &self.shared.spawn,
-            self.exits.clone(),
-        ) {
-            Ok(sp) => {
-                let mut drains = vec![tokio::spawn(drain(sp.stdout, self.logs.stdout.clone()))];
-                if let Some(err) = sp.stderr {
-                    drains.push(tokio::spawn(drain(err, self.logs.stderr.clone())));
-                }
-                self.leader = Some(Leader {
-                    pid: sp.pid,
-                    started: Instant::now(),
-                    started_wall: SystemTime::now(),
-                    drains,
-                });
-                self.group = Some(sp.pid);
-                if self.shared.spawn.kill_on_parent_death {
-                    crate::guardian::watch(sp.pid);
-                }
-                self.last_pid = Some(sp.pid);
-                self.transition(ProgramState::Starting, None);
-                if self.config.start_seconds == 0 {
-                    self.on_started();
-                } else {
-                    self.timer = Some((
-                        Instant::now() + self.config.start_duration(),
-                        Timer::Started,
-                    ));
+    /// Spawns a run of the wanted config.
+    async fn start(&mut self) {
+        self.apply_log_config();
+        let config = self.wanted.config.clone();
+        let generation = self.wanted.generation;
+        match self.launcher.launch(&config, &self.logs).await {
+            Ok(proc) => {
+                self.last_pid = Some(proc.pid());
+                self.ownership = Some(proc.ownership());
+                let run = Run {
+                    started: (std::time::Instant::now(), SystemTime::now()),
+                    generation,
+                    proc,
+                    config: config.clone(),
+                };
+                let up_at = Instant::now() + config.start_duration();
+                self.enter(Phase::Starting { run, up_at }, None);
+                if config.start_seconds == 0 {
+                    self.up();
                 }
             }
             Err(msg) => {
-                tracing::warn!(program = %self.config.name, "spawn failed: {msg}");
+                tracing::warn!(program = %self.name, "spawn failed: {msg}");
                 self.last_error = Some(msg);
-                self.transition(ProgramState::Starting, None);
-                self.failed_start(None);
+                self.restart_reason = false;
+                // A start that could not even spawn: `starting`, then a failed start.
+                let from = std::mem::replace(&mut self.phase, Phase::Idle(ProgramState::Stopped));
+                drop(from);
+                self.emit(ProgramState::Starting, None);
+                self.failed_start(None, generation);
             }
         }
     }
 
-    fn on_started(&mut self) {
-        self.failures = 0;
-        self.last_error = None;
-        self.transition(ProgramState::Running, None);
-        for w in self.start_waiters.drain(..) {
-            let _ = w.send(Ok(()));
-        }
-    }
-
-    fn failed_start(&mut self, exit: Option<ExitStatus>) {
-        self.failures += 1;
-        if self.failures >= self.config.start_retries.max(1) {
-            self.transition(ProgramState::Fatal, exit);
-            let reason = self
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "it exited too soon".into());
-            let reason = format!(
-                "{reason} ({} failed start{} in a row; fix it and start it again)",
-                self.failures,
-                if self.failures == 1 { "" } else { "s" }
-            );
-            for w in self.start_waiters.drain(..) {
-                let _ = w.send(Err(Error::StartFailed {
-                    name: self.config.name.clone(),
-                    reason: reason.clone(),
-                }));
-            }
-        } else {
-            self.transition(ProgramState::Backoff, exit);
-            self.timer = Some((Instant::now() + backoff_delay(self.failures), Timer::Retry));
-        }
-    }
-
-    async fn on_exit(&mut self, pid: u32, status: ExitStatus) {
-        if self.leader.as_ref().map(|l| l.pid) != Some(pid) {
-            return;
-        }
-        let Some(leader) = self.leader.take() else {
+    /// `starting` -> `running`.
+    fn up(&mut self) {
+        let Phase::Starting { .. } = self.phase else {
             return;
         };
-        let mut drains = leader.drains;
+        let Phase::Starting { run, .. } =
+            std::mem::replace(&mut self.phase, Phase::Idle(ProgramState::Stopped))
+        else {
+            return;
+        };
+        self.failures = 0;
+        if !self.restart_reason {
+            self.last_error = None;
+        }
+        let check_at = self.memory_check_after(&run);
+        self.enter(Phase::Running { run, check_at }, None);
+    }
+
+    fn memory_check_after(&self, run: &Run<L::Proc>) -> Option<Instant> {
+        (run.config.memory_max.is_some() && !run.proc.kernel_enforces_memory())
+            .then(|| Instant::now() + MEMORY_CHECK)
+    }
+
+    fn failed_start(&mut self, exit: Option<ExitStatus>, generation: u64) {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures >= self.wanted.config.start_retries.max(1) {
+            self.wanted.run = false;
+            self.enter(Phase::Idle(ProgramState::Fatal), exit);
+        } else {
+            let until = Instant::now() + backoff_delay(self.failures);
+            self.enter(Phase::Backoff { until, generation }, exit);
+        }
+    }
+
+    async fn on_exit(&mut self, status: ExitStatus) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Idle(self.state));
         self.last_exit = Some(status);
-        match self.state {
-            ProgramState::Starting => {
-                self.timer = None;
-                let ran = leader.started.elapsed().as_secs_f64();
-                // The output often says why: wait briefly for the pipes to drain (the group
-                // killed first, so nothing left in it holds them open).
-                signal_group(pid, Signal::SIGKILL);
-                self.settle_output(&mut drains, EXIT_OUTPUT_WAIT).await;
-                let words = self.last_words();
+        match phase {
+            Phase::Starting { run, .. } => {
+                let ran = run.started.0.elapsed().as_secs_f64();
+                let generation = run.generation;
+                let start_seconds = run.config.start_seconds;
+                // The output often says why: the rest of the run is killed and its last
+                // output waited for, briefly.
+                let mut left = run.proc.after_exit().await;
+                self.old_drains.append(&mut left);
+                let words = self.logs.last_words();
                 self.last_error = Some(format!(
-                    "exited with {status} after {ran:.2}s, before start_seconds ({}s){}",
-                    self.config.start_seconds,
+                    "exited with {status} after {ran:.2}s, before start_seconds ({start_seconds}s){}",
                     words.map(|w| format!(": {w}")).unwrap_or_default()
                 ));
-                self.group_gone();
-                self.failed_start(Some(status));
+                self.restart_reason = false;
+                self.failed_start(Some(status), generation);
             }
-            ProgramState::Running => {
-                // A program's process group lives and dies with its leader: leftovers would
-                // run twice once it restarts.
-                signal_group(pid, Signal::SIGKILL);
-                self.group_gone();
-                self.settle_output(&mut drains, EXIT_OUTPUT_WAIT).await;
+            Phase::Running { run, .. } => {
+                let oom = run.proc.oom_killed();
+                let config = run.config.clone();
+                let mut left = run.proc.after_exit().await;
+                self.old_drains.append(&mut left);
+                if oom {
+                    self.last_error = Some(format!(
+                        "killed by the kernel for lack of memory{}",
+                        config
+                            .memory_max
+                            .map(|m| format!(" (memory_max {})", crate::config::human_size(m)))
+                            .unwrap_or_default()
+                    ));
+                    self.restart_reason = true;
+                }
                 let expected = status
                     .code()
-                    .is_some_and(|c| self.config.exit_codes.contains(&c));
-                self.transition(ProgramState::Exited, Some(status));
-                let again = match self.config.autorestart {
+                    .is_some_and(|c| config.exit_codes.contains(&c));
+                self.enter(Phase::Idle(ProgramState::Exited), Some(status));
+                let again = match config.autorestart {
                     Autorestart::Always => true,
                     Autorestart::Never => false,
                     Autorestart::Unexpected => !expected,
                 };
-                if again {
+                if again && self.wanted.run {
                     self.restarts += 1;
-                    self.begin_start();
+                } else {
+                    self.wanted.run = false;
+                    self.answer_waiters();
                 }
             }
-            ProgramState::Stopping => {
-                self.publish();
-                // `check_group` waits for them once the group is gone.
-                self.exit_drains.append(&mut drains);
-                self.check_group().await;
-            }
-            _ => {}
+            other => self.phase = other,
         }
-        // Grandchildren may hold the pipes open: their output is still the program's.
         self.old_drains.retain(|d| !d.is_finished());
-        drains.retain(|d| !d.is_finished());
-        self.old_drains.append(&mut drains);
     }
 
-    /// Waits, for at most `limit`, until `drains` have read their pipes to the end and what
-    /// they read is in the log files; returns whether all of it got there. Finished drains
-    /// are dropped from `drains`.
-    async fn settle_output(&self, drains: &mut Vec<JoinHandle<()>>, limit: Duration) -> bool {
-        let logs = &self.logs;
-        let settled = tokio::time::timeout(limit, async {
-            for d in drains.iter_mut() {
-                if !d.is_finished() {
-                    let _ = d.await;
-                }
-            }
-            logs.stdout.flushed().await;
-            logs.stderr.flushed().await;
-        })
-        .await
-        .is_ok();
-        drains.retain(|d| !d.is_finished());
-        settled
+    async fn on_emptied(&mut self) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Idle(self.state));
+        let Phase::Stopping { mut run, .. } = phase else {
+            self.phase = phase;
+            return;
+        };
+        if let Some(e) = run.proc.exit() {
+            self.last_exit = Some(e);
+        }
+        let mut left = run.proc.finish().await;
+        self.old_drains.append(&mut left);
+        self.old_drains.retain(|d| !d.is_finished());
+        self.enter(Phase::Idle(ProgramState::Stopped), self.last_exit);
     }
 
-    /// The last line the program wrote to stderr (or stdout), for a failed start's message.
-    fn last_words(&self) -> Option<String> {
-        let tail = |s: Stream| self.logs.sink(s).tail(512);
-        let bytes = Some(tail(Stream::Stderr))
-            .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| tail(Stream::Stdout));
-        let text = String::from_utf8_lossy(&bytes);
-        text.lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(|l| l.chars().take(200).collect())
-    }
-
-    fn begin_stop(&mut self) {
-        use ProgramState::*;
-        match self.state {
-            Starting | Running => {
-                if !self.start_after_stop {
-                    for w in self.start_waiters.drain(..) {
-                        let _ = w.send(Err(Error::StoppedBeforeRunning(self.config.name.clone())));
-                    }
-                }
-                self.transition(Stopping, None);
-                if let Some(pgid) = self.group {
-                    signal_group(pgid, self.config.stop_signal.0);
-                    // A stopped (SIGSTOP) process must run to act on the signal.
-                    signal_group(pgid, Signal::SIGCONT);
-                }
-                let kill_at = Instant::now() + self.config.stop_duration();
-                self.kill_at = Some(kill_at);
-                self.killed = false;
-                self.group_poll = GROUP_POLL_FIRST;
-                self.timer = Some((kill_at, Timer::Kill));
+    async fn begin_stop(&mut self) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Idle(self.state));
+        let run = match phase {
+            Phase::Starting { run, .. } | Phase::Running { run, .. } => run,
+            other => {
+                self.phase = other;
+                return;
             }
-            Backoff => {
-                self.timer = None;
-                self.transition(Stopped, None);
-                self.after_stopped();
-            }
-            Stopping => {}
-            Stopped | Exited | Fatal => self.after_stopped(),
+        };
+        let kill_at = Instant::now() + run.config.stop_duration();
+        let sig = run.config.stop_signal.0 as i32;
+        self.enter(
+            Phase::Stopping {
+                run,
+                kill_at: Some(kill_at),
+            },
+            None,
+        );
+        if let Phase::Stopping { run, .. } = &mut self.phase {
+            run.proc.stop(sig).await;
         }
     }
 
     async fn on_timer(&mut self) {
-        let Some((_, timer)) = self.timer.take() else {
-            return;
-        };
-        match (timer, self.state) {
-            (Timer::Started, ProgramState::Starting) => self.on_started(),
-            (Timer::Retry, ProgramState::Backoff) => {
-                self.restarts += 1;
-                self.begin_start();
-            }
-            (Timer::Kill | Timer::GroupPoll, ProgramState::Stopping) => self.check_group().await,
-            _ => {}
-        }
-    }
-
-    /// While stopping: SIGKILL the group once `stop_timeout` is up, and finish the stop once
-    /// the leader has been reaped and no process is left in its group (and its last output
-    /// is in the files).
-    async fn check_group(&mut self) {
         let now = Instant::now();
-        if !self.killed && self.kill_at.is_some_and(|at| now >= at) {
-            if let Some(pgid) = self.group {
-                tracing::warn!(program = %self.config.name, "stop_timeout passed: SIGKILL to the process group");
-                signal_group(pgid, Signal::SIGKILL);
+        match &mut self.phase {
+            Phase::Starting { up_at, .. } if now >= *up_at => self.up(),
+            Phase::Backoff { until, .. } if now >= *until => {
+                if self.wanted.run && !self.wanted.remove {
+                    self.restarts += 1;
+                    self.start().await;
+                }
             }
-            self.killed = true;
-        }
-        if self.leader.is_some() {
-            // The exit will come from the reaper; until then only the kill deadline matters.
-            if !self.killed {
-                self.timer = self.kill_at.map(|at| (at, Timer::Kill));
+            Phase::Stopping { run, kill_at } if kill_at.is_some_and(|t| now >= t) => {
+                tracing::warn!(program = %self.name, "stop_timeout passed: SIGKILL to every process of the program");
+                *kill_at = None;
+                run.proc.kill().await;
             }
-            return;
-        }
-        if self.group.is_some_and(group_alive) {
-            let next = now + self.group_poll;
-            self.group_poll = (self.group_poll * 2).min(GROUP_POLL_MAX);
-            let at = match self.kill_at {
-                Some(k) if !self.killed => next.min(k),
-                _ => next,
-            };
-            self.timer = Some((at, Timer::GroupPoll));
-            return;
-        }
-        self.group_gone();
-        self.kill_at = None;
-        // This run's pipes only: an earlier run's may be held open by a process that left
-        // the group, and would make every stop wait the whole time.
-        let mut drains = std::mem::take(&mut self.exit_drains);
-        self.settle_output(&mut drains, EXIT_OUTPUT_WAIT).await;
-        self.old_drains.append(&mut drains);
-        self.transition(ProgramState::Stopped, self.last_exit);
-        self.after_stopped();
-    }
-
-    /// The current process group has been killed or found empty.
-    fn group_gone(&mut self) {
-        if let Some(pgid) = self.group.take() {
-            if self.shared.spawn.kill_on_parent_death {
-                crate::guardian::unwatch(pgid);
+            Phase::Running { run, check_at } if check_at.is_some_and(|t| now >= t) => {
+                *check_at = Some(now + MEMORY_CHECK);
+                let max = run.config.memory_max;
+                let used = run.proc.memory().await;
+                if let (Some(max), Some(used)) = (max, used) {
+                    if used > max {
+                        self.last_error = Some(format!(
+                            "used {} of memory, over memory_max {}: restarted",
+                            crate::config::human_size(used),
+                            crate::config::human_size(max)
+                        ));
+                        self.restart_reason = true;
+                        tracing::warn!(program = %self.name, "{}", self.last_error.as_deref().unwrap_or_default());
+                        self.restarts += 1;
+                        self.wanted.generation += 1;
+                    }
+                }
             }
-        }
-    }
-
-    fn after_stopped(&mut self) {
-        if !self.remove_after_stop {
-            // A removal is answered once the output is written (see `run`).
-            for w in self.stop_waiters.drain(..) {
-                let _ = w.send(Ok(()));
-            }
-        }
-        if self.remove_after_stop {
-            for w in self.start_waiters.drain(..) {
-                let _ = w.send(Err(Error::StoppedBeforeRunning(self.config.name.clone())));
-            }
-            self.done = true;
-        } else if self.start_after_stop {
-            self.start_after_stop = false;
-            self.failures = 0;
-            self.begin_start();
-        } else {
-            for w in self.start_waiters.drain(..) {
-                let _ = w.send(Err(Error::StoppedBeforeRunning(self.config.name.clone())));
-            }
-        }
-    }
-}
-
-impl Drop for Task {
-    fn drop(&mut self) {
-        // The runtime is going away with a process still up: do not leave it behind.
-        if let Some(pgid) = self.group {
-            tracing::warn!(program = %self.name(), "supervisor dropped while running: SIGKILL to the process group");
-            signal_group(pgid, Signal::SIGKILL);
-            self.group_gone();
+            _ => {}
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_a_cap() {
-        let secs: Vec<u64> = (1..=9).map(|n| backoff_delay(n).as_secs()).collect();
-        assert_eq!(secs, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(backoff_delay(0).as_secs(), 1);
-        assert_eq!(backoff_delay(u32::MAX), MAX_BACKOFF);
-    }
-}
+mod tests;

@@ -1,103 +1,174 @@
-//! The process-wide child reaper: the one place that calls `waitpid`.
+//! Reaping what no program task reaps: orphans of programs, when gosuv is their subreaper, and
+//! processes whose owner let go of them.
 //!
-//! Every program a supervisor spawns is registered here while a shared lock is held *across
-//! the fork*, and the reaper takes that lock exclusively before it collects anything, so a
-//! child that exits at once cannot be collected before anyone waits for it. Spawns on
-//! different threads share the lock and fork in parallel. A thread woken by SIGCHLD collects
-//! exits and hands each to the program task that owns it.
+//! A program's leader is watched and reaped through its pidfd by its process group (see
+//! `process_group`), so its exit is seen whoever reaps it, and nothing here is needed for it.
+//! Two things remain:
 //!
-//! With [`enable_subreaper`], gosuv is also a child subreaper: orphans of a daemonising
-//! program are reparented to this process, and the reaper collects them too. It never takes a
-//! child it did not start and that is no supervised program's orphan: a zombie is looked at
-//! with `WNOWAIT` first, and one that sits in gosuv's own session (forked by the host program,
-//! by `tokio::process` or `std::process`, say; every supervised program runs in a session of
-//! its own) is left for whoever waits for it.
+//! - With [`enable_subreaper`] (the `gosuv` server; off by default for embedders), the
+//!   orphans of programs are reparented to this process. A thread woken by SIGCHLD reaps
+//!   those that are gosuv's to reap: processes of a session gosuv started, or of a cgroup it
+//!   made, or anything but a program's leader when the whole process is gosuv's (the
+//!   server, PID 1). A child the host started itself, in its own session or in a new one, is
+//!   never touched. Spawns hold a lock across the fork that the thread takes before it reaps,
+//!   so a new leader is registered before the thread can see its exit.
+//! - Leaders and helper processes whose owner is gone (a supervisor dropped mid-stop, the
+//!   guardian) are handed to [`reap_later`]: one thread polls their pidfds and reaps each as
+//!   it ends, so no zombie is left behind.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
-use tokio::sync::mpsc::UnboundedSender;
 
-use crate::events::ExitStatus;
-
-/// Where an exit is delivered: the owning program task's channel.
-pub(crate) type ExitSender = UnboundedSender<(u32, ExitStatus)>;
-
+#[derive(Default)]
 struct Registry {
-    waiters: HashMap<i32, ExitSender>,
+    /// Leaders still unreaped by their process group: never taken here.
+    leaders: HashSet<u32>,
+    /// Sessions gosuv started (a leader's pid) whose leader is unreaped.
+    sessions: HashSet<u32>,
+    /// Cgroups gosuv made for its supervisors.
+    cgroups: Vec<PathBuf>,
+    /// Whether this whole process is gosuv's (the server): every zombie child that is no
+    /// leader is an orphan of a program.
+    reap_all: bool,
     subreaper: bool,
-    /// Set when a host child's zombie hides the others from a `WNOWAIT` peek: the reaper
-    /// then looks again shortly, since no new SIGCHLD may come.
-    recheck: bool,
 }
 
-pub(crate) struct Reaper {
-    /// Held shared by spawns across their fork, exclusively by the reaper while it reaps.
+struct Reaper {
+    /// Held shared by spawns across their fork and registration, exclusively while reaping.
     spawning: RwLock<()>,
     registry: Mutex<Registry>,
-    own_sid: Option<Pid>,
+    /// Wakes the subreaper thread (SIGCHLD, a leader reaped by its group).
+    wake: OnceLock<UnixStream>,
 }
 
-static REAPER: OnceLock<Reaper> = OnceLock::new();
+static REAPER: std::sync::LazyLock<Reaper> = std::sync::LazyLock::new(|| Reaper {
+    spawning: RwLock::new(()),
+    registry: Mutex::new(Registry::default()),
+    wake: OnceLock::new(),
+});
 
-/// The reaper, started on first use.
-pub(crate) fn reaper() -> &'static Reaper {
-    REAPER.get_or_init(|| {
-        let reaper = Reaper {
-            spawning: RwLock::new(()),
-            registry: Mutex::new(Registry {
-                waiters: HashMap::new(),
-                subreaper: false,
-                recheck: false,
-            }),
-            own_sid: nix::unistd::getsid(None).ok(),
-        };
-        start_thread();
-        reaper
-    })
+fn registry() -> MutexGuard<'static, Registry> {
+    REAPER.registry.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Makes this process a child subreaper, so that the orphans of supervised programs are
 /// reparented here and reaped instead of becoming init's.
 ///
 /// # Errors
-/// The `prctl` call failed.
+/// The `prctl` call failed, or SIGCHLD cannot be watched.
 pub fn enable_subreaper() -> std::io::Result<()> {
-    let r = reaper();
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes one integer argument and touches no memory.
     let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    r.lock().subreaper = true;
-    Ok(())
+    registry().subreaper = true;
+    start_thread()
 }
 
-fn start_thread() {
-    let (mut rx, tx) = match UnixStream::pair() {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!("cannot create the SIGCHLD pipe: {e}; exits will not be seen");
-            return;
-        }
-    };
-    if let Err(e) = signal_hook::low_level::pipe::register(libc::SIGCHLD, tx) {
-        tracing::error!("cannot handle SIGCHLD: {e}; exits will not be seen");
-        return;
+/// Declares that every child of this process that is not a program's leader is an orphan of
+/// a program: what the `gosuv` server (which starts nothing else) and PID 1 do, so that a
+/// daemon that left its program's session and cgroup is reaped too. Not for embedders.
+pub fn reap_every_orphan() {
+    registry().reap_all = true;
+}
+
+/// Held across a fork and the registration of the new leader.
+pub(crate) fn spawning() -> RwLockReadGuard<'static, ()> {
+    REAPER.spawning.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A new leader (call with [`spawning`] held): its session is gosuv's, and the leader is its
+/// process group's to reap.
+pub(crate) fn register_leader(pid: u32) {
+    let mut reg = registry();
+    reg.leaders.insert(pid);
+    reg.sessions.insert(pid);
+}
+
+/// Whether `pid` is a program's leader that its process group has not reaped yet.
+pub(crate) fn is_leader(pid: u32) -> bool {
+    registry().leaders.contains(&pid)
+}
+
+/// The leader's process group reaped it (or let go of it).
+pub(crate) fn leader_gone(pid: u32) {
+    let mut reg = registry();
+    reg.leaders.remove(&pid);
+    reg.sessions.remove(&pid);
+    let wake = reg.subreaper;
+    drop(reg);
+    if wake {
+        // A zombie orphan may have waited behind this leader.
+        poke();
     }
-    let spawned = std::thread::Builder::new()
+}
+
+/// A cgroup gosuv made: the zombies in it are its to reap.
+pub(crate) fn register_cgroup(dir: PathBuf) {
+    registry().cgroups.push(dir);
+}
+
+/// Forgets a cgroup gosuv removed.
+pub(crate) fn unregister_cgroup(dir: &std::path::Path) {
+    registry().cgroups.retain(|d| d != dir);
+}
+
+fn poke() {
+    if let Some(w) = REAPER.wake.get() {
+        let _ = (&*w).write_nonblocking();
+    }
+}
+
+trait WriteNonblocking {
+    fn write_nonblocking(self) -> std::io::Result<()>;
+}
+
+impl WriteNonblocking for &UnixStream {
+    fn write_nonblocking(self) -> std::io::Result<()> {
+        // SAFETY: a one-byte send on a socket we own; MSG_DONTWAIT so a full socket (the
+        // thread has wake-ups queued already) never blocks.
+        let rc = unsafe {
+            libc::send(
+                self.as_raw_fd(),
+                b"!".as_ptr().cast(),
+                1,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if rc < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn start_thread() -> std::io::Result<()> {
+    if REAPER.wake.get().is_some() {
+        return Ok(());
+    }
+    let (mut rx, tx) = UnixStream::pair()?;
+    let sig_tx = tx.try_clone()?;
+    if REAPER.wake.set(tx).is_err() {
+        return Ok(()); // another thread started it meanwhile
+    }
+    signal_hook::low_level::pipe::register(libc::SIGCHLD, sig_tx)?;
+    std::thread::Builder::new()
         .name("gosuv-reaper".into())
         .spawn(move || {
             let mut buf = [0u8; 64];
             loop {
-                let r = REAPER.get().map(Reaper::reap_all);
-                let timeout = r.unwrap_or(false).then(|| Duration::from_millis(100));
+                let recheck = reap_orphans();
+                let timeout = recheck.then(|| Duration::from_millis(100));
                 let _ = rx.set_read_timeout(timeout);
                 match rx.read(&mut buf) {
                     Ok(0) => return,
@@ -110,122 +181,180 @@ fn start_thread() {
                                 | std::io::ErrorKind::Interrupted
                         ) => {}
                     Err(e) => {
-                        tracing::error!("SIGCHLD pipe failed: {e}");
+                        tracing::error!("the reaper's wake-up socket failed: {e}");
                         return;
                     }
                 }
             }
-        });
-    if let Err(e) = spawned {
-        tracing::error!("cannot start the reaper thread: {e}");
-    }
+        })?;
+    Ok(())
 }
 
-fn to_exit(status: WaitStatus) -> Option<(i32, ExitStatus)> {
-    match status {
-        WaitStatus::Exited(pid, code) => Some((pid.as_raw(), ExitStatus::Code(code))),
-        WaitStatus::Signaled(pid, sig, _) => Some((pid.as_raw(), ExitStatus::Signal(sig as i32))),
-        _ => None,
+/// Whether gosuv may reap zombie child `pid`.
+fn is_ours(reg: &Registry, pid: u32) -> bool {
+    if reg.reap_all || std::process::id() == 1 {
+        return true;
     }
+    let Some(stat) = crate::procfs::ProcStat::read(pid) else {
+        return false;
+    };
+    if reg.sessions.contains(&stat.session) {
+        return true;
+    }
+    let Some(cg) = crate::procfs::cgroup_of(pid) else {
+        return false;
+    };
+    reg.cgroups
+        .iter()
+        .any(|d| d.to_str().is_some_and(|d| cg_in(d, &cg)))
 }
 
-impl Reaper {
-    fn lock(&self) -> MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// Whether the cgroup path `cg` (as `/proc/<pid>/cgroup` shows it) is `dir` or under it.
+fn cg_in(dir: &str, cg: &str) -> bool {
+    // `dir` is a mounted path (`/sys/fs/cgroup/.../gosuv-1-0`), `cg` the path inside the
+    // hierarchy (`/.../gosuv-1-0/prog-web`): compare by the supervisor's own directory name.
+    let Some(name) = dir.rsplit('/').next() else {
+        return false;
+    };
+    cg.split('/').any(|seg| seg == name)
+}
 
-    /// Runs `fork` (which spawns a child and returns its pid) and registers the pid so that
-    /// its exit reaches `exits`, with no window in which the reaper could collect it first.
-    pub(crate) fn spawn_registered<T>(
-        &self,
-        exits: ExitSender,
-        fork: impl FnOnce() -> std::io::Result<(u32, T)>,
-    ) -> std::io::Result<(u32, T)> {
-        let _spawning = self.spawning.read().unwrap_or_else(|p| p.into_inner());
-        let (pid, extra) = fork()?;
-        self.lock().waiters.insert(pid as i32, exits);
-        Ok((pid, extra))
-    }
-
-    /// Collects every exit that is ready. Returns whether it should look again soon.
-    fn reap_all(&self) -> bool {
-        let _no_spawn = self.spawning.write().unwrap_or_else(|p| p.into_inner());
-        let mut reg = self.lock();
-        reg.recheck = false;
-        if reg.subreaper {
-            self.reap_peeking(&mut reg);
-        }
-        if !reg.subreaper || reg.recheck {
-            Self::reap_registered(&mut reg);
-        }
-        reg.recheck
-    }
-
-    /// `waitpid` on each registered pid: never touches a child it does not know.
-    fn reap_registered(reg: &mut Registry) {
-        let pids: Vec<i32> = reg.waiters.keys().copied().collect();
-        for pid in pids {
-            match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-                Ok(status) => {
-                    if let Some((pid, exit)) = to_exit(status) {
-                        deliver(reg, pid, exit);
-                    }
-                }
-                Err(Errno::ECHILD) => {
-                    // Someone else reaped it: the exit status is gone.
-                    deliver(reg, pid, ExitStatus::Code(-1));
-                }
-                Err(_) => {}
-            }
-        }
-    }
-
-    /// Peeks at each zombie child and reaps it when it is ours or an orphan of ours.
-    fn reap_peeking(&self, reg: &mut Registry) {
-        loop {
-            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-            let peeked = match waitid(Id::All, flags) {
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(status) => status,
-            };
-            let Some(pid) = peeked.pid() else { return };
-            let ours = reg.waiters.contains_key(&pid.as_raw());
-            if !ours && self.in_own_session(pid) {
-                // A child of the host program: leave it to its owner.
-                reg.recheck = true;
-                return;
-            }
-            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(status) => {
-                    if let Some((pid, exit)) = to_exit(status) {
-                        if ours {
-                            deliver(reg, pid, exit);
-                        } else {
-                            tracing::debug!(pid, "reaped an orphan of a supervised program");
-                        }
-                    }
-                }
-                Err(_) => return,
-            }
-        }
-    }
-
-    fn in_own_session(&self, pid: Pid) -> bool {
-        // As PID 1 (a container's init) every process that ends up here is ours to reap, and
-        // sessions from outside the namespace all read as 0.
-        if std::process::id() == 1 {
+/// Reaps every zombie child that is gosuv's to reap; returns whether it should look again
+/// shortly (a child it may not take hides the others from the peek).
+fn reap_orphans() -> bool {
+    let _no_spawn = REAPER.spawning.write().unwrap_or_else(|p| p.into_inner());
+    let reg = registry();
+    loop {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        let peeked = match waitid(Id::All, flags) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return false,
+            Ok(status) => status,
+        };
+        let Some(pid) = peeked.pid() else {
+            return false;
+        };
+        let raw = pid.as_raw() as u32;
+        if reg.leaders.contains(&raw) {
+            // Its process group reaps it once the group is empty, then wakes this thread.
             return false;
         }
-        match (self.own_sid, nix::unistd::getsid(Some(pid))) {
-            (Some(own), Ok(sid)) => own == sid,
-            // A zombie's session can still be read; when it cannot, be safe and leave it.
-            _ => true,
+        if !is_ours(&reg, raw) {
+            // The host's own child: its owner waits for it. Look again later for ours.
+            return true;
+        }
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(_) => tracing::debug!(pid = raw, "reaped an orphan of a supervised program"),
+            Err(Errno::ECHILD) => {}
+            Err(_) => return false,
         }
     }
 }
 
-fn deliver(reg: &mut Registry, pid: i32, exit: ExitStatus) {
-    if let Some(tx) = reg.waiters.remove(&pid) {
-        let _ = tx.send((pid as u32, exit));
+/// Processes nobody waits for any more, until they end and are reaped.
+struct Orphanage {
+    pending: Mutex<Vec<OwnedFd>>,
+    wake: UnixStream,
+}
+
+static ORPHANAGE: OnceLock<Option<Orphanage>> = OnceLock::new();
+
+/// Reaps the process behind `pidfd` once it ends, on a thread of its own, so that a process
+/// whose owner is gone is never left a zombie.
+pub(crate) fn reap_later(pidfd: OwnedFd) {
+    let o = ORPHANAGE.get_or_init(|| {
+        let (rx, tx) = match UnixStream::pair() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("cannot start the orphan reaper: {e}");
+                return None;
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("gosuv-orphans".into())
+            .spawn(move || orphanage_loop(rx));
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the orphan reaper: {e}");
+            return None;
+        }
+        Some(Orphanage {
+            pending: Mutex::new(Vec::new()),
+            wake: tx,
+        })
+    });
+    if let Some(o) = o {
+        o.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(pidfd);
+        let _ = (&o.wake).write_nonblocking();
+    }
+}
+
+fn orphanage_loop(mut wake: UnixStream) {
+    let mut watched: Vec<OwnedFd> = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        if let Some(Some(o)) = ORPHANAGE.get() {
+            watched.append(&mut o.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+        let mut fds: Vec<libc::pollfd> = std::iter::once(wake.as_raw_fd())
+            .chain(watched.iter().map(AsRawFd::as_raw_fd))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: poll on descriptors we own, with the length of the vector.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            tracing::error!("the orphan reaper failed: {}", Errno::last());
+            return;
+        }
+        if fds[0].revents != 0 {
+            let _ = wake.set_nonblocking(true);
+            let _ = wake.read(&mut buf);
+        }
+        let ended: Vec<bool> = fds[1..].iter().map(|p| p.revents != 0).collect();
+        let mut i = 0;
+        watched.retain(|fd| {
+            let done = ended[i];
+            i += 1;
+            if done {
+                // SAFETY: waitid on a pidfd we own, with a zeroed siginfo; ECHILD (someone
+                // else reaped it) is fine.
+                unsafe {
+                    let mut info: libc::siginfo_t = std::mem::zeroed();
+                    libc::waitid(
+                        libc::P_PIDFD,
+                        fd.as_raw_fd() as libc::id_t,
+                        &mut info,
+                        libc::WEXITED | libc::WNOHANG,
+                    );
+                }
+            }
+            !done
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cgroup_path_is_matched_by_the_supervisors_directory() {
+        assert!(cg_in(
+            "/sys/fs/cgroup/unified/gosuv-7-0",
+            "/gosuv-7-0/prog-web"
+        ));
+        assert!(!cg_in(
+            "/sys/fs/cgroup/unified/gosuv-7-0",
+            "/gosuv-7-01/prog-web"
+        ));
+        assert!(!cg_in("/sys/fs/cgroup/unified/gosuv-7-0", "/user.slice"));
     }
 }

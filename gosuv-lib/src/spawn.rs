@@ -1,204 +1,624 @@
-//! Starting a program's process: its own session and process group, environment, working
-//! directory, user, umask, stdin from /dev/null, output into pipes, and no inherited
-//! descriptor of gosuv's. Also the one small wrapper that signals a whole group.
+//! Starting a program's process: its own session and process group, its cgroup, environment,
+//! working directory, user, umask, stdin from /dev/null, output into pipes, no inherited
+//! descriptor of gosuv's, and a pidfd for it from the moment it exists.
+//!
+//! Everything the child needs is prepared before the fork, in [`Command::prepare`]: argv,
+//! the environment, the paths to try for the program, the user's groups. The child is made
+//! with `clone3(CLONE_PIDFD)` (or `clone(CLONE_PIDFD)` where a seccomp filter refuses
+//! `clone3`), so the pidfd is there before anyone, even a host reaping every child, could
+//! take the child's exit. Between the fork and `execve` the child only makes system calls,
+//! one small step each ([`child_main`]): no allocation, no lock, nothing a signal could
+//! break. A step that fails writes which step and its `errno` to a close-on-exec pipe; the
+//! parent reads that pipe to its end, which comes at `execve`, and so knows whether the
+//! program runs.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::Stdio;
-
-use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::{Gid, Pid, Uid, User};
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use crate::config::ProgramConfig;
-use crate::reaper::{reaper, ExitSender};
 
-/// A spawned program's leader and the read ends of its output pipes.
-pub(crate) struct Spawned {
-    pub pid: u32,
-    pub stdout: OwnedFd,
-    /// `None` when stderr goes to the stdout pipe.
-    pub stderr: Option<OwnedFd>,
-}
+/// The environment variable every program gets with its own name, as supervisord's
+/// `SUPERVISOR_PROCESS_NAME`. gosuv also reads it (from `/proc/<pid>/environ`) to know a
+/// program's orphans when it is their subreaper.
+pub const PROGRAM_VAR: &str = "GOSUV_PROGRAM";
 
 /// Options of the supervisor that shape every spawn.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SpawnOptions {
-    /// Have the guardian kill each program's group if this process dies.
-    pub kill_on_parent_death: bool,
     /// The RLIMIT_NOFILE soft limit to give children (gosuv raises its own).
     pub child_nofile: Option<libc::rlimit>,
 }
 
-struct UserSwitch {
-    uid: Uid,
-    gid: Gid,
-    groups: Vec<Gid>,
+/// Who a program runs as, from the user database.
+#[derive(Clone, Debug)]
+pub(crate) struct UserInfo {
+    name: String,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: Vec<libc::gid_t>,
+    home: PathBuf,
+    /// Whether the user is this process's own: nothing to switch.
+    same: bool,
 }
 
-/// Resolves `user` into what the child needs, or says why it cannot run as that user.
-fn user_switch(name: &str, cmd: &mut std::process::Command) -> Result<Option<UserSwitch>, String> {
-    let user = User::from_name(name)
+/// Looks `name` up in the user database. Blocking: NSS may ask LDAP or another network
+/// service, so callers run it on a blocking thread.
+///
+/// # Errors
+/// A message fit for `last_error`: no such user, or gosuv cannot switch to it.
+pub(crate) fn lookup_user(name: &str) -> Result<UserInfo, String> {
+    let user = nix::unistd::User::from_name(name)
         .map_err(|e| format!("cannot look up user '{name}': {e}"))?
         .ok_or_else(|| format!("user '{name}' does not exist on this machine"))?;
-    cmd.env("HOME", &user.dir)
-        .env("USER", &user.name)
-        .env("LOGNAME", &user.name);
-    let me = Uid::effective();
-    if user.uid == me {
-        return Ok(None);
-    }
-    if !me.is_root() {
+    let me = nix::unistd::Uid::effective();
+    let same = user.uid == me;
+    if !same && !me.is_root() {
         return Err(format!(
             "cannot run as user '{name}': gosuv runs as uid {me}, and only root can switch users \
              (run gosuv as root or remove `user`)"
         ));
     }
-    let cname = CString::new(name).map_err(|_| format!("user name {name:?} contains NUL"))?;
-    let groups = nix::unistd::getgrouplist(&cname, user.gid)
-        .map_err(|e| format!("cannot read the groups of user '{name}': {e}"))?;
-    Ok(Some(UserSwitch {
-        uid: user.uid,
-        gid: user.gid,
-        groups,
-    }))
-}
-
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)
-}
-
-/// Spawns the program described by `config`, registering it with the reaper so its exit
-/// reaches `exits`.
-///
-/// # Errors
-/// A message fit for `last_error`: no such command, bad directory, unknown user, ...
-pub(crate) fn spawn(
-    config: &ProgramConfig,
-    base_dir: &Path,
-    opts: &SpawnOptions,
-    exits: ExitSender,
-) -> Result<Spawned, String> {
-    let argv = config.command.argv();
-    let Some((program, args)) = argv.split_first() else {
-        return Err("the command is empty".into());
-    };
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(args);
-    for (k, v) in &config.environ {
-        cmd.env(k, v);
-    }
-    let dir = config.directory.as_deref().unwrap_or(base_dir);
-    cmd.current_dir(dir);
-    if !dir.is_dir() {
-        return Err(format!(
-            "working directory {} does not exist: create it or fix `directory`",
-            dir.display()
-        ));
-    }
-    let switch = match &config.user {
-        Some(name) => user_switch(name, &mut cmd)?,
-        None => None,
-    };
-    let io_err = |what: &str, e: std::io::Error| format!("cannot {what}: {e}");
-    let (out_r, out_w) = pipe().map_err(|e| io_err("create the stdout pipe", e))?;
-    let err_pipe = if config.redirect_stderr {
-        None
+    let groups = if same {
+        Vec::new()
     } else {
-        Some(pipe().map_err(|e| io_err("create the stderr pipe", e))?)
+        let cname = CString::new(name).map_err(|_| format!("user name {name:?} contains NUL"))?;
+        nix::unistd::getgrouplist(&cname, user.gid)
+            .map_err(|e| format!("cannot read the groups of user '{name}': {e}"))?
+            .into_iter()
+            .map(|g| g.as_raw())
+            .collect()
     };
-    let err_w = match &err_pipe {
-        Some((_, w)) => w.try_clone(),
-        None => out_w.try_clone(),
-    }
-    .map_err(|e| io_err("duplicate the stderr pipe", e))?;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::from(out_w))
-        .stderr(Stdio::from(err_w));
-
-    let umask = config.umask;
-    let nofile = opts.child_nofile;
-    // SAFETY: the closure runs in the child between fork and exec and calls only
-    // async-signal-safe functions (setsid, umask, setgroups, setgid, setuid, setrlimit,
-    // sigaction, sigprocmask, close_range/fcntl) on data prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::setsid()?;
-            reset_signals();
-            if let Some(rl) = nofile {
-                libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
-            }
-            if let Some(m) = umask {
-                libc::umask(m as libc::mode_t);
-            }
-            if let Some(sw) = &switch {
-                nix::unistd::setgroups(&sw.groups)?;
-                nix::unistd::setgid(sw.gid)?;
-                nix::unistd::setuid(sw.uid)?;
-            }
-            mark_fds_cloexec();
-            Ok(())
-        });
-    }
-    let (pid, ()) = reaper()
-        .spawn_registered(exits, || {
-            let child = cmd.spawn()?;
-            Ok((child.id(), ()))
-        })
-        .map_err(|e| spawn_error(program, dir, e))?;
-    // The parent's copies of the write ends close with `cmd` here, so EOF comes when the
-    // child and everything it started have closed theirs.
-    drop(cmd);
-    Ok(Spawned {
-        pid,
-        stdout: out_r,
-        stderr: err_pipe.map(|(r, _)| r),
+    Ok(UserInfo {
+        name: user.name,
+        uid: user.uid.as_raw(),
+        gid: user.gid.as_raw(),
+        groups,
+        home: user.dir,
+        same,
     })
 }
 
-fn spawn_error(program: &str, dir: &Path, e: std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            format!(
-                "cannot run '{program}': no such file or command (searched PATH from {})",
+/// A program ready to be spawned: everything the child needs, in the form the system calls
+/// take, made before the fork.
+pub(crate) struct Command {
+    program: String,
+    dir_shown: PathBuf,
+    /// Owns what `argv_ptrs` points to.
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    /// Owns what `envp_ptrs` points to.
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    /// The paths `execve` tries, in order (the PATH search, done before the fork).
+    candidates: Vec<CString>,
+    dir: CString,
+    user: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
+    umask: Option<libc::mode_t>,
+    nofile: Option<libc::rlimit>,
+}
+
+// SAFETY: the raw pointers point into the CStrings of the same struct, which never change
+// after `prepare` and move with it (a CString's bytes are on the heap).
+unsafe impl Send for Command {}
+
+fn cstring(what: &str, bytes: Vec<u8>) -> Result<CString, String> {
+    CString::new(bytes).map_err(|_| format!("{what} contains a NUL byte"))
+}
+
+fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
+    v.iter()
+        .map(|c| c.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+impl Command {
+    /// Prepares `config` to run from `base_dir`, as `user` when given (looked up by
+    /// [`lookup_user`]).
+    ///
+    /// # Errors
+    /// A message fit for `last_error`: an empty command, a working directory that does not
+    /// exist, a NUL byte where none may be.
+    pub(crate) fn prepare(
+        config: &ProgramConfig,
+        base_dir: &Path,
+        opts: &SpawnOptions,
+        user: Option<&UserInfo>,
+    ) -> Result<Command, String> {
+        let argv = config.command.argv();
+        let Some(program) = argv.first().cloned() else {
+            return Err("the command is empty".into());
+        };
+        let dir = config.directory.as_deref().unwrap_or(base_dir);
+        if !dir.is_dir() {
+            return Err(format!(
+                "working directory {} does not exist: create it or fix `directory`",
                 dir.display()
-            )
+            ));
         }
-        std::io::ErrorKind::PermissionDenied => {
-            format!("cannot run '{program}': permission denied (is it executable?)")
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let mut set = |k: &OsStr, v: &OsStr| match env.iter_mut().find(|(key, _)| key == k) {
+            Some(slot) => slot.1 = v.to_owned(),
+            None => env.push((k.to_owned(), v.to_owned())),
+        };
+        for (k, v) in &config.environ {
+            set(OsStr::new(k), OsStr::new(v));
         }
-        _ => format!("cannot run '{program}': {e}"),
+        if let Some(u) = user {
+            set(OsStr::new("HOME"), u.home.as_os_str());
+            set(OsStr::new("USER"), OsStr::new(&u.name));
+            set(OsStr::new("LOGNAME"), OsStr::new(&u.name));
+        }
+        set(OsStr::new(PROGRAM_VAR), OsStr::new(&config.name));
+        let path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| OsString::from("/bin:/usr/bin"));
+        let candidates = if program.contains('/') {
+            vec![cstring("the command", program.clone().into_bytes())?]
+        } else {
+            std::env::split_paths(&path)
+                .map(|d| {
+                    let d = if d.as_os_str().is_empty() {
+                        PathBuf::from(".")
+                    } else {
+                        d
+                    };
+                    cstring("a PATH entry", d.join(&program).into_os_string().into_vec())
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let argv = argv
+            .into_iter()
+            .map(|a| cstring("an argument of the command", a.into_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envp = env
+            .into_iter()
+            .map(|(k, v)| {
+                let mut kv = k.into_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                cstring("an environment variable", kv)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Command {
+            argv_ptrs: null_terminated(&argv),
+            envp_ptrs: null_terminated(&envp),
+            program,
+            dir_shown: dir.to_path_buf(),
+            _argv: argv,
+            _envp: envp,
+            candidates,
+            dir: cstring("the working directory", dir.as_os_str().as_bytes().to_vec())?,
+            user: user
+                .filter(|u| !u.same)
+                .map(|u| (u.uid, u.gid, u.groups.clone())),
+            umask: config.umask.map(|m| m as libc::mode_t),
+            nofile: opts.child_nofile,
+        })
     }
 }
 
-/// Restores default dispositions and an empty mask: gosuv's host may ignore or block signals
-/// (Python ignores SIGPIPE) and a child must not inherit that.
-fn reset_signals() {
-    // SAFETY: sigaction/sigprocmask with stack-allocated, zero-initialised structs.
+/// A child that runs: its pid, a pidfd on it, and the read ends of its output pipes.
+pub(crate) struct Child {
+    pub pid: u32,
+    pub pidfd: OwnedFd,
+    pub stdout: OwnedFd,
+    /// `None` when stderr goes to the stdout pipe.
+    pub stderr: Option<OwnedFd>,
+}
+
+/// The step of the child that failed, as written to the error pipe.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Session = 1,
+    Cgroup = 2,
+    Stdio = 3,
+    Directory = 4,
+    User = 5,
+    Exec = 6,
+}
+
+impl Step {
+    fn from_u32(n: u32) -> Option<Step> {
+        [
+            Step::Session,
+            Step::Cgroup,
+            Step::Stdio,
+            Step::Directory,
+            Step::User,
+            Step::Exec,
+        ]
+        .into_iter()
+        .find(|s| *s as u32 == n)
+    }
+}
+
+/// What the child's file descriptors come from: all above 2, so that moving one onto 0, 1
+/// or 2 can never overwrite another.
+struct ChildIo {
+    stdin: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+    cgroup: Option<RawFd>,
+    errors: RawFd,
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+}
+
+/// `fd` itself when it is above 2, else a close-on-exec copy that is.
+fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own returns a new one we then own.
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `n` is a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// `/dev/null`, opened once for every child's stdin.
+fn dev_null() -> io::Result<RawFd> {
+    static NULL: OnceLock<Result<OwnedFd, i32>> = OnceLock::new();
+    let r = NULL.get_or_init(|| {
+        std::fs::File::open("/dev/null")
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+            .and_then(|f| {
+                above_stdio(OwnedFd::from(f)).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+            })
+    });
+    match r {
+        Ok(fd) => Ok(fd.as_raw_fd()),
+        Err(errno) => Err(io::Error::from_raw_os_error(*errno)),
+    }
+}
+
+/// Spawns `cmd`, its stdout (and stderr unless `merge_stderr`) into new pipes, moved into
+/// the cgroup whose `cgroup.procs` is `cgroup` when given.
+///
+/// # Errors
+/// A message fit for `last_error`: no such command, permission denied, no such user ...
+pub(crate) fn spawn(
+    cmd: &Command,
+    merge_stderr: bool,
+    cgroup: Option<&OwnedFd>,
+) -> Result<Child, String> {
+    let io_err = |what: &str, e: io::Error| format!("cannot {what}: {e}");
+    let (out_r, out_w) = pipe().map_err(|e| io_err("create the stdout pipe", e))?;
+    let out_w = above_stdio(out_w).map_err(|e| io_err("create the stdout pipe", e))?;
+    let err_pipe = if merge_stderr {
+        None
+    } else {
+        let (r, w) = pipe().map_err(|e| io_err("create the stderr pipe", e))?;
+        Some((
+            r,
+            above_stdio(w).map_err(|e| io_err("create the stderr pipe", e))?,
+        ))
+    };
+    let (status_r, status_w) = pipe().map_err(|e| io_err("create the status pipe", e))?;
+    let status_w = above_stdio(status_w).map_err(|e| io_err("create the status pipe", e))?;
+    let stdin = dev_null().map_err(|e| io_err("open /dev/null", e))?;
+    let io = ChildIo {
+        stdin,
+        stdout: out_w.as_raw_fd(),
+        stderr: err_pipe
+            .as_ref()
+            .map_or(out_w.as_raw_fd(), |(_, w)| w.as_raw_fd()),
+        cgroup: cgroup.map(AsRawFd::as_raw_fd),
+        errors: status_w.as_raw_fd(),
+    };
+    // SAFETY: in the child, `child_main` makes only system calls on data prepared above and
+    // never returns; in the parent, `fork_with_pidfd` returns the child's pid and pidfd.
+    let (pid, pidfd) =
+        unsafe { fork_with_pidfd(|| child_main(cmd, &io)) }.map_err(|e| io_err("fork", e))?;
+    // The parent's copies of the child's ends: EOF on the output pipes comes when the child
+    // and everything it started have closed theirs, EOF on the status pipe at `execve`.
+    drop(out_w);
+    let err_r = err_pipe.map(|(r, w)| {
+        drop(w);
+        r
+    });
+    drop(status_w);
+    if let Some((step, errno)) = read_status(&status_r) {
+        // It exits at once; take its exit so it is no zombie.
+        reap_now(&pidfd);
+        return Err(describe_failure(cmd, step, errno));
+    }
+    Ok(Child {
+        pid,
+        pidfd,
+        stdout: out_r,
+        stderr: err_r,
+    })
+}
+
+/// Reads the child's status pipe to its end: `None` when `execve` succeeded, else the step
+/// that failed and its errno.
+fn read_status(r: &OwnedFd) -> Option<(Step, i32)> {
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: reading into the rest of a stack buffer we own.
+        let n = unsafe {
+            libc::read(
+                r.as_raw_fd(),
+                buf[got..].as_mut_ptr().cast(),
+                buf.len() - got,
+            )
+        };
+        match n {
+            0 => break,
+            n if n > 0 => got += n as usize,
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => break,
+        }
+    }
+    if got < buf.len() {
+        return None;
+    }
+    let step = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    Some((Step::from_u32(step).unwrap_or(Step::Exec), errno))
+}
+
+/// Reaps a child that is exiting, through its pidfd (blocking: it is about to end).
+fn reap_now(pidfd: &OwnedFd) {
+    // SAFETY: waitid with a zeroed siginfo we own.
     unsafe {
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        for sig in 1..32 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        while libc::waitid(
+            libc::P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            &mut info,
+            libc::WEXITED,
+        ) < 0
+            && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+        {}
+    }
+}
+
+fn describe_failure(cmd: &Command, step: Step, errno: i32) -> String {
+    let e = io::Error::from_raw_os_error(errno);
+    let program = &cmd.program;
+    match step {
+        Step::Exec if errno == libc::ENOENT => format!(
+            "cannot run '{program}': no such file or command (searched PATH from {})",
+            cmd.dir_shown.display()
+        ),
+        Step::Exec if errno == libc::EACCES => {
+            format!("cannot run '{program}': permission denied (is it executable?)")
+        }
+        Step::Exec => format!("cannot run '{program}': {e}"),
+        Step::Session => format!("cannot start a session for '{program}': {e}"),
+        Step::Cgroup => format!("cannot move '{program}' into its cgroup: {e}"),
+        Step::Stdio => format!("cannot set up the standard streams of '{program}': {e}"),
+        Step::Directory => format!(
+            "cannot enter working directory {}: {e}",
+            cmd.dir_shown.display()
+        ),
+        Step::User => format!("cannot switch to the user of '{program}': {e}"),
+    }
+}
+
+/// `clone3`'s arguments (linux/sched.h), up to `cgroup`.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Set once `clone3` turned out to be refused here (a seccomp filter, an old kernel).
+static NO_CLONE3: AtomicBool = AtomicBool::new(false);
+
+/// Forks with `CLONE_PIDFD`: in the child runs `child` (which must never return); in the
+/// parent returns the child's pid and a pidfd on it. Every signal is blocked around the
+/// fork, so no handler of the host runs in the child before it has reset them.
+///
+/// # Safety
+/// `child` runs in a copy of this multi-threaded process where only this thread exists: it
+/// may only make async-signal-safe calls and must end with `execve` or `_exit`.
+unsafe fn fork_with_pidfd(child: impl FnOnce()) -> io::Result<(u32, OwnedFd)> {
+    let mut all: libc::sigset_t = std::mem::zeroed();
+    let mut old: libc::sigset_t = std::mem::zeroed();
+    libc::sigfillset(&mut all);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    let mut pidfd: libc::c_int = -1;
+    let mut ret: libc::c_long = -1;
+    let mut err = libc::ENOSYS;
+    if !NO_CLONE3.load(Ordering::Relaxed) {
+        let args = CloneArgs {
+            flags: libc::CLONE_PIDFD as u64,
+            pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..CloneArgs::default()
+        };
+        ret = libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::addr_of!(args),
+            std::mem::size_of::<CloneArgs>(),
+        );
+        if ret < 0 {
+            err = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::ENOSYS);
+            if matches!(err, libc::ENOSYS | libc::EPERM) {
+                NO_CLONE3.store(true, Ordering::Relaxed);
             }
         }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     }
+    if ret < 0 && NO_CLONE3.load(Ordering::Relaxed) {
+        ret = legacy_clone(&mut pidfd);
+        if ret < 0 {
+            err = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::ENOSYS);
+        }
+    }
+    if ret == 0 {
+        child();
+        libc::_exit(127);
+    }
+    libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    if ret < 0 {
+        let e = io::Error::from_raw_os_error(err);
+        return Err(if err == libc::EINVAL || err == libc::ENOSYS {
+            io::Error::new(
+                e.kind(),
+                format!("{e} (gosuv needs Linux 5.3 or later for pidfds)"),
+            )
+        } else {
+            e
+        });
+    }
+    Ok((ret as u32, OwnedFd::from_raw_fd(pidfd)))
+}
+
+/// `clone(CLONE_PIDFD | SIGCHLD)` with fork's semantics: the pidfd lands in `*pidfd` (the
+/// `parent_tid` argument, third on every architecture gosuv builds for).
+///
+/// # Safety
+/// As `fork`.
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+))]
+unsafe fn legacy_clone(pidfd: &mut libc::c_int) -> libc::c_long {
+    libc::syscall(
+        libc::SYS_clone,
+        (libc::CLONE_PIDFD | libc::SIGCHLD) as libc::c_ulong,
+        0 as libc::c_ulong,
+        pidfd as *mut libc::c_int,
+        0 as libc::c_ulong,
+        0 as libc::c_ulong,
+    )
+}
+
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+)))]
+unsafe fn legacy_clone(_pidfd: &mut libc::c_int) -> libc::c_long {
+    *libc::__errno_location() = libc::ENOSYS;
+    -1
+}
+
+/// Writes the failed step and errno to the status pipe, then exits.
+///
+/// # Safety
+/// Only in the child.
+unsafe fn fail(io: &ChildIo, step: Step) -> ! {
+    let errno = *libc::__errno_location();
+    let mut buf = [0u8; 8];
+    buf[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+    buf[4..].copy_from_slice(&errno.to_ne_bytes());
+    libc::write(io.errors, buf.as_ptr().cast(), buf.len());
+    libc::_exit(127);
+}
+
+/// The child, between the fork and `execve`. Each step is a system call on what `prepare`
+/// made; a failing step reports itself through the status pipe and exits.
+///
+/// # Safety
+/// Only in the child of `fork_with_pidfd`.
+unsafe fn child_main(cmd: &Command, io: &ChildIo) {
+    // Default dispositions for every signal: the host may ignore some (Python ignores
+    // SIGPIPE) or handle them with code that must not run here. All are still blocked.
+    let mut dfl: libc::sigaction = std::mem::zeroed();
+    dfl.sa_sigaction = libc::SIG_DFL;
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
+    }
+    // A session and process group of its own, led by this process.
+    if libc::setsid() < 0 {
+        fail(io, Step::Session);
+    }
+    // Into the program's cgroup before it runs anything: "0" moves the writer itself.
+    if let Some(fd) = io.cgroup {
+        if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+            fail(io, Step::Cgroup);
+        }
+    }
+    if let Some(rl) = &cmd.nofile {
+        libc::setrlimit(libc::RLIMIT_NOFILE, rl);
+    }
+    if let Some(m) = cmd.umask {
+        libc::umask(m);
+    }
+    for (from, to) in [(io.stdin, 0), (io.stdout, 1), (io.stderr, 2)] {
+        if libc::dup2(from, to) < 0 {
+            fail(io, Step::Stdio);
+        }
+    }
+    if libc::chdir(cmd.dir.as_ptr()) < 0 {
+        fail(io, Step::Directory);
+    }
+    if let Some((uid, gid, groups)) = &cmd.user {
+        if libc::setgroups(groups.len(), groups.as_ptr()) < 0
+            || libc::setgid(*gid) < 0
+            || libc::setuid(*uid) < 0
+        {
+            fail(io, Step::User);
+        }
+    }
+    mark_fds_cloexec();
+    let mut empty: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut empty);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    // The PATH search: like execvp, a file that is not there moves on to the next place; a
+    // denied one is remembered and reported if nothing else runs.
+    let mut denied = false;
+    for path in &cmd.candidates {
+        libc::execve(
+            path.as_ptr(),
+            cmd.argv_ptrs.as_ptr(),
+            cmd.envp_ptrs.as_ptr(),
+        );
+        match *libc::__errno_location() {
+            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+            libc::EACCES => denied = true,
+            _ => fail(io, Step::Exec),
+        }
+    }
+    if denied {
+        *libc::__errno_location() = libc::EACCES;
+    }
+    fail(io, Step::Exec);
 }
 
 /// Marks every descriptor above stderr close-on-exec, so that nothing a host program (or
 /// gosuv) opened without `O_CLOEXEC` leaks into the child.
-fn mark_fds_cloexec() {
+///
+/// # Safety
+/// Only in the child.
+unsafe fn mark_fds_cloexec() {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-    // SAFETY: close_range only changes descriptor flags.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
-    if rc == 0 {
+    if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) == 0 {
         return;
     }
     // Older kernels: walk the descriptor table up to the soft limit.
@@ -206,46 +626,17 @@ fn mark_fds_cloexec() {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: getrlimit writes into a stack struct.
-    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 {
+    let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 {
         rl.rlim_cur.min(1 << 16) as i32
     } else {
         1024
     };
     for fd in 3..max {
-        // SAFETY: fcntl on a descriptor that may not exist just fails with EBADF.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 {
-                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-            }
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
         }
     }
-}
-
-/// Sends `sig` to the process group `pgid`. Returns `false` when no process is left in it.
-pub(crate) fn signal_group(pgid: u32, sig: Signal) -> bool {
-    match killpg(Pid::from_raw(pgid as i32), sig) {
-        Ok(()) => true,
-        Err(Errno::ESRCH) => false,
-        Err(e) => {
-            tracing::warn!(pgid, "cannot signal process group: {e}");
-            true
-        }
-    }
-}
-
-/// Whether any live process is left in the group `pgid`. Zombies do not count: they have
-/// ended, and whoever adopted them (init, when gosuv is not a subreaper) may be slow to reap.
-pub(crate) fn group_alive(pgid: u32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence.
-    let rc = unsafe { libc::kill(-(pgid as i32), 0) };
-    if rc != 0 && Errno::last() == Errno::ESRCH {
-        return false;
-    }
-    crate::stats::scan()
-        .iter()
-        .any(|p| p.pgrp == pgid && !p.zombie)
 }
 
 /// Raises this process's RLIMIT_NOFILE soft limit to at least `want` (or to the hard limit
@@ -253,7 +644,7 @@ pub(crate) fn group_alive(pgid: u32) -> bool {
 ///
 /// # Errors
 /// `want` is above the hard limit (EPERM), or the limits cannot be read or set.
-pub(crate) fn raise_nofile(want: Option<u64>) -> std::io::Result<Option<libc::rlimit>> {
+pub(crate) fn raise_nofile(want: Option<u64>) -> io::Result<Option<libc::rlimit>> {
     let mut rl = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -261,13 +652,13 @@ pub(crate) fn raise_nofile(want: Option<u64>) -> std::io::Result<Option<libc::rl
     // SAFETY: getrlimit/setrlimit with a stack struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
-            return Err(std::io::Error::last_os_error());
+            return Err(io::Error::last_os_error());
         }
         // The limit the process had before any supervisor raised it: what children get.
-        static ORIGINAL: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
+        static ORIGINAL: OnceLock<libc::rlimit> = OnceLock::new();
         let original = *ORIGINAL.get_or_init(|| rl);
         if want.is_some_and(|w| w > rl.rlim_max) {
-            return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
         let target = want.map_or(rl.rlim_max, |w| w.max(rl.rlim_cur));
         if target > rl.rlim_cur {
@@ -276,7 +667,7 @@ pub(crate) fn raise_nofile(want: Option<u64>) -> std::io::Result<Option<libc::rl
                 rlim_max: rl.rlim_max,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
-                return Err(std::io::Error::last_os_error());
+                return Err(io::Error::last_os_error());
             }
         }
         Ok((original.rlim_cur < target).then_some(original))
@@ -284,13 +675,13 @@ pub(crate) fn raise_nofile(want: Option<u64>) -> std::io::Result<Option<libc::rl
 }
 
 /// Marks `fd` non-blocking.
-pub(crate) fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
+pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     let raw = fd.as_raw_fd();
     // SAFETY: fcntl on a descriptor we own.
     unsafe {
         let flags = libc::fcntl(raw, libc::F_GETFL);
         if flags < 0 || libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(std::io::Error::last_os_error());
+            return Err(io::Error::last_os_error());
         }
     }
     Ok(())
@@ -299,36 +690,55 @@ pub(crate) fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::process::CommandExt;
+    use crate::config::Command as Cmd;
+
+    fn run(config: &ProgramConfig) -> Result<(Child, String), String> {
+        let cmd = Command::prepare(config, Path::new("/tmp"), &SpawnOptions::default(), None)?;
+        let child = spawn(&cmd, true, None)?;
+        let mut out = String::new();
+        let f = std::fs::File::from(child.stdout.try_clone().expect("dup"));
+        std::io::Read::read_to_string(&mut &f, &mut out).expect("read");
+        reap_now(&child.pidfd);
+        Ok((child, out))
+    }
 
     #[test]
-    fn a_group_of_zombies_is_gone_but_a_live_group_is_not() {
-        let mut live = std::process::Command::new("sleep")
-            .arg("30")
-            .process_group(0)
-            .spawn()
-            .expect("spawn");
-        assert!(group_alive(live.id()));
-        let mut dead = std::process::Command::new("true")
-            .process_group(0)
-            .spawn()
-            .expect("spawn");
-        let pid = dead.id();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        // Not waited for yet: a zombie, still in its group as far as kill(2) is concerned.
-        while crate::stats::scan()
-            .iter()
-            .all(|p| p.pid != pid || !p.zombie)
-        {
-            assert!(std::time::Instant::now() < deadline, "no zombie");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        // SAFETY: kill with signal 0 only checks for existence.
-        assert_eq!(unsafe { libc::kill(-(pid as i32), 0) }, 0);
-        assert!(!group_alive(pid));
-        dead.wait().expect("reap");
-        let _ = live.kill();
-        live.wait().expect("reap");
-        assert!(!group_alive(live.id()));
+    fn the_child_leads_its_session_and_gets_its_environment() {
+        let mut p = ProgramConfig::new(
+            "envy",
+            Cmd::Argv(vec![
+                "sh".into(),
+                "-c".into(),
+                "echo $$ $(cut -d' ' -f6 /proc/self/stat) $X $GOSUV_PROGRAM; pwd".into(),
+            ]),
+        );
+        p.environ = vec![("X".into(), "ex".into())];
+        let (child, out) = run(&p).expect("runs");
+        let mut lines = out.lines();
+        let first: Vec<&str> = lines.next().expect("line").split(' ').collect();
+        assert_eq!(first[0], child.pid.to_string());
+        assert_eq!(first[2..], ["ex", "envy"]);
+        assert_eq!(lines.next(), Some("/tmp"));
+    }
+
+    #[test]
+    fn failures_name_their_cause() {
+        let p = ProgramConfig::new("x", Cmd::Argv(vec!["definitely-not-a-command-x".into()]));
+        let e = run(&p).err().expect("fails");
+        assert!(e.contains("no such file or command"), "{e}");
+        let dir = tempfile::tempdir().expect("tmp");
+        let plain = dir.path().join("not-executable");
+        std::fs::write(&plain, "#!/bin/sh\n").expect("write");
+        let p = ProgramConfig::new("x", Cmd::Argv(vec![plain.display().to_string()]));
+        let e = run(&p).err().expect("fails");
+        assert!(e.contains("permission denied"), "{e}");
+        let mut p = ProgramConfig::shell("x", "true");
+        p.directory = Some("/definitely/not/here".into());
+        let e = run(&p).err().expect("fails");
+        assert!(e.contains("does not exist"), "{e}");
+        let mut p = ProgramConfig::shell("x", "true");
+        p.environ = vec![("K".into(), "a\0b".into())];
+        let e = run(&p).err().expect("fails");
+        assert!(e.contains("NUL"), "{e}");
     }
 }

@@ -1,23 +1,29 @@
 //! The public handle: a cheap, cloneable [`Supervisor`] that sends commands to one task per
 //! program.
+//!
+//! Changes to the set of programs (add, update, remove, reload) are serialized by one async
+//! lock, so a reload is all or nothing and a shutdown never races an add. Every program task
+//! and every run still being finished is tracked, and shutdown waits for all of them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
 use serde::Serialize;
 use tokio::sync::{broadcast, oneshot, watch};
+use tokio_util::task::TaskTracker;
 
 use crate::config::{ConfigErrors, ProgramConfig, ServerConfig};
 use crate::error::{Error, Result};
 use crate::events::{Event, ProgramState};
 use crate::logs::{LogCounters, LogFollower, Stream};
+use crate::process_group::GroupObserver;
 use crate::program::{launch, Cmd, ProgramHandle, ProgramStatus, Shared};
 use crate::spawn::{raise_nofile, SpawnOptions};
-use crate::stats::{scan, ProcIndex, ProcessStats, Sampler};
+use crate::stats::{ProcessStats, Sampler};
 
 /// Events a subscriber may fall behind before it is told it missed some.
 const EVENT_QUEUE: usize = 4096;
@@ -26,53 +32,118 @@ const EVENT_QUEUE: usize = 4096;
 /// status requests with many programs, and gives CPU % a window long enough to mean something.
 pub const STATS_MAX_AGE: Duration = Duration::from_millis(500);
 
-/// The last stats pass: when, for which leaders, and what it found.
+/// The longest a call may be asked to wait (one day): longer is surely a mistake.
+pub const MAX_WAIT: Duration = Duration::from_secs(crate::config::MAX_DURATION_SECS);
+
+/// A wait given in seconds, as the front ends take it: a number from 0 to one day.
+///
+/// # Errors
+/// [`Error::Invalid`] for a negative, infinite, NaN or too long wait, naming the bound.
+pub fn wait_limit(secs: f64) -> Result<Duration> {
+    if secs.is_finite() && (0.0..=MAX_WAIT.as_secs_f64()).contains(&secs) {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(Error::Invalid(format!(
+            "timeout {secs}: give a number of seconds from 0 to {} (1 day)",
+            MAX_WAIT.as_secs()
+        )))
+    }
+}
+
+fn check_wait(wait: Option<Duration>) -> Result<()> {
+    match wait {
+        Some(w) if w > MAX_WAIT => Err(Error::Invalid(format!(
+            "timeout {:.1}s: at most {} seconds (1 day)",
+            w.as_secs_f64(),
+            MAX_WAIT.as_secs()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The last stats pass of a supervisor: when, for which runs, and what it found.
 struct StatsCache {
     at: Instant,
     leaders: Vec<(String, u32)>,
     stats: BTreeMap<String, ProcessStats>,
 }
 
+/// Where a supervisor saves its programs after each change made through it (the `gosuv`
+/// server's programs.yml): called with every program's config, on a blocking thread, under
+/// the supervisor's change lock, so saves come in the order of the changes.
+#[derive(Clone)]
+pub struct Store(
+    pub Arc<dyn Fn(&[ProgramConfig]) -> std::result::Result<(), String> + Send + Sync>,
+);
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store(..)")
+    }
+}
+
 /// How a supervisor is set up.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SupervisorOptions {
     /// Where relative program directories resolve, and the default working directory.
     pub base_dir: PathBuf,
     /// Where `<name>.stdout.log` and `<name>.stderr.log` are written.
     pub log_dir: PathBuf,
     /// Make this process a child subreaper, so orphans of daemonising programs are reaped
-    /// here. Children the host program starts in its own session are never reaped by gosuv.
+    /// here. gosuv then reaps only processes of the sessions and cgroups it started, never a
+    /// child the host started itself. Off by default; the `gosuv` server turns it on.
     pub subreaper: bool,
-    /// Start a guardian process that kills every program's process group if this process
-    /// dies, even by SIGKILL (for test harnesses and embedders; see `guardian`). Off by
-    /// default: the `gosuv` server's programs are meant to be stopped by it.
+    /// Start a guardian process that stops every program if this process dies, even by
+    /// SIGKILL (SIGTERM, then SIGKILL a second later, to each program's process group or
+    /// cgroup). On by default: an embedder's programs die with it. The `gosuv` server turns
+    /// it off: its programs are meant to be stopped by it.
     pub kill_on_parent_death: bool,
     /// Raise the open-files soft limit to at least this (`None`: to the hard limit); an
     /// error when the hard limit is lower. Children get the original limit back.
     pub min_fds: Option<u64>,
+    /// Told when each program run starts and ends (the server's crash-recovery record).
+    pub observer: Option<Arc<dyn GroupObserver>>,
+    /// Saves the programs after each add, update and remove.
+    pub store: Option<Store>,
+}
+
+impl std::fmt::Debug for SupervisorOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupervisorOptions")
+            .field("base_dir", &self.base_dir)
+            .field("log_dir", &self.log_dir)
+            .field("subreaper", &self.subreaper)
+            .field("kill_on_parent_death", &self.kill_on_parent_death)
+            .field("min_fds", &self.min_fds)
+            .field("observer", &self.observer.is_some())
+            .field("store", &self.store.is_some())
+            .finish()
+    }
 }
 
 impl SupervisorOptions {
-    /// Options for programs run from `base_dir`, logging into `base_dir/logs`.
+    /// Options for programs run from `base_dir`, logging into `base_dir/logs`, with the
+    /// library's defaults: no subreaper, programs die with this process.
     pub fn new(base_dir: impl Into<PathBuf>) -> Self {
         let base_dir = base_dir.into();
         SupervisorOptions {
             log_dir: base_dir.join("logs"),
             base_dir,
-            subreaper: true,
-            kill_on_parent_death: false,
+            subreaper: false,
+            kill_on_parent_death: true,
             min_fds: None,
+            observer: None,
+            store: None,
         }
     }
 
-    /// Options from a loaded `config.yml`: its directory, its `logpath` and `minfds`.
+    /// Options from a loaded `config.yml`: its directory, its `logpath` and `minfds`, with
+    /// the library's defaults otherwise.
     pub fn from_config(config: &ServerConfig) -> Self {
         SupervisorOptions {
-            base_dir: config.dir.clone(),
             log_dir: config.server.log.logpath.clone(),
-            subreaper: true,
-            kill_on_parent_death: false,
             min_fds: Some(config.server.minfds),
+            ..Self::new(config.dir.clone())
         }
     }
 
@@ -149,6 +220,9 @@ pub struct LogStatus {
 struct Inner {
     shared: Arc<Shared>,
     programs: RwLock<BTreeMap<String, ProgramHandle>>,
+    /// Held by every change of the set of programs, and by shutdown.
+    changes: tokio::sync::Mutex<()>,
+    store: Option<Store>,
     sampler: Mutex<(Sampler, Option<StatsCache>)>,
     shutting_down: AtomicBool,
     /// Set once shutdown has stopped every program: ends every event subscription.
@@ -159,8 +233,8 @@ struct Inner {
 
 /// A process supervisor. Cloning it is cheap; every clone drives the same programs.
 ///
-/// It must be created and used inside a tokio runtime (see [`crate::blocking`] for a
-/// supervisor that owns one).
+/// It must be created and used inside a tokio runtime with its IO and time drivers enabled
+/// (see [`crate::blocking`] for a supervisor that owns one).
 #[derive(Clone)]
 pub struct Supervisor {
     inner: Arc<Inner>,
@@ -172,6 +246,15 @@ impl std::fmt::Debug for Supervisor {
             .field("programs", &self.names())
             .finish()
     }
+}
+
+/// Validates `config` on a blocking thread: it may look a user up (NSS can be a network
+/// service) and stat a directory.
+async fn validated(config: ProgramConfig) -> Result<ProgramConfig> {
+    tokio::task::spawn_blocking(move || config.validate().map(|()| config))
+        .await
+        .map_err(|e| Error::Internal(format!("validation failed: {e}")))?
+        .map_err(Error::Config)
 }
 
 impl Supervisor {
@@ -204,19 +287,27 @@ impl Supervisor {
                 e,
             )
         })?;
+        let mut observers: Vec<Arc<dyn GroupObserver>> = Vec::new();
+        if options.kill_on_parent_death {
+            observers.push(Arc::new(crate::guardian::Guardian));
+        }
+        observers.extend(options.observer.clone());
         let shared = Arc::new(Shared {
             events: broadcast::channel(EVENT_QUEUE).0,
             base_dir: options.base_dir,
             log_dir: options.log_dir,
-            spawn: SpawnOptions {
-                kill_on_parent_death: options.kill_on_parent_death,
-                child_nofile,
-            },
+            spawn: SpawnOptions { child_nofile },
+            observers: observers.into(),
+            subreaper: options.subreaper,
+            cgroups: OnceLock::new(),
+            tracker: TaskTracker::new(),
         });
         Ok(Supervisor {
             inner: Arc::new(Inner {
                 shared,
                 programs: RwLock::new(BTreeMap::new()),
+                changes: tokio::sync::Mutex::new(()),
+                store: options.store,
                 sampler: Mutex::new((Sampler::default(), None)),
                 shutting_down: AtomicBool::new(false),
                 closed: watch::channel(false).0,
@@ -289,6 +380,13 @@ impl Supervisor {
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    fn programs_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, ProgramHandle>> {
+        self.inner
+            .programs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             Err(Error::ShuttingDown)
@@ -304,16 +402,21 @@ impl Supervisor {
             .ok_or_else(|| Error::NotFound(name.to_string()))
     }
 
+    /// Why a program's task did not answer: the program went, everything went, or its task
+    /// failed (and was replaced).
+    fn gone(&self, name: &str) -> Error {
+        if self.is_shut_down() {
+            Error::ShuttingDown
+        } else if self.with_handle(name, |_| ()).is_err() {
+            Error::NotFound(name.to_string())
+        } else {
+            Error::TaskFailed(name.to_string())
+        }
+    }
+
     async fn send(&self, name: &str, cmd: Cmd) -> Result<()> {
         let tx = self.with_handle(name, |h| h.cmds.clone())?;
-        tx.send(cmd).await.map_err(|_| {
-            // The task is gone: the program was removed meanwhile, or everything was.
-            if self.is_shut_down() {
-                Error::ShuttingDown
-            } else {
-                Error::NotFound(name.to_string())
-            }
-        })
+        tx.send(cmd).await.map_err(|_| self.gone(name))
     }
 
     /// The names of every program, sorted.
@@ -322,22 +425,36 @@ impl Supervisor {
         map.keys().cloned().collect()
     }
 
+    /// Saves the programs through the store hook, if there is one.
+    async fn store(&self) -> Result<()> {
+        let Some(store) = self.inner.store.clone() else {
+            return Ok(());
+        };
+        let configs = self.configs();
+        tokio::task::spawn_blocking(move || (store.0)(&configs))
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?
+            .map_err(Error::Store)
+    }
+
     /// Adds a program, stopped; it is started (without waiting) when `start_auto` is set.
     ///
     /// # Errors
     /// [`Error::Config`] when the program is invalid, [`Error::Exists`] when the name is
-    /// taken.
+    /// taken, [`Error::ShuttingDown`], [`Error::Store`] when it was added but not saved.
     pub async fn add(&self, config: ProgramConfig) -> Result<()> {
+        let _changes = self.inner.changes.lock().await;
+        self.add_locked(config).await?;
+        self.store().await
+    }
+
+    async fn add_locked(&self, config: ProgramConfig) -> Result<()> {
         self.check_open()?;
-        config.validate()?;
+        let config = validated(config).await?;
         let auto = config.start_auto;
         let name = config.name.clone();
         {
-            let mut map = self
-                .inner
-                .programs
-                .write()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut map = self.programs_mut();
             if map.contains_key(&name) {
                 return Err(Error::Exists(name));
             }
@@ -354,48 +471,62 @@ impl Supervisor {
 
     /// Replaces a program's config. If it changed and the program had a process, it is
     /// restarted with the new config (stopped with the old `stop_signal`). Returns whether
-    /// it was restarted.
+    /// it is restarted.
     ///
     /// # Errors
-    /// [`Error::Config`], [`Error::NotFound`].
+    /// [`Error::Config`], [`Error::NotFound`], [`Error::Store`] when it was changed but not
+    /// saved.
     pub async fn update(&self, config: ProgramConfig) -> Result<bool> {
+        let _changes = self.inner.changes.lock().await;
+        let restarted = self.update_locked(config).await?;
+        self.store().await?;
+        Ok(restarted)
+    }
+
+    async fn update_locked(&self, config: ProgramConfig) -> Result<bool> {
         self.check_open()?;
-        config.validate()?;
+        let config = validated(config).await?;
         let name = config.name.clone();
         let (tx, rx) = oneshot::channel();
         self.send(&name, Cmd::Update(Box::new(config), tx)).await?;
-        rx.await.map_err(|_| Error::ShuttingDown)
+        rx.await.map_err(|_| self.gone(&name))
     }
 
-    /// Stops a program (waiting until its whole process group is gone) and removes it.
+    /// Stops a program (waiting until nothing of it is left) and removes it.
     ///
     /// # Errors
-    /// [`Error::NotFound`].
+    /// [`Error::NotFound`], [`Error::Store`] when it was removed but not saved.
     pub async fn remove(&self, name: &str) -> Result<()> {
+        let _changes = self.inner.changes.lock().await;
+        self.remove_locked(name).await?;
+        self.store().await
+    }
+
+    async fn remove_locked(&self, name: &str) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.send(name, Cmd::Remove(tx)).await?;
         let _ = rx.await;
-        self.forget(name);
+        self.forget(name).await;
         Ok(())
     }
 
-    fn forget(&self, name: &str) {
-        let mut map = self
-            .inner
-            .programs
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(h) = map.remove(name) {
+    /// Drops a program whose task ended: its followers end, its cgroup goes.
+    async fn forget(&self, name: &str) {
+        let handle = self.programs_mut().remove(name);
+        if let Some(h) = handle {
             h.logs.stdout.close_followers();
             h.logs.stderr.close_followers();
+            let _ = h.task.await;
         }
-        drop(map);
         self.inner
             .sampler
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .0
             .forget(name);
+        if let Some(Ok(root)) = self.inner.shared.cgroups.get() {
+            root.remove_program(name);
+        }
     }
 
     /// Starts a program. With `wait`, returns once it is `running` (after `start_seconds`),
@@ -404,9 +535,11 @@ impl Supervisor {
     ///
     /// # Errors
     /// [`Error::StartFailed`] (with the reason of the last failure), [`Error::Timeout`] (the
-    /// program carries on trying), [`Error::StoppedBeforeRunning`], [`Error::NotFound`].
+    /// program carries on trying), [`Error::StoppedBeforeRunning`], [`Error::NotFound`],
+    /// [`Error::Invalid`] for a wait over [`MAX_WAIT`].
     pub async fn start(&self, name: &str, wait: Option<Duration>) -> Result<ProgramStatus> {
         self.check_open()?;
+        check_wait(wait)?;
         let (tx, rx) = oneshot::channel();
         self.send(name, Cmd::Start(tx)).await?;
         self.await_reply(name, "running", wait, rx).await
@@ -419,17 +552,20 @@ impl Supervisor {
     /// As [`Supervisor::start`].
     pub async fn restart(&self, name: &str, wait: Option<Duration>) -> Result<ProgramStatus> {
         self.check_open()?;
+        check_wait(wait)?;
         let (tx, rx) = oneshot::channel();
         self.send(name, Cmd::Restart(tx)).await?;
         self.await_reply(name, "running", wait, rx).await
     }
 
-    /// Stops a program: `stop_signal` to its process group, SIGKILL after `stop_timeout`.
-    /// With `wait`, returns once the leader and its whole group are gone.
+    /// Stops a program: `stop_signal` to its processes, SIGKILL after `stop_timeout`. With
+    /// `wait`, returns once nothing of it is left.
     ///
     /// # Errors
-    /// [`Error::Timeout`], [`Error::NotFound`].
+    /// [`Error::Timeout`], [`Error::NotFound`], [`Error::Invalid`] for a wait over
+    /// [`MAX_WAIT`].
     pub async fn stop(&self, name: &str, wait: Option<Duration>) -> Result<ProgramStatus> {
+        check_wait(wait)?;
         let (tx, rx) = oneshot::channel();
         self.send(name, Cmd::Stop(tx)).await?;
         self.await_reply(name, "stopped", wait, rx).await
@@ -452,7 +588,7 @@ impl Supervisor {
         if let Some(timeout) = wait {
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(r)) => r?,
-                Ok(Err(_)) => return Err(Error::ShuttingDown),
+                Ok(Err(_)) => return Err(self.gone(name)),
                 Err(_) => {
                     return Err(Error::Timeout {
                         name: name.to_string(),
@@ -495,13 +631,15 @@ impl Supervisor {
     /// counts: transitions are watched, not just the latest state.
     ///
     /// # Errors
-    /// [`Error::Timeout`], [`Error::NotFound`] (also when it is removed meanwhile).
+    /// [`Error::Timeout`], [`Error::NotFound`] (also when it is removed meanwhile),
+    /// [`Error::Invalid`] for a wait over [`MAX_WAIT`].
     pub async fn wait_for(
         &self,
         name: &str,
         state: ProgramState,
         timeout: Duration,
     ) -> Result<ProgramStatus> {
+        check_wait(Some(timeout))?;
         // Subscribe before looking, so no transition falls between the look and the wait.
         let mut events = self.subscribe();
         let mut published = self.with_handle(name, |h| h.published.clone())?;
@@ -575,52 +713,68 @@ impl Supervisor {
     /// Makes the set of programs equal to `programs`: adds the new ones (starting those
     /// with `start_auto`), updates the changed ones (restarting those that had a process)
     /// and removes the missing ones (stopping them first). Unchanged programs are not
-    /// touched. An invalid list changes nothing.
+    /// touched. An invalid list changes nothing; concurrent reloads (and other changes) are
+    /// applied one after the other. The store hook is not called: the list came from where
+    /// it is stored.
     ///
     /// # Errors
-    /// [`Error::Config`] for an invalid list (duplicate or invalid programs).
+    /// [`Error::Config`] for an invalid list (duplicate or invalid programs),
+    /// [`Error::ShuttingDown`].
     pub async fn reload(&self, programs: Vec<ProgramConfig>) -> Result<ReloadReport> {
+        let _changes = self.inner.changes.lock().await;
         self.check_open()?;
-        let mut errors = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for p in &programs {
-            if let Err(e) = p.validate() {
-                errors.extend(e.0);
+        let programs = tokio::task::spawn_blocking(move || {
+            let mut errors = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for p in &programs {
+                if let Err(e) = p.validate() {
+                    errors.extend(e.0);
+                }
+                if !seen.insert(p.name.clone()) {
+                    errors.extend(
+                        ConfigErrors::single(None, format!("duplicate program name '{}'", p.name))
+                            .0,
+                    );
+                }
             }
-            if !seen.insert(p.name.clone()) {
-                errors.extend(
-                    ConfigErrors::single(None, format!("duplicate program name '{}'", p.name)).0,
-                );
+            if errors.is_empty() {
+                Ok(programs)
+            } else {
+                Err(Error::Config(ConfigErrors(errors)))
             }
-        }
-        if !errors.is_empty() {
-            return Err(Error::Config(ConfigErrors(errors)));
-        }
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("validation failed: {e}")))??;
         let current: HashMap<String, ProgramConfig> = self
             .configs()
             .into_iter()
             .map(|c| (c.name.clone(), c))
             .collect();
+        let wanted: std::collections::HashSet<&str> =
+            programs.iter().map(|p| p.name.as_str()).collect();
         let mut report = ReloadReport::default();
         let removed: Vec<String> = current
             .keys()
-            .filter(|n| !seen.contains(*n))
+            .filter(|n| !wanted.contains(n.as_str()))
             .cloned()
             .collect();
-        let removals: Vec<_> = removed.iter().map(|n| self.remove(n)).collect();
+        let removals: Vec<_> = removed.iter().map(|n| self.remove_locked(n)).collect();
         for r in join_all(removals).await {
-            r?;
+            // Removed meanwhile by nobody else (the lock is held): only a task that failed.
+            if let Err(e) = r {
+                tracing::warn!("reload: {e}");
+            }
         }
         report.removed = removed;
         for p in programs {
             match current.get(&p.name) {
                 None => {
                     report.added.push(p.name.clone());
-                    self.add(p).await?;
+                    self.add_locked(p).await?;
                 }
                 Some(old) if *old != p => {
                     report.changed.push(p.name.clone());
-                    self.update(p).await?;
+                    self.update_locked(p).await?;
                 }
                 Some(_) => {}
             }
@@ -667,63 +821,77 @@ impl Supervisor {
         })
     }
 
-    /// CPU % and RSS of a program's whole process tree (empty when it has no process).
-    /// Answered from a pass over `/proc` at most [`STATS_MAX_AGE`] old.
+    /// CPU % and RSS of a program's processes (empty when it has no process). Answered from
+    /// a pass over `/proc` at most [`STATS_MAX_AGE`] old, made on a blocking thread.
     ///
     /// # Errors
     /// [`Error::NotFound`].
-    pub fn stats(&self, name: &str) -> Result<ProcessStats> {
+    pub async fn stats(&self, name: &str) -> Result<ProcessStats> {
         self.with_handle(name, |_| ())?;
-        Ok(self.stats_all().remove(name).unwrap_or_default())
+        Ok(self.stats_all().await.remove(name).unwrap_or_default())
     }
 
     /// Stats of every program that has a process, from one pass over `/proc` at most
     /// [`STATS_MAX_AGE`] old (a new pass is made sooner when a program's process changed).
-    pub fn stats_all(&self) -> BTreeMap<String, ProcessStats> {
-        let leaders: Vec<(String, u32, Instant)> = {
+    /// The pass is shared with every other supervisor of this process.
+    pub async fn stats_all(&self) -> BTreeMap<String, ProcessStats> {
+        let runs: Vec<_> = {
             let map = self.programs();
             map.iter()
                 .filter_map(|(n, h)| {
                     let p = h.published.borrow();
-                    Some((n.clone(), p.pid?, p.started?.0))
+                    Some((n.clone(), p.view.clone()?, p.started?.0))
                 })
                 .collect()
         };
-        let mut guard = self.inner.sampler.lock().unwrap_or_else(|p| p.into_inner());
-        let (sampler, cache) = &mut *guard;
-        let same_leaders = |c: &StatsCache| {
-            c.leaders.len() == leaders.len()
-                && c.leaders
-                    .iter()
-                    .zip(&leaders)
-                    .all(|((n1, p1), (n2, p2, _))| n1 == n2 && p1 == p2)
-        };
-        if let Some(c) = cache.as_ref() {
-            if c.at.elapsed() < STATS_MAX_AGE && same_leaders(c) {
-                return c.stats.clone();
+        let leaders: Vec<(String, u32)> =
+            runs.iter().map(|(n, v, _)| (n.clone(), v.leader)).collect();
+        {
+            let guard = self.inner.sampler.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = guard.1.as_ref() {
+                if c.at.elapsed() < STATS_MAX_AGE && c.leaders == leaders {
+                    return c.stats.clone();
+                }
             }
         }
-        let procs = if leaders.is_empty() {
-            Vec::new()
-        } else {
-            scan()
+        if runs.is_empty() {
+            return BTreeMap::new();
+        }
+        // A pass over /proc only for runs owned by their process group, and younger than
+        // the youngest of them.
+        let group_runs = runs.iter().filter(|(_, v, _)| v.cgroup.is_none());
+        let snap = match group_runs.map(|(_, _, since)| *since).max() {
+            Some(youngest) => {
+                Some(crate::procfs::snapshot(STATS_MAX_AGE / 5, Some(youngest)).await)
+            }
+            None => None,
         };
-        let procs = ProcIndex::new(&procs);
-        let stats: BTreeMap<String, ProcessStats> = leaders
-            .iter()
-            .map(|(n, pid, since)| (n.clone(), sampler.sample(n, *pid, *since, &procs)))
-            .collect();
-        *cache = Some(StatsCache {
-            at: Instant::now(),
-            leaders: leaders.into_iter().map(|(n, p, _)| (n, p)).collect(),
-            stats: stats.clone(),
-        });
-        stats
+        // Cgroup counters and cgroup.procs are small reads, but many: off the runtime too.
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = inner.sampler.lock().unwrap_or_else(|p| p.into_inner());
+            let (sampler, cache) = &mut *guard;
+            let stats: BTreeMap<String, ProcessStats> = runs
+                .iter()
+                .map(|(n, view, since)| {
+                    (n.clone(), sampler.sample(n, view, *since, snap.as_deref()))
+                })
+                .collect();
+            *cache = Some(StatsCache {
+                at: Instant::now(),
+                leaders,
+                stats: stats.clone(),
+            });
+            stats
+        })
+        .await
+        .unwrap_or_default()
     }
 
-    /// Stops every program concurrently and waits until each process group is gone. After
-    /// it, the supervisor accepts no more changes.
+    /// Stops every program concurrently and waits until nothing of any is left. After it,
+    /// the supervisor accepts no more changes; a change under way finishes first.
     pub async fn shutdown(&self) {
+        let _changes = self.inner.changes.lock().await;
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = {
             let map = self.programs();
@@ -738,9 +906,18 @@ impl Supervisor {
                 waits.push((name, rrx));
             }
         }
-        for (name, rx) in waits {
+        join_all(waits.into_iter().map(|(name, rx)| async move {
             let _ = rx.await;
-            self.forget(&name);
+            self.forget(&name).await;
+        }))
+        .await;
+        // Runs still being finished in the background (group ownership) end too.
+        let tracker = &self.inner.shared.tracker;
+        tracker.close();
+        tracker.wait().await;
+        if let Some(Ok(root)) = self.inner.shared.cgroups.get() {
+            root.remove();
+            crate::reaper::unregister_cgroup(root.dir());
         }
         self.inner.closed.send_replace(true);
     }

@@ -10,7 +10,7 @@ use gosuv::ProgramState::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_kills_grandchildren_in_the_group() {
-    let env = Env::new();
+    let env = Env::with(|o| o.subreaper = true);
     let pids = env.path().join("pids");
     let cmd = format!(
         "sleep 60 & echo $! >> {f}; sh -c 'sleep 60 & echo $! >> {f}; wait' & echo ready; wait",
@@ -37,7 +37,7 @@ async fn stop_kills_grandchildren_in_the_group() {
         .lines()
         .map(|l| l.trim().parse().expect("pid"))
         .collect();
-    let stats = env.sup.stats("tree").expect("stats");
+    let stats = env.sup.stats("tree").await.expect("stats");
     for g in &grandchildren {
         assert!(
             stats.pids.contains(g),
@@ -68,7 +68,7 @@ async fn stop_kills_grandchildren_in_the_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_only_when_the_group_is_gone() {
-    let env = Env::new();
+    let env = Env::with(|o| o.subreaper = true);
     // The leader exits on TERM at once; its child ignores TERM and dies only by SIGKILL.
     let cmd = "sh -c \"trap '' TERM; echo child-ready; while :; do sleep 0.05; done\" & trap 'exit 0' TERM; while :; do sleep 0.05; done";
     let mut p = quick("lingering", cmd);
@@ -86,14 +86,15 @@ async fn stopped_only_when_the_group_is_gone() {
     let stop = env.sup.clone();
     let stopping = tokio::spawn(async move { stop.stop("lingering", WAIT).await });
     events_until(&mut events, "lingering", Stopping, 5).await;
-    // The leader goes at once but the group lives on: still stopping.
-    poll_async(5, "leader gone", || !pid_exists(leader)).await;
+    // The leader goes at once (a zombie kept until the group is empty, so its number stays
+    // its own) but the group lives on: still stopping.
+    poll_async(5, "leader gone", || proc_state(leader) == Some('Z')).await;
     assert!(!group_members(leader).is_empty());
     assert_eq!(env.sup.status("lingering").expect("s").state, Stopping);
     let st = stopping.await.expect("join").expect("stop");
     assert_eq!(st.state, Stopped);
     assert!(
-        group_members(leader).is_empty(),
+        live_group_members(leader).is_empty(),
         "stopped while the group lived"
     );
     env.sup.shutdown().await;
@@ -101,7 +102,11 @@ async fn stopped_only_when_the_group_is_gone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemonised_grandchildren_are_reaped_not_left_as_zombies() {
-    let env = Env::new();
+    // A daemon that left the program's session is known as the program's by its cgroup.
+    if !cgroups_available("daemonised_grandchildren_are_reaped_not_left_as_zombies") {
+        return;
+    }
+    let env = Env::with(|o| o.subreaper = true);
     let pidfile = env.path().join("daemon.pid");
     // Double fork with setsid: the grandchild leaves the group and is reparented to us.
     let cmd = format!(
@@ -139,7 +144,7 @@ async fn daemonised_grandchildren_are_reaped_not_left_as_zombies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_everything_concurrently_and_leaves_no_zombie() {
-    let env = Env::new();
+    let env = Env::with(|o| o.subreaper = true);
     let mut leaders = Vec::new();
     for i in 0..10 {
         let mut p = quick(
@@ -174,7 +179,7 @@ async fn shutdown_stops_everything_concurrently_and_leaves_no_zombie() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_exits_takes_its_group_with_it() {
-    let env = Env::new();
+    let env = Env::with(|o| o.subreaper = true);
     let pidfile = env.path().join("bg.pid");
     let mut p = quick(
         "leaver",

@@ -17,9 +17,9 @@ async fn cpu_and_memory_of_the_tree() {
     env.sup.start_all(WAIT).await;
     wait_file_contains(&env.log("busy", "stdout"), "ready", 5);
     // First sample: the average since start; take a second one over a known interval.
-    env.sup.stats("busy").expect("first");
+    env.sup.stats("busy").await.expect("first");
     std::thread::sleep(gosuv::STATS_MAX_AGE + std::time::Duration::from_millis(100));
-    let busy = env.sup.stats("busy").expect("stats");
+    let busy = env.sup.stats("busy").await.expect("stats");
     assert!(busy.pids.len() >= 2, "{busy:?}");
     assert!(
         busy.cpu_percent > 40.0,
@@ -27,14 +27,14 @@ async fn cpu_and_memory_of_the_tree() {
         busy.cpu_percent
     );
     assert!(busy.rss_bytes > 100 * 1024, "{busy:?}");
-    let idle = env.sup.stats("idle").expect("stats");
+    let idle = env.sup.stats("idle").await.expect("stats");
     assert_eq!(idle.pids.len(), 1);
     assert!(idle.cpu_percent < 10.0, "{idle:?}");
-    let all = env.sup.stats_all();
+    let all = env.sup.stats_all().await;
     assert_eq!(all.len(), 2);
     env.sup.stop("busy", WAIT).await.expect("stop");
     assert_eq!(
-        env.sup.stats("busy").expect("stopped"),
+        env.sup.stats("busy").await.expect("stopped"),
         gosuv::ProcessStats::default()
     );
     env.sup.shutdown().await;

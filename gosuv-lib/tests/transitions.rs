@@ -273,7 +273,8 @@ async fn stopping_sends_sigkill_after_stop_timeout() {
         "killed before stop_timeout: {took:?}"
     );
     assert!(took < Duration::from_secs(3), "{took:?}");
-    assert!(group_members(pid).is_empty());
+    // Killed processes may be zombies a moment longer, until their new parent reaps them.
+    assert!(live_group_members(pid).is_empty());
     env.sup.shutdown().await;
 }
 

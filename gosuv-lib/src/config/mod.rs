@@ -12,8 +12,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use program::{
-    parse_program_value, parse_programs, validate_name, Autorestart, Command, ProgramConfig,
-    StopSignal,
+    parse_program_value, parse_programs, validate_name, Autorestart, CgroupMode, Command,
+    ProgramConfig, StopSignal, MAX_DURATION_SECS, MAX_START_RETRIES,
 };
 pub use server::{
     AuthConfig, ClientConfig, HttpServerConfig, ServerConfig, ServerLogConfig, ServerSection,
@@ -169,13 +169,34 @@ fn display_path(path: &[Seg]) -> String {
 /// Parses YAML text into a value, reporting a syntax error with its line.
 fn parse_yaml(text: &str, file: Option<&Path>) -> Result<serde_yaml::Value, ConfigErrors> {
     serde_yaml::from_str(text).map_err(|e| {
+        let text = e.to_string();
+        let (key, message) = match too_large_number(&text) {
+            Some((key, number)) => {
+                let bound = program::numeric_bound(key.rsplit('.').next().unwrap_or_default())
+                    .unwrap_or_else(|| "of at most 18446744073709551615".into());
+                (
+                    key.trim_start_matches('.').to_string(),
+                    format!("{number} is too large: expected a whole number {bound}"),
+                )
+            }
+            None => (String::new(), format!("not valid YAML: {text}")),
+        };
         ConfigErrors(vec![ConfigError {
             file: file.map(Path::to_path_buf),
             line: e.location().map(|l| l.line()),
-            key: String::new(),
-            message: format!("not valid YAML: {e}"),
+            key,
+            message,
         }])
     })
+}
+
+/// A number YAML reads but no value can hold (past 2^64): serde_yaml says
+/// `.[0].stop_timeout: invalid type: integer `N` as u128, ...`. Returns the key path and the
+/// number.
+fn too_large_number(error: &str) -> Option<(&str, &str)> {
+    let (path, rest) = error.split_once(": invalid type: integer `")?;
+    let (number, rest) = rest.split_once('`')?;
+    rest.starts_with(" as u128").then_some((path, number))
 }
 
 /// Parses a size: a number of bytes, or a number with `KB`, `MB` or `GB` (powers of 1024;
@@ -202,6 +223,31 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(bad)
 }
 
+/// Writes a size the way [`parse_size`] reads it back: `50MB`, `1GB`, `10KB`, or bytes.
+pub fn format_size(bytes: u64) -> String {
+    match bytes {
+        0 => "0".into(),
+        b if b % (1 << 30) == 0 => format!("{}GB", b >> 30),
+        b if b % (1 << 20) == 0 => format!("{}MB", b >> 20),
+        b if b % (1 << 10) == 0 => format!("{}KB", b >> 10),
+        b => b.to_string(),
+    }
+}
+
+/// A size for people to read: `1.5 GiB`, `230.4 MiB`, `12 KiB`, `100 B`.
+pub fn human_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if bytes >= 1 << 30 {
+        format!("{:.1} GiB", b / (1u64 << 30) as f64)
+    } else if bytes >= 1 << 20 {
+        format!("{:.1} MiB", b / (1u64 << 20) as f64)
+    } else if bytes >= 1 << 10 {
+        format!("{:.0} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
 /// Resolves `p` against `base` unless it is absolute, dropping `.` components (`..` is
 /// kept: a symlink may make it mean something else than the parent).
 pub fn resolve_path(base: &Path, p: &Path) -> PathBuf {
@@ -219,6 +265,15 @@ pub fn resolve_path(base: &Path, p: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_written_as_they_are_read() {
+        for n in [0, 1, 1000, 1024, 50 << 20, 3 << 30, (1 << 20) + 1, u64::MAX] {
+            assert_eq!(parse_size(&format_size(n)), Ok(n), "{n}");
+        }
+        assert_eq!(human_size(150 << 20), "150.0 MiB");
+        assert_eq!(human_size(100), "100 B");
+    }
 
     #[test]
     fn sizes() {

@@ -54,6 +54,51 @@ impl Serialize for Autorestart {
     }
 }
 
+/// Whether a program's processes are owned through a cgroup of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupMode {
+    /// A cgroup where gosuv can make one, else its process group.
+    #[default]
+    Auto,
+    /// Never a cgroup: its process group.
+    Off,
+    /// A cgroup, or the start fails.
+    Required,
+}
+
+impl FromStr for CgroupMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(CgroupMode::Auto),
+            "off" | "false" => Ok(CgroupMode::Off),
+            "required" => Ok(CgroupMode::Required),
+            _ => Err(format!("'{s}' is not auto, off or required")),
+        }
+    }
+}
+
+/// The longest duration a program key takes (`start_seconds`, `stop_timeout`): one day.
+/// Longer is surely a mistake, and bounds every sum gosuv makes of them.
+pub const MAX_DURATION_SECS: u64 = 86_400;
+
+/// The most failed starts in a row a program may be given before `fatal`.
+pub const MAX_START_RETRIES: u32 = 1_000;
+
+/// The range a numeric key of a program takes, as error messages say it.
+pub(crate) fn numeric_bound(key: &str) -> Option<String> {
+    match key {
+        "start_seconds" | "stop_timeout" => {
+            Some(format!("of seconds from 0 to {MAX_DURATION_SECS} (1 day)"))
+        }
+        "start_retries" => Some(format!("from 0 to {MAX_START_RETRIES}")),
+        "log_backups" => Some("from 0 to 1000".into()),
+        "log_max_bytes" | "memory_max" => Some("of bytes, or a size such as 50MB".into()),
+        _ => None,
+    }
+}
+
 /// The signal that asks a program to stop, written without `SIG` (`TERM`, `INT`, `HUP`...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StopSignal(pub Signal);
@@ -137,6 +182,19 @@ pub struct ProgramConfig {
     pub log_max_bytes: u64,
     /// Rotated files kept.
     pub log_backups: u32,
+    /// Restart the program when it uses more memory than this (bytes): its cgroup's memory
+    /// where the kernel enforces it, else the RSS of its processes, measured every second.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_size")]
+    pub memory_max: Option<u64>,
+    /// Whether its processes are owned through a cgroup of its own.
+    pub cgroup: CgroupMode,
+}
+
+fn ser_size<S: Serializer>(size: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match size {
+        Some(n) => s.serialize_str(&super::format_size(*n)),
+        None => s.serialize_none(),
+    }
 }
 
 fn ser_environ<S: Serializer>(env: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
@@ -171,6 +229,8 @@ impl ProgramConfig {
             log_disable: false,
             log_max_bytes: 50 << 20,
             log_backups: 10,
+            memory_max: None,
+            cgroup: CgroupMode::Auto,
         }
     }
 
@@ -302,7 +362,7 @@ pub fn parse_program_value(value: Value, base_dir: &Path) -> Result<ProgramConfi
 
 const PROGRAM_KEYS: &str = "name, command, environ, directory, start_auto, start_seconds, \
 start_retries, autorestart, exit_codes, stop_signal, stop_timeout, user, umask, \
-redirect_stderr, log_disable, log_max_bytes, log_backups";
+redirect_stderr, log_disable, log_max_bytes, log_backups, memory_max, cgroup";
 
 fn program_from_value(
     c: &mut Collector<'_>,
@@ -366,15 +426,15 @@ fn program_from_value(
                 }
             }
             "start_auto" => set(&mut p.start_auto, want_bool(c, &kp, &v)),
-            "start_seconds" => set(&mut p.start_seconds, want_uint(c, &kp, &v, u64::MAX)),
+            "start_seconds" => set(&mut p.start_seconds, want_secs(c, &kp, &v)),
             "start_retries" => set(
                 &mut p.start_retries,
-                want_uint(c, &kp, &v, u32::MAX as u64).map(|n| n as u32),
+                want_uint(c, &kp, &v, u64::from(MAX_START_RETRIES)).map(|n| n as u32),
             ),
-            "stop_timeout" => set(&mut p.stop_timeout, want_uint(c, &kp, &v, u64::MAX)),
+            "stop_timeout" => set(&mut p.stop_timeout, want_secs(c, &kp, &v)),
             "log_backups" => set(
                 &mut p.log_backups,
-                want_uint(c, &kp, &v, 1000).map(|n| n as u32),
+                want_uint(c, &kp, &v, 1_000).map(|n| n as u32),
             ),
             "autorestart" => set(&mut p.autorestart, parse_autorestart(c, &kp, &v)),
             "exit_codes" => set(&mut p.exit_codes, parse_exit_codes(c, &kp, v)),
@@ -398,6 +458,26 @@ fn program_from_value(
             "redirect_stderr" => set(&mut p.redirect_stderr, want_bool(c, &kp, &v)),
             "log_disable" => set(&mut p.log_disable, want_bool(c, &kp, &v)),
             "log_max_bytes" => set(&mut p.log_max_bytes, want_size(c, &kp, &v)),
+            "memory_max" => match &v {
+                Value::Null => p.memory_max = None,
+                _ => match want_size(c, &kp, &v) {
+                    Some(0) => c.error(&kp, "memory_max of 0 would restart it at once: give a size such as 512MB, or leave it out"),
+                    Some(n) => p.memory_max = Some(n),
+                    None => {}
+                },
+            },
+            "cgroup" => {
+                let text = match &v {
+                    Value::Bool(false) => Some("off".to_string()),
+                    other => want_string(c, &kp, other),
+                };
+                if let Some(t) = text {
+                    match t.parse::<CgroupMode>() {
+                        Ok(m) => p.cgroup = m,
+                        Err(e) => c.error(&kp, e),
+                    }
+                }
+            }
             other => c.error(
                 &kp,
                 format!("unknown key `{other}`; a program's keys are: {PROGRAM_KEYS}"),
@@ -488,7 +568,10 @@ pub(crate) fn want_uint(c: &mut Collector<'_>, path: &[Seg], v: &Value, max: u64
     match (n, v) {
         (Some(n), _) if n <= max => Some(n),
         (_, Value::Number(num)) if num.as_i64().is_some_and(|i| i < 0) => {
-            c.error(path, format!("{num} is negative: use 0 or more"));
+            c.error(
+                path,
+                format!("{num} is negative: expected a whole number from 0 to {max}"),
+            );
             None
         }
         _ => {
@@ -496,6 +579,39 @@ pub(crate) fn want_uint(c: &mut Collector<'_>, path: &[Seg], v: &Value, max: u64
                 path,
                 format!(
                     "expected a whole number from 0 to {max}, found {}",
+                    short(v)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A number of seconds from 0 to [`MAX_DURATION_SECS`].
+fn want_secs(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Option<u64> {
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    match (n, v) {
+        (Some(n), _) if n <= MAX_DURATION_SECS => Some(n),
+        (_, Value::Number(num)) if num.as_i64().is_some_and(|i| i < 0) => {
+            c.error(
+                path,
+                format!(
+                    "{num} is negative: expected a whole number {}",
+                    numeric_bound("stop_timeout").unwrap_or_default()
+                ),
+            );
+            None
+        }
+        _ => {
+            c.error(
+                path,
+                format!(
+                    "expected a whole number {}, found {}",
+                    numeric_bound("stop_timeout").unwrap_or_default(),
                     short(v)
                 ),
             );
@@ -850,6 +966,8 @@ mod tests {
         p.umask = Some(0o27);
         p.autorestart = Autorestart::Unexpected;
         p.stop_signal = "INT".parse().expect("signal");
+        p.memory_max = Some(300 << 20);
+        p.cgroup = CgroupMode::Off;
         let text = serde_yaml::to_string(&vec![p.clone()]).expect("yaml");
         let back = parse(&text).expect("parses back");
         assert_eq!(back, vec![p]);

@@ -16,8 +16,15 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
+        Env::with(|_| {})
+    }
+
+    /// A supervisor whose options `f` changes first.
+    pub fn with(f: impl FnOnce(&mut SupervisorOptions)) -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sup = Supervisor::new(SupervisorOptions::new(dir.path())).expect("supervisor");
+        let mut opts = SupervisorOptions::new(dir.path());
+        f(&mut opts);
+        let sup = Supervisor::new(opts).expect("supervisor");
         Env { dir, sup }
     }
 
@@ -132,6 +139,14 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
     procs_where(2, pgid)
 }
 
+/// The live (not zombie) processes of process group `pgid`.
+pub fn live_group_members(pgid: u32) -> Vec<u32> {
+    group_members(pgid)
+        .into_iter()
+        .filter(|p| !matches!(proc_state(*p), None | Some('Z')))
+        .collect()
+}
+
 /// Zombie children of this test process.
 pub fn zombie_children() -> Vec<u32> {
     children_of(std::process::id())
@@ -148,4 +163,81 @@ pub fn wait_file_contains(path: &Path, needle: &str, secs: u64) -> String {
         text.contains(needle)
     });
     text
+}
+
+/// A marker unique to this test run, to find its processes by their command lines
+/// (`sleep 300.<marker>` is a valid duration).
+pub fn unique_marker() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}{:03}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Live processes (not zombies) with an argument that contains `marker`.
+pub fn procs_with_arg(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if cmdline
+            .split(|b| *b == 0)
+            .any(|arg| String::from_utf8_lossy(arg).contains(marker))
+            && proc_state(pid) != Some('Z')
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// This process's cgroup v2 directory, if the hierarchy is mounted.
+pub fn own_cgroup_dir() -> Option<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mount = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let point = mount.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2")
+            .then(|| left.split_whitespace().nth(4).map(str::to_owned))?
+    })?;
+    let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(Path::new(&point).join(rel.trim_start_matches('/')))
+}
+
+/// Whether this machine lets gosuv own programs by cgroup (a writable cgroup v2 under this
+/// process's own); when not, says why on stderr so a skipped check is never silent.
+pub fn cgroups_available(test: &str) -> bool {
+    let ok = own_cgroup_dir().is_some_and(|dir| {
+        let probe = dir.join(format!("gosuv-probe-{}", std::process::id()));
+        let made = std::fs::create_dir(&probe).is_ok();
+        let _ = std::fs::remove_dir(&probe);
+        made
+    });
+    if !ok {
+        eprintln!(
+            "SKIPPED the cgroup part of {test}: no writable cgroup v2 here (gosuv needs root, a \
+             container or a delegated subtree to own programs by cgroup)"
+        );
+    }
+    ok
+}
+
+/// The cgroup directories of this process's supervisors (`gosuv-<pid>-<n>`).
+pub fn own_supervisor_cgroups() -> Vec<PathBuf> {
+    let prefix = format!("gosuv-{}-", std::process::id());
+    own_cgroup_dir()
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
 }

@@ -1,0 +1,361 @@
+//! Owning a program's processes through a cgroup v2 (`cgroup: auto|required`).
+//!
+//! A supervisor makes one cgroup under its own, `gosuv-<pid>-<n>`, the first time a program
+//! needs one, and under it one cgroup per program, `prog-<name>` (the prefix keeps a program
+//! named `cpu.max` from meeting the kernel's own files). A child is moved into its program's
+//! cgroup before it runs anything of its own (it writes `0` to `cgroup.procs` between fork and
+//! exec), so everything it starts stays there whatever it does (`setsid`, double forks):
+//! `cgroup.procs` lists them, `cgroup.kill` kills them all at once, and `cgroup.events` says
+//! `populated 0` when none is left. CPU comes from `cpu.stat`, and memory from
+//! `memory.current` where the memory controller can be enabled (`memory_max` then sets
+//! `memory.max`).
+//!
+//! Where gosuv's own cgroup is not writable (not root, no delegation) no cgroup is made and
+//! programs are owned through their process group instead (see `process_group`).
+//!
+//! Every call here is a small read or write of a kernel file, which does not sleep on a disk.
+
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The prefix of the cgroup a supervisor makes for itself.
+const ROOT_PREFIX: &str = "gosuv-";
+/// The prefix of a program's cgroup.
+const PROGRAM_PREFIX: &str = "prog-";
+
+/// The cgroup v2 mount and this process's cgroup in it.
+fn own_cgroup_dir() -> Result<PathBuf, String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    // Fields: id parent major:minor root mountpoint options [optional...] - fstype source ...
+    let mount = mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        let f: Vec<&str> = left.split_whitespace().collect();
+        Some((unescape(f.get(3)?), unescape(f.get(4)?)))
+    });
+    let Some((mount_root, mount_point)) = mount else {
+        return Err("no cgroup v2 hierarchy is mounted".into());
+    };
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+    let own = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or("this process is in no cgroup v2")?;
+    // A bind mount of a subtree shows that subtree's path as its root.
+    let rel = Path::new(own).strip_prefix(&mount_root).map_err(|_| {
+        format!("this process's cgroup {own} is outside the mounted cgroup v2 tree")
+    })?;
+    Ok(PathBuf::from(mount_point).join(rel))
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).and_then(|d| {
+            d.iter()
+                .try_fold(0u32, |n, c| {
+                    (b'0'..=b'7')
+                        .contains(c)
+                        .then(|| n * 8 + u32::from(c - b'0'))
+                })
+                .and_then(|n| u8::try_from(n).ok())
+        });
+        if let (b'\\', Some(n)) = (b[i], octal) {
+            out.push(n);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn write_file(path: &Path, text: &str) -> io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+fn read_file(path: &Path) -> io::Result<String> {
+    std::fs::read_to_string(path)
+}
+
+/// The cgroup one supervisor made for itself: its programs' cgroups live under it.
+#[derive(Debug)]
+pub(crate) struct CgroupRoot {
+    dir: PathBuf,
+    /// Whether the memory controller is enabled for the programs' cgroups.
+    memory: bool,
+}
+
+impl CgroupRoot {
+    /// Makes this supervisor's cgroup under the process's own, after removing the empty
+    /// ones that processes now gone left behind.
+    ///
+    /// # Errors
+    /// No writable cgroup v2 here: a message that says why.
+    pub(crate) fn create() -> Result<CgroupRoot, String> {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let base = own_cgroup_dir()?;
+        remove_leftovers(&base);
+        let dir = base.join(format!(
+            "{ROOT_PREFIX}{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&dir).map_err(|e| {
+            format!(
+                "cannot create a cgroup under {}: {e} (gosuv needs root, a container, or a \
+                 systemd unit with Delegate=yes to own programs by cgroup)",
+                base.display()
+            )
+        })?;
+        // Memory accounting: only where the controller can be handed down to our cgroup
+        // without moving any process (our own cgroup may hold processes, which cgroup v2
+        // forbids for a cgroup that enables controllers for its children, unless it is the
+        // root).
+        let has = |dir: &Path, what: &str, c: &str| {
+            read_file(&dir.join(what)).is_ok_and(|t| t.split_whitespace().any(|w| w == c))
+        };
+        if has(&base, "cgroup.controllers", "memory") {
+            if !has(&base, "cgroup.subtree_control", "memory") {
+                let _ = write_file(&base.join("cgroup.subtree_control"), "+memory");
+            }
+            let _ = write_file(&dir.join("cgroup.subtree_control"), "+memory");
+        }
+        let memory = has(&dir, "cgroup.subtree_control", "memory");
+        tracing::debug!(dir = %dir.display(), memory, "cgroup made for the supervisor");
+        Ok(CgroupRoot { dir, memory })
+    }
+
+    /// The supervisor's cgroup directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cgroup of program `name`, made if missing. `memory_max` is applied where the
+    /// memory controller is on (and lifted when `None`).
+    ///
+    /// # Errors
+    /// The directory cannot be made.
+    pub(crate) fn program(&self, name: &str, memory_max: Option<u64>) -> Result<Cgroup, String> {
+        let path = self.dir.join(format!("{PROGRAM_PREFIX}{name}"));
+        match std::fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("cannot create the cgroup {}: {e}", path.display())),
+        }
+        let cg = Cgroup {
+            path,
+            memory: self.memory,
+        };
+        if self.memory {
+            let max = memory_max.map_or("max".to_string(), |m| m.to_string());
+            cg.write("memory.max", &max)
+                .map_err(|e| format!("cannot set memory.max of {}: {e}", cg.path.display()))?;
+            // An out-of-memory kill takes the whole program, so its leader's exit says so.
+            let _ = cg.write("memory.oom.group", "1");
+        }
+        Ok(cg)
+    }
+
+    /// Removes the cgroup of program `name` (it must be empty).
+    pub(crate) fn remove_program(&self, name: &str) {
+        let path = self.dir.join(format!("{PROGRAM_PREFIX}{name}"));
+        match std::fs::remove_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("cannot remove the cgroup {}: {e}", path.display()),
+        }
+    }
+
+    /// Removes the supervisor's cgroup and what is left of its programs' (the empty ones).
+    pub(crate) fn remove(&self) {
+        remove_tree(&self.dir);
+    }
+}
+
+impl Drop for CgroupRoot {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Removes `dir` and its program cgroups, leaving any that still holds a process.
+fn remove_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let p = e.path();
+                if let Err(err) = std::fs::remove_dir(&p) {
+                    tracing::warn!("cannot remove the cgroup {}: {err}", p.display());
+                }
+            }
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot remove the cgroup {}: {e}", dir.display()),
+    }
+}
+
+/// Removes the cgroups that supervisors of processes now gone left under `base` (a crash),
+/// where nothing runs any more. One that still holds a process is left alone: its programs
+/// were meant to outlive their host, or the server's crash recovery stops them first.
+fn remove_leftovers(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(ROOT_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, seq)| {
+                seq.parse::<u32>().ok()?;
+                pid.parse::<u32>().ok()
+            })
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        tracing::info!(
+            "removing the cgroup {} left by gosuv process {owner}, which is gone",
+            e.path().display()
+        );
+        remove_tree(&e.path());
+    }
+}
+
+/// One program's cgroup.
+#[derive(Debug)]
+pub(crate) struct Cgroup {
+    path: PathBuf,
+    memory: bool,
+}
+
+impl Cgroup {
+    /// Its directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write(&self, file: &str, text: &str) -> io::Result<()> {
+        write_file(&self.path.join(file), text)
+    }
+
+    fn read(&self, file: &str) -> io::Result<String> {
+        read_file(&self.path.join(file))
+    }
+
+    /// `cgroup.procs`, open for writing: a child writes `0` to it to move itself in.
+    pub(crate) fn procs_for_spawn(&self) -> io::Result<OwnedFd> {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(self.path.join("cgroup.procs"))?;
+        Ok(OwnedFd::from(f))
+    }
+
+    /// The processes in it now.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.read("cgroup.procs")
+            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether any process is left in it (`populated` of `cgroup.events`). An unreadable
+    /// file (the cgroup is gone) counts as empty.
+    pub(crate) fn populated(&self) -> bool {
+        self.read("cgroup.events").is_ok_and(|t| {
+            t.lines()
+                .any(|l| l.split_whitespace().eq(["populated", "1"].iter().copied()))
+        })
+    }
+
+    /// Sends `sig` to every process in it. A pid read from `cgroup.procs` could in theory
+    /// end and be reused before the signal lands, as with any pid; systemd accepts the same.
+    pub(crate) fn signal(&self, sig: i32) {
+        for pid in self.pids() {
+            // SAFETY: kill(2) only sends a signal.
+            unsafe { libc::kill(pid as i32, sig) };
+        }
+    }
+
+    /// Kills every process in it at once (`cgroup.kill`, Linux 5.14), or one by one on older
+    /// kernels.
+    pub(crate) fn kill(&self) {
+        if let Err(e) = self.write("cgroup.kill", "1") {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::debug!("cgroup.kill of {}: {e}", self.path.display());
+            }
+            self.signal(libc::SIGKILL);
+        }
+    }
+
+    /// CPU time used by every process that ever ran in it (`usage_usec` of `cpu.stat`).
+    pub(crate) fn cpu_usage_usec(&self) -> Option<u64> {
+        let text = self.read("cpu.stat").ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Memory charged to it (`memory.current`), where the memory controller is on.
+    pub(crate) fn memory_current(&self) -> Option<u64> {
+        if !self.memory {
+            return None;
+        }
+        self.read("memory.current").ok()?.trim().parse().ok()
+    }
+
+    /// How many times the kernel killed a process in it for lack of memory.
+    pub(crate) fn oom_kills(&self) -> u64 {
+        if !self.memory {
+            return 0;
+        }
+        self.read("memory.events")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("oom_kill "))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Whether `memory_max` is enforced by the kernel here.
+    pub(crate) fn enforces_memory(&self) -> bool {
+        self.memory
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_mountinfo_paths() {
+        assert_eq!(unescape("/sys/fs/cgroup"), "/sys/fs/cgroup");
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/a\\"), "/a\\");
+        assert_eq!(unescape("/a\\777"), "/a\\777");
+    }
+}

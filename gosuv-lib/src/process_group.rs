@@ -1,0 +1,531 @@
+//! One program run's processes: the only way gosuv signals, kills, waits for or looks at
+//! them.
+//!
+//! A [`ProcessGroup`] holds the leader (which leads its own session and process group) by a
+//! pidfd, so the leader's exit is seen whoever reaps it: a host whose `SIGCHLD` handler
+//! reaps every child takes the exit status (then reported as unknown), never the exit. The
+//! leader is reaped only once nothing of the program is left, so its number, which is also
+//! its process group's and session's, cannot be given to another process while gosuv may
+//! still signal the group by it.
+//!
+//! What belongs to the program depends on its ownership:
+//! - [`Ownership::Cgroup`]: everything in its cgroup, wherever it went (`setsid`, double
+//!   forks). Stopped means the cgroup is empty.
+//! - [`Ownership::Group`] (no cgroup could be made): its process group, its session, their
+//!   descendants found in `/proc` when gosuv looks (at a stop, and until the program is
+//!   gone), and, when gosuv is the subreaper, every orphan reparented to gosuv whose
+//!   environment names the program (`GOSUV_PROGRAM`). Each such process is then held by a
+//!   pidfd of its own, so a reused pid is never signalled.
+//!
+//! A group that is dropped before it was finished (a panic, a runtime that goes away) kills
+//! what it holds and leaves the leader to [`crate::reaper::reap_later`].
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::cgroup::Cgroup;
+use crate::events::ExitStatus;
+use crate::procfs::{ProcStat, Snapshot};
+use crate::reaper;
+use crate::spawn::{self, PROGRAM_VAR};
+
+/// How gosuv owns a program's processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ownership {
+    /// By a cgroup of its own: every process the program starts, wherever it goes.
+    Cgroup,
+    /// By its process group and session (and, when gosuv is the subreaper, its orphans).
+    Group,
+}
+
+impl Ownership {
+    /// `cgroup` or `group`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ownership::Cgroup => "cgroup",
+            Ownership::Group => "group",
+        }
+    }
+}
+
+impl std::fmt::Display for Ownership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A program run's processes as an observer sees them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// The program.
+    pub program: String,
+    /// The leader's pid, which is also its process group's and session's id.
+    pub leader: u32,
+    /// The leader's start time in clock ticks since boot (`/proc/<pid>/stat` field 22): with
+    /// the pid, it tells this process from a later one that got the same number.
+    pub start_time: u64,
+    /// The program's cgroup directory, when it is owned by one.
+    pub cgroup: Option<PathBuf>,
+    /// The signal that stops it.
+    pub stop_signal: i32,
+    /// How long it may take to stop before it is killed.
+    pub stop_timeout: Duration,
+}
+
+/// Told when a program's processes start and when none of them is left: how the guardian,
+/// the `gosuv` server's crash-recovery record and others follow the groups without looking
+/// for pids themselves. Called on a runtime worker: both calls must return at once (hand the
+/// work to a thread or a task), and must not call back into the supervisor.
+pub trait GroupObserver: Send + Sync + 'static {
+    /// A program run's leader exists.
+    fn started(&self, group: &GroupInfo);
+    /// Nothing of that run is left (or gosuv let go of it after killing it).
+    fn ended(&self, group: &GroupInfo);
+}
+
+/// What stats need of a run: who leads it and where its processes are.
+#[derive(Debug)]
+pub(crate) struct GroupView {
+    pub leader: u32,
+    pub cgroup: Option<Arc<Cgroup>>,
+}
+
+impl GroupView {
+    pub(crate) fn ownership(&self) -> Ownership {
+        if self.cgroup.is_some() {
+            Ownership::Cgroup
+        } else {
+            Ownership::Group
+        }
+    }
+
+    /// The live processes of the run, leader first: its cgroup's, read one by one, or its
+    /// tree in `snap` (which must be younger than the run).
+    pub(crate) fn members(&self, snap: Option<&Snapshot>) -> Vec<ProcStat> {
+        let mut out: Vec<ProcStat> = match (&self.cgroup, snap) {
+            (Some(cg), _) => cg.pids().into_iter().filter_map(ProcStat::read).collect(),
+            (None, Some(snap)) => snap.tree(Some(self.leader), &[]).into_iter().copied().collect(),
+            (None, None) => Vec::new(),
+        };
+        out.retain(|p| !p.is_zombie());
+        out.sort_by_key(|p| (p.pid != self.leader, p.pid));
+        out
+    }
+}
+
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+fn pidfd_signal(fd: RawFd, sig: i32) {
+    // SAFETY: pidfd_send_signal with no siginfo; an exited process just gives ESRCH.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+}
+
+/// Whether the process behind a pidfd has ended (its pidfd is readable).
+fn pidfd_ended(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one descriptor we own, without waiting.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
+}
+
+/// The leader's exit, read without reaping it (`WNOWAIT`): `None` while it runs.
+fn peek_exit(fd: RawFd) -> Option<ExitStatus> {
+    // SAFETY: waitid on a pidfd we own with a zeroed siginfo we own.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let rc = libc::waitid(
+            libc::P_PIDFD,
+            fd as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        if rc < 0 {
+            // ECHILD: someone else reaped it and took its status with it.
+            return match io::Error::last_os_error().raw_os_error() {
+                Some(libc::ECHILD) => Some(ExitStatus::Unknown),
+                _ => None,
+            };
+        }
+        if info.si_pid() == 0 {
+            return None;
+        }
+        Some(match info.si_code {
+            libc::CLD_EXITED => ExitStatus::Code(info.si_status()),
+            _ => ExitStatus::Signal(info.si_status()),
+        })
+    }
+}
+
+/// A process outside the leader's group, held by a pidfd.
+struct Member {
+    pid: u32,
+    pidfd: OwnedFd,
+}
+
+/// One program run's processes. See the module documentation.
+pub(crate) struct ProcessGroup {
+    info: GroupInfo,
+    pidfd: Option<AsyncFd<OwnedFd>>,
+    view: Arc<GroupView>,
+    exit: Option<ExitStatus>,
+    members: Vec<Member>,
+    /// Whether orphans reparented to this process may be the program's.
+    subreaper: bool,
+    observers: Arc<[Arc<dyn GroupObserver>]>,
+    finished: bool,
+}
+
+/// What the child's spawn gives besides the group: its output pipes.
+pub(crate) struct Pipes {
+    pub stdout: OwnedFd,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Why a spawn failed, and whether moving into the cgroup was what failed.
+pub(crate) struct SpawnFailure {
+    pub message: String,
+    pub in_cgroup: bool,
+}
+
+impl ProcessGroup {
+    /// Spawns `cmd` as a new run of `program`, in `cgroup` when given.
+    ///
+    /// # Errors
+    /// The spawn failed: a message fit for `last_error`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn spawn(
+        program: &str,
+        cmd: &spawn::Command,
+        merge_stderr: bool,
+        cgroup: Option<Arc<Cgroup>>,
+        stop_signal: i32,
+        stop_timeout: Duration,
+        subreaper: bool,
+        observers: Arc<[Arc<dyn GroupObserver>]>,
+    ) -> Result<(ProcessGroup, Pipes), SpawnFailure> {
+        let procs = match cgroup.as_ref().map(|c| c.procs_for_spawn()).transpose() {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(SpawnFailure {
+                    message: format!("cannot open the program's cgroup: {e}"),
+                    in_cgroup: true,
+                })
+            }
+        };
+        let child = {
+            let _spawning = reaper::spawning();
+            let child = spawn::spawn(cmd, merge_stderr, procs.as_ref()).map_err(|message| {
+                SpawnFailure {
+                    in_cgroup: message.contains("into its cgroup"),
+                    message,
+                }
+            })?;
+            reaper::register_leader(child.pid);
+            child
+        };
+        // The leader is unreaped: its /proc entry is surely its own.
+        let start_time = ProcStat::read(child.pid).map_or(0, |s| s.start_time);
+        let info = GroupInfo {
+            program: program.to_string(),
+            leader: child.pid,
+            start_time,
+            cgroup: cgroup.as_ref().map(|c| c.path().to_path_buf()),
+            stop_signal,
+            stop_timeout,
+        };
+        let view = Arc::new(GroupView {
+            leader: child.pid,
+            cgroup,
+        });
+        let mut group = ProcessGroup {
+            info,
+            pidfd: None,
+            view,
+            exit: None,
+            members: Vec::new(),
+            subreaper,
+            observers,
+            finished: false,
+        };
+        for o in group.observers.iter() {
+            o.started(&group.info);
+        }
+        // SAFETY: the pidfd moves into the AsyncFd and stays open, on the same process, until
+        // it is taken out again.
+        match unsafe { AsyncFd::register_with_interest(child.pidfd, Interest::READABLE) } {
+            Ok(fd) => group.pidfd = Some(fd),
+            Err(e) => {
+                // Dropping the group kills it and leaves the leader to be reaped later.
+                return Err(SpawnFailure {
+                    message: format!("cannot watch the new process (is the tokio runtime built with enable_io?): {e}"),
+                    in_cgroup: false,
+                });
+            }
+        }
+        Ok((
+            group,
+            Pipes {
+                stdout: child.stdout,
+                stderr: child.stderr,
+            },
+        ))
+    }
+
+    /// The leader's pid.
+    pub(crate) fn leader(&self) -> u32 {
+        self.info.leader
+    }
+
+    /// What stats need of the run.
+    pub(crate) fn view(&self) -> &Arc<GroupView> {
+        &self.view
+    }
+
+    fn raw_pidfd(&self) -> Option<RawFd> {
+        self.pidfd.as_ref().map(|a| a.get_ref().as_raw_fd())
+    }
+
+    /// The leader's exit if it has exited, without waiting.
+    pub(crate) fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self.raw_pidfd().and_then(peek_exit);
+        }
+        self.exit
+    }
+
+    /// Waits for the leader's exit (at once if it has exited). Cancel-safe.
+    pub(crate) async fn exited(&mut self) -> ExitStatus {
+        loop {
+            if let Some(e) = self.try_exit() {
+                return e;
+            }
+            let Some(fd) = self.pidfd.as_ref() else {
+                return ExitStatus::Unknown;
+            };
+            match fd.readable().await {
+                Ok(mut guard) => {
+                    if peek_exit(fd.get_ref().as_raw_fd()).is_none() {
+                        guard.clear_ready();
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(program = %self.info.program, "cannot watch the leader: {e}");
+                    self.exit = Some(ExitStatus::Unknown);
+                }
+            }
+        }
+    }
+
+    /// Sends `sig` to every process of the run gosuv knows of (in group ownership, looks in
+    /// `/proc` first for processes that left the group).
+    pub(crate) async fn signal(&mut self, sig: i32) {
+        if self.view.cgroup.is_none() {
+            self.discover().await;
+        }
+        self.send(sig);
+    }
+
+    /// Whether the leader's number is still its own: it is while the leader runs or gosuv
+    /// holds it unreaped. A leader someone else reaped may have left its number free.
+    fn number_is_ours(&self) -> bool {
+        self.exit != Some(ExitStatus::Unknown)
+    }
+
+    /// Sends `sig` without looking in `/proc` again.
+    fn send(&self, sig: i32) {
+        if let Some(cg) = &self.view.cgroup {
+            cg.signal(sig);
+            return;
+        }
+        if self.number_is_ours() {
+            // SAFETY: kill(2) on a negative pid signals a process group.
+            unsafe { libc::kill(-(self.info.leader as i32), sig) };
+        }
+        for m in &self.members {
+            pidfd_signal(m.pidfd.as_raw_fd(), sig);
+        }
+    }
+
+    /// Kills every process of the run: `cgroup.kill`, or SIGKILL to the group and every
+    /// process found with it.
+    pub(crate) async fn kill(&mut self) {
+        if let Some(cg) = &self.view.cgroup {
+            cg.kill();
+            return;
+        }
+        // The group first, at once, then whatever `/proc` shows besides.
+        self.send(libc::SIGKILL);
+        self.discover().await;
+        self.send(libc::SIGKILL);
+    }
+
+    /// Kills what can be killed without looking in `/proc`: the cgroup, or the group and the
+    /// processes already known.
+    pub(crate) fn kill_now(&self) {
+        match &self.view.cgroup {
+            Some(cg) => cg.kill(),
+            None => self.send(libc::SIGKILL),
+        }
+    }
+
+    /// Group ownership: finds the run's processes outside its process group in a fresh pass
+    /// over `/proc`, and holds each new one by a pidfd.
+    async fn discover(&mut self) {
+        let snap = crate::procfs::snapshot(Duration::ZERO, Some(Instant::now())).await;
+        let leader = self.number_is_ours().then_some(self.info.leader);
+        let known: Vec<u32> = self.members.iter().map(|m| m.pid).collect();
+        let program = self.info.program.clone();
+        let subreaper = self.subreaper;
+        let found = tokio::task::spawn_blocking(move || {
+            let me = std::process::id();
+            let mut roots = known.clone();
+            if subreaper {
+                // Orphans of the program that this process adopted as their subreaper.
+                roots.extend(
+                    snap.children(me)
+                        .filter(|p| {
+                            !p.is_zombie()
+                                && !reaper::is_leader(p.pid)
+                                && crate::procfs::environ_has(p.pid, PROGRAM_VAR, &program)
+                        })
+                        .map(|p| p.pid),
+                );
+            }
+            let mut new = Vec::new();
+            for p in snap.tree(leader, &roots) {
+                if Some(p.pid) == leader || p.is_zombie() || known.contains(&p.pid) {
+                    continue;
+                }
+                let Ok(fd) = pidfd_open(p.pid) else { continue };
+                // The pidfd holds the process now; make sure it is the one the pass saw.
+                if ProcStat::read(p.pid).is_some_and(|s| s.start_time == p.start_time) {
+                    new.push(Member {
+                        pid: p.pid,
+                        pidfd: fd,
+                    });
+                }
+            }
+            new
+        })
+        .await
+        .unwrap_or_default();
+        self.members.extend(found);
+    }
+
+    /// Whether nothing of the run is left: the leader has exited, and the cgroup is empty or
+    /// no process of the group, its session, their descendants or its known members is
+    /// alive. Group ownership makes a pass over `/proc`.
+    pub(crate) async fn is_empty(&mut self) -> bool {
+        if self.try_exit().is_none() {
+            return false;
+        }
+        if let Some(cg) = &self.view.cgroup {
+            return !cg.populated();
+        }
+        self.members.retain(|m| !pidfd_ended(m.pidfd.as_raw_fd()));
+        if !self.members.is_empty() {
+            return false;
+        }
+        // Every live process of the run that the pass finds becomes a member.
+        self.discover().await;
+        self.members.retain(|m| !pidfd_ended(m.pidfd.as_raw_fd()));
+        self.members.is_empty()
+    }
+
+    /// Waits until [`ProcessGroup::is_empty`], looking again at growing intervals. Cancel-safe.
+    pub(crate) async fn emptied(&mut self) {
+        let mut pause = Duration::from_millis(1);
+        let max = if self.view.cgroup.is_some() {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_millis(200)
+        };
+        loop {
+            if self.try_exit().is_none() {
+                self.exited().await;
+                continue;
+            }
+            if self.is_empty().await {
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(max);
+        }
+    }
+
+    /// Whether the kernel killed a process of the run for lack of memory since `before`
+    /// kills were counted.
+    pub(crate) fn oom_kills(&self) -> u64 {
+        self.view.cgroup.as_ref().map_or(0, |c| c.oom_kills())
+    }
+
+    /// Reaps the leader (once nothing of the run is left) and tells the observers.
+    pub(crate) fn finish(mut self) {
+        self.finished = true;
+        if let Some(fd) = self.pidfd.take() {
+            let fd = fd.into_inner();
+            if self.exit.is_some() {
+                // SAFETY: waitid on a pidfd we own; ECHILD (reaped by someone else) is fine.
+                unsafe {
+                    let mut info: libc::siginfo_t = std::mem::zeroed();
+                    libc::waitid(
+                        libc::P_PIDFD,
+                        fd.as_raw_fd() as libc::id_t,
+                        &mut info,
+                        libc::WEXITED | libc::WNOHANG,
+                    );
+                }
+            } else {
+                reaper::reap_later(fd);
+            }
+        }
+        reaper::leader_gone(self.info.leader);
+        for o in self.observers.iter() {
+            o.ended(&self.info);
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        tracing::warn!(program = %self.info.program, "a program's processes were let go of: killing them");
+        self.kill_now();
+        if let Some(fd) = self.pidfd.take() {
+            reaper::reap_later(fd.into_inner());
+        }
+        reaper::leader_gone(self.info.leader);
+        for o in self.observers.iter() {
+            o.ended(&self.info);
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! What `/proc` says of processes: the one parser of `/proc/<pid>/stat`, and one process-wide
+//! snapshot of every process that stats, stopping groups and the server share.
+//!
+//! A pass over `/proc` reads one file per process of the machine, so it runs on a blocking
+//! thread, and concurrent askers share one pass: the snapshot is taken again only when the
+//! one there is older than what the asker accepts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What `/proc/<pid>/stat` says of a process: the fields gosuv uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcStat {
+    /// The process id.
+    pub pid: u32,
+    /// The state letter (`R`, `S`, `D`, `Z`, ...).
+    pub state: char,
+    /// The parent's pid (0 for a process whose parent is outside its pid namespace).
+    pub ppid: u32,
+    /// The process group.
+    pub pgrp: u32,
+    /// The session.
+    pub session: u32,
+    /// User plus system CPU time, in clock ticks.
+    pub ticks: u64,
+    /// When it started, in clock ticks since boot: with the pid, what identifies a process
+    /// for good (a pid is reused, a pid and a start time are not).
+    pub start_time: u64,
+    /// Resident pages.
+    pub rss_pages: u64,
+}
+
+impl ProcStat {
+    /// Parses the text of `/proc/<pid>/stat`. The command name is in parentheses and may hold
+    /// anything, spaces and parentheses included, so fields are counted from the last `)`.
+    pub fn parse(text: &str) -> Option<ProcStat> {
+        let (head, rest) = text.rsplit_once(')')?;
+        let pid = head.split_whitespace().next()?.parse().ok()?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // f[0] is field 3 of proc(5) (the state), so field n is f[n - 3].
+        let num = |n: usize| f.get(n - 3).and_then(|s| s.parse::<u64>().ok());
+        let small = |n: usize| f.get(n - 3).and_then(|s| s.parse::<i64>().ok());
+        Some(ProcStat {
+            pid,
+            state: f.first()?.chars().next()?,
+            ppid: u32::try_from(small(4)?).unwrap_or(0),
+            pgrp: u32::try_from(small(5)?).unwrap_or(0),
+            session: u32::try_from(small(6)?).unwrap_or(0),
+            ticks: num(14)?.saturating_add(num(15)?),
+            start_time: num(22)?,
+            rss_pages: num(24)?,
+        })
+    }
+
+    /// Reads `/proc/<pid>/stat`; `None` when there is no such process.
+    pub fn read(pid: u32) -> Option<ProcStat> {
+        Self::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    /// Whether it has ended and waits to be reaped (a zombie runs nothing).
+    pub fn is_zombie(&self) -> bool {
+        matches!(self.state, 'Z' | 'X')
+    }
+}
+
+/// Every process of the machine, read in one pass over `/proc`.
+pub fn scan() -> Vec<ProcStat> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some(st) = ProcStat::read(pid) {
+            out.push(st);
+        }
+    }
+    out
+}
+
+/// Whether the environment a process started with holds `key=value` (`/proc/<pid>/environ`;
+/// unreadable for a zombie, or another user's process when gosuv is not root).
+pub fn environ_has(pid: u32, key: &str, value: &str) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    env.split(|b| *b == 0).any(|kv| {
+        kv.len() == key.len() + 1 + value.len()
+            && kv.starts_with(key.as_bytes())
+            && kv[key.len()] == b'='
+            && kv.ends_with(value.as_bytes())
+    })
+}
+
+/// The cgroup v2 path of a process (`0::/path` in `/proc/<pid>/cgroup`), zombies included.
+pub fn cgroup_of(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_owned)
+}
+
+/// One pass over `/proc`, indexed by parent, process group and session, so that finding a
+/// program's processes costs the size of the program, not of the machine.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    /// When the pass began: a process that started later may be missing.
+    pub taken: Instant,
+    procs: Vec<ProcStat>,
+    by_pid: HashMap<u32, usize>,
+    children: HashMap<u32, Vec<usize>>,
+    groups: HashMap<u32, Vec<usize>>,
+    sessions: HashMap<u32, Vec<usize>>,
+}
+
+impl Snapshot {
+    pub(crate) fn new(procs: Vec<ProcStat>, taken: Instant) -> Snapshot {
+        let mut s = Snapshot {
+            taken,
+            by_pid: HashMap::with_capacity(procs.len()),
+            children: HashMap::new(),
+            groups: HashMap::new(),
+            sessions: HashMap::new(),
+            procs,
+        };
+        for (i, p) in s.procs.iter().enumerate() {
+            s.by_pid.insert(p.pid, i);
+            s.children.entry(p.ppid).or_default().push(i);
+            s.groups.entry(p.pgrp).or_default().push(i);
+            s.sessions.entry(p.session).or_default().push(i);
+        }
+        s
+    }
+
+    /// A process by pid.
+    pub(crate) fn get(&self, pid: u32) -> Option<&ProcStat> {
+        self.by_pid.get(&pid).map(|i| &self.procs[*i])
+    }
+
+    fn at<'a>(&'a self, idx: &'a [usize]) -> impl Iterator<Item = &'a ProcStat> + 'a {
+        idx.iter().map(|i| &self.procs[*i])
+    }
+
+    /// The children of `pid`.
+    pub(crate) fn children(&self, pid: u32) -> impl Iterator<Item = &ProcStat> {
+        self.at(self.children.get(&pid).map_or(&[][..], Vec::as_slice))
+    }
+
+    /// Every process that is `leader`, sits in its session or process group, or descends
+    /// from one of those, plus `extra` roots and their descendants: the processes of a
+    /// program whose leader is `leader` (zombies included; callers filter). Without a leader,
+    /// the `extra` roots alone.
+    pub(crate) fn tree(&self, leader: Option<u32>, extra: &[u32]) -> Vec<&ProcStat> {
+        let mut out: Vec<&ProcStat> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<&ProcStat> = Vec::new();
+        if let Some(leader) = leader {
+            stack.extend(self.get(leader));
+            for map in [&self.groups, &self.sessions] {
+                if let Some(idx) = map.get(&leader) {
+                    stack.extend(self.at(idx));
+                }
+            }
+        }
+        stack.extend(extra.iter().filter_map(|p| self.get(*p)));
+        while let Some(p) = stack.pop() {
+            if !seen.insert(p.pid) {
+                continue;
+            }
+            out.push(p);
+            stack.extend(self.children(p.pid));
+        }
+        out.sort_by_key(|p| (Some(p.pid) != leader, p.pid));
+        out
+    }
+}
+
+/// The process-wide snapshot and whoever is taking the next one.
+struct Cache {
+    last: Mutex<Option<Arc<Snapshot>>>,
+    /// Held while a pass runs, so that concurrent askers wait for it instead of making one
+    /// each.
+    pass: tokio::sync::Mutex<()>,
+}
+
+static CACHE: Cache = Cache {
+    last: Mutex::new(None),
+    pass: tokio::sync::Mutex::const_new(()),
+};
+
+fn fresh_enough(max_age: Duration, not_before: Option<Instant>) -> Option<Arc<Snapshot>> {
+    let last = CACHE.last.lock().unwrap_or_else(|p| p.into_inner());
+    last.as_ref()
+        .filter(|s| s.taken.elapsed() <= max_age && not_before.is_none_or(|t| s.taken >= t))
+        .cloned()
+}
+
+/// A snapshot of every process, at most `max_age` old and taken no earlier than
+/// `not_before`. The pass runs on a blocking thread; concurrent callers share it.
+pub(crate) async fn snapshot(max_age: Duration, not_before: Option<Instant>) -> Arc<Snapshot> {
+    if let Some(s) = fresh_enough(max_age, not_before) {
+        return s;
+    }
+    let _pass = CACHE.pass.lock().await;
+    // Someone else's pass may have finished while this one waited.
+    if let Some(s) = fresh_enough(max_age, not_before) {
+        return s;
+    }
+    let taken = Instant::now();
+    let procs = match tokio::task::spawn_blocking(scan).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("a pass over /proc failed: {e}");
+            Vec::new()
+        }
+    };
+    let snap = Arc::new(Snapshot::new(procs, taken));
+    *CACHE.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(snap.clone());
+    snap
+}
+
+/// The number of clock ticks a second (`sysconf(_SC_CLK_TCK)`).
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf reads a constant.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// The size of a memory page in bytes.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf reads a constant.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as u64
+    } else {
+        4096
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_stat_line_with_odd_names() {
+        let line = "4242 (we ird) (na)me) S 1 4242 4243 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 12345 1000000 250 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+        let p = ProcStat::parse(line).expect("parses");
+        assert_eq!(p.pid, 4242);
+        assert_eq!(p.state, 'S');
+        assert_eq!(p.ppid, 1);
+        assert_eq!(p.pgrp, 4242);
+        assert_eq!(p.session, 4243);
+        assert_eq!(p.ticks, 10);
+        assert_eq!(p.start_time, 12345);
+        assert_eq!(p.rss_pages, 250);
+        assert!(!p.is_zombie());
+        assert!(ProcStat::parse("12 (x) Z 1 2").is_none());
+        assert!(ProcStat::parse("").is_none());
+    }
+
+    #[test]
+    fn the_tree_follows_parents_groups_and_sessions() {
+        let p = |pid, ppid, pgrp, session| ProcStat {
+            pid,
+            state: 'S',
+            ppid,
+            pgrp,
+            session,
+            ticks: 1,
+            start_time: 1,
+            rss_pages: 1,
+        };
+        // 10 leads; 11 is its child; 12 its grandchild in a new session; 13 an orphan still in
+        // group 10; 14 an orphan in session 10 but another group; 30 an extra root with a
+        // child 31; 20 is unrelated.
+        let snap = Snapshot::new(
+            vec![
+                p(10, 1, 10, 10),
+                p(11, 10, 10, 10),
+                p(12, 11, 12, 12),
+                p(13, 1, 10, 10),
+                p(14, 1, 14, 10),
+                p(30, 1, 30, 30),
+                p(31, 30, 30, 30),
+                p(20, 1, 20, 20),
+            ],
+            Instant::now(),
+        );
+        let pids: Vec<u32> = snap.tree(Some(10), &[30]).iter().map(|p| p.pid).collect();
+        assert_eq!(pids, vec![10, 11, 12, 13, 14, 30, 31]);
+        let pids: Vec<u32> = snap.tree(None, &[30]).iter().map(|p| p.pid).collect();
+        assert_eq!(pids, vec![30, 31]);
+    }
+
+    #[test]
+    fn scan_sees_this_process() {
+        let me = std::process::id();
+        let all = scan();
+        let mine = all.iter().find(|p| p.pid == me).expect("this process");
+        assert_eq!(
+            ProcStat::read(me).map(|p| p.start_time),
+            Some(mine.start_time)
+        );
+        assert!(environ_has(
+            me,
+            "PATH",
+            &std::env::var("PATH").unwrap_or_default()
+        ));
+        assert!(!environ_has(me, "PATH", "/nowhere-at-all"));
+    }
+}

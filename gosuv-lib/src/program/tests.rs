@@ -1,0 +1,569 @@
+//! The state machine driven with a fake process: each test decides exactly when the process
+//! exits, ignores a signal or goes away, and time is paused (tokio's test clock), so races
+//! between commands and exits are replayed in the order that matters, without timing luck.
+
+use std::sync::Mutex;
+
+use super::*;
+use crate::config::Command as ProgramCommand;
+
+/// What a fake process does when asked to stop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum OnStop {
+    /// Exits at once (by the signal), leaving nothing behind.
+    #[default]
+    Exit,
+    /// Ignores it: only a kill ends it.
+    Ignore,
+    /// Panics (a bug in the owner of the processes).
+    Panic,
+}
+
+#[derive(Clone, Debug, Default)]
+struct FakeState {
+    exit: Option<ExitStatus>,
+    empty: bool,
+    signals: Vec<i32>,
+    killed: bool,
+    memory: u64,
+    dropped: bool,
+}
+
+/// The test's side of one fake run.
+#[derive(Clone)]
+struct Ctl {
+    config: Arc<ProgramConfig>,
+    state: Arc<watch::Sender<FakeState>>,
+}
+
+impl Ctl {
+    /// The process exits by itself (nothing of it is left).
+    fn exit(&self, status: ExitStatus) {
+        self.state.send_modify(|s| {
+            s.exit = Some(status);
+            s.empty = true;
+        });
+    }
+
+    fn get(&self) -> FakeState {
+        self.state.borrow().clone()
+    }
+}
+
+struct FakeProcess {
+    pid: u32,
+    on_stop: OnStop,
+    state: Arc<watch::Sender<FakeState>>,
+    finished: bool,
+}
+
+impl Drop for FakeProcess {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.state.send_modify(|s| s.dropped = true);
+        }
+    }
+}
+
+impl Process for FakeProcess {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn view(&self) -> Option<Arc<GroupView>> {
+        None
+    }
+
+    fn ownership(&self) -> Ownership {
+        Ownership::Group
+    }
+
+    async fn exited(&mut self) -> ExitStatus {
+        let mut rx = self.state.subscribe();
+        let s = rx.wait_for(|s| s.exit.is_some()).await.map(|s| s.exit);
+        s.ok().flatten().unwrap_or(ExitStatus::Unknown)
+    }
+
+    fn exit(&mut self) -> Option<ExitStatus> {
+        self.state.borrow().exit
+    }
+
+    async fn stop(&mut self, sig: i32) {
+        self.state.send_modify(|s| s.signals.push(sig));
+        match self.on_stop {
+            OnStop::Exit => self.state.send_modify(|s| {
+                s.exit = Some(ExitStatus::Signal(sig));
+                s.empty = true;
+            }),
+            OnStop::Ignore => {}
+            OnStop::Panic => panic!("the fake process was told to panic"),
+        }
+    }
+
+    async fn kill(&mut self) {
+        self.state.send_modify(|s| {
+            s.killed = true;
+            s.exit = s.exit.or(Some(ExitStatus::Signal(libc::SIGKILL)));
+            s.empty = true;
+        });
+    }
+
+    async fn emptied(&mut self) {
+        let mut rx = self.state.subscribe();
+        let _ = rx.wait_for(|s| s.exit.is_some() && s.empty).await;
+    }
+
+    async fn after_exit(mut self) -> Vec<JoinHandle<()>> {
+        self.state.send_modify(|s| s.empty = true);
+        self.finished = true;
+        Vec::new()
+    }
+
+    async fn finish(mut self) -> Vec<JoinHandle<()>> {
+        self.finished = true;
+        Vec::new()
+    }
+
+    async fn memory(&self) -> Option<u64> {
+        Some(self.state.borrow().memory)
+    }
+
+    fn kernel_enforces_memory(&self) -> bool {
+        false
+    }
+
+    fn oom_killed(&self) -> bool {
+        false
+    }
+}
+
+/// Launches fake processes and keeps the test's side of each.
+#[derive(Default)]
+struct FakeLauncher {
+    runs: Mutex<Vec<Ctl>>,
+    /// How many of the next launches fail.
+    failing: Mutex<u32>,
+    on_stop: Mutex<OnStop>,
+    launched: watch::Sender<usize>,
+}
+
+impl FakeLauncher {
+    fn run(&self, i: usize) -> Ctl {
+        self.runs.lock().unwrap()[i].clone()
+    }
+
+    fn count(&self) -> usize {
+        self.runs.lock().unwrap().len()
+    }
+
+    async fn wait_launches(&self, n: usize) -> Ctl {
+        let mut rx = self.launched.subscribe();
+        rx.wait_for(|c| *c >= n).await.expect("launcher alive");
+        self.run(n - 1)
+    }
+}
+
+impl Launcher for FakeLauncher {
+    type Proc = FakeProcess;
+
+    async fn launch(
+        &self,
+        config: &ProgramConfig,
+        _logs: &Arc<ProgramLogs>,
+    ) -> Result<FakeProcess, String> {
+        {
+            let mut failing = self.failing.lock().unwrap();
+            if *failing > 0 {
+                *failing -= 1;
+                return Err("cannot run 'fake': no such file or command".into());
+            }
+        }
+        let state = Arc::new(watch::channel(FakeState::default()).0);
+        let mut runs = self.runs.lock().unwrap();
+        runs.push(Ctl {
+            config: Arc::new(config.clone()),
+            state: state.clone(),
+        });
+        let pid = 1000 + runs.len() as u32;
+        self.launched.send_replace(runs.len());
+        Ok(FakeProcess {
+            pid,
+            on_stop: *self.on_stop.lock().unwrap(),
+            state,
+            finished: false,
+        })
+    }
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    launcher: Arc<FakeLauncher>,
+    handle: ProgramHandle,
+    events: broadcast::Receiver<Event>,
+}
+
+fn program(version: &str) -> ProgramConfig {
+    let mut p = ProgramConfig::new("fake", ProgramCommand::Argv(vec!["fake".into()]));
+    p.start_seconds = 0;
+    p.stop_timeout = 10;
+    p.environ = vec![("VERSION".into(), version.into())];
+    p
+}
+
+fn rig(config: ProgramConfig) -> Rig {
+    let dir = tempfile::tempdir().expect("tmp");
+    let shared = Arc::new(Shared {
+        events: broadcast::channel(1024).0,
+        base_dir: dir.path().to_path_buf(),
+        log_dir: dir.path().to_path_buf(),
+        spawn: SpawnOptions::default(),
+        observers: Vec::new().into(),
+        subreaper: false,
+        cgroups: OnceLock::new(),
+        tracker: TaskTracker::new(),
+    });
+    let events = shared.events.subscribe();
+    let launcher = Arc::new(FakeLauncher::default());
+    let handle = launch_with(shared, launcher.clone(), config, None);
+    Rig {
+        _dir: dir,
+        launcher,
+        handle,
+        events,
+    }
+}
+
+impl Rig {
+    async fn send(&self, cmd: Cmd) {
+        self.handle
+            .cmds
+            .send(cmd)
+            .await
+            .expect("the task takes commands");
+    }
+
+    /// Sends a command that replies with a result; returns the reply's receiver.
+    async fn ask(
+        &self,
+        make: fn(oneshot::Sender<Result<(), Error>>) -> Cmd,
+    ) -> oneshot::Receiver<Result<(), Error>> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx)).await;
+        rx
+    }
+
+    async fn update(&self, config: ProgramConfig) -> bool {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Update(Box::new(config), tx)).await;
+        rx.await.expect("update answered")
+    }
+
+    fn state(&self) -> ProgramState {
+        self.handle.published.borrow().state
+    }
+
+    /// Forgets the transitions seen so far.
+    fn drain(&mut self) {
+        while self.events.try_recv().is_ok() {}
+    }
+
+    /// The transitions seen until the next one into `to`.
+    async fn reach(&mut self, to: ProgramState) -> Vec<(ProgramState, ProgramState)> {
+        let mut seen = Vec::new();
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(3600), self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("never reached {to}; saw {seen:?}"))
+                .expect("events");
+            seen.push((ev.from, ev.to));
+            if ev.to == to {
+                return seen;
+            }
+        }
+    }
+}
+
+use ProgramState::*;
+
+#[tokio::test(start_paused = true)]
+async fn an_update_during_a_stop_is_what_the_next_start_runs() {
+    let mut r = rig(program("1"));
+    *r.launcher.on_stop.lock().unwrap() = OnStop::Ignore;
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("started")
+        .expect("running");
+    let stop = r.ask(Cmd::Stop).await;
+    r.reach(Stopping).await;
+    // A plain stop is under way: the config waits for the next start.
+    assert!(!r.update(program("2")).await);
+    r.launcher.run(0).exit(ExitStatus::Code(0));
+    stop.await.expect("answered").expect("stopped");
+    assert_eq!(r.state(), Stopped);
+    assert!(!r.update(program("3")).await);
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("started")
+        .expect("running");
+    assert_eq!(r.launcher.count(), 2);
+    assert_eq!(*r.launcher.run(1).config, program("3"));
+    assert_eq!(*r.handle.published.borrow().config, program("3"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn updates_while_running_restart_once_with_the_newest_config() {
+    let mut r = rig(program("1"));
+    *r.launcher.on_stop.lock().unwrap() = OnStop::Ignore;
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("started")
+        .expect("running");
+    assert!(r.update(program("2")).await);
+    r.reach(Stopping).await;
+    assert!(r.update(program("3")).await);
+    r.launcher.run(0).exit(ExitStatus::Signal(libc::SIGTERM));
+    let ctl = r.launcher.wait_launches(2).await;
+    assert_eq!(*ctl.config, program("3"));
+    r.reach(Running).await;
+    assert_eq!(r.launcher.count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_during_a_stop_starts_once_the_stop_is_over() {
+    let mut r = rig(program("1"));
+    *r.launcher.on_stop.lock().unwrap() = OnStop::Ignore;
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("started")
+        .expect("running");
+    let stop = r.ask(Cmd::Stop).await;
+    r.reach(Stopping).await;
+    let restart = r.ask(Cmd::Restart).await;
+    r.launcher.run(0).exit(ExitStatus::Code(0));
+    stop.await.expect("answered").expect("stop done");
+    restart.await.expect("answered").expect("running again");
+    assert_eq!(r.launcher.count(), 2);
+    assert_eq!(r.state(), Running);
+    assert_eq!(r.launcher.run(0).get().signals, vec![libc::SIGTERM]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_racing_an_exit_is_never_lost() {
+    let mut r = rig(program("1"));
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("started")
+        .expect("running");
+    r.drain();
+    // The exit and the stop arrive together; the exit is handled first (a restart), and the
+    // stop then stops the new run.
+    r.launcher.run(0).exit(ExitStatus::Code(1));
+    let stop = r.ask(Cmd::Stop).await;
+    stop.await.expect("answered").expect("stopped");
+    assert_eq!(r.state(), Stopped);
+    let seen = r.reach(Stopped).await;
+    assert_eq!(seen[0], (Running, Exited));
+    assert!(r.handle.published.borrow().pid.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_timeout_kills_what_ignores_the_stop_signal() {
+    let mut r = rig(program("1"));
+    *r.launcher.on_stop.lock().unwrap() = OnStop::Ignore;
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("started")
+        .expect("running");
+    let t0 = Instant::now();
+    r.ask(Cmd::Stop)
+        .await
+        .await
+        .expect("answered")
+        .expect("stopped");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(10),
+        "{:?}",
+        t0.elapsed()
+    );
+    let run = r.launcher.run(0).get();
+    assert_eq!(run.signals, vec![libc::SIGTERM]);
+    assert!(run.killed);
+    assert_eq!(r.reach(Stopped).await.last(), Some(&(Stopping, Stopped)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_starts_back_off_doubling_then_go_fatal() {
+    let mut p = program("1");
+    p.start_retries = 3;
+    let mut r = rig(p);
+    *r.launcher.failing.lock().unwrap() = 3;
+    let t0 = Instant::now();
+    let err = r
+        .ask(Cmd::Start)
+        .await
+        .await
+        .expect("answered")
+        .expect_err("fails");
+    assert!(
+        err.to_string().contains("3 failed starts in a row"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no such file"), "{err}");
+    // 1 s after the first failure, 2 s after the second.
+    assert_eq!(t0.elapsed(), Duration::from_secs(3));
+    let seen = r.reach(Fatal).await;
+    assert_eq!(
+        seen,
+        vec![
+            (Stopped, Starting),
+            (Starting, Backoff),
+            (Backoff, Starting),
+            (Starting, Backoff),
+            (Backoff, Starting),
+            (Starting, Fatal)
+        ]
+    );
+    // A start by hand tries afresh.
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("answered")
+        .expect("running");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_in_backoff_cancels_the_retry() {
+    let mut r = rig(program("1"));
+    *r.launcher.failing.lock().unwrap() = 1;
+    let start = r.ask(Cmd::Start).await;
+    r.reach(Backoff).await;
+    r.ask(Cmd::Stop)
+        .await
+        .await
+        .expect("answered")
+        .expect("stopped");
+    let err = start
+        .await
+        .expect("answered")
+        .expect_err("stopped before running");
+    assert!(matches!(err, Error::StoppedBeforeRunning(_)), "{err}");
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(r.launcher.count(), 0);
+    assert_eq!(r.state(), Stopped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_removal_during_a_start_answers_every_waiter_and_ends_the_task() {
+    let mut p = program("1");
+    p.start_seconds = 5;
+    let mut r = rig(p);
+    let start = r.ask(Cmd::Start).await;
+    r.reach(Starting).await;
+    let removed = r.ask(Cmd::Remove).await;
+    let err = start.await.expect("answered").expect_err("never running");
+    assert!(matches!(err, Error::StoppedBeforeRunning(_)), "{err}");
+    removed.await.expect("answered").expect("removed");
+    (&mut r.handle.task).await.expect("the task ended");
+    assert!(r.handle.cmds.is_closed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_that_panics_leaves_its_program_fatal_and_usable() {
+    let mut r = rig(program("1"));
+    *r.launcher.on_stop.lock().unwrap() = OnStop::Panic;
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("started")
+        .expect("running");
+    let stop = r.ask(Cmd::Stop).await;
+    // The waiter of the failed task is told it is gone.
+    assert!(stop.await.is_err());
+    r.reach(Fatal).await;
+    let status = r.handle.status();
+    assert_eq!(status.state, Fatal);
+    assert!(status.pid.is_none());
+    let why = status.last_error.unwrap_or_default();
+    assert!(why.contains("told to panic"), "{why}");
+    // Its processes were let go of, and so killed.
+    assert!(r.launcher.run(0).get().dropped);
+    *r.launcher.on_stop.lock().unwrap() = OnStop::Exit;
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("answered")
+        .expect("running again");
+    r.ask(Cmd::Stop)
+        .await
+        .await
+        .expect("answered")
+        .expect("stopped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_exit_whose_status_another_process_took_still_restarts() {
+    let mut r = rig(program("1"));
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("started")
+        .expect("running");
+    r.drain();
+    r.launcher.run(0).exit(ExitStatus::Unknown);
+    r.launcher.wait_launches(2).await;
+    let seen = r.reach(Running).await;
+    assert_eq!(
+        seen,
+        vec![(Running, Exited), (Exited, Starting), (Starting, Running)]
+    );
+    let st = r.handle.status();
+    assert_eq!((st.exit_code, st.exit_signal, st.restarts), (None, None, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn over_memory_max_it_is_restarted_and_says_why() {
+    let mut p = program("1");
+    p.memory_max = Some(100 << 20);
+    let mut r = rig(p);
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("started")
+        .expect("running");
+    r.launcher.run(0).state.send_modify(|s| s.memory = 50 << 20);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(r.launcher.count(), 1, "restarted under its memory_max");
+    r.drain();
+    r.launcher
+        .run(0)
+        .state
+        .send_modify(|s| s.memory = 300 << 20);
+    r.launcher.wait_launches(2).await;
+    let seen = r.reach(Running).await;
+    assert_eq!(
+        seen,
+        vec![
+            (Running, Stopping),
+            (Stopping, Stopped),
+            (Stopped, Starting),
+            (Starting, Running)
+        ]
+    );
+    let st = r.handle.status();
+    assert_eq!(st.restarts, 1);
+    let why = st.last_error.unwrap_or_default();
+    assert!(why.contains("over memory_max 100.0 MiB"), "{why}");
+    // A start by hand clears the reason.
+    r.ask(Cmd::Restart)
+        .await
+        .await
+        .expect("answered")
+        .expect("running");
+    assert_eq!(r.handle.status().last_error, None);
+}

@@ -1,0 +1,82 @@
+//! A program's processes are the program's even when they leave its process group: a child
+//! that calls `setsid` is stopped with it, restarted with it (never one more per restart)
+//! and shut down with it. Counted from /proc by a marker in their command lines. Both ways
+//! of owning them are tried: a cgroup (where this machine lets gosuv make one) and, with
+//! `cgroup: off`, the process group with what gosuv finds of its tree.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use gosuv::{CgroupMode, Ownership, ProgramState::*};
+
+/// A program whose child leaves the group (`setsid`) and sleeps; both carry `marker`.
+fn escaper(name: &str, marker: &str, cgroup: CgroupMode) -> gosuv::ProgramConfig {
+    let mut p = quick(
+        name,
+        &format!("setsid sleep 301.{marker} & exec sleep 300.{marker}"),
+    );
+    p.cgroup = cgroup;
+    p
+}
+
+async fn count_settles(marker: &str, want: usize, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = procs_with_arg(marker);
+        if found.len() == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {} processes carry the marker, wanted {want}: {found:?}",
+            found.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn stop_restart_shutdown(cgroup: CgroupMode, ownership: Ownership) {
+    let env = Env::new();
+    let marker = unique_marker();
+    env.sup
+        .add(escaper("escaper", &marker, cgroup))
+        .await
+        .expect("add");
+    let st = env.sup.start("escaper", WAIT).await.expect("start");
+    assert_eq!(st.ownership, Some(ownership));
+    count_settles(&marker, 2, "started").await;
+    let stats = env.sup.stats("escaper").await.expect("stats");
+    assert_eq!(stats.pids.len(), 2, "stats count both: {stats:?}");
+    let st = env.sup.stop("escaper", WAIT).await.expect("stop");
+    assert_eq!(st.state, Stopped);
+    // `stopped` means every process of it is gone (a zombie has no command line).
+    let left = procs_with_arg(&marker);
+    assert!(left.is_empty(), "left after stop: {left:?}");
+
+    env.sup.start("escaper", WAIT).await.expect("start");
+    count_settles(&marker, 2, "started again").await;
+    for round in 0..3 {
+        let st = env.sup.restart("escaper", WAIT).await.expect("restart");
+        count_settles(&marker, 2, &format!("restart {round}")).await;
+        let stats = env.sup.stats("escaper").await.expect("stats");
+        assert_eq!(stats.pids[0], st.pid.expect("pid"));
+        assert_eq!(stats.pids.len(), 2, "restart {round}: {stats:?}");
+    }
+    env.sup.shutdown().await;
+    let left = procs_with_arg(&marker);
+    assert!(left.is_empty(), "left after shutdown: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_calls_setsid_is_stopped_restarted_and_shut_down_with_its_cgroup() {
+    if cgroups_available("a_child_that_calls_setsid_..._with_its_cgroup") {
+        stop_restart_shutdown(CgroupMode::Auto, Ownership::Cgroup).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_calls_setsid_is_stopped_restarted_and_shut_down_without_a_cgroup() {
+    stop_restart_shutdown(CgroupMode::Off, Ownership::Group).await;
+}
