@@ -30,7 +30,8 @@ enum gosuv_result
     // A pointer argument that must not be NULL was NULL.
     GOSUV_RESULT_NULL_ARGUMENT = 1,
     // An argument is invalid: a string that is not UTF-8, an unknown enum value, a zero
-    // buffer length, a supervisor without a config file for `gosuv_supervisor_reload_file`.
+    // buffer length, a `timeout_ms` over one day (86,400,000), a supervisor without a config
+    // file for `gosuv_supervisor_reload_file`. Nothing was done.
     GOSUV_RESULT_INVALID_ARGUMENT = 2,
     // A program or config is invalid (the message names every problem, with its key and
     // line). Nothing was changed.
@@ -53,6 +54,12 @@ enum gosuv_result
     // A panic inside gosuv (a bug) was caught at the C boundary. The supervisor may still
     // be used, but the failed call may have been half done.
     GOSUV_RESULT_PANIC = 11,
+    // gosuv failed inside without a panic reaching the C boundary (a bug): the task that
+    // runs a program failed, and that program was stopped and marked `fatal` (its last
+    // error says so); or another part of gosuv that should not fail did. The supervisor may
+    // still be used; start the program again, or free the supervisor, and report the
+    // message.
+    GOSUV_RESULT_INTERNAL = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -76,7 +83,7 @@ enum gosuv_state
     GOSUV_STATE_RUNNING = 2,
     // A start failed; waiting before the next try.
     GOSUV_STATE_BACKOFF = 3,
-    // The stop signal was sent; waiting for the whole process group to go.
+    // The stop signal was sent; waiting for all of its processes to go.
     GOSUV_STATE_STOPPING = 4,
     // Was running and exited; `autorestart` decided not to start it again.
     GOSUV_STATE_EXITED = 5,
@@ -120,6 +127,12 @@ typedef struct gosuv_subscription gosuv_subscription;
 // that run them (a runtime of two `gosuv-worker` threads, plus one thread per
 // subscription). Opaque: only used through pointers.
 //
+// Some threads are the process's, shared by every supervisor, started when first needed
+// and left running until the process exits: `gosuv-guardian` (tells the guardian process
+// of `kill_on_parent_death` which programs run), `gosuv-orphans` (reaps processes whose
+// supervisor let go of them), `gosuv-reaper` (with `subreaper`), and `gosuv-logwriter`
+// threads (each ends after 10 s idle).
+//
 // Made by `gosuv_supervisor_new()`, `gosuv_supervisor_from_yaml()` or
 // `gosuv_supervisor_from_config_file()`; freed by `gosuv_supervisor_free()`.
 //
@@ -139,28 +152,38 @@ typedef struct gosuv_supervisor_options {
     // Where `<name>.stdout.log` and `<name>.stderr.log` are written; created if missing.
     // NULL: `<base_dir>/logs`. A relative path resolves against `base_dir`.
     const char *log_dir;
-    // Make this process a child subreaper, so orphans of daemonising programs are reaped
-    // by gosuv. Children the host program starts itself are never reaped by gosuv.
-    // Default: true.
+    // Make this process a child subreaper, so that the orphans of daemonising programs (a
+    // child that double-forks or calls `setsid`) are reparented to it and reaped by gosuv
+    // (a `gosuv-reaper` thread woken by SIGCHLD). gosuv reaps only processes of the sessions
+    // and cgroups it started, never a child the host program started itself. It changes
+    // the whole process (`PR_SET_CHILD_SUBREAPER`): every orphan of every descendant comes
+    // to it. Default: false.
     bool subreaper;
-    // SIGKILL each program's leader if this process dies. Default: false.
+    // Start a guardian process (`/bin/sh`, named `gosuv-guardian` in its command line) that
+    // stops every program when this process dies, however it dies (even by SIGKILL): it
+    // sends SIGTERM, then SIGKILL a second later, to each program's process group, or to
+    // every process of the program's cgroup. Default: true, so programs die with their host.
+    // Turn it off only for programs meant to outlive this process.
     bool kill_on_parent_death;
     // Raise the open-files soft limit to at least this; 0 raises it to the hard limit.
     // Programs get the original limit back. Default: 0.
     uint64_t min_fds;
 } gosuv_supervisor_options;
 
-// One program's status: a plain value the caller owns; it holds no pointers.
+// One program's status: a plain value the caller owns; it holds no pointers. How gosuv owns
+// the program's processes (cgroup or process group) is in `gosuv_supervisor_status_json()`.
 typedef struct gosuv_program_status {
     // Its state.
     gosuv_state state;
     // The leader's pid while a process exists, else 0.
     uint32_t pid;
     // Whether `exit_code` holds the exit code of the last process that exited normally.
+    // Neither this nor `exit_signal` is set when the exit was seen but its status is unknown
+    // (another process, such as a host that reaps every child, reaped it first).
     bool has_exit_code;
     // The exit code of the last process that exited normally (valid when `has_exit_code`).
     int32_t exit_code;
-    // The signal that killed the last process, or 0.
+    // The signal that killed the last process, or 0 (also when its status is unknown).
     int32_t exit_signal;
     // Automatic restarts and retries since the program was added.
     uint64_t restarts;
@@ -175,14 +198,15 @@ typedef struct gosuv_program_status {
     bool has_last_error;
 } gosuv_program_status;
 
-// CPU and memory of a program's whole process tree: a plain value the caller owns.
+// CPU and memory of all of a program's processes: a plain value the caller owns.
 typedef struct gosuv_process_stats {
-    // Processes in the tree (0 when the program has no process).
+    // The program's processes (0 when it has none).
     uint32_t processes;
     // CPU use in percent of one core since the previous sample of this program (the first
     // sample gives the average since the process started); may pass 100 on several cores.
     double cpu_percent;
-    // Resident memory of the tree, in bytes.
+    // Resident memory of the program, in bytes: its cgroup's memory where the kernel
+    // counts it, else the sum of its processes' RSS.
     uint64_t rss_bytes;
     // User plus system CPU time of the live processes, in seconds.
     double cpu_seconds;
@@ -199,7 +223,9 @@ typedef struct gosuv_event {
     gosuv_state to;
     // The process concerned, or 0.
     uint32_t pid;
-    // Whether `exit_code` holds an exit code (on a change caused by a normal exit).
+    // Whether `exit_code` holds an exit code (on a change caused by a normal exit). Neither
+    // this nor `exit_signal` is set on a change caused by an exit whose status is unknown
+    // (another process, such as a host that reaps every child, reaped it first).
     bool has_exit_code;
     // The exit code, when `has_exit_code`.
     int32_t exit_code;
@@ -303,8 +329,9 @@ gosuv_result gosuv_debug_panic(const char *message);
 // Always safe to call, from any thread. The string is static: never free it.
 const char *gosuv_state_name(uint32_t state);
 
-// The default options: current directory, `./logs`, subreaper on, no kill on parent death,
-// open-files limit raised to the hard limit.
+// The default options, the same as the Rust and Python libraries': current directory,
+// `./logs`, subreaper off, programs die with this process (`kill_on_parent_death` on),
+// open-files limit raised to the hard limit. Passing NULL options gives the same.
 //
 // # Safety
 // Always safe to call, from any thread. Returns a plain value.
@@ -318,7 +345,8 @@ struct gosuv_supervisor_options gosuv_supervisor_options_default(void);
 //
 // Errors: `GOSUV_RESULT_NULL_ARGUMENT` (`out`), `GOSUV_RESULT_INVALID_ARGUMENT` (a path
 // that is not UTF-8 or is empty), `GOSUV_RESULT_IO` (the log directory cannot be created,
-// the subreaper cannot be set, the runtime cannot start).
+// the subreaper cannot be set, the open-files limit cannot be raised to `min_fds`, the
+// runtime cannot start).
 //
 // # Safety
 // `options` is NULL or valid options (read during the call only); `out` is NULL or valid
@@ -361,9 +389,10 @@ gosuv_result gosuv_supervisor_from_yaml(const char *programs_yaml,
 gosuv_result gosuv_supervisor_from_config_file(const char *config_path,
                                                struct gosuv_supervisor **out);
 
-// Stops every program, waits until each process group is gone, ends every subscription
-// (after delivering the events of the shutdown to its callback; a subscription's
-// finalizer has run when this returns) and frees the supervisor. NULL is ignored.
+// Stops every program, waits until none of their processes is left, ends every
+// subscription (after delivering the events of the shutdown to its callback; a
+// subscription's finalizer has run when this returns) and frees the supervisor. NULL is
+// ignored.
 //
 // Blocks for as long as the programs take to stop (at most their `stop_timeout` before
 // SIGKILL). May be called from inside a callback: that callback's subscription then ends
@@ -375,10 +404,10 @@ gosuv_result gosuv_supervisor_from_config_file(const char *config_path,
 // gosuv threads may, until this returns). After the call, `sup` is dangling.
 void gosuv_supervisor_free(struct gosuv_supervisor *sup);
 
-// Stops every program concurrently, waits until each process group is gone, and removes
-// them. Afterwards the supervisor has no programs and accepts no more changes (they fail
-// with `GOSUV_RESULT_SHUTTING_DOWN`); subscriptions stay until freed. It must still be
-// freed.
+// Stops every program concurrently, waits until none of their processes is left, and
+// removes them. Afterwards the supervisor has no programs and accepts no more changes
+// (they fail with `GOSUV_RESULT_SHUTTING_DOWN`); subscriptions stay until freed. It must
+// still be freed.
 //
 // Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
 //
@@ -416,7 +445,7 @@ gosuv_result gosuv_supervisor_update(const struct gosuv_supervisor *sup,
                                      const char *program_yaml,
                                      bool *out_restarted);
 
-// Stops a program (waiting until its whole process group is gone) and removes it. Its log
+// Stops a program (waiting until none of its processes is left) and removes it. Its log
 // subscriptions end.
 //
 // Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`,
@@ -428,14 +457,15 @@ gosuv_result gosuv_supervisor_update(const struct gosuv_supervisor *sup,
 gosuv_result gosuv_supervisor_remove(const struct gosuv_supervisor *sup, const char *name);
 
 // Starts a program. With `timeout_ms` > 0, waits until it is `running` (up for its
-// `start_seconds`) or its starts failed, at most `timeout_ms`; with 0, returns once the
-// start has begun. `*out_status`, when `out_status` is not NULL, receives its status on
-// success. Starting a running program does nothing.
+// `start_seconds`) or its starts failed, at most `timeout_ms` (at most 86,400,000: one
+// day); with 0, returns once the start has begun. `*out_status`, when `out_status` is not
+// NULL, receives its status on success. Starting a running program does nothing.
 //
 // Errors: `GOSUV_RESULT_START_FAILED` (the message says why the last start failed),
 // `GOSUV_RESULT_TIMEOUT` (it carries on trying), `GOSUV_RESULT_STOPPED_BEFORE_RUNNING`,
 // `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_SHUTTING_DOWN`, `GOSUV_RESULT_NULL_ARGUMENT`,
-// `GOSUV_RESULT_INVALID_ARGUMENT`.
+// `GOSUV_RESULT_INVALID_ARGUMENT` (`name` not UTF-8, `timeout_ms` over one day: nothing is
+// done), `GOSUV_RESULT_INTERNAL` (the program's task failed: it is now `fatal`).
 //
 // # Safety
 // `sup` is NULL or a live supervisor; `name` is NULL or a NUL-terminated string (read
@@ -446,14 +476,16 @@ gosuv_result gosuv_supervisor_start(const struct gosuv_supervisor *sup,
                                     uint32_t timeout_ms,
                                     struct gosuv_program_status *out_status);
 
-// Stops a program: its `stop_signal` to its process group, SIGKILL to the group after its
-// `stop_timeout`. In `backoff`, cancels the pending retry. With `timeout_ms` > 0, waits
-// until the leader and its whole group are gone, at most `timeout_ms`; with 0, returns once
-// the stop has begun. `*out_status`, when `out_status` is not NULL, receives its status on
-// success.
+// Stops a program: its `stop_signal` to its processes (its process group, or every process
+// of its cgroup), SIGKILL to them after its `stop_timeout`. In `backoff`, cancels the
+// pending retry. With `timeout_ms` > 0, waits until none of its processes is left, at most
+// `timeout_ms` (at most 86,400,000: one day); with 0, returns once the stop has begun.
+// `*out_status`, when `out_status` is not NULL, receives its status on success.
 //
 // Errors: `GOSUV_RESULT_TIMEOUT` (the stop carries on), `GOSUV_RESULT_NOT_FOUND`,
-// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT`.
+// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (`name` not UTF-8,
+// `timeout_ms` over one day: nothing is done), `GOSUV_RESULT_INTERNAL` (the program's task
+// failed: it is now `fatal`).
 //
 // # Safety
 // As `gosuv_supervisor_start()`.
@@ -473,13 +505,13 @@ gosuv_result gosuv_supervisor_restart(const struct gosuv_supervisor *sup,
                                       struct gosuv_program_status *out_status);
 
 // Waits until a program is in `state` (a `gosuv_state` value; returns at once if it is),
-// at most `timeout_ms`. `*out_status`, when `out_status` is not NULL, receives its status on
-// success.
+// at most `timeout_ms` (at most 86,400,000: one day; 0 only looks). `*out_status`, when
+// `out_status` is not NULL, receives its status on success.
 //
 // Errors: `GOSUV_RESULT_TIMEOUT` (the message names the state it is in),
 // `GOSUV_RESULT_NOT_FOUND` (also when it is removed meanwhile),
-// `GOSUV_RESULT_INVALID_ARGUMENT` (`state` is not a `gosuv_state`),
-// `GOSUV_RESULT_NULL_ARGUMENT`.
+// `GOSUV_RESULT_INVALID_ARGUMENT` (`state` is not a `gosuv_state`, `timeout_ms` over one
+// day), `GOSUV_RESULT_NULL_ARGUMENT`.
 //
 // # Safety
 // As `gosuv_supervisor_start()`.
@@ -521,9 +553,14 @@ gosuv_result gosuv_supervisor_program_error(const struct gosuv_supervisor *sup,
 
 // Writes every program's status, sorted by name, as a JSON array to `*out_json`: objects
 // with `name`, `state` (lowercase), `pid`, `started_at` (RFC 3339), `uptime_secs`,
-// `exit_code`, `exit_signal`, `restarts`, `last_error` and `log_errors` (null where not
-// known). The caller frees the string with `gosuv_string_free()`; on failure `*out_json`
-// is NULL.
+// `exit_code`, `exit_signal`, `restarts`, `last_error`, `log_errors` and `ownership` (null
+// where not known). `ownership` says how gosuv owns the processes of the current (or last)
+// run: `"cgroup"` (a cgroup of the program's own: every process it starts, even one that
+// calls `setsid` or double-forks, is stopped with it) or `"group"` (its process group and
+// session, where no cgroup could be made); null before its first run. `exit_code` and
+// `exit_signal` are both null after an exit whose status is unknown (another process, such
+// as a host that reaps every child, reaped it first). The caller frees the string with
+// `gosuv_string_free()`; on failure `*out_json` is NULL.
 //
 // Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
 //
@@ -599,8 +636,9 @@ gosuv_result gosuv_supervisor_tail(const struct gosuv_supervisor *sup,
                                    size_t len,
                                    size_t *out_len);
 
-// Writes the CPU and memory use of a program's whole process tree to `*out_stats` (all
-// zero when it has no process). Reads `/proc`; does not wait.
+// Writes the CPU and memory use of all of a program's processes (its cgroup, or its
+// process tree) to `*out_stats` (all zero when it has no process). Answered from a pass
+// over `/proc` at most 500 ms old; does not wait for the program.
 //
 // Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`,
 // `GOSUV_RESULT_INVALID_ARGUMENT`.
@@ -680,9 +718,10 @@ gosuv_result gosuv_supervisor_on_log(const struct gosuv_supervisor *sup,
 
 // Ends a subscription and frees it. When it returns, the callback is not running and will
 // not be called again, and the finalizer has run; called from inside the subscription's
-// own callback, both happen as soon as that callback returns. Output or events not yet
-// delivered are dropped. NULL is ignored. Works the same before or after the supervisor
-// was freed.
+// own callback, both happen as soon as that callback returns. While it waits for the
+// callback to return, that callback may call any gosuv function (subscribe again, say):
+// no gosuv lock is held meanwhile. Output or events not yet delivered are dropped. NULL is
+// ignored. Works the same before or after the supervisor was freed.
 //
 // # Safety
 // `sub` is NULL or a subscription that was not freed yet; it is dangling afterwards.

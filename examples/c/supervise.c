@@ -115,8 +115,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("libgosuv %s, working in %s\n", gosuv_version(), dir);
-    options.base_dir = dir;
-    options.kill_on_parent_death = true;
+    options.base_dir = dir; /* the rest as default: programs die with this process */
     if (!ok(gosuv_supervisor_new(&options, &sup), "gosuv_supervisor_new")) {
         return 1;
     }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -94,11 +95,11 @@ template <typename Fn> void destroy(void *userdata) noexcept { delete static_cas
 class Supervisor {
 public:
     // A supervisor with no programs, running them from `base_dir` and logging to
-    // `base_dir/logs`.
+    // `base_dir/logs`, with the library's other defaults (gosuv_supervisor_options_default():
+    // no subreaper, programs die with this process).
     explicit Supervisor(const std::string &base_dir) {
         gosuv_supervisor_options options = gosuv_supervisor_options_default();
         options.base_dir = base_dir.c_str();
-        options.kill_on_parent_death = true;
         check(gosuv_supervisor_new(&options, &p_));
     }
     Supervisor(Supervisor &&o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
@@ -175,7 +176,18 @@ public:
     const gosuv_supervisor *get() const noexcept { return p_; }
 
 private:
-    static uint32_t ms(std::chrono::milliseconds d) { return static_cast<uint32_t>(d.count()); }
+    // A wait as gosuv takes it: a negative one does not wait, and one too long for a
+    // uint32_t stays too long, so gosuv refuses it (over one day) rather than waiting less.
+    static uint32_t ms(std::chrono::milliseconds d) {
+        if (d.count() <= 0) {
+            return 0;
+        }
+        if (d.count() > static_cast<std::chrono::milliseconds::rep>(
+                            std::numeric_limits<uint32_t>::max())) {
+            return std::numeric_limits<uint32_t>::max();
+        }
+        return static_cast<uint32_t>(d.count());
+    }
     gosuv_supervisor *p_ = nullptr;
 };
 

@@ -58,7 +58,8 @@ def main() -> int:
                 stop_timeout=5,
             )
             status = sup.start("web", timeout=30)
-            print(f"web is {status.state}, pid {status.pid}")
+            # ownership: "cgroup" where gosuv can give it a cgroup of its own, else "group".
+            print(f"web is {status.state}, pid {status.pid}, owned by its {status.ownership}")
 
             wait_until_answers(url, timeout=30)
             # http.server logs each request on stderr: follow it before asking.

@@ -261,6 +261,9 @@ pub struct StatusRow {
     /// Failed writes to its log files (a full or failing disk).
     #[serde(default)]
     pub log_errors: u64,
+    /// How gosuv owns its processes: `cgroup` or `group` (none before a first start).
+    #[serde(default)]
+    pub ownership: Option<String>,
 }
 
 impl StatusRow {
@@ -283,10 +286,10 @@ impl StatusRow {
     }
 }
 
-/// The `status` table: name, state, pid, uptime, last error (and failed log writes);
-/// columns aligned.
+/// The `status` table: name, state, pid, uptime, how its processes are owned (cgroup or
+/// group), last error (and failed log writes); columns aligned.
 pub fn status_table(programs: &[StatusRow]) -> String {
-    let rows: Vec<[String; 5]> = programs
+    let rows: Vec<[String; 6]> = programs
         .iter()
         .map(|p| {
             [
@@ -296,11 +299,12 @@ pub fn status_table(programs: &[StatusRow]) -> String {
                 p.uptime_secs
                     .filter(|_| p.pid.is_some())
                     .map_or("-".into(), format_uptime),
+                p.ownership.clone().unwrap_or_else(|| "-".into()),
                 p.error_cell(),
             ]
         })
         .collect();
-    let header = ["NAME", "STATE", "PID", "UPTIME", "LAST ERROR"];
+    let header = ["NAME", "STATE", "PID", "UPTIME", "OWNED BY", "LAST ERROR"];
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -308,10 +312,10 @@ pub fn status_table(programs: &[StatusRow]) -> String {
         }
     }
     let mut out = String::with_capacity(rows.len() * 64 + 64);
-    let mut line = |cells: [&str; 5]| {
+    let mut line = |cells: [&str; 6]| {
         let mut l = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i == 4 {
+            if i == cells.len() - 1 {
                 l.push_str(c);
             } else {
                 l.push_str(c);
@@ -323,7 +327,7 @@ pub fn status_table(programs: &[StatusRow]) -> String {
     };
     line(header);
     for r in &rows {
-        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
+        line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
     }
     out
 }

@@ -164,8 +164,11 @@ fn program_commands() {
     let _srv = env.start();
     let out = env.ok(&["status"]);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "NAME   STATE    PID  UPTIME  LAST ERROR");
-    assert_eq!(lines[1], "alpha  stopped  -    -       -");
+    assert_eq!(
+        lines[0],
+        "NAME   STATE    PID  UPTIME  OWNED BY  LAST ERROR"
+    );
+    assert_eq!(lines[1], "alpha  stopped  -    -       -         -");
 
     let out = env.ok(&["start", "alpha"]);
     assert!(out.starts_with("alpha: running (pid "), "{out}");
@@ -175,6 +178,7 @@ fn program_commands() {
     assert_eq!(&cells[..2], ["alpha", "running"]);
     assert!(cells[2].parse::<u32>().is_ok());
     assert!(cells[3].ends_with('s'));
+    assert!(matches!(cells[4], "cgroup" | "group"), "{row}");
 
     eventually(5, "output", || env.ok(&["tail", "alpha"]) == "out-alpha\n");
     assert_eq!(env.ok(&["tail", "alpha", "--stderr"]), "err-alpha\n");

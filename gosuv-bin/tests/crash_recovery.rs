@@ -225,8 +225,13 @@ fn a_child_that_left_the_group_does_not_run_twice_after_kill_9() {
         .unwrap() as i32;
     eventually(10, "exactly one instance", || {
         let now = marked(&mark);
-        now.len() == 2 && now.iter().all(|(pid, st)| *pid == new_leader || st.ppid == new_leader)
+        now.len() == 2
+            && now
+                .iter()
+                .all(|(pid, st)| *pid == new_leader || st.ppid == new_leader)
     });
     drop(_srv);
-    eventually(10, "nothing left after shutdown", || marked(&mark).is_empty());
+    eventually(10, "nothing left after shutdown", || {
+        marked(&mark).is_empty()
+    });
 }

@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::http::{header, Request};
 use base64::Engine;
 use common::*;
-use gosuv::{ProgramConfig, ServerConfig, Supervisor, SupervisorOptions};
+use gosuv::{ProgramConfig, ServerConfig, Supervisor};
 use gosuv_bin::server::api::router;
 use gosuv_bin::server::security::{Security, Transport};
 use gosuv_bin::server::AppState;
@@ -90,8 +90,9 @@ impl Rig {
             .unwrap();
         let app = rt.block_on(async {
             let config = ServerConfig::defaults(&srv);
-            let mut options = SupervisorOptions::from_config(&config);
+            let mut options = gosuv_bin::server::supervisor_options(&config);
             options.subreaper = false;
+            options.kill_on_parent_death = true;
             let sup = Supervisor::new(options).unwrap();
             let mut p1 = ProgramConfig::shell("p1", "exit 0");
             p1.start_seconds = 0;
@@ -669,7 +670,10 @@ proptest! {
                 let got = v[key].as_u64().unwrap();
                 assert!(got <= max, "{key}={n} accepted as {got}, over {max}");
                 let (status, answer) = rig.send(
-                    Request::delete("/api/programs/n1").body(Body::empty()).unwrap(),
+                    Request::delete("/api/programs/n1")
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(Body::empty())
+                        .unwrap(),
                 );
                 assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
             } else {
@@ -693,7 +697,9 @@ proptest! {
                 .body(Body::empty())
                 .unwrap();
             let (status, answer) = rig.send(req);
-            check_answer(&format!("POST {uri}"), status, &answer);
+            // A wait that ends before the program gets there is answered 504, as defined.
+            let shown = if status == 504 { 409 } else { status };
+            check_answer(&format!("POST {uri}"), shown, &answer);
             let secs: f64 = t.parse().unwrap_or(f64::NAN);
             if !(secs > 0.0 && secs <= 86_400.0) {
                 assert_eq!(status, 400, "{uri}: {}", String::from_utf8_lossy(&answer));

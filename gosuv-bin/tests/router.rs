@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use base64::Engine;
-use gosuv::{ServerConfig, Supervisor, SupervisorOptions};
+use gosuv::{ServerConfig, Supervisor};
 use gosuv_bin::server::api::router;
 use gosuv_bin::server::security::{AllowList, Security, Transport};
 use gosuv_bin::server::AppState;
@@ -13,8 +13,9 @@ use tower::ServiceExt;
 
 fn state(dir: &std::path::Path, security: Security) -> AppState {
     let config = ServerConfig::defaults(dir);
-    let mut options = SupervisorOptions::from_config(&config);
+    let mut options = gosuv_bin::server::supervisor_options(&config);
     options.subreaper = false;
+    options.kill_on_parent_death = true;
     let sup = Supervisor::new(options).unwrap();
     AppState::new(sup, config, security, vec!["test".into()])
 }

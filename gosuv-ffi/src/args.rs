@@ -59,9 +59,22 @@ pub(crate) fn absolute_path(text: &str, name: &'static str) -> Result<PathBuf> {
     })
 }
 
-/// A wait: 0 is "do not wait".
-pub(crate) fn wait_ms(timeout_ms: u32) -> Option<Duration> {
-    (timeout_ms > 0).then(|| Duration::from_millis(u64::from(timeout_ms)))
+/// A `timeout_ms` argument as a duration: at most the core's longest wait (one day).
+pub(crate) fn timeout_arg(timeout_ms: u32) -> Result<Duration> {
+    let timeout = Duration::from_millis(u64::from(timeout_ms));
+    if timeout > gosuv_core::MAX_WAIT {
+        return Err(Error::Invalid(format!(
+            "argument `timeout_ms` is {timeout_ms}: wait at most {} ms (one day), or pass 0 \
+             not to wait",
+            gosuv_core::MAX_WAIT.as_millis()
+        )));
+    }
+    Ok(timeout)
+}
+
+/// A `timeout_ms` argument of a call that may return without waiting: 0 is "do not wait".
+pub(crate) fn wait_arg(timeout_ms: u32) -> Result<Option<Duration>> {
+    timeout_arg(timeout_ms).map(|t| (!t.is_zero()).then_some(t))
 }
 
 /// Checks an out-pointer that must not be NULL.
@@ -99,4 +112,32 @@ pub(crate) fn owned_c_string(text: String) -> Result<*mut c_char> {
 pub(crate) unsafe fn clear_out<T>(ptr: *mut *mut T) {
     // SAFETY: passed on from the caller.
     unsafe { write_opt(ptr, std::ptr::null_mut()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_of_up_to_one_day_is_taken() {
+        assert_eq!(wait_arg(0).ok(), Some(None));
+        assert_eq!(timeout_arg(0).ok(), Some(Duration::ZERO));
+        assert_eq!(
+            wait_arg(86_400_000).ok(),
+            Some(Some(Duration::from_secs(86_400)))
+        );
+    }
+
+    #[test]
+    fn a_timeout_over_one_day_is_refused_by_name_and_bound() {
+        for ms in [86_400_001, u32::MAX] {
+            let message = match wait_arg(ms) {
+                Err(e @ Error::Invalid(_)) => e.to_string(),
+                other => panic!("{ms} ms gave {other:?}"),
+            };
+            assert!(message.contains("`timeout_ms`"), "{message}");
+            assert!(message.contains("86400000"), "{message}");
+            assert!(timeout_arg(ms).is_err());
+        }
+    }
 }

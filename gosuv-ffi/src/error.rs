@@ -19,7 +19,8 @@ pub enum gosuv_result {
     /// A pointer argument that must not be NULL was NULL.
     NullArgument = 1,
     /// An argument is invalid: a string that is not UTF-8, an unknown enum value, a zero
-    /// buffer length, a supervisor without a config file for `gosuv_supervisor_reload_file`.
+    /// buffer length, a `timeout_ms` over one day (86,400,000), a supervisor without a config
+    /// file for `gosuv_supervisor_reload_file`. Nothing was done.
     InvalidArgument = 2,
     /// A program or config is invalid (the message names every problem, with its key and
     /// line). Nothing was changed.
@@ -42,11 +43,17 @@ pub enum gosuv_result {
     /// A panic inside gosuv (a bug) was caught at the C boundary. The supervisor may still
     /// be used, but the failed call may have been half done.
     Panic = 11,
+    /// gosuv failed inside without a panic reaching the C boundary (a bug): the task that
+    /// runs a program failed, and that program was stopped and marked `fatal` (its last
+    /// error says so); or another part of gosuv that should not fail did. The supervisor may
+    /// still be used; start the program again, or free the supervisor, and report the
+    /// message.
+    Internal = 12,
 }
 
 impl gosuv_result {
     /// Every code, in number order.
-    pub(crate) const ALL: [gosuv_result; 12] = [
+    pub(crate) const ALL: [gosuv_result; 13] = [
         gosuv_result::Ok,
         gosuv_result::NullArgument,
         gosuv_result::InvalidArgument,
@@ -59,6 +66,7 @@ impl gosuv_result {
         gosuv_result::ShuttingDown,
         gosuv_result::Io,
         gosuv_result::Panic,
+        gosuv_result::Internal,
     ];
 
     fn from_u32(n: u32) -> Option<Self> {
@@ -73,7 +81,8 @@ impl gosuv_result {
                 "a pointer argument was NULL: pass a valid pointer (see the function's documentation)"
             }
             gosuv_result::InvalidArgument => {
-                "an argument is invalid: check strings are UTF-8 and enum values are known"
+                "an argument is invalid: check strings are UTF-8, enum values are known and \
+                 timeouts are at most one day (86400000 ms)"
             }
             gosuv_result::Config => "the program or config is invalid; nothing was changed",
             gosuv_result::NotFound => "no program has that name: list the programs to see them",
@@ -94,6 +103,11 @@ impl gosuv_result {
             }
             gosuv_result::Io => "an operating-system call failed",
             gosuv_result::Panic => "a panic inside gosuv (a bug) was caught: please report it",
+            gosuv_result::Internal => {
+                "gosuv failed inside (a bug): if a program's task failed, that program was \
+                 stopped and marked fatal; start it again or free the supervisor, and please \
+                 report it"
+            }
         }
     }
 }
@@ -139,6 +153,12 @@ impl Error {
                 CoreError::Timeout { .. } => gosuv_result::Timeout,
                 CoreError::ShuttingDown => gosuv_result::ShuttingDown,
                 CoreError::Io { .. } => gosuv_result::Io,
+                CoreError::Invalid(_) => gosuv_result::InvalidArgument,
+                // A C supervisor has no store, so `Store` cannot come from one; were it to,
+                // it too is a failure the caller cannot fix by changing the call.
+                CoreError::TaskFailed(_) | CoreError::Internal(_) | CoreError::Store(_) => {
+                    gosuv_result::Internal
+                }
             },
         }
     }
@@ -268,6 +288,7 @@ fn result_name(code: u32) -> &'static CStr {
         Some(gosuv_result::ShuttingDown) => c"GOSUV_RESULT_SHUTTING_DOWN",
         Some(gosuv_result::Io) => c"GOSUV_RESULT_IO",
         Some(gosuv_result::Panic) => c"GOSUV_RESULT_PANIC",
+        Some(gosuv_result::Internal) => c"GOSUV_RESULT_INTERNAL",
         None => c"GOSUV_RESULT_UNKNOWN",
     }
 }
@@ -294,4 +315,50 @@ pub unsafe extern "C" fn gosuv_debug_panic(message: *const c_char) -> gosuv_resu
         };
         panic!("{text}");
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_numbered_in_order_without_gaps() {
+        for (n, code) in gosuv_result::ALL.into_iter().enumerate() {
+            assert_eq!(code as u32 as usize, n, "{code:?}");
+            assert_eq!(gosuv_result::from_u32(code as u32), Some(code));
+        }
+        assert_eq!(gosuv_result::from_u32(gosuv_result::ALL.len() as u32), None);
+    }
+
+    /// The names and numbers the C side sees are the header's: a new code gets a name here.
+    #[test]
+    fn every_code_has_the_name_and_number_of_the_header() {
+        let header = include_str!("../../include/gosuv.h");
+        for code in gosuv_result::ALL {
+            let name = result_name(code as u32).to_str().expect("names are ASCII");
+            assert_ne!(name, "GOSUV_RESULT_UNKNOWN", "{code:?} has no name");
+            let line = format!("    {name} = {},", code as u32);
+            assert!(
+                header.contains(&line),
+                "include/gosuv.h has no line {line:?}"
+            );
+            assert!(!code.description().is_empty());
+        }
+    }
+
+    #[test]
+    fn core_errors_map_to_their_codes() {
+        let code = |e: CoreError| Error::Core(e).code();
+        assert_eq!(
+            code(CoreError::Invalid("x".into())),
+            gosuv_result::InvalidArgument
+        );
+        for e in [
+            CoreError::TaskFailed("web".into()),
+            CoreError::Internal("x".into()),
+            CoreError::Store("x".into()),
+        ] {
+            assert_eq!(code(e), gosuv_result::Internal);
+        }
+    }
 }

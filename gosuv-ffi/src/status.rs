@@ -19,7 +19,7 @@ pub enum gosuv_state {
     Running = 2,
     /// A start failed; waiting before the next try.
     Backoff = 3,
-    /// The stop signal was sent; waiting for the whole process group to go.
+    /// The stop signal was sent; waiting for all of its processes to go.
     Stopping = 4,
     /// Was running and exited; `autorestart` decided not to start it again.
     Exited = 5,
@@ -91,7 +91,8 @@ pub(crate) fn unix_ms(t: SystemTime) -> i64 {
     }
 }
 
-/// One program's status: a plain value the caller owns; it holds no pointers.
+/// One program's status: a plain value the caller owns; it holds no pointers. How gosuv owns
+/// the program's processes (cgroup or process group) is in `gosuv_supervisor_status_json()`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct gosuv_program_status {
@@ -100,10 +101,12 @@ pub struct gosuv_program_status {
     /// The leader's pid while a process exists, else 0.
     pub pid: u32,
     /// Whether `exit_code` holds the exit code of the last process that exited normally.
+    /// Neither this nor `exit_signal` is set when the exit was seen but its status is unknown
+    /// (another process, such as a host that reaps every child, reaped it first).
     pub has_exit_code: bool,
     /// The exit code of the last process that exited normally (valid when `has_exit_code`).
     pub exit_code: i32,
-    /// The signal that killed the last process, or 0.
+    /// The signal that killed the last process, or 0 (also when its status is unknown).
     pub exit_signal: i32,
     /// Automatic restarts and retries since the program was added.
     pub restarts: u64,
@@ -135,16 +138,17 @@ impl From<&ProgramStatus> for gosuv_program_status {
     }
 }
 
-/// CPU and memory of a program's whole process tree: a plain value the caller owns.
+/// CPU and memory of all of a program's processes: a plain value the caller owns.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct gosuv_process_stats {
-    /// Processes in the tree (0 when the program has no process).
+    /// The program's processes (0 when it has none).
     pub processes: u32,
     /// CPU use in percent of one core since the previous sample of this program (the first
     /// sample gives the average since the process started); may pass 100 on several cores.
     pub cpu_percent: f64,
-    /// Resident memory of the tree, in bytes.
+    /// Resident memory of the program, in bytes: its cgroup's memory where the kernel
+    /// counts it, else the sum of its processes' RSS.
     pub rss_bytes: u64,
     /// User plus system CPU time of the live processes, in seconds.
     pub cpu_seconds: f64,

@@ -35,7 +35,9 @@ pub struct gosuv_event {
     pub to: gosuv_state,
     /// The process concerned, or 0.
     pub pid: u32,
-    /// Whether `exit_code` holds an exit code (on a change caused by a normal exit).
+    /// Whether `exit_code` holds an exit code (on a change caused by a normal exit). Neither
+    /// this nor `exit_signal` is set on a change caused by an exit whose status is unknown
+    /// (another process, such as a host that reaps every child, reaped it first).
     pub has_exit_code: bool,
     /// The exit code, when `has_exit_code`.
     pub exit_code: i32,
@@ -107,12 +109,56 @@ thread_local! {
     static OWN_FLAGS: Cell<*const Flags> = const { Cell::new(std::ptr::null()) };
 }
 
+/// Whether a subscription's thread has ended: set as the last thing the thread does, after
+/// the finalizer.
+#[derive(Default)]
+struct Ended {
+    done: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Ended {
+    fn set(&self) {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.changed.notify_all();
+    }
+
+    /// Does not block: the lock is only ever held to read or set the flag.
+    fn is_set(&self) -> bool {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait(&self) {
+        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*done {
+            done = self
+                .changed
+                .wait(done)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Sets [`Ended`] when dropped, so the thread sets it whichever way it ends.
+struct SetOnDrop(Arc<Ended>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
 /// The handle on a subscription's thread. The supervisor keeps one too, so that a thread
 /// that was told to end from inside its own callback is still joined, when the supervisor
 /// is freed.
+///
+/// No lock is held while waiting for the thread: its callback may call back into gosuv
+/// meanwhile (subscribe again, which looks at every `Control` of the supervisor).
 pub(crate) struct Control {
     flags: Arc<Flags>,
+    /// The thread's handle, until the first caller of [`Control::join`] takes it.
     thread: Mutex<Option<JoinHandle<()>>>,
+    ended: Arc<Ended>,
 }
 
 impl Control {
@@ -131,33 +177,47 @@ impl Control {
         }
     }
 
-    /// Waits for the thread, if nobody did yet. Under the lock, so that a second caller
-    /// returns only once it has ended.
+    /// Waits until the thread has ended (its finalizer has run). The first caller takes the
+    /// handle out of its lock and joins the thread outside it; a caller that finds the
+    /// handle gone waits for the thread's [`Ended`] flag instead. Never call it on the
+    /// subscription's own thread.
     pub(crate) fn join(&self) {
-        let mut handle = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(h) = handle.take() {
-            let _ = h.join();
+        let handle = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match handle {
+            Some(h) => {
+                let _ = h.join();
+            }
+            None => self.ended.wait(),
         }
     }
 
-    /// Whether the thread has ended (and can be joined without waiting).
+    /// Whether the thread has ended, so [`Control::join`] does not wait. Never blocks.
     pub(crate) fn is_finished(&self) -> bool {
-        let handle = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
-        handle.as_ref().is_none_or(JoinHandle::is_finished)
+        self.ended.is_set()
     }
 }
 
-/// Ends every subscription of a supervisor that is being freed, after its shutdown.
+/// Ends every subscription of a supervisor that is being freed, after its shutdown,
+/// including those that callbacks make meanwhile.
 pub(crate) fn end_all(sup: &gosuv_supervisor) {
-    let controls: Vec<Arc<Control>> = {
-        let mut subs = sup
-            .subscriptions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        std::mem::take(&mut *subs)
-    };
-    for c in controls {
-        c.end(true);
+    loop {
+        let controls: Vec<Arc<Control>> = {
+            let mut subs = sup
+                .subscriptions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            std::mem::take(&mut *subs)
+        };
+        if controls.is_empty() {
+            return;
+        }
+        for c in controls {
+            c.end(true);
+        }
     }
 }
 
@@ -266,9 +326,13 @@ fn spawn(
     // ties memory to the caller's thread for good (std's handle of the current thread).
     let ready = Arc::new(Ready::default());
     let thread_ready = ready.clone();
+    let ended = Arc::new(Ended::default());
+    // Declared first in the thread, so dropped last: after the finalizer.
+    let set_ended = SetOnDrop(ended.clone());
     let handle = thread::Builder::new()
         .name(thread_name.into())
         .spawn(move || {
+            let _set_ended = set_ended;
             let userdata = userdata;
             let rt = catch_unwind(|| {
                 tokio::runtime::Builder::new_current_thread()
@@ -315,6 +379,7 @@ fn spawn(
     let control = Arc::new(Control {
         flags,
         thread: Mutex::new(Some(handle)),
+        ended,
     });
     sup.remember(control.clone());
     Ok(Box::into_raw(Box::new(gosuv_subscription { control })))
@@ -536,9 +601,10 @@ fn deliver_lines(
 
 /// Ends a subscription and frees it. When it returns, the callback is not running and will
 /// not be called again, and the finalizer has run; called from inside the subscription's
-/// own callback, both happen as soon as that callback returns. Output or events not yet
-/// delivered are dropped. NULL is ignored. Works the same before or after the supervisor
-/// was freed.
+/// own callback, both happen as soon as that callback returns. While it waits for the
+/// callback to return, that callback may call any gosuv function (subscribe again, say):
+/// no gosuv lock is held meanwhile. Output or events not yet delivered are dropped. NULL is
+/// ignored. Works the same before or after the supervisor was freed.
 ///
 /// # Safety
 /// `sub` is NULL or a subscription that was not freed yet; it is dangling afterwards.

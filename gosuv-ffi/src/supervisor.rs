@@ -3,7 +3,6 @@
 use std::ffi::c_char;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use gosuv_core::blocking;
 use gosuv_core::config::{parse_program_value, parse_programs};
@@ -13,8 +12,8 @@ use gosuv_core::{
 };
 
 use crate::args::{
-    absolute_path, arg_opt_str, arg_ref, arg_str, clear_out, out_ptr, owned_c_string, wait_ms,
-    write_opt,
+    absolute_path, arg_opt_str, arg_ref, arg_str, clear_out, out_ptr, owned_c_string, timeout_arg,
+    wait_arg, write_opt,
 };
 use crate::error::{copy_text, gosuv_result, guard, guard_value, Error, Result};
 use crate::status::{gosuv_process_stats, gosuv_program_status, state_arg, stream_arg};
@@ -23,6 +22,12 @@ use crate::subscription::Control;
 /// A process supervisor: its programs, their processes, logs and events, and the threads
 /// that run them (a runtime of two `gosuv-worker` threads, plus one thread per
 /// subscription). Opaque: only used through pointers.
+///
+/// Some threads are the process's, shared by every supervisor, started when first needed
+/// and left running until the process exits: `gosuv-guardian` (tells the guardian process
+/// of `kill_on_parent_death` which programs run), `gosuv-orphans` (reaps processes whose
+/// supervisor let go of them), `gosuv-reaper` (with `subreaper`), and `gosuv-logwriter`
+/// threads (each ends after 10 s idle).
 ///
 /// Made by `gosuv_supervisor_new()`, `gosuv_supervisor_from_yaml()` or
 /// `gosuv_supervisor_from_config_file()`; freed by `gosuv_supervisor_free()`.
@@ -51,20 +56,24 @@ impl gosuv_supervisor {
         self.sup.as_async().base_dir()
     }
 
-    /// Keeps a new subscription's handle, and lets go of those whose threads have ended.
+    /// Keeps a new subscription's handle, and lets go of those whose threads have ended
+    /// (joined after the lock is released: nothing waits for a thread under it).
     pub(crate) fn remember(&self, control: Arc<Control>) {
-        let mut subs = self
-            .subscriptions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        subs.retain(|c| {
-            let finished = c.is_finished();
-            if finished {
-                c.join();
-            }
-            !finished
-        });
-        subs.push(control);
+        let ended: Vec<Arc<Control>> = {
+            let mut subs = self
+                .subscriptions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let (ended, live) = std::mem::take(&mut *subs)
+                .into_iter()
+                .partition(|c| c.is_finished());
+            *subs = live;
+            subs.push(control);
+            ended
+        };
+        for c in ended {
+            c.join();
+        }
     }
 }
 
@@ -81,19 +90,27 @@ pub struct gosuv_supervisor_options {
     /// Where `<name>.stdout.log` and `<name>.stderr.log` are written; created if missing.
     /// NULL: `<base_dir>/logs`. A relative path resolves against `base_dir`.
     pub log_dir: *const c_char,
-    /// Make this process a child subreaper, so orphans of daemonising programs are reaped
-    /// by gosuv. Children the host program starts itself are never reaped by gosuv.
-    /// Default: true.
+    /// Make this process a child subreaper, so that the orphans of daemonising programs (a
+    /// child that double-forks or calls `setsid`) are reparented to it and reaped by gosuv
+    /// (a `gosuv-reaper` thread woken by SIGCHLD). gosuv reaps only processes of the sessions
+    /// and cgroups it started, never a child the host program started itself. It changes
+    /// the whole process (`PR_SET_CHILD_SUBREAPER`): every orphan of every descendant comes
+    /// to it. Default: false.
     pub subreaper: bool,
-    /// SIGKILL each program's leader if this process dies. Default: false.
+    /// Start a guardian process (`/bin/sh`, named `gosuv-guardian` in its command line) that
+    /// stops every program when this process dies, however it dies (even by SIGKILL): it
+    /// sends SIGTERM, then SIGKILL a second later, to each program's process group, or to
+    /// every process of the program's cgroup. Default: true, so programs die with their host.
+    /// Turn it off only for programs meant to outlive this process.
     pub kill_on_parent_death: bool,
     /// Raise the open-files soft limit to at least this; 0 raises it to the hard limit.
     /// Programs get the original limit back. Default: 0.
     pub min_fds: u64,
 }
 
-/// The default options: current directory, `./logs`, subreaper on, no kill on parent death,
-/// open-files limit raised to the hard limit.
+/// The default options, the same as the Rust and Python libraries': current directory,
+/// `./logs`, subreaper off, programs die with this process (`kill_on_parent_death` on),
+/// open-files limit raised to the hard limit. Passing NULL options gives the same.
 ///
 /// # Safety
 /// Always safe to call, from any thread. Returns a plain value.
@@ -102,11 +119,12 @@ pub extern "C" fn gosuv_supervisor_options_default() -> gosuv_supervisor_options
     guard_value(DEFAULT_OPTIONS, || DEFAULT_OPTIONS)
 }
 
+/// The core's defaults (`SupervisorOptions::new`; a unit test keeps them equal).
 const DEFAULT_OPTIONS: gosuv_supervisor_options = gosuv_supervisor_options {
     base_dir: std::ptr::null(),
     log_dir: std::ptr::null(),
-    subreaper: true,
-    kill_on_parent_death: false,
+    subreaper: false,
+    kill_on_parent_death: true,
     min_fds: 0,
 };
 
@@ -171,7 +189,8 @@ unsafe fn give(out: *mut *mut gosuv_supervisor, sup: blocking::Supervisor, path:
 ///
 /// Errors: `GOSUV_RESULT_NULL_ARGUMENT` (`out`), `GOSUV_RESULT_INVALID_ARGUMENT` (a path
 /// that is not UTF-8 or is empty), `GOSUV_RESULT_IO` (the log directory cannot be created,
-/// the subreaper cannot be set, the runtime cannot start).
+/// the subreaper cannot be set, the open-files limit cannot be raised to `min_fds`, the
+/// runtime cannot start).
 ///
 /// # Safety
 /// `options` is NULL or valid options (read during the call only); `out` is NULL or valid
@@ -262,9 +281,10 @@ pub unsafe extern "C" fn gosuv_supervisor_from_config_file(
     })
 }
 
-/// Stops every program, waits until each process group is gone, ends every subscription
-/// (after delivering the events of the shutdown to its callback; a subscription's
-/// finalizer has run when this returns) and frees the supervisor. NULL is ignored.
+/// Stops every program, waits until none of their processes is left, ends every
+/// subscription (after delivering the events of the shutdown to its callback; a
+/// subscription's finalizer has run when this returns) and frees the supervisor. NULL is
+/// ignored.
 ///
 /// Blocks for as long as the programs take to stop (at most their `stop_timeout` before
 /// SIGKILL). May be called from inside a callback: that callback's subscription then ends
@@ -295,10 +315,10 @@ pub unsafe extern "C" fn gosuv_supervisor_free(sup: *mut gosuv_supervisor) {
     });
 }
 
-/// Stops every program concurrently, waits until each process group is gone, and removes
-/// them. Afterwards the supervisor has no programs and accepts no more changes (they fail
-/// with `GOSUV_RESULT_SHUTTING_DOWN`); subscriptions stay until freed. It must still be
-/// freed.
+/// Stops every program concurrently, waits until none of their processes is left, and
+/// removes them. Afterwards the supervisor has no programs and accepts no more changes
+/// (they fail with `GOSUV_RESULT_SHUTTING_DOWN`); subscriptions stay until freed. It must
+/// still be freed.
 ///
 /// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
 ///
@@ -383,7 +403,7 @@ pub unsafe extern "C" fn gosuv_supervisor_update(
     })
 }
 
-/// Stops a program (waiting until its whole process group is gone) and removes it. Its log
+/// Stops a program (waiting until none of its processes is left) and removes it. Its log
 /// subscriptions end.
 ///
 /// Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`,
@@ -441,7 +461,7 @@ unsafe fn request(
     guard(|| {
         // SAFETY: the caller promises NULL or a live supervisor, and a NUL-terminated name.
         let (s, name) = unsafe { sup_and_name(sup, name) }?;
-        let wait = wait_ms(timeout_ms);
+        let wait = wait_arg(timeout_ms)?;
         let status = match which {
             Request::Start => s.sup.start(name, wait),
             Request::Stop => s.sup.stop(name, wait),
@@ -454,14 +474,15 @@ unsafe fn request(
 }
 
 /// Starts a program. With `timeout_ms` > 0, waits until it is `running` (up for its
-/// `start_seconds`) or its starts failed, at most `timeout_ms`; with 0, returns once the
-/// start has begun. `*out_status`, when `out_status` is not NULL, receives its status on
-/// success. Starting a running program does nothing.
+/// `start_seconds`) or its starts failed, at most `timeout_ms` (at most 86,400,000: one
+/// day); with 0, returns once the start has begun. `*out_status`, when `out_status` is not
+/// NULL, receives its status on success. Starting a running program does nothing.
 ///
 /// Errors: `GOSUV_RESULT_START_FAILED` (the message says why the last start failed),
 /// `GOSUV_RESULT_TIMEOUT` (it carries on trying), `GOSUV_RESULT_STOPPED_BEFORE_RUNNING`,
 /// `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_SHUTTING_DOWN`, `GOSUV_RESULT_NULL_ARGUMENT`,
-/// `GOSUV_RESULT_INVALID_ARGUMENT`.
+/// `GOSUV_RESULT_INVALID_ARGUMENT` (`name` not UTF-8, `timeout_ms` over one day: nothing is
+/// done), `GOSUV_RESULT_INTERNAL` (the program's task failed: it is now `fatal`).
 ///
 /// # Safety
 /// `sup` is NULL or a live supervisor; `name` is NULL or a NUL-terminated string (read
@@ -478,14 +499,16 @@ pub unsafe extern "C" fn gosuv_supervisor_start(
     unsafe { request(Request::Start, sup, name, timeout_ms, out_status) }
 }
 
-/// Stops a program: its `stop_signal` to its process group, SIGKILL to the group after its
-/// `stop_timeout`. In `backoff`, cancels the pending retry. With `timeout_ms` > 0, waits
-/// until the leader and its whole group are gone, at most `timeout_ms`; with 0, returns once
-/// the stop has begun. `*out_status`, when `out_status` is not NULL, receives its status on
-/// success.
+/// Stops a program: its `stop_signal` to its processes (its process group, or every process
+/// of its cgroup), SIGKILL to them after its `stop_timeout`. In `backoff`, cancels the
+/// pending retry. With `timeout_ms` > 0, waits until none of its processes is left, at most
+/// `timeout_ms` (at most 86,400,000: one day); with 0, returns once the stop has begun.
+/// `*out_status`, when `out_status` is not NULL, receives its status on success.
 ///
 /// Errors: `GOSUV_RESULT_TIMEOUT` (the stop carries on), `GOSUV_RESULT_NOT_FOUND`,
-/// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT`.
+/// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (`name` not UTF-8,
+/// `timeout_ms` over one day: nothing is done), `GOSUV_RESULT_INTERNAL` (the program's task
+/// failed: it is now `fatal`).
 ///
 /// # Safety
 /// As `gosuv_supervisor_start()`.
@@ -517,13 +540,13 @@ pub unsafe extern "C" fn gosuv_supervisor_restart(
 }
 
 /// Waits until a program is in `state` (a `gosuv_state` value; returns at once if it is),
-/// at most `timeout_ms`. `*out_status`, when `out_status` is not NULL, receives its status on
-/// success.
+/// at most `timeout_ms` (at most 86,400,000: one day; 0 only looks). `*out_status`, when
+/// `out_status` is not NULL, receives its status on success.
 ///
 /// Errors: `GOSUV_RESULT_TIMEOUT` (the message names the state it is in),
 /// `GOSUV_RESULT_NOT_FOUND` (also when it is removed meanwhile),
-/// `GOSUV_RESULT_INVALID_ARGUMENT` (`state` is not a `gosuv_state`),
-/// `GOSUV_RESULT_NULL_ARGUMENT`.
+/// `GOSUV_RESULT_INVALID_ARGUMENT` (`state` is not a `gosuv_state`, `timeout_ms` over one
+/// day), `GOSUV_RESULT_NULL_ARGUMENT`.
 ///
 /// # Safety
 /// As `gosuv_supervisor_start()`.
@@ -539,7 +562,7 @@ pub unsafe extern "C" fn gosuv_supervisor_wait_for(
         // SAFETY: the caller promises NULL or a live supervisor, and a NUL-terminated name.
         let (s, name) = unsafe { sup_and_name(sup, name) }?;
         let state = state_arg(state)?;
-        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        let timeout = timeout_arg(timeout_ms)?;
         let status = s.sup.wait_for(name, state, timeout)?;
         // SAFETY: the caller promises NULL or a writable status.
         unsafe { write_opt(out_status, gosuv_program_status::from(&status)) };
@@ -627,9 +650,14 @@ fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
 
 /// Writes every program's status, sorted by name, as a JSON array to `*out_json`: objects
 /// with `name`, `state` (lowercase), `pid`, `started_at` (RFC 3339), `uptime_secs`,
-/// `exit_code`, `exit_signal`, `restarts`, `last_error` and `log_errors` (null where not
-/// known). The caller frees the string with `gosuv_string_free()`; on failure `*out_json`
-/// is NULL.
+/// `exit_code`, `exit_signal`, `restarts`, `last_error`, `log_errors` and `ownership` (null
+/// where not known). `ownership` says how gosuv owns the processes of the current (or last)
+/// run: `"cgroup"` (a cgroup of the program's own: every process it starts, even one that
+/// calls `setsid` or double-forks, is stopped with it) or `"group"` (its process group and
+/// session, where no cgroup could be made); null before its first run. `exit_code` and
+/// `exit_signal` are both null after an exit whose status is unknown (another process, such
+/// as a host that reaps every child, reaped it first). The caller frees the string with
+/// `gosuv_string_free()`; on failure `*out_json` is NULL.
 ///
 /// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
 ///
@@ -813,8 +841,9 @@ pub unsafe extern "C" fn gosuv_supervisor_tail(
     })
 }
 
-/// Writes the CPU and memory use of a program's whole process tree to `*out_stats` (all
-/// zero when it has no process). Reads `/proc`; does not wait.
+/// Writes the CPU and memory use of all of a program's processes (its cgroup, or its
+/// process tree) to `*out_stats` (all zero when it has no process). Answered from a pass
+/// over `/proc` at most 500 ms old; does not wait for the program.
 ///
 /// Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`,
 /// `GOSUV_RESULT_INVALID_ARGUMENT`.
@@ -861,4 +890,33 @@ pub unsafe extern "C" fn gosuv_supervisor_stats_json(
         // SAFETY: the caller promises NULL or writable.
         unsafe { give_string(out_json, json) }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_options_are_the_cores() {
+        let core = SupervisorOptions::new("/base");
+        assert_eq!(DEFAULT_OPTIONS.subreaper, core.subreaper);
+        assert_eq!(
+            DEFAULT_OPTIONS.kill_on_parent_death,
+            core.kill_on_parent_death
+        );
+        assert_eq!(DEFAULT_OPTIONS.min_fds, core.min_fds.unwrap_or(0));
+        assert!(DEFAULT_OPTIONS.base_dir.is_null() && DEFAULT_OPTIONS.log_dir.is_null());
+        assert_eq!(core.log_dir, Path::new("/base/logs"));
+    }
+
+    #[test]
+    fn null_options_give_the_defaults() {
+        // SAFETY: NULL options are allowed.
+        let opts = unsafe { supervisor_options(std::ptr::null()) }.expect("NULL options");
+        let core = SupervisorOptions::new(&opts.base_dir);
+        assert_eq!(opts.subreaper, core.subreaper);
+        assert_eq!(opts.kill_on_parent_death, core.kill_on_parent_death);
+        assert_eq!(opts.min_fds, core.min_fds);
+        assert_eq!(opts.log_dir, core.log_dir);
+    }
 }

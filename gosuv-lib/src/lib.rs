@@ -50,8 +50,8 @@ pub use reaper::{enable_subreaper, reap_every_orphan};
 pub use spawn::PROGRAM_VAR;
 pub use stats::ProcessStats;
 pub use supervisor::{
-    wait_limit, EventNotice, Events, LogStatus, ReloadReport, Store, Supervisor, SupervisorOptions,
-    MAX_WAIT, STATS_MAX_AGE,
+    wait_limit, EventNotice, Events, LogStatus, ReloadReport, Store, StoreFn, Supervisor,
+    SupervisorOptions, MAX_WAIT, STATS_MAX_AGE,
 };
 
 /// The crate's version.

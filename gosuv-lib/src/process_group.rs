@@ -112,7 +112,11 @@ impl GroupView {
     pub(crate) fn members(&self, snap: Option<&Snapshot>) -> Vec<ProcStat> {
         let mut out: Vec<ProcStat> = match (&self.cgroup, snap) {
             (Some(cg), _) => cg.pids().into_iter().filter_map(ProcStat::read).collect(),
-            (None, Some(snap)) => snap.tree(Some(self.leader), &[]).into_iter().copied().collect(),
+            (None, Some(snap)) => snap
+                .tree(Some(self.leader), &[])
+                .into_iter()
+                .copied()
+                .collect(),
             (None, None) => Vec::new(),
         };
         out.retain(|p| !p.is_zombie());

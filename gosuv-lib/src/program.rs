@@ -807,7 +807,22 @@ impl<L: Launcher> Task<L> {
                 let _ = reply.send(restarts);
             }
         }
-        // Removed: its last output goes to the files before the removal is answered.
+        // Removed. Commands that came meanwhile find no program any more.
+        cmds.close();
+        while let Ok(cmd) = cmds.try_recv() {
+            match cmd {
+                Cmd::Start(r) | Cmd::Restart(r) => {
+                    let _ = r.send(Err(Error::NotFound(self.name.clone())));
+                }
+                Cmd::Stop(r) | Cmd::Remove(r) => self.waiters.stop.push(r),
+                Cmd::Sync(r) => {
+                    let _ = r.send(());
+                }
+                // Its caller is told the program is gone.
+                Cmd::Update(..) => {}
+            }
+        }
+        // Its last output goes to the files before the removal is answered.
         if !self
             .logs
             .settle(&mut std::mem::take(&mut self.old_drains), FLUSH_WAIT)
@@ -1196,11 +1211,11 @@ impl<L: Launcher> Task<L> {
         let now = Instant::now();
         match &mut self.phase {
             Phase::Starting { up_at, .. } if now >= *up_at => self.up(),
-            Phase::Backoff { until, .. } if now >= *until => {
-                if self.wanted.run && !self.wanted.remove {
-                    self.restarts += 1;
-                    self.start().await;
-                }
+            Phase::Backoff { until, .. }
+                if now >= *until && self.wanted.run && !self.wanted.remove =>
+            {
+                self.restarts += 1;
+                self.start().await;
             }
             Phase::Stopping { run, kill_at } if kill_at.is_some_and(|t| now >= t) => {
                 tracing::warn!(program = %self.name, "stop_timeout passed: SIGKILL to every process of the program");

@@ -124,7 +124,7 @@ pub(crate) fn unregister_cgroup(dir: &std::path::Path) {
 
 fn poke() {
     if let Some(w) = REAPER.wake.get() {
-        let _ = (&*w).write_nonblocking();
+        let _ = w.write_nonblocking();
     }
 }
 

@@ -44,7 +44,7 @@ pub fn wait_limit(secs: f64) -> Result<Duration> {
         Ok(Duration::from_secs_f64(secs))
     } else {
         Err(Error::Invalid(format!(
-            "timeout {secs}: give a number of seconds from 0 to {} (1 day)",
+            "timeout {secs:?}: give a number of seconds from 0 to {} (1 day)",
             MAX_WAIT.as_secs()
         )))
     }
@@ -72,9 +72,10 @@ struct StatsCache {
 /// server's programs.yml): called with every program's config, on a blocking thread, under
 /// the supervisor's change lock, so saves come in the order of the changes.
 #[derive(Clone)]
-pub struct Store(
-    pub Arc<dyn Fn(&[ProgramConfig]) -> std::result::Result<(), String> + Send + Sync>,
-);
+pub struct Store(pub Arc<StoreFn>);
+
+/// What a [`Store`] calls: saves every program's config, or says why it could not.
+pub type StoreFn = dyn Fn(&[ProgramConfig]) -> std::result::Result<(), String> + Send + Sync;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -406,11 +407,12 @@ impl Supervisor {
     /// failed (and was replaced).
     fn gone(&self, name: &str) -> Error {
         if self.is_shut_down() {
-            Error::ShuttingDown
-        } else if self.with_handle(name, |_| ()).is_err() {
-            Error::NotFound(name.to_string())
-        } else {
-            Error::TaskFailed(name.to_string())
+            return Error::ShuttingDown;
+        }
+        // A task that ended was removed; one that lives dropped the reply when it failed.
+        match self.with_handle(name, |h| h.cmds.is_closed()) {
+            Ok(false) => Error::TaskFailed(name.to_string()),
+            _ => Error::NotFound(name.to_string()),
         }
     }
 

@@ -53,7 +53,10 @@ async fn each_program_has_a_cgroup_that_goes_with_it() {
     env.sup.remove("web").await.expect("remove");
     assert!(!cg.exists(), "the removed program's cgroup stayed");
     env.sup.shutdown().await;
-    assert!(!mine[0].exists(), "the supervisor's cgroup stayed after shutdown");
+    assert!(
+        !mine[0].exists(),
+        "the supervisor's cgroup stayed after shutdown"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,7 +95,8 @@ fn format_bound(max: u64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn absurd_numbers_given_in_code_are_refused_by_add() {
     let env = Env::new();
-    let cases: [(&str, fn(&mut ProgramConfig)); 4] = [
+    type Set = fn(&mut ProgramConfig);
+    let cases: [(&str, Set); 4] = [
         ("stop_timeout", |p| p.stop_timeout = u64::MAX),
         ("start_seconds", |p| p.start_seconds = u64::MAX),
         ("start_retries", |p| p.start_retries = u32::MAX),

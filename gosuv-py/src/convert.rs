@@ -11,8 +11,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple, PyType};
 use serde_yaml::{Mapping, Value};
 
-/// Stands for "no limit": long enough never to end, short enough for tokio's timers.
-pub(crate) const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+use crate::errors::IntoPyResult;
 
 static STATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -42,15 +41,17 @@ pub(crate) fn stream_arg(s: &str) -> PyResult<Stream> {
     s.parse().map_err(PyValueError::new_err)
 }
 
-/// A timeout in seconds; `None` is no limit.
-pub(crate) fn timeout_arg(t: Option<f64>) -> PyResult<Duration> {
-    match t {
-        None => Ok(FOREVER),
-        Some(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s).min(FOREVER)),
-        Some(s) => Err(PyValueError::new_err(format!(
-            "timeout must be a number of seconds >= 0 (or None for no limit), not {s}"
-        ))),
-    }
+/// A timeout in seconds, bounded as the core bounds every wait (0 to one day; anything else,
+/// NaN and infinities included, is an `InvalidArgument` naming the bound). `None`, no limit,
+/// is the longest wait the core accepts, [`gosuv::MAX_WAIT`].
+pub(crate) fn timeout_arg(py: Python<'_>, t: Option<f64>) -> PyResult<Duration> {
+    Ok(optional_timeout(py, t)?.unwrap_or(gosuv::MAX_WAIT))
+}
+
+/// A timeout in seconds bounded as by [`timeout_arg`], or `None` for a wait with no end
+/// (for a wait that runs here, in slices, rather than in the core).
+pub(crate) fn optional_timeout(py: Python<'_>, t: Option<f64>) -> PyResult<Option<Duration>> {
+    t.map(gosuv::wait_limit).transpose().into_py_result(py)
 }
 
 /// A time as an aware `datetime` in UTC.

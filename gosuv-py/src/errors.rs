@@ -1,8 +1,8 @@
 //! The core's errors as the exceptions of `gosuv._errors` (all rooted at `GosuvError`).
 //!
 //! The exception classes are written in Python, where they can have two bases
-//! (`Timeout` is also a `TimeoutError`, `ProgramNotFound` a `LookupError`); they are looked
-//! up once and cached.
+//! (`Timeout` is also a `TimeoutError`, `ProgramNotFound` a `LookupError`, `InvalidArgument`
+//! a `ValueError`); they are looked up once and cached.
 
 use gosuv::{ConfigErrors, Error};
 use pyo3::exceptions::PyRuntimeError;
@@ -54,6 +54,8 @@ pub(crate) static START_ERROR: ErrorClass = ErrorClass::new("StartError");
 pub(crate) static STOPPED_BEFORE_RUNNING: ErrorClass = ErrorClass::new("StoppedBeforeRunning");
 pub(crate) static TIMEOUT: ErrorClass = ErrorClass::new("Timeout");
 pub(crate) static SUPERVISOR_CLOSED: ErrorClass = ErrorClass::new("SupervisorClosed");
+pub(crate) static INVALID_ARGUMENT: ErrorClass = ErrorClass::new("InvalidArgument");
+pub(crate) static TASK_FAILED: ErrorClass = ErrorClass::new("TaskFailed");
 
 /// A `ConfigError` carrying every problem, one a line in its message and as a list in
 /// `errors`.
@@ -99,8 +101,14 @@ pub(crate) fn to_py(py: Python<'_>, e: Error) -> PyErr {
             let state = crate::convert::state(py, state).unwrap_or_else(|_| py.None());
             TIMEOUT.err(py, message, &[program_attr(py, &name), ("state", state)])
         }
+        Error::Invalid(_) => INVALID_ARGUMENT.err(py, message, &[]),
+        Error::TaskFailed(name) => TASK_FAILED.err(py, message, &[program_attr(py, &name)]),
         Error::ShuttingDown => SUPERVISOR_CLOSED.err(py, message, &[]),
-        Error::Io { .. } => GOSUV_ERROR.err(py, message, &[]),
+        // A store hook is never set from Python, and an internal error is a bug: neither has
+        // anything a caller could act on beyond the message.
+        Error::Store(_) | Error::Internal(_) | Error::Io { .. } => {
+            GOSUV_ERROR.err(py, message, &[])
+        }
     }
 }
 

@@ -34,14 +34,19 @@ pub struct Status {
     uptime: Option<f64>,
     /// The exit code of the last process that exited normally.
     exit_code: Option<i32>,
-    /// The signal that killed the last process, if one did.
+    /// The signal that killed the last process, if one did. Both are `None` after an exit
+    /// whose status another part of the process took (a host that reaps every child).
     exit_signal: Option<i32>,
     /// Automatic restarts and retries since the program was added.
     restarts: u64,
-    /// Why the last start failed, until the program next reaches `running`.
+    /// Why the last start failed, until the program next reaches `running`; or why gosuv last
+    /// restarted it (over `memory_max`).
     last_error: Option<String>,
     /// Failed writes to its log files.
     log_errors: u64,
+    /// How gosuv owns the processes of its current (or last) run: `"cgroup"` (a cgroup of its
+    /// own) or `"group"` (its process group); `None` before its first start.
+    ownership: Option<String>,
 }
 
 impl Status {
@@ -57,6 +62,7 @@ impl Status {
             restarts: s.restarts,
             last_error: s.last_error,
             log_errors: s.log_errors,
+            ownership: s.ownership.map(|o| o.as_str().to_owned()),
         })
     }
 }
@@ -65,7 +71,7 @@ impl Status {
 impl Status {
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "Status(name={:?}, state={}, pid={}, exit_code={}, exit_signal={}, restarts={}, last_error={})",
+            "Status(name={:?}, state={}, pid={}, exit_code={}, exit_signal={}, restarts={}, last_error={}, ownership={})",
             self.name,
             state_repr(py, &self.state),
             opt_repr(&self.pid),
@@ -73,6 +79,7 @@ impl Status {
             opt_repr(&self.exit_signal),
             self.restarts,
             opt_repr(&self.last_error),
+            opt_repr(&self.ownership),
         )
     }
 }
@@ -155,7 +162,8 @@ pub struct Event {
     pid: Option<u32>,
     /// The exit code, on a change caused by an exit.
     exit_code: Option<i32>,
-    /// The signal that killed the process, on a change caused by one.
+    /// The signal that killed the process, on a change caused by one. Both are `None` on an
+    /// exit whose status another part of the process took (a host that reaps every child).
     exit_signal: Option<i32>,
     /// When it happened (an aware `datetime` in UTC).
     at: Py<PyAny>,

@@ -113,8 +113,8 @@ impl Events {
     /// when none came in time or the stream has ended (see `closed`).
     #[pyo3(signature = (timeout = None))]
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Event>> {
-        let deadline = Instant::now() + convert::timeout_arg(timeout)?;
-        self.next_event(py, Some(deadline))
+        let deadline = convert::optional_timeout(py, timeout)?.map(|t| Instant::now() + t);
+        self.next_event(py, deadline)
     }
 
     /// How many events were dropped because this reader fell more than 4096 behind.
@@ -240,8 +240,8 @@ impl LogFollower {
     /// when no complete line came in time or the stream has ended (see `closed`).
     #[pyo3(signature = (timeout = None))]
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<String>> {
-        let deadline = Instant::now() + convert::timeout_arg(timeout)?;
-        self.next_line(py, Some(deadline))
+        let deadline = convert::optional_timeout(py, timeout)?.map(|t| Instant::now() + t);
+        self.next_line(py, deadline)
     }
 
     /// How many bytes of output were skipped because this reader fell behind.

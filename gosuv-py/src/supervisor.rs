@@ -217,11 +217,14 @@ fn load(config: Option<&Bound<'_, PyAny>>, base_dir: Option<&Path>) -> PyResult<
 
 /// A process supervisor for Python programs and test harnesses.
 ///
-/// Each program runs in its own session and process group, its output is captured into
+/// Each program runs in its own session and process group, and in a cgroup of its own where
+/// gosuv can make one (`Status.ownership` says which owns it); its output is captured into
 /// rotating log files and an in-memory tail, and it is restarted by its retry policy. Leaving
-/// a `with` block (or `shutdown()`) stops every program and waits until each process group
-/// is gone. With `kill_on_parent_death` (the default), the programs are killed even when
-/// this Python process dies without cleaning up (`os._exit`, SIGKILL, a crash).
+/// a `with` block (or `shutdown()`) stops every program and waits until none of their
+/// processes is left. With `kill_on_parent_death` (the default), the programs are killed
+/// even when this Python process dies without cleaning up (`os._exit`, SIGKILL, a crash).
+/// `subreaper` (off by default) makes gosuv adopt orphans, which it then reaps only if they
+/// came from its programs.
 #[pyclass(frozen, module = "gosuv")]
 pub struct Supervisor {
     /// `None` only while it is dropped.
@@ -429,13 +432,13 @@ impl Supervisor {
         self.waiting(py, move |s| s.update(config))
     }
 
-    /// Stops a program (waiting until its process group is gone) and removes it.
+    /// Stops a program (waiting until none of its processes is left) and removes it.
     fn remove(&self, py: Python<'_>, name: String) -> PyResult<()> {
         self.waiting(py, move |s| s.remove(&name))
     }
 
     /// Starts a program. With `wait`, returns once it is running (up for `start_seconds`),
-    /// waiting at most `timeout` seconds (`None`: no limit).
+    /// waiting at most `timeout` seconds (0 to 86400; `None`: no limit).
     #[pyo3(signature = (name, *, wait = true, timeout = None))]
     fn start(
         &self,
@@ -444,13 +447,13 @@ impl Supervisor {
         wait: bool,
         timeout: Option<f64>,
     ) -> PyResult<Status> {
-        let wait = wait_arg(wait, timeout)?;
+        let wait = wait_arg(py, wait, timeout)?;
         let st = self.waiting(py, move |s| s.start(&name, wait))?;
         Status::new(py, st)
     }
 
-    /// Stops a program: `stop_signal` to its process group, SIGKILL after `stop_timeout`.
-    /// With `wait`, returns once the whole group is gone.
+    /// Stops a program: `stop_signal` to its processes, SIGKILL after `stop_timeout`.
+    /// With `wait`, returns once none of them is left.
     #[pyo3(signature = (name, *, wait = true, timeout = None))]
     fn stop(
         &self,
@@ -459,7 +462,7 @@ impl Supervisor {
         wait: bool,
         timeout: Option<f64>,
     ) -> PyResult<Status> {
-        let wait = wait_arg(wait, timeout)?;
+        let wait = wait_arg(py, wait, timeout)?;
         let st = self.waiting(py, move |s| s.stop(&name, wait))?;
         Status::new(py, st)
     }
@@ -473,7 +476,7 @@ impl Supervisor {
         wait: bool,
         timeout: Option<f64>,
     ) -> PyResult<Status> {
-        let wait = wait_arg(wait, timeout)?;
+        let wait = wait_arg(py, wait, timeout)?;
         let st = self.waiting(py, move |s| s.restart(&name, wait))?;
         Status::new(py, st)
     }
@@ -488,7 +491,7 @@ impl Supervisor {
         timeout: Option<f64>,
     ) -> PyResult<Status> {
         let state = convert::state_arg(state)?;
-        let timeout = convert::timeout_arg(timeout)?;
+        let timeout = convert::timeout_arg(py, timeout)?;
         let st = self.waiting(py, move |s| s.wait_for(&name, state, timeout))?;
         Status::new(py, st)
     }
@@ -617,7 +620,7 @@ impl Supervisor {
         Ok(all.into_iter().map(|(k, v)| (k, v.into())).collect())
     }
 
-    /// Stops every program and waits until each process group is gone. Afterwards the
+    /// Stops every program and waits until none of their processes is left. Afterwards the
     /// supervisor accepts no more changes. Calling it again does nothing.
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
         self.waiting(py, |s| {
@@ -657,8 +660,10 @@ impl Supervisor {
     }
 }
 
-fn wait_arg(wait: bool, timeout: Option<f64>) -> PyResult<Option<Duration>> {
-    let t = convert::timeout_arg(timeout)?;
+/// The wait of a start, stop or restart: `None` without `wait`. The timeout is checked
+/// either way, so a bad one is refused whether or not it would be used.
+fn wait_arg(py: Python<'_>, wait: bool, timeout: Option<f64>) -> PyResult<Option<Duration>> {
+    let t = convert::timeout_arg(py, timeout)?;
     Ok(wait.then_some(t))
 }
 

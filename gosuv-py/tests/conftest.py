@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -59,6 +60,51 @@ def group_members(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(entry))
     return members
+
+
+def _unescape_mountinfo(field: str) -> str:
+    """Undoes the octal escapes of /proc/self/mountinfo (``\\040`` for a space)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def no_writable_cgroup_v2() -> str | None:
+    """Why gosuv cannot own programs by cgroup here, or None when it can.
+
+    Probes what gosuv needs: a directory created (and removed) under this process's own
+    cgroup v2, found from /proc/self/cgroup and the cgroup2 mount of /proc/self/mountinfo.
+    """
+    mount = None
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if right.split()[:1] == ["cgroup2"]:
+            fields = left.split()
+            mount = (_unescape_mountinfo(fields[3]), _unescape_mountinfo(fields[4]))
+            break
+    if mount is None:
+        return "no cgroup v2 hierarchy is mounted"
+    own = next(
+        (
+            line[3:]
+            for line in Path("/proc/self/cgroup").read_text().splitlines()
+            if line.startswith("0::")
+        ),
+        None,
+    )
+    if own is None:
+        return "this process is in no cgroup v2"
+    root, point = mount
+    try:
+        rel = Path(own).relative_to(root)
+    except ValueError:
+        return f"this process's cgroup {own} is outside the mounted cgroup v2 tree"
+    # Not named gosuv-*: a supervisor clears the empty gosuv-* cgroups it finds there.
+    probe = Path(point) / rel / f"pytest-cgroup-probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as e:
+        return f"cannot create a cgroup under {probe.parent}: {e}"
+    return None
 
 
 def free_port() -> int:

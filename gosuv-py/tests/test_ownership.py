@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -124,14 +125,54 @@ def test_absurd_timeouts_are_refused_not_a_panic(sup: gosuv.Supervisor, timeout:
     assert sup.status("p").state == "stopped"
 
 
+@pytest.mark.parametrize("timeout", [float("nan"), float("-inf"), -0.5, 86_400.001])
+def test_every_timeout_is_bounded_by_the_core(sup: gosuv.Supervisor, timeout: float) -> None:
+    sup.add("p", "exec sleep 30", start_seconds=0)
+    events = sup.events()
+    lines = sup.follow("p")
+    calls: list[Callable[[], object]] = [
+        lambda: sup.start("p", timeout=timeout),
+        lambda: sup.start("p", wait=False, timeout=timeout),
+        lambda: sup.stop("p", timeout=timeout),
+        lambda: sup.restart("p", timeout=timeout),
+        lambda: sup.wait_for("p", "running", timeout=timeout),
+        lambda: events.get(timeout=timeout),
+        lambda: lines.get(timeout=timeout),
+    ]
+    for call in calls:
+        with pytest.raises(gosuv.InvalidArgument, match=r"^timeout .* from 0 to 86400 \(1 day\)"):
+            call()
+    assert sup.status("p").state == "stopped"
+    assert issubclass(gosuv.InvalidArgument, ValueError)
+
+
+def test_a_timeout_of_one_day_or_none_is_accepted(sup: gosuv.Supervisor) -> None:
+    sup.add("p", "exec sleep 30", start_seconds=0)
+    assert sup.start("p", timeout=86_400).state == "running"
+    assert sup.wait_for("p", "running", timeout=None).state == "running"
+    assert sup.stop("p", timeout=86_400.0).state == "stopped"
+    assert sup.restart("p", timeout=None).state == "running"
+    assert sup.stop("p", timeout=None).state == "stopped"
+
+
+def test_an_int_too_large_for_a_float_is_an_error_not_a_panic(sup: gosuv.Supervisor) -> None:
+    sup.add("p", "exec sleep 30", start_seconds=0)
+    # Python itself cannot make a float of it (OverflowError, as for time.sleep(10**400)).
+    with pytest.raises(OverflowError):
+        sup.start("p", timeout=10**400)
+    with pytest.raises(OverflowError):
+        sup.events().get(timeout=10**400)
+    assert sup.status("p").state == "stopped"
+
+
 def test_absurd_numbers_in_a_program_are_refused(sup: gosuv.Supervisor) -> None:
-    for key, value in (
-        ("stop_timeout", 2**64 - 1),
-        ("start_seconds", 2**64 - 1),
-        ("start_retries", 2**32 - 1),
+    for key, options in (
+        ("stop_timeout", gosuv.ProgramOptions(stop_timeout=2**64 - 1)),
+        ("start_seconds", gosuv.ProgramOptions(start_seconds=2**64 - 1)),
+        ("start_retries", gosuv.ProgramOptions(start_retries=2**32 - 1)),
     ):
         with pytest.raises(gosuv.ConfigError, match=key):
-            sup.add("p", "exec sleep 30", **{key: value})  # type: ignore[misc]
+            sup.add("p", "exec sleep 30", **options)
     assert sup.list() == []
     sup.add("p", "exec sleep 30", start_seconds=0)
     sup.start("p", timeout=DEADLINE)

@@ -31,7 +31,7 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 
 /// Keys of a program as read back that are status, not config: accepted and ignored in a
 /// request body, so that a program read with GET can be edited and sent back with PUT.
-const STATUS_KEYS: [&str; 11] = [
+const STATUS_KEYS: [&str; 12] = [
     "state",
     "pid",
     "started_at",
@@ -43,6 +43,7 @@ const STATUS_KEYS: [&str; 11] = [
     "log_errors",
     "cpu_percent",
     "rss_bytes",
+    "ownership",
 ];
 
 /// The web page (issue 6 replaces the file).
@@ -172,6 +173,7 @@ pub struct ProgramView<'a> {
     log_errors: u64,
     cpu_percent: Option<f64>,
     rss_bytes: Option<u64>,
+    ownership: Option<gosuv::Ownership>,
 }
 
 impl<'a> ProgramView<'a> {
@@ -196,18 +198,18 @@ impl<'a> ProgramView<'a> {
                 .filter(|_| status.pid.is_some())
                 .map(|s| (s.cpu_percent * 10.0).round() / 10.0),
             rss_bytes: stats.filter(|_| status.pid.is_some()).map(|s| s.rss_bytes),
+            ownership: status.ownership,
         }
     }
 }
 
-fn one_program(st: &AppState, name: &str) -> ApiResult<Value> {
+async fn one_program(st: &AppState, name: &str) -> ApiResult<Value> {
     let config = st.sup().config(name)?;
     let status = st.sup().status(name)?;
-    let stats = status
-        .pid
-        .is_some()
-        .then(|| st.sup().stats(name))
-        .transpose()?;
+    let stats = match status.pid {
+        Some(_) => Some(st.sup().stats(name).await?),
+        None => None,
+    };
     serde_json::to_value(ProgramView::new(&config, &status, stats.as_ref()))
         .map_err(|e| ApiError::internal(format!("cannot encode the program: {e}")))
 }
@@ -258,8 +260,10 @@ async fn list(
     Ok(st.program_list().await)
 }
 
-/// Parses a JSON body into a program; `path_name` is the name in the URL, if any.
-fn program_from_body(
+/// Parses a JSON body into a program; `path_name` is the name in the URL, if any. The
+/// checks that may look a user up (NSS can be a network service) or stat a directory run
+/// on a blocking thread.
+async fn program_from_body(
     st: &AppState,
     body: &[u8],
     path_name: Option<&str>,
@@ -290,10 +294,12 @@ fn program_from_body(
     }
     let yaml = serde_yaml::to_value(Value::Object(map))
         .map_err(|e| ApiError::bad_request(format!("cannot read the program: {e}")))?;
-    Ok(gosuv::config::parse_program_value(
-        yaml,
-        st.sup().base_dir(),
-    )?)
+    let base = st.sup().base_dir().to_path_buf();
+    let parsed =
+        tokio::task::spawn_blocking(move || gosuv::config::parse_program_value(yaml, &base))
+            .await
+            .map_err(|e| ApiError::internal(format!("reading the program failed: {e}")))?;
+    Ok(parsed?)
 }
 
 async fn create(
@@ -301,7 +307,7 @@ async fn create(
     Extension(caller): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let config = program_from_body(&st, &body?, None)?;
+    let config = program_from_body(&st, &body?, None).await?;
     let name = config.name.clone();
     st.mutate(
         &caller,
@@ -310,11 +316,11 @@ async fn create(
         |sup| async move { sup.add(config).await },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(one_program(&st, &name)?)))
+    Ok((StatusCode::CREATED, Json(one_program(&st, &name).await?)))
 }
 
 async fn read(State(st): State<AppState>, Param(name): Param) -> ApiResult<Json<Value>> {
-    Ok(Json(one_program(&st, checked(&name)?)?))
+    Ok(Json(one_program(&st, checked(&name)?).await?))
 }
 
 async fn replace(
@@ -326,7 +332,7 @@ async fn replace(
     let name = checked(&name)?.to_string();
     let body = body?;
     st.sup().status(&name)?;
-    let config = program_from_body(&st, &body, Some(&name))?;
+    let config = program_from_body(&st, &body, Some(&name)).await?;
     let n = name.clone();
     let restarted = st
         .mutate(&caller, "update", &name, |sup| async move {
@@ -334,7 +340,7 @@ async fn replace(
         })
         .await
         .map_err(|e| removed_meanwhile(&st, &n, e))?;
-    let mut v = one_program(&st, &name)?;
+    let mut v = one_program(&st, &name).await?;
     if let Value::Object(m) = &mut v {
         m.insert("restarted".into(), Value::Bool(restarted));
     }
@@ -371,27 +377,43 @@ impl WaitQuery {
         }
         match self.timeout {
             None => Ok(Some(default.min(MAX_WAIT))),
-            Some(t) if t.is_finite() && t > 0.0 => {
-                Ok(Some(Duration::from_secs_f64(t).min(MAX_WAIT)))
-            }
+            Some(t) if t > 0.0 => gosuv::wait_limit(t).map(Some).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "timeout={t}: give a number of seconds above 0 and at most {} (1 day)",
+                    gosuv::MAX_WAIT.as_secs()
+                ))
+            }),
             Some(t) => Err(ApiError::bad_request(format!(
-                "timeout={t}: give a number of seconds above 0"
+                "timeout={t}: give a number of seconds above 0 and at most {} (1 day)",
+                gosuv::MAX_WAIT.as_secs()
             ))),
         }
     }
 }
 
-/// How long a start may take by default: retries with their backoff, and a margin.
+/// How long a start may take by default: retries with their backoff, and a margin. The
+/// keys are bounded (a day, a thousand retries), and the sum saturates anyway.
 fn start_wait(config: &ProgramConfig) -> Duration {
     let tries = u64::from(config.start_retries) + 1;
-    let backoff: u64 = (1..=config.start_retries)
+    // The backoff is capped at a minute: past the first few retries, each costs that.
+    let backoff: u64 = (1..=config.start_retries.min(8))
         .map(|f| gosuv::backoff_delay(f).as_secs())
-        .sum();
-    Duration::from_secs(config.start_seconds * tries + backoff + 10)
+        .sum::<u64>()
+        .saturating_add(
+            u64::from(config.start_retries.saturating_sub(8))
+                .saturating_mul(gosuv::backoff_delay(u32::MAX).as_secs()),
+        );
+    Duration::from_secs(
+        config
+            .start_seconds
+            .saturating_mul(tries)
+            .saturating_add(backoff)
+            .saturating_add(10),
+    )
 }
 
 fn stop_wait(config: &ProgramConfig) -> Duration {
-    Duration::from_secs(config.stop_timeout + 10)
+    Duration::from_secs(config.stop_timeout.saturating_add(10))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -429,8 +451,11 @@ impl Action {
             Action::Start => sup.start(name, q.wait(start_wait(&config))?).await,
             Action::Stop => sup.stop(name, q.wait(stop_wait(&config))?).await,
             Action::Restart => {
-                sup.restart(name, q.wait(start_wait(&config) + stop_wait(&config))?)
-                    .await
+                sup.restart(
+                    name,
+                    q.wait(start_wait(&config).saturating_add(stop_wait(&config)))?,
+                )
+                .await
             }
         };
         r.map_err(|e| removed_meanwhile(st, name, e.into()))
@@ -450,7 +475,7 @@ async fn act(
     let done = action.run(&st, name, &q).await;
     st.touch();
     done?;
-    Ok(Json(one_program(&st, name)?))
+    Ok(Json(one_program(&st, name).await?))
 }
 
 async fn start(
@@ -614,7 +639,7 @@ async fn events(
 }
 
 async fn stats(State(st): State<AppState>, Param(name): Param) -> ApiResult<Json<ProcessStats>> {
-    Ok(Json(st.sup().stats(checked(&name)?)?))
+    Ok(Json(st.sup().stats(checked(&name)?).await?))
 }
 
 /// Builds the `GET /api/programs` body from one snapshot of configs, statuses and stats.

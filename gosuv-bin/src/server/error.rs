@@ -39,11 +39,15 @@ impl From<gosuv::Error> for ApiError {
         let status = match &e {
             E::NotFound(_) => StatusCode::NOT_FOUND,
             E::Exists(_) => StatusCode::CONFLICT,
-            E::Config(_) => StatusCode::BAD_REQUEST,
+            E::Config(_) | E::Invalid(_) => StatusCode::BAD_REQUEST,
             E::StoppedBeforeRunning(_) => StatusCode::CONFLICT,
             E::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             E::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            E::StartFailed { .. } | E::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            E::StartFailed { .. }
+            | E::Io { .. }
+            | E::Store(_)
+            | E::TaskFailed(_)
+            | E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
     }

@@ -16,10 +16,10 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// Renders every metric. Program names are `[A-Za-z0-9._-]`, so they need no escaping as
 /// label values.
-pub fn render(st: &AppState) -> String {
+pub async fn render(st: &AppState) -> String {
     let sup = st.sup();
     let statuses = sup.list();
-    let stats = st.stats_snapshot();
+    let stats = st.stats_snapshot().await;
     let mut out = String::with_capacity(256 + statuses.len() * 900);
 
     family(
@@ -175,7 +175,7 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(&st),
+        render(&st).await,
     )
         .into_response()
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::header;
@@ -63,8 +63,7 @@ struct StateInner {
     listening: Vec<String>,
     shutdown: CancellationToken,
     streams: CancellationToken,
-    write_lock: tokio::sync::Mutex<()>,
-    stats: Mutex<Option<Cached<StatsMap>>>,
+    stats: tokio::sync::Mutex<Option<Cached<StatsMap>>>,
     list: tokio::sync::Mutex<Option<Cached<Bytes>>>,
     generation: std::sync::atomic::AtomicU64,
     mutations: std::sync::atomic::AtomicU64,
@@ -101,8 +100,7 @@ impl AppState {
                 listening,
                 shutdown: CancellationToken::new(),
                 streams: CancellationToken::new(),
-                write_lock: tokio::sync::Mutex::new(()),
-                stats: Mutex::new(None),
+                stats: tokio::sync::Mutex::new(None),
                 list: tokio::sync::Mutex::new(None),
                 generation: std::sync::atomic::AtomicU64::new(0),
                 mutations: std::sync::atomic::AtomicU64::new(0),
@@ -197,13 +195,14 @@ impl AppState {
 
     /// Stats of every program with a process, at most a second old and taken after the
     /// last change made through the API (the core rescans new leaders on its own).
-    pub fn stats_snapshot(&self) -> StatsMap {
+    /// Concurrent requests for stale stats wait for one pass.
+    pub async fn stats_snapshot(&self) -> StatsMap {
+        let mut g = self.inner.stats.lock().await;
         let (generation, mutations) = self.counters();
-        let mut g = self.inner.stats.lock().unwrap_or_else(|p| p.into_inner());
         match &*g {
             Some(c) if c.mutations == mutations && c.at.elapsed() < STATS_TTL => c.value.clone(),
             _ => {
-                let value = Arc::new(self.inner.sup.stats_all());
+                let value = Arc::new(self.inner.sup.stats_all().await);
                 *g = Some(Cached {
                     at: Instant::now(),
                     value: value.clone(),
@@ -234,7 +233,7 @@ impl AppState {
                 _ => {
                     let configs = self.inner.sup.configs();
                     let statuses = self.inner.sup.list();
-                    let stats = self.stats_snapshot();
+                    let stats = self.stats_snapshot().await;
                     let body = Bytes::from(api::programs_json(&configs, &statuses, &stats));
                     *g = Some(Cached {
                         at: Instant::now(),
@@ -249,10 +248,11 @@ impl AppState {
         ([(header::CONTENT_TYPE, "application/json")], body).into_response()
     }
 
-    /// Runs a change of the program set under the write lock, then saves the programs file.
+    /// Runs a change of the program set (the core serializes changes and saves the programs
+    /// file through its store hook), and logs who made it.
     ///
     /// # Errors
-    /// The change's error, or a 500 when the file cannot be saved (the change is live).
+    /// The change's error; a 500 when it is live but could not be saved.
     pub async fn mutate<T, F, Fut>(
         &self,
         caller: &Caller,
@@ -264,37 +264,20 @@ impl AppState {
         F: FnOnce(Supervisor) -> Fut,
         Fut: Future<Output = gosuv::Result<T>>,
     {
-        let _guard = self.inner.write_lock.lock().await;
         let out = f(self.inner.sup.clone()).await;
         self.touch();
-        let out = out?;
+        if !matches!(out, Ok(_) | Err(gosuv::Error::Store(_))) {
+            return out.map_err(ApiError::from);
+        }
         tracing::info!(
             peer = %caller.peer,
             user = caller.user.as_deref().unwrap_or("-"),
             "{what} program {name}"
         );
-        self.save().await?;
-        Ok(out)
-    }
-
-    async fn save(&self) -> ApiResult<()> {
-        let path = self.inner.config.include.clone();
-        let programs: Vec<ProgramConfig> = self.inner.sup.configs();
-        let p = path.clone();
-        let r = tokio::task::spawn_blocking(move || store::save_programs(&p, &programs)).await;
-        match r {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                tracing::error!("cannot save {}: {e}", path.display());
-                Err(ApiError::internal(format!(
-                    "the change is live but {} could not be saved ({e}): it will be lost at the next restart; fix the file's directory and repeat the change",
-                    path.display()
-                )))
-            }
-            Err(e) => Err(ApiError::internal(format!(
-                "saving the programs file failed: {e}"
-            ))),
-        }
+        out.map_err(|e| {
+            tracing::error!("cannot save {}: {e}", self.inner.config.include.display());
+            ApiError::from(e)
+        })
     }
 
     /// Re-reads the programs file and applies it (`POST /api/reload`, SIGHUP).
@@ -302,8 +285,10 @@ impl AppState {
     /// # Errors
     /// 400 with every error of the file; nothing is changed then.
     pub async fn reload(&self) -> ApiResult<gosuv::ReloadReport> {
-        let _guard = self.inner.write_lock.lock().await;
-        let programs = self.inner.config.load_programs()?;
+        let config = self.inner.config.clone();
+        let programs = tokio::task::spawn_blocking(move || config.load_programs())
+            .await
+            .map_err(|e| ApiError::internal(format!("reading the programs file failed: {e}")))??;
         let report = self.inner.sup.reload(programs).await;
         self.touch();
         let report = report?;
@@ -555,13 +540,14 @@ async fn serve(
     listening: Vec<String>,
 ) -> CliResult {
     let signals = handle_signals();
-    let mut options = SupervisorOptions::from_config(&config);
-    options.subreaper = true;
-    options.min_fds = Some(config.server.minfds);
+    // Recording starts before any program does, so every run is in the file.
+    let (recorder, observer) = recovery::GroupRecorder::start(&config.server.pidfile);
+    let mut options = supervisor_options(&config);
+    options.observer = Some(observer);
+    // Every child of the server is a program's or an orphan of one.
+    gosuv::reap_every_orphan();
     let sup = Supervisor::new(options).map_err(|e| Failure::new(e.to_string()))?;
     let state = AppState::new(sup.clone(), config.clone(), security, listening.clone());
-    // Recording starts before any program does, so every group is in the file.
-    let recorder = recovery::GroupRecorder::start(sup.clone(), &config.server.pidfile);
     for p in programs {
         let name = p.name.clone();
         if let Err(e) = sup.add(p).await {
@@ -607,6 +593,28 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// The supervisor options of the server: its programs are its own (a subreaper, and no
+/// guardian: they are meant to be stopped by the server), and changes made through the API
+/// are saved to the programs file.
+pub fn supervisor_options(config: &ServerConfig) -> SupervisorOptions {
+    let mut options = SupervisorOptions::from_config(config);
+    options.subreaper = true;
+    options.kill_on_parent_death = false;
+    let path = config.include.clone();
+    options.store = Some(gosuv::Store(Arc::new(
+        move |programs: &[ProgramConfig]| {
+            store::save_programs(&path, programs).map_err(|e| {
+                format!(
+                    "{} could not be saved ({e}): it will be lost at the next restart; fix the \
+                 file's directory and repeat the change",
+                    path.display()
+                )
+            })
+        },
+    )));
+    options
 }
 
 /// As PID 1 (a container's entrypoint, `unshare --pid --fork`), becomes a session leader

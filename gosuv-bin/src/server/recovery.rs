@@ -1,19 +1,26 @@
 //! Crash recovery without duplicates.
 //!
-//! While the server runs, it keeps the process groups of its programs in a small file beside
-//! the pidfile (`<pidfile>.groups`, JSON), rewritten atomically (temporary file + rename)
-//! whenever the set changes. A clean shutdown removes it. When `start-server` takes the
-//! pidfile's lock and finds the file still listing groups, the previous server died
-//! uncleanly (`kill -9`, a crash, the OOM killer) and those groups may still run: each one
-//! that is provably a leftover of ours is stopped (its `stop_signal`, SIGKILL after its
+//! While the server runs, it keeps the runs of its programs in a small file beside the
+//! pidfile (`<pidfile>.groups`, JSON), rewritten atomically (temporary file + rename)
+//! whenever the set changes. The core tells it of each run's start and end
+//! ([`gosuv::GroupObserver`]), with the leader's start time and, for a program owned by a
+//! cgroup, the cgroup. A clean shutdown removes the file. When `start-server` takes the
+//! pidfile's lock and finds the file still listing runs, the previous server died uncleanly
+//! (`kill -9`, a crash, the OOM killer) and those runs may still go on: each one that is
+//! provably a leftover of ours is stopped (its `stop_signal`, SIGKILL after its
 //! `stop_timeout`) before any program starts, so two copies of a service never run at once.
 //!
-//! A group is ours when its leader is alive and started at the recorded time (field 22 of
-//! `/proc/<pid>/stat`, clock ticks since boot), so a recycled pid is never signalled. A group
-//! whose leader is gone but whose members live is ours when every member is in the group's
-//! session and started no earlier than the recorded leader: the kernel does not reuse a pid
-//! while a process group of that number exists. A file written before a reboot (another
-//! `boot_id`) is ignored: nothing of that boot survived.
+//! A run owned by a cgroup is stopped whole, whatever its processes did (`setsid`, double
+//! forks): every process in the recorded cgroup gets the signal, then `cgroup.kill`. A cgroup
+//! is gosuv's when its directory is one gosuv makes (`gosuv-<pid>-<n>/prog-<name>`) and is
+//! owned by this server's user.
+//!
+//! A run owned by its process group is ours when its leader is alive and started at the
+//! recorded time (field 22 of `/proc/<pid>/stat`, clock ticks since boot), so a recycled pid
+//! is never signalled. A group whose leader is gone but whose members live is ours when
+//! every member is in the group's session and started no earlier than the recorded leader:
+//! the kernel does not reuse a pid while a process group of that number exists. A file
+//! written before a reboot (another `boot_id`) is ignored: nothing of that boot survived.
 //!
 //! The file is not fsync'ed: it only matters while the kernel that ran those groups is up,
 //! and a crashed process's writes are in the page cache, which survives it.
@@ -22,20 +29,19 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gosuv::{EventNotice, Supervisor};
+use gosuv::procfs::ProcStat;
+use gosuv::{GroupInfo, GroupObserver};
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
 
 /// The longest a leftover group is given to stop gracefully, whatever its `stop_timeout`.
 pub const MAX_GRACE: Duration = Duration::from_secs(60);
 
 /// How long SIGKILLed leftovers are waited for before the server goes on anyway.
 const KILL_WAIT: Duration = Duration::from_secs(5);
-
-/// How often the recorder looks again at groups whose leader is gone but members remain.
-const RECHECK: Duration = Duration::from_secs(1);
 
 /// One process group the server had.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -50,6 +56,23 @@ pub struct GroupRecord {
     pub stop_signal: i32,
     /// Seconds before SIGKILL.
     pub stop_timeout: u64,
+    /// The program's cgroup, when the run was owned by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
+}
+
+impl GroupRecord {
+    /// The record of a run the core reports.
+    pub fn of(group: &GroupInfo) -> GroupRecord {
+        GroupRecord {
+            pgid: group.leader,
+            program: group.program.clone(),
+            start_time: group.start_time,
+            stop_signal: group.stop_signal,
+            stop_timeout: group.stop_timeout.as_secs(),
+            cgroup: group.cgroup.clone(),
+        }
+    }
 }
 
 /// The contents of the groups file.
@@ -116,76 +139,22 @@ pub fn read_groups(path: &Path) -> Option<GroupsFile> {
     }
 }
 
-/// What `/proc/<pid>/stat` says of a process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProcStat {
-    /// The state letter (`R`, `S`, `Z`, ...).
-    pub state: char,
-    /// The parent's pid.
-    pub ppid: i32,
-    /// The process group.
-    pub pgrp: i32,
-    /// The session.
-    pub session: i32,
-    /// Start time in clock ticks since boot.
-    pub start_time: u64,
-}
-
-impl ProcStat {
-    /// Parses the text of `/proc/<pid>/stat`. The command name may hold spaces and
-    /// parentheses, so fields are counted from the last `)`.
-    pub fn parse(text: &str) -> Option<ProcStat> {
-        let (_, rest) = text.rsplit_once(')')?;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        // f[0] is field 3 (state), so field N is f[N - 3].
-        Some(ProcStat {
-            state: f.first()?.chars().next()?,
-            ppid: f.get(1)?.parse().ok()?,
-            pgrp: f.get(2)?.parse().ok()?,
-            session: f.get(3)?.parse().ok()?,
-            start_time: f.get(19)?.parse().ok()?,
-        })
-    }
-
-    /// Reads `/proc/<pid>/stat`.
-    pub fn read(pid: i32) -> Option<ProcStat> {
-        Self::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-    }
-
-    /// Whether the process has exited (a zombie waiting to be reaped runs nothing).
-    pub fn is_zombie(&self) -> bool {
-        matches!(self.state, 'Z' | 'X')
-    }
-}
-
 /// Every live (non-zombie) process, by pid.
-fn live_processes() -> BTreeMap<i32, ProcStat> {
-    let mut out = BTreeMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if let Some(st) = ProcStat::read(pid).filter(|s| !s.is_zombie()) {
-            out.insert(pid, st);
-        }
-    }
-    out
+fn live_processes() -> BTreeMap<u32, ProcStat> {
+    gosuv::procfs::scan()
+        .into_iter()
+        .filter(|s| !s.is_zombie())
+        .map(|s| (s.pid, s))
+        .collect()
 }
 
 /// Whether the live processes of `record`'s group prove it is the recorded one.
 /// `members` are the live processes whose process group is `record.pgid`.
-pub fn is_our_group(record: &GroupRecord, members: &[(i32, ProcStat)]) -> bool {
+pub fn is_our_group(record: &GroupRecord, members: &[(u32, ProcStat)]) -> bool {
     if members.is_empty() {
         return false;
     }
-    let pgid = record.pgid as i32;
+    let pgid = record.pgid;
     match members.iter().find(|(pid, _)| *pid == pgid) {
         Some((_, leader)) => leader.start_time == record.start_time,
         None => members
@@ -225,8 +194,8 @@ pub fn pending_grace(pidfile: &Path) -> Duration {
         .map_or(Duration::ZERO, |d| d + KILL_WAIT)
 }
 
-fn members_by_group(procs: &BTreeMap<i32, ProcStat>) -> BTreeMap<i32, Vec<(i32, ProcStat)>> {
-    let mut by: BTreeMap<i32, Vec<(i32, ProcStat)>> = BTreeMap::new();
+fn members_by_group(procs: &BTreeMap<u32, ProcStat>) -> BTreeMap<u32, Vec<(u32, ProcStat)>> {
+    let mut by: BTreeMap<u32, Vec<(u32, ProcStat)>> = BTreeMap::new();
     for (pid, st) in procs {
         by.entry(st.pgrp).or_default().push((*pid, *st));
     }
@@ -238,7 +207,64 @@ fn killpg(pgid: u32, sig: i32) {
     unsafe { libc::kill(-(pgid as i32), sig) };
 }
 
-/// Stops the leftover groups that the groups file beside `pidfile` lists, if the server
+/// A recorded cgroup that gosuv made: `.../gosuv-<pid>-<n>/prog-<name>`, owned by this user
+/// and not writable by others. Anything else is never signalled.
+fn our_cgroup(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("prog-"))
+        && path
+            .parent()
+            .and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("gosuv-"));
+    let owned = std::fs::symlink_metadata(path).is_ok_and(|m| {
+        // SAFETY: geteuid has no arguments and cannot fail.
+        m.is_dir() && m.uid() == unsafe { libc::geteuid() } && m.mode() & 0o022 == 0
+    });
+    named && owned
+}
+
+/// The processes in a cgroup now (none when it is gone).
+fn cgroup_pids(path: &Path) -> Vec<u32> {
+    std::fs::read_to_string(path.join("cgroup.procs"))
+        .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn signal_cgroup(path: &Path, sig: i32) {
+    for pid in cgroup_pids(path) {
+        // SAFETY: kill(2) only sends a signal.
+        unsafe { libc::kill(pid as i32, sig) };
+    }
+}
+
+fn kill_cgroup(path: &Path) {
+    if std::fs::write(path.join("cgroup.kill"), "1").is_err() {
+        signal_cgroup(path, libc::SIGKILL);
+    }
+}
+
+/// Whether a recorded run still has live processes that are provably ours.
+fn run_alive(g: &GroupRecord, by_group: &BTreeMap<u32, Vec<(u32, ProcStat)>>) -> bool {
+    match &g.cgroup {
+        Some(cg) => our_cgroup(cg) && !cgroup_pids(cg).is_empty(),
+        None => by_group
+            .get(&g.pgid)
+            .is_some_and(|members| is_our_group(g, members)),
+    }
+}
+
+fn signal_run(g: &GroupRecord, sig: i32) {
+    match &g.cgroup {
+        Some(cg) => signal_cgroup(cg, sig),
+        None => killpg(g.pgid, sig),
+    }
+}
+
+/// Stops the leftover runs that the groups file beside `pidfile` lists, if the server
 /// that wrote it died uncleanly on this boot; then removes the file. Call it with the
 /// pidfile's lock held, before any program starts.
 pub fn stop_leftovers(pidfile: &Path) -> Recovery {
@@ -267,19 +293,18 @@ pub fn stop_leftovers(pidfile: &Path) -> Recovery {
         file.server_pid,
         file.groups.len()
     );
-    let procs = live_processes();
-    let by_group = members_by_group(&procs);
+    let by_group = members_by_group(&live_processes());
     let mut pending: Vec<(GroupRecord, Instant)> = Vec::new();
     let now = Instant::now();
     for g in file.groups {
-        let members = by_group
-            .get(&(g.pgid as i32))
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        if members.is_empty() {
+        let exists = match &g.cgroup {
+            Some(cg) => !cgroup_pids(cg).is_empty(),
+            None => by_group.get(&g.pgid).is_some_and(|m| !m.is_empty()),
+        };
+        if !exists {
             continue;
         }
-        if !is_our_group(&g, members) {
+        if !run_alive(&g, &by_group) {
             tracing::info!(
                 pgid = g.pgid,
                 program = %g.program,
@@ -292,12 +317,15 @@ pub fn stop_leftovers(pidfile: &Path) -> Recovery {
         tracing::warn!(
             pgid = g.pgid,
             program = %g.program,
-            "stopping a leftover process group of {} ({} processes)",
+            "stopping a leftover process group of {}{}",
             g.program,
-            members.len()
+            g.cgroup
+                .as_ref()
+                .map(|c| format!(" (cgroup {})", c.display()))
+                .unwrap_or_default()
         );
-        killpg(g.pgid, g.stop_signal);
-        killpg(g.pgid, libc::SIGCONT);
+        signal_run(&g, g.stop_signal);
+        signal_run(&g, libc::SIGCONT);
         let grace = Duration::from_secs(g.stop_timeout).min(MAX_GRACE);
         pending.push((g, now + grace));
     }
@@ -307,10 +335,7 @@ pub fn stop_leftovers(pidfile: &Path) -> Recovery {
         let by_group = members_by_group(&live_processes());
         let now = Instant::now();
         pending.retain(|(g, deadline)| {
-            let alive = by_group
-                .get(&(g.pgid as i32))
-                .is_some_and(|m| is_our_group(g, m));
-            if !alive {
+            if !run_alive(g, &by_group) {
                 out.stopped.push(g.clone());
                 return false;
             }
@@ -322,7 +347,10 @@ pub fn stop_leftovers(pidfile: &Path) -> Recovery {
                         "the leftover group of {} outlived its stop_timeout: SIGKILL",
                         g.program
                     );
-                    killpg(g.pgid, libc::SIGKILL);
+                    match &g.cgroup {
+                        Some(cg) => kill_cgroup(cg),
+                        None => killpg(g.pgid, libc::SIGKILL),
+                    }
                     killed_at.insert(g.pgid, now);
                     out.killed += 1;
                     true
@@ -348,26 +376,53 @@ pub fn stop_leftovers(pidfile: &Path) -> Recovery {
             out.killed
         );
     }
+    // The emptied cgroups go (the next supervisor sweeps their parents).
+    for g in &out.stopped {
+        if let Some(cg) = g.cgroup.as_ref().filter(|cg| our_cgroup(cg)) {
+            let _ = std::fs::remove_dir(cg);
+        }
+    }
     let _ = std::fs::remove_file(&path);
     out
 }
 
-/// Keeps the groups file of a running server up to date: one task, woken by every state
-/// change (bursts coalesced) and once a second while a group outlives its leader.
+/// What the core tells the recorder.
+enum Change {
+    Started(GroupRecord),
+    Ended(u32),
+}
+
+/// The core's observer of runs: hands each start and end to the recorder's task, at once.
+struct Observer(mpsc::UnboundedSender<Change>);
+
+impl GroupObserver for Observer {
+    fn started(&self, group: &GroupInfo) {
+        let _ = self.0.send(Change::Started(GroupRecord::of(group)));
+    }
+
+    fn ended(&self, group: &GroupInfo) {
+        let _ = self.0.send(Change::Ended(group.leader));
+    }
+}
+
+/// Keeps the groups file of a running server up to date: one task, fed by the core's
+/// observer (bursts coalesced into one write).
 #[derive(Debug)]
 pub struct GroupRecorder {
-    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    stop: tokio_util::sync::CancellationToken,
     path: PathBuf,
 }
 
 impl GroupRecorder {
-    /// Starts recording `sup`'s groups into the groups file of `pidfile`.
-    pub fn start(sup: Supervisor, pidfile: &Path) -> GroupRecorder {
+    /// Starts recording into the groups file of `pidfile`; returns the recorder and the
+    /// observer to give the supervisor (`SupervisorOptions::observer`).
+    pub fn start(pidfile: &Path) -> (GroupRecorder, Arc<dyn GroupObserver>) {
         let path = groups_path(pidfile);
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(record(sup, path.clone(), stop.clone()));
-        GroupRecorder { stop, task, path }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(record(rx, path.clone(), stop.clone()));
+        (GroupRecorder { task, stop, path }, Arc::new(Observer(tx)))
     }
 
     /// After a clean shutdown (every program stopped): stops recording and removes the file.
@@ -378,146 +433,30 @@ impl GroupRecorder {
     }
 }
 
-/// The groups of a running server, kept up to date from its events.
-struct Tracker {
-    sup: Supervisor,
-    own_pid: i32,
-    groups: BTreeMap<u32, GroupRecord>,
-    /// Groups whose program left its process behind (a leader gone, its group dying):
-    /// looked at again every [`RECHECK`] until they are empty.
-    lingering: std::collections::BTreeSet<u32>,
-}
-
-/// Whether a process group has any process left (zombies included).
-fn group_exists(pgid: u32) -> bool {
-    // SAFETY: kill with signal 0 only checks that the group has a process.
-    unsafe { libc::kill(-(pgid as i32), 0) == 0 }
-}
-
-impl Tracker {
-    /// Records `pid` as `program`'s group if it is one: a child of this server that leads
-    /// its own group. (An event may name the last pid of a program whose spawn failed; that
-    /// number may belong to anyone by now and must never be recorded.) Returns whether it
-    /// was added.
-    fn add(&mut self, program: &str, pid: u32) -> bool {
-        if self.groups.contains_key(&pid) {
-            return false;
-        }
-        let Some(stat) = ProcStat::read(pid as i32) else {
-            return false;
-        };
-        if stat.ppid != self.own_pid || stat.pgrp != pid as i32 || stat.is_zombie() {
-            return false;
-        }
-        let (stop_signal, stop_timeout) =
-            self.sup.config(program).map_or((libc::SIGTERM, 10), |c| {
-                (c.stop_signal.0 as i32, c.stop_timeout)
-            });
-        self.groups.insert(
-            pid,
-            GroupRecord {
-                pgid: pid,
-                program: program.to_string(),
-                start_time: stat.start_time,
-                stop_signal,
-                stop_timeout,
-            },
-        );
-        true
-    }
-
-    /// Forgets the groups (of `program`, or all) that have no process left; the others are
-    /// marked lingering. Returns whether any was forgotten.
-    fn prune(&mut self, program: Option<&str>) -> bool {
-        let before = self.groups.len();
-        let lingering = &mut self.lingering;
-        self.groups.retain(|pgid, g| {
-            if program.is_some_and(|p| p != g.program) {
-                return true;
-            }
-            let exists = group_exists(*pgid);
-            if exists {
-                lingering.insert(*pgid);
-            } else {
-                lingering.remove(pgid);
-            }
-            exists
-        });
-        self.groups.len() != before
-    }
-
-    /// Looks again at the lingering groups. Returns whether any was forgotten.
-    fn prune_lingering(&mut self) -> bool {
-        let gone: Vec<u32> = self
-            .lingering
-            .iter()
-            .copied()
-            .filter(|pgid| !group_exists(*pgid))
-            .collect();
-        for pgid in &gone {
-            self.lingering.remove(pgid);
-            self.groups.remove(pgid);
-        }
-        !gone.is_empty()
-    }
-
-    /// Rebuilds the set from every program's status (after missed events).
-    fn resync(&mut self) -> bool {
-        let mut changed = self.prune(None);
-        for s in self.sup.list() {
-            if let Some(pid) = s.pid {
-                changed |= self.add(&s.name, pid);
-            }
-        }
-        changed
-    }
-
-    /// Applies one state change. Returns (a group was added, a group was forgotten).
-    fn apply(&mut self, ev: &gosuv::Event) -> (bool, bool) {
-        use gosuv::ProgramState as S;
-        match (ev.to, ev.pid) {
-            (S::Starting | S::Running | S::Stopping, Some(pid)) => {
-                (self.add(&ev.program, pid), false)
-            }
-            (S::Stopped | S::Exited | S::Backoff | S::Fatal, _) => {
-                (false, self.prune(Some(&ev.program)))
-            }
-            _ => (false, false),
-        }
-    }
-
-    fn file(&self, boot_id: &str) -> GroupsFile {
-        GroupsFile {
-            boot_id: boot_id.to_string(),
-            server_pid: self.own_pid as u32,
-            groups: self.groups.values().cloned().collect(),
-        }
-    }
-}
-
 /// How long a write that only forgets groups may wait to be merged with the next one: a
 /// forgotten group left in the file costs nothing (recovery skips a group that is gone, and
 /// one whose number was reused does not match its start time), a new one must be on disk
 /// at once.
 const FORGET_DELAY: Duration = Duration::from_secs(1);
 
-async fn record(sup: Supervisor, path: PathBuf, stop: CancellationToken) {
-    use futures_util::FutureExt;
-    let mut events = sup.subscribe();
+async fn record(
+    mut changes: mpsc::UnboundedReceiver<Change>,
+    path: PathBuf,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let boot_id = boot_id();
-    let mut tracker = Tracker {
-        sup,
-        own_pid: std::process::id() as i32,
-        groups: BTreeMap::new(),
-        lingering: Default::default(),
-    };
-    tracker.resync();
+    let server_pid = std::process::id();
+    let mut groups: BTreeMap<u32, GroupRecord> = BTreeMap::new();
     let mut pending = true;
     let mut forget_due: Option<tokio::time::Instant> = None;
     let mut write_failed = false;
     loop {
         if pending || forget_due.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            let file = tracker.file(&boot_id);
+            let file = GroupsFile {
+                boot_id: boot_id.clone(),
+                server_pid,
+                groups: groups.values().cloned().collect(),
+            };
             let p = path.clone();
             match tokio::task::spawn_blocking(move || write_groups(&p, &file)).await {
                 Ok(Ok(())) => {
@@ -540,36 +479,36 @@ async fn record(sup: Supervisor, path: PathBuf, stop: CancellationToken) {
                 Err(_) => return,
             }
         }
-        let recheck = write_failed || !tracker.lingering.is_empty();
-        let forget_at = forget_due.unwrap_or_else(|| tokio::time::Instant::now() + RECHECK);
+        let retry = write_failed.then(|| tokio::time::Instant::now() + Duration::from_secs(1));
+        let wake_at = match (forget_due, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         tokio::select! {
             () = stop.cancelled() => return,
-            ev = events.recv() => {
-                let mut next = ev;
+            change = changes.recv() => {
+                let mut next = change;
                 // A burst of changes is applied, then written once.
                 loop {
                     match next {
                         None => return,
-                        Some(EventNotice::Changed(e)) => {
-                            let (added, forgot) = tracker.apply(&e);
-                            pending |= added;
-                            if forgot && forget_due.is_none() {
+                        Some(Change::Started(g)) => {
+                            groups.insert(g.pgid, g);
+                            pending = true;
+                        }
+                        Some(Change::Ended(pgid)) => {
+                            if groups.remove(&pgid).is_some() && forget_due.is_none() {
                                 forget_due = Some(tokio::time::Instant::now() + FORGET_DELAY);
                             }
                         }
-                        Some(EventNotice::Missed(_)) => pending |= tracker.resync(),
                     }
-                    match events.recv().now_or_never() {
-                        Some(n) => next = n,
-                        None => break,
+                    match changes.try_recv() {
+                        Ok(c) => next = Some(c),
+                        Err(_) => break,
                     }
                 }
             }
-            () = tokio::time::sleep_until(forget_at), if forget_due.is_some() => {}
-            () = tokio::time::sleep(RECHECK), if recheck => {
-                if tracker.prune_lingering() && forget_due.is_none() {
-                    forget_due = Some(tokio::time::Instant::now());
-                }
+            () = tokio::time::sleep_until(wake_at.unwrap_or_else(tokio::time::Instant::now)), if wake_at.is_some() => {
                 pending |= write_failed;
             }
         }
@@ -580,25 +519,17 @@ async fn record(sup: Supervisor, path: PathBuf, stop: CancellationToken) {
 mod tests {
     use super::*;
 
-    fn stat(pgrp: i32, session: i32, start: u64) -> ProcStat {
+    fn stat(pgrp: u32, session: u32, start: u64) -> ProcStat {
         ProcStat {
+            pid: 0,
             state: 'S',
             ppid: 1,
             pgrp,
             session,
+            ticks: 0,
             start_time: start,
+            rss_pages: 0,
         }
-    }
-
-    #[test]
-    fn parses_stat_with_odd_command_names() {
-        let text =
-            "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 1 0 0 0 3 4 0 0 20 0 1 0 987654 1 2 3";
-        let st = ProcStat::parse(text).unwrap();
-        assert_eq!(st, stat(4242, 4242, 987654));
-        assert!(ProcStat::parse("12 (x) Z 1 2").is_none());
-        let me = ProcStat::read(std::process::id() as i32).unwrap();
-        assert!(!me.is_zombie());
     }
 
     #[test]
@@ -609,6 +540,7 @@ mod tests {
             start_time: 5000,
             stop_signal: libc::SIGTERM,
             stop_timeout: 10,
+            cgroup: None,
         };
         // The leader is alive and started when recorded.
         assert!(is_our_group(
@@ -641,6 +573,7 @@ mod tests {
                 start_time: 1,
                 stop_signal: 15,
                 stop_timeout: 3,
+                cgroup: Some("/sys/fs/cgroup/gosuv-1-0/prog-a".into()),
             }],
         };
         write_groups(&path, &file).unwrap();

@@ -211,8 +211,9 @@ static int no_thread_named(const char *name) {
 static gosuv_supervisor *make(const char *dir) {
     gosuv_supervisor_options options = gosuv_supervisor_options_default();
     gosuv_supervisor *sup = NULL;
+    /* The defaults are the Rust and Python libraries': no subreaper, programs die with us. */
+    CHECK(!options.subreaper && options.kill_on_parent_death && options.min_fds == 0);
     options.base_dir = dir;
-    options.kill_on_parent_death = true;
     OK(gosuv_supervisor_new(&options, &sup));
     return sup;
 }
@@ -223,6 +224,9 @@ static void test_names_and_messages(void) {
     CHECK(strlen(gosuv_version()) > 0);
     CHECK(strcmp(gosuv_result_name(GOSUV_RESULT_NOT_FOUND), "GOSUV_RESULT_NOT_FOUND") == 0);
     CHECK(strcmp(gosuv_result_name(999), "GOSUV_RESULT_UNKNOWN") == 0);
+    CHECK(GOSUV_RESULT_INTERNAL == 12);
+    CHECK(strcmp(gosuv_result_name(GOSUV_RESULT_INTERNAL), "GOSUV_RESULT_INTERNAL") == 0);
+    CHECK(strstr(message(GOSUV_RESULT_INTERNAL), "report") != NULL);
     CHECK(strcmp(gosuv_state_name(GOSUV_STATE_BACKOFF), "backoff") == 0);
     CHECK(strcmp(gosuv_state_name(7), "unknown") == 0);
     /* A code with no failure behind it gets its general meaning. */
@@ -304,6 +308,7 @@ static void test_programs(gosuv_supervisor *sup) {
     char *json = NULL;
     size_t n = 0;
     bool restarted = false;
+    uint32_t pid;
 
     /* Config errors name the key; YAML errors say so; nothing is added. */
     EXPECT(gosuv_supervisor_add(sup, "name: 'bad name'\ncommand: 'true'\n"), GOSUV_RESULT_CONFIG);
@@ -347,7 +352,24 @@ static void test_programs(gosuv_supervisor *sup) {
     gosuv_string_free(json);
     OK(gosuv_supervisor_status_json(sup, &json));
     CHECK(json != NULL && strstr(json, "\"state\":\"running\"") != NULL);
+    CHECK(json != NULL && (strstr(json, "\"ownership\":\"cgroup\"") != NULL ||
+                           strstr(json, "\"ownership\":\"group\"") != NULL));
     gosuv_string_free(json);
+
+    /* Waits: one day at most, refused beyond it by name and bound, with nothing done. */
+    OK(gosuv_supervisor_start(sup, "echo", 86400000, &st)); /* running: returns at once */
+    pid = st.pid;
+    EXPECT(gosuv_supervisor_stop(sup, "echo", 86400001, &st), GOSUV_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(message(GOSUV_RESULT_INVALID_ARGUMENT), "`timeout_ms`") != NULL);
+    CHECK(strstr(message(GOSUV_RESULT_INVALID_ARGUMENT), "86400000") != NULL);
+    EXPECT(gosuv_supervisor_restart(sup, "echo", UINT32_MAX, &st),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_supervisor_start(sup, "echo", UINT32_MAX, &st), GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_supervisor_wait_for(sup, "echo", GOSUV_STATE_STOPPED, UINT32_MAX, &st),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(message(GOSUV_RESULT_INVALID_ARGUMENT), "`timeout_ms`") != NULL);
+    OK(gosuv_supervisor_status(sup, "echo", &st));
+    CHECK(st.state == GOSUV_STATE_RUNNING && st.pid == pid);
 
     /* A changed config restarts a running program; an unchanged one does not. */
     OK(gosuv_supervisor_update(sup, "{name: echo, start_seconds: 0, command: 'exec sleep 301'}",

@@ -10,7 +10,7 @@ them cleanly, and leave no orphan behind, even when Python itself dies::
         sup.start("web", timeout=10)
         print(sup.status("web"))
         print(sup.tail("web", stream="stderr", lines=5))
-    # every program is stopped here, and its whole process group is gone
+    # every program is stopped here, and none of its processes is left
 
 The supervisor itself is the Rust library ``gosuv``; every blocking call releases the GIL
 and can be interrupted with Ctrl-C. Errors are subclasses of :class:`GosuvError`.
@@ -23,11 +23,13 @@ import atexit
 from gosuv._errors import (
     ConfigError,
     GosuvError,
+    InvalidArgument,
     ProgramExists,
     ProgramNotFound,
     StartError,
     StoppedBeforeRunning,
     SupervisorClosed,
+    TaskFailed,
     Timeout,
 )
 from gosuv._native import (
@@ -50,6 +52,7 @@ __all__ = [
     "Event",
     "Events",
     "GosuvError",
+    "InvalidArgument",
     "LogFollower",
     "ProgramExists",
     "ProgramNotFound",
@@ -63,6 +66,7 @@ __all__ = [
     "StrPath",
     "Supervisor",
     "SupervisorClosed",
+    "TaskFailed",
     "Timeout",
     "__version__",
     "shutdown_all",

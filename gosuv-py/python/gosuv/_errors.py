@@ -64,3 +64,18 @@ class Timeout(GosuvError, TimeoutError):
 
 class SupervisorClosed(GosuvError):
     """The supervisor has shut down: it accepts no more changes."""
+
+
+class InvalidArgument(GosuvError, ValueError):
+    """An argument is out of its bounds, such as a ``timeout`` that is negative, not a
+    number, or longer than a day (86400 seconds); nothing was done."""
+
+
+class TaskFailed(GosuvError):
+    """gosuv's task for a program failed (a bug in gosuv: please report it).
+
+    The program (``program`` holds its name) was stopped and marked ``fatal``; it stays
+    usable, and its ``last_error`` says what happened. A ``start`` tries again.
+    """
+
+    program: str

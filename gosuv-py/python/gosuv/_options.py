@@ -16,7 +16,8 @@ Command = Union[str, Sequence[str]]
 class ProgramOptions(TypedDict, total=False):
     """Every option of a program; each has the default of ``programs.yml``.
 
-    Seconds are whole numbers. Sizes are bytes or strings such as ``"10MB"``.
+    Seconds are whole numbers (at most 86400, one day). Sizes are bytes or strings such as
+    ``"10MB"``.
     """
 
     environ: Union[Mapping[str, Union[str, int, bool]], Sequence[str]]
@@ -28,15 +29,15 @@ class ProgramOptions(TypedDict, total=False):
     start_seconds: int
     """Seconds it must stay up to count as started. Default 1."""
     start_retries: int
-    """Failed starts in a row before ``fatal``. Default 3."""
+    """Failed starts in a row before ``fatal`` (at most 1000). Default 3."""
     autorestart: Union[bool, Literal["unexpected"]]
     """Restart after it exits: always, never, or on an exit code not in ``exit_codes``."""
     exit_codes: Sequence[int]
     """Expected exit codes. Default ``[0]``."""
     stop_signal: Union[str, signal.Signals]
-    """Signal sent to its process group to stop it: ``"TERM"`` (default), ``"INT"``, ..."""
+    """Signal sent to its processes to stop it: ``"TERM"`` (default), ``"INT"``, ..."""
     stop_timeout: int
-    """Seconds before SIGKILL to the whole group. Default 10."""
+    """Seconds before SIGKILL to all its processes. Default 10."""
     user: str
     """Run as this user (gosuv must run as root to switch)."""
     umask: Union[int, str]
@@ -49,3 +50,12 @@ class ProgramOptions(TypedDict, total=False):
     """Rotate a log file at this size; 0 never rotates. Default ``"50MB"``."""
     log_backups: int
     """Rotated files kept. Default 10."""
+    memory_max: Union[int, str]
+    """Restart the program when it uses more memory than this: bytes or a size such as
+    ``"512MB"``. Its cgroup's memory where it has one, else the RSS of its processes.
+    Default: no limit."""
+    cgroup: Literal["auto", "off", "required"]
+    """Own its processes through a cgroup of its own, so that a child that calls ``setsid``
+    or double-forks is still stopped with it: ``"auto"`` (the default) where gosuv can make
+    one, else its process group; ``"off"``, its process group; ``"required"``, a cgroup or
+    the start fails. ``Status.ownership`` says which a run got."""

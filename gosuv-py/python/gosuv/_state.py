@@ -21,7 +21,7 @@ class State(str, enum.Enum):
     BACKOFF = "backoff"
     """A start failed; waiting before the next try."""
     STOPPING = "stopping"
-    """The stop signal was sent; waiting for the whole process group to go."""
+    """The stop signal was sent; waiting until none of its processes is left."""
     EXITED = "exited"
     """Was running and exited; ``autorestart`` decided not to start it again."""
     FATAL = "fatal"
