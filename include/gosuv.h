@@ -717,8 +717,10 @@ gosuv_result gosuv_supervisor_on_log(const struct gosuv_supervisor *sup,
                                      struct gosuv_subscription **out);
 
 // Ends a subscription and frees it. When it returns, the callback is not running and will
-// not be called again, and the finalizer has run; called from inside the subscription's
-// own callback, both happen as soon as that callback returns. While it waits for the
+// not be called again, and the finalizer has run. Called from inside a callback (of this
+// subscription or of another), it does not wait, since two callbacks could then wait for
+// each other: the callback stops being called and the finalizer runs as soon as the
+// callback under way (if any) returns. While it waits for the
 // callback to return, that callback may call any gosuv function (subscribe again, say):
 // no gosuv lock is held meanwhile. Output or events not yet delivered are dropped. NULL is
 // ignored. Works the same before or after the supervisor was freed.

@@ -461,19 +461,27 @@ mod tests {
     #[test]
     fn table_is_aligned() {
         let rows: Vec<StatusRow> = serde_json::from_value(serde_json::json!([
-            {"name": "web", "state": "running", "pid": 42, "uptime_secs": 65.0, "command": "x"},
-            {"name": "worker-long", "state": "fatal", "pid": null, "last_error": "exit code 1"},
+            {"name": "web", "state": "running", "pid": 42, "uptime_secs": 65.0, "command": "x",
+             "ownership": "cgroup"},
+            {"name": "worker-long", "state": "fatal", "pid": null, "last_error": "exit code 1",
+             "ownership": "group"},
             {"name": "disk", "state": "running", "pid": 7, "uptime_secs": 1.0, "log_errors": 3},
         ]))
         .unwrap();
         let t = status_table(&rows);
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], "NAME         STATE    PID  UPTIME  LAST ERROR");
-        assert_eq!(lines[1], "web          running  42   1m 5s   -");
-        assert_eq!(lines[2], "worker-long  fatal    -    -       exit code 1");
+        assert_eq!(
+            lines[0],
+            "NAME         STATE    PID  UPTIME  OWNED BY  LAST ERROR"
+        );
+        assert_eq!(lines[1], "web          running  42   1m 5s   cgroup    -");
+        assert_eq!(
+            lines[2],
+            "worker-long  fatal    -    -       group     exit code 1"
+        );
         assert_eq!(
             lines[3],
-            "disk         running  7    1s      3 log writes failed (see gosuv.log)"
+            "disk         running  7    1s      -         3 log writes failed (see gosuv.log)"
         );
     }
 }

@@ -167,12 +167,17 @@ impl Control {
     /// already queued is delivered first.
     fn end(&self, drain: bool) {
         let on_own_thread = OWN_FLAGS.with(Cell::get) == Arc::as_ptr(&self.flags);
+        // On any subscription's thread (inside a callback), waiting for another
+        // subscription's thread could wait for ever: that one may be waiting for this one
+        // (two callbacks freeing each other's subscriptions). It is told to end and is
+        // joined later (by the next subscription made, or when the supervisor is freed).
+        let on_a_subscription_thread = !OWN_FLAGS.with(Cell::get).is_null();
         if drain && !on_own_thread {
             self.flags.drain.store(true, Ordering::SeqCst);
         } else {
             self.flags.stop.store(true, Ordering::SeqCst);
         }
-        if !on_own_thread {
+        if !on_a_subscription_thread {
             self.join();
         }
     }
@@ -600,8 +605,10 @@ fn deliver_lines(
 }
 
 /// Ends a subscription and frees it. When it returns, the callback is not running and will
-/// not be called again, and the finalizer has run; called from inside the subscription's
-/// own callback, both happen as soon as that callback returns. While it waits for the
+/// not be called again, and the finalizer has run. Called from inside a callback (of this
+/// subscription or of another), it does not wait, since two callbacks could then wait for
+/// each other: the callback stops being called and the finalizer runs as soon as the
+/// callback under way (if any) returns. While it waits for the
 /// callback to return, that callback may call any gosuv function (subscribe again, say):
 /// no gosuv lock is held meanwhile. Output or events not yet delivered are dropped. NULL is
 /// ignored. Works the same before or after the supervisor was freed.

@@ -492,6 +492,11 @@ fn a_c_subscription_freed_while_its_callback_subscribes_does_not_deadlock() {
 }
 
 #[test]
+fn two_c_callbacks_that_free_each_others_subscriptions_do_not_deadlock() {
+    hostile_host("crossfree");
+}
+
+#[test]
 fn a_dead_guardian_does_not_kill_the_c_host_with_sigpipe() {
     hostile_host("sigpipe");
 }

@@ -1,14 +1,19 @@
 //! Owning a program's processes through a cgroup v2 (`cgroup: auto|required`).
 //!
 //! A supervisor makes one cgroup under its own, `gosuv-<pid>-<n>`, the first time a program
-//! needs one, and under it one cgroup per program, `prog-<name>` (the prefix keeps a program
-//! named `cpu.max` from meeting the kernel's own files). A child is moved into its program's
-//! cgroup before it runs anything of its own (it writes `0` to `cgroup.procs` between fork and
-//! exec), so everything it starts stays there whatever it does (`setsid`, double forks):
-//! `cgroup.procs` lists them, `cgroup.kill` kills them all at once, and `cgroup.events` says
-//! `populated 0` when none is left. CPU comes from `cpu.stat`, and memory from
-//! `memory.current` where the memory controller can be enabled (`memory_max` then sets
-//! `memory.max`).
+//! needs one, and under it one cgroup per run of a program, `prog-<name>` (the prefix keeps a
+//! program named `cpu.max` from meeting the kernel's own files). A child is started in its
+//! run's cgroup before it runs anything of its own (see `spawn`), so everything it starts
+//! stays there whatever it does (`setsid`, double forks): `cgroup.procs` lists them,
+//! `cgroup.kill` kills them all at once, and `cgroup.events` says `populated 0` when none is
+//! left. CPU comes from `cpu.stat`, and memory from `memory.current` where the memory
+//! controller is handed down to gosuv's cgroup (`memory_max` then sets `memory.max`).
+//!
+//! A run's cgroup is removed once the run is over and made anew for the next run, never
+//! reused: on the kernels this was written on (6.18), a child started with
+//! `CLONE_INTO_CGROUP` into a cgroup that was once `cgroup.kill`ed is killed at birth. When
+//! the old one cannot be removed yet (a process stuck in the kernel), the next run's cgroup
+//! gets a suffix (`prog-<name>.1`).
 //!
 //! Where gosuv's own cgroup is not writable (not root, no delegation) no cgroup is made and
 //! programs are owned through their process group instead (see `process_group`).
@@ -111,34 +116,34 @@ impl CgroupRoot {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let base = own_cgroup_dir()?;
         remove_leftovers(&base);
-        let dir = base.join(format!(
-            "{ROOT_PREFIX}{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir(&dir).map_err(|e| {
-            format!(
-                "cannot create a cgroup under {}: {e} (gosuv needs root, a container, or a \
-                 systemd unit with Delegate=yes to own programs by cgroup)",
-                base.display()
-            )
-        })?;
-        // Memory accounting: only where the controller can be handed down to our cgroup
-        // without moving any process (our own cgroup may hold processes, which cgroup v2
-        // forbids for a cgroup that enables controllers for its children, unless it is the
-        // root).
+        let made = loop {
+            let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+            let dir = base.join(format!("{ROOT_PREFIX}{}-{seq}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => break dir,
+                // An earlier process with this pid (a restarted container's init) left it:
+                // take the next number.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && seq < 1_000 => {}
+                Err(e) => {
+                    return Err(format!(
+                        "cannot create a cgroup under {}: {e} (gosuv needs root, a container, \
+                         or a systemd unit with Delegate=yes to own programs by cgroup)",
+                        base.display()
+                    ))
+                }
+            }
+        };
+        // Memory accounting where gosuv's own cgroup hands the controller down already (a
+        // delegated unit, a container): gosuv never changes its parent's settings.
         let has = |dir: &Path, what: &str, c: &str| {
             read_file(&dir.join(what)).is_ok_and(|t| t.split_whitespace().any(|w| w == c))
         };
-        if has(&base, "cgroup.controllers", "memory") {
-            if !has(&base, "cgroup.subtree_control", "memory") {
-                let _ = write_file(&base.join("cgroup.subtree_control"), "+memory");
-            }
-            let _ = write_file(&dir.join("cgroup.subtree_control"), "+memory");
+        if has(&made, "cgroup.controllers", "memory") {
+            let _ = write_file(&made.join("cgroup.subtree_control"), "+memory");
         }
-        let memory = has(&dir, "cgroup.subtree_control", "memory");
-        tracing::debug!(dir = %dir.display(), memory, "cgroup made for the supervisor");
-        Ok(CgroupRoot { dir, memory })
+        let memory = has(&made, "cgroup.subtree_control", "memory");
+        tracing::debug!(dir = %made.display(), memory, "cgroup made for the supervisor");
+        Ok(CgroupRoot { dir: made, memory })
     }
 
     /// The supervisor's cgroup directory.
@@ -146,20 +151,35 @@ impl CgroupRoot {
         &self.dir
     }
 
-    /// The cgroup of program `name`, made if missing. `memory_max` is applied where the
-    /// memory controller is on (and lifted when `None`).
+    /// A new cgroup for a run of program `name`, with `memory_max` as `memory.max` where
+    /// the memory controller is on.
     ///
     /// # Errors
     /// The directory cannot be made.
     pub(crate) fn program(&self, name: &str, memory_max: Option<u64>) -> Result<Cgroup, String> {
-        let path = self.dir.join(format!("{PROGRAM_PREFIX}{name}"));
-        match std::fs::create_dir(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(format!("cannot create the cgroup {}: {e}", path.display())),
+        let base = self.dir.join(format!("{PROGRAM_PREFIX}{name}"));
+        let mut path = base.clone();
+        let mut n = 0u32;
+        loop {
+            match std::fs::create_dir(&path) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1_000 => {
+                    // An earlier run's, not removed yet: gone if it is empty now, else the
+                    // next name (a cgroup is never reused, see the module's notes).
+                    if std::fs::remove_dir(&path).is_err() {
+                        n += 1;
+                        path = base.with_file_name(format!("{PROGRAM_PREFIX}{name}.{n}"));
+                    }
+                }
+                Err(e) => return Err(format!("cannot create the cgroup {}: {e}", path.display())),
+            }
         }
+        let dir = std::fs::File::open(&path)
+            .map(OwnedFd::from)
+            .map_err(|e| format!("cannot open the cgroup {}: {e}", path.display()))?;
         let cg = Cgroup {
             path,
+            dir,
             memory: self.memory,
         };
         if self.memory {
@@ -172,13 +192,24 @@ impl CgroupRoot {
         Ok(cg)
     }
 
-    /// Removes the cgroup of program `name` (it must be empty).
+    /// Removes what is left of program `name`'s cgroups (the empty ones).
     pub(crate) fn remove_program(&self, name: &str) {
-        let path = self.dir.join(format!("{PROGRAM_PREFIX}{name}"));
-        match std::fs::remove_dir(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!("cannot remove the cgroup {}: {e}", path.display()),
+        let prefix = format!("{PROGRAM_PREFIX}{name}");
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let file = e.file_name();
+            let Some(f) = file.to_str() else { continue };
+            let ours = f == prefix
+                || f.strip_prefix(prefix.as_str())
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+            if ours {
+                if let Err(err) = std::fs::remove_dir(e.path()) {
+                    tracing::warn!("cannot remove the cgroup {}: {err}", e.path().display());
+                }
+            }
         }
     }
 
@@ -194,7 +225,7 @@ impl Drop for CgroupRoot {
     }
 }
 
-/// Removes `dir` and its program cgroups, leaving any that still holds a process.
+/// Removes `dir` and its programs' cgroups, leaving any that still holds a process.
 fn remove_tree(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
@@ -211,6 +242,41 @@ fn remove_tree(dir: &Path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => tracing::warn!("cannot remove the cgroup {}: {e}", dir.display()),
     }
+}
+
+/// The program cgroups that supervisors of process `owner` made under this process's own
+/// cgroup (`gosuv-<owner>-<n>/prog-*`) and that still hold processes: what a crashed
+/// `gosuv` server left running, recorded or not.
+pub fn populated_leftovers(owner: u32) -> Vec<PathBuf> {
+    let Ok(base) = own_cgroup_dir() else {
+        return Vec::new();
+    };
+    let prefix = format!("{ROOT_PREFIX}{owner}-");
+    let mut out = Vec::new();
+    for root in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        if !root.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
+        }
+        for prog in std::fs::read_dir(root.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let populated = read_file(&prog.path().join("cgroup.events")).is_ok_and(|t| {
+                t.lines()
+                    .any(|l| l.split_whitespace().eq(["populated", "1"].iter().copied()))
+            });
+            if prog
+                .file_name()
+                .to_string_lossy()
+                .starts_with(PROGRAM_PREFIX)
+                && populated
+            {
+                out.push(prog.path());
+            }
+        }
+    }
+    out
 }
 
 /// Removes the cgroups that supervisors of processes now gone left under `base` (a crash),
@@ -248,6 +314,8 @@ fn remove_leftovers(base: &Path) {
 #[derive(Debug)]
 pub(crate) struct Cgroup {
     path: PathBuf,
+    /// Its directory, open: children are started in it (`CLONE_INTO_CGROUP`).
+    dir: OwnedFd,
     memory: bool,
 }
 
@@ -265,29 +333,49 @@ impl Cgroup {
         read_file(&self.path.join(file))
     }
 
-    /// `cgroup.procs`, open for writing: a child writes `0` to it to move itself in.
-    pub(crate) fn procs_for_spawn(&self) -> io::Result<OwnedFd> {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(self.path.join("cgroup.procs"))?;
-        Ok(OwnedFd::from(f))
+    /// Its directory, open (close-on-exec): where children are started.
+    pub(crate) fn dir(&self) -> &OwnedFd {
+        &self.dir
     }
 
-    /// The processes in it now.
+    /// The processes in it now, and in any cgroup the program made below it.
     pub(crate) fn pids(&self) -> Vec<u32> {
-        self.read("cgroup.procs")
-            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
-            .unwrap_or_default()
+        let mut out = Vec::new();
+        let mut dirs = vec![self.path.clone()];
+        while let Some(dir) = dirs.pop() {
+            if let Ok(t) = read_file(&dir.join("cgroup.procs")) {
+                out.extend(t.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+            }
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                dirs.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        out
     }
 
-    /// Whether any process is left in it (`populated` of `cgroup.events`). An unreadable
-    /// file (the cgroup is gone) counts as empty.
+    /// Whether any process is left in it or below it (`populated` of `cgroup.events`). A
+    /// cgroup that is gone is empty; one that cannot be read is not (look again later).
     pub(crate) fn populated(&self) -> bool {
-        self.read("cgroup.events").is_ok_and(|t| {
-            t.lines()
-                .any(|l| l.split_whitespace().eq(["populated", "1"].iter().copied()))
-        })
+        match self.read("cgroup.events") {
+            Ok(t) => t
+                .lines()
+                .any(|l| l.split_whitespace().eq(["populated", "1"].iter().copied())),
+            Err(e) => e.kind() != io::ErrorKind::NotFound,
+        }
+    }
+
+    /// Removes it, once its run is over (it must be empty).
+    pub(crate) fn remove(&self) {
+        match std::fs::remove_dir(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::debug!("cannot remove the cgroup {} yet: {e}", self.path.display()),
+        }
     }
 
     /// Sends `sig` to every process in it. A pid read from `cgroup.procs` could in theory

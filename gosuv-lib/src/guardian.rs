@@ -10,10 +10,13 @@
 //! SIGKILL to the groups and `cgroup.kill` to the cgroups. `PR_SET_PDEATHSIG` is not used
 //! for this: it follows the *thread* that forked, and it would reach only the leader.
 //!
-//! gosuv never writes to the guardian on a runtime worker: [`Guardian`] (a
-//! [`GroupObserver`]) queues what to say, and one thread writes it, with `MSG_NOSIGNAL` so
-//! a dead guardian cannot kill the host with SIGPIPE. While the guardian does not read, the
-//! queue holds at most one line per live group (a start and an end not yet said cancel out).
+//! The guardian is started with the first supervisor that wants it, so it runs before any
+//! program does. Telling it never blocks and never raises SIGPIPE: [`Guardian`] (a
+//! [`GroupObserver`]) sends each line at once with a non-blocking `send(MSG_NOSIGNAL)`, so it
+//! is in the socket before the program's spawn returns; only when the socket is full (a
+//! guardian that does not read) are lines queued for a thread of its own that waits until it
+//! can write. The queue holds at most one line per live group (a start and an end not yet
+//! said cancel out).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -64,6 +67,8 @@ enum Line {
     AddGroup(u32),
     RemoveGroup(u32),
     AddRoot(PathBuf),
+    /// The end of a line the socket took only part of.
+    Rest(String),
 }
 
 impl Line {
@@ -72,20 +77,27 @@ impl Line {
             Line::AddGroup(g) => format!("+g {g}\n"),
             Line::RemoveGroup(g) => format!("-g {g}\n"),
             Line::AddRoot(r) => format!("+r {}\n", r.display()),
+            Line::Rest(t) => t.clone(),
         }
     }
 }
 
 #[derive(Default)]
 struct Queue {
+    /// Lines not sent yet, in order.
     lines: Vec<Line>,
+    /// The thread is sending lines it took from here: new ones must wait behind them.
+    sending: bool,
+    /// Roots said already (each is said once).
     roots: Vec<PathBuf>,
-    /// The guardian could not be started or is gone: nothing more is queued.
+    /// The guardian could not be started or is gone: nothing more is said.
     dead: bool,
 }
 
-/// The process-wide guardian: what is still to be told, and the thread that tells it.
+/// The process-wide guardian: its socket, what is still to be told, and the thread that
+/// tells it when the socket is full.
 struct Shared {
+    socket: Option<OwnedFd>,
     queue: Mutex<Queue>,
     more: Condvar,
 }
@@ -93,20 +105,82 @@ struct Shared {
 fn shared() -> &'static Arc<Shared> {
     static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
     SHARED.get_or_init(|| {
+        let socket = match start() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!("cannot start the guardian /bin/sh: {e}; programs will outlive this process if it dies");
+                None
+            }
+        };
         let s = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(Queue {
+                dead: socket.is_none(),
+                ..Queue::default()
+            }),
+            socket,
             more: Condvar::new(),
         });
-        let thread = s.clone();
-        let spawned = std::thread::Builder::new()
-            .name("gosuv-guardian".into())
-            .spawn(move || writer(&thread));
-        if let Err(e) = spawned {
-            tracing::error!("cannot start the guardian's thread: {e}; programs will outlive this process if it dies");
-            s.queue.lock().unwrap_or_else(|p| p.into_inner()).dead = true;
+        if s.socket.is_some() {
+            let thread = s.clone();
+            let spawned = std::thread::Builder::new()
+                .name("gosuv-guardian".into())
+                .spawn(move || writer(&thread));
+            if let Err(e) = spawned {
+                tracing::error!("cannot start the guardian's thread: {e}; a guardian that falls behind will not be told everything");
+            }
         }
         s
     })
+}
+
+/// Starts the process-wide guardian if it is not running yet (a supervisor with
+/// `kill_on_parent_death` calls it when it is made, before any program starts).
+pub(crate) fn ensure_started() {
+    shared();
+}
+
+/// How a non-blocking send went.
+enum Sent {
+    All,
+    /// This many bytes went; the socket is full.
+    Part(usize),
+    Failed(std::io::Error),
+}
+
+/// Sends what the socket takes now, without ever raising SIGPIPE.
+fn send_now(fd: &OwnedFd, text: &[u8]) -> Sent {
+    let mut done = 0;
+    while done < text.len() {
+        // SAFETY: send from a buffer we own, of its length.
+        let n = unsafe {
+            libc::send(
+                fd.as_raw_fd(),
+                text[done..].as_ptr().cast(),
+                text.len() - done,
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock => return Sent::Part(done),
+                _ => return Sent::Failed(e),
+            }
+        }
+        done += n as usize;
+    }
+    Sent::All
+}
+
+fn gone(q: &mut Queue, e: &std::io::Error) {
+    if !q.dead {
+        tracing::error!(
+            "the guardian is gone ({e}): programs will outlive this process if it dies"
+        );
+    }
+    q.dead = true;
+    q.lines.clear();
 }
 
 impl Shared {
@@ -129,7 +203,23 @@ impl Shared {
                 }
                 q.roots.push(r.clone());
             }
-            Line::AddGroup(_) => {}
+            Line::AddGroup(_) | Line::Rest(_) => {}
+        }
+        // At once, unless earlier lines still wait (order matters: `-g` after `+g`).
+        if q.lines.is_empty() && !q.sending {
+            if let Some(fd) = &self.socket {
+                let text = line.text();
+                match send_now(fd, text.as_bytes()) {
+                    Sent::All => return,
+                    Sent::Part(n) => {
+                        q.lines.push(Line::Rest(text[n..].to_string()));
+                        drop(q);
+                        self.more.notify_one();
+                        return;
+                    }
+                    Sent::Failed(e) => return gone(&mut q, &e),
+                }
+            }
         }
         q.lines.push(line);
         drop(q);
@@ -137,9 +227,10 @@ impl Shared {
     }
 }
 
-/// Starts the guardian process; returns the socket to write to.
+/// Starts the guardian process; returns the (non-blocking) socket to write to.
 fn start() -> std::io::Result<OwnedFd> {
     let (ours, theirs) = UnixStream::pair()?;
+    ours.set_nonblocking(true)?;
     let mut cmd = std::process::Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(SCRIPT)
@@ -170,61 +261,48 @@ fn start() -> std::io::Result<OwnedFd> {
     Ok(OwnedFd::from(ours))
 }
 
-/// Writes `text` whole, without ever raising SIGPIPE.
-fn send_all(fd: &OwnedFd, mut text: &[u8]) -> std::io::Result<()> {
-    while !text.is_empty() {
-        // SAFETY: send from a buffer we own, of its length.
-        let n = unsafe {
-            libc::send(
-                fd.as_raw_fd(),
-                text.as_ptr().cast(),
-                text.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        text = &text[n as usize..];
-    }
-    Ok(())
+/// Waits until the socket can take more (the guardian read some), or fails.
+fn wait_writable(fd: &OwnedFd) {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: poll on one descriptor we own.
+    unsafe { libc::poll(&mut p, 1, -1) };
 }
 
-/// The guardian's thread: starts it, then says what is queued, as it is queued.
+/// The guardian's thread: says what is queued whenever the socket takes it.
 fn writer(shared: &Shared) {
-    let mut socket: Option<OwnedFd> = None;
+    let Some(fd) = shared.socket.as_ref() else {
+        return;
+    };
     loop {
         let lines = {
             let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
             while q.lines.is_empty() {
+                q.sending = false;
                 q = shared.more.wait(q).unwrap_or_else(|p| p.into_inner());
             }
+            q.sending = true;
             std::mem::take(&mut q.lines)
         };
-        if socket.is_none() {
-            match start() {
-                Ok(s) => socket = Some(s),
-                Err(e) => {
-                    tracing::error!("cannot start the guardian /bin/sh: {e}; programs will outlive this process if it dies");
-                    shared.queue.lock().unwrap_or_else(|p| p.into_inner()).dead = true;
+        let text: String = lines.iter().map(Line::text).collect();
+        let mut rest = text.as_bytes();
+        while !rest.is_empty() {
+            match send_now(fd, rest) {
+                Sent::All => rest = &[],
+                Sent::Part(n) => {
+                    rest = &rest[n..];
+                    wait_writable(fd);
+                }
+                Sent::Failed(e) => {
+                    gone(
+                        &mut shared.queue.lock().unwrap_or_else(|p| p.into_inner()),
+                        &e,
+                    );
                     return;
                 }
-            }
-        }
-        let text: String = lines.iter().map(Line::text).collect();
-        if let Some(s) = &socket {
-            if let Err(e) = send_all(s, text.as_bytes()) {
-                tracing::error!(
-                    "the guardian is gone ({e}): programs will outlive this process if it dies"
-                );
-                let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-                q.dead = true;
-                q.lines.clear();
-                return;
             }
         }
     }
@@ -257,7 +335,9 @@ mod tests {
 
     #[test]
     fn a_start_and_an_end_not_yet_said_cancel_out() {
+        // No socket: every line waits in the queue.
         let s = Shared {
+            socket: None,
             queue: Mutex::new(Queue::default()),
             more: Condvar::new(),
         };

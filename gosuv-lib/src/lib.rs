@@ -38,6 +38,7 @@ mod spawn;
 pub mod stats;
 mod supervisor;
 
+pub use cgroup::populated_leftovers;
 pub use config::{
     Autorestart, CgroupMode, Command, ConfigError, ConfigErrors, ProgramConfig, ServerConfig,
 };

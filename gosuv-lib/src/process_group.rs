@@ -34,7 +34,7 @@ use crate::cgroup::Cgroup;
 use crate::events::ExitStatus;
 use crate::procfs::{ProcStat, Snapshot};
 use crate::reaper;
-use crate::spawn::{self, PROGRAM_VAR};
+use crate::spawn::{self, RUN_VAR};
 
 /// How gosuv owns a program's processes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -193,16 +193,45 @@ struct Member {
     pidfd: OwnedFd,
 }
 
+impl Member {
+    /// Whether it ended; an ended one that is this process's child (an adopted orphan) is
+    /// reaped, so it is no zombie for long.
+    fn ended(&self) -> bool {
+        if !pidfd_ended(self.pidfd.as_raw_fd()) {
+            return false;
+        }
+        // SAFETY: waitid on a pidfd we own; ECHILD (not our child) is fine.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PIDFD,
+                self.pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG,
+            );
+        }
+        true
+    }
+}
+
 /// One program run's processes. See the module documentation.
 pub(crate) struct ProcessGroup {
     info: GroupInfo,
+    /// The run's `GOSUV_RUN`: how its orphans adopted by this process are known.
+    run: String,
     pidfd: Option<AsyncFd<OwnedFd>>,
     view: Arc<GroupView>,
     exit: Option<ExitStatus>,
     members: Vec<Member>,
+    /// Sessions of members that left the leader's, given to the reaper while the run lasts.
+    sessions: Vec<u32>,
     /// Whether orphans reparented to this process may be the program's.
     subreaper: bool,
+    /// Killing has begun: every process found from now on is killed at once.
+    killing: bool,
     observers: Arc<[Arc<dyn GroupObserver>]>,
+    /// The observers and the reaper were told the run is over.
+    released: bool,
     finished: bool,
 }
 
@@ -226,6 +255,7 @@ impl ProcessGroup {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn spawn(
         program: &str,
+        run: &str,
         cmd: &spawn::Command,
         merge_stderr: bool,
         cgroup: Option<Arc<Cgroup>>,
@@ -234,22 +264,12 @@ impl ProcessGroup {
         subreaper: bool,
         observers: Arc<[Arc<dyn GroupObserver>]>,
     ) -> Result<(ProcessGroup, Pipes), SpawnFailure> {
-        let procs = match cgroup.as_ref().map(|c| c.procs_for_spawn()).transpose() {
-            Ok(p) => p,
-            Err(e) => {
-                return Err(SpawnFailure {
-                    message: format!("cannot open the program's cgroup: {e}"),
-                    in_cgroup: true,
-                })
-            }
-        };
         let child = {
             let _spawning = reaper::spawning();
-            let child = spawn::spawn(cmd, merge_stderr, procs.as_ref()).map_err(|message| {
-                SpawnFailure {
-                    in_cgroup: message.contains("into its cgroup"),
-                    message,
-                }
+            let dir = cgroup.as_ref().map(|c| c.dir());
+            let child = spawn::spawn(cmd, merge_stderr, dir).map_err(|message| SpawnFailure {
+                in_cgroup: message.contains("cgroup"),
+                message,
             })?;
             reaper::register_leader(child.pid);
             child
@@ -270,16 +290,24 @@ impl ProcessGroup {
         });
         let mut group = ProcessGroup {
             info,
+            run: run.to_string(),
             pidfd: None,
             view,
             exit: None,
             members: Vec::new(),
+            sessions: Vec::new(),
             subreaper,
+            killing: false,
             observers,
+            released: false,
             finished: false,
         };
         for o in group.observers.iter() {
-            o.started(&group.info);
+            let told =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| o.started(&group.info)));
+            if told.is_err() {
+                tracing::error!(program = %group.info.program, "an observer of program runs panicked");
+            }
         }
         // SAFETY: the pidfd moves into the AsyncFd and stays open, on the same process, until
         // it is taken out again.
@@ -358,12 +386,12 @@ impl ProcessGroup {
 
     /// Whether the leader's number is still its own: it is while the leader runs or gosuv
     /// holds it unreaped. A leader someone else reaped may have left its number free.
-    fn number_is_ours(&self) -> bool {
-        self.exit != Some(ExitStatus::Unknown)
+    fn number_is_ours(&mut self) -> bool {
+        self.try_exit() != Some(ExitStatus::Unknown)
     }
 
     /// Sends `sig` without looking in `/proc` again.
-    fn send(&self, sig: i32) {
+    fn send(&mut self, sig: i32) {
         if let Some(cg) = &self.view.cgroup {
             cg.signal(sig);
             return;
@@ -377,22 +405,20 @@ impl ProcessGroup {
         }
     }
 
-    /// Kills every process of the run: `cgroup.kill`, or SIGKILL to the group and every
-    /// process found with it.
+    /// Kills every process of the run, and from now on every one found later: `cgroup.kill`,
+    /// or SIGKILL to the group and every process found with it.
     pub(crate) async fn kill(&mut self) {
-        if let Some(cg) = &self.view.cgroup {
-            cg.kill();
-            return;
+        self.kill_now();
+        if self.view.cgroup.is_none() {
+            // Whatever `/proc` shows besides the group is killed as it is found.
+            self.discover().await;
         }
-        // The group first, at once, then whatever `/proc` shows besides.
-        self.send(libc::SIGKILL);
-        self.discover().await;
-        self.send(libc::SIGKILL);
     }
 
     /// Kills what can be killed without looking in `/proc`: the cgroup, or the group and the
-    /// processes already known.
-    pub(crate) fn kill_now(&self) {
+    /// processes already known; from now on every process found is killed too.
+    pub(crate) fn kill_now(&mut self) {
+        self.killing = true;
         match &self.view.cgroup {
             Some(cg) => cg.kill(),
             None => self.send(libc::SIGKILL),
@@ -400,24 +426,30 @@ impl ProcessGroup {
     }
 
     /// Group ownership: finds the run's processes outside its process group in a fresh pass
-    /// over `/proc`, and holds each new one by a pidfd.
-    async fn discover(&mut self) {
-        let snap = crate::procfs::snapshot(Duration::ZERO, Some(Instant::now())).await;
+    /// over `/proc` (one shared with whoever else asks at the time), and holds each new one
+    /// by a pidfd; once killing has begun, kills each at once. Returns whether the pass could
+    /// be made.
+    async fn discover(&mut self) -> bool {
+        let Some(snap) =
+            crate::procfs::snapshot(Duration::from_secs(1), Some(Instant::now())).await
+        else {
+            return false;
+        };
         let leader = self.number_is_ours().then_some(self.info.leader);
         let known: Vec<u32> = self.members.iter().map(|m| m.pid).collect();
-        let program = self.info.program.clone();
+        let run = self.run.clone();
         let subreaper = self.subreaper;
         let found = tokio::task::spawn_blocking(move || {
             let me = std::process::id();
             let mut roots = known.clone();
             if subreaper {
-                // Orphans of the program that this process adopted as their subreaper.
+                // Orphans of this very run, adopted by this process as their subreaper.
                 roots.extend(
                     snap.children(me)
                         .filter(|p| {
                             !p.is_zombie()
                                 && !reaper::is_leader(p.pid)
-                                && crate::procfs::environ_has(p.pid, PROGRAM_VAR, &program)
+                                && crate::procfs::environ_has(p.pid, RUN_VAR, &run)
                         })
                         .map(|p| p.pid),
                 );
@@ -430,42 +462,72 @@ impl ProcessGroup {
                 let Ok(fd) = pidfd_open(p.pid) else { continue };
                 // The pidfd holds the process now; make sure it is the one the pass saw.
                 if ProcStat::read(p.pid).is_some_and(|s| s.start_time == p.start_time) {
-                    new.push(Member {
-                        pid: p.pid,
-                        pidfd: fd,
-                    });
+                    new.push((
+                        Member {
+                            pid: p.pid,
+                            pidfd: fd,
+                        },
+                        p.session,
+                    ));
                 }
             }
             new
         })
-        .await
-        .unwrap_or_default();
-        self.members.extend(found);
+        .await;
+        let Ok(found) = found else {
+            return false;
+        };
+        for (m, session) in found {
+            if self.killing {
+                pidfd_signal(m.pidfd.as_raw_fd(), libc::SIGKILL);
+            }
+            // Its session's zombies are this run's too (when they come to this process).
+            if session != self.info.leader && !self.sessions.contains(&session) {
+                reaper::add_session(session);
+                self.sessions.push(session);
+            }
+            self.members.push(m);
+        }
+        true
     }
 
     /// Whether nothing of the run is left: the leader has exited, and the cgroup is empty or
     /// no process of the group, its session, their descendants or its known members is
-    /// alive. Group ownership makes a pass over `/proc`.
+    /// alive. Group ownership makes a pass over `/proc`. Once killing has begun, what is
+    /// left is killed again (a process forked meanwhile escapes no kill).
     pub(crate) async fn is_empty(&mut self) -> bool {
         if self.try_exit().is_none() {
             return false;
         }
         if let Some(cg) = &self.view.cgroup {
-            return !cg.populated();
+            let populated = cg.populated();
+            if populated && self.killing {
+                cg.kill();
+            }
+            return !populated;
         }
-        self.members.retain(|m| !pidfd_ended(m.pidfd.as_raw_fd()));
-        if !self.members.is_empty() {
-            return false;
+        self.members.retain(|m| !m.ended());
+        if self.members.is_empty() {
+            // Every live process of the run that the pass finds becomes a member.
+            if !self.discover().await {
+                return false;
+            }
+            self.members.retain(|m| !m.ended());
         }
-        // Every live process of the run that the pass finds becomes a member.
-        self.discover().await;
-        self.members.retain(|m| !pidfd_ended(m.pidfd.as_raw_fd()));
+        if !self.members.is_empty() && self.killing {
+            self.send(libc::SIGKILL);
+        }
         self.members.is_empty()
     }
 
-    /// Waits until [`ProcessGroup::is_empty`], looking again at growing intervals. Cancel-safe.
+    /// Waits until [`ProcessGroup::is_empty`], looking again at growing intervals (a pass over
+    /// `/proc` for group ownership: from 10 ms). Cancel-safe.
     pub(crate) async fn emptied(&mut self) {
-        let mut pause = Duration::from_millis(1);
+        let mut pause = if self.view.cgroup.is_some() {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(10)
+        };
         let max = if self.view.cgroup.is_some() {
             Duration::from_millis(50)
         } else {
@@ -490,9 +552,16 @@ impl ProcessGroup {
         self.view.cgroup.as_ref().map_or(0, |c| c.oom_kills())
     }
 
-    /// Reaps the leader (once nothing of the run is left) and tells the observers.
+    /// Reaps the leader (once nothing of the run is left), removes the run's cgroup, and
+    /// tells the observers.
     pub(crate) fn finish(mut self) {
         self.finished = true;
+        if let Some(cg) = &self.view.cgroup {
+            cg.remove();
+        }
+        // Told while the leader is still unreaped, so its number cannot start another run
+        // before the observers forget this one.
+        self.release();
         if let Some(fd) = self.pidfd.take() {
             let fd = fd.into_inner();
             if self.exit.is_some() {
@@ -510,10 +579,25 @@ impl ProcessGroup {
                 reaper::reap_later(fd);
             }
         }
-        reaper::leader_gone(self.info.leader);
-        for o in self.observers.iter() {
-            o.ended(&self.info);
+    }
+
+    /// Tells the observers and the reaper that the run is over (once). An observer that
+    /// panics is reported and does not stop the others, nor the program's task.
+    fn release(&mut self) {
+        if std::mem::replace(&mut self.released, true) {
+            return;
         }
+        for s in self.sessions.drain(..) {
+            reaper::remove_session(s);
+        }
+        for o in self.observers.iter() {
+            let told =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| o.ended(&self.info)));
+            if told.is_err() {
+                tracing::error!(program = %self.info.program, "an observer of program runs panicked");
+            }
+        }
+        reaper::leader_gone(self.info.leader);
     }
 }
 
@@ -527,9 +611,6 @@ impl Drop for ProcessGroup {
         if let Some(fd) = self.pidfd.take() {
             reaper::reap_later(fd.into_inner());
         }
-        reaper::leader_gone(self.info.leader);
-        for o in self.observers.iter() {
-            o.ended(&self.info);
-        }
+        self.release();
     }
 }

@@ -65,12 +65,15 @@ impl ProcStat {
 }
 
 /// Every process of the machine, read in one pass over `/proc`.
-pub fn scan() -> Vec<ProcStat> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
+///
+/// # Errors
+/// `/proc` cannot be listed (out of descriptors, say): then nothing is known, which callers
+/// must not take for "no process".
+pub fn scan() -> std::io::Result<Vec<ProcStat>> {
+    let dir = std::fs::read_dir("/proc")?;
     let mut out = Vec::new();
-    for entry in dir.flatten() {
+    for entry in dir {
+        let entry = entry?;
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
@@ -79,7 +82,7 @@ pub fn scan() -> Vec<ProcStat> {
             out.push(st);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Whether the environment a process started with holds `key=value` (`/proc/<pid>/environ`;
@@ -200,27 +203,35 @@ fn fresh_enough(max_age: Duration, not_before: Option<Instant>) -> Option<Arc<Sn
 }
 
 /// A snapshot of every process, at most `max_age` old and taken no earlier than
-/// `not_before`. The pass runs on a blocking thread; concurrent callers share it.
-pub(crate) async fn snapshot(max_age: Duration, not_before: Option<Instant>) -> Arc<Snapshot> {
+/// `not_before`; `None` when `/proc` cannot be read. The pass runs on a blocking thread;
+/// concurrent callers share it.
+pub(crate) async fn snapshot(
+    max_age: Duration,
+    not_before: Option<Instant>,
+) -> Option<Arc<Snapshot>> {
     if let Some(s) = fresh_enough(max_age, not_before) {
-        return s;
+        return Some(s);
     }
     let _pass = CACHE.pass.lock().await;
     // Someone else's pass may have finished while this one waited.
     if let Some(s) = fresh_enough(max_age, not_before) {
-        return s;
+        return Some(s);
     }
     let taken = Instant::now();
     let procs = match tokio::task::spawn_blocking(scan).await {
-        Ok(p) => p,
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            tracing::warn!("cannot read /proc: {e}");
+            return None;
+        }
         Err(e) => {
             tracing::error!("a pass over /proc failed: {e}");
-            Vec::new()
+            return None;
         }
     };
     let snap = Arc::new(Snapshot::new(procs, taken));
     *CACHE.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(snap.clone());
-    snap
+    Some(snap)
 }
 
 /// The number of clock ticks a second (`sysconf(_SC_CLK_TCK)`).
@@ -303,7 +314,7 @@ mod tests {
     #[test]
     fn scan_sees_this_process() {
         let me = std::process::id();
-        let all = scan();
+        let all = scan().expect("/proc");
         let mine = all.iter().find(|p| p.pid == me).expect("this process");
         assert_eq!(
             ProcStat::read(me).map(|p| p.start_time),

@@ -18,7 +18,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
@@ -74,22 +74,22 @@ pub(crate) struct Shared {
     /// Whether this process is its programs' subreaper.
     pub subreaper: bool,
     /// The supervisor's cgroup, made when a program first needs one.
-    pub cgroups: OnceLock<Result<Arc<CgroupRoot>, String>>,
+    pub cgroups: std::sync::Mutex<Option<Arc<CgroupRoot>>>,
     /// Every program task, and the background work of runs being finished.
     pub tracker: TaskTracker,
 }
 
 impl Shared {
-    /// The supervisor's cgroup, made on first use.
+    /// The supervisor's cgroup, made on first use (a failure is tried again next time).
     pub(crate) fn cgroup_root(&self) -> Result<Arc<CgroupRoot>, String> {
-        self.cgroups
-            .get_or_init(|| {
-                CgroupRoot::create().map(|r| {
-                    crate::reaper::register_cgroup(r.dir().to_path_buf());
-                    Arc::new(r)
-                })
-            })
-            .clone()
+        let mut slot = self.cgroups.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(root) = slot.as_ref() {
+            return Ok(root.clone());
+        }
+        let root = Arc::new(CgroupRoot::create()?);
+        crate::reaper::register_cgroup(root.dir().to_path_buf());
+        *slot = Some(root.clone());
+        Ok(root)
     }
 }
 
@@ -352,7 +352,8 @@ impl Launcher for RealLauncher {
             }
             None => None,
         };
-        let cmd = SpawnCommand::prepare(config, &sh.base_dir, &sh.spawn, user.as_ref())?;
+        let run = crate::spawn::new_run_id();
+        let cmd = SpawnCommand::prepare(config, &sh.base_dir, &sh.spawn, user.as_ref(), &run)?;
         let cgroup = match config.cgroup {
             CgroupMode::Off => None,
             mode => match sh
@@ -372,6 +373,7 @@ impl Launcher for RealLauncher {
         let spawn = |cgroup| {
             ProcessGroup::spawn(
                 &config.name,
+                &run,
                 &cmd,
                 config.redirect_stderr,
                 cgroup,
@@ -485,7 +487,7 @@ impl Process for RealProcess {
         }
         let snap = match view.cgroup {
             Some(_) => None,
-            None => Some(crate::procfs::snapshot(MEMORY_CHECK / 2, None).await),
+            None => Some(crate::procfs::snapshot(MEMORY_CHECK / 2, None).await?),
         };
         let view = view.clone();
         let pages: u64 = tokio::task::spawn_blocking(move || {
@@ -708,10 +710,14 @@ async fn supervise<L: Launcher>(mut task: Task<L>, mut cmds: mpsc::Receiver<Cmd>
             task.published.clone(),
             task.wanted.config.clone(),
         );
-        // The failed task goes: its run's processes are killed, its waiters told it is gone.
+        // The failed task goes: its run's processes are killed. What was asked of it carries
+        // over: its waiters are answered by the fresh task, and a removal still happens.
         let mut old = std::mem::replace(&mut task, fresh);
         task.restarts = old.restarts;
         task.state = old.state;
+        task.failures = old.failures;
+        task.wanted.remove = old.wanted.remove;
+        task.waiters = std::mem::take(&mut old.waiters);
         task.old_drains = std::mem::take(&mut old.old_drains);
         drop(old);
         task.enter_fatal_after_panic(format!(
@@ -765,6 +771,8 @@ impl<L: Launcher> Task<L> {
 
     async fn run(&mut self, cmds: &mut mpsc::Receiver<Cmd>) {
         let mut cmds_open = true;
+        // What a failed task left asked (a removal) is pursued at once.
+        self.steer().await;
         while !self.done {
             let deadline = self.phase.deadline();
             let wake = {
@@ -949,6 +957,10 @@ impl<L: Launcher> Task<L> {
                     let _ = reply.send(Ok(()));
                     return None;
                 }
+                // A start by hand in backoff tries at once, afresh.
+                if matches!(self.phase, Phase::Backoff { .. }) {
+                    self.wanted.generation += 1;
+                }
                 self.want_run();
                 self.waiters.start.push((self.wanted.generation, reply));
             }
@@ -1114,6 +1126,13 @@ impl<L: Launcher> Task<L> {
     }
 
     async fn on_exit(&mut self, status: ExitStatus) {
+        // An exit seen at the same moment as `start_seconds` ended: it lived long enough, so
+        // it was up (the exit is looked at first when both are ready).
+        if let Phase::Starting { up_at, .. } = &self.phase {
+            if Instant::now() >= *up_at {
+                self.up();
+            }
+        }
         let phase = std::mem::replace(&mut self.phase, Phase::Idle(self.state));
         self.last_exit = Some(status);
         match phase {

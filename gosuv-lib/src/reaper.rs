@@ -33,6 +33,8 @@ struct Registry {
     leaders: HashSet<u32>,
     /// Sessions gosuv started (a leader's pid) whose leader is unreaped.
     sessions: HashSet<u32>,
+    /// Sessions that processes of running programs moved to.
+    extra_sessions: HashSet<u32>,
     /// Cgroups gosuv made for its supervisors.
     cgroups: Vec<PathBuf>,
     /// Whether this whole process is gosuv's (the server): every zombie child that is no
@@ -92,6 +94,17 @@ pub(crate) fn register_leader(pid: u32) {
     let mut reg = registry();
     reg.leaders.insert(pid);
     reg.sessions.insert(pid);
+}
+
+/// A session that processes of a run moved to (`setsid`): its zombies are gosuv's to reap
+/// while the run lasts.
+pub(crate) fn add_session(sid: u32) {
+    registry().extra_sessions.insert(sid);
+}
+
+/// Forgets a session given by [`add_session`].
+pub(crate) fn remove_session(sid: u32) {
+    registry().extra_sessions.remove(&sid);
 }
 
 /// Whether `pid` is a program's leader that its process group has not reaped yet.
@@ -166,9 +179,9 @@ fn start_thread() -> std::io::Result<()> {
         .name("gosuv-reaper".into())
         .spawn(move || {
             let mut buf = [0u8; 64];
+            let mut blocked_since = None;
             loop {
-                let recheck = reap_orphans();
-                let timeout = recheck.then(|| Duration::from_millis(100));
+                let timeout = reap_orphans(&mut blocked_since);
                 let _ = rx.set_read_timeout(timeout);
                 match rx.read(&mut buf) {
                     Ok(0) => return,
@@ -190,23 +203,43 @@ fn start_thread() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether gosuv may reap zombie child `pid`.
-fn is_ours(reg: &Registry, pid: u32) -> bool {
-    if reg.reap_all || std::process::id() == 1 {
+/// What is known of a zombie child, read from `/proc` (which keeps a zombie's session and
+/// cgroup).
+struct ZombieInfo {
+    session: Option<u32>,
+    cgroup: Option<String>,
+}
+
+impl ZombieInfo {
+    fn read(pid: u32) -> ZombieInfo {
+        ZombieInfo {
+            session: crate::procfs::ProcStat::read(pid).map(|s| s.session),
+            cgroup: crate::procfs::cgroup_of(pid),
+        }
+    }
+}
+
+/// Whether gosuv may reap zombie child `pid`: anything but a leader when the whole process
+/// is gosuv's (the server), else a process of a session gosuv started (or that a program's
+/// process moved to) or of a cgroup it made. Never a child the host started itself.
+fn is_ours(reg: &Registry, pid: u32, info: &ZombieInfo) -> bool {
+    if reg.leaders.contains(&pid) {
+        return false;
+    }
+    if reg.reap_all {
         return true;
     }
-    let Some(stat) = crate::procfs::ProcStat::read(pid) else {
-        return false;
-    };
-    if reg.sessions.contains(&stat.session) {
+    if info
+        .session
+        .is_some_and(|s| reg.sessions.contains(&s) || reg.extra_sessions.contains(&s))
+    {
         return true;
     }
-    let Some(cg) = crate::procfs::cgroup_of(pid) else {
-        return false;
-    };
-    reg.cgroups
-        .iter()
-        .any(|d| d.to_str().is_some_and(|d| cg_in(d, &cg)))
+    info.cgroup.as_deref().is_some_and(|cg| {
+        reg.cgroups
+            .iter()
+            .any(|d| d.to_str().is_some_and(|d| cg_in(d, cg)))
+    })
 }
 
 /// Whether the cgroup path `cg` (as `/proc/<pid>/cgroup` shows it) is `dir` or under it.
@@ -219,33 +252,69 @@ fn cg_in(dir: &str, cg: &str) -> bool {
     cg.split('/').any(|seg| seg == name)
 }
 
-/// Reaps every zombie child that is gosuv's to reap; returns whether it should look again
-/// shortly (a child it may not take hides the others from the peek).
-fn reap_orphans() -> bool {
-    let _no_spawn = REAPER.spawning.write().unwrap_or_else(|p| p.into_inner());
-    let reg = registry();
-    loop {
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-        let peeked = match waitid(Id::All, flags) {
-            Ok(WaitStatus::StillAlive) | Err(_) => return false,
-            Ok(status) => status,
-        };
-        let Some(pid) = peeked.pid() else {
-            return false;
-        };
-        let raw = pid.as_raw() as u32;
-        if reg.leaders.contains(&raw) {
-            // Its process group reaps it once the group is empty, then wakes this thread.
-            return false;
+/// How long a zombie gosuv may not take (a leader its group reaps in a moment, or the host's
+/// own child) may hide the others before they are looked for one by one.
+const BLOCKED_GRACE: Duration = Duration::from_millis(100);
+
+/// Reaps every zombie child that is gosuv's to reap; returns when to look again (`None`:
+/// at the next SIGCHLD).
+///
+/// A peek (`waitid(P_ALL, WNOWAIT)`) shows only the first zombie. When that one may not be
+/// taken, the others are found in `/proc` after [`BLOCKED_GRACE`], and reaped by pid.
+fn reap_orphans(blocked_since: &mut Option<std::time::Instant>) -> Option<Duration> {
+    let blocked = {
+        let _no_spawn = REAPER.spawning.write().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            let peeked = match waitid(Id::All, flags) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break false,
+                Ok(status) => status,
+            };
+            let Some(pid) = peeked.pid() else {
+                break false;
+            };
+            let raw = pid.as_raw() as u32;
+            let info = ZombieInfo::read(raw);
+            if !is_ours(&registry(), raw, &info) {
+                break true;
+            }
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(_) => tracing::debug!(pid = raw, "reaped an orphan of a supervised program"),
+                Err(Errno::ECHILD) => {}
+                Err(_) => break false,
+            }
         }
-        if !is_ours(&reg, raw) {
-            // The host's own child: its owner waits for it. Look again later for ours.
-            return true;
+    };
+    if !blocked {
+        *blocked_since = None;
+        return None;
+    }
+    let since = *blocked_since.get_or_insert_with(std::time::Instant::now);
+    if since.elapsed() >= BLOCKED_GRACE {
+        reap_found_in_proc();
+    }
+    Some(BLOCKED_GRACE)
+}
+
+/// Finds this process's zombie children in `/proc` and reaps, one by one, those that are
+/// gosuv's. The pass runs without the spawn lock; each reap takes it and looks again.
+fn reap_found_in_proc() {
+    let me = std::process::id();
+    let Ok(procs) = crate::procfs::scan() else {
+        return;
+    };
+    for p in procs.iter().filter(|p| p.ppid == me && p.is_zombie()) {
+        let _no_spawn = REAPER.spawning.write().unwrap_or_else(|e| e.into_inner());
+        // Read again under the lock: an unreaped zombie keeps its pid.
+        if !crate::procfs::ProcStat::read(p.pid).is_some_and(|s| s.ppid == me && s.is_zombie()) {
+            continue;
         }
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(_) => tracing::debug!(pid = raw, "reaped an orphan of a supervised program"),
-            Err(Errno::ECHILD) => {}
-            Err(_) => return false,
+        let info = ZombieInfo::read(p.pid);
+        if is_ours(&registry(), p.pid, &info) {
+            let _ = waitpid(
+                nix::unistd::Pid::from_raw(p.pid as i32),
+                Some(WaitPidFlag::WNOHANG),
+            );
         }
     }
 }

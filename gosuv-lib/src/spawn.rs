@@ -6,7 +6,9 @@
 //! the environment, the paths to try for the program, the user's groups. The child is made
 //! with `clone3(CLONE_PIDFD)` (or `clone(CLONE_PIDFD)` where a seccomp filter refuses
 //! `clone3`), so the pidfd is there before anyone, even a host reaping every child, could
-//! take the child's exit. Between the fork and `execve` the child only makes system calls,
+//! take the child's exit. A program owned by a cgroup is born in it (`CLONE_INTO_CGROUP`,
+//! Linux 5.7); only where that is not available does the child move itself in, which takes
+//! the kernel's cgroup-wide lock and can wait for an RCU grace period. Between the fork and `execve` the child only makes system calls,
 //! one small step each ([`child_main`]): no allocation, no lock, nothing a signal could
 //! break. A step that fails writes which step and its `errno` to a close-on-exec pipe; the
 //! parent reads that pipe to its end, which comes at `execve`, and so knows whether the
@@ -26,6 +28,21 @@ use crate::config::ProgramConfig;
 /// `SUPERVISOR_PROCESS_NAME`. gosuv also reads it (from `/proc/<pid>/environ`) to know a
 /// program's orphans when it is their subreaper.
 pub const PROGRAM_VAR: &str = "GOSUV_PROGRAM";
+
+/// The environment variable that tells one run of a program from another (and from a
+/// program of the same name under another supervisor): gosuv reads it to know which run an
+/// orphan it adopted belongs to.
+pub const RUN_VAR: &str = "GOSUV_RUN";
+
+/// A new run id, unique in this process and, with its pid, on this machine.
+pub(crate) fn new_run_id() -> String {
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{}.{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    )
+}
 
 /// Options of the supervisor that shape every spawn.
 #[derive(Clone, Debug, Default)]
@@ -129,6 +146,7 @@ impl Command {
         base_dir: &Path,
         opts: &SpawnOptions,
         user: Option<&UserInfo>,
+        run: &str,
     ) -> Result<Command, String> {
         let argv = config.command.argv();
         let Some(program) = argv.first().cloned() else {
@@ -155,6 +173,7 @@ impl Command {
             set(OsStr::new("LOGNAME"), OsStr::new(&u.name));
         }
         set(OsStr::new(PROGRAM_VAR), OsStr::new(&config.name));
+        set(OsStr::new(RUN_VAR), OsStr::new(run));
         let path = env
             .iter()
             .find(|(k, _)| k == "PATH")
@@ -247,7 +266,8 @@ struct ChildIo {
     stdin: RawFd,
     stdout: RawFd,
     stderr: RawFd,
-    cgroup: Option<RawFd>,
+    /// `cgroup.procs` of its cgroup, when the child must move itself in.
+    cgroup_procs: Option<RawFd>,
     errors: RawFd,
 }
 
@@ -285,8 +305,8 @@ fn dev_null() -> io::Result<RawFd> {
     }
 }
 
-/// Spawns `cmd`, its stdout (and stderr unless `merge_stderr`) into new pipes, moved into
-/// the cgroup whose `cgroup.procs` is `cgroup` when given.
+/// Spawns `cmd`, its stdout (and stderr unless `merge_stderr`) into new pipes, in the cgroup
+/// whose directory is open as `cgroup` when given.
 ///
 /// # Errors
 /// A message fit for `last_error`: no such command, permission denied, no such user ...
@@ -310,19 +330,45 @@ pub(crate) fn spawn(
     let (status_r, status_w) = pipe().map_err(|e| io_err("create the status pipe", e))?;
     let status_w = above_stdio(status_w).map_err(|e| io_err("create the status pipe", e))?;
     let stdin = dev_null().map_err(|e| io_err("open /dev/null", e))?;
-    let io = ChildIo {
+    // Where the kernel cannot start the child in its cgroup, it moves itself in.
+    let procs = match cgroup {
+        Some(dir) if NO_INTO_CGROUP.load(Ordering::Relaxed) => {
+            Some(open_procs(dir).map_err(|e| io_err("open the program's cgroup", e))?)
+        }
+        _ => None,
+    };
+    let mut io = ChildIo {
         stdin,
         stdout: out_w.as_raw_fd(),
         stderr: err_pipe
             .as_ref()
             .map_or(out_w.as_raw_fd(), |(_, w)| w.as_raw_fd()),
-        cgroup: cgroup.map(AsRawFd::as_raw_fd),
+        cgroup_procs: procs.as_ref().map(AsRawFd::as_raw_fd),
         errors: status_w.as_raw_fd(),
     };
+    let into = cgroup.filter(|_| procs.is_none());
     // SAFETY: in the child, `child_main` makes only system calls on data prepared above and
     // never returns; in the parent, `fork_with_pidfd` returns the child's pid and pidfd.
-    let (pid, pidfd) =
-        unsafe { fork_with_pidfd(|| child_main(cmd, &io)) }.map_err(|e| io_err("fork", e))?;
+    let forked =
+        match unsafe { fork_with_pidfd(into.map(AsRawFd::as_raw_fd), || child_main(cmd, &io)) } {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && into.is_some() => {
+                // A kernel without CLONE_INTO_CGROUP (before 5.7), or no clone3: the child
+                // moves itself in.
+                NO_INTO_CGROUP.store(true, Ordering::Relaxed);
+                match into.map(open_procs) {
+                    Some(Ok(procs)) => {
+                        io.cgroup_procs = Some(procs.as_raw_fd());
+                        // SAFETY: as above.
+                        unsafe { fork_with_pidfd(None, || child_main(cmd, &io)) }
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        };
+    drop(procs);
+    let (pid, pidfd) = forked.map_err(|e| io_err("fork", e))?;
     // The parent's copies of the child's ends: EOF on the output pipes comes when the child
     // and everything it started have closed theirs, EOF on the status pipe at `execve`.
     drop(out_w);
@@ -331,10 +377,31 @@ pub(crate) fn spawn(
         r
     });
     drop(status_w);
-    if let Some((step, errno)) = read_status(&status_r) {
-        // It exits at once; take its exit so it is no zombie.
-        reap_now(&pidfd);
-        return Err(describe_failure(cmd, step, errno));
+    match read_status(&status_r) {
+        Status::Running => {}
+        Status::Failed(step, errno) => {
+            // It exits at once; take its exit so it is no zombie.
+            reap_now(&pidfd);
+            return Err(describe_failure(cmd, step, errno));
+        }
+        Status::Stuck => {
+            // SAFETY: pidfd_send_signal on our own child's pidfd.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+            reap_now(&pidfd);
+            return Err(format!(
+                "'{}' did not get from the fork to running the program within {} s: killed",
+                cmd.program,
+                EXEC_DEADLINE.as_secs()
+            ));
+        }
     }
     Ok(Child {
         pid,
@@ -344,12 +411,64 @@ pub(crate) fn spawn(
     })
 }
 
-/// Reads the child's status pipe to its end: `None` when `execve` succeeded, else the step
-/// that failed and its errno.
-fn read_status(r: &OwnedFd) -> Option<(Step, i32)> {
+/// Set once `CLONE_INTO_CGROUP` turned out to be unknown here (Linux before 5.7).
+static NO_INTO_CGROUP: AtomicBool = AtomicBool::new(false);
+
+/// `cgroup.procs` of the cgroup whose directory is open as `dir`, for writing.
+fn open_procs(dir: &OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: openat relative to a directory we own, with a NUL-terminated name; the result
+    // is a new descriptor we own.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c"cgroup.procs".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// How long a child may take from the fork to `execve` before it is taken for stuck: killed,
+/// and the start failed. A healthy child takes microseconds.
+const EXEC_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the child's status pipe said.
+enum Status {
+    /// It reached `execve`: the program runs.
+    Running,
+    /// This step failed with this errno.
+    Failed(Step, i32),
+    /// Nothing within [`EXEC_DEADLINE`].
+    Stuck,
+}
+
+/// Reads the child's status pipe to its end, waiting at most [`EXEC_DEADLINE`].
+fn read_status(r: &OwnedFd) -> Status {
+    let deadline = std::time::Instant::now() + EXEC_DEADLINE;
     let mut buf = [0u8; 8];
     let mut got = 0;
     while got < buf.len() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut p = libc::pollfd {
+            fd: r.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one descriptor we own.
+        let ready = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if ready == 0 {
+            return Status::Stuck;
+        }
+        if ready < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
         // SAFETY: reading into the rest of a stack buffer we own.
         let n = unsafe {
             libc::read(
@@ -366,11 +485,11 @@ fn read_status(r: &OwnedFd) -> Option<(Step, i32)> {
         }
     }
     if got < buf.len() {
-        return None;
+        return Status::Running;
     }
     let step = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
     let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    Some((Step::from_u32(step).unwrap_or(Step::Exec), errno))
+    Status::Failed(Step::from_u32(step).unwrap_or(Step::Exec), errno)
 }
 
 /// Reaps a child that is exiting, through its pidfd (blocking: it is about to end).
@@ -432,14 +551,25 @@ struct CloneArgs {
 /// Set once `clone3` turned out to be refused here (a seccomp filter, an old kernel).
 static NO_CLONE3: AtomicBool = AtomicBool::new(false);
 
-/// Forks with `CLONE_PIDFD`: in the child runs `child` (which must never return); in the
-/// parent returns the child's pid and a pidfd on it. Every signal is blocked around the
-/// fork, so no handler of the host runs in the child before it has reset them.
+/// `CLONE_INTO_CGROUP` (linux/sched.h).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Forks with `CLONE_PIDFD` (and `CLONE_INTO_CGROUP` into the cgroup whose directory is
+/// `cgroup`): in the child runs `child` (which must never return); in the parent returns
+/// the child's pid and a pidfd on it. Every signal is blocked around the fork, so no handler
+/// of the host runs in the child before it has reset them.
+///
+/// # Errors
+/// `EINVAL` with a cgroup: this kernel cannot start a child in a cgroup (before 5.7), or
+/// `clone3` is refused (then the child cannot be placed by the kernel either).
 ///
 /// # Safety
 /// `child` runs in a copy of this multi-threaded process where only this thread exists: it
 /// may only make async-signal-safe calls and must end with `execve` or `_exit`.
-unsafe fn fork_with_pidfd(child: impl FnOnce()) -> io::Result<(u32, OwnedFd)> {
+unsafe fn fork_with_pidfd(
+    cgroup: Option<RawFd>,
+    child: impl FnOnce(),
+) -> io::Result<(u32, OwnedFd)> {
     let mut all: libc::sigset_t = std::mem::zeroed();
     let mut old: libc::sigset_t = std::mem::zeroed();
     libc::sigfillset(&mut all);
@@ -449,9 +579,10 @@ unsafe fn fork_with_pidfd(child: impl FnOnce()) -> io::Result<(u32, OwnedFd)> {
     let mut err = libc::ENOSYS;
     if !NO_CLONE3.load(Ordering::Relaxed) {
         let args = CloneArgs {
-            flags: libc::CLONE_PIDFD as u64,
+            flags: libc::CLONE_PIDFD as u64 | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
             pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
             exit_signal: libc::SIGCHLD as u64,
+            cgroup: cgroup.map_or(0, |fd| fd as u64),
             ..CloneArgs::default()
         };
         ret = libc::syscall(
@@ -469,6 +600,11 @@ unsafe fn fork_with_pidfd(child: impl FnOnce()) -> io::Result<(u32, OwnedFd)> {
         }
     }
     if ret < 0 && NO_CLONE3.load(Ordering::Relaxed) {
+        if cgroup.is_some() {
+            // clone(2) cannot place a child in a cgroup: the caller moves it instead.
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         ret = legacy_clone(&mut pidfd);
         if ret < 0 {
             err = io::Error::last_os_error()
@@ -486,7 +622,7 @@ unsafe fn fork_with_pidfd(child: impl FnOnce()) -> io::Result<(u32, OwnedFd)> {
         return Err(if err == libc::EINVAL || err == libc::ENOSYS {
             io::Error::new(
                 e.kind(),
-                format!("{e} (gosuv needs Linux 5.3 or later for pidfds)"),
+                format!("{e} (gosuv needs Linux 5.4 or later for pidfds)"),
             )
         } else {
             e
@@ -549,7 +685,7 @@ unsafe fn child_main(cmd: &Command, io: &ChildIo) {
     // SIGPIPE) or handle them with code that must not run here. All are still blocked.
     let mut dfl: libc::sigaction = std::mem::zeroed();
     dfl.sa_sigaction = libc::SIG_DFL;
-    for sig in 1..libc::SIGRTMAX() {
+    for sig in 1..=libc::SIGRTMAX() {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
             libc::sigaction(sig, &dfl, std::ptr::null_mut());
         }
@@ -558,14 +694,12 @@ unsafe fn child_main(cmd: &Command, io: &ChildIo) {
     if libc::setsid() < 0 {
         fail(io, Step::Session);
     }
-    // Into the program's cgroup before it runs anything: "0" moves the writer itself.
-    if let Some(fd) = io.cgroup {
+    // Into the program's cgroup before it runs anything, where the kernel did not start it
+    // there: "0" moves the writer itself.
+    if let Some(fd) = io.cgroup_procs {
         if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
             fail(io, Step::Cgroup);
         }
-    }
-    if let Some(rl) = &cmd.nofile {
-        libc::setrlimit(libc::RLIMIT_NOFILE, rl);
     }
     if let Some(m) = cmd.umask {
         libc::umask(m);
@@ -578,15 +712,21 @@ unsafe fn child_main(cmd: &Command, io: &ChildIo) {
     if libc::chdir(cmd.dir.as_ptr()) < 0 {
         fail(io, Step::Directory);
     }
+    // Raw system calls, not glibc's wrappers: those change the credentials of every thread
+    // they believe exists, and wait for threads that exist only in the parent.
     if let Some((uid, gid, groups)) = &cmd.user {
-        if libc::setgroups(groups.len(), groups.as_ptr()) < 0
-            || libc::setgid(*gid) < 0
-            || libc::setuid(*uid) < 0
+        if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) < 0
+            || libc::syscall(libc::SYS_setresgid, *gid, *gid, *gid) < 0
+            || libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid) < 0
         {
             fail(io, Step::User);
         }
     }
+    // Before the open-files limit goes down: the fallback walk stops at the limit.
     mark_fds_cloexec();
+    if let Some(rl) = &cmd.nofile {
+        libc::setrlimit(libc::RLIMIT_NOFILE, rl);
+    }
     let mut empty: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut empty);
     libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
@@ -693,7 +833,13 @@ mod tests {
     use crate::config::Command as Cmd;
 
     fn run(config: &ProgramConfig) -> Result<(Child, String), String> {
-        let cmd = Command::prepare(config, Path::new("/tmp"), &SpawnOptions::default(), None)?;
+        let cmd = Command::prepare(
+            config,
+            Path::new("/tmp"),
+            &SpawnOptions::default(),
+            None,
+            &new_run_id(),
+        )?;
         let child = spawn(&cmd, true, None)?;
         let mut out = String::new();
         let f = std::fs::File::from(child.stdout.try_clone().expect("dup"));

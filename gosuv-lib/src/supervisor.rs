@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
@@ -224,7 +224,9 @@ struct Inner {
     /// Held by every change of the set of programs, and by shutdown.
     changes: tokio::sync::Mutex<()>,
     store: Option<Store>,
-    sampler: Mutex<(Sampler, Option<StatsCache>)>,
+    /// The CPU sampler and the last pass: an async lock, held across the pass (on a blocking
+    /// thread), so concurrent askers wait for one pass without holding a worker.
+    sampler: Arc<tokio::sync::Mutex<(Sampler, Option<StatsCache>)>>,
     shutting_down: AtomicBool,
     /// Set once shutdown has stopped every program: ends every event subscription.
     closed: watch::Sender<bool>,
@@ -290,6 +292,8 @@ impl Supervisor {
         })?;
         let mut observers: Vec<Arc<dyn GroupObserver>> = Vec::new();
         if options.kill_on_parent_death {
+            // Running before any program starts, so none is ever unguarded.
+            crate::guardian::ensure_started();
             observers.push(Arc::new(crate::guardian::Guardian));
         }
         observers.extend(options.observer.clone());
@@ -300,7 +304,7 @@ impl Supervisor {
             spawn: SpawnOptions { child_nofile },
             observers: observers.into(),
             subreaper: options.subreaper,
-            cgroups: OnceLock::new(),
+            cgroups: Mutex::new(None),
             tracker: TaskTracker::new(),
         });
         Ok(Supervisor {
@@ -309,7 +313,7 @@ impl Supervisor {
                 programs: RwLock::new(BTreeMap::new()),
                 changes: tokio::sync::Mutex::new(()),
                 store: options.store,
-                sampler: Mutex::new((Sampler::default(), None)),
+                sampler: Arc::new(tokio::sync::Mutex::new((Sampler::default(), None))),
                 shutting_down: AtomicBool::new(false),
                 closed: watch::channel(false).0,
                 started: Instant::now(),
@@ -512,21 +516,31 @@ impl Supervisor {
         Ok(())
     }
 
+    /// The supervisor's cgroup, if one was made.
+    fn cgroup_root(&self) -> Option<Arc<crate::cgroup::CgroupRoot>> {
+        self.inner
+            .shared
+            .cgroups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Drops a program whose task ended: its followers end, its cgroup goes.
     async fn forget(&self, name: &str) {
         let handle = self.programs_mut().remove(name);
         if let Some(h) = handle {
             h.logs.stdout.close_followers();
             h.logs.stderr.close_followers();
-            let _ = h.task.await;
+            // The last sender goes first: a task that lost its removal (a panic) ends when
+            // nobody can send it anything any more.
+            let ProgramHandle { cmds, task, .. } = h;
+            drop(cmds);
+            let _ = task.await;
         }
-        self.inner
-            .sampler
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .forget(name);
-        if let Some(Ok(root)) = self.inner.shared.cgroups.get() {
+        self.inner.sampler.lock().await.0.forget(name);
+        let root = self.cgroup_root();
+        if let Some(root) = root {
             root.remove_program(name);
         }
     }
@@ -848,12 +862,10 @@ impl Supervisor {
         };
         let leaders: Vec<(String, u32)> =
             runs.iter().map(|(n, v, _)| (n.clone(), v.leader)).collect();
-        {
-            let guard = self.inner.sampler.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(c) = guard.1.as_ref() {
-                if c.at.elapsed() < STATS_MAX_AGE && c.leaders == leaders {
-                    return c.stats.clone();
-                }
+        let mut guard = self.inner.sampler.clone().lock_owned().await;
+        if let Some(c) = guard.1.as_ref() {
+            if c.at.elapsed() < STATS_MAX_AGE && c.leaders == leaders {
+                return c.stats.clone();
             }
         }
         if runs.is_empty() {
@@ -861,17 +873,17 @@ impl Supervisor {
         }
         // A pass over /proc only for runs owned by their process group, and younger than
         // the youngest of them.
-        let group_runs = runs.iter().filter(|(_, v, _)| v.cgroup.is_none());
-        let snap = match group_runs.map(|(_, _, since)| *since).max() {
-            Some(youngest) => {
-                Some(crate::procfs::snapshot(STATS_MAX_AGE / 5, Some(youngest)).await)
-            }
+        let youngest = runs
+            .iter()
+            .filter(|(_, v, _)| v.cgroup.is_none())
+            .map(|(_, _, since)| *since)
+            .max();
+        let snap = match youngest {
+            Some(t) => crate::procfs::snapshot(STATS_MAX_AGE / 5, Some(t)).await,
             None => None,
         };
         // Cgroup counters and cgroup.procs are small reads, but many: off the runtime too.
-        let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = inner.sampler.lock().unwrap_or_else(|p| p.into_inner());
             let (sampler, cache) = &mut *guard;
             let stats: BTreeMap<String, ProcessStats> = runs
                 .iter()
@@ -917,7 +929,7 @@ impl Supervisor {
         let tracker = &self.inner.shared.tracker;
         tracker.close();
         tracker.wait().await;
-        if let Some(Ok(root)) = self.inner.shared.cgroups.get() {
+        if let Some(root) = self.cgroup_root() {
             root.remove();
             crate::reaper::unregister_cgroup(root.dir());
         }

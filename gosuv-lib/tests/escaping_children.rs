@@ -80,3 +80,54 @@ async fn a_child_that_calls_setsid_is_stopped_restarted_and_shut_down_with_its_c
 async fn a_child_that_calls_setsid_is_stopped_restarted_and_shut_down_without_a_cgroup() {
     stop_restart_shutdown(CgroupMode::Off, Ownership::Group).await;
 }
+
+/// A program whose child leaves its session, ignores TERM and forks short-lived orphans as
+/// fast as it can: a stop still completes (each process found is killed, however late it is
+/// found), nothing of it is left, and no zombie stays with gosuv as their subreaper.
+async fn a_forking_escapee_is_stopped(cgroup: CgroupMode) {
+    let env = Env::with(|o| o.subreaper = true);
+    let marker = unique_marker();
+    let mut p = quick(
+        "forker",
+        &format!(
+            "setsid sh -c 'trap \"\" TERM; while :; do sh -c \"sleep 1000.{marker} &\"; done' & exec sleep 1001.{marker}"
+        ),
+    );
+    p.cgroup = cgroup;
+    p.stop_timeout = 1;
+    env.sup.add(p).await.expect("add");
+    env.sup.start("forker", WAIT).await.expect("start");
+    count_settles_at_least(&marker, 3).await;
+    let st = tokio::time::timeout(Duration::from_secs(20), env.sup.stop("forker", WAIT))
+        .await
+        .expect("the stop completes")
+        .expect("stop");
+    assert_eq!(st.state, Stopped);
+    let left = procs_with_arg(&marker);
+    assert!(left.is_empty(), "left after stop: {left:?}");
+    poll_async(10, "no zombie children", || zombie_children().is_empty()).await;
+    env.sup.shutdown().await;
+}
+
+async fn count_settles_at_least(marker: &str, want: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while procs_with_arg(marker).len() < want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the program did not fork"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forking_escapee_is_stopped_with_its_cgroup() {
+    if cgroups_available("a_forking_escapee_is_stopped_with_its_cgroup") {
+        a_forking_escapee_is_stopped(CgroupMode::Auto).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forking_escapee_is_stopped_without_a_cgroup() {
+    a_forking_escapee_is_stopped(CgroupMode::Off).await;
+}

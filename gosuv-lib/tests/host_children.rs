@@ -62,17 +62,26 @@ async fn the_hosts_children_in_new_sessions_are_left_to_the_host() {
     );
     env.sup.shutdown().await;
 
-    // With the subreaper on: gosuv still reaps only what it started.
+    // With the subreaper on: gosuv reaps the orphans of its programs (one makes a
+    // short-lived orphan every 10 ms, reparented to this process), and only those.
     let dir = tempfile::tempdir().expect("tmp");
     let mut opts = SupervisorOptions::new(dir.path());
     opts.subreaper = true;
     let sup = Supervisor::new(opts).expect("supervisor");
-    sup.add(quick("busy", "exec sleep 300")).await.expect("add");
-    sup.start("busy", WAIT).await.expect("start");
+    sup.add(quick(
+        "orphaner",
+        "while :; do sh -c 'sleep 0.005 &'; sleep 0.01; done",
+    ))
+    .await
+    .expect("add");
+    sup.start("orphaner", WAIT).await.expect("start");
     let wrong = run_host_children(50);
     assert!(
         wrong.is_empty(),
         "subreaper on: the host's own children were taken: {wrong:?}"
     );
+    // Orphans came and went meanwhile; none is left a zombie for long.
+    poll_async(5, "the orphans reaped", || zombie_children().len() <= 2).await;
     sup.shutdown().await;
+    poll_async(5, "no zombie left", || zombie_children().is_empty()).await;
 }

@@ -132,13 +132,10 @@ async fn daemonised_grandchildren_are_reaped_not_left_as_zombies() {
     poll(5, "reparenting to the subreaper", || {
         children_of(me).contains(&daemon)
     });
-    // ... which must reap it once it exits.
+    // ... which must reap it once it exits (and every other orphan: the other tests of this
+    // file run beside it, so their orphans are polled for, not looked at once).
     poll(5, "daemon exit and reap", || !pid_exists(daemon));
-    assert!(
-        zombie_children().is_empty(),
-        "zombies: {:?}",
-        zombie_children()
-    );
+    poll(5, "no zombie children", || zombie_children().is_empty());
     env.sup.shutdown().await;
 }
 
@@ -168,11 +165,8 @@ async fn shutdown_stops_everything_concurrently_and_leaves_no_zombie() {
     for l in leaders {
         assert!(!pid_exists(l), "{l} still exists after shutdown");
     }
-    assert!(
-        zombie_children().is_empty(),
-        "zombies: {:?}",
-        zombie_children()
-    );
+    // Other tests of this file run beside it: their orphans come and go.
+    poll(5, "no zombie children", || zombie_children().is_empty());
     assert!(env.sup.list().is_empty());
     assert!(env.sup.start("p0", WAIT).await.is_err());
 }

@@ -137,3 +137,39 @@ async fn concurrent_reloads_apply_one_list_then_the_other() {
     );
     env.sup.shutdown().await;
 }
+
+/// An observer that panics when told a run of `boom` ended.
+struct PanickingObserver;
+
+impl gosuv::GroupObserver for PanickingObserver {
+    fn started(&self, _: &gosuv::GroupInfo) {}
+    fn ended(&self, group: &gosuv::GroupInfo) {
+        if group.program == "boom" {
+            panic!("an observer that fails");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_that_panics_neither_hangs_a_removal_nor_stops_the_supervisor() {
+    let env = Env::with(|o| o.observer = Some(std::sync::Arc::new(PanickingObserver)));
+    env.sup
+        .add(quick("boom", "exec sleep 300"))
+        .await
+        .expect("add");
+    let pid = env.sup.start("boom", WAIT).await.expect("start").pid;
+    tokio::time::timeout(Duration::from_secs(20), env.sup.remove("boom"))
+        .await
+        .expect("the removal ends")
+        .expect("removed");
+    assert!(env.sup.names().is_empty());
+    assert!(!pid.is_some_and(pid_exists), "its process is gone");
+    // The supervisor goes on: a new program with the same name works.
+    env.sup
+        .add(quick("boom", "exec sleep 300"))
+        .await
+        .expect("add again");
+    tokio::time::timeout(Duration::from_secs(20), env.sup.shutdown())
+        .await
+        .expect("shutdown ends");
+}

@@ -84,6 +84,44 @@ pub struct GroupsFile {
     pub server_pid: u32,
     /// Its programs' process groups.
     pub groups: Vec<GroupRecord>,
+    /// On disk only: the directory the records' cgroups are relative to (every program of the
+    /// server has its cgroup in the same one), so each record stays short: the file is
+    /// rewritten at every start of a program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_root: Option<PathBuf>,
+}
+
+impl GroupsFile {
+    /// The records' cgroups made relative to one directory, for the disk.
+    fn compact(&self) -> GroupsFile {
+        let root = self
+            .groups
+            .iter()
+            .find_map(|g| g.cgroup.as_deref()?.parent().map(Path::to_path_buf));
+        let mut out = self.clone();
+        if let Some(root) = &root {
+            for g in &mut out.groups {
+                if let Some(rel) = g.cgroup.as_deref().and_then(|c| c.strip_prefix(root).ok()) {
+                    g.cgroup = Some(rel.to_path_buf());
+                }
+            }
+        }
+        out.cgroup_root = root;
+        out
+    }
+
+    /// The records' cgroups as full paths again.
+    fn expand(mut self) -> GroupsFile {
+        if let Some(root) = self.cgroup_root.take() {
+            for g in &mut self.groups {
+                if let Some(c) = g.cgroup.take() {
+                    // An absolute path stays as it is.
+                    g.cgroup = Some(root.join(c));
+                }
+            }
+        }
+        self
+    }
 }
 
 /// The groups file that belongs to a pidfile: `<pidfile>.groups`.
@@ -111,7 +149,7 @@ pub fn write_groups(path: &Path, file: &GroupsFile) -> std::io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "gosuv.groups".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let body = serde_json::to_vec(file).map_err(std::io::Error::other)?;
+    let body = serde_json::to_vec(&file.compact()).map_err(std::io::Error::other)?;
     let r = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -130,8 +168,8 @@ pub fn write_groups(path: &Path, file: &GroupsFile) -> std::io::Result<()> {
 /// it is only ever replaced by rename).
 pub fn read_groups(path: &Path) -> Option<GroupsFile> {
     let text = std::fs::read(path).ok()?;
-    match serde_json::from_slice(&text) {
-        Ok(f) => Some(f),
+    match serde_json::from_slice::<GroupsFile>(&text) {
+        Ok(f) => Some(f.expand()),
         Err(e) => {
             tracing::warn!("ignoring {}: not a groups file ({e})", path.display());
             None
@@ -139,13 +177,21 @@ pub fn read_groups(path: &Path) -> Option<GroupsFile> {
     }
 }
 
-/// Every live (non-zombie) process, by pid.
-fn live_processes() -> BTreeMap<u32, ProcStat> {
-    gosuv::procfs::scan()
-        .into_iter()
-        .filter(|s| !s.is_zombie())
-        .map(|s| (s.pid, s))
-        .collect()
+/// Every live (non-zombie) process, by pid; `None` when `/proc` cannot be read.
+fn live_processes() -> Option<BTreeMap<u32, ProcStat>> {
+    match gosuv::procfs::scan() {
+        Ok(procs) => Some(
+            procs
+                .into_iter()
+                .filter(|s| !s.is_zombie())
+                .map(|s| (s.pid, s))
+                .collect(),
+        ),
+        Err(e) => {
+            tracing::error!("cannot read /proc to find leftovers: {e}");
+            None
+        }
+    }
 }
 
 /// Whether the live processes of `record`'s group prove it is the recorded one.
@@ -187,12 +233,19 @@ pub fn pending_grace(pidfile: &Path) -> Duration {
     if file.boot_id != boot_id() {
         return Duration::ZERO;
     }
+    // Unrecorded runs in the dead server's cgroups get the default grace.
+    let unrecorded = (!gosuv::populated_leftovers(file.server_pid).is_empty())
+        .then_some(Duration::from_secs(UNRECORDED_GRACE));
     file.groups
         .iter()
         .map(|g| Duration::from_secs(g.stop_timeout).min(MAX_GRACE))
+        .chain(unrecorded)
         .max()
         .map_or(Duration::ZERO, |d| d + KILL_WAIT)
 }
+
+/// The `stop_timeout` given to a run found in a dead server's cgroup but not in its file.
+const UNRECORDED_GRACE: u64 = 10;
 
 fn members_by_group(procs: &BTreeMap<u32, ProcStat>) -> BTreeMap<u32, Vec<(u32, ProcStat)>> {
     let mut by: BTreeMap<u32, Vec<(u32, ProcStat)>> = BTreeMap::new();
@@ -203,8 +256,15 @@ fn members_by_group(procs: &BTreeMap<u32, ProcStat>) -> BTreeMap<u32, Vec<(u32, 
 }
 
 fn killpg(pgid: u32, sig: i32) {
+    // Never group 0 (this process's own) or 1, nor a number kill(2) would read otherwise.
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return;
+    };
+    if pgid < 2 {
+        return;
+    }
     // SAFETY: kill(2) on a negative pid signals a process group; no memory is touched.
-    unsafe { libc::kill(-(pgid as i32), sig) };
+    unsafe { libc::kill(-pgid, sig) };
 }
 
 /// A recorded cgroup that gosuv made: `.../gosuv-<pid>-<n>/prog-<name>`, owned by this user
@@ -247,13 +307,20 @@ fn kill_cgroup(path: &Path) {
     }
 }
 
-/// Whether a recorded run still has live processes that are provably ours.
+/// Whether a recorded run still has live processes that are provably ours. A group whose
+/// leader is gone must also carry the program's name in every member's environment
+/// (`GOSUV_PROGRAM`), so that a stranger's daemon that got the number is left alone.
 fn run_alive(g: &GroupRecord, by_group: &BTreeMap<u32, Vec<(u32, ProcStat)>>) -> bool {
     match &g.cgroup {
         Some(cg) => our_cgroup(cg) && !cgroup_pids(cg).is_empty(),
-        None => by_group
-            .get(&g.pgid)
-            .is_some_and(|members| is_our_group(g, members)),
+        None => by_group.get(&g.pgid).is_some_and(|members| {
+            let leader_alive = members.iter().any(|(pid, _)| *pid == g.pgid);
+            is_our_group(g, members)
+                && (leader_alive
+                    || members.iter().all(|(pid, _)| {
+                        gosuv::procfs::environ_has(*pid, gosuv::PROGRAM_VAR, &g.program)
+                    }))
+        }),
     }
 }
 
@@ -293,10 +360,43 @@ pub fn stop_leftovers(pidfile: &Path) -> Recovery {
         file.server_pid,
         file.groups.len()
     );
-    let by_group = members_by_group(&live_processes());
-    let mut pending: Vec<(GroupRecord, Instant)> = Vec::new();
+    let Some(procs) = live_processes() else {
+        let _ = std::fs::remove_file(&path);
+        return out;
+    };
+    let by_group = members_by_group(&procs);
+    // Each leftover, its grace's end, and when it was SIGKILLed.
+    let mut pending: Vec<(GroupRecord, Instant, Option<Instant>)> = Vec::new();
     let now = Instant::now();
-    for g in file.groups {
+    // Runs in cgroups of the dead server that the file did not record yet (it is written a
+    // moment after each start): stopped too, with TERM and the default grace.
+    let recorded: Vec<PathBuf> = file
+        .groups
+        .iter()
+        .filter_map(|g| g.cgroup.clone())
+        .collect();
+    let mut groups = file.groups;
+    for cg in gosuv::populated_leftovers(file.server_pid) {
+        if recorded.contains(&cg) || !our_cgroup(&cg) {
+            continue;
+        }
+        let program = cg
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("prog-"))
+            .unwrap_or_default()
+            .to_string();
+        groups.push(GroupRecord {
+            pgid: 0,
+            program,
+            start_time: 0,
+            stop_signal: libc::SIGTERM,
+            stop_timeout: UNRECORDED_GRACE,
+            cgroup: Some(cg),
+        });
+    }
+    out.listed = groups.len();
+    for g in groups {
         let exists = match &g.cgroup {
             Some(cg) => !cgroup_pids(cg).is_empty(),
             None => by_group.get(&g.pgid).is_some_and(|m| !m.is_empty()),
@@ -327,19 +427,22 @@ pub fn stop_leftovers(pidfile: &Path) -> Recovery {
         signal_run(&g, g.stop_signal);
         signal_run(&g, libc::SIGCONT);
         let grace = Duration::from_secs(g.stop_timeout).min(MAX_GRACE);
-        pending.push((g, now + grace));
+        pending.push((g, now + grace, None));
     }
-    let mut killed_at: BTreeMap<u32, Instant> = BTreeMap::new();
     while !pending.is_empty() {
         std::thread::sleep(Duration::from_millis(20));
-        let by_group = members_by_group(&live_processes());
+        // A pass that fails proves nothing is gone: look again.
+        let Some(procs) = live_processes() else {
+            continue;
+        };
+        let by_group = members_by_group(&procs);
         let now = Instant::now();
-        pending.retain(|(g, deadline)| {
+        pending.retain_mut(|(g, deadline, killed_at)| {
             if !run_alive(g, &by_group) {
                 out.stopped.push(g.clone());
                 return false;
             }
-            match killed_at.get(&g.pgid) {
+            match killed_at {
                 None if now >= *deadline => {
                     tracing::warn!(
                         pgid = g.pgid,
@@ -351,7 +454,7 @@ pub fn stop_leftovers(pidfile: &Path) -> Recovery {
                         Some(cg) => kill_cgroup(cg),
                         None => killpg(g.pgid, libc::SIGKILL),
                     }
-                    killed_at.insert(g.pgid, now);
+                    *killed_at = Some(now);
                     out.killed += 1;
                     true
                 }
@@ -456,6 +559,7 @@ async fn record(
                 boot_id: boot_id.clone(),
                 server_pid,
                 groups: groups.values().cloned().collect(),
+                cgroup_root: None,
             };
             let p = path.clone();
             match tokio::task::spawn_blocking(move || write_groups(&p, &file)).await {
@@ -564,20 +668,33 @@ mod tests {
         let pidfile = dir.path().join(".gosuv.pid");
         let path = groups_path(&pidfile);
         assert_eq!(path, dir.path().join(".gosuv.pid.groups"));
+        let record = |pgid, cgroup: Option<&str>| GroupRecord {
+            pgid,
+            program: "a".into(),
+            start_time: 1,
+            stop_signal: 15,
+            stop_timeout: 3,
+            cgroup: cgroup.map(PathBuf::from),
+        };
         let file = GroupsFile {
             boot_id: boot_id(),
             server_pid: 1,
-            groups: vec![GroupRecord {
-                pgid: 7,
-                program: "a".into(),
-                start_time: 1,
-                stop_signal: 15,
-                stop_timeout: 3,
-                cgroup: Some("/sys/fs/cgroup/gosuv-1-0/prog-a".into()),
-            }],
+            groups: vec![
+                record(7, Some("/sys/fs/cgroup/gosuv-1-0/prog-a")),
+                record(8, None),
+                record(9, Some("/elsewhere/prog-b")),
+            ],
+            cgroup_root: None,
         };
         write_groups(&path, &file).unwrap();
         assert_eq!(read_groups(&path), Some(file));
+        // On disk the cgroups are relative to one root: each record stays short.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.matches("/sys/fs/cgroup/gosuv-1-0").count(),
+            1,
+            "{text}"
+        );
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(pending_grace(&pidfile), Duration::from_secs(3) + KILL_WAIT);

@@ -6,6 +6,7 @@
  *   reap         a SIGCHLD handler reaps every child (`while (waitpid(-1, ...) > 0)`): a
  *                killed program is still restarted at once, and a stop completes
  *   unsubscribe  a subscription is freed while its callback subscribes to something else
+ *   crossfree    two subscriptions whose callbacks free each other's subscription
  *   sigpipe      the guardian is killed; the next program start must not kill this host
  *                with SIGPIPE
  *   defaults     the default options (subreaper off, programs die with the host), and
@@ -224,6 +225,85 @@ static void mode_unsubscribe(const char *dir) {
     pthread_cond_destroy(&s.changed);
 }
 
+/* ---- crossfree ------------------------------------------------------------------------- */
+
+struct cross {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int arrived;            /* callbacks inside their first call */
+    int finalized;
+    gosuv_subscription *subs[2];
+};
+
+struct cross_side {
+    struct cross *c;
+    int me;
+    int done;
+};
+
+static void cross_callback(void *userdata, const gosuv_event *ev) {
+    struct cross_side *side = userdata;
+    struct cross *c = side->c;
+    gosuv_subscription *other;
+    (void)ev;
+    if (side->done) {
+        return;
+    }
+    side->done = 1;
+    pthread_mutex_lock(&c->lock);
+    c->arrived++;
+    pthread_cond_broadcast(&c->changed);
+    /* Both callbacks run at once before either frees the other. */
+    while (c->arrived < 2) {
+        pthread_cond_wait(&c->changed, &c->lock);
+    }
+    other = c->subs[1 - side->me];
+    pthread_mutex_unlock(&c->lock);
+    gosuv_subscription_free(other);
+}
+
+static void cross_finalizer(void *userdata) {
+    struct cross_side *side = userdata;
+    pthread_mutex_lock(&side->c->lock);
+    side->c->finalized++;
+    pthread_cond_broadcast(&side->c->changed);
+    pthread_mutex_unlock(&side->c->lock);
+}
+
+static void mode_crossfree(const char *dir) {
+    struct cross c;
+    struct cross_side sides[2];
+    gosuv_supervisor *sup = new_supervisor(dir, -1);
+    gosuv_result r;
+    int i;
+    memset(&c, 0, sizeof c);
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.changed, NULL);
+    pthread_mutex_lock(&c.lock);
+    for (i = 0; i < 2; i++) {
+        sides[i].c = &c;
+        sides[i].me = i;
+        sides[i].done = 0;
+        r = gosuv_supervisor_on_event(sup, cross_callback, &sides[i], cross_finalizer,
+                                      &c.subs[i]);
+        CHECK(r == GOSUV_RESULT_OK, "subscribe: %s", message(r));
+    }
+    pthread_mutex_unlock(&c.lock);
+    alarm(30); /* a deadlock ends the test here */
+    add(sup, "name: p\ncommand: exec sleep 300\nstart_seconds: 0\n");
+    gosuv_supervisor_start(sup, "p", 0, NULL);
+    pthread_mutex_lock(&c.lock);
+    while (c.finalized < 2) {
+        pthread_cond_wait(&c.changed, &c.lock);
+    }
+    pthread_mutex_unlock(&c.lock);
+    gosuv_supervisor_free(sup);
+    alarm(0);
+    printf("two callbacks freed each other's subscriptions\n");
+    pthread_mutex_destroy(&c.lock);
+    pthread_cond_destroy(&c.changed);
+}
+
 /* ---- sigpipe --------------------------------------------------------------------------- */
 
 /* The pid of this process's child whose command line names `gosuv-guardian`, or 0. */
@@ -403,7 +483,8 @@ static void mode_host(const char *dir) {
 int main(int argc, char **argv) {
     const char *mode, *dir;
     if (argc != 3) {
-        fprintf(stderr, "usage: %s reap|unsubscribe|sigpipe|defaults|host DIR\n", argv[0]);
+        fprintf(stderr, "usage: %s reap|unsubscribe|crossfree|sigpipe|defaults|host DIR\n",
+                argv[0]);
         return 2;
     }
     mode = argv[1];
@@ -413,6 +494,8 @@ int main(int argc, char **argv) {
         mode_reap(dir);
     } else if (strcmp(mode, "unsubscribe") == 0) {
         mode_unsubscribe(dir);
+    } else if (strcmp(mode, "crossfree") == 0) {
+        mode_crossfree(dir);
     } else if (strcmp(mode, "sigpipe") == 0) {
         mode_sigpipe(dir);
     } else if (strcmp(mode, "defaults") == 0) {

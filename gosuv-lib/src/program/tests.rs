@@ -21,6 +21,8 @@ enum OnStop {
 
 #[derive(Clone, Debug, Default)]
 struct FakeState {
+    /// Exits with code 0 at this instant by itself.
+    exit_at: Option<Instant>,
     exit: Option<ExitStatus>,
     empty: bool,
     signals: Vec<i32>,
@@ -80,8 +82,25 @@ impl Process for FakeProcess {
 
     async fn exited(&mut self) -> ExitStatus {
         let mut rx = self.state.subscribe();
-        let s = rx.wait_for(|s| s.exit.is_some()).await.map(|s| s.exit);
-        s.ok().flatten().unwrap_or(ExitStatus::Unknown)
+        let exit_at = self.state.borrow().exit_at;
+        let by_itself = async {
+            match exit_at {
+                Some(t) => sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            s = rx.wait_for(|s| s.exit.is_some()) => {
+                s.ok().and_then(|s| s.exit).unwrap_or(ExitStatus::Unknown)
+            }
+            () = by_itself => {
+                self.state.send_modify(|s| {
+                    s.exit = s.exit.or(Some(ExitStatus::Code(0)));
+                    s.empty = true;
+                });
+                self.state.borrow().exit.unwrap_or(ExitStatus::Unknown)
+            }
+        }
     }
 
     fn exit(&mut self) -> Option<ExitStatus> {
@@ -144,6 +163,8 @@ struct FakeLauncher {
     /// How many of the next launches fail.
     failing: Mutex<u32>,
     on_stop: Mutex<OnStop>,
+    /// Each new process exits by itself this long after it starts.
+    exit_after: Mutex<Option<Duration>>,
     launched: watch::Sender<usize>,
 }
 
@@ -178,7 +199,14 @@ impl Launcher for FakeLauncher {
                 return Err("cannot run 'fake': no such file or command".into());
             }
         }
-        let state = Arc::new(watch::channel(FakeState::default()).0);
+        let exit_at = self.exit_after.lock().unwrap().map(|d| Instant::now() + d);
+        let state = Arc::new(
+            watch::channel(FakeState {
+                exit_at,
+                ..FakeState::default()
+            })
+            .0,
+        );
         let mut runs = self.runs.lock().unwrap();
         runs.push(Ctl {
             config: Arc::new(config.clone()),
@@ -219,7 +247,7 @@ fn rig(config: ProgramConfig) -> Rig {
         spawn: SpawnOptions::default(),
         observers: Vec::new().into(),
         subreaper: false,
-        cgroups: OnceLock::new(),
+        cgroups: std::sync::Mutex::new(None),
         tracker: TaskTracker::new(),
     });
     let events = shared.events.subscribe();
@@ -483,8 +511,8 @@ async fn a_task_that_panics_leaves_its_program_fatal_and_usable() {
         .expect("started")
         .expect("running");
     let stop = r.ask(Cmd::Stop).await;
-    // The waiter of the failed task is told it is gone.
-    assert!(stop.await.is_err());
+    // The failed task's waiter is answered by the one that took over: nothing runs.
+    stop.await.expect("answered").expect("stopped");
     r.reach(Fatal).await;
     let status = r.handle.status();
     assert_eq!(status.state, Fatal);
@@ -504,6 +532,24 @@ async fn a_task_that_panics_leaves_its_program_fatal_and_usable() {
         .await
         .expect("answered")
         .expect("stopped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_that_panics_during_a_removal_still_removes_its_program() {
+    let mut r = rig(program("1"));
+    *r.launcher.on_stop.lock().unwrap() = OnStop::Panic;
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("started")
+        .expect("running");
+    let removed = r.ask(Cmd::Remove).await;
+    removed.await.expect("answered").expect("removed");
+    (&mut r.handle.task).await.expect("the task ended");
+    assert!(
+        r.launcher.run(0).get().dropped,
+        "its processes were let go of"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -566,4 +612,42 @@ async fn over_memory_max_it_is_restarted_and_says_why() {
         .expect("answered")
         .expect("running");
     assert_eq!(r.handle.status().last_error, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_by_hand_in_backoff_tries_at_once() {
+    let mut p = program("1");
+    p.start_retries = 5;
+    let mut r = rig(p);
+    *r.launcher.failing.lock().unwrap() = 3;
+    let first = r.ask(Cmd::Start).await;
+    r.reach(Backoff).await;
+    r.reach(Backoff).await;
+    // Two failures: the next try would be 2 s away; a start by hand does not wait for it.
+    let t0 = Instant::now();
+    let again = r.ask(Cmd::Start).await;
+    r.reach(Starting).await;
+    assert_eq!(t0.elapsed(), Duration::ZERO);
+    // It failed once more (the third failing launch), then runs at the next try, 1 s later
+    // (the count started afresh).
+    again.await.expect("answered").expect("running");
+    first.await.expect("answered").expect("running");
+    assert_eq!(t0.elapsed(), Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_exit_at_the_end_of_start_seconds_counts_as_up() {
+    let mut p = program("1");
+    p.start_seconds = 2;
+    let mut r = rig(p);
+    *r.launcher.exit_after.lock().unwrap() = Some(Duration::from_secs(2));
+    let start = r.ask(Cmd::Start).await;
+    // The process exits by itself at the very instant start_seconds end: both are ready
+    // when the task looks, and the exit is looked at first.
+    start.await.expect("answered").expect("it was up");
+    let seen = r.reach(Exited).await;
+    assert_eq!(
+        seen,
+        vec![(Stopped, Starting), (Starting, Running), (Running, Exited)]
+    );
 }
