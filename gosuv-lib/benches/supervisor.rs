@@ -48,13 +48,20 @@ fn sleeper(name: String) -> ProgramConfig {
     let mut p = ProgramConfig::new(name, Command::Argv(vec!["sleep".into(), "3600".into()]));
     p.start_seconds = 0;
     p.stop_timeout = 5;
+    if std::env::var("BENCH_CGROUP_OFF").is_ok() {
+        p.cgroup = gosuv::CgroupMode::Off;
+    }
     p
 }
 
 async fn spawn_and_idle(dir: &Path, rounds: usize, idle: bool) {
     let mut times = Vec::new();
     for round in 0..rounds {
-        let sup = Supervisor::new(SupervisorOptions::new(dir)).expect("supervisor");
+        let mut o = SupervisorOptions::new(dir);
+        if std::env::var("BENCH_NO_GUARDIAN").is_ok() {
+            o.kill_on_parent_death = false;
+        }
+        let sup = Supervisor::new(o).expect("supervisor");
         for i in 0..PROGRAMS {
             sup.add(sleeper(format!("s{i}"))).await.expect("add");
         }

@@ -174,12 +174,8 @@ impl CgroupRoot {
                 Err(e) => return Err(format!("cannot create the cgroup {}: {e}", path.display())),
             }
         }
-        let dir = std::fs::File::open(&path)
-            .map(OwnedFd::from)
-            .map_err(|e| format!("cannot open the cgroup {}: {e}", path.display()))?;
         let cg = Cgroup {
             path,
-            dir,
             memory: self.memory,
         };
         if self.memory {
@@ -192,24 +188,14 @@ impl CgroupRoot {
         Ok(cg)
     }
 
-    /// Removes what is left of program `name`'s cgroups (the empty ones).
+    /// Removes what is left of program `name`'s cgroup (each run removes its own when it
+    /// is over; one that could not go then is removed with the supervisor's).
     pub(crate) fn remove_program(&self, name: &str) {
-        let prefix = format!("{PROGRAM_PREFIX}{name}");
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let file = e.file_name();
-            let Some(f) = file.to_str() else { continue };
-            let ours = f == prefix
-                || f.strip_prefix(prefix.as_str())
-                    .and_then(|rest| rest.strip_prefix('.'))
-                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
-            if ours {
-                if let Err(err) = std::fs::remove_dir(e.path()) {
-                    tracing::warn!("cannot remove the cgroup {}: {err}", e.path().display());
-                }
-            }
+        let path = self.dir.join(format!("{PROGRAM_PREFIX}{name}"));
+        match std::fs::remove_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("cannot remove the cgroup {}: {e}", path.display()),
         }
     }
 
@@ -310,12 +296,10 @@ fn remove_leftovers(base: &Path) {
     }
 }
 
-/// One program's cgroup.
+/// One run's cgroup.
 #[derive(Debug)]
 pub(crate) struct Cgroup {
     path: PathBuf,
-    /// Its directory, open: children are started in it (`CLONE_INTO_CGROUP`).
-    dir: OwnedFd,
     memory: bool,
 }
 
@@ -333,13 +317,20 @@ impl Cgroup {
         read_file(&self.path.join(file))
     }
 
-    /// Its directory, open (close-on-exec): where children are started.
-    pub(crate) fn dir(&self) -> &OwnedFd {
-        &self.dir
+    /// Its directory, opened (close-on-exec) to start a child in it.
+    pub(crate) fn open_dir(&self) -> io::Result<OwnedFd> {
+        Ok(OwnedFd::from(std::fs::File::open(&self.path)?))
+    }
+
+    /// The processes in it now (not those of cgroups the program made below it).
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.read("cgroup.procs")
+            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
     }
 
     /// The processes in it now, and in any cgroup the program made below it.
-    pub(crate) fn pids(&self) -> Vec<u32> {
+    pub(crate) fn all_pids(&self) -> Vec<u32> {
         let mut out = Vec::new();
         let mut dirs = vec![self.path.clone()];
         while let Some(dir) = dirs.pop() {
@@ -381,7 +372,7 @@ impl Cgroup {
     /// Sends `sig` to every process in it. A pid read from `cgroup.procs` could in theory
     /// end and be reused before the signal lands, as with any pid; systemd accepts the same.
     pub(crate) fn signal(&self, sig: i32) {
-        for pid in self.pids() {
+        for pid in self.all_pids() {
             // SAFETY: kill(2) only sends a signal.
             unsafe { libc::kill(pid as i32, sig) };
         }

@@ -27,19 +27,25 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use crate::process_group::{GroupInfo, GroupObserver};
 
+/// One variable a group (`g_<pgid>`): adding and removing one is a hash-table operation in
+/// the shell, whatever the number of groups (a list in one string made each removal cost the
+/// length of the whole list, and a thousand programs' runs slowed the host's machine).
 const SCRIPT: &str = r#"trap '' INT HUP TERM QUIT PIPE
-groups=" "
 roots=""
 nl='
 '
 while IFS= read -r line; do
   case "$line" in
-    "+g "*) groups="$groups${line#+g } " ;;
+    "+g "*) pg=${line#+g }
+            case "$pg" in ""|*[!0-9]*) ;; *) eval "g_$pg=1" ;; esac ;;
     "-g "*) pg=${line#-g }
-            case "$groups" in *" $pg "*) groups="${groups%% $pg *} ${groups#* $pg }" ;; esac ;;
+            case "$pg" in ""|*[!0-9]*) ;; *) unset "g_$pg" ;; esac ;;
     "+r "*) roots="$roots${line#+r }$nl" ;;
   esac
 done
+groups=$(set | while IFS='=' read -r k v; do
+  case "$k" in g_[0-9]*) printf '%s ' "${k#g_}" ;; esac
+done)
 each_cgroup() {
   printf '%s' "$roots" | while IFS= read -r root; do
     for cg in "$root"/prog-*; do
@@ -54,7 +60,7 @@ kill_cgroup() {
   echo 1 2>/dev/null > "$1/cgroup.kill" ||
     while IFS= read -r p; do kill -s KILL "$p" 2>/dev/null; done < "$1/cgroup.procs"
 }
-[ -n "${groups# }$roots" ] || exit 0
+[ -n "$groups$roots" ] || exit 0
 for g in $groups; do kill -s TERM -- "-$g" 2>/dev/null; done
 each_cgroup term_cgroup
 sleep 1

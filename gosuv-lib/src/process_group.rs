@@ -264,13 +264,21 @@ impl ProcessGroup {
         subreaper: bool,
         observers: Arc<[Arc<dyn GroupObserver>]>,
     ) -> Result<(ProcessGroup, Pipes), SpawnFailure> {
+        let dir = cgroup
+            .as_ref()
+            .map(|c| c.open_dir())
+            .transpose()
+            .map_err(|e| SpawnFailure {
+                message: format!("cannot open the program's cgroup: {e}"),
+                in_cgroup: true,
+            })?;
         let child = {
             let _spawning = reaper::spawning();
-            let dir = cgroup.as_ref().map(|c| c.dir());
-            let child = spawn::spawn(cmd, merge_stderr, dir).map_err(|message| SpawnFailure {
-                in_cgroup: message.contains("cgroup"),
-                message,
-            })?;
+            let child =
+                spawn::spawn(cmd, merge_stderr, dir.as_ref()).map_err(|message| SpawnFailure {
+                    in_cgroup: message.contains("cgroup"),
+                    message,
+                })?;
             reaper::register_leader(child.pid);
             child
         };
@@ -430,16 +438,14 @@ impl ProcessGroup {
     /// by a pidfd; once killing has begun, kills each at once. Returns whether the pass could
     /// be made.
     async fn discover(&mut self) -> bool {
-        let Some(snap) =
-            crate::procfs::snapshot(Duration::from_secs(1), Some(Instant::now())).await
-        else {
-            return false;
-        };
         let leader = self.number_is_ours().then_some(self.info.leader);
         let known: Vec<u32> = self.members.iter().map(|m| m.pid).collect();
         let run = self.run.clone();
         let subreaper = self.subreaper;
-        let found = tokio::task::spawn_blocking(move || {
+        // On the pass thread, with a pass made after this call: the few files read besides
+        // (environments, a pidfd each) go with it, off the runtime.
+        let found = crate::procfs::with_snapshot(Instant::now(), move |snap| {
+            let snap = snap?;
             let me = std::process::id();
             let mut roots = known.clone();
             if subreaper {
@@ -471,10 +477,11 @@ impl ProcessGroup {
                     ));
                 }
             }
-            new
+            Some(new)
         })
-        .await;
-        let Ok(found) = found else {
+        .await
+        .flatten();
+        let Some(found) = found else {
             return false;
         };
         for (m, session) in found {

@@ -182,56 +182,130 @@ impl Snapshot {
     }
 }
 
-/// The process-wide snapshot and whoever is taking the next one.
-struct Cache {
-    last: Mutex<Option<Arc<Snapshot>>>,
-    /// Held while a pass runs, so that concurrent askers wait for it instead of making one
-    /// each.
-    pass: tokio::sync::Mutex<()>,
+/// A job for the pass thread, given the pass's snapshot (`None` when `/proc` cannot be read).
+type Job = Box<dyn FnOnce(Option<&Arc<Snapshot>>) + Send>;
+
+/// Work for the pass thread: answered with a snapshot taken no earlier than `not_before`.
+struct Request {
+    not_before: Instant,
+    job: Job,
 }
 
-static CACHE: Cache = Cache {
-    last: Mutex::new(None),
-    pass: tokio::sync::Mutex::const_new(()),
-};
+/// The process-wide pass thread: one pass over `/proc` at a time, however many ask. Every
+/// request that comes while a pass runs is answered by the next one, so a thousand programs
+/// stopping at once cost a few passes, not a thousand, and no more than one thread.
+struct Passes {
+    queue: Mutex<Vec<Request>>,
+    more: std::sync::Condvar,
+    last: Mutex<Option<Arc<Snapshot>>>,
+}
 
-fn fresh_enough(max_age: Duration, not_before: Option<Instant>) -> Option<Arc<Snapshot>> {
-    let last = CACHE.last.lock().unwrap_or_else(|p| p.into_inner());
+fn passes() -> Option<&'static Passes> {
+    static PASSES: std::sync::OnceLock<Option<&'static Passes>> = std::sync::OnceLock::new();
+    *PASSES.get_or_init(|| {
+        let p: &'static Passes = Box::leak(Box::new(Passes {
+            queue: Mutex::new(Vec::new()),
+            more: std::sync::Condvar::new(),
+            last: Mutex::new(None),
+        }));
+        match std::thread::Builder::new()
+            .name("gosuv-proc".into())
+            .spawn(move || pass_loop(p))
+        {
+            Ok(_) => Some(p),
+            Err(e) => {
+                tracing::error!("cannot start the thread that reads /proc: {e}");
+                None
+            }
+        }
+    })
+}
+
+fn pass_loop(p: &'static Passes) {
+    loop {
+        let batch = {
+            let mut q = p.queue.lock().unwrap_or_else(|e| e.into_inner());
+            while q.is_empty() {
+                q = p.more.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+            std::mem::take(&mut *q)
+        };
+        let last = p.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let latest_wanted = batch.iter().map(|r| r.not_before).max();
+        let snap = match (last, latest_wanted) {
+            (Some(s), Some(t)) if s.taken >= t => Some(s),
+            _ => {
+                let taken = Instant::now();
+                match scan() {
+                    Ok(procs) => {
+                        let s = Arc::new(Snapshot::new(procs, taken));
+                        *p.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
+                        Some(s)
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot read /proc: {e}");
+                        None
+                    }
+                }
+            }
+        };
+        for r in batch {
+            // A job that panics loses its own answer (its caller sees `None`), not the thread
+            // every other caller depends on.
+            let job = r.job;
+            let snap = snap.as_ref();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(snap))).is_err() {
+                tracing::error!("a job on the /proc thread panicked; its caller gets no answer");
+            }
+        }
+    }
+}
+
+fn cached(max_age: Duration, not_before: Option<Instant>) -> Option<Arc<Snapshot>> {
+    let last = passes()?.last.lock().unwrap_or_else(|p| p.into_inner());
     last.as_ref()
         .filter(|s| s.taken.elapsed() <= max_age && not_before.is_none_or(|t| s.taken >= t))
         .cloned()
 }
 
+/// Runs `f` on the pass thread with a snapshot taken no earlier than `not_before` (`None`
+/// when `/proc` cannot be read). For work that goes with a pass (reading a few more files of
+/// the processes it found): it runs off the runtime, one job after another.
+pub(crate) async fn with_snapshot<T: Send + 'static>(
+    not_before: Instant,
+    f: impl FnOnce(Option<&Arc<Snapshot>>) -> T + Send + 'static,
+) -> Option<T> {
+    let p = passes()?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    p.queue
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Request {
+            not_before,
+            job: Box::new(move |s| {
+                let _ = tx.send(f(s));
+            }),
+        });
+    p.more.notify_one();
+    rx.await.ok()
+}
+
 /// A snapshot of every process, at most `max_age` old and taken no earlier than
-/// `not_before`; `None` when `/proc` cannot be read. The pass runs on a blocking thread;
-/// concurrent callers share it.
+/// `not_before`; `None` when `/proc` cannot be read. Made on the pass thread; concurrent
+/// callers share passes.
 pub(crate) async fn snapshot(
     max_age: Duration,
     not_before: Option<Instant>,
 ) -> Option<Arc<Snapshot>> {
-    if let Some(s) = fresh_enough(max_age, not_before) {
+    if let Some(s) = cached(max_age, not_before) {
         return Some(s);
     }
-    let _pass = CACHE.pass.lock().await;
-    // Someone else's pass may have finished while this one waited.
-    if let Some(s) = fresh_enough(max_age, not_before) {
-        return Some(s);
-    }
-    let taken = Instant::now();
-    let procs = match tokio::task::spawn_blocking(scan).await {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => {
-            tracing::warn!("cannot read /proc: {e}");
-            return None;
-        }
-        Err(e) => {
-            tracing::error!("a pass over /proc failed: {e}");
-            return None;
-        }
-    };
-    let snap = Arc::new(Snapshot::new(procs, taken));
-    *CACHE.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(snap.clone());
-    Some(snap)
+    // Fresh enough for `max_age` means taken after now - max_age.
+    let floor = Instant::now()
+        .checked_sub(max_age)
+        .unwrap_or_else(Instant::now);
+    let wanted = not_before.map_or(floor, |t| t.max(floor));
+    with_snapshot(wanted, |s| s.cloned()).await.flatten()
 }
 
 /// The number of clock ticks a second (`sysconf(_SC_CLK_TCK)`).

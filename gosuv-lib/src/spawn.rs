@@ -683,11 +683,20 @@ unsafe fn fail(io: &ChildIo, step: Step) -> ! {
 unsafe fn child_main(cmd: &Command, io: &ChildIo) {
     // Default dispositions for every signal: the host may ignore some (Python ignores
     // SIGPIPE) or handle them with code that must not run here. All are still blocked.
-    let mut dfl: libc::sigaction = std::mem::zeroed();
-    dfl.sa_sigaction = libc::SIG_DFL;
+    // The system call itself: glibc's `sigaction` refuses the two real-time signals it
+    // keeps for itself (32 and 33), and an ignored one would stay ignored in the program.
+    // The kernel's struct is the handler, flags, (restorer,) mask: all zero is SIG_DFL with
+    // no flags and an empty mask whatever the layout.
+    let dfl = [0usize; 4];
     for sig in 1..=libc::SIGRTMAX() {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<usize>(),
+                std::mem::size_of::<u64>(),
+            );
         }
     }
     // A session and process group of its own, led by this process.

@@ -718,6 +718,15 @@ impl Supervisor {
         self.with_handle(name, |h| (*h.published.borrow().config).clone())
     }
 
+    /// Every program's config, sorted by name, shared: a config is never changed in place (an
+    /// update publishes a new one), so a caller may key a cache on [`Arc::ptr_eq`].
+    pub fn configs_shared(&self) -> Vec<Arc<ProgramConfig>> {
+        let map = self.programs();
+        map.values()
+            .map(|h| h.published.borrow().config.clone())
+            .collect()
+    }
+
     /// Every program's config, sorted by name.
     pub fn configs(&self) -> Vec<ProgramConfig> {
         let map = self.programs();

@@ -1,8 +1,9 @@
 //! The REST API of SPEC §6: [`router`] builds it; it is served unchanged on the unix socket
 //! and over HTTP, and tests drive it without a socket.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -162,6 +163,13 @@ fn removed_meanwhile(st: &AppState, name: &str, e: ApiError) -> ApiError {
 pub struct ProgramView<'a> {
     #[serde(flatten)]
     config: &'a ProgramConfig,
+    #[serde(flatten)]
+    status: StatusView<'a>,
+}
+
+/// The live part of a [`ProgramView`].
+#[derive(Serialize)]
+struct StatusView<'a> {
     state: ProgramState,
     pid: Option<u32>,
     started_at: Option<String>,
@@ -176,15 +184,9 @@ pub struct ProgramView<'a> {
     ownership: Option<gosuv::Ownership>,
 }
 
-impl<'a> ProgramView<'a> {
-    /// Joins a config, its status and its stats (when it has a process).
-    pub fn new(
-        config: &'a ProgramConfig,
-        status: &'a ProgramStatus,
-        stats: Option<&'a ProcessStats>,
-    ) -> Self {
-        ProgramView {
-            config,
+impl<'a> StatusView<'a> {
+    fn new(status: &'a ProgramStatus, stats: Option<&'a ProcessStats>) -> Self {
+        StatusView {
             state: status.state,
             pid: status.pid,
             started_at: status.started_at.map(rfc3339),
@@ -202,6 +204,24 @@ impl<'a> ProgramView<'a> {
         }
     }
 }
+
+impl<'a> ProgramView<'a> {
+    /// Joins a config, its status and its stats (when it has a process).
+    pub fn new(
+        config: &'a ProgramConfig,
+        status: &'a ProgramStatus,
+        stats: Option<&'a ProcessStats>,
+    ) -> Self {
+        ProgramView {
+            config,
+            status: StatusView::new(status, stats),
+        }
+    }
+}
+
+/// Each program's config as JSON (`{...}`), kept while the config is the same one: a
+/// config changes only through an update, while the list is rebuilt twice a second.
+pub type ConfigJsonCache = HashMap<String, (Arc<ProgramConfig>, Bytes)>;
 
 async fn one_program(st: &AppState, name: &str) -> ApiResult<Value> {
     let config = st.sup().config(name)?;
@@ -254,7 +274,12 @@ async fn list(
 ) -> ApiResult<Response> {
     let Query(q) = q?;
     if q.stats == Some(false) {
-        let body = programs_json(&st.sup().configs(), &st.sup().list(), &BTreeMap::new());
+        let body = programs_json(
+            &st.sup().configs_shared(),
+            &st.sup().list(),
+            &BTreeMap::new(),
+            &mut ConfigJsonCache::new(),
+        );
         return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
     }
     Ok(st.program_list().await)
@@ -643,30 +668,111 @@ async fn stats(State(st): State<AppState>, Param(name): Param) -> ApiResult<Json
 }
 
 /// Builds the `GET /api/programs` body from one snapshot of configs, statuses and stats.
+/// Each config's JSON comes from `cache` while its config is the same one (the cache then
+/// holds the listed programs only).
 pub fn programs_json(
-    configs: &[ProgramConfig],
+    configs: &[Arc<ProgramConfig>],
     statuses: &[ProgramStatus],
     stats: &BTreeMap<String, ProcessStats>,
+    cache: &mut ConfigJsonCache,
 ) -> Vec<u8> {
     let by_name: BTreeMap<&str, &ProgramStatus> =
         statuses.iter().map(|s| (s.name.as_str(), s)).collect();
-    let views: Vec<ProgramView<'_>> = configs
-        .iter()
-        .filter_map(|c| {
-            let s = by_name.get(c.name.as_str())?;
-            Some(ProgramView::new(c, s, stats.get(&c.name)))
-        })
-        .collect();
-    let mut out = Vec::with_capacity(640 * views.len() + 2);
-    match serde_json::to_writer(&mut out, &views) {
-        Ok(()) => out,
-        Err(_) => b"[]".to_vec(),
+    let mut fresh = ConfigJsonCache::with_capacity(configs.len());
+    let mut out = Vec::with_capacity(640 * configs.len() + 2);
+    out.push(b'[');
+    for c in configs {
+        let Some(s) = by_name.get(c.name.as_str()) else {
+            continue;
+        };
+        let config = match cache.remove(&c.name) {
+            Some((same, json)) if Arc::ptr_eq(&same, c) => json,
+            _ => match serde_json::to_vec(&**c) {
+                Ok(v) => Bytes::from(v),
+                Err(e) => {
+                    tracing::error!(program = %c.name, "cannot encode the program's config: {e}");
+                    continue;
+                }
+            },
+        };
+        let status = match serde_json::to_vec(&StatusView::new(s, stats.get(&c.name))) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(program = %c.name, "cannot encode the program's status: {e}");
+                continue;
+            }
+        };
+        // Both are JSON objects: `{config}` and `{status}` join as one `{config, status}`.
+        if let (Some((b'}', head)), Some((b'{', tail))) =
+            (config.split_last(), status.split_first())
+        {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(head);
+            if head.len() > 1 && tail.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(tail);
+        }
+        fresh.insert(c.name.clone(), (c.clone(), config));
     }
+    out.push(b']');
+    *cache = fresh;
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The list made from cached config texts is the list made in one piece, and a changed
+    /// config is encoded again.
+    #[test]
+    fn the_list_joins_configs_and_statuses_as_one_object_each() {
+        let status = |name: &str| ProgramStatus {
+            name: name.into(),
+            state: ProgramState::Stopped,
+            pid: None,
+            started_at: None,
+            uptime_secs: None,
+            exit_code: Some(3),
+            exit_signal: None,
+            restarts: 2,
+            last_error: Some("went wrong".into()),
+            log_errors: 0,
+            ownership: None,
+        };
+        let config = |name: &str, cmd: &str| {
+            Arc::new(ProgramConfig::new(name, gosuv::Command::Shell(cmd.into())))
+        };
+        let whole = |configs: &[Arc<ProgramConfig>], statuses: &[ProgramStatus]| -> Value {
+            let views: Vec<Value> = configs
+                .iter()
+                .zip(statuses)
+                .map(|(c, s)| serde_json::to_value(ProgramView::new(c, s, None)).unwrap())
+                .collect();
+            Value::Array(views)
+        };
+        let statuses = vec![status("a"), status("b")];
+        let mut configs = vec![config("a", "true"), config("b", "false")];
+        let mut cache = ConfigJsonCache::new();
+        let first = programs_json(&configs, &statuses, &BTreeMap::new(), &mut cache);
+        let first: Value = serde_json::from_slice(&first).unwrap();
+        assert_eq!(first, whole(&configs, &statuses));
+        assert_eq!(first[1]["restarts"], 2);
+        assert_eq!(first[1]["command"], "false");
+        assert_eq!(cache.len(), 2);
+        // b's config is replaced: its text is made again; a's comes from the cache.
+        configs[1] = config("b", "sleep 1");
+        let second = programs_json(&configs, &statuses, &BTreeMap::new(), &mut cache);
+        let second: Value = serde_json::from_slice(&second).unwrap();
+        assert_eq!(second, whole(&configs, &statuses));
+        assert_eq!(second[1]["command"], "sleep 1");
+        // A program gone from the list leaves the cache.
+        programs_json(&configs[..1], &statuses[..1], &BTreeMap::new(), &mut cache);
+        assert_eq!(cache.len(), 1);
+    }
 
     /// The published document names every route of [`router`], and nothing else.
     #[test]

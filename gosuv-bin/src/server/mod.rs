@@ -65,6 +65,8 @@ struct StateInner {
     streams: CancellationToken,
     stats: tokio::sync::Mutex<Option<Cached<StatsMap>>>,
     list: tokio::sync::Mutex<Option<Cached<Bytes>>>,
+    /// Each program's config as JSON, for the list (held with `list`).
+    config_json: std::sync::Mutex<api::ConfigJsonCache>,
     generation: std::sync::atomic::AtomicU64,
     mutations: std::sync::atomic::AtomicU64,
 }
@@ -102,6 +104,7 @@ impl AppState {
                 streams: CancellationToken::new(),
                 stats: tokio::sync::Mutex::new(None),
                 list: tokio::sync::Mutex::new(None),
+                config_json: std::sync::Mutex::new(api::ConfigJsonCache::new()),
                 generation: std::sync::atomic::AtomicU64::new(0),
                 mutations: std::sync::atomic::AtomicU64::new(0),
             }),
@@ -231,10 +234,17 @@ impl AppState {
             match &*g {
                 Some(c) if fresh(c) => c.value.clone(),
                 _ => {
-                    let configs = self.inner.sup.configs();
+                    let configs = self.inner.sup.configs_shared();
                     let statuses = self.inner.sup.list();
                     let stats = self.stats_snapshot().await;
-                    let body = Bytes::from(api::programs_json(&configs, &statuses, &stats));
+                    let body = {
+                        let mut cache = self
+                            .inner
+                            .config_json
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        Bytes::from(api::programs_json(&configs, &statuses, &stats, &mut cache))
+                    };
                     *g = Some(Cached {
                         at: Instant::now(),
                         value: body.clone(),

@@ -92,24 +92,6 @@ pub struct GroupsFile {
 }
 
 impl GroupsFile {
-    /// The records' cgroups made relative to one directory, for the disk.
-    fn compact(&self) -> GroupsFile {
-        let root = self
-            .groups
-            .iter()
-            .find_map(|g| g.cgroup.as_deref()?.parent().map(Path::to_path_buf));
-        let mut out = self.clone();
-        if let Some(root) = &root {
-            for g in &mut out.groups {
-                if let Some(rel) = g.cgroup.as_deref().and_then(|c| c.strip_prefix(root).ok()) {
-                    g.cgroup = Some(rel.to_path_buf());
-                }
-            }
-        }
-        out.cgroup_root = root;
-        out
-    }
-
     /// The records' cgroups as full paths again.
     fn expand(mut self) -> GroupsFile {
         if let Some(root) = self.cgroup_root.take() {
@@ -143,20 +125,101 @@ pub fn boot_id() -> String {
 /// # Errors
 /// The temporary file cannot be written or renamed.
 pub fn write_groups(path: &Path, file: &GroupsFile) -> std::io::Result<()> {
+    write_bytes(
+        path,
+        &to_disk(&file.boot_id, file.server_pid, &file.groups)?,
+    )
+}
+
+/// One record as it is written: its cgroup relative to the file's `cgroup_root`.
+#[derive(Serialize)]
+struct DiskRecord<'a> {
+    pgid: u32,
+    program: &'a str,
+    start_time: u64,
+    stop_signal: i32,
+    stop_timeout: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup: Option<&'a Path>,
+}
+
+/// The file's text, with every record's cgroup relative to one root (every program of a
+/// server has its cgroup in the same directory), so each record stays short.
+fn to_disk<'a>(
+    boot_id: &str,
+    server_pid: u32,
+    groups: impl IntoIterator<Item = &'a GroupRecord> + Clone,
+) -> std::io::Result<Vec<u8>> {
+    let root = groups
+        .clone()
+        .into_iter()
+        .find_map(|g| g.cgroup.as_deref()?.parent());
+    let records = groups
+        .into_iter()
+        .map(|g| disk_record(g, root))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    assemble(boot_id, server_pid, root, records.iter().map(Vec::as_slice))
+}
+
+/// One record's text, its cgroup relative to `root` when it is under it.
+fn disk_record(g: &GroupRecord, root: Option<&Path>) -> std::io::Result<Vec<u8>> {
+    serde_json::to_vec(&DiskRecord {
+        pgid: g.pgid,
+        program: &g.program,
+        start_time: g.start_time,
+        stop_signal: g.stop_signal,
+        stop_timeout: g.stop_timeout,
+        cgroup: g
+            .cgroup
+            .as_deref()
+            .map(|c| root.and_then(|r| c.strip_prefix(r).ok()).unwrap_or(c)),
+    })
+    .map_err(std::io::Error::other)
+}
+
+/// The file's text from records already made by `disk_record` against `root`: the server
+/// keeps each record's text from its start, so a rewrite at every start of a program copies
+/// bytes instead of encoding every record again.
+fn assemble<'a>(
+    boot_id: &str,
+    server_pid: u32,
+    root: Option<&Path>,
+    records: impl IntoIterator<Item = &'a [u8]>,
+) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"boot_id\":");
+    out.extend_from_slice(&serde_json::to_vec(boot_id).map_err(std::io::Error::other)?);
+    out.extend_from_slice(format!(",\"server_pid\":{server_pid}").as_bytes());
+    if let Some(root) = root {
+        out.extend_from_slice(b",\"cgroup_root\":");
+        out.extend_from_slice(&serde_json::to_vec(root).map_err(std::io::Error::other)?);
+    }
+    out.extend_from_slice(b",\"groups\":[");
+    for (i, r) in records.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(r);
+    }
+    out.extend_from_slice(b"]}");
+    Ok(out)
+}
+
+/// Writes `body` to `path` atomically: a temporary file beside it (mode 0600), then rename.
+fn write_bytes(path: &Path, body: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "gosuv.groups".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let body = serde_json::to_vec(&file.compact()).map_err(std::io::Error::other)?;
     let r = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(&tmp)
-        .and_then(|mut f| f.write_all(&body))
+        .and_then(|mut f| f.write_all(body))
         .and_then(|()| std::fs::rename(&tmp, path));
     if r.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -549,20 +612,31 @@ async fn record(
 ) {
     let boot_id = boot_id();
     let server_pid = std::process::id();
-    let mut groups: BTreeMap<u32, GroupRecord> = BTreeMap::new();
+    // Each record's text, made once when its group starts (a rewrite copies these).
+    let mut groups: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    // The directory of the programs' cgroups (one per server): set by the first record that
+    // has a cgroup, the records' cgroups are written relative to it.
+    let mut root: Option<PathBuf> = None;
     let mut pending = true;
     let mut forget_due: Option<tokio::time::Instant> = None;
     let mut write_failed = false;
     loop {
         if pending || forget_due.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            let file = GroupsFile {
-                boot_id: boot_id.clone(),
+            // Made here from the records' texts; written on a blocking thread.
+            let body = assemble(
+                &boot_id,
                 server_pid,
-                groups: groups.values().cloned().collect(),
-                cgroup_root: None,
+                root.as_deref(),
+                groups.values().map(Vec::as_slice),
+            );
+            let written = match body {
+                Ok(body) => {
+                    let p = path.clone();
+                    tokio::task::spawn_blocking(move || write_bytes(&p, &body)).await
+                }
+                Err(e) => Ok(Err(e)),
             };
-            let p = path.clone();
-            match tokio::task::spawn_blocking(move || write_groups(&p, &file)).await {
+            match written {
                 Ok(Ok(())) => {
                     if write_failed {
                         tracing::info!("{} is written again", path.display());
@@ -597,8 +671,19 @@ async fn record(
                     match next {
                         None => return,
                         Some(Change::Started(g)) => {
-                            groups.insert(g.pgid, g);
-                            pending = true;
+                            if root.is_none() {
+                                root = g.cgroup.as_deref().and_then(Path::parent).map(Path::to_path_buf);
+                            }
+                            match disk_record(&g, root.as_deref()) {
+                                Ok(text) => {
+                                    groups.insert(g.pgid, text);
+                                    pending = true;
+                                }
+                                Err(e) => tracing::error!(
+                                    "cannot record the process group {} of {}: {e}; a crash now would leave it running",
+                                    g.pgid, g.program
+                                ),
+                            }
                         }
                         Some(Change::Ended(pgid)) => {
                             if groups.remove(&pgid).is_some() && forget_due.is_none() {
