@@ -14,6 +14,11 @@
 //!   the supervisor's CPU per MiB is the figure to watch.
 //!
 //! Each figure is the median of several rounds; the machine's noise shows in min..max.
+//!
+//! Two switches measure what ownership costs: `BENCH_CGROUP_OFF=1` runs the spawn, idle and
+//! restart programs with `cgroup: off` (owned by their process group only), and
+//! `BENCH_NO_GUARDIAN=1` runs spawn and idle without the guardian
+//! (`kill_on_parent_death: false`).
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -2,17 +2,18 @@
 //! working directory, user, umask, stdin from /dev/null, output into pipes, no inherited
 //! descriptor of gosuv's, and a pidfd for it from the moment it exists.
 //!
-//! Everything the child needs is prepared before the fork, in [`Command::prepare`]: argv,
+//! Everything the child needs is prepared before the clone, in [`Command::prepare`]: argv,
 //! the environment, the paths to try for the program, the user's groups. The child is made
-//! with `clone3(CLONE_PIDFD)` (or `clone(CLONE_PIDFD)` where a seccomp filter refuses
-//! `clone3`), so the pidfd is there before anyone, even a host reaping every child, could
-//! take the child's exit. A program owned by a cgroup is born in it (`CLONE_INTO_CGROUP`,
-//! Linux 5.7); only where that is not available does the child move itself in, which takes
-//! the kernel's cgroup-wide lock and can wait for an RCU grace period. Between the fork and `execve` the child only makes system calls,
-//! one small step each ([`child_main`]): no allocation, no lock, nothing a signal could
-//! break. A step that fails writes which step and its `errno` to a close-on-exec pipe; the
-//! parent reads that pipe to its end, which comes at `execve`, and so knows whether the
-//! program runs.
+//! with `CLONE_PIDFD` (module `clone`), so the pidfd is there before anyone, even a host
+//! reaping every child, could take the child's exit; it shares gosuv's memory until
+//! `execve`, so no page table is copied however big the host. A program owned by a cgroup is
+//! born in it (`CLONE_INTO_CGROUP`, Linux 5.7); only where that is not available does the
+//! child move itself in, which takes the kernel's cgroup-wide lock and can wait for an RCU
+//! grace period. Between the clone and `execve` the child only makes system calls, one small
+//! step each ([`child_main`]): no allocation, no lock, no write to memory but its own stack,
+//! nothing a signal could break. A step that fails writes which step and its `errno` to a
+//! close-on-exec pipe; the parent reads that pipe to its end, which comes at `execve`, and
+//! so knows whether the program runs.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -23,6 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use crate::config::ProgramConfig;
+
+mod clone;
 
 /// The environment variable every program gets with its own name, as supervisord's
 /// `SUPERVISOR_PROCESS_NAME`. gosuv also reads it (from `/proc/<pid>/environ`) to know a
@@ -101,7 +104,7 @@ pub(crate) fn lookup_user(name: &str) -> Result<UserInfo, String> {
 }
 
 /// A program ready to be spawned: everything the child needs, in the form the system calls
-/// take, made before the fork.
+/// take, made before the clone.
 pub(crate) struct Command {
     program: String,
     dir_shown: PathBuf,
@@ -111,7 +114,7 @@ pub(crate) struct Command {
     /// Owns what `envp_ptrs` points to.
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const libc::c_char>,
-    /// The paths `execve` tries, in order (the PATH search, done before the fork).
+    /// The paths `execve` tries, in order (the PATH search, done before the clone).
     candidates: Vec<CString>,
     dir: CString,
     user: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
@@ -348,27 +351,30 @@ pub(crate) fn spawn(
     };
     let into = cgroup.filter(|_| procs.is_none());
     // SAFETY: in the child, `child_main` makes only system calls on data prepared above and
-    // never returns; in the parent, `fork_with_pidfd` returns the child's pid and pidfd.
-    let forked =
-        match unsafe { fork_with_pidfd(into.map(AsRawFd::as_raw_fd), || child_main(cmd, &io)) } {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && into.is_some() => {
-                // A kernel without CLONE_INTO_CGROUP (before 5.7), or no clone3: the child
-                // moves itself in.
-                NO_INTO_CGROUP.store(true, Ordering::Relaxed);
-                match into.map(open_procs) {
-                    Some(Ok(procs)) => {
-                        io.cgroup_procs = Some(procs.as_raw_fd());
-                        // SAFETY: as above.
-                        unsafe { fork_with_pidfd(None, || child_main(cmd, &io)) }
-                    }
-                    Some(Err(e)) => Err(e),
-                    None => Err(e),
+    // never returns; in the parent, `clone_child` returns the child's pid and pidfd.
+    let forked = match unsafe {
+        clone::clone_child(into.map(AsRawFd::as_raw_fd), EXEC_DEADLINE, || {
+            child_main(cmd, &io)
+        })
+    } {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) && into.is_some() => {
+            // A kernel without CLONE_INTO_CGROUP (before 5.7), or no clone3: the child
+            // moves itself in.
+            NO_INTO_CGROUP.store(true, Ordering::Relaxed);
+            match into.map(open_procs) {
+                Some(Ok(procs)) => {
+                    io.cgroup_procs = Some(procs.as_raw_fd());
+                    // SAFETY: as above.
+                    unsafe { clone::clone_child(None, EXEC_DEADLINE, || child_main(cmd, &io)) }
                 }
+                Some(Err(e)) => Err(e),
+                None => Err(e),
             }
-            other => other,
-        };
+        }
+        other => other,
+    };
     drop(procs);
-    let (pid, pidfd) = forked.map_err(|e| io_err("fork", e))?;
+    let clone::Forked { pid, pidfd, killed } = forked.map_err(|e| io_err("start a process", e))?;
     // The parent's copies of the child's ends: EOF on the output pipes comes when the child
     // and everything it started have closed theirs, EOF on the status pipe at `execve`.
     drop(out_w);
@@ -377,7 +383,14 @@ pub(crate) fn spawn(
         r
     });
     drop(status_w);
-    match read_status(&status_r) {
+    // A child that shares our memory has reached `execve` (or exited, or was killed as
+    // stuck) when the clone returns: the pipe has all it will ever have.
+    let status = if killed {
+        Status::Stuck
+    } else {
+        read_status(&status_r)
+    };
+    match status {
         Status::Running => {}
         Status::Failed(step, errno) => {
             // It exits at once; take its exit so it is no zombie.
@@ -397,7 +410,7 @@ pub(crate) fn spawn(
             };
             reap_now(&pidfd);
             return Err(format!(
-                "'{}' did not get from the fork to running the program within {} s: killed",
+                "'{}' did not get from its start to running the program within {} s: killed",
                 cmd.program,
                 EXEC_DEADLINE.as_secs()
             ));
@@ -432,7 +445,7 @@ fn open_procs(dir: &OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// How long a child may take from the fork to `execve` before it is taken for stuck: killed,
+/// How long a child may take from its start to `execve` before it is taken for stuck: killed,
 /// and the start failed. A healthy child takes microseconds.
 const EXEC_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -531,137 +544,6 @@ fn describe_failure(cmd: &Command, step: Step, errno: i32) -> String {
     }
 }
 
-/// `clone3`'s arguments (linux/sched.h), up to `cgroup`.
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-/// Set once `clone3` turned out to be refused here (a seccomp filter, an old kernel).
-static NO_CLONE3: AtomicBool = AtomicBool::new(false);
-
-/// `CLONE_INTO_CGROUP` (linux/sched.h).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
-/// Forks with `CLONE_PIDFD` (and `CLONE_INTO_CGROUP` into the cgroup whose directory is
-/// `cgroup`): in the child runs `child` (which must never return); in the parent returns
-/// the child's pid and a pidfd on it. Every signal is blocked around the fork, so no handler
-/// of the host runs in the child before it has reset them.
-///
-/// # Errors
-/// `EINVAL` with a cgroup: this kernel cannot start a child in a cgroup (before 5.7), or
-/// `clone3` is refused (then the child cannot be placed by the kernel either).
-///
-/// # Safety
-/// `child` runs in a copy of this multi-threaded process where only this thread exists: it
-/// may only make async-signal-safe calls and must end with `execve` or `_exit`.
-unsafe fn fork_with_pidfd(
-    cgroup: Option<RawFd>,
-    child: impl FnOnce(),
-) -> io::Result<(u32, OwnedFd)> {
-    let mut all: libc::sigset_t = std::mem::zeroed();
-    let mut old: libc::sigset_t = std::mem::zeroed();
-    libc::sigfillset(&mut all);
-    libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-    let mut pidfd: libc::c_int = -1;
-    let mut ret: libc::c_long = -1;
-    let mut err = libc::ENOSYS;
-    if !NO_CLONE3.load(Ordering::Relaxed) {
-        let args = CloneArgs {
-            flags: libc::CLONE_PIDFD as u64 | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
-            pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
-            exit_signal: libc::SIGCHLD as u64,
-            cgroup: cgroup.map_or(0, |fd| fd as u64),
-            ..CloneArgs::default()
-        };
-        ret = libc::syscall(
-            libc::SYS_clone3,
-            std::ptr::addr_of!(args),
-            std::mem::size_of::<CloneArgs>(),
-        );
-        if ret < 0 {
-            err = io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::ENOSYS);
-            if matches!(err, libc::ENOSYS | libc::EPERM) {
-                NO_CLONE3.store(true, Ordering::Relaxed);
-            }
-        }
-    }
-    if ret < 0 && NO_CLONE3.load(Ordering::Relaxed) {
-        if cgroup.is_some() {
-            // clone(2) cannot place a child in a cgroup: the caller moves it instead.
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        ret = legacy_clone(&mut pidfd);
-        if ret < 0 {
-            err = io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::ENOSYS);
-        }
-    }
-    if ret == 0 {
-        child();
-        libc::_exit(127);
-    }
-    libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-    if ret < 0 {
-        let e = io::Error::from_raw_os_error(err);
-        return Err(if err == libc::EINVAL || err == libc::ENOSYS {
-            io::Error::new(
-                e.kind(),
-                format!("{e} (gosuv needs Linux 5.4 or later for pidfds)"),
-            )
-        } else {
-            e
-        });
-    }
-    Ok((ret as u32, OwnedFd::from_raw_fd(pidfd)))
-}
-
-/// `clone(CLONE_PIDFD | SIGCHLD)` with fork's semantics: the pidfd lands in `*pidfd` (the
-/// `parent_tid` argument, third on every architecture gosuv builds for).
-///
-/// # Safety
-/// As `fork`.
-#[cfg(any(
-    target_arch = "x86_64",
-    target_arch = "aarch64",
-    target_arch = "riscv64"
-))]
-unsafe fn legacy_clone(pidfd: &mut libc::c_int) -> libc::c_long {
-    libc::syscall(
-        libc::SYS_clone,
-        (libc::CLONE_PIDFD | libc::SIGCHLD) as libc::c_ulong,
-        0 as libc::c_ulong,
-        pidfd as *mut libc::c_int,
-        0 as libc::c_ulong,
-        0 as libc::c_ulong,
-    )
-}
-
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "aarch64",
-    target_arch = "riscv64"
-)))]
-unsafe fn legacy_clone(_pidfd: &mut libc::c_int) -> libc::c_long {
-    *libc::__errno_location() = libc::ENOSYS;
-    -1
-}
-
 /// Writes the failed step and errno to the status pipe, then exits.
 ///
 /// # Safety
@@ -675,11 +557,13 @@ unsafe fn fail(io: &ChildIo, step: Step) -> ! {
     libc::_exit(127);
 }
 
-/// The child, between the fork and `execve`. Each step is a system call on what `prepare`
+/// The child, between the clone and `execve`. Each step is a system call on what `prepare`
 /// made; a failing step reports itself through the status pipe and exits.
 ///
 /// # Safety
-/// Only in the child of `fork_with_pidfd`.
+/// Only in the child of `clone::clone_child`, which may share this process's memory: it
+/// writes nothing but its own stack and `errno` (the sleeping parent thread's, which that
+/// thread does not read across the clone), and never allocates, locks or panics.
 unsafe fn child_main(cmd: &Command, io: &ChildIo) {
     // Default dispositions for every signal: the host may ignore some (Python ignores
     // SIGPIPE) or handle them with code that must not run here. All are still blocked.

@@ -65,7 +65,7 @@ def test_bad_names_and_values(sup: gosuv.Supervisor) -> None:
         sup.add("x", "true", environ=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="multiple values for argument 'name'"):
         sup.add("x", "true", name="y")  # type: ignore[misc]
-    with pytest.raises(gosuv.InvalidArgument, match=r"timeout -1: .* from 0 to 86400"):
+    with pytest.raises(gosuv.InvalidArgument, match=r"timeout -1\.0: .* from 0 to 86400"):
         sup.wait_for("x", "running", timeout=-1)
     with pytest.raises(ValueError, match="is not a state"):
         sup.wait_for("x", "sleeping", timeout=1)
