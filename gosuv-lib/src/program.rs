@@ -16,7 +16,6 @@
 //! program is marked `fatal` with the panic in `last_error`, and a fresh task takes over the
 //! same channels, so the program stays usable.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -29,12 +28,12 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::task::TaskTracker;
 
 use crate::cgroup::CgroupRoot;
-use crate::config::{Autorestart, CgroupMode, ProgramConfig};
+use crate::config::{Autorestart, ProgramConfig};
 use crate::error::Error;
 use crate::events::{ser_opt_time, Event, ExitStatus, ProgramState};
-use crate::logs::{drain, LogCounters, LogSink, RotatingFile, Stream};
-use crate::process_group::{GroupObserver, GroupView, Ownership, ProcessGroup};
-use crate::spawn::{lookup_user, Command as SpawnCommand, SpawnOptions};
+use crate::logs::{LogCounters, LogSink, RotatingFile, Stream};
+use crate::process_group::{GroupObserver, GroupView, Ownership};
+use crate::spawn::SpawnOptions;
 
 /// The longest backoff between two starts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -270,247 +269,6 @@ pub(crate) struct ProgramHandle {
 impl ProgramHandle {
     pub(crate) fn status(&self) -> ProgramStatus {
         ProgramStatus::from_published(&self.published.borrow(), self.logs.write_errors())
-    }
-}
-
-/// What the task needs of one run's processes. The real one is [`RealProcess`]; tests use
-/// a fake.
-pub(crate) trait Process: Send + Sync + 'static {
-    /// The leader's pid.
-    fn pid(&self) -> u32;
-    /// What stats need, when there is something to measure.
-    fn view(&self) -> Option<Arc<GroupView>>;
-    /// How the run is owned.
-    fn ownership(&self) -> Ownership;
-    /// Waits for the leader's exit (at once if it exited). Cancel-safe.
-    fn exited(&mut self) -> impl Future<Output = ExitStatus> + Send + '_;
-    /// The leader's exit, if it exited.
-    fn exit(&mut self) -> Option<ExitStatus>;
-    /// Asks every process of the run to stop: `sig`, then SIGCONT for a stopped one.
-    fn stop(&mut self, sig: i32) -> impl Future<Output = ()> + Send + '_;
-    /// Kills every process of the run.
-    fn kill(&mut self) -> impl Future<Output = ()> + Send + '_;
-    /// Waits until the leader exited and nothing of the run is left. Cancel-safe.
-    fn emptied(&mut self) -> impl Future<Output = ()> + Send + '_;
-    /// After the leader exited on its own: kills the rest, waits (briefly) for the output to
-    /// reach the files, and finishes the run (now or in the background). Returns the pipe
-    /// drains still reading.
-    fn after_exit(self) -> impl Future<Output = Vec<JoinHandle<()>>> + Send;
-    /// Once emptied: waits (briefly) for the output, reaps. Returns the drains still reading.
-    fn finish(self) -> impl Future<Output = Vec<JoinHandle<()>>> + Send;
-    /// The memory the run uses now, in bytes.
-    fn memory(&self) -> impl Future<Output = Option<u64>> + Send + '_;
-    /// Whether the kernel enforces `memory_max` for this run.
-    fn kernel_enforces_memory(&self) -> bool;
-    /// Whether the kernel killed a process of the run for lack of memory.
-    fn oom_killed(&self) -> bool;
-}
-
-/// Spawns runs of programs.
-pub(crate) trait Launcher: Send + Sync + 'static {
-    /// One run's processes.
-    type Proc: Process;
-    /// Spawns a run of `config`, its output into `logs`.
-    fn launch(
-        &self,
-        config: &ProgramConfig,
-        logs: &Arc<ProgramLogs>,
-    ) -> impl Future<Output = Result<Self::Proc, String>> + Send;
-}
-
-/// The real launcher: process groups, cgroups, pipes into the log sinks.
-pub(crate) struct RealLauncher {
-    pub shared: Arc<Shared>,
-}
-
-/// A real run: its processes and the tasks that drain its pipes.
-pub(crate) struct RealProcess {
-    group: ProcessGroup,
-    drains: Vec<JoinHandle<()>>,
-    logs: Arc<ProgramLogs>,
-    oom_before: u64,
-    tracker: TaskTracker,
-}
-
-impl Launcher for RealLauncher {
-    type Proc = RealProcess;
-
-    async fn launch(
-        &self,
-        config: &ProgramConfig,
-        logs: &Arc<ProgramLogs>,
-    ) -> Result<RealProcess, String> {
-        let sh = &self.shared;
-        let user = match &config.user {
-            // The user database may be a network service: never on a runtime worker.
-            Some(name) => {
-                let name = name.clone();
-                let found = tokio::task::spawn_blocking(move || lookup_user(&name))
-                    .await
-                    .map_err(|e| format!("cannot look up the user: {e}"))??;
-                Some(found)
-            }
-            None => None,
-        };
-        let run = crate::spawn::new_run_id();
-        let cmd = SpawnCommand::prepare(config, &sh.base_dir, &sh.spawn, user.as_ref(), &run)?;
-        let cgroup = match config.cgroup {
-            CgroupMode::Off => None,
-            mode => match sh
-                .cgroup_root()
-                .and_then(|root| root.program(&config.name, config.memory_max))
-            {
-                Ok(cg) => Some(Arc::new(cg)),
-                Err(e) if mode == CgroupMode::Required => {
-                    return Err(format!("{e} (the program has `cgroup: required`)"))
-                }
-                Err(e) => {
-                    tracing::debug!(program = %config.name, "no cgroup, owned by its process group: {e}");
-                    None
-                }
-            },
-        };
-        let spawn = |cgroup| {
-            ProcessGroup::spawn(
-                &config.name,
-                &run,
-                &cmd,
-                config.redirect_stderr,
-                cgroup,
-                config.stop_signal.0 as i32,
-                config.stop_duration(),
-                sh.subreaper,
-                sh.observers.clone(),
-            )
-        };
-        let (group, pipes) = match spawn(cgroup.clone()) {
-            Ok(g) => g,
-            Err(f) if f.in_cgroup && config.cgroup == CgroupMode::Auto => {
-                tracing::warn!(program = %config.name, "{}: owned by its process group instead", f.message);
-                spawn(None).map_err(|f| f.message)?
-            }
-            Err(f) => return Err(f.message),
-        };
-        let mut drains = vec![tokio::spawn(drain(pipes.stdout, logs.stdout.clone()))];
-        if let Some(err) = pipes.stderr {
-            drains.push(tokio::spawn(drain(err, logs.stderr.clone())));
-        }
-        let oom_before = group.oom_kills();
-        Ok(RealProcess {
-            group,
-            drains,
-            logs: logs.clone(),
-            oom_before,
-            tracker: sh.tracker.clone(),
-        })
-    }
-}
-
-impl Process for RealProcess {
-    fn pid(&self) -> u32 {
-        self.group.leader()
-    }
-
-    fn view(&self) -> Option<Arc<GroupView>> {
-        Some(self.group.view().clone())
-    }
-
-    fn ownership(&self) -> Ownership {
-        self.group.view().ownership()
-    }
-
-    fn exited(&mut self) -> impl Future<Output = ExitStatus> + Send + '_ {
-        self.group.exited()
-    }
-
-    fn exit(&mut self) -> Option<ExitStatus> {
-        self.group.try_exit()
-    }
-
-    async fn stop(&mut self, sig: i32) {
-        self.group.signal(sig).await;
-        // A stopped (SIGSTOP) process must run to act on the signal.
-        self.group.signal(libc::SIGCONT).await;
-    }
-
-    fn kill(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        self.group.kill()
-    }
-
-    fn emptied(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        self.group.emptied()
-    }
-
-    async fn after_exit(mut self) -> Vec<JoinHandle<()>> {
-        // A program's processes live and die with its leader: leftovers would run twice once
-        // it restarts.
-        self.group.kill_now();
-        if self.group.view().cgroup.is_some() {
-            // The next run shares the cgroup: wait until the killed ones are gone.
-            if tokio::time::timeout(CGROUP_EMPTY_WAIT, self.group.emptied())
-                .await
-                .is_err()
-            {
-                tracing::warn!(
-                    pid = self.group.leader(),
-                    "processes of an exited program outlive SIGKILL"
-                );
-            }
-            self.logs.settle(&mut self.drains, EXIT_OUTPUT_WAIT).await;
-            self.group.finish();
-        } else {
-            self.logs.settle(&mut self.drains, EXIT_OUTPUT_WAIT).await;
-            // What left the group is found in /proc, killed and waited for in the
-            // background: the next run has a group of its own.
-            let mut group = self.group;
-            self.tracker.spawn(async move {
-                group.kill().await;
-                group.emptied().await;
-                group.finish();
-            });
-        }
-        self.drains
-    }
-
-    async fn finish(mut self) -> Vec<JoinHandle<()>> {
-        // This run's pipes only: an earlier run's may be held open by a process that left
-        // the program, and would make every stop wait the whole time.
-        self.logs.settle(&mut self.drains, EXIT_OUTPUT_WAIT).await;
-        self.group.finish();
-        self.drains
-    }
-
-    async fn memory(&self) -> Option<u64> {
-        let view = self.group.view();
-        if let Some(m) = view.cgroup.as_ref().and_then(|c| c.memory_current()) {
-            return Some(m);
-        }
-        let snap = match view.cgroup {
-            Some(_) => None,
-            None => Some(crate::procfs::snapshot(MEMORY_CHECK / 2, None).await?),
-        };
-        let view = view.clone();
-        let pages: u64 = tokio::task::spawn_blocking(move || {
-            view.members(snap.as_deref())
-                .iter()
-                .map(|p| p.rss_pages)
-                .sum()
-        })
-        .await
-        .unwrap_or(0);
-        Some(pages.saturating_mul(crate::procfs::page_size()))
-    }
-
-    fn kernel_enforces_memory(&self) -> bool {
-        self.group
-            .view()
-            .cgroup
-            .as_ref()
-            .is_some_and(|c| c.enforces_memory())
-    }
-
-    fn oom_killed(&self) -> bool {
-        self.group.oom_kills() > self.oom_before
     }
 }
 
@@ -1264,5 +1022,7 @@ impl<L: Launcher> Task<L> {
     }
 }
 
+mod run;
+use run::{Launcher, Process, RealLauncher};
 #[cfg(test)]
 mod tests;
