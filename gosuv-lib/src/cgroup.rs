@@ -104,6 +104,9 @@ pub(crate) struct CgroupRoot {
     dir: PathBuf,
     /// Whether the memory controller is enabled for the programs' cgroups.
     memory: bool,
+    /// The highest suffix each program's run cgroups had to take (`prog-<name>.N`), so its
+    /// removal finds every one left.
+    suffixes: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl CgroupRoot {
@@ -143,7 +146,11 @@ impl CgroupRoot {
         }
         let memory = has(&made, "cgroup.subtree_control", "memory");
         tracing::debug!(dir = %made.display(), memory, "cgroup made for the supervisor");
-        Ok(CgroupRoot { dir: made, memory })
+        Ok(CgroupRoot {
+            dir: made,
+            memory,
+            suffixes: std::sync::Mutex::default(),
+        })
     }
 
     /// The supervisor's cgroup directory.
@@ -174,6 +181,11 @@ impl CgroupRoot {
                 Err(e) => return Err(format!("cannot create the cgroup {}: {e}", path.display())),
             }
         }
+        if n > 0 {
+            let mut suffixes = self.suffixes.lock().unwrap_or_else(|e| e.into_inner());
+            let top = suffixes.entry(name.to_string()).or_default();
+            *top = (*top).max(n);
+        }
         let cg = Cgroup {
             path,
             memory: self.memory,
@@ -191,11 +203,23 @@ impl CgroupRoot {
     /// Removes what is left of program `name`'s cgroup (each run removes its own when it
     /// is over; one that could not go then is removed with the supervisor's).
     pub(crate) fn remove_program(&self, name: &str) {
-        let path = self.dir.join(format!("{PROGRAM_PREFIX}{name}"));
-        match std::fs::remove_dir(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!("cannot remove the cgroup {}: {e}", path.display()),
+        let top = self
+            .suffixes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .unwrap_or(0);
+        for n in 0..=top {
+            let path = if n == 0 {
+                self.dir.join(format!("{PROGRAM_PREFIX}{name}"))
+            } else {
+                self.dir.join(format!("{PROGRAM_PREFIX}{name}.{n}"))
+            };
+            match std::fs::remove_dir(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!("cannot remove the cgroup {}: {e}", path.display()),
+            }
         }
     }
 
@@ -322,20 +346,19 @@ impl Cgroup {
         Ok(OwnedFd::from(std::fs::File::open(&self.path)?))
     }
 
-    /// The processes in it now (not those of cgroups the program made below it).
-    pub(crate) fn pids(&self) -> Vec<u32> {
-        self.read("cgroup.procs")
-            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
-            .unwrap_or_default()
-    }
-
-    /// The processes in it now, and in any cgroup the program made below it.
+    /// The processes in it now, and in any cgroup the program made below it (runc, a nested
+    /// systemd). A cgroup directory's link count is 2 plus its subdirectories: one `stat`
+    /// says whether there is anything below to look at.
     pub(crate) fn all_pids(&self) -> Vec<u32> {
+        use std::os::unix::fs::MetadataExt;
         let mut out = Vec::new();
         let mut dirs = vec![self.path.clone()];
         while let Some(dir) = dirs.pop() {
             if let Ok(t) = read_file(&dir.join("cgroup.procs")) {
                 out.extend(t.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+            }
+            if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.nlink() <= 2) {
+                continue;
             }
             if let Ok(entries) = std::fs::read_dir(&dir) {
                 dirs.extend(

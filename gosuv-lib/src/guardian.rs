@@ -27,9 +27,12 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use crate::process_group::{GroupInfo, GroupObserver};
 
-/// One variable a group (`g_<pgid>`): adding and removing one is a hash-table operation in
-/// the shell, whatever the number of groups (a list in one string made each removal cost the
-/// length of the whole list, and a thousand programs' runs slowed the host's machine).
+/// One variable a group (`gosuv_pg_<pgid>`): adding and removing one is a hash-table
+/// operation in the shell, whatever the number of groups (a list in one string made each
+/// removal cost the length of the whole list, and a thousand programs' runs slowed the host's
+/// machine). The shell starts with an empty environment, so every such variable is one gosuv
+/// set; a group number is digits only, without a leading zero, and above 1 (`kill -- -1`
+/// would signal every process, `-0` the guardian's own group).
 const SCRIPT: &str = r#"trap '' INT HUP TERM QUIT PIPE
 roots=""
 nl='
@@ -37,14 +40,17 @@ nl='
 while IFS= read -r line; do
   case "$line" in
     "+g "*) pg=${line#+g }
-            case "$pg" in ""|*[!0-9]*) ;; *) eval "g_$pg=1" ;; esac ;;
+            case "$pg" in ""|*[!0-9]*|0*|1) ;; *) eval "gosuv_pg_$pg=1" ;; esac ;;
     "-g "*) pg=${line#-g }
-            case "$pg" in ""|*[!0-9]*) ;; *) unset "g_$pg" ;; esac ;;
+            case "$pg" in ""|*[!0-9]*|0*|1) ;; *) unset "gosuv_pg_$pg" ;; esac ;;
     "+r "*) roots="$roots${line#+r }$nl" ;;
   esac
 done
 groups=$(set | while IFS='=' read -r k v; do
-  case "$k" in g_[0-9]*) printf '%s ' "${k#g_}" ;; esac
+  case "$k" in
+    gosuv_pg_*) pg=${k#gosuv_pg_}
+                case "$pg" in ""|*[!0-9]*|0*|1) ;; *) printf '%s ' "$pg" ;; esac ;;
+  esac
 done)
 each_cgroup() {
   printf '%s' "$roots" | while IFS= read -r root; do
@@ -238,7 +244,10 @@ fn start() -> std::io::Result<OwnedFd> {
     let (ours, theirs) = UnixStream::pair()?;
     ours.set_nonblocking(true)?;
     let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.arg("-c")
+    // Nothing of the host's environment: its variables could look like the script's own.
+    cmd.env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .arg("-c")
         .arg(SCRIPT)
         .arg("gosuv-guardian")
         .stdin(Stdio::from(OwnedFd::from(theirs)))

@@ -111,7 +111,11 @@ impl GroupView {
     /// tree in `snap` (which must be younger than the run).
     pub(crate) fn members(&self, snap: Option<&Snapshot>) -> Vec<ProcStat> {
         let mut out: Vec<ProcStat> = match (&self.cgroup, snap) {
-            (Some(cg), _) => cg.pids().into_iter().filter_map(ProcStat::read).collect(),
+            (Some(cg), _) => cg
+                .all_pids()
+                .into_iter()
+                .filter_map(ProcStat::read)
+                .collect(),
             (None, Some(snap)) => snap
                 .tree(Some(self.leader), &[])
                 .into_iter()
@@ -241,11 +245,7 @@ pub(crate) struct Pipes {
     pub stderr: Option<OwnedFd>,
 }
 
-/// Why a spawn failed, and whether moving into the cgroup was what failed.
-pub(crate) struct SpawnFailure {
-    pub message: String,
-    pub in_cgroup: bool,
-}
+pub(crate) use crate::spawn::SpawnFailure;
 
 impl ProcessGroup {
     /// Spawns `cmd` as a new run of `program`, in `cgroup` when given.
@@ -274,11 +274,7 @@ impl ProcessGroup {
             })?;
         let child = {
             let _spawning = reaper::spawning();
-            let child =
-                spawn::spawn(cmd, merge_stderr, dir.as_ref()).map_err(|message| SpawnFailure {
-                    in_cgroup: message.contains("cgroup"),
-                    message,
-                })?;
+            let child = spawn::spawn(cmd, merge_stderr, dir.as_ref())?;
             reaper::register_leader(child.pid);
             child
         };

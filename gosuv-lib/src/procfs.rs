@@ -201,24 +201,35 @@ struct Passes {
 }
 
 fn passes() -> Option<&'static Passes> {
-    static PASSES: std::sync::OnceLock<Option<&'static Passes>> = std::sync::OnceLock::new();
-    *PASSES.get_or_init(|| {
-        let p: &'static Passes = Box::leak(Box::new(Passes {
-            queue: Mutex::new(Vec::new()),
-            more: std::sync::Condvar::new(),
-            last: Mutex::new(None),
-        }));
-        match std::thread::Builder::new()
-            .name("gosuv-proc".into())
-            .spawn(move || pass_loop(p))
-        {
-            Ok(_) => Some(p),
-            Err(e) => {
-                tracing::error!("cannot start the thread that reads /proc: {e}");
-                None
-            }
+    static PASSES: std::sync::OnceLock<&'static Passes> = std::sync::OnceLock::new();
+    static STARTING: Mutex<()> = Mutex::new(());
+    if let Some(p) = PASSES.get() {
+        return Some(p);
+    }
+    // A thread that could not be started is tried again at the next call (a passing limit on
+    // threads must not leave the process without /proc for good).
+    let _one = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = PASSES.get() {
+        return Some(p);
+    }
+    let p: &'static Passes = Box::leak(Box::new(Passes {
+        queue: Mutex::new(Vec::new()),
+        more: std::sync::Condvar::new(),
+        last: Mutex::new(None),
+    }));
+    match std::thread::Builder::new()
+        .name("gosuv-proc".into())
+        .spawn(move || pass_loop(p))
+    {
+        Ok(_) => {
+            let _ = PASSES.set(p);
+            Some(p)
         }
-    })
+        Err(e) => {
+            tracing::error!("cannot start the thread that reads /proc: {e}");
+            None
+        }
+    }
 }
 
 fn pass_loop(p: &'static Passes) {
@@ -236,14 +247,19 @@ fn pass_loop(p: &'static Passes) {
             (Some(s), Some(t)) if s.taken >= t => Some(s),
             _ => {
                 let taken = Instant::now();
-                match scan() {
-                    Ok(procs) => {
-                        let s = Arc::new(Snapshot::new(procs, taken));
+                let pass = std::panic::catch_unwind(|| scan().map(|p| Snapshot::new(p, taken)));
+                match pass {
+                    Ok(Ok(snap)) => {
+                        let s = Arc::new(snap);
                         *p.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
                         Some(s)
                     }
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         tracing::warn!("cannot read /proc: {e}");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::error!("a pass over /proc panicked; this round has no answer");
                         None
                     }
                 }
@@ -287,8 +303,22 @@ pub(crate) async fn with_snapshot<T: Send + 'static>(
             }),
         });
     p.more.notify_one();
-    rx.await.ok()
+    // A pass takes milliseconds; one that does not end (a process whose memory is locked in
+    // the kernel, read for its environment) must not hang its callers for ever.
+    match tokio::time::timeout(PASS_WAIT, rx).await {
+        Ok(answer) => answer.ok(),
+        Err(_) => {
+            tracing::warn!(
+                "no answer from the /proc thread within {} s (a process that cannot be read?)",
+                PASS_WAIT.as_secs()
+            );
+            None
+        }
+    }
 }
+
+/// How long a caller waits for the pass thread.
+const PASS_WAIT: Duration = Duration::from_secs(10);
 
 /// A snapshot of every process, at most `max_age` old and taken no earlier than
 /// `not_before`; `None` when `/proc` cannot be read. Made on the pass thread; concurrent

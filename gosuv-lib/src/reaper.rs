@@ -37,6 +37,10 @@ struct Registry {
     extra_sessions: HashSet<u32>,
     /// Cgroups gosuv made for its supervisors.
     cgroups: Vec<PathBuf>,
+    /// Sessions and cgroups whose owner is done with them, forgotten by the thread once it
+    /// has reaped their zombies (an orphan killed with its run may be a zombie still).
+    ending_sessions: Vec<u32>,
+    ending_cgroups: Vec<PathBuf>,
     /// Whether this whole process is gosuv's (the server): every zombie child that is no
     /// leader is an orphan of a program.
     reap_all: bool,
@@ -116,7 +120,13 @@ pub(crate) fn is_leader(pid: u32) -> bool {
 pub(crate) fn leader_gone(pid: u32) {
     let mut reg = registry();
     reg.leaders.remove(&pid);
-    reg.sessions.remove(&pid);
+    if reg.subreaper && !reg.reap_all {
+        // Its session's orphans died with the run and are zombies here, or were reaped:
+        // the thread forgets the session once it has reaped them.
+        reg.ending_sessions.push(pid);
+    } else {
+        reg.sessions.remove(&pid);
+    }
     let wake = reg.subreaper;
     drop(reg);
     if wake {
@@ -132,7 +142,42 @@ pub(crate) fn register_cgroup(dir: PathBuf) {
 
 /// Forgets a cgroup gosuv removed.
 pub(crate) fn unregister_cgroup(dir: &std::path::Path) {
-    registry().cgroups.retain(|d| d != dir);
+    let mut reg = registry();
+    if reg.subreaper && !reg.reap_all {
+        reg.ending_cgroups.push(dir.to_path_buf());
+        drop(reg);
+        poke();
+    } else {
+        reg.cgroups.retain(|d| d != dir);
+    }
+}
+
+/// Forgets the sessions and cgroups that ended, after reaping every zombie child that is
+/// still gosuv's through them.
+fn forget_ended() {
+    let (sessions, cgroups) = {
+        let mut reg = registry();
+        if reg.ending_sessions.is_empty() && reg.ending_cgroups.is_empty() {
+            return;
+        }
+        (
+            std::mem::take(&mut reg.ending_sessions),
+            std::mem::take(&mut reg.ending_cgroups),
+        )
+    };
+    reap_found_in_proc();
+    let mut reg = registry();
+    for sid in sessions {
+        // Not if its number is a new leader's meanwhile.
+        if !reg.leaders.contains(&sid) {
+            reg.sessions.remove(&sid);
+        }
+    }
+    for dir in cgroups {
+        if let Some(i) = reg.cgroups.iter().position(|d| *d == dir) {
+            reg.cgroups.swap_remove(i);
+        }
+    }
 }
 
 fn poke() {
@@ -182,6 +227,7 @@ fn start_thread() -> std::io::Result<()> {
             let mut blocked_since = None;
             loop {
                 let timeout = reap_orphans(&mut blocked_since);
+                forget_ended();
                 let _ = rx.set_read_timeout(timeout);
                 match rx.read(&mut buf) {
                     Ok(0) => return,

@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
+use nix::fcntl::OFlag;
+
 use crate::config::ProgramConfig;
 
 mod clone;
@@ -308,16 +310,32 @@ fn dev_null() -> io::Result<RawFd> {
     }
 }
 
+/// Why a spawn failed, and whether placing the child in its cgroup was what failed.
+pub(crate) struct SpawnFailure {
+    pub message: String,
+    pub in_cgroup: bool,
+}
+
+impl From<String> for SpawnFailure {
+    fn from(message: String) -> SpawnFailure {
+        SpawnFailure {
+            message,
+            in_cgroup: false,
+        }
+    }
+}
+
 /// Spawns `cmd`, its stdout (and stderr unless `merge_stderr`) into new pipes, in the cgroup
 /// whose directory is open as `cgroup` when given.
 ///
 /// # Errors
-/// A message fit for `last_error`: no such command, permission denied, no such user ...
+/// A message fit for `last_error` (no such command, permission denied, no such user ...),
+/// and whether it was placing the child in its cgroup that failed.
 pub(crate) fn spawn(
     cmd: &Command,
     merge_stderr: bool,
     cgroup: Option<&OwnedFd>,
-) -> Result<Child, String> {
+) -> Result<Child, SpawnFailure> {
     let io_err = |what: &str, e: io::Error| format!("cannot {what}: {e}");
     let (out_r, out_w) = pipe().map_err(|e| io_err("create the stdout pipe", e))?;
     let out_w = above_stdio(out_w).map_err(|e| io_err("create the stdout pipe", e))?;
@@ -330,13 +348,19 @@ pub(crate) fn spawn(
             above_stdio(w).map_err(|e| io_err("create the stderr pipe", e))?,
         ))
     };
-    let (status_r, status_w) = pipe().map_err(|e| io_err("create the status pipe", e))?;
+    // Non-blocking: read at once after a shared-memory child (see below), polled otherwise;
+    // the child's one write of 8 bytes into an empty pipe never waits either way.
+    let (status_r, status_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .map_err(|e| io_err("create the status pipe", e.into()))?;
     let status_w = above_stdio(status_w).map_err(|e| io_err("create the status pipe", e))?;
     let stdin = dev_null().map_err(|e| io_err("open /dev/null", e))?;
     // Where the kernel cannot start the child in its cgroup, it moves itself in.
     let procs = match cgroup {
         Some(dir) if NO_INTO_CGROUP.load(Ordering::Relaxed) => {
-            Some(open_procs(dir).map_err(|e| io_err("open the program's cgroup", e))?)
+            Some(open_procs(dir).map_err(|e| SpawnFailure {
+                message: io_err("open the program's cgroup", e),
+                in_cgroup: true,
+            })?)
         }
         _ => None,
     };
@@ -350,6 +374,19 @@ pub(crate) fn spawn(
         errors: status_w.as_raw_fd(),
     };
     let into = cgroup.filter(|_| procs.is_none());
+    // A credential change in a child that shares this process's memory marks that memory
+    // not dumpable (no core dump, no ptrace by the same user): restored once it has run.
+    // One such spawn at a time, so none takes another's mark for the host's own.
+    static SWITCHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let switching = cmd.user.as_ref().map(|_| {
+        SWITCHING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    });
+    // SAFETY: prctl reads a flag of this process.
+    let dumpable = switching
+        .as_ref()
+        .map(|_| unsafe { libc::prctl(libc::PR_GET_DUMPABLE) });
     // SAFETY: in the child, `child_main` makes only system calls on data prepared above and
     // never returns; in the parent, `clone_child` returns the child's pid and pidfd.
     let forked = match unsafe {
@@ -373,8 +410,30 @@ pub(crate) fn spawn(
         }
         other => other,
     };
+    if let Some(was) = dumpable {
+        // SAFETY: prctl sets a flag of this process.
+        if was == 1 && unsafe { libc::prctl(libc::PR_GET_DUMPABLE) } != 1 {
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) };
+        }
+    }
+    drop(switching);
+    let placed = procs.is_some() || into.is_some();
     drop(procs);
-    let clone::Forked { pid, pidfd, killed } = forked.map_err(|e| io_err("start a process", e))?;
+    let clone::Forked {
+        pid,
+        pidfd,
+        killed,
+        shared,
+    } = forked.map_err(|e| SpawnFailure {
+        // Where the kernel was to place it in its cgroup, it is the placing that failed
+        // (a cgroup removed meanwhile, a controller's limit, a kernel without the flag).
+        message: if placed {
+            io_err("start a process in the program's cgroup", e)
+        } else {
+            io_err("start a process", e)
+        },
+        in_cgroup: placed,
+    })?;
     // The parent's copies of the child's ends: EOF on the output pipes comes when the child
     // and everything it started have closed theirs, EOF on the status pipe at `execve`.
     drop(out_w);
@@ -384,9 +443,13 @@ pub(crate) fn spawn(
     });
     drop(status_w);
     // A child that shares our memory has reached `execve` (or exited, or was killed as
-    // stuck) when the clone returns: the pipe has all it will ever have.
+    // stuck) when the clone returns: the pipe has all it will ever have. (Its end of the
+    // pipe may still be open in a sibling being spawned meanwhile, until that one's execve:
+    // no waiting for end-of-file.)
     let status = if killed {
         Status::Stuck
+    } else if shared {
+        read_status_now(&status_r)
     } else {
         read_status(&status_r)
     };
@@ -395,7 +458,10 @@ pub(crate) fn spawn(
         Status::Failed(step, errno) => {
             // It exits at once; take its exit so it is no zombie.
             reap_now(&pidfd);
-            return Err(describe_failure(cmd, step, errno));
+            return Err(SpawnFailure {
+                message: describe_failure(cmd, step, errno),
+                in_cgroup: matches!(step, Step::Cgroup),
+            });
         }
         Status::Stuck => {
             // SAFETY: pidfd_send_signal on our own child's pidfd.
@@ -408,12 +474,15 @@ pub(crate) fn spawn(
                     0,
                 )
             };
-            reap_now(&pidfd);
+            // A child stuck in the kernel (a dead network file system) may not die at once:
+            // its exit is taken whenever it comes, not waited for here.
+            crate::reaper::reap_later(pidfd);
             return Err(format!(
                 "'{}' did not get from its start to running the program within {} s: killed",
                 cmd.program,
                 EXEC_DEADLINE.as_secs()
-            ));
+            )
+            .into());
         }
     }
     Ok(Child {
@@ -460,6 +529,20 @@ enum Status {
 }
 
 /// Reads the child's status pipe to its end, waiting at most [`EXEC_DEADLINE`].
+/// What the status pipe (non-blocking) holds now: a failed step, or nothing (the child ran
+/// its program).
+fn read_status_now(r: &OwnedFd) -> Status {
+    let mut buf = [0u8; 8];
+    // SAFETY: a non-blocking read into a stack buffer we own; a write of 8 bytes to a pipe
+    // is atomic, so it is there whole or not at all.
+    let n = unsafe { libc::read(r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n == 8 {
+        decode_status(buf)
+    } else {
+        Status::Running
+    }
+}
+
 fn read_status(r: &OwnedFd) -> Status {
     let deadline = std::time::Instant::now() + EXEC_DEADLINE;
     let mut buf = [0u8; 8];
@@ -493,13 +576,21 @@ fn read_status(r: &OwnedFd) -> Status {
         match n {
             0 => break,
             n if n > 0 => got += n as usize,
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ if matches!(
+                io::Error::last_os_error().kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            ) => {}
             _ => break,
         }
     }
     if got < buf.len() {
         return Status::Running;
     }
+    decode_status(buf)
+}
+
+/// A failed step and its errno, as the child wrote them.
+fn decode_status(buf: [u8; 8]) -> Status {
     let step = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
     let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
     Status::Failed(Step::from_u32(step).unwrap_or(Step::Exec), errno)
@@ -544,6 +635,15 @@ fn describe_failure(cmd: &Command, step: Step, errno: i32) -> String {
     }
 }
 
+/// `write` itself: glibc's is a cancellation point, which touches the thread's descriptor
+/// (the parent thread's, in a child that shares its memory).
+///
+/// # Safety
+/// `fd` must be a descriptor (a bad one fails with `EBADF`).
+unsafe fn raw_write(fd: RawFd, buf: &[u8]) -> libc::c_long {
+    libc::syscall(libc::SYS_write, fd, buf.as_ptr(), buf.len())
+}
+
 /// Writes the failed step and errno to the status pipe, then exits.
 ///
 /// # Safety
@@ -553,7 +653,7 @@ unsafe fn fail(io: &ChildIo, step: Step) -> ! {
     let mut buf = [0u8; 8];
     buf[..4].copy_from_slice(&(step as u32).to_ne_bytes());
     buf[4..].copy_from_slice(&errno.to_ne_bytes());
-    libc::write(io.errors, buf.as_ptr().cast(), buf.len());
+    raw_write(io.errors, &buf);
     libc::_exit(127);
 }
 
@@ -590,7 +690,7 @@ unsafe fn child_main(cmd: &Command, io: &ChildIo) {
     // Into the program's cgroup before it runs anything, where the kernel did not start it
     // there: "0" moves the writer itself.
     if let Some(fd) = io.cgroup_procs {
-        if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+        if raw_write(fd, b"0") != 1 {
             fail(io, Step::Cgroup);
         }
     }
@@ -620,9 +720,7 @@ unsafe fn child_main(cmd: &Command, io: &ChildIo) {
     if let Some(rl) = &cmd.nofile {
         libc::setrlimit(libc::RLIMIT_NOFILE, rl);
     }
-    let mut empty: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut empty);
-    libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    clone::sigprocmask(libc::SIG_SETMASK, &0, std::ptr::null_mut());
     // The PATH search: like execvp, a file that is not there moves on to the next place; a
     // denied one is remembered and reported if nothing else runs.
     let mut denied = false;
@@ -733,7 +831,7 @@ mod tests {
             None,
             &new_run_id(),
         )?;
-        let child = spawn(&cmd, true, None)?;
+        let child = spawn(&cmd, true, None).map_err(|e| e.message)?;
         let mut out = String::new();
         let f = std::fs::File::from(child.stdout.try_clone().expect("dup"));
         std::io::Read::read_to_string(&mut &f, &mut out).expect("read");

@@ -91,3 +91,47 @@ async fn over_memory_max_a_program_is_restarted_and_says_why() {
         .is_some_and(|e| e.contains("memory_max")));
     env.sup.shutdown().await;
 }
+
+/// A program that moves a worker into a cgroup of its own below the program's (as runc or
+/// a nested systemd do): the worker is still the program's, in its stats and at its stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_in_a_cgroup_below_the_programs_is_still_the_programs() {
+    if !cgroups_available("a_worker_in_a_cgroup_below_the_programs_is_still_the_programs") {
+        return;
+    }
+    let env = Env::new();
+    let marker = unique_marker();
+    // The program's cgroup from /proc/self/cgroup ("0::/path"), under the v2 mount.
+    let mount = own_cgroup_mount();
+    // The marker in two halves, so only the worker's command line holds it whole.
+    let (head, tail) = marker.split_at(marker.len() / 2);
+    let script = format!(
+        "cg={mount}$(sed -n 's/^0:://p' /proc/self/cgroup); mkdir \"$cg/worker\"; \
+         m={head}; sleep 300 \"$m\"{tail} & echo $! > \"$cg/worker/cgroup.procs\"; \
+         echo moved; wait"
+    );
+    env.sup.add(quick("nested", &script)).await.expect("add");
+    let st = env.sup.start("nested", WAIT).await.expect("start");
+    assert_eq!(st.ownership, Some(Ownership::Cgroup));
+    poll_async(10, "the worker moved", || {
+        std::fs::read_to_string(env.log("nested", "stdout")).is_ok_and(|t| t.contains("moved"))
+    })
+    .await;
+    let worker = procs_with_arg(&marker);
+    assert_eq!(worker.len(), 1, "{worker:?}");
+    let stats = env.sup.stats("nested").await.expect("stats");
+    assert!(
+        stats.pids.contains(&worker[0]),
+        "the worker {} is not in the program's stats {:?}",
+        worker[0],
+        stats.pids
+    );
+    env.sup.stop("nested", WAIT).await.expect("stop");
+    poll_async(10, "the worker to die with its program", || {
+        procs_with_arg(&marker)
+            .iter()
+            .all(|p| matches!(proc_state(*p), None | Some('Z')))
+    })
+    .await;
+    env.sup.shutdown().await;
+}

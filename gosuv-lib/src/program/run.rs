@@ -188,7 +188,8 @@ impl Process for RealProcess {
         // it restarts.
         self.group.kill_now();
         if self.group.view().cgroup.is_some() {
-            // The next run shares the cgroup: wait until the killed ones are gone.
+            // Wait until the killed ones are gone, so the run's cgroup can be removed and
+            // nothing of this run is still about when the next one starts.
             if tokio::time::timeout(CGROUP_EMPTY_WAIT, self.group.emptied())
                 .await
                 .is_err()

@@ -55,6 +55,8 @@ pub(super) struct Forked {
     pub pidfd: OwnedFd,
     /// The watchdog killed it before it reached `execve`.
     pub killed: bool,
+    /// It shared this process's memory: it has called `execve` or exited by now.
+    pub shared: bool,
 }
 
 /// Makes a child with `CLONE_PIDFD` (and `CLONE_INTO_CGROUP` into the cgroup whose
@@ -76,10 +78,11 @@ pub(super) unsafe fn clone_child(
     deadline: Duration,
     child: impl FnOnce(),
 ) -> io::Result<Forked> {
-    let mut all: libc::sigset_t = std::mem::zeroed();
-    let mut old: libc::sigset_t = std::mem::zeroed();
-    libc::sigfillset(&mut all);
-    libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    // The system call: glibc's `pthread_sigmask` leaves its own two signals (32 and 33)
+    // unblocked, and their handlers must not run in the child either.
+    let all: u64 = !0;
+    let mut old: u64 = 0;
+    sigprocmask(libc::SIG_SETMASK, &all, &mut old);
     let mut child = Some(child);
     let shared = if NO_SHARED.load(Ordering::Relaxed) {
         None
@@ -93,7 +96,7 @@ pub(super) unsafe fn clone_child(
             None => Err(io::Error::from_raw_os_error(libc::EINVAL)),
         },
     };
-    libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     r.map_err(|e| match e.raw_os_error() {
         Some(libc::ENOSYS) => io::Error::new(
             e.kind(),
@@ -101,6 +104,20 @@ pub(super) unsafe fn clone_child(
         ),
         _ => e,
     })
+}
+
+/// `rt_sigprocmask` itself, on the kernel's 64-bit signal set.
+///
+/// # Safety
+/// `set` and `old` must be null or point to a `u64`.
+pub(super) unsafe fn sigprocmask(how: libc::c_int, set: *const u64, old: *mut u64) {
+    libc::syscall(
+        libc::SYS_rt_sigprocmask,
+        how,
+        set,
+        old,
+        std::mem::size_of::<u64>(),
+    );
 }
 
 /// The error of the last failed call, as an errno.
@@ -178,6 +195,7 @@ unsafe fn clone_shared<F: FnOnce()>(
             pid: ret as u32,
             pidfd: OwnedFd::from_raw_fd(pidfd),
             killed,
+            shared: true,
         }));
     }
     match err {
@@ -187,8 +205,11 @@ unsafe fn clone_shared<F: FnOnce()>(
             NO_CLONE3.store(true, Ordering::Relaxed);
             Some(Err(io::Error::from_raw_os_error(libc::EINVAL)))
         }
-        // CLONE_INTO_CGROUP unknown (before 5.7): the caller moves the child itself.
-        libc::EINVAL if cgroup.is_some() => Some(Err(io::Error::from_raw_os_error(err))),
+        // CLONE_INTO_CGROUP unknown (before 5.7: 5.4-5.6 refuse the longer struct with E2BIG
+        // before looking at any flag): the caller moves the child itself.
+        libc::EINVAL | libc::E2BIG if cgroup.is_some() => {
+            Some(Err(io::Error::from_raw_os_error(libc::EINVAL)))
+        }
         // A filter that refuses these flags: copies from now on.
         libc::EPERM | libc::EINVAL | libc::ENOSYS => {
             NO_SHARED.store(true, Ordering::Relaxed);
@@ -342,26 +363,37 @@ struct Watchdog {
 }
 
 fn watchdog() -> Option<&'static Watchdog> {
-    static DOG: OnceLock<Option<&'static Watchdog>> = OnceLock::new();
-    *DOG.get_or_init(|| {
-        let dog: &'static Watchdog = Box::leak(Box::new(Watchdog {
-            list: Mutex::new(Vec::new()),
-            more: Condvar::new(),
-        }));
-        match std::thread::Builder::new()
-            .name("gosuv-spawn-watch".into())
-            .spawn(move || watch_loop(dog))
-        {
-            Ok(_) => Some(dog),
-            Err(e) => {
-                tracing::error!(
-                    "cannot start the thread that kills children stuck before running their \
-                     program: {e}; such a child would hold its thread"
-                );
-                None
-            }
+    static DOG: OnceLock<&'static Watchdog> = OnceLock::new();
+    static STARTING: Mutex<()> = Mutex::new(());
+    if let Some(dog) = DOG.get() {
+        return Some(dog);
+    }
+    // A thread that could not be started is tried again at the next spawn (a passing limit
+    // on threads must not leave every later stuck child unwatched).
+    let _one = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(dog) = DOG.get() {
+        return Some(dog);
+    }
+    let dog: &'static Watchdog = Box::leak(Box::new(Watchdog {
+        list: Mutex::new(Vec::new()),
+        more: Condvar::new(),
+    }));
+    match std::thread::Builder::new()
+        .name("gosuv-spawn-watch".into())
+        .spawn(move || watch_loop(dog))
+    {
+        Ok(_) => {
+            let _ = DOG.set(dog);
+            Some(dog)
         }
-    })
+        Err(e) => {
+            tracing::error!(
+                "cannot start the thread that kills children stuck before running their \
+                 program: {e}; such a child would hold its thread"
+            );
+            None
+        }
+    }
 }
 
 fn watch_loop(dog: &'static Watchdog) {
@@ -375,16 +407,18 @@ fn watch_loop(dog: &'static Watchdog) {
             if fd >= 0 {
                 // SAFETY: pidfd_send_signal on the pidfd of a child that has not reached
                 // execve; the descriptor stays open while the entry is listed.
-                unsafe {
+                let r = unsafe {
                     libc::syscall(
                         libc::SYS_pidfd_send_signal,
                         fd,
                         libc::SIGKILL,
                         std::ptr::null::<libc::siginfo_t>(),
                         0,
-                    );
-                }
-                e.killed = true;
+                    )
+                };
+                // The kernel writes the number before it installs the descriptor: a clone
+                // that slow gets another try on the next round.
+                e.killed = r == 0 || last_errno() == libc::ESRCH;
             }
         }
         let next = list
@@ -483,6 +517,11 @@ unsafe fn clone_copy(cgroup: Option<RawFd>, child: impl FnOnce()) -> io::Result<
             if matches!(err, libc::ENOSYS | libc::EPERM) {
                 NO_CLONE3.store(true, Ordering::Relaxed);
             }
+            // No CLONE_INTO_CGROUP (5.4-5.6 refuse the longer struct): the caller moves
+            // the child itself.
+            if err == libc::E2BIG && cgroup.is_some() {
+                return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            }
         }
     }
     if ret < 0 && NO_CLONE3.load(Ordering::Relaxed) {
@@ -506,6 +545,7 @@ unsafe fn clone_copy(cgroup: Option<RawFd>, child: impl FnOnce()) -> io::Result<
         pid: ret as u32,
         pidfd: OwnedFd::from_raw_fd(pidfd),
         killed: false,
+        shared: false,
     })
 }
 

@@ -198,15 +198,24 @@ pub fn procs_with_arg(marker: &str) -> Vec<u32> {
     out
 }
 
+/// Where the cgroup v2 hierarchy is mounted ("" when it is not).
+pub fn own_cgroup_mount() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|mount| {
+            mount.lines().find_map(|l| {
+                let (left, right) = l.split_once(" - ")?;
+                (right.split_whitespace().next()? == "cgroup2")
+                    .then(|| left.split_whitespace().nth(4).map(str::to_owned))?
+            })
+        })
+        .unwrap_or_default()
+}
+
 /// This process's cgroup v2 directory, if the hierarchy is mounted.
 pub fn own_cgroup_dir() -> Option<PathBuf> {
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let mount = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let point = mount.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        (right.split_whitespace().next()? == "cgroup2")
-            .then(|| left.split_whitespace().nth(4).map(str::to_owned))?
-    })?;
+    let point = Some(own_cgroup_mount()).filter(|p| !p.is_empty())?;
     let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
     Some(Path::new(&point).join(rel.trim_start_matches('/')))
 }
