@@ -173,7 +173,7 @@ impl CgroupRoot {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1_000 => {
                     // An earlier run's, not removed yet: gone if it is empty now, else the
                     // next name (a cgroup is never reused, see the module's notes).
-                    if std::fs::remove_dir(&path).is_err() {
+                    if remove_dir(&path).is_err() {
                         n += 1;
                         path = base.with_file_name(format!("{PROGRAM_PREFIX}{name}.{n}"));
                     }
@@ -215,7 +215,7 @@ impl CgroupRoot {
             } else {
                 self.dir.join(format!("{PROGRAM_PREFIX}{name}.{n}"))
             };
-            match std::fs::remove_dir(&path) {
+            match remove_dir(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => tracing::warn!("cannot remove the cgroup {}: {e}", path.display()),
@@ -241,17 +241,34 @@ fn remove_tree(dir: &Path) {
         for e in entries.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir()) {
                 let p = e.path();
-                if let Err(err) = std::fs::remove_dir(&p) {
+                if let Err(err) = remove_dir(&p) {
                     tracing::warn!("cannot remove the cgroup {}: {err}", p.display());
                 }
             }
         }
     }
-    match std::fs::remove_dir(dir) {
+    match remove_dir(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => tracing::warn!("cannot remove the cgroup {}: {e}", dir.display()),
     }
+}
+
+/// Removes the cgroup `dir` and, first, the cgroups a program made below it (a cgroup with
+/// one below cannot be removed). Fails as `rmdir` does where a process is left.
+fn remove_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // A cgroup directory's link count is 2 plus its subdirectories.
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.nlink() > 2) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = remove_dir(&e.path());
+                }
+            }
+        }
+    }
+    std::fs::remove_dir(dir)
 }
 
 /// The program cgroups that supervisors of process `owner` made under this process's own
@@ -385,7 +402,7 @@ impl Cgroup {
 
     /// Removes it, once its run is over (it must be empty).
     pub(crate) fn remove(&self) {
-        match std::fs::remove_dir(&self.path) {
+        match remove_dir(&self.path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => tracing::debug!("cannot remove the cgroup {} yet: {e}", self.path.display()),

@@ -244,9 +244,13 @@ fn start() -> std::io::Result<OwnedFd> {
     let (ours, theirs) = UnixStream::pair()?;
     ours.set_nonblocking(true)?;
     let mut cmd = std::process::Command::new("/bin/sh");
-    // Nothing of the host's environment: its variables could look like the script's own.
+    // Nothing of the host's environment but where `sleep` is: its variables could look like
+    // the script's own.
+    let mut path = std::env::var_os("PATH").unwrap_or_default();
+    path.push(if path.is_empty() { "" } else { ":" });
+    path.push("/usr/sbin:/usr/bin:/sbin:/bin");
     cmd.env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("PATH", path)
         .arg("-c")
         .arg(SCRIPT)
         .arg("gosuv-guardian")

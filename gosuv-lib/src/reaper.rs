@@ -27,6 +27,17 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 
+/// What a [`Registry`] forgets after [`ENDING_GRACE`].
+enum Ending {
+    Session(u32),
+    ExtraSession(u32),
+    Cgroup(PathBuf),
+}
+
+/// How long the zombies of a session or cgroup that ended are still gosuv's to reap: the
+/// processes killed with a run are zombies by then, unless stuck in the kernel.
+const ENDING_GRACE: Duration = Duration::from_secs(2);
+
 #[derive(Default)]
 struct Registry {
     /// Leaders still unreaped by their process group: never taken here.
@@ -37,10 +48,10 @@ struct Registry {
     extra_sessions: HashSet<u32>,
     /// Cgroups gosuv made for its supervisors.
     cgroups: Vec<PathBuf>,
-    /// Sessions and cgroups whose owner is done with them, forgotten by the thread once it
-    /// has reaped their zombies (an orphan killed with its run may be a zombie still).
-    ending_sessions: Vec<u32>,
-    ending_cgroups: Vec<PathBuf>,
+    /// Sessions and cgroups whose owner is done with them, forgotten by the thread
+    /// [`ENDING_GRACE`] later, once it has reaped their zombies (an orphan killed with its
+    /// run may not even be a zombie yet).
+    ending: Vec<(std::time::Instant, Ending)>,
     /// Whether this whole process is gosuv's (the server): every zombie child that is no
     /// leader is an orphan of a program.
     reap_all: bool,
@@ -76,8 +87,10 @@ pub fn enable_subreaper() -> std::io::Result<()> {
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // The flag once the thread runs: what it defers needs the thread to be forgotten.
+    start_thread()?;
     registry().subreaper = true;
-    start_thread()
+    Ok(())
 }
 
 /// Declares that every child of this process that is not a program's leader is an orphan of
@@ -106,9 +119,31 @@ pub(crate) fn add_session(sid: u32) {
     registry().extra_sessions.insert(sid);
 }
 
+/// Forgets `what` now, or after [`ENDING_GRACE`] when this process is a subreaper that
+/// reaps only what is gosuv's (its orphans may still come).
+fn forget(reg: &mut Registry, what: Ending) {
+    if reg.subreaper && !reg.reap_all {
+        reg.ending.push((std::time::Instant::now(), what));
+        return;
+    }
+    match what {
+        Ending::Session(sid) => {
+            reg.sessions.remove(&sid);
+        }
+        Ending::ExtraSession(sid) => {
+            reg.extra_sessions.remove(&sid);
+        }
+        Ending::Cgroup(dir) => {
+            if let Some(i) = reg.cgroups.iter().position(|d| *d == dir) {
+                reg.cgroups.swap_remove(i);
+            }
+        }
+    }
+}
+
 /// Forgets a session given by [`add_session`].
 pub(crate) fn remove_session(sid: u32) {
-    registry().extra_sessions.remove(&sid);
+    forget(&mut registry(), Ending::ExtraSession(sid));
 }
 
 /// Whether `pid` is a program's leader that its process group has not reaped yet.
@@ -120,13 +155,7 @@ pub(crate) fn is_leader(pid: u32) -> bool {
 pub(crate) fn leader_gone(pid: u32) {
     let mut reg = registry();
     reg.leaders.remove(&pid);
-    if reg.subreaper && !reg.reap_all {
-        // Its session's orphans died with the run and are zombies here, or were reaped:
-        // the thread forgets the session once it has reaped them.
-        reg.ending_sessions.push(pid);
-    } else {
-        reg.sessions.remove(&pid);
-    }
+    forget(&mut reg, Ending::Session(pid));
     let wake = reg.subreaper;
     drop(reg);
     if wake {
@@ -142,42 +171,50 @@ pub(crate) fn register_cgroup(dir: PathBuf) {
 
 /// Forgets a cgroup gosuv removed.
 pub(crate) fn unregister_cgroup(dir: &std::path::Path) {
-    let mut reg = registry();
-    if reg.subreaper && !reg.reap_all {
-        reg.ending_cgroups.push(dir.to_path_buf());
-        drop(reg);
-        poke();
-    } else {
-        reg.cgroups.retain(|d| d != dir);
-    }
+    forget(&mut registry(), Ending::Cgroup(dir.to_path_buf()));
 }
 
-/// Forgets the sessions and cgroups that ended, after reaping every zombie child that is
-/// still gosuv's through them.
-fn forget_ended() {
-    let (sessions, cgroups) = {
-        let mut reg = registry();
-        if reg.ending_sessions.is_empty() && reg.ending_cgroups.is_empty() {
-            return;
-        }
-        (
-            std::mem::take(&mut reg.ending_sessions),
-            std::mem::take(&mut reg.ending_cgroups),
-        )
+/// Forgets the sessions and cgroups that ended [`ENDING_GRACE`] ago, after reaping every
+/// zombie child that is still gosuv's through them; returns when to look again.
+fn forget_ended() -> Option<Duration> {
+    let now = std::time::Instant::now();
+    let due = |t: &std::time::Instant| now.saturating_duration_since(*t) >= ENDING_GRACE;
+    let next = |ending: &[(std::time::Instant, Ending)]| {
+        ending
+            .iter()
+            .map(|(t, _)| (*t + ENDING_GRACE).saturating_duration_since(now))
+            .min()
     };
+    {
+        let reg = registry();
+        if !reg.ending.iter().any(|(t, _)| due(t)) {
+            return next(&reg.ending);
+        }
+    }
     reap_found_in_proc();
     let mut reg = registry();
-    for sid in sessions {
-        // Not if its number is a new leader's meanwhile.
-        if !reg.leaders.contains(&sid) {
-            reg.sessions.remove(&sid);
+    let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut reg.ending)
+        .into_iter()
+        .partition(|(t, _)| due(t));
+    reg.ending = kept;
+    for (_, what) in gone {
+        match what {
+            // Not if its number is a new leader's meanwhile.
+            Ending::Session(sid) if !reg.leaders.contains(&sid) => {
+                reg.sessions.remove(&sid);
+            }
+            Ending::Session(_) => {}
+            Ending::ExtraSession(sid) => {
+                reg.extra_sessions.remove(&sid);
+            }
+            Ending::Cgroup(dir) => {
+                if let Some(i) = reg.cgroups.iter().position(|d| *d == dir) {
+                    reg.cgroups.swap_remove(i);
+                }
+            }
         }
     }
-    for dir in cgroups {
-        if let Some(i) = reg.cgroups.iter().position(|d| *d == dir) {
-            reg.cgroups.swap_remove(i);
-        }
-    }
+    next(&reg.ending)
 }
 
 fn poke() {
@@ -227,7 +264,10 @@ fn start_thread() -> std::io::Result<()> {
             let mut blocked_since = None;
             loop {
                 let timeout = reap_orphans(&mut blocked_since);
-                forget_ended();
+                let timeout = match (timeout, forget_ended()) {
+                    (Some(a), Some(b)) => Some(a.min(b).max(Duration::from_millis(1))),
+                    (a, b) => a.or(b).map(|t| t.max(Duration::from_millis(1))),
+                };
                 let _ = rx.set_read_timeout(timeout);
                 match rx.read(&mut buf) {
                     Ok(0) => return,

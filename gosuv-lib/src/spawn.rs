@@ -375,18 +375,9 @@ pub(crate) fn spawn(
     };
     let into = cgroup.filter(|_| procs.is_none());
     // A credential change in a child that shares this process's memory marks that memory
-    // not dumpable (no core dump, no ptrace by the same user): restored once it has run.
-    // One such spawn at a time, so none takes another's mark for the host's own.
-    static SWITCHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let switching = cmd.user.as_ref().map(|_| {
-        SWITCHING
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    });
-    // SAFETY: prctl reads a flag of this process.
-    let dumpable = switching
-        .as_ref()
-        .map(|_| unsafe { libc::prctl(libc::PR_GET_DUMPABLE) });
+    // not dumpable (no core dump, no ptrace by the same user): restored once the last such
+    // child in flight has run, to what it was before the first.
+    let switching = cmd.user.as_ref().map(|_| Switching::enter());
     // SAFETY: in the child, `child_main` makes only system calls on data prepared above and
     // never returns; in the parent, `clone_child` returns the child's pid and pidfd.
     let forked = match unsafe {
@@ -410,29 +401,38 @@ pub(crate) fn spawn(
         }
         other => other,
     };
-    if let Some(was) = dumpable {
-        // SAFETY: prctl sets a flag of this process.
-        if was == 1 && unsafe { libc::prctl(libc::PR_GET_DUMPABLE) } != 1 {
-            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) };
-        }
-    }
     drop(switching);
-    let placed = procs.is_some() || into.is_some();
     drop(procs);
     let clone::Forked {
         pid,
         pidfd,
         killed,
         shared,
-    } = forked.map_err(|e| SpawnFailure {
-        // Where the kernel was to place it in its cgroup, it is the placing that failed
-        // (a cgroup removed meanwhile, a controller's limit, a kernel without the flag).
-        message: if placed {
-            io_err("start a process in the program's cgroup", e)
-        } else {
-            io_err("start a process", e)
-        },
-        in_cgroup: placed,
+    } = forked.map_err(|e| {
+        // Where the kernel was to place it in its cgroup, these say the placing failed (a
+        // cgroup removed meanwhile, a controller that refuses it); others (no memory, a
+        // limit on processes) are the clone's own.
+        let placing = into.is_some()
+            && matches!(
+                e.raw_os_error(),
+                Some(
+                    libc::ENOENT
+                        | libc::ENODEV
+                        | libc::EBUSY
+                        | libc::EOPNOTSUPP
+                        | libc::EACCES
+                        | libc::EPERM
+                        | libc::EBADF
+                )
+            );
+        SpawnFailure {
+            message: if placing {
+                io_err("start a process in the program's cgroup", e)
+            } else {
+                io_err("start a process", e)
+            },
+            in_cgroup: placing,
+        }
     })?;
     // The parent's copies of the child's ends: EOF on the output pipes comes when the child
     // and everything it started have closed theirs, EOF on the status pipe at `execve`.
@@ -491,6 +491,41 @@ pub(crate) fn spawn(
         stdout: out_r,
         stderr: err_r,
     })
+}
+
+/// Children in flight that change their credentials, and this process's dumpable flag from
+/// before the first of them.
+static SWITCHING: std::sync::Mutex<(usize, i32)> = std::sync::Mutex::new((0, 1));
+
+/// One spawn of a child that changes its credentials, from before its clone until it has
+/// run `execve`: the last one out restores the host's dumpable flag.
+struct Switching;
+
+impl Switching {
+    fn enter() -> Switching {
+        let mut s = SWITCHING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if s.0 == 0 {
+            // SAFETY: prctl reads a flag of this process.
+            s.1 = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) };
+        }
+        s.0 += 1;
+        Switching
+    }
+}
+
+impl Drop for Switching {
+    fn drop(&mut self) {
+        let mut s = SWITCHING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.0 -= 1;
+        // SAFETY: prctl reads and sets a flag of this process.
+        if s.0 == 0 && s.1 == 1 && unsafe { libc::prctl(libc::PR_GET_DUMPABLE) } != 1 {
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) };
+        }
+    }
 }
 
 /// Set once `CLONE_INTO_CGROUP` turned out to be unknown here (Linux before 5.7).

@@ -119,6 +119,11 @@ async fn a_worker_in_a_cgroup_below_the_programs_is_still_the_programs() {
     .await;
     let worker = procs_with_arg(&marker);
     assert_eq!(worker.len(), 1, "{worker:?}");
+    let cg = own_supervisor_cgroups()
+        .into_iter()
+        .map(|d| d.join("prog-nested"))
+        .find(|d| d.join("worker").is_dir())
+        .expect("the program's cgroup, with the worker's below it");
     let stats = env.sup.stats("nested").await.expect("stats");
     assert!(
         stats.pids.contains(&worker[0]),
@@ -133,5 +138,7 @@ async fn a_worker_in_a_cgroup_below_the_programs_is_still_the_programs() {
             .all(|p| matches!(proc_state(*p), None | Some('Z')))
     })
     .await;
+    // The run's cgroup goes with the run, the one the program made below it first.
+    assert!(!cg.exists(), "{} stayed after the stop", cg.display());
     env.sup.shutdown().await;
 }

@@ -49,25 +49,3 @@ async fn starts_as_another_user_never_hang_while_the_host_makes_threads() {
     }
     env.sup.shutdown().await;
 }
-
-/// The child shares the host's memory until `execve`, and a credential change marks that
-/// memory not dumpable: the host must stay dumpable (core dumps, ptrace, profilers) after
-/// starting a program as another user.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_host_stays_dumpable_after_a_start_as_another_user() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIPPED the_host_stays_dumpable...: needs root to switch users");
-        return;
-    }
-    // SAFETY: prctl reads a flag of this process.
-    let dumpable = || unsafe { libc::prctl(libc::PR_GET_DUMPABLE) };
-    assert_eq!(dumpable(), 1, "the test process starts dumpable");
-    let env = Env::new();
-    let mut p = quick("as-nobody", "exec sleep 300");
-    p.user = Some("nobody".into());
-    env.sup.add(p).await.expect("add");
-    let st = env.sup.start("as-nobody", WAIT).await.expect("start");
-    assert_eq!(st.state, Running);
-    assert_eq!(dumpable(), 1, "the host lost its dumpable flag");
-    env.sup.shutdown().await;
-}

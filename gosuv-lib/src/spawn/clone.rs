@@ -78,6 +78,10 @@ pub(super) unsafe fn clone_child(
     deadline: Duration,
     child: impl FnOnce(),
 ) -> io::Result<Forked> {
+    // The watchdog's thread is started before every signal is blocked: a thread inherits its
+    // maker's mask, and one with glibc's signal 33 blocked would hang every later setuid()
+    // of the host (glibc waits for each thread to answer that signal).
+    let _ = watchdog();
     // The system call: glibc's `pthread_sigmask` leaves its own two signals (32 and 33)
     // unblocked, and their handlers must not run in the child either.
     let all: u64 = !0;
@@ -397,6 +401,11 @@ fn watchdog() -> Option<&'static Watchdog> {
 }
 
 fn watch_loop(dog: &'static Watchdog) {
+    // glibc's own two signals (cancellation, and the setuid() broadcast every thread must
+    // answer) are never to be blocked here, whatever mask this thread was made with.
+    let glibc: u64 = (1 << (32 - 1)) | (1 << (33 - 1));
+    // SAFETY: changes this thread's mask only.
+    unsafe { sigprocmask(libc::SIG_UNBLOCK, &glibc, std::ptr::null_mut()) };
     let mut list = dog.list.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
         let now = Instant::now();
