@@ -179,6 +179,11 @@ test('output that piles up while the page draws nothing keeps the newest part an
   });
   await waitForText(page, '#log .marker', /of output skipped/);
   await waitForText(page, '#log', 'last burst line');
+  // The marker stays while the program goes on: the burst replaced every line, so the next
+  // tick is a line drawn after it (the marker was the first line that one trimmed).
+  await page.waitForFunction(() => [...document.querySelectorAll('#log .line')]
+    .some(l => /^seed \d+$/.test(l.textContent)), null, { timeout: 10_000 });
+  assert.equal(await page.$$eval('#log .marker', ms => ms.length), 1, 'the marker of skipped output is still shown');
   const lines = await page.$eval('#log', b => b.querySelectorAll('.line').length);
   assert.ok(lines <= 5000, `lines in the DOM: ${lines}`);
   assert.deepEqual(seen.dialogs, []);
