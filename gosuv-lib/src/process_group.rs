@@ -568,16 +568,7 @@ impl ProcessGroup {
         if let Some(fd) = self.pidfd.take() {
             let fd = fd.into_inner();
             if self.exit.is_some() {
-                // SAFETY: waitid on a pidfd we own; ECHILD (reaped by someone else) is fine.
-                unsafe {
-                    let mut info: libc::siginfo_t = std::mem::zeroed();
-                    libc::waitid(
-                        libc::P_PIDFD,
-                        fd.as_raw_fd() as libc::id_t,
-                        &mut info,
-                        libc::WEXITED | libc::WNOHANG,
-                    );
-                }
+                reaper::reap_if_ended(&fd);
             } else {
                 reaper::reap_later(fd);
             }

@@ -445,6 +445,21 @@ pub(crate) fn reap_later(pidfd: OwnedFd) {
     }
 }
 
+/// Takes the exit of the process behind `pidfd` if it has ended (never waits); ECHILD
+/// (someone else reaped it) is fine.
+pub(crate) fn reap_if_ended(pidfd: &OwnedFd) {
+    // SAFETY: waitid on a pidfd we own, with a zeroed siginfo we own.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG,
+        );
+    }
+}
+
 fn orphanage_loop(mut wake: UnixStream) {
     let mut watched: Vec<OwnedFd> = Vec::new();
     let mut buf = [0u8; 64];
@@ -479,17 +494,7 @@ fn orphanage_loop(mut wake: UnixStream) {
             let done = ended[i];
             i += 1;
             if done {
-                // SAFETY: waitid on a pidfd we own, with a zeroed siginfo; ECHILD (someone
-                // else reaped it) is fine.
-                unsafe {
-                    let mut info: libc::siginfo_t = std::mem::zeroed();
-                    libc::waitid(
-                        libc::P_PIDFD,
-                        fd.as_raw_fd() as libc::id_t,
-                        &mut info,
-                        libc::WEXITED | libc::WNOHANG,
-                    );
-                }
+                reap_if_ended(fd);
             }
             !done
         });

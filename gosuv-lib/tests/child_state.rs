@@ -95,11 +95,7 @@ async fn run_to_end(env: &Env, name: &str, argv: &[&str], as_nobody: bool) -> St
 fn a_program_starts_in_exactly_the_state_it_should() {
     hostile_signals();
     let host_soft = nofile_soft();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     rt.block_on(async {
         let env = Env::new();
         let cgroups = cgroups_available("a_program_starts_in_exactly_the_state_it_should");

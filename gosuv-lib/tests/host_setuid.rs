@@ -21,11 +21,7 @@ fn setuid_host() {
     if std::env::var(HOST_ENV).is_err() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     rt.block_on(async {
         let env = Env::new();
         env.sup

@@ -94,11 +94,7 @@ fn old_kernel_child() {
     }
     #[cfg(target_arch = "x86_64")]
     act_as_linux_5_6();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     rt.block_on(async {
         let env = Env::new();
         env.sup

@@ -56,6 +56,16 @@ pub fn poll(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// A runtime as the async tests have (two workers), for a test that must do something
+/// before it exists (a process-wide setting) or runs in a process of its own.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Async version of [`poll`].
 pub async fn poll_async(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
