@@ -1,4 +1,4 @@
-//! The command line (SPEC §5): `gosuv [-c config.yml] COMMAND`.
+//! The command line: `gosuv [-c config.yml] COMMAND`.
 
 use std::path::PathBuf;
 

@@ -68,7 +68,7 @@ fn start_server(conf: &Path, foreground: bool, daemon_child: bool) -> CliResult 
     }
     let config = gosuv::ServerConfig::load(conf)?;
     crate::server::preflight(&config)?;
-    if let Some(w) = crate::server::permission_warning(&config) {
+    for w in crate::server::permission_warnings(&config) {
         eprintln!("warning: {w}");
     }
     if foreground {
@@ -194,7 +194,7 @@ fn reload(conf: &Path) -> CliResult {
 
 fn conftest(conf: &Path) -> CliResult {
     let v = gosuv::config::validate(conf)?;
-    if let Some(w) = crate::server::permission_warning(&v.server) {
+    for w in crate::server::permission_warnings(&v.server) {
         eprintln!("warning: {w}");
     }
     println!(

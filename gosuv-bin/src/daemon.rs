@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,17 +27,21 @@ impl PidFile {
     /// Another live server holds it, or it cannot be written.
     pub fn acquire(path: &Path) -> CliResult<Self> {
         if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            let _ = gosuv::files::create_dir_all(dir);
         }
-        let mut file = std::fs::OpenOptions::new()
+        // Never through a link: one planted there would have the server truncate whatever
+        // it points to.
+        let mut file = gosuv::files::options(0o644)
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o644)
             .open(path)
             .map_err(|e| {
-                Failure::new(format!("cannot open the pidfile {}: {e}", path.display()))
+                Failure::new(format!(
+                    "cannot open the pidfile: {}",
+                    gosuv::files::describe(path, &e)
+                ))
             })?;
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
@@ -114,13 +117,12 @@ pub fn wait_pidfile_free(path: &Path, timeout: Duration) -> bool {
 /// The file cannot be created.
 pub fn write_default_config(path: &Path) -> CliResult {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
+        gosuv::files::create_dir_all(dir)
             .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let mut f = std::fs::OpenOptions::new()
+    let mut f = gosuv::files::options(0o600)
         .write(true)
         .create_new(true)
-        .mode(0o600)
         .open(path)
         .map_err(|e| {
             Failure::new(format!(
@@ -155,19 +157,19 @@ pub fn start_background(config_path: &Path, config: &gosuv::ServerConfig) -> Cli
         )));
     }
     let logdir = &config.server.log.logpath;
-    std::fs::create_dir_all(logdir).map_err(|e| {
+    gosuv::files::create_dir_all(logdir).map_err(|e| {
         Failure::new(format!(
             "cannot create the log directory {}: {e}",
             logdir.display()
         ))
     })?;
     let log_path = logdir.join("gosuv.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(&log_path)
-        .map_err(|e| Failure::new(format!("cannot open {}: {e}", log_path.display())))?;
+    let log = gosuv::files::open_append(&log_path, 0o640).map_err(|e| {
+        Failure::new(format!(
+            "cannot open {}",
+            gosuv::files::describe(&log_path, &e)
+        ))
+    })?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     let err = log
         .try_clone()

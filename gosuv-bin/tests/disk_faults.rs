@@ -56,8 +56,9 @@ fn a_failing_log_file_neither_stops_nor_slows_the_program_and_is_reported() {
     // (A log file moved or removed by another tool is followed: see gosuv-lib/tests/logs.rs.)
     std::fs::create_dir_all(env.path("logs")).unwrap();
     for name in ["full", "steady"] {
-        std::os::unix::fs::symlink("/dev/full", env.path(&format!("logs/{name}.stdout.log")))
-            .unwrap();
+        if !full_device(&env.path(&format!("logs/{name}.stdout.log"))) {
+            return;
+        }
     }
     let _srv = env.start();
     env.wait_state("steady", "running");
@@ -121,6 +122,14 @@ fn a_failing_log_file_neither_stops_nor_slows_the_program_and_is_reported() {
         std::fs::read_to_string(env.path("logs/steady.stdout.log"))
             .is_ok_and(|t| t.contains("tick\ntick\n"))
     });
+    // Its first line says what the fault cost.
+    let text = std::fs::read_to_string(env.path("logs/steady.stdout.log")).unwrap();
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("[gosuv: ")
+            && first.ends_with(" bytes lost: No space left on device (os error 28)]"),
+        "{first}"
+    );
     let settled = log_errors(&env, "steady");
     let before = std::fs::metadata(env.path("logs/steady.stdout.log"))
         .unwrap()

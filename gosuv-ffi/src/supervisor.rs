@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use gosuv_core::blocking;
 use gosuv_core::config::{parse_program_value, parse_programs};
 use gosuv_core::logs::{last_lines, TAIL_BYTES};
-use gosuv_core::{
-    ConfigErrors, Error as CoreError, ProgramConfig, ServerConfig, SupervisorOptions,
-};
+use gosuv_core::{Error as CoreError, ProgramConfig, ServerConfig, SupervisorOptions};
 
 use crate::args::{
     absolute_path, arg_opt_str, arg_ref, arg_str, clear_out, out_ptr, owned_c_string, timeout_arg,
@@ -335,12 +333,7 @@ pub unsafe extern "C" fn gosuv_supervisor_shutdown(sup: *const gosuv_supervisor)
 }
 
 fn parse_one_program(text: &str, base_dir: &Path) -> Result<ProgramConfig> {
-    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-        ConfigErrors::single(
-            None,
-            format!("the program is not valid YAML (or JSON): {e}"),
-        )
-    })?;
+    let value = gosuv_core::config::parse_yaml(text, None)?;
     Ok(parse_program_value(value, base_dir)?)
 }
 

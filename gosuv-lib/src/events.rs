@@ -1,4 +1,4 @@
-//! Program states (SPEC §3) and the state-change events every front end shows.
+//! Program states and the state-change events every front end shows.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -28,6 +28,7 @@ mod cgroup;
 pub mod config;
 mod error;
 pub mod events;
+pub mod files;
 mod guardian;
 pub mod logs;
 mod process_group;

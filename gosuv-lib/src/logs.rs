@@ -1,5 +1,5 @@
 //! Program output: the pipe drain, the rotating log file, the in-memory tail and live
-//! followers (SPEC §4).
+//! followers.
 //!
 //! The drain task reads a pipe (in reads of up to 1 MiB once the pipe has grown to 1 MiB for a
 //! chatty program) and gives each chunk to the stream's tail and followers at once. Big
@@ -15,10 +15,10 @@
 //! reached the file (waiting a little at most).
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -141,6 +141,12 @@ pub struct RotatingFile {
     id: (u64, u64),
     /// When the path was last compared with the open file.
     checked: Instant,
+    /// Bytes that failed to reach the file since the last write that did, and why: said in
+    /// one line (`[gosuv: N bytes lost: why]`) before the next write that gets through.
+    lost: u64,
+    lost_why: String,
+    /// The failed write stopped inside a line: the marker starts on a line of its own.
+    torn: bool,
 }
 
 impl RotatingFile {
@@ -154,6 +160,9 @@ impl RotatingFile {
             backups,
             id: (0, 0),
             checked: Instant::now(),
+            lost: 0,
+            lost_why: String::new(),
+            torn: false,
         }
     }
 
@@ -165,14 +174,11 @@ impl RotatingFile {
     fn open(&mut self) -> io::Result<&mut File> {
         if self.file.is_none() {
             if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
+                crate::files::create_dir_all(dir)?;
             }
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o640)
-                .custom_flags(libc::O_CLOEXEC)
-                .open(&self.path)?;
+            // Never through a link: one planted at a log's path would have a root gosuv
+            // append to whatever it points to.
+            let f = crate::files::open_append(&self.path, 0o640)?;
             let m = f.metadata()?;
             self.size = m.len();
             self.id = (m.dev(), m.ino());
@@ -223,7 +229,7 @@ impl RotatingFile {
     fn write_or_say(&mut self, data: &[u8]) -> Option<String> {
         self.write(data)
             .err()
-            .map(|e| format!("{}: {e}", self.path.display()))
+            .map(|e| crate::files::describe(&self.path, &e))
     }
 
     /// Notices a rotation by another tool: see [`RotatingFile`].
@@ -245,16 +251,71 @@ impl RotatingFile {
     }
 
     fn try_write(&mut self, data: &[u8]) -> io::Result<()> {
+        let r = self.write_through(data);
+        if let Err((written, e)) = &r {
+            let written = *written;
+            self.lost = self
+                .lost
+                .saturating_add(data.len().saturating_sub(written) as u64);
+            self.lost_why = e.to_string();
+            if written > 0 {
+                self.torn = data[written - 1] != b'\n';
+            }
+        }
+        r.map_err(|(_, e)| e)
+    }
+
+    /// Writes the marker of what was lost (if anything was), then `data`; on failure, how
+    /// much of `data` got into the file.
+    fn write_through(&mut self, data: &[u8]) -> Result<(), (usize, io::Error)> {
         if self.file.is_some() && self.checked.elapsed() >= MOVED_CHECK {
             self.check_moved();
         }
-        if self.max_bytes > 0 && self.size > 0 && self.size + data.len() as u64 > self.max_bytes {
-            self.rotate()?;
+        let marker = (self.lost > 0).then(|| {
+            format!(
+                "{}[gosuv: {} bytes lost: {}]\n",
+                if self.torn { "\n" } else { "" },
+                self.lost,
+                self.lost_why
+            )
+        });
+        let extra = marker.as_ref().map_or(0, |m| m.len() as u64);
+        if self.max_bytes > 0
+            && self.size > 0
+            && self.size + extra + data.len() as u64 > self.max_bytes
+        {
+            self.rotate().map_err(|e| (0, e))?;
         }
-        self.open()?.write_all(data)?;
-        self.size += data.len() as u64;
-        Ok(())
+        let f = self.open().map_err(|e| (0, e))?;
+        if let Some(m) = &marker {
+            write_counted(f, m.as_bytes()).map_err(|(_, e)| (0, e))?;
+            self.size += extra;
+            self.lost = 0;
+            self.torn = false;
+        }
+        let f = self.open().map_err(|e| (0, e))?;
+        let r = write_counted(f, data);
+        let written = match &r {
+            Ok(()) => data.len(),
+            Err((n, _)) => *n,
+        };
+        self.size += written as u64;
+        r
     }
+}
+
+/// `write_all`, saying on failure how much got written.
+fn write_counted(f: &mut File, data: &[u8]) -> Result<(), (usize, io::Error)> {
+    let mut done = 0;
+    while done < data.len() {
+        match f.write(&data[done..]) {
+            Ok(0) => return Err((done, io::Error::from(io::ErrorKind::WriteZero))),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((done, e)),
+        }
+    }
+    Ok(())
 }
 
 fn ignore_missing(e: io::Error) -> io::Result<()> {

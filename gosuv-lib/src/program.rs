@@ -1,4 +1,4 @@
-//! One program's state machine (SPEC §3) and the task that runs it.
+//! One program's state machine and the task that runs it.
 //!
 //! The task is the only writer of the program's state. Commands do not act on the process
 //! themselves: they edit what is [`Wanted`] (a process or none, the config, a generation

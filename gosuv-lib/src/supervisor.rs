@@ -267,7 +267,7 @@ impl Supervisor {
     /// The log directory cannot be created, the subreaper cannot be set, or the open-files
     /// limit cannot reach `min_fds`.
     pub fn new(options: SupervisorOptions) -> Result<Self> {
-        std::fs::create_dir_all(&options.log_dir).map_err(|e| {
+        crate::files::create_dir_all(&options.log_dir).map_err(|e| {
             Error::io(
                 format!(
                     "cannot create the log directory {}",

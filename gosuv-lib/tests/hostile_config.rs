@@ -143,3 +143,80 @@ proptest! {
         }
     }
 }
+
+/// What no program can use is refused when read, not when it would run: a NUL byte in a
+/// command, argument, environment value or path; an empty program in argv; a stop signal
+/// that never stops a program; flow collections nested so deep that the YAML parser would
+/// spend minutes refusing them (refused at once, with the line).
+#[test]
+fn unusable_values_and_deep_nesting_are_refused_when_read() {
+    let dir = Path::new("/");
+    let refused = |text: &str, says: &str| {
+        let errs = parse_programs(text, None, dir).expect_err(text);
+        let msg = errs.to_string();
+        assert!(msg.contains(says), "{text:?}: {msg}");
+    };
+    refused("- name: a\n  command: \"sleep\\0 1\"\n", "NUL byte");
+    refused("- name: a\n  command: [sleep, \"1\\0\"]\n", "NUL byte");
+    refused(
+        "- name: a\n  command: x\n  environ: [\"A=b\\0c\"]\n",
+        "NUL byte",
+    );
+    refused(
+        "- name: a\n  command: x\n  environ: {A: \"b\\0c\"}\n",
+        "NUL byte",
+    );
+    refused(
+        "- name: a\n  command: x\n  directory: \"/tmp\\0x\"\n",
+        "NUL byte",
+    );
+    refused(
+        "- name: a\n  command: [\"\", x]\n",
+        "first item is the program",
+    );
+    for sig in ["STOP", "SIGTSTP", "ttin", "CONT"] {
+        refused(
+            &format!("- name: a\n  command: x\n  stop_signal: {sig}\n"),
+            "never stops it",
+        );
+    }
+    for sig in ["CHLD", "WINCH", "URG"] {
+        refused(
+            &format!("- name: a\n  command: x\n  stop_signal: {sig}\n"),
+            "ignored",
+        );
+    }
+    // Still fine: an empty argument after the program, KILL, a bracket in a quoted string.
+    parse_programs("- name: a\n  command: [printf, \"%s\", \"\"]\n  stop_signal: KILL\n  environ: [\"A=[[[\"]\n", None, dir)
+        .expect("valid");
+    // 200 KB of nesting, of each kind: refused at once (it took most of a minute).
+    for deep in ["[".repeat(200_000), "{a: ".repeat(50_000)] {
+        let t = std::time::Instant::now();
+        let errs = parse_programs(&deep, None, dir).expect_err("too deep");
+        assert!(
+            errs.to_string().contains("nested more than 64 levels"),
+            "{errs}"
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
+        let t = std::time::Instant::now();
+        assert!(ServerConfig::parse(&deep, None, dir).is_err());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    // 64 levels are read by the YAML parser (and refused for what they are, a list where a
+    // number belongs), not for their depth.
+    let deep64 = format!(
+        "- name: a\n  command: x\n  exit_codes: {}0{}\n",
+        "[".repeat(63),
+        "]".repeat(63)
+    );
+    let errs = parse_programs(&deep64, None, dir).expect_err("not numbers");
+    assert!(!errs.to_string().contains("nested more than"), "{errs}");
+}

@@ -18,7 +18,7 @@ use crate::interrupt;
 use crate::objects::{ReloadReport, Stats, Status};
 use crate::streams::{Events, LogFollower};
 
-/// How much output the core keeps in memory per stream (SPEC §4).
+/// How much output the core keeps in memory per stream.
 const TAIL_BYTES: usize = 64 * 1024;
 
 /// Every supervisor made in this process, so that `shutdown_all` (run by `atexit`) can stop
@@ -74,7 +74,10 @@ fn load_file(path: &Path, base_dir: Option<&Path>) -> Result<Loaded, ConfigError
         Some(d) => d.to_path_buf(),
         None => path.parent().unwrap_or(Path::new("/")).to_path_buf(),
     };
-    let is_server_config = matches!(serde_yaml::from_str(&text), Ok(Value::Mapping(_)));
+    let is_server_config = matches!(
+        gosuv::config::parse_yaml(&text, Some(path)),
+        Ok(Value::Mapping(_))
+    );
     if is_server_config {
         let mut cfg = ServerConfig::parse(&text, Some(path), &dir)?;
         cfg.path = Some(path.to_path_buf());

@@ -1,4 +1,4 @@
-//! The REST API of SPEC §6: [`router`] builds it; it is served unchanged on the unix socket
+//! The REST API: [`router`] builds it; it is served unchanged on the unix socket
 //! and over HTTP, and tests drive it without a socket.
 
 use std::collections::{BTreeMap, HashMap};
@@ -53,7 +53,7 @@ const INDEX_HTML: &str = include_str!("../../web/index.html");
 /// The OpenAPI document of this API.
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
-/// Every route of SPEC §6 behind the security middleware, with `state`.
+/// Every route behind the security middleware, with `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))

@@ -35,7 +35,7 @@ impl io::Write for RotatingWriter {
 /// # Errors
 /// The level is unknown or the log directory cannot be created.
 pub fn init(log: &gosuv::config::ServerLogConfig, to_stderr: bool) -> CliResult {
-    std::fs::create_dir_all(&log.logpath).map_err(|e| {
+    gosuv::files::create_dir_all(&log.logpath).map_err(|e| {
         Failure::new(format!(
             "cannot create the log directory {}: {e}",
             log.logpath.display()

@@ -418,7 +418,7 @@ pub fn bind_unix(path: &Path) -> CliResult<std::os::unix::net::UnixListener> {
         }
     }
     if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = gosuv::files::create_dir_all(dir);
     }
     // The socket is created 0600 (no window where others could connect); no other thread
     // exists yet, so the process-wide umask change is seen by nobody else.
@@ -453,17 +453,23 @@ pub fn bind_tcp(addr: &str) -> CliResult<std::net::TcpListener> {
     Ok(l)
 }
 
-/// Warns when config.yml holds an enabled auth password and others can read it.
-pub fn permission_warning(config: &ServerConfig) -> Option<String> {
-    let path = config.path.as_ref()?;
-    let mode = std::fs::metadata(path).ok()?.permissions().mode();
-    (config.server.auth.enabled && mode & 0o044 != 0).then(|| {
-        format!(
-            "{} holds the auth password and other users can read it: run 'chmod 600 {}'",
-            path.display(),
-            path.display()
-        )
-    })
+/// What in the server's files other users could read or change: a config.yml that holds
+/// the password and others can read; a log directory others can write to (they could plant
+/// files or links where gosuv writes). One warning each, for the log and for `conftest`.
+pub fn permission_warnings(config: &ServerConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(path) = config.path.as_ref() {
+        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
+        if config.server.auth.enabled && mode & 0o044 != 0 {
+            out.push(format!(
+                "{} holds the auth password and other users can read it: run 'chmod 600 {}'",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    out.extend(gosuv::files::loose_dir_warning(&config.server.log.logpath));
+    out
 }
 
 /// Runs the server in this process until it is shut down. `log_to_stderr` also logs to the
@@ -500,13 +506,26 @@ pub fn run(config_path: &Path, log_to_stderr: bool) -> CliResult {
         None
     };
     logging::init(&config.server.log, log_to_stderr)?;
-    if let Some(w) = permission_warning(&config) {
+    for w in permission_warnings(&config) {
         tracing::warn!("{w}");
     }
     if init {
         tracing::info!("running as PID 1: orphans are reaped here, SIGTERM shuts down gracefully");
     }
-    // The pidfile's lock is ours, so the server that wrote the groups file is gone.
+    // The pidfile's lock is ours, so the server that wrote the groups file is gone, and so
+    // is any save it was making: what a kill during one left is removed.
+    for state in [
+        config.include.clone(),
+        recovery::groups_path(&config.server.pidfile),
+    ] {
+        let n = gosuv::files::remove_stale_temps(&state);
+        if n > 0 {
+            tracing::info!(
+                "removed {n} temporary file(s) of an interrupted save of {}",
+                state.display()
+            );
+        }
+    }
     let recovered = recovery::stop_leftovers(&config.server.pidfile);
     if recovered.survivors > 0 {
         tracing::error!(

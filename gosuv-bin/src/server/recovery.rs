@@ -26,8 +26,6 @@
 //! and a crashed process's writes are in the page cache, which survives it.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -205,31 +203,25 @@ fn assemble<'a>(
     Ok(out)
 }
 
-/// Writes `body` to `path` atomically: a temporary file beside it (mode 0600), then rename.
+/// Writes `body` to `path` atomically: a temporary file beside it (mode 0600, made
+/// exclusively), then rename. Not synced to disk: it matters only after a crash of the
+/// server on the same boot, and it is written at every start of a program.
 fn write_bytes(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "gosuv.groups".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let r = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(body))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
+    gosuv::files::write_atomic(path, body, 0o600, false)
 }
 
 /// Reads a groups file; `None` when it is missing or unreadable (a torn file cannot exist:
 /// it is only ever replaced by rename).
 pub fn read_groups(path: &Path) -> Option<GroupsFile> {
+    if !path.exists() {
+        return None;
+    }
+    // Only what this server's user wrote: a file another user planted could name any of
+    // this user's processes for it to kill.
+    if let Err(why) = gosuv::files::trusted_state_file(path) {
+        tracing::warn!("{why}: the groups file is not trusted, and ignored");
+        return None;
+    }
     let text = std::fs::read(path).ok()?;
     match serde_json::from_slice::<GroupsFile>(&text) {
         Ok(f) => Some(f.expand()),

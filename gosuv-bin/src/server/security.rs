@@ -1,4 +1,4 @@
-//! SPEC §7 in one middleware: the allow-list, then basic auth, then the cross-site checks
+//! The security rules in one middleware: the allow-list, then basic auth, then the cross-site checks
 //! (a foreign `Origin`, a state-changing request without a JSON content type).
 
 use std::net::{IpAddr, SocketAddr};

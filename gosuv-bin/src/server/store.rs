@@ -1,13 +1,13 @@
 //! Saving the programs file after an API change: the whole list, written atomically (a
 //! temporary file beside it, fsync, rename), so a crash leaves the old file or the new one.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use gosuv::ProgramConfig;
 
-const HEADER: &str = "# gosuv programs: a YAML list, one program per item (keys: SPEC §2).\n\
+const HEADER: &str =
+    "# gosuv programs: a YAML list, one program per item (its keys: see the README).\n\
 # gosuv rewrites this file when programs are added, changed or removed through its API.\n";
 
 /// Writes `programs` to `path` atomically. A file that exists keeps its mode (less any
@@ -16,7 +16,6 @@ const HEADER: &str = "# gosuv programs: a YAML list, one program per item (keys:
 /// # Errors
 /// The temporary file cannot be written or renamed.
 pub fn save_programs(path: &Path, programs: &[ProgramConfig]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o775)
         .unwrap_or(0o600);
@@ -25,32 +24,10 @@ pub fn save_programs(path: &Path, programs: &[ProgramConfig]) -> std::io::Result
     } else {
         serde_yaml::to_string(programs).map_err(std::io::Error::other)?
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "programs.yml".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.write_all(HEADER.as_bytes())?;
-        f.write_all(body.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mut text = String::with_capacity(HEADER.len() + body.len());
+    text.push_str(HEADER);
+    text.push_str(&body);
+    gosuv::files::write_atomic(path, text.as_bytes(), mode, true)
 }
 
 #[cfg(test)]

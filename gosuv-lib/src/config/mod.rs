@@ -1,4 +1,4 @@
-//! `config.yml` and `programs.yml`: parsing, defaults and validation (SPEC §2).
+//! `config.yml` and `programs.yml`: parsing, defaults and validation.
 //!
 //! Validation collects every error of a file, each with the file, the line and the key, so
 //! that `gosuv conftest` can show them all at once. A file with any error yields no config:
@@ -166,8 +166,79 @@ fn display_path(path: &[Seg]) -> String {
     s
 }
 
-/// Parses YAML text into a value, reporting a syntax error with its line.
-fn parse_yaml(text: &str, file: Option<&Path>) -> Result<serde_yaml::Value, ConfigErrors> {
+/// How deep `[` and `{` may nest in a config. The YAML parser's time grows with the square
+/// of the nesting (200 KB of `[` took most of a minute to refuse); no config needs more than
+/// a few levels.
+pub const MAX_FLOW_NESTING: usize = 64;
+
+/// Where `text` nests `[`/`{` deeper than [`MAX_FLOW_NESTING`]: its line and column (from 1).
+/// Quoted strings and comments are skipped; brackets inside a plain string in block style
+/// are counted too (a string with 65 of them open is refused, which no config has).
+fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut prev = '\n';
+    let (mut line, mut col) = (1usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        col += 1;
+        if c == '\n' {
+            line += 1;
+            col = 0;
+        }
+        match quote {
+            Some('"') if c == '\\' => {
+                if chars.next() == Some('\n') {
+                    line += 1;
+                    col = 0;
+                } else {
+                    col += 1;
+                }
+            }
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '#' if prev.is_whitespace() => {
+                    for c in chars.by_ref() {
+                        if c == '\n' {
+                            line += 1;
+                            col = 0;
+                            break;
+                        }
+                    }
+                }
+                '\'' | '"' if prev.is_whitespace() || "[{,:-".contains(prev) => quote = Some(c),
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_FLOW_NESTING {
+                        return Some((line, col));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        prev = if col == 0 { '\n' } else { c };
+    }
+    None
+}
+
+/// Parses YAML text into a value, reporting a syntax error with its line. Nesting deeper
+/// than [`MAX_FLOW_NESTING`] is refused before the YAML parser sees it.
+///
+/// # Errors
+/// The text is not YAML, or nests too deep.
+pub fn parse_yaml(text: &str, file: Option<&Path>) -> Result<serde_yaml::Value, ConfigErrors> {
+    if let Some((line, col)) = too_deep(text) {
+        return Err(ConfigErrors(vec![ConfigError {
+            file: file.map(Path::to_path_buf),
+            line: Some(line),
+            key: String::new(),
+            message: format!(
+                "not valid here: [ or {{ nested more than {MAX_FLOW_NESTING} levels deep (at column {col})"
+            ),
+        }]));
+    }
     serde_yaml::from_str(text).map_err(|e| {
         let text = e.to_string();
         let (key, message) = match too_large_number(&text) {

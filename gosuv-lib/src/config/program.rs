@@ -1,4 +1,4 @@
-//! One program's settings: the keys of `programs.yml` (SPEC §2).
+//! One program's settings: the keys of `programs.yml`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -126,9 +126,24 @@ impl FromStr for StopSignal {
         } else {
             format!("SIG{up}")
         };
-        Signal::from_str(&full).map(StopSignal).map_err(|_| {
+        let sig = Signal::from_str(&full).map_err(|_| {
             format!("'{s}' is not a signal name: use TERM, INT, QUIT, HUP, KILL, USR1 or USR2")
-        })
+        })?;
+        // Signals that never end a program: they suspend it, or are ignored unless handled.
+        use Signal::*;
+        if matches!(sig, SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU | SIGCONT) {
+            return Err(format!(
+                "'{s}' suspends or resumes a program, it never stops it: use TERM, INT, QUIT, \
+                 HUP, KILL, USR1 or USR2"
+            ));
+        }
+        if matches!(sig, SIGCHLD | SIGWINCH | SIGURG) {
+            return Err(format!(
+                "'{s}' is ignored by a program that does not handle it, so it would never stop: \
+                 use TERM, INT, QUIT, HUP, KILL, USR1 or USR2"
+            ));
+        }
+        Ok(StopSignal(sig))
     }
 }
 
@@ -209,7 +224,7 @@ fn ser_umask<S: Serializer>(umask: &Option<u32>, s: S) -> Result<S::Ok, S::Error
 }
 
 impl ProgramConfig {
-    /// A program with every default of SPEC §2.
+    /// A program with every default.
     pub fn new(name: impl Into<String>, command: Command) -> Self {
         ProgramConfig {
             name: name.into(),
@@ -536,6 +551,10 @@ fn describe(v: &Value) -> &'static str {
 
 pub(crate) fn want_string(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Option<String> {
     match v {
+        Value::String(s) if s.contains('\0') => {
+            c.error(path, NUL_REFUSED);
+            None
+        }
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => {
@@ -646,14 +665,26 @@ fn short(v: &Value) -> String {
     }
 }
 
+/// What a NUL byte in a string that reaches the kernel gets.
+const NUL_REFUSED: &str =
+    "contains a NUL byte (\\0), which no command, argument, path or environment value can hold";
+
 fn parse_command(c: &mut Collector<'_>, path: &[Seg], v: Value) -> Option<Command> {
     match v {
+        Value::String(s) if s.contains('\0') => {
+            c.error(path, NUL_REFUSED);
+            None
+        }
         Value::String(s) if !s.trim().is_empty() => Some(Command::Shell(s)),
         Value::Sequence(items) if !items.is_empty() => {
             let mut argv = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 let ip: Vec<Seg> = path.iter().cloned().chain([Seg::Index(i)]).collect();
                 match item {
+                    Value::String(s) if s.contains('\0') => c.error(&ip, NUL_REFUSED),
+                    Value::String(s) if i == 0 && s.trim().is_empty() => {
+                        c.error(&ip, "the first item is the program to run, and it is empty")
+                    }
                     Value::String(s) => argv.push(s.clone()),
                     Value::Number(n) => argv.push(n.to_string()),
                     Value::Bool(b) => argv.push(b.to_string()),
@@ -695,6 +726,7 @@ fn parse_environ(c: &mut Collector<'_>, path: &[Seg], v: Value) -> Option<Vec<(S
             for (i, item) in items.into_iter().enumerate() {
                 let ip: Vec<Seg> = path.iter().cloned().chain([Seg::Index(i)]).collect();
                 match item.as_str().and_then(|s| s.split_once('=')) {
+                    Some((_, val)) if val.contains('\0') => c.error(&ip, NUL_REFUSED),
                     Some((k, val)) if valid_env_key(k) => env.push((k.into(), val.into())),
                     _ => c.error(&ip, "each environ item is \"KEY=VALUE\""),
                 }
@@ -713,6 +745,10 @@ fn parse_environ(c: &mut Collector<'_>, path: &[Seg], v: Value) -> Option<Vec<(S
                     continue;
                 }
                 let value = match val {
+                    Value::String(s) if s.contains('\0') => {
+                        c.error(&kp, NUL_REFUSED);
+                        continue;
+                    }
                     Value::String(s) => s,
                     Value::Number(n) => n.to_string(),
                     Value::Bool(b) => b.to_string(),

@@ -1,4 +1,4 @@
-//! `config.yml`: the server's and the client's settings (SPEC §2).
+//! `config.yml`: the server's and the client's settings.
 
 use std::path::{Path, PathBuf};
 
@@ -140,7 +140,7 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Every default of SPEC §2, with paths resolved against `dir`.
+    /// Every default, with paths resolved against `dir`.
     pub fn defaults(dir: &Path) -> Self {
         ServerConfig {
             path: None,
@@ -312,7 +312,7 @@ fn for_each_key(
         if !f(c, &kp, &key, v) {
             c.error(
                 &kp,
-                format!("unknown key `{key}`: check its spelling against SPEC §2"),
+                format!("unknown key `{key}`: check its spelling (the README lists every key)"),
             );
         }
     }
