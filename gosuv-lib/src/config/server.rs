@@ -312,7 +312,7 @@ fn for_each_key(
         if !f(c, &kp, &key, v) {
             c.error(
                 &kp,
-                format!("unknown key `{key}`: check its spelling (the README lists every key)"),
+                format!("unknown key `{key}`: check its spelling (the default config.yml that start-server writes shows every key)"),
             );
         }
     }
