@@ -289,6 +289,8 @@ fn the_example_configs_are_valid() {
 fn conftest_runs_every_check_start_server_runs() {
     let env = Env::unix();
     env.programs(PROGRAMS);
+    // Stops a server that should not have started, should one have.
+    let _guard = Server { env: &env };
     let port = free_port();
     let cases = [
         (

@@ -172,6 +172,8 @@ fn loopback_http_without_auth_is_refused_too() {
         http_port: Some(free_port()),
         ..Setup::default()
     });
+    // Stops a server that should not have started, should one have.
+    let _guard = Server { env: &env };
     for args in [&["start-server"][..], &["start-server", "-f"]] {
         let err = env.fails(args);
         assert!(
