@@ -423,16 +423,17 @@ fn read_answer(s: &mut std::net::TcpStream) -> Resp {
 
 #[test]
 fn a_10_mib_body_is_refused_before_it_is_read() {
-    let env = Env::http(false);
+    let env = Env::http(true);
     let _srv = env.start();
     let port = env.setup.http_port.unwrap();
     let ten_mib = 10 * 1024 * 1024;
+    let auth = basic("admin", "secret");
 
     // With a Content-Length: the answer comes right after the head, no byte of the body sent.
     let t = Instant::now();
     let mut s = open_request(
         port,
-        &format!("POST /api/programs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {ten_mib}\r\n\r\n"),
+        &format!("POST /api/programs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {ten_mib}\r\n\r\n"),
     );
     let r = read_answer(&mut s);
     let took = t.elapsed();
@@ -446,7 +447,7 @@ fn a_10_mib_body_is_refused_before_it_is_read() {
     let t = Instant::now();
     let mut s = open_request(
         port,
-        &format!("POST /api/programs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        &format!("POST /api/programs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"),
     );
     let chunk = format!("4000\r\n{}\r\n", " ".repeat(0x4000));
     for _ in 0..5 {
@@ -706,4 +707,48 @@ proptest! {
             }
         });
     }
+}
+
+/// What a client sends (a user name, a path, an `Origin`) reaches gosuv.log with its
+/// newlines and other control characters escaped: a line break in a failed login's user
+/// name cannot forge a line of the log.
+#[test]
+fn control_characters_from_clients_cannot_forge_log_lines() {
+    let env = Env::http(true);
+    let _srv = env.start();
+    let forged = "2099-01-01T00:00:00.000000Z  INFO gosuv_bin::server: FORGED shutdown by admin";
+    for user in [
+        format!("x\n{forged}"),
+        format!("x\r\n{forged}"),
+        format!("x\r{forged}"),
+        format!("x\u{2028}{forged}"),
+        format!("x\u{85}{forged}\u{1b}[2K"),
+    ] {
+        let r = env.http_req(
+            "GET",
+            "/api/status",
+            &[("Authorization", &basic(&user, "wrong"))],
+            "",
+        );
+        assert_eq!(r.status, 401);
+    }
+    // An Origin with a tab and a path with an encoded newline, for good measure.
+    let r = env.http_req(
+        "GET",
+        "/api/programs/a%0AFORGED",
+        &[
+            ("Authorization", &basic("admin", "secret")),
+            ("Origin", "http://evil\t.example"),
+        ],
+        "",
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let log = std::fs::read_to_string(env.path("logs/gosuv.log")).unwrap();
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("failed login")).collect();
+    assert_eq!(failed.len(), 5, "{log}");
+    for line in log.split(['\n', '\r', '\u{2028}', '\u{85}']) {
+        assert!(!line.starts_with("2099-"), "a forged line: {line:?}\n{log}");
+    }
+    assert!(!log.contains('\u{1b}') && !log.contains('\t'), "{log:?}");
+    assert!(log.contains("x\\n2099-01-01"), "{log}");
 }

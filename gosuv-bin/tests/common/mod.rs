@@ -27,6 +27,8 @@ pub struct Setup {
     pub ipfile: Option<String>,
     /// The HTTP address, when not 127.0.0.1:port.
     pub http_addr: Option<String>,
+    /// More keys of `server.unixserver` (YAML lines indented by four spaces).
+    pub unix_extra: Option<String>,
 }
 
 /// A temp dir with config.yml (and programs.yml when given).
@@ -87,8 +89,9 @@ impl Env {
         } else {
             ""
         };
+        let unix_extra = s.unix_extra.as_deref().unwrap_or("");
         let text = format!(
-            "server:\n  httpserver:\n    enabled: {}\n    addr: \"{addr}\"\n  unixserver:\n    enabled: {}\n    sockfile: .gosuv.sock\n  auth:\n    enabled: {}\n    username: admin\n    password: secret\n    ipfile: \"{ipfile}\"\n  log:\n    level: debug\nclient:\n  server_url: \"{url}\"\n  username: admin\n  password: secret\n",
+            "server:\n  httpserver:\n    enabled: {}\n    addr: \"{addr}\"\n  unixserver:\n    enabled: {}\n    sockfile: .gosuv.sock\n{unix_extra}  auth:\n    enabled: {}\n    username: admin\n    password: secret\n    ipfile: \"{ipfile}\"\n  log:\n    level: debug\nclient:\n  server_url: \"{url}\"\n  username: admin\n  password: secret\n",
             s.http_port.is_some() || s.http_addr.is_some(),
             !s.no_unix,
             s.auth,
@@ -178,9 +181,15 @@ impl Env {
         raw(&mut s, "localhost", method, path, headers, body)
     }
 
-    /// A JSON request over the socket with the headers the CLI sends.
+    /// A JSON request over the socket with the headers the CLI sends (the credentials too,
+    /// when the env has auth on).
     pub fn api(&self, method: &str, path: &str, body: &str) -> Resp {
-        self.unix_req(method, path, &[("Content-Type", "application/json")], body)
+        let auth = admin();
+        let mut headers = vec![("Content-Type", "application/json")];
+        if self.setup.auth {
+            headers.push(("Authorization", auth.as_str()));
+        }
+        self.unix_req(method, path, &headers, body)
     }
 
     /// A raw request over HTTP.
@@ -214,6 +223,37 @@ impl Env {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// The `Authorization` header of basic auth.
+pub fn basic(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+/// The `Authorization` header for the credentials every test config has (admin / secret).
+pub fn admin() -> String {
+    basic("admin", "secret")
+}
+
+/// Runs a command as the user `nobody` (another local user than the root the tests run
+/// as), with no supplementary groups.
+pub fn as_nobody(args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv")
+}
+
+/// The uid of `nobody`.
+pub fn nobody_uid() -> u32 {
+    let out = Command::new("id").args(["-u", "nobody"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 /// The server a test started: shut down on drop (killed if that fails), whatever happened.

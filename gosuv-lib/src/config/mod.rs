@@ -16,8 +16,8 @@ pub use program::{
     ProgramConfig, StopSignal, MAX_DURATION_SECS, MAX_START_RETRIES,
 };
 pub use server::{
-    AuthConfig, ClientConfig, HttpServerConfig, ServerConfig, ServerLogConfig, ServerSection,
-    UnixServerConfig, DEFAULT_CONFIG_YML,
+    default_config_yml, is_listen_addr, AuthConfig, ClientConfig, HttpServerConfig, ServerConfig,
+    ServerLogConfig, ServerSection, UnixServerConfig,
 };
 
 use lines::{LineIndex, Seg};
@@ -91,7 +91,8 @@ pub struct ValidatedConfig {
 }
 
 /// Validates `config.yml` and the programs file it names, collecting the errors of both.
-/// This is what `gosuv conftest` runs.
+/// (The files only: `gosuv conftest` also runs the server's own checks, such as HTTP
+/// needing auth.)
 ///
 /// # Errors
 /// Every error of both files, each with file, line and key.
