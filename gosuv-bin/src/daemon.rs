@@ -38,6 +38,7 @@ impl PidFile {
             .create(true)
             .truncate(false)
             .open(path)
+            .and_then(gosuv::files::checked)
             .map_err(|e| {
                 Failure::new(format!(
                     "cannot open the pidfile: {}",
@@ -87,7 +88,19 @@ impl Drop for PidFile {
 /// The pid in a pidfile that a live server holds locked; `None` when no server holds it
 /// (missing file, or a stale one left by `kill -9`).
 pub fn running_pid(path: &Path) -> Option<u32> {
-    let mut file = File::open(path).ok()?;
+    use std::os::unix::fs::MetadataExt;
+    // Never through a link, never a FIFO; only a file this user (or root) owns: a pidfile
+    // someone else made, in a shared directory, must not direct `kill` at their choice.
+    let mut file = gosuv::files::options(0)
+        .read(true)
+        .open(path)
+        .and_then(gosuv::files::checked)
+        .ok()?;
+    let owner = file.metadata().ok()?.uid();
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if owner != unsafe { libc::geteuid() } && owner != 0 {
+        return None;
+    }
     // SAFETY: flock on a descriptor we own; a shared lock we get is dropped with the file.
     let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
     if free {
@@ -95,7 +108,11 @@ pub fn running_pid(path: &Path) -> Option<u32> {
     }
     let mut text = String::new();
     file.read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+    let pid: u32 = text.trim().parse().ok()?;
+    // And the pid is a gosuv server's.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let is_server = cmdline.split(|b| *b == 0).any(|a| a == b"start-server");
+    is_server.then_some(pid)
 }
 
 /// Waits until no server holds the pidfile, up to `timeout`. Returns whether it is free.

@@ -73,6 +73,13 @@ pub fn check_server(config: &ServerConfig) -> Result<Security, Vec<String>> {
                 .to_string(),
         );
     }
+    if s.auth.enabled && s.auth.username.contains(':') {
+        problems.push(
+            "server.auth.username contains ':', which basic auth cannot carry (no one could \
+             log in): choose a name without it"
+                .to_string(),
+        );
+    }
     if s.auth.enabled && s.auth.username.is_empty() {
         problems.push(
             "server.auth is enabled with an empty username: set server.auth.username (and the \

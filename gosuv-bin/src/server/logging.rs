@@ -49,6 +49,8 @@ impl<W: fmt::Write> fmt::Write for Escaping<W> {
                 '\n' => self.0.write_str("\\n")?,
                 '\r' => self.0.write_str("\\r")?,
                 '\t' => self.0.write_str("\\t")?,
+                // So that an escape a client sent as text cannot pass for one of these.
+                '\\' => self.0.write_str("\\\\")?,
                 c => write!(self.0, "\\u{{{:x}}}", u32::from(c))?,
             }
             rest = &rest[i + c.len_utf8()..];
@@ -58,7 +60,7 @@ impl<W: fmt::Write> fmt::Write for Escaping<W> {
 }
 
 fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\\')
 }
 
 /// The same text as tracing's default field format (`message key=value ...`), escaped.
@@ -120,6 +122,7 @@ mod tests {
             "a\nb\r\nc\td\u{1b}[2K\u{85}e\u{2028}f\\n é"
         )
         .unwrap();
-        assert_eq!(out, "a\\nb\\r\\nc\\td\\u{1b}[2K\\u{85}e\\u{2028}f\\n é");
+        // A client's own backslash is doubled: its text "\\n" cannot pass for a newline.
+        assert_eq!(out, "a\\nb\\r\\nc\\td\\u{1b}[2K\\u{85}e\\u{2028}f\\\\n é");
     }
 }
