@@ -3,13 +3,17 @@
 //! `POST /api/shutdown` stops every program, then ends the live streams, then the listeners.
 
 pub mod api;
+pub mod clients;
+pub mod connection;
 pub mod error;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod recovery;
+pub mod request;
 pub mod security;
 pub mod store;
+pub mod strict_json;
 
 use std::collections::BTreeMap;
 use std::future::Future;
