@@ -4,13 +4,17 @@
 
 pub mod api;
 pub mod checks;
+pub mod clients;
+pub mod connection;
 pub mod error;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod recovery;
+pub mod request;
 pub mod security;
 pub mod store;
+pub mod strict_json;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -1,6 +1,6 @@
-//! Who may use the API. [`guard`], one middleware in front of every route: the
-//! allow-list, then basic auth, then the cross-site checks (a foreign `Origin`, a
-//! state-changing request without a JSON content type). [`PeerChecked`], in front of the unix
+//! Who may use the API. [`guard`], one middleware in front of every route: the allow-list,
+//! then basic auth, then the cross-site checks (a foreign `Origin`; over HTTP, a POST or PUT
+//! with neither a JSON content type nor `X-Gosuv: 1`). [`PeerChecked`], in front of the unix
 //! socket's connections: the peer's user (`SO_PEERCRED`), whatever the socket's file mode.
 
 use std::net::{IpAddr, SocketAddr};
@@ -318,6 +318,24 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// Whether the header `X-Gosuv: 1` was sent: a page of another site cannot send a custom
+/// header without a CORS preflight, which gosuv never answers.
+fn has_x_gosuv(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-gosuv")
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
+}
+
+/// Whether a request with this method could come from a page of another site if its
+/// content type were not checked: anything but GET, HEAD, OPTIONS (which change nothing) and
+/// DELETE (which no page can send without a CORS preflight, and gosuv answers none).
+fn could_be_forged(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE
+    )
+}
+
 /// The middleware in front of every route.
 pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let transport = req.extensions().get::<Transport>().copied();
@@ -405,18 +423,19 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     if announced.is_some_and(|n| n > super::api::BODY_LIMIT as u64) {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the request body is larger than {} bytes: send one program at a time",
-                super::api::BODY_LIMIT
-            ),
+            super::request::too_large_message(),
         )
         .into_response();
     }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if changes_state && !is_json(req.headers()) {
+    if transport != Some(Transport::Unix)
+        && could_be_forged(req.method())
+        && !is_json(req.headers())
+        && !has_x_gosuv(req.headers())
+    {
         return ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "requests that change state must send Content-Type: application/json",
+            "requests that change state over HTTP must send Content-Type: application/json or the header X-Gosuv: 1 (a page of another site can send neither)",
         )
         .into_response();
     }
