@@ -107,7 +107,10 @@ static void mode_reap(const char *dir) {
     gosuv_supervisor *sup;
     gosuv_program_status st;
     gosuv_result r;
-    double took[5];
+    /* At least 5 rounds, and more until the host's handler has reaped one of the
+     * programs itself (the handler and gosuv race for each exit; under load gosuv may win
+     * several in a row, and then nothing would have been tested). */
+    double took[60];
     int rounds = 0;
 
     memset(&sa, 0, sizeof sa);
@@ -126,7 +129,8 @@ static void mode_reap(const char *dir) {
     add(sup, "name: victim\ncommand: exec sleep 300\nstart_seconds: 0\n");
     r = gosuv_supervisor_start(sup, "victim", 10000, &st);
     CHECK(r == GOSUV_RESULT_OK, "start victim: %s", message(r));
-    for (rounds = 0; rounds < 5 && r == GOSUV_RESULT_OK; rounds++) {
+    for (rounds = 0; (rounds < 5 || reaped == 0) && rounds < 60 && r == GOSUV_RESULT_OK;
+         rounds++) {
         uint32_t old = st.pid;
         double t0 = now(), deadline = t0 + 5;
         int restarted = 0;
@@ -145,10 +149,12 @@ static void mode_reap(const char *dir) {
             break;
         }
     }
-    if (rounds == 5 && failed == 0) {
-        qsort(took, 5, sizeof took[0], by_double);
-        printf("restart after SIGKILL, median %.1f ms\n", took[2] * 1000);
-        CHECK(took[2] < 0.1, "median restart %.1f ms is over 100 ms", took[2] * 1000);
+    if (rounds >= 5 && failed == 0) {
+        qsort(took, (size_t)rounds, sizeof took[0], by_double);
+        printf("restart after SIGKILL, median %.1f ms of %d rounds\n", took[rounds / 2] * 1000,
+               rounds);
+        CHECK(took[rounds / 2] < 0.1, "median restart %.1f ms is over 100 ms",
+              took[rounds / 2] * 1000);
     }
     r = gosuv_supervisor_stop(sup, "victim", 10000, &st);
     CHECK(r == GOSUV_RESULT_OK && st.state == GOSUV_STATE_STOPPED, "stop victim: %s",
