@@ -31,6 +31,7 @@ pub mod events;
 pub mod files;
 mod guardian;
 pub mod logs;
+mod probe;
 mod process_group;
 pub mod procfs;
 mod program;
