@@ -192,6 +192,23 @@ pub(crate) struct Published {
     pub view: Option<Arc<GroupView>>,
     /// How the current or last run is owned.
     pub ownership: Option<Ownership>,
+    /// When the current run became ready (its `ready` probe passed, or `start_seconds`).
+    pub ready_at: Option<SystemTime>,
+    /// What the program last said with `STATUS=` (notify).
+    pub status_text: Option<String>,
+    /// Its health probe's record, when it has one.
+    pub health: Option<HealthStatus>,
+}
+
+/// What the health probe has found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HealthStatus {
+    /// Failed attempts since the program was added.
+    pub failures: u64,
+    /// Failed attempts in a row now (`failures` of the config restarts it).
+    pub failing: u32,
+    /// The last failure, worded for a user.
+    pub last_error: Option<String>,
 }
 
 /// One program's status: its state and what is known of its process.
@@ -221,6 +238,13 @@ pub struct ProgramStatus {
     pub log_errors: u64,
     /// How gosuv owns the processes of its current (or last) run: `cgroup` or `group`.
     pub ownership: Option<Ownership>,
+    /// When the current run became `running` (ready).
+    #[serde(serialize_with = "ser_opt_time")]
+    pub ready_at: Option<SystemTime>,
+    /// What the program last said with `STATUS=` on `$NOTIFY_SOCKET`.
+    pub status_text: Option<String>,
+    /// Its health probe's record, when it has one.
+    pub health: Option<HealthStatus>,
 }
 
 impl ProgramStatus {
@@ -237,6 +261,9 @@ impl ProgramStatus {
             last_error: p.last_error.clone(),
             log_errors,
             ownership: p.ownership,
+            ready_at: p.ready_at,
+            status_text: p.status_text.clone(),
+            health: p.health.clone(),
         }
     }
 }
@@ -300,13 +327,19 @@ enum Phase<P> {
     Idle(ProgramState),
     /// A start failed; the next try is at `until`.
     Backoff { until: Instant, generation: u64 },
-    /// Spawned; `running` at `up_at`.
-    Starting { run: Run<P>, up_at: Instant },
+    /// Spawned; `running` at `up_at`, or, with a `ready` probe, when it passes (a failed
+    /// start at `up_at`).
+    Starting {
+        run: Run<P>,
+        up_at: Instant,
+        ready: Option<Box<Readying>>,
+    },
     /// Up; memory measured next at `check_at` when it has a `memory_max` the kernel does not
-    /// enforce.
+    /// enforce; its health probe, and its notify socket (for `STATUS=`), while it has them.
     Running {
         run: Run<P>,
         check_at: Option<Instant>,
+        probe: Option<Box<probes::Probe>>,
     },
     /// The stop signal was sent; SIGKILL at `kill_at` (`None` once sent).
     Stopping {
@@ -347,12 +380,22 @@ impl<P> Phase<P> {
     }
 }
 
+/// A start waiting for its `ready` probe.
+struct Readying {
+    probe: probes::Probe,
+    /// Why the last attempt failed.
+    last_failure: Option<String>,
+    /// Not ready in time: killed, and its exit is a failed start for this reason.
+    gave_up: bool,
+}
+
 /// What woke the task.
 enum Wake {
     Exited(ExitStatus),
     Emptied,
     Cmd(Option<Cmd>),
     Timer,
+    Probe(probes::Report),
 }
 
 /// Callers waiting for the program to get somewhere.
@@ -392,6 +435,9 @@ struct Task<L: Launcher> {
     /// Pipe drains of earlier runs that may still be reading.
     old_drains: Vec<JoinHandle<()>>,
     done: bool,
+    ready_at: Option<SystemTime>,
+    status_text: Option<String>,
+    health: Option<HealthStatus>,
 }
 
 /// Starts the task of one program and returns its handle.
@@ -422,6 +468,9 @@ fn launch_with<L: Launcher>(
         last_error: None,
         view: None,
         ownership: None,
+        ready_at: None,
+        status_text: None,
+        health: None,
     });
     let mut task = Task::new(
         shared.clone(),
@@ -517,6 +566,9 @@ impl<L: Launcher> Task<L> {
             waiters: Waiters::default(),
             old_drains: Vec::new(),
             done: false,
+            ready_at: None,
+            status_text: None,
+            health: None,
         }
     }
 
@@ -536,6 +588,24 @@ impl<L: Launcher> Task<L> {
             let wake = {
                 let proc_event = async {
                     match &mut self.phase {
+                        Phase::Starting {
+                            run,
+                            ready: Some(r),
+                            ..
+                        } => tokio::select! {
+                            biased;
+                            s = run.proc.exited() => Wake::Exited(s),
+                            rep = r.probe.next() => Wake::Probe(rep),
+                        },
+                        Phase::Running {
+                            run,
+                            probe: Some(p),
+                            ..
+                        } => tokio::select! {
+                            biased;
+                            s = run.proc.exited() => Wake::Exited(s),
+                            rep = p.next() => Wake::Probe(rep),
+                        },
                         Phase::Starting { run, .. } | Phase::Running { run, .. } => {
                             Wake::Exited(run.proc.exited().await)
                         }
@@ -565,6 +635,7 @@ impl<L: Launcher> Task<L> {
                     self.wanted.run = false;
                 }
                 Wake::Timer => self.on_timer().await,
+                Wake::Probe(rep) => self.on_probe(rep),
             }
             self.steer().await;
             // An update is answered once its restart has begun, so that the status the
@@ -622,6 +693,9 @@ impl<L: Launcher> Task<L> {
             last_error: self.last_error.clone(),
             view: run.and_then(|r| r.proc.view()),
             ownership: self.ownership,
+            ready_at: self.ready_at,
+            status_text: self.status_text.clone(),
+            health: self.health.clone(),
         });
     }
 
@@ -820,19 +894,61 @@ impl<L: Launcher> Task<L> {
         self.apply_log_config();
         let config = self.wanted.config.clone();
         let generation = self.wanted.generation;
-        match self.launcher.launch(&config, &self.logs).await {
+        self.ready_at = None;
+        self.status_text = None;
+        // What a told probe (log, notify) needs is ready before the run can say anything.
+        let early = probes::Early::prepare(&config, &self.logs).await;
+        let launched = match &early {
+            Ok(early) => match early.notify_path() {
+                Some(path) => {
+                    let mut c = (*config).clone();
+                    c.environ
+                        .push(("NOTIFY_SOCKET".into(), path.display().to_string()));
+                    self.launcher.launch(&c, &self.logs).await
+                }
+                None => self.launcher.launch(&config, &self.logs).await,
+            },
+            Err(e) => Err(e.clone()),
+        };
+        match launched {
             Ok(proc) => {
                 self.last_pid = Some(proc.pid());
                 self.ownership = Some(proc.ownership());
+                let cgroup = proc
+                    .view()
+                    .and_then(|v| v.cgroup.as_ref().map(|c| c.path().to_path_buf()));
+                let ready = match (&config.ready, early) {
+                    (Some(r), Ok(early)) => Some(Box::new(Readying {
+                        probe: probes::start(
+                            &r.check,
+                            Duration::ZERO,
+                            r.interval,
+                            r.interval,
+                            early,
+                            self.shared.clone(),
+                            config.clone(),
+                            proc.pid(),
+                            cgroup,
+                        ),
+                        last_failure: None,
+                        gave_up: false,
+                    })),
+                    _ => None,
+                };
                 let run = Run {
                     started: (std::time::Instant::now(), SystemTime::now()),
                     generation,
                     proc,
                     config: config.clone(),
                 };
-                let up_at = Instant::now() + config.start_duration();
-                self.enter(Phase::Starting { run, up_at }, None);
-                if config.start_seconds == 0 {
+                let up_at = Instant::now()
+                    + config
+                        .ready
+                        .as_ref()
+                        .map_or_else(|| config.start_duration(), |r| r.timeout);
+                let at_once = ready.is_none() && config.start_seconds == 0;
+                self.enter(Phase::Starting { run, up_at, ready }, None);
+                if at_once {
                     self.up();
                 }
             }
@@ -863,8 +979,40 @@ impl<L: Launcher> Task<L> {
         if !self.restart_reason {
             self.last_error = None;
         }
+        self.ready_at = Some(SystemTime::now());
         let check_at = self.memory_check_after(&run);
-        self.enter(Phase::Running { run, check_at }, None);
+        // The health probe from now on (its first attempt an interval later).
+        let probe = run.config.health.as_ref().map(|h| {
+            if self.health.is_none() {
+                self.health = Some(HealthStatus::default());
+            }
+            if let Some(hs) = self.health.as_mut() {
+                hs.failing = 0;
+            }
+            let cgroup = run
+                .proc
+                .view()
+                .and_then(|v| v.cgroup.as_ref().map(|c| c.path().to_path_buf()));
+            Box::new(probes::start(
+                &h.check,
+                h.interval,
+                h.interval,
+                h.timeout,
+                probes::Early::None,
+                self.shared.clone(),
+                run.config.clone(),
+                run.proc.pid(),
+                cgroup,
+            ))
+        });
+        self.enter(
+            Phase::Running {
+                run,
+                check_at,
+                probe,
+            },
+            None,
+        );
     }
 
     fn memory_check_after(&self, run: &Run<L::Proc>) -> Option<Instant> {
@@ -886,7 +1034,10 @@ impl<L: Launcher> Task<L> {
     async fn on_exit(&mut self, status: ExitStatus) {
         // An exit seen at the same moment as `start_seconds` ended: it lived long enough, so
         // it was up (the exit is looked at first when both are ready).
-        if let Phase::Starting { up_at, .. } = &self.phase {
+        if let Phase::Starting {
+            up_at, ready: None, ..
+        } = &self.phase
+        {
             if Instant::now() >= *up_at {
                 self.up();
             }
@@ -894,19 +1045,38 @@ impl<L: Launcher> Task<L> {
         let phase = std::mem::replace(&mut self.phase, Phase::Idle(self.state));
         self.last_exit = Some(status);
         match phase {
-            Phase::Starting { run, .. } => {
+            Phase::Starting { run, ready, .. } => {
                 let ran = run.started.0.elapsed().as_secs_f64();
                 let generation = run.generation;
                 let start_seconds = run.config.start_seconds;
+                let ready_probe = run.config.ready.clone();
+                // The probe ends here: what it found is all that is kept.
+                let (gave_up, probe_said) = match ready {
+                    Some(r) => (Some(r.gave_up), r.last_failure.clone()),
+                    None => (None, None),
+                };
                 // The output often says why: the rest of the run is killed and its last
                 // output waited for, briefly.
                 let mut left = run.proc.after_exit().await;
                 self.old_drains.append(&mut left);
                 let words = self.logs.last_words();
-                self.last_error = Some(format!(
-                    "exited with {status} after {ran:.2}s, before start_seconds ({start_seconds}s){}",
-                    words.map(|w| format!(": {w}")).unwrap_or_default()
-                ));
+                let probe_said = probe_said.unwrap_or_else(|| "no answer yet".into());
+                self.last_error = Some(match (gave_up, ready_probe) {
+                    (Some(true), Some(p)) => format!(
+                        "not ready within {} ({} probe): {probe_said}: killed",
+                        crate::config::format_duration(p.timeout),
+                        p.check.kind()
+                    ),
+                    (Some(false), Some(p)) => format!(
+                        "exited with {status} after {ran:.2}s, before it was ready ({} probe: {probe_said}){}",
+                        p.check.kind(),
+                        words.map(|w| format!(": {w}")).unwrap_or_default()
+                    ),
+                    _ => format!(
+                        "exited with {status} after {ran:.2}s, before start_seconds ({start_seconds}s){}",
+                        words.map(|w| format!(": {w}")).unwrap_or_default()
+                    ),
+                });
                 self.restart_reason = false;
                 self.failed_start(Some(status), generation);
             }
@@ -984,9 +1154,63 @@ impl<L: Launcher> Task<L> {
         }
     }
 
+    /// A probe's report.
+    fn on_probe(&mut self, rep: probes::Report) {
+        match (&mut self.phase, rep) {
+            (_, probes::Report::Status(s)) => {
+                self.status_text = Some(s);
+                self.publish();
+            }
+            (Phase::Starting { ready: Some(r), .. }, probes::Report::Passed) if !r.gave_up => {
+                self.up();
+            }
+            (Phase::Starting { ready: Some(r), .. }, probes::Report::Failed(e)) => {
+                r.last_failure = Some(e);
+            }
+            (Phase::Running { run, .. }, probes::Report::Passed) if run.config.health.is_some() => {
+                if let Some(h) = self.health.as_mut() {
+                    h.failing = 0;
+                }
+            }
+            (Phase::Running { run, .. }, probes::Report::Failed(e)) => {
+                let Some(limit) = run.config.health.as_ref().map(|h| h.failures) else {
+                    return;
+                };
+                let h = self.health.get_or_insert_with(HealthStatus::default);
+                h.failures = h.failures.saturating_add(1);
+                h.failing = h.failing.saturating_add(1);
+                h.last_error = Some(e.clone());
+                let failing = h.failing;
+                tracing::warn!(program = %self.name, failing, "health check failed: {e}");
+                if failing >= limit {
+                    self.last_error = Some(format!(
+                        "health check failed {failing} times in a row ({e}): restarted"
+                    ));
+                    self.restart_reason = true;
+                    self.restarts += 1;
+                    self.wanted.generation += 1;
+                }
+                self.publish();
+            }
+            _ => {}
+        }
+    }
+
     async fn on_timer(&mut self) {
         let now = Instant::now();
         match &mut self.phase {
+            Phase::Starting {
+                up_at,
+                ready: Some(r),
+                run,
+            } if now >= *up_at && !r.gave_up => {
+                // Not ready in time: a failed start, once its exit is seen.
+                r.gave_up = true;
+                *up_at = now + Duration::from_secs(crate::config::MAX_DURATION_SECS);
+                tracing::warn!(program = %self.name, "not ready in time: killed");
+                run.proc.kill().await;
+            }
+            Phase::Starting { ready: Some(_), .. } => {}
             Phase::Starting { up_at, .. } if now >= *up_at => self.up(),
             Phase::Backoff { until, .. }
                 if now >= *until && self.wanted.run && !self.wanted.remove =>
@@ -999,7 +1223,7 @@ impl<L: Launcher> Task<L> {
                 *kill_at = None;
                 run.proc.kill().await;
             }
-            Phase::Running { run, check_at } if check_at.is_some_and(|t| now >= t) => {
+            Phase::Running { run, check_at, .. } if check_at.is_some_and(|t| now >= t) => {
                 *check_at = Some(now + MEMORY_CHECK);
                 let max = run.config.memory_max;
                 let used = run.proc.memory().await;
@@ -1022,6 +1246,7 @@ impl<L: Launcher> Task<L> {
     }
 }
 
+mod probes;
 mod run;
 use run::{Launcher, Process, RealLauncher};
 #[cfg(test)]

@@ -60,7 +60,7 @@ pub(crate) struct SpawnOptions {
 #[derive(Clone, Debug)]
 pub(crate) struct UserInfo {
     name: String,
-    uid: libc::uid_t,
+    pub(crate) uid: libc::uid_t,
     gid: libc::gid_t,
     groups: Vec<libc::gid_t>,
     home: PathBuf,

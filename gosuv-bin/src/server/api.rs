@@ -742,6 +742,9 @@ mod tests {
             last_error: Some("went wrong".into()),
             log_errors: 0,
             ownership: None,
+            ready_at: None,
+            status_text: None,
+            health: None,
         };
         let config = |name: &str, cmd: &str| {
             Arc::new(ProgramConfig::new(name, gosuv::Command::Shell(cmd.into())))

@@ -1,0 +1,364 @@
+//! A run's `ready` and `health` probes, each a task of its own that reports to the program's
+//! task over a channel: the program task's wait on it is cancel-safe (it is polled again on
+//! every command), attempts never overlap (one loop makes them one after another), and
+//! dropping the probe ends it at once (with whatever process an `exec` attempt runs).
+//!
+//! `http`, `tcp` and `exec` are asked every `interval`, each attempt bounded (by `interval`
+//! for `ready`, by `timeout` for `health`); `log` and `notify` are told: a line of the run's
+//! output that matches, a `READY=1` datagram from one of the run's processes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{ProgramLogs, Shared};
+use crate::config::{ProbeCheck, ProgramConfig};
+use crate::logs::{LogEvent, LogFollower};
+use crate::process_group::ProcessGroup;
+use crate::spawn::{lookup_user, Command as SpawnCommand};
+
+/// What a probe says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// The check passed.
+    Passed,
+    /// One attempt failed, and why (worded for `last_error`).
+    Failed(String),
+    /// The program said `STATUS=...` (notify).
+    Status(String),
+}
+
+/// A running probe. Dropping it ends it.
+pub(crate) struct Probe {
+    rx: mpsc::Receiver<Report>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Probe {
+    /// The next report; never returns once the probe has nothing more to say. Cancel-safe.
+    pub(crate) async fn next(&mut self) -> Report {
+        match self.rx.recv().await {
+            Some(r) => r,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// What a `log` or `notify` probe needs before the run is spawned, so that nothing the run
+/// says early is missed: followers of its output, or the socket `$NOTIFY_SOCKET` names.
+pub(crate) enum Early {
+    None,
+    Log([LogFollower; 2]),
+    Notify(crate::probe::NotifySocket, PathBuf),
+}
+
+impl Early {
+    /// Prepares what `config`'s ready check needs; `Err` when the notify socket cannot be
+    /// made.
+    pub(crate) async fn prepare(
+        config: &ProgramConfig,
+        logs: &ProgramLogs,
+    ) -> Result<Early, String> {
+        match config.ready.as_ref().map(|r| &r.check) {
+            Some(ProbeCheck::Log(_)) => {
+                Ok(Early::Log([logs.stdout.follow(), logs.stderr.follow()]))
+            }
+            Some(ProbeCheck::Notify) => {
+                let dir = notify_dir()?;
+                let path = dir.join(format!("{}.sock", config.name));
+                let sock = crate::probe::NotifySocket::bind(&path).map_err(|e| e.to_string())?;
+                // A program run as another user must be able to send to it.
+                if let Some(user) = &config.user {
+                    let name = user.clone();
+                    let uid = tokio::task::spawn_blocking(move || lookup_user(&name))
+                        .await
+                        .map_err(|e| format!("cannot look up the user: {e}"))??
+                        .uid;
+                    nix::unistd::fchownat(
+                        nix::fcntl::AT_FDCWD,
+                        &path,
+                        Some(nix::unistd::Uid::from_raw(uid)),
+                        None,
+                        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| {
+                        format!(
+                            "cannot hand the notify socket {} to {user}: {e}",
+                            path.display()
+                        )
+                    })?;
+                }
+                Ok(Early::Notify(sock, path))
+            }
+            _ => Ok(Early::None),
+        }
+    }
+
+    /// The path to give the program as `$NOTIFY_SOCKET`.
+    pub(crate) fn notify_path(&self) -> Option<&std::path::Path> {
+        match self {
+            Early::Notify(_, p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// The directory of this process's notify sockets: in the temporary directory, which every
+/// user can reach, mode 0711 (a program run as another user reaches its own socket, and
+/// lists nothing); made once, and trusted only when this user owns it and nobody else can
+/// write to it.
+fn notify_dir() -> Result<PathBuf, String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let dir = std::env::temp_dir().join(format!("gosuv-notify-{}", std::process::id()));
+    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+        Ok(()) => {
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot make {}: {e}", dir.display())),
+    }
+    let m = std::fs::symlink_metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !m.is_dir() || m.uid() != me || m.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is not this user's own directory: remove it",
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
+/// Starts the probe for a run whose leader is `leader` (and whose processes are its
+/// session, or its cgroup `cgroup`). An asked probe makes its first attempt after
+/// `first_after`, then one every `interval`, each limited to `bound`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start(
+    check: &ProbeCheck,
+    first_after: Duration,
+    interval: Duration,
+    bound: Duration,
+    early: Early,
+    sh: Arc<Shared>,
+    config: Arc<ProgramConfig>,
+    leader: u32,
+    cgroup: Option<PathBuf>,
+) -> Probe {
+    let (tx, rx) = mpsc::channel(16);
+    let check = check.clone();
+    let task = tokio::spawn(async move {
+        match (check, early) {
+            (ProbeCheck::Log(re), Early::Log(followers)) => log_loop(&re, followers, tx).await,
+            (ProbeCheck::Notify, Early::Notify(sock, _)) => {
+                notify_loop(sock, leader, cgroup, tx).await;
+            }
+            (check, _) => asked_loop(check, first_after, interval, bound, sh, config, tx).await,
+        }
+    });
+    Probe { rx, task }
+}
+
+/// http, tcp or exec, every `interval`, each attempt within `bound`.
+async fn asked_loop(
+    check: ProbeCheck,
+    first_after: Duration,
+    interval: Duration,
+    bound: Duration,
+    sh: Arc<Shared>,
+    config: Arc<ProgramConfig>,
+    tx: mpsc::Sender<Report>,
+) {
+    let mut next = tokio::time::Instant::now() + first_after;
+    loop {
+        tokio::time::sleep_until(next).await;
+        next = tokio::time::Instant::now() + interval;
+        let r = match &check {
+            ProbeCheck::Http(url) => crate::probe::http_get(url, bound).await,
+            ProbeCheck::Tcp(target) => crate::probe::tcp_connect(target, bound).await,
+            ProbeCheck::Exec(cmd) => exec_once(cmd, bound, &sh, &config).await,
+            // Told, not asked: never here.
+            ProbeCheck::Log(_) | ProbeCheck::Notify => return,
+        };
+        let report = match r {
+            Ok(()) => Report::Passed,
+            Err(e) => Report::Failed(e),
+        };
+        if tx.send(report).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs `cmd` as the program would run (its environment, directory and user), in a process
+/// group of its own that is killed when the attempt ends or is dropped.
+async fn exec_once(
+    cmd: &crate::config::Command,
+    bound: Duration,
+    sh: &Shared,
+    config: &ProgramConfig,
+) -> Result<(), String> {
+    let shown = cmd.argv().join(" ");
+    let mut probe_config = config.clone();
+    probe_config.command = cmd.clone();
+    let user = match &config.user {
+        Some(name) => {
+            let name = name.clone();
+            Some(
+                tokio::task::spawn_blocking(move || lookup_user(&name))
+                    .await
+                    .map_err(|e| format!("cannot look up the user: {e}"))??,
+            )
+        }
+        None => None,
+    };
+    let run = crate::spawn::new_run_id();
+    let prepared =
+        SpawnCommand::prepare(&probe_config, &sh.base_dir, &sh.spawn, user.as_ref(), &run)?;
+    let (mut group, pipes) = ProcessGroup::spawn(
+        &config.name,
+        &run,
+        &prepared,
+        true,
+        None,
+        libc::SIGKILL,
+        Duration::ZERO,
+        false,
+        Arc::from(Vec::new()),
+    )
+    .map_err(|f| format!("{shown}: {}", f.message))?;
+    let output = tokio::spawn(read_tail(pipes.stdout));
+    let status = tokio::time::timeout(bound, group.exited()).await;
+    group.kill_now();
+    let _ = tokio::time::timeout(Duration::from_secs(1), group.emptied()).await;
+    group.finish();
+    let said = tokio::time::timeout(Duration::from_millis(100), output)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    match status {
+        Err(_) => Err(format!(
+            "{shown}: no result within {}",
+            crate::config::format_duration(bound)
+        )),
+        Ok(s) if s.code() == Some(0) => Ok(()),
+        Ok(s) => Err(format!(
+            "{shown}: {s}{}",
+            if said.is_empty() {
+                String::new()
+            } else {
+                format!(": {said}")
+            }
+        )),
+    }
+}
+
+/// The last line an exec probe wrote (at most 200 characters).
+async fn read_tail(fd: std::os::fd::OwnedFd) -> String {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut f) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
+        return String::new();
+    };
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match f.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() > 8192 {
+                    buf.drain(..buf.len() - 4096);
+                }
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    last.chars().take(200).collect()
+}
+
+/// Matches every line of the run's stdout and stderr against `re`.
+async fn log_loop(re: &str, followers: [LogFollower; 2], tx: mpsc::Sender<Report>) {
+    let Ok(re) = crate::probe::check_log_regex(re) else {
+        return;
+    };
+    let [mut out, mut err] = followers;
+    let mut m_out = crate::probe::LineMatcher::new(re.clone());
+    let mut m_err = crate::probe::LineMatcher::new(re);
+    loop {
+        let (ev, m) = tokio::select! {
+            e = out.recv() => (e, &mut m_out),
+            e = err.recv() => (e, &mut m_err),
+        };
+        match ev {
+            Some(LogEvent::Data(d)) => {
+                if m.feed(&d) {
+                    let _ = tx.send(Report::Passed).await;
+                    return;
+                }
+            }
+            Some(LogEvent::Missed(_)) => {}
+            // The program is gone.
+            None => return,
+        }
+    }
+}
+
+/// Waits for `READY=1` from one of the run's processes; passes `STATUS=` on.
+async fn notify_loop(
+    sock: crate::probe::NotifySocket,
+    leader: u32,
+    cgroup: Option<PathBuf>,
+    tx: mpsc::Sender<Report>,
+) {
+    loop {
+        let Ok(msg) = sock.recv().await else {
+            return;
+        };
+        if !is_the_runs(msg.pid, leader, cgroup.as_deref()) {
+            tracing::debug!(
+                pid = msg.pid,
+                "a notify message from outside the program: ignored"
+            );
+            continue;
+        }
+        if let Some(s) = msg.status.clone() {
+            if tx.send(Report::Status(s)).await.is_err() {
+                return;
+            }
+        }
+        if msg.ready && tx.send(Report::Passed).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Whether `pid` is one of the run's processes: in its cgroup, or in its session (every
+/// run leads a session of its own).
+fn is_the_runs(pid: u32, leader: u32, cgroup: Option<&std::path::Path>) -> bool {
+    if pid == leader {
+        return true;
+    }
+    if let Some(cg) = cgroup {
+        if let Some(own) = crate::procfs::cgroup_of(pid) {
+            let rel = own.trim_start_matches('/');
+            if cg.ends_with(rel) && !rel.is_empty() {
+                return true;
+            }
+        }
+    }
+    crate::procfs::ProcStat::read(pid).is_some_and(|s| s.session == leader)
+}
