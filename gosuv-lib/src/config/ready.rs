@@ -474,7 +474,10 @@ pub(crate) fn parse_health(
     (c.errors.len() == before && check.is_some()).then_some(Some(p))
 }
 
-/// Reads `depends_on`: names, or `{name, condition}`.
+/// Reads `depends_on`: names, or `{name, condition}`. (Not a key of programs yet: the
+/// program task does not wait for dependencies; until it does, the key is refused as
+/// unknown rather than read and ignored.)
+#[allow(dead_code)]
 pub(crate) fn parse_depends_on(
     c: &mut Collector<'_>,
     path: &[Seg],
@@ -666,5 +669,102 @@ mod tests {
         ] {
             assert_eq!(format_duration(Duration::from_millis(d)), s);
         }
+    }
+
+    fn parse(text: &str) -> Result<Vec<ProgramConfig>, String> {
+        crate::config::parse_programs(text, None, std::path::Path::new("/"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn probes_are_read_and_written_back_the_same() {
+        let text = "- name: a\n  command: x\n  ready: {http: \"http://127.0.0.1:8080/healthz\", interval: 250ms, timeout: 2m}\n  health: {tcp: \"unix:/run/a.sock\", interval: 5s, timeout: 1s, failures: 2}\n  start_seconds: 1m\n";
+        let ps = parse(text).expect("valid");
+        let r = ps[0].ready.clone().expect("ready");
+        assert_eq!(
+            r.check,
+            ProbeCheck::Http("http://127.0.0.1:8080/healthz".into())
+        );
+        assert_eq!(
+            (r.interval, r.timeout),
+            (Duration::from_millis(250), Duration::from_secs(120))
+        );
+        let h = ps[0].health.clone().expect("health");
+        assert_eq!(h.check, ProbeCheck::Tcp("unix:/run/a.sock".into()));
+        assert_eq!(h.failures, 2);
+        assert_eq!(ps[0].start_seconds, 60);
+        // Written back (the server's programs.yml), it reads the same.
+        let yaml = serde_yaml::to_string(&ps).expect("yaml");
+        assert_eq!(parse(&yaml).expect("again"), ps);
+        for text in [
+            "- name: a\n  command: x\n  ready: {log: \"listening on .*\"}\n",
+            "- name: a\n  command: x\n  ready: {notify: true, timeout: 10s}\n",
+            "- name: a\n  command: x\n  ready: {exec: [pg_isready, -q]}\n",
+        ] {
+            let ps = parse(text).expect(text);
+            let yaml = serde_yaml::to_string(&ps).expect("yaml");
+            assert_eq!(parse(&yaml).expect("again"), ps, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn every_probe_mistake_is_named_with_its_line() {
+        let text = "- name: a\n  command: x\n  ready: {http: \"http://x:1/\", tcp: \"x:1\"}\n- name: b\n  command: x\n  ready:\n    log: \"(\"\n- name: c\n  command: x\n  health: {log: hi}\n- name: d\n  command: x\n  ready: {tcp: nowhere, interval: 1ms}\n- name: e\n  command: x\n  ready: {http: \"https://x/\", colour: red}\n- name: f\n  command: x\n  health: {exec: \"true\", failures: 0}\n- name: g\n  command: x\n  start_seconds: 250ms\n";
+        let err = parse(text).expect_err("all wrong");
+        for says in [
+            "line 3: [0].ready: http and tcp given",
+            "line 7: [1].ready.log: invalid log regex",
+            "line 10: [2].health.log: `log` cannot be used here",
+            "line 13: [3].ready.tcp:",
+            "line 13: [3].ready.interval: 1ms is too short",
+            "line 16: [4].ready.http:",
+            "line 16: [4].ready.colour: unknown key",
+            "line 19: [5].health.failures:",
+            "line 22: [6].start_seconds: '250ms' is not a whole number of seconds",
+        ] {
+            assert!(err.contains(says), "missing {says:?} in:\n{err}");
+        }
+    }
+
+    #[test]
+    fn cycles_and_unknown_dependencies_are_found() {
+        let mk = |name: &str, deps: &[&str]| {
+            let mut p = ProgramConfig::shell(name, "x");
+            p.depends_on = deps
+                .iter()
+                .map(|d| Dependency {
+                    name: (*d).into(),
+                    condition: Condition::Ready,
+                })
+                .collect();
+            p
+        };
+        let ps = [
+            mk("a", &["b"]),
+            mk("b", &["c"]),
+            mk("c", &["a"]),
+            mk("d", &["zz", "d"]),
+        ];
+        let refs: Vec<&ProgramConfig> = ps.iter().collect();
+        let found: Vec<String> = check_dependencies(&refs, &BTreeSet::new())
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        assert!(
+            found
+                .iter()
+                .any(|m| m == "dependency cycle: a -> b -> c -> a"),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|m| m.contains("'zz', which is no program")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|m| m.contains("'d' depends on itself")),
+            "{found:?}"
+        );
     }
 }
