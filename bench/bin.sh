@@ -19,15 +19,24 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 cleanup() { "$GOSUV" -c "$work/config.yml" shutdown >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 
+# HTTP always needs auth (every local user can reach 127.0.0.1).
+pass="bench-$RANDOM$RANDOM"
+auth="Authorization: Basic $(printf 'admin:%s' "$pass" | base64)"
 cat >"$work/config.yml" <<YML
 server:
   httpserver:
     enabled: true
     addr: 127.0.0.1:$port
+  auth:
+    enabled: true
+    username: admin
+    password: "$pass"
   log:
     level: warn
 client:
   server_url: unix://.gosuv.sock
+  username: admin
+  password: "$pass"
 YML
 chmod 600 "$work/config.yml"
 g() { "$GOSUV" -c "$work/config.yml" "$@"; }
@@ -66,11 +75,11 @@ echo "median: $(awk '{print $1/1000}' "$work/status.us" | median) ms"
 pid=$(cat "$work/.gosuv.pid")
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
 echo "== GET /api/programs with $PROGRAMS programs (wrk, loopback)"
-wrk -t1 -c4 -d3s "http://127.0.0.1:$port/api/programs" >/dev/null  # warm-up
+wrk -t1 -c4 -d3s -H "$auth" "http://127.0.0.1:$port/api/programs" >/dev/null  # warm-up
 echo "server RSS before: $(rss) KiB"
 total=0
 for round in 1 2 3 4 5; do
-  out=$(wrk -t2 -c8 -d8s "http://127.0.0.1:$port/api/programs")
+  out=$(wrk -t2 -c8 -d8s -H "$auth" "http://127.0.0.1:$port/api/programs")
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
   rate=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   total=$((total + reqs))
@@ -78,10 +87,10 @@ for round in 1 2 3 4 5; do
   echo "$rate" >>"$work/rate"
 done
 echo "median: $(median <"$work/rate") req/s over $total requests"
-bytes=$(curl -s "http://127.0.0.1:$port/api/programs" | wc -c)
+bytes=$(curl -s -H "$auth" "http://127.0.0.1:$port/api/programs" | wc -c)
 echo "response size: $bytes bytes"
 
 echo "== for comparison: GET /api/programs?stats=false (rebuilt on every request, no cache)"
-wrk -t2 -c8 -d5s "http://127.0.0.1:$port/api/programs?stats=false" | awk '/Requests\/sec/ {print $2 " req/s"}'
+wrk -t2 -c8 -d5s -H "$auth" "http://127.0.0.1:$port/api/programs?stats=false" | awk '/Requests\/sec/ {print $2 " req/s"}'
 echo "== GET /metrics"
-wrk -t2 -c8 -d5s "http://127.0.0.1:$port/metrics" | awk '/Requests\/sec/ {print $2 " req/s"}'
+wrk -t2 -c8 -d5s -H "$auth" "http://127.0.0.1:$port/metrics" | awk '/Requests\/sec/ {print $2 " req/s"}'

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Browser tests of gosuv's web page (issue 6), on a fresh Debian machine or a developer's:
 # installs Debian's chromium when it is missing and playwright-core from the lock file, builds
-# the gosuv binary, starts two real servers in a temp dir (HTTP on 127.0.0.1 with a free port,
-# plus the unix socket: one behind basic auth, one without), runs tests/*.test.mjs with node's
-# test runner against them, and always stops the servers. Screenshots and the servers' logs go
-# to web-tests/artifacts/. Exits non-zero when anything fails.
+# the gosuv binary, starts a real server in a temp dir (HTTP on 127.0.0.1 with a free port,
+# behind basic auth as gosuv requires, plus the unix socket), runs tests/*.test.mjs with node's
+# test runner against it (with the login URL the server printed), and always stops the server.
+# Screenshots and the server's log go to web-tests/artifacts/. Exits non-zero when anything fails.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -64,10 +64,10 @@ free_port() {
   node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'
 }
 
-# start_server NAME AUTH: writes NAME/config.yml and programs.yml, starts `gosuv start-server -f`
-# and waits until it answers; sets $port.
+# start_server NAME: writes NAME/config.yml and programs.yml, starts `gosuv start-server -f`
+# and waits until it answers; sets $port and $login_url (the URL it printed).
 start_server() {
-  local name="$1" auth="$2" dir="$work/$1"
+  local name="$1" dir="$work/$1"
   mkdir -p "$dir"
   port="$(free_port)"
   cat >"$dir/config.yml" <<EOF
@@ -79,7 +79,7 @@ server:
     enabled: true
     sockfile: .gosuv.sock
   auth:
-    enabled: $auth
+    enabled: true
     username: webtest
     password: "$GOSUV_PASS"
   log:
@@ -109,17 +109,16 @@ EOF
     fi
     sleep 0.1
   done
-  echo "   $name: http://127.0.0.1:$port (auth: $auth) in $dir"
+  login_url="$(sed -n 's/^web page: //p' "$dir/server.out")"
+  echo "   $name: http://127.0.0.1:$port in $dir"
 }
 
 GOSUV_PASS="pw-$RANDOM$RANDOM"
 export GOSUV_PASS GOSUV_USER=webtest
-echo "== starting gosuv servers"
-start_server auth true
-export GOSUV_URL="http://127.0.0.1:$port" GOSUV_DIR="$work/auth"
-start_server open false
-export GOSUV_URL_NOAUTH="http://127.0.0.1:$port"
-export GOSUV_ARTIFACTS="$artifacts"
+echo "== starting gosuv server"
+start_server auth
+export GOSUV_URL="http://127.0.0.1:$port" GOSUV_DIR="$work/auth" GOSUV_LOGIN_URL="$login_url"
+export GOSUV_ARTIFACTS="$artifacts" GOSUV_BIN="$bin" GOSUV_WORK="$work"
 
 echo "== node --test (headless chromium)"
 # GOSUV_WEB_TEST_PATTERN=regex runs only the tests whose names match it.

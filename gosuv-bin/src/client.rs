@@ -253,6 +253,22 @@ impl Client {
                 let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(|e| self.unreachable(e))?;
+                // The credentials go only to a server of this user's (or root's): another
+                // user's process listening at the path would get them.
+                let cred = stream.peer_cred().map_err(|e| self.protocol(e))?;
+                // SAFETY: geteuid has no arguments and cannot fail.
+                let me = unsafe { libc::geteuid() };
+                if cred.uid() != me && cred.uid() != 0 {
+                    return Err(ClientError::Protocol {
+                        url: self.url.clone(),
+                        cause: format!(
+                            "the process at this socket runs as uid {}, not as you or root: \
+                             not sending it your credentials (is another user's program \
+                             listening at this path?)",
+                            cred.uid()
+                        ),
+                    });
+                }
                 self.handshake(stream).await?
             }
             Endpoint::Tcp(hp) => {

@@ -61,14 +61,63 @@ fn client(conf: &Path) -> CliResult<(gosuv::ServerConfig, Client)> {
     Ok((config, client))
 }
 
-fn start_server(conf: &Path, foreground: bool, daemon_child: bool) -> CliResult {
+/// config.yml for a command that needs only `keys` of it (`client` for the settings the
+/// client uses, `server.pidfile`): an error elsewhere in the file (an unknown key, a broken
+/// server section, a bad programs include) is a warning, so it cannot lock the operator out
+/// of a running server. An error on one of `keys`, or one that spoils the whole file (YAML
+/// that does not parse), is still an error.
+fn load_for(conf: &Path, keys: &[&str]) -> CliResult<gosuv::ServerConfig> {
     if !conf.exists() {
-        daemon::write_default_config(conf)?;
+        return load(conf);
+    }
+    let (config, errors) = gosuv::ServerConfig::load_lenient(conf)?;
+    let Some(errors) = errors else {
+        return Ok(config);
+    };
+    let concerns = |key: &str| {
+        key.is_empty()
+            || keys.iter().any(|k| {
+                key == *k
+                    || key
+                        .strip_prefix(k)
+                        .is_some_and(|rest| rest.starts_with(['.', '[']))
+                    || k.strip_prefix(key)
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+    };
+    let blocking: Vec<String> = errors
+        .0
+        .iter()
+        .filter(|e| concerns(&e.key))
+        .map(ToString::to_string)
+        .collect();
+    if !blocking.is_empty() {
+        return Err(Failure::new(blocking.join("\n")));
+    }
+    eprintln!(
+        "warning: {} has {} error{} this command does not depend on (see 'gosuv conftest')",
+        conf.display(),
+        errors.0.len(),
+        if errors.0.len() == 1 { "" } else { "s" }
+    );
+    Ok(config)
+}
+
+/// [`load_for`] the client settings, and a client.
+fn lenient_client(conf: &Path) -> CliResult<(gosuv::ServerConfig, Client)> {
+    let config = load_for(conf, &["client"])?;
+    let client = Client::from_config(&config)?;
+    Ok((config, client))
+}
+
+fn start_server(conf: &Path, foreground: bool, daemon_child: bool) -> CliResult {
+    if !conf.exists() && daemon::write_default_config(conf)? {
         eprintln!("wrote the default config to {}", conf.display());
     }
-    let config = gosuv::ServerConfig::load(conf)?;
-    crate::server::preflight(&config)?;
-    for w in crate::server::permission_warnings(&config) {
+    // Everything the server would refuse, checked here so it is reported on the terminal
+    // (and before a background start).
+    let checked = crate::server::checks::check_startable(conf)?;
+    for w in crate::server::checks::permission_warnings(&checked.config) {
         eprintln!("warning: {w}");
     }
     if foreground {
@@ -76,18 +125,16 @@ fn start_server(conf: &Path, foreground: bool, daemon_child: bool) -> CliResult 
         crate::server::become_init();
         gosuv::enable_subreaper()
             .map_err(|e| Failure::new(format!("cannot become a child subreaper: {e}")))?;
-        crate::server::run(conf, !daemon_child)
+        crate::server::run(checked, !daemon_child)
     } else {
-        // Checked here too, so that a bad programs file is reported on the terminal.
-        config.load_programs()?;
-        daemon::start_background(conf, &config)
+        daemon::start_background(conf, &checked.config)
     }
 }
 
 /// Asks the server to shut down and waits until it has exited. Returns whether a server
 /// was running.
 fn shutdown(conf: &Path) -> CliResult<bool> {
-    let (config, client) = client(conf)?;
+    let (config, client) = lenient_client(conf)?;
     let status = client.json(Method::GET, "/api/status", None)?;
     let pidfile = status["pidfile"]
         .as_str()
@@ -116,7 +163,7 @@ fn shutdown(conf: &Path) -> CliResult<bool> {
 }
 
 fn status_server(conf: &Path) -> CliResult {
-    let (_, client) = client(conf)?;
+    let (_, client) = lenient_client(conf)?;
     match client.json(Method::GET, "/api/status", None) {
         Ok(_) => {
             println!("server is running");
@@ -130,6 +177,10 @@ fn status_server(conf: &Path) -> CliResult {
 }
 
 fn restart_server(conf: &Path) -> CliResult {
+    // Nothing is stopped for a config that could not start.
+    if conf.exists() {
+        crate::server::checks::check_startable(conf)?;
+    }
     match shutdown(conf) {
         Ok(_) => println!("server stopped"),
         Err(e) if e.message.starts_with("cannot reach") => {
@@ -141,7 +192,7 @@ fn restart_server(conf: &Path) -> CliResult {
 }
 
 fn kill(conf: &Path, force: bool) -> CliResult {
-    let config = load(conf)?;
+    let config = load_for(conf, &["server.pidfile"])?;
     let pidfile = &config.server.pidfile;
     let Some(pid) = daemon::running_pid(pidfile) else {
         return Err(Failure::new(format!(
@@ -192,17 +243,35 @@ fn reload(conf: &Path) -> CliResult {
     Ok(())
 }
 
+/// Checks both files and runs every check `start-server` runs; prints every problem.
 fn conftest(conf: &Path) -> CliResult {
-    let v = gosuv::config::validate(conf)?;
-    for w in crate::server::permission_warnings(&v.server) {
+    let (server, errors) = gosuv::ServerConfig::load_lenient(conf)?;
+    let mut problems: Vec<String> = match errors {
+        Some(e) => e.0.iter().map(ToString::to_string).collect(),
+        // The server's checks only on a config.yml that parses: on one with errors they
+        // would report the defaults its bad keys left.
+        None => crate::server::checks::check_server(&server)
+            .err()
+            .unwrap_or_default(),
+    };
+    // The programs file is checked whatever config.yml has (with the `include` that could
+    // be read), so one run shows everything to fix.
+    let programs = server.load_programs().unwrap_or_else(|e| {
+        problems.extend(e.0.iter().map(ToString::to_string));
+        Vec::new()
+    });
+    if !problems.is_empty() {
+        return Err(Failure::new(problems.join("\n")));
+    }
+    for w in crate::server::checks::permission_warnings(&server) {
         eprintln!("warning: {w}");
     }
     println!(
         "config ok: {} and {} ({} program{})",
         conf.display(),
-        v.server.include.display(),
-        v.programs.len(),
-        if v.programs.len() == 1 { "" } else { "s" }
+        server.include.display(),
+        programs.len(),
+        if programs.len() == 1 { "" } else { "s" }
     );
     Ok(())
 }

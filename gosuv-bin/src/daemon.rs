@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -37,6 +38,7 @@ impl PidFile {
             .create(true)
             .truncate(false)
             .open(path)
+            .and_then(gosuv::files::checked)
             .map_err(|e| {
                 Failure::new(format!(
                     "cannot open the pidfile: {}",
@@ -86,7 +88,19 @@ impl Drop for PidFile {
 /// The pid in a pidfile that a live server holds locked; `None` when no server holds it
 /// (missing file, or a stale one left by `kill -9`).
 pub fn running_pid(path: &Path) -> Option<u32> {
-    let mut file = File::open(path).ok()?;
+    use std::os::unix::fs::MetadataExt;
+    // Never through a link, never a FIFO; only a file this user (or root) owns: a pidfile
+    // someone else made, in a shared directory, must not direct `kill` at their choice.
+    let mut file = gosuv::files::options(0)
+        .read(true)
+        .open(path)
+        .and_then(gosuv::files::checked)
+        .ok()?;
+    let owner = file.metadata().ok()?.uid();
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if owner != unsafe { libc::geteuid() } && owner != 0 {
+        return None;
+    }
     // SAFETY: flock on a descriptor we own; a shared lock we get is dropped with the file.
     let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
     if free {
@@ -94,7 +108,11 @@ pub fn running_pid(path: &Path) -> Option<u32> {
     }
     let mut text = String::new();
     file.read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+    let pid: u32 = text.trim().parse().ok()?;
+    // And the pid is a gosuv server's.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let is_server = cmdline.split(|b| *b == 0).any(|a| a == b"start-server");
+    is_server.then_some(pid)
 }
 
 /// Waits until no server holds the pidfile, up to `timeout`. Returns whether it is free.
@@ -111,33 +129,142 @@ pub fn wait_pidfile_free(path: &Path, timeout: Duration) -> bool {
     }
 }
 
-/// Writes the commented default config.yml at `path` (mode 0600: it holds a password).
+/// Writes the commented default config.yml at `path`, with auth on and a random password
+/// (for the server and the client alike). The file holds a password: it is created mode
+/// 0600, complete or not at all (a temporary file beside it, fsync, then moved into place
+/// only if nothing is at `path`), and never through a symlink. Returns false when another
+/// `start-server` wrote one first (then that one is used).
 ///
 /// # Errors
-/// The file cannot be created.
-pub fn write_default_config(path: &Path) -> CliResult {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        gosuv::files::create_dir_all(dir)
-            .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let mut f = gosuv::files::options(0o600)
+/// The file cannot be written, or a dangling symlink is at `path`.
+pub fn write_default_config(path: &Path) -> CliResult<bool> {
+    let fail = |e: &dyn std::fmt::Display| {
+        Failure::new(format!(
+            "cannot write the default config {}: {e}",
+            path.display()
+        ))
+    };
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => {
+            gosuv::files::create_dir_all(dir)
+                .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+            dir
+        }
+        None => Path::new("."),
+    };
+    let password = random_password().map_err(|e| fail(&e))?;
+    let text = gosuv::config::default_config_yml(&password);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config.yml".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(path)
-        .map_err(|e| {
-            Failure::new(format!(
-                "cannot write the default config {}: {e}",
-                path.display()
-            ))
-        })?;
-    f.write_all(gosuv::config::DEFAULT_CONFIG_YML.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| {
-            Failure::new(format!(
-                "cannot write the default config {}: {e}",
-                path.display()
-            ))
-        })
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(|e| fail(&format!("cannot create {}: {e}", tmp.display())))?;
+    let written = (|| -> std::io::Result<()> {
+        // The umask may only have taken bits away; this is the mode whatever it was.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    })();
+    drop(f);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(&e));
+    }
+    let placed = move_no_replace(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match placed {
+        Ok(()) => {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if path.exists() {
+                Ok(false)
+            } else {
+                Err(Failure::new(format!(
+                    "{} is a symlink to nothing: remove it, or pass another file with -c",
+                    path.display()
+                )))
+            }
+        }
+        Err(e) => Err(fail(&e)),
+    }
+}
+
+/// Moves `from` to `to` unless something (a symlink included) is at `to`: `renameat2` with
+/// `RENAME_NOREPLACE`, or a hard link where the file system lacks that flag.
+///
+/// # Errors
+/// `AlreadyExists` when something is at `to`; any other failure to move.
+fn move_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))
+    };
+    let (cfrom, cto) = (c(from)?, c(to)?);
+    // SAFETY: two NUL-terminated paths that live across the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            cfrom.as_ptr(),
+            libc::AT_FDCWD,
+            cto.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => std::fs::hard_link(from, to),
+        _ => Err(e),
+    }
+}
+
+/// A password of 24 URL-safe characters (144 bits from the kernel's random source).
+///
+/// # Errors
+/// No random bytes can be read.
+fn random_password() -> std::io::Result<String> {
+    use base64::Engine;
+    let mut bytes = [0u8; 18];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        let rest = &mut bytes[filled..];
+        // SAFETY: writes at most `rest.len()` bytes into `rest`.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            // A kernel without getrandom(2): its device.
+            File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut bytes))
+                .map_err(|u| {
+                    std::io::Error::other(format!(
+                        "no random bytes for the password (getrandom: {e}; /dev/urandom: {u})"
+                    ))
+                })?;
+            break;
+        }
+        filled += n.unsigned_abs();
+    }
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// How long a background start waits for the server to answer.
@@ -197,19 +324,24 @@ pub fn start_background(config_path: &Path, config: &gosuv::ServerConfig) -> Cli
         .spawn()
         .map_err(|e| Failure::new(format!("cannot start the server: {e}")))?;
     let client = Client::from_config(config)?;
+    let started = child.id();
     // A server that first stops what a crashed one left running answers only after that.
     let timeout = START_TIMEOUT + crate::server::recovery::pending_grace(&config.server.pidfile);
     let deadline = Instant::now() + timeout;
+    // What answers at the address when it is not the server started here: another gosuv
+    // (a lost start race), or a stranger on the socket path.
+    let mut foreign: Option<String> = None;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             let why = read_from(&log_path, log_start);
-            return Err(Failure::new(format!(
-                "the server did not start ({status}):\n{}",
-                why.trim_end()
-            )));
+            let mut message = format!("the server did not start ({status}):\n{}", why.trim_end());
+            if let Some(f) = &foreign {
+                message.push_str(&format!("\n{f}"));
+            }
+            return Err(Failure::new(message));
         }
         match client.json(hyper::Method::GET, "/api/status", None) {
-            Ok(v) => {
+            Ok(v) if v["pid"].as_u64() == Some(u64::from(started)) => {
                 let listening: Vec<String> = v["listening"]
                     .as_array()
                     .map(|a| {
@@ -219,29 +351,76 @@ pub fn start_background(config_path: &Path, config: &gosuv::ServerConfig) -> Cli
                     })
                     .unwrap_or_default();
                 println!("server started, listening {}", listening.join(", "));
+                if let Some(url) = crate::server::checks::login_url(config, &listening) {
+                    println!("web page: {url}");
+                }
                 return Ok(());
+            }
+            Ok(v) => {
+                foreign = Some(format!(
+                    "another process answers at {} (pid {}), not the server this command started (pid {started})",
+                    client.url(),
+                    v["pid"]
+                ));
             }
             Err(ClientError::Unreachable { .. }) => {}
-            Err(e) => {
-                println!(
-                    "server started (pid {}), but this client cannot use it: {e}",
-                    child.id()
-                );
-                return Ok(());
-            }
+            Err(e) => match socket_owner(&client) {
+                // Its own server, which this client cannot use (wrong credentials in
+                // client.*): the server runs, but nothing this command was for works.
+                Some(pid) if pid == started => {
+                    return Err(Failure::new(format!(
+                        "the server started (pid {started}) and runs, but this client cannot use it: {e}"
+                    )));
+                }
+                owner => {
+                    foreign = Some(format!(
+                        "{} answers at {}: {e}",
+                        owner.map_or("another process".to_string(), |p| format!(
+                            "another process (pid {p})"
+                        )),
+                        client.url()
+                    ));
+                }
+            },
         }
         if Instant::now() >= deadline {
             return Err(Failure::new(format!(
-                "the server (pid {}) did not answer at {} within {}s: check client.server_url in {} and {}",
-                child.id(),
+                "the server (pid {started}) did not answer at {} within {}s{}: check client.server_url in {} and {}",
                 client.url(),
                 timeout.as_secs(),
+                foreign.map(|f| format!(" ({f})")).unwrap_or_default(),
                 config_path.display(),
                 log_path.display()
             )));
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// The pid of the process listening on the client's unix socket (`SO_PEERCRED` of a
+/// connection to it); `None` over TCP or when it cannot be told.
+fn socket_owner(client: &Client) -> Option<u32> {
+    let crate::client::Endpoint::Unix(path) = crate::client::parse_url(client.url()).ok()? else {
+        return None;
+    };
+    let stream = std::os::unix::net::UnixStream::connect(path).ok()?;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which lives across the call.
+    let r = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then(|| u32::try_from(cred.pid).ok()).flatten()
 }
 
 /// What was appended to a file after `offset` (the last 4 KiB of it).

@@ -281,3 +281,130 @@ fn the_example_configs_are_valid() {
     );
     assert!(stdout.contains("(3 programs)"), "{stdout}");
 }
+
+/// `conftest` refuses what `start-server` refuses: HTTP without auth (loopback or not), an
+/// empty password, an ipfile that is missing or has a bad line, an HTTP address that is not
+/// one; and says all of them at once.
+#[test]
+fn conftest_runs_every_check_start_server_runs() {
+    let env = Env::unix();
+    env.programs(PROGRAMS);
+    // Stops a server that should not have started, should one have.
+    let _guard = Server { env: &env };
+    let port = free_port();
+    let cases = [
+        (
+            format!("server:\n  httpserver:\n    enabled: true\n    addr: 127.0.0.1:{port}\n"),
+            vec!["refusing to serve HTTP on 127.0.0.1:", "any local user"],
+        ),
+        (
+            format!("server:\n  httpserver:\n    enabled: true\n    addr: 0.0.0.0:{port}\n"),
+            vec!["refusing to serve HTTP on 0.0.0.0:"],
+        ),
+        (
+            "server:\n  auth:\n    enabled: true\n    password: \"\"\n".to_string(),
+            vec!["empty password"],
+        ),
+        (
+            "server:\n  auth:\n    enabled: true\n    password: pw\n    ipfile: missing.txt\n"
+                .to_string(),
+            vec!["cannot read the ipfile", "missing.txt"],
+        ),
+        (
+            format!("server:\n  httpserver:\n    enabled: true\n    addr: \"no such host!:{port}\"\n  auth:\n    enabled: true\n    password: pw\n"),
+            vec!["no such host!", "server.httpserver.addr"],
+        ),
+        (
+            "server:\n  unixserver:\n    enabled: false\n".to_string(),
+            vec!["neither server.unixserver nor server.httpserver"],
+        ),
+    ];
+    for (config, wanted) in &cases {
+        std::fs::write(env.conf(), config).unwrap();
+        let err = env.fails(&["conftest"]);
+        for w in wanted {
+            assert!(err.contains(w), "{config}\nlacks {w:?}: {err}");
+        }
+        let start = env.fails(&["start-server"]);
+        for w in wanted {
+            assert!(
+                start.contains(w),
+                "start-server: {config}\nlacks {w:?}: {start}"
+            );
+        }
+        assert!(!env.sock().exists());
+    }
+    // Every problem at once.
+    std::fs::write(
+        env.conf(),
+        format!("server:\n  httpserver:\n    enabled: true\n    addr: 127.0.0.1:{port}\n  auth:\n    ipfile: gone.txt\n"),
+    )
+    .unwrap();
+    let err = env.fails(&["conftest"]);
+    assert!(
+        err.contains("refusing to serve HTTP") && err.contains("gone.txt"),
+        "{err}"
+    );
+    std::fs::write(env.path("allow.txt"), "127.0.0.1\n").unwrap();
+    std::fs::write(
+        env.conf(),
+        format!("server:\n  httpserver:\n    enabled: true\n    addr: 127.0.0.1:{port}\n  auth:\n    enabled: true\n    password: pw\n    ipfile: allow.txt\nclient:\n  password: pw\n"),
+    )
+    .unwrap();
+    let out = env.ok(&["conftest"]);
+    assert!(out.contains("config ok"), "{out}");
+}
+
+/// `shutdown`, `kill` and `status-server` need only the client settings (and the pidfile):
+/// a config.yml broken elsewhere (an unknown key, a bad programs include, a server section
+/// that would not start) must not lock the operator out of a running server.
+#[test]
+fn shutdown_kill_and_status_server_need_only_the_client_settings() {
+    let env = Env::unix();
+    let good = std::fs::read_to_string(env.conf()).unwrap();
+    let broken = good
+        .replacen(
+            "server:\n",
+            "include: [not, a, path]\nserver:\n  bogus: 1\n",
+            1,
+        )
+        .replacen("    level: debug\n", "    level: loud\n  minfds: lots\n", 1)
+        .replacen(
+            "    enabled: true\n    sockfile",
+            "    enabled: yes-please\n    sockfile",
+            1,
+        );
+    assert_ne!(broken, good);
+
+    let srv = env.start();
+    std::fs::write(env.conf(), &broken).unwrap();
+    assert!(env.fails(&["conftest"]).contains("bogus"));
+    let out = env.ok(&["status-server"]);
+    assert!(out.contains("server is running"), "{out}");
+    let out = env.ok(&["shutdown"]);
+    assert!(out.contains("server stopped"), "{out}");
+    std::mem::forget(srv);
+
+    std::fs::write(env.conf(), &good).unwrap();
+    let srv = env.start();
+    let pid = env.pid().unwrap();
+    std::fs::write(env.conf(), &broken).unwrap();
+    let out = env.ok(&["kill"]);
+    assert_eq!(out.trim(), format!("server stopped (pid {pid})"));
+    std::mem::forget(srv);
+    let err = env.fails(&["status-server"]);
+    assert!(err.contains("server is not running"), "{err}");
+
+    // A broken client section is still an error, naming the key.
+    std::fs::write(
+        env.conf(),
+        broken.replacen(
+            "server_url: \"unix://.gosuv.sock\"",
+            "server_url: ftp://x",
+            1,
+        ),
+    )
+    .unwrap();
+    let err = env.fails(&["status-server"]);
+    assert!(err.contains("client.server_url"), "{err}");
+}

@@ -1,6 +1,7 @@
 //! The server's life: background start, a second start refused, stale socket and pidfile
 //! after `kill -9`, restart-server, kill, signals (graceful stop, SIGHUP reload),
-//! persistence of API changes across restarts, and the foreground mode.
+//! persistence of API changes across restarts, and the foreground mode; a background start
+//! that another process answers for; checks before anything is stopped.
 
 mod common;
 
@@ -218,6 +219,7 @@ fn a_server_that_cannot_start_says_why() {
     let port = taken.local_addr().unwrap().port();
     let env = Env::new(Setup {
         http_port: Some(port),
+        auth: true,
         ..Setup::default()
     });
     let err = env.fails(&["start-server"]);
@@ -227,4 +229,157 @@ fn a_server_that_cannot_start_says_why() {
         "{err}"
     );
     assert!(!env.sock().exists() || env.fails(&["status-server"]).contains("not running"));
+}
+
+/// `restart-server` checks both files and everything `start-server` checks before it stops
+/// the running server: a config that could not start changes nothing.
+#[test]
+fn restart_server_checks_everything_before_it_stops_anything() {
+    let env = Env::unix();
+    env.programs("- name: p\n  command: [sleep, '300']\n  start_auto: true\n  start_seconds: 0\n");
+    let _srv = env.start();
+    env.wait_state("p", "running");
+    let pid = env.pid().unwrap();
+    let good = std::fs::read_to_string(env.conf()).unwrap();
+    let port = free_port();
+    let bad_configs = [
+        // HTTP without auth.
+        good.replacen(
+            "    enabled: false\n    addr: \"127.0.0.1:1\"",
+            &format!("    enabled: true\n    addr: \"127.0.0.1:{port}\""),
+            1,
+        ),
+        // A missing ipfile.
+        good.replacen("    ipfile: \"\"", "    ipfile: \"gone.txt\"", 1),
+        // An unknown key.
+        good.replacen("  log:\n", "  logs:\n", 1),
+    ];
+    for bad in &bad_configs {
+        assert_ne!(bad, &good);
+        std::fs::write(env.conf(), bad).unwrap();
+        let out = env.run(&["restart-server"]);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {out:?}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("server stopped"),
+            "{out:?}"
+        );
+        assert!(alive(pid), "restart-server stopped the server for: {bad}");
+    }
+    std::fs::write(env.conf(), &good).unwrap();
+    env.programs("- name: p\n  command: [sleep, '300']\n  start_seconds: soon\n");
+    let err = env.fails(&["restart-server"]);
+    assert!(err.contains("programs.yml:3"), "{err}");
+    assert!(alive(pid));
+    assert_eq!(env.api("GET", "/api/status", "").json()["pid"], pid);
+    env.wait_state("p", "running");
+}
+
+/// SIGHUP checks config.yml as `start-server` would before it reloads anything: with a
+/// config.yml that could not start, the new programs file is not applied.
+#[test]
+fn sighup_with_a_config_that_could_not_start_changes_nothing() {
+    let env = Env::unix();
+    let _srv = env.start();
+    let server = env.pid().unwrap();
+    let good = std::fs::read_to_string(env.conf()).unwrap();
+    std::fs::write(
+        env.conf(),
+        good.replacen("    ipfile: \"\"", "    ipfile: \"gone.txt\"", 1),
+    )
+    .unwrap();
+    env.programs("- name: late\n  command: [sleep, '300']\n  start_seconds: 0\n");
+    signal(server, libc::SIGHUP);
+    eventually(10, "the failed reload in gosuv.log", || {
+        env.server_log().contains("reload failed, nothing changed")
+    });
+    assert!(
+        env.server_log().contains("gone.txt"),
+        "{}",
+        env.server_log()
+    );
+    assert_eq!(env.api("GET", "/api/programs/late", "").status, 404);
+    // Fixed, the next SIGHUP applies it.
+    std::fs::write(env.conf(), &good).unwrap();
+    signal(server, libc::SIGHUP);
+    eventually(10, "SIGHUP to add the program", || {
+        env.api("GET", "/api/programs/late", "").status == 200
+    });
+}
+
+/// `start-server` says `server started` only when the server it started answers. Here
+/// another process (this test) answers on the socket path as a gosuv would, and the server
+/// that was started cannot bind it: exit 1, with why.
+#[test]
+fn a_start_that_another_process_answers_for_fails() {
+    let env = Env::unix();
+    let impostor = std::os::unix::net::UnixListener::bind(env.sock()).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answering = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            impostor.set_nonblocking(true).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match impostor.accept() {
+                    Ok((mut s, _)) => {
+                        s.set_nonblocking(false).unwrap();
+                        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                            .unwrap();
+                        let mut buf = [0u8; 4096];
+                        let _ = std::io::Read::read(&mut s, &mut buf);
+                        let body =
+                            r#"{"state":"running","pid":1,"listening":["unix://elsewhere"]}"#;
+                        let _ = std::io::Write::write_all(
+                            &mut s,
+                            format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+                        );
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+                }
+            }
+        }
+    });
+    let out = env.run(&["start-server"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    answering.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(!stdout.contains("server started"), "{stdout}");
+    assert!(
+        stderr.contains("the server did not start") && stderr.contains("pid 1"),
+        "{stderr}"
+    );
+}
+
+/// Two `start-server` at once on the same config: one starts the server, the other says it
+/// lost the race (exit 1), never `server started` for a server it did not start.
+#[test]
+fn of_two_concurrent_starts_one_wins_and_the_other_says_so() {
+    let env = Env::unix();
+    let _guard = Server { env: &env };
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            env.command(&["start-server"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let won: Vec<_> = outs.iter().filter(|o| o.status.success()).collect();
+    assert_eq!(won.len(), 1, "{outs:?}");
+    let lost = outs.iter().find(|o| !o.status.success()).unwrap();
+    assert_eq!(lost.status.code(), Some(1));
+    assert!(
+        !String::from_utf8_lossy(&lost.stdout).contains("server started"),
+        "{lost:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&lost.stderr).contains("already running"),
+        "{lost:?}"
+    );
 }

@@ -423,16 +423,17 @@ fn read_answer(s: &mut std::net::TcpStream) -> Resp {
 
 #[test]
 fn a_10_mib_body_is_refused_before_it_is_read() {
-    let env = Env::http(false);
+    let env = Env::http(true);
     let _srv = env.start();
     let port = env.setup.http_port.unwrap();
     let ten_mib = 10 * 1024 * 1024;
+    let auth = basic("admin", "secret");
 
     // With a Content-Length: the answer comes right after the head, no byte of the body sent.
     let t = Instant::now();
     let mut s = open_request(
         port,
-        &format!("POST /api/programs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {ten_mib}\r\n\r\n"),
+        &format!("POST /api/programs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {ten_mib}\r\n\r\n"),
     );
     let r = read_answer(&mut s);
     let took = t.elapsed();
@@ -446,7 +447,7 @@ fn a_10_mib_body_is_refused_before_it_is_read() {
     let t = Instant::now();
     let mut s = open_request(
         port,
-        &format!("POST /api/programs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        &format!("POST /api/programs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"),
     );
     let chunk = format!("4000\r\n{}\r\n", " ".repeat(0x4000));
     for _ in 0..5 {
@@ -460,6 +461,162 @@ fn a_10_mib_body_is_refused_before_it_is_read() {
 
     // The server is as it was.
     assert_eq!(env.api("GET", "/api/status", "").status, 200);
+}
+
+/// Requests the HTTP parser itself refuses (hyper answers them before any route could) and
+/// the limits on a request's head: each answered with its status and a JSON error that says
+/// what is wrong, on both transports.
+#[test]
+fn framing_errors_are_answered_in_json() {
+    let env = Env::http(true);
+    let _srv = env.start();
+    let port = env.setup.http_port.unwrap();
+    let host = format!("127.0.0.1:{port}");
+    let auth = format!("Authorization: {ADMIN_AUTH}\r\n");
+    let big_header = format!("X-Big: {}\r\n", "b".repeat(40 * 1024));
+    let many_headers: String = (0..150).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "a Content-Length that is not a number",
+            format!("POST /api/programs HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: abc\r\n\r\n{{}}"),
+            400,
+            "Content-Length",
+        ),
+        (
+            "two Content-Lengths that differ",
+            format!("POST /api/programs HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{{}}"),
+            400,
+            "Content-Length",
+        ),
+        (
+            "a request line that is not HTTP",
+            "GARBAGE\r\n\r\n".to_string(),
+            400,
+            "HTTP/1.1",
+        ),
+        (
+            "a 40 KiB header",
+            format!("GET /api/status HTTP/1.1\r\nHost: {host}\r\n{auth}{big_header}\r\n"),
+            431,
+            "larger than",
+        ),
+        (
+            "150 headers",
+            format!("GET /api/status HTTP/1.1\r\nHost: {host}\r\n{auth}{many_headers}\r\n"),
+            431,
+            "headers",
+        ),
+        (
+            "a 10 KiB URL",
+            format!("GET /api/programs/{} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n", "u".repeat(10 * 1024)),
+            414,
+            "URL",
+        ),
+        (
+            "a 100 KiB URL",
+            format!("GET /api/programs/{} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n", "u".repeat(100 * 1024)),
+            431,
+            "larger than",
+        ),
+        (
+            "a body over the limit",
+            format!("POST /api/programs HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"),
+            413,
+            "larger than 65536 bytes",
+        ),
+    ];
+    for (what, request, status, says) in &cases {
+        for unix in [false, true] {
+            let buf = if unix {
+                let mut s = std::os::unix::net::UnixStream::connect(env.sock()).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let _ = s.write_all(request.as_bytes());
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf);
+                buf
+            } else {
+                let mut s = open_request(port, request);
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf);
+                buf
+            };
+            let r = parse_response(&buf);
+            let on = if unix { "unix socket" } else { "HTTP" };
+            assert_eq!(r.status, *status, "{what} ({on}): {r:?}");
+            let v: Value = serde_json::from_str(&r.body)
+                .unwrap_or_else(|e| panic!("{what} ({on}): not JSON ({e}): {r:?}"));
+            let msg = v["error"].as_str().unwrap_or_default();
+            assert!(msg.contains(says), "{what} ({on}): {msg}");
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/json"),
+                "{what} ({on})"
+            );
+        }
+    }
+    // The server is as it was.
+    let r = env.http_req("GET", "/api/status", &[("Authorization", ADMIN_AUTH)], "");
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// serde_json keeps the last of two equal keys: `{"command": "true", "command": "rm -rf
+/// ~"}` would look harmless to a reviewer of the first and run the second. Such a body is
+/// refused with 400 naming the key, at any depth.
+#[test]
+fn duplicate_keys_are_refused_naming_the_key() {
+    let env = Env::unix();
+    env.programs("- name: p\n  command: [sleep, '300']\n");
+    let _srv = env.start();
+    let cases = [
+        (
+            "POST",
+            "/api/programs",
+            r#"{"name": "dup", "command": "true", "command": "false"}"#,
+            "\"command\"",
+        ),
+        (
+            "POST",
+            "/api/programs",
+            r#"{"name": "dup", "name": "dup", "command": "true"}"#,
+            "\"name\"",
+        ),
+        (
+            "POST",
+            "/api/programs",
+            r#"{"name": "dup", "command": "true", "environ": {"A": "1", "B": "2", "A": "3"}}"#,
+            "\"environ.A\"",
+        ),
+        (
+            "PUT",
+            "/api/programs/p",
+            r#"{"command": ["sleep", "1"], "start_seconds": 0, "start_seconds": 5}"#,
+            "\"start_seconds\"",
+        ),
+        (
+            "PUT",
+            "/api/programs/p",
+            r#"{"command": ["sleep", "1"], "x": [{"k": 1, "k": 2}]}"#,
+            "\"x[0].k\"",
+        ),
+    ];
+    for (method, path, body, key) in cases {
+        let r = env.api(method, path, body);
+        assert_eq!(r.status, 400, "{method} {path} {body}: {}", r.body);
+        let msg = r.error();
+        assert!(msg.contains(key) && msg.contains("twice"), "{body}: {msg}");
+    }
+    // Nothing was added or changed; the same keys once each are fine.
+    assert_eq!(env.api("GET", "/api/programs/dup", "").status, 404);
+    assert_eq!(
+        env.api("GET", "/api/programs/p", "").json()["command"],
+        json!(["sleep", "300"])
+    );
+    let r = env.api(
+        "POST",
+        "/api/programs",
+        r#"{"name": "dup", "command": "true", "environ": {"A": "1", "B": "2"}}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
 }
 
 #[test]
@@ -706,4 +863,48 @@ proptest! {
             }
         });
     }
+}
+
+/// What a client sends (a user name, a path, an `Origin`) reaches gosuv.log with its
+/// newlines and other control characters escaped: a line break in a failed login's user
+/// name cannot forge a line of the log.
+#[test]
+fn control_characters_from_clients_cannot_forge_log_lines() {
+    let env = Env::http(true);
+    let _srv = env.start();
+    let forged = "2099-01-01T00:00:00.000000Z  INFO gosuv_bin::server: FORGED shutdown by admin";
+    for user in [
+        format!("x\n{forged}"),
+        format!("x\r\n{forged}"),
+        format!("x\r{forged}"),
+        format!("x\u{2028}{forged}"),
+        format!("x\u{85}{forged}\u{1b}[2K"),
+    ] {
+        let r = env.http_req(
+            "GET",
+            "/api/status",
+            &[("Authorization", &basic(&user, "wrong"))],
+            "",
+        );
+        assert_eq!(r.status, 401);
+    }
+    // An Origin with a tab and a path with an encoded newline, for good measure.
+    let r = env.http_req(
+        "GET",
+        "/api/programs/a%0AFORGED",
+        &[
+            ("Authorization", &basic("admin", "secret")),
+            ("Origin", "http://evil\t.example"),
+        ],
+        "",
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let log = std::fs::read_to_string(env.path("logs/gosuv.log")).unwrap();
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("failed login")).collect();
+    assert_eq!(failed.len(), 5, "{log}");
+    for line in log.split(['\n', '\r', '\u{2028}', '\u{85}']) {
+        assert!(!line.starts_with("2099-"), "a forged line: {line:?}\n{log}");
+    }
+    assert!(!log.contains('\u{1b}') && !log.contains('\t'), "{log:?}");
+    assert!(log.contains("x\\n2099-01-01"), "{log}");
 }

@@ -14,7 +14,7 @@ use common::*;
 
 #[test]
 fn connections_that_send_nothing_cannot_starve_the_server() {
-    let env = Env::http(false);
+    let env = Env::http(true);
     let mark = env.dir.path().display().to_string();
     let _cleanup = KillMarked(mark.clone());
     env.programs(&format!(
@@ -29,7 +29,8 @@ fn connections_that_send_nothing_cannot_starve_the_server() {
     let mut events = UnixStream::connect(env.sock()).unwrap();
     write!(
         events,
-        "GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        "GET /api/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\n\r\n",
+        admin()
     )
     .unwrap();
     events
@@ -93,7 +94,9 @@ fn connections_that_send_nothing_cannot_starve_the_server() {
 
     // The API answers again, and the stream opened before is still live.
     eventually(30, "the API to answer again", || {
-        env.http_req("GET", "/api/status", &[], "").status == 200
+        env.http_req("GET", "/api/status", &[("Authorization", &admin())], "")
+            .status
+            == 200
     });
     assert_eq!(env.api("GET", "/api/status", "").status, 200);
     eprintln!(
@@ -121,7 +124,12 @@ fn connections_that_send_nothing_cannot_starve_the_server() {
 /// Sends a keep-alive request and reads exactly its answer (the body has a Content-Length),
 /// leaving the connection open.
 fn keep_alive_request(s: &mut std::net::TcpStream, port: u16, path: &str) -> Resp {
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {}\r\n\r\n",
+        admin()
+    )
+    .unwrap();
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
@@ -144,7 +152,7 @@ fn keep_alive_request(s: &mut std::net::TcpStream, port: u16, path: &str) -> Res
 /// stop that waits 13 s for its program) is not cut by it.
 #[test]
 fn idle_keep_alive_connections_are_closed_but_slow_answers_are_not() {
-    let env = Env::http(false);
+    let env = Env::http(true);
     let mark = env.dir.path().display().to_string();
     let _cleanup = KillMarked(mark.clone());
     env.programs(&format!(
@@ -162,7 +170,8 @@ fn idle_keep_alive_connections_are_closed_but_slow_answers_are_not() {
             let started = Instant::now();
             write!(
                 s,
-                "POST /api/programs/slowstop/stop HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                "POST /api/programs/slowstop/stop HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                admin()
             )
             .unwrap();
             let mut buf = Vec::new();

@@ -181,3 +181,133 @@ fn temporary_files_of_an_interrupted_save_are_removed_at_start() {
         assert!(!env.path(name).exists(), "{name} stayed");
     }
 }
+
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0, "mkfifo");
+}
+
+/// A FIFO planted at a log's path, or at gosuv.log: nothing waits for a reader for ever.
+#[test]
+fn a_fifo_planted_at_a_log_path_holds_nothing_up() {
+    let env = Env::unix();
+    std::fs::create_dir_all(env.path("logs")).expect("logs");
+    mkfifo(&env.path("logs/web.stdout.log"));
+    env.programs(
+        "- name: web\n  command: [/bin/sh, -c, 'while :; do echo tick; sleep 0.05; done']\n  start_auto: true\n  start_seconds: 0\n",
+    );
+    let _s = env.start();
+    env.wait_state("web", "running");
+    eventually(10, "the refused log to be reported", || {
+        env.api("GET", "/api/programs/web", "").json()["log_errors"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    });
+    // The server still answers, and stops.
+    assert_eq!(env.api("GET", "/api/status", "").status, 200);
+    drop(_s);
+
+    let env = Env::unix();
+    std::fs::create_dir_all(env.path("logs")).expect("logs");
+    mkfifo(&env.path("logs/gosuv.log"));
+    let t = std::time::Instant::now();
+    let mut c = env.command(&["start-server"]);
+    let mut child = c
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("start-server hung on a FIFO at gosuv.log");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _s = Server { env: &env };
+    assert!(!status.success(), "started on a FIFO log");
+}
+
+/// `gosuv kill` signals only a gosuv server named by a pidfile this user (or root) owns:
+/// not a process a pidfile someone else wrote names, not a process that is no server.
+#[test]
+fn kill_signals_only_a_server_from_a_pidfile_of_its_own() {
+    if !root() {
+        eprintln!("SKIPPED kill_signals_only_a_server...: needs root to hand a file to nobody");
+        return;
+    }
+    for how in ["owned by nobody", "names no server"] {
+        let env = Env::unix();
+        let mut bystander = Command::new("sleep").arg("300").spawn().expect("bystander");
+        let path = env.path(".gosuv.pid");
+        std::fs::write(&path, format!("{}\n", bystander.id())).expect("plant");
+        if how == "owned by nobody" {
+            std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).expect("chown");
+        }
+        // Held locked, as a live server's is.
+        let held = std::fs::File::open(&path).expect("open");
+        // SAFETY: flock on a descriptor we own.
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_EX) };
+        let _ = env.run(&["kill"]);
+        let alive = bystander.try_wait().expect("try_wait").is_none();
+        let _ = bystander.kill();
+        let _ = bystander.wait();
+        drop(held);
+        assert!(
+            alive,
+            "{how}: gosuv kill signalled the process a planted pidfile named"
+        );
+    }
+}
+
+/// The CLI sends its credentials only to a server of its own user (or root): a process of
+/// another user listening at the socket's path gets nothing.
+#[test]
+fn the_cli_sends_no_credentials_to_another_users_socket() {
+    if !root() {
+        eprintln!(
+            "SKIPPED the_cli_sends_no_credentials...: needs root to run a listener as nobody"
+        );
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIPPED the_cli_sends_no_credentials...: no /usr/bin/python3 for the listener");
+        return;
+    }
+    let env = Env::unix();
+    std::fs::set_permissions(env.path(""), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let got = env.path("got");
+    let script = format!(
+        "import socket; s=socket.socket(socket.AF_UNIX); s.bind('{sock}'); s.listen(); \
+         c,_=s.accept(); open('{got}','wb').write(c.recv(65536)); c.close()",
+        sock = env.sock().display(),
+        got = got.display()
+    );
+    let mut thief = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            &script,
+        ])
+        .spawn()
+        .expect("listener as nobody");
+    eventually(10, "the listener", || env.sock().exists());
+    let out = env.run(&["status"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _ = thief.kill();
+    let _ = thief.wait();
+    assert!(
+        !out.status.success(),
+        "status talked to another user's socket"
+    );
+    assert!(stderr.contains("not as you or root"), "{stderr}");
+    let sent = std::fs::read_to_string(&got).unwrap_or_default();
+    assert!(!sent.contains("Authorization"), "credentials sent: {sent}");
+}

@@ -47,21 +47,91 @@ pub fn loose_dir_warning(dir: &Path) -> Option<String> {
     })
 }
 
-/// Options that open or create a file without following a symbolic link, close-on-exec.
+/// Options that open or create a file without following a symbolic link, close-on-exec,
+/// and without waiting (a FIFO planted at the path would hold the open for ever): use
+/// [`checked`] on what they open.
 pub fn options(mode: u32) -> OpenOptions {
     let mut o = OpenOptions::new();
     o.mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
     o
 }
 
-/// Opens `path` for appending (made with `mode` when missing), never through a link.
+/// What [`options`] opened, if it is a regular file (or a character device, such as
+/// /dev/null, which only root can make): blocking again. A FIFO, a socket or a directory is
+/// refused.
+///
+/// # Errors
+/// It is not such a file, or its flags cannot be read or set.
+pub fn checked(f: File) -> io::Result<File> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = f.metadata()?.file_type();
+    if !(t.is_file() || t.is_char_device()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (gosuv writes to no FIFO, socket or directory)",
+        ));
+    }
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    // SAFETY: fcntl on a descriptor we own.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
+/// Opens `path` for appending (made with `mode` when missing), never through a link, and
+/// only if it is a regular file.
 ///
 /// # Errors
 /// It cannot be opened; a symbolic link at `path` fails with "too many levels of symbolic
 /// links" (ELOOP), which [`describe`] words for a user.
 pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
-    options(mode).create(true).append(true).open(path)
+    checked(options(mode).create(true).append(true).open(path)?)
+}
+
+/// Reads `path` if it is state this user wrote: a regular file (not a link) owned by this
+/// user, with one name, that no one else may write. Checked on the open file, so it cannot
+/// be swapped between the check and the read.
+///
+/// # Errors
+/// It cannot be read, or is not such a file (the message says why).
+pub fn read_trusted(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f = options(0)
+        .read(true)
+        .open(path)
+        .map_err(|e| describe(path, &e))?;
+    let m = f
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !m.file_type().is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if m.uid() != me {
+        return Err(format!(
+            "{} is owned by uid {}, not by this server's uid {me}",
+            path.display(),
+            m.uid()
+        ));
+    }
+    if m.mode() & 0o022 != 0 || m.nlink() != 1 {
+        return Err(format!(
+            "{} is writable by other users, or has other names (mode {:o}, {} links)",
+            path.display(),
+            m.mode() & 0o7777,
+            m.nlink()
+        ));
+    }
+    let mut f = checked(f).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(out)
 }
 
 /// An open error, worded for a user where it is a link gosuv refused to follow.
@@ -83,7 +153,22 @@ fn temp_path(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "gosuv".into());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let mut r = [0u8; 8];
+    // SAFETY: getrandom fills the buffer we own; on failure the time and a counter stand in.
+    let got = unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) };
+    let tag = if got == 8 {
+        u64::from_ne_bytes(r)
+    } else {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        t ^ N
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .rotate_left(32)
+    };
+    // Nobody can make this name in advance (one made by someone else would stop the save).
+    path.with_file_name(format!(".{name}.tmp-{}{tag:016x}", std::process::id()))
 }
 
 /// Replaces `path` with `body` atomically: a new temporary file beside it (made
@@ -96,11 +181,8 @@ fn temp_path(path: &Path) -> PathBuf {
 /// The temporary file cannot be made, written or renamed; it is removed then.
 pub fn write_atomic(path: &Path, body: &[u8], mode: u32, sync: bool) -> io::Result<()> {
     let tmp = temp_path(path);
-    // One left by an earlier process with this pid (never followed: removing a link
-    // removes the link).
-    let _ = std::fs::remove_file(&tmp);
     let r = (|| {
-        let mut f = options(mode).write(true).create_new(true).open(&tmp)?;
+        let mut f = checked(options(mode).write(true).create_new(true).open(&tmp)?)?;
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(body)?;
         if sync {
@@ -143,7 +225,7 @@ pub fn remove_stale_temps(path: &Path) -> usize {
         let Some(rest) = n.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
             continue;
         };
-        if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
+        if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
             continue;
         }
         let ours = std::fs::symlink_metadata(e.path())
@@ -153,32 +235,6 @@ pub fn remove_stale_temps(path: &Path) -> usize {
         }
     }
     removed
-}
-
-/// Whether `path` may be trusted as state this process wrote: a regular file (not a link)
-/// owned by this user and writable by nobody else. `Err` says why not.
-pub fn trusted_state_file(path: &Path) -> Result<(), String> {
-    let m = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    // SAFETY: geteuid has no arguments and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if !m.file_type().is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
-    }
-    if m.uid() != me {
-        return Err(format!(
-            "{} is owned by uid {}, not by this server's uid {me}",
-            path.display(),
-            m.uid()
-        ));
-    }
-    if m.mode() & 0o022 != 0 {
-        return Err(format!(
-            "{} is writable by other users (mode {:o})",
-            path.display(),
-            m.mode() & 0o7777
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -145,7 +145,8 @@ pub struct RotatingFile {
     /// one line (`[gosuv: N bytes lost: why]`) before the next write that gets through.
     lost: u64,
     lost_why: String,
-    /// The failed write stopped inside a line: the marker starts on a line of its own.
+    /// The file's last byte is inside a line (a write that ended mid-line, or failed
+    /// there): a marker starts on a line of its own.
     torn: bool,
 }
 
@@ -252,15 +253,18 @@ impl RotatingFile {
 
     fn try_write(&mut self, data: &[u8]) -> io::Result<()> {
         let r = self.write_through(data);
-        if let Err((written, e)) = &r {
-            let written = *written;
-            self.lost = self
-                .lost
-                .saturating_add(data.len().saturating_sub(written) as u64);
-            self.lost_why = e.to_string();
-            if written > 0 {
-                self.torn = data[written - 1] != b'\n';
+        let written = match &r {
+            Ok(()) => data.len(),
+            Err((written, e)) => {
+                self.lost = self
+                    .lost
+                    .saturating_add(data.len().saturating_sub(*written) as u64);
+                self.lost_why = e.to_string();
+                *written
             }
+        };
+        if written > 0 {
+            self.torn = data[written - 1] != b'\n';
         }
         r.map_err(|(_, e)| e)
     }
@@ -288,8 +292,16 @@ impl RotatingFile {
         }
         let f = self.open().map_err(|e| (0, e))?;
         if let Some(m) = &marker {
-            write_counted(f, m.as_bytes()).map_err(|(_, e)| (0, e))?;
-            self.size += extra;
+            let r = write_counted(f, m.as_bytes());
+            let n = match &r {
+                Ok(()) => m.len(),
+                Err((n, _)) => *n,
+            };
+            self.size += n as u64;
+            if n > 0 {
+                self.torn = m.as_bytes()[n - 1] != b'\n';
+            }
+            r.map_err(|(_, e)| (0, e))?;
             self.lost = 0;
             self.torn = false;
         }

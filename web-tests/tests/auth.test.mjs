@@ -1,10 +1,14 @@
-// Basic auth (the page and its live streams work behind it; nothing without it) and the
-// server without auth.
+// Basic auth (the page and its live streams work behind it; nothing without it), the login
+// URL start-server prints, and the refusal to serve HTTP without auth.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import {
-  launch, openPage, row, waitForText, waitForState, URL_AUTH, URL_OPEN, CREDENTIALS, screenshot,
+  launch, openPage, row, waitForText, waitForState, URL_AUTH, LOGIN_URL, CREDENTIALS, BIN, WORK_DIR,
+  screenshot,
 } from './helpers.mjs';
 
 let browser;
@@ -42,8 +46,11 @@ test('behind basic auth the page, its events and its log stream work', async () 
   await context.close();
 });
 
-test('without auth (loopback) the page works the same', async () => {
-  const { page, seen, response, context } = await openPage(browser, { url: URL_OPEN, credentials: null });
+test('the login URL that start-server prints opens the page: basic auth with no password prompt', async () => {
+  assert.ok(LOGIN_URL.startsWith(`http://${CREDENTIALS.username}:`), LOGIN_URL);
+  assert.equal(new URL(LOGIN_URL).origin, new URL(URL_AUTH).origin);
+  // No credentials given to the browser but those in the URL.
+  const { page, seen, response, context } = await openPage(browser, { url: LOGIN_URL, credentials: null });
   assert.equal(response.status(), 200);
   await page.waitForFunction(() => document.querySelector('#conn').dataset.state === 'live');
   await waitForState(page, 'seed-ticker', 'running');
@@ -52,8 +59,19 @@ test('without auth (loopback) the page works the same', async () => {
   await waitForState(page, 'seed-ticker', 'stopped');
   await r.getByRole('button', { name: 'Start', exact: true }).click();
   await waitForState(page, 'seed-ticker', 'running');
+  await r.getByRole('button', { name: 'Logs', exact: true }).click();
+  await waitForText(page, '#log', /seed \d+/);
   assert.deepEqual(seen.dialogs, []);
   assert.deepEqual(seen.errors, []);
   await context.close();
-  assert.notEqual(URL_OPEN, URL_AUTH);
+});
+
+test('a server with HTTP and no auth does not start, loopback included', () => {
+  const dir = fs.mkdtempSync(path.join(WORK_DIR, 'open-'));
+  const conf = path.join(dir, 'config.yml');
+  fs.writeFileSync(conf, 'server:\n  httpserver:\n    enabled: true\n    addr: "127.0.0.1:1"\n', { mode: 0o600 });
+  const r = spawnSync(BIN, ['-c', conf, 'start-server'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /refusing to serve HTTP on 127\.0\.0\.1:1 without auth: any local user/);
+  assert.doesNotMatch(r.stdout, /server started/);
 });

@@ -14,8 +14,12 @@ function need(name) {
 }
 
 export const URL_AUTH = need('GOSUV_URL');
-export const URL_OPEN = need('GOSUV_URL_NOAUTH');
+/** The URL with the credentials in it that `start-server` printed for the web page. */
+export const LOGIN_URL = need('GOSUV_LOGIN_URL');
 export const SERVER_DIR = need('GOSUV_DIR');
+/** The gosuv binary, and a temp dir the tests may write in (run.sh removes it). */
+export const BIN = need('GOSUV_BIN');
+export const WORK_DIR = need('GOSUV_WORK');
 export const CREDENTIALS = { username: need('GOSUV_USER'), password: need('GOSUV_PASS') };
 const ARTIFACTS = process.env.GOSUV_ARTIFACTS || fileURLToPath(new URL('../artifacts', import.meta.url));
 

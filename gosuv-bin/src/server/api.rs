@@ -20,6 +20,7 @@ use gosuv::{EventNotice, LogEvent, ProcessStats, ProgramConfig, ProgramState, Pr
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::clients::{Client, Slot};
 use super::error::{ApiError, ApiResult};
 use super::security::{self, Caller};
 use super::{metrics, AppState};
@@ -293,8 +294,13 @@ async fn program_from_body(
     body: &[u8],
     path_name: Option<&str>,
 ) -> ApiResult<ProgramConfig> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    let value = super::strict_json::from_slice(body).map_err(|e| {
+        if e.classify() == serde_json::error::Category::Data {
+            ApiError::bad_request(format!("the body is refused: {e}"))
+        } else {
+            ApiError::bad_request(format!("the body is not valid JSON: {e}"))
+        }
+    })?;
     let Value::Object(mut map) = value else {
         return Err(ApiError::bad_request(
             "the body must be a JSON object with the programs.yml keys (at least name and command)",
@@ -600,29 +606,45 @@ async fn log(
         .into_response())
 }
 
-/// A stream that ends when the server shuts down.
-fn until_shutdown<S>(st: &AppState, s: S) -> impl Stream<Item = Result<SseEvent, Infallible>>
+/// A slot for a live stream of the request's client (none for a router driven without a
+/// socket).
+fn stream_slot(client: Option<Extension<Client>>) -> ApiResult<Option<Slot>> {
+    client.map(|Extension(c)| c.open_stream()).transpose()
+}
+
+/// A stream that ends when the server shuts down, holding its client's stream slot while
+/// it lasts.
+fn until_shutdown<S>(
+    st: &AppState,
+    s: S,
+    slot: Option<Slot>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>>
 where
     S: Stream<Item = Result<SseEvent, Infallible>>,
 {
     let token = st.streams_token();
-    futures_util::stream::unfold((Box::pin(s), token), |(mut s, token)| async move {
-        use futures_util::StreamExt;
-        tokio::select! {
-            item = s.next() => item.map(|i| (i, (s, token))),
-            () = token.cancelled() => None,
-        }
-    })
+    futures_util::stream::unfold(
+        (Box::pin(s), token, slot),
+        |(mut s, token, slot)| async move {
+            use futures_util::StreamExt;
+            tokio::select! {
+                item = s.next() => item.map(|i| (i, (s, token, slot))),
+                () = token.cancelled() => None,
+            }
+        },
+    )
 }
 
 async fn follow(
     State(st): State<AppState>,
     Param(name): Param,
     q: Result<Query<LogQuery>, QueryRejection>,
+    client: Option<Extension<Client>>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let Query(q) = q?;
     let name = checked(&name)?;
     let follower = st.sup().follow(name, q.stream()?)?;
+    let slot = stream_slot(client)?;
     let first = tail_text(&st, name, &q, 0)?;
     let first = (!first.is_empty()).then(|| log_event(&first));
     let live = futures_util::stream::unfold(follower, |mut f| async move {
@@ -635,7 +657,7 @@ async fn follow(
         Some((Ok(ev), f))
     });
     let s = futures_util::StreamExt::chain(futures_util::stream::iter(first.map(Ok)), live);
-    Ok(Sse::new(until_shutdown(&st, s)).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(until_shutdown(&st, s, slot)).keep_alive(KeepAlive::default()))
 }
 
 fn log_event(bytes: &[u8]) -> SseEvent {
@@ -647,7 +669,9 @@ fn log_event(bytes: &[u8]) -> SseEvent {
 
 async fn events(
     State(st): State<AppState>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    client: Option<Extension<Client>>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let slot = stream_slot(client)?;
     let sub = st.sup().subscribe();
     let s = futures_util::stream::unfold(sub, |mut sub| async move {
         let ev = match sub.recv().await? {
@@ -660,7 +684,7 @@ async fn events(
         };
         Some((Ok(ev), sub))
     });
-    Sse::new(until_shutdown(&st, s)).keep_alive(KeepAlive::default())
+    Ok(Sse::new(until_shutdown(&st, s, slot)).keep_alive(KeepAlive::default()))
 }
 
 async fn stats(State(st): State<AppState>, Param(name): Param) -> ApiResult<Json<ProcessStats>> {

@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What is wrong and what to do.
     pub message: String,
+    /// Whether the connection is closed after the answer (`Connection: close`).
+    pub close: bool,
 }
 
 impl ApiError {
@@ -19,7 +21,16 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            close: false,
         }
+    }
+
+    /// The same error, with the connection closed after it: for a refusal after which the
+    /// client should not keep the connection (the rest of a request that was not read, a
+    /// slot it should give back).
+    pub fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     /// 400: the request is wrong.
@@ -63,10 +74,7 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(r: axum::extract::rejection::BytesRejection) -> Self {
         let status = r.status();
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!(
-                "the request body is larger than {} bytes: send one program at a time",
-                super::api::BODY_LIMIT
-            )
+            super::request::too_large_message()
         } else {
             r.body_text()
         };
@@ -83,7 +91,14 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.message });
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.close {
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        resp
     }
 }
 

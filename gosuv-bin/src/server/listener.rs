@@ -1,8 +1,13 @@
 //! The HTTP server of both listeners, with limits on connections: at most
 //! [`MAX_CONNECTIONS`] open at once on a listener (past it, new ones wait in the kernel's
-//! backlog), and a connection must send each request head within [`HEAD_TIMEOUT`]: the first
-//! one from when it opens, each later one from when the answer before it is written. A
-//! connection that stalls mid-head, or sits idle between requests, is closed.
+//! backlog), at most [`MAX_CONNECTIONS_PER_CLIENT`] of them from one client (past it, a new
+//! one is refused at once with a 429, so one client cannot take a listener's every slot),
+//! and a connection must send each request head within [`HEAD_TIMEOUT`]: the first one from
+//! when it opens, each later one from when the answer before it is written. A connection
+//! that stalls mid-head, or sits idle between requests, is closed. Each request's body is
+//! then read whole, within its own deadline, before it is handled ([`super::request`]), and
+//! a connection whose client stops reading what it is sent is closed
+//! ([`super::connection`]).
 //!
 //! Why: auth and the allow-list apply to requests, not to connections. Without these limits
 //! anyone who can connect could open connections that never send a byte (or send one request
@@ -15,23 +20,25 @@
 //! that waits for a program) or a long answer (a log or event stream) is never cut by it.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::serve::Listener;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+use super::clients::{
+    Client, ClientKey, PerClient, MAX_CONNECTIONS_PER_CLIENT, MAX_STREAMS_PER_CLIENT,
+};
+use super::connection::Connection;
+use super::request::{read_whole, MAX_HEAD};
 
 /// Connections open at once on one listener.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -40,12 +47,40 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// end of each answer (so this is also how long an idle keep-alive connection is kept).
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A listener with [`MAX_CONNECTIONS`] and [`HEAD_TIMEOUT`].
+/// How often at most a refused connection is logged (the others are counted).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Who a connection is from.
+pub trait ClientOf {
+    /// The client, for the per-client limits.
+    fn client(&self) -> ClientKey;
+}
+
+impl ClientOf for tokio::net::TcpStream {
+    fn client(&self) -> ClientKey {
+        self.peer_addr()
+            .map_or(ClientKey::Unknown, |a| ClientKey::of_ip(a.ip()))
+    }
+}
+
+impl ClientOf for tokio::net::UnixStream {
+    fn client(&self) -> ClientKey {
+        self.peer_cred()
+            .map_or(ClientKey::Unknown, |c| ClientKey::Uid(c.uid()))
+    }
+}
+
+/// A listener with [`MAX_CONNECTIONS`], [`MAX_CONNECTIONS_PER_CLIENT`] and
+/// [`HEAD_TIMEOUT`].
 #[derive(Debug)]
 pub struct Guarded<L> {
     inner: L,
     permits: Arc<Semaphore>,
-    warned: Arc<AtomicBool>,
+    per_client: Arc<PerClient>,
+    streams: Arc<PerClient>,
+    warned: bool,
+    refused: u64,
+    refusal_logged: Option<Instant>,
     what: String,
 }
 
@@ -55,96 +90,101 @@ impl<L> Guarded<L> {
         Guarded {
             inner,
             permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
-            warned: Arc::new(AtomicBool::new(false)),
+            per_client: PerClient::new(MAX_CONNECTIONS_PER_CLIENT),
+            streams: PerClient::new(MAX_STREAMS_PER_CLIENT),
+            warned: false,
+            refused: 0,
+            refusal_logged: None,
             what: what.into(),
         }
     }
+
+    /// Logs a connection refused for its client's cap: the first at once, then at most one
+    /// line every [`REFUSAL_LOG_INTERVAL`] with the count since the last.
+    fn log_refusal(&mut self, client: ClientKey) {
+        self.refused += 1;
+        if self
+            .refusal_logged
+            .is_some_and(|t| t.elapsed() < REFUSAL_LOG_INTERVAL)
+        {
+            return;
+        }
+        tracing::warn!(
+            "refused {} connection(s) on {}: {client} (the last refused) already has {} open, the most one client may have",
+            self.refused,
+            self.what,
+            MAX_CONNECTIONS_PER_CLIENT
+        );
+        self.refused = 0;
+        self.refusal_logged = Some(Instant::now());
+    }
 }
 
-impl<L: Listener> Listener for Guarded<L> {
-    type Io = GuardedIo<L::Io>;
+/// The answer to a connection refused for its client's cap. It is written without reading
+/// the request (the connection is closed right after), so a client that has already sent
+/// one may see the connection reset instead.
+fn refusal(client: ClientKey) -> Vec<u8> {
+    let body = serde_json::json!({
+        "error": format!(
+            "{client} has {MAX_CONNECTIONS_PER_CLIENT} connections open to gosuv, the most one client may have: close some, or reuse them (keep-alive)"
+        )
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+impl<L> Listener for Guarded<L>
+where
+    L: Listener,
+    L::Io: ClientOf,
+{
+    type Io = Connection<L::Io>;
     type Addr = L::Addr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                if !self.warned.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        "{} connections are open on {}: new ones wait until one closes",
-                        MAX_CONNECTIONS,
-                        self.what
-                    );
+        loop {
+            let permit = match self.permits.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    if !self.warned {
+                        self.warned = true;
+                        tracing::warn!(
+                            "{} connections are open on {}: new ones wait until one closes",
+                            MAX_CONNECTIONS,
+                            self.what
+                        );
+                    }
+                    // The semaphore is never closed.
+                    match self.permits.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => std::future::pending().await,
+                    }
                 }
-                // The semaphore is never closed.
-                match self.permits.clone().acquire_owned().await {
-                    Ok(p) => p,
-                    Err(_) => std::future::pending().await,
+            };
+            if self.permits.available_permits() > MAX_CONNECTIONS / 2 {
+                self.warned = false;
+            }
+            let (mut io, addr) = self.inner.accept().await;
+            let client = io.client();
+            match self.per_client.try_take(client) {
+                Some(slot) => return (Connection::new(io, client, permit, slot), addr),
+                None => {
+                    // A fresh socket's buffer takes the short answer at once; a client that
+                    // does not even take that gets the close alone.
+                    let answer = refusal(client);
+                    let _ = futures_util::FutureExt::now_or_never(io.write_all(&answer));
+                    self.log_refusal(client);
                 }
             }
-        };
-        if self.permits.available_permits() > MAX_CONNECTIONS / 2 {
-            self.warned.store(false, Ordering::Relaxed);
         }
-        let (io, addr) = self.inner.accept().await;
-        (
-            GuardedIo {
-                io,
-                _permit: permit,
-            },
-            addr,
-        )
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.inner.local_addr()
-    }
-}
-
-/// A connection of a [`Guarded`] listener: it holds a slot while open.
-#[derive(Debug)]
-pub struct GuardedIo<T> {
-    io: T,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
     }
 }
 
@@ -176,25 +216,37 @@ impl Peer for tokio::net::unix::SocketAddr {
 pub async fn serve<L>(mut listener: Guarded<L>, app: Router, stop: CancellationToken)
 where
     L: Listener,
+    L::Io: ClientOf,
     L::Addr: Peer,
 {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT);
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_header_size(MAX_HEAD);
+    let streams = listener.streams.clone();
     loop {
         let (io, addr) = tokio::select! {
             c = listener.accept() => c,
             () = stop.cancelled() => break,
         };
         let peer = addr.peer();
+        let client = Client::new(io.client(), streams.clone());
         let app = app.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let mut req = req.map(Body::new);
-            if let Some(p) = peer {
-                req.extensions_mut().insert(ConnectInfo(p));
+            let app = app.clone();
+            let client = client.clone();
+            async move {
+                let mut req = match read_whole(req).await {
+                    Ok(req) => req,
+                    Err(answer) => return Ok(answer),
+                };
+                if let Some(p) = peer {
+                    req.extensions_mut().insert(ConnectInfo(p));
+                }
+                req.extensions_mut().insert(client);
+                app.oneshot(req).await
             }
-            app.clone().oneshot(req)
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(io), service));
         tokio::spawn(async move {

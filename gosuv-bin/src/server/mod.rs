@@ -3,13 +3,18 @@
 //! `POST /api/shutdown` stops every program, then ends the live streams, then the listeners.
 
 pub mod api;
+pub mod checks;
+pub mod clients;
+pub mod connection;
 pub mod error;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod recovery;
+pub mod request;
 pub mod security;
 pub mod store;
+pub mod strict_json;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -58,7 +63,8 @@ struct Cached<T> {
 struct StateInner {
     sup: Supervisor,
     config: ServerConfig,
-    security: Security,
+    /// Replaced by a reload (the allow-list is read again); requests take a snapshot.
+    security: std::sync::RwLock<Arc<Security>>,
     failed_logins: security::FailedLogins,
     listening: Vec<String>,
     shutdown: CancellationToken,
@@ -97,7 +103,7 @@ impl AppState {
             inner: Arc::new(StateInner {
                 sup,
                 config,
-                security,
+                security: std::sync::RwLock::new(Arc::new(security)),
                 failed_logins: security::FailedLogins::default(),
                 listening,
                 shutdown: CancellationToken::new(),
@@ -140,9 +146,25 @@ impl AppState {
         &self.inner.config
     }
 
-    /// The security settings.
-    pub fn security(&self) -> &Security {
-        &self.inner.security
+    /// The security settings in force.
+    pub fn security(&self) -> Arc<Security> {
+        self.inner
+            .security
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts a new allow-list in force (the credentials stay those the server started with).
+    fn set_allow_list(&self, allow: Option<security::AllowList>) {
+        let mut g = self
+            .inner
+            .security
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = Security::clone(&g);
+        next.allow = allow;
+        *g = Arc::new(next);
     }
 
     /// The failed-login log.
@@ -290,18 +312,41 @@ impl AppState {
         })
     }
 
-    /// Re-reads the programs file and applies it (`POST /api/reload`, SIGHUP).
+    /// Re-reads the programs file and the ipfile and applies them (`POST /api/reload`,
+    /// SIGHUP). config.yml is checked first as `start-server` would check it, so a config
+    /// that could not start is reported now, not at the next restart; of its settings, only
+    /// the ipfile is applied live (the rest takes effect at `restart-server`).
     ///
     /// # Errors
-    /// 400 with every error of the file; nothing is changed then.
+    /// 400 with every error of config.yml, of the checks, or of the programs file; nothing
+    /// is changed then.
     pub async fn reload(&self) -> ApiResult<gosuv::ReloadReport> {
         let config = self.inner.config.clone();
-        let programs = tokio::task::spawn_blocking(move || config.load_programs())
-            .await
-            .map_err(|e| ApiError::internal(format!("reading the programs file failed: {e}")))??;
+        let checked = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+            match &config.path {
+                Some(path) => {
+                    let checked = checks::check_startable(path)
+                        .map_err(|f| ApiError::bad_request(f.message))?;
+                    let programs = if checked.config.include == config.include {
+                        checked.programs
+                    } else {
+                        config.load_programs()?
+                    };
+                    Ok((programs, Some(checked.security.allow), Some(checked.config)))
+                }
+                // A state made without a file (the router's tests): the programs file only.
+                None => Ok((config.load_programs()?, None, None)),
+            }
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the config files failed: {e}")))??;
+        let (programs, allow, on_disk) = checked;
         let report = self.inner.sup.reload(programs).await;
         self.touch();
         let report = report?;
+        if let Some(allow) = allow {
+            self.set_allow_list(allow);
+        }
         tracing::info!(
             "reloaded {}: added {:?}, changed {:?}, removed {:?}",
             self.inner.config.include.display(),
@@ -309,47 +354,18 @@ impl AppState {
             report.changed,
             report.removed
         );
+        if let Some(mut on_disk) = on_disk {
+            on_disk.server.auth.ipfile = self.inner.config.server.auth.ipfile.clone();
+            if on_disk.server != self.inner.config.server
+                || on_disk.include != self.inner.config.include
+            {
+                tracing::warn!(
+                    "config.yml has changes besides server.auth.ipfile: they take effect at 'gosuv restart-server'"
+                );
+            }
+        }
         Ok(report)
     }
-}
-
-/// Whether an HTTP bind address is on the loopback interface only.
-pub fn is_loopback_addr(addr: &str) -> bool {
-    let Some((host, _)) = addr.rsplit_once(':') else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    host.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Checks config.yml for what the server refuses, before anything is started.
-///
-/// # Errors
-/// Non-loopback HTTP without auth, or no listener enabled.
-pub fn preflight(config: &ServerConfig) -> CliResult {
-    let s = &config.server;
-    if !s.httpserver.enabled && !s.unixserver.enabled {
-        return Err(Failure::new(
-            "neither server.unixserver nor server.httpserver is enabled: enable one in config.yml",
-        ));
-    }
-    if s.httpserver.enabled && !is_loopback_addr(&s.httpserver.addr) && !s.auth.enabled {
-        return Err(Failure::new(format!(
-            "refusing to serve HTTP on {} without auth: anyone who reaches it could run any command; \
-             enable server.auth (and set a password), or bind 127.0.0.1",
-            s.httpserver.addr
-        )));
-    }
-    if s.auth.enabled && s.auth.password.is_empty() {
-        return Err(Failure::new(
-            "server.auth is enabled with an empty password: set server.auth.password",
-        ));
-    }
-    Ok(())
 }
 
 /// Raises the soft limits of open files and processes to `minfds`/`minprocs`.
@@ -453,37 +469,20 @@ pub fn bind_tcp(addr: &str) -> CliResult<std::net::TcpListener> {
     Ok(l)
 }
 
-/// What in the server's files other users could read or change: a config.yml that holds
-/// the password and others can read; a log directory others can write to (they could plant
-/// files or links where gosuv writes). One warning each, for the log and for `conftest`.
-pub fn permission_warnings(config: &ServerConfig) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(path) = config.path.as_ref() {
-        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
-        if config.server.auth.enabled && mode & 0o044 != 0 {
-            out.push(format!(
-                "{} holds the auth password and other users can read it: run 'chmod 600 {}'",
-                path.display(),
-                path.display()
-            ));
-        }
-    }
-    out.extend(gosuv::files::loose_dir_warning(&config.server.log.logpath));
-    out
-}
-
-/// Runs the server in this process until it is shut down. `log_to_stderr` also logs to the
-/// terminal (foreground mode).
+/// Runs the server in this process until it is shut down, on a config that
+/// [`checks::check_startable`] passed. `log_to_stderr` also logs to the terminal (foreground
+/// mode).
 ///
 /// # Errors
-/// The config is invalid, another server holds the pidfile or socket, a listener cannot be
-/// bound, or a limit cannot be raised. Each message says what to do.
-pub fn run(config_path: &Path, log_to_stderr: bool) -> CliResult {
+/// Another server holds the pidfile or socket, a listener cannot be bound, or a limit cannot
+/// be raised. Each message says what to do.
+pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
     let init = become_init();
-    let config = ServerConfig::load(config_path)?;
-    preflight(&config)?;
-    let programs = config.load_programs()?;
-    let security = Security::from_config(&config.server.auth).map_err(Failure::new)?;
+    let checks::Startable {
+        config,
+        programs,
+        security,
+    } = checked;
     raise_limits(&config)?;
     let pidfile = PidFile::acquire(&config.server.pidfile)?;
     let mut listening = Vec::new();
@@ -506,7 +505,7 @@ pub fn run(config_path: &Path, log_to_stderr: bool) -> CliResult {
         None
     };
     logging::init(&config.server.log, log_to_stderr)?;
-    for w in permission_warnings(&config) {
+    for w in checks::permission_warnings(&config) {
         tracing::warn!("{w}");
     }
     if init {
@@ -588,6 +587,7 @@ async fn serve(
     let mut servers = Vec::new();
     if let Some(l) = unix {
         let l = tokio::net::UnixListener::from_std(l).map_err(|e| Failure::new(e.to_string()))?;
+        let l = security::PeerChecked::new(l, security::PeerPolicy::from_config(&config));
         let l = listener::Guarded::new(l, "the unix socket");
         let app = app.clone().layer(Extension(Transport::Unix));
         let stop = stop.clone();
@@ -603,7 +603,11 @@ async fn serve(
     let line = format!("server started, listening {}", listening.join(", "));
     tracing::info!(pid = std::process::id(), "{line}");
     if !quiet {
+        // The terminal only: the login URL holds the password, gosuv.log never does.
         println!("{line}");
+        if let Some(url) = checks::login_url(&config, &listening) {
+            println!("web page: {url}");
+        }
     }
 
     wait_for_shutdown(&state, signals).await;
@@ -713,20 +717,4 @@ async fn wait_for_shutdown(state: &AppState, signals: Option<Signals>) {
 /// The absolute form of a path (without resolving symlinks).
 pub fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback() {
-        assert!(is_loopback_addr("127.0.0.1:11333"));
-        assert!(is_loopback_addr("127.8.0.1:1"));
-        assert!(is_loopback_addr("[::1]:80"));
-        assert!(is_loopback_addr("localhost:80"));
-        assert!(!is_loopback_addr(":11333"));
-        assert!(!is_loopback_addr("0.0.0.0:11333"));
-        assert!(!is_loopback_addr("10.0.0.1:80"));
-    }
 }

@@ -217,12 +217,14 @@ pub fn read_groups(path: &Path) -> Option<GroupsFile> {
         return None;
     }
     // Only what this server's user wrote: a file another user planted could name any of
-    // this user's processes for it to kill.
-    if let Err(why) = gosuv::files::trusted_state_file(path) {
-        tracing::warn!("{why}: the groups file is not trusted, and ignored");
-        return None;
-    }
-    let text = std::fs::read(path).ok()?;
+    // this user's processes for it to kill. (Checked on the open file: no swap between.)
+    let text = match gosuv::files::read_trusted(path) {
+        Ok(t) => t,
+        Err(why) => {
+            tracing::warn!("{why}: the groups file is not trusted, and ignored");
+            return None;
+        }
+    };
     match serde_json::from_slice::<GroupsFile>(&text) {
         Ok(f) => Some(f.expand()),
         Err(e) => {

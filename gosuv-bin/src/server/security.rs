@@ -1,8 +1,11 @@
-//! The security rules in one middleware: the allow-list, then basic auth, then the cross-site checks
-//! (a foreign `Origin`, a state-changing request without a JSON content type).
+//! Who may use the API. [`guard`], one middleware in front of every route: the allow-list,
+//! then basic auth, then the cross-site checks (a foreign `Origin`; over HTTP, a POST or PUT
+//! with neither a JSON content type nor `X-Gosuv: 1`). [`PeerChecked`], in front of the unix
+//! socket's connections: the peer's user (`SO_PEERCRED`), whatever the socket's file mode.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -55,9 +58,9 @@ impl AllowList {
                 continue;
             }
             if let Ok(net) = line.parse::<IpNet>() {
-                nets.push(net);
+                nets.push(canonical_net(net));
             } else if let Ok(ip) = line.parse::<IpAddr>() {
-                nets.push(IpNet::from(ip));
+                nets.push(canonical_net(IpNet::from(ip)));
             } else {
                 errors.push(format!(
                     "{}:{}: '{line}' is not an IP address or CIDR (10.0.0.0/8)",
@@ -83,10 +86,27 @@ impl AllowList {
         Self::parse(&text, file)
     }
 
-    /// Whether `ip` is allowed (IPv4-mapped IPv6 addresses count as IPv4).
+    /// Whether `ip` is allowed. IPv4-mapped IPv6 addresses count as IPv4, in the list and
+    /// in `ip` alike: a peer of a dual-stack listener (`[::]`) that connected over IPv4 is
+    /// `::ffff:a.b.c.d`.
     pub fn allows(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.nets.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// An entry in the IPv4-mapped range (`::ffff:a.b.c.d`, `::ffff:a.b.0.0/112`) as the IPv4
+/// address or network it maps; any other entry as it is.
+fn canonical_net(net: IpNet) -> IpNet {
+    let IpNet::V6(v6) = net else { return net };
+    match (
+        v6.network().to_ipv4_mapped(),
+        v6.prefix_len().checked_sub(96),
+    ) {
+        (Some(v4), Some(prefix)) => ipnet::Ipv4Net::new(v4, prefix)
+            .map(IpNet::V4)
+            .unwrap_or(net),
+        _ => net,
     }
 }
 
@@ -124,10 +144,7 @@ impl Security {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Basic ")
-                    .or_else(|| v.strip_prefix("basic "))
-            })
+            .and_then(basic_token)
             .and_then(|b| {
                 base64::engine::general_purpose::STANDARD
                     .decode(b.trim())
@@ -151,6 +168,15 @@ impl Security {
             })
         }
     }
+}
+
+/// The token of an `Authorization: Basic <token>` value. The scheme is compared without
+/// regard to case (RFC 7235: `BASIC`, `basic`), and any spaces may follow it.
+fn basic_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("basic")
+        .then(|| token.trim_matches([' ', '\t']))
 }
 
 /// Compares a secret with what a client sent in time that depends only on the lengths of
@@ -191,20 +217,35 @@ fn unauthorized() -> Response {
     resp
 }
 
-/// Failed logins, for the server log: each one is logged, up to [`FailedLogins::BURST`] a
-/// second; past that they are counted and the count is logged with the next line, so a
-/// brute force is on record without filling the disk.
+/// A budget of log lines for something a client can repeat at will (a failed login, a
+/// refused connection): up to [`LogBudget::BURST`] lines a second; past that, events are
+/// counted, and the count goes with the next line logged, so a flood is on record without
+/// filling the disk.
 #[derive(Debug, Default)]
-pub struct FailedLogins {
+pub struct LogBudget {
     window: std::sync::Mutex<(Option<std::time::Instant>, u32, u64)>,
 }
 
-impl FailedLogins {
-    /// Lines a second before failures are only counted.
+/// What [`LogBudget::take`] allows for one event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Budget {
+    /// Log it, with the number of events counted but not logged since the last line.
+    Log {
+        /// Events not logged one by one before this one.
+        unlogged: u64,
+    },
+    /// The first event over the budget this second: log that the next ones are counted.
+    Exhausted,
+    /// Counted only.
+    Counted,
+}
+
+impl LogBudget {
+    /// Lines a second before events are only counted.
     pub const BURST: u32 = 20;
 
-    /// Records a failed login from `peer` for `path`.
-    pub fn record(&self, peer: &str, failure: &AuthFailure, method: &Method, path: &str) {
+    /// Spends the budget on one event.
+    pub fn take(&self) -> Budget {
         let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
         let now = std::time::Instant::now();
         let (start, logged, suppressed) = &mut *w;
@@ -213,14 +254,40 @@ impl FailedLogins {
             *logged = 0;
         }
         if *logged >= Self::BURST {
-            if *suppressed == 0 {
-                tracing::warn!(peer = %peer, "more than {} failed logins in a second (a brute force?): the next ones are counted, and the count is logged with the next failed login", Self::BURST);
-            }
             *suppressed += 1;
-            return;
+            return if *suppressed == 1 {
+                Budget::Exhausted
+            } else {
+                Budget::Counted
+            };
         }
         *logged += 1;
-        let more = std::mem::take(suppressed);
+        Budget::Log {
+            unlogged: std::mem::take(suppressed),
+        }
+    }
+}
+
+/// Failed logins, for the server log, within a [`LogBudget`].
+#[derive(Debug, Default)]
+pub struct FailedLogins {
+    budget: LogBudget,
+}
+
+impl FailedLogins {
+    /// Lines a second before failures are only counted.
+    pub const BURST: u32 = LogBudget::BURST;
+
+    /// Records a failed login from `peer` for `path`.
+    pub fn record(&self, peer: &str, failure: &AuthFailure, method: &Method, path: &str) {
+        let more = match self.budget.take() {
+            Budget::Log { unlogged } => unlogged,
+            Budget::Exhausted => {
+                tracing::warn!(peer = %peer, "more than {} failed logins in a second (a brute force?): the next ones are counted, and the count is logged with the next failed login", Self::BURST);
+                return;
+            }
+            Budget::Counted => return,
+        };
         let what = if failure.sent {
             "wrong user or password"
         } else {
@@ -243,25 +310,30 @@ fn same_origin(origin: &str, host: Option<&str>) -> bool {
     rest.is_some_and(|r| r.trim_end_matches('/').eq_ignore_ascii_case(host))
 }
 
-/// Whether a `Host` header names this machine by address or as `localhost`. Without auth, a
-/// page whose DNS name was rebound to 127.0.0.1 would otherwise pass the `Origin` check
-/// (its origin and `Host` agree); with auth, the browser has no password to send to it.
-fn host_is_local_name(host: Option<&str>) -> bool {
-    let Some(host) = host else { return false };
-    let name = match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    };
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
-}
-
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Whether the header `X-Gosuv: 1` was sent: a page of another site cannot send a custom
+/// header without a CORS preflight, which gosuv never answers.
+fn has_x_gosuv(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-gosuv")
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
+}
+
+/// Whether a request with this method could come from a page of another site if its
+/// content type were not checked: anything but GET, HEAD, OPTIONS (which change nothing) and
+/// DELETE (which no page can send without a CORS preflight, and gosuv answers none).
+fn could_be_forged(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE
+    )
 }
 
 /// The middleware in front of every route.
@@ -316,21 +388,14 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
             return unauthorized();
         }
     };
-    if transport != Some(Transport::Unix) && security.credentials.is_none() {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok());
-        if !host_is_local_name(host) {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "requests for host {} are refused without auth: use http://127.0.0.1:PORT, or enable server.auth",
-                    host.unwrap_or("(none)")
-                ),
-            )
-            .into_response();
-        }
+    if transport == Some(Transport::Tcp) && security.credentials.is_none() {
+        // The server does not start so (every local user can reach even 127.0.0.1); this is
+        // the second line of that rule, for a state built by other code.
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the API over HTTP needs server.auth: enable it with a password and restart gosuv",
+        )
+        .into_response();
     }
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let host = req
@@ -358,18 +423,19 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     if announced.is_some_and(|n| n > super::api::BODY_LIMIT as u64) {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the request body is larger than {} bytes: send one program at a time",
-                super::api::BODY_LIMIT
-            ),
+            super::request::too_large_message(),
         )
         .into_response();
     }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if changes_state && !is_json(req.headers()) {
+    if transport != Some(Transport::Unix)
+        && could_be_forged(req.method())
+        && !is_json(req.headers())
+        && !has_x_gosuv(req.headers())
+    {
         return ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "requests that change state must send Content-Type: application/json",
+            "requests that change state over HTTP must send Content-Type: application/json or the header X-Gosuv: 1 (a page of another site can send neither)",
         )
         .into_response();
     }
@@ -390,6 +456,164 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         );
     }
     resp
+}
+
+/// Who may use the unix socket: the server's own user and root, and the users and groups of
+/// `server.unixserver.allow_uids` / `allow_gids`. The socket is made 0600, but its mode is not
+/// the only gate: a mode widened by hand, or a socket made in a directory others can reach
+/// with a looser mode, must not open the API to every local user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerPolicy {
+    /// The server's effective uid.
+    pub own_uid: u32,
+    /// More users allowed.
+    pub allow_uids: Vec<u32>,
+    /// Groups allowed (a peer's primary group, as `SO_PEERCRED` reports it).
+    pub allow_gids: Vec<u32>,
+}
+
+impl PeerPolicy {
+    /// The policy of config.yml for a server running as this process's user.
+    pub fn from_config(config: &gosuv::ServerConfig) -> Self {
+        PeerPolicy {
+            own_uid: nix::unistd::geteuid().as_raw(),
+            allow_uids: config.server.unixserver.allow_uids.clone(),
+            allow_gids: config.server.unixserver.allow_gids.clone(),
+        }
+    }
+
+    /// Whether a peer with these credentials may use the API.
+    pub fn admits(&self, uid: u32, gid: u32) -> bool {
+        uid == self.own_uid
+            || uid == 0
+            || self.allow_uids.contains(&uid)
+            || self.allow_gids.contains(&gid)
+    }
+}
+
+/// Why a connection on the unix socket was refused.
+#[derive(Debug)]
+pub struct PeerRefusal {
+    /// The peer's credentials, when they could be read: (uid, gid, pid).
+    pub peer: Option<(u32, u32, Option<i32>)>,
+    /// The message of the 403 answer.
+    pub message: String,
+}
+
+/// Checks the credentials of a peer of the unix socket (`SO_PEERCRED`: the uid and gid of
+/// the process that connected, as they were when it connected).
+///
+/// # Errors
+/// The peer is not admitted by `policy`, or its credentials cannot be read (then nobody is
+/// admitted: a check that cannot be made fails closed).
+pub fn check_peer(stream: &tokio::net::UnixStream, policy: &PeerPolicy) -> Result<(), PeerRefusal> {
+    let cred = stream.peer_cred().map_err(|e| PeerRefusal {
+        peer: None,
+        message: format!("the peer's credentials cannot be read ({e})"),
+    })?;
+    let (uid, gid) = (cred.uid(), cred.gid());
+    if policy.admits(uid, gid) {
+        return Ok(());
+    }
+    Err(PeerRefusal {
+        peer: Some((uid, gid, cred.pid())),
+        message: format!(
+            "uid {uid} (gid {gid}) may not use this socket: only the server's user (uid {}) and \
+             root may; to let others in on purpose, list them in server.unixserver.allow_uids or \
+             allow_gids of config.yml",
+            policy.own_uid
+        ),
+    })
+}
+
+/// How many refused connections are answered at once; past that, new refused ones are
+/// closed without an answer (a refused user cannot hold the server's descriptors).
+const MAX_REFUSALS: usize = 16;
+
+/// The unix socket's listener with [`check_peer`] on every connection it accepts: a refused
+/// peer is answered 403 (with a JSON `error`) on a connection of its own and never reaches
+/// the API; only admitted connections are handed on.
+#[derive(Debug)]
+pub struct PeerChecked {
+    inner: tokio::net::UnixListener,
+    policy: Arc<PeerPolicy>,
+    refusals: Arc<tokio::sync::Semaphore>,
+    log: LogBudget,
+}
+
+impl PeerChecked {
+    /// Checks the peers of `inner` against `policy`.
+    pub fn new(inner: tokio::net::UnixListener, policy: PeerPolicy) -> Self {
+        PeerChecked {
+            inner,
+            policy: Arc::new(policy),
+            refusals: Arc::new(tokio::sync::Semaphore::new(MAX_REFUSALS)),
+            log: LogBudget::default(),
+        }
+    }
+
+    /// Logs a refused connection (within the log budget), answers it 403 and closes it,
+    /// within the head deadline.
+    fn refuse(&self, stream: tokio::net::UnixStream, why: PeerRefusal) {
+        match (self.log.take(), why.peer) {
+            (Budget::Log { unlogged }, Some((uid, gid, pid))) => {
+                let pid = pid.map_or("?".to_string(), |p| p.to_string());
+                tracing::warn!(uid, gid, pid = %pid, unlogged, "refused a connection on the unix socket: not the server's user, root, or in allow_uids/allow_gids");
+            }
+            (Budget::Log { unlogged }, None) => {
+                tracing::warn!(
+                    unlogged,
+                    "refused a connection on the unix socket: {}",
+                    why.message
+                );
+            }
+            (Budget::Exhausted, _) => {
+                tracing::warn!("more than {} refused connections on the unix socket in a second: the next ones are counted, and the count is logged with the next one", LogBudget::BURST);
+            }
+            (Budget::Counted, _) => {}
+        }
+        let Ok(permit) = self.refusals.clone().try_acquire_owned() else {
+            return;
+        };
+        let body = Arc::new(why.message);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |_req| {
+                let body = body.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        ApiError::new(StatusCode::FORBIDDEN, body.as_str()).into_response(),
+                    )
+                }
+            });
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(super::listener::HEAD_TIMEOUT)
+                .keep_alive(false);
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // Bounded however the peer behaves: at worst a peer that reads nothing.
+            let _ = tokio::time::timeout(super::listener::HEAD_TIMEOUT * 2, conn).await;
+        });
+    }
+}
+
+impl axum::serve::Listener for PeerChecked {
+    type Io = tokio::net::UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            match check_peer(&stream, &self.policy) {
+                Ok(()) => return (stream, addr),
+                Err(why) => self.refuse(stream, why),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
 }
 
 #[cfg(test)]
@@ -413,13 +637,47 @@ mod tests {
     }
 
     #[test]
-    fn local_hosts() {
-        assert!(host_is_local_name(Some("127.0.0.1:11333")));
-        assert!(host_is_local_name(Some("localhost:80")));
-        assert!(host_is_local_name(Some("[::1]:80")));
-        assert!(host_is_local_name(Some("10.1.2.3")));
-        assert!(!host_is_local_name(Some("evil.example:11333")));
-        assert!(!host_is_local_name(None));
+    fn mapped_entries_match_both_forms() {
+        let a = AllowList::parse(
+            "::ffff:127.0.0.1\n::ffff:10.1.0.0/112\n::ffff:0:0/95\n",
+            Path::new("ip"),
+        )
+        .unwrap();
+        assert!(a.allows("127.0.0.1".parse().unwrap()));
+        assert!(a.allows("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!a.allows("127.0.0.2".parse().unwrap()));
+        assert!(a.allows("10.1.9.9".parse().unwrap()));
+        assert!(a.allows("::ffff:10.1.9.9".parse().unwrap()));
+        assert!(!a.allows("10.2.0.1".parse().unwrap()));
+        // A network wider than the mapped range stays IPv6 (and holds no IPv4 peer).
+        assert!(!a.allows("192.0.2.1".parse().unwrap()));
+        assert!(a.allows("::fffe:1:2".parse().unwrap()));
+    }
+
+    #[test]
+    fn socket_peers() {
+        let p = PeerPolicy {
+            own_uid: 1000,
+            allow_uids: vec![1001],
+            allow_gids: vec![50],
+        };
+        assert!(p.admits(1000, 1000));
+        assert!(p.admits(0, 0));
+        assert!(p.admits(1001, 1001));
+        assert!(p.admits(1002, 50));
+        assert!(!p.admits(1002, 1002));
+        assert!(!p.admits(65534, 65534));
+    }
+
+    #[test]
+    fn basic_scheme_is_case_insensitive() {
+        assert_eq!(basic_token("Basic abc"), Some("abc"));
+        assert_eq!(basic_token("BASIC abc"), Some("abc"));
+        assert_eq!(basic_token("bAsIc   abc "), Some("abc"));
+        assert_eq!(basic_token("basic\tabc"), Some("abc"));
+        assert_eq!(basic_token("Basicabc"), None);
+        assert_eq!(basic_token("Bearer abc"), None);
+        assert_eq!(basic_token("Basic"), None);
     }
 
     #[test]

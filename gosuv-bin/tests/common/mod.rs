@@ -27,6 +27,8 @@ pub struct Setup {
     pub ipfile: Option<String>,
     /// The HTTP address, when not 127.0.0.1:port.
     pub http_addr: Option<String>,
+    /// More keys of `server.unixserver` (YAML lines indented by four spaces).
+    pub unix_extra: Option<String>,
 }
 
 /// A temp dir with config.yml (and programs.yml when given).
@@ -87,8 +89,9 @@ impl Env {
         } else {
             ""
         };
+        let unix_extra = s.unix_extra.as_deref().unwrap_or("");
         let text = format!(
-            "server:\n  httpserver:\n    enabled: {}\n    addr: \"{addr}\"\n  unixserver:\n    enabled: {}\n    sockfile: .gosuv.sock\n  auth:\n    enabled: {}\n    username: admin\n    password: secret\n    ipfile: \"{ipfile}\"\n  log:\n    level: debug\nclient:\n  server_url: \"{url}\"\n  username: admin\n  password: secret\n",
+            "server:\n  httpserver:\n    enabled: {}\n    addr: \"{addr}\"\n  unixserver:\n    enabled: {}\n    sockfile: .gosuv.sock\n{unix_extra}  auth:\n    enabled: {}\n    username: admin\n    password: secret\n    ipfile: \"{ipfile}\"\n  log:\n    level: debug\nclient:\n  server_url: \"{url}\"\n  username: admin\n  password: secret\n",
             s.http_port.is_some() || s.http_addr.is_some(),
             !s.no_unix,
             s.auth,
@@ -178,9 +181,15 @@ impl Env {
         raw(&mut s, "localhost", method, path, headers, body)
     }
 
-    /// A JSON request over the socket with the headers the CLI sends.
+    /// A JSON request over the socket with the headers the CLI sends (the credentials too,
+    /// when the env has auth on).
     pub fn api(&self, method: &str, path: &str, body: &str) -> Resp {
-        self.unix_req(method, path, &[("Content-Type", "application/json")], body)
+        let auth = admin();
+        let mut headers = vec![("Content-Type", "application/json")];
+        if self.setup.auth {
+            headers.push(("Authorization", auth.as_str()));
+        }
+        self.unix_req(method, path, &headers, body)
     }
 
     /// A raw request over HTTP.
@@ -214,6 +223,37 @@ impl Env {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// The `Authorization` header of basic auth.
+pub fn basic(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+/// The `Authorization` header for the credentials every test config has (admin / secret).
+pub fn admin() -> String {
+    basic("admin", "secret")
+}
+
+/// Runs a command as the user `nobody` (another local user than the root the tests run
+/// as), with no supplementary groups.
+pub fn as_nobody(args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv")
+}
+
+/// The uid of `nobody`.
+pub fn nobody_uid() -> u32 {
+    let out = Command::new("id").args(["-u", "nobody"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 /// The server a test started: shut down on drop (killed if that fails), whatever happened.
@@ -548,4 +588,114 @@ pub fn full_device(path: &Path) -> bool {
         );
     }
     r == 0
+}
+
+/// The `Authorization` header of the user every test config has (admin / secret).
+pub const ADMIN_AUTH: &str = "Basic YWRtaW46c2VjcmV0";
+
+/// A TCP connection to `127.0.0.1:port` from the loopback address `from` (127.0.0.2 and so
+/// on: any 127/8 address is this machine's), so that the server sees another client than
+/// 127.0.0.1. Fails after `timeout` if the server does not take the connection.
+pub fn connect_from(
+    from: std::net::Ipv4Addr,
+    port: u16,
+    timeout: Duration,
+) -> std::io::Result<std::net::TcpStream> {
+    connect_from_with_buffer(from, port, timeout, None)
+}
+
+/// [`connect_from`], with the socket's receive buffer set to `rcvbuf` bytes (the kernel
+/// doubles it) instead of growing on its own: a client that never reads then holds little.
+pub fn connect_from_with_buffer(
+    from: std::net::Ipv4Addr,
+    port: u16,
+    timeout: Duration,
+    rcvbuf: Option<i32>,
+) -> std::io::Result<std::net::TcpStream> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: a plain socket(2); the descriptor is owned by the TcpStream from here on.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh socket nobody else owns.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(from).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    if let Some(size) = rcvbuf {
+        // SAFETY: setsockopt(2) with an int of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                std::ptr::addr_of!(size).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    // SAFETY: bind(2) with a sockaddr_in of the right size.
+    let r = unsafe {
+        libc::bind(
+            stream.as_raw_fd(),
+            std::ptr::addr_of!(addr).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // connect_timeout needs a socket it makes itself: connect a bound one without blocking,
+    // then wait for it to be writable.
+    stream.set_nonblocking(true)?;
+    let to = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: connect(2) with a sockaddr_in of the right size.
+    let r = unsafe {
+        libc::connect(
+            stream.as_raw_fd(),
+            std::ptr::addr_of!(to).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+        let mut pfd = libc::pollfd {
+            fd: stream.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: poll(2) on one pollfd we own.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out",
+            ));
+        }
+        if let Some(e) = stream.take_error()? {
+            return Err(e);
+        }
+    }
+    stream.set_nonblocking(false)?;
+    Ok(stream)
 }

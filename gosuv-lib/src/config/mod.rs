@@ -21,8 +21,8 @@ pub use ready::{
     ProbeCheck, ReadyProbe,
 };
 pub use server::{
-    AuthConfig, ClientConfig, HttpServerConfig, ServerConfig, ServerLogConfig, ServerSection,
-    UnixServerConfig, DEFAULT_CONFIG_YML,
+    default_config_yml, is_listen_addr, AuthConfig, ClientConfig, HttpServerConfig, ServerConfig,
+    ServerLogConfig, ServerSection, UnixServerConfig,
 };
 
 use lines::{LineIndex, Seg};
@@ -96,7 +96,8 @@ pub struct ValidatedConfig {
 }
 
 /// Validates `config.yml` and the programs file it names, collecting the errors of both.
-/// This is what `gosuv conftest` runs.
+/// (The files only: `gosuv conftest` also runs the server's own checks, such as HTTP
+/// needing auth.)
 ///
 /// # Errors
 /// Every error of both files, each with file, line and key.
@@ -172,60 +173,54 @@ fn display_path(path: &[Seg]) -> String {
 }
 
 /// How deep `[` and `{` may nest in a config. The YAML parser's time grows with the square
-/// of the nesting (200 KB of `[` took most of a minute to refuse); no config needs more than
-/// a few levels.
-pub const MAX_FLOW_NESTING: usize = 64;
+/// of the nesting (200 KB of `[` took most of a minute to refuse); at this depth it takes
+/// a millisecond, and the parser refuses anything past 128 levels by itself anyway.
+pub const MAX_FLOW_NESTING: usize = 1000;
 
-/// Where `text` nests `[`/`{` deeper than [`MAX_FLOW_NESTING`]: its line and column (from 1).
-/// Quoted strings and comments are skipped; brackets inside a plain string in block style
-/// are counted too (a string with 65 of them open is refused, which no config has).
+/// Where `text` has more than [`MAX_FLOW_NESTING`] `[`/`{` open: its line and column (from
+/// 1). Every bracket counts, in strings and comments too: a scanner that skipped quoted
+/// strings or comments could be fooled into skipping real brackets (a quote inside a plain
+/// string), and more than a thousand unclosed brackets in the strings of one file is no
+/// config anyone writes.
 fn too_deep(text: &str) -> Option<(usize, usize)> {
     let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    let mut prev = '\n';
     let (mut line, mut col) = (1usize, 0usize);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    for c in text.chars() {
         col += 1;
-        if c == '\n' {
-            line += 1;
-            col = 0;
-        }
-        match quote {
-            Some('"') if c == '\\' => {
-                if chars.next() == Some('\n') {
-                    line += 1;
-                    col = 0;
-                } else {
-                    col += 1;
+        match c {
+            '\n' => {
+                line += 1;
+                col = 0;
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_FLOW_NESTING {
+                    return Some((line, col));
                 }
             }
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
-                '#' if prev.is_whitespace() => {
-                    for c in chars.by_ref() {
-                        if c == '\n' {
-                            line += 1;
-                            col = 0;
-                            break;
-                        }
-                    }
-                }
-                '\'' | '"' if prev.is_whitespace() || "[{,:-".contains(prev) => quote = Some(c),
-                '[' | '{' => {
-                    depth += 1;
-                    if depth > MAX_FLOW_NESTING {
-                        return Some((line, col));
-                    }
-                }
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
         }
-        prev = if col == 0 { '\n' } else { c };
     }
     None
+}
+
+/// Refuses text the YAML parser would take too long over (see [`MAX_FLOW_NESTING`]).
+///
+/// # Errors
+/// The line and column where the nesting passes the bound.
+pub fn check_nesting(text: &str, file: Option<&Path>) -> Result<(), ConfigErrors> {
+    match too_deep(text) {
+        None => Ok(()),
+        Some((line, col)) => Err(ConfigErrors(vec![ConfigError {
+            file: file.map(Path::to_path_buf),
+            line: Some(line),
+            key: String::new(),
+            message: format!(
+                "more than {MAX_FLOW_NESTING} [ or {{ open at once (at column {col}): no config nests that deep"
+            ),
+        }])),
+    }
 }
 
 /// Parses YAML text into a value, reporting a syntax error with its line. Nesting deeper
@@ -234,16 +229,7 @@ fn too_deep(text: &str) -> Option<(usize, usize)> {
 /// # Errors
 /// The text is not YAML, or nests too deep.
 pub fn parse_yaml(text: &str, file: Option<&Path>) -> Result<serde_yaml::Value, ConfigErrors> {
-    if let Some((line, col)) = too_deep(text) {
-        return Err(ConfigErrors(vec![ConfigError {
-            file: file.map(Path::to_path_buf),
-            line: Some(line),
-            key: String::new(),
-            message: format!(
-                "not valid here: [ or {{ nested more than {MAX_FLOW_NESTING} levels deep (at column {col})"
-            ),
-        }]));
-    }
+    check_nesting(text, file)?;
     serde_yaml::from_str(text).map_err(|e| {
         let text = e.to_string();
         let (key, message) = match too_large_number(&text) {

@@ -390,6 +390,21 @@ pub fn parse_programs(
 pub fn parse_program_value(value: Value, base_dir: &Path) -> Result<ProgramConfig, ConfigErrors> {
     let mut c = Collector::new(None, None);
     let p = program_from_value(&mut c, &[], value, base_dir);
+    // What could not be read back from a programs file is not taken either (its strings
+    // holding more unclosed brackets than a file may have).
+    if let Some(p) = &p {
+        if let Ok(text) = serde_yaml::to_string(p) {
+            if super::check_nesting(&text, None).is_err() {
+                c.error(
+                    &[],
+                    format!(
+                        "its strings hold more than {} unclosed [ or {{: a programs file with it could not be read back",
+                        super::MAX_FLOW_NESTING
+                    ),
+                );
+            }
+        }
+    }
     match p {
         Some(p) => c.finish(p),
         None => {

@@ -8,8 +8,18 @@ use super::lines::{LineIndex, Seg};
 use super::program::{want_bool, want_size, want_string, want_uint};
 use super::{parse_programs, parse_yaml, resolve_path, Collector, ConfigErrors, ProgramConfig};
 
-/// The commented default `config.yml` that `gosuv start-server` writes when there is none.
-pub const DEFAULT_CONFIG_YML: &str = r#"# gosuv server and client settings.
+/// The commented default `config.yml` that `gosuv start-server` writes when there is none,
+/// with `password` as the password of `server.auth` and of `client` (the CLI reads the same
+/// file). Auth is on: HTTP, once enabled, is never open to other local users.
+pub fn default_config_yml(password: &str) -> String {
+    let quoted = format!(
+        "\"{}\"",
+        password.replace('\\', "\\\\").replace('"', "\\\"")
+    );
+    DEFAULT_CONFIG_TEMPLATE.replace("@PASSWORD@", &quoted)
+}
+
+const DEFAULT_CONFIG_TEMPLATE: &str = r#"# gosuv server and client settings. This file holds the password: keep it mode 0600.
 # Relative paths below resolve against the directory of this file.
 
 # The programs file (a YAML list of programs); default: programs.yml beside this file.
@@ -17,19 +27,22 @@ include: ./programs.yml
 
 server:
   httpserver:
-    # The REST API and the web page over HTTP. An address on all interfaces (":11333")
-    # is refused unless auth is enabled.
+    # The REST API and the web page over HTTP (basic auth with server.auth, always: on
+    # 127.0.0.1 too, as every local user can connect there). ":11333" listens on every
+    # interface.
     enabled: false
     addr: 127.0.0.1:11333
   unixserver:
-    # The REST API over a unix socket, created with mode 0600.
+    # The REST API over a unix socket, created with mode 0600; only this user and root may
+    # use it, unless allow_uids / allow_gids (lists of numeric ids) name others.
     enabled: true
     sockfile: .gosuv.sock
   auth:
-    enabled: false
+    # Basic auth for HTTP and the socket. HTTP refuses to start without it.
+    enabled: true
     username: admin
-    password: change-me
-    # Allow-list file: one IP or CIDR a line; empty allows every address.
+    password: @PASSWORD@
+    # Allow-list file for HTTP clients: one IP or CIDR a line; empty allows every address.
     ipfile: ""
   pidfile: .gosuv.pid
   log:
@@ -46,8 +59,9 @@ server:
 client:
   # How the gosuv command reaches the server: unix://PATH or http://HOST:PORT
   server_url: unix://.gosuv.sock
+  # The same user and password as server.auth.
   username: admin
-  password: change-me
+  password: @PASSWORD@
 "#;
 
 /// `server.httpserver`.
@@ -66,9 +80,14 @@ pub struct UnixServerConfig {
     pub enabled: bool,
     /// The socket's path (absolute once loaded).
     pub sockfile: PathBuf,
+    /// Users (by uid) allowed on the socket besides the server's own user and root.
+    pub allow_uids: Vec<u32>,
+    /// Groups (by gid, matched against a peer's primary group) allowed on the socket.
+    pub allow_gids: Vec<u32>,
 }
 
-/// `server.auth`.
+/// `server.auth`. When the key is missing, auth is off with an empty password (a config
+/// that serves HTTP must set both, so there is never a well-known password in force).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthConfig {
     /// Require basic auth.
@@ -154,11 +173,13 @@ impl ServerConfig {
                 unixserver: UnixServerConfig {
                     enabled: true,
                     sockfile: dir.join(".gosuv.sock"),
+                    allow_uids: Vec::new(),
+                    allow_gids: Vec::new(),
                 },
                 auth: AuthConfig {
                     enabled: false,
                     username: "admin".into(),
-                    password: "change-me".into(),
+                    password: String::new(),
                     ipfile: None,
                 },
                 pidfile: dir.join(".gosuv.pid"),
@@ -174,7 +195,7 @@ impl ServerConfig {
             client: ClientConfig {
                 server_url: "unix://.gosuv.sock".into(),
                 username: "admin".into(),
-                password: "change-me".into(),
+                password: String::new(),
             },
         }
     }
@@ -190,9 +211,14 @@ impl ServerConfig {
         }
     }
 
-    /// Reads a `config.yml`: the config with every valid key applied, and its errors. Fails
-    /// outright only when the file cannot be read.
-    pub(crate) fn load_lenient(path: &Path) -> Result<(Self, Option<ConfigErrors>), ConfigErrors> {
+    /// Reads a `config.yml`: the config with every valid key applied (defaults elsewhere),
+    /// and its errors. For commands that need only a few keys (the client settings, the
+    /// pidfile), so that an error elsewhere in the file does not lock them out: they check
+    /// the errors on their own keys (each [`ConfigError`](super::ConfigError) names its key).
+    ///
+    /// # Errors
+    /// Only when the file cannot be read.
+    pub fn load_lenient(path: &Path) -> Result<(Self, Option<ConfigErrors>), ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors::single(Some(path), format!("cannot read the config file: {e}"))
         })?;
@@ -339,14 +365,14 @@ fn server_key(
             "enabled" => assign(&mut s.httpserver.enabled, want_bool(c, p, &v)),
             "addr" => {
                 if let Some(a) = want_string(c, p, &v) {
-                    if a.rsplit_once(':')
-                        .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
-                    {
+                    if is_listen_addr(&a) {
                         s.httpserver.addr = a;
                     } else {
                         c.error(
                             p,
-                            format!("'{a}' is not HOST:PORT (127.0.0.1:11333 or :11333)"),
+                            format!(
+                                "'{a}' is not HOST:PORT (127.0.0.1:11333, [::1]:11333, localhost:11333 or :11333)"
+                            ),
                         );
                     }
                 }
@@ -357,6 +383,8 @@ fn server_key(
         "unixserver" => section(c, path, v, &mut |c, p, k, v| match k {
             "enabled" => assign(&mut s.unixserver.enabled, want_bool(c, p, &v)),
             "sockfile" => assign(&mut s.unixserver.sockfile, want_path(c, p, &v, dir)),
+            "allow_uids" => assign(&mut s.unixserver.allow_uids, want_ids(c, p, &v, "uid")),
+            "allow_gids" => assign(&mut s.unixserver.allow_gids, want_ids(c, p, &v, "gid")),
             _ => false,
         }),
         "auth" => section(c, path, v, &mut |c, p, k, v| match k {
@@ -442,6 +470,72 @@ fn assign<T>(slot: &mut T, v: Option<T>) -> bool {
     true
 }
 
+/// A list of numeric user or group ids (`[1000, 1001]`); an empty list or null is none.
+fn want_ids(c: &mut Collector<'_>, path: &[Seg], v: &Value, what: &str) -> Option<Vec<u32>> {
+    let items = match v {
+        Value::Null => return Some(Vec::new()),
+        Value::Sequence(items) => items,
+        _ => {
+            c.error(
+                path,
+                format!("expected a list of numeric {what}s ([1000, 1001])"),
+            );
+            return None;
+        }
+    };
+    let mut ids = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for item in items {
+        match item.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(id) => ids.push(id),
+            None => {
+                ok = false;
+                let shown = serde_yaml::to_string(item).unwrap_or_default();
+                c.error(
+                    path,
+                    format!(
+                        "'{}' is not a numeric {what}: write the number (`id -u NAME` shows a user's uid, `getent group NAME` a group's gid)",
+                        shown.trim()
+                    ),
+                );
+            }
+        }
+    }
+    ok.then_some(ids)
+}
+
+/// Whether `addr` is `HOST:PORT` with a port, and a host that is an IP address (IPv6 in
+/// brackets), a host name, or empty (every interface).
+pub fn is_listen_addr(addr: &str) -> bool {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return false;
+    };
+    if port.parse::<u16>().is_err() {
+        return false;
+    }
+    if host.is_empty() {
+        return true;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return true;
+    }
+    // A host name (RFC 1123): labels of letters, digits and hyphens, not starting or
+    // ending with a hyphen.
+    host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 fn want_path(c: &mut Collector<'_>, path: &[Seg], v: &Value, dir: &Path) -> Option<PathBuf> {
     let s = want_string(c, path, v)?;
     if s.is_empty() {
@@ -456,12 +550,78 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_text_parses_to_defaults() {
+    fn default_text_parses_to_defaults_with_auth_on() {
         let dir = Path::new("/srv/app");
-        let cfg = ServerConfig::parse(DEFAULT_CONFIG_YML, None, dir).expect("valid default");
-        assert_eq!(cfg, ServerConfig::defaults(dir));
+        let text = default_config_yml("Zx-9_q");
+        let cfg = ServerConfig::parse(&text, None, dir).expect("valid default");
+        let mut want = ServerConfig::defaults(dir);
+        want.server.auth.enabled = true;
+        want.server.auth.password = "Zx-9_q".into();
+        want.client.password = "Zx-9_q".into();
+        assert_eq!(cfg, want);
         assert_eq!(cfg.include, Path::new("/srv/app/programs.yml"));
         assert_eq!(cfg.resolved_server_url(), "unix:///srv/app/.gosuv.sock");
+        // Any password stays one YAML string.
+        let odd = "a\"b\\c: #d";
+        let cfg = ServerConfig::parse(&default_config_yml(odd), None, dir).expect("valid");
+        assert_eq!(cfg.server.auth.password, odd);
+        assert_eq!(cfg.client.password, odd);
+    }
+
+    #[test]
+    fn listen_addresses() {
+        for ok in [
+            "127.0.0.1:11333",
+            ":11333",
+            "[::]:80",
+            "[::1]:80",
+            "localhost:1",
+            "gosuv.example.org:8080",
+            "0.0.0.0:0",
+        ] {
+            assert!(is_listen_addr(ok), "{ok}");
+        }
+        for bad in [
+            "11333",
+            "127.0.0.1",
+            "127.0.0.1:99999",
+            "::1:80",
+            "[nope]:80",
+            "no such host!:80",
+            "-bad-.example:80",
+            "a..b:80",
+            "127.0.0.1:port",
+        ] {
+            assert!(!is_listen_addr(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn socket_allow_lists() {
+        let cfg = ServerConfig::parse(
+            "server:\n  unixserver:\n    allow_uids: [1000, 65534]\n    allow_gids: [27]\n",
+            None,
+            Path::new("/"),
+        )
+        .expect("valid");
+        assert_eq!(cfg.server.unixserver.allow_uids, [1000, 65534]);
+        assert_eq!(cfg.server.unixserver.allow_gids, [27]);
+        let errs = ServerConfig::parse(
+            "server:\n  unixserver:\n    allow_uids: [bob, -1, 4294967296]\n    allow_gids: 7\n",
+            Some(Path::new("c.yml")),
+            Path::new("/"),
+        )
+        .expect_err("invalid");
+        let all = errs.to_string();
+        assert_eq!(errs.0.len(), 4, "{all}");
+        assert!(
+            all.contains("c.yml:3: server.unixserver.allow_uids: 'bob' is not a numeric uid"),
+            "{all}"
+        );
+        assert!(
+            all.contains("c.yml:4: server.unixserver.allow_gids: expected a list"),
+            "{all}"
+        );
     }
 
     #[test]
