@@ -420,3 +420,33 @@ fn start_server_prints_a_login_url_that_opens_the_page() {
         "the password is in gosuv.log: {log}"
     );
 }
+
+/// A client without the password keeps no connection: the 401 closes it (a client asking
+/// again every few seconds held its connections for ever, and a few addresses filled the
+/// listener).
+#[test]
+fn a_refused_login_closes_its_connection() {
+    use std::io::Read;
+    let env = Env::http(true);
+    let _s = env.start();
+    let port = env.setup.http_port.unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("send");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "the connection stayed open after a 401 ({e}): {}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+}

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -145,6 +145,8 @@ pub struct RotatingFile {
     /// one line (`[gosuv: N bytes lost: why]`) before the next write that gets through.
     lost: u64,
     lost_why: String,
+    /// Refuse anything but a regular file at the path (gosuv's own log).
+    strict: bool,
     /// The file's last byte is inside a line (a write that ended mid-line, or failed
     /// there): a marker starts on a line of its own.
     torn: bool,
@@ -164,7 +166,15 @@ impl RotatingFile {
             lost: 0,
             lost_why: String::new(),
             torn: false,
+            strict: false,
         }
+    }
+
+    /// A file that must be a regular file: no FIFO at its path is written (for a log whose
+    /// writes must never wait, gosuv's own).
+    pub fn strict(mut self) -> Self {
+        self.strict = true;
+        self
     }
 
     /// The current file's path.
@@ -178,8 +188,22 @@ impl RotatingFile {
                 crate::files::create_dir_all(dir)?;
             }
             // Never through a link: one planted at a log's path would have a root gosuv
-            // append to whatever it points to.
-            let f = crate::files::open_append(&self.path, 0o640)?;
+            // append to whatever it points to. A FIFO at a program's log is written like a
+            // slow or hung disk (that wait is for the log-writer threads, see `LogSink`);
+            // one at gosuv.log (`strict`) is refused: the server's own log must not hang.
+            let fifo = !self.strict
+                && std::fs::symlink_metadata(&self.path).is_ok_and(|m| {
+                    use std::os::unix::fs::FileTypeExt;
+                    m.file_type().is_fifo()
+                });
+            let f = if fifo {
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&self.path)?
+            } else {
+                crate::files::open_append(&self.path, 0o640)?
+            };
             let m = f.metadata()?;
             self.size = m.len();
             self.id = (m.dev(), m.ino());

@@ -90,7 +90,7 @@ pub fn init(log: &gosuv::config::ServerLogConfig, to_stderr: bool) -> CliResult 
     })?;
     let level = LevelFilter::from_str(&log.level)
         .map_err(|_| Failure::new(format!("'{}' is not a log level", log.level)))?;
-    let file = RotatingFile::new(log.logpath.join("gosuv.log"), log.filemax, log.backups);
+    let file = RotatingFile::new(log.logpath.join("gosuv.log"), log.filemax, log.backups).strict();
     let fields = || debug_fn(escaped_fields).delimited(" ");
     let file_layer = tracing_subscriber::fmt::layer()
         .with_ansi(false)

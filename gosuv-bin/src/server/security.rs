@@ -205,10 +205,13 @@ pub struct AuthFailure {
 
 /// The one answer to a request without the right credentials.
 fn unauthorized() -> Response {
+    // Closed after: a client without the password keeps no connection (it could otherwise
+    // hold its share of them by asking again and again).
     let mut resp = ApiError::new(
         StatusCode::UNAUTHORIZED,
         "authentication required: send the user and password of server.auth (basic auth)",
     )
+    .closing()
     .into_response();
     resp.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -363,6 +366,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
                             addr.ip()
                         ),
                     )
+                    .closing()
                     .into_response();
                 }
             }
@@ -411,6 +415,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
                     "requests from {origin} are refused: gosuv's API answers its own page only"
                 ),
             )
+            .closing()
             .into_response();
         }
     }
