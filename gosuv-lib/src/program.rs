@@ -919,11 +919,14 @@ impl<L: Launcher> Task<L> {
                     .and_then(|v| v.cgroup.as_ref().map(|c| c.path().to_path_buf()));
                 let ready = match (&config.ready, early) {
                     (Some(r), Ok(early)) => Some(Box::new(Readying {
+                        // Each attempt may take up to the whole timeout (an attempt slower
+                        // than `interval` must still be able to pass); attempts never
+                        // overlap, the next starts `interval` after the last ended.
                         probe: probes::start(
                             &r.check,
                             Duration::ZERO,
                             r.interval,
-                            r.interval,
+                            r.timeout,
                             early,
                             self.shared.clone(),
                             config.clone(),

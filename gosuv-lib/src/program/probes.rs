@@ -180,7 +180,6 @@ async fn asked_loop(
     let mut next = tokio::time::Instant::now() + first_after;
     loop {
         tokio::time::sleep_until(next).await;
-        next = tokio::time::Instant::now() + interval;
         let r = match &check {
             ProbeCheck::Http(url) => crate::probe::http_get(url, bound).await,
             ProbeCheck::Tcp(target) => crate::probe::tcp_connect(target, bound).await,
@@ -188,6 +187,7 @@ async fn asked_loop(
             // Told, not asked: never here.
             ProbeCheck::Log(_) | ProbeCheck::Notify => return,
         };
+        next = tokio::time::Instant::now() + interval;
         let report = match r {
             Ok(()) => Report::Passed,
             Err(e) => Report::Failed(e),
