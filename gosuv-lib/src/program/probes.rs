@@ -3,8 +3,8 @@
 //! every command), attempts never overlap (one loop makes them one after another), and
 //! dropping the probe ends it at once (with whatever process an `exec` attempt runs).
 //!
-//! `http`, `tcp` and `exec` are asked every `interval`, each attempt bounded (by `interval`
-//! for `ready`, by `timeout` for `health`); `log` and `notify` are told: a line of the run's
+//! `http`, `tcp` and `exec` are asked `interval` after the last attempt ended, each attempt
+//! bounded by `timeout` (the whole of `ready`'s, or `health`'s per attempt); `log` and `notify` are told: a line of the run's
 //! output that matches, a `READY=1` datagram from one of the run's processes.
 
 use std::path::PathBuf;
