@@ -340,6 +340,8 @@ enum Phase<P> {
         run: Run<P>,
         check_at: Option<Instant>,
         probe: Option<Box<probes::Probe>>,
+        /// The notify socket of its `ready` probe, kept for the `STATUS=` it says later.
+        told: Option<Box<probes::Probe>>,
     },
     /// The stop signal was sent; SIGKILL at `kill_at` (`None` once sent).
     Stopping {
@@ -372,6 +374,8 @@ impl<P> Phase<P> {
     fn deadline(&self) -> Option<Instant> {
         match self {
             Phase::Backoff { until, .. } => Some(*until),
+            // Given up on: only its exit is awaited now.
+            Phase::Starting { ready: Some(r), .. } if r.gave_up => None,
             Phase::Starting { up_at, .. } => Some(*up_at),
             Phase::Running { check_at, .. } => *check_at,
             Phase::Stopping { kill_at, .. } => *kill_at,
@@ -598,13 +602,12 @@ impl<L: Launcher> Task<L> {
                             rep = r.probe.next() => Wake::Probe(rep),
                         },
                         Phase::Running {
-                            run,
-                            probe: Some(p),
-                            ..
-                        } => tokio::select! {
+                            run, probe, told, ..
+                        } if probe.is_some() || told.is_some() => tokio::select! {
                             biased;
                             s = run.proc.exited() => Wake::Exited(s),
-                            rep = p.next() => Wake::Probe(rep),
+                            rep = probes::next_of(probe) => Wake::Probe(rep),
+                            rep = probes::next_of(told) => Wake::Probe(rep),
                         },
                         Phase::Starting { run, .. } | Phase::Running { run, .. } => {
                             Wake::Exited(run.proc.exited().await)
@@ -973,11 +976,19 @@ impl<L: Launcher> Task<L> {
         let Phase::Starting { .. } = self.phase else {
             return;
         };
-        let Phase::Starting { run, .. } =
+        let Phase::Starting { run, ready, .. } =
             std::mem::replace(&mut self.phase, Phase::Idle(ProgramState::Stopped))
         else {
             return;
         };
+        let told = ready
+            .filter(|_| {
+                matches!(
+                    run.config.ready.as_ref().map(|r| &r.check),
+                    Some(crate::config::ProbeCheck::Notify)
+                )
+            })
+            .map(|r| Box::new(r.probe));
         self.failures = 0;
         if !self.restart_reason {
             self.last_error = None;
@@ -1013,6 +1024,7 @@ impl<L: Launcher> Task<L> {
                 run,
                 check_at,
                 probe,
+                told,
             },
             None,
         );

@@ -134,6 +134,8 @@ s.connect(os.environ["NOTIFY_SOCKET"])
 s.send(b"STATUS=warming up")
 time.sleep(0.2)
 s.send(b"READY=1\nSTATUS=serving 3 clients")
+time.sleep(2)
+s.send(b"STATUS=serving 4 clients")
 time.sleep(300)
 "#;
     let mut p = quick("notifier", "exec python3 -c \"$SCRIPT\"");

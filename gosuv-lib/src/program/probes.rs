@@ -53,6 +53,14 @@ impl Probe {
     }
 }
 
+/// The next report of `probe`, if there is one (else never). Cancel-safe.
+pub(crate) async fn next_of(probe: &mut Option<Box<Probe>>) -> Report {
+    match probe {
+        Some(p) => p.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What a `log` or `notify` probe needs before the run is spawned, so that nothing the run
 /// says early is missed: followers of its output, or the socket `$NOTIFY_SOCKET` names.
 pub(crate) enum Early {
