@@ -159,6 +159,16 @@ time.sleep(300)
             == Some("serving 3 clients")
     })
     .await;
+    // What it says once running is kept too.
+    poll_async(10, "the later status text", || {
+        env.sup
+            .status("notifier")
+            .expect("s")
+            .status_text
+            .as_deref()
+            == Some("serving 4 clients")
+    })
+    .await;
     env.sup.shutdown().await;
 }
 

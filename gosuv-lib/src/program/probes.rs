@@ -120,30 +120,46 @@ impl Early {
     }
 }
 
-/// The directory of this process's notify sockets: in the temporary directory, which every
-/// user can reach, mode 0711 (a program run as another user reaches its own socket, and
-/// lists nothing); made once, and trusted only when this user owns it and nobody else can
-/// write to it.
+/// The directory of this process's notify sockets: made once, in the temporary directory
+/// (every user can reach it), with a name nobody can guess or take first, mode 0711 (a
+/// program run as another user reaches its own socket and lists nothing).
 fn notify_dir() -> Result<PathBuf, String> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    let dir = std::env::temp_dir().join(format!("gosuv-notify-{}", std::process::id()));
-    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
-        Ok(()) => {
-            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711));
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if let Some(d) = DIR.get() {
+        return Ok(d.clone());
+    }
+    let _one = MAKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(d) = DIR.get() {
+        return Ok(d.clone());
+    }
+    let mut last = String::new();
+    for _ in 0..8 {
+        let mut r = [0u8; 8];
+        // SAFETY: getrandom fills a buffer we own.
+        if unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) } != 8 {
+            return Err("cannot make the notify directory: no random bytes".into());
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(format!("cannot make {}: {e}", dir.display())),
-    }
-    let m = std::fs::symlink_metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    // SAFETY: geteuid has no arguments and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if !m.is_dir() || m.uid() != me || m.mode() & 0o022 != 0 {
-        return Err(format!(
-            "{} is not this user's own directory: remove it",
-            dir.display()
+        let dir = std::env::temp_dir().join(format!(
+            "gosuv-notify-{}-{:016x}",
+            std::process::id(),
+            u64::from_ne_bytes(r)
         ));
+        // Made here, so ours: a name taken first by someone else fails and is not used.
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+                    .map_err(|e| format!("cannot set up {}: {e}", dir.display()))?;
+                let _ = DIR.set(dir.clone());
+                return Ok(dir);
+            }
+            Err(e) => last = format!("cannot make {}: {e}", dir.display()),
+        }
     }
-    Ok(dir)
+    Err(last)
 }
 
 /// Starts the probe for a run whose leader is `leader` (and whose processes are its
