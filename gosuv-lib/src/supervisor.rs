@@ -587,6 +587,52 @@ impl Supervisor {
         self.await_reply(name, "stopped", wait, rx).await
     }
 
+    /// Waits until a program is `running` (ready, with a `ready` probe), without starting
+    /// it: returns at once when it is; fails when it goes `fatal`, or is removed, or after
+    /// `timeout` (it carries on).
+    ///
+    /// # Errors
+    /// [`Error::StartFailed`] with its `last_error` when it goes `fatal`,
+    /// [`Error::Timeout`], [`Error::NotFound`], [`Error::Invalid`] for a timeout over
+    /// [`MAX_WAIT`].
+    pub async fn wait(&self, name: &str, timeout: Duration) -> Result<ProgramStatus> {
+        check_wait(Some(timeout))?;
+        let mut rx = self.with_handle(name, |h| h.published.clone())?;
+        let until_running = async {
+            loop {
+                let (state, why) = {
+                    let p = rx.borrow_and_update();
+                    (p.state, p.last_error.clone())
+                };
+                match state {
+                    ProgramState::Running => return Ok(()),
+                    ProgramState::Fatal => {
+                        return Err(Error::StartFailed {
+                            name: name.to_string(),
+                            reason: why.unwrap_or_else(|| "it is fatal".into()),
+                        })
+                    }
+                    _ => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::NotFound(name.to_string()));
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, until_running).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(Error::Timeout {
+                    name: name.to_string(),
+                    wanted: "running".into(),
+                    state: self.status(name).map_or(ProgramState::Stopped, |s| s.state),
+                    timeout,
+                })
+            }
+        }
+        self.status(name)
+    }
+
     async fn await_reply(
         &self,
         name: &str,

@@ -76,6 +76,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/programs/{name}/stats", get(stats))
         .route("/api/all/{action}", post(all))
         .route("/api/events", get(events))
+        .route("/api/wait", get(wait_ready))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -534,6 +537,100 @@ async fn restart(
     q: Result<Query<WaitQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     act(st, caller, name, q, Action::Restart).await
+}
+
+/// `GET /api/wait?names=a,b&timeout=SECS`: waits until every named program is `running`
+/// (ready); 409 as soon as one goes `fatal` (with its last error), 504 when the timeout (30 s
+/// by default, at most a day) passes, 404 for an unknown name. Starts nothing.
+#[derive(Debug, Deserialize)]
+struct WaitAllQuery {
+    names: Option<String>,
+    timeout: Option<f64>,
+}
+
+async fn wait_ready(
+    State(st): State<AppState>,
+    q: Result<Query<WaitAllQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let q = q
+        .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?
+        .0;
+    let names: Vec<String> = q
+        .names
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if names.is_empty() {
+        return Err(ApiError::bad_request(
+            "names=a,b: give the programs to wait for",
+        ));
+    }
+    let bound = || {
+        ApiError::bad_request(format!(
+            "timeout: give a number of seconds above 0 and at most {} (1 day)",
+            gosuv::MAX_WAIT.as_secs()
+        ))
+    };
+    let timeout = match q.timeout {
+        None => Duration::from_secs(30),
+        Some(t) if t > 0.0 => gosuv::wait_limit(t).map_err(|_| bound())?,
+        Some(_) => return Err(bound()),
+    };
+    let sup = st.sup();
+    let waits = names.iter().map(|n| {
+        let sup = sup.clone();
+        async move { sup.wait(n, timeout).await }
+    });
+    let mut statuses = Vec::new();
+    // The first to fail answers for all (the others carry on, unwatched).
+    let mut pending: futures_util::stream::FuturesUnordered<_> = waits.collect();
+    while let Some(r) = futures_util::StreamExt::next(&mut pending).await {
+        match r {
+            Ok(s) => statuses.push(s),
+            Err(e @ gosuv::Error::StartFailed { .. }) => {
+                return Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    statuses.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(json!({ "running": statuses })))
+}
+
+/// `GET /healthz`: 200 while the server serves (no auth).
+async fn healthz() -> Json<Value> {
+    Json(json!({ "ok": true }))
+}
+
+/// `GET /readyz`: 200 when every `start_auto` program is `running`, else 503 naming those
+/// that are not (no auth; names only).
+async fn readyz(State(st): State<AppState>) -> Response {
+    let sup = st.sup();
+    let mut not_ready: Vec<String> = sup
+        .list()
+        .into_iter()
+        .filter(|s| s.state != ProgramState::Running)
+        .filter(|s| sup.config(&s.name).is_ok_and(|c| c.start_auto))
+        .map(|s| s.name)
+        .collect();
+    not_ready.sort();
+    if not_ready.is_empty() {
+        Json(json!({ "ready": true })).into_response()
+    } else {
+        let mut r = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}", not_ready.join(", ")),
+        )
+        .into_response();
+        *r.body_mut() = axum::body::Body::from(
+            json!({ "error": format!("not ready: {}", not_ready.join(", ")), "not_ready": not_ready })
+                .to_string(),
+        );
+        r
+    }
 }
 
 /// `POST /api/all/{start|stop|restart}`: every program at once; one result each.
