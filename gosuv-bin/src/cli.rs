@@ -89,6 +89,17 @@ pub enum Command {
         #[arg(long)]
         stderr: bool,
     },
+    /// Wait until programs are running (ready, when they have a `ready` probe): exit 0 when
+    /// all are, 1 naming the first that went fatal (with its last error) or the timeout.
+    /// Starts nothing.
+    Wait {
+        /// The programs.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Seconds to wait at most (default 30, at most a day).
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
     /// Print the version of this command (and of the server when it answers).
     Version,
 }

@@ -41,6 +41,7 @@ pub fn run(cli: Cli) -> CliResult {
             lines,
             stderr,
         } => tail(&conf, &name, follow, lines, stderr),
+        Command::Wait { names, timeout } => wait(&conf, &names, timeout),
         Command::Version => version(&conf),
     }
 }
@@ -465,6 +466,41 @@ fn act(conf: &Path, action: &str, t: &Target) -> CliResult {
     )?;
     println!("{}", describe(&v));
     Ok(())
+}
+
+/// One request waits at most this long (the client's own limit is a little longer); a longer
+/// wait asks again.
+const WAIT_PER_REQUEST: f64 = 300.0;
+
+fn wait(conf: &Path, names: &[String], timeout: Option<f64>) -> CliResult {
+    for n in names {
+        gosuv::config::validate_name(n).map_err(Failure::new)?;
+    }
+    let total = timeout.unwrap_or(30.0);
+    if !(total > 0.0 && total <= gosuv::MAX_WAIT.as_secs_f64()) {
+        return Err(Failure::new(format!(
+            "--timeout {total}: give a number of seconds above 0 and at most {} (1 day)",
+            gosuv::MAX_WAIT.as_secs()
+        )));
+    }
+    let (_, client) = client(conf)?;
+    let started = std::time::Instant::now();
+    loop {
+        let left = total - started.elapsed().as_secs_f64();
+        let now = left.min(WAIT_PER_REQUEST).max(0.001);
+        let path = format!("/api/wait?names={}&timeout={now}", names.join(","));
+        match client.json(Method::GET, &path, None) {
+            Ok(v) => {
+                for s in v["running"].as_array().cloned().unwrap_or_default() {
+                    println!("{}: running", s["name"].as_str().unwrap_or("?"));
+                }
+                return Ok(());
+            }
+            Err(crate::client::ClientError::Api { status, .. })
+                if status == hyper::StatusCode::GATEWAY_TIMEOUT && left > WAIT_PER_REQUEST => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 fn tail(conf: &Path, name: &str, follow: bool, lines: usize, stderr: bool) -> CliResult {

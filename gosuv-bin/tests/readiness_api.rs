@@ -67,3 +67,24 @@ fn healthz_readyz_and_wait_follow_the_probes() {
     );
     assert_eq!(env.api("GET", "/api/wait", "").status, 400);
 }
+
+/// `gosuv wait`: exit 0 once the programs are running, 1 with the reason when one goes fatal.
+#[test]
+fn the_cli_waits_for_ready() {
+    let env = Env::unix();
+    let closed = free();
+    env.programs(&format!(
+        "- name: slow\n  command: sleep 0.5; echo up; exec sleep 300\n  start_auto: true\n  ready: {{log: \"^up$\"}}\n\
+         - name: never\n  command: exec sleep 300\n  start_auto: true\n  start_retries: 1\n  ready: {{tcp: \"127.0.0.1:{closed}\", timeout: 300ms}}\n"
+    ));
+    let _s = env.start();
+    let out = env.ok(&["wait", "slow", "--timeout", "20"]);
+    assert!(out.contains("slow: running"), "{out}");
+    let err = env.fails(&["wait", "slow", "never", "--timeout", "20"]);
+    assert!(
+        err.contains("'never' could not start") && err.contains("tcp probe"),
+        "{err}"
+    );
+    let err = env.fails(&["wait", "slow", "--timeout", "0"]);
+    assert!(err.contains("--timeout"), "{err}");
+}
