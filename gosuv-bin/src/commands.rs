@@ -487,7 +487,7 @@ fn wait(conf: &Path, names: &[String], timeout: Option<f64>) -> CliResult {
     let started = std::time::Instant::now();
     loop {
         let left = total - started.elapsed().as_secs_f64();
-        let now = left.min(WAIT_PER_REQUEST).max(0.001);
+        let now = left.clamp(0.001, WAIT_PER_REQUEST);
         let path = format!("/api/wait?names={}&timeout={now}", names.join(","));
         match client.json(Method::GET, &path, None) {
             Ok(v) => {
