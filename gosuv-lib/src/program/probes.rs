@@ -202,6 +202,7 @@ async fn asked_loop(
     tx: mpsc::Sender<Report>,
 ) {
     let mut next = tokio::time::Instant::now() + first_after;
+    let mut passing = false;
     loop {
         tokio::time::sleep_until(next).await;
         let r = match &check {
@@ -213,9 +214,13 @@ async fn asked_loop(
         };
         next = tokio::time::Instant::now() + interval;
         let report = match r {
+            // A pass after a pass changes nothing: not sent (a thousand health probes
+            // would wake their tasks ten thousand times a second for nothing).
+            Ok(()) if passing => continue,
             Ok(()) => Report::Passed,
             Err(e) => Report::Failed(e),
         };
+        passing = report == Report::Passed;
         if tx.send(report).await.is_err() {
             return;
         }
