@@ -46,6 +46,14 @@ fn healthz_readyz_and_wait_follow_the_probes() {
     assert!(r.json()["running"][0]["ready_at"].is_string(), "{}", r.body);
     assert!(t.elapsed().as_secs() < 20);
     assert_eq!(env.http_req("GET", "/readyz", &[], "").status, 200);
+    // Time to ready in /metrics (over a second: the server binds after one).
+    let m = env.api("GET", "/metrics", "").body;
+    let ready: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("gosuv_program_ready_seconds{program=\"web\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no time to ready in /metrics:\n{m}"));
+    assert!(ready >= 1.0, "{ready}");
     // A program that never gets ready: 409 with its probe's error, at once when it is fatal.
     assert_eq!(
         env.api("POST", "/api/programs/never/start?wait=false", "")
