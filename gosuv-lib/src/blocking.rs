@@ -155,6 +155,14 @@ impl Supervisor {
         self.rt.block_on(self.inner.restart(name, wait))
     }
 
+    /// See [`crate::Supervisor::wait`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn wait(&self, name: &str, timeout: Duration) -> Result<ProgramStatus> {
+        self.rt.block_on(self.inner.wait(name, timeout))
+    }
+
     /// See [`crate::Supervisor::wait_for`].
     ///
     /// # Errors

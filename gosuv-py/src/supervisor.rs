@@ -484,6 +484,16 @@ impl Supervisor {
         Status::new(py, st)
     }
 
+    /// Waits until a program is `running` (ready, when it has a `ready` probe), at most
+    /// `timeout` seconds (default 30): raises `StartFailed` with its last error as soon as
+    /// it goes `fatal`, `Timeout` after the timeout. Starts nothing.
+    #[pyo3(signature = (name, timeout = None))]
+    fn wait(&self, py: Python<'_>, name: String, timeout: Option<f64>) -> PyResult<Status> {
+        let timeout = convert::timeout_arg(py, Some(timeout.unwrap_or(30.0)))?;
+        let st = self.waiting(py, move |s| s.wait(&name, timeout))?;
+        Status::new(py, st)
+    }
+
     /// Waits until a program is in `state` (at once if it is), at most `timeout` seconds.
     #[pyo3(signature = (name, state, timeout = None))]
     fn wait_for(

@@ -43,7 +43,7 @@ from gosuv._native import (
     __version__,
     shutdown_all,
 )
-from gosuv._options import Command, ProgramOptions, StrPath
+from gosuv._options import Command, HealthOptions, ProgramOptions, ReadyOptions, StrPath
 from gosuv._state import State
 
 __all__ = [
@@ -56,7 +56,9 @@ __all__ = [
     "LogFollower",
     "ProgramExists",
     "ProgramNotFound",
+    "HealthOptions",
     "ProgramOptions",
+    "ReadyOptions",
     "ReloadReport",
     "StartError",
     "State",
