@@ -141,6 +141,8 @@ fn shutdown(conf: &Path) -> CliResult<bool> {
         .as_str()
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| config.server.pidfile.clone());
+    // Held from before the request, so the wait below is for this server's exit.
+    let server = daemon::ServerProcess::find(&pidfile);
     client.json(Method::POST, "/api/shutdown", None)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(600);
     loop {
@@ -154,7 +156,11 @@ fn shutdown(conf: &Path) -> CliResult<bool> {
             _ => std::thread::sleep(Duration::from_millis(5)),
         }
     }
-    if !daemon::wait_pidfile_free(&pidfile, Duration::from_secs(30)) {
+    let exited = match &server {
+        Some(server) => server.wait_exit(Duration::from_secs(30)),
+        None => daemon::wait_pidfile_free(&pidfile, Duration::from_secs(30)),
+    };
+    if !exited {
         return Err(Failure::new(format!(
             "the server stopped answering but still holds {}: see gosuv.log",
             pidfile.display()
@@ -195,22 +201,23 @@ fn restart_server(conf: &Path) -> CliResult {
 fn kill(conf: &Path, force: bool) -> CliResult {
     let config = load_for(conf, &["server.pidfile"])?;
     let pidfile = &config.server.pidfile;
-    let Some(pid) = daemon::running_pid(pidfile) else {
+    let Some(server) = daemon::ServerProcess::find(pidfile) else {
         return Err(Failure::new(format!(
             "gosuv is not running: no live server holds {}",
             pidfile.display()
         )));
     };
+    let pid = server.pid;
     let signal = if force {
         nix::sys::signal::Signal::SIGKILL
     } else {
         nix::sys::signal::Signal::SIGTERM
     };
-    let pid_i32 = i32::try_from(pid)
-        .map_err(|_| Failure::new(format!("bad pid {pid} in {}", pidfile.display())))?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid_i32), signal)
+    server
+        .signal(signal)
         .map_err(|e| Failure::new(format!("cannot signal pid {pid}: {e}")))?;
-    if !daemon::wait_pidfile_free(pidfile, Duration::from_secs(600)) {
+    // Its exit, not only its pidfile's release (which comes a little earlier).
+    if !server.wait_exit(Duration::from_secs(600)) {
         return Err(Failure::new(format!(
             "pid {pid} is still running after SIGTERM: try 'gosuv kill -9'"
         )));

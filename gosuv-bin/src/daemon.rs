@@ -115,6 +115,78 @@ pub fn running_pid(path: &Path) -> Option<u32> {
     is_server.then_some(pid)
 }
 
+/// A running server, held by a pidfd: signals reach this process even if its pid is
+/// reused, and its exit (not only the release of its pidfile, which comes a little
+/// earlier) can be waited for.
+#[derive(Debug)]
+pub struct ServerProcess {
+    pub pid: u32,
+    fd: std::os::fd::OwnedFd,
+}
+
+impl ServerProcess {
+    /// The server that holds `pidfile`, if one does.
+    pub fn find(pidfile: &Path) -> Option<Self> {
+        use std::os::fd::FromRawFd;
+        let pid = running_pid(pidfile)?;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor we own.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: a new descriptor nobody else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as std::os::fd::RawFd) };
+        // The pid read may have been recycled between the read and the open: the pidfile
+        // still naming it, locked, after the open means the descriptor is the server's.
+        (running_pid(pidfile) == Some(pid)).then_some(Self { pid, fd })
+    }
+
+    /// Sends `signal` to the server.
+    ///
+    /// # Errors
+    /// The kernel refused (the server has exited: ESRCH; another user's: EPERM).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> std::io::Result<()> {
+        // SAFETY: pidfd_send_signal on a descriptor we own, with no siginfo.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.fd.as_raw_fd(),
+                signal as libc::c_int,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Waits until the server process has exited, up to `timeout`. Returns whether it has.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+            // SAFETY: poll on one pollfd we own; a pidfd polls readable once the process
+            // has exited.
+            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if r > 0 {
+                return true;
+            }
+            if r == 0 || Instant::now() >= deadline {
+                return false;
+            }
+            // EINTR: poll again for what is left.
+        }
+    }
+}
+
 /// Waits until no server holds the pidfile, up to `timeout`. Returns whether it is free.
 pub fn wait_pidfile_free(path: &Path, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;

@@ -381,20 +381,7 @@ fn start_server_prints_a_login_url_that_opens_the_page() {
         Some(&format!("web page: {url}").as_str()),
         "{out}"
     );
-    let page = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "20",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .arg(&url)
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&page.stdout), "200");
+    assert_eq!(curl_status(&[&url]), "200");
     srv.shutdown();
 
     // In the foreground, on the terminal.

@@ -9,6 +9,40 @@ use std::process::Stdio;
 
 use common::*;
 
+/// An empty directory where the README's commands run as written (no `-c`), whose server
+/// is shut down when it goes, whatever happened.
+struct Bare(tempfile::TempDir);
+
+impl Bare {
+    fn new() -> Bare {
+        Bare(
+            tempfile::Builder::new()
+                .prefix("gs")
+                .tempdir_in("/tmp")
+                .unwrap(),
+        )
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(BIN)
+            .current_dir(self.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = self.run(&["shutdown"]);
+    }
+}
+
 /// The password of a default config.yml: on, random, the same for the server and the client.
 fn default_password(text: &str) -> String {
     let cfg = gosuv::ServerConfig::parse(text, None, std::path::Path::new("/")).unwrap();
@@ -34,29 +68,8 @@ fn default_password(text: &str) -> String {
 
 #[test]
 fn quick_start_from_an_empty_directory() {
-    let dir = tempfile::Builder::new()
-        .prefix("gs")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(BIN)
-            .current_dir(dir.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
-    // A guard for this directory's server, whatever happens below.
-    struct Guard<'a>(&'a std::path::Path);
-    impl Drop for Guard<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new(BIN)
-                .current_dir(self.0)
-                .arg("shutdown")
-                .output();
-        }
-    }
-    let _guard = Guard(dir.path());
+    let dir = Bare::new();
+    let run = |args: &[&str]| dir.run(args);
 
     let out = run(&["start-server"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -146,28 +159,8 @@ fn quick_start_from_an_empty_directory() {
 /// command as the server's user (root here): without auth it did.
 #[test]
 fn the_readme_web_setup_is_closed_to_other_local_users() {
-    let dir = tempfile::Builder::new()
-        .prefix("gs")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(BIN)
-            .current_dir(dir.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
-    struct Guard<'a>(&'a std::path::Path);
-    impl Drop for Guard<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new(BIN)
-                .current_dir(self.0)
-                .arg("shutdown")
-                .output();
-        }
-    }
-    let _guard = Guard(dir.path());
+    let dir = Bare::new();
+    let run = |args: &[&str]| dir.run(args);
     let out = run(&["start-server"]);
     assert!(out.status.success(), "{out:?}");
     let conf = dir.path().join("config.yml");
@@ -245,21 +238,12 @@ fn the_readme_web_setup_is_closed_to_other_local_users() {
         )),
         "{stdout}"
     );
-    let own = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "20",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .args(["-u", &format!("admin:{password}")])
-        .arg(format!("{base}/api/programs"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&own.stdout), "200");
+    let own = curl_status(&[
+        "-u",
+        &format!("admin:{password}"),
+        &format!("{base}/api/programs"),
+    ]);
+    assert_eq!(own, "200");
 }
 
 /// Two directories get different passwords (from the OS's random source).

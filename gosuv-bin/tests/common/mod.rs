@@ -699,3 +699,24 @@ pub fn connect_from_with_buffer(
     stream.set_nonblocking(false)?;
     Ok(stream)
 }
+
+/// curl's arguments that print only the status of the answer (within 20 s).
+pub const CURL_STATUS: [&str; 7] = [
+    "-sS",
+    "--max-time",
+    "20",
+    "-o",
+    "/dev/null",
+    "-w",
+    "%{http_code}",
+];
+
+/// The HTTP status curl gets with `args` (the URL among them), as text.
+pub fn curl_status(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(CURL_STATUS)
+        .args(args)
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
