@@ -25,6 +25,8 @@ pub enum gosuv_state {
     Exited = 5,
     /// `start_retries` starts in a row failed; given up until the next start.
     Fatal = 6,
+    /// Asked to start, waiting for its `depends_on` to be satisfied.
+    Waiting = 7,
 }
 
 impl From<ProgramState> for gosuv_state {
@@ -37,6 +39,7 @@ impl From<ProgramState> for gosuv_state {
             ProgramState::Stopping => gosuv_state::Stopping,
             ProgramState::Exited => gosuv_state::Exited,
             ProgramState::Fatal => gosuv_state::Fatal,
+            ProgramState::Waiting => gosuv_state::Waiting,
         }
     }
 }
@@ -48,7 +51,7 @@ pub(crate) fn state_arg(n: u32) -> Result<ProgramState> {
         .find(|s| *s as u8 as u32 == n)
         .ok_or_else(|| {
             Error::Invalid(format!(
-                "{n} is not a gosuv_state: use GOSUV_STATE_STOPPED (0) to GOSUV_STATE_FATAL (6)"
+                "{n} is not a gosuv_state: use GOSUV_STATE_STOPPED (0) to GOSUV_STATE_WAITING (7)"
             ))
         })
 }
@@ -183,6 +186,7 @@ fn state_name(state: u32) -> &'static CStr {
         Ok(ProgramState::Stopping) => c"stopping",
         Ok(ProgramState::Exited) => c"exited",
         Ok(ProgramState::Fatal) => c"fatal",
+        Ok(ProgramState::Waiting) => c"waiting",
         Err(_) => c"unknown",
     }
 }

@@ -115,6 +115,14 @@ impl Supervisor {
         self.rt.block_on(self.inner.add(config))
     }
 
+    /// See [`crate::Supervisor::add_all`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn add_all(&self, programs: Vec<ProgramConfig>) -> Result<Vec<(String, crate::Error)>> {
+        self.rt.block_on(self.inner.add_all(programs))
+    }
+
     /// See [`crate::Supervisor::update`].
     ///
     /// # Errors

@@ -28,7 +28,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::task::TaskTracker;
 
 use crate::cgroup::CgroupRoot;
-use crate::config::{Autorestart, ProgramConfig};
+use crate::config::{Autorestart, Condition, Dependency, ProgramConfig};
 use crate::error::Error;
 use crate::events::{ser_opt_time, Event, ExitStatus, ProgramState};
 use crate::logs::{LogCounters, LogSink, RotatingFile, Stream};
@@ -76,6 +76,16 @@ pub(crate) struct Shared {
     pub cgroups: std::sync::Mutex<Option<Arc<CgroupRoot>>>,
     /// Every program task, and the background work of runs being finished.
     pub tracker: TaskTracker,
+    /// Every program, as the others see it: how to start it and how to watch it (for
+    /// `depends_on`). Weak senders: a supervisor dropped without shutdown still ends its
+    /// tasks.
+    pub peers: std::sync::RwLock<std::collections::HashMap<String, Peer>>,
+}
+
+/// How one program task reaches another.
+pub(crate) struct Peer {
+    pub cmds: mpsc::WeakSender<Cmd>,
+    pub published: watch::Receiver<Published>,
 }
 
 impl Shared {
@@ -198,6 +208,12 @@ pub(crate) struct Published {
     pub status_text: Option<String>,
     /// Its health probe's record, when it has one.
     pub health: Option<HealthStatus>,
+    /// It is meant to run (a start was asked for and not given up or stopped).
+    pub wanted_run: bool,
+    /// It is being removed.
+    pub removing: bool,
+    /// In `waiting`: the dependencies not yet satisfied.
+    pub waiting_for: Vec<String>,
 }
 
 /// What the health probe has found.
@@ -245,6 +261,8 @@ pub struct ProgramStatus {
     pub status_text: Option<String>,
     /// Its health probe's record, when it has one.
     pub health: Option<HealthStatus>,
+    /// What it waits for, in `waiting`: the dependencies not yet satisfied.
+    pub waiting_for: Vec<String>,
 }
 
 impl ProgramStatus {
@@ -264,6 +282,7 @@ impl ProgramStatus {
             ready_at: p.ready_at,
             status_text: p.status_text.clone(),
             health: p.health.clone(),
+            waiting_for: p.waiting_for.clone(),
         }
     }
 }
@@ -325,6 +344,8 @@ struct Run<P> {
 enum Phase<P> {
     /// No process: `Stopped`, `Exited` or `Fatal`.
     Idle(ProgramState),
+    /// A start waiting for its dependencies.
+    Waiting(Box<Awaiting>),
     /// A start failed; the next try is at `until`.
     Backoff { until: Instant, generation: u64 },
     /// Spawned; `running` at `up_at`, or, with a `ready` probe, when it passes (a failed
@@ -354,6 +375,7 @@ impl<P> Phase<P> {
     fn state(&self) -> ProgramState {
         match self {
             Phase::Idle(s) => *s,
+            Phase::Waiting(_) => ProgramState::Waiting,
             Phase::Backoff { .. } => ProgramState::Backoff,
             Phase::Starting { .. } => ProgramState::Starting,
             Phase::Running { .. } => ProgramState::Running,
@@ -379,7 +401,7 @@ impl<P> Phase<P> {
             Phase::Starting { up_at, .. } => Some(*up_at),
             Phase::Running { check_at, .. } => *check_at,
             Phase::Stopping { kill_at, .. } => *kill_at,
-            Phase::Idle(_) => None,
+            Phase::Idle(_) | Phase::Waiting(_) => None,
         }
     }
 }
@@ -393,8 +415,102 @@ struct Readying {
     gave_up: bool,
 }
 
+/// A start waiting for its dependencies: each one watched.
+struct Awaiting {
+    /// The generation of the start.
+    generation: u64,
+    deps: Vec<DepWatch>,
+}
+
+/// One dependency being waited for.
+struct DepWatch {
+    dep: Dependency,
+    rx: watch::Receiver<Published>,
+    /// Set while the start this program sent it is not yet handled: until then its state is
+    /// the one from before (`fatal`, say) and says nothing.
+    synced: Option<oneshot::Receiver<()>>,
+}
+
+/// What a dependency's state means for a program waiting for it.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Met,
+    Pending,
+    Failed(String),
+}
+
+impl DepWatch {
+    fn verdict(&mut self) -> Verdict {
+        if self.synced.is_some() {
+            return Verdict::Pending;
+        }
+        if self.rx.has_changed().is_err() {
+            return Verdict::Failed(format!("'{}' was removed", self.dep.name));
+        }
+        verdict(&self.dep, &self.rx.borrow_and_update())
+    }
+
+    /// Until its state changes (or the start sent to it is handled).
+    async fn changed(&mut self) {
+        match self.synced.as_mut() {
+            Some(s) => {
+                let _ = s.await;
+                self.synced = None;
+            }
+            None => {
+                if self.rx.changed().await.is_err() {
+                    // Removed: it is judged now, and never waited for again.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+}
+
+/// Whether `p`, the published state of the dependency `dep`, satisfies it, may yet, or
+/// never will without a hand.
+fn verdict(dep: &Dependency, p: &Published) -> Verdict {
+    let name = &dep.name;
+    let exited_ok = p.state == ProgramState::Exited
+        && p.last_exit
+            .and_then(ExitStatus::code)
+            .is_some_and(|c| p.config.exit_codes.contains(&c));
+    let met = match dep.condition {
+        Condition::Ready => p.state == ProgramState::Running,
+        Condition::Started => matches!(p.state, ProgramState::Starting | ProgramState::Running),
+        Condition::ExitedOk => exited_ok,
+    };
+    if met {
+        return Verdict::Met;
+    }
+    if p.removing {
+        return Verdict::Failed(format!("'{name}' was removed"));
+    }
+    if p.wanted_run {
+        return Verdict::Pending;
+    }
+    let why = p
+        .last_error
+        .as_deref()
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default();
+    match p.state {
+        ProgramState::Fatal => Verdict::Failed(format!("'{name}' is fatal{why}")),
+        ProgramState::Exited => Verdict::Failed(format!(
+            "'{name}' exited with {} and is not restarted",
+            p.last_exit
+                .map_or_else(|| "an unknown status".into(), |e| e.to_string())
+        )),
+        ProgramState::Stopped | ProgramState::Stopping => {
+            Verdict::Failed(format!("'{name}' was stopped"))
+        }
+        _ => Verdict::Pending,
+    }
+}
+
 /// What woke the task.
 enum Wake {
+    Deps,
     Exited(ExitStatus),
     Emptied,
     Cmd(Option<Cmd>),
@@ -442,6 +558,8 @@ struct Task<L: Launcher> {
     ready_at: Option<SystemTime>,
     status_text: Option<String>,
     health: Option<HealthStatus>,
+    /// The reason the next event carries.
+    why: Option<String>,
 }
 
 /// Starts the task of one program and returns its handle.
@@ -475,7 +593,21 @@ fn launch_with<L: Launcher>(
         ready_at: None,
         status_text: None,
         health: None,
+        wanted_run: false,
+        removing: false,
+        waiting_for: Vec::new(),
     });
+    shared
+        .peers
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(
+            config.name.clone(),
+            Peer {
+                cmds: cmd_tx.downgrade(),
+                published: pub_rx.clone(),
+            },
+        );
     let mut task = Task::new(
         shared.clone(),
         launcher,
@@ -573,6 +705,7 @@ impl<L: Launcher> Task<L> {
             ready_at: None,
             status_text: None,
             health: None,
+            why: None,
         }
     }
 
@@ -616,6 +749,11 @@ impl<L: Launcher> Task<L> {
                             run.proc.emptied().await;
                             Wake::Emptied
                         }
+                        Phase::Waiting(w) if !w.deps.is_empty() => {
+                            let changes = w.deps.iter_mut().map(|d| Box::pin(d.changed()));
+                            futures_util::future::select_all(changes).await;
+                            Wake::Deps
+                        }
                         _ => std::future::pending().await,
                     }
                 };
@@ -639,6 +777,7 @@ impl<L: Launcher> Task<L> {
                 }
                 Wake::Timer => self.on_timer().await,
                 Wake::Probe(rep) => self.on_probe(rep),
+                Wake::Deps => self.check_deps().await,
             }
             self.steer().await;
             // An update is answered once its restart has begun, so that the status the
@@ -699,6 +838,19 @@ impl<L: Launcher> Task<L> {
             ready_at: self.ready_at,
             status_text: self.status_text.clone(),
             health: self.health.clone(),
+            wanted_run: self.wanted.run && !self.wanted.remove,
+            removing: self.wanted.remove,
+            waiting_for: match &self.phase {
+                Phase::Waiting(w) => w
+                    .deps
+                    .iter()
+                    .filter(|d| {
+                        d.synced.is_some() || verdict(&d.dep, &d.rx.borrow()) != Verdict::Met
+                    })
+                    .map(|d| d.dep.name.clone())
+                    .collect(),
+                _ => Vec::new(),
+            },
         });
     }
 
@@ -717,6 +869,7 @@ impl<L: Launcher> Task<L> {
             exit_code: exit.and_then(ExitStatus::code),
             exit_signal: exit.and_then(ExitStatus::signal),
             at: SystemTime::now(),
+            reason: self.why.take(),
         });
         self.answer_waiters();
     }
@@ -814,9 +967,10 @@ impl<L: Launcher> Task<L> {
                 }
                 self.wanted.config = Arc::new(*config);
                 let restarts = match &self.phase {
-                    Phase::Starting { .. } | Phase::Running { .. } | Phase::Backoff { .. } => {
-                        self.wanted.run
-                    }
+                    Phase::Starting { .. }
+                    | Phase::Running { .. }
+                    | Phase::Backoff { .. }
+                    | Phase::Waiting(_) => self.wanted.run,
                     // A stop under way: the new config waits for the next start, which
                     // happens only if a restart was already asked for.
                     Phase::Stopping { .. } => self.wanted.run,
@@ -873,13 +1027,18 @@ impl<L: Launcher> Task<L> {
                     self.done = true;
                     return;
                 }
-                Phase::Idle(_) if self.wanted.run => self.start().await,
-                Phase::Backoff { .. } if !self.wanted.run || self.wanted.remove => {
+                Phase::Idle(_) if self.wanted.run => self.begin_start().await,
+                Phase::Backoff { .. } | Phase::Waiting(_)
+                    if !self.wanted.run || self.wanted.remove =>
+                {
                     self.enter(Phase::Idle(ProgramState::Stopped), None);
                 }
                 Phase::Backoff { generation, .. } if *generation < self.wanted.generation => {
                     self.failures = 0;
-                    self.start().await;
+                    self.begin_start().await;
+                }
+                Phase::Waiting(w) if w.generation < self.wanted.generation => {
+                    self.begin_start().await;
                 }
                 Phase::Starting { run, .. } | Phase::Running { run, .. }
                     if stale(run.generation, &self.wanted) =>
@@ -890,6 +1049,113 @@ impl<L: Launcher> Task<L> {
                 _ => return,
             }
         }
+    }
+
+    /// A start: at once, or `waiting` for the dependencies first (those not started are
+    /// asked to start, like `systemctl start`).
+    async fn begin_start(&mut self) {
+        let config = self.wanted.config.clone();
+        if config.depends_on.is_empty() {
+            self.start().await;
+            return;
+        }
+        let mut deps = Vec::with_capacity(config.depends_on.len());
+        for dep in &config.depends_on {
+            let peer = {
+                let peers = self.shared.peers.read().unwrap_or_else(|p| p.into_inner());
+                peers
+                    .get(&dep.name)
+                    .map(|p| (p.cmds.clone(), p.published.clone()))
+            };
+            let Some((cmds, mut rx)) = peer else {
+                self.dependency_failed(format!("'{}' is no program", dep.name));
+                return;
+            };
+            let idle = {
+                let p = rx.borrow_and_update();
+                !p.wanted_run
+                    && matches!(
+                        p.state,
+                        ProgramState::Stopped | ProgramState::Exited | ProgramState::Fatal
+                    )
+                    && verdict(dep, &p) != Verdict::Met
+            };
+            let synced = match cmds.upgrade().filter(|_| idle) {
+                Some(tx) => {
+                    let (sync_tx, sync_rx) = oneshot::channel();
+                    // Sent from a task of its own: this one never waits on another's queue.
+                    self.shared.tracker.spawn(async move {
+                        let (reply, _) = oneshot::channel();
+                        if tx.send(Cmd::Start(reply)).await.is_ok() {
+                            let _ = tx.send(Cmd::Sync(sync_tx)).await;
+                        }
+                    });
+                    Some(sync_rx)
+                }
+                None => None,
+            };
+            deps.push(DepWatch {
+                dep: dep.clone(),
+                rx,
+                synced,
+            });
+        }
+        let waiting = Box::new(Awaiting {
+            generation: self.wanted.generation,
+            deps,
+        });
+        if waiting
+            .deps
+            .iter()
+            .all(|d| d.synced.is_none() && verdict(&d.dep, &d.rx.borrow()) == Verdict::Met)
+        {
+            self.start().await;
+            return;
+        }
+        let names: Vec<&str> = config.depends_on.iter().map(|d| d.name.as_str()).collect();
+        self.why = Some(format!("waiting for {}", names.join(", ")));
+        self.enter(Phase::Waiting(waiting), None);
+        self.check_deps().await;
+    }
+
+    /// In `waiting`: starts once every dependency is satisfied, goes `fatal` once one
+    /// never will be.
+    async fn check_deps(&mut self) {
+        let Phase::Waiting(w) = &mut self.phase else {
+            return;
+        };
+        let mut all = true;
+        let mut failed = None;
+        for d in &mut w.deps {
+            match d.verdict() {
+                Verdict::Met => {}
+                Verdict::Pending => all = false,
+                Verdict::Failed(why) => {
+                    failed = Some(why);
+                    break;
+                }
+            }
+        }
+        if let Some(why) = failed {
+            self.dependency_failed(why);
+        } else if all {
+            self.why = Some("dependencies satisfied".into());
+            self.start().await;
+        } else {
+            // Which dependencies are left is part of the status.
+            self.publish();
+        }
+    }
+
+    /// A dependency will not be satisfied: `fatal`, saying which and why.
+    fn dependency_failed(&mut self, why: String) {
+        let msg = format!("dependency {why}");
+        tracing::warn!(program = %self.name, "{msg}");
+        self.last_error = Some(msg.clone());
+        self.restart_reason = false;
+        self.wanted.run = false;
+        self.why = Some(msg);
+        self.enter(Phase::Idle(ProgramState::Fatal), None);
     }
 
     /// Spawns a run of the wanted config.
@@ -993,6 +1259,11 @@ impl<L: Launcher> Task<L> {
         if !self.restart_reason {
             self.last_error = None;
         }
+        let ran = run.started.0.elapsed().as_secs_f64();
+        self.why = Some(match &run.config.ready {
+            Some(r) => format!("ready: its {} probe passed after {ran:.3}s", r.check.kind()),
+            None => format!("up for {ran:.3}s (start_seconds)"),
+        });
         self.ready_at = Some(SystemTime::now());
         let check_at = self.memory_check_after(&run);
         // The health probe from now on (its first attempt an interval later).
@@ -1123,6 +1394,8 @@ impl<L: Launcher> Task<L> {
                     self.restarts += 1;
                 } else {
                     self.wanted.run = false;
+                    // Not restarted: its dependents learn it from this.
+                    self.publish();
                     self.answer_waiters();
                 }
             }
@@ -1197,7 +1470,8 @@ impl<L: Launcher> Task<L> {
                 h.last_error = Some(e.clone());
                 let failing = h.failing;
                 tracing::warn!(program = %self.name, failing, "health check failed: {e}");
-                if failing >= limit {
+                let restart = failing >= limit;
+                if restart {
                     self.last_error = Some(format!(
                         "health check failed {failing} times in a row ({e}): restarted"
                     ));
@@ -1205,7 +1479,13 @@ impl<L: Launcher> Task<L> {
                     self.restarts += 1;
                     self.wanted.generation += 1;
                 }
-                self.publish();
+                // An event of its own (running -> running), so a failing check is seen
+                // before it restarts the program.
+                self.why = Some(format!(
+                    "health check failed ({failing} of {limit} in a row){}: {e}",
+                    if restart { ", restarting" } else { "" }
+                ));
+                self.emit(ProgramState::Running, None);
             }
             _ => {}
         }

@@ -306,6 +306,7 @@ impl Supervisor {
             subreaper: options.subreaper,
             cgroups: Mutex::new(None),
             tracker: TaskTracker::new(),
+            peers: Default::default(),
         });
         Ok(Supervisor {
             inner: Arc::new(Inner {
@@ -342,8 +343,8 @@ impl Supervisor {
         programs: Vec<ProgramConfig>,
     ) -> Result<Self> {
         let sup = Supervisor::new(options)?;
-        for p in programs {
-            sup.add(p).await?;
+        if let Some((_, e)) = sup.add_all(programs).await?.into_iter().next() {
+            return Err(e);
         }
         Ok(sup)
     }
@@ -444,34 +445,151 @@ impl Supervisor {
     }
 
     /// Adds a program, stopped; it is started (without waiting) when `start_auto` is set.
+    /// Its `depends_on` must name programs that exist.
     ///
     /// # Errors
-    /// [`Error::Config`] when the program is invalid, [`Error::Exists`] when the name is
-    /// taken, [`Error::ShuttingDown`], [`Error::Store`] when it was added but not saved.
+    /// [`Error::Config`] when the program is invalid or depends on a program that does not
+    /// exist, [`Error::Exists`] when the name is taken, [`Error::ShuttingDown`],
+    /// [`Error::Store`] when it was added but not saved.
     pub async fn add(&self, config: ProgramConfig) -> Result<()> {
         let _changes = self.inner.changes.lock().await;
+        let auto = config.start_auto.then(|| config.name.clone());
         self.add_locked(config).await?;
+        self.start_auto(auto.into_iter().collect()).await;
         self.store().await
+    }
+
+    /// Adds programs that may depend on each other (a whole programs file), then starts
+    /// those with `start_auto`, dependencies first. One that cannot be added is skipped
+    /// with its error (and so is one that depends on it); the others are added.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when they were added but not saved; each program's own error is
+    /// in the list returned.
+    pub async fn add_all(&self, programs: Vec<ProgramConfig>) -> Result<Vec<(String, Error)>> {
+        let _changes = self.inner.changes.lock().await;
+        let mut failed = Vec::new();
+        let mut pending: Vec<ProgramConfig> = programs;
+        let mut auto = Vec::new();
+        // Programs whose dependencies are all present go first; a program is added only
+        // once every dependency is.
+        loop {
+            let before = pending.len();
+            let mut rest = Vec::new();
+            for p in pending {
+                let ready = p.depends_on.iter().all(|d| {
+                    self.programs().contains_key(&d.name)
+                        || failed.iter().any(|(n, _): &(String, Error)| *n == d.name)
+                });
+                if !ready {
+                    rest.push(p);
+                    continue;
+                }
+                let name = p.name.clone();
+                let start = p.start_auto;
+                match self.add_locked(p).await {
+                    Ok(()) if start => auto.push(name),
+                    Ok(()) => {}
+                    Err(e) => failed.push((name, e)),
+                }
+            }
+            pending = rest;
+            if pending.is_empty() || pending.len() == before {
+                break;
+            }
+        }
+        // What is left depends on a missing program or on a cycle: added to be refused
+        // with its reason.
+        for p in pending {
+            let name = p.name.clone();
+            if let Err(e) = self.add_locked(p).await {
+                failed.push((name, e));
+            }
+        }
+        self.start_auto(auto).await;
+        self.store().await?;
+        Ok(failed)
+    }
+
+    /// Sends a start (not waited for) to each of `names`, dependencies first.
+    async fn start_auto(&self, names: Vec<String>) {
+        let configs: BTreeMap<String, Arc<ProgramConfig>> = self
+            .configs_shared()
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        let mut layers = dependency_layers(&configs);
+        layers.reverse();
+        for layer in layers {
+            for name in layer.iter().filter(|n| names.contains(n)) {
+                // Not waited for, not even until handled: adding many programs should keep
+                // both runtime workers forking in parallel.
+                let (tx, _rx) = oneshot::channel();
+                if let Err(e) = self.send(name, Cmd::Start(tx)).await {
+                    tracing::warn!(program = %name, "cannot start: {e}");
+                }
+            }
+        }
+    }
+
+    /// Checks that `config`'s dependencies exist and that it closes no cycle with the
+    /// programs there are.
+    fn check_dependencies_of(&self, config: &ProgramConfig) -> Result<()> {
+        if config.depends_on.is_empty() {
+            return Ok(());
+        }
+        let current = self.configs_shared();
+        let mut set: Vec<&ProgramConfig> = current
+            .iter()
+            .map(|c| &**c)
+            .filter(|c| c.name != config.name)
+            .collect();
+        set.push(config);
+        let problems: Vec<String> = crate::config::check_dependencies(&set, &Default::default())
+            .into_iter()
+            .filter(|(i, msg)| *i == set.len() - 1 || msg.starts_with("dependency cycle"))
+            .map(|(_, msg)| msg)
+            .collect();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Config(crate::config::ConfigErrors(
+            problems
+                .into_iter()
+                .map(|m| crate::config::ConfigError {
+                    file: None,
+                    line: None,
+                    key: "depends_on".into(),
+                    message: m,
+                })
+                .collect(),
+        )))
     }
 
     async fn add_locked(&self, config: ProgramConfig) -> Result<()> {
         self.check_open()?;
         let config = validated(config).await?;
-        let auto = config.start_auto;
+        if self.programs().contains_key(&config.name) {
+            return Err(Error::Exists(config.name));
+        }
+        self.check_dependencies_of(&config)?;
+        self.insert(config)
+    }
+
+    /// Adds a program of a set whose dependencies were checked as a whole (a reload).
+    async fn add_unchecked_locked(&self, config: ProgramConfig) -> Result<()> {
+        self.check_open()?;
+        let config = validated(config).await?;
+        self.insert(config)
+    }
+
+    fn insert(&self, config: ProgramConfig) -> Result<()> {
         let name = config.name.clone();
-        {
-            let mut map = self.programs_mut();
-            if map.contains_key(&name) {
-                return Err(Error::Exists(name));
-            }
-            map.insert(name.clone(), launch(self.inner.shared.clone(), config));
+        let mut map = self.programs_mut();
+        if map.contains_key(&name) {
+            return Err(Error::Exists(name));
         }
-        if auto {
-            // Not waited for, not even until handled: adding many programs should keep
-            // both runtime workers forking in parallel.
-            let (tx, _rx) = oneshot::channel();
-            self.send(&name, Cmd::Start(tx)).await?;
-        }
+        map.insert(name.clone(), launch(self.inner.shared.clone(), config));
         Ok(())
     }
 
@@ -484,15 +602,23 @@ impl Supervisor {
     /// saved.
     pub async fn update(&self, config: ProgramConfig) -> Result<bool> {
         let _changes = self.inner.changes.lock().await;
-        let restarted = self.update_locked(config).await?;
+        let restarted = self.update_locked(config, true).await?;
         self.store().await?;
         Ok(restarted)
     }
 
-    async fn update_locked(&self, config: ProgramConfig) -> Result<bool> {
+    /// Updates a program; its dependencies are checked against the others unless the
+    /// caller checked the whole new set (a reload).
+    async fn update_locked(&self, config: ProgramConfig, check_deps: bool) -> Result<bool> {
         self.check_open()?;
         let config = validated(config).await?;
         let name = config.name.clone();
+        if !self.programs().contains_key(&name) {
+            return Err(Error::NotFound(name));
+        }
+        if check_deps {
+            self.check_dependencies_of(&config)?;
+        }
         let (tx, rx) = oneshot::channel();
         self.send(&name, Cmd::Update(Box::new(config), tx)).await?;
         rx.await.map_err(|_| self.gone(&name))
@@ -529,6 +655,12 @@ impl Supervisor {
     /// Drops a program whose task ended: its followers end, its cgroup goes.
     async fn forget(&self, name: &str) {
         let handle = self.programs_mut().remove(name);
+        self.inner
+            .shared
+            .peers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         if let Some(h) = handle {
             h.logs.stdout.close_followers();
             h.logs.stderr.close_followers();
@@ -671,11 +803,30 @@ impl Supervisor {
         names.into_iter().zip(results).collect()
     }
 
-    /// Stops every program, concurrently; one result per program.
+    /// Stops every program; one result per program. Dependents are stopped before what
+    /// they depend on (each layer waited for, except the last, which waits as `wait`
+    /// says); programs with no dependencies between them are stopped concurrently.
     pub async fn stop_all(&self, wait: Option<Duration>) -> Vec<(String, Result<ProgramStatus>)> {
-        let names = self.names();
-        let results = join_all(names.iter().map(|n| self.stop(n, wait))).await;
-        names.into_iter().zip(results).collect()
+        let layers = self.stop_layers();
+        let last = layers.len().saturating_sub(1);
+        let mut out = Vec::new();
+        for (i, layer) in layers.into_iter().enumerate() {
+            let wait = if i < last { Some(MAX_WAIT) } else { wait };
+            let results = join_all(layer.iter().map(|n| self.stop(n, wait))).await;
+            out.extend(layer.into_iter().zip(results));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Every program in the order they stop: dependents before what they depend on.
+    fn stop_layers(&self) -> Vec<Vec<String>> {
+        let configs: BTreeMap<String, Arc<ProgramConfig>> = self
+            .configs_shared()
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        dependency_layers(&configs)
     }
 
     /// Restarts every program, concurrently; one result per program.
@@ -797,6 +948,15 @@ impl Supervisor {
         let programs = tokio::task::spawn_blocking(move || {
             let mut errors = Vec::new();
             let mut seen = std::collections::HashSet::new();
+            let refs: Vec<&ProgramConfig> = programs.iter().collect();
+            for (i, msg) in crate::config::check_dependencies(&refs, &Default::default()) {
+                errors.push(crate::config::ConfigError {
+                    file: None,
+                    line: None,
+                    key: format!("{}.depends_on", programs[i].name),
+                    message: msg,
+                });
+            }
             for p in &programs {
                 if let Err(e) = p.validate() {
                     errors.extend(e.0);
@@ -829,27 +989,45 @@ impl Supervisor {
             .filter(|n| !wanted.contains(n.as_str()))
             .cloned()
             .collect();
-        let removals: Vec<_> = removed.iter().map(|n| self.remove_locked(n)).collect();
-        for r in join_all(removals).await {
-            // Removed meanwhile by nobody else (the lock is held): only a task that failed.
-            if let Err(e) = r {
-                tracing::warn!("reload: {e}");
+        // Dependents go first.
+        for layer in self.stop_layers() {
+            let removals: Vec<_> = layer
+                .iter()
+                .filter(|n| removed.contains(n))
+                .map(|n| self.remove_locked(n))
+                .collect();
+            for r in join_all(removals).await {
+                // Removed meanwhile by nobody else (the lock is held): only a task that failed.
+                if let Err(e) = r {
+                    tracing::warn!("reload: {e}");
+                }
             }
         }
         report.removed = removed;
+        // New programs are all added before any starts (one may depend on another added
+        // after it); changed programs keep the set of names the new ones may refer to.
+        let mut added = Vec::new();
+        let mut changed = Vec::new();
         for p in programs {
             match current.get(&p.name) {
-                None => {
-                    report.added.push(p.name.clone());
-                    self.add_locked(p).await?;
-                }
-                Some(old) if *old != p => {
-                    report.changed.push(p.name.clone());
-                    self.update_locked(p).await?;
-                }
+                None => added.push(p),
+                Some(old) if *old != p => changed.push(p),
                 Some(_) => {}
             }
         }
+        let mut auto = Vec::new();
+        for p in added {
+            report.added.push(p.name.clone());
+            if p.start_auto {
+                auto.push(p.name.clone());
+            }
+            self.add_unchecked_locked(p).await?;
+        }
+        for p in changed {
+            report.changed.push(p.name.clone());
+            self.update_locked(p, false).await?;
+        }
+        self.start_auto(auto).await;
         report.added.sort();
         report.changed.sort();
         report.removed.sort();
@@ -962,24 +1140,28 @@ impl Supervisor {
     pub async fn shutdown(&self) {
         let _changes = self.inner.changes.lock().await;
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = {
-            let map = self.programs();
-            map.iter()
-                .map(|(n, h)| (n.clone(), h.cmds.clone()))
-                .collect()
-        };
-        let mut waits = Vec::with_capacity(txs.len());
-        for (name, tx) in txs {
-            let (rtx, rrx) = oneshot::channel();
-            if tx.send(Cmd::Remove(rtx)).await.is_ok() {
-                waits.push((name, rrx));
+        // Dependents go before what they depend on.
+        for layer in self.stop_layers() {
+            let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = {
+                let map = self.programs();
+                layer
+                    .iter()
+                    .filter_map(|n| map.get(n).map(|h| (n.clone(), h.cmds.clone())))
+                    .collect()
+            };
+            let mut waits = Vec::with_capacity(txs.len());
+            for (name, tx) in txs {
+                let (rtx, rrx) = oneshot::channel();
+                if tx.send(Cmd::Remove(rtx)).await.is_ok() {
+                    waits.push((name, rrx));
+                }
             }
+            join_all(waits.into_iter().map(|(name, rx)| async move {
+                let _ = rx.await;
+                self.forget(&name).await;
+            }))
+            .await;
         }
-        join_all(waits.into_iter().map(|(name, rx)| async move {
-            let _ = rx.await;
-            self.forget(&name).await;
-        }))
-        .await;
         // Runs still being finished in the background (group ownership) end too.
         let tracker = &self.inner.shared.tracker;
         tracker.close();
@@ -995,4 +1177,44 @@ impl Supervisor {
     pub fn is_shut_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::SeqCst)
     }
+}
+
+/// Programs in the order they stop: the first layer is what nothing depends on, each next
+/// layer what only earlier layers depend on. (Reversed, the order they start in.) A
+/// dependency on a program not in `configs` is left out; a cycle (refused at load) would
+/// end up whole in the last layer.
+fn dependency_layers(configs: &BTreeMap<String, Arc<ProgramConfig>>) -> Vec<Vec<String>> {
+    // How many programs still to stop depend on each.
+    let mut dependents: BTreeMap<&str, usize> = configs.keys().map(|n| (n.as_str(), 0)).collect();
+    for c in configs.values() {
+        for d in &c.depends_on {
+            if let Some(n) = dependents.get_mut(d.name.as_str()) {
+                *n += 1;
+            }
+        }
+    }
+    let mut layers = Vec::new();
+    while !dependents.is_empty() {
+        let layer: Vec<String> = dependents
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if layer.is_empty() {
+            layers.push(dependents.keys().map(|n| n.to_string()).collect());
+            break;
+        }
+        for name in &layer {
+            dependents.remove(name.as_str());
+            if let Some(c) = configs.get(name) {
+                for d in &c.depends_on {
+                    if let Some(n) = dependents.get_mut(d.name.as_str()) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        layers.push(layer);
+    }
+    layers
 }

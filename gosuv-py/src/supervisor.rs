@@ -264,8 +264,8 @@ impl Supervisor {
         let sup = py
             .detach(move || -> gosuv::Result<blocking::Supervisor> {
                 let sup = blocking::Supervisor::new(opts)?;
-                for p in programs {
-                    sup.add(p)?;
+                if let Some((_, e)) = sup.add_all(programs)?.into_iter().next() {
+                    return Err(e);
                 }
                 Ok(sup)
             })

@@ -416,7 +416,7 @@ pub fn parse_program_value(value: Value, base_dir: &Path) -> Result<ProgramConfi
 
 const PROGRAM_KEYS: &str = "name, command, environ, directory, start_auto, start_seconds, \
 start_retries, autorestart, exit_codes, stop_signal, stop_timeout, user, umask, \
-redirect_stderr, log_disable, log_max_bytes, log_backups, memory_max, cgroup, ready, health";
+redirect_stderr, log_disable, log_max_bytes, log_backups, memory_max, cgroup, ready, health, depends_on";
 
 fn program_from_value(
     c: &mut Collector<'_>,
@@ -528,6 +528,11 @@ fn program_from_value(
             "health" => {
                 if let Some(h) = super::ready::parse_health(c, &kp, &v, base_dir) {
                     p.health = h;
+                }
+            }
+            "depends_on" => {
+                if let Some(d) = super::ready::parse_depends_on(c, &kp, &v) {
+                    p.depends_on = d;
                 }
             }
             "cgroup" => {

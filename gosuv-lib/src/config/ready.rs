@@ -474,10 +474,7 @@ pub(crate) fn parse_health(
     (c.errors.len() == before && check.is_some()).then_some(Some(p))
 }
 
-/// Reads `depends_on`: names, or `{name, condition}`. (Not a key of programs yet: the
-/// program task does not wait for dependencies; until it does, the key is refused as
-/// unknown rather than read and ignored.)
-#[allow(dead_code)]
+/// Reads `depends_on`: names, or `{name, condition}`.
 pub(crate) fn parse_depends_on(
     c: &mut Collector<'_>,
     path: &[Seg],

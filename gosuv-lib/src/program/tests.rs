@@ -249,6 +249,7 @@ fn rig(config: ProgramConfig) -> Rig {
         subreaper: false,
         cgroups: std::sync::Mutex::new(None),
         tracker: TaskTracker::new(),
+        peers: Default::default(),
     });
     let events = shared.events.subscribe();
     let launcher = Arc::new(FakeLauncher::default());
