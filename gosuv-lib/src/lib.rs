@@ -30,6 +30,7 @@ mod error;
 pub mod events;
 pub mod files;
 mod guardian;
+mod listening;
 pub mod logs;
 mod probe;
 mod process_group;

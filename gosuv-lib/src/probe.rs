@@ -390,7 +390,25 @@ pub(crate) async fn tcp_connect(target: &str, timeout: Duration) -> Result<(), S
     let parsed = parse_stream_target(target).map_err(|e| format!("connect {target}: {e}"))?;
     let attempt = async {
         match &parsed {
-            StreamTarget::Tcp(endpoint) => connect_host_port(endpoint).await.map(drop),
+            StreamTarget::Tcp(endpoint) => {
+                // A loopback address is answered from the kernel's table of listening
+                // sockets: what a connect would find, without its cost.
+                if let Host::Ip(ip) = &endpoint.host {
+                    if let Some(a) = crate::listening::answer(*ip, endpoint.port) {
+                        return match a {
+                            crate::listening::Answer::Accepts => Ok(()),
+                            crate::listening::Answer::Refused => {
+                                Err("connection refused".to_string())
+                            }
+                            crate::listening::Answer::Full { queued, backlog } => Err(format!(
+                                "its accept queue is full ({queued} waiting, backlog \
+                                 {backlog}): it is not accepting connections"
+                            )),
+                        };
+                    }
+                }
+                connect_host_port(endpoint).await.map(drop)
+            }
             StreamTarget::Unix(path) => UnixStream::connect(path)
                 .await
                 .map(drop)
