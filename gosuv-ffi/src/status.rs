@@ -13,9 +13,9 @@ use crate::error::{guard_value, Error, Result};
 pub enum gosuv_state {
     /// Not running, and not asked to run.
     Stopped = 0,
-    /// Spawned, not yet up for `start_seconds`.
+    /// Spawned, not yet up for `start_seconds` (or, with a `ready` probe, not yet ready).
     Starting = 1,
-    /// Up for at least `start_seconds`.
+    /// Up for at least `start_seconds`, or, with a `ready` probe, ready.
     Running = 2,
     /// A start failed; waiting before the next try.
     Backoff = 3,
@@ -95,7 +95,13 @@ pub(crate) fn unix_ms(t: SystemTime) -> i64 {
 }
 
 /// One program's status: a plain value the caller owns; it holds no pointers. How gosuv owns
-/// the program's processes (cgroup or process group) is in `gosuv_supervisor_status_json()`.
+/// the program's processes (cgroup or process group), and its readiness (when it became
+/// ready, its health checks, its `STATUS=` text, the dependencies it waits for) are in
+/// `gosuv_supervisor_status_json()`.
+///
+/// The caller allocates it and gosuv writes all of it, so its size is part of the ABI: a new
+/// field would overrun the struct of a program built against an older `gosuv.h`, and none
+/// is added.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct gosuv_program_status {
