@@ -471,6 +471,11 @@ impl LineMatcher {
         }
     }
 
+    /// Forgets the unfinished line (output was lost after it).
+    pub(crate) fn reset(&mut self) {
+        self.partial.clear();
+    }
+
     /// Takes the next chunk of output; true when a line completed by this chunk matches.
     pub(crate) fn feed(&mut self, mut chunk: &[u8]) -> bool {
         let mut matched = false;
@@ -687,8 +692,9 @@ impl NotifySocket {
             // client we serve.
             Err(_) => pid = None,
         }
+        // Not a warning: anyone who can reach the socket could fill the log with them.
         if len > MAX_NOTIFY {
-            tracing::warn!(
+            tracing::debug!(
                 socket = %self.path.display(),
                 pid,
                 bytes = len,

@@ -429,6 +429,8 @@ struct DepWatch {
     /// Set while the start this program sent it is not yet handled: until then its state is
     /// the one from before (`fatal`, say) and says nothing.
     synced: Option<oneshot::Receiver<()>>,
+    /// Its program is gone (its task ended): judged once, never waited for again.
+    closed: bool,
 }
 
 /// What a dependency's state means for a program waiting for it.
@@ -457,10 +459,11 @@ impl DepWatch {
                 let _ = s.await;
                 self.synced = None;
             }
+            None if self.closed => std::future::pending::<()>().await,
             None => {
                 if self.rx.changed().await.is_err() {
-                    // Removed: it is judged now, and never waited for again.
-                    std::future::pending::<()>().await;
+                    // Removed: this wake judges it; it is never waited for again.
+                    self.closed = true;
                 }
             }
         }
@@ -1098,6 +1101,7 @@ impl<L: Launcher> Task<L> {
                 dep: dep.clone(),
                 rx,
                 synced,
+                closed: false,
             });
         }
         let waiting = Box::new(Awaiting {
@@ -1255,7 +1259,11 @@ impl<L: Launcher> Task<L> {
                 )
             })
             .map(|r| Box::new(r.probe));
-        self.failures = 0;
+        // Failed starts in a row end here, or, for a run ready sooner than start_seconds,
+        // once it has lived that long (an exit before is still a failed start).
+        if run.config.ready.is_none() || run.started.0.elapsed() >= run.config.start_duration() {
+            self.failures = 0;
+        }
         if !self.restart_reason {
             self.last_error = None;
         }
@@ -1366,11 +1374,36 @@ impl<L: Launcher> Task<L> {
                 self.restart_reason = false;
                 self.failed_start(Some(status), generation);
             }
-            Phase::Running { run, .. } => {
+            Phase::Running {
+                run, probe, told, ..
+            } => {
+                drop(probe);
+                drop(told);
+                self.ready_at = None;
                 let oom = run.proc.oom_killed();
                 let config = run.config.clone();
+                let ran = run.started.0.elapsed();
+                let generation = run.generation;
                 let mut left = run.proc.after_exit().await;
                 self.old_drains.append(&mut left);
+                // Ready, but dead within start_seconds of its start: a failed start all the
+                // same (with backoff, then fatal), or a program that says it is ready and
+                // crashes would be restarted at once for ever.
+                if config.ready.is_some() && ran < config.start_duration() && !oom {
+                    let words = self.logs.last_words();
+                    self.last_error = Some(format!(
+                        "exited with {status} after {:.2}s, within start_seconds ({}s) although it was ready{}",
+                        ran.as_secs_f64(),
+                        config.start_seconds,
+                        words.map(|w| format!(": {w}")).unwrap_or_default()
+                    ));
+                    self.restart_reason = false;
+                    self.failed_start(Some(status), generation);
+                    self.old_drains.retain(|d| !d.is_finished());
+                    return;
+                }
+                // It lived past start_seconds: its start did not fail.
+                self.failures = 0;
                 if oom {
                     self.last_error = Some(format!(
                         "killed by the kernel for lack of memory{}",
@@ -1416,13 +1449,26 @@ impl<L: Launcher> Task<L> {
         let mut left = run.proc.finish().await;
         self.old_drains.append(&mut left);
         self.old_drains.retain(|d| !d.is_finished());
+        // No current run: nothing is ready.
+        self.ready_at = None;
         self.enter(Phase::Idle(ProgramState::Stopped), self.last_exit);
     }
 
     async fn begin_stop(&mut self) {
         let phase = std::mem::replace(&mut self.phase, Phase::Idle(self.state));
+        // The probes end first: no attempt of theirs runs against a stopping program.
         let run = match phase {
-            Phase::Starting { run, .. } | Phase::Running { run, .. } => run,
+            Phase::Starting { run, ready, .. } => {
+                drop(ready);
+                run
+            }
+            Phase::Running {
+                run, probe, told, ..
+            } => {
+                drop(probe);
+                drop(told);
+                run
+            }
             other => {
                 self.phase = other;
                 return;
@@ -1456,8 +1502,9 @@ impl<L: Launcher> Task<L> {
                 r.last_failure = Some(e);
             }
             (Phase::Running { run, .. }, probes::Report::Passed) if run.config.health.is_some() => {
-                if let Some(h) = self.health.as_mut() {
+                if let Some(h) = self.health.as_mut().filter(|h| h.failing > 0) {
                     h.failing = 0;
+                    self.publish();
                 }
             }
             (Phase::Running { run, .. }, probes::Report::Failed(e)) => {

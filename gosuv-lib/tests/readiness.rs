@@ -235,3 +235,28 @@ async fn a_failing_health_probe_restarts_the_program() {
     assert!(health.failures >= 3, "{health:?}");
     env.sup.shutdown().await;
 }
+
+/// A program that says it is ready and then dies within `start_seconds` is a failed start
+/// (backoff, then fatal), not a program restarted at once for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_then_dead_within_start_seconds_is_a_failed_start() {
+    let env = Env::new();
+    let mut p = quick("flaky", "echo up; sleep 0.2; echo 'bad config' >&2; exit 1");
+    p.start_seconds = 2;
+    p.start_retries = 2;
+    p.ready = ready(ProbeCheck::Log("^up$".into()), 100, 10_000);
+    env.sup.add(p).await.expect("add");
+    let mut events = env.sup.subscribe();
+    let _ = env.sup.start("flaky", None).await.expect("start");
+    let seen = events_until(&mut events, "flaky", Fatal, 20).await;
+    let pairs = pairs(&seen);
+    assert!(pairs.contains(&(Running, Backoff)), "{pairs:?}");
+    let st = env.sup.status("flaky").expect("status");
+    assert_eq!(st.restarts, 1, "one retry after the first failed start");
+    let why = st.last_error.unwrap_or_default();
+    assert!(
+        why.contains("within start_seconds") && why.contains("bad config"),
+        "{why}"
+    );
+    env.sup.shutdown().await;
+}

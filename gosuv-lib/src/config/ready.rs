@@ -242,6 +242,13 @@ pub fn parse_duration(v: &Value) -> Result<Duration, String> {
             short(v)
         ));
     }
+    // Kept, and written back, in whole milliseconds: finer would change on a round trip.
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return Err(format!(
+            "{} is finer than a millisecond: give whole milliseconds (250ms, 1.5s)",
+            short(v)
+        ));
+    }
     Ok(d)
 }
 
@@ -410,6 +417,12 @@ pub(crate) fn parse_ready(
         let kp: Vec<Seg> = path.iter().cloned().chain([Seg::Key(key.into())]).collect();
         match key {
             "http" | "tcp" | "exec" | "log" | "notify" => {}
+            // Told probes (log, notify) are not asked at intervals: a value would be
+            // ignored, so it is refused.
+            "interval" if check.as_ref().is_some_and(ProbeCheck::is_pushed) => c.error(
+                &kp,
+                "`interval` is for http, tcp and exec probes: log and notify are told, not asked",
+            ),
             "interval" => {
                 if let Some(d) = want_duration(c, &kp, val, MIN_INTERVAL) {
                     p.interval = d;
@@ -702,6 +715,34 @@ mod tests {
             let yaml = serde_yaml::to_string(&ps).expect("yaml");
             assert_eq!(parse(&yaml).expect("again"), ps, "{yaml}");
         }
+    }
+
+    /// What would not survive a round trip is refused: an interval on a told probe (it
+    /// would be ignored), a duration finer than a millisecond (it would be rounded).
+    #[test]
+    fn ignored_or_rounded_values_are_refused() {
+        let err = parse("- name: a\n  command: x\n  ready: {log: up, interval: 5s}\n")
+            .expect_err("interval on log");
+        assert!(
+            err.to_string()
+                .contains("`interval` is for http, tcp and exec probes"),
+            "{err}"
+        );
+        let err = parse("- name: a\n  command: x\n  ready: {notify: true, interval: 1s}\n")
+            .expect_err("interval on notify");
+        assert!(err.to_string().contains("told, not asked"), "{err}");
+        for d in ["1.0005s", "0.0015", "2.5ms"] {
+            let text = format!(
+                "- name: a\n  command: x\n  ready: {{tcp: \"127.0.0.1:1\", timeout: {d}}}\n"
+            );
+            let err = parse(&text).expect_err(d);
+            assert!(
+                err.to_string().contains("finer than a millisecond"),
+                "{d}: {err}"
+            );
+        }
+        parse("- name: a\n  command: x\n  ready: {tcp: \"127.0.0.1:1\", timeout: 1.5s, interval: 0.25}\n")
+            .expect("whole milliseconds");
     }
 
     #[test]

@@ -260,8 +260,10 @@ async fn exec_once(
         None,
         libc::SIGKILL,
         Duration::ZERO,
-        false,
-        Arc::from(Vec::new()),
+        // Like the program's runs: known to the guardian (killed if the host dies) and,
+        // under a subreaper, what it leaves behind is found.
+        sh.subreaper,
+        sh.observers.clone(),
     )
     .map_err(|f| format!("{shown}: {}", f.message))?;
     let output = tokio::spawn(read_tail(pipes.stdout));
@@ -339,7 +341,11 @@ async fn log_loop(re: &str, followers: [LogFollower; 2], tx: mpsc::Sender<Report
                     return;
                 }
             }
-            Some(LogEvent::Missed(_)) => {}
+            // Output was lost between two chunks: a line is not joined across the gap.
+            Some(LogEvent::Missed(n)) => {
+                tracing::warn!("the log readiness check skipped {n} chunk(s) of output it could not keep up with");
+                m.reset();
+            }
             // The program is gone.
             None => return,
         }
@@ -353,15 +359,21 @@ async fn notify_loop(
     cgroup: Option<PathBuf>,
     tx: mpsc::Sender<Report>,
 ) {
+    let mut told = false;
     loop {
         let Ok(msg) = sock.recv().await else {
             return;
         };
         if !is_the_runs(msg.pid, leader, cgroup.as_deref()) {
-            tracing::debug!(
-                pid = msg.pid,
-                "a notify message from outside the program: ignored"
-            );
+            // Once a run: a sender that exits at once (systemd-notify) is often gone before
+            // it can be checked, and the user should learn why READY=1 went unheard.
+            if !told {
+                told = true;
+                tracing::warn!(
+                    pid = msg.pid,
+                    "a notify message from a process that is not (or no longer) one of the program's was ignored: send it from a process of the program that is still running"
+                );
+            }
             continue;
         }
         if let Some(s) = msg.status.clone() {
