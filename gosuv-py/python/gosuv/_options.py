@@ -1,4 +1,5 @@
-"""The options of a program, as keyword arguments of ``Supervisor.add`` (SPEC §2)."""
+"""The options of a program, as keyword arguments of ``Supervisor.add``, ``update`` and
+``program`` (the keys of ``programs.yml``)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,20 @@ class HealthOptions(TypedDict, total=False):
     """Failed attempts in a row that restart the program. Default 3."""
 
 
+class _DependencyName(TypedDict):
+    name: str
+    """The program depended on."""
+
+
+class Dependency(_DependencyName, total=False):
+    """One entry of ``depends_on`` in its long form: ``{"name": "db", "condition": ...}``."""
+
+    condition: Literal["ready", "started", "exited_ok"]
+    """``"ready"`` (the default, as for a bare name): it is ``running``, ready with a
+    ``ready`` probe; ``"started"``: its process exists; ``"exited_ok"``: it exited with one of
+    its ``exit_codes``."""
+
+
 class ProgramOptions(TypedDict, total=False):
     """Every option of a program; each has the default of ``programs.yml``.
 
@@ -92,6 +107,11 @@ class ProgramOptions(TypedDict, total=False):
     """What says a start succeeded (see ``ReadyOptions``); without it, ``start_seconds``."""
     health: HealthOptions
     """What says a running program is still well (see ``HealthOptions``)."""
+    depends_on: Sequence[Union[str, Dependency]]
+    """Programs to satisfy before this one starts: names (each must be ``running``, ready)
+    or ``Dependency`` dicts. A start waits in ``waiting``, starting those not started; a
+    dependency that goes ``fatal`` or is removed makes the start fail, naming it. Every
+    name must be a program of the supervisor, with no cycle."""
     cgroup: Literal["auto", "off", "required"]
     """Own its processes through a cgroup of its own, so that a child that calls ``setsid``
     or double-forks is still stopped with it: ``"auto"`` (the default) where gosuv can make
