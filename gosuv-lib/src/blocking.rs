@@ -266,6 +266,26 @@ impl Supervisor {
         })
     }
 
+    /// See [`crate::Supervisor::tail_and_follow`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn tail_and_follow(
+        &self,
+        name: &str,
+        stream: Stream,
+        max_bytes: usize,
+    ) -> Result<(Vec<u8>, LogFollower)> {
+        let (tail, inner) = self.inner.tail_and_follow(name, stream, max_bytes)?;
+        Ok((
+            tail,
+            LogFollower {
+                inner,
+                rt: self.rt.handle().clone(),
+            },
+        ))
+    }
+
     /// Stops every program and waits until all are gone.
     pub fn shutdown(&self) {
         self.rt.block_on(self.inner.shutdown());

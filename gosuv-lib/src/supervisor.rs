@@ -1059,6 +1059,21 @@ impl Supervisor {
         self.with_handle(name, |h| h.logs.sink(stream).follow())
     }
 
+    /// The last `max_bytes` (at most 64 KiB) of a program's stream and a follower that
+    /// starts right after them, taken together: a search of what was said, then of what is
+    /// said next, misses nothing and sees nothing twice.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn tail_and_follow(
+        &self,
+        name: &str,
+        stream: Stream,
+        max_bytes: usize,
+    ) -> Result<(Vec<u8>, LogFollower)> {
+        self.with_handle(name, |h| h.logs.sink(stream).tail_and_follow(max_bytes))
+    }
+
     /// Log counters of a program: bytes received, failed writes, the last write error.
     ///
     /// # Errors

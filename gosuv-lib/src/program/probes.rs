@@ -359,9 +359,27 @@ async fn notify_loop(
     cgroup: Option<PathBuf>,
     tx: mpsc::Sender<Report>,
 ) {
+    // STATUS= is passed on at most every STATUS_EVERY, the latest text winning: a program
+    // that reports progress in a tight loop must not keep the program's task from its
+    // commands and timers.
+    const STATUS_EVERY: Duration = Duration::from_millis(50);
     let mut told = false;
+    let mut pending: Option<String> = None;
+    let mut next_status = tokio::time::Instant::now();
     loop {
-        let Ok(msg) = sock.recv().await else {
+        let msg = tokio::select! {
+            m = sock.recv() => m,
+            () = tokio::time::sleep_until(next_status), if pending.is_some() => {
+                if let Some(s) = pending.take() {
+                    if tx.send(Report::Status(s)).await.is_err() {
+                        return;
+                    }
+                }
+                next_status = tokio::time::Instant::now() + STATUS_EVERY;
+                continue;
+            }
+        };
+        let Ok(msg) = msg else {
             return;
         };
         if !is_the_runs(msg.pid, leader, cgroup.as_deref()) {
@@ -377,14 +395,34 @@ async fn notify_loop(
             continue;
         }
         if let Some(s) = msg.status.clone() {
-            if tx.send(Report::Status(s)).await.is_err() {
-                return;
+            pending = Some(s);
+        }
+        // Due now, or said with READY=1 (the status that goes with it comes first).
+        if pending.is_some() && (msg.ready || tokio::time::Instant::now() >= next_status) {
+            if let Some(s) = pending.take() {
+                if tx.send(Report::Status(s)).await.is_err() {
+                    return;
+                }
             }
+            next_status = tokio::time::Instant::now() + STATUS_EVERY;
         }
         if msg.ready && tx.send(Report::Passed).await.is_err() {
             return;
         }
     }
+}
+
+/// Whether the cgroup path `sender` (as `/proc/<pid>/cgroup` shows it, inside the
+/// hierarchy) is the run's cgroup `run` (a mounted path, `.../gosuv-P-N/prog-web`) or one
+/// under it. The two last names identify the run: the supervisor's cgroup is named after
+/// its process, which no one else can create but root.
+fn in_run_cgroup(run: &std::path::Path, sender: &str) -> bool {
+    let mut names = run.iter().rev().filter_map(|c| c.to_str());
+    let (Some(prog), Some(root)) = (names.next(), names.next()) else {
+        return false;
+    };
+    let segs: Vec<&str> = sender.split('/').collect();
+    segs.windows(2).any(|w| w[0] == root && w[1] == prog)
 }
 
 /// Whether `pid` is one of the run's processes: in its cgroup, or in its session (every
@@ -394,12 +432,30 @@ fn is_the_runs(pid: u32, leader: u32, cgroup: Option<&std::path::Path>) -> bool 
         return true;
     }
     if let Some(cg) = cgroup {
-        if let Some(own) = crate::procfs::cgroup_of(pid) {
-            let rel = own.trim_start_matches('/');
-            if cg.ends_with(rel) && !rel.is_empty() {
-                return true;
-            }
+        if crate::procfs::cgroup_of(pid).is_some_and(|own| in_run_cgroup(cg, &own)) {
+            return true;
         }
     }
     crate::procfs::ProcStat::read(pid).is_some_and(|s| s.session == leader)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_run_cgroup;
+    use std::path::Path;
+
+    #[test]
+    fn a_sender_is_in_the_run_only_in_its_cgroup_or_under_it() {
+        let run = Path::new("/sys/fs/cgroup/unified/system.slice/gosuv-7-0/prog-web.2");
+        assert!(in_run_cgroup(run, "/system.slice/gosuv-7-0/prog-web.2"));
+        assert!(in_run_cgroup(
+            run,
+            "/system.slice/gosuv-7-0/prog-web.2/worker"
+        ));
+        // A cgroup of the same last name elsewhere, or another run of the program.
+        assert!(!in_run_cgroup(run, "/prog-web.2"));
+        assert!(!in_run_cgroup(run, "/system.slice/gosuv-7-0/prog-web.3"));
+        assert!(!in_run_cgroup(run, "/system.slice/gosuv-8-0/prog-web.2"));
+        assert!(!in_run_cgroup(run, "/"));
+    }
 }
