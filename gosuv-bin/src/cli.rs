@@ -66,10 +66,13 @@ pub enum Command {
     Conftest,
     /// Open the programs file in $EDITOR (default vi), then check it like conftest.
     Edit,
-    /// Print a table of every program: name, state, pid, uptime and last error.
+    /// Print a table of every program: name, state, pid, uptime and last error. With `ready`
+    /// probes, READY IN (spawn to ready); with `health` probes, HEALTH (ok, or failed checks
+    /// in a row of those that restart it); a waiting program says what it waits for.
     #[command(visible_alias = "st")]
     Status,
-    /// Start a program (or `all`) and wait until it is running; prints its state.
+    /// Start a program (or `all`) and wait until it is running (ready, with a `ready` probe;
+    /// its dependencies are started first); prints its state, or why it could not start.
     Start(Target),
     /// Stop a program (or `all`) and wait until its processes are gone; prints its state.
     Stop(Target),

@@ -96,3 +96,126 @@ fn the_cli_waits_for_ready() {
     let err = env.fails(&["wait", "slow", "--timeout", "0"]);
     assert!(err.contains("--timeout"), "{err}");
 }
+
+/// A program as read back carries its readiness (`ready_at`, `status_text`), its health
+/// record (`health_status`: `health` is the probe's config), its `depends_on` and, while
+/// `waiting`, what it waits for; events say why (`reason`). A program read back can be sent
+/// back with PUT as it is.
+#[test]
+fn a_program_shows_readiness_health_and_dependencies_and_events_say_why() {
+    let env = Env::unix();
+    let closed = free();
+    let notify = "import os, socket, time\n\
+                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                  s.sendto(b'READY=1\\nSTATUS=serving 3 clients', os.environ['NOTIFY_SOCKET'])\n\
+                  time.sleep(300)\n";
+    env.programs(&format!(
+        "- name: db\n  command: exec sleep 300\n  ready: {{tcp: \"127.0.0.1:{closed}\", interval: 50ms, timeout: 60s}}\n\
+         - name: cache\n  command: exec sleep 300\n  start_seconds: 0\n\
+         - name: web\n  command: exec sleep 300\n  depends_on: [db, {{name: cache, condition: started}}]\n\
+         - name: sick\n  command: exec sleep 300\n  start_seconds: 0\n  health: {{tcp: \"127.0.0.1:{closed}\", interval: 100ms, failures: 1000}}\n\
+         - name: told\n  command: [python3, -c, {}]\n  ready: {{notify: true, timeout: 30s}}\n",
+        serde_json::to_string(notify).unwrap()
+    ));
+    let _s = env.start();
+    let mut events = env.events();
+    let get = |name: &str| {
+        let r = env.api("GET", &format!("/api/programs/{name}"), "");
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+
+    // web waits for db (never ready here); cache, `started` only, is soon satisfied.
+    let r = env.api("POST", "/api/programs/web/start?wait=false", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ev = events.next_matching(10, "web -> waiting", |e| {
+        e["program"] == "web" && e["to"] == "waiting"
+    });
+    assert_eq!(ev["reason"], "waiting for db, cache", "{ev}");
+    eventually(10, "web waiting for db alone", || {
+        get("web")["waiting_for"] == serde_json::json!(["db"])
+    });
+    let web = get("web");
+    assert_eq!(web["state"], "waiting", "{web}");
+    assert_eq!(
+        web["depends_on"],
+        serde_json::json!(["db", {"name": "cache", "condition": "started"}])
+    );
+    assert!(
+        web["ready_at"].is_null() && web["health_status"].is_null(),
+        "{web}"
+    );
+    assert!(web["status_text"].is_null(), "{web}");
+    assert_eq!(get("db")["state"], "starting");
+    assert_eq!(get("cache")["waiting_for"], serde_json::json!([]));
+    // The list has the same fields.
+    let list = env.api("GET", "/api/programs?stats=false", "").json();
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "web")
+        .unwrap();
+    assert_eq!(listed["waiting_for"], serde_json::json!(["db"]), "{listed}");
+    assert_eq!(listed["depends_on"], web["depends_on"]);
+    // Read back and sent back: the status keys are ignored, nothing changed.
+    let r = env.api("PUT", "/api/programs/web", &web.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["restarted"], false, "{}", r.body);
+
+    // A failing health check: counted, and an event of its own (running -> running).
+    let r = env.api("POST", "/api/programs/sick/start", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ev = events.next_matching(10, "sick's failed health check", |e| {
+        e["program"] == "sick" && e["from"] == "running" && e["to"] == "running"
+    });
+    let reason = ev["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("health check failed (1 of 1000 in a row): "),
+        "{ev}"
+    );
+    eventually(10, "two failed health checks in a row", || {
+        get("sick")["health_status"]["failing"].as_u64() >= Some(2)
+    });
+    let health = &get("sick")["health_status"];
+    assert!(
+        health["failures"].as_u64() >= health["failing"].as_u64(),
+        "{health}"
+    );
+    assert!(
+        health["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{health}"
+    );
+    assert!(get("sick")["ready_at"].is_string());
+
+    // Ready by sd_notify: the event names the probe, and STATUS= is kept.
+    let r = env.api("POST", "/api/programs/told/start", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let told = r.json();
+    assert_eq!(told["state"], "running", "{told}");
+    assert_eq!(told["status_text"], "serving 3 clients", "{told}");
+    assert!(told["ready_at"].is_string(), "{told}");
+    let ev = events.next_matching(10, "told ready", |e| {
+        e["program"] == "told" && e["to"] == "running"
+    });
+    assert!(
+        ev["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("ready: its notify probe passed after ")),
+        "{ev}"
+    );
+
+    // The dependency is stopped: web will not start, says why, and so does its event.
+    let r = env.api("POST", "/api/programs/db/stop", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ev = events.next_matching(10, "web -> fatal", |e| {
+        e["program"] == "web" && e["to"] == "fatal"
+    });
+    assert_eq!(ev["reason"], "dependency 'db' was stopped", "{ev}");
+    let web = get("web");
+    assert_eq!(web["last_error"], "dependency 'db' was stopped", "{web}");
+    assert_eq!(web["waiting_for"], serde_json::json!([]), "{web}");
+    // Once stopped, a program shows no ready time.
+    let r = env.api("POST", "/api/programs/told/stop", "");
+    assert!(r.json()["ready_at"].is_null(), "{}", r.body);
+}

@@ -33,7 +33,7 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 
 /// Keys of a program as read back that are status, not config: accepted and ignored in a
 /// request body, so that a program read with GET can be edited and sent back with PUT.
-const STATUS_KEYS: [&str; 12] = [
+const STATUS_KEYS: [&str; 16] = [
     "state",
     "pid",
     "started_at",
@@ -46,6 +46,10 @@ const STATUS_KEYS: [&str; 12] = [
     "cpu_percent",
     "rss_bytes",
     "ownership",
+    "ready_at",
+    "status_text",
+    "health_status",
+    "waiting_for",
 ];
 
 /// The web page (issue 6 replaces the file).
@@ -186,6 +190,14 @@ struct StatusView<'a> {
     cpu_percent: Option<f64>,
     rss_bytes: Option<u64>,
     ownership: Option<gosuv::Ownership>,
+    /// When the current run became `running` (ready); only while it runs.
+    ready_at: Option<String>,
+    /// What it last said with `STATUS=` (sd_notify).
+    status_text: Option<&'a str>,
+    /// Its health probe's record. Not `health`: that key is the probe's config.
+    health_status: Option<&'a gosuv::HealthStatus>,
+    /// In `waiting`: the dependencies not yet satisfied.
+    waiting_for: &'a [String],
 }
 
 impl<'a> StatusView<'a> {
@@ -205,6 +217,14 @@ impl<'a> StatusView<'a> {
                 .map(|s| (s.cpu_percent * 10.0).round() / 10.0),
             rss_bytes: stats.filter(|_| status.pid.is_some()).map(|s| s.rss_bytes),
             ownership: status.ownership,
+            // The core keeps the last run's time after it ends; it says nothing then.
+            ready_at: status
+                .ready_at
+                .filter(|_| status.pid.is_some())
+                .map(rfc3339),
+            status_text: status.status_text.as_deref(),
+            health_status: status.health.as_ref(),
+            waiting_for: &status.waiting_for,
         }
     }
 }
@@ -425,25 +445,53 @@ impl WaitQuery {
     }
 }
 
-/// How long a start may take by default: retries with their backoff, and a margin. The
-/// keys are bounded (a day, a thousand retries), and the sum saturates anyway.
-fn start_wait(config: &ProgramConfig) -> Duration {
-    let tries = u64::from(config.start_retries) + 1;
-    // The backoff is capped at a minute: past the first few retries, each costs that.
-    let backoff: u64 = (1..=config.start_retries.min(8))
-        .map(|f| gosuv::backoff_delay(f).as_secs())
-        .sum::<u64>()
-        .saturating_add(
-            u64::from(config.start_retries.saturating_sub(8))
-                .saturating_mul(gosuv::backoff_delay(u32::MAX).as_secs()),
-        );
-    Duration::from_secs(
-        config
-            .start_seconds
-            .saturating_mul(tries)
-            .saturating_add(backoff)
-            .saturating_add(10),
-    )
+/// How long a start may take by default: each try (`start_seconds`, or the `ready` probe's
+/// timeout), the backoff between them, what its dependencies may take to start first (they
+/// start at once, but a chain starts one after the other), and a margin. The keys are
+/// bounded (a day, a thousand retries), and the sum saturates anyway. `config_of` finds a
+/// dependency's config.
+fn start_wait(
+    config: &ProgramConfig,
+    config_of: &dyn Fn(&str) -> Option<ProgramConfig>,
+) -> Duration {
+    fn own(config: &ProgramConfig) -> Duration {
+        let tries = u64::from(config.start_retries) + 1;
+        // The backoff is capped at a minute: past the first few retries, each costs that.
+        let backoff: u64 = (1..=config.start_retries.min(8))
+            .map(|f| gosuv::backoff_delay(f).as_secs())
+            .sum::<u64>()
+            .saturating_add(
+                u64::from(config.start_retries.saturating_sub(8))
+                    .saturating_mul(gosuv::backoff_delay(u32::MAX).as_secs()),
+            );
+        // A ready probe replaces start_seconds: a try lasts until it passes or times out.
+        let try_secs = match &config.ready {
+            Some(r) => r.timeout.as_secs().saturating_add(1),
+            None => config.start_seconds,
+        };
+        Duration::from_secs(try_secs.saturating_mul(tries).saturating_add(backoff))
+    }
+    /// `config`'s own time plus the longest chain of its dependencies (`seen` guards
+    /// against a cycle, which the core refuses anyway).
+    fn chain(
+        config: &ProgramConfig,
+        config_of: &dyn Fn(&str) -> Option<ProgramConfig>,
+        seen: &mut Vec<String>,
+    ) -> Duration {
+        seen.push(config.name.clone());
+        let mut deps = Duration::ZERO;
+        for d in &config.depends_on {
+            if seen.contains(&d.name) {
+                continue;
+            }
+            if let Some(d) = config_of(&d.name) {
+                deps = deps.max(chain(&d, config_of, seen));
+            }
+        }
+        seen.pop();
+        own(config).saturating_add(deps)
+    }
+    chain(config, config_of, &mut Vec::new()).saturating_add(Duration::from_secs(10))
 }
 
 fn stop_wait(config: &ProgramConfig) -> Duration {
@@ -481,15 +529,14 @@ impl Action {
     async fn run(self, st: &AppState, name: &str, q: &WaitQuery) -> ApiResult<ProgramStatus> {
         let config = st.sup().config(name)?;
         let sup = st.sup();
+        let config_of = |n: &str| sup.config(n).ok();
+        let to_start = start_wait(&config, &config_of);
         let r = match self {
-            Action::Start => sup.start(name, q.wait(start_wait(&config))?).await,
+            Action::Start => sup.start(name, q.wait(to_start)?).await,
             Action::Stop => sup.stop(name, q.wait(stop_wait(&config))?).await,
             Action::Restart => {
-                sup.restart(
-                    name,
-                    q.wait(start_wait(&config).saturating_add(stop_wait(&config)))?,
-                )
-                .await
+                sup.restart(name, q.wait(to_start.saturating_add(stop_wait(&config)))?)
+                    .await
             }
         };
         r.map_err(|e| removed_meanwhile(st, name, e.into()))
@@ -866,6 +913,7 @@ mod tests {
             ready_at: None,
             status_text: None,
             health: None,
+            waiting_for: Vec::new(),
         };
         let config = |name: &str, cmd: &str| {
             Arc::new(ProgramConfig::new(name, gosuv::Command::Shell(cmd.into())))
@@ -898,6 +946,31 @@ mod tests {
         assert_eq!(cache.len(), 1);
     }
 
+    /// A start waits for the `ready` probe's timeout (not `start_seconds`) on each try, and
+    /// for its dependencies to start first, the longest chain of them.
+    #[test]
+    fn a_start_waits_for_its_ready_timeout_and_its_dependencies() {
+        let program = |yaml: &str| {
+            let v: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+            gosuv::config::parse_program_value(v, std::path::Path::new("/")).unwrap()
+        };
+        let db =
+            program("{name: db, command: x, start_retries: 0, ready: {log: up, timeout: 40s}}");
+        let cache = program("{name: cache, command: x, start_retries: 0, start_seconds: 2}");
+        let api = program("{name: api, command: x, start_retries: 0, depends_on: [db, cache]}");
+        let web = program("{name: web, command: x, start_retries: 1, depends_on: [api]}");
+        let all = [db.clone(), cache.clone(), api.clone(), web.clone()];
+        let config_of = |n: &str| all.iter().find(|c| c.name == n).cloned();
+        let secs = |c: &ProgramConfig| start_wait(c, &config_of).as_secs();
+        // One try of 41 s (the timeout and a second), and the margin of 10 s.
+        assert_eq!(secs(&db), 51);
+        assert_eq!(secs(&cache), 12);
+        // Its own second, then db's 41 (longer than cache's 2).
+        assert_eq!(secs(&api), 1 + 41 + 10);
+        // Two tries of a second, a second of backoff, then api's chain.
+        assert_eq!(secs(&web), 2 + 1 + 1 + 41 + 10);
+    }
+
     /// The published document names every route of [`router`], and nothing else.
     #[test]
     fn openapi_lists_every_route() {
@@ -927,6 +1000,9 @@ mod tests {
             "/api/programs/{name}/stats",
             "/api/all/{action}",
             "/api/events",
+            "/api/wait",
+            "/healthz",
+            "/readyz",
         ];
         routes.sort_unstable();
         assert_eq!(paths, routes);
