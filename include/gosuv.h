@@ -602,7 +602,7 @@ gosuv_result gosuv_supervisor_program_error(const struct gosuv_supervisor *sup,
 // `name`, `state` (lowercase), `pid`, `started_at` (RFC 3339), `uptime_secs`, `exit_code`,
 // `exit_signal`, `restarts`, `last_error`, `log_errors`, `ownership`, `ready_at` (RFC 3339:
 // when the current run became `running`), `status_text` (its last `STATUS=` on
-// `$NOTIFY_SOCKET`), `health` (null until it first became `running` with a health probe; then
+// `$NOTIFY_SOCKET`), `health_status` (null until it first became `running` with a health probe; then
 // `{"failures": failed checks since it was added, "failing": failed checks in a row now,
 // "last_error": the last failure}`) and `waiting_for` (in `waiting`: the dependencies not yet
 // satisfied; else empty); null where not known. `ownership` says how gosuv owns the processes
@@ -617,7 +617,8 @@ gosuv_result gosuv_supervisor_program_error(const struct gosuv_supervisor *sup,
 //
 // # Safety
 // `sup` is NULL or a live supervisor; `out_json` is NULL or valid for writes. Thread-safe.
-gosuv_result gosuv_supervisor_status_json(const struct gosuv_supervisor *sup, char **out_json);
+gosuv_result gosuv_supervisor_status_json(const struct gosuv_supervisor *sup,
+                                          char **out_json);
 
 // Writes one program's config as a JSON object with the keys of `programs.yml` (defaults
 // filled in) to `*out_json`. The caller frees it with `gosuv_string_free()`; on failure

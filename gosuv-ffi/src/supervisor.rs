@@ -686,7 +686,7 @@ fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
 /// `name`, `state` (lowercase), `pid`, `started_at` (RFC 3339), `uptime_secs`, `exit_code`,
 /// `exit_signal`, `restarts`, `last_error`, `log_errors`, `ownership`, `ready_at` (RFC 3339:
 /// when the current run became `running`), `status_text` (its last `STATUS=` on
-/// `$NOTIFY_SOCKET`), `health` (null until it first became `running` with a health probe; then
+/// `$NOTIFY_SOCKET`), `health_status` (null until it first became `running` with a health probe; then
 /// `{"failures": failed checks since it was added, "failing": failed checks in a row now,
 /// "last_error": the last failure}`) and `waiting_for` (in `waiting`: the dependencies not yet
 /// satisfied; else empty); null where not known. `ownership` says how gosuv owns the processes

@@ -17,8 +17,8 @@
 //!   `READY=1`) its `running` event comes, from the program's own clock (median, p90, max);
 //! - probes: 1,000 programs, each with a `tcp` health probe every 100 ms to one listener (a
 //!   process of its own): the supervisor's CPU while they probe (loopback targets are
-//!   answered from the kernel's table of listening sockets, one read shared by the probes
-//!   due within 2 ms).
+//!   answered by one task from the kernel's table of listening sockets, one read for the
+//!   attempts due at the same moment).
 //!
 //! Each figure is the median of several rounds; the machine's noise shows in min..max.
 //!

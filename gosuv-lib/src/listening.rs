@@ -15,15 +15,13 @@ use std::io;
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
-/// How long one read of the table answers probes. Probes of programs started together run
-/// in step, so most of a tick's probes share one read; a probe's answer is at most this
-/// old.
-const MAX_AGE: Duration = Duration::from_millis(2);
-
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// The older request, `TCPDIAG_GETSOCK`: unlike `SOCK_DIAG_BY_FAMILY`, it answers for
+/// both families in one walk of the kernel's table of listening sockets (the walk, not the
+/// answer, is the cost).
+const TCPDIAG_GETSOCK: u16 = 18;
 const TCP_LISTEN: u32 = 10;
 const INET_DIAG_SKV6ONLY: u16 = 11;
 
@@ -38,15 +36,17 @@ struct SockId {
     cookie: [u32; 2],
 }
 
+/// `struct inet_diag_req` (the request of `TCPDIAG_GETSOCK`).
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
-struct ReqV2 {
+struct Req {
     family: u8,
-    protocol: u8,
+    src_len: u8,
+    dst_len: u8,
     ext: u8,
-    pad: u8,
-    states: u32,
     id: SockId,
+    states: u32,
+    dbs: u32,
 }
 
 #[repr(C)]
@@ -79,7 +79,7 @@ struct MsgHeader {
 #[derive(Clone, Copy, Default)]
 struct Request {
     header: MsgHeader,
-    req: ReqV2,
+    req: Req,
 }
 
 /// One listening socket.
@@ -107,7 +107,7 @@ pub(crate) enum Answer {
 
 /// The listening sockets at one moment, by port.
 #[derive(Debug, Default)]
-struct Table {
+pub(crate) struct Table {
     by_port: std::collections::HashMap<u16, Vec<Listener>>,
 }
 
@@ -121,7 +121,8 @@ impl Table {
         Table { by_port }
     }
 
-    fn answer(&self, ip: IpAddr, port: u16) -> Answer {
+    /// What a connect to `ip:port` would find.
+    pub(crate) fn answer(&self, ip: IpAddr, port: u16) -> Answer {
         let mapped = match ip {
             IpAddr::V4(v4) => Some(v4.to_ipv6_mapped()),
             IpAddr::V6(_) => None,
@@ -154,11 +155,14 @@ impl Table {
     }
 }
 
-static CACHE: Mutex<Option<(Instant, Arc<Table>)>> = Mutex::new(None);
+static CACHE: RwLock<Option<(Instant, Arc<Table>)>> = RwLock::new(None);
 
 /// What a connect to `ip:port` would find, when `ip` is a loopback address and the table
-/// can be read; `None` otherwise (probe with a real connect).
-pub(crate) fn answer(ip: IpAddr, port: u16) -> Option<Answer> {
+/// can be read; `None` otherwise (probe with a real connect). The table is one read at or
+/// after `not_before` (the time the attempt was due): the probes due in the same tick of
+/// the runtime's timer share one read, and none is answered by a table older than its
+/// own due time.
+pub(crate) fn answer(ip: IpAddr, port: u16, not_before: Instant) -> Option<Answer> {
     if !ip.is_loopback() && !is_mapped_loopback(ip) {
         return None;
     }
@@ -166,27 +170,27 @@ pub(crate) fn answer(ip: IpAddr, port: u16) -> Option<Answer> {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     };
-    Some(table()?.answer(ip, port))
+    Some(table_since(not_before)?.answer(ip, port))
 }
 
 fn is_mapped_loopback(ip: IpAddr) -> bool {
     matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
 }
 
-/// The table, read again when the last read is older than [`MAX_AGE`]. The lock is held
-/// only to look and to store, never across the read.
-fn table() -> Option<Arc<Table>> {
+/// The table, read again unless the last read began at or after `not_before`. The lock
+/// is held only to look and to store, never across the read.
+pub(crate) fn table_since(not_before: Instant) -> Option<Arc<Table>> {
     {
-        let cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = CACHE.read().unwrap_or_else(|p| p.into_inner());
         if let Some((at, t)) = cache.as_ref() {
-            if at.elapsed() < MAX_AGE {
+            if *at >= not_before {
                 return Some(t.clone());
             }
         }
     }
     let at = Instant::now();
     let table = Arc::new(read_table().ok()?);
-    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cache = CACHE.write().unwrap_or_else(|p| p.into_inner());
     if cache.as_ref().is_none_or(|(t, _)| *t < at) {
         *cache = Some((at, table.clone()));
     }
@@ -208,29 +212,27 @@ fn read_table() -> io::Result<Table> {
     // SAFETY: a new descriptor nobody else owns.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut listeners = Vec::new();
-    for family in [libc::AF_INET, libc::AF_INET6] {
-        dump(&sock, family as u8, &mut listeners)?;
-    }
+    dump(&sock, &mut listeners)?;
     Ok(Table::new(listeners))
 }
 
-/// Asks for every listening TCP socket of `family` and reads the answer to its end.
-fn dump(sock: &OwnedFd, family: u8, out: &mut Vec<Listener>) -> io::Result<()> {
+/// Asks for every listening TCP socket, IPv4 and IPv6, and reads the answer to its end.
+fn dump(sock: &OwnedFd, out: &mut Vec<Listener>) -> io::Result<()> {
     let req = Request {
         header: MsgHeader {
             len: size_of::<Request>() as u32,
-            kind: SOCK_DIAG_BY_FAMILY,
+            kind: TCPDIAG_GETSOCK,
             flags: (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
             seq: 1,
             pid: 0,
         },
-        req: ReqV2 {
-            family,
-            protocol: libc::IPPROTO_TCP as u8,
+        req: Req {
+            // Both families in one walk (the kernel ignores the family of this request).
+            family: libc::AF_INET as u8,
             // The kernel adds INET_DIAG_SKV6ONLY to every IPv6 socket unasked.
             ext: 0,
             states: 1 << TCP_LISTEN,
-            ..ReqV2::default()
+            ..Req::default()
         },
     };
     // SAFETY: sends the bytes of a plain repr(C) struct to the kernel (address: the kernel).
@@ -267,7 +269,7 @@ fn dump(sock: &OwnedFd, family: u8, out: &mut Vec<Listener>) -> io::Result<()> {
                 "netlink closed",
             ));
         }
-        if parse(&buf[..n], family, out)? {
+        if parse(&buf[..n], out)? {
             return Ok(());
         }
     }
@@ -294,7 +296,7 @@ const fn align4(n: usize) -> usize {
 }
 
 /// Reads the messages of one datagram; returns whether the dump is complete.
-fn parse(bytes: &[u8], family: u8, out: &mut Vec<Listener>) -> io::Result<bool> {
+fn parse(bytes: &[u8], out: &mut Vec<Listener>) -> io::Result<bool> {
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "a malformed sock_diag answer");
     let mut at = 0;
     while at + size_of::<MsgHeader>() <= bytes.len() {
@@ -325,7 +327,7 @@ fn parse(bytes: &[u8], family: u8, out: &mut Vec<Listener>) -> io::Result<bool> 
                     }
                     attr += align4(usize::from(alen));
                 }
-                let addr = if family == libc::AF_INET as u8 {
+                let addr = if msg.family == libc::AF_INET as u8 {
                     IpAddr::V4(Ipv4Addr::from(u32::from_be(msg.id.src[0])))
                 } else {
                     let mut o = [0u8; 16];
@@ -352,6 +354,7 @@ fn parse(bytes: &[u8], family: u8, out: &mut Vec<Listener>) -> io::Result<bool> 
 mod tests {
     use super::*;
     use std::net::TcpListener;
+    use std::time::Duration;
 
     #[test]
     fn a_listener_on_loopback_is_found_and_a_closed_port_is_not() {
@@ -368,7 +371,25 @@ mod tests {
         drop(l);
         let t = read_table().expect("sock_diag");
         assert_eq!(t.answer(lo, port), Answer::Refused);
-        assert_eq!(answer(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), port), None);
+        assert_eq!(
+            answer(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), port, Instant::now()),
+            None
+        );
+    }
+
+    #[test]
+    fn an_ipv6_listener_is_found() {
+        let l = TcpListener::bind("[::1]:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let t = read_table().expect("sock_diag");
+        assert_eq!(
+            t.answer(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+            Answer::Accepts
+        );
+        assert_eq!(
+            t.answer(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            Answer::Refused
+        );
     }
 
     #[test]

@@ -131,9 +131,20 @@ fn parse_host_port(text: &str, default_port: Option<u16>) -> Result<HostPort, St
 
 /// Connects to the first address of `target` that accepts. Names are resolved with tokio's
 /// resolver (a blocking thread), never on a runtime worker.
+/// What `localhost` means to a probe, without asking the resolver.
+const LOCALHOST: [std::net::IpAddr; 2] = [
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+];
+
 async fn connect_host_port(target: &HostPort) -> Result<TcpStream, String> {
     let addrs: Vec<SocketAddr> = match &target.host {
         Host::Ip(ip) => vec![SocketAddr::new(*ip, target.port)],
+        // The commonest name is not looked up: no resolver thread for it.
+        Host::Name(name) if name.eq_ignore_ascii_case("localhost") => LOCALHOST
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, target.port))
+            .collect(),
         Host::Name(name) => lookup_host((name.as_str(), target.port))
             .await
             .map_err(|e| format!("cannot resolve {name}: {}", io_reason(&e)))?
@@ -387,42 +398,106 @@ pub(crate) fn check_tcp_target(target: &str) -> Result<(), String> {
 /// name does not resolve, the connect fails ("connection refused", "no such file"), or
 /// "no answer within 2s".
 pub(crate) async fn tcp_connect(target: &str, timeout: Duration) -> Result<(), String> {
-    let parsed = parse_stream_target(target).map_err(|e| format!("connect {target}: {e}"))?;
-    let attempt = async {
-        match &parsed {
-            StreamTarget::Tcp(endpoint) => {
-                // A loopback address is answered from the kernel's table of listening
-                // sockets: what a connect would find, without its cost.
-                if let Host::Ip(ip) = &endpoint.host {
-                    if let Some(a) = crate::listening::answer(*ip, endpoint.port) {
-                        return match a {
-                            crate::listening::Answer::Accepts => Ok(()),
-                            crate::listening::Answer::Refused => {
-                                Err("connection refused".to_string())
-                            }
-                            crate::listening::Answer::Full { queued, backlog } => Err(format!(
-                                "its accept queue is full ({queued} waiting, backlog \
-                                 {backlog}): it is not accepting connections"
-                            )),
-                        };
-                    }
-                }
-                connect_host_port(endpoint).await.map(drop)
-            }
-            StreamTarget::Unix(path) => UnixStream::connect(path)
-                .await
-                .map(drop)
-                .map_err(|e| io_reason(&e)),
-        }
-    };
-    match tokio::time::timeout(timeout, attempt).await {
-        Err(_) => Err(format!(
-            "connect {target}: no answer within {}",
-            duration_text(timeout)
-        )),
-        Ok(Err(reason)) => Err(format!("connect {target}: {reason}")),
-        Ok(Ok(())) => Ok(()),
+    TcpTarget::parse(target)?
+        .probe(timeout, std::time::Instant::now())
+        .await
+}
+
+/// A `tcp` probe's target, parsed once for all its attempts.
+pub(crate) struct TcpTarget {
+    text: String,
+    parsed: StreamTarget,
+}
+
+impl TcpTarget {
+    /// Errors: `connect <target>: <why it is invalid>`.
+    pub(crate) fn parse(target: &str) -> Result<Self, String> {
+        let parsed = parse_stream_target(target).map_err(|e| format!("connect {target}: {e}"))?;
+        Ok(TcpTarget {
+            text: target.to_string(),
+            parsed,
+        })
     }
+
+    /// The addresses and port of a loopback target (`localhost` is two addresses), which
+    /// the table of listening sockets can answer for.
+    pub(crate) fn loopback(&self) -> Option<(Vec<std::net::IpAddr>, u16)> {
+        let StreamTarget::Tcp(endpoint) = &self.parsed else {
+            return None;
+        };
+        let ips = match &endpoint.host {
+            Host::Ip(ip) => vec![*ip],
+            Host::Name(n) if n.eq_ignore_ascii_case("localhost") => LOCALHOST.to_vec(),
+            Host::Name(_) => return None,
+        };
+        let loopback = ips.iter().all(|ip| match ip {
+            std::net::IpAddr::V4(v4) => v4.is_loopback(),
+            std::net::IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+        });
+        loopback.then_some((ips, endpoint.port))
+    }
+
+    /// One attempt, bounded by `timeout`. A loopback target is answered from the kernel's
+    /// table of listening sockets (a read made at or after `since`, shared with the other
+    /// attempts due then): what a connect would find, without its cost, and at once.
+    pub(crate) async fn probe(
+        &self,
+        timeout: Duration,
+        since: std::time::Instant,
+    ) -> Result<(), String> {
+        let target = &self.text;
+        if let StreamTarget::Tcp(endpoint) = &self.parsed {
+            if let Some(r) = from_table(endpoint, since) {
+                return r.map_err(|reason| format!("connect {target}: {reason}"));
+            }
+        }
+        let attempt = async {
+            match &self.parsed {
+                StreamTarget::Tcp(endpoint) => connect_host_port(endpoint).await.map(drop),
+                StreamTarget::Unix(path) => UnixStream::connect(path)
+                    .await
+                    .map(drop)
+                    .map_err(|e| io_reason(&e)),
+            }
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Err(_) => Err(format!(
+                "connect {target}: no answer within {}",
+                duration_text(timeout)
+            )),
+            Ok(Err(reason)) => Err(format!("connect {target}: {reason}")),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+}
+
+/// What the table of listening sockets says of a connect to `endpoint`, when it is a
+/// loopback address (or `localhost`) and the table can be read.
+fn from_table(endpoint: &HostPort, since: std::time::Instant) -> Option<Result<(), String>> {
+    use crate::listening::Answer;
+    let ips: &[std::net::IpAddr] = match &endpoint.host {
+        Host::Ip(ip) => std::slice::from_ref(ip),
+        Host::Name(n) if n.eq_ignore_ascii_case("localhost") => &LOCALHOST,
+        Host::Name(_) => return None,
+    };
+    let mut full = None;
+    // As a connect tries each address in turn: one that accepts passes.
+    for ip in ips {
+        match crate::listening::answer(*ip, endpoint.port, since)? {
+            Answer::Accepts => return Some(Ok(())),
+            Answer::Full { queued, backlog } => full = Some((queued, backlog)),
+            Answer::Refused => {}
+        }
+    }
+    Some(Err(match full {
+        Some((queued, backlog)) => format!(
+            "its accept queue is full ({queued} waiting, backlog {backlog}): it is not \
+             accepting connections"
+        ),
+        None => "connection refused".to_string(),
+    }))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -900,6 +975,20 @@ mod tests {
         tcp_connect(&target, PATIENCE).await.unwrap();
 
         let target = format!("127.0.0.1:{}", closed_port().await);
+        let err = tcp_connect(&target, PATIENCE).await.unwrap_err();
+        assert_eq!(err, format!("connect {target}: connection refused"));
+    }
+
+    /// `localhost` is loopback without a look-up, on either family.
+    #[tokio::test]
+    async fn tcp_to_localhost() {
+        let listener = TcpListener::bind("[::1]:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tcp_connect(&format!("localhost:{port}"), PATIENCE)
+            .await
+            .unwrap();
+        drop(listener);
+        let target = format!("localhost:{}", closed_port().await);
         let err = tcp_connect(&target, PATIENCE).await.unwrap_err();
         assert_eq!(err, format!("connect {target}: connection refused"));
     }

@@ -80,6 +80,8 @@ pub(crate) struct Shared {
     /// `depends_on`). Weak senders: a supervisor dropped without shutdown still ends its
     /// tasks.
     pub peers: std::sync::RwLock<std::collections::HashMap<String, Peer>>,
+    /// The task that runs every `tcp` probe to a loopback address, started on first use.
+    pub tcp_batch: std::sync::OnceLock<tcp_batch::Batch>,
 }
 
 /// How one program task reaches another.
@@ -259,7 +261,9 @@ pub struct ProgramStatus {
     pub ready_at: Option<SystemTime>,
     /// What the program last said with `STATUS=` on `$NOTIFY_SOCKET`.
     pub status_text: Option<String>,
-    /// Its health probe's record, when it has one.
+    /// Its health probe's record, when it has one. Serialized as `health_status` (`health`
+    /// is the probe's config in a program's JSON).
+    #[serde(rename = "health_status")]
     pub health: Option<HealthStatus>,
     /// What it waits for, in `waiting`: the dependencies not yet satisfied.
     pub waiting_for: Vec<String>,
@@ -862,7 +866,13 @@ impl<L: Launcher> Task<L> {
         let from = self.state;
         self.state = to;
         self.publish();
-        let pid = self.phase.run().map(|r| r.proc.pid()).or(self.last_pid);
+        // The last run's pid goes with the changes its end caused, not with a wait.
+        let pid = self
+            .phase
+            .run()
+            .map(|r| r.proc.pid())
+            .or(self.last_pid)
+            .filter(|_| to != ProgramState::Waiting);
         tracing::info!(program = %self.name, %from, %to, pid, "state change");
         let _ = self.shared.events.send(Event {
             program: self.name.clone(),
@@ -1116,7 +1126,12 @@ impl<L: Launcher> Task<L> {
             self.start().await;
             return;
         }
-        let names: Vec<&str> = config.depends_on.iter().map(|d| d.name.as_str()).collect();
+        let names: Vec<&str> = waiting
+            .deps
+            .iter()
+            .filter(|d| d.synced.is_some() || verdict(&d.dep, &d.rx.borrow()) != Verdict::Met)
+            .map(|d| d.dep.name.as_str())
+            .collect();
         self.why = Some(format!("waiting for {}", names.join(", ")));
         self.enter(Phase::Waiting(waiting), None);
         self.check_deps().await;
@@ -1590,6 +1605,7 @@ impl<L: Launcher> Task<L> {
 
 mod probes;
 mod run;
+mod tcp_batch;
 use run::{Launcher, Process, RealLauncher};
 #[cfg(test)]
 mod tests;

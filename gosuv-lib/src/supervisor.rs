@@ -307,6 +307,7 @@ impl Supervisor {
             cgroups: Mutex::new(None),
             tracker: TaskTracker::new(),
             peers: Default::default(),
+            tcp_batch: Default::default(),
         });
         Ok(Supervisor {
             inner: Arc::new(Inner {
@@ -513,21 +514,36 @@ impl Supervisor {
 
     /// Sends a start (not waited for) to each of `names`, dependencies first.
     async fn start_auto(&self, names: Vec<String>) {
-        let configs: BTreeMap<String, Arc<ProgramConfig>> = self
-            .configs_shared()
-            .into_iter()
-            .map(|c| (c.name.clone(), c))
-            .collect();
-        let mut layers = dependency_layers(&configs);
-        layers.reverse();
-        for layer in layers {
-            for name in layer.iter().filter(|n| names.contains(n)) {
-                // Not waited for, not even until handled: adding many programs should keep
-                // both runtime workers forking in parallel.
-                let (tx, _rx) = oneshot::channel();
-                if let Err(e) = self.send(name, Cmd::Start(tx)).await {
-                    tracing::warn!(program = %name, "cannot start: {e}");
-                }
+        // The order matters only where a program depends on another (and then each waits
+        // for its dependencies anyway): otherwise, as given, at no cost per program.
+        let configs = if names.len() > 1 {
+            self.configs_shared()
+        } else {
+            Vec::new()
+        };
+        let ordered = if configs.iter().any(|c| !c.depends_on.is_empty()) {
+            let wanted: std::collections::HashSet<&str> =
+                names.iter().map(String::as_str).collect();
+            let by_name: BTreeMap<String, Arc<ProgramConfig>> = configs
+                .iter()
+                .map(|c| (c.name.clone(), c.clone()))
+                .collect();
+            let mut layers = dependency_layers(&by_name);
+            layers.reverse();
+            layers
+                .into_iter()
+                .flatten()
+                .filter(|n| wanted.contains(n.as_str()))
+                .collect()
+        } else {
+            names
+        };
+        for name in &ordered {
+            // Not waited for, not even until handled: adding many programs should keep
+            // both runtime workers forking in parallel.
+            let (tx, _rx) = oneshot::channel();
+            if let Err(e) = self.send(name, Cmd::Start(tx)).await {
+                tracing::warn!(program = %name, "cannot start: {e}");
             }
         }
     }

@@ -260,3 +260,62 @@ async fn ready_then_dead_within_start_seconds_is_a_failed_start() {
     );
     env.sup.shutdown().await;
 }
+
+/// A `tcp` health probe to a loopback address (answered from the kernel's table of
+/// listening sockets): a program that stops listening fails it, each failure is an event,
+/// and `failures` in a row restart it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_that_stops_listening_fails_its_tcp_health_check_and_restarts() {
+    let env = Env::new();
+    let port = free_port();
+    let script = format!(
+        "import signal, socket, time\n\
+         s = socket.socket()\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('127.0.0.1', {port}))\n\
+         s.listen()\n\
+         signal.signal(signal.SIGUSR1, lambda *a: s.close())\n\
+         while True:\n    time.sleep(1)\n"
+    );
+    let mut p = gosuv::ProgramConfig::new(
+        "listener",
+        gosuv::Command::Argv(vec!["python3".into(), "-c".into(), script]),
+    );
+    p.start_seconds = 0;
+    p.ready = ready(ProbeCheck::Tcp(format!("localhost:{port}")), 20, 10_000);
+    let mut h = HealthProbe::new(ProbeCheck::Tcp(format!("localhost:{port}")));
+    h.interval = Duration::from_millis(100);
+    h.failures = 2;
+    p.health = Some(h);
+    env.sup.add(p).await.expect("add");
+    let first = env.sup.start("listener", WAIT).await.expect("start");
+    let pid = first.pid.expect("pid");
+    let mut events = env.sup.subscribe();
+    // SAFETY: kill with a pid of our own program.
+    unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
+    let seen = events_until(&mut events, "listener", Stopping, 10).await;
+    let health: Vec<&str> = seen
+        .iter()
+        .filter(|e| (e.from, e.to) == (Running, Running))
+        .filter_map(|e| e.reason.as_deref())
+        .collect();
+    assert_eq!(health.len(), 2, "{seen:?}");
+    assert!(
+        health[0].contains("health check failed (1 of 2 in a row)")
+            && health[0].contains(&format!("connect localhost:{port}: connection refused")),
+        "{health:?}"
+    );
+    assert!(health[1].contains("restarting"), "{health:?}");
+    env.sup
+        .wait_for("listener", Running, Duration::from_secs(20))
+        .await
+        .expect("running again");
+    let st = env.sup.status("listener").expect("status");
+    assert_ne!(st.pid, Some(pid));
+    assert_eq!(st.restarts, 1);
+    assert!(st
+        .last_error
+        .unwrap_or_default()
+        .contains("health check failed 2 times in a row"),);
+    env.sup.shutdown().await;
+}

@@ -1,14 +1,9 @@
 //! `Supervisor.wait_for_line`: the first line of a program's output that matches a regex,
 //! looked for in the output kept in memory first, then in what the program writes next.
 //!
-//! The follower is subscribed *before* the kept output is read, so a line written between
-//! the two is never lost. The stream's byte count, read before the subscription and after
-//! the read, shows whether anything was written in between: when nothing was, the follower
-//! starts exactly where the kept output ends and a line cut in two by that moment is joined
-//! whole. When the program writes without a pause, a few tries may all see output arrive;
-//! then the follower is used as it is, and the line being written at that moment may repeat
-//! a few bytes (it is never missed). An exact start needs the core to hand out the tail and
-//! a follower under one lock.
+//! The kept output and the follower are taken together (one lock in the core), so the
+//! follower starts exactly where the kept output ends: nothing written in between is lost
+//! or seen twice, and a line cut in two by that moment is joined whole.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,18 +18,6 @@ use crate::streams::slice_until;
 
 /// How much output the core keeps in memory per stream.
 pub(crate) const TAIL_BYTES: usize = 64 * 1024;
-
-/// Tries at a subscription during which no output arrived (each takes microseconds).
-const QUIET_TRIES: usize = 100;
-
-/// The bytes a stream has received so far.
-fn received(sup: &blocking::Supervisor, name: &str, stream: Stream) -> gosuv::Result<u64> {
-    let status = sup.log_status(name)?;
-    Ok(match stream {
-        Stream::Stdout => status.stdout.bytes,
-        Stream::Stderr => status.stderr.bytes,
-    })
-}
 
 /// A line as text, without its line ending; bytes that are not UTF-8 become U+FFFD.
 fn line_text(mut line: &[u8]) -> String {
@@ -58,7 +41,7 @@ pub(crate) struct LineSource {
 }
 
 impl LineSource {
-    /// Subscribes to a stream, then reads what is kept of it.
+    /// What is kept of a stream, and a follower of what comes next.
     ///
     /// # Errors
     /// [`gosuv::Error::NotFound`].
@@ -67,20 +50,11 @@ impl LineSource {
         name: &str,
         stream: Stream,
     ) -> gosuv::Result<Self> {
-        let mut tries = 0;
-        let (follower, kept, total) = loop {
-            tries += 1;
-            let before = received(sup, name, stream)?;
-            let follower = sup.follow(name, stream)?;
-            let kept = sup.tail(name, stream, TAIL_BYTES)?;
-            let after = received(sup, name, stream)?;
-            if before == after || tries == QUIET_TRIES {
-                break (follower, kept, after);
-            }
-        };
+        let (kept, follower) = sup.tail_and_follow(name, stream, TAIL_BYTES)?;
         let mut text = kept.as_slice();
         let mut skip_line = false;
-        if total > text.len() as u64 {
+        // A full buffer has lost the stream's start: it may begin inside a line.
+        if text.len() >= TAIL_BYTES {
             // The kept output starts inside a line: leave that piece out.
             match text.iter().position(|&b| b == b'\n') {
                 Some(i) => text = &text[i + 1..],

@@ -151,6 +151,7 @@ pub enum Condition {
 }
 
 impl Condition {
+    /// Its name in the config: `ready`, `started` or `exited_ok`.
     pub fn name(self) -> &'static str {
         match self {
             Condition::Ready => "ready",
@@ -163,7 +164,9 @@ impl Condition {
 /// One entry of `depends_on`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dependency {
+    /// The program depended on.
     pub name: String,
+    /// When it counts as satisfied.
     pub condition: Condition,
 }
 

@@ -34,12 +34,15 @@ pub(crate) enum Report {
 /// A running probe. Dropping it ends it.
 pub(crate) struct Probe {
     rx: mpsc::Receiver<Report>,
-    task: JoinHandle<()>,
+    /// Its own task; none for a probe of the batch (which drops it once `rx` is gone).
+    task: Option<JoinHandle<()>>,
 }
 
 impl Drop for Probe {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(t) = &self.task {
+            t.abort();
+        }
     }
 }
 
@@ -178,6 +181,42 @@ pub(crate) fn start(
     cgroup: Option<PathBuf>,
 ) -> Probe {
     let (tx, rx) = mpsc::channel(16);
+    // A tcp probe to a loopback address joins the supervisor's batch, when the kernel's
+    // table of listening sockets can be read here.
+    if let ProbeCheck::Tcp(target) = check {
+        let lo = crate::probe::TcpTarget::parse(target)
+            .ok()
+            .and_then(|t| t.loopback());
+        let readable = || {
+            let recent = std::time::Instant::now()
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or_else(std::time::Instant::now);
+            crate::listening::table_since(recent).is_some()
+        };
+        if let Some((ips, port)) = lo.filter(|_| readable()) {
+            let entry = super::tcp_batch::Entry {
+                ips,
+                port,
+                target: target.clone(),
+                first_at: tokio::time::Instant::now() + first_after,
+                interval,
+                // Ready attempts to the millisecond; health attempts share wake-ups.
+                grid: if first_after.is_zero() {
+                    Duration::ZERO
+                } else {
+                    super::tcp_batch::health_grid(interval)
+                },
+                reports: tx.clone(),
+            };
+            if sh
+                .tcp_batch
+                .get_or_init(super::tcp_batch::Batch::start)
+                .add(entry)
+            {
+                return Probe { rx, task: None };
+            }
+        }
+    }
     let check = check.clone();
     let task = tokio::spawn(async move {
         match (check, early) {
@@ -188,8 +227,15 @@ pub(crate) fn start(
             (check, _) => asked_loop(check, first_after, interval, bound, sh, config, tx).await,
         }
     });
-    Probe { rx, task }
+    Probe {
+        rx,
+        task: Some(task),
+    }
 }
+
+/// How much older than its due time the table of listening sockets answering a `tcp`
+/// ready attempt to a loopback address may be.
+const TABLE_SLACK: Duration = Duration::from_millis(2);
 
 /// http, tcp or exec, every `interval`, each attempt within `bound`.
 async fn asked_loop(
@@ -203,11 +249,31 @@ async fn asked_loop(
 ) {
     let mut next = tokio::time::Instant::now() + first_after;
     let mut passing = false;
+    let tcp = match &check {
+        ProbeCheck::Tcp(target) => Some(crate::probe::TcpTarget::parse(target)),
+        _ => None,
+    };
+    // A ready attempt counts to the millisecond (readiness is reported within a few ms of
+    // the fact); a health attempt may share a read from a tenth of its interval before.
+    let slack = if first_after.is_zero() {
+        TABLE_SLACK
+    } else {
+        (interval / 10).clamp(TABLE_SLACK, Duration::from_millis(100))
+    };
     loop {
         tokio::time::sleep_until(next).await;
         let r = match &check {
             ProbeCheck::Http(url) => crate::probe::http_get(url, bound).await,
-            ProbeCheck::Tcp(target) => crate::probe::tcp_connect(target, bound).await,
+            ProbeCheck::Tcp(_) => match &tcp {
+                Some(Ok(t)) => {
+                    // A read of the listening sockets up to `slack` older than this
+                    // attempt's due time answers it: attempts due close together share one.
+                    let due = next.into_std();
+                    t.probe(bound, due.checked_sub(slack).unwrap_or(due)).await
+                }
+                Some(Err(e)) => Err(e.clone()),
+                None => Ok(()),
+            },
             ProbeCheck::Exec(cmd) => exec_once(cmd, bound, &sh, &config).await,
             // Told, not asked: never here.
             ProbeCheck::Log(_) | ProbeCheck::Notify => return,

@@ -250,6 +250,7 @@ fn rig(config: ProgramConfig) -> Rig {
         cgroups: std::sync::Mutex::new(None),
         tracker: TaskTracker::new(),
         peers: Default::default(),
+        tcp_batch: Default::default(),
     });
     let events = shared.events.subscribe();
     let launcher = Arc::new(FakeLauncher::default());
