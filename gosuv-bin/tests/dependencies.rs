@@ -21,7 +21,7 @@ fn pid_of(env: &Env, name: &str) -> i32 {
 }
 
 #[test]
-fn start_server_starts_in_dependency_order_and_shutdown_stops_in_reverse() {
+fn start_server_starts_in_dependency_order_and_stop_all_and_shutdown_stop_in_reverse() {
     let env = Env::unix();
     let stops = env.path("stops");
     let program = |name: &str, extra: &str, before: &str| {
@@ -61,9 +61,15 @@ fn start_server_starts_in_dependency_order_and_shutdown_stops_in_reverse() {
         ms(api - db)
     );
 
+    // `stop all` goes dependents first too, each waited for.
+    env.ok(&["stop", "all"]);
+    let order = std::fs::read_to_string(&stops).unwrap();
+    assert_eq!(order, "web\napi\ndb\n", "stop all");
+    std::fs::write(&stops, "").unwrap();
+    env.ok(&["start", "all"]);
     server.shutdown();
     let order = std::fs::read_to_string(&stops).unwrap();
-    assert_eq!(order, "web\napi\ndb\n");
+    assert_eq!(order, "web\napi\ndb\n", "shutdown");
 }
 
 #[test]

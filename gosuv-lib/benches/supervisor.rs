@@ -115,28 +115,34 @@ async fn spawn_and_idle(dir: &Path, rounds: usize, idle: bool) {
     );
 }
 
-/// From a program's own timestamp of its ready line (or of its `READY=1`) to its `running`
-/// event, for `log` and `notify` probes.
+/// From a program's own timestamp of its ready line (or of its `READY=1`, or of its
+/// `listen()`) to its `running` event, for `log`, `notify` and `tcp` probes (`tcp` asked
+/// every 100 ms: its bound is the interval and 5 ms).
 async fn ready_latency(dir: &Path, rounds: usize) {
     use gosuv::config::{ProbeCheck, ReadyProbe};
-    for kind in ["log", "notify"] {
+    for kind in ["log", "notify", "tcp"] {
         let sup = Supervisor::new(SupervisorOptions::new(dir)).expect("supervisor");
         let mut lat = Vec::new();
         for i in 0..rounds {
             let name = format!("{kind}{i}");
-            let script = if kind == "log" {
-                "import time\ntime.sleep(0.3)\nprint('ready %.6f' % time.time(), flush=True)\ntime.sleep(300)"
-            } else {
-                "import os, socket, time\ntime.sleep(0.3)\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.connect(os.environ['NOTIFY_SOCKET'])\nt = time.time()\ns.send(b'READY=1')\nprint('ready %.6f' % t, flush=True)\ntime.sleep(300)"
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("port");
+            let script = match kind {
+                "log" => "import time\ntime.sleep(0.3)\nprint('ready %.6f' % time.time(), flush=True)\ntime.sleep(300)".to_string(),
+                "notify" => "import os, socket, time\ntime.sleep(0.3)\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.connect(os.environ['NOTIFY_SOCKET'])\nt = time.time()\ns.send(b'READY=1')\nprint('ready %.6f' % t, flush=True)\ntime.sleep(300)".to_string(),
+                // Listens at a moment unrelated to the probe's schedule.
+                _ => format!("import random, socket, time\ntime.sleep(0.3 + random.random() / 10)\ns = socket.socket()\ns.bind(('127.0.0.1', {port}))\ns.listen()\nt = time.time()\nprint('ready %.6f' % t, flush=True)\ntime.sleep(300)"),
             };
             let mut p = ProgramConfig::new(
                 name.clone(),
-                Command::Argv(vec!["python3".into(), "-c".into(), script.into()]),
+                Command::Argv(vec!["python3".into(), "-c".into(), script]),
             );
-            p.ready = Some(ReadyProbe::new(if kind == "log" {
-                ProbeCheck::Log("^ready ".into())
-            } else {
-                ProbeCheck::Notify
+            p.ready = Some(ReadyProbe::new(match kind {
+                "log" => ProbeCheck::Log("^ready ".into()),
+                "notify" => ProbeCheck::Notify,
+                _ => ProbeCheck::Tcp(format!("127.0.0.1:{port}")),
             }));
             sup.add(p).await.expect("add");
             let mut events = sup.subscribe();

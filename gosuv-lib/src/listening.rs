@@ -211,6 +211,22 @@ fn read_table() -> io::Result<Table> {
     }
     // SAFETY: a new descriptor nobody else owns.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The kernel answers a dump at once; a read that waits longer is given up (the probes
+    // then connect), never left to hold a runtime thread.
+    let limit = libc::timeval {
+        tv_sec: 1,
+        tv_usec: 0,
+    };
+    // SAFETY: setsockopt on a descriptor we own, with a timeval of its size.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&limit as *const libc::timeval).cast(),
+            size_of::<libc::timeval>() as u32,
+        )
+    };
     let mut listeners = Vec::new();
     dump(&sock, &mut listeners)?;
     Ok(Table::new(listeners))

@@ -426,6 +426,10 @@ impl TcpTarget {
             return None;
         };
         let ips = match &endpoint.host {
+            // A v4-mapped address is the IPv4 address to the kernel's table.
+            Host::Ip(std::net::IpAddr::V6(v6)) => vec![v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(*v6), std::net::IpAddr::V4)],
             Host::Ip(ip) => vec![*ip],
             Host::Name(n) if n.eq_ignore_ascii_case("localhost") => LOCALHOST.to_vec(),
             Host::Name(_) => return None,
@@ -439,20 +443,26 @@ impl TcpTarget {
         loopback.then_some((ips, endpoint.port))
     }
 
-    /// One attempt, bounded by `timeout`. A loopback target is answered from the kernel's
-    /// table of listening sockets (a read made at or after `since`, shared with the other
-    /// attempts due then): what a connect would find, without its cost, and at once.
+    /// One attempt, bounded by `timeout`. A loopback target that the kernel's table of
+    /// listening sockets (a read made at or after `since`) shows accepting passes at once,
+    /// without a connect; anything else is a real connect (the table cannot see NAT on
+    /// loopback, and a full queue may drain).
     pub(crate) async fn probe(
         &self,
         timeout: Duration,
         since: std::time::Instant,
     ) -> Result<(), String> {
-        let target = &self.text;
         if let StreamTarget::Tcp(endpoint) = &self.parsed {
-            if let Some(r) = from_table(endpoint, since) {
-                return r.map_err(|reason| format!("connect {target}: {reason}"));
+            if accepting(endpoint, since) {
+                return Ok(());
             }
         }
+        self.connect(timeout).await
+    }
+
+    /// One attempt by a real connect, bounded by `timeout`.
+    pub(crate) async fn connect(&self, timeout: Duration) -> Result<(), String> {
+        let target = &self.text;
         let attempt = async {
             match &self.parsed {
                 StreamTarget::Tcp(endpoint) => connect_host_port(endpoint).await.map(drop),
@@ -473,31 +483,18 @@ impl TcpTarget {
     }
 }
 
-/// What the table of listening sockets says of a connect to `endpoint`, when it is a
-/// loopback address (or `localhost`) and the table can be read.
-fn from_table(endpoint: &HostPort, since: std::time::Instant) -> Option<Result<(), String>> {
-    use crate::listening::Answer;
+/// Whether the table of listening sockets shows a socket accepting connections at
+/// `endpoint`, a loopback address (or `localhost`); false when it does not, or cannot say.
+fn accepting(endpoint: &HostPort, since: std::time::Instant) -> bool {
     let ips: &[std::net::IpAddr] = match &endpoint.host {
         Host::Ip(ip) => std::slice::from_ref(ip),
         Host::Name(n) if n.eq_ignore_ascii_case("localhost") => &LOCALHOST,
-        Host::Name(_) => return None,
+        Host::Name(_) => return false,
     };
-    let mut full = None;
-    // As a connect tries each address in turn: one that accepts passes.
-    for ip in ips {
-        match crate::listening::answer(*ip, endpoint.port, since)? {
-            Answer::Accepts => return Some(Ok(())),
-            Answer::Full { queued, backlog } => full = Some((queued, backlog)),
-            Answer::Refused => {}
-        }
-    }
-    Some(Err(match full {
-        Some((queued, backlog)) => format!(
-            "its accept queue is full ({queued} waiting, backlog {backlog}): it is not \
-             accepting connections"
-        ),
-        None => "connection refused".to_string(),
-    }))
+    ips.iter().any(|ip| {
+        crate::listening::answer(*ip, endpoint.port, since)
+            == Some(crate::listening::Answer::Accepts)
+    })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -978,7 +978,21 @@ impl<L: Launcher> Task<L> {
                 if *self.wanted.config == *config {
                     return Some((reply, false));
                 }
+                // Only its dependencies changed: they matter to its next start, not to the
+                // process it has (a start still waiting looks at the new ones).
+                let only_deps = {
+                    let mut c = (*config).clone();
+                    c.depends_on = self.wanted.config.depends_on.clone();
+                    c == *self.wanted.config
+                };
                 self.wanted.config = Arc::new(*config);
+                if only_deps {
+                    if matches!(self.phase, Phase::Waiting(_)) {
+                        self.wanted.generation += 1;
+                    }
+                    self.publish();
+                    return Some((reply, false));
+                }
                 let restarts = match &self.phase {
                     Phase::Starting { .. }
                     | Phase::Running { .. }

@@ -470,41 +470,28 @@ impl Supervisor {
     pub async fn add_all(&self, programs: Vec<ProgramConfig>) -> Result<Vec<(String, Error)>> {
         let _changes = self.inner.changes.lock().await;
         let mut failed = Vec::new();
-        let mut pending: Vec<ProgramConfig> = programs;
         let mut auto = Vec::new();
-        // Programs whose dependencies are all present go first; a program is added only
-        // once every dependency is.
-        loop {
-            let before = pending.len();
-            let mut rest = Vec::new();
-            for p in pending {
-                let ready = p.depends_on.iter().all(|d| {
-                    self.programs().contains_key(&d.name)
-                        || failed.iter().any(|(n, _): &(String, Error)| *n == d.name)
-                });
-                if !ready {
-                    rest.push(p);
-                    continue;
-                }
-                let name = p.name.clone();
-                let start = p.start_auto;
-                match self.add_locked(p).await {
-                    Ok(()) if start => auto.push(name),
-                    Ok(()) => {}
-                    Err(e) => failed.push((name, e)),
-                }
-            }
-            pending = rest;
-            if pending.is_empty() || pending.len() == before {
-                break;
-            }
+        // Dependencies first (in layers, one sort of the whole set): a program is added
+        // after every program it depends on, or refused with why when one is missing.
+        let by_name: BTreeMap<String, Arc<ProgramConfig>> = programs
+            .iter()
+            .map(|p| (p.name.clone(), Arc::new(p.clone())))
+            .collect();
+        let mut order = dependency_layers(&by_name);
+        order.reverse();
+        let mut rank: HashMap<&str, usize> = HashMap::new();
+        for (i, name) in order.iter().flatten().enumerate() {
+            rank.insert(name.as_str(), i);
         }
-        // What is left depends on a missing program or on a cycle: added to be refused
-        // with its reason.
-        for p in pending {
+        let mut programs = programs;
+        programs.sort_by_key(|p| rank.get(p.name.as_str()).copied().unwrap_or(usize::MAX));
+        for p in programs {
             let name = p.name.clone();
-            if let Err(e) = self.add_locked(p).await {
-                failed.push((name, e));
+            let start = p.start_auto;
+            match self.add_locked(p).await {
+                Ok(()) if start => auto.push(name),
+                Ok(()) => {}
+                Err(e) => failed.push((name, e)),
             }
         }
         self.start_auto(auto).await;
@@ -549,23 +536,66 @@ impl Supervisor {
     }
 
     /// Checks that `config`'s dependencies exist and that it closes no cycle with the
-    /// programs there are.
+    /// programs there are. Costs what its dependencies reach, not the number of programs.
     fn check_dependencies_of(&self, config: &ProgramConfig) -> Result<()> {
         if config.depends_on.is_empty() {
             return Ok(());
         }
-        let current = self.configs_shared();
-        let mut set: Vec<&ProgramConfig> = current
-            .iter()
-            .map(|c| &**c)
-            .filter(|c| c.name != config.name)
-            .collect();
-        set.push(config);
-        let problems: Vec<String> = crate::config::check_dependencies(&set, &Default::default())
-            .into_iter()
-            .filter(|(i, msg)| *i == set.len() - 1 || msg.starts_with("dependency cycle"))
-            .map(|(_, msg)| msg)
-            .collect();
+        let config_of = |n: &str| {
+            self.with_handle(n, |h| h.published.borrow().config.clone())
+                .ok()
+        };
+        let mut problems = Vec::new();
+        for d in &config.depends_on {
+            if d.name == config.name {
+                problems.push(format!("'{}' depends on itself", config.name));
+                continue;
+            }
+            match config_of(&d.name) {
+                None => problems.push(format!(
+                    "depends on '{}', which is no program: add it or remove the dependency",
+                    d.name
+                )),
+                Some(dep)
+                    if d.condition == crate::config::Condition::ExitedOk
+                        && dep.autorestart == crate::config::Autorestart::Always =>
+                {
+                    problems.push(format!(
+                        "depends on '{}' exiting (exited_ok), but it restarts after every exit (autorestart: always): give '{}' autorestart: never or unexpected",
+                        d.name, d.name
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        // A cycle: a path from one of its dependencies back to it.
+        let mut path: Vec<String> = vec![config.name.clone()];
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut stack: Vec<(Vec<String>, usize)> = vec![(
+            config.depends_on.iter().map(|d| d.name.clone()).collect(),
+            0,
+        )];
+        while let Some((deps, next)) = stack.last_mut() {
+            let Some(name) = deps.get(*next).cloned() else {
+                stack.pop();
+                path.pop();
+                continue;
+            };
+            *next += 1;
+            if name == config.name {
+                let mut cycle = path.clone();
+                cycle.push(name);
+                problems.push(format!("dependency cycle: {}", cycle.join(" -> ")));
+                break;
+            }
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if let Some(c) = config_of(&name) {
+                path.push(name);
+                stack.push((c.depends_on.iter().map(|d| d.name.clone()).collect(), 0));
+            }
+        }
         if problems.is_empty() {
             return Ok(());
         }
@@ -646,8 +676,28 @@ impl Supervisor {
     /// [`Error::NotFound`], [`Error::Store`] when it was removed but not saved.
     pub async fn remove(&self, name: &str) -> Result<()> {
         let _changes = self.inner.changes.lock().await;
+        self.check_no_dependents(name)?;
         self.remove_locked(name).await?;
         self.store().await
+    }
+
+    /// Refuses to remove a program others depend on: they would wait for nothing, and a
+    /// saved programs file would no longer load.
+    fn check_no_dependents(&self, name: &str) -> Result<()> {
+        let dependents: Vec<String> = self
+            .configs_shared()
+            .iter()
+            .filter(|c| c.name != name && c.depends_on.iter().any(|d| d.name == name))
+            .map(|c| c.name.clone())
+            .collect();
+        if dependents.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Invalid(format!(
+            "'{name}' is a dependency of {}: remove {} first, or take '{name}' out of their depends_on",
+            dependents.join(", "),
+            if dependents.len() == 1 { "it" } else { "them" }
+        )))
     }
 
     async fn remove_locked(&self, name: &str) -> Result<()> {
@@ -827,12 +877,40 @@ impl Supervisor {
         let last = layers.len().saturating_sub(1);
         let mut out = Vec::new();
         for (i, layer) in layers.into_iter().enumerate() {
-            let wait = if i < last { Some(MAX_WAIT) } else { wait };
+            // A layer is waited for as long as its stops take (then SIGKILL, and a little
+            // more): one stuck program does not keep what it depends on from stopping.
+            let wait = if i < last {
+                Some(self.layer_stop_bound(&layer))
+            } else {
+                wait
+            };
             let results = join_all(layer.iter().map(|n| self.stop(n, wait))).await;
             out.extend(layer.into_iter().zip(results));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+
+    /// Every program in the order they stop, in layers: the programs nothing depends on
+    /// first, then those only they depend on, and so on (each layer's programs may stop
+    /// together). Reversed, the order they start in.
+    pub fn stop_order(&self) -> Vec<Vec<String>> {
+        self.stop_layers()
+    }
+
+    /// How long the stops of `layer` take at most: its longest `stop_timeout`, then the
+    /// SIGKILL and a few seconds for the processes to go.
+    fn layer_stop_bound(&self, layer: &[String]) -> Duration {
+        layer
+            .iter()
+            .filter_map(|n| {
+                self.with_handle(n, |h| h.published.borrow().config.stop_duration())
+                    .ok()
+            })
+            .max()
+            .unwrap_or(Duration::ZERO)
+            .saturating_add(Duration::from_secs(10))
+            .min(MAX_WAIT)
     }
 
     /// Every program in the order they stop: dependents before what they depend on.
@@ -1171,8 +1249,12 @@ impl Supervisor {
     pub async fn shutdown(&self) {
         let _changes = self.inner.changes.lock().await;
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        // Dependents go before what they depend on.
+        // Dependents go before what they depend on; a layer is waited for as long as its
+        // stops take (one stuck program does not keep the next layer from its graceful
+        // stop), and what is still going is waited for at the end.
+        let mut late = Vec::new();
         for layer in self.stop_layers() {
+            let bound = self.layer_stop_bound(&layer);
             let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = {
                 let map = self.programs();
                 layer
@@ -1187,11 +1269,23 @@ impl Supervisor {
                     waits.push((name, rrx));
                 }
             }
-            join_all(waits.into_iter().map(|(name, rx)| async move {
-                let _ = rx.await;
-                self.forget(&name).await;
-            }))
-            .await;
+            // Holds only the removals not yet done.
+            let mut pending: futures_util::stream::FuturesUnordered<_> = waits
+                .into_iter()
+                .map(|(name, rx)| async move {
+                    let _ = rx.await;
+                    self.forget(&name).await;
+                })
+                .collect();
+            let drained =
+                async { while futures_util::StreamExt::next(&mut pending).await.is_some() {} };
+            if tokio::time::timeout(bound, drained).await.is_err() {
+                tracing::warn!("programs still stopping after {bound:?}: stopping what they depend on meanwhile");
+                late.push(pending);
+            }
+        }
+        for mut pending in late {
+            while futures_util::StreamExt::next(&mut pending).await.is_some() {}
         }
         // Runs still being finished in the background (group ownership) end too.
         let tracker = &self.inner.shared.tracker;
@@ -1215,8 +1309,9 @@ impl Supervisor {
 /// dependency on a program not in `configs` is left out; a cycle (refused at load) would
 /// end up whole in the last layer.
 fn dependency_layers(configs: &BTreeMap<String, Arc<ProgramConfig>>) -> Vec<Vec<String>> {
-    // How many programs still to stop depend on each.
-    let mut dependents: BTreeMap<&str, usize> = configs.keys().map(|n| (n.as_str(), 0)).collect();
+    // How many programs still to stop depend on each (a dependency listed twice by one
+    // program counts once: the config refuses that anyway).
+    let mut dependents: HashMap<&str, usize> = configs.keys().map(|n| (n.as_str(), 0)).collect();
     for c in configs.values() {
         for d in &c.depends_on {
             if let Some(n) = dependents.get_mut(d.name.as_str()) {
@@ -1224,28 +1319,44 @@ fn dependency_layers(configs: &BTreeMap<String, Arc<ProgramConfig>>) -> Vec<Vec<
             }
         }
     }
+    let mut layer: Vec<&str> = configs
+        .keys()
+        .map(String::as_str)
+        .filter(|n| dependents.get(n) == Some(&0))
+        .collect();
+    let mut done = 0;
     let mut layers = Vec::new();
-    while !dependents.is_empty() {
-        let layer: Vec<String> = dependents
-            .iter()
-            .filter(|(_, n)| **n == 0)
-            .map(|(name, _)| name.to_string())
-            .collect();
-        if layer.is_empty() {
-            layers.push(dependents.keys().map(|n| n.to_string()).collect());
-            break;
-        }
+    while !layer.is_empty() {
+        done += layer.len();
+        let mut next = Vec::new();
         for name in &layer {
-            dependents.remove(name.as_str());
-            if let Some(c) = configs.get(name) {
+            if let Some(c) = configs.get(*name) {
                 for d in &c.depends_on {
                     if let Some(n) = dependents.get_mut(d.name.as_str()) {
                         *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            next.push(d.name.as_str());
+                        }
                     }
                 }
             }
         }
-        layers.push(layer);
+        next.sort_unstable();
+        next.dedup();
+        layers.push(layer.iter().map(|n| n.to_string()).collect());
+        layer = next;
+    }
+    // A cycle (refused at load) is left over: it goes last, whole.
+    if done < configs.len() {
+        let placed: std::collections::HashSet<&str> =
+            layers.iter().flatten().map(String::as_str).collect();
+        layers.push(
+            configs
+                .keys()
+                .filter(|n| !placed.contains(n.as_str()))
+                .cloned()
+                .collect(),
+        );
     }
     layers
 }

@@ -113,35 +113,59 @@ async fn a_dependency_that_goes_fatal_makes_its_dependent_fatal() {
     env.sup.shutdown().await;
 }
 
-/// A dependency removed while its dependent waits makes the dependent `fatal`.
+/// A program others depend on cannot be removed (they would wait for nothing, and a saved
+/// programs file would no longer load): the refusal names them and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dependency_removed_makes_its_waiting_dependent_fatal() {
+async fn a_dependency_cannot_be_removed_while_depended_on() {
     let env = Env::new();
-    let mut db = quick("db", "exec sleep 300");
-    log_ready(&mut db, "never said");
+    let db = quick("db", "exec sleep 300");
     let mut api = quick("api", "exec sleep 300");
     api.depends_on = vec![dep("db")];
     env.sup.add(db).await.expect("add db");
     env.sup.add(api).await.expect("add api");
-    env.sup.start("api", None).await.expect("start api");
-    poll_async(10, "api to wait", || {
-        env.sup.status("api").ok().map(|s| s.state) == Some(Waiting)
-    })
-    .await;
-    env.sup.remove("db").await.expect("remove db");
-    let st = env
-        .sup
-        .wait_for("api", Fatal, Duration::from_secs(10))
-        .await
-        .expect("api fatal");
-    assert_eq!(st.state, Fatal);
-    let why = env.sup.status("api").expect("api").last_error;
+    env.sup.start("api", WAIT).await.expect("start api");
+    let err = env.sup.remove("db").await.expect_err("db is depended on");
     assert!(
-        why.as_deref()
-            .unwrap_or_default()
-            .contains("'db' was removed"),
-        "{why:?}"
+        err.to_string().contains("'db' is a dependency of api"),
+        "{err}"
     );
+    assert_eq!(env.sup.status("db").expect("db").state, Running);
+    // Once nothing depends on it, it goes.
+    env.sup.remove("api").await.expect("remove api");
+    env.sup.remove("db").await.expect("remove db");
+    env.sup.shutdown().await;
+}
+
+/// A change of `depends_on` alone does not restart a running program; a one-shot that
+/// restarts after every exit cannot be depended on with `exited_ok`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn depends_on_changes_restart_nothing_and_exited_ok_needs_a_one_shot() {
+    let env = Env::new();
+    env.sup
+        .add(quick("db", "exec sleep 300"))
+        .await
+        .expect("add");
+    let mut api = quick("api", "exec sleep 300");
+    env.sup.add(api.clone()).await.expect("add");
+    let pid = env.sup.start("api", WAIT).await.expect("start").pid;
+    api.depends_on = vec![dep("db")];
+    assert!(!env.sup.update(api.clone()).await.expect("update"));
+    let st = env.sup.status("api").expect("api");
+    assert_eq!((st.state, st.pid), (Running, pid));
+    assert_eq!(
+        env.sup.config("api").expect("config").depends_on,
+        vec![dep("db")]
+    );
+    let mut loops = quick("loops", "exit 0");
+    loops.autorestart = gosuv::config::Autorestart::Always;
+    env.sup.add(loops).await.expect("add");
+    let mut after = quick("after", "exec sleep 300");
+    after.depends_on = vec![Dependency {
+        name: "loops".into(),
+        condition: Condition::ExitedOk,
+    }];
+    let err = env.sup.add(after).await.expect_err("autorestart always");
+    assert!(err.to_string().contains("autorestart: always"), "{err}");
     env.sup.shutdown().await;
 }
 

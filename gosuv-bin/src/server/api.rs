@@ -471,27 +471,42 @@ fn start_wait(
         };
         Duration::from_secs(try_secs.saturating_mul(tries).saturating_add(backoff))
     }
-    /// `config`'s own time plus the longest chain of its dependencies (`seen` guards
-    /// against a cycle, which the core refuses anyway).
-    fn chain(
-        config: &ProgramConfig,
-        config_of: &dyn Fn(&str) -> Option<ProgramConfig>,
-        seen: &mut Vec<String>,
-    ) -> Duration {
-        seen.push(config.name.clone());
-        let mut deps = Duration::ZERO;
-        for d in &config.depends_on {
-            if seen.contains(&d.name) {
+    // `config`'s own time plus the longest chain of its dependencies: a walk without
+    // recursion (a long chain must not exhaust the stack), each program's figure computed
+    // once (a graph of diamonds must not take exponential time); a program already on the
+    // path (a cycle, which the core refuses anyway) is not followed.
+    let mut memo: std::collections::HashMap<String, Duration> = std::collections::HashMap::new();
+    let mut on_path: std::collections::HashSet<String> = std::collections::HashSet::new();
+    on_path.insert(config.name.clone());
+    let mut stack: Vec<(ProgramConfig, usize)> = vec![(config.clone(), 0)];
+    while let Some((c, next)) = stack.last_mut() {
+        if let Some(d) = c.depends_on.get(*next) {
+            *next += 1;
+            let name = d.name.clone();
+            if memo.contains_key(&name) || on_path.contains(&name) {
                 continue;
             }
-            if let Some(d) = config_of(&d.name) {
-                deps = deps.max(chain(&d, config_of, seen));
+            if let Some(dc) = config_of(&name) {
+                on_path.insert(name);
+                stack.push((dc, 0));
             }
+            continue;
         }
-        seen.pop();
-        own(config).saturating_add(deps)
+        let Some((c, _)) = stack.pop() else { break };
+        let deps = c
+            .depends_on
+            .iter()
+            .filter_map(|d| memo.get(&d.name))
+            .max()
+            .copied()
+            .unwrap_or(Duration::ZERO);
+        on_path.remove(&c.name);
+        memo.insert(c.name.clone(), own(&c).saturating_add(deps));
     }
-    chain(config, config_of, &mut Vec::new()).saturating_add(Duration::from_secs(10))
+    memo.get(&config.name)
+        .copied()
+        .unwrap_or_else(|| own(config))
+        .saturating_add(Duration::from_secs(10))
 }
 
 fn stop_wait(config: &ProgramConfig) -> Duration {
@@ -680,7 +695,8 @@ async fn readyz(State(st): State<AppState>) -> Response {
     }
 }
 
-/// `POST /api/all/{start|stop|restart}`: every program at once; one result each.
+/// `POST /api/all/{start|stop|restart}`: every program at once (a stop, dependents first);
+/// one result each.
 async fn all(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -690,9 +706,27 @@ async fn all(
     let action = Action::parse(&action)?;
     let Query(q) = q?;
     tracing::info!(peer = %caller.peer, user = caller.user.as_deref().unwrap_or("-"), "{} all", action.as_str());
-    let names = st.sup().names();
-    let results =
-        futures_util::future::join_all(names.iter().map(|n| action.run(&st, n, &q))).await;
+    // Stop goes dependents first: each layer but the last is waited for (as long as its
+    // stops take), whatever `wait` says; start and restart go all at once (a dependent
+    // waits for its dependencies by itself).
+    let layers = match action {
+        Action::Stop => st.sup().stop_order(),
+        Action::Start | Action::Restart => vec![st.sup().names()],
+    };
+    let last = layers.len().saturating_sub(1);
+    let mut names = Vec::new();
+    let mut results = Vec::new();
+    for (i, layer) in layers.into_iter().enumerate() {
+        let waited = WaitQuery {
+            wait: None,
+            timeout: None,
+        };
+        let q = if i < last { &waited } else { &q };
+        let done =
+            futures_util::future::join_all(layer.iter().map(|n| action.run(&st, n, q))).await;
+        names.extend(layer);
+        results.extend(done);
+    }
     st.touch();
     let out: Vec<Value> = names
         .iter()

@@ -595,6 +595,18 @@ pub fn check_dependencies(
         for d in &p.depends_on {
             if d.name == p.name {
                 out.push((i, format!("'{}' depends on itself", p.name)));
+            } else if let Some(j) = by_name
+                .get(d.name.as_str())
+                .filter(|_| d.condition == Condition::ExitedOk)
+                .filter(|j| programs[**j].autorestart == super::Autorestart::Always)
+            {
+                out.push((
+                    i,
+                    format!(
+                        "depends on '{}' exiting (exited_ok), but it restarts after every exit (autorestart: always): give '{}' autorestart: never or unexpected",
+                        d.name, programs[*j].name
+                    ),
+                ));
             } else if !by_name.contains_key(d.name.as_str()) && !others.contains(&d.name) {
                 out.push((
                     i,

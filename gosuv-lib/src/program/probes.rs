@@ -184,20 +184,22 @@ pub(crate) fn start(
     // A tcp probe to a loopback address joins the supervisor's batch, when the kernel's
     // table of listening sockets can be read here.
     if let ProbeCheck::Tcp(target) = check {
-        let lo = crate::probe::TcpTarget::parse(target)
-            .ok()
-            .and_then(|t| t.loopback());
+        let parsed = crate::probe::TcpTarget::parse(target).ok().map(Arc::new);
+        let lo = parsed
+            .as_ref()
+            .and_then(|t| t.loopback().map(|(ips, port)| (t.clone(), ips, port)));
         let readable = || {
             let recent = std::time::Instant::now()
                 .checked_sub(Duration::from_secs(1))
                 .unwrap_or_else(std::time::Instant::now);
             crate::listening::table_since(recent).is_some()
         };
-        if let Some((ips, port)) = lo.filter(|_| readable()) {
+        if let Some((parsed, ips, port)) = lo.filter(|_| readable()) {
             let entry = super::tcp_batch::Entry {
                 ips,
                 port,
-                target: target.clone(),
+                target: parsed,
+                timeout: bound,
                 first_at: tokio::time::Instant::now() + first_after,
                 interval,
                 // Ready attempts to the millisecond; health attempts share wake-ups.

@@ -4,6 +4,12 @@
 //! thousand programs probed ten times a second then cost one wake-up per tick, not ten
 //! thousand.
 //!
+//! The table is trusted only when it shows the target accepting: anything else (nothing
+//! listening there, a full accept queue, a table that cannot be read) is checked by a real
+//! connect, on a task of its own, bounded by the probe's timeout, so loopback NAT (a
+//! container's published port) and a queue that drains in time are seen as a connect sees
+//! them; a probe's attempts never overlap.
+//!
 //! Each probe keeps its own schedule (first attempt, then one `interval` after the last)
 //! and its own report channel; a probe whose receiver is gone (its run ended) is dropped
 //! at its next turn. Health attempts are rounded up to a grid of a tenth of their interval
@@ -13,6 +19,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -25,8 +33,10 @@ pub(crate) struct Entry {
     /// The addresses a connect would try (two for `localhost`).
     pub ips: Vec<IpAddr>,
     pub port: u16,
-    /// The target as the user wrote it, for messages.
-    pub target: String,
+    /// The target, for a real connect (and its messages).
+    pub target: Arc<crate::probe::TcpTarget>,
+    /// The longest an attempt by connect may take.
+    pub timeout: Duration,
     /// When the first attempt is due.
     pub first_at: Instant,
     pub interval: Duration,
@@ -74,7 +84,27 @@ fn on_grid(t: Instant, grid: Duration, epoch: Instant) -> Instant {
 struct Probe {
     entry: Entry,
     /// The last report sent was a pass (a pass after a pass is not sent).
-    passing: bool,
+    passing: Arc<AtomicBool>,
+    /// An attempt by connect is under way.
+    busy: Arc<AtomicBool>,
+}
+
+/// Sends `report` unless it is a pass after a pass; false when the probe is gone.
+fn tell(reports: &mpsc::Sender<Report>, passing: &AtomicBool, report: Report) -> bool {
+    let pass = report == Report::Passed;
+    if pass && passing.load(Ordering::Relaxed) {
+        return true;
+    }
+    match reports.try_send(report) {
+        Ok(()) => {
+            passing.store(pass, Ordering::Relaxed);
+            true
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        // The program's task is behind: this attempt's word is dropped, the next one says
+        // it again.
+        Err(mpsc::error::TrySendError::Full(_)) => true,
+    }
 }
 
 async fn run(mut rx: mpsc::UnboundedReceiver<Entry>) {
@@ -89,7 +119,11 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Entry>) {
                 let Some(entry) = e else { return };
                 next_id = next_id.wrapping_add(1);
                 due.push(Reverse((on_grid(entry.first_at, entry.grid, epoch), next_id)));
-                probes.insert(next_id, Probe { entry, passing: false });
+                probes.insert(next_id, Probe {
+                    entry,
+                    passing: Arc::new(AtomicBool::new(false)),
+                    busy: Arc::new(AtomicBool::new(false)),
+                });
             }
             () = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
                 let now = Instant::now();
@@ -105,33 +139,35 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Entry>) {
                         probes.remove(&id);
                         continue;
                     }
-                    let read = table.get_or_insert_with(|| crate::listening::table_since(now.into_std()));
-                    let result = match read {
-                        Some(t) => attempt(t, &p.entry),
-                        None => Err(format!(
-                            "connect {}: the kernel's table of listening sockets cannot be read",
-                            p.entry.target
-                        )),
-                    };
-                    let report = match result {
-                        Ok(()) if p.passing => None,
-                        Ok(()) => Some(Report::Passed),
-                        Err(e) => Some(Report::Failed(e)),
-                    };
-                    if let Some(report) = report {
-                        let pass = report == Report::Passed;
-                        match p.entry.reports.try_send(report) {
-                            Ok(()) => p.passing = pass,
-                            Err(mpsc::error::TrySendError::Closed(_)) => {
-                                probes.remove(&id);
-                                continue;
-                            }
-                            // The program's task is behind: this attempt's word is dropped,
-                            // the next one says it again.
-                            Err(mpsc::error::TrySendError::Full(_)) => {}
-                        }
-                    }
                     let again = on_grid(now + p.entry.interval, p.entry.grid, epoch);
+                    // The last connect is still under way: this turn is skipped.
+                    if p.busy.load(Ordering::Acquire) {
+                        due.push(Reverse((again, id)));
+                        continue;
+                    }
+                    let read = table.get_or_insert_with(|| crate::listening::table_since(now.into_std()));
+                    let accepts = read.as_ref().is_some_and(|t| accepting(t, &p.entry));
+                    if accepts {
+                        if !tell(&p.entry.reports, &p.passing, Report::Passed) {
+                            probes.remove(&id);
+                            continue;
+                        }
+                    } else {
+                        // What the table cannot confirm, a connect decides.
+                        p.busy.store(true, Ordering::Release);
+                        let (target, timeout) = (p.entry.target.clone(), p.entry.timeout);
+                        let (reports, passing, busy) =
+                            (p.entry.reports.clone(), p.passing.clone(), p.busy.clone());
+                        tokio::spawn(async move {
+                            let report = match target.connect(timeout).await {
+                                Ok(()) => Report::Passed,
+                                Err(e) => Report::Failed(e),
+                            };
+                            tell(&reports, &passing, report);
+                            busy.store(false, Ordering::Release);
+                        });
+                    }
+
                     due.push(Reverse((again, id)));
                 }
             }
@@ -139,26 +175,11 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Entry>) {
     }
 }
 
-/// What the table says of a connect to the entry's target.
-fn attempt(table: &crate::listening::Table, e: &Entry) -> Result<(), String> {
-    use crate::listening::Answer;
-    let mut full = None;
-    // As a connect tries each address in turn: one that accepts passes.
-    for ip in &e.ips {
-        match table.answer(*ip, e.port) {
-            Answer::Accepts => return Ok(()),
-            Answer::Full { queued, backlog } => full = Some((queued, backlog)),
-            Answer::Refused => {}
-        }
-    }
-    Err(match full {
-        Some((queued, backlog)) => format!(
-            "connect {}: its accept queue is full ({queued} waiting, backlog {backlog}): it is \
-             not accepting connections",
-            e.target
-        ),
-        None => format!("connect {}: connection refused", e.target),
-    })
+/// Whether the table shows a socket accepting at one of the entry's addresses.
+fn accepting(table: &crate::listening::Table, e: &Entry) -> bool {
+    e.ips
+        .iter()
+        .any(|ip| table.answer(*ip, e.port) == crate::listening::Answer::Accepts)
 }
 
 #[cfg(test)]
