@@ -77,9 +77,9 @@ enum gosuv_state
  {
     // Not running, and not asked to run.
     GOSUV_STATE_STOPPED = 0,
-    // Spawned, not yet up for `start_seconds`.
+    // Spawned, not yet up for `start_seconds` (or, with a `ready` probe, not yet ready).
     GOSUV_STATE_STARTING = 1,
-    // Up for at least `start_seconds`.
+    // Up for at least `start_seconds`, or, with a `ready` probe, ready.
     GOSUV_STATE_RUNNING = 2,
     // A start failed; waiting before the next try.
     GOSUV_STATE_BACKOFF = 3,
@@ -89,6 +89,8 @@ enum gosuv_state
     GOSUV_STATE_EXITED = 5,
     // `start_retries` starts in a row failed; given up until the next start.
     GOSUV_STATE_FATAL = 6,
+    // Asked to start, waiting for its `depends_on` to be satisfied.
+    GOSUV_STATE_WAITING = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -171,7 +173,13 @@ typedef struct gosuv_supervisor_options {
 } gosuv_supervisor_options;
 
 // One program's status: a plain value the caller owns; it holds no pointers. How gosuv owns
-// the program's processes (cgroup or process group) is in `gosuv_supervisor_status_json()`.
+// the program's processes (cgroup or process group), and its readiness (when it became
+// ready, its health checks, its `STATUS=` text, the dependencies it waits for) are in
+// `gosuv_supervisor_status_json()`.
+//
+// The caller allocates it and gosuv writes all of it, so its size is part of the ABI: a new
+// field would overrun the struct of a program built against an older `gosuv.h`, and none
+// is added.
 typedef struct gosuv_program_status {
     // Its state.
     gosuv_state state;
@@ -214,6 +222,10 @@ typedef struct gosuv_process_stats {
 
 // One state change, as passed to a `gosuv_event_callback`. Only valid during the callback:
 // copy what you need.
+//
+// gosuv allocates it and the callback only reads it through a pointer, so later versions
+// of the library may add fields, always at its end; a program built against an older
+// `gosuv.h` reads the fields it knows.
 typedef struct gosuv_event {
     // The program's name (NUL-terminated, valid during the callback only).
     const char *program;
@@ -236,6 +248,13 @@ typedef struct gosuv_event {
     // Events dropped just before this one because the callback fell behind (thousands
     // queued); usually 0.
     uint64_t missed_before;
+    // Why, where gosuv knows more than the states say, or NULL (NUL-terminated, valid
+    // during the callback only): the probe that found the program ready (`"ready: its log
+    // probe passed after 0.512s"`), the dependencies it waits for (`"waiting for db"`), the
+    // dependency that made it `fatal`, a failed health check. An event whose `from` and `to`
+    // are both `GOSUV_STATE_RUNNING` reports a failed health check that did not (yet)
+    // restart the program.
+    const char *reason;
 } gosuv_event;
 
 // Called with each state change of every program. Runs on a thread gosuv owns (one per
@@ -457,11 +476,15 @@ gosuv_result gosuv_supervisor_update(const struct gosuv_supervisor *sup,
 gosuv_result gosuv_supervisor_remove(const struct gosuv_supervisor *sup, const char *name);
 
 // Starts a program. With `timeout_ms` > 0, waits until it is `running` (up for its
-// `start_seconds`) or its starts failed, at most `timeout_ms` (at most 86,400,000: one
-// day); with 0, returns once the start has begun. `*out_status`, when `out_status` is not
-// NULL, receives its status on success. Starting a running program does nothing.
+// `start_seconds`, or, with a `ready` probe, once the probe passed) or its starts failed,
+// at most `timeout_ms` (at most 86,400,000: one day); with 0, returns once the start has
+// begun (`gosuv_supervisor_wait()` waits for it later). A program with `depends_on` first
+// waits in `waiting` until its dependencies are satisfied, starting those not started.
+// `*out_status`, when `out_status` is not NULL, receives its status on success. Starting a
+// running program does nothing.
 //
-// Errors: `GOSUV_RESULT_START_FAILED` (the message says why the last start failed),
+// Errors: `GOSUV_RESULT_START_FAILED` (the message says why the last start failed: a
+// `ready` probe's last failure, a dependency that went `fatal` ...),
 // `GOSUV_RESULT_TIMEOUT` (it carries on trying), `GOSUV_RESULT_STOPPED_BEFORE_RUNNING`,
 // `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_SHUTTING_DOWN`, `GOSUV_RESULT_NULL_ARGUMENT`,
 // `GOSUV_RESULT_INVALID_ARGUMENT` (`name` not UTF-8, `timeout_ms` over one day: nothing is
@@ -521,6 +544,30 @@ gosuv_result gosuv_supervisor_wait_for(const struct gosuv_supervisor *sup,
                                        uint32_t timeout_ms,
                                        struct gosuv_program_status *out_status);
 
+// Waits until a program is `running`, that is ready: its `ready` probe passed, or without
+// one it stayed up for its `start_seconds`. It does not start the program (a `stopped`
+// program stays so, and the wait runs out); it only watches a start made elsewhere, by
+// `gosuv_supervisor_start()` with `timeout_ms` 0, `start_auto`, a reload, or a dependent's
+// start. Returns at once if the program is `running`, and fails at once if it is `fatal`.
+// Waits at most `timeout_ms` (at most 86,400,000: one day); 0 only looks: the result is
+// `GOSUV_RESULT_OK` if it is `running` now, `GOSUV_RESULT_START_FAILED` if it is `fatal`,
+// else `GOSUV_RESULT_TIMEOUT`. `*out_status`, when `out_status` is not NULL, receives its
+// status on success.
+//
+// Errors: `GOSUV_RESULT_START_FAILED` (it went, or was, `fatal`: the message quotes its last
+// error, such as its `ready` probe's last failure or the dependency that failed it; the
+// same text as `gosuv_supervisor_program_error()`), `GOSUV_RESULT_TIMEOUT` (the message
+// names the state it is in; it carries on), `GOSUV_RESULT_NOT_FOUND` (also when it is
+// removed meanwhile), `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (`name`
+// not UTF-8, `timeout_ms` over one day: nothing is done).
+//
+// # Safety
+// As `gosuv_supervisor_start()`.
+gosuv_result gosuv_supervisor_wait(const struct gosuv_supervisor *sup,
+                                   const char *name,
+                                   uint32_t timeout_ms,
+                                   struct gosuv_program_status *out_status);
+
 // Writes one program's status to `*out_status`. Does not block.
 //
 // Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`,
@@ -551,22 +598,27 @@ gosuv_result gosuv_supervisor_program_error(const struct gosuv_supervisor *sup,
                                             size_t len,
                                             size_t *out_len);
 
-// Writes every program's status, sorted by name, as a JSON array to `*out_json`: objects
-// with `name`, `state` (lowercase), `pid`, `started_at` (RFC 3339), `uptime_secs`,
-// `exit_code`, `exit_signal`, `restarts`, `last_error`, `log_errors` and `ownership` (null
-// where not known). `ownership` says how gosuv owns the processes of the current (or last)
-// run: `"cgroup"` (a cgroup of the program's own: every process it starts, even one that
-// calls `setsid` or double-forks, is stopped with it) or `"group"` (its process group and
-// session, where no cgroup could be made); null before its first run. `exit_code` and
-// `exit_signal` are both null after an exit whose status is unknown (another process, such
-// as a host that reaps every child, reaped it first). The caller frees the string with
-// `gosuv_string_free()`; on failure `*out_json` is NULL.
+// Writes every program's status, sorted by name, as a JSON array to `*out_json`: objects with
+// `name`, `state` (lowercase), `pid`, `started_at` (RFC 3339), `uptime_secs`, `exit_code`,
+// `exit_signal`, `restarts`, `last_error`, `log_errors`, `ownership`, `ready_at` (RFC 3339:
+// when the current run became `running`), `status_text` (its last `STATUS=` on
+// `$NOTIFY_SOCKET`), `health_status` (null until it first became `running` with a health probe; then
+// `{"failures": failed checks since it was added, "failing": failed checks in a row now,
+// "last_error": the last failure}`) and `waiting_for` (in `waiting`: the dependencies not yet
+// satisfied; else empty); null where not known. `ownership` says how gosuv owns the processes
+// of the current (or last) run: `"cgroup"` (a cgroup of the program's own: every process it
+// starts, even one that calls `setsid` or double-forks, is stopped with it) or `"group"` (its
+// process group and session, where no cgroup could be made); null before its first run.
+// `exit_code` and `exit_signal` are both null after an exit whose status is unknown (another
+// process, such as a host that reaps every child, reaped it first). The caller frees the
+// string with `gosuv_string_free()`; on failure `*out_json` is NULL.
 //
 // Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
 //
 // # Safety
 // `sup` is NULL or a live supervisor; `out_json` is NULL or valid for writes. Thread-safe.
-gosuv_result gosuv_supervisor_status_json(const struct gosuv_supervisor *sup, char **out_json);
+gosuv_result gosuv_supervisor_status_json(const struct gosuv_supervisor *sup,
+                                          char **out_json);
 
 // Writes one program's config as a JSON object with the keys of `programs.yml` (defaults
 // filled in) to `*out_json`. The caller frees it with `gosuv_string_free()`; on failure

@@ -133,6 +133,14 @@ public:
         check(gosuv_supervisor_restart(p_, name.c_str(), ms(wait), &st));
         return st;
     }
+    // Waits until a program is running (ready, with a `ready` probe), at most `timeout`
+    // (0 only looks), without starting it. Throws gosuv::Error: GOSUV_RESULT_START_FAILED
+    // with its last error when it goes fatal, GOSUV_RESULT_TIMEOUT when the time runs out.
+    gosuv_program_status wait(const std::string &name, std::chrono::milliseconds timeout) const {
+        gosuv_program_status st;
+        check(gosuv_supervisor_wait(p_, name.c_str(), ms(timeout), &st));
+        return st;
+    }
     gosuv_program_status status(const std::string &name) const {
         gosuv_program_status st;
         check(gosuv_supervisor_status(p_, name.c_str(), &st));

@@ -55,7 +55,9 @@ int main(int argc, char **argv) {
                 changed.notify_all();
             });
 
-        gosuv_program_status st = sup.start("greeter", 20s);
+        // Start without waiting, then wait until it is running.
+        sup.start("greeter", 0ms);
+        gosuv_program_status st = sup.wait("greeter", 20s);
         say(std::string("greeter is ") + gosuv_state_name(st.state));
         {
             std::unique_lock<std::mutex> g(lock);

@@ -1,24 +1,41 @@
-"""A pytest fixture that runs the service under test with gosuv.
+"""pytest fixtures that run the services under test with gosuv.
 
-Copy this into your own conftest.py. The `web` fixture starts one HTTP server for the whole
-test session, waits until it answers, hands its base URL to the tests, and stops it at the
-end. If a test (or pytest itself) crashes, the server still does not outlive the run:
-gosuv's guardian kills it when this Python process dies.
+Copy this into your own conftest.py. `supervisor` is one gosuv supervisor for the whole test
+session; `web` starts one HTTP server for the session, ready once it answers, and stops it at
+the end; `port` is a free TCP port for a test that starts a server of its own. If a test (or
+pytest itself) crashes, the servers still do not outlive the run: gosuv's guardian kills them
+when this Python process dies.
 """
 
 from __future__ import annotations
 
 import socket
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import gosuv
+
+
+def http_server(port: int) -> list[str]:
+    """The command of a Python HTTP server on 127.0.0.1:`port` serving its directory."""
+    return [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def port() -> int:
+    """A free TCP port for a test's own server."""
+    return free_port()
 
 
 @pytest.fixture(scope="session")
@@ -34,28 +51,11 @@ def web(supervisor: gosuv.Supervisor, tmp_path_factory: pytest.TempPathFactory) 
     """The base URL of a running HTTP server that serves `hello.txt`."""
     root: Path = tmp_path_factory.mktemp("www")
     (root / "hello.txt").write_text("hello\n")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    supervisor.add(
-        "web",
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        directory=root,
-        environ={"PYTHONUNBUFFERED": "1"},
-        start_seconds=1,
-        stop_signal="INT",
-    )
-    supervisor.start("web", timeout=30)
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            break
-        except (urllib.error.URLError, ConnectionError):
-            if time.monotonic() > deadline:
-                log = supervisor.tail("web", stream="stderr", lines=20)
-                pytest.fail(f"the web server did not answer within 30s; its log:\n{log}")
-            time.sleep(0.05)
-    yield url
-    supervisor.remove("web")
+    # Ready once a GET answers; a server that never does fails the fixture with a StartError
+    # quoting the probe's last failure. Stopped and removed after the session.
+    with supervisor.program(
+        "web", http_server(port), directory=root, ready={"http": url}, stop_signal="INT"
+    ):
+        yield url

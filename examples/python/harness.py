@@ -1,8 +1,8 @@
-"""A small test harness with gosuv: serve a directory over HTTP, wait until the server
-answers, make a request, read the server's log, and stop it.
+"""A small test harness with gosuv: serve a directory over HTTP, wait until the server is
+ready, make a request, read the request from the server's log, and stop it.
 
 Run it with `python3 examples/python/harness.py` once `pip install ./gosuv-py` is done.
-Press Ctrl-C at any moment: the wait stops, and leaving the `with` block stops the server.
+Press Ctrl-C at any moment: the wait stops, and leaving the `with` blocks stops the server.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import socket
 import sys
 import tempfile
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -26,19 +24,6 @@ def free_port() -> int:
         return port
 
 
-def wait_until_answers(url: str, timeout: float) -> None:
-    """Polls `url` until it answers; raises TimeoutError after `timeout` seconds."""
-    end = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            if time.monotonic() > end:
-                raise TimeoutError(f"{url} did not answer within {timeout}s") from None
-            time.sleep(0.05)
-
-
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         www = Path(tmp) / "www"
@@ -48,31 +33,27 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
 
         with gosuv.Supervisor(log_dir=Path(tmp) / "logs") as sup:
-            sup.add(
+            # Added, started, and running once a GET of the URL answers (2xx or 3xx): no
+            # polling here. A server that does not answer within 30 s raises StartError,
+            # which quotes the probe's last failure.
+            with sup.program(
                 "web",
                 [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
                 directory=www,
-                environ={"PYTHONUNBUFFERED": "1"},
-                start_seconds=1,  # must stay up 1 s to count as started
+                ready={"http": f"{url}/", "timeout": "30s"},
                 stop_signal="INT",
                 stop_timeout=5,
-            )
-            status = sup.start("web", timeout=30)
-            # ownership: "cgroup" where gosuv can give it a cgroup of its own, else "group".
-            print(f"web is {status.state}, pid {status.pid}, owned by its {status.ownership}")
-
-            wait_until_answers(url, timeout=30)
-            # http.server logs each request on stderr: follow it before asking.
-            requests = sup.follow("web", stream="stderr")
-            with urllib.request.urlopen(f"{url}/hello.txt", timeout=5) as r:
-                print(f"GET /hello.txt -> {r.status}: {r.read().decode().strip()}")
-            for line in requests:
-                if "GET /hello.txt" in line:
-                    print(f"server log: {line}")
-                    break
-
-            status = sup.stop("web", timeout=30)
-            print(f"web is {status.state}")
+            ) as status:
+                # ownership: "cgroup" where gosuv can give it a cgroup of its own, else "group".
+                print(f"web is {status.state}, pid {status.pid}, owned by its {status.ownership}")
+                with urllib.request.urlopen(f"{url}/hello.txt", timeout=5) as r:
+                    print(f"GET /hello.txt -> {r.status}: {r.read().decode().strip()}")
+                # http.server logs each request on stderr. The line may be written before this
+                # call or after it: wait_for_line looks at the output already written first.
+                line = sup.wait_for_line("web", "GET /hello.txt", stream="stderr", timeout=10)
+                print(f"server log: {line}")
+            # Leaving the block stopped the server (SIGINT, then SIGKILL after 5 s) and removed it.
+            print(f"web is {'still there' if 'web' in sup else 'stopped and removed'}")
     return 0
 
 

@@ -66,10 +66,13 @@ pub enum Command {
     Conftest,
     /// Open the programs file in $EDITOR (default vi), then check it like conftest.
     Edit,
-    /// Print a table of every program: name, state, pid, uptime and last error.
+    /// Print a table of every program: name, state, pid, uptime and last error. With `ready`
+    /// probes, READY IN (spawn to ready); with `health` probes, HEALTH (ok, or failed checks
+    /// in a row of those that restart it); a waiting program says what it waits for.
     #[command(visible_alias = "st")]
     Status,
-    /// Start a program (or `all`) and wait until it is running; prints its state.
+    /// Start a program (or `all`) and wait until it is running (ready, with a `ready` probe;
+    /// its dependencies are started first); prints its state, or why it could not start.
     Start(Target),
     /// Stop a program (or `all`) and wait until its processes are gone; prints its state.
     Stop(Target),
@@ -88,6 +91,17 @@ pub enum Command {
         /// Show standard error instead of standard output.
         #[arg(long)]
         stderr: bool,
+    },
+    /// Wait until programs are running (ready, when they have a `ready` probe): exit 0 when
+    /// all are, 1 naming the first that went fatal (with its last error) or the timeout.
+    /// Starts nothing.
+    Wait {
+        /// The programs.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Seconds to wait at most (default 30, at most a day).
+        #[arg(long)]
+        timeout: Option<f64>,
     },
     /// Print the version of this command (and of the server when it answers).
     Version,

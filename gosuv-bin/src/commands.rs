@@ -41,6 +41,7 @@ pub fn run(cli: Cli) -> CliResult {
             lines,
             stderr,
         } => tail(&conf, &name, follow, lines, stderr),
+        Command::Wait { names, timeout } => wait(&conf, &names, timeout),
         Command::Version => version(&conf),
     }
 }
@@ -340,70 +341,215 @@ pub struct StatusRow {
     /// How gosuv owns its processes: `cgroup` or `group` (none before a first start).
     #[serde(default)]
     pub ownership: Option<String>,
+    /// When its process started (RFC 3339).
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// When the current run became `running` (RFC 3339).
+    #[serde(default)]
+    pub ready_at: Option<String>,
+    /// Its `ready` probe (config), when it has one.
+    #[serde(default)]
+    pub ready: Option<Value>,
+    /// Its `health` probe (config), when it has one.
+    #[serde(default)]
+    pub health: Option<Value>,
+    /// What its health probe has found.
+    #[serde(default)]
+    pub health_status: Option<HealthRecord>,
+    /// In `waiting`: the dependencies not yet satisfied.
+    #[serde(default)]
+    pub waiting_for: Vec<String>,
 }
 
-impl StatusRow {
-    /// The LAST ERROR cell: why the last start failed, and failed log writes if any.
-    fn error_cell(&self) -> String {
-        let start = self.last_error.as_deref().map(|e| e.replace('\n', " "));
-        let logs = (self.log_errors > 0).then(|| {
-            format!(
-                "{} log write{} failed (see gosuv.log)",
-                self.log_errors,
-                if self.log_errors == 1 { "" } else { "s" }
-            )
-        });
-        match (start, logs) {
-            (Some(s), Some(l)) => format!("{s}; {l}"),
-            (Some(s), None) => s,
-            (None, Some(l)) => l,
-            (None, None) => "-".into(),
+/// A program's `health_status`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct HealthRecord {
+    /// Failed attempts since the program was added.
+    #[serde(default)]
+    pub failures: u64,
+    /// Failed attempts in a row now.
+    #[serde(default)]
+    pub failing: u64,
+    /// The last failure.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// Milliseconds since the epoch of an RFC 3339 UTC time as the server writes it
+/// (`2026-11-25T04:33:17.123Z`); `None` for anything else.
+fn rfc3339_millis(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !t.ends_with('Z') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let frac = t.get(19..t.len() - 1).unwrap_or("");
+    let ms = match frac.strip_prefix('.') {
+        Some(f) if !f.is_empty() => {
+            let digits: String = f.chars().chain("00".chars()).take(3).collect();
+            digits.parse::<i64>().ok()?
         }
+        _ => 0,
+    };
+    // Days since the epoch of a civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + min) * 60_000 + sec * 1000 + ms)
+}
+
+/// A short duration: `0.52s`, `12.3s`, then as [`format_uptime`].
+fn format_short(secs: f64) -> String {
+    if secs < 1.0 {
+        format!("{secs:.2}s")
+    } else if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        format_uptime(secs)
     }
 }
 
-/// The `status` table: name, state, pid, uptime, how its processes are owned (cgroup or
-/// group), last error (and failed log writes); columns aligned.
+impl StatusRow {
+    fn running(&self) -> bool {
+        self.state == "running" && self.pid.is_some()
+    }
+
+    /// The READY IN cell: how long the current run took from its spawn to ready.
+    fn ready_cell(&self) -> String {
+        let (Some(start), Some(ready)) = (&self.started_at, &self.ready_at) else {
+            return "-".into();
+        };
+        match (rfc3339_millis(start), rfc3339_millis(ready)) {
+            (Some(s), Some(r)) if self.pid.is_some() && r >= s => {
+                format_short((r - s) as f64 / 1000.0)
+            }
+            _ => "-".into(),
+        }
+    }
+
+    /// The HEALTH cell: `ok`, `ok (N failed)`, or `failing N/LIMIT` (failed attempts in a
+    /// row of the `failures` that restart it), with the total when it is more.
+    fn health_cell(&self) -> String {
+        if self.health.is_none() || !self.running() {
+            return "-".into();
+        }
+        let h = self.health_status.as_ref();
+        let (failing, total) = h.map_or((0, 0), |h| (h.failing, h.failures));
+        if failing == 0 {
+            return if total == 0 {
+                "ok".into()
+            } else {
+                format!("ok ({total} failed)")
+            };
+        }
+        let limit = self.health.as_ref().and_then(|v| v["failures"].as_u64());
+        let mut s = match limit {
+            Some(l) => format!("failing {failing}/{l}"),
+            None => format!("failing {failing}"),
+        };
+        if total > failing {
+            s.push_str(&format!(" ({total} failed)"));
+        }
+        s
+    }
+
+    /// The LAST ERROR cell: what it waits for, why the last start failed, why its health
+    /// check fails, and failed log writes, as far as each applies.
+    fn error_cell(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if self.state == "waiting" && !self.waiting_for.is_empty() {
+            parts.push(format!("waiting for {}", self.waiting_for.join(", ")));
+        }
+        if let Some(e) = &self.last_error {
+            parts.push(e.clone());
+        }
+        if let Some(e) = self
+            .health_status
+            .as_ref()
+            .filter(|h| h.failing > 0 && self.running())
+            .and_then(|h| h.last_error.as_ref())
+        {
+            parts.push(format!("health check: {e}"));
+        }
+        if self.log_errors > 0 {
+            parts.push(format!(
+                "{} log write{} failed (see gosuv.log)",
+                self.log_errors,
+                if self.log_errors == 1 { "" } else { "s" }
+            ));
+        }
+        if parts.is_empty() {
+            return "-".into();
+        }
+        parts.join("; ").replace('\n', " ")
+    }
+}
+
+/// The `status` table: name, state, pid, uptime, the time to ready (when a program has a
+/// `ready` probe), the health check (when one has a `health` probe), how its processes are
+/// owned (cgroup or group), last error (and what a waiting program waits for, failed log
+/// writes); columns aligned.
 pub fn status_table(programs: &[StatusRow]) -> String {
-    let rows: Vec<[String; 6]> = programs
+    let with_ready = programs.iter().any(|p| p.ready.is_some());
+    let with_health = programs.iter().any(|p| p.health.is_some());
+    let mut header = vec!["NAME", "STATE", "PID", "UPTIME"];
+    if with_ready {
+        header.push("READY IN");
+    }
+    if with_health {
+        header.push("HEALTH");
+    }
+    header.extend(["OWNED BY", "LAST ERROR"]);
+    let rows: Vec<Vec<String>> = programs
         .iter()
         .map(|p| {
-            [
+            let mut r = vec![
                 p.name.clone(),
                 p.state.clone(),
                 p.pid.map_or("-".into(), |x| x.to_string()),
                 p.uptime_secs
                     .filter(|_| p.pid.is_some())
                     .map_or("-".into(), format_uptime),
-                p.ownership.clone().unwrap_or_else(|| "-".into()),
-                p.error_cell(),
-            ]
+            ];
+            if with_ready {
+                r.push(p.ready_cell());
+            }
+            if with_health {
+                r.push(p.health_cell());
+            }
+            r.push(p.ownership.clone().unwrap_or_else(|| "-".into()));
+            r.push(p.error_cell());
+            r
         })
         .collect();
-    let header = ["NAME", "STATE", "PID", "UPTIME", "OWNED BY", "LAST ERROR"];
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let mut out = String::with_capacity(rows.len() * 64 + 64);
-    let mut line = |cells: [&str; 6]| {
+    let mut out = String::with_capacity(rows.len() * 80 + 80);
+    let mut line = |cells: &[&str]| {
         let mut l = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i == cells.len() - 1 {
-                l.push_str(c);
-            } else {
-                l.push_str(c);
+            l.push_str(c);
+            if i + 1 < cells.len() {
                 l.push_str(&" ".repeat(widths[i] - c.chars().count() + 2));
             }
         }
         out.push_str(l.trim_end());
         out.push('\n');
     };
-    line(header);
+    line(&header);
     for r in &rows {
-        line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        line(&cells);
     }
     out
 }
@@ -472,6 +618,41 @@ fn act(conf: &Path, action: &str, t: &Target) -> CliResult {
     )?;
     println!("{}", describe(&v));
     Ok(())
+}
+
+/// One request waits at most this long (the client's own limit is a little longer); a longer
+/// wait asks again.
+const WAIT_PER_REQUEST: f64 = 300.0;
+
+fn wait(conf: &Path, names: &[String], timeout: Option<f64>) -> CliResult {
+    for n in names {
+        gosuv::config::validate_name(n).map_err(Failure::new)?;
+    }
+    let total = timeout.unwrap_or(30.0);
+    if !(total > 0.0 && total <= gosuv::MAX_WAIT.as_secs_f64()) {
+        return Err(Failure::new(format!(
+            "--timeout {total}: give a number of seconds above 0 and at most {} (1 day)",
+            gosuv::MAX_WAIT.as_secs()
+        )));
+    }
+    let (_, client) = client(conf)?;
+    let started = std::time::Instant::now();
+    loop {
+        let left = total - started.elapsed().as_secs_f64();
+        let now = left.clamp(0.001, WAIT_PER_REQUEST);
+        let path = format!("/api/wait?names={}&timeout={now}", names.join(","));
+        match client.json(Method::GET, &path, None) {
+            Ok(v) => {
+                for s in v["running"].as_array().cloned().unwrap_or_default() {
+                    println!("{}: running", s["name"].as_str().unwrap_or("?"));
+                }
+                return Ok(());
+            }
+            Err(crate::client::ClientError::Api { status, .. })
+                if status == hyper::StatusCode::GATEWAY_TIMEOUT && left > WAIT_PER_REQUEST => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 fn tail(conf: &Path, name: &str, follow: bool, lines: usize, stderr: bool) -> CliResult {
@@ -558,6 +739,61 @@ mod tests {
         assert_eq!(
             lines[3],
             "disk         running  7    1s      -         3 log writes failed (see gosuv.log)"
+        );
+    }
+
+    #[test]
+    fn times_from_the_server() {
+        assert_eq!(rfc3339_millis("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(
+            rfc3339_millis("2026-11-18T11:06:40.123Z"),
+            Some(1_795_000_000_123)
+        );
+        assert_eq!(
+            rfc3339_millis("2000-02-29T00:00:00Z"),
+            Some(951_782_400_000)
+        );
+        assert_eq!(
+            rfc3339_millis("2000-02-29T00:00:00.5Z"),
+            Some(951_782_400_500)
+        );
+        assert_eq!(rfc3339_millis("yesterday"), None);
+        assert_eq!(format_short(0.5234), "0.52s");
+        assert_eq!(format_short(12.34), "12.3s");
+        assert_eq!(format_short(61.0), "1m 1s");
+    }
+
+    /// With probes, READY IN and HEALTH columns; a waiting program says what it waits for.
+    #[test]
+    fn table_shows_readiness_health_and_waiting() {
+        let rows: Vec<StatusRow> = serde_json::from_value(serde_json::json!([
+            {"name": "db", "state": "running", "pid": 40, "uptime_secs": 3.0,
+             "started_at": "2026-11-18T11:06:40.000Z", "ready_at": "2026-11-18T11:06:40.517Z",
+             "ready": {"log": "up"}, "ownership": "cgroup"},
+            {"name": "api", "state": "running", "pid": 41, "uptime_secs": 2.0,
+             "started_at": "2026-11-18T11:06:41.000Z", "ready_at": "2026-11-18T11:06:42.250Z",
+             "health": {"tcp": "127.0.0.1:1", "failures": 3},
+             "health_status": {"failures": 5, "failing": 2, "last_error": "connection refused"},
+             "ownership": "cgroup"},
+            {"name": "cache", "state": "running", "pid": 42, "uptime_secs": 2.0,
+             "health": {"tcp": "127.0.0.1:2", "failures": 3},
+             "health_status": {"failures": 1, "failing": 0, "last_error": "timed out"},
+             "ownership": "group"},
+            {"name": "web", "state": "waiting", "pid": null, "waiting_for": ["api", "db"],
+             "depends_on": ["api", "db"]},
+        ]))
+        .unwrap();
+        let t = status_table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "NAME   STATE    PID  UPTIME  READY IN  HEALTH                  OWNED BY  LAST ERROR",
+                "db     running  40   3s      0.52s     -                       cgroup    -",
+                "api    running  41   2s      1.2s      failing 2/3 (5 failed)  cgroup    health check: connection refused",
+                "cache  running  42   2s      -         ok (1 failed)           group     -",
+                "web    waiting  -    -       -         -                       -         waiting for api, db",
+            ]
         );
     }
 }

@@ -13,9 +13,9 @@ use crate::error::{guard_value, Error, Result};
 pub enum gosuv_state {
     /// Not running, and not asked to run.
     Stopped = 0,
-    /// Spawned, not yet up for `start_seconds`.
+    /// Spawned, not yet up for `start_seconds` (or, with a `ready` probe, not yet ready).
     Starting = 1,
-    /// Up for at least `start_seconds`.
+    /// Up for at least `start_seconds`, or, with a `ready` probe, ready.
     Running = 2,
     /// A start failed; waiting before the next try.
     Backoff = 3,
@@ -25,6 +25,8 @@ pub enum gosuv_state {
     Exited = 5,
     /// `start_retries` starts in a row failed; given up until the next start.
     Fatal = 6,
+    /// Asked to start, waiting for its `depends_on` to be satisfied.
+    Waiting = 7,
 }
 
 impl From<ProgramState> for gosuv_state {
@@ -37,6 +39,7 @@ impl From<ProgramState> for gosuv_state {
             ProgramState::Stopping => gosuv_state::Stopping,
             ProgramState::Exited => gosuv_state::Exited,
             ProgramState::Fatal => gosuv_state::Fatal,
+            ProgramState::Waiting => gosuv_state::Waiting,
         }
     }
 }
@@ -48,7 +51,7 @@ pub(crate) fn state_arg(n: u32) -> Result<ProgramState> {
         .find(|s| *s as u8 as u32 == n)
         .ok_or_else(|| {
             Error::Invalid(format!(
-                "{n} is not a gosuv_state: use GOSUV_STATE_STOPPED (0) to GOSUV_STATE_FATAL (6)"
+                "{n} is not a gosuv_state: use GOSUV_STATE_STOPPED (0) to GOSUV_STATE_WAITING (7)"
             ))
         })
 }
@@ -92,7 +95,13 @@ pub(crate) fn unix_ms(t: SystemTime) -> i64 {
 }
 
 /// One program's status: a plain value the caller owns; it holds no pointers. How gosuv owns
-/// the program's processes (cgroup or process group) is in `gosuv_supervisor_status_json()`.
+/// the program's processes (cgroup or process group), and its readiness (when it became
+/// ready, its health checks, its `STATUS=` text, the dependencies it waits for) are in
+/// `gosuv_supervisor_status_json()`.
+///
+/// The caller allocates it and gosuv writes all of it, so its size is part of the ABI: a new
+/// field would overrun the struct of a program built against an older `gosuv.h`, and none
+/// is added.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct gosuv_program_status {
@@ -183,6 +192,7 @@ fn state_name(state: u32) -> &'static CStr {
         Ok(ProgramState::Stopping) => c"stopping",
         Ok(ProgramState::Exited) => c"exited",
         Ok(ProgramState::Fatal) => c"fatal",
+        Ok(ProgramState::Waiting) => c"waiting",
         Err(_) => c"unknown",
     }
 }

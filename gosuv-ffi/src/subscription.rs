@@ -24,6 +24,10 @@ const MAX_LINE: usize = 64 * 1024;
 
 /// One state change, as passed to a `gosuv_event_callback`. Only valid during the callback:
 /// copy what you need.
+///
+/// gosuv allocates it and the callback only reads it through a pointer, so later versions
+/// of the library may add fields, always at its end; a program built against an older
+/// `gosuv.h` reads the fields it knows.
 #[repr(C)]
 #[derive(Debug)]
 pub struct gosuv_event {
@@ -48,6 +52,13 @@ pub struct gosuv_event {
     /// Events dropped just before this one because the callback fell behind (thousands
     /// queued); usually 0.
     pub missed_before: u64,
+    /// Why, where gosuv knows more than the states say, or NULL (NUL-terminated, valid
+    /// during the callback only): the probe that found the program ready (`"ready: its log
+    /// probe passed after 0.512s"`), the dependencies it waits for (`"waiting for db"`), the
+    /// dependency that made it `fatal`, a failed health check. An event whose `from` and `to`
+    /// are both `GOSUV_STATE_RUNNING` reports a failed health check that did not (yet)
+    /// restart the program.
+    pub reason: *const c_char,
 }
 
 /// One line of a program's output, as passed to a `gosuv_log_callback`. Only valid during
@@ -453,6 +464,10 @@ fn deliver_events(
         EventNotice::Changed(ev) => {
             // Program names cannot hold NUL bytes: they are validated letters and digits.
             let program = CString::new(ev.program).unwrap_or_default();
+            // A reason may quote a program's output, which may hold NUL bytes.
+            let reason = ev
+                .reason
+                .map(|r| CString::new(r.replace('\0', "\u{fffd}")).unwrap_or_default());
             let event = gosuv_event {
                 program: program.as_ptr(),
                 from: ev.from.into(),
@@ -463,6 +478,7 @@ fn deliver_events(
                 exit_signal: ev.exit_signal.unwrap_or(0),
                 at_ms: unix_ms(ev.at),
                 missed_before: std::mem::take(&mut missed),
+                reason: reason.as_ref().map_or(std::ptr::null(), |r| r.as_ptr()),
             };
             // SAFETY: the caller of gosuv_supervisor_on_event promised the callback is safe
             // to call with this userdata on this thread; `event` outlives the call.

@@ -467,11 +467,15 @@ unsafe fn request(
 }
 
 /// Starts a program. With `timeout_ms` > 0, waits until it is `running` (up for its
-/// `start_seconds`) or its starts failed, at most `timeout_ms` (at most 86,400,000: one
-/// day); with 0, returns once the start has begun. `*out_status`, when `out_status` is not
-/// NULL, receives its status on success. Starting a running program does nothing.
+/// `start_seconds`, or, with a `ready` probe, once the probe passed) or its starts failed,
+/// at most `timeout_ms` (at most 86,400,000: one day); with 0, returns once the start has
+/// begun (`gosuv_supervisor_wait()` waits for it later). A program with `depends_on` first
+/// waits in `waiting` until its dependencies are satisfied, starting those not started.
+/// `*out_status`, when `out_status` is not NULL, receives its status on success. Starting a
+/// running program does nothing.
 ///
-/// Errors: `GOSUV_RESULT_START_FAILED` (the message says why the last start failed),
+/// Errors: `GOSUV_RESULT_START_FAILED` (the message says why the last start failed: a
+/// `ready` probe's last failure, a dependency that went `fatal` ...),
 /// `GOSUV_RESULT_TIMEOUT` (it carries on trying), `GOSUV_RESULT_STOPPED_BEFORE_RUNNING`,
 /// `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_SHUTTING_DOWN`, `GOSUV_RESULT_NULL_ARGUMENT`,
 /// `GOSUV_RESULT_INVALID_ARGUMENT` (`name` not UTF-8, `timeout_ms` over one day: nothing is
@@ -563,6 +567,43 @@ pub unsafe extern "C" fn gosuv_supervisor_wait_for(
     })
 }
 
+/// Waits until a program is `running`, that is ready: its `ready` probe passed, or without
+/// one it stayed up for its `start_seconds`. It does not start the program (a `stopped`
+/// program stays so, and the wait runs out); it only watches a start made elsewhere, by
+/// `gosuv_supervisor_start()` with `timeout_ms` 0, `start_auto`, a reload, or a dependent's
+/// start. Returns at once if the program is `running`, and fails at once if it is `fatal`.
+/// Waits at most `timeout_ms` (at most 86,400,000: one day); 0 only looks: the result is
+/// `GOSUV_RESULT_OK` if it is `running` now, `GOSUV_RESULT_START_FAILED` if it is `fatal`,
+/// else `GOSUV_RESULT_TIMEOUT`. `*out_status`, when `out_status` is not NULL, receives its
+/// status on success.
+///
+/// Errors: `GOSUV_RESULT_START_FAILED` (it went, or was, `fatal`: the message quotes its last
+/// error, such as its `ready` probe's last failure or the dependency that failed it; the
+/// same text as `gosuv_supervisor_program_error()`), `GOSUV_RESULT_TIMEOUT` (the message
+/// names the state it is in; it carries on), `GOSUV_RESULT_NOT_FOUND` (also when it is
+/// removed meanwhile), `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (`name`
+/// not UTF-8, `timeout_ms` over one day: nothing is done).
+///
+/// # Safety
+/// As `gosuv_supervisor_start()`.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_supervisor_wait(
+    sup: *const gosuv_supervisor,
+    name: *const c_char,
+    timeout_ms: u32,
+    out_status: *mut gosuv_program_status,
+) -> gosuv_result {
+    guard(|| {
+        // SAFETY: the caller promises NULL or a live supervisor, and a NUL-terminated name.
+        let (s, name) = unsafe { sup_and_name(sup, name) }?;
+        let timeout = timeout_arg(timeout_ms)?;
+        let status = s.sup.wait(name, timeout)?;
+        // SAFETY: the caller promises NULL or a writable status.
+        unsafe { write_opt(out_status, gosuv_program_status::from(&status)) };
+        Ok(())
+    })
+}
+
 /// Writes one program's status to `*out_status`. Does not block.
 ///
 /// Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`,
@@ -641,16 +682,20 @@ fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
         .map_err(|e| Error::Invalid(format!("cannot represent the answer as JSON: {e}")))
 }
 
-/// Writes every program's status, sorted by name, as a JSON array to `*out_json`: objects
-/// with `name`, `state` (lowercase), `pid`, `started_at` (RFC 3339), `uptime_secs`,
-/// `exit_code`, `exit_signal`, `restarts`, `last_error`, `log_errors` and `ownership` (null
-/// where not known). `ownership` says how gosuv owns the processes of the current (or last)
-/// run: `"cgroup"` (a cgroup of the program's own: every process it starts, even one that
-/// calls `setsid` or double-forks, is stopped with it) or `"group"` (its process group and
-/// session, where no cgroup could be made); null before its first run. `exit_code` and
-/// `exit_signal` are both null after an exit whose status is unknown (another process, such
-/// as a host that reaps every child, reaped it first). The caller frees the string with
-/// `gosuv_string_free()`; on failure `*out_json` is NULL.
+/// Writes every program's status, sorted by name, as a JSON array to `*out_json`: objects with
+/// `name`, `state` (lowercase), `pid`, `started_at` (RFC 3339), `uptime_secs`, `exit_code`,
+/// `exit_signal`, `restarts`, `last_error`, `log_errors`, `ownership`, `ready_at` (RFC 3339:
+/// when the current run became `running`), `status_text` (its last `STATUS=` on
+/// `$NOTIFY_SOCKET`), `health_status` (null until it first became `running` with a health probe; then
+/// `{"failures": failed checks since it was added, "failing": failed checks in a row now,
+/// "last_error": the last failure}`) and `waiting_for` (in `waiting`: the dependencies not yet
+/// satisfied; else empty); null where not known. `ownership` says how gosuv owns the processes
+/// of the current (or last) run: `"cgroup"` (a cgroup of the program's own: every process it
+/// starts, even one that calls `setsid` or double-forks, is stopped with it) or `"group"` (its
+/// process group and session, where no cgroup could be made); null before its first run.
+/// `exit_code` and `exit_signal` are both null after an exit whose status is unknown (another
+/// process, such as a host that reaps every child, reaped it first). The caller frees the
+/// string with `gosuv_string_free()`; on failure `*out_json` is NULL.
 ///
 /// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
 ///

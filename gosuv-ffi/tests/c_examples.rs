@@ -1,6 +1,6 @@
 //! Builds the C and C++ programs (examples/c, examples/cpp, tests/c) against the
 //! libgosuv.so and libgosuv.a that cargo built for this test run, runs them and checks what
-//! they print; runs two of them under valgrind.
+//! they print; runs three of them under valgrind.
 //!
 //! Needs a C and a C++ compiler (`cc`, `c++`), `make` and `valgrind` (Debian packages
 //! build-essential and valgrind).
@@ -332,6 +332,42 @@ fn api_contract_with_the_shared_library() {
 #[test]
 fn api_contract_with_the_static_library() {
     api_contract(Link::Static);
+}
+
+/// Runs tests/c/readiness.c (`waiting`, gosuv_supervisor_wait, events' reasons, a ready
+/// probe that never passes) and checks that every check passed.
+fn readiness(link: Link, under_valgrind: bool) -> Ran {
+    let dir = scratch();
+    let exe = compile("cc", "c11", "readiness.c", &dir.path().join("bin"), link);
+    let work = dir.path().join("work");
+    let ran = if under_valgrind {
+        valgrind(&exe, &work, dir.path())
+    } else {
+        run(with_arg(&exe, &work), dir.path())
+    };
+    assert!(
+        ran.ok && ran.stdout.contains(" passed, 0 failed"),
+        "tests/c/readiness.c failed\n{}",
+        ran.describe()
+    );
+    ran.expect_lines(&[
+        "ok state names",
+        "ok arguments",
+        "ok api waits for db",
+        "ok a probe that never passes",
+        "ok the wait does not start a program",
+    ]);
+    ran
+}
+
+#[test]
+fn c_sees_a_dependent_wait_and_gosuv_supervisor_wait_return_once_it_runs() {
+    readiness(Link::Static, false);
+}
+
+#[test]
+fn valgrind_finds_no_errors_or_leaks_in_the_readiness_tests() {
+    readiness(Link::Shared, true);
 }
 
 #[test]

@@ -13,6 +13,13 @@
 //! - lines: the same with 32 MiB written 100 bytes a write(2), as a line-by-line logger does:
 //!   the supervisor's CPU per MiB is the figure to watch.
 //!
+//! - ready: how long after a program says it is ready (a line of output, an sd_notify
+//!   `READY=1`) its `running` event comes, from the program's own clock (median, p90, max);
+//! - probes: 1,000 programs, each with a `tcp` health probe every 100 ms to one listener (a
+//!   process of its own): the supervisor's CPU while they probe (loopback targets are
+//!   answered by one task from the kernel's table of listening sockets, one read for the
+//!   attempts due at the same moment).
+//!
 //! Each figure is the median of several rounds; the machine's noise shows in min..max.
 //!
 //! Two switches measure what ownership costs: `BENCH_CGROUP_OFF=1` runs the spawn, idle and
@@ -105,6 +112,128 @@ async fn spawn_and_idle(dir: &Path, rounds: usize, idle: bool) {
     println!(
         "RESULT spawn-1000: median {:.3} s (min {min:.3}, max {max:.3}, {rounds} rounds)",
         median(&mut times)
+    );
+}
+
+/// From a program's own timestamp of its ready line (or of its `READY=1`, or of its
+/// `listen()`) to its `running` event, for `log`, `notify` and `tcp` probes (`tcp` asked
+/// every 100 ms: its bound is the interval and 5 ms).
+async fn ready_latency(dir: &Path, rounds: usize) {
+    use gosuv::config::{ProbeCheck, ReadyProbe};
+    for kind in ["log", "notify", "tcp"] {
+        let sup = Supervisor::new(SupervisorOptions::new(dir)).expect("supervisor");
+        let mut lat = Vec::new();
+        for i in 0..rounds {
+            let name = format!("{kind}{i}");
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("port");
+            let script = match kind {
+                "log" => "import time\ntime.sleep(0.3)\nprint('ready %.6f' % time.time(), flush=True)\ntime.sleep(300)".to_string(),
+                "notify" => "import os, socket, time\ntime.sleep(0.3)\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.connect(os.environ['NOTIFY_SOCKET'])\nt = time.time()\ns.send(b'READY=1')\nprint('ready %.6f' % t, flush=True)\ntime.sleep(300)".to_string(),
+                // Listens at a moment unrelated to the probe's schedule.
+                _ => format!("import random, socket, time\ntime.sleep(0.3 + random.random() / 10)\ns = socket.socket()\ns.bind(('127.0.0.1', {port}))\ns.listen()\nt = time.time()\nprint('ready %.6f' % t, flush=True)\ntime.sleep(300)"),
+            };
+            let mut p = ProgramConfig::new(
+                name.clone(),
+                Command::Argv(vec!["python3".into(), "-c".into(), script]),
+            );
+            p.ready = Some(ReadyProbe::new(match kind {
+                "log" => ProbeCheck::Log("^ready ".into()),
+                "notify" => ProbeCheck::Notify,
+                _ => ProbeCheck::Tcp(format!("127.0.0.1:{port}")),
+            }));
+            sup.add(p).await.expect("add");
+            let mut events = sup.subscribe();
+            sup.start(&name, None).await.expect("start");
+            let at = loop {
+                match events.recv().await {
+                    Some(EventNotice::Changed(e))
+                        if e.program == name && e.to == ProgramState::Running =>
+                    {
+                        break e.at;
+                    }
+                    Some(_) => {}
+                    None => panic!("events closed"),
+                }
+            };
+            // The program's own time, from its line (written at once after the fact).
+            let said = loop {
+                let tail = sup.tail(&name, gosuv::Stream::Stdout, 4096).expect("tail");
+                let text = String::from_utf8_lossy(&tail).into_owned();
+                if let Some(t) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("ready "))
+                    .and_then(|t| t.trim().parse::<f64>().ok())
+                {
+                    break t;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            let event = at.duration_since(UNIX_EPOCH).expect("clock").as_secs_f64();
+            lat.push((event - said) * 1000.0);
+            sup.remove(&name).await.expect("remove");
+        }
+        sup.shutdown().await;
+        let max = lat.iter().copied().fold(f64::MIN, f64::max);
+        println!(
+            "RESULT ready-{kind}: median {:.3} ms, p90 {:.3} ms, max {max:.3} ms ({rounds} programs, from the program's own timestamp to the running event)",
+            median(&mut lat),
+            pct(&mut lat, 0.9)
+        );
+    }
+}
+
+/// 1,000 programs with a `tcp` health probe every 100 ms: the supervisor's CPU.
+async fn probe_cpu(dir: &Path) {
+    use gosuv::config::{HealthProbe, ProbeCheck};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    // The listener is a process of its own: its accepts are not the supervisor's CPU.
+    let mut listener = std::process::Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('127.0.0.1', {port}))\ns.listen(4096)\nwhile True:\n    c, _ = s.accept()\n    c.close()"
+            ),
+        ])
+        .spawn()
+        .expect("listener");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the listener did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sup = Supervisor::new(SupervisorOptions::new(dir)).expect("supervisor");
+    for i in 0..PROGRAMS {
+        let mut p = sleeper(format!("p{i}"));
+        let mut h = HealthProbe::new(ProbeCheck::Tcp(format!("127.0.0.1:{port}")));
+        h.interval = Duration::from_millis(100);
+        h.timeout = Duration::from_secs(1);
+        p.health = Some(h);
+        sup.add(p).await.expect("add");
+    }
+    let results = sup.start_all(Some(Duration::from_secs(60))).await;
+    assert!(results.iter().all(|(_, r)| r.is_ok()), "a start failed");
+    // Past the first round of probes, then 10 s of steady probing.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let c0 = cpu_time();
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let cpu = (cpu_time() - c0).as_secs_f64() / t0.elapsed().as_secs_f64() * 100.0;
+    let failures: u64 = sup
+        .list()
+        .iter()
+        .map(|s| s.health.as_ref().map_or(0, |h| h.failures))
+        .sum();
+    sup.shutdown().await;
+    let _ = listener.kill();
+    let _ = listener.wait();
+    println!(
+        "RESULT probes-1000: supervisor CPU {cpu:.1} % of one core with {PROGRAMS} tcp probes every 100 ms ({failures} failed attempts)"
     );
 }
 
@@ -264,6 +393,12 @@ fn main() {
         }
         if want("logs") {
             log_throughput(dir.path(), 3, "logs", LOG_BYTES, 65500).await;
+        }
+        if want("ready") {
+            ready_latency(dir.path(), 20).await;
+        }
+        if want("probes") {
+            probe_cpu(dir.path()).await;
         }
         if want("lines") {
             log_throughput(dir.path(), 5, "lines", 32 << 20, 100).await;

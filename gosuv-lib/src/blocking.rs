@@ -115,6 +115,14 @@ impl Supervisor {
         self.rt.block_on(self.inner.add(config))
     }
 
+    /// See [`crate::Supervisor::add_all`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn add_all(&self, programs: Vec<ProgramConfig>) -> Result<Vec<(String, crate::Error)>> {
+        self.rt.block_on(self.inner.add_all(programs))
+    }
+
     /// See [`crate::Supervisor::update`].
     ///
     /// # Errors
@@ -153,6 +161,14 @@ impl Supervisor {
     /// As there.
     pub fn restart(&self, name: &str, wait: Option<Duration>) -> Result<ProgramStatus> {
         self.rt.block_on(self.inner.restart(name, wait))
+    }
+
+    /// See [`crate::Supervisor::wait`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn wait(&self, name: &str, timeout: Duration) -> Result<ProgramStatus> {
+        self.rt.block_on(self.inner.wait(name, timeout))
     }
 
     /// See [`crate::Supervisor::wait_for`].
@@ -248,6 +264,26 @@ impl Supervisor {
             inner: self.inner.follow(name, stream)?,
             rt: self.rt.handle().clone(),
         })
+    }
+
+    /// See [`crate::Supervisor::tail_and_follow`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn tail_and_follow(
+        &self,
+        name: &str,
+        stream: Stream,
+        max_bytes: usize,
+    ) -> Result<(Vec<u8>, LogFollower)> {
+        let (tail, inner) = self.inner.tail_and_follow(name, stream, max_bytes)?;
+        Ok((
+            tail,
+            LogFollower {
+                inner,
+                rt: self.rt.handle().clone(),
+            },
+        ))
     }
 
     /// Stops every program and waits until all are gone.

@@ -24,11 +24,13 @@ pub enum ProgramState {
     Exited = 5,
     /// `start_retries` starts in a row failed; given up until the next `start`.
     Fatal = 6,
+    /// Asked to start, waiting for its `depends_on` to be satisfied.
+    Waiting = 7,
 }
 
 impl ProgramState {
     /// Every state, in number order.
-    pub const ALL: [ProgramState; 7] = [
+    pub const ALL: [ProgramState; 8] = [
         ProgramState::Stopped,
         ProgramState::Starting,
         ProgramState::Running,
@@ -36,6 +38,7 @@ impl ProgramState {
         ProgramState::Stopping,
         ProgramState::Exited,
         ProgramState::Fatal,
+        ProgramState::Waiting,
     ];
 
     /// The lowercase name used in the API, the CLI and events.
@@ -48,6 +51,7 @@ impl ProgramState {
             ProgramState::Stopping => "stopping",
             ProgramState::Exited => "exited",
             ProgramState::Fatal => "fatal",
+            ProgramState::Waiting => "waiting",
         }
     }
 }
@@ -65,7 +69,7 @@ impl std::str::FromStr for ProgramState {
             .into_iter()
             .find(|st| st.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
-                format!("'{s}' is not a state: stopped, starting, running, backoff, stopping, exited or fatal")
+                format!("'{s}' is not a state: stopped, waiting, starting, running, backoff, stopping, exited or fatal")
             })
     }
 }
@@ -133,6 +137,11 @@ pub struct Event {
     /// When it happened.
     #[serde(serialize_with = "ser_time")]
     pub at: SystemTime,
+    /// Why, where gosuv knows more than the states say: the probe that found it ready, the
+    /// dependency that made it `fatal`, a health check that failed. An event whose `from`
+    /// and `to` are both `running` reports a failed health check that did not (yet) restart
+    /// it.
+    pub reason: Option<String>,
 }
 
 pub(crate) fn ser_time<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {

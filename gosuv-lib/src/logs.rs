@@ -620,6 +620,24 @@ impl LogSink {
         }
     }
 
+    /// The last `max_bytes` kept, and a follower that starts right after them: taken
+    /// together, so nothing written in between is missed or seen twice.
+    pub(crate) fn tail_and_follow(&self, max_bytes: usize) -> (Vec<u8>, LogFollower) {
+        let mut st = self.lock();
+        let n = max_bytes.min(st.tail.len());
+        let tail = st.tail.range(st.tail.len() - n..).copied().collect();
+        let next = st.total;
+        let tx = st
+            .followers
+            .get_or_insert_with(|| broadcast::channel(FOLLOW_QUEUE).0);
+        let follower = LogFollower {
+            rx: tx.subscribe(),
+            next,
+            pending: None,
+        };
+        (tail, follower)
+    }
+
     /// Ends every follower (the program is gone).
     pub(crate) fn close_followers(&self) {
         self.lock().followers = None;

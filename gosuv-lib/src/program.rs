@@ -28,7 +28,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::task::TaskTracker;
 
 use crate::cgroup::CgroupRoot;
-use crate::config::{Autorestart, ProgramConfig};
+use crate::config::{Autorestart, Condition, Dependency, ProgramConfig};
 use crate::error::Error;
 use crate::events::{ser_opt_time, Event, ExitStatus, ProgramState};
 use crate::logs::{LogCounters, LogSink, RotatingFile, Stream};
@@ -76,6 +76,18 @@ pub(crate) struct Shared {
     pub cgroups: std::sync::Mutex<Option<Arc<CgroupRoot>>>,
     /// Every program task, and the background work of runs being finished.
     pub tracker: TaskTracker,
+    /// Every program, as the others see it: how to start it and how to watch it (for
+    /// `depends_on`). Weak senders: a supervisor dropped without shutdown still ends its
+    /// tasks.
+    pub peers: std::sync::RwLock<std::collections::HashMap<String, Peer>>,
+    /// The task that runs every `tcp` probe to a loopback address, started on first use.
+    pub tcp_batch: std::sync::OnceLock<tcp_batch::Batch>,
+}
+
+/// How one program task reaches another.
+pub(crate) struct Peer {
+    pub cmds: mpsc::WeakSender<Cmd>,
+    pub published: watch::Receiver<Published>,
 }
 
 impl Shared {
@@ -192,6 +204,29 @@ pub(crate) struct Published {
     pub view: Option<Arc<GroupView>>,
     /// How the current or last run is owned.
     pub ownership: Option<Ownership>,
+    /// When the current run became ready (its `ready` probe passed, or `start_seconds`).
+    pub ready_at: Option<SystemTime>,
+    /// What the program last said with `STATUS=` (notify).
+    pub status_text: Option<String>,
+    /// Its health probe's record, when it has one.
+    pub health: Option<HealthStatus>,
+    /// It is meant to run (a start was asked for and not given up or stopped).
+    pub wanted_run: bool,
+    /// It is being removed.
+    pub removing: bool,
+    /// In `waiting`: the dependencies not yet satisfied.
+    pub waiting_for: Vec<String>,
+}
+
+/// What the health probe has found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HealthStatus {
+    /// Failed attempts since the program was added.
+    pub failures: u64,
+    /// Failed attempts in a row now (`failures` of the config restarts it).
+    pub failing: u32,
+    /// The last failure, worded for a user.
+    pub last_error: Option<String>,
 }
 
 /// One program's status: its state and what is known of its process.
@@ -221,6 +256,17 @@ pub struct ProgramStatus {
     pub log_errors: u64,
     /// How gosuv owns the processes of its current (or last) run: `cgroup` or `group`.
     pub ownership: Option<Ownership>,
+    /// When the current run became `running` (ready).
+    #[serde(serialize_with = "ser_opt_time")]
+    pub ready_at: Option<SystemTime>,
+    /// What the program last said with `STATUS=` on `$NOTIFY_SOCKET`.
+    pub status_text: Option<String>,
+    /// Its health probe's record, when it has one. Serialized as `health_status` (`health`
+    /// is the probe's config in a program's JSON).
+    #[serde(rename = "health_status")]
+    pub health: Option<HealthStatus>,
+    /// What it waits for, in `waiting`: the dependencies not yet satisfied.
+    pub waiting_for: Vec<String>,
 }
 
 impl ProgramStatus {
@@ -237,6 +283,10 @@ impl ProgramStatus {
             last_error: p.last_error.clone(),
             log_errors,
             ownership: p.ownership,
+            ready_at: p.ready_at,
+            status_text: p.status_text.clone(),
+            health: p.health.clone(),
+            waiting_for: p.waiting_for.clone(),
         }
     }
 }
@@ -298,15 +348,25 @@ struct Run<P> {
 enum Phase<P> {
     /// No process: `Stopped`, `Exited` or `Fatal`.
     Idle(ProgramState),
+    /// A start waiting for its dependencies.
+    Waiting(Box<Awaiting>),
     /// A start failed; the next try is at `until`.
     Backoff { until: Instant, generation: u64 },
-    /// Spawned; `running` at `up_at`.
-    Starting { run: Run<P>, up_at: Instant },
+    /// Spawned; `running` at `up_at`, or, with a `ready` probe, when it passes (a failed
+    /// start at `up_at`).
+    Starting {
+        run: Run<P>,
+        up_at: Instant,
+        ready: Option<Box<Readying>>,
+    },
     /// Up; memory measured next at `check_at` when it has a `memory_max` the kernel does not
-    /// enforce.
+    /// enforce; its health probe, and its notify socket (for `STATUS=`), while it has them.
     Running {
         run: Run<P>,
         check_at: Option<Instant>,
+        probe: Option<Box<probes::Probe>>,
+        /// The notify socket of its `ready` probe, kept for the `STATUS=` it says later.
+        told: Option<Box<probes::Probe>>,
     },
     /// The stop signal was sent; SIGKILL at `kill_at` (`None` once sent).
     Stopping {
@@ -319,6 +379,7 @@ impl<P> Phase<P> {
     fn state(&self) -> ProgramState {
         match self {
             Phase::Idle(s) => *s,
+            Phase::Waiting(_) => ProgramState::Waiting,
             Phase::Backoff { .. } => ProgramState::Backoff,
             Phase::Starting { .. } => ProgramState::Starting,
             Phase::Running { .. } => ProgramState::Running,
@@ -339,20 +400,129 @@ impl<P> Phase<P> {
     fn deadline(&self) -> Option<Instant> {
         match self {
             Phase::Backoff { until, .. } => Some(*until),
+            // Given up on: only its exit is awaited now.
+            Phase::Starting { ready: Some(r), .. } if r.gave_up => None,
             Phase::Starting { up_at, .. } => Some(*up_at),
             Phase::Running { check_at, .. } => *check_at,
             Phase::Stopping { kill_at, .. } => *kill_at,
-            Phase::Idle(_) => None,
+            Phase::Idle(_) | Phase::Waiting(_) => None,
         }
+    }
+}
+
+/// A start waiting for its `ready` probe.
+struct Readying {
+    probe: probes::Probe,
+    /// Why the last attempt failed.
+    last_failure: Option<String>,
+    /// Not ready in time: killed, and its exit is a failed start for this reason.
+    gave_up: bool,
+}
+
+/// A start waiting for its dependencies: each one watched.
+struct Awaiting {
+    /// The generation of the start.
+    generation: u64,
+    deps: Vec<DepWatch>,
+}
+
+/// One dependency being waited for.
+struct DepWatch {
+    dep: Dependency,
+    rx: watch::Receiver<Published>,
+    /// Set while the start this program sent it is not yet handled: until then its state is
+    /// the one from before (`fatal`, say) and says nothing.
+    synced: Option<oneshot::Receiver<()>>,
+    /// Its program is gone (its task ended): judged once, never waited for again.
+    closed: bool,
+}
+
+/// What a dependency's state means for a program waiting for it.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Met,
+    Pending,
+    Failed(String),
+}
+
+impl DepWatch {
+    fn verdict(&mut self) -> Verdict {
+        if self.synced.is_some() {
+            return Verdict::Pending;
+        }
+        if self.rx.has_changed().is_err() {
+            return Verdict::Failed(format!("'{}' was removed", self.dep.name));
+        }
+        verdict(&self.dep, &self.rx.borrow_and_update())
+    }
+
+    /// Until its state changes (or the start sent to it is handled).
+    async fn changed(&mut self) {
+        match self.synced.as_mut() {
+            Some(s) => {
+                let _ = s.await;
+                self.synced = None;
+            }
+            None if self.closed => std::future::pending::<()>().await,
+            None => {
+                if self.rx.changed().await.is_err() {
+                    // Removed: this wake judges it; it is never waited for again.
+                    self.closed = true;
+                }
+            }
+        }
+    }
+}
+
+/// Whether `p`, the published state of the dependency `dep`, satisfies it, may yet, or
+/// never will without a hand.
+fn verdict(dep: &Dependency, p: &Published) -> Verdict {
+    let name = &dep.name;
+    let exited_ok = p.state == ProgramState::Exited
+        && p.last_exit
+            .and_then(ExitStatus::code)
+            .is_some_and(|c| p.config.exit_codes.contains(&c));
+    let met = match dep.condition {
+        Condition::Ready => p.state == ProgramState::Running,
+        Condition::Started => matches!(p.state, ProgramState::Starting | ProgramState::Running),
+        Condition::ExitedOk => exited_ok,
+    };
+    if met {
+        return Verdict::Met;
+    }
+    if p.removing {
+        return Verdict::Failed(format!("'{name}' was removed"));
+    }
+    if p.wanted_run {
+        return Verdict::Pending;
+    }
+    let why = p
+        .last_error
+        .as_deref()
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default();
+    match p.state {
+        ProgramState::Fatal => Verdict::Failed(format!("'{name}' is fatal{why}")),
+        ProgramState::Exited => Verdict::Failed(format!(
+            "'{name}' exited with {} and is not restarted",
+            p.last_exit
+                .map_or_else(|| "an unknown status".into(), |e| e.to_string())
+        )),
+        ProgramState::Stopped | ProgramState::Stopping => {
+            Verdict::Failed(format!("'{name}' was stopped"))
+        }
+        _ => Verdict::Pending,
     }
 }
 
 /// What woke the task.
 enum Wake {
+    Deps,
     Exited(ExitStatus),
     Emptied,
     Cmd(Option<Cmd>),
     Timer,
+    Probe(probes::Report),
 }
 
 /// Callers waiting for the program to get somewhere.
@@ -392,6 +562,11 @@ struct Task<L: Launcher> {
     /// Pipe drains of earlier runs that may still be reading.
     old_drains: Vec<JoinHandle<()>>,
     done: bool,
+    ready_at: Option<SystemTime>,
+    status_text: Option<String>,
+    health: Option<HealthStatus>,
+    /// The reason the next event carries.
+    why: Option<String>,
 }
 
 /// Starts the task of one program and returns its handle.
@@ -422,7 +597,24 @@ fn launch_with<L: Launcher>(
         last_error: None,
         view: None,
         ownership: None,
+        ready_at: None,
+        status_text: None,
+        health: None,
+        wanted_run: false,
+        removing: false,
+        waiting_for: Vec::new(),
     });
+    shared
+        .peers
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(
+            config.name.clone(),
+            Peer {
+                cmds: cmd_tx.downgrade(),
+                published: pub_rx.clone(),
+            },
+        );
     let mut task = Task::new(
         shared.clone(),
         launcher,
@@ -517,6 +709,10 @@ impl<L: Launcher> Task<L> {
             waiters: Waiters::default(),
             old_drains: Vec::new(),
             done: false,
+            ready_at: None,
+            status_text: None,
+            health: None,
+            why: None,
         }
     }
 
@@ -536,12 +732,34 @@ impl<L: Launcher> Task<L> {
             let wake = {
                 let proc_event = async {
                     match &mut self.phase {
+                        Phase::Starting {
+                            run,
+                            ready: Some(r),
+                            ..
+                        } => tokio::select! {
+                            biased;
+                            s = run.proc.exited() => Wake::Exited(s),
+                            rep = r.probe.next() => Wake::Probe(rep),
+                        },
+                        Phase::Running {
+                            run, probe, told, ..
+                        } if probe.is_some() || told.is_some() => tokio::select! {
+                            biased;
+                            s = run.proc.exited() => Wake::Exited(s),
+                            rep = probes::next_of(probe) => Wake::Probe(rep),
+                            rep = probes::next_of(told) => Wake::Probe(rep),
+                        },
                         Phase::Starting { run, .. } | Phase::Running { run, .. } => {
                             Wake::Exited(run.proc.exited().await)
                         }
                         Phase::Stopping { run, .. } => {
                             run.proc.emptied().await;
                             Wake::Emptied
+                        }
+                        Phase::Waiting(w) if !w.deps.is_empty() => {
+                            let changes = w.deps.iter_mut().map(|d| Box::pin(d.changed()));
+                            futures_util::future::select_all(changes).await;
+                            Wake::Deps
                         }
                         _ => std::future::pending().await,
                     }
@@ -565,6 +783,8 @@ impl<L: Launcher> Task<L> {
                     self.wanted.run = false;
                 }
                 Wake::Timer => self.on_timer().await,
+                Wake::Probe(rep) => self.on_probe(rep),
+                Wake::Deps => self.check_deps().await,
             }
             self.steer().await;
             // An update is answered once its restart has begun, so that the status the
@@ -622,6 +842,22 @@ impl<L: Launcher> Task<L> {
             last_error: self.last_error.clone(),
             view: run.and_then(|r| r.proc.view()),
             ownership: self.ownership,
+            ready_at: self.ready_at,
+            status_text: self.status_text.clone(),
+            health: self.health.clone(),
+            wanted_run: self.wanted.run && !self.wanted.remove,
+            removing: self.wanted.remove,
+            waiting_for: match &self.phase {
+                Phase::Waiting(w) => w
+                    .deps
+                    .iter()
+                    .filter(|d| {
+                        d.synced.is_some() || verdict(&d.dep, &d.rx.borrow()) != Verdict::Met
+                    })
+                    .map(|d| d.dep.name.clone())
+                    .collect(),
+                _ => Vec::new(),
+            },
         });
     }
 
@@ -630,7 +866,13 @@ impl<L: Launcher> Task<L> {
         let from = self.state;
         self.state = to;
         self.publish();
-        let pid = self.phase.run().map(|r| r.proc.pid()).or(self.last_pid);
+        // The last run's pid goes with the changes its end caused, not with a wait.
+        let pid = self
+            .phase
+            .run()
+            .map(|r| r.proc.pid())
+            .or(self.last_pid)
+            .filter(|_| to != ProgramState::Waiting);
         tracing::info!(program = %self.name, %from, %to, pid, "state change");
         let _ = self.shared.events.send(Event {
             program: self.name.clone(),
@@ -640,6 +882,7 @@ impl<L: Launcher> Task<L> {
             exit_code: exit.and_then(ExitStatus::code),
             exit_signal: exit.and_then(ExitStatus::signal),
             at: SystemTime::now(),
+            reason: self.why.take(),
         });
         self.answer_waiters();
     }
@@ -735,11 +978,26 @@ impl<L: Launcher> Task<L> {
                 if *self.wanted.config == *config {
                     return Some((reply, false));
                 }
+                // Only its dependencies changed: they matter to its next start, not to the
+                // process it has (a start still waiting looks at the new ones).
+                let only_deps = {
+                    let mut c = (*config).clone();
+                    c.depends_on = self.wanted.config.depends_on.clone();
+                    c == *self.wanted.config
+                };
                 self.wanted.config = Arc::new(*config);
-                let restarts = match &self.phase {
-                    Phase::Starting { .. } | Phase::Running { .. } | Phase::Backoff { .. } => {
-                        self.wanted.run
+                if only_deps {
+                    if matches!(self.phase, Phase::Waiting(_)) {
+                        self.wanted.generation += 1;
                     }
+                    self.publish();
+                    return Some((reply, false));
+                }
+                let restarts = match &self.phase {
+                    Phase::Starting { .. }
+                    | Phase::Running { .. }
+                    | Phase::Backoff { .. }
+                    | Phase::Waiting(_) => self.wanted.run,
                     // A stop under way: the new config waits for the next start, which
                     // happens only if a restart was already asked for.
                     Phase::Stopping { .. } => self.wanted.run,
@@ -796,13 +1054,18 @@ impl<L: Launcher> Task<L> {
                     self.done = true;
                     return;
                 }
-                Phase::Idle(_) if self.wanted.run => self.start().await,
-                Phase::Backoff { .. } if !self.wanted.run || self.wanted.remove => {
+                Phase::Idle(_) if self.wanted.run => self.begin_start().await,
+                Phase::Backoff { .. } | Phase::Waiting(_)
+                    if !self.wanted.run || self.wanted.remove =>
+                {
                     self.enter(Phase::Idle(ProgramState::Stopped), None);
                 }
                 Phase::Backoff { generation, .. } if *generation < self.wanted.generation => {
                     self.failures = 0;
-                    self.start().await;
+                    self.begin_start().await;
+                }
+                Phase::Waiting(w) if w.generation < self.wanted.generation => {
+                    self.begin_start().await;
                 }
                 Phase::Starting { run, .. } | Phase::Running { run, .. }
                     if stale(run.generation, &self.wanted) =>
@@ -815,24 +1078,182 @@ impl<L: Launcher> Task<L> {
         }
     }
 
+    /// A start: at once, or `waiting` for the dependencies first (those not started are
+    /// asked to start, like `systemctl start`).
+    async fn begin_start(&mut self) {
+        let config = self.wanted.config.clone();
+        if config.depends_on.is_empty() {
+            self.start().await;
+            return;
+        }
+        let mut deps = Vec::with_capacity(config.depends_on.len());
+        for dep in &config.depends_on {
+            let peer = {
+                let peers = self.shared.peers.read().unwrap_or_else(|p| p.into_inner());
+                peers
+                    .get(&dep.name)
+                    .map(|p| (p.cmds.clone(), p.published.clone()))
+            };
+            let Some((cmds, mut rx)) = peer else {
+                self.dependency_failed(format!("'{}' is no program", dep.name));
+                return;
+            };
+            let idle = {
+                let p = rx.borrow_and_update();
+                !p.wanted_run
+                    && matches!(
+                        p.state,
+                        ProgramState::Stopped | ProgramState::Exited | ProgramState::Fatal
+                    )
+                    && verdict(dep, &p) != Verdict::Met
+            };
+            let synced = match cmds.upgrade().filter(|_| idle) {
+                Some(tx) => {
+                    let (sync_tx, sync_rx) = oneshot::channel();
+                    // Sent from a task of its own: this one never waits on another's queue.
+                    self.shared.tracker.spawn(async move {
+                        let (reply, _) = oneshot::channel();
+                        if tx.send(Cmd::Start(reply)).await.is_ok() {
+                            let _ = tx.send(Cmd::Sync(sync_tx)).await;
+                        }
+                    });
+                    Some(sync_rx)
+                }
+                None => None,
+            };
+            deps.push(DepWatch {
+                dep: dep.clone(),
+                rx,
+                synced,
+                closed: false,
+            });
+        }
+        let waiting = Box::new(Awaiting {
+            generation: self.wanted.generation,
+            deps,
+        });
+        if waiting
+            .deps
+            .iter()
+            .all(|d| d.synced.is_none() && verdict(&d.dep, &d.rx.borrow()) == Verdict::Met)
+        {
+            self.start().await;
+            return;
+        }
+        let names: Vec<&str> = waiting
+            .deps
+            .iter()
+            .filter(|d| d.synced.is_some() || verdict(&d.dep, &d.rx.borrow()) != Verdict::Met)
+            .map(|d| d.dep.name.as_str())
+            .collect();
+        self.why = Some(format!("waiting for {}", names.join(", ")));
+        self.enter(Phase::Waiting(waiting), None);
+        self.check_deps().await;
+    }
+
+    /// In `waiting`: starts once every dependency is satisfied, goes `fatal` once one
+    /// never will be.
+    async fn check_deps(&mut self) {
+        let Phase::Waiting(w) = &mut self.phase else {
+            return;
+        };
+        let mut all = true;
+        let mut failed = None;
+        for d in &mut w.deps {
+            match d.verdict() {
+                Verdict::Met => {}
+                Verdict::Pending => all = false,
+                Verdict::Failed(why) => {
+                    failed = Some(why);
+                    break;
+                }
+            }
+        }
+        if let Some(why) = failed {
+            self.dependency_failed(why);
+        } else if all {
+            self.why = Some("dependencies satisfied".into());
+            self.start().await;
+        } else {
+            // Which dependencies are left is part of the status.
+            self.publish();
+        }
+    }
+
+    /// A dependency will not be satisfied: `fatal`, saying which and why.
+    fn dependency_failed(&mut self, why: String) {
+        let msg = format!("dependency {why}");
+        tracing::warn!(program = %self.name, "{msg}");
+        self.last_error = Some(msg.clone());
+        self.restart_reason = false;
+        self.wanted.run = false;
+        self.why = Some(msg);
+        self.enter(Phase::Idle(ProgramState::Fatal), None);
+    }
+
     /// Spawns a run of the wanted config.
     async fn start(&mut self) {
         self.apply_log_config();
         let config = self.wanted.config.clone();
         let generation = self.wanted.generation;
-        match self.launcher.launch(&config, &self.logs).await {
+        self.ready_at = None;
+        self.status_text = None;
+        // What a told probe (log, notify) needs is ready before the run can say anything.
+        let early = probes::Early::prepare(&config, &self.logs).await;
+        let launched = match &early {
+            Ok(early) => match early.notify_path() {
+                Some(path) => {
+                    let mut c = (*config).clone();
+                    c.environ
+                        .push(("NOTIFY_SOCKET".into(), path.display().to_string()));
+                    self.launcher.launch(&c, &self.logs).await
+                }
+                None => self.launcher.launch(&config, &self.logs).await,
+            },
+            Err(e) => Err(e.clone()),
+        };
+        match launched {
             Ok(proc) => {
                 self.last_pid = Some(proc.pid());
                 self.ownership = Some(proc.ownership());
+                let cgroup = proc
+                    .view()
+                    .and_then(|v| v.cgroup.as_ref().map(|c| c.path().to_path_buf()));
+                let ready = match (&config.ready, early) {
+                    (Some(r), Ok(early)) => Some(Box::new(Readying {
+                        // Each attempt may take up to the whole timeout (an attempt slower
+                        // than `interval` must still be able to pass); attempts never
+                        // overlap, the next starts `interval` after the last ended.
+                        probe: probes::start(
+                            &r.check,
+                            Duration::ZERO,
+                            r.interval,
+                            r.timeout,
+                            early,
+                            self.shared.clone(),
+                            config.clone(),
+                            proc.pid(),
+                            cgroup,
+                        ),
+                        last_failure: None,
+                        gave_up: false,
+                    })),
+                    _ => None,
+                };
                 let run = Run {
                     started: (std::time::Instant::now(), SystemTime::now()),
                     generation,
                     proc,
                     config: config.clone(),
                 };
-                let up_at = Instant::now() + config.start_duration();
-                self.enter(Phase::Starting { run, up_at }, None);
-                if config.start_seconds == 0 {
+                let up_at = Instant::now()
+                    + config
+                        .ready
+                        .as_ref()
+                        .map_or_else(|| config.start_duration(), |r| r.timeout);
+                let at_once = ready.is_none() && config.start_seconds == 0;
+                self.enter(Phase::Starting { run, up_at, ready }, None);
+                if at_once {
                     self.up();
                 }
             }
@@ -854,17 +1275,67 @@ impl<L: Launcher> Task<L> {
         let Phase::Starting { .. } = self.phase else {
             return;
         };
-        let Phase::Starting { run, .. } =
+        let Phase::Starting { run, ready, .. } =
             std::mem::replace(&mut self.phase, Phase::Idle(ProgramState::Stopped))
         else {
             return;
         };
-        self.failures = 0;
+        let told = ready
+            .filter(|_| {
+                matches!(
+                    run.config.ready.as_ref().map(|r| &r.check),
+                    Some(crate::config::ProbeCheck::Notify)
+                )
+            })
+            .map(|r| Box::new(r.probe));
+        // Failed starts in a row end here, or, for a run ready sooner than start_seconds,
+        // once it has lived that long (an exit before is still a failed start).
+        if run.config.ready.is_none() || run.started.0.elapsed() >= run.config.start_duration() {
+            self.failures = 0;
+        }
         if !self.restart_reason {
             self.last_error = None;
         }
+        let ran = run.started.0.elapsed().as_secs_f64();
+        self.why = Some(match &run.config.ready {
+            Some(r) => format!("ready: its {} probe passed after {ran:.3}s", r.check.kind()),
+            None => format!("up for {ran:.3}s (start_seconds)"),
+        });
+        self.ready_at = Some(SystemTime::now());
         let check_at = self.memory_check_after(&run);
-        self.enter(Phase::Running { run, check_at }, None);
+        // The health probe from now on (its first attempt an interval later).
+        let probe = run.config.health.as_ref().map(|h| {
+            if self.health.is_none() {
+                self.health = Some(HealthStatus::default());
+            }
+            if let Some(hs) = self.health.as_mut() {
+                hs.failing = 0;
+            }
+            let cgroup = run
+                .proc
+                .view()
+                .and_then(|v| v.cgroup.as_ref().map(|c| c.path().to_path_buf()));
+            Box::new(probes::start(
+                &h.check,
+                h.interval,
+                h.interval,
+                h.timeout,
+                probes::Early::None,
+                self.shared.clone(),
+                run.config.clone(),
+                run.proc.pid(),
+                cgroup,
+            ))
+        });
+        self.enter(
+            Phase::Running {
+                run,
+                check_at,
+                probe,
+                told,
+            },
+            None,
+        );
     }
 
     fn memory_check_after(&self, run: &Run<L::Proc>) -> Option<Instant> {
@@ -886,7 +1357,10 @@ impl<L: Launcher> Task<L> {
     async fn on_exit(&mut self, status: ExitStatus) {
         // An exit seen at the same moment as `start_seconds` ended: it lived long enough, so
         // it was up (the exit is looked at first when both are ready).
-        if let Phase::Starting { up_at, .. } = &self.phase {
+        if let Phase::Starting {
+            up_at, ready: None, ..
+        } = &self.phase
+        {
             if Instant::now() >= *up_at {
                 self.up();
             }
@@ -894,27 +1368,71 @@ impl<L: Launcher> Task<L> {
         let phase = std::mem::replace(&mut self.phase, Phase::Idle(self.state));
         self.last_exit = Some(status);
         match phase {
-            Phase::Starting { run, .. } => {
+            Phase::Starting { run, ready, .. } => {
                 let ran = run.started.0.elapsed().as_secs_f64();
                 let generation = run.generation;
                 let start_seconds = run.config.start_seconds;
+                let ready_probe = run.config.ready.clone();
+                // The probe ends here: what it found is all that is kept.
+                let (gave_up, probe_said) = match ready {
+                    Some(r) => (Some(r.gave_up), r.last_failure.clone()),
+                    None => (None, None),
+                };
                 // The output often says why: the rest of the run is killed and its last
                 // output waited for, briefly.
                 let mut left = run.proc.after_exit().await;
                 self.old_drains.append(&mut left);
                 let words = self.logs.last_words();
-                self.last_error = Some(format!(
-                    "exited with {status} after {ran:.2}s, before start_seconds ({start_seconds}s){}",
-                    words.map(|w| format!(": {w}")).unwrap_or_default()
-                ));
+                let probe_said = probe_said.unwrap_or_else(|| "no answer yet".into());
+                self.last_error = Some(match (gave_up, ready_probe) {
+                    (Some(true), Some(p)) => format!(
+                        "not ready within {} ({} probe): {probe_said}: killed",
+                        crate::config::format_duration(p.timeout),
+                        p.check.kind()
+                    ),
+                    (Some(false), Some(p)) => format!(
+                        "exited with {status} after {ran:.2}s, before it was ready ({} probe: {probe_said}){}",
+                        p.check.kind(),
+                        words.map(|w| format!(": {w}")).unwrap_or_default()
+                    ),
+                    _ => format!(
+                        "exited with {status} after {ran:.2}s, before start_seconds ({start_seconds}s){}",
+                        words.map(|w| format!(": {w}")).unwrap_or_default()
+                    ),
+                });
                 self.restart_reason = false;
                 self.failed_start(Some(status), generation);
             }
-            Phase::Running { run, .. } => {
+            Phase::Running {
+                run, probe, told, ..
+            } => {
+                drop(probe);
+                drop(told);
+                self.ready_at = None;
                 let oom = run.proc.oom_killed();
                 let config = run.config.clone();
+                let ran = run.started.0.elapsed();
+                let generation = run.generation;
                 let mut left = run.proc.after_exit().await;
                 self.old_drains.append(&mut left);
+                // Ready, but dead within start_seconds of its start: a failed start all the
+                // same (with backoff, then fatal), or a program that says it is ready and
+                // crashes would be restarted at once for ever.
+                if config.ready.is_some() && ran < config.start_duration() && !oom {
+                    let words = self.logs.last_words();
+                    self.last_error = Some(format!(
+                        "exited with {status} after {:.2}s, within start_seconds ({}s) although it was ready{}",
+                        ran.as_secs_f64(),
+                        config.start_seconds,
+                        words.map(|w| format!(": {w}")).unwrap_or_default()
+                    ));
+                    self.restart_reason = false;
+                    self.failed_start(Some(status), generation);
+                    self.old_drains.retain(|d| !d.is_finished());
+                    return;
+                }
+                // It lived past start_seconds: its start did not fail.
+                self.failures = 0;
                 if oom {
                     self.last_error = Some(format!(
                         "killed by the kernel for lack of memory{}",
@@ -938,6 +1456,8 @@ impl<L: Launcher> Task<L> {
                     self.restarts += 1;
                 } else {
                     self.wanted.run = false;
+                    // Not restarted: its dependents learn it from this.
+                    self.publish();
                     self.answer_waiters();
                 }
             }
@@ -958,13 +1478,26 @@ impl<L: Launcher> Task<L> {
         let mut left = run.proc.finish().await;
         self.old_drains.append(&mut left);
         self.old_drains.retain(|d| !d.is_finished());
+        // No current run: nothing is ready.
+        self.ready_at = None;
         self.enter(Phase::Idle(ProgramState::Stopped), self.last_exit);
     }
 
     async fn begin_stop(&mut self) {
         let phase = std::mem::replace(&mut self.phase, Phase::Idle(self.state));
+        // The probes end first: no attempt of theirs runs against a stopping program.
         let run = match phase {
-            Phase::Starting { run, .. } | Phase::Running { run, .. } => run,
+            Phase::Starting { run, ready, .. } => {
+                drop(ready);
+                run
+            }
+            Phase::Running {
+                run, probe, told, ..
+            } => {
+                drop(probe);
+                drop(told);
+                run
+            }
             other => {
                 self.phase = other;
                 return;
@@ -984,9 +1517,71 @@ impl<L: Launcher> Task<L> {
         }
     }
 
+    /// A probe's report.
+    fn on_probe(&mut self, rep: probes::Report) {
+        match (&mut self.phase, rep) {
+            (_, probes::Report::Status(s)) => {
+                self.status_text = Some(s);
+                self.publish();
+            }
+            (Phase::Starting { ready: Some(r), .. }, probes::Report::Passed) if !r.gave_up => {
+                self.up();
+            }
+            (Phase::Starting { ready: Some(r), .. }, probes::Report::Failed(e)) => {
+                r.last_failure = Some(e);
+            }
+            (Phase::Running { run, .. }, probes::Report::Passed) if run.config.health.is_some() => {
+                if let Some(h) = self.health.as_mut().filter(|h| h.failing > 0) {
+                    h.failing = 0;
+                    self.publish();
+                }
+            }
+            (Phase::Running { run, .. }, probes::Report::Failed(e)) => {
+                let Some(limit) = run.config.health.as_ref().map(|h| h.failures) else {
+                    return;
+                };
+                let h = self.health.get_or_insert_with(HealthStatus::default);
+                h.failures = h.failures.saturating_add(1);
+                h.failing = h.failing.saturating_add(1);
+                h.last_error = Some(e.clone());
+                let failing = h.failing;
+                tracing::warn!(program = %self.name, failing, "health check failed: {e}");
+                let restart = failing >= limit;
+                if restart {
+                    self.last_error = Some(format!(
+                        "health check failed {failing} times in a row ({e}): restarted"
+                    ));
+                    self.restart_reason = true;
+                    self.restarts += 1;
+                    self.wanted.generation += 1;
+                }
+                // An event of its own (running -> running), so a failing check is seen
+                // before it restarts the program.
+                self.why = Some(format!(
+                    "health check failed ({failing} of {limit} in a row){}: {e}",
+                    if restart { ", restarting" } else { "" }
+                ));
+                self.emit(ProgramState::Running, None);
+            }
+            _ => {}
+        }
+    }
+
     async fn on_timer(&mut self) {
         let now = Instant::now();
         match &mut self.phase {
+            Phase::Starting {
+                up_at,
+                ready: Some(r),
+                run,
+            } if now >= *up_at && !r.gave_up => {
+                // Not ready in time: a failed start, once its exit is seen.
+                r.gave_up = true;
+                *up_at = now + Duration::from_secs(crate::config::MAX_DURATION_SECS);
+                tracing::warn!(program = %self.name, "not ready in time: killed");
+                run.proc.kill().await;
+            }
+            Phase::Starting { ready: Some(_), .. } => {}
             Phase::Starting { up_at, .. } if now >= *up_at => self.up(),
             Phase::Backoff { until, .. }
                 if now >= *until && self.wanted.run && !self.wanted.remove =>
@@ -999,7 +1594,7 @@ impl<L: Launcher> Task<L> {
                 *kill_at = None;
                 run.proc.kill().await;
             }
-            Phase::Running { run, check_at } if check_at.is_some_and(|t| now >= t) => {
+            Phase::Running { run, check_at, .. } if check_at.is_some_and(|t| now >= t) => {
                 *check_at = Some(now + MEMORY_CHECK);
                 let max = run.config.memory_max;
                 let used = run.proc.memory().await;
@@ -1022,7 +1617,9 @@ impl<L: Launcher> Task<L> {
     }
 }
 
+mod probes;
 mod run;
+mod tcp_batch;
 use run::{Launcher, Process, RealLauncher};
 #[cfg(test)]
 mod tests;

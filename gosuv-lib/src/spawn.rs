@@ -60,7 +60,7 @@ pub(crate) struct SpawnOptions {
 #[derive(Clone, Debug)]
 pub(crate) struct UserInfo {
     name: String,
-    uid: libc::uid_t,
+    pub(crate) uid: libc::uid_t,
     gid: libc::gid_t,
     groups: Vec<libc::gid_t>,
     home: PathBuf,
@@ -164,7 +164,11 @@ impl Command {
                 dir.display()
             ));
         }
-        let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        // Not the host's own sd_notify socket (under systemd, gosuv's): a program would tell
+        // systemd it is gosuv that is ready. A program with a `notify` probe gets its own.
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(k, _)| k != "NOTIFY_SOCKET")
+            .collect();
         let mut set = |k: &OsStr, v: &OsStr| match env.iter_mut().find(|(key, _)| key == k) {
             Some(slot) => slot.1 = v.to_owned(),
             None => env.push((k.to_owned(), v.to_owned())),

@@ -306,6 +306,8 @@ impl Supervisor {
             subreaper: options.subreaper,
             cgroups: Mutex::new(None),
             tracker: TaskTracker::new(),
+            peers: Default::default(),
+            tcp_batch: Default::default(),
         });
         Ok(Supervisor {
             inner: Arc::new(Inner {
@@ -342,8 +344,8 @@ impl Supervisor {
         programs: Vec<ProgramConfig>,
     ) -> Result<Self> {
         let sup = Supervisor::new(options)?;
-        for p in programs {
-            sup.add(p).await?;
+        if let Some((_, e)) = sup.add_all(programs).await?.into_iter().next() {
+            return Err(e);
         }
         Ok(sup)
     }
@@ -444,34 +446,196 @@ impl Supervisor {
     }
 
     /// Adds a program, stopped; it is started (without waiting) when `start_auto` is set.
+    /// Its `depends_on` must name programs that exist.
     ///
     /// # Errors
-    /// [`Error::Config`] when the program is invalid, [`Error::Exists`] when the name is
-    /// taken, [`Error::ShuttingDown`], [`Error::Store`] when it was added but not saved.
+    /// [`Error::Config`] when the program is invalid or depends on a program that does not
+    /// exist, [`Error::Exists`] when the name is taken, [`Error::ShuttingDown`],
+    /// [`Error::Store`] when it was added but not saved.
     pub async fn add(&self, config: ProgramConfig) -> Result<()> {
         let _changes = self.inner.changes.lock().await;
+        let auto = config.start_auto.then(|| config.name.clone());
         self.add_locked(config).await?;
+        self.start_auto(auto.into_iter().collect()).await;
         self.store().await
+    }
+
+    /// Adds programs that may depend on each other (a whole programs file), then starts
+    /// those with `start_auto`, dependencies first. One that cannot be added is skipped
+    /// with its error (and so is one that depends on it); the others are added.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when they were added but not saved; each program's own error is
+    /// in the list returned.
+    pub async fn add_all(&self, programs: Vec<ProgramConfig>) -> Result<Vec<(String, Error)>> {
+        let _changes = self.inner.changes.lock().await;
+        let mut failed = Vec::new();
+        let mut auto = Vec::new();
+        // Dependencies first (in layers, one sort of the whole set): a program is added
+        // after every program it depends on, or refused with why when one is missing.
+        let by_name: BTreeMap<String, Arc<ProgramConfig>> = programs
+            .iter()
+            .map(|p| (p.name.clone(), Arc::new(p.clone())))
+            .collect();
+        let mut order = dependency_layers(&by_name);
+        order.reverse();
+        let mut rank: HashMap<&str, usize> = HashMap::new();
+        for (i, name) in order.iter().flatten().enumerate() {
+            rank.insert(name.as_str(), i);
+        }
+        let mut programs = programs;
+        programs.sort_by_key(|p| rank.get(p.name.as_str()).copied().unwrap_or(usize::MAX));
+        for p in programs {
+            let name = p.name.clone();
+            let start = p.start_auto;
+            match self.add_locked(p).await {
+                Ok(()) if start => auto.push(name),
+                Ok(()) => {}
+                Err(e) => failed.push((name, e)),
+            }
+        }
+        self.start_auto(auto).await;
+        self.store().await?;
+        Ok(failed)
+    }
+
+    /// Sends a start (not waited for) to each of `names`, dependencies first.
+    async fn start_auto(&self, names: Vec<String>) {
+        // The order matters only where a program depends on another (and then each waits
+        // for its dependencies anyway): otherwise, as given, at no cost per program.
+        let configs = if names.len() > 1 {
+            self.configs_shared()
+        } else {
+            Vec::new()
+        };
+        let ordered = if configs.iter().any(|c| !c.depends_on.is_empty()) {
+            let wanted: std::collections::HashSet<&str> =
+                names.iter().map(String::as_str).collect();
+            let by_name: BTreeMap<String, Arc<ProgramConfig>> = configs
+                .iter()
+                .map(|c| (c.name.clone(), c.clone()))
+                .collect();
+            let mut layers = dependency_layers(&by_name);
+            layers.reverse();
+            layers
+                .into_iter()
+                .flatten()
+                .filter(|n| wanted.contains(n.as_str()))
+                .collect()
+        } else {
+            names
+        };
+        for name in &ordered {
+            // Not waited for, not even until handled: adding many programs should keep
+            // both runtime workers forking in parallel.
+            let (tx, _rx) = oneshot::channel();
+            if let Err(e) = self.send(name, Cmd::Start(tx)).await {
+                tracing::warn!(program = %name, "cannot start: {e}");
+            }
+        }
+    }
+
+    /// Checks that `config`'s dependencies exist and that it closes no cycle with the
+    /// programs there are. Costs what its dependencies reach, not the number of programs.
+    fn check_dependencies_of(&self, config: &ProgramConfig) -> Result<()> {
+        if config.depends_on.is_empty() {
+            return Ok(());
+        }
+        let config_of = |n: &str| {
+            self.with_handle(n, |h| h.published.borrow().config.clone())
+                .ok()
+        };
+        let mut problems = Vec::new();
+        for d in &config.depends_on {
+            if d.name == config.name {
+                problems.push(format!("'{}' depends on itself", config.name));
+                continue;
+            }
+            match config_of(&d.name) {
+                None => problems.push(format!(
+                    "depends on '{}', which is no program: add it or remove the dependency",
+                    d.name
+                )),
+                Some(dep)
+                    if d.condition == crate::config::Condition::ExitedOk
+                        && dep.autorestart == crate::config::Autorestart::Always =>
+                {
+                    problems.push(format!(
+                        "depends on '{}' exiting (exited_ok), but it restarts after every exit (autorestart: always): give '{}' autorestart: never or unexpected",
+                        d.name, d.name
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        // A cycle: a path from one of its dependencies back to it.
+        let mut path: Vec<String> = vec![config.name.clone()];
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut stack: Vec<(Vec<String>, usize)> = vec![(
+            config.depends_on.iter().map(|d| d.name.clone()).collect(),
+            0,
+        )];
+        while let Some((deps, next)) = stack.last_mut() {
+            let Some(name) = deps.get(*next).cloned() else {
+                stack.pop();
+                path.pop();
+                continue;
+            };
+            *next += 1;
+            if name == config.name {
+                let mut cycle = path.clone();
+                cycle.push(name);
+                problems.push(format!("dependency cycle: {}", cycle.join(" -> ")));
+                break;
+            }
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if let Some(c) = config_of(&name) {
+                path.push(name);
+                stack.push((c.depends_on.iter().map(|d| d.name.clone()).collect(), 0));
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Config(crate::config::ConfigErrors(
+            problems
+                .into_iter()
+                .map(|m| crate::config::ConfigError {
+                    file: None,
+                    line: None,
+                    key: "depends_on".into(),
+                    message: m,
+                })
+                .collect(),
+        )))
     }
 
     async fn add_locked(&self, config: ProgramConfig) -> Result<()> {
         self.check_open()?;
         let config = validated(config).await?;
-        let auto = config.start_auto;
+        if self.programs().contains_key(&config.name) {
+            return Err(Error::Exists(config.name));
+        }
+        self.check_dependencies_of(&config)?;
+        self.insert(config)
+    }
+
+    /// Adds a program of a set whose dependencies were checked as a whole (a reload).
+    async fn add_unchecked_locked(&self, config: ProgramConfig) -> Result<()> {
+        self.check_open()?;
+        let config = validated(config).await?;
+        self.insert(config)
+    }
+
+    fn insert(&self, config: ProgramConfig) -> Result<()> {
         let name = config.name.clone();
-        {
-            let mut map = self.programs_mut();
-            if map.contains_key(&name) {
-                return Err(Error::Exists(name));
-            }
-            map.insert(name.clone(), launch(self.inner.shared.clone(), config));
+        let mut map = self.programs_mut();
+        if map.contains_key(&name) {
+            return Err(Error::Exists(name));
         }
-        if auto {
-            // Not waited for, not even until handled: adding many programs should keep
-            // both runtime workers forking in parallel.
-            let (tx, _rx) = oneshot::channel();
-            self.send(&name, Cmd::Start(tx)).await?;
-        }
+        map.insert(name.clone(), launch(self.inner.shared.clone(), config));
         Ok(())
     }
 
@@ -484,15 +648,23 @@ impl Supervisor {
     /// saved.
     pub async fn update(&self, config: ProgramConfig) -> Result<bool> {
         let _changes = self.inner.changes.lock().await;
-        let restarted = self.update_locked(config).await?;
+        let restarted = self.update_locked(config, true).await?;
         self.store().await?;
         Ok(restarted)
     }
 
-    async fn update_locked(&self, config: ProgramConfig) -> Result<bool> {
+    /// Updates a program; its dependencies are checked against the others unless the
+    /// caller checked the whole new set (a reload).
+    async fn update_locked(&self, config: ProgramConfig, check_deps: bool) -> Result<bool> {
         self.check_open()?;
         let config = validated(config).await?;
         let name = config.name.clone();
+        if !self.programs().contains_key(&name) {
+            return Err(Error::NotFound(name));
+        }
+        if check_deps {
+            self.check_dependencies_of(&config)?;
+        }
         let (tx, rx) = oneshot::channel();
         self.send(&name, Cmd::Update(Box::new(config), tx)).await?;
         rx.await.map_err(|_| self.gone(&name))
@@ -504,8 +676,28 @@ impl Supervisor {
     /// [`Error::NotFound`], [`Error::Store`] when it was removed but not saved.
     pub async fn remove(&self, name: &str) -> Result<()> {
         let _changes = self.inner.changes.lock().await;
+        self.check_no_dependents(name)?;
         self.remove_locked(name).await?;
         self.store().await
+    }
+
+    /// Refuses to remove a program others depend on: they would wait for nothing, and a
+    /// saved programs file would no longer load.
+    fn check_no_dependents(&self, name: &str) -> Result<()> {
+        let dependents: Vec<String> = self
+            .configs_shared()
+            .iter()
+            .filter(|c| c.name != name && c.depends_on.iter().any(|d| d.name == name))
+            .map(|c| c.name.clone())
+            .collect();
+        if dependents.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Invalid(format!(
+            "'{name}' is a dependency of {}: remove {} first, or take '{name}' out of their depends_on",
+            dependents.join(", "),
+            if dependents.len() == 1 { "it" } else { "them" }
+        )))
     }
 
     async fn remove_locked(&self, name: &str) -> Result<()> {
@@ -529,6 +721,12 @@ impl Supervisor {
     /// Drops a program whose task ended: its followers end, its cgroup goes.
     async fn forget(&self, name: &str) {
         let handle = self.programs_mut().remove(name);
+        self.inner
+            .shared
+            .peers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         if let Some(h) = handle {
             h.logs.stdout.close_followers();
             h.logs.stderr.close_followers();
@@ -587,6 +785,52 @@ impl Supervisor {
         self.await_reply(name, "stopped", wait, rx).await
     }
 
+    /// Waits until a program is `running` (ready, with a `ready` probe), without starting
+    /// it: returns at once when it is; fails when it goes `fatal`, or is removed, or after
+    /// `timeout` (it carries on).
+    ///
+    /// # Errors
+    /// [`Error::StartFailed`] with its `last_error` when it goes `fatal`,
+    /// [`Error::Timeout`], [`Error::NotFound`], [`Error::Invalid`] for a timeout over
+    /// [`MAX_WAIT`].
+    pub async fn wait(&self, name: &str, timeout: Duration) -> Result<ProgramStatus> {
+        check_wait(Some(timeout))?;
+        let mut rx = self.with_handle(name, |h| h.published.clone())?;
+        let until_running = async {
+            loop {
+                let (state, why) = {
+                    let p = rx.borrow_and_update();
+                    (p.state, p.last_error.clone())
+                };
+                match state {
+                    ProgramState::Running => return Ok(()),
+                    ProgramState::Fatal => {
+                        return Err(Error::StartFailed {
+                            name: name.to_string(),
+                            reason: why.unwrap_or_else(|| "it is fatal".into()),
+                        })
+                    }
+                    _ => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::NotFound(name.to_string()));
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, until_running).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(Error::Timeout {
+                    name: name.to_string(),
+                    wanted: "running".into(),
+                    state: self.status(name).map_or(ProgramState::Stopped, |s| s.state),
+                    timeout,
+                })
+            }
+        }
+        self.status(name)
+    }
+
     async fn await_reply(
         &self,
         name: &str,
@@ -625,11 +869,58 @@ impl Supervisor {
         names.into_iter().zip(results).collect()
     }
 
-    /// Stops every program, concurrently; one result per program.
+    /// Stops every program; one result per program. Dependents are stopped before what
+    /// they depend on (each layer waited for, except the last, which waits as `wait`
+    /// says); programs with no dependencies between them are stopped concurrently.
     pub async fn stop_all(&self, wait: Option<Duration>) -> Vec<(String, Result<ProgramStatus>)> {
-        let names = self.names();
-        let results = join_all(names.iter().map(|n| self.stop(n, wait))).await;
-        names.into_iter().zip(results).collect()
+        let layers = self.stop_layers();
+        let last = layers.len().saturating_sub(1);
+        let mut out = Vec::new();
+        for (i, layer) in layers.into_iter().enumerate() {
+            // A layer is waited for as long as its stops take (then SIGKILL, and a little
+            // more): one stuck program does not keep what it depends on from stopping.
+            let wait = if i < last {
+                Some(self.layer_stop_bound(&layer))
+            } else {
+                wait
+            };
+            let results = join_all(layer.iter().map(|n| self.stop(n, wait))).await;
+            out.extend(layer.into_iter().zip(results));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Every program in the order they stop, in layers: the programs nothing depends on
+    /// first, then those only they depend on, and so on (each layer's programs may stop
+    /// together). Reversed, the order they start in.
+    pub fn stop_order(&self) -> Vec<Vec<String>> {
+        self.stop_layers()
+    }
+
+    /// How long the stops of `layer` take at most: its longest `stop_timeout`, then the
+    /// SIGKILL and a few seconds for the processes to go.
+    fn layer_stop_bound(&self, layer: &[String]) -> Duration {
+        layer
+            .iter()
+            .filter_map(|n| {
+                self.with_handle(n, |h| h.published.borrow().config.stop_duration())
+                    .ok()
+            })
+            .max()
+            .unwrap_or(Duration::ZERO)
+            .saturating_add(Duration::from_secs(10))
+            .min(MAX_WAIT)
+    }
+
+    /// Every program in the order they stop: dependents before what they depend on.
+    fn stop_layers(&self) -> Vec<Vec<String>> {
+        let configs: BTreeMap<String, Arc<ProgramConfig>> = self
+            .configs_shared()
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        dependency_layers(&configs)
     }
 
     /// Restarts every program, concurrently; one result per program.
@@ -751,6 +1042,15 @@ impl Supervisor {
         let programs = tokio::task::spawn_blocking(move || {
             let mut errors = Vec::new();
             let mut seen = std::collections::HashSet::new();
+            let refs: Vec<&ProgramConfig> = programs.iter().collect();
+            for (i, msg) in crate::config::check_dependencies(&refs, &Default::default()) {
+                errors.push(crate::config::ConfigError {
+                    file: None,
+                    line: None,
+                    key: format!("{}.depends_on", programs[i].name),
+                    message: msg,
+                });
+            }
             for p in &programs {
                 if let Err(e) = p.validate() {
                     errors.extend(e.0);
@@ -783,27 +1083,45 @@ impl Supervisor {
             .filter(|n| !wanted.contains(n.as_str()))
             .cloned()
             .collect();
-        let removals: Vec<_> = removed.iter().map(|n| self.remove_locked(n)).collect();
-        for r in join_all(removals).await {
-            // Removed meanwhile by nobody else (the lock is held): only a task that failed.
-            if let Err(e) = r {
-                tracing::warn!("reload: {e}");
+        // Dependents go first.
+        for layer in self.stop_layers() {
+            let removals: Vec<_> = layer
+                .iter()
+                .filter(|n| removed.contains(n))
+                .map(|n| self.remove_locked(n))
+                .collect();
+            for r in join_all(removals).await {
+                // Removed meanwhile by nobody else (the lock is held): only a task that failed.
+                if let Err(e) = r {
+                    tracing::warn!("reload: {e}");
+                }
             }
         }
         report.removed = removed;
+        // New programs are all added before any starts (one may depend on another added
+        // after it); changed programs keep the set of names the new ones may refer to.
+        let mut added = Vec::new();
+        let mut changed = Vec::new();
         for p in programs {
             match current.get(&p.name) {
-                None => {
-                    report.added.push(p.name.clone());
-                    self.add_locked(p).await?;
-                }
-                Some(old) if *old != p => {
-                    report.changed.push(p.name.clone());
-                    self.update_locked(p).await?;
-                }
+                None => added.push(p),
+                Some(old) if *old != p => changed.push(p),
                 Some(_) => {}
             }
         }
+        let mut auto = Vec::new();
+        for p in added {
+            report.added.push(p.name.clone());
+            if p.start_auto {
+                auto.push(p.name.clone());
+            }
+            self.add_unchecked_locked(p).await?;
+        }
+        for p in changed {
+            report.changed.push(p.name.clone());
+            self.update_locked(p, false).await?;
+        }
+        self.start_auto(auto).await;
         report.added.sort();
         report.changed.sort();
         report.removed.sort();
@@ -833,6 +1151,21 @@ impl Supervisor {
     /// [`Error::NotFound`].
     pub fn follow(&self, name: &str, stream: Stream) -> Result<LogFollower> {
         self.with_handle(name, |h| h.logs.sink(stream).follow())
+    }
+
+    /// The last `max_bytes` (at most 64 KiB) of a program's stream and a follower that
+    /// starts right after them, taken together: a search of what was said, then of what is
+    /// said next, misses nothing and sees nothing twice.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn tail_and_follow(
+        &self,
+        name: &str,
+        stream: Stream,
+        max_bytes: usize,
+    ) -> Result<(Vec<u8>, LogFollower)> {
+        self.with_handle(name, |h| h.logs.sink(stream).tail_and_follow(max_bytes))
     }
 
     /// Log counters of a program: bytes received, failed writes, the last write error.
@@ -916,24 +1249,44 @@ impl Supervisor {
     pub async fn shutdown(&self) {
         let _changes = self.inner.changes.lock().await;
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = {
-            let map = self.programs();
-            map.iter()
-                .map(|(n, h)| (n.clone(), h.cmds.clone()))
-                .collect()
-        };
-        let mut waits = Vec::with_capacity(txs.len());
-        for (name, tx) in txs {
-            let (rtx, rrx) = oneshot::channel();
-            if tx.send(Cmd::Remove(rtx)).await.is_ok() {
-                waits.push((name, rrx));
+        // Dependents go before what they depend on; a layer is waited for as long as its
+        // stops take (one stuck program does not keep the next layer from its graceful
+        // stop), and what is still going is waited for at the end.
+        let mut late = Vec::new();
+        for layer in self.stop_layers() {
+            let bound = self.layer_stop_bound(&layer);
+            let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = {
+                let map = self.programs();
+                layer
+                    .iter()
+                    .filter_map(|n| map.get(n).map(|h| (n.clone(), h.cmds.clone())))
+                    .collect()
+            };
+            let mut waits = Vec::with_capacity(txs.len());
+            for (name, tx) in txs {
+                let (rtx, rrx) = oneshot::channel();
+                if tx.send(Cmd::Remove(rtx)).await.is_ok() {
+                    waits.push((name, rrx));
+                }
+            }
+            // Holds only the removals not yet done.
+            let mut pending: futures_util::stream::FuturesUnordered<_> = waits
+                .into_iter()
+                .map(|(name, rx)| async move {
+                    let _ = rx.await;
+                    self.forget(&name).await;
+                })
+                .collect();
+            let drained =
+                async { while futures_util::StreamExt::next(&mut pending).await.is_some() {} };
+            if tokio::time::timeout(bound, drained).await.is_err() {
+                tracing::warn!("programs still stopping after {bound:?}: stopping what they depend on meanwhile");
+                late.push(pending);
             }
         }
-        join_all(waits.into_iter().map(|(name, rx)| async move {
-            let _ = rx.await;
-            self.forget(&name).await;
-        }))
-        .await;
+        for mut pending in late {
+            while futures_util::StreamExt::next(&mut pending).await.is_some() {}
+        }
         // Runs still being finished in the background (group ownership) end too.
         let tracker = &self.inner.shared.tracker;
         tracker.close();
@@ -949,4 +1302,61 @@ impl Supervisor {
     pub fn is_shut_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::SeqCst)
     }
+}
+
+/// Programs in the order they stop: the first layer is what nothing depends on, each next
+/// layer what only earlier layers depend on. (Reversed, the order they start in.) A
+/// dependency on a program not in `configs` is left out; a cycle (refused at load) would
+/// end up whole in the last layer.
+fn dependency_layers(configs: &BTreeMap<String, Arc<ProgramConfig>>) -> Vec<Vec<String>> {
+    // How many programs still to stop depend on each (a dependency listed twice by one
+    // program counts once: the config refuses that anyway).
+    let mut dependents: HashMap<&str, usize> = configs.keys().map(|n| (n.as_str(), 0)).collect();
+    for c in configs.values() {
+        for d in &c.depends_on {
+            if let Some(n) = dependents.get_mut(d.name.as_str()) {
+                *n += 1;
+            }
+        }
+    }
+    let mut layer: Vec<&str> = configs
+        .keys()
+        .map(String::as_str)
+        .filter(|n| dependents.get(n) == Some(&0))
+        .collect();
+    let mut done = 0;
+    let mut layers = Vec::new();
+    while !layer.is_empty() {
+        done += layer.len();
+        let mut next = Vec::new();
+        for name in &layer {
+            if let Some(c) = configs.get(*name) {
+                for d in &c.depends_on {
+                    if let Some(n) = dependents.get_mut(d.name.as_str()) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            next.push(d.name.as_str());
+                        }
+                    }
+                }
+            }
+        }
+        next.sort_unstable();
+        next.dedup();
+        layers.push(layer.iter().map(|n| n.to_string()).collect());
+        layer = next;
+    }
+    // A cycle (refused at load) is left over: it goes last, whole.
+    if done < configs.len() {
+        let placed: std::collections::HashSet<&str> =
+            layers.iter().flatten().map(String::as_str).collect();
+        layers.push(
+            configs
+                .keys()
+                .filter(|n| !placed.contains(n.as_str()))
+                .cloned()
+                .collect(),
+        );
+    }
+    layers
 }

@@ -72,6 +72,38 @@ fn errors_of_both_files_are_listed_with_file_and_line() {
     assert_eq!(errs.0.len(), 3, "{text}");
 }
 
+/// A dependency cycle and a dependency on no program are refused at load, each with its
+/// file and line, together with the file's other errors.
+#[test]
+fn dependency_cycles_and_unknown_names_are_named_with_their_lines() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = write(dir.path(), "config.yml", "");
+    write(
+        dir.path(),
+        "programs.yml",
+        "- name: a\n  command: x\n  depends_on: [b]\n\
+         - name: b\n  command: x\n  depends_on:\n    - {name: a, condition: started}\n\
+         - name: c\n  command: x\n  depends_on: [ghost]\n\
+         - name: d\n  command: x\n  ready: {log: '('}\n",
+    );
+    let errs = validate(&cfg).expect_err("invalid");
+    let text = errs.to_string();
+    assert!(
+        text.contains("programs.yml:10: [2].depends_on: depends on 'ghost', which is no program"),
+        "{text}"
+    );
+    assert!(
+        text.contains("programs.yml:3: [0].depends_on: dependency cycle: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("a -> b -> a") || text.contains("b -> a -> b"),
+        "{text}"
+    );
+    assert!(text.contains("programs.yml:13: [3].ready.log"), "{text}");
+    assert_eq!(errs.0.len(), 3, "{text}");
+}
+
 #[test]
 fn unreadable_config_is_a_clear_error() {
     let errs = ServerConfig::load(Path::new("/no/such/config.yml")).expect_err("missing");

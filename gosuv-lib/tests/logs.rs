@@ -732,3 +732,48 @@ async fn new_log_settings_apply_to_the_next_write() {
     );
     env.sup.shutdown().await;
 }
+
+/// The tail and a follower taken together: what was said and what is said next join
+/// without a gap or a repeat, even while the program writes without pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_and_follow_join_without_gap_or_repeat() {
+    let env = Env::new();
+    let p = quick(
+        "counter",
+        // Paced a little, so the follower (a bounded queue) keeps up on a busy machine.
+        "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo $i; [ $((i % 50)) = 0 ] && sleep 0.01; done; exec sleep 300",
+    );
+    env.sup.add(p).await.expect("add");
+    env.sup.start("counter", WAIT).await.expect("start");
+    // Taken while it counts.
+    poll_async(10, "some output", || {
+        env.sup
+            .log_status("counter")
+            .is_ok_and(|s| s.stdout.bytes > 1000)
+    })
+    .await;
+    let (tail, mut follower) = env
+        .sup
+        .tail_and_follow("counter", Stream::Stdout, 4096)
+        .expect("tail and follow");
+    let mut text = String::from_utf8_lossy(&tail).into_owned();
+    while !text.ends_with("\n3000\n") {
+        match tokio::time::timeout(Duration::from_secs(20), follower.recv()).await {
+            Ok(Some(LogEvent::Data(d))) => text.push_str(&String::from_utf8_lossy(&d)),
+            Ok(Some(LogEvent::Missed(n))) => panic!("the follower missed {n} bytes"),
+            other => panic!("no more output: {other:?}"),
+        }
+    }
+    // The first line of the tail may be cut; from the second on, every number follows
+    // the one before.
+    let nums: Vec<u32> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.parse().expect("a number"))
+        .collect();
+    assert!(nums.len() > 10, "{nums:?}");
+    for w in nums.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "a gap or a repeat at {}", w[0]);
+    }
+    env.sup.shutdown().await;
+}

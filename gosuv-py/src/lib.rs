@@ -9,7 +9,9 @@
 mod convert;
 mod errors;
 mod interrupt;
+mod line_wait;
 mod objects;
+mod scoped;
 mod streams;
 mod supervisor;
 
@@ -19,7 +21,9 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _native {
     #[pymodule_export]
-    use crate::objects::{Event, ReloadReport, Stats, Status};
+    use crate::objects::{Event, HealthStatus, ReloadReport, Stats, Status};
+    #[pymodule_export]
+    use crate::scoped::ScopedProgram;
     #[pymodule_export]
     use crate::streams::{Events, LogFollower};
     #[pymodule_export]

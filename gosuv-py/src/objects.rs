@@ -1,5 +1,5 @@
-//! The immutable objects calls return: a program's status, its stats, a reload's report and
-//! a state-change event.
+//! The immutable objects calls return: a program's status (with its health record), its
+//! stats, a reload's report and a state-change event.
 
 use pyo3::prelude::*;
 
@@ -47,6 +47,15 @@ pub struct Status {
     /// How gosuv owns the processes of its current (or last) run: `"cgroup"` (a cgroup of its
     /// own) or `"group"` (its process group); `None` before its first start.
     ownership: Option<String>,
+    /// When the current run became `running` (ready, with a `ready` probe), an aware
+    /// `datetime` in UTC; `None` while it is not running.
+    ready_at: Option<Py<PyAny>>,
+    /// What the program last said with `STATUS=` on `$NOTIFY_SOCKET`.
+    status_text: Option<String>,
+    /// Its health probe's record, when it has a `health` probe.
+    health: Option<Py<HealthStatus>>,
+    /// In `waiting`: the dependencies not yet satisfied, by name (empty otherwise).
+    waiting_for: Vec<String>,
 }
 
 impl Status {
@@ -63,6 +72,13 @@ impl Status {
             last_error: s.last_error,
             log_errors: s.log_errors,
             ownership: s.ownership.map(|o| o.as_str().to_owned()),
+            ready_at: s.ready_at.map(|t| convert::datetime(py, t)).transpose()?,
+            status_text: s.status_text,
+            health: s
+                .health
+                .map(|h| Py::new(py, HealthStatus::from(h)))
+                .transpose()?,
+            waiting_for: s.waiting_for,
         })
     }
 }
@@ -71,7 +87,7 @@ impl Status {
 impl Status {
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "Status(name={:?}, state={}, pid={}, exit_code={}, exit_signal={}, restarts={}, last_error={}, ownership={})",
+            "Status(name={:?}, state={}, pid={}, exit_code={}, exit_signal={}, restarts={}, last_error={}, ownership={}, waiting_for={:?})",
             self.name,
             state_repr(py, &self.state),
             opt_repr(&self.pid),
@@ -80,6 +96,40 @@ impl Status {
             self.restarts,
             opt_repr(&self.last_error),
             opt_repr(&self.ownership),
+            self.waiting_for,
+        )
+    }
+}
+
+/// The record of a program's health probe.
+#[pyclass(frozen, get_all, module = "gosuv")]
+pub struct HealthStatus {
+    /// Failed attempts since the program was added.
+    failures: u64,
+    /// Failed attempts in a row now; the probe's `failures` in a row restart the program.
+    failing: u32,
+    /// The last failure, worded for a user.
+    last_error: Option<String>,
+}
+
+impl From<gosuv::HealthStatus> for HealthStatus {
+    fn from(h: gosuv::HealthStatus) -> Self {
+        HealthStatus {
+            failures: h.failures,
+            failing: h.failing,
+            last_error: h.last_error,
+        }
+    }
+}
+
+#[pymethods]
+impl HealthStatus {
+    fn __repr__(&self) -> String {
+        format!(
+            "HealthStatus(failures={}, failing={}, last_error={})",
+            self.failures,
+            self.failing,
+            opt_repr(&self.last_error),
         )
     }
 }
@@ -167,6 +217,10 @@ pub struct Event {
     exit_signal: Option<i32>,
     /// When it happened (an aware `datetime` in UTC).
     at: Py<PyAny>,
+    /// Why, where gosuv knows more than the states say: the probe that found it ready, the
+    /// dependency that made it `fatal`, a failed health check (an event from `running` to
+    /// `running`).
+    reason: Option<String>,
 }
 
 impl Event {
@@ -179,6 +233,7 @@ impl Event {
             pid: e.pid,
             exit_code: e.exit_code,
             exit_signal: e.exit_signal,
+            reason: e.reason,
         })
     }
 }
@@ -187,13 +242,14 @@ impl Event {
 impl Event {
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "Event(program={:?}, from_state={}, to_state={}, pid={}, exit_code={}, exit_signal={})",
+            "Event(program={:?}, from_state={}, to_state={}, pid={}, exit_code={}, exit_signal={}, reason={})",
             self.program,
             state_repr(py, &self.from_state),
             state_repr(py, &self.to_state),
             opt_repr(&self.pid),
             opt_repr(&self.exit_code),
             opt_repr(&self.exit_signal),
+            opt_repr(&self.reason),
         )
     }
 }

@@ -25,7 +25,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The wait of one slice, at most until `deadline`; `None` when the deadline has passed.
-fn slice_until(deadline: Option<Instant>) -> Option<Duration> {
+pub(crate) fn slice_until(deadline: Option<Instant>) -> Option<Duration> {
     match deadline {
         None => Some(SLICE),
         Some(d) => {

@@ -15,11 +15,10 @@ use serde_yaml::Value;
 use crate::convert::{self, abs_path};
 use crate::errors::{IntoPyResult, GOSUV_ERROR};
 use crate::interrupt;
+use crate::line_wait::{self, TAIL_BYTES};
 use crate::objects::{ReloadReport, Stats, Status};
+use crate::scoped::ScopedProgram;
 use crate::streams::{Events, LogFollower};
-
-/// How much output the core keeps in memory per stream.
-const TAIL_BYTES: usize = 64 * 1024;
 
 /// Every supervisor made in this process, so that `shutdown_all` (run by `atexit`) can stop
 /// their programs gracefully when the interpreter exits normally.
@@ -264,8 +263,8 @@ impl Supervisor {
         let sup = py
             .detach(move || -> gosuv::Result<blocking::Supervisor> {
                 let sup = blocking::Supervisor::new(opts)?;
-                for p in programs {
-                    sup.add(p)?;
+                if let Some((_, e)) = sup.add_all(programs)?.into_iter().next() {
+                    return Err(e);
                 }
                 Ok(sup)
             })
@@ -288,7 +287,7 @@ impl Supervisor {
     }
 
     /// The core supervisor, unless this object was inherited through `fork()`.
-    fn sup(&self, py: Python<'_>) -> PyResult<&Arc<blocking::Supervisor>> {
+    pub(crate) fn sup(&self, py: Python<'_>) -> PyResult<&Arc<blocking::Supervisor>> {
         let me = std::process::id();
         if me != self.owner_pid {
             return Err(GOSUV_ERROR.err(
@@ -314,7 +313,8 @@ impl Supervisor {
         interrupt::run(py, move || f(&sup))?.into_py_result(py)
     }
 
-    fn program(
+    /// One program's config from the arguments of `add`, `update` and `program`.
+    fn program_config(
         &self,
         py: Python<'_>,
         name: &str,
@@ -416,7 +416,7 @@ impl Supervisor {
         command: &Bound<'_, PyAny>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        let config = self.program(py, name, command, options)?;
+        let config = self.program_config(py, name, command, options)?;
         let sup = self.sup(py)?;
         py.detach(|| sup.add(config)).into_py_result(py)
     }
@@ -431,8 +431,34 @@ impl Supervisor {
         command: &Bound<'_, PyAny>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<bool> {
-        let config = self.program(py, name, command, options)?;
+        let config = self.program_config(py, name, command, options)?;
         self.waiting(py, move |s| s.update(config))
+    }
+
+    /// A context manager for a program that lives for one `with` block: entering adds it,
+    /// starts it and waits until it is `running` (ready, with a `ready` probe), at most
+    /// `timeout` seconds (default 60; `None`: no limit), and gives its `Status`; leaving
+    /// stops it (waiting until none of its processes is left) and removes it, also when the
+    /// block raised. A start that fails raises `StartError` (with the probe's last failure)
+    /// or `Timeout`, and the program is removed again. The options are those of `add`,
+    /// checked here.
+    #[pyo3(
+        signature = (name, command, *, timeout = Some(60.0), **options),
+        text_signature = "(self, /, name, command, *, timeout=60.0, **options)"
+    )]
+    fn program(
+        slf: &Bound<'_, Self>,
+        name: &str,
+        command: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<ScopedProgram> {
+        let py = slf.py();
+        let this = slf.get();
+        this.sup(py)?;
+        let timeout = convert::timeout_arg(py, timeout)?;
+        let config = this.program_config(py, name, command, options)?;
+        Ok(ScopedProgram::new(slf.clone().unbind(), config, timeout))
     }
 
     /// Stops a program (waiting until none of its processes is left) and removes it.
@@ -481,6 +507,19 @@ impl Supervisor {
     ) -> PyResult<Status> {
         let wait = wait_arg(py, wait, timeout)?;
         let st = self.waiting(py, move |s| s.restart(&name, wait))?;
+        Status::new(py, st)
+    }
+
+    /// Waits until a program is `running` (ready, when it has a `ready` probe), at most
+    /// `timeout` seconds (default 30; `None`: no limit): raises `StartError` with its last
+    /// error as soon as it goes `fatal`, `Timeout` after the timeout. Starts nothing.
+    #[pyo3(
+        signature = (name, timeout = Some(30.0)),
+        text_signature = "(self, /, name, timeout=30.0)"
+    )]
+    fn wait(&self, py: Python<'_>, name: String, timeout: Option<f64>) -> PyResult<Status> {
+        let timeout = convert::timeout_arg(py, timeout)?;
+        let st = self.waiting(py, move |s| s.wait(&name, timeout))?;
         Status::new(py, st)
     }
 
@@ -601,6 +640,32 @@ impl Supervisor {
         let sup = self.sup(py)?;
         let inner = sup.follow(name, stream).into_py_result(py)?;
         LogFollower::new(inner, Arc::downgrade(sup))
+    }
+
+    /// The first line of a program's output that `regex` matches (Python `re`, with
+    /// `search`: anywhere in the line), without its line ending. Looks first through the
+    /// output kept in memory (up to 64 KiB), so a line written before the call is found,
+    /// then follows new output, at most `timeout` seconds (default 30; `None`: no limit).
+    /// A line counts once its newline is written. Raises `Timeout` (a `TimeoutError`)
+    /// naming the program and the regex when no line matched in time, `ProgramNotFound`
+    /// when the program is removed meanwhile.
+    #[pyo3(
+        signature = (name, regex, stream = "stdout", timeout = Some(30.0)),
+        text_signature = "(self, /, name, regex, stream='stdout', timeout=30.0)"
+    )]
+    fn wait_for_line(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        regex: &Bound<'_, PyAny>,
+        stream: &str,
+        timeout: Option<f64>,
+    ) -> PyResult<String> {
+        let stream = convert::stream_arg(stream)?;
+        let timeout = convert::optional_timeout(py, timeout)?;
+        let pattern = py.import("re")?.call_method1("compile", (regex,))?;
+        let sup = self.sup(py)?;
+        line_wait::wait_for_line(py, sup, name, stream, &pattern, timeout)
     }
 
     /// Every program's state changes from now on, as an iterator of `Event`.

@@ -67,7 +67,7 @@ def test_a_bad_programs_file_has_lines(tmp_path: Path) -> None:
         f"{path}:5: [1].colour: unknown key `colour`; a program's keys are: name, command, "
         "environ, directory, start_auto, start_seconds, start_retries, autorestart, exit_codes, "
         "stop_signal, stop_timeout, user, umask, redirect_stderr, log_disable, log_max_bytes, "
-        "log_backups, memory_max, cgroup"
+        "log_backups, memory_max, cgroup, ready, health, depends_on"
     ]
 
 

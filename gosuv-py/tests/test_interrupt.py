@@ -25,6 +25,8 @@ class CtrlC:
     def __init__(self) -> None:
         self.inside = False
         self.stray: list[float] = []
+        self.pressed_at: float | None = None
+        self.returned_at: float | None = None
 
     def handler(self, signum: int, frame: object) -> None:
         if self.inside:
@@ -39,6 +41,7 @@ class CtrlC:
             end = time.monotonic() + DEADLINE
             while not ready() and time.monotonic() < end:
                 time.sleep(0.01)
+            self.pressed_at = time.monotonic()
             os.kill(os.getpid(), signal.SIGINT)
 
         threading.Thread(target=run, daemon=True).start()
@@ -55,7 +58,8 @@ class CtrlC:
             started.set()
             call()
         except BaseException as e:  # noqa: BLE001 - the test looks at it
-            return time.monotonic() - t0, e
+            self.returned_at = time.monotonic()
+            return self.returned_at - t0, e
         finally:
             self.inside = False
         return time.monotonic() - t0, None
@@ -72,7 +76,9 @@ def ctrl_c() -> Iterator[CtrlC]:
     assert keys.stray == [], "a SIGINT came when no call was waiting"
 
 
-@pytest.mark.parametrize("what", ["start", "wait_for", "events", "follow", "stop"])
+@pytest.mark.parametrize(
+    "what", ["start", "wait_for", "events", "follow", "wait_for_line", "stop"]
+)
 def test_ctrl_c_interrupts_a_wait(sup: gosuv.Supervisor, ctrl_c: CtrlC, what: str) -> None:
     if what == "stop":
         # A program that ignores its stop signal for a minute.
@@ -89,6 +95,7 @@ def test_ctrl_c_interrupts_a_wait(sup: gosuv.Supervisor, ctrl_c: CtrlC, what: st
         "wait_for": lambda: sup.wait_for("stuck", "fatal"),
         "events": lambda: [e for e in sup.events() if e.to_state is gosuv.State.FATAL],
         "follow": lambda: list(sup.follow("stuck")),
+        "wait_for_line": lambda: sup.wait_for_line("stuck", "never written", timeout=None),
         "stop": lambda: sup.stop("stuck"),
     }
     if what == "stop":
@@ -98,6 +105,10 @@ def test_ctrl_c_interrupts_a_wait(sup: gosuv.Supervisor, ctrl_c: CtrlC, what: st
     took, raised = ctrl_c.blocked_in(calls[what])
     assert isinstance(raised, KeyboardInterrupt), raised
     assert took < 5.0
+    if what == "wait_for_line":
+        # It looks for a signal between waits of 50 ms: Ctrl-C is felt at once.
+        assert ctrl_c.pressed_at is not None and ctrl_c.returned_at is not None
+        assert ctrl_c.returned_at - ctrl_c.pressed_at < 0.3
     if what == "stop":
         # The stop carries on after the caller gave up on it.
         assert sup.status("stuck").state is gosuv.State.STOPPING
@@ -105,6 +116,16 @@ def test_ctrl_c_interrupts_a_wait(sup: gosuv.Supervisor, ctrl_c: CtrlC, what: st
         assert st.pid is not None
         os.killpg(st.pid, signal.SIGKILL)
         sup.wait_for("stuck", "stopped", timeout=DEADLINE)
+
+
+def test_ctrl_c_while_a_scoped_program_starts_removes_it(
+    sup: gosuv.Supervisor, ctrl_c: CtrlC
+) -> None:
+    scoped = sup.program("stuck", ["sleep", "300"], start_seconds=120)
+    took, raised = ctrl_c.blocked_in(scoped.__enter__)
+    assert isinstance(raised, KeyboardInterrupt), raised
+    assert took < 5.0
+    assert "stuck" not in sup
 
 
 def test_other_threads_run_while_a_call_waits(sup: gosuv.Supervisor) -> None:

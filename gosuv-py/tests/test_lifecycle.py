@@ -172,3 +172,7 @@ def test_repr_and_properties(sup: gosuv.Supervisor, tmp_path: Path) -> None:
     assert gosuv.State.RUNNING == name
     assert gosuv.State("fatal") is gosuv.State.FATAL
     assert gosuv.State.STOPPING.is_active and not gosuv.State.FATAL.is_active
+    assert [s.value for s in gosuv.State] == [
+        "stopped", "starting", "running", "backoff", "stopping", "exited", "fatal", "waiting"
+    ]
+    assert gosuv.State("waiting") is gosuv.State.WAITING and not gosuv.State.WAITING.is_active

@@ -33,7 +33,7 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 
 /// Keys of a program as read back that are status, not config: accepted and ignored in a
 /// request body, so that a program read with GET can be edited and sent back with PUT.
-const STATUS_KEYS: [&str; 12] = [
+const STATUS_KEYS: [&str; 16] = [
     "state",
     "pid",
     "started_at",
@@ -46,6 +46,10 @@ const STATUS_KEYS: [&str; 12] = [
     "cpu_percent",
     "rss_bytes",
     "ownership",
+    "ready_at",
+    "status_text",
+    "health_status",
+    "waiting_for",
 ];
 
 /// The web page (issue 6 replaces the file).
@@ -76,6 +80,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/programs/{name}/stats", get(stats))
         .route("/api/all/{action}", post(all))
         .route("/api/events", get(events))
+        .route("/api/wait", get(wait_ready))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -183,6 +190,14 @@ struct StatusView<'a> {
     cpu_percent: Option<f64>,
     rss_bytes: Option<u64>,
     ownership: Option<gosuv::Ownership>,
+    /// When the current run became `running` (ready); only while it runs.
+    ready_at: Option<String>,
+    /// What it last said with `STATUS=` (sd_notify).
+    status_text: Option<&'a str>,
+    /// Its health probe's record. Not `health`: that key is the probe's config.
+    health_status: Option<&'a gosuv::HealthStatus>,
+    /// In `waiting`: the dependencies not yet satisfied.
+    waiting_for: &'a [String],
 }
 
 impl<'a> StatusView<'a> {
@@ -202,6 +217,14 @@ impl<'a> StatusView<'a> {
                 .map(|s| (s.cpu_percent * 10.0).round() / 10.0),
             rss_bytes: stats.filter(|_| status.pid.is_some()).map(|s| s.rss_bytes),
             ownership: status.ownership,
+            // The core keeps the last run's time after it ends; it says nothing then.
+            ready_at: status
+                .ready_at
+                .filter(|_| status.pid.is_some())
+                .map(rfc3339),
+            status_text: status.status_text.as_deref(),
+            health_status: status.health.as_ref(),
+            waiting_for: &status.waiting_for,
         }
     }
 }
@@ -422,25 +445,68 @@ impl WaitQuery {
     }
 }
 
-/// How long a start may take by default: retries with their backoff, and a margin. The
-/// keys are bounded (a day, a thousand retries), and the sum saturates anyway.
-fn start_wait(config: &ProgramConfig) -> Duration {
-    let tries = u64::from(config.start_retries) + 1;
-    // The backoff is capped at a minute: past the first few retries, each costs that.
-    let backoff: u64 = (1..=config.start_retries.min(8))
-        .map(|f| gosuv::backoff_delay(f).as_secs())
-        .sum::<u64>()
-        .saturating_add(
-            u64::from(config.start_retries.saturating_sub(8))
-                .saturating_mul(gosuv::backoff_delay(u32::MAX).as_secs()),
-        );
-    Duration::from_secs(
-        config
-            .start_seconds
-            .saturating_mul(tries)
-            .saturating_add(backoff)
-            .saturating_add(10),
-    )
+/// How long a start may take by default: each try (`start_seconds`, or the `ready` probe's
+/// timeout), the backoff between them, what its dependencies may take to start first (they
+/// start at once, but a chain starts one after the other), and a margin. The keys are
+/// bounded (a day, a thousand retries), and the sum saturates anyway. `config_of` finds a
+/// dependency's config.
+fn start_wait(
+    config: &ProgramConfig,
+    config_of: &dyn Fn(&str) -> Option<ProgramConfig>,
+) -> Duration {
+    fn own(config: &ProgramConfig) -> Duration {
+        let tries = u64::from(config.start_retries) + 1;
+        // The backoff is capped at a minute: past the first few retries, each costs that.
+        let backoff: u64 = (1..=config.start_retries.min(8))
+            .map(|f| gosuv::backoff_delay(f).as_secs())
+            .sum::<u64>()
+            .saturating_add(
+                u64::from(config.start_retries.saturating_sub(8))
+                    .saturating_mul(gosuv::backoff_delay(u32::MAX).as_secs()),
+            );
+        // A ready probe replaces start_seconds: a try lasts until it passes or times out.
+        let try_secs = match &config.ready {
+            Some(r) => r.timeout.as_secs().saturating_add(1),
+            None => config.start_seconds,
+        };
+        Duration::from_secs(try_secs.saturating_mul(tries).saturating_add(backoff))
+    }
+    // `config`'s own time plus the longest chain of its dependencies: a walk without
+    // recursion (a long chain must not exhaust the stack), each program's figure computed
+    // once (a graph of diamonds must not take exponential time); a program already on the
+    // path (a cycle, which the core refuses anyway) is not followed.
+    let mut memo: std::collections::HashMap<String, Duration> = std::collections::HashMap::new();
+    let mut on_path: std::collections::HashSet<String> = std::collections::HashSet::new();
+    on_path.insert(config.name.clone());
+    let mut stack: Vec<(ProgramConfig, usize)> = vec![(config.clone(), 0)];
+    while let Some((c, next)) = stack.last_mut() {
+        if let Some(d) = c.depends_on.get(*next) {
+            *next += 1;
+            let name = d.name.clone();
+            if memo.contains_key(&name) || on_path.contains(&name) {
+                continue;
+            }
+            if let Some(dc) = config_of(&name) {
+                on_path.insert(name);
+                stack.push((dc, 0));
+            }
+            continue;
+        }
+        let Some((c, _)) = stack.pop() else { break };
+        let deps = c
+            .depends_on
+            .iter()
+            .filter_map(|d| memo.get(&d.name))
+            .max()
+            .copied()
+            .unwrap_or(Duration::ZERO);
+        on_path.remove(&c.name);
+        memo.insert(c.name.clone(), own(&c).saturating_add(deps));
+    }
+    memo.get(&config.name)
+        .copied()
+        .unwrap_or_else(|| own(config))
+        .saturating_add(Duration::from_secs(10))
 }
 
 fn stop_wait(config: &ProgramConfig) -> Duration {
@@ -478,15 +544,14 @@ impl Action {
     async fn run(self, st: &AppState, name: &str, q: &WaitQuery) -> ApiResult<ProgramStatus> {
         let config = st.sup().config(name)?;
         let sup = st.sup();
+        let config_of = |n: &str| sup.config(n).ok();
+        let to_start = start_wait(&config, &config_of);
         let r = match self {
-            Action::Start => sup.start(name, q.wait(start_wait(&config))?).await,
+            Action::Start => sup.start(name, q.wait(to_start)?).await,
             Action::Stop => sup.stop(name, q.wait(stop_wait(&config))?).await,
             Action::Restart => {
-                sup.restart(
-                    name,
-                    q.wait(start_wait(&config).saturating_add(stop_wait(&config)))?,
-                )
-                .await
+                sup.restart(name, q.wait(to_start.saturating_add(stop_wait(&config)))?)
+                    .await
             }
         };
         r.map_err(|e| removed_meanwhile(st, name, e.into()))
@@ -536,7 +601,102 @@ async fn restart(
     act(st, caller, name, q, Action::Restart).await
 }
 
-/// `POST /api/all/{start|stop|restart}`: every program at once; one result each.
+/// `GET /api/wait?names=a,b&timeout=SECS`: waits until every named program is `running`
+/// (ready); 409 as soon as one goes `fatal` (with its last error), 504 when the timeout (30 s
+/// by default, at most a day) passes, 404 for an unknown name. Starts nothing.
+#[derive(Debug, Deserialize)]
+struct WaitAllQuery {
+    names: Option<String>,
+    timeout: Option<f64>,
+}
+
+async fn wait_ready(
+    State(st): State<AppState>,
+    q: Result<Query<WaitAllQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let q = q
+        .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?
+        .0;
+    let names: Vec<String> = q
+        .names
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if names.is_empty() {
+        return Err(ApiError::bad_request(
+            "names=a,b: give the programs to wait for",
+        ));
+    }
+    let bound = || {
+        ApiError::bad_request(format!(
+            "timeout: give a number of seconds above 0 and at most {} (1 day)",
+            gosuv::MAX_WAIT.as_secs()
+        ))
+    };
+    let timeout = match q.timeout {
+        None => Duration::from_secs(30),
+        Some(t) if t > 0.0 => gosuv::wait_limit(t).map_err(|_| bound())?,
+        Some(_) => return Err(bound()),
+    };
+    let sup = st.sup();
+    let waits = names.iter().map(|n| {
+        let sup = sup.clone();
+        async move { sup.wait(n, timeout).await }
+    });
+    let mut statuses = Vec::new();
+    // The first to fail answers for all (the others carry on, unwatched).
+    let mut pending: futures_util::stream::FuturesUnordered<_> = waits.collect();
+    while let Some(r) = futures_util::StreamExt::next(&mut pending).await {
+        match r {
+            Ok(s) => statuses.push(s),
+            Err(e @ gosuv::Error::StartFailed { .. }) => {
+                return Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    statuses.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(json!({ "running": statuses })))
+}
+
+/// `GET /healthz`: 200 while the server serves (no auth).
+async fn healthz() -> Json<Value> {
+    Json(json!({ "ok": true }))
+}
+
+/// `GET /readyz`: 200 when every `start_auto` program is `running`, else 503 naming those
+/// that are not (no auth; names only).
+async fn readyz(State(st): State<AppState>) -> Response {
+    let sup = st.sup();
+    let mut not_ready: Vec<String> = sup
+        .list()
+        .into_iter()
+        .filter(|s| s.state != ProgramState::Running)
+        .filter(|s| sup.config(&s.name).is_ok_and(|c| c.start_auto))
+        .map(|s| s.name)
+        .collect();
+    not_ready.sort();
+    if not_ready.is_empty() {
+        Json(json!({ "ready": true })).into_response()
+    } else {
+        let mut r = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}", not_ready.join(", ")),
+        )
+        .into_response();
+        *r.body_mut() = axum::body::Body::from(
+            json!({ "error": format!("not ready: {}", not_ready.join(", ")), "not_ready": not_ready })
+                .to_string(),
+        );
+        r
+    }
+}
+
+/// `POST /api/all/{start|stop|restart}`: every program at once (a stop, dependents first);
+/// one result each.
 async fn all(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -546,9 +706,27 @@ async fn all(
     let action = Action::parse(&action)?;
     let Query(q) = q?;
     tracing::info!(peer = %caller.peer, user = caller.user.as_deref().unwrap_or("-"), "{} all", action.as_str());
-    let names = st.sup().names();
-    let results =
-        futures_util::future::join_all(names.iter().map(|n| action.run(&st, n, &q))).await;
+    // Stop goes dependents first: each layer but the last is waited for (as long as its
+    // stops take), whatever `wait` says; start and restart go all at once (a dependent
+    // waits for its dependencies by itself).
+    let layers = match action {
+        Action::Stop => st.sup().stop_order(),
+        Action::Start | Action::Restart => vec![st.sup().names()],
+    };
+    let last = layers.len().saturating_sub(1);
+    let mut names = Vec::new();
+    let mut results = Vec::new();
+    for (i, layer) in layers.into_iter().enumerate() {
+        let waited = WaitQuery {
+            wait: None,
+            timeout: None,
+        };
+        let q = if i < last { &waited } else { &q };
+        let done =
+            futures_util::future::join_all(layer.iter().map(|n| action.run(&st, n, q))).await;
+        names.extend(layer);
+        results.extend(done);
+    }
     st.touch();
     let out: Vec<Value> = names
         .iter()
@@ -766,6 +944,10 @@ mod tests {
             last_error: Some("went wrong".into()),
             log_errors: 0,
             ownership: None,
+            ready_at: None,
+            status_text: None,
+            health: None,
+            waiting_for: Vec::new(),
         };
         let config = |name: &str, cmd: &str| {
             Arc::new(ProgramConfig::new(name, gosuv::Command::Shell(cmd.into())))
@@ -798,6 +980,31 @@ mod tests {
         assert_eq!(cache.len(), 1);
     }
 
+    /// A start waits for the `ready` probe's timeout (not `start_seconds`) on each try, and
+    /// for its dependencies to start first, the longest chain of them.
+    #[test]
+    fn a_start_waits_for_its_ready_timeout_and_its_dependencies() {
+        let program = |yaml: &str| {
+            let v: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+            gosuv::config::parse_program_value(v, std::path::Path::new("/")).unwrap()
+        };
+        let db =
+            program("{name: db, command: x, start_retries: 0, ready: {log: up, timeout: 40s}}");
+        let cache = program("{name: cache, command: x, start_retries: 0, start_seconds: 2}");
+        let api = program("{name: api, command: x, start_retries: 0, depends_on: [db, cache]}");
+        let web = program("{name: web, command: x, start_retries: 1, depends_on: [api]}");
+        let all = [db.clone(), cache.clone(), api.clone(), web.clone()];
+        let config_of = |n: &str| all.iter().find(|c| c.name == n).cloned();
+        let secs = |c: &ProgramConfig| start_wait(c, &config_of).as_secs();
+        // One try of 41 s (the timeout and a second), and the margin of 10 s.
+        assert_eq!(secs(&db), 51);
+        assert_eq!(secs(&cache), 12);
+        // Its own second, then db's 41 (longer than cache's 2).
+        assert_eq!(secs(&api), 1 + 41 + 10);
+        // Two tries of a second, a second of backoff, then api's chain.
+        assert_eq!(secs(&web), 2 + 1 + 1 + 41 + 10);
+    }
+
     /// The published document names every route of [`router`], and nothing else.
     #[test]
     fn openapi_lists_every_route() {
@@ -827,6 +1034,9 @@ mod tests {
             "/api/programs/{name}/stats",
             "/api/all/{action}",
             "/api/events",
+            "/api/wait",
+            "/healthz",
+            "/readyz",
         ];
         routes.sort_unstable();
         assert_eq!(paths, routes);

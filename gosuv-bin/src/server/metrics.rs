@@ -165,6 +165,39 @@ pub async fn render(st: &AppState) -> String {
             l.stderr.write_errors
         );
     }
+    family(
+        &mut out,
+        "gosuv_program_ready_seconds",
+        "gauge",
+        "How long the current run took from its spawn to ready (running), for a running program.",
+    );
+    for s in &statuses {
+        if let (Some(started), Some(ready)) = (s.started_at, s.ready_at) {
+            let v = ready
+                .duration_since(started)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let _ = writeln!(
+                out,
+                "gosuv_program_ready_seconds{{program=\"{}\"}} {v:.3}",
+                s.name
+            );
+        }
+    }
+    family(
+        &mut out,
+        "gosuv_program_health_failures_total",
+        "counter",
+        "Failed attempts of the program's health probe.",
+    );
+    for s in &statuses {
+        if let Some(h) = &s.health {
+            let _ = writeln!(
+                out,
+                "gosuv_program_health_failures_total{{program=\"{}\"}} {}",
+                s.name, h.failures
+            );
+        }
+    }
     out
 }
 

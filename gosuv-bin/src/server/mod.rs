@@ -576,11 +576,14 @@ async fn serve(
     gosuv::reap_every_orphan();
     let sup = Supervisor::new(options).map_err(|e| Failure::new(e.to_string()))?;
     let state = AppState::new(sup.clone(), config.clone(), security, listening.clone());
-    for p in programs {
-        let name = p.name.clone();
-        if let Err(e) = sup.add(p).await {
-            tracing::error!("cannot add {name}: {e}");
+    // All added before any starts, then started dependencies first.
+    match sup.add_all(programs).await {
+        Ok(failed) => {
+            for (name, e) in failed {
+                tracing::error!("cannot add {name}: {e}");
+            }
         }
+        Err(e) => tracing::error!("{e}"),
     }
     let app = api::router(state.clone());
     let stop = CancellationToken::new();

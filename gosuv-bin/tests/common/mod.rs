@@ -720,3 +720,75 @@ pub fn curl_status(args: &[&str]) -> String {
         .expect("curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A live `GET /api/events` stream on the env's socket.
+pub struct EventStream {
+    reader: std::io::BufReader<UnixStream>,
+}
+
+impl Env {
+    /// Opens `/api/events`; the subscription exists once this returns (its head was read).
+    pub fn events(&self) -> EventStream {
+        let mut s = UnixStream::connect(self.sock()).expect("connect socket");
+        let auth = if self.setup.auth {
+            format!("Authorization: {}\r\n", admin())
+        } else {
+            String::new()
+        };
+        s.write_all(
+            format!("GET /api/events HTTP/1.1\r\nHost: localhost\r\n{auth}\r\n").as_bytes(),
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut reader = std::io::BufReader::new(s);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = std::io::BufRead::read_line(&mut reader, &mut line).expect("event stream head");
+            assert!(n > 0, "the event stream ended before its head");
+            if line == "\r\n" {
+                return EventStream { reader };
+            }
+        }
+    }
+}
+
+impl EventStream {
+    /// The next `state` event (its JSON) that `accept` takes, within `secs`; every event
+    /// read before it is skipped.
+    pub fn next_matching(
+        &mut self,
+        secs: u64,
+        what: &str,
+        mut accept: impl FnMut(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut seen = Vec::new();
+        let mut line = String::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no event {what} within {secs}s; saw {seen:?}"
+            );
+            self.reader.get_ref().set_read_timeout(Some(left)).unwrap();
+            line.clear();
+            match std::io::BufRead::read_line(&mut self.reader, &mut line) {
+                Ok(0) => panic!("the event stream ended before an event {what}; saw {seen:?}"),
+                Ok(_) => {}
+                Err(e) => panic!("no event {what} within {secs}s ({e}); saw {seen:?}"),
+            }
+            // Chunked framing and SSE fields: only `data:` lines carry an event.
+            let Some(data) = line.trim_end().strip_prefix("data: ") else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
+                continue;
+            };
+            if accept(&v) {
+                return v;
+            }
+            seen.push(v);
+        }
+    }
+}

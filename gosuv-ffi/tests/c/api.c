@@ -228,7 +228,8 @@ static void test_names_and_messages(void) {
     CHECK(strcmp(gosuv_result_name(GOSUV_RESULT_INTERNAL), "GOSUV_RESULT_INTERNAL") == 0);
     CHECK(strstr(message(GOSUV_RESULT_INTERNAL), "report") != NULL);
     CHECK(strcmp(gosuv_state_name(GOSUV_STATE_BACKOFF), "backoff") == 0);
-    CHECK(strcmp(gosuv_state_name(7), "unknown") == 0);
+    CHECK(strcmp(gosuv_state_name(GOSUV_STATE_WAITING), "waiting") == 0);
+    CHECK(strcmp(gosuv_state_name(8), "unknown") == 0);
     /* A code with no failure behind it gets its general meaning. */
     CHECK(strstr(message(GOSUV_RESULT_TIMEOUT), "timed out") != NULL);
     CHECK(strstr(message(999), "not a gosuv_result") != NULL);
@@ -263,6 +264,7 @@ static void test_null_and_bad_arguments(gosuv_supervisor *sup) {
     EXPECT(gosuv_supervisor_stop(NULL, "x", 0, NULL), GOSUV_RESULT_NULL_ARGUMENT);
     EXPECT(gosuv_supervisor_restart(sup, NULL, 0, NULL), GOSUV_RESULT_NULL_ARGUMENT);
     EXPECT(gosuv_supervisor_wait_for(sup, NULL, 0, 0, NULL), GOSUV_RESULT_NULL_ARGUMENT);
+    EXPECT(gosuv_supervisor_wait(sup, NULL, 0, NULL), GOSUV_RESULT_NULL_ARGUMENT);
     EXPECT(gosuv_supervisor_status(sup, "x", NULL), GOSUV_RESULT_NULL_ARGUMENT);
     EXPECT(gosuv_supervisor_status(sup, NULL, &st), GOSUV_RESULT_NULL_ARGUMENT);
     EXPECT(gosuv_supervisor_status_json(sup, NULL), GOSUV_RESULT_NULL_ARGUMENT);

@@ -6,6 +6,7 @@
 
 mod lines;
 mod program;
+mod ready;
 mod server;
 
 use std::fmt;
@@ -14,6 +15,10 @@ use std::path::{Path, PathBuf};
 pub use program::{
     parse_program_value, parse_programs, validate_name, Autorestart, CgroupMode, Command,
     ProgramConfig, StopSignal, MAX_DURATION_SECS, MAX_START_RETRIES,
+};
+pub use ready::{
+    check_dependencies, format_duration, parse_duration, Condition, Dependency, HealthProbe,
+    ProbeCheck, ReadyProbe,
 };
 pub use server::{
     default_config_yml, is_listen_addr, AuthConfig, ClientConfig, HttpServerConfig, ServerConfig,

@@ -203,6 +203,15 @@ pub struct ProgramConfig {
     pub memory_max: Option<u64>,
     /// Whether its processes are owned through a cgroup of its own.
     pub cgroup: CgroupMode,
+    /// What says a start succeeded; without it, staying up `start_seconds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<super::ReadyProbe>,
+    /// What says a running program is still well.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::HealthProbe>,
+    /// What must be running (or have run) before it starts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<super::Dependency>,
 }
 
 fn ser_size<S: Serializer>(size: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
@@ -246,6 +255,9 @@ impl ProgramConfig {
             log_backups: 10,
             memory_max: None,
             cgroup: CgroupMode::Auto,
+            ready: None,
+            health: None,
+            depends_on: Vec::new(),
         }
     }
 
@@ -350,10 +362,22 @@ pub fn parse_programs(
         }
     }
     let mut programs = Vec::with_capacity(items.len());
+    let mut at = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         if let Some(p) = program_from_value(&mut c, &[Seg::Index(i)], item, base_dir) {
             programs.push(p);
+            at.push(i);
         }
+    }
+    // Only among programs that parsed: one that did not has its own error already.
+    let failed: std::collections::BTreeSet<String> = seen
+        .keys()
+        .filter(|n| !programs.iter().any(|p| &p.name == *n))
+        .cloned()
+        .collect();
+    let refs: Vec<&ProgramConfig> = programs.iter().collect();
+    for (i, msg) in super::check_dependencies(&refs, &failed) {
+        c.error(&[Seg::Index(at[i]), Seg::Key("depends_on".into())], msg);
     }
     c.finish(programs)
 }
@@ -392,7 +416,7 @@ pub fn parse_program_value(value: Value, base_dir: &Path) -> Result<ProgramConfi
 
 const PROGRAM_KEYS: &str = "name, command, environ, directory, start_auto, start_seconds, \
 start_retries, autorestart, exit_codes, stop_signal, stop_timeout, user, umask, \
-redirect_stderr, log_disable, log_max_bytes, log_backups, memory_max, cgroup";
+redirect_stderr, log_disable, log_max_bytes, log_backups, memory_max, cgroup, ready, health, depends_on";
 
 fn program_from_value(
     c: &mut Collector<'_>,
@@ -496,6 +520,21 @@ fn program_from_value(
                     None => {}
                 },
             },
+            "ready" => {
+                if let Some(r) = super::ready::parse_ready(c, &kp, &v, base_dir) {
+                    p.ready = r;
+                }
+            }
+            "health" => {
+                if let Some(h) = super::ready::parse_health(c, &kp, &v, base_dir) {
+                    p.health = h;
+                }
+            }
+            "depends_on" => {
+                if let Some(d) = super::ready::parse_depends_on(c, &kp, &v) {
+                    p.depends_on = d;
+                }
+            }
             "cgroup" => {
                 let text = match &v {
                     Value::Bool(false) => Some("off".to_string()),
@@ -552,7 +591,7 @@ fn set<T>(slot: &mut T, v: Option<T>) {
     }
 }
 
-fn describe(v: &Value) -> &'static str {
+pub(crate) fn describe(v: &Value) -> &'static str {
     match v {
         Value::Null => "nothing",
         Value::Bool(_) => "a boolean",
@@ -623,6 +662,22 @@ pub(crate) fn want_uint(c: &mut Collector<'_>, path: &[Seg], v: &Value, max: u64
 
 /// A number of seconds from 0 to [`MAX_DURATION_SECS`].
 fn want_secs(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Option<u64> {
+    // With a unit (`30s`, `2m`, `1h`): whole seconds.
+    if let Value::String(s) = v {
+        if s.trim().ends_with(|ch: char| ch.is_ascii_alphabetic()) {
+            return match super::parse_duration(v) {
+                Ok(d) if d.subsec_nanos() == 0 => Some(d.as_secs()),
+                Ok(_) => {
+                    c.error(path, format!("'{s}' is not a whole number of seconds"));
+                    None
+                }
+                Err(e) => {
+                    c.error(path, e);
+                    None
+                }
+            };
+        }
+    }
     let n = match v {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().parse::<u64>().ok(),
@@ -684,7 +739,7 @@ fn short(v: &Value) -> String {
 const NUL_REFUSED: &str =
     "contains a NUL byte (\\0), which no command, argument, path or environment value can hold";
 
-fn parse_command(c: &mut Collector<'_>, path: &[Seg], v: Value) -> Option<Command> {
+pub(crate) fn parse_command(c: &mut Collector<'_>, path: &[Seg], v: Value) -> Option<Command> {
     match v {
         Value::String(s) if s.contains('\0') => {
             c.error(path, NUL_REFUSED);

@@ -249,6 +249,8 @@ fn rig(config: ProgramConfig) -> Rig {
         subreaper: false,
         cgroups: std::sync::Mutex::new(None),
         tracker: TaskTracker::new(),
+        peers: Default::default(),
+        tcp_batch: Default::default(),
     });
     let events = shared.events.subscribe();
     let launcher = Arc::new(FakeLauncher::default());

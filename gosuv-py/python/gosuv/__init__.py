@@ -6,10 +6,15 @@ them cleanly, and leave no orphan behind, even when Python itself dies::
     import gosuv
 
     with gosuv.Supervisor(log_dir="logs") as sup:
-        sup.add("web", ["python3", "-m", "http.server", "8000"], start_seconds=1)
-        sup.start("web", timeout=10)
-        print(sup.status("web"))
-        print(sup.tail("web", stream="stderr", lines=5))
+        with sup.program(
+            "web",
+            ["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1"],
+            ready={"http": "http://127.0.0.1:8000/"},
+        ) as web:
+            print(web.state, web.pid)  # running 12345: it answers HTTP here
+            # http.server logs each request on stderr, the probe's requests too.
+            print(sup.wait_for_line("web", '"GET / HTTP', stream="stderr"))
+        # web is stopped and removed here
     # every program is stopped here, and none of its processes is left
 
 The supervisor itself is the Rust library ``gosuv``; every blocking call releases the GIL
@@ -35,20 +40,30 @@ from gosuv._errors import (
 from gosuv._native import (
     Event,
     Events,
+    HealthStatus,
     LogFollower,
     ReloadReport,
+    ScopedProgram,
     Stats,
     Status,
     Supervisor,
     __version__,
     shutdown_all,
 )
-from gosuv._options import Command, ProgramOptions, StrPath
+from gosuv._options import (
+    Command,
+    Dependency,
+    HealthOptions,
+    ProgramOptions,
+    ReadyOptions,
+    StrPath,
+)
 from gosuv._state import State
 
 __all__ = [
     "Command",
     "ConfigError",
+    "Dependency",
     "Event",
     "Events",
     "GosuvError",
@@ -56,8 +71,12 @@ __all__ = [
     "LogFollower",
     "ProgramExists",
     "ProgramNotFound",
+    "HealthOptions",
+    "HealthStatus",
     "ProgramOptions",
+    "ReadyOptions",
     "ReloadReport",
+    "ScopedProgram",
     "StartError",
     "State",
     "Stats",

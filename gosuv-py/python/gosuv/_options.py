@@ -1,4 +1,5 @@
-"""The options of a program, as keyword arguments of ``Supervisor.add`` (SPEC §2)."""
+"""The options of a program, as keyword arguments of ``Supervisor.add``, ``update`` and
+``program`` (the keys of ``programs.yml``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,54 @@ StrPath = Union[str, os.PathLike[str]]
 
 Command = Union[str, Sequence[str]]
 """A shell command line (run by ``/bin/sh -c``) or an argv list (exec'd directly)."""
+
+
+class ReadyOptions(TypedDict, total=False):
+    """When a start has succeeded: exactly one of ``http``, ``tcp``, ``exec``, ``log``,
+    ``notify``. Durations are seconds or strings such as ``"250ms"``, ``"10s"``."""
+
+    http: str
+    """An ``http://`` URL: a GET answered 2xx or 3xx."""
+    tcp: str
+    """``"host:port"`` or ``"unix:/path"``: a connection is accepted."""
+    exec: Union[str, Sequence[str]]
+    """A command, run like the program's, that exits 0."""
+    log: str
+    """A regex matched by a line of the program's stdout or stderr."""
+    notify: bool
+    """The program sends ``READY=1`` to ``$NOTIFY_SOCKET`` (sd_notify)."""
+    interval: Union[int, float, str]
+    """Between attempts of http, tcp and exec. Default ``"100ms"``."""
+    timeout: Union[int, float, str]
+    """Not ready by then: a failed start. Default ``"60s"``."""
+
+
+class HealthOptions(TypedDict, total=False):
+    """Checks while running: exactly one of ``http``, ``tcp``, ``exec``."""
+
+    http: str
+    tcp: str
+    exec: Union[str, Sequence[str]]
+    interval: Union[int, float, str]
+    """Between attempts. Default ``"10s"``."""
+    timeout: Union[int, float, str]
+    """One attempt's limit. Default ``"2s"``."""
+    failures: int
+    """Failed attempts in a row that restart the program. Default 3."""
+
+
+class _DependencyName(TypedDict):
+    name: str
+    """The program depended on."""
+
+
+class Dependency(_DependencyName, total=False):
+    """One entry of ``depends_on`` in its long form: ``{"name": "db", "condition": ...}``."""
+
+    condition: Literal["ready", "started", "exited_ok"]
+    """``"ready"`` (the default, as for a bare name): it is ``running``, ready with a
+    ``ready`` probe; ``"started"``: its process exists; ``"exited_ok"``: it exited with one of
+    its ``exit_codes``."""
 
 
 class ProgramOptions(TypedDict, total=False):
@@ -54,6 +103,15 @@ class ProgramOptions(TypedDict, total=False):
     """Restart the program when it uses more memory than this: bytes or a size such as
     ``"512MB"``. Its cgroup's memory where it has one, else the RSS of its processes.
     Default: no limit."""
+    ready: ReadyOptions
+    """What says a start succeeded (see ``ReadyOptions``); without it, ``start_seconds``."""
+    health: HealthOptions
+    """What says a running program is still well (see ``HealthOptions``)."""
+    depends_on: Sequence[Union[str, Dependency]]
+    """Programs to satisfy before this one starts: names (each must be ``running``, ready)
+    or ``Dependency`` dicts. A start waits in ``waiting``, starting those not started; a
+    dependency that goes ``fatal`` or is removed makes the start fail, naming it. Every
+    name must be a program of the supervisor, with no cycle."""
     cgroup: Literal["auto", "off", "required"]
     """Own its processes through a cgroup of its own, so that a child that calls ``setsid``
     or double-forks is still stopped with it: ``"auto"`` (the default) where gosuv can make

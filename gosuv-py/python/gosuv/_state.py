@@ -15,9 +15,9 @@ class State(str, enum.Enum):
     STOPPED = "stopped"
     """Not running, and not asked to run."""
     STARTING = "starting"
-    """Spawned, not yet up for ``start_seconds``."""
+    """Spawned, not yet up for ``start_seconds`` (or not yet ready, with a ``ready`` probe)."""
     RUNNING = "running"
-    """Up for at least ``start_seconds``."""
+    """Up for at least ``start_seconds`` (or ready, with a ``ready`` probe)."""
     BACKOFF = "backoff"
     """A start failed; waiting before the next try."""
     STOPPING = "stopping"
@@ -25,7 +25,11 @@ class State(str, enum.Enum):
     EXITED = "exited"
     """Was running and exited; ``autorestart`` decided not to start it again."""
     FATAL = "fatal"
-    """``start_retries`` starts in a row failed; given up until the next ``start``."""
+    """``start_retries`` starts in a row failed, or a dependency failed; given up until the
+    next ``start``."""
+    WAITING = "waiting"
+    """Asked to start, waiting for its ``depends_on`` to be satisfied (``Status.waiting_for``
+    names those it waits for); it has no process yet."""
 
     def __str__(self) -> str:
         return self.value
