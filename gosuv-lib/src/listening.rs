@@ -328,18 +328,20 @@ fn parse(bytes: &[u8], out: &mut Vec<Listener>) -> io::Result<bool> {
                 let code: i32 = read_at(bytes, body).ok_or_else(bad)?;
                 return Err(io::Error::from_raw_os_error(code.saturating_neg()));
             }
-            _ => {
-                let msg: DiagMsg = read_at(bytes, body).ok_or_else(bad)?;
+            t if t == i32::from(TCPDIAG_GETSOCK) => {
+                // Read within this message only.
+                let this = &bytes[..at + len];
+                let msg: DiagMsg = read_at(this, body).ok_or_else(bad)?;
                 let mut v6only = false;
                 let mut attr = body + align4(size_of::<DiagMsg>());
                 while attr + 4 <= at + len {
-                    let alen: u16 = read_at(bytes, attr).ok_or_else(bad)?;
-                    let atype: u16 = read_at(bytes, attr + 2).ok_or_else(bad)?;
+                    let alen: u16 = read_at(this, attr).ok_or_else(bad)?;
+                    let atype: u16 = read_at(this, attr + 2).ok_or_else(bad)?;
                     if alen < 4 {
                         break;
                     }
                     if atype == INET_DIAG_SKV6ONLY {
-                        v6only = read_at::<u8>(bytes, attr + 4).is_some_and(|b| b != 0);
+                        v6only = read_at::<u8>(this, attr + 4).is_some_and(|b| b != 0);
                     }
                     attr += align4(usize::from(alen));
                 }
@@ -360,6 +362,8 @@ fn parse(bytes: &[u8], out: &mut Vec<Listener>) -> io::Result<bool> {
                     backlog: msg.wqueue,
                 });
             }
+            // NLMSG_NOOP, NLMSG_OVERRUN and anything else: nothing about sockets.
+            _ => {}
         }
         at += align4(len);
     }

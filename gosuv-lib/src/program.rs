@@ -567,6 +567,9 @@ struct Task<L: Launcher> {
     health: Option<HealthStatus>,
     /// The reason the next event carries.
     why: Option<String>,
+    /// The next start may start its dependencies (a start by hand or by `start_auto`); an
+    /// automatic restart or retry does not start a dependency someone stopped.
+    pull_deps: bool,
 }
 
 /// Starts the task of one program and returns its handle.
@@ -713,6 +716,7 @@ impl<L: Launcher> Task<L> {
             status_text: None,
             health: None,
             why: None,
+            pull_deps: false,
         }
     }
 
@@ -988,16 +992,26 @@ impl<L: Launcher> Task<L> {
                 self.wanted.config = Arc::new(*config);
                 if only_deps {
                     if matches!(self.phase, Phase::Waiting(_)) {
+                        // The wait starts over with the new dependencies, pulling them as
+                        // the start that began it did.
                         self.wanted.generation += 1;
+                        self.pull_deps = true;
                     }
                     self.publish();
                     return Some((reply, false));
                 }
                 let restarts = match &self.phase {
-                    Phase::Starting { .. }
-                    | Phase::Running { .. }
-                    | Phase::Backoff { .. }
-                    | Phase::Waiting(_) => self.wanted.run,
+                    Phase::Starting { .. } | Phase::Running { .. } | Phase::Backoff { .. } => {
+                        self.wanted.run
+                    }
+                    // Not a restart (no process): the wait starts over with the new config.
+                    Phase::Waiting(_) => {
+                        if self.wanted.run {
+                            self.wanted.generation += 1;
+                            self.pull_deps = true;
+                        }
+                        false
+                    }
                     // A stop under way: the new config waits for the next start, which
                     // happens only if a restart was already asked for.
                     Phase::Stopping { .. } => self.wanted.run,
@@ -1028,6 +1042,7 @@ impl<L: Launcher> Task<L> {
     /// (`fatal`, `exited`, `stopped`, or waiting out a backoff) tries afresh.
     fn want_run(&mut self) {
         self.wanted.run = true;
+        self.pull_deps = true;
         if matches!(self.phase, Phase::Idle(_) | Phase::Backoff { .. }) {
             self.failures = 0;
         }
@@ -1082,6 +1097,7 @@ impl<L: Launcher> Task<L> {
     /// asked to start, like `systemctl start`).
     async fn begin_start(&mut self) {
         let config = self.wanted.config.clone();
+        let pull = std::mem::take(&mut self.pull_deps);
         if config.depends_on.is_empty() {
             self.start().await;
             return;
@@ -1107,7 +1123,7 @@ impl<L: Launcher> Task<L> {
                     )
                     && verdict(dep, &p) != Verdict::Met
             };
-            let synced = match cmds.upgrade().filter(|_| idle) {
+            let synced = match cmds.upgrade().filter(|_| idle && pull) {
                 Some(tx) => {
                     let (sync_tx, sync_rx) = oneshot::channel();
                     // Sent from a task of its own: this one never waits on another's queue.
@@ -1587,7 +1603,9 @@ impl<L: Launcher> Task<L> {
                 if now >= *until && self.wanted.run && !self.wanted.remove =>
             {
                 self.restarts += 1;
-                self.start().await;
+                // Its dependencies are looked at again (not started: a retry is no start
+                // by hand).
+                self.begin_start().await;
             }
             Phase::Stopping { run, kill_at } if kill_at.is_some_and(|t| now >= t) => {
                 tracing::warn!(program = %self.name, "stop_timeout passed: SIGKILL to every process of the program");

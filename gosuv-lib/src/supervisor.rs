@@ -561,7 +561,7 @@ impl Supervisor {
                         && dep.autorestart == crate::config::Autorestart::Always =>
                 {
                     problems.push(format!(
-                        "depends on '{}' exiting (exited_ok), but it restarts after every exit (autorestart: always): give '{}' autorestart: never or unexpected",
+                        "depends on '{}' exiting (exited_ok), but it restarts after every exit (autorestart: always): give '{}' autorestart: false or unexpected",
                         d.name, d.name
                     ));
                 }
@@ -1083,23 +1083,10 @@ impl Supervisor {
             .filter(|n| !wanted.contains(n.as_str()))
             .cloned()
             .collect();
-        // Dependents go first.
-        for layer in self.stop_layers() {
-            let removals: Vec<_> = layer
-                .iter()
-                .filter(|n| removed.contains(n))
-                .map(|n| self.remove_locked(n))
-                .collect();
-            for r in join_all(removals).await {
-                // Removed meanwhile by nobody else (the lock is held): only a task that failed.
-                if let Err(e) = r {
-                    tracing::warn!("reload: {e}");
-                }
-            }
-        }
-        report.removed = removed;
-        // New programs are all added before any starts (one may depend on another added
-        // after it); changed programs keep the set of names the new ones may refer to.
+        // New programs first (all added before any starts: one may depend on another added
+        // after it), then the changed ones (a program waiting for one that goes no longer
+        // names it), then the removals, dependents first: at each step, every dependency
+        // named exists.
         let mut added = Vec::new();
         let mut changed = Vec::new();
         for p in programs {
@@ -1121,6 +1108,21 @@ impl Supervisor {
             report.changed.push(p.name.clone());
             self.update_locked(p, false).await?;
         }
+        let going: std::collections::HashSet<&str> = removed.iter().map(String::as_str).collect();
+        for layer in self.stop_layers() {
+            let removals: Vec<_> = layer
+                .iter()
+                .filter(|n| going.contains(n.as_str()))
+                .map(|n| self.remove_locked(n))
+                .collect();
+            for r in join_all(removals).await {
+                // Removed meanwhile by nobody else (the lock is held): only a task that failed.
+                if let Err(e) = r {
+                    tracing::warn!("reload: {e}");
+                }
+            }
+        }
+        report.removed = removed;
         self.start_auto(auto).await;
         report.added.sort();
         report.changed.sort();

@@ -301,3 +301,43 @@ async fn a_dependency_restart_leaves_its_dependent_alone() {
     assert_eq!((st.state, st.pid), (Running, api_pid));
     env.sup.shutdown().await;
 }
+
+/// An automatic restart does not start a dependency someone stopped: the dependent goes
+/// `fatal` saying so, and the dependency stays stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automatic_restart_does_not_start_a_stopped_dependency() {
+    let env = Env::new();
+    env.sup
+        .add(quick("db", "exec sleep 300"))
+        .await
+        .expect("add");
+    let mut api = quick("api", "exec sleep 300");
+    api.depends_on = vec![dep("db")];
+    env.sup.add(api).await.expect("add");
+    let pid = env
+        .sup
+        .start("api", WAIT)
+        .await
+        .expect("start")
+        .pid
+        .expect("pid");
+    env.sup.stop("db", WAIT).await.expect("stop db");
+    // SAFETY: kill with the pid of our own program.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    env.sup
+        .wait_for("api", Fatal, Duration::from_secs(10))
+        .await
+        .expect("api fatal");
+    let why = env
+        .sup
+        .status("api")
+        .expect("api")
+        .last_error
+        .unwrap_or_default();
+    assert!(why.contains("dependency 'db' was stopped"), "{why}");
+    assert_eq!(env.sup.status("db").expect("db").state, Stopped);
+    // A start by hand starts it again.
+    env.sup.start("api", WAIT).await.expect("start by hand");
+    assert_eq!(env.sup.status("db").expect("db").state, Running);
+    env.sup.shutdown().await;
+}

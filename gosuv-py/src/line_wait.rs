@@ -19,6 +19,9 @@ use crate::streams::slice_until;
 /// How much output the core keeps in memory per stream.
 pub(crate) const TAIL_BYTES: usize = 64 * 1024;
 
+/// The longest line taken whole; a longer one comes in pieces of this size.
+const MAX_LINE: usize = 64 * 1024;
+
 /// A line as text, without its line ending; bytes that are not UTF-8 become U+FFFD.
 fn line_text(mut line: &[u8]) -> String {
     if line.last() == Some(&b'\r') {
@@ -88,6 +91,13 @@ impl LineSource {
             let rest = self.partial.split_off(pos + 1);
             let mut line = std::mem::replace(&mut self.partial, rest);
             line.pop();
+            return Some(line_text(&line));
+        }
+        // A line longer than the core keeps whole is taken in pieces of that size (as the
+        // core's own log check does), so output without newlines stays bounded.
+        if self.partial.len() >= MAX_LINE {
+            let rest = self.partial.split_off(MAX_LINE);
+            let line = std::mem::replace(&mut self.partial, rest);
             return Some(line_text(&line));
         }
         if self.closed && !self.partial.is_empty() {

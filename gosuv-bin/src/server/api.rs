@@ -671,11 +671,18 @@ async fn healthz() -> Json<Value> {
 /// that are not (no auth; names only).
 async fn readyz(State(st): State<AppState>) -> Response {
     let sup = st.sup();
+    // A one-shot that ran and exited with one of its exit codes is done, not unready.
     let mut not_ready: Vec<String> = sup
         .list()
         .into_iter()
         .filter(|s| s.state != ProgramState::Running)
-        .filter(|s| sup.config(&s.name).is_ok_and(|c| c.start_auto))
+        .filter(|s| {
+            sup.config(&s.name).is_ok_and(|c| {
+                let done = s.state == ProgramState::Exited
+                    && s.exit_code.is_some_and(|code| c.exit_codes.contains(&code));
+                c.start_auto && !done
+            })
+        })
         .map(|s| s.name)
         .collect();
     not_ready.sort();

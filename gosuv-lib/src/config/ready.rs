@@ -490,6 +490,9 @@ pub(crate) fn parse_health(
     (c.errors.len() == before && check.is_some()).then_some(Some(p))
 }
 
+/// The most dependencies one program may list.
+const MAX_DEPENDENCIES: usize = 1000;
+
 /// Reads `depends_on`: names, or `{name, condition}`.
 pub(crate) fn parse_depends_on(
     c: &mut Collector<'_>,
@@ -516,7 +519,15 @@ pub(crate) fn parse_depends_on(
         }
     };
     let before = c.errors.len();
+    if items.len() > MAX_DEPENDENCIES {
+        c.error(
+            path,
+            format!("{} dependencies: at most {MAX_DEPENDENCIES}", items.len()),
+        );
+        return None;
+    }
     let mut out: Vec<Dependency> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (i, item) in items.iter().enumerate() {
         let ip: Vec<Seg> = path.iter().cloned().chain([Seg::Index(i)]).collect();
         let dep = match item {
@@ -568,7 +579,7 @@ pub(crate) fn parse_depends_on(
         if let Some(d) = dep {
             if let Err(e) = super::program::validate_name(&d.name) {
                 c.error(&ip, e);
-            } else if out.iter().any(|o| o.name == d.name) {
+            } else if !seen.insert(d.name.clone()) {
                 c.error(&ip, format!("'{}' is listed twice", d.name));
             } else {
                 out.push(d);
@@ -603,7 +614,7 @@ pub fn check_dependencies(
                 out.push((
                     i,
                     format!(
-                        "depends on '{}' exiting (exited_ok), but it restarts after every exit (autorestart: always): give '{}' autorestart: never or unexpected",
+                        "depends on '{}' exiting (exited_ok), but it restarts after every exit (autorestart: always): give '{}' autorestart: false or unexpected",
                         d.name, programs[*j].name
                     ),
                 ));

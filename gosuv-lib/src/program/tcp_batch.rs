@@ -118,6 +118,11 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Entry>) {
             e = rx.recv() => {
                 let Some(entry) = e else { return };
                 next_id = next_id.wrapping_add(1);
+                // Probes whose run ended leave at their next turn; a sweep now and then keeps
+                // those of long intervals from piling up (amortized: at each doubling).
+                if probes.len() >= 64 && probes.len().is_power_of_two() {
+                    probes.retain(|_, p| !p.entry.reports.is_closed());
+                }
                 due.push(Reverse((on_grid(entry.first_at, entry.grid, epoch), next_id)));
                 probes.insert(next_id, Probe {
                     entry,
