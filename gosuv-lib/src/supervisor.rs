@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio_util::task::TaskTracker;
 
-use crate::config::{ConfigErrors, ProgramConfig, ServerConfig};
+use crate::config::{ProgramConfig, ServerConfig};
 use crate::error::{Error, Result};
 use crate::events::{Event, ProgramState};
 use crate::logs::{LogCounters, LogFollower, Stream};
@@ -260,6 +260,18 @@ async fn validated(config: ProgramConfig) -> Result<ProgramConfig> {
         .map_err(Error::Config)
 }
 
+/// Validates a whole set of programs (each one, unique names, dependencies among them) on
+/// a blocking thread; every problem at once.
+async fn validated_set(programs: Vec<ProgramConfig>) -> Result<Vec<ProgramConfig>> {
+    tokio::task::spawn_blocking(move || {
+        crate::config::check_set(&programs)
+            .map(|()| programs)
+            .map_err(Error::Config)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("validation failed: {e}")))?
+}
+
 impl Supervisor {
     /// A supervisor with no programs.
     ///
@@ -343,6 +355,9 @@ impl Supervisor {
         options: SupervisorOptions,
         programs: Vec<ProgramConfig>,
     ) -> Result<Self> {
+        // The whole set is checked before anything is added: a bad program must not leave
+        // the others started and then killed again.
+        let programs = validated_set(programs).await?;
         let sup = Supervisor::new(options)?;
         if let Some((_, e)) = sup.add_all(programs).await?.into_iter().next() {
             return Err(e);
@@ -1039,37 +1054,7 @@ impl Supervisor {
     pub async fn reload(&self, programs: Vec<ProgramConfig>) -> Result<ReloadReport> {
         let _changes = self.inner.changes.lock().await;
         self.check_open()?;
-        let programs = tokio::task::spawn_blocking(move || {
-            let mut errors = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            let refs: Vec<&ProgramConfig> = programs.iter().collect();
-            for (i, msg) in crate::config::check_dependencies(&refs, &Default::default()) {
-                errors.push(crate::config::ConfigError {
-                    file: None,
-                    line: None,
-                    key: format!("{}.depends_on", programs[i].name),
-                    message: msg,
-                });
-            }
-            for p in &programs {
-                if let Err(e) = p.validate() {
-                    errors.extend(e.0);
-                }
-                if !seen.insert(p.name.clone()) {
-                    errors.extend(
-                        ConfigErrors::single(None, format!("duplicate program name '{}'", p.name))
-                            .0,
-                    );
-                }
-            }
-            if errors.is_empty() {
-                Ok(programs)
-            } else {
-                Err(Error::Config(ConfigErrors(errors)))
-            }
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("validation failed: {e}")))??;
+        let programs = validated_set(programs).await?;
         let current: HashMap<String, ProgramConfig> = self
             .configs()
             .into_iter()

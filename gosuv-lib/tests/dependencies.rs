@@ -341,3 +341,30 @@ async fn an_automatic_restart_does_not_start_a_stopped_dependency() {
     assert_eq!(env.sup.status("db").expect("db").state, Running);
     env.sup.shutdown().await;
 }
+
+/// A supervisor built from a set is refused with every problem of the set at once, before
+/// anything is added (before, the first error came after the others were added and
+/// started).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_is_checked_whole_before_anything_starts() {
+    let env = Env::new();
+    let mut good = quick("good", "exec sleep 300");
+    good.start_auto = true;
+    let mut a = quick("a", "exec sleep 300");
+    a.depends_on = vec![dep("nowhere")];
+    let mut b = quick("b", "exec sleep 300");
+    b.depends_on = vec![dep("c")];
+    let mut c = quick("c", "exec sleep 300");
+    c.depends_on = vec![dep("b")];
+    let err = gosuv::Supervisor::with_programs(
+        gosuv::SupervisorOptions::new(env.path()),
+        vec![good, a, b, c],
+    )
+    .await
+    .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("'nowhere'") && text.contains("dependency cycle"),
+        "{text}"
+    );
+}

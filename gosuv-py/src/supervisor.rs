@@ -262,6 +262,8 @@ impl Supervisor {
         let programs = loaded.programs;
         let sup = py
             .detach(move || -> gosuv::Result<blocking::Supervisor> {
+                // The whole set first: a bad program must not leave the others started.
+                gosuv::config::check_set(&programs).map_err(gosuv::Error::Config)?;
                 let sup = blocking::Supervisor::new(opts)?;
                 if let Some((_, e)) = sup.add_all(programs)?.into_iter().next() {
                     return Err(e);
