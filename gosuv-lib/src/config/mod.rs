@@ -324,6 +324,41 @@ pub fn resolve_path(base: &Path, p: &Path) -> PathBuf {
         .collect()
 }
 
+/// Checks a whole set of programs: each one (as [`ProgramConfig::validate`]), their names
+/// unique, their dependencies among them (no unknown name, no cycle). Every problem at once.
+/// It may look users up and stat directories: call it where blocking is fine.
+///
+/// # Errors
+/// Every problem found.
+pub fn check_set(programs: &[ProgramConfig]) -> Result<(), ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let refs: Vec<&ProgramConfig> = programs.iter().collect();
+    for (i, msg) in check_dependencies(&refs, &Default::default()) {
+        errors.push(ConfigError {
+            file: None,
+            line: None,
+            key: format!("{}.depends_on", refs[i].name),
+            message: msg,
+        });
+    }
+    for p in programs {
+        if let Err(e) = p.validate() {
+            errors.extend(e.0);
+        }
+        if !seen.insert(p.name.clone()) {
+            errors.extend(
+                ConfigErrors::single(None, format!("duplicate program name '{}'", p.name)).0,
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,40 +395,5 @@ mod tests {
             message: "bad".into(),
         };
         assert_eq!(e.to_string(), "programs.yml:3: [0].name: bad");
-    }
-}
-
-/// Checks a whole set of programs: each one (as [`ProgramConfig::validate`]), their names
-/// unique, their dependencies among them (no unknown name, no cycle). Every problem at once.
-/// It may look users up and stat directories: call it where blocking is fine.
-///
-/// # Errors
-/// Every problem found.
-pub fn check_set(programs: &[ProgramConfig]) -> Result<(), ConfigErrors> {
-    let mut errors = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let refs: Vec<&ProgramConfig> = programs.iter().collect();
-    for (i, msg) in check_dependencies(&refs, &Default::default()) {
-        errors.push(ConfigError {
-            file: None,
-            line: None,
-            key: format!("{}.depends_on", refs[i].name),
-            message: msg,
-        });
-    }
-    for p in programs {
-        if let Err(e) = p.validate() {
-            errors.extend(e.0);
-        }
-        if !seen.insert(p.name.clone()) {
-            errors.extend(
-                ConfigErrors::single(None, format!("duplicate program name '{}'", p.name)).0,
-            );
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigErrors(errors))
     }
 }
