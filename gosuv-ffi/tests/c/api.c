@@ -43,6 +43,7 @@ struct record {
     int free_self;              /* free the subscription (or supervisor) from the callback */
     gosuv_subscription *sub;    /* for free_self == 1 */
     gosuv_supervisor *sup;      /* for free_self == 2 */
+    int main_done;              /* for free_self == 2: the main thread no longer uses `sup` */
     char last_line[256];
     pthread_t main_thread;
     int on_main_thread;         /* a callback ran on the subscribing thread */
@@ -81,6 +82,16 @@ static void on_event(void *userdata, const gosuv_event *ev) {
     if (free_self == 1) {
         gosuv_subscription_free(r->sub);
     } else if (free_self == 2) {
+        /* No other thread may be using the supervisor when it is freed: the main thread
+         * may still be inside the call that started the program. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 20;
+        pthread_mutex_lock(&r->lock);
+        while (!r->main_done &&
+               pthread_cond_timedwait(&r->changed, &r->lock, &until) != ETIMEDOUT) {
+        }
+        pthread_mutex_unlock(&r->lock);
         gosuv_supervisor_free(r->sup);
     }
 }
@@ -481,7 +492,12 @@ static void test_free_from_callback(const char *dir) {
     OK(gosuv_supervisor_on_event(sup, on_event, &r, finalize, &sub));
     OK(gosuv_supervisor_add(sup, "{name: brief, start_seconds: 0, command: [sleep, '300']}"));
     OK(gosuv_supervisor_start(sup, "brief", 0, NULL));
-    /* The callback frees the supervisor on `running`; the subscription then ends. */
+    /* The callback frees the supervisor on `running` (once this thread is done with it);
+     * the subscription then ends. */
+    pthread_mutex_lock(&r.lock);
+    r.main_done = 1;
+    pthread_cond_broadcast(&r.changed);
+    pthread_mutex_unlock(&r.lock);
     CHECK(wait_count(&r, &r.finalized, 1));
     gosuv_subscription_free(sub);
     CHECK(no_thread_named("gosuv-events"));
