@@ -105,6 +105,9 @@ pub enum Command {
     },
     /// Print the version of this command (and of the server when it answers).
     Version,
+    /// Internal: the server's holder of its programs' output pipes.
+    #[command(name = "__holder", hide = true)]
+    Holder,
 }
 
 /// A program name, or `all`.

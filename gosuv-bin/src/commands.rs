@@ -43,6 +43,7 @@ pub fn run(cli: Cli) -> CliResult {
         } => tail(&conf, &name, follow, lines, stderr),
         Command::Wait { names, timeout } => wait(&conf, &names, timeout),
         Command::Version => version(&conf),
+        Command::Holder => crate::holder::run(),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod daemon;
+pub mod holder;
 pub mod server;
 
 /// A CLI failure: the message to print (it says what to do) and the process exit code.

@@ -89,6 +89,25 @@ pub trait GroupObserver: Send + Sync + 'static {
     fn started(&self, group: &GroupInfo);
     /// Nothing of that run is left (or gosuv let go of it after killing it).
     fn ended(&self, group: &GroupInfo);
+    /// The read ends of the run's output pipes, just after `started`, for an observer that
+    /// keeps them open (the `gosuv` server's holder, so that a program outlives the server
+    /// without dying of SIGPIPE). The descriptors are gosuv's: duplicate one to keep it.
+    fn pipes(&self, _group: &GroupInfo, _pipes: &[RunPipe<'_>]) {}
+}
+
+/// One output pipe of a run (its read end), and where its output is logged.
+#[derive(Debug)]
+pub struct RunPipe<'a> {
+    /// Which stream (stdout carries stderr too with `redirect_stderr`).
+    pub stream: crate::logs::Stream,
+    /// The read end.
+    pub fd: std::os::fd::BorrowedFd<'a>,
+    /// The log file, `None` with `log_disable`.
+    pub log: Option<PathBuf>,
+    /// Rotation: the size at which the file is rotated.
+    pub max_bytes: u64,
+    /// Rotation: how many old files are kept.
+    pub backups: u32,
 }
 
 /// What stats need of a run: who leads it and where its processes are.
@@ -248,6 +267,11 @@ pub(crate) struct Pipes {
 pub(crate) use crate::spawn::SpawnFailure;
 
 impl ProcessGroup {
+    /// What observers are told of this run.
+    pub(crate) fn info(&self) -> &GroupInfo {
+        &self.info
+    }
+
     /// Spawns `cmd` as a new run of `program`, in `cgroup` when given.
     ///
     /// # Errors

@@ -532,6 +532,9 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
             recovered.survivors
         );
     }
+    // The last server's holder writes the last output of those leftovers, then exits:
+    // nothing starts (and writes the same log files) before it is done.
+    crate::holder::wait_old_holder(&config.server.pidfile, Duration::from_secs(10));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("gosuv-server")
@@ -571,7 +574,14 @@ async fn serve(
     // Recording starts before any program does, so every run is in the file.
     let (recorder, observer) = recovery::GroupRecorder::start(&config.server.pidfile);
     let mut options = supervisor_options(&config);
-    options.observer = Some(observer);
+    // A holder keeps every program's output pipes open, so the programs outlive this
+    // server (a kill -9, a crash) without dying of SIGPIPE, and their output is logged.
+    let mut observers: Vec<Arc<dyn gosuv::GroupObserver>> = vec![observer];
+    match crate::holder::Keeper::start(&config.server.pidfile) {
+        Ok(k) => observers.push(k),
+        Err(e) => tracing::warn!("{e}: programs will not outlive this server"),
+    }
+    options.observer = Some(Arc::new(crate::holder::Observers(observers)));
     // Every child of the server is a program's or an orphan of one.
     gosuv::reap_every_orphan();
     let sup = Supervisor::new(options).map_err(|e| Failure::new(e.to_string()))?;

@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use super::{ProgramLogs, Shared, CGROUP_EMPTY_WAIT, EXIT_OUTPUT_WAIT, MEMORY_CHECK};
 use crate::config::{CgroupMode, ProgramConfig};
 use crate::events::ExitStatus;
-use crate::logs::drain;
+use crate::logs::{drain, Stream};
 use crate::process_group::{GroupView, Ownership, ProcessGroup};
 use crate::spawn::{lookup_user, Command as SpawnCommand};
 
@@ -133,6 +133,7 @@ impl Launcher for RealLauncher {
             }
             Err(f) => return Err(f.message),
         };
+        tell_pipes(sh, config, &group, &pipes);
         let mut drains = vec![tokio::spawn(drain(pipes.stdout, logs.stdout.clone()))];
         if let Some(err) = pipes.stderr {
             drains.push(tokio::spawn(drain(err, logs.stderr.clone())));
@@ -254,5 +255,41 @@ impl Process for RealProcess {
 
     fn oom_killed(&self) -> bool {
         self.group.oom_kills() > self.oom_before
+    }
+}
+
+/// Shows the run's pipes to the observers that keep them (see [`GroupObserver::pipes`]).
+fn tell_pipes(
+    sh: &Shared,
+    config: &ProgramConfig,
+    group: &ProcessGroup,
+    pipes: &crate::process_group::Pipes,
+) {
+    use std::os::fd::AsFd;
+    let log = |stream: Stream| {
+        (!config.log_disable).then(|| {
+            sh.log_dir
+                .join(format!("{}.{}.log", config.name, stream.as_str()))
+        })
+    };
+    let mut all = vec![crate::process_group::RunPipe {
+        stream: Stream::Stdout,
+        fd: pipes.stdout.as_fd(),
+        log: log(Stream::Stdout),
+        max_bytes: config.log_max_bytes,
+        backups: config.log_backups,
+    }];
+    if let Some(err) = &pipes.stderr {
+        all.push(crate::process_group::RunPipe {
+            stream: Stream::Stderr,
+            fd: err.as_fd(),
+            log: log(Stream::Stderr),
+            max_bytes: config.log_max_bytes,
+            backups: config.log_backups,
+        });
+    }
+    for o in sh.observers.iter() {
+        let _ =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| o.pipes(group.info(), &all)));
     }
 }
