@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -164,26 +164,31 @@ impl ServerProcess {
 
     /// Waits until the server process has exited, up to `timeout`. Returns whether it has.
     pub fn wait_exit(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
-            // SAFETY: poll on one pollfd we own; a pidfd polls readable once the process
-            // has exited.
-            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if r > 0 {
-                return true;
-            }
-            if r == 0 || Instant::now() >= deadline {
-                return false;
-            }
-            // EINTR: poll again for what is left.
+        wait_pidfd(self.fd.as_fd(), timeout)
+    }
+}
+
+/// Waits until the process of a pidfd has exited (the pidfd polls readable), up to
+/// `timeout`. Returns whether it has.
+pub fn wait_pidfd(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: poll on one pollfd of a descriptor the caller owns.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r > 0 {
+            return true;
         }
+        if r == 0 || Instant::now() >= deadline {
+            return false;
+        }
+        // EINTR: poll again for what is left.
     }
 }
 

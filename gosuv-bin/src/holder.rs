@@ -15,10 +15,10 @@
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gosuv::logs::RotatingFile;
 use gosuv::{GroupInfo, GroupObserver, RunPipe};
@@ -360,7 +360,7 @@ pub fn wait_old_holder(pidfile: &Path, limit: Duration) {
     }
     // SAFETY: a new descriptor nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    if !wait_readable(fd.as_fd(), limit) {
+    if !crate::daemon::wait_pidfd(fd.as_fd(), limit) {
         tracing::warn!(pid, "the last server's holder still held output after {limit:?}: killed (what it held is lost)");
         // SAFETY: pidfd_send_signal on a descriptor we own, with no siginfo.
         unsafe {
@@ -372,26 +372,5 @@ pub fn wait_old_holder(pidfile: &Path, limit: Duration) {
                 0,
             )
         };
-    }
-}
-
-fn wait_readable(fd: BorrowedFd<'_>, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        let mut p = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: poll on one descriptor we own.
-        let r = unsafe { libc::poll(&mut p, 1, ms) };
-        if r > 0 {
-            return true;
-        }
-        if r == 0 || Instant::now() >= deadline {
-            return false;
-        }
     }
 }
