@@ -76,9 +76,12 @@ impl Keeper {
         let exe =
             std::env::current_exe().map_err(|e| format!("cannot find gosuv's own binary: {e}"))?;
         let mut cmd = std::process::Command::new(exe);
+        // No stdio of the server's: a pipe the server's output goes to (foreground mode)
+        // must close when the server dies.
         cmd.arg("__holder")
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null());
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         let theirs_raw = theirs.as_raw_fd();
         // SAFETY: between fork and exec only async-signal-safe calls: dup2 (which clears
         // close-on-exec on the copy) and setsid.
@@ -108,6 +111,23 @@ impl Keeper {
             false,
         )
         .map_err(|e| format!("cannot record the holder: {e}"))?;
+        // A send waits a little for room (a burst of starts fills the socket before the
+        // holder reads), never long (a holder that stopped reading must not make
+        // descriptors pile up here).
+        let limit = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 200_000,
+        };
+        // SAFETY: setsockopt on a descriptor we own, with a timeval of its size.
+        unsafe {
+            libc::setsockopt(
+                ours.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDTIMEO,
+                (&limit as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
         let (tx, rx) = mpsc::channel::<Msg>();
         std::thread::Builder::new()
             .name("gosuv-holder".into())
@@ -123,7 +143,7 @@ impl Keeper {
 }
 
 fn send_loop(sock: OwnedFd, rx: mpsc::Receiver<Msg>) {
-    let mut warned = false;
+    let mut gone = false;
     for m in rx {
         let (text, fd) = match m {
             Msg::Add {
@@ -148,21 +168,18 @@ fn send_loop(sock: OwnedFd, rx: mpsc::Receiver<Msg>) {
             .as_ref()
             .map(|r| vec![ControlMessage::ScmRights(r)])
             .unwrap_or_default();
-        // Never waits: a holder that does not read (stopped, stuck) must not make this
-        // thread, and the descriptors queued for it, pile up. What cannot be sent is
-        // dropped: that run is then not kept by the holder.
-        let sent = sendmsg::<()>(
-            sock.as_raw_fd(),
-            &iov,
-            &cmsg,
-            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
-            None,
-        );
-        if let Err(e) = sent {
-            if !warned {
-                warned = true;
-                tracing::warn!("the holder did not take a program's pipes ({e}): a program it does not hold dies of SIGPIPE if this server dies");
+        // Waits at most SO_SNDTIMEO: what cannot be sent by then is dropped (that run is
+        // then not kept by the holder), and said, each time.
+        let sent = sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None);
+        match sent {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET) => {
+                if !gone {
+                    gone = true;
+                    tracing::error!("the holder is gone: programs die of SIGPIPE if this server dies before its next start");
+                }
             }
+            Err(e) => tracing::warn!("the holder did not take a message ({e}): {text}"),
         }
         // Our copy of the descriptor closes here: the holder has its own.
     }
