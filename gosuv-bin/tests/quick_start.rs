@@ -187,36 +187,20 @@ fn the_readme_web_setup_is_closed_to_other_local_users() {
 
     // Another local user, on loopback, without the password.
     let base = format!("http://127.0.0.1:{port}");
-    let add = as_nobody(&[
-        "curl",
-        "-sS",
-        "--max-time",
-        "20",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
+    let add = as_nobody(&curl_args(&[
         "-H",
         "Content-Type: application/json",
         "-d",
         r#"{"name": "pwn", "command": "id > pwned.txt"}"#,
         &format!("{base}/api/programs"),
-    ]);
-    let start = as_nobody(&[
-        "curl",
-        "-sS",
-        "--max-time",
-        "20",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
+    ]));
+    let start = as_nobody(&curl_args(&[
         "-H",
         "Content-Type: application/json",
         "-X",
         "POST",
         &format!("{base}/api/programs/pwn/start"),
-    ]);
+    ]));
     assert!(
         !dir.path().join("pwned.txt").exists(),
         "nobody ran a command as root"

@@ -711,6 +711,15 @@ pub const CURL_STATUS: [&str; 7] = [
     "%{http_code}",
 ];
 
+/// A curl command line (`curl`, then [`CURL_STATUS`], then `args`) that prints only the
+/// status of the answer.
+pub fn curl_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["curl"];
+    all.extend(CURL_STATUS);
+    all.extend_from_slice(args);
+    all
+}
+
 /// The HTTP status curl gets with `args` (the URL among them), as text.
 pub fn curl_status(args: &[&str]) -> String {
     let out = Command::new("curl")
