@@ -133,9 +133,7 @@ async fn a_worker_in_a_cgroup_below_the_programs_is_still_the_programs() {
     );
     env.sup.stop("nested", WAIT).await.expect("stop");
     poll_async(10, "the worker to die with its program", || {
-        procs_with_arg(&marker)
-            .iter()
-            .all(|p| matches!(proc_state(*p), None | Some('Z')))
+        procs_with_arg(&marker).iter().all(|p| proc_dead(*p))
     })
     .await;
     // The run's cgroup goes with the run, the one the program made below it first.

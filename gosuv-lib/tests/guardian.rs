@@ -57,7 +57,7 @@ fn guardian_host() {
 
 fn gone(pid: u32) -> bool {
     // Killed processes are reparented to init, which may reap them a little later.
-    matches!(proc_state(pid), None | Some('Z'))
+    proc_dead(pid)
 }
 
 /// Starts the host (the test above in a process of its own) with `env`; returns it, its

@@ -427,14 +427,21 @@ pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Whether a process exists (and is not a zombie).
+/// Whether a process exists and can still run: not a zombie, and not exiting (`PF_EXITING`:
+/// the kernel takes an exiting process out of its cgroup a moment before it becomes a
+/// zombie, while `/proc` still says `R` or `D`).
 pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit_once(')')
-            .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    const PF_EXITING: u64 = 0x4;
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some((_, rest)) = s.rsplit_once(')') else {
+        return false;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let state = f.first().and_then(|s| s.chars().next());
+    let flags = f.get(6).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    !matches!(state, None | Some('Z' | 'X' | 'x')) && flags & PF_EXITING == 0
 }
 
 /// What `/proc/<pid>/stat` says of a process: state, ppid, process group, session, start time.

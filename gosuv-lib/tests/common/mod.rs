@@ -119,6 +119,24 @@ pub fn proc_state(pid: u32) -> Option<char> {
     rest.trim_start().chars().next()
 }
 
+/// Whether a process can no longer run: it does not exist, is a zombie, or has begun to exit
+/// (`PF_EXITING`). The kernel takes an exiting process out of its cgroup (`populated 0`)
+/// a moment before it becomes a zombie; in that moment `/proc` still says `R` or `D`, though
+/// its memory and files are already gone.
+pub fn proc_dead(pid: u32) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return true;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let state = f.first().and_then(|s| s.chars().next());
+    let flags = f.get(6).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    matches!(state, None | Some('Z' | 'X' | 'x')) || flags & PF_EXITING != 0
+}
+
 /// Every process whose `/proc/<pid>/stat` field `field` (after the command name: 1 is the
 /// parent, 2 the process group) is `value`.
 fn procs_where(field: usize, value: u32) -> Vec<u32> {
@@ -149,11 +167,11 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
     procs_where(2, pgid)
 }
 
-/// The live (not zombie) processes of process group `pgid`.
+/// The live (not dead or exiting, see [`proc_dead`]) processes of process group `pgid`.
 pub fn live_group_members(pgid: u32) -> Vec<u32> {
     group_members(pgid)
         .into_iter()
-        .filter(|p| !matches!(proc_state(*p), None | Some('Z')))
+        .filter(|p| !proc_dead(*p))
         .collect()
 }
 
@@ -187,7 +205,7 @@ pub fn unique_marker() -> String {
     )
 }
 
-/// Live processes (not zombies) with an argument that contains `marker`.
+/// Live processes (not dead or exiting, see [`proc_dead`]) with an argument that contains `marker`.
 pub fn procs_with_arg(marker: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").expect("proc").flatten() {
@@ -200,7 +218,7 @@ pub fn procs_with_arg(marker: &str) -> Vec<u32> {
         if cmdline
             .split(|b| *b == 0)
             .any(|arg| String::from_utf8_lossy(arg).contains(marker))
-            && proc_state(pid) != Some('Z')
+            && !proc_dead(pid)
         {
             out.push(pid);
         }
