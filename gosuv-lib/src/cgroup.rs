@@ -345,6 +345,12 @@ pub(crate) struct Cgroup {
 }
 
 impl Cgroup {
+    /// A run's cgroup that a previous server made (an adopted run).
+    pub(crate) fn existing(path: PathBuf) -> Cgroup {
+        let memory = path.join("memory.max").exists();
+        Cgroup { path, memory }
+    }
+
     /// Its directory.
     pub(crate) fn path(&self) -> &Path {
         &self.path

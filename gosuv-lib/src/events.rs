@@ -82,7 +82,8 @@ pub enum ExitStatus {
     /// It was killed by this signal.
     Signal(i32),
     /// It exited, but its status is lost: another part of the process (an embedding host
-    /// that reaps every child) took it first.
+    /// that reaps every child) took it first, or it was not this process's child (a run a
+    /// server took over from the server before it).
     Unknown,
 }
 
@@ -114,7 +115,10 @@ impl fmt::Display for ExitStatus {
                     .unwrap_or("unknown signal");
                 write!(f, "signal {s} ({name})")
             }
-            ExitStatus::Unknown => write!(f, "an unknown status (another process reaped it)"),
+            ExitStatus::Unknown => write!(
+                f,
+                "an unknown status (another process reaped it, or it was not gosuv's child: a run taken over from an earlier server)"
+            ),
         }
     }
 }

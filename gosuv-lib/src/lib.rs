@@ -48,7 +48,7 @@ pub use config::{
 pub use error::{Error, Result};
 pub use events::{Event, ExitStatus, ProgramState};
 pub use logs::{LogEvent, LogFollower, Stream};
-pub use process_group::{GroupInfo, GroupObserver, Ownership, RunPipe};
+pub use process_group::{Adoption, GroupInfo, GroupObserver, Ownership, RunPipe};
 pub use program::{backoff_delay, HealthStatus, ProgramStatus};
 pub use reaper::{enable_subreaper, reap_every_orphan};
 pub use spawn::PROGRAM_VAR;

@@ -24,7 +24,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tokio::io::unix::AsyncFd;
@@ -78,6 +78,45 @@ pub struct GroupInfo {
     pub stop_signal: i32,
     /// How long it may take to stop before it is killed.
     pub stop_timeout: Duration,
+    /// [`crate::ProgramConfig::fingerprint`] of the config it was started with: whether a
+    /// later config is the same.
+    pub fingerprint: u64,
+    /// The program's restarts when this run began.
+    pub restarts: u64,
+    /// When this run began (kept from the first server for an adopted run).
+    pub started_at: SystemTime,
+}
+
+/// What a run is recorded with besides its processes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RunMeta {
+    pub fingerprint: u64,
+    pub restarts: u64,
+    pub started_at: SystemTime,
+}
+
+/// A run gosuv did not start in this process but takes over: a program a previous server
+/// (killed, crashed, or re-executed) left running, with its output pipes. See
+/// [`crate::Supervisor::add_all_adopting`].
+#[derive(Debug)]
+pub struct Adoption {
+    /// The program it is a run of.
+    pub program: String,
+    /// Its leader (its process group's and session's id).
+    pub pid: u32,
+    /// The leader's start time in clock ticks since boot (`/proc/<pid>/stat` field 22), as
+    /// recorded when it started: a process that got the number since is not taken.
+    pub start_time: u64,
+    /// The read end of its stdout pipe.
+    pub stdout: OwnedFd,
+    /// The read end of its stderr pipe (`None` with `redirect_stderr`).
+    pub stderr: Option<OwnedFd>,
+    /// Its cgroup, when it is owned by one.
+    pub cgroup: Option<PathBuf>,
+    /// When it started.
+    pub started_at: SystemTime,
+    /// The program's restarts so far.
+    pub restarts: u64,
 }
 
 /// Told when a program's processes start and when none of them is left: how the guardian,
@@ -250,6 +289,9 @@ pub(crate) struct ProcessGroup {
     sessions: Vec<u32>,
     /// Whether orphans reparented to this process may be the program's.
     subreaper: bool,
+    /// Whether the leader is this process's child (not so for a run adopted after a
+    /// server died): only a child's exit status can be read.
+    own_child: bool,
     /// Killing has begun: every process found from now on is killed at once.
     killing: bool,
     observers: Arc<[Arc<dyn GroupObserver>]>,
@@ -287,6 +329,7 @@ impl ProcessGroup {
         stop_timeout: Duration,
         subreaper: bool,
         observers: Arc<[Arc<dyn GroupObserver>]>,
+        meta: RunMeta,
     ) -> Result<(ProcessGroup, Pipes), SpawnFailure> {
         let dir = cgroup
             .as_ref()
@@ -311,6 +354,9 @@ impl ProcessGroup {
             cgroup: cgroup.as_ref().map(|c| c.path().to_path_buf()),
             stop_signal,
             stop_timeout,
+            fingerprint: meta.fingerprint,
+            restarts: meta.restarts,
+            started_at: meta.started_at,
         };
         let view = Arc::new(GroupView {
             leader: child.pid,
@@ -325,6 +371,7 @@ impl ProcessGroup {
             members: Vec::new(),
             sessions: Vec::new(),
             subreaper,
+            own_child: true,
             killing: false,
             observers,
             released: false,
@@ -358,6 +405,88 @@ impl ProcessGroup {
         ))
     }
 
+    /// Takes over a run a previous server left: the leader is held by a pidfd opened now
+    /// and checked against the recorded start time after the open, so a process that got
+    /// the number since is never taken. A leader that is not this process's child (its
+    /// server died) has an unknown exit status.
+    ///
+    /// # Errors
+    /// The leader is gone or is another process now; the pidfd cannot be watched.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn adopt(
+        program: &str,
+        pid: u32,
+        start_time: u64,
+        cgroup: Option<Arc<Cgroup>>,
+        stop_signal: i32,
+        stop_timeout: Duration,
+        subreaper: bool,
+        observers: Arc<[Arc<dyn GroupObserver>]>,
+        meta: RunMeta,
+    ) -> Result<ProcessGroup, String> {
+        let pidfd = pidfd_open(pid).map_err(|e| format!("process {pid} is gone: {e}"))?;
+        // After the open: the pidfd names this very process from now on.
+        let stat = ProcStat::read(pid).ok_or_else(|| format!("process {pid} is gone"))?;
+        if stat.start_time != start_time || stat.is_zombie() {
+            return Err(format!(
+                "process {pid} is not the one that was recorded (it started at another time, or has exited)"
+            ));
+        }
+        let own_child = stat.ppid == std::process::id();
+        reaper::register_leader(pid);
+        // Its orphans (when this process is their subreaper) are known by the run's id.
+        let run = crate::procfs::environ_value(pid, RUN_VAR).unwrap_or_default();
+        let info = GroupInfo {
+            program: program.to_string(),
+            leader: pid,
+            start_time,
+            cgroup: cgroup.as_ref().map(|c| c.path().to_path_buf()),
+            stop_signal,
+            stop_timeout,
+            fingerprint: meta.fingerprint,
+            restarts: meta.restarts,
+            started_at: meta.started_at,
+        };
+        let view = Arc::new(GroupView {
+            leader: pid,
+            cgroup,
+        });
+        let mut group = ProcessGroup {
+            info,
+            run,
+            pidfd: None,
+            view,
+            exit: None,
+            members: Vec::new(),
+            sessions: Vec::new(),
+            subreaper,
+            own_child,
+            killing: false,
+            observers,
+            released: false,
+            finished: false,
+        };
+        // SAFETY: the pidfd moves into the AsyncFd and stays open, on the same process, until
+        // it is taken out again.
+        match unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) } {
+            Ok(fd) => group.pidfd = Some(fd),
+            Err(e) => {
+                // Not ours yet: nothing is killed, nobody was told.
+                group.finished = true;
+                reaper::leader_gone(pid);
+                return Err(format!("cannot watch process {pid}: {e}"));
+            }
+        }
+        for o in group.observers.iter() {
+            let told =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| o.started(&group.info)));
+            if told.is_err() {
+                tracing::error!(program = %group.info.program, "an observer of program runs panicked");
+            }
+        }
+        Ok(group)
+    }
+
     /// The leader's pid.
     pub(crate) fn leader(&self) -> u32 {
         self.info.leader
@@ -375,9 +504,19 @@ impl ProcessGroup {
     /// The leader's exit if it has exited, without waiting.
     pub(crate) fn try_exit(&mut self) -> Option<ExitStatus> {
         if self.exit.is_none() {
-            self.exit = self.raw_pidfd().and_then(peek_exit);
+            self.exit = self.raw_pidfd().and_then(|fd| self.peek(fd));
         }
         self.exit
+    }
+
+    /// The leader's exit: read without reaping from a child, unknown for another's process
+    /// once its pidfd says it ended.
+    fn peek(&self, fd: RawFd) -> Option<ExitStatus> {
+        if self.own_child {
+            peek_exit(fd)
+        } else {
+            pidfd_ended(fd).then_some(ExitStatus::Unknown)
+        }
     }
 
     /// Waits for the leader's exit (at once if it has exited). Cancel-safe.
@@ -391,7 +530,13 @@ impl ProcessGroup {
             };
             match fd.readable().await {
                 Ok(mut guard) => {
-                    if peek_exit(fd.get_ref().as_raw_fd()).is_none() {
+                    let raw = fd.get_ref().as_raw_fd();
+                    let exited = if self.own_child {
+                        peek_exit(raw)
+                    } else {
+                        pidfd_ended(raw).then_some(ExitStatus::Unknown)
+                    };
+                    if exited.is_none() {
                         guard.clear_ready();
                     }
                 }

@@ -99,6 +99,15 @@ pub fn environ_has(pid: u32, key: &str, value: &str) -> bool {
     })
 }
 
+/// The value of variable `key` in a process's environment (as it was at its exec).
+pub fn environ_value(pid: u32, key: &str) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|b| *b == 0).find_map(|kv| {
+        let rest = kv.strip_prefix(key.as_bytes())?.strip_prefix(b"=")?;
+        Some(String::from_utf8_lossy(rest).into_owned())
+    })
+}
+
 /// The cgroup v2 path of a process (`0::/path` in `/proc/<pid>/cgroup`), zombies included.
 pub fn cgroup_of(pid: u32) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;

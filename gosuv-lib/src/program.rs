@@ -580,6 +580,30 @@ pub(crate) fn launch(shared: Arc<Shared>, config: ProgramConfig) -> ProgramHandl
     launch_with(shared, launcher, config, None)
 }
 
+/// Starts the task of one program that takes over a run a previous server left: `running`
+/// at once with that run (its pid, its uptime, its restarts). When the run cannot be taken
+/// (it ended, or its number is another process's now), the program starts as a new one
+/// would, stopped; the error says why.
+pub(crate) fn launch_adopted(
+    shared: Arc<Shared>,
+    config: ProgramConfig,
+    adoption: crate::process_group::Adoption,
+) -> (ProgramHandle, Result<(), String>) {
+    let launcher = Arc::new(RealLauncher {
+        shared: shared.clone(),
+    });
+    let logs = Arc::new(ProgramLogs::new(&config, &shared.log_dir));
+    let started_at = adoption.started_at;
+    let restarts = adoption.restarts;
+    let adopted = launcher.adopt(&config, &logs, adoption);
+    let mut failed = None;
+    let handle = launch_prepared(shared, launcher, config, logs, |task| match adopted {
+        Ok(proc) => task.adopted(proc, started_at, restarts),
+        Err(e) => failed = Some(e),
+    });
+    (handle, failed.map_or(Ok(()), Err))
+}
+
 /// Starts the task of one program with `launcher`, in `fatal` with `last_error` when given.
 fn launch_with<L: Launcher>(
     shared: Arc<Shared>,
@@ -588,6 +612,21 @@ fn launch_with<L: Launcher>(
     fatal: Option<String>,
 ) -> ProgramHandle {
     let logs = Arc::new(ProgramLogs::new(&config, &shared.log_dir));
+    launch_prepared(shared, launcher, config, logs, |task| {
+        if let Some(reason) = fatal {
+            task.enter_fatal_after_panic(reason);
+        }
+    })
+}
+
+/// Starts the task of one program, `prepare` applied to it before it runs.
+fn launch_prepared<L: Launcher>(
+    shared: Arc<Shared>,
+    launcher: Arc<L>,
+    config: ProgramConfig,
+    logs: Arc<ProgramLogs>,
+    prepare: impl FnOnce(&mut Task<L>),
+) -> ProgramHandle {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let config = Arc::new(config);
     let (pub_tx, pub_rx) = watch::channel(Published {
@@ -625,9 +664,7 @@ fn launch_with<L: Launcher>(
         Arc::new(pub_tx),
         config,
     );
-    if let Some(reason) = fatal {
-        task.enter_fatal_after_panic(reason);
-    }
+    prepare(&mut task);
     let join = shared.tracker.spawn(supervise(task, cmd_rx));
     ProgramHandle {
         cmds: cmd_tx,
@@ -1216,15 +1253,20 @@ impl<L: Launcher> Task<L> {
         self.status_text = None;
         // What a told probe (log, notify) needs is ready before the run can say anything.
         let early = probes::Early::prepare(&config, &self.logs).await;
+        let meta = crate::process_group::RunMeta {
+            fingerprint: config.fingerprint(),
+            restarts: self.restarts,
+            started_at: SystemTime::now(),
+        };
         let launched = match &early {
             Ok(early) => match early.notify_path() {
                 Some(path) => {
                     let mut c = (*config).clone();
                     c.environ
                         .push(("NOTIFY_SOCKET".into(), path.display().to_string()));
-                    self.launcher.launch(&c, &self.logs).await
+                    self.launcher.launch(&c, &self.logs, meta).await
                 }
-                None => self.launcher.launch(&config, &self.logs).await,
+                None => self.launcher.launch(&config, &self.logs, meta).await,
             },
             Err(e) => Err(e.clone()),
         };
@@ -1313,9 +1355,12 @@ impl<L: Launcher> Task<L> {
             self.last_error = None;
         }
         let ran = run.started.0.elapsed().as_secs_f64();
-        self.why = Some(match &run.config.ready {
-            Some(r) => format!("ready: its {} probe passed after {ran:.3}s", r.check.kind()),
-            None => format!("up for {ran:.3}s (start_seconds)"),
+        // An adopted run says where it came from instead.
+        self.why = self.why.take().or_else(|| {
+            Some(match &run.config.ready {
+                Some(r) => format!("ready: its {} probe passed after {ran:.3}s", r.check.kind()),
+                None => format!("up for {ran:.3}s (start_seconds)"),
+            })
         });
         self.ready_at = Some(SystemTime::now());
         let check_at = self.memory_check_after(&run);
@@ -1352,6 +1397,39 @@ impl<L: Launcher> Task<L> {
             },
             None,
         );
+    }
+
+    /// Takes over a running run a previous server left: `running` at once (it was up
+    /// there), wanted running, its uptime and restarts kept.
+    fn adopted(&mut self, proc: L::Proc, started_at: SystemTime, restarts: u64) {
+        let config = self.wanted.config.clone();
+        let age = SystemTime::now()
+            .duration_since(started_at)
+            .unwrap_or_default();
+        let since = std::time::Instant::now()
+            .checked_sub(age)
+            .unwrap_or_else(std::time::Instant::now);
+        self.wanted.run = true;
+        self.restarts = restarts;
+        self.last_pid = Some(proc.pid());
+        self.ownership = Some(proc.ownership());
+        let pid = proc.pid();
+        let run = Run {
+            started: (since, started_at),
+            generation: self.wanted.generation,
+            proc,
+            config,
+        };
+        // Straight to `running` (one event, from `stopped`): it was up already.
+        self.phase = Phase::Starting {
+            run,
+            up_at: Instant::now(),
+            ready: None,
+        };
+        self.why = Some(format!(
+            "adopted: pid {pid} kept running from the last server"
+        ));
+        self.up();
     }
 
     fn memory_check_after(&self, run: &Run<L::Proc>) -> Option<Instant> {
@@ -1462,6 +1540,10 @@ impl<L: Launcher> Task<L> {
                 let expected = status
                     .code()
                     .is_some_and(|c| config.exit_codes.contains(&c));
+                if status == ExitStatus::Unknown {
+                    // Neither a code nor a signal in the event: it says why.
+                    self.why = Some(format!("exited with {status}"));
+                }
                 self.enter(Phase::Idle(ProgramState::Exited), Some(status));
                 let again = match config.autorestart {
                     Autorestart::Always => true,

@@ -20,8 +20,9 @@ use crate::config::{ProgramConfig, ServerConfig};
 use crate::error::{Error, Result};
 use crate::events::{Event, ProgramState};
 use crate::logs::{LogCounters, LogFollower, Stream};
+use crate::process_group::Adoption;
 use crate::process_group::GroupObserver;
-use crate::program::{launch, Cmd, ProgramHandle, ProgramStatus, Shared};
+use crate::program::{launch, launch_adopted, Cmd, ProgramHandle, ProgramStatus, Shared};
 use crate::spawn::{raise_nofile, SpawnOptions};
 use crate::stats::{ProcessStats, Sampler};
 
@@ -483,7 +484,31 @@ impl Supervisor {
     /// [`Error::Store`] when they were added but not saved; each program's own error is
     /// in the list returned.
     pub async fn add_all(&self, programs: Vec<ProgramConfig>) -> Result<Vec<(String, Error)>> {
+        Ok(self.add_all_adopting(programs, Vec::new()).await?.0)
+    }
+
+    /// [`Supervisor::add_all`], taking over runs a previous process left running (a server
+    /// that died or re-executed itself, see [`Adoption`]): a program with an adoption is
+    /// `running` at once with that run, same pid, same uptime and restarts, its pipes
+    /// drained from now on, and is not started. An adoption of a program not in `programs`
+    /// is refused. The caller must make sure the run was started with the same config
+    /// ([`ProgramConfig::fingerprint`]). Returns the programs that could not be added, and
+    /// the adoptions refused with why (their run ended or is not the recorded one: the
+    /// program is started as usual when it has `start_auto`).
+    ///
+    /// # Errors
+    /// [`Error::Store`] when they were added but not saved.
+    pub async fn add_all_adopting(
+        &self,
+        programs: Vec<ProgramConfig>,
+        adoptions: Vec<Adoption>,
+    ) -> Result<(Vec<(String, Error)>, Vec<(String, String)>)> {
         let _changes = self.inner.changes.lock().await;
+        let mut adoptions: HashMap<String, Adoption> = adoptions
+            .into_iter()
+            .map(|a| (a.program.clone(), a))
+            .collect();
+        let mut refused = Vec::new();
         let mut failed = Vec::new();
         let mut auto = Vec::new();
         // Dependencies first (in layers, one sort of the whole set): a program is added
@@ -503,15 +528,50 @@ impl Supervisor {
         for p in programs {
             let name = p.name.clone();
             let start = p.start_auto;
-            match self.add_locked(p).await {
+            let added = match adoptions.remove(&name) {
+                Some(a) => match self.adopt_locked(p, a).await {
+                    Ok(Ok(())) => {
+                        continue;
+                    }
+                    Ok(Err(why)) => {
+                        refused.push((name.clone(), why));
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+                None => self.add_locked(p).await,
+            };
+            match added {
                 Ok(()) if start => auto.push(name),
                 Ok(()) => {}
                 Err(e) => failed.push((name, e)),
             }
         }
+        for (name, _) in adoptions {
+            refused.push((name, "no such program in the config".to_string()));
+        }
         self.start_auto(auto).await;
         self.store().await?;
-        Ok(failed)
+        Ok((failed, refused))
+    }
+
+    /// Adds a program with the run it takes over; `Ok(Err(why))` when the run could not be
+    /// taken (the program is added, stopped).
+    async fn adopt_locked(
+        &self,
+        config: ProgramConfig,
+        adoption: Adoption,
+    ) -> Result<std::result::Result<(), String>> {
+        self.check_open()?;
+        let config = validated(config).await?;
+        if self.programs().contains_key(&config.name) {
+            return Err(Error::Exists(config.name));
+        }
+        self.check_dependencies_of(&config)?;
+        let name = config.name.clone();
+        let (handle, adopted) = launch_adopted(self.inner.shared.clone(), config, adoption);
+        self.programs_mut().insert(name, handle);
+        Ok(adopted)
     }
 
     /// Sends a start (not waited for) to each of `names`, dependencies first.

@@ -233,6 +233,19 @@ fn ser_umask<S: Serializer>(umask: &Option<u32>, s: S) -> Result<S::Ok, S::Error
 }
 
 impl ProgramConfig {
+    /// A number that changes when anything of the config changes (FNV-1a of its JSON form,
+    /// the same in every build): how a server tells whether a program a previous server
+    /// left running was started with the config it has now. Never 0.
+    pub fn fingerprint(&self) -> u64 {
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h.max(1)
+    }
+
     /// A program with every default.
     pub fn new(name: impl Into<String>, command: Command) -> Self {
         ProgramConfig {

@@ -332,6 +332,12 @@ async fn exec_once(
         // under a subreaper, what it leaves behind is found.
         sh.subreaper,
         sh.observers.clone(),
+        // Never adopted by a later server (no config is its own).
+        crate::process_group::RunMeta {
+            fingerprint: 0,
+            restarts: 0,
+            started_at: std::time::SystemTime::now(),
+        },
     )
     .map_err(|f| format!("{shown}: {}", f.message))?;
     let output = tokio::spawn(read_tail(pipes.stdout));

@@ -12,7 +12,7 @@ use super::{ProgramLogs, Shared, CGROUP_EMPTY_WAIT, EXIT_OUTPUT_WAIT, MEMORY_CHE
 use crate::config::{CgroupMode, ProgramConfig};
 use crate::events::ExitStatus;
 use crate::logs::{drain, Stream};
-use crate::process_group::{GroupView, Ownership, ProcessGroup};
+use crate::process_group::{Adoption, GroupView, Ownership, ProcessGroup, RunMeta};
 use crate::spawn::{lookup_user, Command as SpawnCommand};
 
 /// What the task needs of one run's processes. The real one is [`RealProcess`]; tests use
@@ -52,11 +52,13 @@ pub(crate) trait Process: Send + Sync + 'static {
 pub(crate) trait Launcher: Send + Sync + 'static {
     /// One run's processes.
     type Proc: Process;
-    /// Spawns a run of `config`, its output into `logs`.
+    /// Spawns a run of `config`, its output into `logs`; `meta` is what observers are told
+    /// of it besides its processes.
     fn launch(
         &self,
         config: &ProgramConfig,
         logs: &Arc<ProgramLogs>,
+        meta: RunMeta,
     ) -> impl Future<Output = Result<Self::Proc, String>> + Send;
 }
 
@@ -81,6 +83,7 @@ impl Launcher for RealLauncher {
         &self,
         config: &ProgramConfig,
         logs: &Arc<ProgramLogs>,
+        meta: RunMeta,
     ) -> Result<RealProcess, String> {
         let sh = &self.shared;
         let user = match &config.user {
@@ -123,6 +126,7 @@ impl Launcher for RealLauncher {
                 config.stop_duration(),
                 sh.subreaper,
                 sh.observers.clone(),
+                meta,
             )
         };
         let (group, pipes) = match spawn(cgroup.clone()) {
@@ -133,19 +137,76 @@ impl Launcher for RealLauncher {
             }
             Err(f) => return Err(f.message),
         };
+        Ok(RealProcess::with_pipes(sh, config, group, pipes, logs))
+    }
+}
+
+impl RealLauncher {
+    /// Takes over a run a previous server left (see [`Adoption`]): its processes, and its
+    /// pipes drained into `logs` from now on.
+    pub(crate) fn adopt(
+        &self,
+        config: &ProgramConfig,
+        logs: &Arc<ProgramLogs>,
+        adoption: Adoption,
+    ) -> Result<RealProcess, String> {
+        let sh = &self.shared;
+        let cgroup = adoption
+            .cgroup
+            .map(|p| Arc::new(crate::cgroup::Cgroup::existing(p)));
+        let group = ProcessGroup::adopt(
+            &config.name,
+            adoption.pid,
+            adoption.start_time,
+            cgroup.clone(),
+            config.stop_signal.0 as i32,
+            config.stop_duration(),
+            sh.subreaper,
+            sh.observers.clone(),
+            RunMeta {
+                fingerprint: config.fingerprint(),
+                restarts: adoption.restarts,
+                started_at: adoption.started_at,
+            },
+        )
+        .inspect_err(|_| {
+            // Its leader is gone, but what else the run left in its cgroup is the run's:
+            // killed, so that the program never runs twice.
+            if let Some(cg) = &cgroup {
+                cg.kill();
+            }
+        })?;
+        let pipes = crate::process_group::Pipes {
+            stdout: adoption.stdout,
+            stderr: adoption.stderr,
+        };
+        Ok(RealProcess::with_pipes(sh, config, group, pipes, logs))
+    }
+}
+
+impl RealProcess {
+    /// A run whose pipes are drained into `logs` from now on, shown to the observers that
+    /// keep them.
+    fn with_pipes(
+        sh: &Shared,
+        config: &ProgramConfig,
+        group: ProcessGroup,
+        pipes: crate::process_group::Pipes,
+        logs: &Arc<ProgramLogs>,
+    ) -> RealProcess {
         tell_pipes(sh, config, &group, &pipes);
         let mut drains = vec![tokio::spawn(drain(pipes.stdout, logs.stdout.clone()))];
         if let Some(err) = pipes.stderr {
             drains.push(tokio::spawn(drain(err, logs.stderr.clone())));
         }
         let oom_before = group.oom_kills();
-        Ok(RealProcess {
+        RealProcess {
             group,
             drains,
             logs: logs.clone(),
             oom_before,
             tracker: sh.tracker.clone(),
-        })
+        }
     }
 }
 

@@ -191,6 +191,7 @@ impl Launcher for FakeLauncher {
         &self,
         config: &ProgramConfig,
         _logs: &Arc<ProgramLogs>,
+        _meta: crate::process_group::RunMeta,
     ) -> Result<FakeProcess, String> {
         {
             let mut failing = self.failing.lock().unwrap();
