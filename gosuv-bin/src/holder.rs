@@ -9,9 +9,18 @@
 //! here), waits for the holder to write the last of it and exit, and only then starts
 //! anything, so two writers never share a log file.
 //!
+//! When the next server adopts programs that still run, it takes their pipes back instead
+//! of letting the holder drain them: it connects to the holder's socket (abstract,
+//! `gosuv-holder-<pid>`; the holder answers only its own user, the server checks the
+//! socket is the recorded holder's), sends `T`, and gets every pipe the holder still keeps,
+//! then `E`; the holder exits. What the holder read it has written by then (one thread:
+//! read, write, then the next event), and what it did not read is still in the pipe, so
+//! each log file gets every byte once and in order.
+//!
 //! Protocol (a `SOCK_SEQPACKET` socket pair, one message per datagram): `A leader stream
 //! max_bytes backups path` with the pipe's descriptor attached (`-` for no log file), and
-//! `D leader` when a run has ended (its descriptors are closed).
+//! `D leader` when a run has ended (its descriptors are closed). A take is answered with
+//! the same `A` messages.
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
@@ -233,16 +242,195 @@ impl GroupObserver for Observers {
 }
 
 /// One pipe the holder keeps.
-struct Held {
-    fd: OwnedFd,
-    file: Option<RotatingFile>,
+pub struct Held {
+    /// The pipe's read end.
+    pub fd: OwnedFd,
+    /// The log file, with its rotation (none with `log_disable`).
+    pub file: Option<RotatingFile>,
+    /// The log file's path and rotation, as told (`-` for none).
+    told: String,
+}
+
+/// The pipes a holder keeps, by the leader of their run and their stream.
+pub type HeldPipes = HashMap<(u32, String), Held>;
+
+/// The abstract socket name a holder takes requests on.
+fn take_name(holder: u32) -> String {
+    format!("gosuv-holder-{holder}")
+}
+
+/// The holder's listening socket (abstract: nothing on disk to plant or leave behind).
+fn listen() -> Option<OwnedFd> {
+    use nix::sys::socket::{bind, listen as listen_on, socket, Backlog, UnixAddr};
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ok()?;
+    let addr = UnixAddr::new_abstract(take_name(std::process::id()).as_bytes()).ok()?;
+    bind(fd.as_raw_fd(), &addr).ok()?;
+    listen_on(&fd, Backlog::new(4).ok()?).ok()?;
+    Some(fd)
+}
+
+/// The uid and pid of a unix socket's peer.
+fn peer(fd: &OwnedFd) -> Option<(u32, u32)> {
+    let cred = nix::sys::socket::getsockopt(fd, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    Some((cred.uid(), u32::try_from(cred.pid()).ok()?))
+}
+
+/// Answers one take request: every pipe held, then `E`. Returns whether it was answered
+/// (then the holder exits: the pipes are the new server's).
+fn answer_take(listener: &OwnedFd, held: &HeldPipes) -> bool {
+    let Ok(raw) = nix::sys::socket::accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) else {
+        return false;
+    };
+    // SAFETY: a new descriptor nobody else owns.
+    let conn = unsafe { OwnedFd::from_raw_fd(raw) };
+    // Only this holder's user (its server's): another local user gets nothing.
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if peer(&conn).is_none_or(|(uid, _)| uid != me) {
+        return false;
+    }
+    let limit = libc::timeval {
+        tv_sec: 5,
+        tv_usec: 0,
+    };
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: setsockopt on a descriptor we own, with a timeval of its size.
+        unsafe {
+            libc::setsockopt(
+                conn.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&limit as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+    }
+    let mut buf = [0u8; 16];
+    let got = {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        recvmsg::<()>(conn.as_raw_fd(), &mut iov, None, MsgFlags::empty()).map(|m| m.bytes)
+    };
+    if got != Ok(1) || buf[0] != b'T' {
+        return false;
+    }
+    for ((leader, stream), h) in held {
+        let text = format!("A {leader} {stream} {}", h.told);
+        let iov = [std::io::IoSlice::new(text.as_bytes())];
+        let fds = [h.fd.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        if sendmsg::<()>(conn.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None).is_err() {
+            return false;
+        }
+    }
+    let iov = [std::io::IoSlice::new(b"E")];
+    sendmsg::<()>(conn.as_raw_fd(), &iov, &[], MsgFlags::MSG_NOSIGNAL, None).is_ok()
+}
+
+/// Takes every pipe the last server's holder (recorded beside `pidfile`) still keeps; the
+/// holder then exits. `None` when there is no such holder or it does not answer. The
+/// holder must be draining (its server gone).
+pub fn take_pipes(pidfile: &Path) -> Option<HeldPipes> {
+    use nix::sys::socket::{connect, socket, UnixAddr};
+    let (pid, _) = recorded_holder(pidfile)?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ok()?;
+    let addr = UnixAddr::new_abstract(take_name(pid).as_bytes()).ok()?;
+    connect(fd.as_raw_fd(), &addr).ok()?;
+    // The name is anyone's to take: the socket must be the recorded holder's.
+    if peer(&fd).is_none_or(|(_, p)| p != pid) {
+        tracing::warn!(
+            pid,
+            "the socket of the last server's holder is not the holder's: ignored"
+        );
+        return None;
+    }
+    let limit = libc::timeval {
+        tv_sec: 5,
+        tv_usec: 0,
+    };
+    // SAFETY: setsockopt on a descriptor we own, with a timeval of its size.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&limit as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        )
+    };
+    let iov = [std::io::IoSlice::new(b"T")];
+    sendmsg::<()>(fd.as_raw_fd(), &iov, &[], MsgFlags::MSG_NOSIGNAL, None).ok()?;
+    let mut held = HeldPipes::new();
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([RawFd; 4]);
+        let msg = recvmsg::<()>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        );
+        let msg = match msg {
+            Ok(m) if m.bytes > 0 => m,
+            Err(nix::errno::Errno::EINTR) => continue,
+            // Cut short: what came is taken (the holder gave those up).
+            _ => {
+                tracing::warn!(
+                    "the last server's holder stopped answering: {} pipes taken",
+                    held.len()
+                );
+                return Some(held);
+            }
+        };
+        let mut fds = Vec::new();
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                if let ControlMessageOwned::ScmRights(r) = c {
+                    // SAFETY: descriptors the kernel just installed in this process.
+                    fds.extend(r.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+                }
+            }
+        }
+        let n = msg.bytes;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text == "E" {
+            return Some(held);
+        }
+        apply(&text, fds, &mut held);
+    }
+}
+
+/// Drains `held` into their log files on a thread of its own until every pipe is closed
+/// (the runs of the last server being stopped, after the holder handed them over).
+pub fn drain_in_thread(held: HeldPipes) -> Option<std::thread::JoinHandle<()>> {
+    if held.is_empty() {
+        return None;
+    }
+    std::thread::Builder::new()
+        .name("gosuv-leftover-logs".into())
+        .spawn(move || drain(held, None))
+        .ok()
 }
 
 /// The holder process (`gosuv __holder`): holds, then drains, then exits.
 pub fn run() -> ! {
     // SAFETY: fd 3 was set up by the server for this process; nothing else owns it.
     let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
-    let mut held: HashMap<(u32, String), Held> = HashMap::new();
+    // Made first: a next server may ask for the pipes as soon as this one is gone.
+    let listener = listen();
+    let mut held = HeldPipes::new();
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
@@ -272,11 +460,11 @@ pub fn run() -> ! {
         let text = String::from_utf8_lossy(&buf[..n]).into_owned();
         apply(&text, fds, &mut held);
     }
-    drain(held);
+    drain(held, listener.as_ref());
     std::process::exit(0);
 }
 
-fn apply(text: &str, fds: Vec<OwnedFd>, held: &mut HashMap<(u32, String), Held>) {
+fn apply(text: &str, fds: Vec<OwnedFd>, held: &mut HeldPipes) {
     let mut parts = text.splitn(6, ' ');
     match parts.next() {
         Some("A") => {
@@ -293,7 +481,8 @@ fn apply(text: &str, fds: Vec<OwnedFd>, held: &mut HashMap<(u32, String), Held>)
                 return;
             };
             let file = (path != "-").then(|| RotatingFile::new(PathBuf::from(path), max, backups));
-            held.insert((leader, stream.to_string()), Held { fd, file });
+            let told = format!("{max} {backups} {path}");
+            held.insert((leader, stream.to_string()), Held { fd, file, told });
         }
         Some("D") => {
             if let Some(leader) = parts.next().and_then(|s| s.parse::<u32>().ok()) {
@@ -304,8 +493,9 @@ fn apply(text: &str, fds: Vec<OwnedFd>, held: &mut HashMap<(u32, String), Held>)
     }
 }
 
-/// The server is gone: every pipe is read to its end, into its log file.
-fn drain(mut held: HashMap<(u32, String), Held>) {
+/// The server is gone: every pipe is read to its end, into its log file, unless the next
+/// server takes them first (a request on `listener`).
+fn drain(mut held: HeldPipes, listener: Option<&OwnedFd>) {
     let mut buf = vec![0u8; 64 * 1024];
     while !held.is_empty() {
         let keys: Vec<(u32, String)> = held.keys().cloned().collect();
@@ -318,6 +508,13 @@ fn drain(mut held: HashMap<(u32, String), Held>) {
                 revents: 0,
             })
             .collect();
+        if let Some(l) = listener {
+            polls.push(libc::pollfd {
+                fd: l.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         // SAFETY: poll on descriptors we own, with an array of their count.
         let r = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, -1) };
         if r < 0 {
@@ -325,6 +522,12 @@ fn drain(mut held: HashMap<(u32, String), Held>) {
                 continue;
             }
             break;
+        }
+        // Everything read so far is written: the pipes can go to the next server.
+        if let Some(l) = listener {
+            if polls.last().is_some_and(|p| p.revents != 0) && answer_take(l, &held) {
+                return;
+            }
         }
         for (k, p) in keys.iter().zip(&polls) {
             if p.revents == 0 {
@@ -351,25 +554,11 @@ fn drain(mut held: HashMap<(u32, String), Held>) {
 /// still held is lost). Nothing to do when there was no holder, or it is gone.
 pub fn wait_old_holder(pidfile: &Path, limit: Duration) {
     let path = record_path(pidfile);
-    let Ok(text) = gosuv::files::read_trusted(&path) else {
-        return;
-    };
+    let holder = recorded_holder(pidfile);
     let _ = std::fs::remove_file(&path);
-    let text = String::from_utf8_lossy(&text);
-    let mut it = text.split_whitespace();
-    let (Some(pid), Some(start)) = (
-        it.next().and_then(|s| s.parse::<u32>().ok()),
-        it.next().and_then(|s| s.parse::<u64>().ok()),
-    ) else {
+    let Some((pid, _)) = holder else {
         return;
     };
-    // The same process (not a later one with its number), and a holder.
-    let same = gosuv::procfs::ProcStat::read(pid).is_some_and(|s| s.start_time == start);
-    let is_holder = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"__holder"));
-    if !same || !is_holder {
-        return;
-    }
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor we own.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {
@@ -390,4 +579,23 @@ pub fn wait_old_holder(pidfile: &Path, limit: Duration) {
             )
         };
     }
+}
+
+/// The holder recorded beside `pidfile`, if that very process (not a later one with its
+/// number) still runs: its pid and start time.
+fn recorded_holder(pidfile: &Path) -> Option<(u32, u64)> {
+    let text = gosuv::files::read_trusted(&record_path(pidfile)).ok()?;
+    let text = String::from_utf8_lossy(&text);
+    let mut it = text.split_whitespace();
+    let pid = it.next()?.parse::<u32>().ok()?;
+    let start = it.next()?.parse::<u64>().ok()?;
+    let same = gosuv::procfs::ProcStat::read(pid).is_some_and(|s| s.start_time == start);
+    let is_holder = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"__holder"));
+    (same && is_holder).then_some((pid, start))
+}
+
+/// Whether a holder of the last server is recorded beside `pidfile` and still runs.
+pub fn has_holder(pidfile: &Path) -> bool {
+    recorded_holder(pidfile).is_some()
 }

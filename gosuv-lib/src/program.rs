@@ -1253,10 +1253,13 @@ impl<L: Launcher> Task<L> {
         self.status_text = None;
         // What a told probe (log, notify) needs is ready before the run can say anything.
         let early = probes::Early::prepare(&config, &self.logs).await;
+        // The same start for the status and for what observers record (a later server that
+        // takes the run over shows this start).
+        let started = (std::time::Instant::now(), SystemTime::now());
         let meta = crate::process_group::RunMeta {
             fingerprint: config.fingerprint(),
             restarts: self.restarts,
-            started_at: SystemTime::now(),
+            started_at: started.1,
         };
         let launched = match &early {
             Ok(early) => match early.notify_path() {
@@ -1299,7 +1302,7 @@ impl<L: Launcher> Task<L> {
                     _ => None,
                 };
                 let run = Run {
-                    started: (std::time::Instant::now(), SystemTime::now()),
+                    started,
                     generation,
                     proc,
                     config: config.clone(),

@@ -525,16 +525,7 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
             );
         }
     }
-    let recovered = recovery::stop_leftovers(&config.server.pidfile);
-    if recovered.survivors > 0 {
-        tracing::error!(
-            "{} leftover process groups survived SIGKILL: their programs may run twice",
-            recovered.survivors
-        );
-    }
-    // The last server's holder writes the last output of those leftovers, then exits:
-    // nothing starts (and writes the same log files) before it is done.
-    crate::holder::wait_old_holder(&config.server.pidfile, Duration::from_secs(10));
+    let adoptions = adopt_or_stop_leftovers(&config.server.pidfile, &programs);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("gosuv-server")
@@ -544,6 +535,7 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
         !log_to_stderr,
         config.clone(),
         programs,
+        adoptions,
         security,
         unix,
         tcp,
@@ -561,10 +553,90 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
     result
 }
 
+/// What the last server left running (it died, or re-executed itself): the runs of
+/// programs whose config is unchanged are taken over (their pipes taken back from the last
+/// server's holder), every other leftover is stopped gracefully, its output drained
+/// meanwhile, before anything starts. Returns the runs to adopt and what they were recorded
+/// with.
+fn adopt_or_stop_leftovers(
+    pidfile: &Path,
+    programs: &[ProgramConfig],
+) -> (Vec<gosuv::Adoption>, Vec<recovery::GroupRecord>) {
+    let candidates = recovery::adoption_candidates(pidfile, programs);
+    // Every pipe the holder keeps: the adopted runs' go to the supervisor, the others are
+    // drained here while their runs are stopped. Without the holder (or without a run's
+    // pipes) a run is not adopted: nobody read its output meanwhile.
+    let mut pipes = if crate::holder::has_holder(pidfile) {
+        crate::holder::take_pipes(pidfile).unwrap_or_else(|| {
+            tracing::warn!("the last server's holder did not hand its pipes over: its programs are stopped, not taken over");
+            Default::default()
+        })
+    } else {
+        Default::default()
+    };
+    let by_name: std::collections::HashMap<&str, &ProgramConfig> =
+        programs.iter().map(|p| (p.name.as_str(), p)).collect();
+    let mut adoptions = Vec::new();
+    let mut kept = Vec::new();
+    for g in candidates {
+        let Some(config) = by_name.get(g.program.as_str()) else {
+            continue;
+        };
+        let out = pipes.remove(&(g.pgid, "stdout".to_string()));
+        let err = if config.redirect_stderr {
+            None
+        } else {
+            pipes.remove(&(g.pgid, "stderr".to_string()))
+        };
+        let (Some(out), true) = (out, config.redirect_stderr || err.is_some()) else {
+            tracing::warn!(program = %g.program, pid = g.pgid, "its output pipes were not kept: stopped, not taken over");
+            continue;
+        };
+        tracing::info!(program = %g.program, pid = g.pgid, "taking over the run the last server left (config unchanged)");
+        adoptions.push(gosuv::Adoption {
+            program: g.program.clone(),
+            pid: g.pgid,
+            start_time: g.start_time,
+            stdout: out.fd,
+            stderr: err.map(|e| e.fd),
+            cgroup: g.cgroup.clone(),
+            started_at: g.started_at(),
+            restarts: g.restarts,
+        });
+        kept.push(g);
+    }
+    // The rest of the pipes (runs being stopped) are drained while they stop.
+    let drainer = crate::holder::drain_in_thread(pipes);
+    let keep: Vec<u32> = kept.iter().map(|g| g.pgid).collect();
+    let recovered = recovery::stop_leftovers(pidfile, &keep);
+    if recovered.survivors > 0 {
+        tracing::error!(
+            "{} leftover process groups survived SIGKILL: their programs may run twice",
+            recovered.survivors
+        );
+    }
+    if let Some(d) = drainer {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !d.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if !d.is_finished() {
+            tracing::warn!("the output of the stopped leftovers is still open after 10s: going on");
+        }
+    }
+    // The last server's holder writes the last output of the leftovers it still drains
+    // (when it could not hand them over), then exits: nothing starts (and writes the same
+    // log files) before it is done.
+    crate::holder::wait_old_holder(pidfile, Duration::from_secs(10));
+    (adoptions, kept)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     quiet: bool,
     config: ServerConfig,
     programs: Vec<ProgramConfig>,
+    (adoptions, adopted_records): (Vec<gosuv::Adoption>, Vec<recovery::GroupRecord>),
     security: Security,
     unix: Option<std::os::unix::net::UnixListener>,
     tcp: Option<std::net::TcpListener>,
@@ -572,7 +644,8 @@ async fn serve(
 ) -> CliResult {
     let signals = handle_signals();
     // Recording starts before any program does, so every run is in the file.
-    let (recorder, observer) = recovery::GroupRecorder::start(&config.server.pidfile);
+    let (recorder, observer) =
+        recovery::GroupRecorder::start(&config.server.pidfile, &adopted_records);
     let mut options = supervisor_options(&config);
     // A holder keeps every program's output pipes open, so the programs outlive this
     // server (a kill -9, a crash) without dying of SIGPIPE, and their output is logged.
@@ -587,10 +660,13 @@ async fn serve(
     let sup = Supervisor::new(options).map_err(|e| Failure::new(e.to_string()))?;
     let state = AppState::new(sup.clone(), config.clone(), security, listening.clone());
     // All added before any starts, then started dependencies first.
-    match sup.add_all(programs).await {
-        Ok(failed) => {
+    match sup.add_all_adopting(programs, adoptions).await {
+        Ok((failed, refused)) => {
             for (name, e) in failed {
                 tracing::error!("cannot add {name}: {e}");
+            }
+            for (name, why) in refused {
+                tracing::warn!(program = %name, "the run the last server left was not taken over: {why}");
             }
         }
         Err(e) => tracing::error!("{e}"),

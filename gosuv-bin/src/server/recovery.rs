@@ -57,6 +57,19 @@ pub struct GroupRecord {
     /// The program's cgroup, when the run was owned by one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<PathBuf>,
+    /// The fingerprint of the config it was started with (0: never adopted, as a probe's).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fingerprint: u64,
+    /// The program's restarts when it started.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u64,
+    /// When it started, in milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub started_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl GroupRecord {
@@ -69,7 +82,18 @@ impl GroupRecord {
             stop_signal: group.stop_signal,
             stop_timeout: group.stop_timeout.as_secs(),
             cgroup: group.cgroup.clone(),
+            fingerprint: group.fingerprint,
+            restarts: group.restarts,
+            started_ms: group
+                .started_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         }
+    }
+
+    /// When it started.
+    pub fn started_at(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + Duration::from_millis(self.started_ms)
     }
 }
 
@@ -139,6 +163,12 @@ struct DiskRecord<'a> {
     stop_timeout: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     cgroup: Option<&'a Path>,
+    #[serde(skip_serializing_if = "is_zero")]
+    fingerprint: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    restarts: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    started_ms: u64,
 }
 
 /// The file's text, with every record's cgroup relative to one root (every program of a
@@ -171,6 +201,9 @@ fn disk_record(g: &GroupRecord, root: Option<&Path>) -> std::io::Result<Vec<u8>>
             .cgroup
             .as_deref()
             .map(|c| root.and_then(|r| c.strip_prefix(r).ok()).unwrap_or(c)),
+        fingerprint: g.fingerprint,
+        restarts: g.restarts,
+        started_ms: g.started_ms,
     })
     .map_err(std::io::Error::other)
 }
@@ -388,19 +421,69 @@ fn signal_run(g: &GroupRecord, sig: i32) {
     }
 }
 
+/// The runs the groups file beside `pidfile` lists that the next server may take over: the
+/// program is in `programs` with the config the run was started with (same fingerprint),
+/// and the run's leader still runs and started at the recorded time (on this boot, in a
+/// cgroup of gosuv's when it had one). One run a program at most (the latest).
+pub fn adoption_candidates(pidfile: &Path, programs: &[gosuv::ProgramConfig]) -> Vec<GroupRecord> {
+    let Some(file) = read_groups(&groups_path(pidfile)) else {
+        return Vec::new();
+    };
+    if file.boot_id != boot_id() {
+        return Vec::new();
+    }
+    let wanted: BTreeMap<&str, u64> = programs
+        .iter()
+        .map(|p| (p.name.as_str(), p.fingerprint()))
+        .collect();
+    let mut best: BTreeMap<String, GroupRecord> = BTreeMap::new();
+    for g in file.groups {
+        if g.fingerprint == 0 || wanted.get(g.program.as_str()) != Some(&g.fingerprint) {
+            continue;
+        }
+        let alive = ProcStat::read(g.pgid)
+            .is_some_and(|s| s.start_time == g.start_time && !s.is_zombie() && s.pgrp == g.pgid);
+        let cgroup_ok = g.cgroup.as_deref().is_none_or(our_cgroup);
+        if !alive || !cgroup_ok {
+            continue;
+        }
+        match best.get(&g.program) {
+            Some(b) if b.started_ms >= g.started_ms => {}
+            _ => {
+                best.insert(g.program.clone(), g);
+            }
+        }
+    }
+    best.into_values().collect()
+}
+
 /// Stops the leftover runs that the groups file beside `pidfile` lists, if the server
-/// that wrote it died uncleanly on this boot; then removes the file. Call it with the
-/// pidfile's lock held, before any program starts.
-pub fn stop_leftovers(pidfile: &Path) -> Recovery {
+/// that wrote it died uncleanly on this boot, except the runs whose leader is in `keep`
+/// (taken over by this server); then removes the file (kept when some runs are: the new
+/// server's record replaces it). Call it with the pidfile's lock held, before any program
+/// starts.
+pub fn stop_leftovers(pidfile: &Path, keep: &[u32]) -> Recovery {
     let path = groups_path(pidfile);
     let mut out = Recovery::default();
-    let Some(file) = read_groups(&path) else {
+    let Some(mut file) = read_groups(&path) else {
         let _ = std::fs::remove_file(&path);
         return out;
     };
+    let kept: Vec<PathBuf> = file
+        .groups
+        .iter()
+        .filter(|g| keep.contains(&g.pgid))
+        .filter_map(|g| g.cgroup.clone())
+        .collect();
+    file.groups.retain(|g| !keep.contains(&g.pgid));
+    let remove_file = |path: &Path| {
+        if keep.is_empty() {
+            let _ = std::fs::remove_file(path);
+        }
+    };
     out.listed = file.groups.len();
     if file.groups.is_empty() {
-        let _ = std::fs::remove_file(&path);
+        remove_file(&path);
         return out;
     }
     if file.boot_id != boot_id() {
@@ -409,7 +492,7 @@ pub fn stop_leftovers(pidfile: &Path) -> Recovery {
             path.display(),
             file.groups.len()
         );
-        let _ = std::fs::remove_file(&path);
+        remove_file(&path);
         return out;
     }
     tracing::warn!(
@@ -418,7 +501,7 @@ pub fn stop_leftovers(pidfile: &Path) -> Recovery {
         file.groups.len()
     );
     let Some(procs) = live_processes() else {
-        let _ = std::fs::remove_file(&path);
+        remove_file(&path);
         return out;
     };
     let by_group = members_by_group(&procs);
@@ -434,7 +517,7 @@ pub fn stop_leftovers(pidfile: &Path) -> Recovery {
         .collect();
     let mut groups = file.groups;
     for cg in gosuv::populated_leftovers(file.server_pid) {
-        if recorded.contains(&cg) || !our_cgroup(&cg) {
+        if recorded.contains(&cg) || kept.contains(&cg) || !our_cgroup(&cg) {
             continue;
         }
         let program = cg
@@ -450,6 +533,9 @@ pub fn stop_leftovers(pidfile: &Path) -> Recovery {
             stop_signal: libc::SIGTERM,
             stop_timeout: UNRECORDED_GRACE,
             cgroup: Some(cg),
+            fingerprint: 0,
+            restarts: 0,
+            started_ms: 0,
         });
     }
     out.listed = groups.len();
@@ -542,7 +628,7 @@ pub fn stop_leftovers(pidfile: &Path) -> Recovery {
             let _ = std::fs::remove_dir(cg);
         }
     }
-    let _ = std::fs::remove_file(&path);
+    remove_file(&path);
     out
 }
 
@@ -575,13 +661,17 @@ pub struct GroupRecorder {
 }
 
 impl GroupRecorder {
-    /// Starts recording into the groups file of `pidfile`; returns the recorder and the
-    /// observer to give the supervisor (`SupervisorOptions::observer`).
-    pub fn start(pidfile: &Path) -> (GroupRecorder, Arc<dyn GroupObserver>) {
+    /// Starts recording into the groups file of `pidfile`, with the runs `initial` (taken
+    /// over from the last server); returns the recorder and the observer to give the
+    /// supervisor (`SupervisorOptions::observer`).
+    pub fn start(
+        pidfile: &Path,
+        initial: &[GroupRecord],
+    ) -> (GroupRecorder, Arc<dyn GroupObserver>) {
         let path = groups_path(pidfile);
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = tokio_util::sync::CancellationToken::new();
-        let task = tokio::spawn(record(rx, path.clone(), stop.clone()));
+        let task = tokio::spawn(record(rx, path.clone(), stop.clone(), initial.to_vec()));
         (GroupRecorder { task, stop, path }, Arc::new(Observer(tx)))
     }
 
@@ -603,6 +693,7 @@ async fn record(
     mut changes: mpsc::UnboundedReceiver<Change>,
     path: PathBuf,
     stop: tokio_util::sync::CancellationToken,
+    initial: Vec<GroupRecord>,
 ) {
     let boot_id = boot_id();
     let server_pid = std::process::id();
@@ -611,6 +702,20 @@ async fn record(
     // The directory of the programs' cgroups (one per server): set by the first record that
     // has a cgroup, the records' cgroups are written relative to it.
     let mut root: Option<PathBuf> = None;
+    // Runs taken over from the last server are in the first write, before they are told
+    // again as they are adopted: never a moment when the file does not list them.
+    for g in initial {
+        if root.is_none() {
+            root = g
+                .cgroup
+                .as_deref()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf);
+        }
+        if let Ok(text) = disk_record(&g, root.as_deref()) {
+            groups.insert(g.pgid, text);
+        }
+    }
     let mut pending = true;
     let mut forget_due: Option<tokio::time::Instant> = None;
     let mut write_failed = false;
@@ -724,6 +829,9 @@ mod tests {
             stop_signal: libc::SIGTERM,
             stop_timeout: 10,
             cgroup: None,
+            fingerprint: 0,
+            restarts: 0,
+            started_ms: 0,
         };
         // The leader is alive and started when recorded.
         assert!(is_our_group(
@@ -754,6 +862,9 @@ mod tests {
             stop_signal: 15,
             stop_timeout: 3,
             cgroup: cgroup.map(PathBuf::from),
+            fingerprint: 0,
+            restarts: 0,
+            started_ms: 0,
         };
         let file = GroupsFile {
             boot_id: boot_id(),
