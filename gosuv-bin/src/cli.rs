@@ -47,8 +47,16 @@ pub enum Command {
     Shutdown,
     /// Print `server is running` and exit 0, or say why not and exit 1.
     StatusServer,
-    /// Shut the server down, wait until it is gone, then start it again in the background.
-    RestartServer,
+    /// Restart the server as the gosuv binary running this command (an upgrade: install the
+    /// new binary, then restart-server) with config.yml read again, keeping every program
+    /// whose config did not change running (same pid). The new binary and config are
+    /// checked first: if either is refused, nothing changes.
+    RestartServer {
+        /// Stop every program, then the server, and start it all again (what restart-server
+        /// did before it kept programs).
+        #[arg(long)]
+        programs: bool,
+    },
     /// Signal the server in the pidfile: SIGTERM (graceful, like shutdown) and wait for it to
     /// exit; with -9, SIGKILL at once (its programs are left running until the next
     /// start-server stops them before starting its own).

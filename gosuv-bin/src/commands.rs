@@ -26,7 +26,7 @@ pub fn run(cli: Cli) -> CliResult {
         } => start_server(&conf, foreground, daemon_child),
         Command::Shutdown => shutdown(&conf).map(|_| println!("server stopped")),
         Command::StatusServer => status_server(&conf),
-        Command::RestartServer => restart_server(&conf),
+        Command::RestartServer { programs } => restart_server(&conf, programs),
         Command::Kill { force } => kill(&conf, force),
         Command::Reload => reload(&conf),
         Command::Conftest => conftest(&conf),
@@ -184,10 +184,31 @@ fn status_server(conf: &Path) -> CliResult {
     }
 }
 
-fn restart_server(conf: &Path) -> CliResult {
+fn restart_server(conf: &Path, programs: bool) -> CliResult {
     // Nothing is stopped for a config that could not start.
     if conf.exists() {
         crate::server::checks::check_startable(conf)?;
+    }
+    if !programs {
+        let (_, client) = lenient_client(conf)?;
+        let before = match client.json(Method::GET, "/api/status", None) {
+            Ok(v) => Some(v),
+            Err(ClientError::Unreachable { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(before) = before {
+            let exe = std::env::current_exe()
+                .map_err(|e| Failure::new(format!("cannot find this gosuv binary: {e}")))?;
+            let body = serde_json::json!({ "exe": exe });
+            match client.json(Method::POST, "/api/server/restart", Some(&body)) {
+                Ok(_) => return wait_restarted(&client, &before, &exe),
+                // A server older than restarting in place: the old way.
+                Err(ClientError::Api { status, .. }) if status == hyper::StatusCode::NOT_FOUND => {
+                    println!("the running server cannot restart in place: stopping and starting it with its programs");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     match shutdown(conf) {
         Ok(_) => println!("server stopped"),
@@ -197,6 +218,32 @@ fn restart_server(conf: &Path) -> CliResult {
         Err(e) => return Err(e),
     }
     start_server(conf, false, false)
+}
+
+/// Waits until the server that answered `before` answers again as a new image (another
+/// `started_at`), and says so.
+fn wait_restarted(client: &crate::client::Client, before: &Value, exe: &Path) -> CliResult {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        match client.json(Method::GET, "/api/status", None) {
+            Ok(v) if v["started_at"] != before["started_at"] => {
+                println!(
+                    "server restarted (pid {}, {}); programs kept running",
+                    v["pid"],
+                    exe.display()
+                );
+                return Ok(());
+            }
+            Ok(_) | Err(ClientError::Unreachable { .. } | ClientError::Protocol { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Failure::new(
+                "the server did not come back within 2 minutes after restarting: see gosuv.log (its programs keep running; 'gosuv start-server' takes them over)",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 fn kill(conf: &Path, force: bool) -> CliResult {

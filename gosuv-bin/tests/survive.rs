@@ -163,3 +163,124 @@ fn a_program_changed_while_no_server_ran_is_stopped_and_started_with_its_new_con
         lines_of(&env, "other") == ["flavour old", "stopping", "flavour new"]
     });
 }
+
+fn start_counter(env: &Env) -> Server<'_> {
+    let script = env.path("counter.py");
+    std::fs::write(&script, COUNTER).expect("script");
+    env.programs(&format!(
+        "- name: counter\n  command: [python3, {}]\n  start_auto: true\n  start_seconds: 0\n",
+        script.display()
+    ));
+    let srv = env.start();
+    env.wait_state("counter", "running");
+    eventually(20, "some output", || lines(env).len() >= 20);
+    srv
+}
+
+#[test]
+fn restart_server_keeps_the_programs_and_every_line() {
+    let env = Env::unix();
+    let _srv = start_counter(&env);
+    let first = program_pid(&env);
+    let server = env.pid().expect("server pid");
+    let before = env.api("GET", "/api/programs/counter", "").json();
+    let out = env.ok(&["restart-server"]);
+    assert!(out.contains("programs kept running"), "{out}");
+    // The same process re-executed: same server pid, same program pid and start.
+    assert_eq!(env.pid(), Some(server));
+    let after = env.api("GET", "/api/programs/counter", "").json();
+    assert_eq!(after["state"], "running", "{after}");
+    assert_eq!(program_pid(&env), first);
+    assert_eq!(after["started_at"], before["started_at"]);
+    let at = lines(&env).len();
+    eventually(20, "output after the restart", || {
+        lines(&env).len() >= at + 50
+    });
+    // Still the server's child: a kill shows its real signal, and it is restarted.
+    signal(first, libc::SIGKILL);
+    eventually(10, "the restart after the kill", || {
+        let v = env.api("GET", "/api/programs/counter", "").json();
+        v["restarts"] == 1 && v["state"] == "running"
+    });
+    let v = env.api("GET", "/api/programs/counter", "").json();
+    assert_eq!(v["exit_signal"], 9, "{v}");
+    // Every number of the first run, in order, none missing: nothing was killed here.
+    let all = lines(&env);
+    let end = all
+        .iter()
+        .skip(1)
+        .position(|l| l == "0")
+        .map_or(all.len(), |p| p + 1);
+    check_numbers(&all[..end], 0);
+}
+
+#[test]
+fn restart_server_runs_the_new_binary_and_keeps_the_programs() {
+    let env = Env::unix();
+    let _srv = start_counter(&env);
+    let first = program_pid(&env);
+    let server = env.pid().expect("server pid");
+    // An upgrade: another binary file, run from its own path.
+    let new = env.path("bin/gosuv-new");
+    std::fs::create_dir_all(new.parent().expect("dir")).expect("dir");
+    std::fs::copy(BIN, &new).expect("copy the binary");
+    let out = std::process::Command::new(&new)
+        .current_dir(env.path(""))
+        .arg("-c")
+        .arg(env.conf())
+        .arg("restart-server")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the new binary");
+    assert!(
+        out.status.success(),
+        "{}{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        env.server_log()
+    );
+    assert_eq!(env.pid(), Some(server));
+    let exe = std::fs::read_link(format!("/proc/{server}/exe")).expect("exe");
+    assert_eq!(exe, std::fs::canonicalize(&new).expect("path"));
+    assert_eq!(program_pid(&env), first);
+    env.wait_state("counter", "running");
+}
+
+#[test]
+fn restart_server_with_a_refused_config_changes_nothing() {
+    let env = Env::unix();
+    let _srv = start_counter(&env);
+    let first = program_pid(&env);
+    let server = env.pid().expect("server pid");
+    // A binary that runs but refuses every config is refused by the server's own check.
+    let fake = env.path("bin/gosuv-broken");
+    std::fs::create_dir_all(fake.parent().expect("dir")).expect("dir");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'broken: no config is good enough' >&2\nexit 1\n",
+    )
+    .expect("fake");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let r = env.api(
+        "POST",
+        "/api/server/restart",
+        &format!("{{\"exe\": \"{}\"}}", fake.display()),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error().contains("no config is good enough"), "{}", r.body);
+    // A relative path, an unknown key: refused too.
+    assert_eq!(
+        env.api("POST", "/api/server/restart", "{\"exe\": \"gosuv\"}")
+            .status,
+        400
+    );
+    assert_eq!(
+        env.api("POST", "/api/server/restart", "{\"x\": 1}").status,
+        400
+    );
+    assert_eq!(env.pid(), Some(server));
+    assert_eq!(program_pid(&env), first);
+    let v = env.api("GET", "/api/status", "").json();
+    assert_eq!(v["state"], "running", "{v}");
+}

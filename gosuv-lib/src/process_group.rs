@@ -744,6 +744,15 @@ impl ProcessGroup {
         }
     }
 
+    /// Lets go of the run without a word to the observers and without killing it: it goes
+    /// on, for another process to take over. Its leader stays registered with the reaper
+    /// (this process is about to be replaced by one that adopts it).
+    pub(crate) fn let_go(mut self) {
+        self.finished = true;
+        self.released = true;
+        self.pidfd.take();
+    }
+
     /// Tells the observers and the reaper that the run is over (once). An observer that
     /// panics is reported and does not stop the others, nor the program's task.
     fn release(&mut self) {

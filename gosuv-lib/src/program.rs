@@ -305,6 +305,9 @@ pub(crate) enum Cmd {
     Remove(oneshot::Sender<Result<(), Error>>),
     /// Replies once every command sent before it has been handled.
     Sync(oneshot::Sender<()>),
+    /// Lets go of the program's run without stopping it (its output read so far written),
+    /// then ends the task: for a server that re-executes itself and takes the run over.
+    Release(oneshot::Sender<()>),
 }
 
 /// The handle the supervisor keeps for each program.
@@ -570,6 +573,8 @@ struct Task<L: Launcher> {
     /// The next start may start its dependencies (a start by hand or by `start_auto`); an
     /// automatic restart or retry does not start a dependency someone stopped.
     pull_deps: bool,
+    /// A release's reply, sent when the task ends.
+    released: Option<oneshot::Sender<()>>,
 }
 
 /// Starts the task of one program and returns its handle.
@@ -754,6 +759,7 @@ impl<L: Launcher> Task<L> {
             health: None,
             why: None,
             pull_deps: false,
+            released: None,
         }
     }
 
@@ -816,6 +822,12 @@ impl<L: Launcher> Task<L> {
             match wake {
                 Wake::Exited(status) => self.on_exit(status).await,
                 Wake::Emptied => self.on_emptied().await,
+                Wake::Cmd(Some(Cmd::Release(reply))) => {
+                    self.let_go().await;
+                    self.done = true;
+                    self.released = Some(reply);
+                    break;
+                }
                 Wake::Cmd(Some(cmd)) => update_reply = self.on_command(cmd),
                 Wake::Cmd(None) => {
                     // Every handle is gone: stop the program rather than orphan it.
@@ -842,12 +854,17 @@ impl<L: Launcher> Task<L> {
                     let _ = r.send(Err(Error::NotFound(self.name.clone())));
                 }
                 Cmd::Stop(r) | Cmd::Remove(r) => self.waiters.stop.push(r),
-                Cmd::Sync(r) => {
+                Cmd::Sync(r) | Cmd::Release(r) => {
                     let _ = r.send(());
                 }
                 // Its caller is told the program is gone.
                 Cmd::Update(..) => {}
             }
+        }
+        if let Some(reply) = self.released.take() {
+            // Let go of: what is still answered waits for nothing.
+            let _ = reply.send(());
+            return;
         }
         // Its last output goes to the files before the removal is answered.
         if !self
@@ -1067,7 +1084,8 @@ impl<L: Launcher> Task<L> {
                 self.wanted.remove = true;
                 self.waiters.remove.push(reply);
             }
-            Cmd::Sync(reply) => {
+            // Handled by the task's loop (it ends the task); never here.
+            Cmd::Sync(reply) | Cmd::Release(reply) => {
                 let _ = reply.send(());
             }
         }
@@ -1400,6 +1418,22 @@ impl<L: Launcher> Task<L> {
             },
             None,
         );
+    }
+
+    /// Lets go of the current run without touching its processes: its pipes are no longer
+    /// read (what was read is written first), nobody is told it ended (its record and its
+    /// holder's pipes stay), and it is not killed.
+    async fn let_go(&mut self) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Idle(self.state));
+        match phase {
+            Phase::Starting { run, .. }
+            | Phase::Running { run, .. }
+            | Phase::Stopping { run, .. } => run.proc.let_go().await,
+            other => self.phase = other,
+        }
+        for d in self.old_drains.drain(..) {
+            d.abort();
+        }
     }
 
     /// Takes over a running run a previous server left: `running` at once (it was up

@@ -113,6 +113,24 @@ pub(crate) fn register_leader(pid: u32) {
     reg.sessions.insert(pid);
 }
 
+/// Spawns a helper process that the caller waits for itself (its exit status is the
+/// caller's): never reaped here, even in a process that reaps every orphan. Call
+/// [`forget_helper`] once it was waited for.
+///
+/// # Errors
+/// The spawn failed.
+pub fn spawn_helper(cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    let _spawning = spawning();
+    let child = cmd.spawn()?;
+    registry().leaders.insert(child.id());
+    Ok(child)
+}
+
+/// A helper of [`spawn_helper`] was waited for.
+pub fn forget_helper(pid: u32) {
+    registry().leaders.remove(&pid);
+}
+
 /// A session that processes of a run moved to (`setsid`): its zombies are gosuv's to reap
 /// while the run lasts.
 pub(crate) fn add_session(sid: u32) {

@@ -1345,6 +1345,34 @@ impl Supervisor {
         self.inner.closed.send_replace(true);
     }
 
+    /// Lets go of every program without stopping any: each program's task ends, its
+    /// output read so far written to its log files, and its processes go on, for the
+    /// process that replaces this one (a server re-executing itself) to take over with
+    /// [`Supervisor::add_all_adopting`]. Observers are not told the runs ended. After it,
+    /// the supervisor accepts no more changes. Not for embedders: a host that lets go of
+    /// its programs and does not take them over leaves them running.
+    pub async fn release(&self) {
+        let _changes = self.inner.changes.lock().await;
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = self
+            .programs()
+            .iter()
+            .map(|(n, h)| (n.clone(), h.cmds.clone()))
+            .collect();
+        let mut waits = Vec::with_capacity(txs.len());
+        for (name, tx) in txs {
+            let (rtx, rrx) = oneshot::channel();
+            if tx.send(Cmd::Release(rtx)).await.is_ok() {
+                waits.push((name, rrx));
+            }
+        }
+        for (name, rx) in waits {
+            let _ = rx.await;
+            self.programs_mut().remove(&name);
+        }
+        self.inner.closed.send_replace(true);
+    }
+
     /// Whether [`Supervisor::shutdown`] has been called.
     pub fn is_shut_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::SeqCst)

@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/status", get(server_status))
         .route("/api/reload", post(reload))
         .route("/api/shutdown", post(shutdown))
+        .route("/api/server/restart", post(restart_server))
         .route("/api/programs", get(list).post(create))
         .route(
             "/api/programs/{name}",
@@ -284,6 +285,147 @@ async fn shutdown(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
         StatusCode::ACCEPTED,
         Json(json!({ "shutting_down": true, "pid": std::process::id() })),
     )
+}
+
+/// `POST /api/server/restart`, body `{"exe": "/path/to/gosuv"}` (optional: this server's
+/// own binary by default). Checks that the binary runs and accepts this server's config
+/// (its `conftest`), and only then re-executes the server as that binary, keeping every
+/// program: a refused binary or config changes nothing.
+async fn restart_server(
+    State(st): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let body = body?;
+    let exe = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let v = crate::server::strict_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+        let obj = v.as_object().ok_or_else(|| {
+            ApiError::bad_request("the body must be an object: {\"exe\": \"/path/to/gosuv\"}")
+        })?;
+        if let Some(k) = obj.keys().find(|k| *k != "exe") {
+            return Err(ApiError::bad_request(format!(
+                "unknown key '{k}': the only key is 'exe'"
+            )));
+        }
+        match obj.get("exe") {
+            None => None,
+            Some(Value::String(p)) => Some(std::path::PathBuf::from(p)),
+            Some(_) => return Err(ApiError::bad_request("'exe' must be a path")),
+        }
+    };
+    let exe = match exe {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .map_err(|e| ApiError::internal(format!("cannot find this server's binary: {e}")))?,
+    };
+    let config = st.config().path.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        check_new_binary(&exe, config.as_deref()).map(|()| exe)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the check failed: {e}")))?;
+    let exe = checked.map_err(ApiError::bad_request)?;
+    st.request_reexec(exe.clone());
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            json!({ "restarting": true, "pid": std::process::id(), "exe": exe.display().to_string() }),
+        ),
+    ))
+}
+
+/// Whether `exe` may replace this server: an absolute path to an executable regular file
+/// that only root or this server's user can change (another local user must not be able
+/// to put code in it), and that runs and accepts `config` (its `conftest` passes).
+fn check_new_binary(exe: &std::path::Path, config: Option<&std::path::Path>) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if !exe.is_absolute() {
+        return Err(format!(
+            "{}: the binary must be an absolute path",
+            exe.display()
+        ));
+    }
+    let meta = std::fs::metadata(exe).map_err(|e| format!("{}: {e}", exe.display()))?;
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_file() || meta.mode() & 0o111 == 0 {
+        return Err(format!("{} is not an executable file", exe.display()));
+    }
+    if (meta.uid() != 0 && meta.uid() != me) || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} can be changed by another user (owner uid {}, mode {:o}): refused; make it owned by root or by this server's user and not writable by others",
+            exe.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        ));
+    }
+    let mut cmd = std::process::Command::new(exe);
+    if let Some(c) = config {
+        cmd.arg("-c").arg(c);
+    }
+    cmd.arg("conftest")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // Its exit status is ours to read: the server's reaper of orphans leaves it alone.
+    let child =
+        gosuv::spawn_helper(&mut cmd).map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    let pid = child.id();
+    let out = wait_output(child, Duration::from_secs(30));
+    gosuv::forget_helper(pid);
+    let out = out.ok_or_else(|| format!("{} conftest did not finish within 30s", exe.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} refuses the config, nothing was restarted:\n{}{}",
+            exe.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// A child's output, or `None` (the child killed) when it runs past `limit`.
+fn wait_output(mut child: std::process::Child, limit: Duration) -> Option<std::process::Output> {
+    use std::io::Read;
+    // Read on threads of their own, so a full pipe cannot block the child.
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let t_out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_end(&mut b);
+        }
+        b
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_end(&mut b);
+        }
+        b
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    };
+    Some(std::process::Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    })
 }
 
 /// `?stats=false` leaves out CPU and memory, which saves a pass over `/proc`.

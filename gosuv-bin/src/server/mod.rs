@@ -75,6 +75,8 @@ struct StateInner {
     config_json: std::sync::Mutex<api::ConfigJsonCache>,
     generation: std::sync::atomic::AtomicU64,
     mutations: std::sync::atomic::AtomicU64,
+    /// The binary to re-execute instead of shutting down (`restart-server`).
+    reexec: std::sync::Mutex<Option<PathBuf>>,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -113,6 +115,7 @@ impl AppState {
                 config_json: std::sync::Mutex::new(api::ConfigJsonCache::new()),
                 generation: std::sync::atomic::AtomicU64::new(0),
                 mutations: std::sync::atomic::AtomicU64::new(0),
+                reexec: std::sync::Mutex::new(None),
             }),
         };
         st.watch_events();
@@ -180,6 +183,23 @@ impl AppState {
     /// Asks the server to shut down (what `POST /api/shutdown` and SIGTERM do).
     pub fn request_shutdown(&self) {
         self.inner.shutdown.cancel();
+    }
+
+    /// Asks the server to re-execute itself as `exe`, keeping its programs (what
+    /// `restart-server` does): the programs are let go of, not stopped, and taken over by
+    /// the new image.
+    pub fn request_reexec(&self, exe: PathBuf) {
+        *self.inner.reexec.lock().unwrap_or_else(|p| p.into_inner()) = Some(exe);
+        self.inner.shutdown.cancel();
+    }
+
+    /// The binary a re-execution was asked for, if one was.
+    fn take_reexec(&self) -> Option<PathBuf> {
+        self.inner
+            .reexec
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// Whether a shutdown was asked for.
@@ -531,7 +551,7 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
         .thread_name("gosuv-server")
         .build()
         .map_err(|e| Failure::new(format!("cannot start the runtime: {e}")))?;
-    let result = rt.block_on(serve(
+    let served = rt.block_on(serve(
         !log_to_stderr,
         config.clone(),
         programs,
@@ -541,6 +561,11 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
         tcp,
         listening,
     ));
+    let result = match served {
+        Ok(Some(exe)) => reexec(&exe),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
     if config.server.unixserver.enabled {
         let _ = std::fs::remove_file(&config.server.unixserver.sockfile);
     }
@@ -631,6 +656,25 @@ fn adopt_or_stop_leftovers(
     (adoptions, kept)
 }
 
+/// Replaces this process with `exe`, run with this process's own arguments (the same pid:
+/// the programs stay its children, the pidfile names it still). Returns only when that
+/// fails, after trying this process's own binary instead; then the programs go on without
+/// a server (the holder logs their output) until the next `start-server` takes them over.
+fn reexec(exe: &Path) -> CliResult {
+    use std::os::unix::process::CommandExt;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    tracing::info!(exe = %exe.display(), "re-executing: the programs keep running");
+    let err = std::process::Command::new(exe).args(&args).exec();
+    tracing::error!(exe = %exe.display(), "cannot re-execute: {err}; trying this server's own binary");
+    let again = std::process::Command::new("/proc/self/exe")
+        .args(&args)
+        .exec();
+    Err(Failure::new(format!(
+        "cannot re-execute {} ({err}) nor this server's own binary ({again}): the programs go on; run 'gosuv start-server' to take them over",
+        exe.display()
+    )))
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn serve(
     quiet: bool,
@@ -641,7 +685,7 @@ async fn serve(
     unix: Option<std::os::unix::net::UnixListener>,
     tcp: Option<std::net::TcpListener>,
     listening: Vec<String>,
-) -> CliResult {
+) -> CliResult<Option<PathBuf>> {
     let signals = handle_signals();
     // Recording starts before any program does, so every run is in the file.
     let (recorder, observer) =
@@ -700,6 +744,23 @@ async fn serve(
     }
 
     wait_for_shutdown(&state, signals).await;
+    if let Some(exe) = state.take_reexec() {
+        // Nothing is stopped: every run goes on, listed in the groups file, its pipes
+        // kept by the holder, for the new image to take over.
+        tracing::info!("restarting: letting go of every program, for the new server to take over");
+        stop.cancel();
+        state.end_streams();
+        sup.release().await;
+        recorder.keep().await;
+        // The answer to the restart request gets out; an idle keep-alive connection does not
+        // hold the restart up.
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            futures_util::future::join_all(servers),
+        )
+        .await;
+        return Ok(Some(exe));
+    }
     tracing::info!("shutting down: stopping every program");
     sup.shutdown().await;
     recorder.finish().await;
@@ -714,7 +775,7 @@ async fn serve(
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The supervisor options of the server: its programs are its own (a subreaper, and no

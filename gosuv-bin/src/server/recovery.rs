@@ -675,6 +675,13 @@ impl GroupRecorder {
         (GroupRecorder { task, stop, path }, Arc::new(Observer(tx)))
     }
 
+    /// Before the server re-executes itself (every program let go of, still running):
+    /// writes what is not written yet and stops, leaving the file for the new image.
+    pub async fn keep(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+
     /// After a clean shutdown (every program stopped): stops recording and removes the file.
     pub async fn finish(self) {
         self.stop.cancel();
@@ -762,7 +769,31 @@ async fn record(
             (a, b) => a.or(b),
         };
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => {
+                // What was told before the stop is written (a re-executing server leaves
+                // the file to the next image).
+                let mut changed = false;
+                while let Ok(c) = changes.try_recv() {
+                    changed = true;
+                    match c {
+                        Change::Started(g) => {
+                            if let Ok(text) = disk_record(&g, root.as_deref()) {
+                                groups.insert(g.pgid, text);
+                            }
+                        }
+                        Change::Ended(pgid) => {
+                            groups.remove(&pgid);
+                        }
+                    }
+                }
+                if changed || pending {
+                    if let Ok(body) = assemble(&boot_id, server_pid, root.as_deref(), groups.values().map(Vec::as_slice)) {
+                        let p = path.clone();
+                        let _ = tokio::task::spawn_blocking(move || write_bytes(&p, &body)).await;
+                    }
+                }
+                return;
+            }
             change = changes.recv() => {
                 let mut next = change;
                 // A burst of changes is applied, then written once.

@@ -46,6 +46,9 @@ pub(crate) trait Process: Send + Sync + 'static {
     fn kernel_enforces_memory(&self) -> bool;
     /// Whether the kernel killed a process of the run for lack of memory.
     fn oom_killed(&self) -> bool;
+    /// Lets go of the run without touching it: stops reading its pipes once what was read
+    /// is written, tells nobody it ended, kills nothing.
+    fn let_go(self) -> impl Future<Output = ()> + Send;
 }
 
 /// Spawns runs of programs.
@@ -316,6 +319,18 @@ impl Process for RealProcess {
 
     fn oom_killed(&self) -> bool {
         self.group.oom_kills() > self.oom_before
+    }
+
+    async fn let_go(mut self) {
+        // A drain is cancelled between reads: what it read is in the sink, and the sink's
+        // writers finish it.
+        for d in self.drains.drain(..) {
+            d.abort();
+            let _ = d.await;
+        }
+        self.logs.stdout.flushed().await;
+        self.logs.stderr.flushed().await;
+        self.group.let_go();
     }
 }
 

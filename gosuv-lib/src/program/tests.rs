@@ -68,6 +68,8 @@ impl Drop for FakeProcess {
 }
 
 impl Process for FakeProcess {
+    async fn let_go(self) {}
+
     fn pid(&self) -> u32 {
         self.pid
     }
