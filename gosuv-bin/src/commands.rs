@@ -190,7 +190,7 @@ fn restart_server(conf: &Path, programs: bool) -> CliResult {
         crate::server::checks::check_startable(conf)?;
     }
     if !programs {
-        let (_, client) = lenient_client(conf)?;
+        let (config, client) = lenient_client(conf)?;
         let before = match client.json(Method::GET, "/api/status", None) {
             Ok(v) => Some(v),
             Err(ClientError::Unreachable { .. }) => None,
@@ -201,7 +201,7 @@ fn restart_server(conf: &Path, programs: bool) -> CliResult {
                 .map_err(|e| Failure::new(format!("cannot find this gosuv binary: {e}")))?;
             let body = serde_json::json!({ "exe": exe });
             match client.json(Method::POST, "/api/server/restart", Some(&body)) {
-                Ok(_) => return wait_restarted(&client, &before, &exe),
+                Ok(_) => return wait_restarted(&client, &config, &before, &exe),
                 // A server older than restarting in place: the old way.
                 Err(ClientError::Api { status, .. }) if status == hyper::StatusCode::NOT_FOUND => {
                     println!("the running server cannot restart in place: stopping and starting it with its programs");
@@ -222,16 +222,33 @@ fn restart_server(conf: &Path, programs: bool) -> CliResult {
 
 /// Waits until the server that answered `before` answers again as a new image (another
 /// `started_at`), and says so.
-fn wait_restarted(client: &crate::client::Client, before: &Value, exe: &Path) -> CliResult {
+fn wait_restarted(
+    client: &crate::client::Client,
+    config: &gosuv::ServerConfig,
+    before: &Value,
+    exe: &Path,
+) -> CliResult {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         match client.json(Method::GET, "/api/status", None) {
             Ok(v) if v["started_at"] != before["started_at"] => {
+                let listening: Vec<String> = v["listening"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 println!(
-                    "server restarted (pid {}, {}); programs kept running",
+                    "server restarted (pid {}, {}), listening {}; programs kept running",
                     v["pid"],
-                    exe.display()
+                    exe.display(),
+                    listening.join(", ")
                 );
+                if let Some(url) = crate::server::checks::login_url(config, &listening) {
+                    println!("web page: {url}");
+                }
                 return Ok(());
             }
             Ok(_) | Err(ClientError::Unreachable { .. } | ClientError::Protocol { .. }) => {}

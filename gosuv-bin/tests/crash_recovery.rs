@@ -1,7 +1,8 @@
 //! Crash recovery without duplicates: a server killed with SIGKILL leaves its programs
-//! running (nothing stops them); the next `start-server` stops those leftovers, from the
-//! groups file beside the pidfile, before it starts its own, so each program runs once. A
-//! recorded group whose number now belongs to another process is never signalled.
+//! running (nothing stops them); the next `start-server` takes over those whose config is
+//! unchanged and stops the others, from the groups file beside the pidfile, before it starts
+//! its own, so each program runs once. A recorded group whose number now belongs to another
+//! process is never signalled.
 
 mod common;
 
@@ -15,8 +16,8 @@ use serde_json::{json, Value};
 const NAMES: [&str; 5] = ["alpha", "bravo", "charlie", "delta", "stubborn"];
 
 /// Five programs, each a shell with a child in its group; `stubborn` ignores SIGTERM, so
-/// only SIGKILL after its `stop_timeout` stops it.
-fn programs(mark: &str) -> String {
+/// only SIGKILL after its `stop_timeout` stops it. `version` changes their config.
+fn programs(mark: &str, version: u32) -> String {
     let mut y = String::new();
     for name in NAMES {
         let script = if name == "stubborn" {
@@ -25,7 +26,7 @@ fn programs(mark: &str) -> String {
             "sleep 100000 & wait"
         };
         y.push_str(&format!(
-            "- name: {name}\n  command: [/bin/sh, -c, \"{script}\"]\n  start_auto: true\n  start_seconds: 0\n  stop_timeout: 1\n  environ: [\"{MARK_VAR}={mark}\", \"PROGRAM={name}\"]\n"
+            "- name: {name}\n  command: [/bin/sh, -c, \"{script}\"]\n  start_auto: true\n  start_seconds: 0\n  stop_timeout: 1\n  environ: [\"{MARK_VAR}={mark}\", \"PROGRAM={name}\", \"VERSION={version}\"]\n"
         ));
     }
     y
@@ -58,9 +59,28 @@ fn kill_9_then_start_again_runs_exactly_one_instance_of_each() {
     let env = Env::unix();
     let mark = env.dir.path().display().to_string();
     let _cleanup = KillMarked(mark.clone());
-    env.programs(&programs(&mark));
+    env.programs(&programs(&mark, 1));
     let srv = env.start();
     wait_all_running(&env);
+    let first = api_pids(&env);
+    eventually(10, "the groups file to list the 5 groups", || {
+        groups_file(&env)["groups"]
+            .as_array()
+            .is_some_and(|g| g.len() == NAMES.len())
+    });
+    // Killed, then started again with the same config: every program is taken over, one
+    // instance each, the same processes.
+    let server = env.pid().unwrap();
+    signal(server, libc::SIGKILL);
+    eventually(10, "the server to die", || !alive(server));
+    std::mem::forget(srv);
+    let srv = env.start();
+    wait_all_running(&env);
+    assert_eq!(api_pids(&env), first, "taken over, not started again");
+    let now = groups_by_program(&mark);
+    for name in NAMES {
+        assert_eq!(now[name], vec![first[name]], "{name}: exactly one instance");
+    }
     let old = api_pids(&env);
     assert_eq!(old.len(), NAMES.len());
     // The groups file lists every program's group, with its leader's start time.
@@ -79,6 +99,8 @@ fn kill_9_then_start_again_runs_exactly_one_instance_of_each() {
     signal(server, libc::SIGKILL);
     eventually(10, "the server to die", || !alive(server));
     std::mem::forget(srv);
+    // Their config changes while no server runs: none can be taken over.
+    env.programs(&programs(&mark, 2));
     // Nothing stopped the programs: without recovery they would now run twice.
     let left = groups_by_program(&mark);
     assert_eq!(left.len(), NAMES.len(), "{left:?}");

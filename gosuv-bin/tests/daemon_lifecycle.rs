@@ -61,7 +61,7 @@ fn stale_socket_and_pidfile_are_replaced() {
 }
 
 #[test]
-fn restart_server_waits_for_the_old_one() {
+fn restart_server_with_programs_waits_for_the_old_one_and_starts_everything_again() {
     let env = Env::unix();
     env.programs(
         "- name: auto\n  command: [sleep, '300']\n  start_auto: true\n  start_seconds: 0\n",
@@ -72,7 +72,7 @@ fn restart_server_waits_for_the_old_one() {
     let old_prog = env.api("GET", "/api/programs/auto", "").json()["pid"]
         .as_i64()
         .unwrap() as i32;
-    let out = env.ok(&["restart-server"]);
+    let out = env.ok(&["restart-server", "--programs"]);
     assert!(
         out.contains("server stopped") && out.contains("server started, listening"),
         "{out}"
