@@ -107,6 +107,9 @@ pub(crate) struct CgroupRoot {
     /// The highest suffix each program's run cgroups had to take (`prog-<name>.N`), so its
     /// removal finds every one left.
     suffixes: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Left in place when dropped: its programs were let go of, for another process to
+    /// take over.
+    keep: std::sync::atomic::AtomicBool,
 }
 
 impl CgroupRoot {
@@ -150,6 +153,7 @@ impl CgroupRoot {
             dir: made,
             memory,
             suffixes: std::sync::Mutex::default(),
+            keep: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -229,9 +233,18 @@ impl CgroupRoot {
     }
 }
 
+impl CgroupRoot {
+    /// Keeps it (and its programs' cgroups) when it is dropped: they were let go of.
+    pub(crate) fn keep(&self) {
+        self.keep.store(true, Ordering::Relaxed);
+    }
+}
+
 impl Drop for CgroupRoot {
     fn drop(&mut self) {
-        self.remove();
+        if !self.keep.load(Ordering::Relaxed) {
+            self.remove();
+        }
     }
 }
 

@@ -525,11 +525,33 @@ impl Supervisor {
         }
         let mut programs = programs;
         programs.sort_by_key(|p| rank.get(p.name.as_str()).copied().unwrap_or(usize::MAX));
+        // The programs taken over are validated in one go (one trip to a blocking thread, not
+        // one each: the server is unavailable while it takes its programs over).
+        let mut valid: HashMap<String, Result<ProgramConfig>> = HashMap::new();
+        if !adoptions.is_empty() {
+            let adopted: Vec<ProgramConfig> = programs
+                .iter()
+                .filter(|p| adoptions.contains_key(&p.name))
+                .cloned()
+                .collect();
+            let checked = tokio::task::spawn_blocking(move || {
+                adopted
+                    .into_iter()
+                    .map(|c| {
+                        let name = c.name.clone();
+                        (name, c.validate().map(|()| c).map_err(Error::Config))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("validation failed: {e}")))?;
+            valid.extend(checked);
+        }
         for p in programs {
             let name = p.name.clone();
             let start = p.start_auto;
             let added = match adoptions.remove(&name) {
-                Some(a) => match self.adopt_locked(p, a).await {
+                Some(a) => match self.adopt_locked(valid.remove(&name).unwrap_or(Ok(p)), a) {
                     Ok(Ok(())) => {
                         continue;
                     }
@@ -557,13 +579,13 @@ impl Supervisor {
 
     /// Adds a program with the run it takes over; `Ok(Err(why))` when the run could not be
     /// taken (the program is added, stopped).
-    async fn adopt_locked(
+    fn adopt_locked(
         &self,
-        config: ProgramConfig,
+        config: Result<ProgramConfig>,
         adoption: Adoption,
     ) -> Result<std::result::Result<(), String>> {
         self.check_open()?;
-        let config = validated(config).await?;
+        let config = config?;
         if self.programs().contains_key(&config.name) {
             return Err(Error::Exists(config.name));
         }
@@ -1369,6 +1391,10 @@ impl Supervisor {
         for (name, rx) in waits {
             let _ = rx.await;
             self.programs_mut().remove(&name);
+        }
+        // Their cgroups stay with them.
+        if let Some(root) = self.cgroup_root() {
+            root.keep();
         }
         self.inner.closed.send_replace(true);
     }
