@@ -42,6 +42,9 @@ pub enum Command {
         /// Internal: set by the background start for the detached server process.
         #[arg(long, hide = true)]
         daemon_child: bool,
+        /// Internal: the locked pidfile a re-executed server keeps (its descriptor).
+        #[arg(long, hide = true)]
+        pidfile_fd: Option<i32>,
     },
     /// Stop every program, then stop the server; returns once the server has exited.
     Shutdown,

@@ -23,7 +23,11 @@ pub fn run(cli: Cli) -> CliResult {
         Command::StartServer {
             foreground,
             daemon_child,
-        } => start_server(&conf, foreground, daemon_child),
+            pidfile_fd,
+        } => {
+            crate::daemon::inherit_pidfile(pidfile_fd);
+            start_server(&conf, foreground, daemon_child)
+        }
         Command::Shutdown => shutdown(&conf).map(|_| println!("server stopped")),
         Command::StatusServer => status_server(&conf),
         Command::RestartServer { programs } => restart_server(&conf, programs),

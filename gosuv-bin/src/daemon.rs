@@ -21,7 +21,46 @@ pub struct PidFile {
     _file: File,
 }
 
+/// The locked pidfile a server that re-executed itself passed to its new image.
+static INHERITED: std::sync::Mutex<Option<File>> = std::sync::Mutex::new(None);
+
+/// Takes the pidfile descriptor a re-executing server passed (`--pidfile-fd`): it is
+/// close-on-exec again at once, and [`PidFile::acquire`] uses it when it is that pidfile.
+pub fn inherit_pidfile(fd: Option<i32>) {
+    let Some(fd) = fd else { return };
+    // Only a descriptor that is open here, and a regular file.
+    // SAFETY: fcntl(F_GETFD) on any number is harmless.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return;
+    }
+    // SAFETY: the descriptor was passed to this process for this use; nothing else owns it.
+    let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    if file.metadata().is_ok_and(|m| m.is_file()) {
+        *INHERITED.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
+        REEXECUTED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+static REEXECUTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process is a server that re-executed itself (`restart-server`).
+pub fn reexecuted() -> bool {
+    REEXECUTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl PidFile {
+    /// The pidfile's descriptor, kept open (not close-on-exec) across the exec of a server
+    /// that re-executes itself, so its lock is never let go of: no other server can start
+    /// in between. Returns the descriptor's number.
+    pub fn keep_across_exec(&self) -> i32 {
+        let fd = self._file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        fd
+    }
+
     /// Locks the pidfile and writes this process's pid in it.
     ///
     /// # Errors
@@ -29,6 +68,23 @@ impl PidFile {
     pub fn acquire(path: &Path) -> CliResult<Self> {
         if let Some(dir) = path.parent() {
             let _ = gosuv::files::create_dir_all(dir);
+        }
+        // A server that re-executed itself kept the file locked: the same file, the same lock.
+        let inherited = INHERITED.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(file) = inherited {
+            use std::os::unix::fs::MetadataExt;
+            let same = match (file.metadata(), std::fs::symlink_metadata(path)) {
+                (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino() && b.is_file(),
+                _ => false,
+            };
+            // SAFETY: flock on a descriptor we own (this open file already holds the lock).
+            if same && unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0
+            {
+                return Ok(PidFile {
+                    path: path.to_path_buf(),
+                    _file: file,
+                });
+            }
         }
         // Never through a link: one planted there would have the server truncate whatever
         // it points to.

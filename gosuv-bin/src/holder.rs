@@ -61,6 +61,8 @@ enum Msg {
     Del {
         leader: u32,
     },
+    /// Answered once every message before it was sent.
+    Sync(mpsc::Sender<()>),
 }
 
 /// The server's side: an observer that passes each run's pipes to the holder. Its calls
@@ -149,6 +151,14 @@ impl Keeper {
         let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         let _ = tx.send(m);
     }
+
+    /// Waits until the holder was sent every pipe shown so far (`limit` at most): before
+    /// the server re-executes itself, so that no run is left without a reader.
+    pub fn sync(&self, limit: Duration) -> bool {
+        let (tx, rx) = mpsc::channel();
+        self.send(Msg::Sync(tx));
+        rx.recv_timeout(limit).is_ok()
+    }
 }
 
 fn send_loop(sock: OwnedFd, rx: mpsc::Receiver<Msg>) {
@@ -170,6 +180,10 @@ fn send_loop(sock: OwnedFd, rx: mpsc::Receiver<Msg>) {
                 )
             }
             Msg::Del { leader } => (format!("D {leader}"), None),
+            Msg::Sync(done) => {
+                let _ = done.send(());
+                continue;
+            }
         };
         let iov = [std::io::IoSlice::new(text.as_bytes())];
         let raw = fd.as_ref().map(|f| [f.as_raw_fd()]);
@@ -346,29 +360,34 @@ pub fn take_pipes(pidfile: &Path) -> Option<HeldPipes> {
     )
     .ok()?;
     let addr = UnixAddr::new_abstract(take_name(pid).as_bytes()).ok()?;
+    let limit = libc::timeval {
+        tv_sec: 5,
+        tv_usec: 0,
+    };
+    // Every wait bounded, the connect's too (a backlog someone keeps full).
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: setsockopt on a descriptor we own, with a timeval of its size.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&limit as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+    }
     connect(fd.as_raw_fd(), &addr).ok()?;
-    // The name is anyone's to take: the socket must be the recorded holder's.
-    if peer(&fd).is_none_or(|(_, p)| p != pid) {
+    // The name is anyone's to take: the socket must be the recorded holder's, of this user.
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if peer(&fd).is_none_or(|(uid, p)| p != pid || uid != me) {
         tracing::warn!(
             pid,
             "the socket of the last server's holder is not the holder's: ignored"
         );
         return None;
     }
-    let limit = libc::timeval {
-        tv_sec: 5,
-        tv_usec: 0,
-    };
-    // SAFETY: setsockopt on a descriptor we own, with a timeval of its size.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&limit as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as u32,
-        )
-    };
     let iov = [std::io::IoSlice::new(b"T")];
     sendmsg::<()>(fd.as_raw_fd(), &iov, &[], MsgFlags::MSG_NOSIGNAL, None).ok()?;
     let mut held = HeldPipes::new();
@@ -385,13 +404,14 @@ pub fn take_pipes(pidfile: &Path) -> Option<HeldPipes> {
         let msg = match msg {
             Ok(m) if m.bytes > 0 => m,
             Err(nix::errno::Errno::EINTR) => continue,
-            // Cut short: what came is taken (the holder gave those up).
+            // Cut short: nothing is taken (the holder still has every pipe, and goes on
+            // draining them; two readers of one pipe would reorder its lines).
             _ => {
                 tracing::warn!(
-                    "the last server's holder stopped answering: {} pipes taken",
+                    "the last server's holder stopped answering after {} pipes: none taken",
                     held.len()
                 );
-                return Some(held);
+                return None;
             }
         };
         let mut fds = Vec::new();
@@ -412,16 +432,45 @@ pub fn take_pipes(pidfile: &Path) -> Option<HeldPipes> {
     }
 }
 
+/// A thread draining pipes handed over by the last server's holder.
+pub struct Drainer {
+    thread: std::thread::JoinHandle<()>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drainer {
+    /// Waits until every pipe closed, `limit` at most; then the thread stops (what is still
+    /// open is closed: a writer left gets SIGPIPE), so it never writes a log file that a
+    /// new run of the same program writes too.
+    pub fn finish_within(self, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while !self.thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if !self.thread.is_finished() {
+            tracing::warn!(
+                "output of stopped leftovers still open after {limit:?}: no longer read"
+            );
+        }
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
 /// Drains `held` into their log files on a thread of its own until every pipe is closed
-/// (the runs of the last server being stopped, after the holder handed them over).
-pub fn drain_in_thread(held: HeldPipes) -> Option<std::thread::JoinHandle<()>> {
+/// or it is told to stop (the runs of the last server being stopped, after the holder
+/// handed them over).
+pub fn drain_in_thread(held: HeldPipes) -> Option<Drainer> {
     if held.is_empty() {
         return None;
     }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
     std::thread::Builder::new()
         .name("gosuv-leftover-logs".into())
-        .spawn(move || drain(held, None))
+        .spawn(move || drain(held, None, Some(&flag)))
         .ok()
+        .map(|thread| Drainer { thread, stop })
 }
 
 /// The holder process (`gosuv __holder`): holds, then drains, then exits.
@@ -460,7 +509,7 @@ pub fn run() -> ! {
         let text = String::from_utf8_lossy(&buf[..n]).into_owned();
         apply(&text, fds, &mut held);
     }
-    drain(held, listener.as_ref());
+    drain(held, listener.as_ref(), None);
     std::process::exit(0);
 }
 
@@ -495,9 +544,18 @@ fn apply(text: &str, fds: Vec<OwnedFd>, held: &mut HeldPipes) {
 
 /// The server is gone: every pipe is read to its end, into its log file, unless the next
 /// server takes them first (a request on `listener`).
-fn drain(mut held: HeldPipes, listener: Option<&OwnedFd>) {
+fn drain(
+    mut held: HeldPipes,
+    listener: Option<&OwnedFd>,
+    stop: Option<&std::sync::atomic::AtomicBool>,
+) {
     let mut buf = vec![0u8; 64 * 1024];
+    // Told to stop: looked at between waits of at most 50 ms.
+    let wait = if stop.is_some() { 50 } else { -1 };
     while !held.is_empty() {
+        if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+            return;
+        }
         let keys: Vec<(u32, String)> = held.keys().cloned().collect();
         let mut polls: Vec<libc::pollfd> = keys
             .iter()
@@ -516,7 +574,7 @@ fn drain(mut held: HeldPipes, listener: Option<&OwnedFd>) {
             });
         }
         // SAFETY: poll on descriptors we own, with an array of their count.
-        let r = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, -1) };
+        let r = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, wait) };
         if r < 0 {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;

@@ -284,3 +284,140 @@ fn restart_server_with_a_refused_config_changes_nothing() {
     let v = env.api("GET", "/api/status", "").json();
     assert_eq!(v["state"], "running", "{v}");
 }
+
+#[test]
+fn restart_server_waits_for_no_program_to_be_stopping() {
+    let env = Env::unix();
+    env.programs(
+        "- name: slow\n  command: [sh, -c, \"trap 'sleep 2; exit 0' TERM; echo up; while :; do sleep 0.05; done\"]\n  start_auto: true\n  start_seconds: 0\n  stop_timeout: 10\n",
+    );
+    let _srv = env.start();
+    env.wait_state("slow", "running");
+    eventually(10, "slow's first line", || lines_of(&env, "slow") == ["up"]);
+    let pid = pid_of(&env, "slow");
+    let r = env.api("POST", "/api/programs/slow/stop?wait=false", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Its stop would be lost in a restart (the new server would take it over as running).
+    let r = env.api("POST", "/api/server/restart", "");
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.error().contains("slow is starting or stopping"),
+        "{}",
+        r.body
+    );
+    env.wait_state("slow", "stopped");
+    assert!(!alive(pid));
+    env.ok(&["restart-server"]);
+    env.wait_state("slow", "stopped");
+}
+
+#[test]
+fn restart_server_refuses_a_binary_others_can_change() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::unix();
+    let _srv = start_counter(&env);
+    let first = program_pid(&env);
+    // In a directory every user can write to (not sticky): another user could swap it.
+    let open_dir = env.path("open");
+    std::fs::create_dir(&open_dir).expect("dir");
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let exe = open_dir.join("gosuv");
+    std::fs::copy(BIN, &exe).expect("copy");
+    let r = env.api(
+        "POST",
+        "/api/server/restart",
+        &format!("{{\"exe\": \"{}\"}}", exe.display()),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error().contains("another user can change"), "{}", r.body);
+    // Setuid: refused too.
+    let safe_dir = env.path("safe");
+    std::fs::create_dir(&safe_dir).expect("dir");
+    let suid = safe_dir.join("gosuv");
+    std::fs::copy(BIN, &suid).expect("copy");
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).expect("chmod");
+    let r = env.api(
+        "POST",
+        "/api/server/restart",
+        &format!("{{\"exe\": \"{}\"}}", suid.display()),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error().contains("setuid"), "{}", r.body);
+    assert_eq!(program_pid(&env), first);
+}
+
+/// The soft open-files limit of a process.
+fn nofile_soft(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .expect("limits")
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
+        .expect("Max open files")
+}
+
+#[test]
+fn programs_started_after_restart_server_get_the_same_limits() {
+    let env = Env::unix();
+    let script = env.path("counter.py");
+    std::fs::write(&script, COUNTER).expect("script");
+    env.programs(&format!(
+        "- name: counter\n  command: [python3, {}]\n  start_auto: true\n  start_seconds: 0\n",
+        script.display()
+    ));
+    // A server started with a soft open-files limit below its hard one (a login shell's).
+    let out = std::process::Command::new("sh")
+        .current_dir(env.path(""))
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn 1000 && exec {BIN} -c {} start-server",
+            env.conf().display()
+        ))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("start-server");
+    assert!(out.status.success(), "{out:?}");
+    let _srv = Server { env: &env };
+    env.wait_state("counter", "running");
+    let before = nofile_soft(program_pid(&env));
+    let hard = nofile_soft(std::process::id() as i32);
+    assert_ne!(before, hard, "the program got the hard limit");
+    env.ok(&["restart-server"]);
+    env.ok(&["restart", "counter"]);
+    env.wait_state("counter", "running");
+    assert_eq!(nofile_soft(program_pid(&env)), before);
+}
+
+#[test]
+fn an_adopted_group_owned_run_leaves_nothing_when_its_leader_dies() {
+    let env = Env::unix();
+    let mark = env.dir.path().display().to_string();
+    let _cleanup = KillMarked(mark.clone());
+    // No cgroup: owned by its process group; a child in the group outlives the leader.
+    env.programs(&format!(
+        "- name: grp\n  command: [sh, -c, \"sleep 100000 & echo child $!; wait\"]\n  start_auto: true\n  start_seconds: 0\n  cgroup: 'off'\n  environ: [\"{MARK_VAR}={mark}\", \"PROGRAM=grp\"]\n"
+    ));
+    let _srv = env.start();
+    env.wait_state("grp", "running");
+    let leader = pid_of(&env, "grp");
+    kill_server(&env);
+    let _srv = env.start();
+    env.wait_state("grp", "running");
+    assert_eq!(pid_of(&env, "grp"), leader, "taken over");
+    // The leader dies (not the new server's child: its exit status is unknown); its child
+    // must not outlive it beside the next run.
+    signal(leader, libc::SIGKILL);
+    eventually(15, "the next run", || {
+        let v = env.api("GET", "/api/programs/grp", "").json();
+        v["state"] == "running" && v["pid"].as_i64() != Some(i64::from(leader))
+    });
+    let new = pid_of(&env, "grp");
+    eventually(
+        10,
+        "one instance: the new run's leader and child only",
+        || {
+            let procs = marked(&mark);
+            procs.len() == 2 && procs.iter().all(|(_, s)| s.pgrp == new)
+        },
+    );
+}

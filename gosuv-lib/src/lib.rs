@@ -51,7 +51,7 @@ pub use logs::{LogEvent, LogFollower, Stream};
 pub use process_group::{Adoption, GroupInfo, GroupObserver, Ownership, RunPipe};
 pub use program::{backoff_delay, HealthStatus, ProgramStatus};
 pub use reaper::{enable_subreaper, forget_helper, reap_every_orphan, spawn_helper};
-pub use spawn::PROGRAM_VAR;
+pub use spawn::{restore_nofile, PROGRAM_VAR};
 pub use stats::ProcessStats;
 pub use supervisor::{
     wait_limit, EventNotice, Events, LogStatus, ReloadReport, Store, StoreFn, Supervisor,

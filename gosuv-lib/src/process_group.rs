@@ -292,6 +292,10 @@ pub(crate) struct ProcessGroup {
     /// Whether the leader is this process's child (not so for a run adopted after a
     /// server died): only a child's exit status can be read.
     own_child: bool,
+    /// When the exit of a leader that is not this process's child was seen (clock ticks
+    /// since boot): its group's and session's number is the run's for processes that
+    /// started before (a process that got the number since started later).
+    gone_at: Option<u64>,
     /// Killing has begun: every process found from now on is killed at once.
     killing: bool,
     observers: Arc<[Arc<dyn GroupObserver>]>,
@@ -372,6 +376,7 @@ impl ProcessGroup {
             sessions: Vec::new(),
             subreaper,
             own_child: true,
+            gone_at: None,
             killing: false,
             observers,
             released: false,
@@ -424,6 +429,9 @@ impl ProcessGroup {
         observers: Arc<[Arc<dyn GroupObserver>]>,
         meta: RunMeta,
     ) -> Result<ProcessGroup, String> {
+        // No reaping between the look and the registration: a child leader's exit status
+        // stays for its group to read.
+        let spawning = reaper::spawning();
         let pidfd = pidfd_open(pid).map_err(|e| format!("process {pid} is gone: {e}"))?;
         // After the open: the pidfd names this very process from now on.
         let stat = ProcStat::read(pid).ok_or_else(|| format!("process {pid} is gone"))?;
@@ -434,6 +442,7 @@ impl ProcessGroup {
         }
         let own_child = stat.ppid == std::process::id();
         reaper::register_leader(pid);
+        drop(spawning);
         // Its orphans (when this process is their subreaper) are known by the run's id.
         let run = crate::procfs::environ_value(pid, RUN_VAR).unwrap_or_default();
         let info = GroupInfo {
@@ -461,6 +470,7 @@ impl ProcessGroup {
             sessions: Vec::new(),
             subreaper,
             own_child,
+            gone_at: None,
             killing: false,
             observers,
             released: false,
@@ -505,6 +515,9 @@ impl ProcessGroup {
     pub(crate) fn try_exit(&mut self) -> Option<ExitStatus> {
         if self.exit.is_none() {
             self.exit = self.raw_pidfd().and_then(|fd| self.peek(fd));
+            if self.exit.is_some() && !self.own_child {
+                self.gone_at = Some(crate::procfs::boot_ticks_now());
+            }
         }
         self.exit
     }
@@ -603,7 +616,17 @@ impl ProcessGroup {
     /// by a pidfd; once killing has begun, kills each at once. Returns whether the pass could
     /// be made.
     async fn discover(&mut self) -> bool {
-        let leader = self.number_is_ours().then_some(self.info.leader);
+        // A leader another process reaped (an adopted run's, after its server died) leaves
+        // its number to its group and session while one of them lives: what started before
+        // its exit was seen is the run's.
+        let (leader, window) = if self.number_is_ours() {
+            (Some(self.info.leader), None)
+        } else if let Some(gone) = self.gone_at.filter(|_| !self.own_child) {
+            (Some(self.info.leader), Some((self.info.start_time, gone)))
+        } else {
+            (None, None)
+        };
+        let number = self.info.leader;
         let known: Vec<u32> = self.members.iter().map(|m| m.pid).collect();
         let run = self.run.clone();
         let subreaper = self.subreaper;
@@ -629,6 +652,13 @@ impl ProcessGroup {
             for p in snap.tree(leader, &roots) {
                 if Some(p.pid) == leader || p.is_zombie() || known.contains(&p.pid) {
                     continue;
+                }
+                if let Some((from, to)) = window {
+                    if (p.pgrp == number || p.session == number)
+                        && !(from..=to).contains(&p.start_time)
+                    {
+                        continue;
+                    }
                 }
                 let Ok(fd) = pidfd_open(p.pid) else { continue };
                 // The pidfd holds the process now; make sure it is the one the pass saw.
@@ -784,5 +814,35 @@ impl Drop for ProcessGroup {
             reaper::reap_later(fd.into_inner());
         }
         self.release();
+    }
+}
+
+/// Kills what is left of a run that could not be taken over (its leader ended, or its
+/// config no longer fits): everything in its cgroup, or every process of its group and
+/// session that started no earlier than its leader (the kernel gives no process the number
+/// of a group or session that still exists, so those are the run's), each held by a pidfd
+/// first. A program must never run twice.
+pub(crate) fn abandon(adoption: &Adoption) {
+    if let Some(path) = &adoption.cgroup {
+        Cgroup::existing(path.clone()).kill();
+        return;
+    }
+    let n = adoption.pid;
+    // The number taken by a process that is not the recorded leader: no group or session
+    // of the run existed when it got it, so none of theirs is the run's.
+    if ProcStat::read(n).is_some_and(|s| s.start_time != adoption.start_time) {
+        return;
+    }
+    let Ok(procs) = crate::procfs::scan() else {
+        return;
+    };
+    for p in procs {
+        if p.pgrp != n || p.session != n || p.start_time < adoption.start_time || p.is_zombie() {
+            continue;
+        }
+        let Ok(fd) = pidfd_open(p.pid) else { continue };
+        if ProcStat::read(p.pid).is_some_and(|s| s.start_time == p.start_time) {
+            pidfd_signal(fd.as_raw_fd(), libc::SIGKILL);
+        }
     }
 }

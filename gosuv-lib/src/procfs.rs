@@ -348,6 +348,20 @@ pub(crate) async fn snapshot(
 }
 
 /// The number of clock ticks a second (`sysconf(_SC_CLK_TCK)`).
+/// Now, in clock ticks since boot: the unit of a process's start time.
+pub fn boot_ticks_now() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    let ticks = clock_ticks();
+    (ts.tv_sec.max(0) as u64)
+        .saturating_mul(ticks)
+        .saturating_add(ts.tv_nsec.max(0) as u64 * ticks / 1_000_000_000)
+}
+
 pub fn clock_ticks() -> u64 {
     // SAFETY: sysconf reads a constant.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

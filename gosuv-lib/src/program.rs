@@ -52,7 +52,7 @@ pub fn backoff_delay(failures: u32) -> Duration {
 const EXIT_OUTPUT_WAIT: Duration = Duration::from_millis(250);
 
 /// How long a removal waits for the program's last output to reach its log files.
-const FLUSH_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 /// After a leader exits on its own, how long its cgroup's other processes (killed) are
 /// waited for before the program moves on; they cannot outlive a SIGKILL but in a
@@ -1431,8 +1431,19 @@ impl<L: Launcher> Task<L> {
             | Phase::Stopping { run, .. } => run.proc.let_go().await,
             other => self.phase = other,
         }
-        for d in self.old_drains.drain(..) {
-            d.abort();
+        // Earlier runs' drains (a pipe a leftover still holds): a little time to finish,
+        // then what they read is written and they stop.
+        let mut old = std::mem::take(&mut self.old_drains);
+        if !self.logs.settle(&mut old, EXIT_OUTPUT_WAIT).await {
+            for d in old {
+                d.abort();
+                let _ = d.await;
+            }
+            let _ = tokio::time::timeout(FLUSH_WAIT, async {
+                self.logs.stdout.flushed().await;
+                self.logs.stderr.flushed().await;
+            })
+            .await;
         }
     }
 

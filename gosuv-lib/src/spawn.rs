@@ -809,6 +809,19 @@ unsafe fn mark_fds_cloexec() {
     }
 }
 
+/// The open-files limit this process had before a supervisor raised it.
+static ORIGINAL_NOFILE: OnceLock<libc::rlimit> = OnceLock::new();
+
+/// Puts this process's open-files soft limit back to what it was before a supervisor raised
+/// it: for a server about to re-execute itself, so that the new image (and the programs it
+/// starts) begin from the same limit as the first.
+pub fn restore_nofile() {
+    if let Some(original) = ORIGINAL_NOFILE.get() {
+        // SAFETY: setrlimit with a struct we own; a failure leaves the limit as it is.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, original) };
+    }
+}
+
 /// Raises this process's RLIMIT_NOFILE soft limit to at least `want` (or to the hard limit
 /// when `want` is `None`), and returns the limit children should get back.
 ///
@@ -825,8 +838,7 @@ pub(crate) fn raise_nofile(want: Option<u64>) -> io::Result<Option<libc::rlimit>
             return Err(io::Error::last_os_error());
         }
         // The limit the process had before any supervisor raised it: what children get.
-        static ORIGINAL: OnceLock<libc::rlimit> = OnceLock::new();
-        let original = *ORIGINAL.get_or_init(|| rl);
+        let original = *ORIGINAL_NOFILE.get_or_init(|| rl);
         if want.is_some_and(|w| w > rl.rlim_max) {
             return Err(io::Error::from_raw_os_error(libc::EPERM));
         }

@@ -484,7 +484,7 @@ impl Supervisor {
     /// [`Error::Store`] when they were added but not saved; each program's own error is
     /// in the list returned.
     pub async fn add_all(&self, programs: Vec<ProgramConfig>) -> Result<Vec<(String, Error)>> {
-        Ok(self.add_all_adopting(programs, Vec::new()).await?.0)
+        Ok(self.add_all_adopting(programs, Vec::new(), &[]).await?.0)
     }
 
     /// [`Supervisor::add_all`], taking over runs a previous process left running (a server
@@ -494,7 +494,8 @@ impl Supervisor {
     /// is refused. The caller must make sure the run was started with the same config
     /// ([`ProgramConfig::fingerprint`]). Returns the programs that could not be added, and
     /// the adoptions refused with why (their run ended or is not the recorded one: the
-    /// program is started as usual when it has `start_auto`).
+    /// program is started as usual when it has `start_auto`). The programs named in
+    /// `idle` are not started even with `start_auto` (they were stopped before the restart).
     ///
     /// # Errors
     /// [`Error::Store`] when they were added but not saved.
@@ -502,6 +503,7 @@ impl Supervisor {
         &self,
         programs: Vec<ProgramConfig>,
         adoptions: Vec<Adoption>,
+        idle: &[String],
     ) -> Result<(Vec<(String, Error)>, Vec<(String, String)>)> {
         let _changes = self.inner.changes.lock().await;
         let mut adoptions: HashMap<String, Adoption> = adoptions
@@ -559,18 +561,23 @@ impl Supervisor {
                         refused.push((name.clone(), why));
                         Ok(())
                     }
-                    Err(e) => Err(e),
+                    Err((e, a)) => {
+                        // Not taken over, and not left running beside a new run.
+                        crate::process_group::abandon(&a);
+                        Err(e)
+                    }
                 },
                 None => self.add_locked(p).await,
             };
             match added {
-                Ok(()) if start => auto.push(name),
+                Ok(()) if start && !idle.contains(&name) => auto.push(name),
                 Ok(()) => {}
                 Err(e) => failed.push((name, e)),
             }
         }
-        for (name, _) in adoptions {
-            refused.push((name, "no such program in the config".to_string()));
+        for (name, a) in adoptions {
+            crate::process_group::abandon(&a);
+            refused.push((name, "no such program in the config: killed".to_string()));
         }
         self.start_auto(auto).await;
         self.store().await?;
@@ -579,17 +586,23 @@ impl Supervisor {
 
     /// Adds a program with the run it takes over; `Ok(Err(why))` when the run could not be
     /// taken (the program is added, stopped).
+    #[allow(clippy::result_large_err)]
     fn adopt_locked(
         &self,
         config: Result<ProgramConfig>,
         adoption: Adoption,
-    ) -> Result<std::result::Result<(), String>> {
-        self.check_open()?;
-        let config = config?;
-        if self.programs().contains_key(&config.name) {
-            return Err(Error::Exists(config.name));
-        }
-        self.check_dependencies_of(&config)?;
+    ) -> std::result::Result<std::result::Result<(), String>, (Error, Adoption)> {
+        let checked = self.check_open().and(config).and_then(|config| {
+            if self.programs().contains_key(&config.name) {
+                return Err(Error::Exists(config.name));
+            }
+            self.check_dependencies_of(&config)?;
+            Ok(config)
+        });
+        let config = match checked {
+            Ok(c) => c,
+            Err(e) => return Err((e, adoption)),
+        };
         let name = config.name.clone();
         let (handle, adopted) = launch_adopted(self.inner.shared.clone(), config, adoption);
         self.programs_mut().insert(name, handle);

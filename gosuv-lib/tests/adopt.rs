@@ -88,6 +88,7 @@ async fn an_adopted_run_keeps_its_pid_uptime_restarts_and_every_line() {
                 started_at,
                 restarts: 3,
             }],
+            &[],
         )
         .await
         .expect("add");
@@ -146,6 +147,7 @@ async fn an_adopted_run_that_exits_has_an_unknown_status_and_is_restarted() {
                 started_at: SystemTime::now(),
                 restarts: 0,
             }],
+            &[],
         )
         .await
         .expect("add");
@@ -193,6 +195,7 @@ async fn a_run_that_is_not_the_recorded_one_is_not_adopted() {
                 started_at: SystemTime::now(),
                 restarts: 0,
             }],
+            &[],
         )
         .await
         .expect("add");

@@ -320,6 +320,38 @@ async fn restart_server(
         None => std::env::current_exe()
             .map_err(|e| ApiError::internal(format!("cannot find this server's binary: {e}")))?,
     };
+    if st.is_shutting_down() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the server is shutting down: start it again with 'gosuv start-server'",
+        ));
+    }
+    // A run in the middle of a start or a stop would be taken over as running: its stop, or
+    // its readiness, would be lost.
+    let busy: Vec<String> = st
+        .sup()
+        .names()
+        .into_iter()
+        .filter(|n| {
+            st.sup().status(n).is_ok_and(|s| {
+                matches!(
+                    s.state,
+                    gosuv::ProgramState::Starting | gosuv::ProgramState::Stopping
+                )
+            })
+        })
+        .collect();
+    if !busy.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{} {} starting or stopping: restart the server once {} running or stopped",
+                busy.join(", "),
+                if busy.len() == 1 { "is" } else { "are" },
+                if busy.len() == 1 { "it is" } else { "they are" }
+            ),
+        ));
+    }
     let config = st.config().path.clone();
     let checked = tokio::task::spawn_blocking(move || {
         check_new_binary(&exe, config.as_deref()).map(|()| exe)
@@ -327,7 +359,12 @@ async fn restart_server(
     .await
     .map_err(|e| ApiError::internal(format!("the check failed: {e}")))?;
     let exe = checked.map_err(ApiError::bad_request)?;
-    st.request_reexec(exe.clone());
+    if !st.request_reexec(exe.clone()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the server is shutting down: start it again with 'gosuv start-server'",
+        ));
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(
@@ -347,20 +384,41 @@ fn check_new_binary(exe: &std::path::Path, config: Option<&std::path::Path>) -> 
             exe.display()
         ));
     }
-    let meta = std::fs::metadata(exe).map_err(|e| format!("{}: {e}", exe.display()))?;
+    // Checked where it really is, every directory on the way too: another user who can
+    // change any of them could swap the binary between this check and the exec.
+    let real = std::fs::canonicalize(exe).map_err(|e| format!("{}: {e}", exe.display()))?;
+    let meta = std::fs::metadata(&real).map_err(|e| format!("{}: {e}", real.display()))?;
     // SAFETY: geteuid has no arguments and cannot fail.
     let me = unsafe { libc::geteuid() };
     if !meta.is_file() || meta.mode() & 0o111 == 0 {
         return Err(format!("{} is not an executable file", exe.display()));
     }
-    if (meta.uid() != 0 && meta.uid() != me) || meta.mode() & 0o022 != 0 {
+    if meta.mode() & 0o6000 != 0 {
+        return Err(format!("{} is setuid or setgid: refused", real.display()));
+    }
+    let owned = |m: &std::fs::Metadata| m.uid() == 0 || m.uid() == me;
+    if !owned(&meta) || meta.mode() & 0o022 != 0 {
         return Err(format!(
             "{} can be changed by another user (owner uid {}, mode {:o}): refused; make it owned by root or by this server's user and not writable by others",
-            exe.display(),
+            real.display(),
             meta.uid(),
             meta.mode() & 0o7777
         ));
     }
+    for dir in real.ancestors().skip(1) {
+        let m = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // A sticky directory (/tmp) lets others add files, never replace one of ours.
+        if !owned(&m) || (m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0) {
+            return Err(format!(
+                "{} is in {}, which another user can change (owner uid {}, mode {:o}): refused",
+                real.display(),
+                dir.display(),
+                m.uid(),
+                m.mode() & 0o7777
+            ));
+        }
+    }
+    let exe = real.as_path();
     let mut cmd = std::process::Command::new(exe);
     if let Some(c) = config {
         cmd.arg("-c").arg(c);
@@ -393,20 +451,17 @@ fn wait_output(mut child: std::process::Child, limit: Duration) -> Option<std::p
     // Read on threads of their own, so a full pipe cannot block the child.
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
-    let t_out = std::thread::spawn(move || {
+    // At most 64 KiB of each is kept; the rest is read and dropped.
+    fn keep_some(r: Option<&mut impl Read>) -> Vec<u8> {
         let mut b = Vec::new();
-        if let Some(o) = out.as_mut() {
-            let _ = o.read_to_end(&mut b);
+        if let Some(r) = r {
+            let _ = r.take(64 * 1024).read_to_end(&mut b);
+            let _ = std::io::copy(r, &mut std::io::sink());
         }
         b
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        if let Some(e) = err.as_mut() {
-            let _ = e.read_to_end(&mut b);
-        }
-        b
-    });
+    }
+    let t_out = std::thread::spawn(move || keep_some(out.as_mut()));
+    let t_err = std::thread::spawn(move || keep_some(err.as_mut()));
     let deadline = std::time::Instant::now() + limit;
     let status = loop {
         match child.try_wait() {
@@ -421,10 +476,22 @@ fn wait_output(mut child: std::process::Child, limit: Duration) -> Option<std::p
             }
         }
     };
+    // A daemon the binary left holding its output must not keep the answer waiting.
+    let joined = |t: std::thread::JoinHandle<Vec<u8>>| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while !t.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if t.is_finished() {
+            t.join().unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    };
     Some(std::process::Output {
         status,
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
+        stdout: joined(t_out),
+        stderr: joined(t_err),
     })
 }
 

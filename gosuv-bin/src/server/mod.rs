@@ -182,15 +182,23 @@ impl AppState {
 
     /// Asks the server to shut down (what `POST /api/shutdown` and SIGTERM do).
     pub fn request_shutdown(&self) {
+        let _slot = self.inner.reexec.lock().unwrap_or_else(|p| p.into_inner());
         self.inner.shutdown.cancel();
     }
 
     /// Asks the server to re-execute itself as `exe`, keeping its programs (what
     /// `restart-server` does): the programs are let go of, not stopped, and taken over by
     /// the new image.
-    pub fn request_reexec(&self, exe: PathBuf) {
-        *self.inner.reexec.lock().unwrap_or_else(|p| p.into_inner()) = Some(exe);
+    /// Refused (false) once a shutdown was asked for: a SIGTERM is never turned into a
+    /// restart, nor a restart answered and then not made.
+    pub fn request_reexec(&self, exe: PathBuf) -> bool {
+        let mut slot = self.inner.reexec.lock().unwrap_or_else(|p| p.into_inner());
+        if self.inner.shutdown.is_cancelled() {
+            return false;
+        }
+        *slot = Some(exe);
         self.inner.shutdown.cancel();
+        true
     }
 
     /// The binary a re-execution was asked for, if one was.
@@ -546,6 +554,13 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
         }
     }
     let adoptions = adopt_or_stop_leftovers(&config.server.pidfile, &programs);
+    // Programs that were stopped or had exited before a restart-server stay so.
+    let idle = if crate::daemon::reexecuted() {
+        take_idle(&config.server.pidfile)
+    } else {
+        let _ = std::fs::remove_file(idle_path(&config.server.pidfile));
+        Vec::new()
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("gosuv-server")
@@ -555,14 +570,14 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
         !log_to_stderr,
         config.clone(),
         programs,
-        adoptions,
+        (adoptions.0, adoptions.1, idle),
         security,
         unix,
         tcp,
         listening,
     ));
     let result = match served {
-        Ok(Some(exe)) => reexec(&exe),
+        Ok(Some(exe)) => reexec(&exe, pidfile.keep_across_exec()),
         Ok(None) => Ok(()),
         Err(e) => Err(e),
     };
@@ -587,17 +602,25 @@ fn adopt_or_stop_leftovers(
     pidfile: &Path,
     programs: &[ProgramConfig],
 ) -> (Vec<gosuv::Adoption>, Vec<recovery::GroupRecord>) {
-    let candidates = recovery::adoption_candidates(pidfile, programs);
-    // Every pipe the holder keeps: the adopted runs' go to the supervisor, the others are
-    // drained here while their runs are stopped. Without the holder (or without a run's
-    // pipes) a run is not adopted: nobody read its output meanwhile.
-    let mut pipes = if crate::holder::has_holder(pidfile) {
+    // A run is taken over only with its pipes, so only when the last server's holder kept
+    // them: nobody else read its output meanwhile.
+    let candidates = if crate::holder::has_holder(pidfile) {
+        recovery::adoption_candidates(pidfile, programs)
+    } else {
+        Vec::new()
+    };
+    let keep: Vec<u32> = candidates.iter().map(|g| g.pgid).collect();
+    // Every other leftover is stopped first, while the holder still drains every pipe (their
+    // last words, and the candidates' output meanwhile, go to the files).
+    report_recovery(&recovery::stop_leftovers(pidfile, &keep));
+    // Then the pipes: what the holder read is written, the rest is still in the pipes.
+    let mut pipes = if keep.is_empty() {
+        Default::default()
+    } else {
         crate::holder::take_pipes(pidfile).unwrap_or_else(|| {
             tracing::warn!("the last server's holder did not hand its pipes over: its programs are stopped, not taken over");
             Default::default()
         })
-    } else {
-        Default::default()
     };
     let by_name: std::collections::HashMap<&str, &ProgramConfig> =
         programs.iter().map(|p| (p.name.as_str(), p)).collect();
@@ -630,39 +653,68 @@ fn adopt_or_stop_leftovers(
         });
         kept.push(g);
     }
-    // The rest of the pipes (runs being stopped) are drained while they stop.
+    // What was handed over besides (pipes still held open by what is left of stopped runs)
+    // is drained meanwhile, for a while.
     let drainer = crate::holder::drain_in_thread(pipes);
-    let keep: Vec<u32> = kept.iter().map(|g| g.pgid).collect();
-    let recovered = recovery::stop_leftovers(pidfile, &keep);
+    if kept.len() < keep.len() {
+        // Candidates without their pipes are stopped after all (the holder, when it kept
+        // them, still drains them).
+        let kept_pids: Vec<u32> = kept.iter().map(|g| g.pgid).collect();
+        report_recovery(&recovery::stop_leftovers(pidfile, &kept_pids));
+    }
+    if let Some(d) = drainer {
+        d.finish_within(Duration::from_secs(10));
+    }
+    // The last server's holder writes the last output of what it still drains (when it
+    // could not hand it over), then exits: nothing starts (and writes the same log files)
+    // before it is done.
+    crate::holder::wait_old_holder(pidfile, Duration::from_secs(10));
+    (adoptions, kept)
+}
+
+/// Where a re-executing server lists the programs that were not running (`<pidfile>.idle`).
+fn idle_path(pidfile: &Path) -> PathBuf {
+    let mut s = pidfile.as_os_str().to_owned();
+    s.push(".idle");
+    PathBuf::from(s)
+}
+
+/// The programs the server before the re-exec had stopped (read once, then removed).
+fn take_idle(pidfile: &Path) -> Vec<String> {
+    let path = idle_path(pidfile);
+    let names = gosuv::files::read_trusted(&path)
+        .ok()
+        .and_then(|t| serde_json::from_slice::<Vec<String>>(&t).ok())
+        .unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    names
+}
+
+/// Says what stopping the leftovers found wrong.
+fn report_recovery(recovered: &recovery::Recovery) {
     if recovered.survivors > 0 {
         tracing::error!(
             "{} leftover process groups survived SIGKILL: their programs may run twice",
             recovered.survivors
         );
     }
-    if let Some(d) = drainer {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !d.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if !d.is_finished() {
-            tracing::warn!("the output of the stopped leftovers is still open after 10s: going on");
-        }
-    }
-    // The last server's holder writes the last output of the leftovers it still drains
-    // (when it could not hand them over), then exits: nothing starts (and writes the same
-    // log files) before it is done.
-    crate::holder::wait_old_holder(pidfile, Duration::from_secs(10));
-    (adoptions, kept)
 }
 
 /// Replaces this process with `exe`, run with this process's own arguments (the same pid:
 /// the programs stay its children, the pidfile names it still). Returns only when that
 /// fails, after trying this process's own binary instead; then the programs go on without
 /// a server (the holder logs their output) until the next `start-server` takes them over.
-fn reexec(exe: &Path) -> CliResult {
+fn reexec(exe: &Path, pidfile_fd: i32) -> CliResult {
     use std::os::unix::process::CommandExt;
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    // This process's own arguments (`start-server` last), and the locked pidfile's
+    // descriptor, which stays open across the exec: no moment without the lock.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| !a.to_string_lossy().starts_with("--pidfile-fd"))
+        .collect();
+    args.push(format!("--pidfile-fd={pidfile_fd}").into());
+    // The new image starts from the limits this one started from.
+    gosuv::restore_nofile();
     tracing::info!(exe = %exe.display(), "re-executing: the programs keep running");
     let err = std::process::Command::new(exe).args(&args).exec();
     tracing::error!(exe = %exe.display(), "cannot re-execute: {err}; trying this server's own binary");
@@ -680,7 +732,11 @@ async fn serve(
     quiet: bool,
     config: ServerConfig,
     programs: Vec<ProgramConfig>,
-    (adoptions, adopted_records): (Vec<gosuv::Adoption>, Vec<recovery::GroupRecord>),
+    (adoptions, adopted_records, idle): (
+        Vec<gosuv::Adoption>,
+        Vec<recovery::GroupRecord>,
+        Vec<String>,
+    ),
     security: Security,
     unix: Option<std::os::unix::net::UnixListener>,
     tcp: Option<std::net::TcpListener>,
@@ -694,17 +750,23 @@ async fn serve(
     // A holder keeps every program's output pipes open, so the programs outlive this
     // server (a kill -9, a crash) without dying of SIGPIPE, and their output is logged.
     let mut observers: Vec<Arc<dyn gosuv::GroupObserver>> = vec![observer];
-    match crate::holder::Keeper::start(&config.server.pidfile) {
-        Ok(k) => observers.push(k),
-        Err(e) => tracing::warn!("{e}: programs will not outlive this server"),
-    }
+    let keeper = match crate::holder::Keeper::start(&config.server.pidfile) {
+        Ok(k) => {
+            observers.push(k.clone());
+            Some(k)
+        }
+        Err(e) => {
+            tracing::warn!("{e}: programs will not outlive this server");
+            None
+        }
+    };
     options.observer = Some(Arc::new(crate::holder::Observers(observers)));
     // Every child of the server is a program's or an orphan of one.
     gosuv::reap_every_orphan();
     let sup = Supervisor::new(options).map_err(|e| Failure::new(e.to_string()))?;
     let state = AppState::new(sup.clone(), config.clone(), security, listening.clone());
     // All added before any starts, then started dependencies first.
-    match sup.add_all_adopting(programs, adoptions).await {
+    match sup.add_all_adopting(programs, adoptions, &idle).await {
         Ok((failed, refused)) => {
             for (name, e) in failed {
                 tracing::error!("cannot add {name}: {e}");
@@ -750,8 +812,44 @@ async fn serve(
         tracing::info!("restarting: letting go of every program, for the new server to take over");
         stop.cancel();
         state.end_streams();
+        // What is stopped, exited or fatal now is not started by the new image.
+        let idle: Vec<String> = sup
+            .names()
+            .into_iter()
+            .filter(|n| {
+                sup.status(n).is_ok_and(|s| {
+                    matches!(
+                        s.state,
+                        gosuv::ProgramState::Stopped
+                            | gosuv::ProgramState::Exited
+                            | gosuv::ProgramState::Fatal
+                    )
+                })
+            })
+            .collect();
+        let path = idle_path(&config.server.pidfile);
+        let text = serde_json::to_vec(&idle).unwrap_or_default();
+        let written = tokio::task::spawn_blocking(move || {
+            gosuv::files::write_atomic(&path, &text, 0o600, false)
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::error!(
+                "cannot record the stopped programs: the new server starts those with start_auto"
+            );
+        }
         sup.release().await;
         recorder.keep().await;
+        // Every pipe shown to the holder is with it before this process is replaced.
+        if let Some(k) = &keeper {
+            let k = k.clone();
+            let synced = tokio::task::spawn_blocking(move || k.sync(Duration::from_secs(2)))
+                .await
+                .unwrap_or(false);
+            if !synced {
+                tracing::error!("the holder did not take every pipe: programs started last may die of SIGPIPE before the new server reads them");
+            }
+        }
         // The answer to the restart request gets out; an idle keep-alive connection does not
         // hold the restart up.
         let _ = tokio::time::timeout(

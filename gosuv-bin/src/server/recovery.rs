@@ -789,7 +789,14 @@ async fn record(
                 if changed || pending {
                     if let Ok(body) = assemble(&boot_id, server_pid, root.as_deref(), groups.values().map(Vec::as_slice)) {
                         let p = path.clone();
-                        let _ = tokio::task::spawn_blocking(move || write_bytes(&p, &body)).await;
+                        let written =
+                            tokio::task::spawn_blocking(move || write_bytes(&p, &body)).await;
+                        if !matches!(written, Ok(Ok(()))) {
+                            tracing::error!(
+                                "cannot write {}: the new server will not know the runs started last (they may run twice)",
+                                path.display()
+                            );
+                        }
                     }
                 }
                 return;

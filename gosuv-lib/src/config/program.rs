@@ -233,11 +233,38 @@ fn ser_umask<S: Serializer>(umask: &Option<u32>, s: S) -> Result<S::Ok, S::Error
 }
 
 impl ProgramConfig {
-    /// A number that changes when anything of the config changes (FNV-1a of its JSON form,
-    /// the same in every build): how a server tells whether a program a previous server
-    /// left running was started with the config it has now. Never 0.
+    /// A number that changes when what a running process was started with changes: its
+    /// command, environment, directory, user, umask, pipes, cgroup and memory limit, and
+    /// whether it gets a `$NOTIFY_SOCKET` (FNV-1a of their JSON form, the same in every
+    /// build, and in a later gosuv that adds keys). How a server tells whether a program
+    /// that a previous server left running can be taken over: what else changed (restart
+    /// policy, probes, stop signal, logs) applies to the run taken over. Never 0.
     pub fn fingerprint(&self) -> u64 {
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        let notify = matches!(
+            self.ready.as_ref().map(|r| &r.check),
+            Some(super::ProbeCheck::Notify)
+        );
+        let cgroup = match self.cgroup {
+            CgroupMode::Auto => "auto",
+            CgroupMode::Required => "required",
+            CgroupMode::Off => "off",
+        };
+        let what = (
+            &self.command,
+            &self.environ,
+            &self.directory,
+            &self.user,
+            self.umask,
+            self.redirect_stderr,
+            self.memory_max,
+            cgroup,
+            notify,
+        );
+        let bytes = match serde_json::to_vec(&what) {
+            Ok(b) => b,
+            // Never taken for the same as another config.
+            Err(_) => return u64::MAX,
+        };
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in bytes {
             h ^= u64::from(b);

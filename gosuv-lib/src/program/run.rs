@@ -156,6 +156,7 @@ impl RealLauncher {
         let sh = &self.shared;
         let cgroup = adoption
             .cgroup
+            .clone()
             .map(|p| Arc::new(crate::cgroup::Cgroup::existing(p)));
         let group = ProcessGroup::adopt(
             &config.name,
@@ -173,11 +174,9 @@ impl RealLauncher {
             },
         )
         .inspect_err(|_| {
-            // Its leader is gone, but what else the run left in its cgroup is the run's:
-            // killed, so that the program never runs twice.
-            if let Some(cg) = &cgroup {
-                cg.kill();
-            }
+            // Its leader is gone, but what else the run left is the run's: killed, so that
+            // the program never runs twice.
+            crate::process_group::abandon(&adoption);
         })?;
         let pipes = crate::process_group::Pipes {
             stdout: adoption.stdout,
@@ -328,8 +327,19 @@ impl Process for RealProcess {
             d.abort();
             let _ = d.await;
         }
-        self.logs.stdout.flushed().await;
-        self.logs.stderr.flushed().await;
+        // A disk that hangs does not hold the restart up for ever.
+        let flushed = tokio::time::timeout(super::FLUSH_WAIT, async {
+            self.logs.stdout.flushed().await;
+            self.logs.stderr.flushed().await;
+        })
+        .await;
+        if flushed.is_err() {
+            tracing::warn!(
+                pid = self.group.leader(),
+                "output still unwritten after {:?}: let go of anyway",
+                super::FLUSH_WAIT
+            );
+        }
         self.group.let_go();
     }
 }
