@@ -421,3 +421,85 @@ fn an_adopted_group_owned_run_leaves_nothing_when_its_leader_dies() {
         },
     );
 }
+
+#[test]
+fn restart_server_restarts_a_changed_program_and_keeps_the_rest() {
+    let env = Env::unix();
+    let script = env.path("counter.py");
+    std::fs::write(&script, COUNTER).expect("script");
+    // `other` has no start_auto: it runs because it was started by hand.
+    let yaml = |flavour: &str| {
+        format!(
+            "- name: counter\n  command: [python3, {s}]\n  start_auto: true\n  start_seconds: 0\n\
+             - name: other\n  command: [sh, -c, 'trap \"echo stopping; exit 0\" TERM; echo flavour $FLAVOUR; while :; do sleep 0.05; done']\n  environ: [FLAVOUR={flavour}]\n  start_seconds: 0\n",
+            s = script.display()
+        )
+    };
+    env.programs(&yaml("old"));
+    let _srv = env.start();
+    env.ok(&["start", "other"]);
+    env.wait_state("counter", "running");
+    let (counter, other) = (program_pid(&env), pid_of(&env, "other"));
+    env.programs(&yaml("new"));
+    let out = env.ok(&["restart-server"]);
+    assert!(out.contains("programs kept running"), "{out}");
+    env.wait_state("other", "running");
+    assert_eq!(program_pid(&env), counter);
+    assert_ne!(pid_of(&env, "other"), other);
+    eventually(10, "other's new run", || {
+        lines_of(&env, "other") == ["flavour old", "stopping", "flavour new"]
+    });
+}
+
+#[test]
+fn with_the_holder_killed_no_program_runs_twice() {
+    let env = Env::unix();
+    let mark = env.dir.path().display().to_string();
+    let _cleanup = KillMarked(mark.clone());
+    let script = env.path("counter.py");
+    std::fs::write(&script, COUNTER).expect("script");
+    env.programs(&format!(
+        "- name: counter\n  command: [python3, {}]\n  start_auto: true\n  start_seconds: 0\n  environ: [\"{MARK_VAR}={mark}\", \"PROGRAM=counter\"]\n",
+        script.display()
+    ));
+    let _srv = env.start();
+    env.wait_state("counter", "running");
+    let first = program_pid(&env);
+    let holder: i32 = std::fs::read_to_string(env.path(".gosuv.pid.holder"))
+        .expect("the holder's record")
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the holder's pid");
+    // The holder alone: the server still reads and logs everything.
+    signal(holder, libc::SIGKILL);
+    eventually(10, "the holder to die", || !alive(holder));
+    let at = lines(&env).len();
+    eventually(10, "output logged without the holder", || {
+        lines(&env).len() >= at + 50
+    });
+    // Then the server: nobody reads the pipe any more, so the program dies of SIGPIPE at its
+    // next line (what is lost: everything after the server's death).
+    kill_server(&env);
+    eventually(10, "the program to die of SIGPIPE", || !alive(first));
+    let logged = lines(&env).len();
+    let _srv = env.start();
+    env.wait_state("counter", "running");
+    assert_ne!(
+        program_pid(&env),
+        first,
+        "nothing to take over: started anew"
+    );
+    eventually(10, "one instance", || groups_by_program(&mark).len() == 1);
+    println!(
+        "lost: the program's output after the server's death (it died at its next write); {logged} lines were logged before"
+    );
+    let all = lines(&env);
+    let restart = all
+        .iter()
+        .skip(1)
+        .position(|l| l == "0")
+        .map_or(all.len(), |p| p + 1);
+    // Before the deaths, nothing was lost.
+    check_numbers(&all[..restart], restart);
+}

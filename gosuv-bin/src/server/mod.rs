@@ -570,7 +570,7 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
         !log_to_stderr,
         config.clone(),
         programs,
-        (adoptions.0, adoptions.1, idle),
+        (adoptions.0, adoptions.1, idle, adoptions.2),
         security,
         unix,
         tcp,
@@ -601,7 +601,11 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
 fn adopt_or_stop_leftovers(
     pidfile: &Path,
     programs: &[ProgramConfig],
-) -> (Vec<gosuv::Adoption>, Vec<recovery::GroupRecord>) {
+) -> (
+    Vec<gosuv::Adoption>,
+    Vec<recovery::GroupRecord>,
+    Vec<String>,
+) {
     // A run is taken over only with its pipes, so only when the last server's holder kept
     // them: nobody else read its output meanwhile.
     let candidates = if crate::holder::has_holder(pidfile) {
@@ -610,6 +614,7 @@ fn adopt_or_stop_leftovers(
         Vec::new()
     };
     let keep: Vec<u32> = candidates.iter().map(|g| g.pgid).collect();
+    let changed = recovery::changed_runs(pidfile, programs);
     // Every other leftover is stopped first, while the holder still drains every pipe (their
     // last words, and the candidates' output meanwhile, go to the files).
     report_recovery(&recovery::stop_leftovers(pidfile, &keep));
@@ -669,7 +674,7 @@ fn adopt_or_stop_leftovers(
     // could not hand it over), then exits: nothing starts (and writes the same log files)
     // before it is done.
     crate::holder::wait_old_holder(pidfile, Duration::from_secs(10));
-    (adoptions, kept)
+    (adoptions, kept, changed)
 }
 
 /// Where a re-executing server lists the programs that were not running (`<pidfile>.idle`).
@@ -732,9 +737,10 @@ async fn serve(
     quiet: bool,
     config: ServerConfig,
     programs: Vec<ProgramConfig>,
-    (adoptions, adopted_records, idle): (
+    (adoptions, adopted_records, idle, changed): (
         Vec<gosuv::Adoption>,
         Vec<recovery::GroupRecord>,
+        Vec<String>,
         Vec<String>,
     ),
     security: Security,
@@ -776,6 +782,15 @@ async fn serve(
             }
         }
         Err(e) => tracing::error!("{e}"),
+    }
+    // What ran with another config runs again with the new one (as a reload would).
+    for name in changed {
+        let sup = sup.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sup.start(&name, None).await {
+                tracing::warn!(program = %name, "cannot start it again with its new config: {e}");
+            }
+        });
     }
     let app = api::router(state.clone());
     let stop = CancellationToken::new();

@@ -426,25 +426,45 @@ fn signal_run(g: &GroupRecord, sig: i32) {
 /// and the run's leader still runs and started at the recorded time (on this boot, in a
 /// cgroup of gosuv's when it had one). One run a program at most (the latest).
 pub fn adoption_candidates(pidfile: &Path, programs: &[gosuv::ProgramConfig]) -> Vec<GroupRecord> {
+    runs_left(pidfile, programs).0
+}
+
+/// The programs of `programs` that the last server left running with another config: they
+/// are stopped as leftovers, and are to run again with the new one (as a reload restarts a
+/// changed program), `start_auto` or not.
+pub fn changed_runs(pidfile: &Path, programs: &[gosuv::ProgramConfig]) -> Vec<String> {
+    runs_left(pidfile, programs).1
+}
+
+/// The candidates to take over, and the programs left running with another config.
+fn runs_left(pidfile: &Path, programs: &[gosuv::ProgramConfig]) -> (Vec<GroupRecord>, Vec<String>) {
     let Some(file) = read_groups(&groups_path(pidfile)) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     if file.boot_id != boot_id() {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
+    let mut changed = Vec::new();
     let wanted: BTreeMap<&str, u64> = programs
         .iter()
         .map(|p| (p.name.as_str(), p.fingerprint()))
         .collect();
     let mut best: BTreeMap<String, GroupRecord> = BTreeMap::new();
     for g in file.groups {
-        if g.fingerprint == 0 || wanted.get(g.program.as_str()) != Some(&g.fingerprint) {
+        let Some(fingerprint) = wanted.get(g.program.as_str()) else {
+            continue;
+        };
+        if g.fingerprint == 0 {
             continue;
         }
         let alive = ProcStat::read(g.pgid)
             .is_some_and(|s| s.start_time == g.start_time && !s.is_zombie() && s.pgrp == g.pgid);
         let cgroup_ok = g.cgroup.as_deref().is_none_or(our_cgroup);
         if !alive || !cgroup_ok {
+            continue;
+        }
+        if *fingerprint != g.fingerprint {
+            changed.push(g.program.clone());
             continue;
         }
         match best.get(&g.program) {
@@ -454,7 +474,7 @@ pub fn adoption_candidates(pidfile: &Path, programs: &[gosuv::ProgramConfig]) ->
             }
         }
     }
-    best.into_values().collect()
+    (best.into_values().collect(), changed)
 }
 
 /// Stops the leftover runs that the groups file beside `pidfile` lists, if the server
