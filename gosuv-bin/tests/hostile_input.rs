@@ -90,7 +90,7 @@ impl Rig {
             .unwrap();
         let app = rt.block_on(async {
             let config = ServerConfig::defaults(&srv);
-            let mut options = gosuv_bin::server::supervisor_options(&config);
+            let mut options = gosuv_bin::server::supervisor_options(&config, &[]);
             options.subreaper = false;
             options.kill_on_parent_death = true;
             let sup = Supervisor::new(options).unwrap();

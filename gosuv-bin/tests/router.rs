@@ -13,7 +13,7 @@ use tower::ServiceExt;
 
 fn state(dir: &std::path::Path, security: Security) -> AppState {
     let config = ServerConfig::defaults(dir);
-    let mut options = gosuv_bin::server::supervisor_options(&config);
+    let mut options = gosuv_bin::server::supervisor_options(&config, &[]);
     options.subreaper = false;
     options.kill_on_parent_death = true;
     let sup = Supervisor::new(options).unwrap();

@@ -276,6 +276,58 @@ impl Member {
     }
 }
 
+/// A recorded leader held by a pidfd and checked, before its run is taken over (see
+/// [`claim`]); registered with the reaper until dropped or adopted.
+pub(crate) struct Claimed {
+    pid: u32,
+    pidfd: Option<OwnedFd>,
+    own_child: bool,
+    run: String,
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        if self.pidfd.is_some() {
+            reaper::leader_gone(self.pid);
+        }
+    }
+}
+
+/// Holds the recorded leader `pid` by a pidfd, checked against its recorded start time
+/// after the open (so the pidfd names that very process, never one that got the number
+/// since), and registers it with the reaper (a child leader's exit status stays for its
+/// group). Blocking (it reads `/proc`): many are claimed on blocking threads at once.
+///
+/// # Errors
+/// The leader is gone, has exited, or is another process now.
+pub(crate) fn claim(pid: u32, start_time: u64, in_cgroup: bool) -> Result<Claimed, String> {
+    // No reaping between the look and the registration.
+    let spawning = reaper::spawning();
+    let pidfd = pidfd_open(pid).map_err(|e| format!("process {pid} is gone: {e}"))?;
+    let stat = ProcStat::read(pid).ok_or_else(|| format!("process {pid} is gone"))?;
+    if stat.start_time != start_time || stat.is_zombie() {
+        return Err(format!(
+            "process {pid} is not the one that was recorded (it started at another time, or has exited)"
+        ));
+    }
+    let own_child = stat.ppid == std::process::id();
+    reaper::register_leader(pid);
+    drop(spawning);
+    // Its orphans (when this process is their subreaper) are known by the run's id; a
+    // cgroup holds them all without it.
+    let run = if in_cgroup {
+        String::new()
+    } else {
+        crate::procfs::environ_value(pid, RUN_VAR).unwrap_or_default()
+    };
+    Ok(Claimed {
+        pid,
+        pidfd: Some(pidfd),
+        own_child,
+        run,
+    })
+}
+
 /// One program run's processes. See the module documentation.
 pub(crate) struct ProcessGroup {
     info: GroupInfo,
@@ -428,23 +480,15 @@ impl ProcessGroup {
         subreaper: bool,
         observers: Arc<[Arc<dyn GroupObserver>]>,
         meta: RunMeta,
+        claimed: Result<Claimed, String>,
     ) -> Result<ProcessGroup, String> {
-        // No reaping between the look and the registration: a child leader's exit status
-        // stays for its group to read.
-        let spawning = reaper::spawning();
-        let pidfd = pidfd_open(pid).map_err(|e| format!("process {pid} is gone: {e}"))?;
-        // After the open: the pidfd names this very process from now on.
-        let stat = ProcStat::read(pid).ok_or_else(|| format!("process {pid} is gone"))?;
-        if stat.start_time != start_time || stat.is_zombie() {
-            return Err(format!(
-                "process {pid} is not the one that was recorded (it started at another time, or has exited)"
-            ));
-        }
-        let own_child = stat.ppid == std::process::id();
-        reaper::register_leader(pid);
-        drop(spawning);
-        // Its orphans (when this process is their subreaper) are known by the run's id.
-        let run = crate::procfs::environ_value(pid, RUN_VAR).unwrap_or_default();
+        let mut claimed = claimed?;
+        let pidfd = claimed
+            .pidfd
+            .take()
+            .ok_or_else(|| format!("process {pid} was claimed twice (a bug)"))?;
+        let own_child = claimed.own_child;
+        let run = std::mem::take(&mut claimed.run);
         let info = GroupInfo {
             program: program.to_string(),
             leader: pid,

@@ -593,6 +593,7 @@ pub(crate) fn launch_adopted(
     shared: Arc<Shared>,
     config: ProgramConfig,
     adoption: crate::process_group::Adoption,
+    claimed: Result<crate::process_group::Claimed, String>,
 ) -> (ProgramHandle, Result<(), String>) {
     let launcher = Arc::new(RealLauncher {
         shared: shared.clone(),
@@ -600,7 +601,7 @@ pub(crate) fn launch_adopted(
     let logs = Arc::new(ProgramLogs::new(&config, &shared.log_dir));
     let started_at = adoption.started_at;
     let restarts = adoption.restarts;
-    let adopted = launcher.adopt(&config, &logs, adoption);
+    let adopted = launcher.adopt(&config, &logs, adoption, claimed);
     let mut failed = None;
     let handle = launch_prepared(shared, launcher, config, logs, |task| match adopted {
         Ok(proc) => task.adopted(proc, started_at, restarts),

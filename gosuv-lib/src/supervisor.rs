@@ -20,8 +20,8 @@ use crate::config::{ProgramConfig, ServerConfig};
 use crate::error::{Error, Result};
 use crate::events::{Event, ProgramState};
 use crate::logs::{LogCounters, LogFollower, Stream};
-use crate::process_group::Adoption;
 use crate::process_group::GroupObserver;
+use crate::process_group::{Adoption, Claimed};
 use crate::program::{launch, launch_adopted, Cmd, ProgramHandle, ProgramStatus, Shared};
 use crate::spawn::{raise_nofile, SpawnOptions};
 use crate::stats::{ProcessStats, Sampler};
@@ -536,24 +536,57 @@ impl Supervisor {
                 .filter(|p| adoptions.contains_key(&p.name))
                 .cloned()
                 .collect();
-            let checked = tokio::task::spawn_blocking(move || {
-                adopted
-                    .into_iter()
-                    .map(|c| {
-                        let name = c.name.clone();
-                        (name, c.validate().map(|()| c).map_err(Error::Config))
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .map_err(|e| Error::Internal(format!("validation failed: {e}")))?;
-            valid.extend(checked);
+            // In two halves, on two blocking threads (both cores).
+            let mut adopted = adopted;
+            let second = adopted.split_off(adopted.len() / 2);
+            let check = |part: Vec<ProgramConfig>| {
+                tokio::task::spawn_blocking(move || {
+                    part.into_iter()
+                        .map(|c| {
+                            let name = c.name.clone();
+                            (name, c.validate().map(|()| c).map_err(Error::Config))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            };
+            let (a, b) = tokio::join!(check(adopted), check(second));
+            for part in [a, b] {
+                valid.extend(part.map_err(|e| Error::Internal(format!("validation failed: {e}")))?);
+            }
+        }
+        // The leaders are claimed (a pidfd each, checked in /proc) on two blocking threads.
+        let mut claims: HashMap<String, std::result::Result<Claimed, String>> = HashMap::new();
+        if !adoptions.is_empty() {
+            let mut all: Vec<(String, u32, u64, bool)> = adoptions
+                .values()
+                .map(|a| (a.program.clone(), a.pid, a.start_time, a.cgroup.is_some()))
+                .collect();
+            let second = all.split_off(all.len() / 2);
+            let claim_all = |part: Vec<(String, u32, u64, bool)>| {
+                tokio::task::spawn_blocking(move || {
+                    part.into_iter()
+                        .map(|(name, pid, start, cg)| {
+                            (name, crate::process_group::claim(pid, start, cg))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            };
+            let (a, b) = tokio::join!(claim_all(all), claim_all(second));
+            for part in [a, b] {
+                claims.extend(part.map_err(|e| Error::Internal(format!("claiming failed: {e}")))?);
+            }
         }
         for p in programs {
             let name = p.name.clone();
             let start = p.start_auto;
             let added = match adoptions.remove(&name) {
-                Some(a) => match self.adopt_locked(valid.remove(&name).unwrap_or(Ok(p)), a) {
+                Some(a) => match self.adopt_locked(
+                    valid.remove(&name).unwrap_or(Ok(p)),
+                    a,
+                    claims
+                        .remove(&name)
+                        .unwrap_or_else(|| Err("not claimed (a bug)".into())),
+                ) {
                     Ok(Ok(())) => {
                         continue;
                     }
@@ -591,6 +624,7 @@ impl Supervisor {
         &self,
         config: Result<ProgramConfig>,
         adoption: Adoption,
+        claimed: std::result::Result<Claimed, String>,
     ) -> std::result::Result<std::result::Result<(), String>, (Error, Adoption)> {
         let checked = self.check_open().and(config).and_then(|config| {
             if self.programs().contains_key(&config.name) {
@@ -604,7 +638,8 @@ impl Supervisor {
             Err(e) => return Err((e, adoption)),
         };
         let name = config.name.clone();
-        let (handle, adopted) = launch_adopted(self.inner.shared.clone(), config, adoption);
+        let (handle, adopted) =
+            launch_adopted(self.inner.shared.clone(), config, adoption, claimed);
         self.programs_mut().insert(name, handle);
         Ok(adopted)
     }

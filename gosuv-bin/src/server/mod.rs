@@ -608,13 +608,11 @@ fn adopt_or_stop_leftovers(
 ) {
     // A run is taken over only with its pipes, so only when the last server's holder kept
     // them: nobody else read its output meanwhile.
-    let candidates = if crate::holder::has_holder(pidfile) {
-        recovery::adoption_candidates(pidfile, programs)
-    } else {
-        Vec::new()
-    };
+    let (mut candidates, changed) = recovery::runs_left(pidfile, programs);
+    if !crate::holder::has_holder(pidfile) {
+        candidates.clear();
+    }
     let keep: Vec<u32> = candidates.iter().map(|g| g.pgid).collect();
-    let changed = recovery::changed_runs(pidfile, programs);
     // Every other leftover is stopped first, while the holder still drains every pipe (their
     // last words, and the candidates' output meanwhile, go to the files).
     report_recovery(&recovery::stop_leftovers(pidfile, &keep));
@@ -752,7 +750,7 @@ async fn serve(
     // Recording starts before any program does, so every run is in the file.
     let (recorder, observer) =
         recovery::GroupRecorder::start(&config.server.pidfile, &adopted_records);
-    let mut options = supervisor_options(&config);
+    let mut options = supervisor_options(&config, &programs);
     // A holder keeps every program's output pipes open, so the programs outlive this
     // server (a kill -9, a crash) without dying of SIGPIPE, and their output is logged.
     let mut observers: Vec<Arc<dyn gosuv::GroupObserver>> = vec![observer];
@@ -894,20 +892,35 @@ async fn serve(
 /// The supervisor options of the server: its programs are its own (a subreaper, and no
 /// guardian: they are meant to be stopped by the server), and changes made through the API
 /// are saved to the programs file.
-pub fn supervisor_options(config: &ServerConfig) -> SupervisorOptions {
+pub fn supervisor_options(config: &ServerConfig, loaded: &[ProgramConfig]) -> SupervisorOptions {
     let mut options = SupervisorOptions::from_config(config);
     options.subreaper = true;
     options.kill_on_parent_death = false;
     let path = config.include.clone();
+    // What the file holds: a save of the same list is skipped (the start of the server
+    // adds what it just read from the file; rewriting it would cost an fsync and drop its
+    // comments).
+    let saved = std::sync::Mutex::new(loaded.to_vec());
     options.store = Some(gosuv::Store(Arc::new(
         move |programs: &[ProgramConfig]| {
+            let mut last = saved.lock().unwrap_or_else(|p| p.into_inner());
+            let by_name = |list: &[ProgramConfig]| {
+                let mut v: Vec<ProgramConfig> = list.to_vec();
+                v.sort_by(|a, b| a.name.cmp(&b.name));
+                v
+            };
+            if last.len() == programs.len() && by_name(&last) == by_name(programs) {
+                return Ok(());
+            }
             store::save_programs(&path, programs).map_err(|e| {
                 format!(
                     "{} could not be saved ({e}): it will be lost at the next restart; fix the \
                  file's directory and repeat the change",
                     path.display()
                 )
-            })
+            })?;
+            *last = programs.to_vec();
+            Ok(())
         },
     )));
     options

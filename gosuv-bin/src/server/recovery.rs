@@ -421,23 +421,16 @@ fn signal_run(g: &GroupRecord, sig: i32) {
     }
 }
 
-/// The runs the groups file beside `pidfile` lists that the next server may take over: the
-/// program is in `programs` with the config the run was started with (same fingerprint),
-/// and the run's leader still runs and started at the recorded time (on this boot, in a
-/// cgroup of gosuv's when it had one). One run a program at most (the latest).
-pub fn adoption_candidates(pidfile: &Path, programs: &[gosuv::ProgramConfig]) -> Vec<GroupRecord> {
-    runs_left(pidfile, programs).0
-}
-
-/// The programs of `programs` that the last server left running with another config: they
-/// are stopped as leftovers, and are to run again with the new one (as a reload restarts a
-/// changed program), `start_auto` or not.
-pub fn changed_runs(pidfile: &Path, programs: &[gosuv::ProgramConfig]) -> Vec<String> {
-    runs_left(pidfile, programs).1
-}
-
-/// The candidates to take over, and the programs left running with another config.
-fn runs_left(pidfile: &Path, programs: &[gosuv::ProgramConfig]) -> (Vec<GroupRecord>, Vec<String>) {
+/// What the groups file beside `pidfile` lists that still runs: the runs the next server
+/// may take over (the program is in `programs` with the config the run was started with,
+/// same fingerprint; the leader still runs and started at the recorded time, on this boot,
+/// in a cgroup of gosuv's when it had one; one run a program at most, the latest), and the
+/// programs left running with another config (stopped as leftovers, they are to run again
+/// with the new one, as a reload restarts a changed program, `start_auto` or not).
+pub fn runs_left(
+    pidfile: &Path,
+    programs: &[gosuv::ProgramConfig],
+) -> (Vec<GroupRecord>, Vec<String>) {
     let Some(file) = read_groups(&groups_path(pidfile)) else {
         return (Vec::new(), Vec::new());
     };
@@ -832,6 +825,9 @@ async fn record(
                                 root = g.cgroup.as_deref().and_then(Path::parent).map(Path::to_path_buf);
                             }
                             match disk_record(&g, root.as_deref()) {
+                                // A run taken over is told again as it was recorded: the
+                                // file already says so.
+                                Ok(text) if groups.get(&g.pgid) == Some(&text) => {}
                                 Ok(text) => {
                                     groups.insert(g.pgid, text);
                                     pending = true;

@@ -152,6 +152,7 @@ impl RealLauncher {
         config: &ProgramConfig,
         logs: &Arc<ProgramLogs>,
         adoption: Adoption,
+        claimed: Result<crate::process_group::Claimed, String>,
     ) -> Result<RealProcess, String> {
         let sh = &self.shared;
         let cgroup = adoption
@@ -172,6 +173,7 @@ impl RealLauncher {
                 restarts: adoption.restarts,
                 started_at: adoption.started_at,
             },
+            claimed,
         )
         .inspect_err(|_| {
             // Its leader is gone, but what else the run left is the run's: killed, so that
