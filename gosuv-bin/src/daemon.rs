@@ -51,14 +51,10 @@ pub fn reexecuted() -> bool {
 }
 
 impl PidFile {
-    /// The pidfile's descriptor, kept open (not close-on-exec) across the exec of a server
-    /// that re-executes itself, so its lock is never let go of: no other server can start
-    /// in between. Returns the descriptor's number.
-    pub fn keep_across_exec(&self) -> i32 {
-        let fd = self._file.as_raw_fd();
-        // SAFETY: fcntl on a descriptor we own.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-        fd
+    /// The pidfile's descriptor (kept open across the exec of a server that re-executes
+    /// itself, so its lock is never let go of).
+    pub fn raw_fd(&self) -> i32 {
+        self._file.as_raw_fd()
     }
 
     /// Locks the pidfile and writes this process's pid in it.

@@ -503,3 +503,81 @@ fn with_the_holder_killed_no_program_runs_twice() {
     // Before the deaths, nothing was lost.
     check_numbers(&all[..restart], restart);
 }
+
+#[test]
+fn restart_server_refuses_a_config_that_moves_the_pidfile() {
+    let env = Env::unix();
+    let _srv = start_counter(&env);
+    let first = program_pid(&env);
+    let conf = std::fs::read_to_string(env.conf()).expect("config");
+    let moved = if conf.contains("pidfile:") {
+        conf.replace("pidfile:", "pidfile: other.pid\n  old_pidfile_was:")
+    } else {
+        conf.replacen("server:\n", "server:\n  pidfile: other.pid\n", 1)
+    };
+    std::fs::write(env.conf(), &moved).expect("config");
+    // The conftest of the new config passes; taking the programs over could not.
+    let out = env.run(&["restart-server"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    std::fs::write(env.conf(), &conf).expect("config back");
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("moves server.pidfile"), "{err}");
+    assert_eq!(program_pid(&env), first);
+}
+
+/// The cgroup v2 directory of a process (`None` without cgroup v2).
+fn cgroup_dir(pid: i32) -> Option<std::path::PathBuf> {
+    let rel = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))?;
+    let mount = std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| left.split(' ').nth(4).map(str::to_string))
+                .flatten()
+        })?;
+    Some(std::path::PathBuf::from(format!("{mount}{rel}")))
+}
+
+#[test]
+fn repeated_restart_server_leaves_no_empty_cgroups() {
+    let env = Env::unix();
+    let _srv = start_counter(&env);
+    let server = env.pid().expect("server pid");
+    if env.api("GET", "/api/programs/counter", "").json()["ownership"] != "cgroup" {
+        println!("skipped: no writable cgroup v2 here, programs are owned by process group");
+        return;
+    }
+    let base = cgroup_dir(server).expect("the server's cgroup");
+    let roots = || {
+        std::fs::read_dir(&base)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!("gosuv-{server}-"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    for _ in 0..3 {
+        env.ok(&["restart-server"]);
+        // A new run: in a cgroup of the new image's; the old image's is left empty.
+        env.ok(&["restart", "counter"]);
+        env.wait_state("counter", "running");
+    }
+    env.ok(&["restart-server"]);
+    assert!(
+        roots() <= 2,
+        "{} cgroups of the server left under {}",
+        roots(),
+        base.display()
+    );
+}

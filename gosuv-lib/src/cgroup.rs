@@ -322,6 +322,24 @@ pub fn populated_leftovers(owner: u32) -> Vec<PathBuf> {
 /// Removes the cgroups that supervisors of processes now gone left under `base` (a crash),
 /// where nothing runs any more. One that still holds a process is left alone: its programs
 /// were meant to outlive their host, or the server's crash recovery stops them first.
+/// Removes the empty cgroups that earlier images of this very process made (a server that
+/// re-executed itself keeps its pid): what still holds a process (a run taken over) stays.
+/// Only for a process with no other supervisor.
+pub fn remove_own_stale_cgroups() {
+    let Ok(base) = own_cgroup_dir() else { return };
+    let prefix = format!("{ROOT_PREFIX}{}-", std::process::id());
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for e in entries.flatten() {
+            if e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+            {
+                remove_tree(&e.path());
+            }
+        }
+    }
+}
+
 fn remove_leftovers(base: &Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;

@@ -41,7 +41,7 @@ mod spawn;
 pub mod stats;
 mod supervisor;
 
-pub use cgroup::populated_leftovers;
+pub use cgroup::{populated_leftovers, remove_own_stale_cgroups};
 pub use config::{
     Autorestart, CgroupMode, Command, ConfigError, ConfigErrors, ProgramConfig, ServerConfig,
 };

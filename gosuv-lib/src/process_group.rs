@@ -345,8 +345,8 @@ pub(crate) struct ProcessGroup {
     /// server died): only a child's exit status can be read.
     own_child: bool,
     /// When the exit of a leader that is not this process's child was seen (clock ticks
-    /// since boot): its group's and session's number is the run's for processes that
-    /// started before (a process that got the number since started later).
+    /// since boot): from then on its number is the run's only while no other process has
+    /// it (the kernel gives no process the number of a group or session that still exists).
     gone_at: Option<u64>,
     /// Killing has begun: every process found from now on is killed at once.
     killing: bool,
@@ -665,8 +665,8 @@ impl ProcessGroup {
         // its exit was seen is the run's.
         let (leader, window) = if self.number_is_ours() {
             (Some(self.info.leader), None)
-        } else if let Some(gone) = self.gone_at.filter(|_| !self.own_child) {
-            (Some(self.info.leader), Some((self.info.start_time, gone)))
+        } else if self.gone_at.is_some() && !self.own_child {
+            (Some(self.info.leader), Some(self.info.start_time))
         } else {
             (None, None)
         };
@@ -692,15 +692,19 @@ impl ProcessGroup {
                         .map(|p| p.pid),
                 );
             }
+            // The number given to another process since (its group and session gone with
+            // the run's last process): none of its processes is the run's.
+            let leader = match window {
+                Some(start) if snap.get(number).is_some_and(|p| p.start_time != start) => None,
+                _ => leader,
+            };
             let mut new = Vec::new();
             for p in snap.tree(leader, &roots) {
                 if Some(p.pid) == leader || p.is_zombie() || known.contains(&p.pid) {
                     continue;
                 }
-                if let Some((from, to)) = window {
-                    if (p.pgrp == number || p.session == number)
-                        && !(from..=to).contains(&p.start_time)
-                    {
+                if let Some(start) = window {
+                    if (p.pgrp == number || p.session == number) && p.start_time < start {
                         continue;
                     }
                 }
@@ -881,7 +885,7 @@ pub(crate) fn abandon(adoption: &Adoption) {
         return;
     };
     for p in procs {
-        if p.pgrp != n || p.session != n || p.start_time < adoption.start_time || p.is_zombie() {
+        if (p.pgrp != n && p.session != n) || p.start_time < adoption.start_time || p.is_zombie() {
             continue;
         }
         let Ok(fd) = pidfd_open(p.pid) else { continue };

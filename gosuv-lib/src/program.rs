@@ -307,7 +307,9 @@ pub(crate) enum Cmd {
     Sync(oneshot::Sender<()>),
     /// Lets go of the program's run without stopping it (its output read so far written),
     /// then ends the task: for a server that re-executes itself and takes the run over.
-    Release(oneshot::Sender<()>),
+    /// The reply says whether the program is left without a run (stopped, exited, fatal,
+    /// or a stop that was under way, finished first).
+    Release(oneshot::Sender<bool>),
 }
 
 /// The handle the supervisor keeps for each program.
@@ -573,8 +575,8 @@ struct Task<L: Launcher> {
     /// The next start may start its dependencies (a start by hand or by `start_auto`); an
     /// automatic restart or retry does not start a dependency someone stopped.
     pull_deps: bool,
-    /// A release's reply, sent when the task ends.
-    released: Option<oneshot::Sender<()>>,
+    /// Let go of (a release): the task ends without waiting for anything.
+    released: bool,
 }
 
 /// Starts the task of one program and returns its handle.
@@ -760,7 +762,7 @@ impl<L: Launcher> Task<L> {
             health: None,
             why: None,
             pull_deps: false,
-            released: None,
+            released: false,
         }
     }
 
@@ -824,9 +826,10 @@ impl<L: Launcher> Task<L> {
                 Wake::Exited(status) => self.on_exit(status).await,
                 Wake::Emptied => self.on_emptied().await,
                 Wake::Cmd(Some(Cmd::Release(reply))) => {
-                    self.let_go().await;
+                    let idle = self.let_go().await;
+                    let _ = reply.send(idle);
                     self.done = true;
-                    self.released = Some(reply);
+                    self.released = true;
                     break;
                 }
                 Wake::Cmd(Some(cmd)) => update_reply = self.on_command(cmd),
@@ -855,16 +858,18 @@ impl<L: Launcher> Task<L> {
                     let _ = r.send(Err(Error::NotFound(self.name.clone())));
                 }
                 Cmd::Stop(r) | Cmd::Remove(r) => self.waiters.stop.push(r),
-                Cmd::Sync(r) | Cmd::Release(r) => {
+                Cmd::Sync(r) => {
                     let _ = r.send(());
+                }
+                Cmd::Release(r) => {
+                    let _ = r.send(true);
                 }
                 // Its caller is told the program is gone.
                 Cmd::Update(..) => {}
             }
         }
-        if let Some(reply) = self.released.take() {
-            // Let go of: what is still answered waits for nothing.
-            let _ = reply.send(());
+        if self.released {
+            // Let go of: nothing else to wait for.
             return;
         }
         // Its last output goes to the files before the removal is answered.
@@ -1086,8 +1091,11 @@ impl<L: Launcher> Task<L> {
                 self.waiters.remove.push(reply);
             }
             // Handled by the task's loop (it ends the task); never here.
-            Cmd::Sync(reply) | Cmd::Release(reply) => {
+            Cmd::Sync(reply) => {
                 let _ = reply.send(());
+            }
+            Cmd::Release(reply) => {
+                let _ = reply.send(false);
             }
         }
         self.answer_waiters();
@@ -1424,14 +1432,34 @@ impl<L: Launcher> Task<L> {
     /// Lets go of the current run without touching its processes: its pipes are no longer
     /// read (what was read is written first), nobody is told it ended (its record and its
     /// holder's pipes stay), and it is not killed.
-    async fn let_go(&mut self) {
+    async fn let_go(&mut self) -> bool {
         let phase = std::mem::replace(&mut self.phase, Phase::Idle(self.state));
-        match phase {
-            Phase::Starting { run, .. }
-            | Phase::Running { run, .. }
-            | Phase::Stopping { run, .. } => run.proc.let_go().await,
-            other => self.phase = other,
-        }
+        let idle = match phase {
+            Phase::Starting { run, .. } | Phase::Running { run, .. } => {
+                run.proc.let_go().await;
+                false
+            }
+            // A stop under way is finished first (SIGKILL at its time): it was asked for,
+            // and would be lost.
+            Phase::Stopping { mut run, kill_at } => {
+                let at = kill_at.unwrap_or_else(Instant::now);
+                if tokio::time::timeout_at(at, run.proc.emptied())
+                    .await
+                    .is_err()
+                {
+                    run.proc.kill().await;
+                    let _ = tokio::time::timeout(CGROUP_EMPTY_WAIT, run.proc.emptied()).await;
+                }
+                let mut left = run.proc.finish().await;
+                self.old_drains.append(&mut left);
+                true
+            }
+            other => {
+                let idle = matches!(other, Phase::Idle(_));
+                self.phase = other;
+                idle
+            }
+        };
         // Earlier runs' drains (a pipe a leftover still holds): a little time to finish,
         // then what they read is written and they stop.
         let mut old = std::mem::take(&mut self.old_drains);
@@ -1446,6 +1474,7 @@ impl<L: Launcher> Task<L> {
             })
             .await;
         }
+        idle
     }
 
     /// Takes over a running run a previous server left: `running` at once (it was up

@@ -1418,10 +1418,11 @@ impl Supervisor {
     /// Lets go of every program without stopping any: each program's task ends, its
     /// output read so far written to its log files, and its processes go on, for the
     /// process that replaces this one (a server re-executing itself) to take over with
-    /// [`Supervisor::add_all_adopting`]. Observers are not told the runs ended. After it,
-    /// the supervisor accepts no more changes. Not for embedders: a host that lets go of
-    /// its programs and does not take them over leaves them running.
-    pub async fn release(&self) {
+    /// [`Supervisor::add_all_adopting`]; a stop under way is finished first. Observers are
+    /// not told the runs ended. Returns the programs left without a run (stopped, exited,
+    /// fatal). After it, the supervisor accepts no more changes. Not for embedders: a host
+    /// that lets go of its programs and does not take them over leaves them running.
+    pub async fn release(&self) -> Vec<String> {
         let _changes = self.inner.changes.lock().await;
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = self
@@ -1436,8 +1437,11 @@ impl Supervisor {
                 waits.push((name, rrx));
             }
         }
+        let mut idle = Vec::new();
         for (name, rx) in waits {
-            let _ = rx.await;
+            if rx.await.unwrap_or(true) {
+                idle.push(name.clone());
+            }
             self.programs_mut().remove(&name);
         }
         // Their cgroups stay with them.
@@ -1445,6 +1449,7 @@ impl Supervisor {
             root.keep();
         }
         self.inner.closed.send_replace(true);
+        idle
     }
 
     /// Whether [`Supervisor::shutdown`] has been called.

@@ -326,6 +326,14 @@ async fn restart_server(
             "the server is shutting down: start it again with 'gosuv start-server'",
         ));
     }
+    let config = st.config().path.clone();
+    let pidfile = st.config().server.pidfile.clone();
+    let checked =
+        tokio::task::spawn_blocking(move || check_new_binary(&exe, config.as_deref(), &pidfile))
+            .await
+            .map_err(|e| ApiError::internal(format!("the check failed: {e}")))?;
+    // The checked file where it really is: what is executed, not a path that may change.
+    let (exe, keeps_lock) = checked.map_err(ApiError::bad_request)?;
     // A run in the middle of a start or a stop would be taken over as running: its stop, or
     // its readiness, would be lost.
     let busy: Vec<String> = st
@@ -352,14 +360,7 @@ async fn restart_server(
             ),
         ));
     }
-    let config = st.config().path.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        check_new_binary(&exe, config.as_deref()).map(|()| exe)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("the check failed: {e}")))?;
-    let exe = checked.map_err(ApiError::bad_request)?;
-    if !st.request_reexec(exe.clone()) {
+    if !st.request_reexec(exe.clone(), keeps_lock) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "the server is shutting down: start it again with 'gosuv start-server'",
@@ -376,7 +377,11 @@ async fn restart_server(
 /// Whether `exe` may replace this server: an absolute path to an executable regular file
 /// that only root or this server's user can change (another local user must not be able
 /// to put code in it), and that runs and accepts `config` (its `conftest` passes).
-fn check_new_binary(exe: &std::path::Path, config: Option<&std::path::Path>) -> Result<(), String> {
+fn check_new_binary(
+    exe: &std::path::Path,
+    config: Option<&std::path::Path>,
+    pidfile: &std::path::Path,
+) -> Result<(std::path::PathBuf, bool), String> {
     use std::os::unix::fs::MetadataExt;
     if !exe.is_absolute() {
         return Err(format!(
@@ -442,7 +447,38 @@ fn check_new_binary(exe: &std::path::Path, config: Option<&std::path::Path>) -> 
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    Ok(())
+    // The new image finds the runs to take over beside the pidfile: another pidfile in the
+    // new config would start every program beside its running copy.
+    if let Some(c) = config {
+        let new =
+            gosuv::ServerConfig::load(c).map_err(|e| format!("{c:?}: {e}", c = c.display()))?;
+        if crate::server::absolute(&new.server.pidfile) != crate::server::absolute(pidfile) {
+            return Err(format!(
+                "the config moves server.pidfile ({} -> {}): the programs cannot be taken over; use 'gosuv restart-server --programs'",
+                pidfile.display(),
+                new.server.pidfile.display()
+            ));
+        }
+    }
+    // Whether the binary takes the locked pidfile over the exec (an older gosuv does not
+    // know the option: it gets the lock the usual way).
+    let keeps_lock = match gosuv::spawn_helper(
+        std::process::Command::new(exe)
+            .args(["start-server", "--pidfile-fd=-1", "--help"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    ) {
+        Ok(child) => {
+            let pid = child.id();
+            let ok =
+                wait_output(child, Duration::from_secs(10)).is_some_and(|o| o.status.success());
+            gosuv::forget_helper(pid);
+            ok
+        }
+        Err(_) => false,
+    };
+    Ok((real.clone(), keeps_lock))
 }
 
 /// A child's output, or `None` (the child killed) when it runs past `limit`.

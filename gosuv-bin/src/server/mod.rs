@@ -75,8 +75,9 @@ struct StateInner {
     config_json: std::sync::Mutex<api::ConfigJsonCache>,
     generation: std::sync::atomic::AtomicU64,
     mutations: std::sync::atomic::AtomicU64,
-    /// The binary to re-execute instead of shutting down (`restart-server`).
-    reexec: std::sync::Mutex<Option<PathBuf>>,
+    /// The binary to re-execute instead of shutting down (`restart-server`), and whether it
+    /// takes the locked pidfile over the exec.
+    reexec: std::sync::Mutex<Option<(PathBuf, bool)>>,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -191,18 +192,18 @@ impl AppState {
     /// the new image.
     /// Refused (false) once a shutdown was asked for: a SIGTERM is never turned into a
     /// restart, nor a restart answered and then not made.
-    pub fn request_reexec(&self, exe: PathBuf) -> bool {
+    pub fn request_reexec(&self, exe: PathBuf, keeps_lock: bool) -> bool {
         let mut slot = self.inner.reexec.lock().unwrap_or_else(|p| p.into_inner());
         if self.inner.shutdown.is_cancelled() {
             return false;
         }
-        *slot = Some(exe);
+        *slot = Some((exe, keeps_lock));
         self.inner.shutdown.cancel();
         true
     }
 
     /// The binary a re-execution was asked for, if one was.
-    fn take_reexec(&self) -> Option<PathBuf> {
+    fn take_reexec(&self) -> Option<(PathBuf, bool)> {
         self.inner
             .reexec
             .lock()
@@ -577,7 +578,7 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
         listening,
     ));
     let result = match served {
-        Ok(Some(exe)) => reexec(&exe, pidfile.keep_across_exec()),
+        Ok(Some((exe, keeps_lock))) => reexec(&exe, keeps_lock.then(|| pidfile.raw_fd())),
         Ok(None) => Ok(()),
         Err(e) => Err(e),
     };
@@ -707,7 +708,7 @@ fn report_recovery(recovered: &recovery::Recovery) {
 /// the programs stay its children, the pidfile names it still). Returns only when that
 /// fails, after trying this process's own binary instead; then the programs go on without
 /// a server (the holder logs their output) until the next `start-server` takes them over.
-fn reexec(exe: &Path, pidfile_fd: i32) -> CliResult {
+fn reexec(exe: &Path, pidfile_fd: Option<i32>) -> CliResult {
     use std::os::unix::process::CommandExt;
     // This process's own arguments (`start-server` last), and the locked pidfile's
     // descriptor, which stays open across the exec: no moment without the lock.
@@ -715,19 +716,67 @@ fn reexec(exe: &Path, pidfile_fd: i32) -> CliResult {
         .skip(1)
         .filter(|a| !a.to_string_lossy().starts_with("--pidfile-fd"))
         .collect();
-    args.push(format!("--pidfile-fd={pidfile_fd}").into());
+    if let Some(fd) = pidfile_fd {
+        args.push(format!("--pidfile-fd={fd}").into());
+    }
     // The new image starts from the limits this one started from.
     gosuv::restore_nofile();
     tracing::info!(exe = %exe.display(), "re-executing: the programs keep running");
-    let err = std::process::Command::new(exe).args(&args).exec();
+    let prepare = move || {
+        // Just before the exec, in this very process (no child could inherit it): the
+        // pidfile's descriptor stays open across it. SAFETY: fcntl only.
+        if let Some(fd) = pidfile_fd {
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        }
+        // A SIGTERM or SIGHUP arriving from here until the new image handles signals stays
+        // pending (a blocked signal survives the exec) instead of killing the server; the
+        // new image unblocks them once it handles them. SAFETY: sigprocmask on a set we own.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for sig in HANDLED_SIGNALS {
+                libc::sigaddset(&mut set, sig);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+        Ok(())
+    };
+    // SAFETY: the closure makes async-signal-safe calls only, in this process.
+    let err = unsafe {
+        std::process::Command::new(exe)
+            .args(&args)
+            .pre_exec(prepare)
+            .exec()
+    };
     tracing::error!(exe = %exe.display(), "cannot re-execute: {err}; trying this server's own binary");
-    let again = std::process::Command::new("/proc/self/exe")
-        .args(&args)
-        .exec();
+    // SAFETY: as above.
+    let again = unsafe {
+        std::process::Command::new("/proc/self/exe")
+            .args(&args)
+            .pre_exec(prepare)
+            .exec()
+    };
     Err(Failure::new(format!(
         "cannot re-execute {} ({err}) nor this server's own binary ({again}): the programs go on; run 'gosuv start-server' to take them over",
         exe.display()
     )))
+}
+
+/// The signals the server handles (SIGINT, SIGTERM, SIGQUIT: shut down; SIGHUP: reload).
+const HANDLED_SIGNALS: [i32; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP];
+
+/// Lets the handled signals through again (a server that re-executed itself blocked them
+/// across the exec; a pending one is delivered now, to the handlers).
+fn unblock_handled_signals() {
+    // SAFETY: pthread_sigmask on a set we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in HANDLED_SIGNALS {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -745,8 +794,10 @@ async fn serve(
     unix: Option<std::os::unix::net::UnixListener>,
     tcp: Option<std::net::TcpListener>,
     listening: Vec<String>,
-) -> CliResult<Option<PathBuf>> {
+) -> CliResult<Option<(PathBuf, bool)>> {
     let signals = handle_signals();
+    // Handled from now on: a signal that came during a re-exec is delivered now.
+    unblock_handled_signals();
     // Recording starts before any program does, so every run is in the file.
     let (recorder, observer) =
         recovery::GroupRecorder::start(&config.server.pidfile, &adopted_records);
@@ -765,12 +816,18 @@ async fn serve(
         }
     };
     options.observer = Some(Arc::new(crate::holder::Observers(observers)));
-    // Every child of the server is a program's or an orphan of one.
-    gosuv::reap_every_orphan();
+    if crate::daemon::reexecuted() {
+        // The cgroups earlier images of this process left empty.
+        gosuv::remove_own_stale_cgroups();
+    }
     let sup = Supervisor::new(options).map_err(|e| Failure::new(e.to_string()))?;
     let state = AppState::new(sup.clone(), config.clone(), security, listening.clone());
     // All added before any starts, then started dependencies first.
-    match sup.add_all_adopting(programs, adoptions, &idle).await {
+    let added = sup.add_all_adopting(programs, adoptions, &idle).await;
+    // Every child of the server is a program's or an orphan of one: reaped from now on (not
+    // before the runs taken over were claimed, or a leader's exit would be lost).
+    gosuv::reap_every_orphan();
+    match added {
         Ok((failed, refused)) => {
             for (name, e) in failed {
                 tracing::error!("cannot add {name}: {e}");
@@ -825,21 +882,8 @@ async fn serve(
         tracing::info!("restarting: letting go of every program, for the new server to take over");
         stop.cancel();
         state.end_streams();
-        // What is stopped, exited or fatal now is not started by the new image.
-        let idle: Vec<String> = sup
-            .names()
-            .into_iter()
-            .filter(|n| {
-                sup.status(n).is_ok_and(|s| {
-                    matches!(
-                        s.state,
-                        gosuv::ProgramState::Stopped
-                            | gosuv::ProgramState::Exited
-                            | gosuv::ProgramState::Fatal
-                    )
-                })
-            })
-            .collect();
+        // What is stopped, exited or fatal is not started by the new image.
+        let idle = sup.release().await;
         let path = idle_path(&config.server.pidfile);
         let text = serde_json::to_vec(&idle).unwrap_or_default();
         let written = tokio::task::spawn_blocking(move || {
@@ -851,7 +895,6 @@ async fn serve(
                 "cannot record the stopped programs: the new server starts those with start_auto"
             );
         }
-        sup.release().await;
         recorder.keep().await;
         // Every pipe shown to the holder is with it before this process is replaced.
         if let Some(k) = &keeper {
