@@ -93,10 +93,10 @@ fn a_program_outlives_a_killed_server_and_the_next_server_takes_it_over() {
     eventually(20, "some output", || lines(&env).len() >= 20);
 
     kill_server(&env);
-    // No server: the program keeps printing, and what it prints is logged (about 3 s).
+    // No server for 3 s: the program keeps printing, and what it prints is logged.
     let at_kill = lines(&env).len();
     eventually(20, "output logged while no server runs", || {
-        lines(&env).len() >= at_kill + 250
+        lines(&env).len() >= at_kill + 300
     });
     assert!(alive(first), "the program died with its server");
 
@@ -122,7 +122,7 @@ fn a_program_outlives_a_killed_server_and_the_next_server_takes_it_over() {
     let last = all.last().expect("lines").clone();
     assert!(last.starts_with("stopping"), "{last:?}");
     let numbers = check_numbers(&all[..all.len() - 1], at_kill);
-    assert!(numbers.len() > at_kill + 350, "{} lines", numbers.len());
+    assert!(numbers.len() > at_kill + 400, "{} lines", numbers.len());
     let said: u64 = last
         .trim_start_matches("stopping ")
         .parse()
