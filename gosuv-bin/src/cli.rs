@@ -45,6 +45,10 @@ pub enum Command {
         /// Internal: the locked pidfile a re-executed server keeps (its descriptor).
         #[arg(long, hide = true)]
         pidfile_fd: Option<i32>,
+        /// Internal: this is a server that re-executed itself (signals blocked across the
+        /// exec, programs to take over, the stopped ones listed).
+        #[arg(long, hide = true)]
+        reexecuted: bool,
     },
     /// Stop every program, then stop the server; returns once the server has exited.
     Shutdown,

@@ -24,8 +24,9 @@ pub fn run(cli: Cli) -> CliResult {
             foreground,
             daemon_child,
             pidfile_fd,
+            reexecuted,
         } => {
-            crate::daemon::inherit_pidfile(pidfile_fd);
+            crate::daemon::inherit_pidfile(pidfile_fd, reexecuted);
             start_server(&conf, foreground, daemon_child)
         }
         Command::Shutdown => shutdown(&conf).map(|_| println!("server stopped")),

@@ -26,7 +26,8 @@ static INHERITED: std::sync::Mutex<Option<File>> = std::sync::Mutex::new(None);
 
 /// Takes the pidfile descriptor a re-executing server passed (`--pidfile-fd`): it is
 /// close-on-exec again at once, and [`PidFile::acquire`] uses it when it is that pidfile.
-pub fn inherit_pidfile(fd: Option<i32>) {
+pub fn inherit_pidfile(fd: Option<i32>, reexecuted: bool) {
+    REEXECUTED.store(reexecuted, std::sync::atomic::Ordering::Relaxed);
     let Some(fd) = fd else { return };
     // Only a descriptor that is open here, and a regular file.
     // SAFETY: fcntl(F_GETFD) on any number is harmless.
@@ -39,7 +40,6 @@ pub fn inherit_pidfile(fd: Option<i32>) {
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     if file.metadata().is_ok_and(|m| m.is_file()) {
         *INHERITED.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
-        REEXECUTED.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -581,3 +581,24 @@ fn repeated_restart_server_leaves_no_empty_cgroups() {
         base.display()
     );
 }
+
+#[test]
+fn a_program_in_backoff_is_started_again_after_restart_server() {
+    let env = Env::unix();
+    // Started by hand (no start_auto); it fails at once, so it is in backoff (1 s, 2 s ...).
+    env.programs(
+        "- name: flaky\n  command: [sh, -c, 'echo try; exit 3']\n  start_seconds: 1\n  start_retries: 50\n",
+    );
+    let _srv = env.start();
+    let r = env.api("POST", "/api/programs/flaky/start?wait=false", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    env.wait_state("flaky", "backoff");
+    let tries = lines_of(&env, "flaky").len();
+    env.ok(&["restart-server"]);
+    // The new image starts it again: it wanted a run, and gets more tries.
+    eventually(15, "more tries after the restart", || {
+        lines_of(&env, "flaky").len() > tries
+    });
+    let v = env.api("GET", "/api/programs/flaky", "").json();
+    assert_ne!(v["state"], "stopped", "{v}");
+}

@@ -328,13 +328,32 @@ pub fn populated_leftovers(owner: u32) -> Vec<PathBuf> {
 pub fn remove_own_stale_cgroups() {
     let Ok(base) = own_cgroup_dir() else { return };
     let prefix = format!("{ROOT_PREFIX}{}-", std::process::id());
+    let populated = |dir: &Path| {
+        read_file(&dir.join("cgroup.events")).map_or(true, |t| {
+            t.lines()
+                .any(|l| l.split_whitespace().eq(["populated", "1"].iter().copied()))
+        })
+    };
     if let Ok(entries) = std::fs::read_dir(&base) {
-        for e in entries.flatten() {
-            if e.file_name()
+        for root in entries.flatten() {
+            if !root
+                .file_name()
                 .to_str()
                 .is_some_and(|n| n.starts_with(&prefix))
             {
-                remove_tree(&e.path());
+                continue;
+            }
+            // Only what holds no process, and never inside what does (a program's own
+            // cgroups below its run's are its own).
+            if let Ok(progs) = std::fs::read_dir(root.path()) {
+                for prog in progs.flatten() {
+                    if prog.file_type().is_ok_and(|t| t.is_dir()) && !populated(&prog.path()) {
+                        let _ = remove_dir(&prog.path());
+                    }
+                }
+            }
+            if !populated(&root.path()) {
+                let _ = std::fs::remove_dir(root.path());
             }
         }
     }

@@ -54,7 +54,7 @@ pub use reaper::{enable_subreaper, forget_helper, reap_every_orphan, spawn_helpe
 pub use spawn::{restore_nofile, PROGRAM_VAR};
 pub use stats::ProcessStats;
 pub use supervisor::{
-    wait_limit, EventNotice, Events, LogStatus, ReloadReport, Store, StoreFn, Supervisor,
+    wait_limit, EventNotice, Events, LogStatus, Released, ReloadReport, Store, StoreFn, Supervisor,
     SupervisorOptions, MAX_WAIT, STATS_MAX_AGE,
 };
 

@@ -665,8 +665,8 @@ impl ProcessGroup {
         // its exit was seen is the run's.
         let (leader, window) = if self.number_is_ours() {
             (Some(self.info.leader), None)
-        } else if self.gone_at.is_some() && !self.own_child {
-            (Some(self.info.leader), Some(self.info.start_time))
+        } else if let Some(gone) = self.gone_at.filter(|_| !self.own_child) {
+            (Some(self.info.leader), Some((self.info.start_time, gone)))
         } else {
             (None, None)
         };
@@ -695,19 +695,27 @@ impl ProcessGroup {
             // The number given to another process since (its group and session gone with
             // the run's last process): none of its processes is the run's.
             let leader = match window {
-                Some(start) if snap.get(number).is_some_and(|p| p.start_time != start) => None,
+                Some((start, _)) if snap.get(number).is_some_and(|p| p.start_time != start) => None,
                 _ => leader,
             };
+            // Processes taken so far (a child of one is the run's whenever it started).
+            let mut taken: std::collections::HashSet<u32> = known.iter().copied().collect();
             let mut new = Vec::new();
             for p in snap.tree(leader, &roots) {
                 if Some(p.pid) == leader || p.is_zombie() || known.contains(&p.pid) {
                     continue;
                 }
-                if let Some(start) = window {
-                    if (p.pgrp == number || p.session == number) && p.start_time < start {
+                if let Some((from, to)) = window {
+                    // Found by the number: the run's if it started while the run did (a
+                    // later one may be a stranger's whose number got reused), or if its
+                    // parent is the run's.
+                    if (p.pgrp == number || p.session == number)
+                        && (p.start_time < from || (p.start_time > to && !taken.contains(&p.ppid)))
+                    {
                         continue;
                     }
                 }
+                taken.insert(p.pid);
                 let Ok(fd) = pidfd_open(p.pid) else { continue };
                 // The pidfd holds the process now; make sure it is the one the pass saw.
                 if ProcStat::read(p.pid).is_some_and(|s| s.start_time == p.start_time) {

@@ -54,6 +54,9 @@ const EXIT_OUTPUT_WAIT: Duration = Duration::from_millis(250);
 /// How long a removal waits for the program's last output to reach its log files.
 pub(crate) const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a release waits for a stop under way before SIGKILL.
+const RELEASE_STOP_WAIT: Duration = Duration::from_secs(3);
+
 /// After a leader exits on its own, how long its cgroup's other processes (killed) are
 /// waited for before the program moves on; they cannot outlive a SIGKILL but in a
 /// kernel-bound wait, and the next run must not meet them in its cgroup.
@@ -307,9 +310,20 @@ pub(crate) enum Cmd {
     Sync(oneshot::Sender<()>),
     /// Lets go of the program's run without stopping it (its output read so far written),
     /// then ends the task: for a server that re-executes itself and takes the run over.
-    /// The reply says whether the program is left without a run (stopped, exited, fatal,
-    /// or a stop that was under way, finished first).
-    Release(oneshot::Sender<bool>),
+    /// The reply says what the program is left with.
+    Release(oneshot::Sender<Left>),
+}
+
+/// What a program released by [`Cmd::Release`] is left with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Left {
+    /// A run, let go of (to be taken over).
+    Run,
+    /// No run, and none wanted (stopped, exited, fatal).
+    Idle,
+    /// No run, but one is wanted (in backoff, waiting, or a restart whose stop was
+    /// finished first): to be started again.
+    Wanted,
 }
 
 /// The handle the supervisor keeps for each program.
@@ -826,8 +840,8 @@ impl<L: Launcher> Task<L> {
                 Wake::Exited(status) => self.on_exit(status).await,
                 Wake::Emptied => self.on_emptied().await,
                 Wake::Cmd(Some(Cmd::Release(reply))) => {
-                    let idle = self.let_go().await;
-                    let _ = reply.send(idle);
+                    let left = self.let_go().await;
+                    let _ = reply.send(left);
                     self.done = true;
                     self.released = true;
                     break;
@@ -862,7 +876,7 @@ impl<L: Launcher> Task<L> {
                     let _ = r.send(());
                 }
                 Cmd::Release(r) => {
-                    let _ = r.send(true);
+                    let _ = r.send(Left::Idle);
                 }
                 // Its caller is told the program is gone.
                 Cmd::Update(..) => {}
@@ -1095,7 +1109,7 @@ impl<L: Launcher> Task<L> {
                 let _ = reply.send(());
             }
             Cmd::Release(reply) => {
-                let _ = reply.send(false);
+                let _ = reply.send(Left::Run);
             }
         }
         self.answer_waiters();
@@ -1432,17 +1446,23 @@ impl<L: Launcher> Task<L> {
     /// Lets go of the current run without touching its processes: its pipes are no longer
     /// read (what was read is written first), nobody is told it ended (its record and its
     /// holder's pipes stay), and it is not killed.
-    async fn let_go(&mut self) -> bool {
+    async fn let_go(&mut self) -> Left {
         let phase = std::mem::replace(&mut self.phase, Phase::Idle(self.state));
-        let idle = match phase {
+        let wanted = if self.wanted.run && !self.wanted.remove {
+            Left::Wanted
+        } else {
+            Left::Idle
+        };
+        let left = match phase {
             Phase::Starting { run, .. } | Phase::Running { run, .. } => {
                 run.proc.let_go().await;
-                false
+                Left::Run
             }
-            // A stop under way is finished first (SIGKILL at its time): it was asked for,
-            // and would be lost.
+            // A stop under way is finished first (it was asked for, and would be lost), at
+            // most a few seconds, then SIGKILL: every other program waits unread meanwhile.
             Phase::Stopping { mut run, kill_at } => {
-                let at = kill_at.unwrap_or_else(Instant::now);
+                let cap = Instant::now() + RELEASE_STOP_WAIT;
+                let at = kill_at.map_or(Instant::now(), |k| k.min(cap));
                 if tokio::time::timeout_at(at, run.proc.emptied())
                     .await
                     .is_err()
@@ -1450,14 +1470,18 @@ impl<L: Launcher> Task<L> {
                     run.proc.kill().await;
                     let _ = tokio::time::timeout(CGROUP_EMPTY_WAIT, run.proc.emptied()).await;
                 }
-                let mut left = run.proc.finish().await;
-                self.old_drains.append(&mut left);
-                true
+                let mut drains = run.proc.finish().await;
+                self.old_drains.append(&mut drains);
+                wanted
+            }
+            Phase::Idle(state) => {
+                self.phase = Phase::Idle(state);
+                wanted
             }
             other => {
-                let idle = matches!(other, Phase::Idle(_));
+                // Backoff or waiting: a run is wanted.
                 self.phase = other;
-                idle
+                Left::Wanted
             }
         };
         // Earlier runs' drains (a pipe a leftover still holds): a little time to finish,
@@ -1474,7 +1498,7 @@ impl<L: Launcher> Task<L> {
             })
             .await;
         }
-        idle
+        left
     }
 
     /// Takes over a running run a previous server left: `running` at once (it was up

@@ -22,7 +22,7 @@ use crate::events::{Event, ProgramState};
 use crate::logs::{LogCounters, LogFollower, Stream};
 use crate::process_group::GroupObserver;
 use crate::process_group::{Adoption, Claimed};
-use crate::program::{launch, launch_adopted, Cmd, ProgramHandle, ProgramStatus, Shared};
+use crate::program::{launch, launch_adopted, Cmd, Left, ProgramHandle, ProgramStatus, Shared};
 use crate::spawn::{raise_nofile, SpawnOptions};
 use crate::stats::{ProcessStats, Sampler};
 
@@ -271,6 +271,17 @@ async fn validated_set(programs: Vec<ProgramConfig>) -> Result<Vec<ProgramConfig
     })
     .await
     .map_err(|e| Error::Internal(format!("validation failed: {e}")))?
+}
+
+/// What [`Supervisor::release`] left without a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Released {
+    /// Programs with no run and none wanted (stopped, exited, fatal): not to be started by
+    /// whoever takes over.
+    pub idle: Vec<String>,
+    /// Programs with no run that want one (in backoff, waiting, a restart whose stop was
+    /// finished first): to be started by whoever takes over.
+    pub wanted: Vec<String>,
 }
 
 impl Supervisor {
@@ -1419,10 +1430,10 @@ impl Supervisor {
     /// output read so far written to its log files, and its processes go on, for the
     /// process that replaces this one (a server re-executing itself) to take over with
     /// [`Supervisor::add_all_adopting`]; a stop under way is finished first. Observers are
-    /// not told the runs ended. Returns the programs left without a run (stopped, exited,
-    /// fatal). After it, the supervisor accepts no more changes. Not for embedders: a host
+    /// not told the runs ended. Returns the programs left without a run. After it, the
+    /// supervisor accepts no more changes. Not for embedders: a host
     /// that lets go of its programs and does not take them over leaves them running.
-    pub async fn release(&self) -> Vec<String> {
+    pub async fn release(&self) -> Released {
         let _changes = self.inner.changes.lock().await;
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = self
@@ -1438,9 +1449,12 @@ impl Supervisor {
             }
         }
         let mut idle = Vec::new();
+        let mut wanted = Vec::new();
         for (name, rx) in waits {
-            if rx.await.unwrap_or(true) {
-                idle.push(name.clone());
+            match rx.await.unwrap_or(Left::Idle) {
+                Left::Run => {}
+                Left::Idle => idle.push(name.clone()),
+                Left::Wanted => wanted.push(name.clone()),
             }
             self.programs_mut().remove(&name);
         }
@@ -1449,7 +1463,7 @@ impl Supervisor {
             root.keep();
         }
         self.inner.closed.send_replace(true);
-        idle
+        Released { idle, wanted }
     }
 
     /// Whether [`Supervisor::shutdown`] has been called.

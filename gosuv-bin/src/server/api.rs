@@ -450,8 +450,9 @@ fn check_new_binary(
     // The new image finds the runs to take over beside the pidfile: another pidfile in the
     // new config would start every program beside its running copy.
     if let Some(c) = config {
-        let new =
-            gosuv::ServerConfig::load(c).map_err(|e| format!("{c:?}: {e}", c = c.display()))?;
+        // Leniently: a key only the new binary knows is its conftest's business.
+        let (new, _) =
+            gosuv::ServerConfig::load_lenient(c).map_err(|e| format!("{}: {e}", c.display()))?;
         if crate::server::absolute(&new.server.pidfile) != crate::server::absolute(pidfile) {
             return Err(format!(
                 "the config moves server.pidfile ({} -> {}): the programs cannot be taken over; use 'gosuv restart-server --programs'",
@@ -464,7 +465,7 @@ fn check_new_binary(
     // know the option: it gets the lock the usual way).
     let keeps_lock = match gosuv::spawn_helper(
         std::process::Command::new(exe)
-            .args(["start-server", "--pidfile-fd=-1", "--help"])
+            .args(["start-server", "--pidfile-fd=-1", "--reexecuted", "--help"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null()),

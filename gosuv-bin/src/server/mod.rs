@@ -556,12 +556,16 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
     }
     let adoptions = adopt_or_stop_leftovers(&config.server.pidfile, &programs);
     // Programs that were stopped or had exited before a restart-server stay so.
-    let idle = if crate::daemon::reexecuted() {
+    let (idle, wanted) = if crate::daemon::reexecuted() {
         take_idle(&config.server.pidfile)
     } else {
         let _ = std::fs::remove_file(idle_path(&config.server.pidfile));
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
+    // What ran with another config, or wanted a run, is started (a start of a program that
+    // runs already changes nothing).
+    let mut adoptions = adoptions;
+    adoptions.2.extend(wanted);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("gosuv-server")
@@ -684,14 +688,26 @@ fn idle_path(pidfile: &Path) -> PathBuf {
 }
 
 /// The programs the server before the re-exec had stopped (read once, then removed).
-fn take_idle(pidfile: &Path) -> Vec<String> {
+/// What the server before the re-exec left without a run (read once, then removed): the
+/// programs not to start (stopped, exited, fatal), and those to start (they wanted a run).
+fn take_idle(pidfile: &Path) -> (Vec<String>, Vec<String>) {
     let path = idle_path(pidfile);
-    let names = gosuv::files::read_trusted(&path)
+    let value = gosuv::files::read_trusted(&path)
         .ok()
-        .and_then(|t| serde_json::from_slice::<Vec<String>>(&t).ok())
+        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
         .unwrap_or_default();
     let _ = std::fs::remove_file(&path);
-    names
+    let names = |key: &str| -> Vec<String> {
+        value[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    (names("idle"), names("start"))
 }
 
 /// Says what stopping the leftovers found wrong.
@@ -710,14 +726,20 @@ fn report_recovery(recovered: &recovery::Recovery) {
 /// a server (the holder logs their output) until the next `start-server` takes them over.
 fn reexec(exe: &Path, pidfile_fd: Option<i32>) -> CliResult {
     use std::os::unix::process::CommandExt;
-    // This process's own arguments (`start-server` last), and the locked pidfile's
-    // descriptor, which stays open across the exec: no moment without the lock.
+    // This process's own arguments (`start-server` last), and, for a binary that knows
+    // them (`pidfile_fd` is given then), the locked pidfile's descriptor, which stays open
+    // across the exec (no moment without the lock), and the mark of a re-execution (it
+    // unblocks the signals and keeps stopped programs stopped).
     let mut args: Vec<std::ffi::OsString> = std::env::args_os()
         .skip(1)
-        .filter(|a| !a.to_string_lossy().starts_with("--pidfile-fd"))
+        .filter(|a| {
+            let a = a.to_string_lossy();
+            !a.starts_with("--pidfile-fd") && a != "--reexecuted"
+        })
         .collect();
     if let Some(fd) = pidfile_fd {
         args.push(format!("--pidfile-fd={fd}").into());
+        args.push("--reexecuted".into());
     }
     // The new image starts from the limits this one started from.
     gosuv::restore_nofile();
@@ -730,14 +752,17 @@ fn reexec(exe: &Path, pidfile_fd: Option<i32>) -> CliResult {
         }
         // A SIGTERM or SIGHUP arriving from here until the new image handles signals stays
         // pending (a blocked signal survives the exec) instead of killing the server; the
-        // new image unblocks them once it handles them. SAFETY: sigprocmask on a set we own.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for sig in HANDLED_SIGNALS {
-                libc::sigaddset(&mut set, sig);
+        // new image unblocks them once it handles them (only one that knows to: an older
+        // binary would stay deaf). SAFETY: sigprocmask on a set we own.
+        if pidfile_fd.is_some() {
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                for sig in HANDLED_SIGNALS {
+                    libc::sigaddset(&mut set, sig);
+                }
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             }
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         }
         Ok(())
     };
@@ -883,9 +908,13 @@ async fn serve(
         stop.cancel();
         state.end_streams();
         // What is stopped, exited or fatal is not started by the new image.
-        let idle = sup.release().await;
+        let released = sup.release().await;
         let path = idle_path(&config.server.pidfile);
-        let text = serde_json::to_vec(&idle).unwrap_or_default();
+        let text = serde_json::to_vec(&serde_json::json!({
+            "idle": released.idle,
+            "start": released.wanted,
+        }))
+        .unwrap_or_default();
         let written = tokio::task::spawn_blocking(move || {
             gosuv::files::write_atomic(&path, &text, 0o600, false)
         })
