@@ -237,14 +237,7 @@ fn wait_restarted(
     loop {
         match client.json(Method::GET, "/api/status", None) {
             Ok(v) if v["started_at"] != before["started_at"] => {
-                let listening: Vec<String> = v["listening"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let listening = daemon::listening_of(&v);
                 println!(
                     "server restarted (pid {}, {}), listening {}; programs kept running",
                     v["pid"],

@@ -471,14 +471,7 @@ pub fn start_background(config_path: &Path, config: &gosuv::ServerConfig) -> Cli
         }
         match client.json(hyper::Method::GET, "/api/status", None) {
             Ok(v) if v["pid"].as_u64() == Some(u64::from(started)) => {
-                let listening: Vec<String> = v["listening"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let listening = listening_of(&v);
                 println!("server started, listening {}", listening.join(", "));
                 if let Some(url) = crate::server::checks::login_url(config, &listening) {
                     println!("web page: {url}");
@@ -562,4 +555,16 @@ fn read_from(path: &Path, offset: u64) -> String {
         let _ = f.read_to_end(&mut text);
     }
     String::from_utf8_lossy(&text).into_owned()
+}
+
+/// The addresses a server's `GET /api/status` says it listens on.
+pub fn listening_of(status: &serde_json::Value) -> Vec<String> {
+    status["listening"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -125,20 +125,7 @@ impl Keeper {
         // A send waits a little for room (a burst of starts fills the socket before the
         // holder reads), never long (a holder that stopped reading must not make
         // descriptors pile up here).
-        let limit = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 200_000,
-        };
-        // SAFETY: setsockopt on a descriptor we own, with a timeval of its size.
-        unsafe {
-            libc::setsockopt(
-                ours.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_SNDTIMEO,
-                (&limit as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        };
+        set_timeouts(&ours, &[libc::SO_SNDTIMEO], Duration::from_millis(200));
         let (tx, rx) = mpsc::channel::<Msg>();
         std::thread::Builder::new()
             .name("gosuv-holder".into())
@@ -309,22 +296,11 @@ fn answer_take(listener: &OwnedFd, held: &HeldPipes) -> bool {
     if peer(&conn).is_none_or(|(uid, _)| uid != me) {
         return false;
     }
-    let limit = libc::timeval {
-        tv_sec: 5,
-        tv_usec: 0,
-    };
-    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        // SAFETY: setsockopt on a descriptor we own, with a timeval of its size.
-        unsafe {
-            libc::setsockopt(
-                conn.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&limit as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        };
-    }
+    set_timeouts(
+        &conn,
+        &[libc::SO_RCVTIMEO, libc::SO_SNDTIMEO],
+        Duration::from_secs(5),
+    );
     let mut buf = [0u8; 16];
     let got = {
         let mut iov = [IoSliceMut::new(&mut buf)];
@@ -360,23 +336,12 @@ pub fn take_pipes(pidfile: &Path) -> Option<HeldPipes> {
     )
     .ok()?;
     let addr = UnixAddr::new_abstract(take_name(pid).as_bytes()).ok()?;
-    let limit = libc::timeval {
-        tv_sec: 5,
-        tv_usec: 0,
-    };
     // Every wait bounded, the connect's too (a backlog someone keeps full).
-    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        // SAFETY: setsockopt on a descriptor we own, with a timeval of its size.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&limit as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        };
-    }
+    set_timeouts(
+        &fd,
+        &[libc::SO_RCVTIMEO, libc::SO_SNDTIMEO],
+        Duration::from_secs(5),
+    );
     connect(fd.as_raw_fd(), &addr).ok()?;
     // The name is anyone's to take: the socket must be the recorded holder's, of this user.
     // SAFETY: geteuid has no arguments and cannot fail.
@@ -696,4 +661,24 @@ fn recorded_holder(pidfile: &Path) -> Option<(u32, u64)> {
 /// Whether a holder of the last server is recorded beside `pidfile` and still runs.
 pub fn has_holder(pidfile: &Path) -> bool {
     recorded_holder(pidfile).is_some()
+}
+
+/// Bounds the socket's waits (`SO_RCVTIMEO`, `SO_SNDTIMEO` in `opts`) to `limit`.
+fn set_timeouts(fd: &OwnedFd, opts: &[i32], limit: Duration) {
+    let tv = libc::timeval {
+        tv_sec: limit.as_secs() as libc::time_t,
+        tv_usec: limit.subsec_micros() as libc::suseconds_t,
+    };
+    for &opt in opts {
+        // SAFETY: setsockopt on a descriptor we own, with a timeval of its size.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+    }
 }

@@ -14,6 +14,26 @@ def term(*a):\n    print('stopping', n, flush=True)\n    sys.exit(0)\n\
 signal.signal(signal.SIGTERM, term)\n\
 while True:\n    print(n, flush=True)\n    n += 1\n    time.sleep(0.01)\n";
 
+/// Writes the counter script into the env; returns its `programs.yml` entry (`counter`,
+/// start_auto, start_seconds 0), with `extra` lines after.
+fn counter_entry(env: &Env, extra: &str) -> String {
+    let script = env.path("counter.py");
+    std::fs::write(&script, COUNTER).expect("script");
+    format!(
+        "- name: counter\n  command: [python3, {}]\n  start_auto: true\n  start_seconds: 0\n{extra}",
+        script.display()
+    )
+}
+
+/// `other`'s entry: says its flavour (an `environ` value) when it starts, and `stopping`
+/// on SIGTERM.
+fn other_entry(flavour: &str, auto: bool) -> String {
+    format!(
+        "- name: other\n  command: [sh, -c, 'trap \"echo stopping; exit 0\" TERM; echo flavour $FLAVOUR; while :; do sleep 0.05; done']\n  environ: [FLAVOUR={flavour}]\n  start_seconds: 0\n{}",
+        if auto { "  start_auto: true\n" } else { "" }
+    )
+}
+
 fn lines_of(env: &Env, name: &str) -> Vec<String> {
     std::fs::read_to_string(env.path(&format!("logs/{name}.stdout.log")))
         .unwrap_or_default()
@@ -80,12 +100,7 @@ fn kill_server(env: &Env) {
 #[test]
 fn a_program_outlives_a_killed_server_and_the_next_server_takes_it_over() {
     let env = Env::unix();
-    let script = env.path("counter.py");
-    std::fs::write(&script, COUNTER).expect("script");
-    env.programs(&format!(
-        "- name: counter\n  command: [python3, {}]\n  start_auto: true\n  start_seconds: 0\n",
-        script.display()
-    ));
+    env.programs(&counter_entry(&env, ""));
     let _srv = env.start();
     env.wait_state("counter", "running");
     let first = program_pid(&env);
@@ -133,15 +148,8 @@ fn a_program_outlives_a_killed_server_and_the_next_server_takes_it_over() {
 #[test]
 fn a_program_changed_while_no_server_ran_is_stopped_and_started_with_its_new_config() {
     let env = Env::unix();
-    let script = env.path("counter.py");
-    std::fs::write(&script, COUNTER).expect("script");
-    let yaml = |flavour: &str| {
-        format!(
-            "- name: counter\n  command: [python3, {s}]\n  start_auto: true\n  start_seconds: 0\n\
-             - name: other\n  command: [sh, -c, 'trap \"echo stopping; exit 0\" TERM; echo flavour $FLAVOUR; while :; do sleep 0.05; done']\n  environ: [FLAVOUR={flavour}]\n  start_auto: true\n  start_seconds: 0\n",
-            s = script.display()
-        )
-    };
+    let counter = counter_entry(&env, "");
+    let yaml = |flavour: &str| format!("{counter}{}", other_entry(flavour, true));
     env.programs(&yaml("old"));
     let _srv = env.start();
     env.wait_state("counter", "running");
@@ -165,12 +173,7 @@ fn a_program_changed_while_no_server_ran_is_stopped_and_started_with_its_new_con
 }
 
 fn start_counter(env: &Env) -> Server<'_> {
-    let script = env.path("counter.py");
-    std::fs::write(&script, COUNTER).expect("script");
-    env.programs(&format!(
-        "- name: counter\n  command: [python3, {}]\n  start_auto: true\n  start_seconds: 0\n",
-        script.display()
-    ));
+    env.programs(&counter_entry(env, ""));
     let srv = env.start();
     env.wait_state("counter", "running");
     eventually(20, "some output", || lines(env).len() >= 20);
@@ -359,12 +362,7 @@ fn nofile_soft(pid: i32) -> String {
 #[test]
 fn programs_started_after_restart_server_get_the_same_limits() {
     let env = Env::unix();
-    let script = env.path("counter.py");
-    std::fs::write(&script, COUNTER).expect("script");
-    env.programs(&format!(
-        "- name: counter\n  command: [python3, {}]\n  start_auto: true\n  start_seconds: 0\n",
-        script.display()
-    ));
+    env.programs(&counter_entry(&env, ""));
     // A server started with a soft open-files limit below its hard one (a login shell's).
     let out = std::process::Command::new("sh")
         .current_dir(env.path(""))
@@ -425,16 +423,9 @@ fn an_adopted_group_owned_run_leaves_nothing_when_its_leader_dies() {
 #[test]
 fn restart_server_restarts_a_changed_program_and_keeps_the_rest() {
     let env = Env::unix();
-    let script = env.path("counter.py");
-    std::fs::write(&script, COUNTER).expect("script");
+    let counter = counter_entry(&env, "");
     // `other` has no start_auto: it runs because it was started by hand.
-    let yaml = |flavour: &str| {
-        format!(
-            "- name: counter\n  command: [python3, {s}]\n  start_auto: true\n  start_seconds: 0\n\
-             - name: other\n  command: [sh, -c, 'trap \"echo stopping; exit 0\" TERM; echo flavour $FLAVOUR; while :; do sleep 0.05; done']\n  environ: [FLAVOUR={flavour}]\n  start_seconds: 0\n",
-            s = script.display()
-        )
-    };
+    let yaml = |flavour: &str| format!("{counter}{}", other_entry(flavour, false));
     env.programs(&yaml("old"));
     let _srv = env.start();
     env.ok(&["start", "other"]);
@@ -456,11 +447,9 @@ fn with_the_holder_killed_no_program_runs_twice() {
     let env = Env::unix();
     let mark = env.dir.path().display().to_string();
     let _cleanup = KillMarked(mark.clone());
-    let script = env.path("counter.py");
-    std::fs::write(&script, COUNTER).expect("script");
-    env.programs(&format!(
-        "- name: counter\n  command: [python3, {}]\n  start_auto: true\n  start_seconds: 0\n  environ: [\"{MARK_VAR}={mark}\", \"PROGRAM=counter\"]\n",
-        script.display()
+    env.programs(&counter_entry(
+        &env,
+        &format!("  environ: [\"{MARK_VAR}={mark}\", \"PROGRAM=counter\"]\n"),
     ));
     let _srv = env.start();
     env.wait_state("counter", "running");

@@ -276,6 +276,21 @@ impl Member {
     }
 }
 
+/// What a [`ProcessGroup`] is made of, its leader not watched yet.
+struct Parts<'a> {
+    program: &'a str,
+    leader: u32,
+    start_time: u64,
+    cgroup: Option<Arc<Cgroup>>,
+    stop_signal: i32,
+    stop_timeout: Duration,
+    meta: RunMeta,
+    run: String,
+    subreaper: bool,
+    own_child: bool,
+    observers: Arc<[Arc<dyn GroupObserver>]>,
+}
+
 /// A recorded leader held by a pidfd and checked, before its run is taken over (see
 /// [`claim`]); registered with the reaper until dropped or adopted.
 pub(crate) struct Claimed {
@@ -403,44 +418,20 @@ impl ProcessGroup {
         };
         // The leader is unreaped: its /proc entry is surely its own.
         let start_time = ProcStat::read(child.pid).map_or(0, |s| s.start_time);
-        let info = GroupInfo {
-            program: program.to_string(),
+        let mut group = ProcessGroup::from_parts(Parts {
+            program,
             leader: child.pid,
             start_time,
-            cgroup: cgroup.as_ref().map(|c| c.path().to_path_buf()),
+            cgroup,
             stop_signal,
             stop_timeout,
-            fingerprint: meta.fingerprint,
-            restarts: meta.restarts,
-            started_at: meta.started_at,
-        };
-        let view = Arc::new(GroupView {
-            leader: child.pid,
-            cgroup,
-        });
-        let mut group = ProcessGroup {
-            info,
+            meta,
             run: run.to_string(),
-            pidfd: None,
-            view,
-            exit: None,
-            members: Vec::new(),
-            sessions: Vec::new(),
             subreaper,
             own_child: true,
-            gone_at: None,
-            killing: false,
             observers,
-            released: false,
-            finished: false,
-        };
-        for o in group.observers.iter() {
-            let told =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| o.started(&group.info)));
-            if told.is_err() {
-                tracing::error!(program = %group.info.program, "an observer of program runs panicked");
-            }
-        }
+        });
+        group.tell_started();
         // SAFETY: the pidfd moves into the AsyncFd and stays open, on the same process, until
         // it is taken out again.
         match unsafe { AsyncFd::register_with_interest(child.pidfd, Interest::READABLE) } {
@@ -489,37 +480,19 @@ impl ProcessGroup {
             .ok_or_else(|| format!("process {pid} was claimed twice (a bug)"))?;
         let own_child = claimed.own_child;
         let run = std::mem::take(&mut claimed.run);
-        let info = GroupInfo {
-            program: program.to_string(),
+        let mut group = ProcessGroup::from_parts(Parts {
+            program,
             leader: pid,
             start_time,
-            cgroup: cgroup.as_ref().map(|c| c.path().to_path_buf()),
+            cgroup,
             stop_signal,
             stop_timeout,
-            fingerprint: meta.fingerprint,
-            restarts: meta.restarts,
-            started_at: meta.started_at,
-        };
-        let view = Arc::new(GroupView {
-            leader: pid,
-            cgroup,
-        });
-        let mut group = ProcessGroup {
-            info,
+            meta,
             run,
-            pidfd: None,
-            view,
-            exit: None,
-            members: Vec::new(),
-            sessions: Vec::new(),
             subreaper,
             own_child,
-            gone_at: None,
-            killing: false,
             observers,
-            released: false,
-            finished: false,
-        };
+        });
         // SAFETY: the pidfd moves into the AsyncFd and stays open, on the same process, until
         // it is taken out again.
         match unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) } {
@@ -531,14 +504,55 @@ impl ProcessGroup {
                 return Err(format!("cannot watch process {pid}: {e}"));
             }
         }
-        for o in group.observers.iter() {
+        group.tell_started();
+        Ok(group)
+    }
+
+    /// A run's group, its leader not watched yet.
+    fn from_parts(p: Parts<'_>) -> ProcessGroup {
+        let info = GroupInfo {
+            program: p.program.to_string(),
+            leader: p.leader,
+            start_time: p.start_time,
+            cgroup: p.cgroup.as_ref().map(|c| c.path().to_path_buf()),
+            stop_signal: p.stop_signal,
+            stop_timeout: p.stop_timeout,
+            fingerprint: p.meta.fingerprint,
+            restarts: p.meta.restarts,
+            started_at: p.meta.started_at,
+        };
+        let view = Arc::new(GroupView {
+            leader: p.leader,
+            cgroup: p.cgroup,
+        });
+        ProcessGroup {
+            info,
+            run: p.run,
+            pidfd: None,
+            view,
+            exit: None,
+            members: Vec::new(),
+            sessions: Vec::new(),
+            subreaper: p.subreaper,
+            own_child: p.own_child,
+            gone_at: None,
+            killing: false,
+            observers: p.observers,
+            released: false,
+            finished: false,
+        }
+    }
+
+    /// Tells the observers the run exists. One that panics is reported and does not stop
+    /// the others.
+    fn tell_started(&self) {
+        for o in self.observers.iter() {
             let told =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| o.started(&group.info)));
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| o.started(&self.info)));
             if told.is_err() {
-                tracing::error!(program = %group.info.program, "an observer of program runs panicked");
+                tracing::error!(program = %self.info.program, "an observer of program runs panicked");
             }
         }
-        Ok(group)
     }
 
     /// The leader's pid.

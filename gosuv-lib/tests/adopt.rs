@@ -55,6 +55,27 @@ fn contiguous(text: &str) -> u64 {
     expect - 1
 }
 
+/// The adoption of a run with no cgroup whose stdout (and stderr) is `read`.
+fn adoption(
+    program: &str,
+    pid: u32,
+    start_time: u64,
+    read: OwnedFd,
+    started_at: SystemTime,
+    restarts: u64,
+) -> Adoption {
+    Adoption {
+        program: program.into(),
+        pid,
+        start_time,
+        stdout: read,
+        stderr: None,
+        cgroup: None,
+        started_at,
+        restarts,
+    }
+}
+
 fn counter_config(name: &str) -> gosuv::ProgramConfig {
     let mut p = quick(name, "exit 0");
     p.redirect_stderr = true;
@@ -78,16 +99,7 @@ async fn an_adopted_run_keeps_its_pid_uptime_restarts_and_every_line() {
         .sup
         .add_all_adopting(
             vec![counter_config("counter")],
-            vec![Adoption {
-                program: "counter".into(),
-                pid,
-                start_time: start,
-                stdout: read,
-                stderr: None,
-                cgroup: None,
-                started_at,
-                restarts: 3,
-            }],
+            vec![adoption("counter", pid, start, read, started_at, 3)],
             &[],
         )
         .await
@@ -137,16 +149,7 @@ async fn an_adopted_run_that_exits_has_an_unknown_status_and_is_restarted() {
     env.sup
         .add_all_adopting(
             vec![config],
-            vec![Adoption {
-                program: "again".into(),
-                pid,
-                start_time: start,
-                stdout: read,
-                stderr: None,
-                cgroup: None,
-                started_at: SystemTime::now(),
-                restarts: 0,
-            }],
+            vec![adoption("again", pid, start, read, SystemTime::now(), 0)],
             &[],
         )
         .await
@@ -184,17 +187,15 @@ async fn a_run_that_is_not_the_recorded_one_is_not_adopted() {
         .sup
         .add_all_adopting(
             vec![counter_config("other")],
-            vec![Adoption {
-                program: "other".into(),
+            // Another start time: a process that got the recorded number since.
+            vec![adoption(
+                "other",
                 pid,
-                // Another start time: a process that got the recorded number since.
-                start_time: start + 1,
-                stdout: read,
-                stderr: None,
-                cgroup: None,
-                started_at: SystemTime::now(),
-                restarts: 0,
-            }],
+                start + 1,
+                read,
+                SystemTime::now(),
+                0,
+            )],
             &[],
         )
         .await
