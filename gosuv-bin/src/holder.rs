@@ -358,27 +358,41 @@ pub fn take_pipes(pidfile: &Path) -> Option<HeldPipes> {
     let mut held = HeldPipes::new();
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([RawFd; 4]);
-        let msg = recvmsg::<()>(
-            fd.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        );
-        let msg = match msg {
-            Ok(m) if m.bytes > 0 => m,
-            Err(nix::errno::Errno::EINTR) => continue,
+        match receive(&fd, &mut buf) {
+            Ok(Some((text, _))) if text == "E" => return Some(held),
+            Ok(Some((text, fds))) => apply(&text, fds, &mut held),
             // Cut short: nothing is taken (the holder still has every pipe, and goes on
             // draining them; two readers of one pipe would reorder its lines).
-            _ => {
+            Ok(None) | Err(_) => {
                 tracing::warn!(
                     "the last server's holder stopped answering after {} pipes: none taken",
                     held.len()
                 );
                 return None;
             }
+        }
+    }
+}
+
+/// One message and the descriptors it carries (close-on-exec); `None` at the end of the
+/// stream. Retried on EINTR.
+fn receive(fd: &OwnedFd, buf: &mut [u8]) -> nix::Result<Option<(String, Vec<OwnedFd>)>> {
+    loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        let mut space = nix::cmsg_space!([RawFd; 4]);
+        let msg = match recvmsg::<()>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(m) => m,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e),
         };
+        if msg.bytes == 0 {
+            return Ok(None);
+        }
         let mut fds = Vec::new();
         if let Ok(cmsgs) = msg.cmsgs() {
             for c in cmsgs {
@@ -389,11 +403,8 @@ pub fn take_pipes(pidfile: &Path) -> Option<HeldPipes> {
             }
         }
         let n = msg.bytes;
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if text == "E" {
-            return Some(held);
-        }
-        apply(&text, fds, &mut held);
+        drop(iov);
+        return Ok(Some((String::from_utf8_lossy(&buf[..n]).into_owned(), fds)));
     }
 }
 
@@ -446,32 +457,8 @@ pub fn run() -> ! {
     let listener = listen();
     let mut held = HeldPipes::new();
     let mut buf = vec![0u8; MAX_MESSAGE];
-    loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([RawFd; 4]);
-        let r = recvmsg::<()>(
-            control.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        );
-        let msg = match r {
-            Ok(m) if m.bytes == 0 => break,
-            Ok(m) => m,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
-        };
-        let mut fds = Vec::new();
-        if let Ok(cmsgs) = msg.cmsgs() {
-            for c in cmsgs {
-                if let ControlMessageOwned::ScmRights(r) = c {
-                    // SAFETY: descriptors the kernel just installed in this process.
-                    fds.extend(r.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
-                }
-            }
-        }
-        let n = msg.bytes;
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    // Until the server's end closes (it died, or re-executed itself).
+    while let Ok(Some((text, fds))) = receive(&control, &mut buf) {
         apply(&text, fds, &mut held);
     }
     drain(held, listener.as_ref(), None);
