@@ -403,7 +403,6 @@ fn receive(fd: &OwnedFd, buf: &mut [u8]) -> nix::Result<Option<(String, Vec<Owne
             }
         }
         let n = msg.bytes;
-        drop(iov);
         return Ok(Some((String::from_utf8_lossy(&buf[..n]).into_owned(), fds)));
     }
 }
