@@ -90,7 +90,10 @@ impl Rig {
             .unwrap();
         let app = rt.block_on(async {
             let config = ServerConfig::defaults(&srv);
-            let mut options = gosuv_bin::server::supervisor_options(&config, &[]);
+            let file =
+                gosuv_bin::server::ProgramsFile::new(config.include.clone(), config.dir.clone());
+            file.loaded(&[]);
+            let mut options = gosuv_bin::server::supervisor_options(&config, &file);
             options.subreaper = false;
             options.kill_on_parent_death = true;
             let sup = Supervisor::new(options).unwrap();
@@ -103,6 +106,7 @@ impl Rig {
                 config,
                 Security::default(),
                 vec!["test".into()],
+                file,
             ))
             .layer(axum::Extension(Transport::Unix))
         });

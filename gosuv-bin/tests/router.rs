@@ -13,11 +13,13 @@ use tower::ServiceExt;
 
 fn state(dir: &std::path::Path, security: Security) -> AppState {
     let config = ServerConfig::defaults(dir);
-    let mut options = gosuv_bin::server::supervisor_options(&config, &[]);
+    let file = gosuv_bin::server::ProgramsFile::new(config.include.clone(), config.dir.clone());
+    file.loaded(&[]);
+    let mut options = gosuv_bin::server::supervisor_options(&config, &file);
     options.subreaper = false;
     options.kill_on_parent_death = true;
     let sup = Supervisor::new(options).unwrap();
-    AppState::new(sup, config, security, vec!["test".into()])
+    AppState::new(sup, config, security, vec!["test".into()], file)
 }
 
 async fn send(app: &axum::Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {

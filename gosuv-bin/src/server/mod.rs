@@ -34,6 +34,7 @@ use crate::daemon::PidFile;
 use crate::{CliResult, Failure};
 use error::{ApiError, ApiResult};
 use security::{Caller, Security, Transport};
+pub use store::ProgramsFile;
 
 /// How long CPU and memory figures of `GET /api/programs` and `/metrics` are reused: one
 /// pass over `/proc` a second at most, however many clients poll.
@@ -63,6 +64,8 @@ struct Cached<T> {
 struct StateInner {
     sup: Supervisor,
     config: ServerConfig,
+    /// The programs file: what it held when last loaded or written.
+    programs_file: Arc<ProgramsFile>,
     /// Replaced by a reload (the allow-list is read again); requests take a snapshot.
     security: std::sync::RwLock<Arc<Security>>,
     failed_logins: security::FailedLogins,
@@ -101,10 +104,12 @@ impl AppState {
         config: ServerConfig,
         security: Security,
         listening: Vec<String>,
+        programs_file: Arc<ProgramsFile>,
     ) -> Self {
         let st = AppState {
             inner: Arc::new(StateInner {
                 sup,
+                programs_file,
                 config,
                 security: std::sync::RwLock::new(Arc::new(security)),
                 failed_logins: security::FailedLogins::default(),
@@ -325,6 +330,13 @@ impl AppState {
         F: FnOnce(Supervisor) -> Fut,
         Fut: Future<Output = gosuv::Result<T>>,
     {
+        // A change is saved to the programs file: refused while the file holds a hand edit
+        // that saving the live set would drop.
+        let file = self.inner.programs_file.clone();
+        tokio::task::spawn_blocking(move || file.check_unchanged())
+            .await
+            .map_err(|e| ApiError::internal(format!("reading the programs file failed: {e}")))?
+            .map_err(|e| ApiError::new(axum::http::StatusCode::CONFLICT, e))?;
         let out = f(self.inner.sup.clone()).await;
         self.touch();
         if !matches!(out, Ok(_) | Err(gosuv::Error::Store(_))) {
@@ -370,9 +382,12 @@ impl AppState {
         .await
         .map_err(|e| ApiError::internal(format!("reading the config files failed: {e}")))??;
         let (programs, allow, on_disk) = checked;
+        let loaded = programs.clone();
         let report = self.inner.sup.reload(programs).await;
         self.touch();
         let report = report?;
+        let file = self.inner.programs_file.clone();
+        let _ = tokio::task::spawn_blocking(move || file.loaded(&loaded)).await;
         if let Some(allow) = allow {
             self.set_allow_list(allow);
         }
@@ -826,7 +841,9 @@ async fn serve(
     // Recording starts before any program does, so every run is in the file.
     let (recorder, observer) =
         recovery::GroupRecorder::start(&config.server.pidfile, &adopted_records);
-    let mut options = supervisor_options(&config, &programs);
+    let programs_file = ProgramsFile::new(config.include.clone(), config.dir.clone());
+    programs_file.loaded(&programs);
+    let mut options = supervisor_options(&config, &programs_file);
     // A holder keeps every program's output pipes open, so the programs outlive this
     // server (a kill -9, a crash) without dying of SIGPIPE, and their output is logged.
     let mut observers: Vec<Arc<dyn gosuv::GroupObserver>> = vec![observer];
@@ -846,7 +863,13 @@ async fn serve(
         gosuv::remove_own_stale_cgroups();
     }
     let sup = Supervisor::new(options).map_err(|e| Failure::new(e.to_string()))?;
-    let state = AppState::new(sup.clone(), config.clone(), security, listening.clone());
+    let state = AppState::new(
+        sup.clone(),
+        config.clone(),
+        security,
+        listening.clone(),
+        programs_file,
+    );
     // All added before any starts, then started dependencies first.
     let added = sup.add_all_adopting(programs, adoptions, &idle).await;
     // Every child of the server is a program's or an orphan of one: reaped from now on (not
@@ -963,37 +986,14 @@ async fn serve(
 
 /// The supervisor options of the server: its programs are its own (a subreaper, and no
 /// guardian: they are meant to be stopped by the server), and changes made through the API
-/// are saved to the programs file.
-pub fn supervisor_options(config: &ServerConfig, loaded: &[ProgramConfig]) -> SupervisorOptions {
+/// are saved to the programs file (in place: see [`store::ProgramsFile`]).
+pub fn supervisor_options(config: &ServerConfig, file: &Arc<ProgramsFile>) -> SupervisorOptions {
     let mut options = SupervisorOptions::from_config(config);
     options.subreaper = true;
     options.kill_on_parent_death = false;
-    let path = config.include.clone();
-    // What the file holds: a save of the same list is skipped (the start of the server
-    // adds what it just read from the file; rewriting it would cost an fsync and drop its
-    // comments).
-    let saved = std::sync::Mutex::new(loaded.to_vec());
+    let file = file.clone();
     options.store = Some(gosuv::Store(Arc::new(
-        move |programs: &[ProgramConfig]| {
-            let mut last = saved.lock().unwrap_or_else(|p| p.into_inner());
-            let by_name = |list: &[ProgramConfig]| {
-                let mut v: Vec<ProgramConfig> = list.to_vec();
-                v.sort_by(|a, b| a.name.cmp(&b.name));
-                v
-            };
-            if last.len() == programs.len() && by_name(&last) == by_name(programs) {
-                return Ok(());
-            }
-            store::save_programs(&path, programs).map_err(|e| {
-                format!(
-                    "{} could not be saved ({e}): it will be lost at the next restart; fix the \
-                 file's directory and repeat the change",
-                    path.display()
-                )
-            })?;
-            *last = programs.to_vec();
-            Ok(())
-        },
+        move |programs: &[ProgramConfig]| file.save(programs),
     )));
     options
 }
