@@ -10,6 +10,7 @@ pub mod error;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod recovery;
 pub mod request;
 pub mod security;
@@ -915,6 +916,7 @@ async fn serve(
     }
     let line = format!("server started, listening {}", listening.join(", "));
     tracing::info!(pid = std::process::id(), "{line}");
+    notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
     if !quiet {
         // The terminal only: the login URL holds the password, gosuv.log never does.
         println!("{line}");
@@ -924,7 +926,17 @@ async fn serve(
     }
 
     wait_for_shutdown(&state, signals).await;
-    if let Some(exe) = state.take_reexec() {
+    let reexec = state.take_reexec();
+    if reexec.is_some() {
+        // The new image says READY=1 again.
+        notify::notify(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}",
+            notify::monotonic_usec()
+        ));
+    } else {
+        notify::notify("STOPPING=1");
+    }
+    if let Some(exe) = reexec {
         // Nothing is stopped: every run goes on, listed in the groups file, its pipes
         // kept by the holder, for the new image to take over.
         tracing::info!("restarting: letting go of every program, for the new server to take over");

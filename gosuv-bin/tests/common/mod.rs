@@ -351,7 +351,7 @@ impl Resp {
     }
 }
 
-fn raw<S: Read + Write>(
+pub fn raw<S: Read + Write>(
     s: &mut S,
     host: &str,
     method: &str,
