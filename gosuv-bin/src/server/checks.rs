@@ -167,8 +167,18 @@ fn limit_problems(config: &ServerConfig) -> Vec<String> {
         .and_then(|t| t.trim().parse::<u64>().ok());
     let mut out = Vec::new();
     for (res, want, key, ceiling) in [
-        (Resource::RLIMIT_NOFILE, config.server.minfds, "minfds", nr_open),
-        (Resource::RLIMIT_NPROC, config.server.minprocs, "minprocs", None),
+        (
+            Resource::RLIMIT_NOFILE,
+            config.server.minfds,
+            "minfds",
+            nr_open,
+        ),
+        (
+            Resource::RLIMIT_NPROC,
+            config.server.minprocs,
+            "minprocs",
+            None,
+        ),
     ] {
         let Ok((_, hard)) = getrlimit(res) else {
             continue;

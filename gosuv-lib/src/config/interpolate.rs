@@ -319,7 +319,9 @@ mod tests {
 
     #[test]
     fn escaping_round_trips() {
-        for s in ["echo $$", "${X}", "$HOME", "a$", "$${", "$$$", "plain", "$ {x}"] {
+        for s in [
+            "echo $$", "${X}", "$HOME", "a$", "$${", "$$$", "plain", "$ {x}",
+        ] {
             assert_eq!(env_only(&escape_interpolation(s)).as_deref(), Ok(s), "{s}");
         }
     }
@@ -349,7 +351,9 @@ mod tests {
     #[test]
     fn env_file_syntax() {
         assert!(parse_env_file("JUSTTEXT\n").unwrap_err().contains("line 1"));
-        assert!(parse_env_file("A=1\n1X=2\n").unwrap_err().contains("line 2"));
+        assert!(parse_env_file("A=1\n1X=2\n")
+            .unwrap_err()
+            .contains("line 2"));
         assert_eq!(
             parse_env_file("A=\"\"\nB='\nC=a=b\n").expect("valid"),
             vec![

@@ -55,8 +55,14 @@ const FOREIGN_PROGRAM_KEYS: &[(&str, &str)] = &[
         "priority",
         "`depends_on` (list what must run first instead of a number)",
     ),
-    ("stopasgroup", "nothing: gosuv always stops the whole process group"),
-    ("killasgroup", "nothing: gosuv always kills the whole process group"),
+    (
+        "stopasgroup",
+        "nothing: gosuv always stops the whole process group",
+    ),
+    (
+        "killasgroup",
+        "nothing: gosuv always kills the whole process group",
+    ),
     // pm2
     ("script", "`command`"),
     ("cwd", "`directory`"),
@@ -69,7 +75,10 @@ const FOREIGN_PROGRAM_KEYS: &[(&str, &str)] = &[
     ("out_file", "`stdout_logfile`"),
     ("error_file", "`stderr_logfile`"),
     ("log_date_format", "`log_timestamps`"),
-    ("autorestart_delay", "nothing: restarts back off by themselves (1 s, 2 s ... 60 s)"),
+    (
+        "autorestart_delay",
+        "nothing: restarts back off by themselves (1 s, 2 s ... 60 s)",
+    ),
 ];
 
 /// The message for an unknown key of a program.
@@ -194,7 +203,10 @@ mod tests {
             ("log_date_format", "`log_timestamps`"),
         ] {
             let m = unknown_program_key(theirs);
-            assert!(m.contains("gosuv calls it") && m.contains(ours), "{theirs}: {m}");
+            assert!(
+                m.contains("gosuv calls it") && m.contains(ours),
+                "{theirs}: {m}"
+            );
         }
     }
 
@@ -225,7 +237,10 @@ mod tests {
     #[test]
     fn nothing_close_lists_the_keys() {
         let m = unknown_program_key("colour");
-        assert!(m.starts_with("unknown key `colour`; a program's keys are: name, command"), "{m}");
+        assert!(
+            m.starts_with("unknown key `colour`; a program's keys are: name, command"),
+            "{m}"
+        );
         assert!(m.ends_with("(see docs/config.md)"), "{m}");
         for k in PROGRAM_KEYS {
             assert!(m.contains(k), "{k} missing from {m}");
@@ -241,7 +256,8 @@ mod tests {
             "unknown key `adr`: did you mean `addr`? (see docs/config.md)"
         );
         assert!(unknown_server_key(&["server"], "pidfil").contains("did you mean `pidfile`?"));
-        assert!(unknown_server_key(&["server"], "loglevel").contains("gosuv calls it `server.log.level`"));
+        assert!(unknown_server_key(&["server"], "loglevel")
+            .contains("gosuv calls it `server.log.level`"));
         let m = unknown_server_key(&[], "extra");
         assert!(
             m.contains("config.yml's top-level keys are: include, server, client"),

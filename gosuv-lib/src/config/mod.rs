@@ -17,17 +17,17 @@ use std::path::{Path, PathBuf};
 
 pub use interpolate::{escape_interpolation, parse_env_file};
 pub use program::{
-    parse_program_value, parse_programs, parse_programs_checked, validate_name, LoadedPrograms,
-    MAX_NUMPROCS, Autorestart, CgroupMode, Command,
-    ProgramConfig, StopSignal, MAX_DURATION_SECS, MAX_START_RETRIES,
+    parse_program_value, parse_programs, parse_programs_checked, validate_name, Autorestart,
+    CgroupMode, Command, LoadedPrograms, ProgramConfig, StopSignal, MAX_DURATION_SECS,
+    MAX_NUMPROCS, MAX_START_RETRIES,
 };
 pub use ready::{
     check_dependencies, format_duration, parse_duration, Condition, Dependency, HealthProbe,
     ProbeCheck, ReadyProbe,
 };
 pub use server::{
-    default_config_yml, default_programs_yml, is_listen_addr, AuthConfig, ClientConfig, HttpServerConfig, ServerConfig,
-    ServerLogConfig, ServerSection, UnixServerConfig,
+    default_config_yml, default_programs_yml, is_listen_addr, AuthConfig, ClientConfig,
+    HttpServerConfig, ServerConfig, ServerLogConfig, ServerSection, UnixServerConfig,
 };
 
 use lines::{LineIndex, Seg};

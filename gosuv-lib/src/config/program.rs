@@ -341,10 +341,10 @@ impl ProgramConfig {
                     .iter()
                     .map(|(k, v)| (k.clone(), sub(v)))
                     .collect();
-                p.directory = self
-                    .directory
-                    .as_ref()
-                    .map(|d| d.to_str().map_or_else(|| d.clone(), |s| PathBuf::from(sub(s))));
+                p.directory = self.directory.as_ref().map(|d| {
+                    d.to_str()
+                        .map_or_else(|| d.clone(), |s| PathBuf::from(sub(s)))
+                });
                 p.numprocs = 1;
                 p.instance_of = Some((self.name.clone(), n));
                 p
@@ -546,7 +546,10 @@ pub fn parse_programs_checked(
     // A dependency on a numprocs entry is one on every instance.
     if !instances_of.is_empty() {
         for p in &mut programs {
-            if p.depends_on.iter().any(|d| instances_of.contains_key(&d.name)) {
+            if p.depends_on
+                .iter()
+                .any(|d| instances_of.contains_key(&d.name))
+            {
                 p.depends_on = std::mem::take(&mut p.depends_on)
                     .into_iter()
                     .flat_map(|d| match instances_of.get(&d.name) {
