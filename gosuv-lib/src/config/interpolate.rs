@@ -11,10 +11,13 @@ use serde_yaml::Value;
 use super::lines::Seg;
 use super::{resolve_path, Collector};
 
+/// An env_file's variables, or why it could not be read.
+type EnvFileVars = Result<HashMap<String, String>, String>;
+
 /// Where `${VAR}` finds its value: gosuv's environment, then a program's `env_file`.
 pub(crate) struct Vars {
-    /// The env_file, and its variables or why it could not be read.
-    env_file: Option<(PathBuf, Result<HashMap<String, String>, String>)>,
+    /// The env_file, and what was read from it.
+    env_file: Option<(PathBuf, EnvFileVars)>,
 }
 
 impl Vars {
