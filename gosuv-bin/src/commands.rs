@@ -379,13 +379,13 @@ fn conftest(conf: &Path) -> CliResult {
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
     }
+    for w in crate::server::checks::permission_warnings(&server) {
+        eprintln!("warning: {w}");
+    }
     if !problems.is_empty() {
         return Err(Failure::new(problems.join("\n")));
     }
     let programs = loaded.programs;
-    for w in crate::server::checks::permission_warnings(&server) {
-        eprintln!("warning: {w}");
-    }
     println!(
         "config ok: {} and {} ({} program{})",
         conf.display(),
