@@ -166,17 +166,21 @@ fn limit_problems(config: &ServerConfig) -> Vec<String> {
         .ok()
         .and_then(|t| t.trim().parse::<u64>().ok());
     let mut out = Vec::new();
-    for (res, want, key, ceiling) in [
+    for (res, want, key, what, ulimit, ceiling) in [
         (
             Resource::RLIMIT_NOFILE,
             config.server.minfds,
             "minfds",
+            "open files",
+            "ulimit -Hn",
             nr_open,
         ),
         (
             Resource::RLIMIT_NPROC,
             config.server.minprocs,
             "minprocs",
+            "processes",
+            "ulimit -Hu",
             None,
         ),
     ] {
@@ -186,13 +190,14 @@ fn limit_problems(config: &ServerConfig) -> Vec<String> {
         if want == 0 || hard == RLIM_INFINITY || want <= hard {
             continue;
         }
+        // The same words as the server's own refusal, where this check was first met.
         if !root {
             out.push(format!(
-                "server.{key} is {want}, above the hard limit {hard}, which only root can raise: lower server.{key} or raise the hard limit"
+                "cannot raise the {what} limit to {want} (server.{key}): the hard limit is {hard} and only root can raise it; lower server.{key} or raise the hard limit ({ulimit})"
             ));
         } else if let Some(max) = ceiling.filter(|m| want > *m) {
             out.push(format!(
-                "server.{key} is {want}, above the kernel's most (fs.nr_open = {max}): lower server.{key}"
+                "cannot raise the {what} limit to {want} (server.{key}): the kernel allows at most {max} (fs.nr_open); lower server.{key}"
             ));
         }
     }
