@@ -332,3 +332,24 @@ fn conftest_refuses_minfds_no_one_can_grant() {
     let err = env.fails(&["start-server"]);
     assert!(err.contains("server.minfds"), "{err}");
 }
+
+#[test]
+fn restart_server_goes_ahead_beside_a_missing_directory() {
+    let env = Env::unix();
+    env.programs("- name: good\n  command: sleep 300\n  start_auto: true\n");
+    let _server = env.start();
+    env.wait_state("good", "running");
+    env.programs(
+        "- name: good\n  command: sleep 300\n  start_auto: true\n- name: lost\n  command: sleep 300\n  directory: /definitely/not/here\n",
+    );
+    let out = env.run(&["restart-server"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stdout_of(&out),
+        stderr_of(&out)
+    );
+    env.wait_state("good", "running");
+    let r = env.api("GET", "/api/programs/lost", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+}
