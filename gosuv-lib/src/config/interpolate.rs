@@ -145,8 +145,9 @@ fn shorten(s: &str) -> String {
     }
 }
 
-/// Writes `text` so that [`expand`] reads it back unchanged: a `$` before `$` or `{` is
-/// doubled. For whoever writes a program's resolved values back into a programs file.
+/// Writes `text` so that loading a programs file reads it back unchanged: a `$` before `$`
+/// or `{` is doubled. For whoever writes a program's resolved values back into a programs
+/// file.
 pub fn escape_interpolation(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
