@@ -7,7 +7,7 @@ use std::path::Path;
 use gosuv::ProgramConfig;
 
 const HEADER: &str =
-    "# gosuv programs: a YAML list, one program per item (its keys: see the README).\n\
+    "# gosuv programs: a YAML list, one program per item (its keys: see docs/config.md).\n\
 # gosuv rewrites this file when programs are added, changed or removed through its API.\n";
 
 /// Writes `programs` to `path` atomically. A file that exists keeps its mode (less any
