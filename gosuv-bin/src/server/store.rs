@@ -22,7 +22,10 @@ pub fn save_programs(path: &Path, programs: &[ProgramConfig]) -> std::io::Result
     let body = if programs.is_empty() {
         "[]\n".to_string()
     } else {
-        serde_yaml::to_string(programs).map_err(std::io::Error::other)?
+        // Loading replaces `${VAR}` and `$$`: the values written are the resolved ones.
+        let mut value = serde_yaml::to_value(programs).map_err(std::io::Error::other)?;
+        gosuv::config::escape_interpolation_in(&mut value);
+        serde_yaml::to_string(&value).map_err(std::io::Error::other)?
     };
     let mut text = String::with_capacity(HEADER.len() + body.len());
     text.push_str(HEADER);
@@ -52,5 +55,17 @@ mod tests {
         assert!(gosuv::config::parse_programs(&text, None, dir.path())
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn dollars_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("programs.yml");
+        let mut p = ProgramConfig::shell("web", "echo $$ ${HOME} $PATH $");
+        p.environ = vec![("A".into(), "${NOT_A_VARIABLE}".into())];
+        save_programs(&path, &[p.clone()]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let back = gosuv::config::parse_programs(&text, Some(&path), dir.path()).unwrap();
+        assert_eq!(back, vec![p]);
     }
 }

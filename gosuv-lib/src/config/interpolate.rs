@@ -160,6 +160,19 @@ pub fn escape_interpolation(text: &str) -> String {
     out
 }
 
+/// [`escape_interpolation`] on every string value of `value` (mapping keys are left alone,
+/// as loading leaves them): what a programs file must hold for its programs to load back as
+/// they are.
+pub fn escape_interpolation_in(value: &mut Value) {
+    match value {
+        Value::String(s) => *s = escape_interpolation(s),
+        Value::Sequence(items) => items.iter_mut().for_each(escape_interpolation_in),
+        Value::Mapping(m) => m.iter_mut().for_each(|(_, v)| escape_interpolation_in(v)),
+        Value::Tagged(t) => escape_interpolation_in(&mut t.value),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
 /// Replaces the variables in every string value of `value` (mapping keys are left alone),
 /// reporting each problem at its own key. Returns whether there was none.
 pub(crate) fn expand_value(

@@ -15,7 +15,7 @@ mod server;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use interpolate::{escape_interpolation, parse_env_file};
+pub use interpolate::{escape_interpolation, escape_interpolation_in, parse_env_file};
 pub use program::{
     parse_program_value, parse_programs, parse_programs_checked, validate_name, Autorestart,
     CgroupMode, Command, LoadedPrograms, ProgramConfig, StopSignal, MAX_DURATION_SECS,
