@@ -250,6 +250,25 @@ mod tests {
     }
 
     #[test]
+    fn probe_and_dependency_keys_too() {
+        let e = crate::config::parse_programs(
+            "- name: a\n  command: x\n  ready: {htpp: \"http://127.0.0.1:1/\", timout: 5s}\n  health: {tcp: \"127.0.0.1:1\", failure: 2}\n  depends_on: [{nmae: b}]\n- name: b\n  command: y\n",
+            None,
+            std::path::Path::new("/"),
+        )
+        .expect_err("typos")
+        .to_string();
+        for want in [
+            "ready.htpp: unknown key `htpp`: did you mean `http`?",
+            "ready.timout: unknown key `timout`: did you mean `timeout`?",
+            "health.failure: unknown key `failure`: did you mean `failures`?",
+            "depends_on[0].nmae: unknown key `nmae`: did you mean `name`?",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in\n{e}");
+        }
+    }
+
+    #[test]
     fn server_keys_too() {
         assert_eq!(
             unknown_server_key(&["server", "httpserver"], "adr"),
