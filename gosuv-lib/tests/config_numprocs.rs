@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use gosuv::config::{parse_programs, Command, Condition, MAX_NUMPROCS};
+use gosuv::config::{parse_programs, Command, Condition, MAX_INSTANCES, MAX_NUMPROCS};
 
 fn parse(text: &str) -> Result<Vec<gosuv::ProgramConfig>, String> {
     parse_programs(text, Some(Path::new("programs.yml")), Path::new("/srv"))
@@ -155,4 +155,21 @@ fn depending_on_an_entry_is_depending_on_every_instance() {
     assert!(ps[1..]
         .iter()
         .all(|p| p.depends_on.len() == 1 && p.depends_on[0].name == "base"));
+}
+
+#[test]
+fn a_small_file_cannot_ask_for_a_million_programs() {
+    let text: String = (0..1000)
+        .map(|i| format!("- name: p{i}\n  command: x\n  numprocs: 1000\n"))
+        .collect();
+    let started = std::time::Instant::now();
+    let e = parse(&text).unwrap_err();
+    let head = &e[..e.len().min(500)];
+    // The first entry past the bound is named, with its line.
+    assert!(
+        e.contains("programs.yml:33: [10].numprocs: the numprocs of this file's entries add up to 11000 programs so far: at most 10000; lower numprocs"),
+        "{head}"
+    );
+    assert!(e.contains(&format!("at most {MAX_INSTANCES}")), "{head}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }

@@ -19,7 +19,7 @@ pub use interpolate::{escape_interpolation, escape_interpolation_in, parse_env_f
 pub use program::{
     parse_program_value, parse_programs, parse_programs_checked, validate_name, Autorestart,
     CgroupMode, Command, LoadedPrograms, ProgramConfig, StopSignal, MAX_DURATION_SECS,
-    MAX_NUMPROCS, MAX_START_RETRIES,
+    MAX_INSTANCES, MAX_NUMPROCS, MAX_START_RETRIES,
 };
 pub use ready::{
     check_dependencies, format_duration, parse_duration, Condition, Dependency, HealthProbe,

@@ -89,6 +89,10 @@ pub const MAX_START_RETRIES: u32 = 1_000;
 /// The most instances one entry may run (`numprocs`).
 pub const MAX_NUMPROCS: u32 = 1_000;
 
+/// The most programs `numprocs` entries may make in one file, all entries together: a small
+/// file must not ask for a million programs.
+pub const MAX_INSTANCES: usize = 10_000;
+
 /// The range a numeric key of a program takes, as error messages say it.
 pub(crate) fn numeric_bound(key: &str) -> Option<String> {
     match key {
@@ -491,6 +495,7 @@ pub fn parse_programs_checked(
     let mut at = Vec::with_capacity(items.len());
     // The instance names of each numprocs entry, for a `depends_on` naming the entry.
     let mut instances_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut instance_count = 0usize;
     for (i, item) in items.into_iter().enumerate() {
         if !expanded[i] {
             continue;
@@ -498,6 +503,19 @@ pub fn parse_programs_checked(
         let Some(entry) = program_from_value(&mut c, &[Seg::Index(i)], item, base_dir) else {
             continue;
         };
+        if entry.numprocs > 1 {
+            let numprocs_key = [Seg::Index(i), Seg::Key("numprocs".into())];
+            instance_count += entry.numprocs as usize;
+            if instance_count > MAX_INSTANCES {
+                c.error(
+                    &numprocs_key,
+                    format!(
+                        "the numprocs of this file's entries add up to {instance_count} programs so far: at most {MAX_INSTANCES}; lower numprocs"
+                    ),
+                );
+                continue;
+            }
+        }
         let instances = entry.instances();
         if entry.numprocs > 1 {
             let numprocs_key = [Seg::Index(i), Seg::Key("numprocs".into())];
