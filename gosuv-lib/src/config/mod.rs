@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 pub use interpolate::{escape_interpolation, escape_interpolation_in, parse_env_file};
 pub use program::{
-    parse_program_value, parse_programs, parse_programs_checked, validate_name, Autorestart,
-    CgroupMode, Command, LoadedPrograms, ProgramConfig, StopSignal, MAX_DURATION_SECS,
+    missing_on_host, parse_program_value, parse_programs, parse_programs_checked, validate_name,
+    Autorestart, CgroupMode, Command, LoadedPrograms, ProgramConfig, StopSignal, MAX_DURATION_SECS,
     MAX_INSTANCES, MAX_NUMPROCS, MAX_START_RETRIES,
 };
 pub use ready::{
