@@ -120,10 +120,21 @@ fn lenient_client(conf: &Path) -> CliResult<(gosuv::ServerConfig, Client)> {
 fn start_server(conf: &Path, foreground: bool, daemon_child: bool) -> CliResult {
     if !conf.exists() && daemon::write_default_config(conf)? {
         eprintln!("wrote the default config to {}", conf.display());
+        // Beside it, as its `include` says, so that `conftest` passes on a fresh install.
+        let programs = conf.with_file_name("programs.yml");
+        if write_default_programs(&programs)? {
+            eprintln!("wrote an empty programs file to {}", programs.display());
+        }
     }
     // Everything the server would refuse, checked here so it is reported on the terminal
     // (and before a background start).
     let checked = crate::server::checks::check_startable(conf)?;
+    // The daemon child's stderr is not the terminal: warn once, from the command run.
+    if !daemon_child {
+        for w in &checked.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
     for w in crate::server::checks::permission_warnings(&checked.config) {
         eprintln!("warning: {w}");
     }
@@ -314,7 +325,30 @@ fn reload(conf: &Path) -> CliResult {
     Ok(())
 }
 
-/// Checks both files and runs every check `start-server` runs; prints every problem.
+/// Writes the commented programs file of a fresh install at `path`, unless something is
+/// there already. Returns whether it wrote it.
+fn write_default_programs(path: &Path) -> CliResult<bool> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path);
+    let mut file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => {
+            return Err(Failure::new(format!(
+                "cannot create {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    file.write_all(gosuv::config::default_programs_yml().as_bytes())
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?;
+    Ok(true)
+}
+
+/// Checks both files and runs every check `start-server` runs; prints every problem, and
+/// the warnings (what fails one program's start, not the server's) on stderr.
 fn conftest(conf: &Path) -> CliResult {
     let (server, errors) = gosuv::ServerConfig::load_lenient(conf)?;
     let mut problems: Vec<String> = match errors {
@@ -326,17 +360,32 @@ fn conftest(conf: &Path) -> CliResult {
             .unwrap_or_default(),
     };
     // The programs file is checked whatever config.yml has (with the `include` that could
-    // be read), so one run shows everything to fix.
-    let programs = server.load_programs().unwrap_or_else(|e| {
+    // be read), so one run shows everything to fix. start-server runs without one; a test
+    // of the config says it is missing, as it is most likely a wrong `include`.
+    let include = &server.include;
+    if let Err(e) = std::fs::metadata(include) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            problems.push(format!(
+                "{}: the programs file does not exist: create it (an empty file, or one of comments only, means no programs) or fix `include` in {}",
+                include.display(),
+                conf.display()
+            ));
+        }
+    }
+    let loaded = server.load_programs_checked().unwrap_or_else(|e| {
         problems.extend(e.0.iter().map(ToString::to_string));
-        Vec::new()
+        gosuv::config::LoadedPrograms::default()
     });
-    if !problems.is_empty() {
-        return Err(Failure::new(problems.join("\n")));
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
     }
     for w in crate::server::checks::permission_warnings(&server) {
         eprintln!("warning: {w}");
     }
+    if !problems.is_empty() {
+        return Err(Failure::new(problems.join("\n")));
+    }
+    let programs = loaded.programs;
     println!(
         "config ok: {} and {} ({} program{})",
         conf.display(),

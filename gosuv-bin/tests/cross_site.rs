@@ -1,4 +1,4 @@
-//! SPEC §7's rule against forged requests, on both transports. Over HTTP a POST or PUT needs
+//! The rule against forged requests, on both transports. Over HTTP a POST or PUT needs
 //! a JSON content type or `X-Gosuv: 1` (a form or `text/plain` POST is what any web page can
 //! send without a CORS preflight), and a foreign `Origin` is refused; a DELETE needs
 //! neither (no page can send one without a preflight, which gosuv never answers). On the

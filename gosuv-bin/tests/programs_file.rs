@@ -121,3 +121,37 @@ fn a_hand_edit_not_reloaded_refuses_api_changes() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.starts_with(&edited), "{text}");
 }
+
+#[test]
+fn numprocs_entries_are_kept_and_their_instances_not_edited_alone() {
+    let env = Env::unix();
+    let text = "# workers\n- name: w\n  numprocs: 2\n  command: sleep 300 # {n}\n";
+    env.programs(text);
+    let _server = env.start();
+    let file = env.path("programs.yml");
+    for (method, body) in [
+        ("PUT", r#"{"name": "w-1", "command": "sleep 1"}"#),
+        ("DELETE", ""),
+    ] {
+        let r = env.api(method, "/api/programs/w-1", body);
+        assert_eq!(r.status, 409, "{method}: {}", r.body);
+        assert!(r.error().contains("instance of 'w'"), "{}", r.body);
+    }
+    let r = env.api(
+        "POST",
+        "/api/programs",
+        r#"{"name": "x", "command": "sleep 300", "numprocs": 3}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error().contains("programs.yml"), "{}", r.body);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    // Another program added: the entry stays one entry.
+    let r = env.api(
+        "POST",
+        "/api/programs",
+        r#"{"name": "x", "command": "sleep 300"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let now = std::fs::read_to_string(&file).unwrap();
+    assert!(now.starts_with(text), "{now}");
+}

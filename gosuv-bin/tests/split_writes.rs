@@ -1,4 +1,4 @@
-//! A request is answered only after its declared body has been read (SPEC §7): clients
+//! A request is answered only after its declared body has been read: clients
 //! that send the head and the body in two writes, as Python's http.client (and so
 //! `requests`) does, never find their connection closed under them. 50 such clients send
 //! start/stop/restart for `GOSUV_SPLIT_SECS` seconds (8 in the normal test run) over the

@@ -1,5 +1,5 @@
 //! Readiness and health probes: the primitives behind a program's `ready` and `health`
-//! checks (SPEC: `ready` is one of http/tcp/exec/log/notify, `health` one of http/tcp/exec).
+//! checks (`ready` is one of http/tcp/exec/log/notify, `health` one of http/tcp/exec).
 //!
 //! Each primitive stands alone and knows nothing of the config types: the config layer
 //! validates a value with the `check_*` function of its kind, the program task runs the probe.

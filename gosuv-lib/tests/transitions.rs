@@ -1,4 +1,4 @@
-//! Every transition of SPEC §3, one test each, with real processes.
+//! Every transition of a program's state machine, one test each, with real processes.
 
 mod common;
 

@@ -599,7 +599,30 @@ async fn program_from_body(
         tokio::task::spawn_blocking(move || gosuv::config::parse_program_value(yaml, &base))
             .await
             .map_err(|e| ApiError::internal(format!("reading the program failed: {e}")))?;
-    Ok(parsed?)
+    let parsed = parsed?;
+    if parsed.numprocs > 1 {
+        return Err(ApiError::bad_request(format!(
+            "numprocs {} would make {} programs: the API adds and changes one program at a \
+             time; write the entry in programs.yml and run 'gosuv reload'",
+            parsed.numprocs, parsed.numprocs
+        )));
+    }
+    Ok(parsed)
+}
+
+/// Refuses to change or remove one instance of a `numprocs` entry alone: programs.yml could
+/// not say it.
+fn not_an_instance(st: &AppState, name: &str) -> ApiResult<()> {
+    match st.sup().config(name)?.instance_of {
+        Some((entry, _)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "'{name}' is an instance of '{entry}' (numprocs in programs.yml): change or \
+                 remove '{entry}' there and run 'gosuv reload'"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 async fn create(
@@ -632,6 +655,7 @@ async fn replace(
     let name = checked(&name)?.to_string();
     let body = body?;
     st.sup().status(&name)?;
+    not_an_instance(&st, &name)?;
     let config = program_from_body(&st, &body, Some(&name)).await?;
     let n = name.clone();
     let restarted = st
@@ -654,6 +678,7 @@ async fn remove(
 ) -> ApiResult<Json<Value>> {
     let name = checked(&name)?.to_string();
     st.sup().status(&name)?;
+    not_an_instance(&st, &name)?;
     let n = name.clone();
     st.mutate(&caller, "remove", &name, |sup| async move {
         sup.remove(&n).await

@@ -22,9 +22,14 @@ pub struct Startable {
     pub programs: Vec<ProgramConfig>,
     /// `server.auth` with the allow-list loaded.
     pub security: Security,
+    /// What will fail one program's start but not the server's (a `directory` or `user`
+    /// that does not exist), each `file:line: message`.
+    pub warnings: Vec<String>,
 }
 
-/// Reads config.yml and its programs file and runs every check of [`check_server`].
+/// Reads config.yml and its programs file and runs every check of [`check_server`]. The
+/// programs' warnings are logged (where the server's log is set up: at a reload) and kept
+/// in [`Startable::warnings`].
 ///
 /// # Errors
 /// Every error of config.yml (with its line), else every problem [`check_server`] finds,
@@ -32,11 +37,16 @@ pub struct Startable {
 pub fn check_startable(conf: &Path) -> CliResult<Startable> {
     let config = ServerConfig::load(conf)?;
     let security = check_server(&config).map_err(|p| Failure::new(p.join("\n")))?;
-    let programs = config.load_programs()?;
+    let loaded = config.load_programs_checked()?;
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     Ok(Startable {
         config,
-        programs,
+        programs: loaded.programs,
         security,
+        warnings,
     })
 }
 
@@ -87,6 +97,9 @@ pub fn check_server(config: &ServerConfig) -> Result<Security, Vec<String>> {
                 .to_string(),
         );
     }
+    problems.extend(listener_problems(config));
+    problems.extend(limit_problems(config));
+    problems.extend(writable_problems(config));
     if let Err(e) = crate::client::parse_url(&config.resolved_server_url()) {
         problems.push(format!("client.server_url: {}", e.message));
     }
@@ -101,6 +114,133 @@ pub fn check_server(config: &ServerConfig) -> Result<Security, Vec<String>> {
         Some(sec) if problems.is_empty() => Ok(sec),
         _ => Err(problems),
     }
+}
+
+/// What would stop a listener from being made: a socket path longer than a unix socket
+/// address holds, a socket path taken by something else than a socket, an HTTP host name
+/// that does not resolve.
+fn listener_problems(config: &ServerConfig) -> Vec<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let s = &config.server;
+    let mut out = Vec::new();
+    if s.unixserver.enabled {
+        let sock = &s.unixserver.sockfile;
+        // sun_path holds 108 bytes with the final NUL.
+        let len = sock.as_os_str().len();
+        if len > 107 {
+            out.push(format!(
+                "server.unixserver.sockfile {} is {len} bytes long: a unix socket path holds at most 107; choose a shorter path",
+                sock.display()
+            ));
+        }
+        if let Ok(meta) = std::fs::symlink_metadata(sock) {
+            if !meta.file_type().is_socket() {
+                out.push(format!(
+                    "server.unixserver.sockfile {} exists and is not a socket: move it away or change server.unixserver.sockfile",
+                    sock.display()
+                ));
+            }
+        }
+    }
+    if s.httpserver.enabled {
+        let addr = match s.httpserver.addr.strip_prefix(':') {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => s.httpserver.addr.clone(),
+        };
+        if let Err(e) = std::net::ToSocketAddrs::to_socket_addrs(&addr.as_str()) {
+            out.push(format!(
+                "server.httpserver.addr {}: cannot resolve it ({e}): use an IP address or a host name of this machine",
+                s.httpserver.addr
+            ));
+        }
+    }
+    out
+}
+
+/// `minfds`/`minprocs` above a hard limit that cannot be raised: only root may raise one,
+/// and not even root past the kernel's `fs.nr_open` for open files.
+fn limit_problems(config: &ServerConfig) -> Vec<String> {
+    use nix::sys::resource::{getrlimit, Resource, RLIM_INFINITY};
+    let root = nix::unistd::geteuid().is_root();
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    let mut out = Vec::new();
+    for (res, want, key, what, ulimit, ceiling) in [
+        (
+            Resource::RLIMIT_NOFILE,
+            config.server.minfds,
+            "minfds",
+            "open files",
+            "ulimit -Hn",
+            nr_open,
+        ),
+        (
+            Resource::RLIMIT_NPROC,
+            config.server.minprocs,
+            "minprocs",
+            "processes",
+            "ulimit -Hu",
+            None,
+        ),
+    ] {
+        let Ok((_, hard)) = getrlimit(res) else {
+            continue;
+        };
+        if want == 0 || hard == RLIM_INFINITY || want <= hard {
+            continue;
+        }
+        // The same words as the server's own refusal, where this check was first met.
+        if !root {
+            out.push(format!(
+                "cannot raise the {what} limit to {want} (server.{key}): the hard limit is {hard} and only root can raise it; lower server.{key} or raise the hard limit ({ulimit})"
+            ));
+        } else if let Some(max) = ceiling.filter(|m| want > *m) {
+            out.push(format!(
+                "cannot raise the {what} limit to {want} (server.{key}): the kernel allows at most {max} (fs.nr_open); lower server.{key}"
+            ));
+        }
+    }
+    out
+}
+
+/// Where the server must create files and cannot: a log directory or pidfile whose path
+/// runs into something else than a directory.
+fn writable_problems(config: &ServerConfig) -> Vec<String> {
+    let s = &config.server;
+    let mut out = Vec::new();
+    let logpath = &s.log.logpath;
+    if logpath.exists() && !logpath.is_dir() {
+        out.push(format!(
+            "server.log.logpath {} is not a directory: move it away or change server.log.logpath",
+            logpath.display()
+        ));
+    } else if let Some(blocker) = non_directory_ancestor(logpath) {
+        out.push(format!(
+            "server.log.logpath {} cannot be created: {} is not a directory",
+            logpath.display(),
+            blocker.display()
+        ));
+    }
+    if s.pidfile.is_dir() {
+        out.push(format!(
+            "server.pidfile {} is a directory: name a file",
+            s.pidfile.display()
+        ));
+    } else if let Some(blocker) = s.pidfile.parent().and_then(non_directory_ancestor) {
+        out.push(format!(
+            "server.pidfile {} cannot be created: {} is not a directory",
+            s.pidfile.display(),
+            blocker.display()
+        ));
+    }
+    out
+}
+
+/// The nearest existing ancestor of `path` (itself included) when it is not a directory.
+fn non_directory_ancestor(path: &Path) -> Option<&Path> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    (!existing.is_dir()).then_some(existing)
 }
 
 /// The user the server runs as, for messages: `name (uid N)`.

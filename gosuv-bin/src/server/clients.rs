@@ -11,7 +11,7 @@
 //! - over TCP, its IP address; for IPv6 its /64 network, since one host is usually given a
 //!   whole /64 and could otherwise come from as many addresses as it likes;
 //! - on the unix socket, its user (the peer's uid from `SO_PEERCRED`), not the socket as a
-//!   whole. The users SPEC §7 lets in are the server's own, root, and those of
+//!   whole. The users the socket lets in are the server's own, root, and those of
 //!   `unixserver.allow_uids`/`allow_gids`. The first two could stop the server anyway, so for
 //!   them the cap only keeps a runaway script from locking out the user's own CLI; but a
 //!   user let in by `allow_uids` must not be able to lock out the server's user or root,

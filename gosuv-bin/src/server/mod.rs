@@ -527,6 +527,7 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
         config,
         programs,
         security,
+        warnings,
     } = checked;
     raise_limits(&config)?;
     let pidfile = PidFile::acquire(&config.server.pidfile)?;
@@ -550,6 +551,9 @@ pub fn run(checked: checks::Startable, log_to_stderr: bool) -> CliResult {
         None
     };
     logging::init(&config.server.log, log_to_stderr)?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     for w in checks::permission_warnings(&config) {
         tracing::warn!("{w}");
     }

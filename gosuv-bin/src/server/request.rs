@@ -1,7 +1,7 @@
 //! A request as the routes get it: its head within the limits, and its body read whole
 //! before any route (or the security middleware) looks at it.
 //!
-//! Why the body is read first (SPEC §7): a client may send the head and the body in two
+//! Why the body is read first: a client may send the head and the body in two
 //! writes (Python's http.client does, so `requests` does). A route that answers without
 //! reading the body (start, stop, every refusal) would otherwise have its answer written
 //! while the body is still on its way; hyper then closes the connection, and the client's

@@ -15,7 +15,7 @@ use gosuv::ProgramConfig;
 use saphyr_parser::{Event, Parser};
 
 const HEADER: &str =
-    "# gosuv programs: a YAML list, one program per item (every key: docs/config.md).\n\
+    "# gosuv programs: a YAML list, one program per item (its keys: see docs/config.md).\n\
 # Changes made through gosuv's API or web page edit the changed program's block in place.\n";
 
 /// What the file held when gosuv last loaded or wrote it.
@@ -176,9 +176,17 @@ fn whole_file(programs: &[ProgramConfig]) -> Result<String, serde_yaml::Error> {
     let body = if programs.is_empty() {
         "[]\n".to_string()
     } else {
-        serde_yaml::to_string(programs)?
+        yaml_of(programs)?
     };
     Ok(format!("{HEADER}{body}"))
+}
+
+/// Programs as YAML that loads back as the same programs: loading replaces `${VAR}` and
+/// `$$`, so every `$` of the (resolved) values is written `$$`.
+fn yaml_of(programs: &[ProgramConfig]) -> Result<String, serde_yaml::Error> {
+    let mut value = serde_yaml::to_value(programs)?;
+    gosuv::config::escape_interpolation_in(&mut value);
+    serde_yaml::to_string(&value)
 }
 
 /// One item of the top-level list: its lines (0-based, `end` exclusive, trailing comments
@@ -319,7 +327,7 @@ fn text_at(lines: &[&str], line: usize, col: usize) -> Option<char> {
 
 /// One program as a list item at `indent`.
 fn block(p: &ProgramConfig, indent: usize) -> Option<String> {
-    let yaml = serde_yaml::to_string(std::slice::from_ref(p)).ok()?;
+    let yaml = yaml_of(std::slice::from_ref(p)).ok()?;
     let pad = " ".repeat(indent);
     let mut out = String::with_capacity(yaml.len() + indent * 8);
     for l in yaml.lines() {
@@ -337,12 +345,21 @@ fn edit_in_place(text: &str, old: &[ProgramConfig], new: &[ProgramConfig]) -> Op
         return None;
     }
     let (items, indent) = items_of(text)?;
-    // Each item must be one program of the parsed list, in the same order.
-    if items.len() != old.len()
+    // The file's entries in order: a `numprocs` entry is its instances.
+    let mut entries: Vec<(&str, Vec<&ProgramConfig>)> = Vec::new();
+    for p in old {
+        let entry = p.instance_of.as_ref().map_or(p.name.as_str(), |(e, _)| e);
+        match entries.last_mut() {
+            Some((name, list)) if *name == entry && p.instance_of.is_some() => list.push(p),
+            _ => entries.push((entry, vec![p])),
+        }
+    }
+    // Each item must be one entry of the parsed list, in the same order.
+    if items.len() != entries.len()
         || items
             .iter()
-            .zip(old)
-            .any(|(it, p)| it.name.as_deref() != Some(p.name.as_str()))
+            .zip(&entries)
+            .any(|(it, (name, _))| it.name.as_deref() != Some(*name))
     {
         return None;
     }
@@ -351,20 +368,31 @@ fn edit_in_place(text: &str, old: &[ProgramConfig], new: &[ProgramConfig]) -> Op
         new.iter().map(|p| (p.name.as_str(), p)).collect();
     let mut out = String::with_capacity(text.len() + 256);
     let mut at = 0;
-    for (it, before) in items.iter().zip(old) {
+    for (it, (_, before)) in items.iter().zip(&entries) {
         for l in &lines[at..it.start] {
             out.push_str(l);
             out.push('\n');
         }
-        match by_name.get(before.name.as_str()) {
-            Some(now) if *now == before => {
-                for l in &lines[it.start..it.end] {
-                    out.push_str(l);
-                    out.push('\n');
-                }
+        let now: Vec<Option<&&ProgramConfig>> = before
+            .iter()
+            .map(|p| by_name.get(p.name.as_str()))
+            .collect();
+        if now
+            .iter()
+            .zip(before)
+            .all(|(n, b)| n.is_some_and(|n| *n == *b))
+        {
+            for l in &lines[it.start..it.end] {
+                out.push_str(l);
+                out.push('\n');
             }
-            Some(now) => out.push_str(&block(now, indent)?),
-            None => {}
+        } else if now.iter().all(Option::is_none) {
+            // Removed.
+        } else if before.len() == 1 && before[0].instance_of.is_none() {
+            out.push_str(&block(now[0]?, indent)?);
+        } else {
+            // Some instances of a numprocs entry changed: not an entry any more.
+            return None;
         }
         at = it.end;
     }
@@ -459,6 +487,44 @@ mod tests {
         back.sort_by(|x, y| x.name.cmp(&y.name));
         new.sort_by(|x, y| x.name.cmp(&y.name));
         assert_eq!(back, new);
+    }
+
+    #[test]
+    fn dollars_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("programs.yml");
+        let file = ProgramsFile::new(path.clone(), dir.path().into());
+        file.loaded(&[]);
+        let mut p = ProgramConfig::shell("web", "echo $$ ${HOME} $PATH $");
+        p.environ = vec![("A".into(), "${NOT_A_VARIABLE}".into())];
+        file.save(&[p.clone()]).unwrap();
+        let mut q = ProgramConfig::shell("two", "echo ${X:-y}");
+        q.start_seconds = 0;
+        file.save(&[p.clone(), q.clone()]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(parse(&text, dir.path()), vec![p, q]);
+    }
+
+    #[test]
+    fn a_numprocs_entry_stays_one_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "# workers\n- name: w\n  numprocs: 3\n  command: echo {n}\n- name: solo\n  command: echo solo\n";
+        let old = parse(text, dir.path());
+        assert_eq!(old.len(), 4);
+        let mut new = old.clone();
+        new[3].start_seconds = 9;
+        let out = edit_in_place(text, &old, &new).unwrap();
+        assert!(
+            out.starts_with(
+                "# workers\n- name: w\n  numprocs: 3\n  command: echo {n}\n- name: solo\n"
+            ),
+            "{out}"
+        );
+        assert_eq!(parse(&out, dir.path()), new);
+        // The entry removed whole: its lines go.
+        let out = edit_in_place(text, &old, &new[3..]).unwrap();
+        assert!(!out.contains("numprocs"), "{out}");
+        assert_eq!(parse(&out, dir.path()), new[3..].to_vec());
     }
 
     #[test]

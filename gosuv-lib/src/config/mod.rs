@@ -2,8 +2,11 @@
 //!
 //! Validation collects every error of a file, each with the file, the line and the key, so
 //! that `gosuv conftest` can show them all at once. A file with any error yields no config:
-//! callers keep what they had.
+//! callers keep what they had. What only one program's start could trip on (a directory or
+//! user that does not exist yet) is a warning, not an error: the others still start.
 
+mod interpolate;
+mod keys;
 mod lines;
 mod program;
 mod ready;
@@ -12,17 +15,19 @@ mod server;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use interpolate::{escape_interpolation, escape_interpolation_in, parse_env_file};
 pub use program::{
-    parse_program_value, parse_programs, validate_name, Autorestart, CgroupMode, Command,
-    ProgramConfig, StopSignal, MAX_DURATION_SECS, MAX_START_RETRIES,
+    missing_on_host, parse_program_value, parse_programs, parse_programs_checked, validate_name,
+    Autorestart, CgroupMode, Command, LoadedPrograms, ProgramConfig, StopSignal, MAX_DURATION_SECS,
+    MAX_INSTANCES, MAX_NUMPROCS, MAX_START_RETRIES,
 };
 pub use ready::{
     check_dependencies, format_duration, parse_duration, Condition, Dependency, HealthProbe,
     ProbeCheck, ReadyProbe,
 };
 pub use server::{
-    default_config_yml, is_listen_addr, AuthConfig, ClientConfig, HttpServerConfig, ServerConfig,
-    ServerLogConfig, ServerSection, UnixServerConfig,
+    default_config_yml, default_programs_yml, is_listen_addr, AuthConfig, ClientConfig,
+    HttpServerConfig, ServerConfig, ServerLogConfig, ServerSection, UnixServerConfig,
 };
 
 use lines::{LineIndex, Seg};
@@ -93,6 +98,9 @@ pub struct ValidatedConfig {
     pub server: ServerConfig,
     /// The programs file's programs.
     pub programs: Vec<ProgramConfig>,
+    /// What does not make the files invalid but will fail a program's start (a `directory`
+    /// or `user` that does not exist).
+    pub warnings: Vec<ConfigError>,
 }
 
 /// Validates `config.yml` and the programs file it names, collecting the errors of both.
@@ -105,19 +113,23 @@ pub fn validate(config_path: &Path) -> Result<ValidatedConfig, ConfigErrors> {
     let (server, mut errors) = ServerConfig::load_lenient(config_path)?;
     // The programs file is checked even when config.yml has errors (with the `include`
     // that could be read), so that one run shows everything to fix.
-    let programs = match server.load_programs() {
+    let loaded = match server.load_programs_checked() {
         Ok(p) => p,
         Err(e) => {
             errors
                 .get_or_insert_with(|| ConfigErrors(Vec::new()))
                 .0
                 .extend(e.0);
-            Vec::new()
+            LoadedPrograms::default()
         }
     };
     match errors {
         Some(e) => Err(e),
-        None => Ok(ValidatedConfig { server, programs }),
+        None => Ok(ValidatedConfig {
+            server,
+            programs: loaded.programs,
+            warnings: loaded.warnings,
+        }),
     }
 }
 
@@ -126,6 +138,7 @@ pub(crate) struct Collector<'a> {
     file: Option<&'a Path>,
     index: Option<&'a LineIndex>,
     errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
 }
 
 impl<'a> Collector<'a> {
@@ -134,7 +147,26 @@ impl<'a> Collector<'a> {
             file,
             index,
             errors: Vec::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// A problem that does not make the file invalid. It names no key (its message says
+    /// what it is about), so it reads `file:line: message`.
+    pub(crate) fn warn(&mut self, path: &[Seg], message: impl Into<String>) {
+        self.warnings.push(ConfigError {
+            file: self.file.map(Path::to_path_buf),
+            line: self.index.and_then(|i| i.line(path)),
+            key: String::new(),
+            message: message.into(),
+        });
+    }
+
+    /// The warnings so far, in file order.
+    pub(crate) fn take_warnings(&mut self) -> Vec<ConfigError> {
+        let mut w = std::mem::take(&mut self.warnings);
+        w.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        w
     }
 
     pub(crate) fn error(&mut self, path: &[Seg], message: impl Into<String>) {

@@ -86,6 +86,13 @@ pub const MAX_DURATION_SECS: u64 = 86_400;
 /// The most failed starts in a row a program may be given before `fatal`.
 pub const MAX_START_RETRIES: u32 = 1_000;
 
+/// The most instances one entry may run (`numprocs`).
+pub const MAX_NUMPROCS: u32 = 1_000;
+
+/// The most programs `numprocs` entries may make in one file, all entries together: a small
+/// file must not ask for a million programs.
+pub const MAX_INSTANCES: usize = 10_000;
+
 /// The range a numeric key of a program takes, as error messages say it.
 pub(crate) fn numeric_bound(key: &str) -> Option<String> {
     match key {
@@ -93,6 +100,7 @@ pub(crate) fn numeric_bound(key: &str) -> Option<String> {
             Some(format!("of seconds from 0 to {MAX_DURATION_SECS} (1 day)"))
         }
         "start_retries" => Some(format!("from 0 to {MAX_START_RETRIES}")),
+        "numprocs" => Some(format!("from 1 to {MAX_NUMPROCS}")),
         "log_backups" => Some("from 0 to 1000".into()),
         "log_max_bytes" | "memory_max" => Some("of bytes, or a size such as 50MB".into()),
         _ => None,
@@ -212,6 +220,17 @@ pub struct ProgramConfig {
     /// What must be running (or have run) before it starts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<super::Dependency>,
+    /// How many instances the entry runs (`NAME-0 .. NAME-(N-1)`). An instance's own config
+    /// has 1: see [`ProgramConfig::instances`].
+    #[serde(skip_serializing_if = "is_one")]
+    pub numprocs: u32,
+    /// For an instance of a `numprocs` entry: the entry's name and this instance's number.
+    #[serde(skip)]
+    pub instance_of: Option<(String, u32)>,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 fn ser_size<S: Serializer>(size: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
@@ -298,7 +317,43 @@ impl ProgramConfig {
             ready: None,
             health: None,
             depends_on: Vec::new(),
+            numprocs: 1,
+            instance_of: None,
         }
+    }
+
+    /// The programs this entry runs: itself when `numprocs` is 1, else `numprocs` instances
+    /// named `NAME-0 .. NAME-(N-1)`, each with `{n}` in `command`, `environ` values and
+    /// `directory` replaced by its number, `numprocs` 1 and `instance_of` set. Instance
+    /// names are not checked here ([`parse_programs`] does).
+    pub fn instances(&self) -> Vec<ProgramConfig> {
+        if self.numprocs <= 1 {
+            return vec![self.clone()];
+        }
+        (0..self.numprocs)
+            .map(|n| {
+                let num = n.to_string();
+                let sub = |s: &str| s.replace("{n}", &num);
+                let mut p = self.clone();
+                p.name = format!("{}-{n}", self.name);
+                p.command = match &self.command {
+                    Command::Shell(s) => Command::Shell(sub(s)),
+                    Command::Argv(v) => Command::Argv(v.iter().map(|a| sub(a)).collect()),
+                };
+                p.environ = self
+                    .environ
+                    .iter()
+                    .map(|(k, v)| (k.clone(), sub(v)))
+                    .collect();
+                p.directory = self.directory.as_ref().map(|d| {
+                    d.to_str()
+                        .map_or_else(|| d.clone(), |s| PathBuf::from(sub(s)))
+                });
+                p.numprocs = 1;
+                p.instance_of = Some((self.name.clone(), n));
+                p
+            })
+            .collect()
     }
 
     /// A program run by `/bin/sh -c command`, with every default.
@@ -358,8 +413,19 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// What a programs file holds: its programs (a `numprocs` entry as its instances) and the
+/// warnings that do not make it invalid (a `directory` or `user` that does not exist:
+/// starting that program fails, the others run).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadedPrograms {
+    /// The programs, in file order.
+    pub programs: Vec<ProgramConfig>,
+    /// Each with the file and line, in file order.
+    pub warnings: Vec<super::ConfigError>,
+}
+
 /// Parses the text of a programs file: a YAML list of programs (an empty or missing list is
-/// no programs). Relative directories resolve against `base_dir`.
+/// no programs). As [`parse_programs_checked`], without the warnings.
 ///
 /// # Errors
 /// Every error of the file, each with `file`, its line and its key.
@@ -368,10 +434,25 @@ pub fn parse_programs(
     file: Option<&Path>,
     base_dir: &Path,
 ) -> Result<Vec<ProgramConfig>, ConfigErrors> {
+    parse_programs_checked(text, file, base_dir).map(|l| l.programs)
+}
+
+/// Parses the text of a programs file: a YAML list of programs (an empty or missing list is
+/// no programs). `${VAR}`, `${VAR:-default}` and `$$` in every string value are replaced
+/// from gosuv's environment, then from the entry's `env_file`; relative paths resolve
+/// against `base_dir`; an entry with `numprocs` N gives N instances.
+///
+/// # Errors
+/// Every error of the file, each with `file`, its line and its key.
+pub fn parse_programs_checked(
+    text: &str,
+    file: Option<&Path>,
+    base_dir: &Path,
+) -> Result<LoadedPrograms, ConfigErrors> {
     let value = parse_yaml(text, file)?;
     let index = LineIndex::build(text);
     let mut c = Collector::new(file, Some(&index));
-    let items = match value {
+    let mut items = match value {
         Value::Null => Vec::new(),
         Value::Sequence(items) => items,
         _ => {
@@ -379,9 +460,18 @@ pub fn parse_programs(
                 &[],
                 "a programs file is a YAML list of programs (`- name: ...`)",
             );
-            return c.finish(Vec::new());
+            return c.finish(LoadedPrograms::default());
         }
     };
+    let expanded: Vec<bool> = items
+        .iter_mut()
+        .enumerate()
+        .map(|(i, item)| {
+            !item.is_mapping()
+                || super::interpolate::expand_program(&mut c, &[Seg::Index(i)], item, base_dir)
+        })
+        .collect();
+    let line_of = |i: usize| index.line(&[Seg::Index(i)]).unwrap_or(i + 1);
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         let Some(name) = item.get("name").and_then(Value::as_str) else {
@@ -403,23 +493,162 @@ pub fn parse_programs(
     }
     let mut programs = Vec::with_capacity(items.len());
     let mut at = Vec::with_capacity(items.len());
+    // The instance names of each numprocs entry, for a `depends_on` naming the entry.
+    let mut instances_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut instance_count = 0usize;
     for (i, item) in items.into_iter().enumerate() {
-        if let Some(p) = program_from_value(&mut c, &[Seg::Index(i)], item, base_dir) {
+        if !expanded[i] {
+            continue;
+        }
+        let Some(entry) = program_from_value(&mut c, &[Seg::Index(i)], item, base_dir) else {
+            continue;
+        };
+        if entry.numprocs > 1 {
+            let numprocs_key = [Seg::Index(i), Seg::Key("numprocs".into())];
+            instance_count += entry.numprocs as usize;
+            if instance_count > MAX_INSTANCES {
+                c.error(
+                    &numprocs_key,
+                    format!(
+                        "the numprocs of this file's entries add up to {instance_count} programs so far: at most {MAX_INSTANCES}; lower numprocs"
+                    ),
+                );
+                continue;
+            }
+        }
+        let instances = entry.instances();
+        if entry.numprocs > 1 {
+            let numprocs_key = [Seg::Index(i), Seg::Key("numprocs".into())];
+            let last = format!("{}-{}", entry.name, entry.numprocs - 1);
+            if let Err(e) = validate_name(&last) {
+                c.error(
+                    &numprocs_key,
+                    format!(
+                        "numprocs {} names the last instance '{last}', which is not a valid name ({e}): shorten `name`",
+                        entry.numprocs
+                    ),
+                );
+                continue;
+            }
+            let mut clash = false;
+            for inst in &instances {
+                if let Some(&other) = seen.get(&inst.name) {
+                    clash = true;
+                    c.error(
+                        &numprocs_key,
+                        format!(
+                            "instance '{}' of '{}' (numprocs {}, line {}) has the name of program '{}' (line {}): rename one of them",
+                            inst.name,
+                            entry.name,
+                            entry.numprocs,
+                            line_of(i),
+                            inst.name,
+                            line_of(other)
+                        ),
+                    );
+                }
+            }
+            if clash {
+                continue;
+            }
+            instances_of.insert(
+                entry.name.clone(),
+                instances.iter().map(|p| p.name.clone()).collect(),
+            );
+        }
+        for p in instances {
             programs.push(p);
             at.push(i);
+        }
+    }
+    // A dependency on a numprocs entry is one on every instance.
+    if !instances_of.is_empty() {
+        for p in &mut programs {
+            if p.depends_on
+                .iter()
+                .any(|d| instances_of.contains_key(&d.name))
+            {
+                p.depends_on = std::mem::take(&mut p.depends_on)
+                    .into_iter()
+                    .flat_map(|d| match instances_of.get(&d.name) {
+                        Some(names) => names
+                            .iter()
+                            .map(|n| super::Dependency {
+                                name: n.clone(),
+                                condition: d.condition,
+                            })
+                            .collect(),
+                        None => vec![d],
+                    })
+                    .collect();
+            }
         }
     }
     // Only among programs that parsed: one that did not has its own error already.
     let failed: std::collections::BTreeSet<String> = seen
         .keys()
-        .filter(|n| !programs.iter().any(|p| &p.name == *n))
+        .filter(|n| !programs.iter().any(|p| &p.name == *n) && !instances_of.contains_key(*n))
         .cloned()
         .collect();
     let refs: Vec<&ProgramConfig> = programs.iter().collect();
     for (i, msg) in super::check_dependencies(&refs, &failed) {
         c.error(&[Seg::Index(at[i]), Seg::Key("depends_on".into())], msg);
     }
-    c.finish(programs)
+    for (p, &i) in programs.iter().zip(&at) {
+        for (key, message) in missing_on_host(p) {
+            c.warn(&[Seg::Index(i), Seg::Key(key.into())], message);
+        }
+    }
+    let mut warnings = c.take_warnings();
+    // The instances of one entry that share a directory share its warning.
+    warnings.dedup();
+    c.finish(LoadedPrograms { programs, warnings })
+}
+
+/// What of a program's `directory` and `user` this host lacks, by key: starting it will fail
+/// with that reason, but that is its own problem, not the whole file's (the directory may be
+/// made, the user added, later). It stats and looks users up: call it where blocking is fine.
+pub fn missing_on_host(p: &ProgramConfig) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    // An entry's instances share one warning where they share the directory or user.
+    let name = p.instance_of.as_ref().map_or(&p.name, |(entry, _)| entry);
+    if let Some(dir) = &p.directory {
+        if !dir.is_dir() {
+            let what = if dir.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            };
+            out.push((
+                "directory",
+                format!(
+                    "directory {} {what}: '{}' will fail to start until it does (create it or fix `directory`)",
+                    dir.display(),
+                    name
+                ),
+            ));
+        }
+    }
+    if let Some(user) = &p.user {
+        match nix::unistd::User::from_name(user) {
+            Ok(Some(_)) => {}
+            Ok(None) => out.push((
+                "user",
+                format!(
+                    "user '{user}' does not exist on this machine: '{}' will fail to start until it does (add the user or fix `user`)",
+                    name
+                ),
+            )),
+            Err(e) => out.push((
+                "user",
+                format!(
+                    "cannot look user '{user}' up ({e}): '{}' may fail to start",
+                    name
+                ),
+            )),
+        }
+    }
+    out
 }
 
 /// Parses one program from a value (a JSON body converted to YAML's value, say), with no
@@ -453,10 +682,6 @@ pub fn parse_program_value(value: Value, base_dir: &Path) -> Result<ProgramConfi
         }
     }
 }
-
-const PROGRAM_KEYS: &str = "name, command, environ, directory, start_auto, start_seconds, \
-start_retries, autorestart, exit_codes, stop_signal, stop_timeout, user, umask, \
-redirect_stderr, log_disable, log_max_bytes, log_backups, memory_max, cgroup, ready, health, depends_on";
 
 fn program_from_value(
     c: &mut Collector<'_>,
@@ -503,20 +728,32 @@ fn program_from_value(
                     p.environ = env;
                 }
             }
+            // Whether the directory and the user exist is checked apart (`missing_on_host`):
+            // a start fails on them, the file stays valid.
             "directory" => {
                 if let Some(s) = want_string(c, &kp, &v) {
-                    let dir = resolve_path(base_dir, Path::new(&s));
-                    if dir.is_dir() {
-                        p.directory = Some(dir);
+                    if s.trim().is_empty() {
+                        c.error(&kp, "`directory` is empty: give a path, or leave the key out for the config's directory");
                     } else {
-                        c.error(
-                            &kp,
-                            format!(
-                                "directory {} does not exist: create it or fix the path",
-                                dir.display()
-                            ),
-                        );
+                        p.directory = Some(resolve_path(base_dir, Path::new(&s)));
                     }
+                }
+            }
+            "numprocs" => {
+                let n = match &v {
+                    Value::Number(n) => n.as_u64(),
+                    Value::String(s) => s.trim().parse::<u64>().ok(),
+                    _ => None,
+                };
+                match n {
+                    Some(n @ 1..) if n <= u64::from(MAX_NUMPROCS) => p.numprocs = n as u32,
+                    _ => c.error(
+                        &kp,
+                        format!(
+                            "expected a number of instances from 1 to {MAX_NUMPROCS}, found {}",
+                            short(&v)
+                        ),
+                    ),
                 }
             }
             "start_auto" => set(&mut p.start_auto, want_bool(c, &kp, &v)),
@@ -542,9 +779,10 @@ fn program_from_value(
             }
             "user" => {
                 if let Some(s) = want_string(c, &kp, &v) {
-                    match nix::unistd::User::from_name(&s) {
-                        Ok(Some(_)) => p.user = Some(s),
-                        _ => c.error(&kp, format!("user '{s}' does not exist on this machine")),
+                    if s.trim().is_empty() {
+                        c.error(&kp, "`user` is empty: give a user name, or leave the key out to run as gosuv's user");
+                    } else {
+                        p.user = Some(s);
                     }
                 }
             }
@@ -587,10 +825,7 @@ fn program_from_value(
                     }
                 }
             }
-            other => c.error(
-                &kp,
-                format!("unknown key `{other}`; a program's keys are: {PROGRAM_KEYS}"),
-            ),
+            other => c.error(&kp, super::keys::unknown_program_key(other)),
         }
     }
     match name {
@@ -1073,7 +1308,7 @@ mod tests {
     #[test]
     fn bad_values() {
         let errs = messages(
-            "- name: a\n  command: []\n  environ: [\"NOEQUALS\"]\n  autorestart: maybe\n  exit_codes: [300]\n  umask: 089\n  log_max_bytes: 5XB\n  start_auto: yes please\n  directory: /definitely/not/here\n  user: no-such-user-gosuv\n",
+            "- name: a\n  command: []\n  environ: [\"NOEQUALS\"]\n  autorestart: maybe\n  exit_codes: [300]\n  umask: 089\n  log_max_bytes: 5XB\n  start_auto: yes please\n",
         );
         let joined = errs.join("\n");
         for needle in [
@@ -1084,8 +1319,6 @@ mod tests {
             ":6: [0].umask:",
             ":7: [0].log_max_bytes: '5XB' is not a size",
             ":8: [0].start_auto: expected true or false",
-            ":9: [0].directory: directory /definitely/not/here does not exist",
-            ":10: [0].user: user 'no-such-user-gosuv' does not exist",
         ] {
             assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
         }

@@ -438,7 +438,13 @@ pub(crate) fn parse_ready(
             }
             other => c.error(
                 &kp,
-                format!("unknown key `{other}`; `ready` takes one of http, tcp, exec, log, notify, and interval, timeout"),
+                super::keys::unknown_key(
+                    other,
+                    &[
+                        "http", "tcp", "exec", "log", "notify", "interval", "timeout",
+                    ],
+                    "`ready`'s keys",
+                ),
             ),
         }
     }
@@ -478,12 +484,19 @@ pub(crate) fn parse_health(
                 Some(n @ 1..=1000) => p.failures = n as u32,
                 _ => c.error(
                     &kp,
-                    format!("expected a whole number from 1 to 1000, found {}", short(val)),
+                    format!(
+                        "expected a whole number from 1 to 1000, found {}",
+                        short(val)
+                    ),
                 ),
             },
             other => c.error(
                 &kp,
-                format!("unknown key `{other}`; `health` takes one of http, tcp, exec, and interval, timeout, failures"),
+                super::keys::unknown_key(
+                    other,
+                    &["http", "tcp", "exec", "interval", "timeout", "failures"],
+                    "`health`'s keys",
+                ),
             ),
         }
     }
@@ -556,7 +569,11 @@ pub(crate) fn parse_depends_on(
                         ("name", _) => c.error(&kp, "name is a program's name"),
                         (other, _) => c.error(
                             &kp,
-                            format!("unknown key `{other}`; a dependency is {{name, condition}}"),
+                            super::keys::unknown_key(
+                                other,
+                                &["name", "condition"],
+                                "a dependency's keys",
+                            ),
                         ),
                     }
                 }

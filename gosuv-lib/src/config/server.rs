@@ -6,7 +6,10 @@ use serde_yaml::{Mapping, Value};
 
 use super::lines::{LineIndex, Seg};
 use super::program::{want_bool, want_size, want_string, want_uint};
-use super::{parse_programs, parse_yaml, resolve_path, Collector, ConfigErrors, ProgramConfig};
+use super::{
+    parse_programs_checked, parse_yaml, resolve_path, Collector, ConfigErrors, LoadedPrograms,
+    ProgramConfig,
+};
 
 /// The commented default `config.yml` that `gosuv start-server` writes when there is none,
 /// with `password` as the password of `server.auth` and of `client` (the CLI reads the same
@@ -18,6 +21,24 @@ pub fn default_config_yml(password: &str) -> String {
     );
     DEFAULT_CONFIG_TEMPLATE.replace("@PASSWORD@", &quoted)
 }
+
+/// The commented programs file that `gosuv start-server` writes beside the default
+/// `config.yml`: no programs, and an example to copy.
+pub fn default_programs_yml() -> &'static str {
+    DEFAULT_PROGRAMS
+}
+
+const DEFAULT_PROGRAMS: &str = r#"# gosuv programs: a YAML list, one entry per program. This file has none yet; an empty
+# file (or one of comments only) means no programs. Every key is in docs/config.md.
+# After an edit: 'gosuv conftest' checks it, 'gosuv reload' applies it.
+#
+# - name: web                      # unique; also the name of its log files
+#   command: python3 -m http.server 8080
+#   directory: /srv/www            # default: the directory of config.yml
+#   environ: ["PORT=8080"]
+#   start_auto: true               # start with the server (and when reload adds it)
+#   autorestart: true              # true, false or unexpected
+"#;
 
 const DEFAULT_CONFIG_TEMPLATE: &str = r#"# gosuv server and client settings. This file holds the password: keep it mode 0600.
 # Relative paths below resolve against the directory of this file.
@@ -291,14 +312,38 @@ impl ServerConfig {
         (cfg, c.finish(()).err())
     }
 
-    /// Reads the programs file named by `include`; a missing file is no programs.
+    /// Reads the programs file named by `include`; a missing file is no programs. Logs each
+    /// warning (see [`ServerConfig::load_programs_checked`]) at `warn`, so the server's log
+    /// shows them at every start and reload.
     ///
     /// # Errors
     /// The file exists but cannot be read, or every error in it.
     pub fn load_programs(&self) -> Result<Vec<ProgramConfig>, ConfigErrors> {
-        match std::fs::read_to_string(&self.include) {
-            Ok(text) => parse_programs(&text, Some(&self.include), &self.dir),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        let loaded = self.load_programs_checked()?;
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(loaded.programs)
+    }
+
+    /// Reads the programs file named by `include`, with its warnings (a program whose
+    /// `directory` or `user` does not exist); a missing file is no programs.
+    ///
+    /// # Errors
+    /// The file exists but cannot be read, or every error in it.
+    pub fn load_programs_checked(&self) -> Result<LoadedPrograms, ConfigErrors> {
+        match std::fs::read(&self.include) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => parse_programs_checked(&text, Some(&self.include), &self.dir),
+                Err(e) => Err(ConfigErrors::single(
+                    Some(&self.include),
+                    format!(
+                        "the programs file is not UTF-8 text (invalid byte at offset {}): save it as UTF-8",
+                        e.utf8_error().valid_up_to()
+                    ),
+                )),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LoadedPrograms::default()),
             Err(e) => Err(ConfigErrors::single(
                 Some(&self.include),
                 format!("cannot read the programs file: {e}"),
@@ -336,10 +381,14 @@ fn for_each_key(
             .chain([Seg::Key(key.clone())])
             .collect();
         if !f(c, &kp, &key, v) {
-            c.error(
-                &kp,
-                format!("unknown key `{key}`: check its spelling (the default config.yml that start-server writes shows every key)"),
-            );
+            let section: Vec<&str> = path
+                .iter()
+                .filter_map(|s| match s {
+                    Seg::Key(k) => Some(k.as_str()),
+                    Seg::Index(_) => None,
+                })
+                .collect();
+            c.error(&kp, super::keys::unknown_server_key(&section, &key));
         }
     }
 }
@@ -561,6 +610,8 @@ mod tests {
         assert_eq!(cfg, want);
         assert_eq!(cfg.include, Path::new("/srv/app/programs.yml"));
         assert_eq!(cfg.resolved_server_url(), "unix:///srv/app/.gosuv.sock");
+        let programs = crate::config::parse_programs(default_programs_yml(), None, dir);
+        assert_eq!(programs, Ok(Vec::new()));
         // Any password stays one YAML string.
         let odd = "a\"b\\c: #d";
         let cfg = ServerConfig::parse(&default_config_yml(odd), None, dir).expect("valid");
