@@ -36,17 +36,30 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Reload => reload(&conf),
         Command::Conftest => conftest(&conf),
         Command::Edit => edit(&conf),
-        Command::Status => status(&conf),
+        Command::Status { names, json } => status(&conf, &names, json),
         Command::Start(t) => act(&conf, "start", &t),
         Command::Stop(t) => act(&conf, "stop", &t),
         Command::Restart(t) => act(&conf, "restart", &t),
+        Command::Signal { signal, names } => send_signal(&conf, &signal, &names),
         Command::Tail {
             name,
             follow,
             lines,
             stderr,
         } => tail(&conf, &name, follow, lines, stderr),
+        Command::Logs {
+            names,
+            follow,
+            lines,
+        } => logs(&conf, &names, follow, lines),
         Command::Wait { names, timeout } => wait(&conf, &names, timeout),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
+        Command::Help { command } => help(&command),
+        Command::Names => {
+            print_names(&conf);
+            Ok(())
+        }
         Command::Version => version(&conf),
         Command::Holder => crate::holder::run(),
     }
@@ -353,6 +366,7 @@ fn edit(conf: &Path) -> CliResult {
         .ok()
         .filter(|e| !e.trim().is_empty())
         .unwrap_or_else(|| "vi".into());
+    let before = std::fs::read(&config.include).ok();
     let status = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(format!("{editor} \"$1\""))
@@ -364,6 +378,14 @@ fn edit(conf: &Path) -> CliResult {
         return Err(Failure::new(format!(
             "the editor '{editor}' failed ({status}); set $EDITOR to another editor"
         )));
+    }
+    if std::fs::read(&config.include).ok() == before {
+        let file = config.include.file_name().map_or_else(
+            || config.include.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
+        println!("{file} unchanged");
+        return Ok(());
     }
     conftest(conf)?;
     println!("run 'gosuv reload' to apply the changes");
@@ -422,6 +444,21 @@ pub struct StatusRow {
     /// In `waiting`: the dependencies not yet satisfied.
     #[serde(default)]
     pub waiting_for: Vec<String>,
+    /// Restarts since it was added.
+    #[serde(default)]
+    pub restarts: u64,
+    /// CPU use of its processes, in % of one core.
+    #[serde(default)]
+    pub cpu_percent: Option<f64>,
+    /// Memory (resident) of its processes.
+    #[serde(default)]
+    pub rss_bytes: Option<u64>,
+    /// The exit code of its last run.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The signal that ended its last run.
+    #[serde(default)]
+    pub exit_signal: Option<i32>,
 }
 
 /// A program's `health_status`.
@@ -478,9 +515,57 @@ fn format_short(secs: f64) -> String {
     }
 }
 
+/// A size in bytes as people read it: `512B`, `3.4K`, `12.0M`, `1.5G` (powers of 1024).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["K", "M", "G", "T"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1}{}", UNITS[unit])
+}
+
+/// A signal's name (`SIGSEGV`), or its number when it has none.
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_string())
+}
+
+/// What a program's `last_error` is when the core slowed a crash loop down.
+const CRASH_LOOP: &str = "crash loop:";
+
 impl StatusRow {
     fn running(&self) -> bool {
         self.state == "running" && self.pid.is_some()
+    }
+
+    /// Whether it is in backoff because it exits again and again.
+    fn crash_loop(&self) -> Option<&str> {
+        self.last_error
+            .as_deref()
+            .filter(|e| self.state == "backoff" && e.starts_with(CRASH_LOOP))
+    }
+
+    /// The STATE cell: the state, with why for a crash loop.
+    fn state_cell(&self) -> String {
+        match self.crash_loop() {
+            Some(e) => format!("{} ({})", self.state, e.replace('\n', " ")),
+            None => self.state.clone(),
+        }
+    }
+
+    /// The LAST EXIT cell: `exit 3`, `SIGSEGV`, or `-`.
+    fn exit_cell(&self) -> String {
+        match (self.exit_signal, self.exit_code) {
+            (Some(sig), _) => signal_name(sig),
+            (None, Some(code)) => format!("exit {code}"),
+            (None, None) => "-".into(),
+        }
     }
 
     /// The READY IN cell: how long the current run took from its spawn to ready.
@@ -529,7 +614,11 @@ impl StatusRow {
         if self.state == "waiting" && !self.waiting_for.is_empty() {
             parts.push(format!("waiting for {}", self.waiting_for.join(", ")));
         }
-        if let Some(e) = &self.last_error {
+        if let Some(e) = self
+            .last_error
+            .as_ref()
+            .filter(|_| self.crash_loop().is_none())
+        {
             parts.push(e.clone());
         }
         if let Some(e) = self
@@ -561,7 +650,16 @@ impl StatusRow {
 pub fn status_table(programs: &[StatusRow]) -> String {
     let with_ready = programs.iter().any(|p| p.ready.is_some());
     let with_health = programs.iter().any(|p| p.health.is_some());
-    let mut header = vec!["NAME", "STATE", "PID", "UPTIME"];
+    let mut header = vec![
+        "NAME",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "CPU",
+        "MEM",
+        "LAST EXIT",
+    ];
     if with_ready {
         header.push("READY IN");
     }
@@ -572,13 +670,17 @@ pub fn status_table(programs: &[StatusRow]) -> String {
     let rows: Vec<Vec<String>> = programs
         .iter()
         .map(|p| {
+            let live =
+                |v: Option<String>| v.filter(|_| p.pid.is_some()).unwrap_or_else(|| "-".into());
             let mut r = vec![
                 p.name.clone(),
-                p.state.clone(),
+                p.state_cell(),
                 p.pid.map_or("-".into(), |x| x.to_string()),
-                p.uptime_secs
-                    .filter(|_| p.pid.is_some())
-                    .map_or("-".into(), format_uptime),
+                live(p.uptime_secs.map(format_uptime)),
+                p.restarts.to_string(),
+                live(p.cpu_percent.map(|c| format!("{c:.1}%"))),
+                live(p.rss_bytes.map(human_size)),
+                p.exit_cell(),
             ];
             if with_ready {
                 r.push(p.ready_cell());
@@ -617,21 +719,76 @@ pub fn status_table(programs: &[StatusRow]) -> String {
     out
 }
 
-fn status(conf: &Path) -> CliResult {
-    let (_, client) = client(conf)?;
-    let body = client.get_bytes("/api/programs?stats=false")?;
-    let programs: Vec<StatusRow> = serde_json::from_slice(&body).map_err(|e| {
+/// The program list as the server sends it, parsed as `T`.
+fn program_list<T: serde::de::DeserializeOwned>(client: &Client, stats: bool) -> CliResult<Vec<T>> {
+    let path = if stats {
+        "/api/programs"
+    } else {
+        "/api/programs?stats=false"
+    };
+    let body = client.get_bytes(path)?;
+    serde_json::from_slice(&body).map_err(|e| {
         Failure::new(format!(
             "gosuv at {} sent a program list this command cannot read: {e}",
             client.url()
         ))
-    })?;
+    })
+}
+
+/// A program's name, all that some commands read of the list.
+#[derive(serde::Deserialize)]
+struct Named {
+    name: String,
+}
+
+/// Every program's name, in the server's order.
+fn names_of(client: &Client) -> CliResult<Vec<String>> {
+    Ok(program_list::<Named>(client, false)?
+        .into_iter()
+        .map(|n| n.name)
+        .collect())
+}
+
+/// The programs `patterns` select among `names`.
+fn resolve(patterns: &[String], names: &[String]) -> CliResult<Vec<String>> {
+    crate::select::select(patterns, names).map_err(|e| Failure::new(e.to_string()))
+}
+
+/// Whether a pattern may select more than itself (a glob, or `all`).
+fn is_glob(p: &str) -> bool {
+    p == "all" || p.contains(['*', '?', '['])
+}
+
+fn status(conf: &Path, names: &[String], json: bool) -> CliResult {
+    let (_, client) = client(conf)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let mut programs: Vec<Value> = program_list(&client, true)?;
+        if !names.is_empty() {
+            let all: Vec<String> = programs
+                .iter()
+                .map(|p| p["name"].as_str().unwrap_or_default().to_string())
+                .collect();
+            let chosen: std::collections::HashSet<String> =
+                resolve(names, &all)?.into_iter().collect();
+            programs.retain(|p| p["name"].as_str().is_some_and(|n| chosen.contains(n)));
+        }
+        let text = serde_json::to_string_pretty(&programs)
+            .map_err(|e| Failure::new(format!("cannot write the programs as JSON: {e}")))?;
+        let _ = writeln!(out, "{text}");
+        return Ok(());
+    }
+    let mut programs: Vec<StatusRow> = program_list(&client, true)?;
+    if !names.is_empty() {
+        let all: Vec<String> = programs.iter().map(|p| p.name.clone()).collect();
+        let chosen: std::collections::HashSet<String> = resolve(names, &all)?.into_iter().collect();
+        programs.retain(|p| chosen.contains(&p.name));
+    }
     if programs.is_empty() {
         println!("no programs: add some to the programs file, then run 'gosuv reload'");
         return Ok(());
     }
     let text = status_table(&programs);
-    let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     Ok(())
 }
@@ -648,38 +805,104 @@ fn describe(p: &Value) -> String {
     s
 }
 
+/// A query value with everything but unreserved characters percent-encoded.
+fn query_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `names=a,w-*` for the API, each pattern encoded.
+fn names_query(patterns: &[String]) -> String {
+    let list: Vec<String> = patterns.iter().map(|p| query_value(p)).collect();
+    format!("names={}", list.join(","))
+}
+
 fn act(conf: &Path, action: &str, t: &Target) -> CliResult {
     let (_, client) = client(conf)?;
-    let query = if t.no_wait { "?wait=false" } else { "" };
-    if t.name == "all" {
-        let v = client.json(Method::POST, &format!("/api/all/{action}{query}"), None)?;
-        let mut failed = 0;
-        for r in v.as_array().cloned().unwrap_or_default() {
-            if r["ok"].as_bool() == Some(true) {
-                println!("{}", describe(&r));
-            } else {
+    if let [name] = t.names.as_slice() {
+        if !is_glob(name) {
+            gosuv::config::validate_name(name).map_err(Failure::new)?;
+            let query = if t.no_wait { "?wait=false" } else { "" };
+            let v = client.json(
+                Method::POST,
+                &format!("/api/programs/{name}/{action}{query}"),
+                None,
+            )?;
+            println!("{}", describe(&v));
+            return Ok(());
+        }
+    }
+    // The server selects (with the same rule): one request, which it refuses as a whole
+    // when a pattern matches nothing.
+    let mut query: Vec<String> = Vec::new();
+    if t.names.iter().all(|n| n != "all") {
+        query.push(names_query(&t.names));
+    }
+    if t.no_wait {
+        query.push("wait=false".into());
+    }
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    let v = client.json(Method::POST, &format!("/api/all/{action}{query}"), None)?;
+    let mut failed = 0;
+    for r in v.as_array().cloned().unwrap_or_default() {
+        if r["ok"].as_bool() == Some(true) {
+            println!("{}", describe(&r));
+        } else {
+            failed += 1;
+            eprintln!(
+                "{}: {}",
+                r["name"].as_str().unwrap_or("?"),
+                r["error"].as_str().unwrap_or("failed")
+            );
+        }
+    }
+    if failed > 0 {
+        return Err(Failure::new(format!(
+            "{action} failed for {failed} program(s)"
+        )));
+    }
+    Ok(())
+}
+
+fn send_signal(conf: &Path, signal: &str, patterns: &[String]) -> CliResult {
+    let sig = gosuv::parse_signal(signal).map_err(|e| Failure::new(e.to_string()))?;
+    let (_, client) = client(conf)?;
+    let names = resolve(patterns, &names_of(&client)?)?;
+    let body = serde_json::json!({ "signal": sig });
+    let mut failed = 0;
+    for n in &names {
+        match client.json(
+            Method::POST,
+            &format!("/api/programs/{n}/signal"),
+            Some(&body),
+        ) {
+            Ok(v) => println!(
+                "{}: {} sent",
+                describe(&v),
+                v["signal"].as_str().unwrap_or(signal)
+            ),
+            Err(e) => {
                 failed += 1;
-                eprintln!(
-                    "{}: {}",
-                    r["name"].as_str().unwrap_or("?"),
-                    r["error"].as_str().unwrap_or("failed")
-                );
+                eprintln!("{n}: {e}");
             }
         }
-        if failed > 0 {
-            return Err(Failure::new(format!(
-                "{action} failed for {failed} program(s)"
-            )));
-        }
-        return Ok(());
     }
-    gosuv::config::validate_name(&t.name).map_err(Failure::new)?;
-    let v = client.json(
-        Method::POST,
-        &format!("/api/programs/{}/{action}{query}", t.name),
-        None,
-    )?;
-    println!("{}", describe(&v));
+    if failed > 0 {
+        return Err(Failure::new(format!(
+            "the signal was not sent to {failed} program(s)"
+        )));
+    }
     Ok(())
 }
 
@@ -687,8 +910,8 @@ fn act(conf: &Path, action: &str, t: &Target) -> CliResult {
 /// wait asks again.
 const WAIT_PER_REQUEST: f64 = 300.0;
 
-fn wait(conf: &Path, names: &[String], timeout: Option<f64>) -> CliResult {
-    for n in names {
+fn wait(conf: &Path, patterns: &[String], timeout: Option<f64>) -> CliResult {
+    for n in patterns.iter().filter(|p| !is_glob(p)) {
         gosuv::config::validate_name(n).map_err(Failure::new)?;
     }
     let total = timeout.unwrap_or(30.0);
@@ -699,6 +922,11 @@ fn wait(conf: &Path, names: &[String], timeout: Option<f64>) -> CliResult {
         )));
     }
     let (_, client) = client(conf)?;
+    let names = if patterns.iter().any(|p| is_glob(p)) {
+        resolve(patterns, &names_of(&client)?)?
+    } else {
+        patterns.to_vec()
+    };
     let started = std::time::Instant::now();
     loop {
         let left = total - started.elapsed().as_secs_f64();
@@ -718,9 +946,24 @@ fn wait(conf: &Path, names: &[String], timeout: Option<f64>) -> CliResult {
     }
 }
 
-fn tail(conf: &Path, name: &str, follow: bool, lines: usize, stderr: bool) -> CliResult {
-    gosuv::config::validate_name(name).map_err(Failure::new)?;
+fn tail(conf: &Path, pattern: &str, follow: bool, lines: usize, stderr: bool) -> CliResult {
     let (_, client) = client(conf)?;
+    let name = if is_glob(pattern) {
+        match resolve(&[pattern.to_string()], &names_of(&client)?)?.as_slice() {
+            [one] => one.clone(),
+            many => {
+                return Err(Failure::new(format!(
+                    "'{pattern}' matches {} programs ({}): tail shows one; use 'gosuv logs' for several",
+                    many.len(),
+                    many.join(", ")
+                )))
+            }
+        }
+    } else {
+        gosuv::config::validate_name(pattern).map_err(Failure::new)?;
+        pattern.to_string()
+    };
+    let name = name.as_str();
     let stream = if stderr { "stderr" } else { "stdout" };
     if !follow {
         let body = client.get_bytes(&format!(
@@ -750,6 +993,272 @@ fn tail(conf: &Path, name: &str, follow: bool, lines: usize, stderr: bool) -> Cl
         true
     })?;
     Ok(())
+}
+
+/// How `logs` writes lines: `name | ` padded to the widest name, in colour on a terminal.
+pub struct LogPrinter {
+    width: usize,
+    colour: bool,
+    /// Each program's colour, by first sight.
+    colours: std::collections::HashMap<String, &'static str>,
+    /// What came after the last newline of each stream, until its line ends.
+    partial: std::collections::HashMap<(String, String), String>,
+}
+
+/// One colour a program (none is red: red marks standard error).
+const PALETTE: [&str; 6] = ["36", "32", "33", "35", "34", "96"];
+
+impl LogPrinter {
+    /// A printer for names up to `width` wide; colours when `colour`.
+    pub fn new(width: usize, colour: bool) -> Self {
+        LogPrinter {
+            width,
+            colour,
+            colours: std::collections::HashMap::new(),
+            partial: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Whether `logs` colours its output: stdout is a terminal and `NO_COLOR` is unset or
+    /// empty.
+    pub fn wants_colour() -> bool {
+        use std::io::IsTerminal;
+        std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    }
+
+    /// The complete lines of `text` (what came before it in the same stream first), each
+    /// with its prefix; a line not yet ended waits for the rest.
+    pub fn lines(&mut self, name: &str, stream: &str, text: &str) -> String {
+        let key = (name.to_string(), stream.to_string());
+        let mut buf = self.partial.remove(&key).unwrap_or_default();
+        buf.push_str(text);
+        let mut out = String::new();
+        let mut rest = buf.as_str();
+        while let Some(end) = rest.find('\n') {
+            self.line(&mut out, name, stream, &rest[..end]);
+            rest = &rest[end + 1..];
+        }
+        if !rest.is_empty() {
+            self.partial.insert(key, rest.to_string());
+        }
+        out
+    }
+
+    /// What is left of unended lines, each as a line.
+    pub fn rest(&mut self) -> String {
+        let mut out = String::new();
+        let mut left: Vec<((String, String), String)> = self.partial.drain().collect();
+        left.sort();
+        for ((name, stream), text) in left {
+            self.line(&mut out, &name, &stream, &text);
+        }
+        out
+    }
+
+    fn line(&mut self, out: &mut String, name: &str, stream: &str, text: &str) {
+        let pad = self.width.saturating_sub(name.chars().count());
+        if !self.colour {
+            out.push_str(&format!("{name}{} | {text}\n", " ".repeat(pad)));
+            return;
+        }
+        let n = self.colours.len();
+        let c = *self
+            .colours
+            .entry(name.to_string())
+            .or_insert(PALETTE[n % PALETTE.len()]);
+        let text = if stream == "stderr" {
+            format!("\x1b[31m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        };
+        out.push_str(&format!(
+            "\x1b[{c}m{name}{}\x1b[0m | {text}\n",
+            " ".repeat(pad)
+        ));
+    }
+}
+
+fn logs(conf: &Path, patterns: &[String], follow: bool, lines: usize) -> CliResult {
+    let (_, client) = client(conf)?;
+    // Checked here, so a name that matches nothing is reported before anything is printed;
+    // the server selects again with the same rule.
+    let all = names_of(&client)?;
+    let chosen = if patterns.is_empty() {
+        all
+    } else {
+        resolve(patterns, &all)?
+    };
+    let width = chosen.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let mut printer = LogPrinter::new(width, LogPrinter::wants_colour());
+    let mut query = vec![format!("lines={lines}")];
+    if !patterns.is_empty() {
+        query.push(names_query(patterns));
+    }
+    let query = query.join("&");
+    if !follow {
+        let v = client.json(Method::GET, &format!("/api/logs?{query}"), None)?;
+        let mut out = String::new();
+        for p in v.as_array().cloned().unwrap_or_default() {
+            let (Some(name), Some(stream), Some(text)) =
+                (p["name"].as_str(), p["stream"].as_str(), p["text"].as_str())
+            else {
+                continue;
+            };
+            out.push_str(&printer.lines(name, stream, text));
+            out.push_str(&printer.rest());
+        }
+        let _ = std::io::stdout().lock().write_all(out.as_bytes());
+        return Ok(());
+    }
+    let ended = client.events(&format!("/api/logs/follow?{query}"), |event, data| {
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return true;
+        };
+        let name = v["name"].as_str().unwrap_or("?");
+        let stream = v["stream"].as_str().unwrap_or("stdout");
+        match event {
+            "log" => {
+                let text = printer.lines(name, stream, v["text"].as_str().unwrap_or(""));
+                let mut out = std::io::stdout().lock();
+                if out
+                    .write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
+                    return false;
+                }
+            }
+            "missed" => eprintln!(
+                "[gosuv: {} bytes of {name}'s {stream} were skipped: this terminal fell behind]",
+                v["bytes"]
+            ),
+            _ => {}
+        }
+        true
+    });
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(printer.rest().as_bytes());
+    match ended {
+        Ok(()) | Err(ClientError::Protocol { .. }) => {
+            eprintln!("[gosuv: the server stopped sending: it shut down or restarted]");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The commands whose arguments are program names.
+const NAME_COMMANDS: [&str; 10] = [
+    "start", "stop", "restart", "status", "st", "signal", "logs", "wait", "tail", "__names",
+];
+
+fn completions(shell: clap_complete::Shell) -> CliResult {
+    use clap::CommandFactory;
+    let mut cmd = crate::cli::Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "gosuv", &mut script);
+    let mut script = String::from_utf8_lossy(&script).into_owned();
+    let commands = NAME_COMMANDS[..9].join(" ");
+    // Program names come from the server (`gosuv __names`, with the -c given on the line):
+    // the generated script knows only the commands and options.
+    let extra = match shell {
+        clap_complete::Shell::Bash => format!(
+            r#"
+# Program names, from the server when it answers.
+_gosuv_with_names() {{
+    _gosuv "$@"
+    local i conf=() sub=""
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case "${{COMP_WORDS[i]}}" in
+            -c|--conf) conf=(-c "${{COMP_WORDS[i+1]}}"); i=$((i + 1)) ;;
+            --conf=*) conf=(-c "${{COMP_WORDS[i]#--conf=}}") ;;
+            -*) ;;
+            *) [[ -z "$sub" ]] && sub="${{COMP_WORDS[i]}}" ;;
+        esac
+    done
+    case " {commands} " in
+        *" $sub "*)
+            local cur="${{COMP_WORDS[COMP_CWORD]}}"
+            if [[ "$cur" != -* ]]; then
+                local IFS=$'\n'
+                COMPREPLY+=($(compgen -W "$(gosuv "${{conf[@]}}" __names 2>/dev/null)" -- "$cur"))
+            fi
+            ;;
+    esac
+}}
+complete -F _gosuv_with_names -o bashdefault -o default gosuv
+"#
+        ),
+        clap_complete::Shell::Zsh => format!(
+            r#"
+# Program names, from the server when it answers.
+_gosuv_names() {{
+    local -a names
+    names=(${{(f)"$(gosuv __names 2>/dev/null)"}})
+    compadd -a names
+}}
+_gosuv_with_names() {{
+    if (( CURRENT > 2 )) && [[ " {commands} " == *" ${{words[2]}} "* ]] && [[ $PREFIX != -* ]]; then
+        _gosuv_names
+    fi
+    _gosuv "$@"
+}}
+compdef _gosuv_with_names gosuv
+"#
+        ),
+        clap_complete::Shell::Fish => format!(
+            "\n# Program names, from the server when it answers.\ncomplete -c gosuv -n \"__fish_seen_subcommand_from {commands}\" -f -a \"(gosuv __names 2>/dev/null)\"\n"
+        ),
+        _ => String::new(),
+    };
+    script.push_str(&extra);
+    let _ = std::io::stdout().lock().write_all(script.as_bytes());
+    Ok(())
+}
+
+fn man() -> CliResult {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_mangen::Man::new(crate::cli::Cli::command())
+        .render(&mut out)
+        .map_err(|e| Failure::new(format!("cannot write the manual page: {e}")))?;
+    let _ = std::io::stdout().lock().write_all(&out);
+    Ok(())
+}
+
+fn help(path: &[String]) -> CliResult {
+    use clap::CommandFactory;
+    let mut cmd = crate::cli::Cli::command();
+    cmd.build();
+    let mut at = &mut cmd;
+    for name in path {
+        let Some(sub) = at.find_subcommand_mut(name) else {
+            return Err(Failure::new(format!(
+                "no command '{name}': 'gosuv help' lists them"
+            )));
+        };
+        at = sub;
+    }
+    let _ = at.print_help();
+    Ok(())
+}
+
+/// The server's program names, one a line; nothing at all when it does not answer (this
+/// runs under shell completion, which must stay quiet).
+fn print_names(conf: &Path) {
+    let Ok(config) = gosuv::ServerConfig::load_lenient(conf).map(|(c, _)| c) else {
+        return;
+    };
+    let Ok(client) = Client::from_config(&config) else {
+        return;
+    };
+    if let Ok(names) = names_of(&client) {
+        let mut out = std::io::stdout().lock();
+        for n in names {
+            let _ = writeln!(out, "{n}");
+        }
+    }
 }
 
 fn version(conf: &Path) -> CliResult {

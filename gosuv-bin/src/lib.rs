@@ -9,6 +9,7 @@ pub mod client;
 pub mod commands;
 pub mod daemon;
 pub mod holder;
+pub mod select;
 pub mod server;
 
 /// A CLI failure: the message to print (it says what to do) and the process exit code.
