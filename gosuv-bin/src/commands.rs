@@ -1217,12 +1217,42 @@ compdef _gosuv_with_names gosuv
     Ok(())
 }
 
+/// One page: the main sections, then each command with its synopsis, description and
+/// options (clap_mangen's own subcommand list points to a page per command, which a single
+/// binary does not install).
 fn man() -> CliResult {
     use clap::CommandFactory;
+    let failed = |e: std::io::Error| Failure::new(format!("cannot write the manual page: {e}"));
+    let mut cmd = crate::cli::Cli::command();
+    cmd.build();
+    let page = clap_mangen::Man::new(cmd.clone());
     let mut out = Vec::new();
-    clap_mangen::Man::new(crate::cli::Cli::command())
-        .render(&mut out)
-        .map_err(|e| Failure::new(format!("cannot write the manual page: {e}")))?;
+    page.render_title(&mut out).map_err(failed)?;
+    page.render_name_section(&mut out).map_err(failed)?;
+    page.render_synopsis_section(&mut out).map_err(failed)?;
+    page.render_description_section(&mut out).map_err(failed)?;
+    page.render_options_section(&mut out).map_err(failed)?;
+    out.extend_from_slice(b".SH COMMANDS\n");
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let part = clap_mangen::Man::new(sub.clone());
+        let mut text = Vec::new();
+        part.render_synopsis_section(&mut text).map_err(failed)?;
+        part.render_description_section(&mut text).map_err(failed)?;
+        part.render_options_section(&mut text).map_err(failed)?;
+        let text = String::from_utf8_lossy(&text)
+            .replace(".SH SYNOPSIS\n", "")
+            .replace(".SH DESCRIPTION\n", ".PP\n")
+            .replace(".SH OPTIONS\n", ".PP\nOptions:\n");
+        let aliases: Vec<&str> = sub.get_visible_aliases().collect();
+        let heading = match aliases.as_slice() {
+            [] => sub.get_name().to_string(),
+            a => format!("{} (alias {})", sub.get_name(), a.join(", ")),
+        };
+        let heading = heading.replace('-', "\\-");
+        out.extend_from_slice(format!(".SS \"{heading}\"\n").as_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+    page.render_version_section(&mut out).map_err(failed)?;
     let _ = std::io::stdout().lock().write_all(&out);
     Ok(())
 }
@@ -1291,27 +1321,56 @@ mod tests {
     fn table_is_aligned() {
         let rows: Vec<StatusRow> = serde_json::from_value(serde_json::json!([
             {"name": "web", "state": "running", "pid": 42, "uptime_secs": 65.0, "command": "x",
-             "ownership": "cgroup"},
+             "ownership": "cgroup", "restarts": 2, "cpu_percent": 12.34, "rss_bytes": 5_400_000,
+             "exit_code": null, "exit_signal": 11},
             {"name": "worker-long", "state": "fatal", "pid": null, "last_error": "exit code 1",
-             "ownership": "group"},
-            {"name": "disk", "state": "running", "pid": 7, "uptime_secs": 1.0, "log_errors": 3},
+             "ownership": "group", "exit_code": 1, "cpu_percent": 1.0, "rss_bytes": 1},
+            {"name": "disk", "state": "running", "pid": 7, "uptime_secs": 1.0, "log_errors": 3,
+             "cpu_percent": 0.0, "rss_bytes": 900},
         ]))
         .unwrap();
         let t = status_table(&rows);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
-            lines[0],
-            "NAME         STATE    PID  UPTIME  OWNED BY  LAST ERROR"
+            lines,
+            [
+                "NAME         STATE    PID  UPTIME  RESTARTS  CPU    MEM   LAST EXIT  OWNED BY  LAST ERROR",
+                "web          running  42   1m 5s   2         12.3%  5.1M  SIGSEGV    cgroup    -",
+                "worker-long  fatal    -    -       0         -      -     exit 1     group     exit code 1",
+                "disk         running  7    1s      0         0.0%   900B  -          -         3 log writes failed (see gosuv.log)",
+            ]
         );
-        assert_eq!(lines[1], "web          running  42   1m 5s   cgroup    -");
+    }
+
+    /// A crash loop shows in the state; its reason is not repeated as the last error.
+    #[test]
+    fn a_crash_loop_shows_in_the_state() {
+        let rows: Vec<StatusRow> = serde_json::from_value(serde_json::json!([
+            {"name": "flaky", "state": "backoff", "pid": null, "restarts": 5, "exit_code": 1,
+             "last_error": "crash loop: 5 exits in 60s"},
+            {"name": "slow", "state": "backoff", "pid": null, "last_error": "exited after 0.1s"},
+        ]))
+        .unwrap();
+        let t = status_table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
-            lines[2],
-            "worker-long  fatal    -    -       group     exit code 1"
+            lines[1],
+            "flaky  backoff (crash loop: 5 exits in 60s)  -    -       5         -    -    exit 1     -         -"
         );
-        assert_eq!(
-            lines[3],
-            "disk         running  7    1s      -         3 log writes failed (see gosuv.log)"
-        );
+        assert!(lines[2].starts_with("slow   backoff  "), "{t}");
+        assert!(lines[2].ends_with("exited after 0.1s"), "{t}");
+    }
+
+    #[test]
+    fn sizes_and_signals_read_as_people_say_them() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(1023), "1023B");
+        assert_eq!(human_size(1024), "1.0K");
+        assert_eq!(human_size(1536 * 1024), "1.5M");
+        assert_eq!(human_size(3 << 30), "3.0G");
+        assert_eq!(human_size(u64::MAX), "16777216.0T");
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(200), "signal 200");
     }
 
     #[test]
@@ -1360,11 +1419,11 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "NAME   STATE    PID  UPTIME  READY IN  HEALTH                  OWNED BY  LAST ERROR",
-                "db     running  40   3s      0.52s     -                       cgroup    -",
-                "api    running  41   2s      1.2s      failing 2/3 (5 failed)  cgroup    health check: connection refused",
-                "cache  running  42   2s      -         ok (1 failed)           group     -",
-                "web    waiting  -    -       -         -                       -         waiting for api, db",
+                "NAME   STATE    PID  UPTIME  RESTARTS  CPU  MEM  LAST EXIT  READY IN  HEALTH                  OWNED BY  LAST ERROR",
+                "db     running  40   3s      0         -    -    -          0.52s     -                       cgroup    -",
+                "api    running  41   2s      0         -    -    -          1.2s      failing 2/3 (5 failed)  cgroup    health check: connection refused",
+                "cache  running  42   2s      0         -    -    -          -         ok (1 failed)           group     -",
+                "web    waiting  -    -       0         -    -    -          -         -                       -         waiting for api, db",
             ]
         );
     }
