@@ -46,8 +46,9 @@ fn signal_reaches_every_process_of_the_program() {
     let script = env.path("traps.sh");
     std::fs::write(
         &script,
-        "sh -c 'for s in HUP USR1 USR2; do trap \"echo child-$s\" $s; done; while :; do sleep 0.05; done' &\n\
+        "sh -c 'for s in HUP USR1 USR2; do trap \"echo child-$s\" $s; done; echo child-ready; while :; do sleep 0.05; done' &\n\
          for s in HUP USR1 USR2; do trap \"echo parent-$s\" $s; done\n\
+         echo parent-ready\n\
          while :; do sleep 0.05; done\n",
     )
     .unwrap();
@@ -66,16 +67,16 @@ fn signal_reaches_every_process_of_the_program() {
     ));
     let _srv = env.start();
     env.ok(&["start", "sig-a", "sig-b"]);
-    // The traps are set once the shell runs its loop: wait for a HUP to be heard.
-    eventually(10, "the parent's HUP trap", || {
-        env.ok(&["signal", "HUP", "sig-a"]);
-        env.ok(&["tail", "-n", "100", "sig-a"])
-            .contains("parent-HUP")
+    // Until its traps are set, a HUP would end a shell.
+    eventually(10, "both traps set", || {
+        let t = env.ok(&["tail", "-n", "100", "sig-a"]);
+        t.contains("parent-ready") && t.contains("child-ready")
     });
-    eventually(10, "the child's HUP trap", || {
-        env.ok(&["signal", "SIGHUP", "sig-a"]);
-        env.ok(&["tail", "-n", "100", "sig-a"])
-            .contains("child-HUP")
+    let out = env.ok(&["signal", "HUP", "sig-a"]);
+    assert!(out.contains("SIGHUP sent"), "{out}");
+    eventually(10, "HUP heard by both", || {
+        let t = env.ok(&["tail", "-n", "100", "sig-a"]);
+        t.contains("parent-HUP") && t.contains("child-HUP")
     });
     // By number (USR2 is 12 on Linux), and a name in lower case.
     let out = env.ok(&["signal", "12", "sig-a"]);
