@@ -1141,7 +1141,9 @@ fn logs(conf: &Path, patterns: &[String], follow: bool, lines: usize) -> CliResu
         .write_all(printer.rest().as_bytes());
     match ended {
         Ok(()) | Err(ClientError::Protocol { .. }) => {
-            eprintln!("[gosuv: the server stopped sending: it shut down or restarted]");
+            eprintln!(
+                "[gosuv: nothing more to follow: the programs were removed, or the server stopped]"
+            );
             Ok(())
         }
         Err(e) => Err(e.into()),

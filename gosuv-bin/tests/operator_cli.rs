@@ -406,6 +406,43 @@ fn logs_interleave_every_program_prefixed() {
         }
     }
     assert!(seen.windows(2).all(|w| w[1] == w[0] + 1), "{seen:?}");
+    // Removed and added again under the same name: followed again.
+    let r = env.api("DELETE", "/api/programs/late-one", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = env.api(
+        "POST",
+        "/api/programs",
+        r#"{"name": "late-one", "command": "while true; do echo again; sleep 0.05; done", "start_seconds": 0}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    env.ok(&["start", "late-one"]);
+    loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "logs -f ended");
+        if line == "late-one | again\n" {
+            break;
+        }
+    }
+
+    // Following named programs ends when they are all removed.
+    let mut named = env
+        .command(&["logs", "-f", "bbb"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut named_out = BufReader::new(named.stdout.take().unwrap());
+    line.clear();
+    named_out.read_line(&mut line).unwrap();
+    assert_eq!(line, "bbb | b-1\n");
+    let r = env.api("DELETE", "/api/programs/bbb", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while named.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "logs -f bbb outlived bbb");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
     // The server going away ends it.
     srv.shutdown();
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -1258,8 +1258,15 @@ async fn logs(
     Ok(Json(Value::Array(out)))
 }
 
+/// What one followed stream of the merged logs yields: events, then its end (the program
+/// was removed), so that a program added again under the same name is followed again.
+enum Piece {
+    Event(SseEvent),
+    Ended(String),
+}
+
 /// One followed stream of the merged logs.
-type PieceStream = std::pin::Pin<Box<dyn Stream<Item = SseEvent> + Send>>;
+type PieceStream = std::pin::Pin<Box<dyn Stream<Item = Piece> + Send>>;
 
 /// The last `lines` of one stream of `name`, then its output as it comes, as SSE events.
 fn follow_piece(
@@ -1268,12 +1275,13 @@ fn follow_piece(
     stream: gosuv::Stream,
     lines: usize,
 ) -> Option<PieceStream> {
+    use futures_util::StreamExt;
     let (tail, follower) = st
         .sup()
         .tail_and_follow(name, stream, gosuv::logs::TAIL_BYTES)
         .ok()?;
     let first = gosuv::logs::last_lines(&tail, lines);
-    let first = (!first.is_empty()).then(|| piece_event(name, stream, first));
+    let first = (!first.is_empty()).then(|| Piece::Event(piece_event(name, stream, first)));
     let n = name.to_string();
     let live = futures_util::stream::unfold((follower, n), move |(mut f, n)| async move {
         let ev = match f.recv().await? {
@@ -1282,12 +1290,28 @@ fn follow_piece(
                 json!({ "name": n, "stream": stream_name(stream), "bytes": bytes }).to_string(),
             ),
         };
-        Some((ev, (f, n)))
+        Some((Piece::Event(ev), (f, n)))
     });
-    Some(Box::pin(futures_util::StreamExt::chain(
-        futures_util::stream::iter(first),
-        live,
-    )))
+    let end = futures_util::stream::iter([Piece::Ended(name.to_string())]);
+    Some(Box::pin(
+        futures_util::stream::iter(first).chain(live).chain(end),
+    ))
+}
+
+/// Follows both streams of `name` (a program removed meanwhile is skipped).
+fn follow_program(
+    st: &AppState,
+    name: &str,
+    lines: usize,
+    merged: &mut futures_util::stream::SelectAll<PieceStream>,
+    followed: &mut HashMap<String, u8>,
+) {
+    for stream in [gosuv::Stream::Stdout, gosuv::Stream::Stderr] {
+        if let Some(p) = follow_piece(st, name, stream, lines) {
+            merged.push(p);
+            *followed.entry(name.to_string()).or_default() += 1;
+        }
+    }
 }
 
 fn piece_event(name: &str, stream: gosuv::Stream, bytes: &[u8]) -> SseEvent {
@@ -1313,45 +1337,45 @@ async fn logs_follow(
     let events = every.then(|| st.sup().subscribe());
     let names = logs_names(&st, q.names.as_deref())?;
     let slot = stream_slot(client)?;
-    let followed: std::collections::HashSet<String> = names.iter().cloned().collect();
+    // Each followed program and how many of its streams are still followed.
+    let mut followed: HashMap<String, u8> = HashMap::new();
     let mut merged = futures_util::stream::SelectAll::new();
     for name in &names {
-        for stream in [gosuv::Stream::Stdout, gosuv::Stream::Stderr] {
-            if let Some(p) = follow_piece(&st, name, stream, lines) {
-                merged.push(p);
-            }
-        }
+        follow_program(&st, name, lines, &mut merged, &mut followed);
     }
     let s = futures_util::stream::unfold(
         (merged, events, st.clone(), followed),
         move |(mut merged, mut events, st, mut followed)| async move {
             loop {
                 tokio::select! {
-                    ev = merged.next(), if !merged.is_empty() => {
-                        let ev = ev?;
-                        return Some((Ok(ev), (merged, events, st, followed)));
-                    }
+                    piece = merged.next(), if !merged.is_empty() => match piece {
+                        Some(Piece::Event(ev)) => {
+                            return Some((Ok(ev), (merged, events, st, followed)));
+                        }
+                        Some(Piece::Ended(name)) => {
+                            if let Some(n) = followed.get_mut(&name) {
+                                *n = n.saturating_sub(1);
+                                if *n == 0 {
+                                    followed.remove(&name);
+                                }
+                            }
+                        }
+                        None => {}
+                    },
                     notice = async {
                         match events.as_mut() {
                             Some(e) => e.recv().await,
-                            None => std::future::pending().await,
+                            None => None,
                         }
-                    } => {
-                        match notice {
-                            Some(EventNotice::Changed(e)) if !followed.contains(&e.program) => {
-                                if st.sup().status(&e.program).is_ok() {
-                                    followed.insert(e.program.clone());
-                                    for stream in [gosuv::Stream::Stdout, gosuv::Stream::Stderr] {
-                                        if let Some(p) = follow_piece(&st, &e.program, stream, lines) {
-                                            merged.push(p);
-                                        }
-                                    }
-                                }
-                            }
-                            Some(_) => {}
-                            None => events = None,
+                    }, if events.is_some() => match notice {
+                        Some(EventNotice::Changed(e)) if !followed.contains_key(&e.program) => {
+                            follow_program(&st, &e.program, lines, &mut merged, &mut followed);
                         }
-                    }
+                        Some(_) => {}
+                        None => events = None,
+                    },
+                    // Named programs all removed, or every program and the server's events
+                    // ended: nothing more will come.
                     else => return None,
                 }
             }
