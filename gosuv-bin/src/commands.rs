@@ -53,11 +53,11 @@ pub fn run(cli: Cli) -> CliResult {
             lines,
         } => logs(&conf, &names, follow, lines),
         Command::Wait { names, timeout } => wait(&conf, &names, timeout),
-        Command::Completions { shell } => completions(shell),
-        Command::Man => man(),
-        Command::Help { command } => help(&command),
+        Command::Completions { shell } => crate::docs::completions(shell),
+        Command::Man => crate::docs::man(),
+        Command::Help { command } => crate::docs::help(&command),
         Command::Names => {
-            print_names(&conf);
+            crate::docs::print_names(&conf);
             Ok(())
         }
         Command::Version => version(&conf),
@@ -742,7 +742,7 @@ struct Named {
 }
 
 /// Every program's name, in the server's order.
-fn names_of(client: &Client) -> CliResult<Vec<String>> {
+pub(crate) fn names_of(client: &Client) -> CliResult<Vec<String>> {
     Ok(program_list::<Named>(client, false)?
         .into_iter()
         .map(|n| n.name)
@@ -995,89 +995,6 @@ fn tail(conf: &Path, pattern: &str, follow: bool, lines: usize, stderr: bool) ->
     Ok(())
 }
 
-/// How `logs` writes lines: `name | ` padded to the widest name, in colour on a terminal.
-pub struct LogPrinter {
-    width: usize,
-    colour: bool,
-    /// Each program's colour, by first sight.
-    colours: std::collections::HashMap<String, &'static str>,
-    /// What came after the last newline of each stream, until its line ends.
-    partial: std::collections::HashMap<(String, String), String>,
-}
-
-/// One colour a program (none is red: red marks standard error).
-const PALETTE: [&str; 6] = ["36", "32", "33", "35", "34", "96"];
-
-impl LogPrinter {
-    /// A printer for names up to `width` wide; colours when `colour`.
-    pub fn new(width: usize, colour: bool) -> Self {
-        LogPrinter {
-            width,
-            colour,
-            colours: std::collections::HashMap::new(),
-            partial: std::collections::HashMap::new(),
-        }
-    }
-
-    /// Whether `logs` colours its output: stdout is a terminal and `NO_COLOR` is unset or
-    /// empty.
-    pub fn wants_colour() -> bool {
-        use std::io::IsTerminal;
-        std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-    }
-
-    /// The complete lines of `text` (what came before it in the same stream first), each
-    /// with its prefix; a line not yet ended waits for the rest.
-    pub fn lines(&mut self, name: &str, stream: &str, text: &str) -> String {
-        let key = (name.to_string(), stream.to_string());
-        let mut buf = self.partial.remove(&key).unwrap_or_default();
-        buf.push_str(text);
-        let mut out = String::new();
-        let mut rest = buf.as_str();
-        while let Some(end) = rest.find('\n') {
-            self.line(&mut out, name, stream, &rest[..end]);
-            rest = &rest[end + 1..];
-        }
-        if !rest.is_empty() {
-            self.partial.insert(key, rest.to_string());
-        }
-        out
-    }
-
-    /// What is left of unended lines, each as a line.
-    pub fn rest(&mut self) -> String {
-        let mut out = String::new();
-        let mut left: Vec<((String, String), String)> = self.partial.drain().collect();
-        left.sort();
-        for ((name, stream), text) in left {
-            self.line(&mut out, &name, &stream, &text);
-        }
-        out
-    }
-
-    fn line(&mut self, out: &mut String, name: &str, stream: &str, text: &str) {
-        let pad = self.width.saturating_sub(name.chars().count());
-        if !self.colour {
-            out.push_str(&format!("{name}{} | {text}\n", " ".repeat(pad)));
-            return;
-        }
-        let n = self.colours.len();
-        let c = *self
-            .colours
-            .entry(name.to_string())
-            .or_insert(PALETTE[n % PALETTE.len()]);
-        let text = if stream == "stderr" {
-            format!("\x1b[31m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        };
-        out.push_str(&format!(
-            "\x1b[{c}m{name}{}\x1b[0m | {text}\n",
-            " ".repeat(pad)
-        ));
-    }
-}
-
 fn logs(conf: &Path, patterns: &[String], follow: bool, lines: usize) -> CliResult {
     let (_, client) = client(conf)?;
     // Checked here, so a name that matches nothing is reported before anything is printed;
@@ -1089,7 +1006,8 @@ fn logs(conf: &Path, patterns: &[String], follow: bool, lines: usize) -> CliResu
         resolve(patterns, &all)?
     };
     let width = chosen.iter().map(|n| n.chars().count()).max().unwrap_or(0);
-    let mut printer = LogPrinter::new(width, LogPrinter::wants_colour());
+    let mut printer =
+        crate::log_printer::LogPrinter::new(width, crate::log_printer::LogPrinter::wants_colour());
     let mut query = vec![format!("lines={lines}")];
     if !patterns.is_empty() {
         query.push(names_query(patterns));
@@ -1147,149 +1065,6 @@ fn logs(conf: &Path, patterns: &[String], follow: bool, lines: usize) -> CliResu
             Ok(())
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-/// The commands whose arguments are program names.
-const NAME_COMMANDS: [&str; 10] = [
-    "start", "stop", "restart", "status", "st", "signal", "logs", "wait", "tail", "__names",
-];
-
-fn completions(shell: clap_complete::Shell) -> CliResult {
-    use clap::CommandFactory;
-    let mut cmd = crate::cli::Cli::command();
-    let mut script = Vec::new();
-    clap_complete::generate(shell, &mut cmd, "gosuv", &mut script);
-    let mut script = String::from_utf8_lossy(&script).into_owned();
-    let commands = NAME_COMMANDS[..9].join(" ");
-    // Program names come from the server (`gosuv __names`, with the -c given on the line):
-    // the generated script knows only the commands and options.
-    let extra = match shell {
-        clap_complete::Shell::Bash => format!(
-            r#"
-# Program names, from the server when it answers.
-_gosuv_with_names() {{
-    _gosuv "$@"
-    local i conf=() sub=""
-    for ((i = 1; i < COMP_CWORD; i++)); do
-        case "${{COMP_WORDS[i]}}" in
-            -c|--conf) conf=(-c "${{COMP_WORDS[i+1]}}"); i=$((i + 1)) ;;
-            --conf=*) conf=(-c "${{COMP_WORDS[i]#--conf=}}") ;;
-            -*) ;;
-            *) [[ -z "$sub" ]] && sub="${{COMP_WORDS[i]}}" ;;
-        esac
-    done
-    case " {commands} " in
-        *" $sub "*)
-            local cur="${{COMP_WORDS[COMP_CWORD]}}"
-            if [[ "$cur" != -* ]]; then
-                local IFS=$'\n'
-                COMPREPLY+=($(compgen -W "$(gosuv "${{conf[@]}}" __names 2>/dev/null)" -- "$cur"))
-            fi
-            ;;
-    esac
-}}
-complete -F _gosuv_with_names -o bashdefault -o default gosuv
-"#
-        ),
-        clap_complete::Shell::Zsh => format!(
-            r#"
-# Program names, from the server when it answers.
-_gosuv_names() {{
-    local -a names
-    names=(${{(f)"$(gosuv __names 2>/dev/null)"}})
-    compadd -a names
-}}
-_gosuv_with_names() {{
-    if (( CURRENT > 2 )) && [[ " {commands} " == *" ${{words[2]}} "* ]] && [[ $PREFIX != -* ]]; then
-        _gosuv_names
-    fi
-    _gosuv "$@"
-}}
-compdef _gosuv_with_names gosuv
-"#
-        ),
-        clap_complete::Shell::Fish => format!(
-            "\n# Program names, from the server when it answers.\ncomplete -c gosuv -n \"__fish_seen_subcommand_from {commands}\" -f -a \"(gosuv __names 2>/dev/null)\"\n"
-        ),
-        _ => String::new(),
-    };
-    script.push_str(&extra);
-    let _ = std::io::stdout().lock().write_all(script.as_bytes());
-    Ok(())
-}
-
-/// One page: the main sections, then each command with its synopsis, description and
-/// options (clap_mangen's own subcommand list points to a page per command, which a single
-/// binary does not install).
-fn man() -> CliResult {
-    use clap::CommandFactory;
-    let failed = |e: std::io::Error| Failure::new(format!("cannot write the manual page: {e}"));
-    let mut cmd = crate::cli::Cli::command();
-    cmd.build();
-    let page = clap_mangen::Man::new(cmd.clone());
-    let mut out = Vec::new();
-    page.render_title(&mut out).map_err(failed)?;
-    page.render_name_section(&mut out).map_err(failed)?;
-    page.render_synopsis_section(&mut out).map_err(failed)?;
-    page.render_description_section(&mut out).map_err(failed)?;
-    page.render_options_section(&mut out).map_err(failed)?;
-    out.extend_from_slice(b".SH COMMANDS\n");
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let part = clap_mangen::Man::new(sub.clone());
-        let mut text = Vec::new();
-        part.render_synopsis_section(&mut text).map_err(failed)?;
-        part.render_description_section(&mut text).map_err(failed)?;
-        part.render_options_section(&mut text).map_err(failed)?;
-        let text = String::from_utf8_lossy(&text)
-            .replace(".SH SYNOPSIS\n", "")
-            .replace(".SH DESCRIPTION\n", ".PP\n")
-            .replace(".SH OPTIONS\n", ".PP\nOptions:\n");
-        let aliases: Vec<&str> = sub.get_visible_aliases().collect();
-        let heading = match aliases.as_slice() {
-            [] => sub.get_name().to_string(),
-            a => format!("{} (alias {})", sub.get_name(), a.join(", ")),
-        };
-        let heading = heading.replace('-', "\\-");
-        out.extend_from_slice(format!(".SS \"{heading}\"\n").as_bytes());
-        out.extend_from_slice(text.as_bytes());
-    }
-    page.render_version_section(&mut out).map_err(failed)?;
-    let _ = std::io::stdout().lock().write_all(&out);
-    Ok(())
-}
-
-fn help(path: &[String]) -> CliResult {
-    use clap::CommandFactory;
-    let mut cmd = crate::cli::Cli::command();
-    cmd.build();
-    let mut at = &mut cmd;
-    for name in path {
-        let Some(sub) = at.find_subcommand_mut(name) else {
-            return Err(Failure::new(format!(
-                "no command '{name}': 'gosuv help' lists them"
-            )));
-        };
-        at = sub;
-    }
-    let _ = at.print_help();
-    Ok(())
-}
-
-/// The server's program names, one a line; nothing at all when it does not answer (this
-/// runs under shell completion, which must stay quiet).
-fn print_names(conf: &Path) {
-    let Ok(config) = gosuv::ServerConfig::load_lenient(conf).map(|(c, _)| c) else {
-        return;
-    };
-    let Ok(client) = Client::from_config(&config) else {
-        return;
-    };
-    if let Ok(names) = names_of(&client) {
-        let mut out = std::io::stdout().lock();
-        for n in names {
-            let _ = writeln!(out, "{n}");
-        }
     }
 }
 

@@ -8,7 +8,9 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod daemon;
+pub mod docs;
 pub mod holder;
+pub mod log_printer;
 pub mod select;
 pub mod server;
 

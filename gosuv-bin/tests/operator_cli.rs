@@ -544,10 +544,53 @@ fn completions_complete_program_names_from_the_server() {
     assert!(out.contains("worker") && out.contains("db"), "{out}");
     let out = complete(&format!("gosuv -c {conf} sig"));
     assert!(out.lines().any(|l| l == "signal"), "{out}");
+    // signal: first the signal, then names.
+    let out = complete(&format!("gosuv -c {conf} signal US"));
+    assert_eq!(
+        out.lines().skip(1).collect::<Vec<_>>(),
+        ["USR1", "USR2"],
+        "{out}"
+    );
+    let out = complete(&format!("gosuv -c {conf} signal HUP d"));
+    assert_eq!(out.lines().skip(1).collect::<Vec<_>>(), ["db"], "{out}");
+    let out = complete(&format!("gosuv -c {conf} logs -n 5 wo"));
+    assert_eq!(out.lines().skip(1).collect::<Vec<_>>(), ["worker"], "{out}");
 
     for shell in ["zsh", "fish"] {
         let s = env.ok(&["completions", shell]);
         assert!(s.contains("gosuv __names"), "{shell}: {s}");
+    }
+    // fish, where it is installed, completes the names the same way.
+    let fish_script = env.path("gosuv.fish");
+    std::fs::write(&fish_script, env.ok(&["completions", "fish"])).unwrap();
+    let fish = std::process::Command::new("fish")
+        .args([
+            "--no-config",
+            "-c",
+            &format!(
+                "source {}; complete -C 'gosuv stop web'",
+                fish_script.display()
+            ),
+        ])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .current_dir(env.path(""))
+        .stdin(Stdio::null())
+        .output();
+    if let Ok(out) = fish {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text,
+            "web-0\nweb-1\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(run_code(&env, &["completions", "tcsh"]).0, Some(1));
 }
