@@ -892,9 +892,10 @@ fn send_signal(conf: &Path, signal: &str, patterns: &[String]) -> CliResult {
                 describe(&v),
                 v["signal"].as_str().unwrap_or(signal)
             ),
+            // The server's message names the program.
             Err(e) => {
                 failed += 1;
-                eprintln!("{n}: {e}");
+                eprintln!("{e}");
             }
         }
     }
