@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
     name = "gosuv",
     version,
     propagate_version = true,
+    disable_help_subcommand = true,
     max_term_width = 100
 )]
 pub struct Cli {
@@ -81,21 +82,40 @@ pub enum Command {
     Conftest,
     /// Open the programs file in $EDITOR (default vi), then check it like conftest.
     Edit,
-    /// Print a table of every program: name, state, pid, uptime and last error. With `ready`
-    /// probes, READY IN (spawn to ready); with `health` probes, HEALTH (ok, or failed checks
-    /// in a row of those that restart it); a waiting program says what it waits for.
+    /// Print a table of every program (or of those named): name, state, pid, uptime,
+    /// restarts, CPU, memory, last exit and last error. With `ready` probes, READY IN (spawn
+    /// to ready); with `health` probes, HEALTH (ok, or failed checks in a row of those that
+    /// restart it); a waiting program says what it waits for. Exits 1 when a name or glob
+    /// matches no program.
     #[command(visible_alias = "st")]
-    Status,
-    /// Start a program (or `all`) and wait until it is running (ready, with a `ready` probe;
-    /// its dependencies are started first); prints its state, or why it could not start.
+    Status {
+        /// Programs: names or shell globs (`web-*`); every program when none is given.
+        names: Vec<String>,
+        /// Print the programs as a JSON array, as the API returns them.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start programs and wait until they are running (ready, with a `ready` probe; their
+    /// dependencies are started first); prints each one's state, or why it could not start.
     Start(Target),
-    /// Stop a program (or `all`) and wait until its processes are gone; prints its state.
+    /// Stop programs and wait until their processes are gone (dependents first); prints each
+    /// one's state.
     Stop(Target),
-    /// Stop then start a program (or `all`); prints its state.
+    /// Stop then start programs; prints each one's state.
     Restart(Target),
+    /// Send a signal to every process of programs (to reload their config, rotate logs...):
+    /// `gosuv signal HUP web`. A program that is not running is an error (exit 1); the others
+    /// still get the signal.
+    Signal {
+        /// The signal: a name with or without SIG (HUP, SIGUSR1) or a number.
+        signal: String,
+        /// Programs: names or shell globs, or `all`.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Print the last lines of a program's output; with -f, keep printing new output.
     Tail {
-        /// The program.
+        /// The program (a glob must match exactly one).
         name: String,
         /// Follow: print output as it comes until interrupted or the program is removed.
         #[arg(short = 'f', long)]
@@ -107,29 +127,65 @@ pub enum Command {
         #[arg(long)]
         stderr: bool,
     },
+    /// Print every program's output (or that of those named), stdout and stderr, each line
+    /// prefixed `name | `: the last lines of each first, then with -f what comes, in the order
+    /// it comes, until interrupted or the server stops. Colours (one per program, standard
+    /// error in red) only on a terminal, and never with NO_COLOR set.
+    Logs {
+        /// Programs: names or shell globs; every program (and, with -f, those added meanwhile)
+        /// when none is given.
+        names: Vec<String>,
+        /// Follow: keep printing new output.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many lines of each stream to print first.
+        #[arg(short = 'n', long = "lines", default_value_t = 10)]
+        lines: usize,
+    },
     /// Wait until programs are running (ready, when they have a `ready` probe): exit 0 when
     /// all are, 1 naming the first that went fatal (with its last error) or the timeout.
     /// Starts nothing.
     Wait {
-        /// The programs.
+        /// Programs: names or shell globs, or `all`.
         #[arg(required = true)]
         names: Vec<String>,
         /// Seconds to wait at most (default 30, at most a day).
         #[arg(long)]
         timeout: Option<f64>,
     },
+    /// Print a completion script for a shell: `source <(gosuv completions bash)`. Program
+    /// names complete from the server when it answers.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `gosuv man | man -l -`.
+    Man,
     /// Print the version of this command (and of the server when it answers).
+    #[command(visible_alias = "v")]
     Version,
+    /// Print this help, or the help of a command.
+    #[command(visible_alias = "h")]
+    Help {
+        /// The command.
+        command: Vec<String>,
+    },
+    /// Internal: the program names of the server, one a line, for shell completion
+    /// (nothing when the server does not answer).
+    #[command(name = "__names", hide = true)]
+    Names,
     /// Internal: the server's holder of its programs' output pipes.
     #[command(name = "__holder", hide = true)]
     Holder,
 }
 
-/// A program name, or `all`.
+/// Programs to act on.
 #[derive(Debug, clap::Args)]
 pub struct Target {
-    /// The program's name, or `all` for every program.
-    pub name: String,
+    /// Programs: names or shell globs (`'web-*'`), or `all` for every program. A name or glob
+    /// that matches no program is an error, and then nothing is done.
+    #[arg(required = true)]
+    pub names: Vec<String>,
     /// Return once the request is sent instead of waiting for the resulting state.
     #[arg(long)]
     pub no_wait: bool,

@@ -36,17 +36,30 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Reload => reload(&conf),
         Command::Conftest => conftest(&conf),
         Command::Edit => edit(&conf),
-        Command::Status => status(&conf),
+        Command::Status { names, json } => status(&conf, &names, json),
         Command::Start(t) => act(&conf, "start", &t),
         Command::Stop(t) => act(&conf, "stop", &t),
         Command::Restart(t) => act(&conf, "restart", &t),
+        Command::Signal { signal, names } => send_signal(&conf, &signal, &names),
         Command::Tail {
             name,
             follow,
             lines,
             stderr,
         } => tail(&conf, &name, follow, lines, stderr),
+        Command::Logs {
+            names,
+            follow,
+            lines,
+        } => logs(&conf, &names, follow, lines),
         Command::Wait { names, timeout } => wait(&conf, &names, timeout),
+        Command::Completions { shell } => crate::docs::completions(shell),
+        Command::Man => crate::docs::man(),
+        Command::Help { command } => crate::docs::help(&command),
+        Command::Names => {
+            crate::docs::print_names(&conf);
+            Ok(())
+        }
         Command::Version => version(&conf),
         Command::Holder => crate::holder::run(),
     }
@@ -402,6 +415,7 @@ fn edit(conf: &Path) -> CliResult {
         .ok()
         .filter(|e| !e.trim().is_empty())
         .unwrap_or_else(|| "vi".into());
+    let before = std::fs::read(&config.include).ok();
     let status = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(format!("{editor} \"$1\""))
@@ -413,6 +427,14 @@ fn edit(conf: &Path) -> CliResult {
         return Err(Failure::new(format!(
             "the editor '{editor}' failed ({status}); set $EDITOR to another editor"
         )));
+    }
+    if std::fs::read(&config.include).ok() == before {
+        let file = config.include.file_name().map_or_else(
+            || config.include.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
+        println!("{file} unchanged");
+        return Ok(());
     }
     conftest(conf)?;
     println!("run 'gosuv reload' to apply the changes");
@@ -471,6 +493,21 @@ pub struct StatusRow {
     /// In `waiting`: the dependencies not yet satisfied.
     #[serde(default)]
     pub waiting_for: Vec<String>,
+    /// Restarts since it was added.
+    #[serde(default)]
+    pub restarts: u64,
+    /// CPU use of its processes, in % of one core.
+    #[serde(default)]
+    pub cpu_percent: Option<f64>,
+    /// Memory (resident) of its processes.
+    #[serde(default)]
+    pub rss_bytes: Option<u64>,
+    /// The exit code of its last run.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The signal that ended its last run.
+    #[serde(default)]
+    pub exit_signal: Option<i32>,
 }
 
 /// A program's `health_status`.
@@ -527,9 +564,57 @@ fn format_short(secs: f64) -> String {
     }
 }
 
+/// A size in bytes as people read it: `512B`, `3.4K`, `12.0M`, `1.5G` (powers of 1024).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["K", "M", "G", "T"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1}{}", UNITS[unit])
+}
+
+/// A signal's name (`SIGSEGV`), or its number when it has none.
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_string())
+}
+
+/// What a program's `last_error` is when the core slowed a crash loop down.
+const CRASH_LOOP: &str = "crash loop:";
+
 impl StatusRow {
     fn running(&self) -> bool {
         self.state == "running" && self.pid.is_some()
+    }
+
+    /// Whether it is in backoff because it exits again and again.
+    fn crash_loop(&self) -> Option<&str> {
+        self.last_error
+            .as_deref()
+            .filter(|e| self.state == "backoff" && e.starts_with(CRASH_LOOP))
+    }
+
+    /// The STATE cell: the state, with why for a crash loop.
+    fn state_cell(&self) -> String {
+        match self.crash_loop() {
+            Some(e) => format!("{} ({})", self.state, e.replace('\n', " ")),
+            None => self.state.clone(),
+        }
+    }
+
+    /// The LAST EXIT cell: `exit 3`, `SIGSEGV`, or `-`.
+    fn exit_cell(&self) -> String {
+        match (self.exit_signal, self.exit_code) {
+            (Some(sig), _) => signal_name(sig),
+            (None, Some(code)) => format!("exit {code}"),
+            (None, None) => "-".into(),
+        }
     }
 
     /// The READY IN cell: how long the current run took from its spawn to ready.
@@ -578,7 +663,11 @@ impl StatusRow {
         if self.state == "waiting" && !self.waiting_for.is_empty() {
             parts.push(format!("waiting for {}", self.waiting_for.join(", ")));
         }
-        if let Some(e) = &self.last_error {
+        if let Some(e) = self
+            .last_error
+            .as_ref()
+            .filter(|_| self.crash_loop().is_none())
+        {
             parts.push(e.clone());
         }
         if let Some(e) = self
@@ -610,7 +699,16 @@ impl StatusRow {
 pub fn status_table(programs: &[StatusRow]) -> String {
     let with_ready = programs.iter().any(|p| p.ready.is_some());
     let with_health = programs.iter().any(|p| p.health.is_some());
-    let mut header = vec!["NAME", "STATE", "PID", "UPTIME"];
+    let mut header = vec![
+        "NAME",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "CPU",
+        "MEM",
+        "LAST EXIT",
+    ];
     if with_ready {
         header.push("READY IN");
     }
@@ -621,13 +719,17 @@ pub fn status_table(programs: &[StatusRow]) -> String {
     let rows: Vec<Vec<String>> = programs
         .iter()
         .map(|p| {
+            let live =
+                |v: Option<String>| v.filter(|_| p.pid.is_some()).unwrap_or_else(|| "-".into());
             let mut r = vec![
                 p.name.clone(),
-                p.state.clone(),
+                p.state_cell(),
                 p.pid.map_or("-".into(), |x| x.to_string()),
-                p.uptime_secs
-                    .filter(|_| p.pid.is_some())
-                    .map_or("-".into(), format_uptime),
+                live(p.uptime_secs.map(format_uptime)),
+                p.restarts.to_string(),
+                live(p.cpu_percent.map(|c| format!("{c:.1}%"))),
+                live(p.rss_bytes.map(human_size)),
+                p.exit_cell(),
             ];
             if with_ready {
                 r.push(p.ready_cell());
@@ -666,21 +768,76 @@ pub fn status_table(programs: &[StatusRow]) -> String {
     out
 }
 
-fn status(conf: &Path) -> CliResult {
-    let (_, client) = client(conf)?;
-    let body = client.get_bytes("/api/programs?stats=false")?;
-    let programs: Vec<StatusRow> = serde_json::from_slice(&body).map_err(|e| {
+/// The program list as the server sends it, parsed as `T`.
+fn program_list<T: serde::de::DeserializeOwned>(client: &Client, stats: bool) -> CliResult<Vec<T>> {
+    let path = if stats {
+        "/api/programs"
+    } else {
+        "/api/programs?stats=false"
+    };
+    let body = client.get_bytes(path)?;
+    serde_json::from_slice(&body).map_err(|e| {
         Failure::new(format!(
             "gosuv at {} sent a program list this command cannot read: {e}",
             client.url()
         ))
-    })?;
+    })
+}
+
+/// A program's name, all that some commands read of the list.
+#[derive(serde::Deserialize)]
+struct Named {
+    name: String,
+}
+
+/// Every program's name, in the server's order.
+pub(crate) fn names_of(client: &Client) -> CliResult<Vec<String>> {
+    Ok(program_list::<Named>(client, false)?
+        .into_iter()
+        .map(|n| n.name)
+        .collect())
+}
+
+/// The programs `patterns` select among `names`.
+fn resolve(patterns: &[String], names: &[String]) -> CliResult<Vec<String>> {
+    crate::select::select(patterns, names).map_err(|e| Failure::new(e.to_string()))
+}
+
+/// Whether a pattern may select more than itself (a glob, or `all`).
+fn is_glob(p: &str) -> bool {
+    p == "all" || p.contains(['*', '?', '['])
+}
+
+fn status(conf: &Path, names: &[String], json: bool) -> CliResult {
+    let (_, client) = client(conf)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let mut programs: Vec<Value> = program_list(&client, true)?;
+        if !names.is_empty() {
+            let all: Vec<String> = programs
+                .iter()
+                .map(|p| p["name"].as_str().unwrap_or_default().to_string())
+                .collect();
+            let chosen: std::collections::HashSet<String> =
+                resolve(names, &all)?.into_iter().collect();
+            programs.retain(|p| p["name"].as_str().is_some_and(|n| chosen.contains(n)));
+        }
+        let text = serde_json::to_string_pretty(&programs)
+            .map_err(|e| Failure::new(format!("cannot write the programs as JSON: {e}")))?;
+        let _ = writeln!(out, "{text}");
+        return Ok(());
+    }
+    let mut programs: Vec<StatusRow> = program_list(&client, true)?;
+    if !names.is_empty() {
+        let all: Vec<String> = programs.iter().map(|p| p.name.clone()).collect();
+        let chosen: std::collections::HashSet<String> = resolve(names, &all)?.into_iter().collect();
+        programs.retain(|p| chosen.contains(&p.name));
+    }
     if programs.is_empty() {
         println!("no programs: add some to the programs file, then run 'gosuv reload'");
         return Ok(());
     }
     let text = status_table(&programs);
-    let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     Ok(())
 }
@@ -697,38 +854,105 @@ fn describe(p: &Value) -> String {
     s
 }
 
+/// A query value with everything but unreserved characters percent-encoded.
+fn query_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `names=a,w-*` for the API, each pattern encoded.
+fn names_query(patterns: &[String]) -> String {
+    let list: Vec<String> = patterns.iter().map(|p| query_value(p)).collect();
+    format!("names={}", list.join(","))
+}
+
 fn act(conf: &Path, action: &str, t: &Target) -> CliResult {
     let (_, client) = client(conf)?;
-    let query = if t.no_wait { "?wait=false" } else { "" };
-    if t.name == "all" {
-        let v = client.json(Method::POST, &format!("/api/all/{action}{query}"), None)?;
-        let mut failed = 0;
-        for r in v.as_array().cloned().unwrap_or_default() {
-            if r["ok"].as_bool() == Some(true) {
-                println!("{}", describe(&r));
-            } else {
+    if let [name] = t.names.as_slice() {
+        if !is_glob(name) {
+            gosuv::config::validate_name(name).map_err(Failure::new)?;
+            let query = if t.no_wait { "?wait=false" } else { "" };
+            let v = client.json(
+                Method::POST,
+                &format!("/api/programs/{name}/{action}{query}"),
+                None,
+            )?;
+            println!("{}", describe(&v));
+            return Ok(());
+        }
+    }
+    // The server selects (with the same rule): one request, which it refuses as a whole
+    // when a pattern matches nothing.
+    let mut query: Vec<String> = Vec::new();
+    if t.names.iter().all(|n| n != "all") {
+        query.push(names_query(&t.names));
+    }
+    if t.no_wait {
+        query.push("wait=false".into());
+    }
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    let v = client.json(Method::POST, &format!("/api/all/{action}{query}"), None)?;
+    let mut failed = 0;
+    for r in v.as_array().cloned().unwrap_or_default() {
+        if r["ok"].as_bool() == Some(true) {
+            println!("{}", describe(&r));
+        } else {
+            failed += 1;
+            eprintln!(
+                "{}: {}",
+                r["name"].as_str().unwrap_or("?"),
+                r["error"].as_str().unwrap_or("failed")
+            );
+        }
+    }
+    if failed > 0 {
+        return Err(Failure::new(format!(
+            "{action} failed for {failed} program(s)"
+        )));
+    }
+    Ok(())
+}
+
+fn send_signal(conf: &Path, signal: &str, patterns: &[String]) -> CliResult {
+    let sig = gosuv::parse_signal(signal).map_err(|e| Failure::new(e.to_string()))?;
+    let (_, client) = client(conf)?;
+    let names = resolve(patterns, &names_of(&client)?)?;
+    let body = serde_json::json!({ "signal": sig });
+    let mut failed = 0;
+    for n in &names {
+        match client.json(
+            Method::POST,
+            &format!("/api/programs/{n}/signal"),
+            Some(&body),
+        ) {
+            Ok(v) => println!(
+                "{}: {} sent",
+                describe(&v),
+                v["signal"].as_str().unwrap_or(signal)
+            ),
+            // The server's message names the program.
+            Err(e) => {
                 failed += 1;
-                eprintln!(
-                    "{}: {}",
-                    r["name"].as_str().unwrap_or("?"),
-                    r["error"].as_str().unwrap_or("failed")
-                );
+                eprintln!("{e}");
             }
         }
-        if failed > 0 {
-            return Err(Failure::new(format!(
-                "{action} failed for {failed} program(s)"
-            )));
-        }
-        return Ok(());
     }
-    gosuv::config::validate_name(&t.name).map_err(Failure::new)?;
-    let v = client.json(
-        Method::POST,
-        &format!("/api/programs/{}/{action}{query}", t.name),
-        None,
-    )?;
-    println!("{}", describe(&v));
+    if failed > 0 {
+        return Err(Failure::new(format!(
+            "the signal was not sent to {failed} program(s)"
+        )));
+    }
     Ok(())
 }
 
@@ -736,8 +960,8 @@ fn act(conf: &Path, action: &str, t: &Target) -> CliResult {
 /// wait asks again.
 const WAIT_PER_REQUEST: f64 = 300.0;
 
-fn wait(conf: &Path, names: &[String], timeout: Option<f64>) -> CliResult {
-    for n in names {
+fn wait(conf: &Path, patterns: &[String], timeout: Option<f64>) -> CliResult {
+    for n in patterns.iter().filter(|p| !is_glob(p)) {
         gosuv::config::validate_name(n).map_err(Failure::new)?;
     }
     let total = timeout.unwrap_or(30.0);
@@ -748,6 +972,11 @@ fn wait(conf: &Path, names: &[String], timeout: Option<f64>) -> CliResult {
         )));
     }
     let (_, client) = client(conf)?;
+    let names = if patterns.iter().any(|p| is_glob(p)) {
+        resolve(patterns, &names_of(&client)?)?
+    } else {
+        patterns.to_vec()
+    };
     let started = std::time::Instant::now();
     loop {
         let left = total - started.elapsed().as_secs_f64();
@@ -767,9 +996,24 @@ fn wait(conf: &Path, names: &[String], timeout: Option<f64>) -> CliResult {
     }
 }
 
-fn tail(conf: &Path, name: &str, follow: bool, lines: usize, stderr: bool) -> CliResult {
-    gosuv::config::validate_name(name).map_err(Failure::new)?;
+fn tail(conf: &Path, pattern: &str, follow: bool, lines: usize, stderr: bool) -> CliResult {
     let (_, client) = client(conf)?;
+    let name = if is_glob(pattern) {
+        match resolve(&[pattern.to_string()], &names_of(&client)?)?.as_slice() {
+            [one] => one.clone(),
+            many => {
+                return Err(Failure::new(format!(
+                    "'{pattern}' matches {} programs ({}): tail shows one; use 'gosuv logs' for several",
+                    many.len(),
+                    many.join(", ")
+                )))
+            }
+        }
+    } else {
+        gosuv::config::validate_name(pattern).map_err(Failure::new)?;
+        pattern.to_string()
+    };
+    let name = name.as_str();
     let stream = if stderr { "stderr" } else { "stdout" };
     if !follow {
         let body = client.get_bytes(&format!(
@@ -799,6 +1043,79 @@ fn tail(conf: &Path, name: &str, follow: bool, lines: usize, stderr: bool) -> Cl
         true
     })?;
     Ok(())
+}
+
+fn logs(conf: &Path, patterns: &[String], follow: bool, lines: usize) -> CliResult {
+    let (_, client) = client(conf)?;
+    // Checked here, so a name that matches nothing is reported before anything is printed;
+    // the server selects again with the same rule.
+    let all = names_of(&client)?;
+    let chosen = if patterns.is_empty() {
+        all
+    } else {
+        resolve(patterns, &all)?
+    };
+    let width = chosen.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let mut printer =
+        crate::log_printer::LogPrinter::new(width, crate::log_printer::LogPrinter::wants_colour());
+    let mut query = vec![format!("lines={lines}")];
+    if !patterns.is_empty() {
+        query.push(names_query(patterns));
+    }
+    let query = query.join("&");
+    if !follow {
+        let v = client.json(Method::GET, &format!("/api/logs?{query}"), None)?;
+        let mut out = String::new();
+        for p in v.as_array().cloned().unwrap_or_default() {
+            let (Some(name), Some(stream), Some(text)) =
+                (p["name"].as_str(), p["stream"].as_str(), p["text"].as_str())
+            else {
+                continue;
+            };
+            out.push_str(&printer.lines(name, stream, text));
+            out.push_str(&printer.rest());
+        }
+        let _ = std::io::stdout().lock().write_all(out.as_bytes());
+        return Ok(());
+    }
+    let ended = client.events(&format!("/api/logs/follow?{query}"), |event, data| {
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return true;
+        };
+        let name = v["name"].as_str().unwrap_or("?");
+        let stream = v["stream"].as_str().unwrap_or("stdout");
+        match event {
+            "log" => {
+                let text = printer.lines(name, stream, v["text"].as_str().unwrap_or(""));
+                let mut out = std::io::stdout().lock();
+                if out
+                    .write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
+                    return false;
+                }
+            }
+            "missed" => eprintln!(
+                "[gosuv: {} bytes of {name}'s {stream} were skipped: this terminal fell behind]",
+                v["bytes"]
+            ),
+            _ => {}
+        }
+        true
+    });
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(printer.rest().as_bytes());
+    match ended {
+        Ok(()) | Err(ClientError::Protocol { .. }) => {
+            eprintln!(
+                "[gosuv: nothing more to follow: the programs were removed, or the server stopped]"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn version(conf: &Path) -> CliResult {
@@ -831,27 +1148,56 @@ mod tests {
     fn table_is_aligned() {
         let rows: Vec<StatusRow> = serde_json::from_value(serde_json::json!([
             {"name": "web", "state": "running", "pid": 42, "uptime_secs": 65.0, "command": "x",
-             "ownership": "cgroup"},
+             "ownership": "cgroup", "restarts": 2, "cpu_percent": 12.34, "rss_bytes": 5_400_000,
+             "exit_code": null, "exit_signal": 11},
             {"name": "worker-long", "state": "fatal", "pid": null, "last_error": "exit code 1",
-             "ownership": "group"},
-            {"name": "disk", "state": "running", "pid": 7, "uptime_secs": 1.0, "log_errors": 3},
+             "ownership": "group", "exit_code": 1, "cpu_percent": 1.0, "rss_bytes": 1},
+            {"name": "disk", "state": "running", "pid": 7, "uptime_secs": 1.0, "log_errors": 3,
+             "cpu_percent": 0.0, "rss_bytes": 900},
         ]))
         .unwrap();
         let t = status_table(&rows);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
-            lines[0],
-            "NAME         STATE    PID  UPTIME  OWNED BY  LAST ERROR"
+            lines,
+            [
+                "NAME         STATE    PID  UPTIME  RESTARTS  CPU    MEM   LAST EXIT  OWNED BY  LAST ERROR",
+                "web          running  42   1m 5s   2         12.3%  5.1M  SIGSEGV    cgroup    -",
+                "worker-long  fatal    -    -       0         -      -     exit 1     group     exit code 1",
+                "disk         running  7    1s      0         0.0%   900B  -          -         3 log writes failed (see gosuv.log)",
+            ]
         );
-        assert_eq!(lines[1], "web          running  42   1m 5s   cgroup    -");
+    }
+
+    /// A crash loop shows in the state; its reason is not repeated as the last error.
+    #[test]
+    fn a_crash_loop_shows_in_the_state() {
+        let rows: Vec<StatusRow> = serde_json::from_value(serde_json::json!([
+            {"name": "flaky", "state": "backoff", "pid": null, "restarts": 5, "exit_code": 1,
+             "last_error": "crash loop: 5 exits in 60s"},
+            {"name": "slow", "state": "backoff", "pid": null, "last_error": "exited after 0.1s"},
+        ]))
+        .unwrap();
+        let t = status_table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
-            lines[2],
-            "worker-long  fatal    -    -       group     exit code 1"
+            lines[1],
+            "flaky  backoff (crash loop: 5 exits in 60s)  -    -       5         -    -    exit 1     -         -"
         );
-        assert_eq!(
-            lines[3],
-            "disk         running  7    1s      -         3 log writes failed (see gosuv.log)"
-        );
+        assert!(lines[2].starts_with("slow   backoff  "), "{t}");
+        assert!(lines[2].ends_with("exited after 0.1s"), "{t}");
+    }
+
+    #[test]
+    fn sizes_and_signals_read_as_people_say_them() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(1023), "1023B");
+        assert_eq!(human_size(1024), "1.0K");
+        assert_eq!(human_size(1536 * 1024), "1.5M");
+        assert_eq!(human_size(3 << 30), "3.0G");
+        assert_eq!(human_size(u64::MAX), "16777216.0T");
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(200), "signal 200");
     }
 
     #[test]
@@ -900,11 +1246,11 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "NAME   STATE    PID  UPTIME  READY IN  HEALTH                  OWNED BY  LAST ERROR",
-                "db     running  40   3s      0.52s     -                       cgroup    -",
-                "api    running  41   2s      1.2s      failing 2/3 (5 failed)  cgroup    health check: connection refused",
-                "cache  running  42   2s      -         ok (1 failed)           group     -",
-                "web    waiting  -    -       -         -                       -         waiting for api, db",
+                "NAME   STATE    PID  UPTIME  RESTARTS  CPU  MEM  LAST EXIT  READY IN  HEALTH                  OWNED BY  LAST ERROR",
+                "db     running  40   3s      0         -    -    -          0.52s     -                       cgroup    -",
+                "api    running  41   2s      0         -    -    -          1.2s      failing 2/3 (5 failed)  cgroup    health check: connection refused",
+                "cache  running  42   2s      0         -    -    -          -         ok (1 failed)           group     -",
+                "web    waiting  -    -       0         -    -    -          -         -                       -         waiting for api, db",
             ]
         );
     }

@@ -8,7 +8,10 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod daemon;
+pub mod docs;
 pub mod holder;
+pub mod log_printer;
+pub mod select;
 pub mod server;
 
 /// A CLI failure: the message to print (it says what to do) and the process exit code.

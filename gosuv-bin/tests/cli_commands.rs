@@ -41,10 +41,7 @@ fn help_says_what_commands_do() {
     }
     assert!(out.contains("-c, --conf"), "{out}");
     let out = env.ok(&["status", "--help"]);
-    assert!(
-        out.contains("name, state, pid, uptime and last error"),
-        "{out}"
-    );
+    assert!(out.contains("restarts, CPU, memory"), "{out}");
     let out = env.ok(&["version"]);
     assert_eq!(out.trim(), format!("gosuv {}", env!("CARGO_PKG_VERSION")));
 }
@@ -166,9 +163,12 @@ fn program_commands() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0],
-        "NAME   STATE    PID  UPTIME  OWNED BY  LAST ERROR"
+        "NAME   STATE    PID  UPTIME  RESTARTS  CPU  MEM  LAST EXIT  OWNED BY  LAST ERROR"
     );
-    assert_eq!(lines[1], "alpha  stopped  -    -       -         -");
+    assert_eq!(
+        lines[1],
+        "alpha  stopped  -    -       0         -    -    -          -         -"
+    );
 
     let out = env.ok(&["start", "alpha"]);
     assert!(out.starts_with("alpha: running (pid "), "{out}");
@@ -178,7 +178,9 @@ fn program_commands() {
     assert_eq!(&cells[..2], ["alpha", "running"]);
     assert!(cells[2].parse::<u32>().is_ok());
     assert!(cells[3].ends_with('s'));
-    assert!(matches!(cells[4], "cgroup" | "group"), "{row}");
+    assert_eq!(cells[4], "0", "{row}");
+    assert!(cells[5].ends_with('%'), "{row}");
+    assert!(matches!(cells[8], "cgroup" | "group"), "{row}");
 
     eventually(5, "output", || env.ok(&["tail", "alpha"]) == "out-alpha\n");
     assert_eq!(env.ok(&["tail", "alpha", "--stderr"]), "err-alpha\n");

@@ -77,16 +77,16 @@ fn status_shows_waiting_ready_and_health() {
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
         [
-            "NAME", "STATE", "PID", "UPTIME", "READY", "IN", "HEALTH", "OWNED", "BY", "LAST",
-            "ERROR"
+            "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "CPU", "MEM", "LAST", "EXIT", "READY",
+            "IN", "HEALTH", "OWNED", "BY", "LAST", "ERROR"
         ],
         "{table}"
     );
     // Aligned: every cell starts where its column's title does.
     let starts = column_starts(lines[0]);
-    assert_eq!(starts.len(), 8, "{table}");
+    assert_eq!(starts.len(), 12, "{table}");
     for line in &lines[1..] {
-        assert_eq!(column_starts(line)[..8], starts[..], "{table}");
+        assert_eq!(column_starts(line)[..12], starts[..], "{table}");
     }
     let row = |name: &str| -> Vec<String> {
         let line = lines
@@ -103,24 +103,28 @@ fn status_shows_waiting_ready_and_health() {
             .collect()
     };
     let web = row("web");
-    assert_eq!(web[1..6], ["waiting", "-", "-", "-", "-"], "{table}");
-    assert_eq!(web[7], "waiting for db", "{table}");
+    assert_eq!(
+        web[1..10],
+        ["waiting", "-", "-", "0", "-", "-", "-", "-", "-"],
+        "{table}"
+    );
+    assert_eq!(web[11], "waiting for db", "{table}");
     let db = row("db");
     assert_eq!(db[1], "starting", "{table}");
-    assert_eq!(db[4], "-", "not ready yet: {table}");
+    assert_eq!(db[8], "-", "not ready yet: {table}");
     let up = row("up");
     assert_eq!(up[1], "running", "{table}");
     assert!(
-        up[4].ends_with('s') && up[4] != "-",
+        up[8].ends_with('s') && up[8] != "-",
         "time to ready: {table}"
     );
-    let secs: f64 = up[4].trim_end_matches('s').parse().unwrap();
+    let secs: f64 = up[8].trim_end_matches('s').parse().unwrap();
     assert!((0.3..20.0).contains(&secs), "{table}");
-    assert_eq!(up[5], "-", "no health probe: {table}");
+    assert_eq!(up[9], "-", "no health probe: {table}");
     let sick = row("sick");
     assert!(
-        sick[5].starts_with("failing ") && sick[5].contains("/1000"),
+        sick[9].starts_with("failing ") && sick[9].contains("/1000"),
         "{table}"
     );
-    assert!(sick[7].starts_with("health check: "), "{table}");
+    assert!(sick[11].starts_with("health check: "), "{table}");
 }

@@ -308,6 +308,9 @@ pub(crate) enum Cmd {
     Remove(oneshot::Sender<Result<(), Error>>),
     /// Replies once every command sent before it has been handled.
     Sync(oneshot::Sender<()>),
+    /// Sends a signal to every process of the current run; an error (the state in it) when
+    /// there is no run.
+    Signal(i32, oneshot::Sender<Result<(), Error>>),
     /// Lets go of the program's run without stopping it (its output read so far written),
     /// then ends the task: for a server that re-executes itself and takes the run over.
     /// The reply says what the program is left with.
@@ -846,6 +849,9 @@ impl<L: Launcher> Task<L> {
                     self.released = true;
                     break;
                 }
+                Wake::Cmd(Some(Cmd::Signal(sig, reply))) => {
+                    let _ = reply.send(self.signal(sig).await);
+                }
                 Wake::Cmd(Some(cmd)) => update_reply = self.on_command(cmd),
                 Wake::Cmd(None) => {
                     // Every handle is gone: stop the program rather than orphan it.
@@ -868,7 +874,7 @@ impl<L: Launcher> Task<L> {
         cmds.close();
         while let Ok(cmd) = cmds.try_recv() {
             match cmd {
-                Cmd::Start(r) | Cmd::Restart(r) => {
+                Cmd::Start(r) | Cmd::Restart(r) | Cmd::Signal(_, r) => {
                     let _ = r.send(Err(Error::NotFound(self.name.clone())));
                 }
                 Cmd::Stop(r) | Cmd::Remove(r) => self.waiters.stop.push(r),
@@ -1111,9 +1117,34 @@ impl<L: Launcher> Task<L> {
             Cmd::Release(reply) => {
                 let _ = reply.send(Left::Run);
             }
+            // Handled by the task's loop (it awaits the signal); never here.
+            Cmd::Signal(sig, reply) => {
+                let _ = reply.send(Err(Error::Internal(format!(
+                    "signal {sig} reached the wrong handler"
+                ))));
+            }
         }
         self.answer_waiters();
         None
+    }
+
+    /// Sends `sig` to the current run's processes (through its process group or cgroup,
+    /// never a bare pid that may have been reused); without a run, an error with the state.
+    async fn signal(&mut self, sig: i32) -> Result<(), Error> {
+        let state = self.phase.state();
+        match &mut self.phase {
+            Phase::Starting { run, .. }
+            | Phase::Running { run, .. }
+            | Phase::Stopping { run, .. } => {
+                tracing::info!(program = %self.name, signal = sig, "signal sent");
+                run.proc.signal(sig).await;
+                Ok(())
+            }
+            _ => Err(Error::Invalid(format!(
+                "'{}' is {state}, not running: it has no process to signal (start it first)",
+                self.name
+            ))),
+        }
     }
 
     /// A start or restart by hand: the program should run, and a program that gave up

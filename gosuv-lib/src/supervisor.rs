@@ -51,6 +51,40 @@ pub fn wait_limit(secs: f64) -> Result<Duration> {
     }
 }
 
+/// Every signal [`Supervisor::signal`] sends, by name without `SIG`.
+pub fn signal_names() -> Vec<&'static str> {
+    nix::sys::signal::Signal::iterator()
+        .map(|s| s.as_str().trim_start_matches("SIG"))
+        .collect()
+}
+
+/// A signal as an operator writes it: `HUP`, `SIGHUP`, `hup` or a number (`1`).
+///
+/// # Errors
+/// [`Error::Invalid`] naming it and listing the signals.
+pub fn parse_signal(text: &str) -> Result<i32> {
+    use nix::sys::signal::Signal;
+    let t = text.trim();
+    let sig = match t.parse::<i32>() {
+        Ok(n) => Signal::try_from(n).ok(),
+        Err(_) => {
+            let up = t.to_ascii_uppercase();
+            let full = if up.starts_with("SIG") {
+                up
+            } else {
+                format!("SIG{up}")
+            };
+            full.parse::<Signal>().ok()
+        }
+    };
+    sig.map(|s| s as i32).ok_or_else(|| {
+        Error::Invalid(format!(
+            "'{text}' is not a signal: use a name or its number, one of {}",
+            signal_names().join(", ")
+        ))
+    })
+}
+
 fn check_wait(wait: Option<Duration>) -> Result<()> {
     match wait {
         Some(w) if w > MAX_WAIT => Err(Error::Invalid(format!(
@@ -939,6 +973,28 @@ impl Supervisor {
         let (tx, rx) = oneshot::channel();
         self.send(name, Cmd::Stop(tx)).await?;
         self.await_reply(name, "stopped", wait, rx).await
+    }
+
+    /// Sends `signal` (a signal number, see [`parse_signal`]) to every process of a
+    /// program's current run, the way its `stop_signal` goes: to its cgroup, or to its process
+    /// group and the processes gosuv found outside it. Never to a bare pid that may have been
+    /// reused: the program's task holds the run's leader by a pidfd. Changes nothing else
+    /// (a signal that ends the program is an exit like any other).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a number that is no signal, or when the program has no process
+    /// (`starting`, `running` and `stopping` have one; the message names its state);
+    /// [`Error::NotFound`].
+    pub async fn signal(&self, name: &str, signal: i32) -> Result<()> {
+        let sig = nix::sys::signal::Signal::try_from(signal).map_err(|_| {
+            Error::Invalid(format!(
+                "{signal} is not a signal number: use one of {}",
+                signal_names().join(", ")
+            ))
+        })?;
+        let (tx, rx) = oneshot::channel();
+        self.send(name, Cmd::Signal(sig as i32, tx)).await?;
+        rx.await.map_err(|_| self.gone(name))?
     }
 
     /// Waits until a program is `running` (ready, with a `ready` probe), without starting

@@ -79,6 +79,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/programs/{name}/log", get(log))
         .route("/api/programs/{name}/log/follow", get(follow))
         .route("/api/programs/{name}/stats", get(stats))
+        .route("/api/programs/{name}/signal", post(signal))
+        .route("/api/logs", get(logs))
+        .route("/api/logs/follow", get(logs_follow))
         .route("/api/all/{action}", post(all))
         .route("/api/events", get(events))
         .route("/api/wait", get(wait_ready))
@@ -973,24 +976,63 @@ async fn readyz(State(st): State<AppState>) -> Response {
     }
 }
 
-/// `POST /api/all/{start|stop|restart}`: every program at once (a stop, dependents first);
-/// one result each.
+/// The programs a `names=a,w-*` query selects (every program without one): 404 naming the
+/// patterns that select nothing, and then nothing is done.
+fn selected(
+    st: &AppState,
+    names: Option<&str>,
+) -> ApiResult<Option<std::collections::HashSet<String>>> {
+    let Some(list) = names else {
+        return Ok(None);
+    };
+    let patterns = crate::select::split_list(list);
+    crate::select::select(&patterns, &st.sup().names())
+        .map(|v| Some(v.into_iter().collect()))
+        .map_err(|e| match e {
+            crate::select::SelectError::Unmatched(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+            }
+            _ => ApiError::bad_request(e.to_string()),
+        })
+}
+
+/// `?names=` of `POST /api/all/{action}`, besides [`WaitQuery`]'s keys.
+#[derive(Debug, Deserialize)]
+struct AllQuery {
+    wait: Option<bool>,
+    timeout: Option<f64>,
+    names: Option<String>,
+}
+
+/// `POST /api/all/{start|stop|restart}`: every program at once, or those `?names=a,w-*`
+/// selects (a stop, dependents first); one result each.
 async fn all(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Param(action): Param,
-    q: Result<Query<WaitQuery>, QueryRejection>,
+    q: Result<Query<AllQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let action = Action::parse(&action)?;
     let Query(q) = q?;
-    tracing::info!(peer = %caller.peer, user = caller.user.as_deref().unwrap_or("-"), "{} all", action.as_str());
+    let chosen = selected(&st, q.names.as_deref())?;
+    let q = WaitQuery {
+        wait: q.wait,
+        timeout: q.timeout,
+    };
+    tracing::info!(peer = %caller.peer, user = caller.user.as_deref().unwrap_or("-"), "{} {}", action.as_str(), chosen.as_ref().map_or("all".to_string(), |c| format!("{} programs", c.len())));
     // Stop goes dependents first: each layer but the last is waited for (as long as its
     // stops take), whatever `wait` says; start and restart go all at once (a dependent
     // waits for its dependencies by itself).
-    let layers = match action {
+    let mut layers = match action {
         Action::Stop => st.sup().stop_order(),
         Action::Start | Action::Restart => vec![st.sup().names()],
     };
+    if let Some(chosen) = &chosen {
+        for l in &mut layers {
+            l.retain(|n| chosen.contains(n));
+        }
+        layers.retain(|l| !l.is_empty());
+    }
     let last = layers.len().saturating_sub(1);
     let mut names = Vec::new();
     let mut results = Vec::new();
@@ -1140,6 +1182,230 @@ async fn events(
         };
         Some((Ok(ev), sub))
     });
+    Ok(Sse::new(until_shutdown(&st, s, slot)).keep_alive(KeepAlive::default()))
+}
+
+/// `POST /api/programs/{name}/signal` with `{"signal": "HUP"}` (a name, with or without
+/// `SIG`, or a number): sends it to every process of the program's current run.
+async fn signal(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Param(name): Param,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let name = checked(&name)?;
+    let body = body?;
+    let value = super::strict_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body is not valid JSON: {e} (send {{\"signal\": \"HUP\"}})"
+        ))
+    })?;
+    let sig =
+        match value.get("signal") {
+            Some(Value::String(t)) => {
+                gosuv::parse_signal(t).map_err(|e| ApiError::bad_request(e.to_string()))?
+            }
+            Some(Value::Number(n)) => {
+                let t = n.to_string();
+                gosuv::parse_signal(&t).map_err(|e| ApiError::bad_request(e.to_string()))?
+            }
+            _ => return Err(ApiError::bad_request(
+                "the body must be {\"signal\": NAME} with a signal name (HUP, SIGUSR1) or number",
+            )),
+        };
+    let sig_name = nix::sys::signal::Signal::try_from(sig).map_or("?", |s| s.as_str());
+    tracing::info!(peer = %caller.peer, user = caller.user.as_deref().unwrap_or("-"), "signal {sig_name} {name}");
+    // The signal was checked above: an invalid argument now is a program with no process.
+    st.sup().signal(name, sig).await.map_err(|e| match e {
+        gosuv::Error::Invalid(m) => ApiError::new(StatusCode::CONFLICT, m),
+        e => removed_meanwhile(&st, name, e.into()),
+    })?;
+    let mut v = one_program(&st, name).await?;
+    if let Value::Object(m) = &mut v {
+        m.insert("signal".into(), Value::String(sig_name.to_string()));
+    }
+    Ok(Json(v))
+}
+
+/// `?names=a,w-*&lines=N` of the merged logs.
+#[derive(Debug, Deserialize)]
+struct LogsQuery {
+    names: Option<String>,
+    lines: Option<usize>,
+}
+
+/// One piece of a program's output as the merged logs send it.
+fn log_piece(name: &str, stream: gosuv::Stream, bytes: &[u8]) -> Value {
+    json!({
+        "name": name,
+        "stream": stream_name(stream),
+        "text": String::from_utf8_lossy(bytes),
+    })
+}
+
+fn stream_name(stream: gosuv::Stream) -> &'static str {
+    match stream {
+        gosuv::Stream::Stdout => "stdout",
+        gosuv::Stream::Stderr => "stderr",
+    }
+}
+
+/// The programs a logs query names, sorted (every program without `names`).
+fn logs_names(st: &AppState, names: Option<&str>) -> ApiResult<Vec<String>> {
+    let all = st.sup().names();
+    Ok(match selected(st, names)? {
+        Some(chosen) => all.into_iter().filter(|n| chosen.contains(n)).collect(),
+        None => all,
+    })
+}
+
+/// `GET /api/logs?names=a,w-*&lines=N`: the last N (10) lines of each stream of each
+/// program, `[{name, stream, text}]`.
+async fn logs(
+    State(st): State<AppState>,
+    q: Result<Query<LogsQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q?;
+    let lines = q.lines.unwrap_or(10);
+    let mut out = Vec::new();
+    for name in logs_names(&st, q.names.as_deref())? {
+        for stream in [gosuv::Stream::Stdout, gosuv::Stream::Stderr] {
+            // A program removed meanwhile has nothing more to say.
+            let Ok(all) = st.sup().tail(&name, stream, gosuv::logs::TAIL_BYTES) else {
+                continue;
+            };
+            let text = gosuv::logs::last_lines(&all, lines);
+            if !text.is_empty() {
+                out.push(log_piece(&name, stream, text));
+            }
+        }
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+/// What one followed stream of the merged logs yields: events, then its end (the program
+/// was removed), so that a program added again under the same name is followed again.
+enum Piece {
+    Event(SseEvent),
+    Ended(String),
+}
+
+/// One followed stream of the merged logs.
+type PieceStream = std::pin::Pin<Box<dyn Stream<Item = Piece> + Send>>;
+
+/// The last `lines` of one stream of `name`, then its output as it comes, as SSE events.
+fn follow_piece(
+    st: &AppState,
+    name: &str,
+    stream: gosuv::Stream,
+    lines: usize,
+) -> Option<PieceStream> {
+    use futures_util::StreamExt;
+    let (tail, follower) = st
+        .sup()
+        .tail_and_follow(name, stream, gosuv::logs::TAIL_BYTES)
+        .ok()?;
+    let first = gosuv::logs::last_lines(&tail, lines);
+    let first = (!first.is_empty()).then(|| Piece::Event(piece_event(name, stream, first)));
+    let n = name.to_string();
+    let live = futures_util::stream::unfold((follower, n), move |(mut f, n)| async move {
+        let ev = match f.recv().await? {
+            LogEvent::Data(b) => piece_event(&n, stream, &b),
+            LogEvent::Missed(bytes) => SseEvent::default().event("missed").data(
+                json!({ "name": n, "stream": stream_name(stream), "bytes": bytes }).to_string(),
+            ),
+        };
+        Some((Piece::Event(ev), (f, n)))
+    });
+    let end = futures_util::stream::iter([Piece::Ended(name.to_string())]);
+    Some(Box::pin(
+        futures_util::stream::iter(first).chain(live).chain(end),
+    ))
+}
+
+/// Follows both streams of `name` (a program removed meanwhile is skipped).
+fn follow_program(
+    st: &AppState,
+    name: &str,
+    lines: usize,
+    merged: &mut futures_util::stream::SelectAll<PieceStream>,
+    followed: &mut HashMap<String, u8>,
+) {
+    for stream in [gosuv::Stream::Stdout, gosuv::Stream::Stderr] {
+        if let Some(p) = follow_piece(st, name, stream, lines) {
+            merged.push(p);
+            *followed.entry(name.to_string()).or_default() += 1;
+        }
+    }
+}
+
+fn piece_event(name: &str, stream: gosuv::Stream, bytes: &[u8]) -> SseEvent {
+    SseEvent::default()
+        .event("log")
+        .data(log_piece(name, stream, bytes).to_string())
+}
+
+/// `GET /api/logs/follow?names=a,w-*&lines=N`: the output of every program (or of those
+/// named), stdout and stderr, as one SSE stream of `log` events `{name, stream, text}` in
+/// the order it arrives, the last N (10) lines of each stream first. Without `names`,
+/// programs added meanwhile are followed too. One connection for any number of programs.
+async fn logs_follow(
+    State(st): State<AppState>,
+    q: Result<Query<LogsQuery>, QueryRejection>,
+    client: Option<Extension<Client>>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    use futures_util::StreamExt;
+    let Query(q) = q?;
+    let lines = q.lines.unwrap_or(10);
+    let every = q.names.is_none();
+    // Subscribed first: a program added after the list below is seen by its event.
+    let events = every.then(|| st.sup().subscribe());
+    let names = logs_names(&st, q.names.as_deref())?;
+    let slot = stream_slot(client)?;
+    // Each followed program and how many of its streams are still followed.
+    let mut followed: HashMap<String, u8> = HashMap::new();
+    let mut merged = futures_util::stream::SelectAll::new();
+    for name in &names {
+        follow_program(&st, name, lines, &mut merged, &mut followed);
+    }
+    let s = futures_util::stream::unfold(
+        (merged, events, st.clone(), followed),
+        move |(mut merged, mut events, st, mut followed)| async move {
+            loop {
+                tokio::select! {
+                    piece = merged.next(), if !merged.is_empty() => match piece {
+                        Some(Piece::Event(ev)) => {
+                            return Some((Ok(ev), (merged, events, st, followed)));
+                        }
+                        Some(Piece::Ended(name)) => {
+                            if let Some(n) = followed.get_mut(&name) {
+                                *n = n.saturating_sub(1);
+                                if *n == 0 {
+                                    followed.remove(&name);
+                                }
+                            }
+                        }
+                        None => {}
+                    },
+                    notice = async {
+                        match events.as_mut() {
+                            Some(e) => e.recv().await,
+                            None => None,
+                        }
+                    }, if events.is_some() => match notice {
+                        Some(EventNotice::Changed(e)) if !followed.contains_key(&e.program) => {
+                            follow_program(&st, &e.program, lines, &mut merged, &mut followed);
+                        }
+                        Some(_) => {}
+                        None => events = None,
+                    },
+                    // Named programs all removed, or every program and the server's events
+                    // ended: nothing more will come.
+                    else => return None,
+                }
+            }
+        },
+    );
     Ok(Sse::new(until_shutdown(&st, s, slot)).keep_alive(KeepAlive::default()))
 }
 
@@ -1310,6 +1576,9 @@ mod tests {
             "/api/programs/{name}/log",
             "/api/programs/{name}/log/follow",
             "/api/programs/{name}/stats",
+            "/api/programs/{name}/signal",
+            "/api/logs",
+            "/api/logs/follow",
             "/api/all/{action}",
             "/api/events",
             "/api/wait",

@@ -97,8 +97,14 @@ pub fn init(log: &gosuv::config::ServerLogConfig, to_stderr: bool) -> CliResult 
         .fmt_fields(fields())
         .with_writer(Mutex::new(RotatingWriter(file)))
         .with_filter(level);
+    // Colour codes only for a terminal that wants them: a journal or a file gets plain text.
+    let ansi = {
+        use std::io::IsTerminal;
+        io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    };
     let stderr_layer = to_stderr.then(|| {
         tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
             .fmt_fields(fields())
             .with_writer(io::stderr)
             .with_filter(level)

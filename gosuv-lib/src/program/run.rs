@@ -32,6 +32,12 @@ pub(crate) trait Process: Send + Sync + 'static {
     fn stop(&mut self, sig: i32) -> impl Future<Output = ()> + Send + '_;
     /// Kills every process of the run.
     fn kill(&mut self) -> impl Future<Output = ()> + Send + '_;
+    /// Sends `sig` to every process of the run, and nothing else (no SIGCONT: a SIGSTOP
+    /// asked for must stay). The task's fakes take no signals.
+    fn signal(&mut self, sig: i32) -> impl Future<Output = ()> + Send + '_ {
+        let _ = sig;
+        std::future::ready(())
+    }
     /// Waits until the leader exited and nothing of the run is left. Cancel-safe.
     fn emptied(&mut self) -> impl Future<Output = ()> + Send + '_;
     /// After the leader exited on its own: kills the rest, waits (briefly) for the output to
@@ -243,6 +249,10 @@ impl Process for RealProcess {
 
     fn kill(&mut self) -> impl Future<Output = ()> + Send + '_ {
         self.group.kill()
+    }
+
+    fn signal(&mut self, sig: i32) -> impl Future<Output = ()> + Send + '_ {
+        self.group.signal(sig)
     }
 
     fn emptied(&mut self) -> impl Future<Output = ()> + Send + '_ {
