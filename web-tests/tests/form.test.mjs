@@ -191,6 +191,11 @@ test('probes, dependencies and exit codes that do not parse are shown at their f
   await waitForText(page, '#err-exit_codes', 'whole numbers');
   assert.equal(await page.textContent('#err-ready'), '', 'the fixed field has no error any more');
   await page.fill('#f-exit_codes', '');
+  // A number field with what is not a number in it: said, not sent as the default.
+  await page.locator('#f-log_backups').pressSequentially('1e');
+  await page.click('#form-submit');
+  await waitForText(page, '#err-log_backups', 'whole number');
+  await page.fill('#f-log_backups', '');
   await page.fill('#f-depends_on', '[{"name": ');
   await page.click('#form-submit');
   await waitForText(page, '#err-depends_on', 'not valid JSON');
