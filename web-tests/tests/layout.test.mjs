@@ -22,8 +22,9 @@ async function add(program) {
 }
 
 /**
- * The actions of every row whose box is not wholly inside the viewport's width, and whether
- * the table scrolls sideways; each row is scrolled into view first (the page scrolls down).
+ * The actions of every row and of the header whose box is not wholly inside the viewport's
+ * width, and whether the table or the page scrolls sideways; each row is scrolled into view
+ * first (the page scrolls down).
  */
 async function cutOff(page) {
   const width = page.viewportSize().width;
@@ -37,6 +38,13 @@ async function cutOff(page) {
       if (!box || box.width < 10 || box.x < 0 || box.x + box.width > width) {
         out.push(`${name}: ${label} at ${JSON.stringify(box)}`);
       }
+    }
+  }
+  await page.evaluate(() => window.scrollTo(0, 0));
+  for (const b of await page.locator('header.top button').all()) {
+    const box = await b.boundingBox();
+    if (!box || box.width < 10 || box.x < 0 || box.x + box.width > width) {
+      out.push(`header: ${await b.textContent()} at ${JSON.stringify(box)}`);
     }
   }
   const scroll = await page.evaluate(() => {
