@@ -63,6 +63,17 @@ test('every key of a program has a field: the common ones in view, the rest fold
   }
   await screenshot(page, 'form-advanced');
   await page.click('#form-cancel');
+
+  // Editing a program that leaves the advanced keys at their defaults: still folded.
+  const plain = uniqueName('web-form-plain');
+  created.push(plain);
+  assert.equal((await api('POST', '/api/programs', { name: plain, command: 'exec sleep 300' })).status, 201);
+  await waitForState(page, plain, 'stopped');
+  await row(page, plain).getByRole('button', { name: 'Edit', exact: true }).click();
+  await page.locator('#program-dialog').waitFor({ state: 'visible' });
+  assert.equal(await page.locator('#form-advanced').evaluate(d => d.open), false, 'defaults only: folded');
+  assert.equal(await page.inputValue('#f-stop_signal'), 'TERM', 'the folded fields hold the values all the same');
+  await page.click('#form-cancel');
   assert.deepEqual(seen.errors, []);
 });
 
@@ -119,6 +130,8 @@ test('a program added with the advanced keys has them all, and the empty ones ar
   // Opened again, the form shows what it has, advanced part unfolded.
   await row(page, name).getByRole('button', { name: 'Edit', exact: true }).click();
   assert.equal(await page.locator('#form-advanced').evaluate(d => d.open), true);
+  await waitForText(page, '#advanced-set', 'stop_signal');
+  await waitForText(page, '#advanced-set', 'memory_max');
   assert.equal(await page.inputValue('#f-exit_codes'), '0, 3');
   assert.equal(await page.inputValue('#f-memory_max'), '512MB');
   assert.equal(await page.inputValue('#f-cgroup'), 'off');
