@@ -52,8 +52,8 @@ export async function openPage(browser, { url = URL_AUTH, credentials = CREDENTI
   page.on('pageerror', e => seen.errors.push(`pageerror: ${e.message}`));
   page.on('console', m => {
     // Chromium logs every answer with an error status ("Failed to load resource"), and the
-    // page shows API errors on purpose; the browser also asks for /favicon.ico, which the
-    // server does not have.
+    // page shows API errors on purpose (favicon.test.mjs checks that a plain page load has
+    // no such answer).
     if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) {
       seen.errors.push(`console: ${m.text()}`);
     }
