@@ -28,6 +28,7 @@ use nix::fcntl::OFlag;
 use crate::config::ProgramConfig;
 
 mod clone;
+mod env_file;
 mod shell;
 
 /// The environment variable every program gets with its own name, as supervisord's
@@ -167,9 +168,13 @@ impl Command {
     /// Prepares `config` to run from `base_dir`, as `user` when given (looked up by
     /// [`lookup_user`]).
     ///
+    /// It stats and reads files (the working directory, the program, `env_file`): call it
+    /// where blocking is fine.
+    ///
     /// # Errors
     /// A message fit for `last_error`: an empty command, a working directory that does not
-    /// exist, a NUL byte where none may be.
+    /// exist, an `env_file` that cannot be read or has a bad line, a NUL byte where none may
+    /// be.
     pub(crate) fn prepare(
         config: &ProgramConfig,
         base_dir: &Path,
@@ -193,6 +198,12 @@ impl Command {
             Some(slot) => slot.1 = v.to_owned(),
             None => env.push((k.to_owned(), v.to_owned())),
         };
+        // Read at each start: a change to the file is seen without a reload.
+        if let Some(file) = &config.env_file {
+            for (k, v) in env_file::read(&crate::config::resolve_path(base_dir, file))? {
+                set(OsStr::new(&k), OsStr::new(&v));
+            }
+        }
         for (k, v) in &config.environ {
             set(OsStr::new(k), OsStr::new(v));
         }

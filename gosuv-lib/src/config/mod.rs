@@ -16,6 +16,7 @@ pub use program::{
     parse_program_value, parse_programs, validate_name, Autorestart, CgroupMode, Command,
     ProgramConfig, StopSignal, MAX_DURATION_SECS, MAX_START_RETRIES,
 };
+pub use program::{StartLimit, MAX_START_BURST};
 pub use ready::{
     check_dependencies, format_duration, parse_duration, Condition, Dependency, HealthProbe,
     ProbeCheck, ReadyProbe,
