@@ -343,6 +343,9 @@ pub fn check_set(programs: &[ProgramConfig]) -> Result<(), ConfigErrors> {
             message: msg,
         });
     }
+    for (i, msg) in program::shared_log_files(&refs) {
+        errors.extend(ConfigErrors::single(None, format!("{}: {msg}", refs[i].name)).0);
+    }
     for p in programs {
         if let Err(e) = p.validate() {
             errors.extend(e.0);

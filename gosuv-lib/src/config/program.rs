@@ -16,14 +16,19 @@ use super::{parse_size, parse_yaml, resolve_path, Collector, ConfigErrors};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Command {
-    /// Run by `/bin/sh -c`.
+    /// A shell command line. One simple command (words and quotes, no other shell syntax)
+    /// is split as the shell would and exec'd directly; one command that needs the shell
+    /// (`$VAR`, a redirection, a glob) runs as `/bin/sh -c 'exec ...'`; anything else
+    /// (lists, pipes, assignments, builtins) runs as written by `/bin/sh -c`. So the pid
+    /// shown, and a signal sent to it, is the program's own wherever the shell allows.
     Shell(String),
     /// Exec'd directly: the program and its arguments.
     Argv(Vec<String>),
 }
 
 impl Command {
-    /// The argv that is exec'd.
+    /// The argv as written: a string as `/bin/sh -c` runs it (gosuv may exec it directly,
+    /// see [`Command::Shell`]).
     pub fn argv(&self) -> Vec<String> {
         match self {
             Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
