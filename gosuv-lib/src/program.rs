@@ -285,7 +285,8 @@ pub struct ProgramStatus {
     /// Automatic restarts and retries since the program was added.
     pub restarts: u64,
     /// Why the last start failed, until the program next reaches `running`; or why gosuv
-    /// last restarted it (over `memory_max`), until it is next started or restarted by hand.
+    /// last restarted it (over `memory_max`), until it is next started or restarted by hand;
+    /// or, while it is in a crash loop (`start_limit`), `crash loop: 5 exits in 60s`.
     pub last_error: Option<String>,
     /// Failed writes to its log files.
     pub log_errors: u64,
