@@ -1060,6 +1060,32 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_start_every_line_once_across_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.log");
+        let mut f = RotatingFile::new(path.clone(), 0, 0).timestamps(true);
+        for chunk in [&b"ab"[..], b"c\nd", b"\n", b"", b"\n\ne"] {
+            f.write(chunk).expect("write");
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let stamp = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ").expect("re");
+        assert_eq!(
+            stamp.replace_all(&text, "T "),
+            "T abc\nT d\nT \nT \nT e",
+            "{text:?}"
+        );
+        // Settings changed on the same path keep the line's state.
+        let mut slot = Some(f);
+        apply_file(
+            &mut slot,
+            Some(RotatingFile::new(path.clone(), 0, 3).timestamps(true)),
+        );
+        slot.as_mut().expect("file").write(b"f\n").expect("write");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.ends_with("Z ef\n"), "{text:?}");
+    }
+
+    #[test]
     fn zero_max_never_rotates() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("p.log");

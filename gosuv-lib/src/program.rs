@@ -45,10 +45,12 @@ const CRASH_LOOP: &str = "crash loop: ";
 /// state (`backoff (crash loop: 5 exits in 60s)`): keep it stable.
 pub(crate) fn crash_loop_text(limit: crate::config::StartLimit) -> String {
     let d = limit.interval;
-    let interval = if d.subsec_millis() == 0 && d.subsec_nanos() == 0 {
+    let interval = if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
-    } else {
+    } else if d.subsec_nanos() % 1_000_000 == 0 {
         format!("{}ms", d.as_millis())
+    } else {
+        format!("{}µs", d.as_micros())
     };
     format!("{CRASH_LOOP}{} exits in {interval}", limit.burst)
 }

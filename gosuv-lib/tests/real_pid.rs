@@ -113,3 +113,28 @@ async fn a_command_not_found_is_a_failed_start_naming_it() {
     );
     env.sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_without_a_shebang_still_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let script = env.path().join("plain-script");
+    std::fs::write(&script, "echo from-the-script\n").expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut p = quick("noshebang", "./plain-script");
+    p.autorestart = Autorestart::Never;
+    env.sup.add(p).await.expect("add");
+    env.sup.start("noshebang", WAIT).await.expect("start");
+    env.sup
+        .wait_for(
+            "noshebang",
+            ProgramState::Exited,
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .expect("exits");
+    wait_file_contains(&env.log("noshebang", "stdout"), "from-the-script\n", 10);
+    let st = env.sup.status("noshebang").expect("status");
+    assert_eq!(st.exit_code, Some(0), "{st:?}");
+    env.sup.shutdown().await;
+}

@@ -790,3 +790,28 @@ async fn burst_zero_never_makes_a_crash_loop() {
     };
     assert!(seen.restarts >= 49, "{seen:?}");
 }
+
+#[test]
+fn a_crash_loop_says_its_limit_as_written() {
+    let text = |burst, interval| crash_loop_text(crate::config::StartLimit { burst, interval });
+    assert_eq!(
+        text(5, Duration::from_secs(60)),
+        "crash loop: 5 exits in 60s"
+    );
+    assert_eq!(
+        text(3, Duration::from_secs(90)),
+        "crash loop: 3 exits in 90s"
+    );
+    assert_eq!(
+        text(2, Duration::from_millis(500)),
+        "crash loop: 2 exits in 500ms"
+    );
+    assert_eq!(
+        text(2, Duration::from_millis(1500)),
+        "crash loop: 2 exits in 1500ms"
+    );
+    assert_eq!(
+        text(2, Duration::from_micros(250)),
+        "crash loop: 2 exits in 250µs"
+    );
+}
