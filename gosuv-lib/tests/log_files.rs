@@ -141,7 +141,7 @@ fn two_programs_on_one_log_file_is_an_error_naming_both() {
         .expect_err("shared")
         .to_string();
     assert!(
-        err.contains("programs.yml:4: [1]: stderr_logfile /srv/app/logs/shared.log is also the stdout_logfile of 'a'"),
+        err.contains("programs.yml:4: [1]: the stderr_logfile of 'b', /srv/app/logs/shared.log, is also the stdout_logfile of 'a'"),
         "{err}"
     );
     // One program's two streams in one file too (redirect_stderr is the way).
@@ -157,6 +157,47 @@ fn two_programs_on_one_log_file_is_an_error_naming_both() {
     ] {
         parse_programs(ok, None, base).expect(ok);
     }
+}
+
+#[test]
+fn programs_added_together_may_not_share_a_log_file() {
+    let mut a = ProgramConfig::shell("a", "x");
+    a.stdout_logfile = Some("/tmp/gosuv-shared.log".into());
+    let mut b = ProgramConfig::shell("b", "x");
+    b.stdout_logfile = a.stdout_logfile.clone();
+    let err = gosuv::config::check_set(&[a.clone(), b])
+        .expect_err("shared")
+        .to_string();
+    assert!(
+        err.contains(
+            "the stdout_logfile of 'b', /tmp/gosuv-shared.log, is also the stdout_logfile of 'a'"
+        ),
+        "{err}"
+    );
+    let mut c = ProgramConfig::shell("c", "x");
+    c.stdout_logfile = Some("/tmp/gosuv-other.log".into());
+    gosuv::config::check_set(&[a, c]).expect("apart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_at_a_configured_path_is_not_followed() {
+    let env = Env::new();
+    let target = env.path().join("target.txt");
+    std::fs::write(&target, "untouched\n").expect("target");
+    std::os::unix::fs::symlink(&target, env.path().join("link.log")).expect("link");
+    let mut p = one_shot("linked", "echo through-the-link; echo END");
+    p.stdout_logfile = Some("link.log".into());
+    run_to_exit(&env, p).await;
+    poll(10, "the failed write to be counted", || {
+        env.sup
+            .log_status("linked")
+            .is_ok_and(|s| s.stdout.write_errors > 0)
+    });
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("target"),
+        "untouched\n"
+    );
+    env.sup.shutdown().await;
 }
 
 #[test]

@@ -98,6 +98,31 @@ async fn quoted_arguments_are_split_like_the_shell() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quoted_arguments_of_a_program_execd_directly() {
+    let env = Env::new();
+    // Not a shell builtin: split by gosuv and exec'd.
+    let mut p = quick(
+        "direct",
+        r"/usr/bin/printf '%s|
+' 'a b' c",
+    );
+    p.autorestart = Autorestart::Never;
+    env.sup.add(p).await.expect("add");
+    env.sup.start("direct", WAIT).await.expect("start");
+    env.sup
+        .wait_for(
+            "direct",
+            ProgramState::Exited,
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .expect("exits");
+    let out = wait_file_contains(&env.log("direct", "stdout"), "c|", 10);
+    assert_eq!(out, "a b|\nc|\n");
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_not_found_is_a_failed_start_naming_it() {
     let env = Env::new();
     let mut p = quick("nope", "gosuv-no-such-command-xyz --flag");

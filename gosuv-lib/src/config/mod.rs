@@ -344,7 +344,12 @@ pub fn check_set(programs: &[ProgramConfig]) -> Result<(), ConfigErrors> {
         });
     }
     for (i, msg) in program::shared_log_files(&refs) {
-        errors.extend(ConfigErrors::single(None, format!("{}: {msg}", refs[i].name)).0);
+        errors.push(ConfigError {
+            file: None,
+            line: None,
+            key: format!("{}.log", refs[i].name),
+            message: msg,
+        });
     }
     for p in programs {
         if let Err(e) = p.validate() {

@@ -1129,7 +1129,8 @@ pub(crate) fn shared_log_files(programs: &[&ProgramConfig]) -> Vec<(usize, Strin
                 Some((name, other)) => out.push((
                     i,
                     format!(
-                        "{key} {} is also the {other} of '{name}': give each log its own file (redirect_stderr puts a program's stderr in its stdout log)",
+                        "the {key} of '{}', {}, is also the {other} of '{name}': give each log its own file (redirect_stderr puts a program's stderr in its stdout log)",
+                        p.name,
                         file.display()
                     ),
                 )),
