@@ -18,7 +18,7 @@ fn connections_that_send_nothing_cannot_starve_the_server() {
     let mark = env.dir.path().display().to_string();
     let _cleanup = KillMarked(mark.clone());
     env.programs(&format!(
-        "- name: looping\n  command: [/bin/sh, -c, 'sleep 0.2; exit 1']\n  start_auto: true\n  start_seconds: 0\n  environ: [\"{MARK_VAR}={mark}\"]\n"
+        "- name: looping\n  command: [/bin/sh, -c, 'sleep 0.2; exit 1']\n  start_auto: true\n  start_seconds: 0\n  start_limit: {{burst: 0}}\n  environ: [\"{MARK_VAR}={mark}\"]\n"
     ));
     let _srv = env.start();
     let server = env.pid().unwrap();

@@ -5,8 +5,9 @@
 //! and it uses under 5 % of one core, all read from /proc.
 //!
 //! - crash-looping: runs 9 to 10 s (past `start_seconds`), writes a line to stderr and exits
-//!   1, and is restarted at once: about 10 spawns a second across the 100, for ever (a crash
-//!   before `start_seconds` would go to backoff and, after `start_retries`, to fatal);
+//!   1, and is restarted at once (`start_limit` off): about 10 spawns a second across the
+//!   100, for ever (a crash before `start_seconds` would go to backoff and, after
+//!   `start_retries`, to fatal);
 //! - chatty: writes 64 KiB at once (its in-memory tail is full from the start), then a
 //!   120-byte line every 100 ms, to its log file;
 //! - idle: `sleep`.
@@ -26,7 +27,7 @@ fn programs() -> String {
         // 9.00 to 9.99 s, so the crashes do not come in step.
         let _ = write!(
             y,
-            "- name: crash{i:03}\n  command: [/bin/sh, -c, 'sleep 9.{i:02}; echo crash >&2; exit 1']\n  start_auto: true\n  start_seconds: 1\n"
+            "- name: crash{i:03}\n  command: [/bin/sh, -c, 'sleep 9.{i:02}; echo crash >&2; exit 1']\n  start_auto: true\n  start_seconds: 1\n  start_limit: {{burst: 0}}\n"
         );
         let _ = write!(
             y,

@@ -150,6 +150,10 @@ pub struct RotatingFile {
     /// The file's last byte is inside a line (a write that ended mid-line, or failed
     /// there): a marker starts on a line of its own.
     torn: bool,
+    /// Each line starts with the time it was written (`log_timestamps`).
+    timestamps: bool,
+    /// The next byte given starts a line (for `timestamps`): the last one given was `\n`.
+    line_start: bool,
 }
 
 impl RotatingFile {
@@ -167,7 +171,32 @@ impl RotatingFile {
             lost_why: String::new(),
             torn: false,
             strict: false,
+            timestamps: false,
+            line_start: true,
         }
+    }
+
+    /// A file whose every line starts with the UTC time it was written, RFC 3339 with
+    /// milliseconds, and a space. A line written in several pieces gets one, at its start.
+    pub fn timestamps(mut self, on: bool) -> Self {
+        self.timestamps = on;
+        self
+    }
+
+    /// `data` with the time before each line that starts in it.
+    fn stamped(&mut self, data: &[u8]) -> Vec<u8> {
+        let stamp = crate::events::rfc3339(std::time::SystemTime::now());
+        let lines = data.iter().filter(|b| **b == b'\n').count() + 1;
+        let mut out = Vec::with_capacity(data.len() + lines * (stamp.len() + 1));
+        for piece in data.split_inclusive(|b| *b == b'\n') {
+            if self.line_start {
+                out.extend_from_slice(stamp.as_bytes());
+                out.push(b' ');
+            }
+            out.extend_from_slice(piece);
+            self.line_start = piece.ends_with(b"\n");
+        }
+        out
     }
 
     /// A file that must be a regular file: no FIFO at its path is written (for a log whose
@@ -243,7 +272,12 @@ impl RotatingFile {
     /// # Errors
     /// The open, rotation or write error; the data is then not in the file.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        let r = self.try_write(data);
+        let r = if self.timestamps {
+            let stamped = self.stamped(data);
+            self.try_write(&stamped)
+        } else {
+            self.try_write(data)
+        };
         if r.is_err() {
             self.file = None;
         }
@@ -657,6 +691,7 @@ fn apply_file(slot: &mut Option<RotatingFile>, file: Option<RotatingFile>) {
         (Some(cur), Some(new)) if cur.path == new.path => {
             cur.max_bytes = new.max_bytes;
             cur.backups = new.backups;
+            cur.timestamps = new.timestamps;
         }
         (slot, new) => *slot = new,
     }
@@ -1022,6 +1057,32 @@ mod tests {
         assert_eq!(read(&dir.path().join("p.stdout.log.1")), b"ABCDEFGHIJ");
         assert_eq!(read(&dir.path().join("p.stdout.log.2")), b"abcdefghij");
         assert!(!dir.path().join("p.stdout.log.3").exists());
+    }
+
+    #[test]
+    fn timestamps_start_every_line_once_across_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.log");
+        let mut f = RotatingFile::new(path.clone(), 0, 0).timestamps(true);
+        for chunk in [&b"ab"[..], b"c\nd", b"\n", b"", b"\n\ne"] {
+            f.write(chunk).expect("write");
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let stamp = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ").expect("re");
+        assert_eq!(
+            stamp.replace_all(&text, "T "),
+            "T abc\nT d\nT \nT \nT e",
+            "{text:?}"
+        );
+        // Settings changed on the same path keep the line's state.
+        let mut slot = Some(f);
+        apply_file(
+            &mut slot,
+            Some(RotatingFile::new(path.clone(), 0, 3).timestamps(true)),
+        );
+        slot.as_mut().expect("file").write(b"f\n").expect("write");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.ends_with("Z ef\n"), "{text:?}");
     }
 
     #[test]

@@ -38,6 +38,23 @@ use crate::spawn::SpawnOptions;
 /// The longest backoff between two starts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// How a crash loop's `last_error` (and its event's reason) starts.
+const CRASH_LOOP: &str = "crash loop: ";
+
+/// A crash loop's `last_error`: `crash loop: 5 exits in 60s`. Front ends show it after the
+/// state (`backoff (crash loop: 5 exits in 60s)`): keep it stable.
+pub(crate) fn crash_loop_text(limit: crate::config::StartLimit) -> String {
+    let d = limit.interval;
+    let interval = if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.subsec_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}µs", d.as_micros())
+    };
+    format!("{CRASH_LOOP}{} exits in {interval}", limit.burst)
+}
+
 /// The wait before retry number `failures` (1-based): 1 s, 2 s, 4 s ... capped at 60 s.
 pub fn backoff_delay(failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(6);
@@ -114,32 +131,49 @@ pub(crate) struct ProgramLogs {
     pub stderr: Arc<LogSink>,
 }
 
+/// The file a stream of `config` is written to: its `stdout_logfile`/`stderr_logfile`
+/// (relative to `base_dir`), else `<log_dir>/<name>.<stream>.log`; none with `log_disable`,
+/// nor for stderr with `redirect_stderr`.
+pub(crate) fn log_path(
+    config: &ProgramConfig,
+    stream: Stream,
+    base_dir: &std::path::Path,
+    log_dir: &std::path::Path,
+) -> Option<PathBuf> {
+    if config.log_disable || (stream == Stream::Stderr && config.redirect_stderr) {
+        return None;
+    }
+    let own = match stream {
+        Stream::Stdout => config.stdout_logfile.as_deref(),
+        Stream::Stderr => config.stderr_logfile.as_deref(),
+    };
+    Some(match own {
+        Some(p) => crate::config::resolve_path(base_dir, p),
+        None => log_dir.join(format!("{}.{}.log", config.name, stream.as_str())),
+    })
+}
+
 impl ProgramLogs {
-    fn files(config: &ProgramConfig, log_dir: &std::path::Path) -> [Option<RotatingFile>; 2] {
-        if config.log_disable {
-            return [None, None];
-        }
+    fn files(config: &ProgramConfig, shared: &Shared) -> [Option<RotatingFile>; 2] {
         let file = |stream: Stream| {
-            RotatingFile::new(
-                log_dir.join(format!("{}.{}.log", config.name, stream.as_str())),
-                config.log_max_bytes,
-                config.log_backups,
-            )
+            log_path(config, stream, &shared.base_dir, &shared.log_dir).map(|path| {
+                RotatingFile::new(path, config.log_max_bytes, config.log_backups)
+                    .timestamps(config.log_timestamps)
+            })
         };
-        let stderr = (!config.redirect_stderr).then(|| file(Stream::Stderr));
-        [Some(file(Stream::Stdout)), stderr]
+        [file(Stream::Stdout), file(Stream::Stderr)]
     }
 
-    pub(crate) fn new(config: &ProgramConfig, log_dir: &std::path::Path) -> Self {
-        let [out, err] = Self::files(config, log_dir);
+    pub(crate) fn new(config: &ProgramConfig, shared: &Shared) -> Self {
+        let [out, err] = Self::files(config, shared);
         ProgramLogs {
             stdout: Arc::new(LogSink::new(out)),
             stderr: Arc::new(LogSink::new(err)),
         }
     }
 
-    fn reconfigure(&self, config: &ProgramConfig, log_dir: &std::path::Path) {
-        let [out, err] = Self::files(config, log_dir);
+    fn reconfigure(&self, config: &ProgramConfig, shared: &Shared) {
+        let [out, err] = Self::files(config, shared);
         self.stdout.reconfigure(out);
         self.stderr.reconfigure(err);
     }
@@ -253,7 +287,8 @@ pub struct ProgramStatus {
     /// Automatic restarts and retries since the program was added.
     pub restarts: u64,
     /// Why the last start failed, until the program next reaches `running`; or why gosuv
-    /// last restarted it (over `memory_max`), until it is next started or restarted by hand.
+    /// last restarted it (over `memory_max`), until it is next started or restarted by hand;
+    /// or, while it is in a crash loop (`start_limit`), `crash loop: 5 exits in 60s`.
     pub last_error: Option<String>,
     /// Failed writes to its log files.
     pub log_errors: u64,
@@ -594,6 +629,11 @@ struct Task<L: Launcher> {
     pull_deps: bool,
     /// Let go of (a release): the task ends without waiting for anything.
     released: bool,
+    /// When the last exits of runs that were up happened (at most `start_limit.burst`), to
+    /// tell a crash loop.
+    exits: std::collections::VecDeque<Instant>,
+    /// Backoffs in a row for a crash loop (0: none under way): the next wait's exponent.
+    crash_loops: u32,
 }
 
 /// Starts the task of one program and returns its handle.
@@ -617,7 +657,7 @@ pub(crate) fn launch_adopted(
     let launcher = Arc::new(RealLauncher {
         shared: shared.clone(),
     });
-    let logs = Arc::new(ProgramLogs::new(&config, &shared.log_dir));
+    let logs = Arc::new(ProgramLogs::new(&config, &shared));
     let started_at = adoption.started_at;
     let restarts = adoption.restarts;
     let adopted = launcher.adopt(&config, &logs, adoption, claimed);
@@ -636,7 +676,7 @@ fn launch_with<L: Launcher>(
     config: ProgramConfig,
     fatal: Option<String>,
 ) -> ProgramHandle {
-    let logs = Arc::new(ProgramLogs::new(&config, &shared.log_dir));
+    let logs = Arc::new(ProgramLogs::new(&config, &shared));
     launch_prepared(shared, launcher, config, logs, |task| {
         if let Some(reason) = fatal {
             task.enter_fatal_after_panic(reason);
@@ -731,6 +771,8 @@ async fn supervise<L: Launcher>(mut task: Task<L>, mut cmds: mpsc::Receiver<Cmd>
         task.restarts = old.restarts;
         task.state = old.state;
         task.failures = old.failures;
+        task.crash_loops = old.crash_loops;
+        task.exits = std::mem::take(&mut old.exits);
         task.wanted.remove = old.wanted.remove;
         task.waiters = std::mem::take(&mut old.waiters);
         task.old_drains = std::mem::take(&mut old.old_drains);
@@ -780,6 +822,8 @@ impl<L: Launcher> Task<L> {
             why: None,
             pull_deps: false,
             released: false,
+            exits: std::collections::VecDeque::new(),
+            crash_loops: 0,
         }
     }
 
@@ -1155,6 +1199,9 @@ impl<L: Launcher> Task<L> {
         if matches!(self.phase, Phase::Idle(_) | Phase::Backoff { .. }) {
             self.failures = 0;
         }
+        // A start by hand is no exit of a crash loop: the loop's count starts over.
+        self.exits.clear();
+        self.crash_loops = 0;
         if self.restart_reason {
             self.restart_reason = false;
             self.last_error = None;
@@ -1163,8 +1210,7 @@ impl<L: Launcher> Task<L> {
 
     fn apply_log_config(&mut self) {
         if !Arc::ptr_eq(&self.logs_config, &self.wanted.config) {
-            self.logs
-                .reconfigure(&self.wanted.config, &self.shared.log_dir);
+            self.logs.reconfigure(&self.wanted.config, &self.shared);
             self.logs_config = self.wanted.config.clone();
         }
     }
@@ -1677,13 +1723,25 @@ impl<L: Launcher> Task<L> {
                     // Neither a code nor a signal in the event: it says why.
                     self.why = Some(format!("exited with {status}"));
                 }
-                self.enter(Phase::Idle(ProgramState::Exited), Some(status));
                 let again = match config.autorestart {
                     Autorestart::Always => true,
                     Autorestart::Never => false,
                     Autorestart::Unexpected => !expected,
                 };
-                if again && self.wanted.run {
+                let crash_loop = (again && self.wanted.run)
+                    .then(|| self.count_exit(config.start_limit))
+                    .flatten();
+                self.enter(Phase::Idle(ProgramState::Exited), Some(status));
+                if let Some(why) = crash_loop.filter(|_| self.wanted.run) {
+                    // Not at once: the restart waits out a backoff (counted when it comes).
+                    tracing::warn!(program = %self.name, "{why}: restarting after a backoff");
+                    self.last_error = Some(why.clone());
+                    self.restart_reason = true;
+                    self.why = Some(why);
+                    let until = Instant::now() + backoff_delay(self.crash_loops);
+                    let generation = self.wanted.generation;
+                    self.enter(Phase::Backoff { until, generation }, None);
+                } else if again && self.wanted.run {
                     self.restarts += 1;
                 } else {
                     self.wanted.run = false;
@@ -1695,6 +1753,41 @@ impl<L: Launcher> Task<L> {
             other => self.phase = other,
         }
         self.old_drains.retain(|d| !d.is_finished());
+    }
+
+    /// Counts an exit of a run that was up, to be restarted: the crash loop's message when
+    /// it makes `limit.burst` exits within `limit.interval`. An exit that does not ends a
+    /// loop under way (and the `last_error` it left).
+    fn count_exit(&mut self, limit: crate::config::StartLimit) -> Option<String> {
+        let now = Instant::now();
+        let burst = limit.burst as usize;
+        self.exits.push_back(now);
+        while self.exits.len() > burst {
+            self.exits.pop_front();
+        }
+        let looping = burst > 0
+            && self.exits.len() == burst
+            && self
+                .exits
+                .front()
+                .is_some_and(|first| now.duration_since(*first) <= limit.interval);
+        if looping {
+            self.crash_loops = self.crash_loops.saturating_add(1);
+            return Some(crash_loop_text(limit));
+        }
+        if self.crash_loops > 0 {
+            self.crash_loops = 0;
+            if self.restart_reason
+                && self
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with(CRASH_LOOP))
+            {
+                self.restart_reason = false;
+                self.last_error = None;
+            }
+        }
+        None
     }
 
     async fn on_emptied(&mut self) {

@@ -28,6 +28,9 @@ use nix::fcntl::OFlag;
 use crate::config::ProgramConfig;
 
 mod clone;
+mod env_file;
+pub(crate) use env_file::read as read_env_file;
+mod shell;
 
 /// The environment variable every program gets with its own name, as supervisord's
 /// `SUPERVISOR_PROCESS_NAME`. gosuv also reads it (from `/proc/<pid>/environ`) to know a
@@ -105,6 +108,29 @@ pub(crate) fn lookup_user(name: &str) -> Result<UserInfo, String> {
     })
 }
 
+/// The paths `execve` tries for `program`, in order: itself when it holds a `/`, else each
+/// `PATH` entry (an empty one is the working directory), as `execvp` does.
+fn search_path(program: &str, path: &OsStr) -> Vec<PathBuf> {
+    if program.contains('/') {
+        return vec![PathBuf::from(program)];
+    }
+    std::env::split_paths(path)
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                PathBuf::from(".").join(program)
+            } else {
+                d.join(program)
+            }
+        })
+        .collect()
+}
+
+/// Whether `path` is a file this process may execute (the PATH search stops at it).
+fn is_executable(path: &Path) -> bool {
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
+        && std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
 /// A program ready to be spawned: everything the child needs, in the form the system calls
 /// take, made before the clone.
 pub(crate) struct Command {
@@ -143,9 +169,13 @@ impl Command {
     /// Prepares `config` to run from `base_dir`, as `user` when given (looked up by
     /// [`lookup_user`]).
     ///
+    /// It stats and reads files (the working directory, the program, `env_file`): call it
+    /// where blocking is fine.
+    ///
     /// # Errors
     /// A message fit for `last_error`: an empty command, a working directory that does not
-    /// exist, a NUL byte where none may be.
+    /// exist, an `env_file` that cannot be read or has a bad line, a NUL byte where none may
+    /// be.
     pub(crate) fn prepare(
         config: &ProgramConfig,
         base_dir: &Path,
@@ -153,10 +183,6 @@ impl Command {
         user: Option<&UserInfo>,
         run: &str,
     ) -> Result<Command, String> {
-        let argv = config.command.argv();
-        let Some(program) = argv.first().cloned() else {
-            return Err("the command is empty".into());
-        };
         let dir = config.directory.as_deref().unwrap_or(base_dir);
         if !dir.is_dir() {
             return Err(format!(
@@ -173,6 +199,12 @@ impl Command {
             Some(slot) => slot.1 = v.to_owned(),
             None => env.push((k.to_owned(), v.to_owned())),
         };
+        // Read at each start: a change to the file is seen without a reload.
+        if let Some(file) = &config.env_file {
+            for (k, v) in env_file::read(&crate::config::resolve_path(base_dir, file))? {
+                set(OsStr::new(&k), OsStr::new(&v));
+            }
+        }
         for (k, v) in &config.environ {
             set(OsStr::new(k), OsStr::new(v));
         }
@@ -188,20 +220,31 @@ impl Command {
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| OsString::from("/bin:/usr/bin"));
-        let candidates = if program.contains('/') {
-            vec![cstring("the command", program.clone().into_bytes())?]
-        } else {
-            std::env::split_paths(&path)
-                .map(|d| {
-                    let d = if d.as_os_str().is_empty() {
-                        PathBuf::from(".")
-                    } else {
-                        d
-                    };
-                    cstring("a PATH entry", d.join(&program).into_os_string().into_vec())
-                })
-                .collect::<Result<_, _>>()?
+        let argv = match &config.command {
+            crate::config::Command::Argv(v) => v.clone(),
+            crate::config::Command::Shell(s) => {
+                let mut plan = shell::plan(s);
+                if let shell::Plan::Direct(words) = &plan {
+                    // A script without `#!` is the shell's to run, as execvp would.
+                    let first = words.first().map(String::as_str).unwrap_or_default();
+                    let found = search_path(first, &path)
+                        .into_iter()
+                        .map(|p| dir.join(p))
+                        .find(|p| is_executable(p));
+                    if found.is_some_and(|p| !shell::execve_runs(&p)) {
+                        plan = shell::Plan::Exec;
+                    }
+                }
+                shell::shell_argv(s, &plan)
+            }
         };
+        let Some(program) = argv.first().cloned() else {
+            return Err("the command is empty".into());
+        };
+        let candidates = search_path(&program, &path)
+            .into_iter()
+            .map(|p| cstring("a PATH entry", p.into_os_string().into_vec()))
+            .collect::<Result<_, _>>()?;
         let argv = argv
             .into_iter()
             .map(|a| cstring("an argument of the command", a.into_bytes()))

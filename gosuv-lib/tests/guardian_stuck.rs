@@ -60,6 +60,8 @@ fn a_stopped_guardian_does_not_block_the_supervisor() {
         for i in 0..4 {
             let mut p = quick(&format!("loop{i}"), "exit 0");
             p.autorestart = Autorestart::Always;
+            // Restarted at once for ever: no crash-loop backoff (start_limit) slows them.
+            p.start_limit.burst = 0;
             sup.add(p).await.expect("add");
             sup.start(&format!("loop{i}"), None).await.expect("start");
         }

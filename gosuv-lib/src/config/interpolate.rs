@@ -29,13 +29,8 @@ impl Vars {
     /// gosuv's environment, then the dotenv file `path` (relative to `base_dir`), read now.
     pub(crate) fn with_env_file(path: &str, base_dir: &Path) -> Self {
         let path = resolve_path(base_dir, Path::new(path));
-        let vars = std::fs::read(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())
-            })
-            .and_then(|text| parse_env_file(&text))
-            .map(|pairs| pairs.into_iter().collect());
+        // Read as a start reads it (one parser of dotenv files).
+        let vars = crate::spawn::read_env_file(&path).map(|pairs| pairs.into_iter().collect());
         Vars {
             env_file: Some((path, vars)),
         }
@@ -63,10 +58,7 @@ impl Vars {
         match &self.env_file {
             None => "gosuv's environment".into(),
             Some((path, Ok(_))) => format!("gosuv's environment nor in {}", path.display()),
-            Some((path, Err(e))) => format!(
-                "gosuv's environment (and env_file {} cannot be read: {e})",
-                path.display()
-            ),
+            Some((_, Err(e))) => format!("gosuv's environment (and {e})"),
         }
     }
 }
@@ -100,6 +92,12 @@ pub(crate) fn expand(text: &str, vars: &Vars) -> Result<String, String> {
                 Some((n, d)) => (n, Some(d)),
                 None => (body, None),
             };
+            if default.is_some_and(|d| d.contains("${")) {
+                return Err(format!(
+                    "`${{{}}}`: a default cannot hold another `${{...}}`: give a plain value",
+                    shorten(body)
+                ));
+            }
             if !valid_name(name) {
                 return Err(format!(
                     "`${{{}}}` is not a variable: a name is letters, digits and `_`, not starting \
@@ -252,49 +250,6 @@ pub(crate) fn expand_program(
     expand_value(c, &mut path, item, &vars)
 }
 
-/// Parses a dotenv file: `KEY=VALUE` lines, `#` comments and blank lines, an optional
-/// `export ` before the key, and a value optionally in single or double quotes (kept as
-/// written inside them).
-///
-/// # Errors
-/// The first line that is none of these, by its number.
-pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            return Err(format!("line {} is not KEY=VALUE", n + 1));
-        };
-        let key = key.trim();
-        if !valid_name(key) {
-            return Err(format!(
-                "line {}: '{}' is not a variable name",
-                n + 1,
-                shorten(key)
-            ));
-        }
-        let value = value.trim();
-        let unquoted = ['"', '\'']
-            .iter()
-            .find_map(|q| {
-                value
-                    .strip_prefix(*q)
-                    .and_then(|v| v.strip_suffix(*q))
-                    .filter(|_| value.len() >= 2)
-            })
-            .unwrap_or(value);
-        if unquoted.contains('\0') {
-            return Err(format!("line {} holds a NUL byte", n + 1));
-        }
-        out.push((key.to_string(), unquoted.to_string()));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +271,8 @@ mod tests {
         assert_eq!(env_only("echo $$ $HOME $").as_deref(), Ok("echo $ $HOME $"));
         assert_eq!(env_only("$${GOSUV_T_SET}").as_deref(), Ok("${GOSUV_T_SET}"));
         assert_eq!(env_only("é${GOSUV_T_SET}é").as_deref(), Ok("év1é"));
+        let e = env_only("${GOSUV_T_UNSET:-${GOSUV_T_SET}}").unwrap_err();
+        assert!(e.contains("a default cannot hold"), "{e}");
     }
 
     #[test]
@@ -362,22 +319,6 @@ mod tests {
         assert!(e.contains("app.env"), "{e}");
         let missing = Vars::with_env_file("nope.env", dir.path());
         let e = expand("${GOSUV_T_NOWHERE}", &missing).unwrap_err();
-        assert!(e.contains("cannot be read"), "{e}");
-    }
-
-    #[test]
-    fn env_file_syntax() {
-        assert!(parse_env_file("JUSTTEXT\n").unwrap_err().contains("line 1"));
-        assert!(parse_env_file("A=1\n1X=2\n")
-            .unwrap_err()
-            .contains("line 2"));
-        assert_eq!(
-            parse_env_file("A=\"\"\nB='\nC=a=b\n").expect("valid"),
-            vec![
-                ("A".into(), "".into()),
-                ("B".into(), "'".into()),
-                ("C".into(), "a=b".into())
-            ]
-        );
+        assert!(e.contains("cannot read env_file"), "{e}");
     }
 }

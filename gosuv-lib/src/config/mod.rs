@@ -15,12 +15,13 @@ mod server;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use interpolate::{escape_interpolation, escape_interpolation_in, parse_env_file};
+pub use interpolate::{escape_interpolation, escape_interpolation_in};
 pub use program::{
     missing_on_host, parse_program_value, parse_programs, parse_programs_checked, validate_name,
     Autorestart, CgroupMode, Command, LoadedPrograms, ProgramConfig, StopSignal, MAX_DURATION_SECS,
     MAX_INSTANCES, MAX_NUMPROCS, MAX_START_RETRIES,
 };
+pub use program::{StartLimit, MAX_START_BURST};
 pub use ready::{
     check_dependencies, format_duration, parse_duration, Condition, Dependency, HealthProbe,
     ProbeCheck, ReadyProbe,
@@ -371,6 +372,14 @@ pub fn check_set(programs: &[ProgramConfig]) -> Result<(), ConfigErrors> {
             file: None,
             line: None,
             key: format!("{}.depends_on", refs[i].name),
+            message: msg,
+        });
+    }
+    for (i, msg) in program::shared_log_files(&refs) {
+        errors.push(ConfigError {
+            file: None,
+            line: None,
+            key: format!("{}.log", refs[i].name),
             message: msg,
         });
     }

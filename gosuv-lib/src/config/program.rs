@@ -16,14 +16,19 @@ use super::{parse_size, parse_yaml, resolve_path, Collector, ConfigErrors};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Command {
-    /// Run by `/bin/sh -c`.
+    /// A shell command line. One simple command (words and quotes, no other shell syntax)
+    /// is split as the shell would and exec'd directly; one command that needs the shell
+    /// (`$VAR`, a redirection, a glob) runs as `/bin/sh -c 'exec ...'`; anything else
+    /// (lists, pipes, assignments, builtins) runs as written by `/bin/sh -c`. So the pid
+    /// shown, and a signal sent to it, is the program's own wherever the shell allows.
     Shell(String),
     /// Exec'd directly: the program and its arguments.
     Argv(Vec<String>),
 }
 
 impl Command {
-    /// The argv that is exec'd.
+    /// The argv as written: a string as `/bin/sh -c` runs it (gosuv may exec it directly,
+    /// see [`Command::Shell`]).
     pub fn argv(&self) -> Vec<String> {
         match self {
             Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
@@ -161,6 +166,40 @@ impl Serialize for StopSignal {
     }
 }
 
+/// When exits of a running program are a crash loop (`start_limit`): `burst` exits within
+/// `interval`. Such a program waits in `backoff` (1 s, 2 s, 4 s ... 60 s) before each
+/// restart instead of restarting at once, until an exit no longer makes `burst` within
+/// `interval`; it never goes `fatal` for it (that is `start_retries`, for failed starts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartLimit {
+    /// Exits that make a crash loop; 0 turns the limit off (restarts always at once).
+    pub burst: u32,
+    /// The window the exits are counted in (more than zero; at most a day).
+    pub interval: Duration,
+}
+
+/// The most exits `start_limit.burst` may count.
+pub const MAX_START_BURST: u32 = 1_000;
+
+impl Default for StartLimit {
+    fn default() -> Self {
+        StartLimit {
+            burst: 5,
+            interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Serialize for StartLimit {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("burst", &self.burst)?;
+        m.serialize_entry("interval", &super::format_duration(self.interval))?;
+        m.end()
+    }
+}
+
 /// One program, with every key of `programs.yml` and its default filled in.
 ///
 /// Serializes with the same keys as `programs.yml`, so it can be written back to the file or
@@ -227,6 +266,34 @@ pub struct ProgramConfig {
     /// For an instance of a `numprocs` entry: the entry's name and this instance's number.
     #[serde(skip)]
     pub instance_of: Option<(String, u32)>,
+    /// A dotenv file (`KEY=VALUE` lines, `#` comments, blank lines, optional single or double
+    /// quotes around the value, `export KEY=VALUE`) read at each start, so a change takes
+    /// effect at the next start without a reload; `environ` wins over it. Relative to the
+    /// config file's directory. A missing or unreadable file, or a bad line, is a failed
+    /// start whose `last_error` names the file and the line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<PathBuf>,
+    /// The stdout log's path instead of `<logpath>/<name>.stdout.log` (relative to the config
+    /// file's directory, or absolute); rotated as the default one is, never written through
+    /// a symlink. Two programs may not share a log file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdout_logfile: Option<PathBuf>,
+    /// The stderr log's path instead of `<logpath>/<name>.stderr.log`, as `stdout_logfile`.
+    /// Unused with `redirect_stderr` (stderr goes to the stdout log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stderr_logfile: Option<PathBuf>,
+    /// Prefix every line written to the log files with the UTC time it was read, RFC 3339
+    /// with milliseconds, and a space (`2026-12-01T11:22:33.456Z `). A line that arrives in
+    /// several pieces gets one prefix, at its start. The in-memory tail and live followers
+    /// get the output as the program wrote it, without prefixes.
+    pub log_timestamps: bool,
+    /// Exits of a running program that make a crash loop: `{burst, interval}`, default 5 in
+    /// 60s; `burst: 0` turns it off. A program that has run past `start_seconds` (or was
+    /// ready) and exits `burst` times within `interval` waits in `backoff` (1 s, 2 s, 4 s ...
+    /// capped at 60 s) before each restart while the loop lasts, with `last_error`
+    /// `crash loop: 5 exits in 60s`; it is never made `fatal` for it. A start or restart by
+    /// hand starts it at once and forgets the exits counted so far.
+    pub start_limit: StartLimit,
 }
 
 fn is_one(n: &u32) -> bool {
@@ -279,11 +346,18 @@ impl ProgramConfig {
             cgroup,
             notify,
         );
-        let bytes = match serde_json::to_vec(&what) {
+        let mut bytes = match serde_json::to_vec(&what) {
             Ok(b) => b,
             // Never taken for the same as another config.
             Err(_) => return u64::MAX,
         };
+        // Where the environment comes from, only when set, so that a program without it keeps
+        // the number an earlier gosuv gave it. (The log keys are not here: the server that
+        // takes a run over drains its pipes into the files it is configured with.)
+        if let Some(f) = &self.env_file {
+            bytes.extend_from_slice(b"env_file=");
+            bytes.extend_from_slice(f.as_os_str().as_encoded_bytes());
+        }
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in bytes {
             h ^= u64::from(b);
@@ -319,12 +393,17 @@ impl ProgramConfig {
             depends_on: Vec::new(),
             numprocs: 1,
             instance_of: None,
+            env_file: None,
+            stdout_logfile: None,
+            stderr_logfile: None,
+            log_timestamps: false,
+            start_limit: StartLimit::default(),
         }
     }
 
     /// The programs this entry runs: itself when `numprocs` is 1, else `numprocs` instances
-    /// named `NAME-0 .. NAME-(N-1)`, each with `{n}` in `command`, `environ` values and
-    /// `directory` replaced by its number, `numprocs` 1 and `instance_of` set. Instance
+    /// named `NAME-0 .. NAME-(N-1)`, each with `{n}` in `command`, `environ` values,
+    /// `directory`, `env_file` and the log paths replaced by its number, `numprocs` 1 and `instance_of` set. Instance
     /// names are not checked here ([`parse_programs`] does).
     pub fn instances(&self) -> Vec<ProgramConfig> {
         if self.numprocs <= 1 {
@@ -345,10 +424,15 @@ impl ProgramConfig {
                     .iter()
                     .map(|(k, v)| (k.clone(), sub(v)))
                     .collect();
-                p.directory = self.directory.as_ref().map(|d| {
+                let sub_path = |d: &PathBuf| {
                     d.to_str()
                         .map_or_else(|| d.clone(), |s| PathBuf::from(sub(s)))
-                });
+                };
+                p.directory = self.directory.as_ref().map(sub_path);
+                // Each instance its own log files (two may not share one).
+                p.stdout_logfile = self.stdout_logfile.as_ref().map(sub_path);
+                p.stderr_logfile = self.stderr_logfile.as_ref().map(sub_path);
+                p.env_file = self.env_file.as_ref().map(sub_path);
                 p.numprocs = 1;
                 p.instance_of = Some((self.name.clone(), n));
                 p
@@ -594,6 +678,9 @@ pub fn parse_programs_checked(
     for (i, msg) in super::check_dependencies(&refs, &failed) {
         c.error(&[Seg::Index(at[i]), Seg::Key("depends_on".into())], msg);
     }
+    for (i, msg) in shared_log_files(&refs) {
+        c.error(&[Seg::Index(at[i])], msg);
+    }
     for (p, &i) in programs.iter().zip(&at) {
         for (key, message) in missing_on_host(p) {
             c.warn(&[Seg::Index(i), Seg::Key(key.into())], message);
@@ -813,6 +900,17 @@ fn program_from_value(
                     p.depends_on = d;
                 }
             }
+            "env_file" => set(&mut p.env_file, want_path(c, &kp, &v, base_dir).map(Some)),
+            "stdout_logfile" => set(
+                &mut p.stdout_logfile,
+                want_path(c, &kp, &v, base_dir).map(Some),
+            ),
+            "stderr_logfile" => set(
+                &mut p.stderr_logfile,
+                want_path(c, &kp, &v, base_dir).map(Some),
+            ),
+            "log_timestamps" => set(&mut p.log_timestamps, want_bool(c, &kp, &v)),
+            "start_limit" => set(&mut p.start_limit, parse_start_limit(c, &kp, &v)),
             "cgroup" => {
                 let text = match &v {
                     Value::Bool(false) => Some("off".to_string()),
@@ -1187,6 +1285,101 @@ fn parse_umask(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Option<u32> {
             None
         }
     }
+}
+
+/// A file path (not empty), resolved against `base_dir`.
+fn want_path(c: &mut Collector<'_>, path: &[Seg], v: &Value, base_dir: &Path) -> Option<PathBuf> {
+    let s = want_string(c, path, v)?;
+    if s.trim().is_empty() {
+        c.error(
+            path,
+            "the path is empty: give a file's path, or leave the key out",
+        );
+        return None;
+    }
+    Some(resolve_path(base_dir, Path::new(&s)))
+}
+
+fn parse_start_limit(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Option<StartLimit> {
+    let map = match v {
+        Value::Null => return Some(StartLimit::default()),
+        Value::Mapping(m) => m,
+        other => {
+            c.error(
+                path,
+                format!(
+                    "`start_limit` is a mapping such as {{burst: 5, interval: 60s}}, found {}",
+                    describe(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let before = c.errors.len();
+    let mut limit = StartLimit::default();
+    for (k, v) in map {
+        let key = k.as_str().unwrap_or_default().to_owned();
+        let kp: Vec<Seg> = path
+            .iter()
+            .cloned()
+            .chain([Seg::Key(key.clone())])
+            .collect();
+        match key.as_str() {
+            "burst" => set(
+                &mut limit.burst,
+                want_uint(c, &kp, v, u64::from(MAX_START_BURST)).map(|n| n as u32),
+            ),
+            "interval" => match super::parse_duration(v) {
+                Ok(d) => limit.interval = d,
+                Err(e) => c.error(&kp, e),
+            },
+            _ => c.error(
+                &kp,
+                format!("unknown key `{key}`; `start_limit` has `burst` and `interval`"),
+            ),
+        }
+    }
+    if limit.burst > 0 && limit.interval.is_zero() {
+        c.error(
+            path,
+            "an interval of 0 never counts an exit: give a duration such as 60s, or burst: 0 to turn the limit off",
+        );
+    }
+    (c.errors.len() == before).then_some(limit)
+}
+
+/// Two programs (or a program's two streams) writing one log file: each pair, as the index
+/// of the program to blame and the message. Only the paths set with `stdout_logfile` and
+/// `stderr_logfile` are compared (the default ones hold the program's unique name).
+pub(crate) fn shared_log_files(programs: &[&ProgramConfig]) -> Vec<(usize, String)> {
+    let mut owners: BTreeMap<&Path, (&str, &str)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (i, p) in programs.iter().enumerate() {
+        if p.log_disable {
+            continue;
+        }
+        let stderr = p.stderr_logfile.as_deref().filter(|_| !p.redirect_stderr);
+        for (key, file) in [
+            ("stdout_logfile", p.stdout_logfile.as_deref()),
+            ("stderr_logfile", stderr),
+        ] {
+            let Some(file) = file else { continue };
+            match owners.get(file) {
+                Some((name, other)) => out.push((
+                    i,
+                    format!(
+                        "the {key} of '{}', {}, is also the {other} of '{name}': give each log its own file (redirect_stderr puts a program's stderr in its stdout log)",
+                        p.name,
+                        file.display()
+                    ),
+                )),
+                None => {
+                    owners.insert(file, (&p.name, key));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

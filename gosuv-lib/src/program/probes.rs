@@ -318,8 +318,14 @@ async fn exec_once(
         None => None,
     };
     let run = crate::spawn::new_run_id();
-    let prepared =
-        SpawnCommand::prepare(&probe_config, &sh.base_dir, &sh.spawn, user.as_ref(), &run)?;
+    let prepared = {
+        let (base, opts, run) = (sh.base_dir.clone(), sh.spawn.clone(), run.clone());
+        tokio::task::spawn_blocking(move || {
+            SpawnCommand::prepare(&probe_config, &base, &opts, user.as_ref(), &run)
+        })
+        .await
+        .map_err(|e| format!("cannot prepare the command: {e}"))??
+    };
     let (mut group, pipes) = ProcessGroup::spawn(
         &config.name,
         &run,

@@ -107,7 +107,20 @@ impl Launcher for RealLauncher {
             None => None,
         };
         let run = crate::spawn::new_run_id();
-        let cmd = SpawnCommand::prepare(config, &sh.base_dir, &sh.spawn, user.as_ref(), &run)?;
+        let cmd = {
+            let (config, base, opts, run) = (
+                config.clone(),
+                sh.base_dir.clone(),
+                sh.spawn.clone(),
+                run.clone(),
+            );
+            // It stats the program and reads `env_file`: never on a runtime worker.
+            tokio::task::spawn_blocking(move || {
+                SpawnCommand::prepare(&config, &base, &opts, user.as_ref(), &run)
+            })
+            .await
+            .map_err(|e| format!("cannot prepare the command: {e}"))??
+        };
         let cgroup = match config.cgroup {
             CgroupMode::Off => None,
             mode => match sh
@@ -364,12 +377,7 @@ fn tell_pipes(
     pipes: &crate::process_group::Pipes,
 ) {
     use std::os::fd::AsFd;
-    let log = |stream: Stream| {
-        (!config.log_disable).then(|| {
-            sh.log_dir
-                .join(format!("{}.{}.log", config.name, stream.as_str()))
-        })
-    };
+    let log = |stream: Stream| super::log_path(config, stream, &sh.base_dir, &sh.log_dir);
     let mut all = vec![crate::process_group::RunPipe {
         stream: Stream::Stdout,
         fd: pipes.stdout.as_fd(),

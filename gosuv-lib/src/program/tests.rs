@@ -656,3 +656,162 @@ async fn an_exit_at_the_end_of_start_seconds_counts_as_up() {
         vec![(Stopped, Starting), (Starting, Running), (Running, Exited)]
     );
 }
+
+/// The next event into `to`, with the events before it.
+async fn next_event(r: &mut Rig, to: ProgramState) -> Event {
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(3600), r.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("never reached {to}"))
+            .expect("events");
+        if ev.to == to {
+            return ev;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_loop_backs_off_doubling_and_ends_when_it_stays_up() {
+    let mut p = program("1");
+    p.start_limit = crate::config::StartLimit {
+        burst: 3,
+        interval: Duration::from_secs(60),
+    };
+    let mut r = rig(p);
+    *r.launcher.exit_after.lock().unwrap() = Some(Duration::from_secs(1));
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("answered")
+        .expect("running");
+    // Two exits restart it at once; the third makes the loop.
+    for _ in 0..2 {
+        let t = Instant::now();
+        next_event(&mut r, Exited).await;
+        let ev = next_event(&mut r, Starting).await;
+        assert_eq!(ev.from, Exited);
+        assert_eq!(t.elapsed(), Duration::from_secs(1));
+    }
+    let ev = next_event(&mut r, Backoff).await;
+    assert_eq!(ev.from, Exited);
+    assert_eq!(ev.reason.as_deref(), Some("crash loop: 3 exits in 60s"));
+    let st = r.handle.status();
+    assert_eq!(st.last_error.as_deref(), Some("crash loop: 3 exits in 60s"));
+    assert_eq!(st.restarts, 2);
+    // 1 s, then 2 s, then 4 s before each restart while the loop lasts; never fatal.
+    for wait in [1, 2, 4] {
+        let t = Instant::now();
+        next_event(&mut r, Starting).await;
+        assert_eq!(t.elapsed(), Duration::from_secs(wait));
+        if wait < 4 {
+            next_event(&mut r, Backoff).await;
+        }
+    }
+    assert_eq!(r.handle.status().restarts, 5);
+    // Up longer than the interval: its exit ends the loop, restarted at once.
+    *r.launcher.exit_after.lock().unwrap() = Some(Duration::from_secs(61));
+    next_event(&mut r, Backoff).await;
+    next_event(&mut r, Running).await;
+    assert_eq!(
+        r.handle.status().last_error.as_deref(),
+        Some("crash loop: 3 exits in 60s"),
+        "said while the loop lasts"
+    );
+    next_event(&mut r, Exited).await;
+    let t = Instant::now();
+    next_event(&mut r, Starting).await;
+    assert_eq!(t.elapsed(), Duration::ZERO);
+    assert_eq!(r.handle.status().last_error, None, "the loop is over");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_cancels_a_crash_loop_backoff_and_a_start_forgets_the_loop() {
+    let mut p = program("1");
+    p.start_limit = crate::config::StartLimit {
+        burst: 2,
+        interval: Duration::from_secs(60),
+    };
+    let mut r = rig(p);
+    *r.launcher.exit_after.lock().unwrap() = Some(Duration::from_secs(1));
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("answered")
+        .expect("running");
+    next_event(&mut r, Backoff).await;
+    let launched = r.launcher.count();
+    r.ask(Cmd::Stop)
+        .await
+        .await
+        .expect("answered")
+        .expect("stopped");
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(
+        r.launcher.count(),
+        launched,
+        "the pending restart is cancelled"
+    );
+    assert_eq!(r.state(), Stopped);
+    // Started by hand: at once, and its next exit is the first of a new count.
+    r.drain();
+    let t = Instant::now();
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("answered")
+        .expect("running");
+    assert_eq!(t.elapsed(), Duration::ZERO);
+    assert_eq!(r.handle.status().last_error, None);
+    next_event(&mut r, Exited).await;
+    let ev = tokio::time::timeout(Duration::from_secs(3600), r.events.recv())
+        .await
+        .expect("an event")
+        .expect("events");
+    assert_eq!((ev.from, ev.to), (Exited, Starting), "restarted at once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn burst_zero_never_makes_a_crash_loop() {
+    let mut p = program("1");
+    p.start_limit.burst = 0;
+    let mut r = rig(p);
+    *r.launcher.exit_after.lock().unwrap() = Some(Duration::from_millis(10));
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("answered")
+        .expect("running");
+    let seen = loop {
+        let ev = r.events.recv().await.expect("events");
+        assert_ne!(ev.to, Backoff, "no backoff with burst 0");
+        if r.launcher.count() >= 50 {
+            break r.handle.status();
+        }
+    };
+    assert!(seen.restarts >= 49, "{seen:?}");
+}
+
+#[test]
+fn a_crash_loop_says_its_limit_as_written() {
+    let text = |burst, interval| crash_loop_text(crate::config::StartLimit { burst, interval });
+    assert_eq!(
+        text(5, Duration::from_secs(60)),
+        "crash loop: 5 exits in 60s"
+    );
+    assert_eq!(
+        text(3, Duration::from_secs(90)),
+        "crash loop: 3 exits in 90s"
+    );
+    assert_eq!(
+        text(2, Duration::from_millis(500)),
+        "crash loop: 2 exits in 500ms"
+    );
+    assert_eq!(
+        text(2, Duration::from_millis(1500)),
+        "crash loop: 2 exits in 1500ms"
+    );
+    assert_eq!(
+        text(2, Duration::from_micros(250)),
+        "crash loop: 2 exits in 250µs"
+    );
+}

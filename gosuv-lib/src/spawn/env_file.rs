@@ -1,0 +1,174 @@
+//! A program's `env_file`: a dotenv file read at each start.
+
+use std::path::Path;
+
+/// The largest `env_file` read: far more than any environment needs, and a bound on what a
+/// wrong path (a log, a device) can cost.
+const MAX_ENV_FILE: u64 = 1 << 20;
+
+/// Reads the dotenv file at `path`: its variables in file order.
+///
+/// # Errors
+/// A message for `last_error` that names the file (and the line, for a bad line).
+pub(crate) fn read(path: &Path) -> Result<Vec<(String, String)>, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let fix = "fix `env_file` (see docs/config.md)";
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("cannot read env_file {shown}: {}: {fix}", plain(&e)))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_ENV_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read env_file {shown}: {}: {fix}", plain(&e)))?;
+    if bytes.len() as u64 > MAX_ENV_FILE {
+        return Err(format!(
+            "env_file {shown} is over 1 MiB: is it the right file? {fix}"
+        ));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("env_file {shown} is not UTF-8 text: {fix}"))?;
+    parse(&text).map_err(|(line, why)| format!("env_file {shown}, line {line}: {why}"))
+}
+
+/// An I/O error without Rust's `(os error N)`.
+fn plain(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+fn valid_name(k: &str) -> bool {
+    k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parses dotenv text; a bad line as its 1-based number and what is wrong.
+pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
+    let mut vars = Vec::new();
+    for (i, raw) in text.split('\n').enumerate() {
+        let n = i + 1;
+        let line = raw.strip_suffix('\r').unwrap_or(raw).trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line
+            .strip_prefix("export")
+            .filter(|rest| rest.starts_with([' ', '\t']))
+            .map_or(line, str::trim_start);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err((n, "expected KEY=VALUE".into()));
+        };
+        let key = key.trim();
+        if !valid_name(key) {
+            return Err((
+                n,
+                format!(
+                    "'{key}' is not a variable name (letters, digits and _, not first a digit)"
+                ),
+            ));
+        }
+        let value = unquote(value.trim()).map_err(|why| (n, why))?;
+        if value.contains('\0') {
+            return Err((n, "the value holds a NUL byte".into()));
+        }
+        vars.push((key.to_string(), value));
+    }
+    Ok(vars)
+}
+
+/// A value: in single quotes as written, in double quotes with `\"`, `\\`, `\n` read as
+/// escapes, else up to a ` #` comment.
+fn unquote(v: &str) -> Result<String, String> {
+    let rest_ok = |rest: &str| {
+        let rest = rest.trim();
+        rest.is_empty() || rest.starts_with('#')
+    };
+    if let Some(body) = v.strip_prefix('\'') {
+        let Some(end) = body.find('\'') else {
+            return Err("the value's single quote is not closed on this line".into());
+        };
+        if !rest_ok(&body[end + 1..]) {
+            return Err("only a # comment may follow a quoted value".into());
+        }
+        return Ok(body[..end].to_string());
+    }
+    if let Some(body) = v.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = body.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => {
+                    if !rest_ok(&body[i + 1..]) {
+                        return Err("only a # comment may follow a quoted value".into());
+                    }
+                    return Ok(out);
+                }
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => out.push('\n'),
+                    Some((_, e)) if matches!(e, '"' | '\\') => out.push(e),
+                    Some((_, e)) => {
+                        out.push('\\');
+                        out.push(e);
+                    }
+                    None => out.push('\\'),
+                },
+                c => out.push(c),
+            }
+        }
+        return Err("the value's double quote is not closed on this line".into());
+    }
+    let end = v
+        .char_indices()
+        .find(|&(i, c)| c == '#' && v[..i].ends_with([' ', '\t']))
+        .map_or(v.len(), |(i, _)| i);
+    Ok(v[..end].trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(k: &str, v: &str) -> (String, String) {
+        (k.into(), v.into())
+    }
+
+    #[test]
+    fn reads_the_usual_forms() {
+        let text = "# a comment\n\nA=1\nexport B = two words \nC='x # y' # note\nD=\"q \\\"r\\\" \\\\ \\n\"\nE=\nF=a#b # c\r\nG==x\n";
+        assert_eq!(
+            parse(text),
+            Ok(vec![
+                kv("A", "1"),
+                kv("B", "two words"),
+                kv("C", "x # y"),
+                kv("D", "q \"r\" \\ \n"),
+                kv("E", ""),
+                kv("F", "a#b"),
+                kv("G", "=x"),
+            ])
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        assert_eq!(parse("A=1\nnonsense\n").map_err(|e| e.0), Err(2));
+        assert_eq!(parse("1A=x").map_err(|e| e.0), Err(1));
+        assert_eq!(parse("A B=x").map_err(|e| e.0), Err(1));
+        assert_eq!(parse("\n\nA='open").map_err(|e| e.0), Err(3));
+        assert_eq!(parse("A=\"open").map_err(|e| e.0), Err(1));
+        assert_eq!(parse("A='x' y").map_err(|e| e.0), Err(1));
+        assert_eq!(parse("A=\0").map_err(|e| e.0), Err(1));
+        assert_eq!(parse("exportA=1"), Ok(vec![kv("exportA", "1")]));
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let e = read(Path::new("/definitely/not/here.env")).expect_err("missing");
+        assert_eq!(
+            e,
+            "cannot read env_file /definitely/not/here.env: No such file or directory: fix `env_file` (see docs/config.md)"
+        );
+    }
+}
