@@ -239,6 +239,14 @@ fn restart_server(conf: &Path, programs: bool) -> CliResult {
             }
         }
     }
+    // Nothing is stopped for a server that could not start again from here.
+    if conf.exists() {
+        let config = gosuv::ServerConfig::load(conf)?;
+        let limits = crate::server::checks::limit_problems(&config);
+        if !limits.is_empty() {
+            return Err(Failure::new(limits.join("\n")));
+        }
+    }
     match shutdown(conf) {
         Ok(_) => println!("server stopped"),
         Err(e) if e.message.starts_with("cannot reach") => {
@@ -341,9 +349,13 @@ fn reload(conf: &Path) -> CliResult {
 /// Writes the commented programs file of a fresh install at `path`, unless something is
 /// there already. Returns whether it wrote it.
 fn write_default_programs(path: &Path) -> CliResult<bool> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // 0600: programs added through the API may put secrets in its `environ`.
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path);
     let mut file = match file {
         Ok(f) => f,
@@ -368,9 +380,19 @@ fn conftest(conf: &Path) -> CliResult {
         Some(e) => e.0.iter().map(ToString::to_string).collect(),
         // The server's checks only on a config.yml that parses: on one with errors they
         // would report the defaults its bad keys left.
-        None => crate::server::checks::check_server(&server)
-            .err()
-            .unwrap_or_default(),
+        None => {
+            let mut p = crate::server::checks::check_server(&server)
+                .err()
+                .unwrap_or_default();
+            // A start-server run from here would be refused (a service manager may grant
+            // the server more: LimitNOFILE= of a systemd unit).
+            p.extend(
+                crate::server::checks::limit_problems(&server)
+                    .into_iter()
+                    .map(|m| format!("{m} (this shell's limit)")),
+            );
+            p
+        }
     };
     // The programs file is checked whatever config.yml has (with the `include` that could
     // be read), so one run shows everything to fix. start-server runs without one; a test

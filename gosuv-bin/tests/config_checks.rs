@@ -187,6 +187,13 @@ fn a_fresh_directory_starts_and_passes_conftest() {
     );
     let text = std::fs::read_to_string(dir.path().join("programs.yml")).expect("written");
     assert!(text.contains("docs/config.md"), "{text}");
+    // Private, whatever the umask: programs added through the API may hold secrets.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("programs.yml"))
+            .expect("stat")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
     let out = run(&["conftest"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(

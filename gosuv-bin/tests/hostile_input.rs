@@ -92,7 +92,7 @@ impl Rig {
             let config = ServerConfig::defaults(&srv);
             let file =
                 gosuv_bin::server::ProgramsFile::new(config.include.clone(), config.dir.clone());
-            file.loaded(&[]);
+            file.loaded(&[], &[]);
             let mut options = gosuv_bin::server::supervisor_options(&config, &file);
             options.subreaper = false;
             options.kill_on_parent_death = true;

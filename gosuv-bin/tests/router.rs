@@ -14,7 +14,7 @@ use tower::ServiceExt;
 fn state(dir: &std::path::Path, security: Security) -> AppState {
     let config = ServerConfig::defaults(dir);
     let file = gosuv_bin::server::ProgramsFile::new(config.include.clone(), config.dir.clone());
-    file.loaded(&[]);
+    file.loaded(&[], &[]);
     let mut options = gosuv_bin::server::supervisor_options(&config, &file);
     options.subreaper = false;
     options.kill_on_parent_death = true;

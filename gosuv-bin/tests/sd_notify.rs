@@ -71,3 +71,32 @@ fn ready_and_stopping_on_an_abstract_socket() {
     let sock = UnixDatagram::bind_addr(&addr).unwrap();
     run_under(&env, &sock, &format!("@{name}"));
 }
+
+#[test]
+fn restart_server_says_reloading_then_ready_again() {
+    let env = Env::unix();
+    env.programs(PROGRAMS);
+    let path = env.path("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut child = env
+        .command(&["start-server", "-f"])
+        .env("NOTIFY_SOCKET", &path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(recv(&sock), format!("READY=1\nMAINPID={}", child.id()));
+    env.ok(&["restart-server"]);
+    let reloading = recv(&sock);
+    let usec = reloading
+        .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+        .unwrap_or_else(|| panic!("{reloading:?}"));
+    assert!(usec.parse::<u64>().is_ok_and(|u| u > 0), "{reloading:?}");
+    // The same process (systemd's main pid) serves again.
+    assert_eq!(recv(&sock), format!("READY=1\nMAINPID={}", child.id()));
+    env.ok(&["shutdown"]);
+    assert_eq!(recv(&sock), "STOPPING=1");
+    assert!(child.wait().unwrap().success());
+}

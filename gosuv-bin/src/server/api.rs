@@ -654,13 +654,9 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let config = program_from_body(&st, &body?, None).await?;
     let name = config.name.clone();
-    st.mutate(
-        &caller,
-        "add",
-        &name,
-        |sup| async move { sup.add(config).await },
-    )
-    .await?;
+    let change = super::Change::Add(Box::new(config.clone()));
+    st.mutate(&caller, change, |sup| async move { sup.add(config).await })
+        .await?;
     Ok((StatusCode::CREATED, Json(one_program(&st, &name).await?)))
 }
 
@@ -681,9 +677,11 @@ async fn replace(
     let config = program_from_body(&st, &body, Some(&name)).await?;
     let n = name.clone();
     let restarted = st
-        .mutate(&caller, "update", &name, |sup| async move {
-            sup.update(config).await
-        })
+        .mutate(
+            &caller,
+            super::Change::Update(Box::new(config.clone())),
+            |sup| async move { sup.update(config).await },
+        )
         .await
         .map_err(|e| removed_meanwhile(&st, &n, e))?;
     let mut v = one_program(&st, &name).await?;
@@ -702,9 +700,11 @@ async fn remove(
     st.sup().status(&name)?;
     not_an_instance(&st, &name)?;
     let n = name.clone();
-    st.mutate(&caller, "remove", &name, |sup| async move {
-        sup.remove(&n).await
-    })
+    st.mutate(
+        &caller,
+        super::Change::Remove(name.clone()),
+        |sup| async move { sup.remove(&n).await },
+    )
     .await
     .map_err(|e| removed_meanwhile(&st, &name, e))?;
     Ok(Json(json!({ "removed": name })))

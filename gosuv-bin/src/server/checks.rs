@@ -98,7 +98,6 @@ pub fn check_server(config: &ServerConfig) -> Result<Security, Vec<String>> {
         );
     }
     problems.extend(listener_problems(config));
-    problems.extend(limit_problems(config));
     problems.extend(writable_problems(config));
     if let Err(e) = crate::client::parse_url(&config.resolved_server_url()) {
         problems.push(format!("client.server_url: {}", e.message));
@@ -157,9 +156,11 @@ fn listener_problems(config: &ServerConfig) -> Vec<String> {
     out
 }
 
-/// `minfds`/`minprocs` above a hard limit that cannot be raised: only root may raise one,
-/// and not even root past the kernel's `fs.nr_open` for open files.
-fn limit_problems(config: &ServerConfig) -> Vec<String> {
+/// `minfds`/`minprocs` above a hard limit of this process that cannot be raised: only root
+/// may raise one, and not even root past the kernel's `fs.nr_open` for open files. Only
+/// what starts a server from this process asks it (start-server, conftest): a running
+/// server's limits are its own (a service manager may have granted it more).
+pub fn limit_problems(config: &ServerConfig) -> Vec<String> {
     use nix::sys::resource::{getrlimit, Resource, RLIM_INFINITY};
     let root = nix::unistd::geteuid().is_root();
     let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")

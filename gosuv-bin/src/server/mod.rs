@@ -67,6 +67,9 @@ struct StateInner {
     config: ServerConfig,
     /// The programs file: what it held when last loaded or written.
     programs_file: Arc<ProgramsFile>,
+    /// Held by each change of the programs file (API changes, reloads), from its check to
+    /// its save.
+    file_changes: tokio::sync::Mutex<()>,
     /// Replaced by a reload (the allow-list is read again); requests take a snapshot.
     security: std::sync::RwLock<Arc<Security>>,
     failed_logins: security::FailedLogins,
@@ -111,6 +114,7 @@ impl AppState {
             inner: Arc::new(StateInner {
                 sup,
                 programs_file,
+                file_changes: tokio::sync::Mutex::new(()),
                 config,
                 security: std::sync::RwLock::new(Arc::new(security)),
                 failed_logins: security::FailedLogins::default(),
@@ -316,33 +320,35 @@ impl AppState {
     }
 
     /// Runs a change of the program set (the core serializes changes and saves the programs
-    /// file through its store hook), and logs who made it.
+    /// file through its store hook), and logs who made it. The change is first checked
+    /// against the programs file: one that could not be saved there (a hand edit not
+    /// reloaded, a file that cannot be changed in place) is refused before anything
+    /// changes.
     ///
     /// # Errors
-    /// The change's error; a 500 when it is live but could not be saved.
-    pub async fn mutate<T, F, Fut>(
-        &self,
-        caller: &Caller,
-        what: &str,
-        name: &str,
-        f: F,
-    ) -> ApiResult<T>
+    /// The change's error; 409 when the programs file refuses it; a 500 when it is live
+    /// but could not be saved.
+    pub async fn mutate<T, F, Fut>(&self, caller: &Caller, change: Change, f: F) -> ApiResult<T>
     where
         F: FnOnce(Supervisor) -> Fut,
         Fut: Future<Output = gosuv::Result<T>>,
     {
-        // A change is saved to the programs file: refused while the file holds a hand edit
-        // that saving the live set would drop.
+        // One change of the file at a time, reloads included: the check below stays true
+        // until the change is saved.
+        let _file = self.inner.file_changes.lock().await;
+        let mut after = self.inner.sup.configs();
+        change.apply(&mut after);
         let file = self.inner.programs_file.clone();
-        tokio::task::spawn_blocking(move || file.check_unchanged())
+        tokio::task::spawn_blocking(move || file.check(&after))
             .await
-            .map_err(|e| ApiError::internal(format!("reading the programs file failed: {e}")))?
-            .map_err(|e| ApiError::new(axum::http::StatusCode::CONFLICT, e))?;
+            .map_err(|e| ApiError::internal(format!("checking the programs file failed: {e}")))?
+            .map_err(|e| ApiError::new(axum::http::StatusCode::CONFLICT, e.to_string()))?;
         let out = f(self.inner.sup.clone()).await;
         self.touch();
         if !matches!(out, Ok(_) | Err(gosuv::Error::Store(_))) {
             return out.map_err(ApiError::from);
         }
+        let (what, name) = change.describe();
         tracing::info!(
             peer = %caller.peer,
             user = caller.user.as_deref().unwrap_or("-"),
@@ -384,11 +390,20 @@ impl AppState {
         .map_err(|e| ApiError::internal(format!("reading the config files failed: {e}")))??;
         let (programs, allow, on_disk) = checked;
         let loaded = programs.clone();
+        let file_change = self.inner.file_changes.lock().await;
         let report = self.inner.sup.reload(programs).await;
         self.touch();
         let report = report?;
-        let file = self.inner.programs_file.clone();
-        let _ = tokio::task::spawn_blocking(move || file.loaded(&loaded)).await;
+        let (file, live) = (self.inner.programs_file.clone(), self.inner.sup.configs());
+        if tokio::task::spawn_blocking(move || file.loaded(&loaded, &live))
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "recording the programs file failed: API changes are refused until the next reload"
+            );
+        }
+        drop(file_change);
         if let Some(allow) = allow {
             self.set_allow_list(allow);
         }
@@ -410,6 +425,40 @@ impl AppState {
             }
         }
         Ok(report)
+    }
+}
+
+/// A change of the program set, as the programs file will see it.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A program added.
+    Add(Box<ProgramConfig>),
+    /// A program's config replaced.
+    Update(Box<ProgramConfig>),
+    /// A program removed, by name.
+    Remove(String),
+}
+
+impl Change {
+    fn describe(&self) -> (&'static str, &str) {
+        match self {
+            Change::Add(p) => ("add", &p.name),
+            Change::Update(p) => ("update", &p.name),
+            Change::Remove(n) => ("remove", n),
+        }
+    }
+
+    /// The program set after the change.
+    fn apply(&self, set: &mut Vec<ProgramConfig>) {
+        match self {
+            Change::Add(p) => set.push((**p).clone()),
+            Change::Update(p) => {
+                for c in set.iter_mut().filter(|c| c.name == p.name) {
+                    *c = (**p).clone();
+                }
+            }
+            Change::Remove(n) => set.retain(|c| c.name != *n),
+        }
     }
 }
 
@@ -846,8 +895,9 @@ async fn serve(
     // Recording starts before any program does, so every run is in the file.
     let (recorder, observer) =
         recovery::GroupRecorder::start(&config.server.pidfile, &adopted_records);
+    // Loading until the programs are added (nothing is saved back meanwhile).
     let programs_file = ProgramsFile::new(config.include.clone(), config.dir.clone());
-    programs_file.loaded(&programs);
+    let loaded = programs.clone();
     let mut options = supervisor_options(&config, &programs_file);
     // A holder keeps every program's output pipes open, so the programs outlive this
     // server (a kill -9, a crash) without dying of SIGPIPE, and their output is logged.
@@ -873,10 +923,19 @@ async fn serve(
         config.clone(),
         security,
         listening.clone(),
-        programs_file,
+        programs_file.clone(),
     );
     // All added before any starts, then started dependencies first.
     let added = sup.add_all_adopting(programs, adoptions, &idle).await;
+    let (file, live) = (programs_file.clone(), sup.configs());
+    if tokio::task::spawn_blocking(move || file.loaded(&loaded, &live))
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            "recording the programs file failed: API changes are refused until a reload"
+        );
+    }
     // Every child of the server is a program's or an orphan of one: reaped from now on (not
     // before the runs taken over were claimed, or a leader's exit would be lost).
     gosuv::reap_every_orphan();
@@ -1009,7 +1068,10 @@ pub fn supervisor_options(config: &ServerConfig, file: &Arc<ProgramsFile>) -> Su
     options.kill_on_parent_death = false;
     let file = file.clone();
     options.store = Some(gosuv::Store(Arc::new(
-        move |programs: &[ProgramConfig]| file.save(programs),
+        move |programs: &[ProgramConfig]| {
+            file.save(programs)
+                .map_err(|e| format!("the change is live but was not saved: {e}"))
+        },
     )));
     options
 }

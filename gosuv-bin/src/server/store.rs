@@ -7,6 +7,7 @@
 //! from what gosuv last loaded or wrote: saving the live set then would silently drop a
 //! hand edit that was not reloaded.
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,15 @@ enum Known {
     Text(Option<Vec<u8>>),
     /// Not known: the file changed while it was being loaded.
     Unknown,
+    /// Not loaded yet: the programs being added from it are not saved back.
+    Loading,
+}
+
+#[derive(Debug)]
+struct State {
+    known: Known,
+    /// The programs as of that load or write: a change is what differs from them.
+    last: Vec<ProgramConfig>,
 }
 
 /// The programs file of a server: what it last held, and how to change it.
@@ -32,16 +42,30 @@ enum Known {
 pub struct ProgramsFile {
     path: PathBuf,
     base_dir: PathBuf,
-    known: Mutex<Known>,
+    state: Mutex<State>,
 }
 
 /// Why a change cannot be saved.
-pub fn changed_by_hand(path: &Path) -> String {
-    let name = path
-        .file_name()
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaveError {
+    /// The file holds a hand edit not loaded: saving would drop it.
+    ChangedByHand(String),
+    /// The file cannot be changed in place (or read, or written): why, and what to do.
+    Cannot(String),
+}
+
+impl std::fmt::Display for SaveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SaveError::ChangedByHand(m) | SaveError::Cannot(m) => f.write_str(m),
+        }
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string());
-    format!("{name} was changed by hand since it was loaded: run 'gosuv reload' first")
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 impl ProgramsFile {
@@ -51,7 +75,10 @@ impl ProgramsFile {
         Arc::new(ProgramsFile {
             path,
             base_dir,
-            known: Mutex::new(Known::Unknown),
+            state: Mutex::new(State {
+                known: Known::Loading,
+                last: Vec::new(),
+            }),
         })
     }
 
@@ -68,18 +95,25 @@ impl ProgramsFile {
         }
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
-        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records that `programs` were just loaded from the file: the file's text counts as
-    /// known if it still says exactly that (a hand edit made since the load is not).
-    pub fn loaded(&self, programs: &[ProgramConfig]) {
-        let mut known = self.known();
+    fn parse(&self, text: &str) -> Result<Vec<ProgramConfig>, gosuv::config::ConfigErrors> {
+        gosuv::config::parse_programs(text, Some(&self.path), &self.base_dir)
+    }
+
+    /// Records that `programs` were just loaded from the file and that `live` is the set
+    /// now running (the same, unless some could not be added): the file's text counts as
+    /// known if it still says exactly `programs` (a hand edit made since the load is not).
+    /// It reads and parses the file: call it where blocking is fine.
+    pub fn loaded(&self, programs: &[ProgramConfig], live: &[ProgramConfig]) {
+        let mut state = self.state();
+        state.last = live.to_vec();
         let now = match self.read() {
             Ok(b) => b,
             Err(_) => {
-                *known = Known::Unknown;
+                state.known = Known::Unknown;
                 return;
             }
         };
@@ -87,75 +121,129 @@ impl ProgramsFile {
             None => programs.is_empty(),
             Some(bytes) => std::str::from_utf8(bytes)
                 .ok()
-                .and_then(|t| {
-                    gosuv::config::parse_programs(t, Some(&self.path), &self.base_dir).ok()
-                })
+                .and_then(|t| self.parse(t).ok())
                 .is_some_and(|parsed| same_set(&parsed, programs)),
         };
-        *known = if same {
+        state.known = if same {
             Known::Text(now)
         } else {
             Known::Unknown
         };
     }
 
-    /// Checks that the file holds what gosuv last loaded or wrote.
+    /// Checks that changing the programs to `programs` could be saved now (the file holds
+    /// what gosuv last loaded or wrote, and the change can be made in it), writing nothing.
+    /// It reads and parses the file: call it where blocking is fine.
     ///
     /// # Errors
-    /// It was changed by hand (or cannot be read): what to do.
-    pub fn check_unchanged(&self) -> Result<(), String> {
-        // Locked before the read: a save in flight has written and recorded its text.
-        let known = self.known();
-        let now = self
-            .read()
-            .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
-        match &*known {
-            Known::Text(t) if *t == now => Ok(()),
-            _ => Err(changed_by_hand(&self.path)),
-        }
+    /// Why it could not be saved, and what to do.
+    pub fn check(&self, programs: &[ProgramConfig]) -> Result<(), SaveError> {
+        let state = self.state();
+        self.plan(&state, programs).map(|_| ())
     }
 
     /// Saves `programs` (the whole live set): only the blocks of the programs that changed
-    /// are rewritten; nothing is written when nothing changed.
+    /// since the last load or save are rewritten; nothing is written when nothing changed.
     ///
     /// # Errors
-    /// The file was changed by hand since it was last loaded or written, or it cannot be
-    /// written.
-    pub fn save(&self, programs: &[ProgramConfig]) -> Result<(), String> {
-        let mut known = self.known();
-        let now = self
-            .read()
-            .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
-        let old_text = now
-            .as_deref()
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("");
-        let old = gosuv::config::parse_programs(old_text, Some(&self.path), &self.base_dir);
-        // Nothing to write: the file already says this (whoever wrote it).
-        if old.as_ref().is_ok_and(|old| same_set(old, programs)) {
+    /// The file was changed by hand since it was last loaded or written, cannot be changed
+    /// in place, or cannot be written.
+    pub fn save(&self, programs: &[ProgramConfig]) -> Result<(), SaveError> {
+        let mut state = self.state();
+        if state.known == Known::Loading {
             return Ok(());
         }
-        match &*known {
-            Known::Text(t) if *t == now => {}
-            _ => return Err(changed_by_hand(&self.path)),
-        }
-        let old = old.unwrap_or_default();
-        let text = edit_in_place(old_text, &old, programs)
-            .map_or_else(|| whole_file(programs), Ok)
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        let Some(text) = self.plan(&state, programs)? else {
+            state.last = programs.to_vec();
+            return Ok(());
+        };
         let mode = std::fs::metadata(&self.path)
             .map(|m| m.permissions().mode() & 0o775)
             .unwrap_or(0o600);
         gosuv::files::write_atomic(&self.path, text.as_bytes(), mode, true).map_err(|e| {
-            format!(
-                "{} could not be saved ({e}): it will be lost at the next restart; fix the \
-                 file's directory and repeat the change",
+            SaveError::Cannot(format!(
+                "{} could not be written ({e}): fix the file's directory and repeat the change",
                 self.path.display()
-            )
+            ))
         })?;
-        *known = Known::Text(Some(text.into_bytes()));
+        state.known = Known::Text(Some(text.into_bytes()));
+        state.last = programs.to_vec();
         Ok(())
     }
+
+    /// The file's new text for `programs`, `None` when there is nothing to write.
+    fn plan(&self, state: &State, programs: &[ProgramConfig]) -> Result<Option<String>, SaveError> {
+        if same_set(&state.last, programs) {
+            return Ok(None);
+        }
+        let name = file_name(&self.path);
+        let cannot = |why: String| {
+            SaveError::Cannot(format!(
+                "{name} cannot be changed in place ({why}): make the change in the file and run 'gosuv reload'"
+            ))
+        };
+        let now = self
+            .read()
+            .map_err(|e| cannot(format!("it cannot be read: {e}")))?;
+        match &state.known {
+            Known::Text(t) if *t == now => {}
+            _ => {
+                return Err(SaveError::ChangedByHand(format!(
+                    "{name} was changed by hand since it was loaded: run 'gosuv reload' first"
+                )))
+            }
+        }
+        let text = match now.as_deref().map(std::str::from_utf8) {
+            None => "",
+            Some(Ok(t)) => t,
+            Some(Err(_)) => return Err(cannot("it is not UTF-8 text".into())),
+        };
+        let old = self
+            .parse(text)
+            .map_err(|e| cannot(format!("it does not load now: {e}")))?;
+        let new_text = if old.is_empty() && items_of(text).is_none_or(|(i, _)| i.is_empty()) {
+            // No program in it yet (missing, empty, comments only, `[]`): written whole
+            // when it has no line to keep, else appended to.
+            if text.lines().all(|l| l.trim().is_empty()) || text.trim() == "[]" {
+                whole_file(programs).map_err(|e| cannot(e.to_string()))?
+            } else {
+                edit_in_place(text, &old, &state.last, programs).map_err(cannot)?
+            }
+        } else {
+            edit_in_place(text, &old, &state.last, programs).map_err(cannot)?
+        };
+        // What was written must load as exactly the change.
+        let back = self
+            .parse(&new_text)
+            .map_err(|e| cannot(format!("the changed file would not load: {e}")))?;
+        verify(&back, &state.last, programs).map_err(cannot)?;
+        Ok(Some(new_text))
+    }
+}
+
+/// Checks that `back` (the changed file, loaded) holds every changed or added program as
+/// it is live, and none of the removed ones.
+fn verify(
+    back: &[ProgramConfig],
+    last: &[ProgramConfig],
+    new: &[ProgramConfig],
+) -> Result<(), String> {
+    let back_by: HashMap<&str, &ProgramConfig> =
+        back.iter().map(|p| (p.name.as_str(), p)).collect();
+    let last_by: HashMap<&str, &ProgramConfig> =
+        last.iter().map(|p| (p.name.as_str(), p)).collect();
+    let new_by: HashMap<&str, &ProgramConfig> = new.iter().map(|p| (p.name.as_str(), p)).collect();
+    for p in new {
+        if last_by.get(p.name.as_str()) != Some(&p) && back_by.get(p.name.as_str()) != Some(&p) {
+            return Err(format!("'{}' would not load back as it is", p.name));
+        }
+    }
+    for p in last {
+        if !new_by.contains_key(p.name.as_str()) && back_by.contains_key(p.name.as_str()) {
+            return Err(format!("'{}' would still be in it", p.name));
+        }
+    }
+    Ok(())
 }
 
 /// Whether two lists hold the same programs, whatever their order.
@@ -338,13 +426,23 @@ fn block(p: &ProgramConfig, indent: usize) -> Option<String> {
     Some(out)
 }
 
-/// The file's text with `new` in place of `old`, changing only the blocks of the programs
-/// that differ; `None` when the file cannot be edited by lines.
-fn edit_in_place(text: &str, old: &[ProgramConfig], new: &[ProgramConfig]) -> Option<String> {
-    if text.trim().is_empty() {
-        return None;
-    }
-    let (items, indent) = items_of(text)?;
+/// The file's text with the change from `last` to `new` made in place: a changed
+/// program's block rewritten, a removed one's deleted, an added one appended; every other
+/// line kept as it is. `old` is the file as it loads now (its entries, in order).
+///
+/// # Errors
+/// Why the file cannot be changed by lines.
+fn edit_in_place(
+    text: &str,
+    old: &[ProgramConfig],
+    last: &[ProgramConfig],
+    new: &[ProgramConfig],
+) -> Result<String, String> {
+    let (items, indent) = items_of(text).ok_or_else(|| {
+        "it is not a block-style YAML list gosuv can change by lines (flow style, several \
+         documents, a name given by an alias...)"
+            .to_string()
+    })?;
     // The file's entries in order: a `numprocs` entry is its instances.
     let mut entries: Vec<(&str, Vec<&ProgramConfig>)> = Vec::new();
     for p in old {
@@ -354,57 +452,88 @@ fn edit_in_place(text: &str, old: &[ProgramConfig], new: &[ProgramConfig]) -> Op
             _ => entries.push((entry, vec![p])),
         }
     }
-    // Each item must be one entry of the parsed list, in the same order.
+    // Each item must be one entry of the parsed list, in the same order (a name written
+    // with `${VAR}` shows its raw text here).
     if items.len() != entries.len()
-        || items
-            .iter()
-            .zip(&entries)
-            .any(|(it, (name, _))| it.name.as_deref() != Some(*name))
+        || items.iter().zip(&entries).any(|(it, (name, _))| {
+            it.name
+                .as_deref()
+                .is_none_or(|raw| raw != *name && !raw.contains('$'))
+        })
     {
-        return None;
+        return Err("its items could not be matched with its programs".into());
     }
+    let last_by: HashMap<&str, &ProgramConfig> =
+        last.iter().map(|p| (p.name.as_str(), p)).collect();
+    let new_by: HashMap<&str, &ProgramConfig> = new.iter().map(|p| (p.name.as_str(), p)).collect();
+    let crlf = text.contains("\r\n");
+    let eol = if crlf { "\r\n" } else { "\n" };
     let lines: Vec<&str> = text.lines().collect();
-    let by_name: std::collections::HashMap<&str, &ProgramConfig> =
-        new.iter().map(|p| (p.name.as_str(), p)).collect();
     let mut out = String::with_capacity(text.len() + 256);
-    let mut at = 0;
-    for (it, (_, before)) in items.iter().zip(&entries) {
-        for l in &lines[at..it.start] {
+    let push_lines = |out: &mut String, ls: &[&str]| {
+        for l in ls {
             out.push_str(l);
-            out.push('\n');
+            out.push_str(eol);
         }
-        let now: Vec<Option<&&ProgramConfig>> = before
-            .iter()
-            .map(|p| by_name.get(p.name.as_str()))
-            .collect();
-        if now
-            .iter()
-            .zip(before)
-            .all(|(n, b)| n.is_some_and(|n| *n == *b))
-        {
-            for l in &lines[it.start..it.end] {
-                out.push_str(l);
-                out.push('\n');
-            }
-        } else if now.iter().all(Option::is_none) {
-            // Removed.
-        } else if before.len() == 1 && before[0].instance_of.is_none() {
-            out.push_str(&block(now[0]?, indent)?);
+    };
+    let push_block = |out: &mut String, p: &ProgramConfig| -> Result<(), String> {
+        let b =
+            block(p, indent).ok_or_else(|| format!("'{}' cannot be written as YAML", p.name))?;
+        if crlf {
+            out.push_str(&b.replace('\n', "\r\n"));
         } else {
-            // Some instances of a numprocs entry changed: not an entry any more.
-            return None;
+            out.push_str(&b);
         }
+        Ok(())
+    };
+    let mut at = 0;
+    for (it, (entry, programs)) in items.iter().zip(&entries) {
+        push_lines(&mut out, &lines[at..it.start]);
         at = it.end;
+        let names: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();
+        let changed = |n: &str| match (last_by.get(n), new_by.get(n)) {
+            (Some(a), Some(b)) => a != b,
+            _ => false,
+        };
+        let removed = |n: &str| last_by.contains_key(n) && !new_by.contains_key(n);
+        let is_entry = programs.len() > 1 || programs.iter().any(|p| p.instance_of.is_some());
+        if is_entry {
+            if names.iter().all(|n| removed(n)) {
+                continue;
+            }
+            if let Some(n) = names.iter().find(|n| changed(n) || removed(n)) {
+                return Err(format!(
+                    "'{n}' is one of the instances of '{entry}' (numprocs): change the entry"
+                ));
+            }
+            push_lines(&mut out, &lines[it.start..it.end]);
+        } else if removed(entry) {
+            continue;
+        } else if changed(entry) {
+            match new_by.get(*entry) {
+                Some(p) => push_block(&mut out, p)?,
+                None => return Err(format!("'{entry}' is missing")),
+            }
+        } else {
+            push_lines(&mut out, &lines[it.start..it.end]);
+        }
     }
-    for l in &lines[at..] {
-        out.push_str(l);
-        out.push('\n');
+    push_lines(&mut out, &lines[at..]);
+    if !text.is_empty() && !text.ends_with('\n') && out.ends_with(eol) && at >= lines.len() {
+        // The file had no newline at its end: keep it so when nothing is appended.
+        out.truncate(out.len() - eol.len());
     }
-    let had: std::collections::HashSet<&str> = old.iter().map(|p| p.name.as_str()).collect();
-    for p in new.iter().filter(|p| !had.contains(p.name.as_str())) {
-        out.push_str(&block(p, indent)?);
+    let added: Vec<&ProgramConfig> = new
+        .iter()
+        .filter(|p| !last_by.contains_key(p.name.as_str()))
+        .collect();
+    if !added.is_empty() && !out.is_empty() && !out.ends_with('\n') {
+        out.push_str(eol);
     }
-    Some(out)
+    for p in added {
+        push_block(&mut out, p)?;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -420,7 +549,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("programs.yml");
         let file = ProgramsFile::new(path.clone(), dir.path().into());
-        file.loaded(&[]);
+        file.loaded(&[], &[]);
         let mut p = ProgramConfig::shell("web", "echo hi");
         p.environ = vec![("A".into(), "1".into())];
         p.start_seconds = 0;
@@ -477,7 +606,7 @@ mod tests {
         d.start_seconds = 0;
         new.push(d);
         new.remove(2);
-        let text = edit_in_place(HAND, &old, &new).unwrap();
+        let text = edit_in_place(HAND, &old, &old, &new).unwrap();
         assert!(text.starts_with(
             "# my programs\n- name: a   # the first\n  command: echo a\n  # a note inside a\n  start_seconds: 0\n\n# b does things\n- name: b\n"
         ), "{text}");
@@ -494,7 +623,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("programs.yml");
         let file = ProgramsFile::new(path.clone(), dir.path().into());
-        file.loaded(&[]);
+        file.loaded(&[], &[]);
         let mut p = ProgramConfig::shell("web", "echo $$ ${HOME} $PATH $");
         p.environ = vec![("A".into(), "${NOT_A_VARIABLE}".into())];
         file.save(&[p.clone()]).unwrap();
@@ -513,7 +642,7 @@ mod tests {
         assert_eq!(old.len(), 4);
         let mut new = old.clone();
         new[3].start_seconds = 9;
-        let out = edit_in_place(text, &old, &new).unwrap();
+        let out = edit_in_place(text, &old, &old, &new).unwrap();
         assert!(
             out.starts_with(
                 "# workers\n- name: w\n  numprocs: 3\n  command: echo {n}\n- name: solo\n"
@@ -522,7 +651,7 @@ mod tests {
         );
         assert_eq!(parse(&out, dir.path()), new);
         // The entry removed whole: its lines go.
-        let out = edit_in_place(text, &old, &new[3..]).unwrap();
+        let out = edit_in_place(text, &old, &old, &new[3..]).unwrap();
         assert!(!out.contains("numprocs"), "{out}");
         assert_eq!(parse(&out, dir.path()), new[3..].to_vec());
     }
@@ -534,7 +663,7 @@ mod tests {
         let old = parse(text, dir.path());
         let mut new = old.clone();
         new[0].start_seconds = 3;
-        let out = edit_in_place(text, &old, &new).unwrap();
+        let out = edit_in_place(text, &old, &old, &new).unwrap();
         assert!(out.starts_with("  - name: a\n"), "{out}");
         assert!(out.ends_with("  - name: b\n    command: echo b\n"), "{out}");
         assert_eq!(parse(&out, dir.path()), new);
@@ -547,29 +676,105 @@ mod tests {
         std::fs::write(&path, HAND).unwrap();
         let file = ProgramsFile::new(path.clone(), dir.path().into());
         let loaded = parse(HAND, dir.path());
-        file.loaded(&loaded);
-        file.check_unchanged().unwrap();
+        file.loaded(&loaded, &loaded);
+        let mut more = loaded.clone();
+        more.push(ProgramConfig::shell("z", "echo z"));
+        file.check(&more).unwrap();
         let edited = HAND.replace("echo c", "echo c2");
         std::fs::write(&path, &edited).unwrap();
-        let e = file.check_unchanged().unwrap_err();
+        let e = file.check(&more).unwrap_err();
+        assert!(matches!(e, SaveError::ChangedByHand(_)), "{e}");
+        let e = e.to_string();
         assert!(
             e.contains("changed by hand") && e.contains("gosuv reload"),
             "{e}"
         );
-        let mut more = loaded.clone();
-        more.push(ProgramConfig::shell("z", "echo z"));
-        assert!(file.save(&more).unwrap_err().contains("changed by hand"));
+        assert!(matches!(file.save(&more), Err(SaveError::ChangedByHand(_))));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
         // Loaded again (a reload): changes are saved again.
         let reloaded = parse(&edited, dir.path());
-        file.loaded(&reloaded);
+        file.loaded(&reloaded, &reloaded);
         let mut more = reloaded.clone();
         more.push(ProgramConfig::shell("z", "echo z"));
         file.save(&more).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with(&edited), "{text}");
         // A file that changed while it was loaded is not known.
-        file.loaded(&loaded);
-        assert!(file.check_unchanged().is_err());
+        file.loaded(&loaded, &loaded);
+        assert!(file.check(&reloaded).is_err());
+    }
+
+    /// What a change must never do: leave a file that does not load, or drop what the
+    /// user wrote. Each of these files is refused (nothing written) or changed exactly.
+    #[test]
+    fn adversarial_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("programs.yml");
+        let run = |text: &str, change: &dyn Fn(&mut Vec<ProgramConfig>)| {
+            std::fs::write(&path, text).unwrap();
+            let file = ProgramsFile::new(path.clone(), dir.path().into());
+            let loaded = parse(text, dir.path());
+            file.loaded(&loaded, &loaded);
+            let mut new = loaded.clone();
+            change(&mut new);
+            let r = file.save(&new);
+            let now = std::fs::read_to_string(&path).unwrap();
+            match &r {
+                Ok(()) => {
+                    let mut back = parse(&now, dir.path());
+                    back.sort_by(|a, b| a.name.cmp(&b.name));
+                    new.sort_by(|a, b| a.name.cmp(&b.name));
+                    assert_eq!(back, new, "{now}");
+                }
+                Err(_) => assert_eq!(now, text, "a refused change wrote"),
+            }
+            (r, now)
+        };
+        let add = |v: &mut Vec<ProgramConfig>| v.push(ProgramConfig::shell("zz", "echo z"));
+        let change_a = |v: &mut Vec<ProgramConfig>| v[0].start_seconds = 9;
+        // An anchor defined in the changed program, used by another: refused.
+        let anchors = "- name: a\n  command: x\n  environ: &e {X: \"1\"}\n- name: b\n  command: y\n  environ: *e\n";
+        let (r, _) = run(anchors, &change_a);
+        assert!(matches!(r, Err(SaveError::Cannot(_))), "{r:?}");
+        // A document end marker: an addition after it would be a second document (run()
+        // checks it is refused or exact).
+        let _ = run("---\n- name: a\n  command: x\n...\n", &add);
+        // A name that is an existing numprocs entry's: refused (the file would not load).
+        let (r, _) = run(
+            "- name: w\n  numprocs: 2\n  command: x\n",
+            &|v: &mut Vec<ProgramConfig>| v.push(ProgramConfig::shell("w", "echo w")),
+        );
+        assert!(matches!(r, Err(SaveError::Cannot(_))), "{r:?}");
+        // Flow style with programs: refused, never rewritten whole.
+        let (r, _) = run("[{name: a, command: x}]\n", &add);
+        assert!(matches!(r, Err(SaveError::Cannot(_))), "{r:?}");
+        // CRLF kept, no trailing newline handled, tabs and comments kept.
+        let (r, now) = run("# c\r\n- name: a\r\n  command: x\r\n", &add);
+        assert!(r.is_ok(), "{r:?}");
+        assert!(
+            now.starts_with("# c\r\n- name: a\r\n  command: x\r\n- name: zz\r\n"),
+            "{now:?}"
+        );
+        let (r, now) = run("- name: a\n  command: x", &add);
+        assert!(r.is_ok(), "{r:?}");
+        assert!(
+            now.starts_with("- name: a\n  command: x\n- name: zz\n"),
+            "{now:?}"
+        );
+        let (r, now) = run("- name: a\n  command: x", &change_a);
+        assert!(r.is_ok(), "{r:?}");
+        assert!(now.contains("start_seconds: 9"), "{now:?}");
+        // A `${VAR}` elsewhere stays as written.
+        std::env::set_var("GOSUV_STORE_T", "sleep 5");
+        let (r, now) = run(
+            "- name: a\n  command: x\n- name: b\n  command: ${GOSUV_STORE_T}\n",
+            &change_a,
+        );
+        assert!(r.is_ok(), "{r:?}");
+        assert!(now.contains("command: ${GOSUV_STORE_T}\n"), "{now}");
+        // A comment-only file: appended to.
+        let (r, now) = run("# nothing yet\n", &add);
+        assert!(r.is_ok(), "{r:?}");
+        assert!(now.starts_with("# nothing yet\n- name: zz\n"), "{now:?}");
     }
 }
