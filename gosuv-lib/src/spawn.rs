@@ -201,7 +201,15 @@ impl Command {
         };
         // Read at each start: a change to the file is seen without a reload.
         if let Some(file) = &config.env_file {
-            for (k, v) in env_file::read(&crate::config::resolve_path(base_dir, file))? {
+            // Read before the switch to `user`: only what that user could read itself.
+            let reader = user.filter(|u| !u.same).map(|u| env_file::Reader {
+                uid: u.uid,
+                gids: std::iter::once(u.gid)
+                    .chain(u.groups.iter().copied())
+                    .collect(),
+            });
+            let path = crate::config::resolve_path(base_dir, file);
+            for (k, v) in env_file::read_for(&path, reader.as_ref())? {
                 set(OsStr::new(&k), OsStr::new(&v));
             }
         }
@@ -219,7 +227,11 @@ impl Command {
             .iter()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| OsString::from("/bin:/usr/bin"));
+            // What `sh -c` (dash) searches without a PATH, so a command finds the same
+            // program exec'd directly or by the shell.
+            .unwrap_or_else(|| {
+                OsString::from("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            });
         let argv = match &config.command {
             crate::config::Command::Argv(v) => v.clone(),
             crate::config::Command::Shell(s) => {

@@ -106,3 +106,36 @@ async fn a_bad_line_is_a_failed_start_naming_the_line() {
     assert!(out.contains("END"), "{out}");
     env.sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_is_refused_and_never_blocks_the_program() {
+    let env = Env::new();
+    let fifo = env.path().join("pipe.env");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let mut p = one_shot("fifo", "echo END");
+    p.env_file = Some(fifo.clone());
+    p.start_retries = 1;
+    env.sup.add(p).await.expect("add");
+    // No writer ever comes: a blocking open would hold the start (and the stop) for ever.
+    let started = tokio::time::timeout(Duration::from_secs(20), env.sup.start("fifo", WAIT))
+        .await
+        .expect("the start must not hang on a FIFO");
+    assert!(started.is_err(), "{started:?}");
+    let st = env.sup.status("fifo").expect("status");
+    assert_eq!(st.state, ProgramState::Fatal);
+    assert_eq!(
+        st.last_error.as_deref(),
+        Some(
+            format!(
+                "env_file {} is a FIFO, not a file: fix `env_file` (see docs/config.md)",
+                fifo.display()
+            )
+            .as_str()
+        )
+    );
+    tokio::time::timeout(Duration::from_secs(20), env.sup.shutdown())
+        .await
+        .expect("shutdown");
+}

@@ -167,12 +167,14 @@ impl Serialize for StopSignal {
 }
 
 /// When exits of a running program are a crash loop (`start_limit`): `burst` exits within
-/// `interval`. Such a program waits in `backoff` (1 s, 2 s, 4 s ... 60 s) before each
-/// restart instead of restarting at once, until an exit no longer makes `burst` within
-/// `interval`; it never goes `fatal` for it (that is `start_retries`, for failed starts).
+/// `interval`. Such a program waits in `backoff` (1 s, 2 s, 4 s ... then 60 s each time)
+/// before each restart instead of restarting at once, until one run stays up for `interval`
+/// (the time spent in backoff does not count); it never goes `fatal` for it (that is
+/// `start_retries`, for failed starts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StartLimit {
-    /// Exits that make a crash loop; 0 turns the limit off (restarts always at once).
+    /// Exits that make a crash loop: 0 turns the limit off (restarts always at once), else
+    /// 2 or more (the config refuses 1).
     pub burst: u32,
     /// The window the exits are counted in (more than zero; at most a day).
     pub interval: Duration,
@@ -290,9 +292,10 @@ pub struct ProgramConfig {
     /// Exits of a running program that make a crash loop: `{burst, interval}`, default 5 in
     /// 60s; `burst: 0` turns it off. A program that has run past `start_seconds` (or was
     /// ready) and exits `burst` times within `interval` waits in `backoff` (1 s, 2 s, 4 s ...
-    /// capped at 60 s) before each restart while the loop lasts, with `last_error`
-    /// `crash loop: 5 exits in 60s`; it is never made `fatal` for it. A start or restart by
-    /// hand starts it at once and forgets the exits counted so far.
+    /// then 60 s each time) before each restart while the loop lasts, with `last_error`
+    /// `crash loop: 5 exits in 60s (last: exit 1)`; it is never made `fatal` for it. The
+    /// loop (and that `last_error`) ends once a run has stayed up for `interval`. A start or
+    /// restart by hand starts it at once and forgets the exits counted so far.
     pub start_limit: StartLimit,
 }
 
@@ -1338,6 +1341,12 @@ fn parse_start_limit(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Option<S
                 format!("unknown key `{key}`; `start_limit` has `burst` and `interval`"),
             ),
         }
+    }
+    if limit.burst == 1 {
+        c.error(
+            path,
+            "burst: 1 would make every exit a crash loop: give 2 or more (default 5), or burst: 0 to turn the limit off (see docs/config.md)",
+        );
     }
     if limit.burst > 0 && limit.interval.is_zero() {
         c.error(
