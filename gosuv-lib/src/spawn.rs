@@ -154,6 +154,10 @@ pub(crate) struct Command {
 // after `prepare` and move with it (a CString's bytes are on the heap).
 unsafe impl Send for Command {}
 
+/// What `/bin/sh -c` (dash) searches when there is no `PATH`: a command exec'd directly
+/// must find the program the shell would.
+const SHELL_DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 fn cstring(what: &str, bytes: Vec<u8>) -> Result<CString, String> {
     CString::new(bytes).map_err(|_| format!("{what} contains a NUL byte"))
 }
@@ -227,11 +231,7 @@ impl Command {
             .iter()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.clone())
-            // What `sh -c` (dash) searches without a PATH, so a command finds the same
-            // program exec'd directly or by the shell.
-            .unwrap_or_else(|| {
-                OsString::from("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            });
+            .unwrap_or_else(|| OsString::from(SHELL_DEFAULT_PATH));
         let argv = match &config.command {
             crate::config::Command::Argv(v) => v.clone(),
             crate::config::Command::Shell(s) => {
@@ -926,6 +926,20 @@ pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn without_path_the_search_is_the_shells() {
+        // The real /bin/sh, with an empty environment, says where it would search.
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", "printf %s \"$PATH\""])
+            .env_clear()
+            .output()
+            .expect("/bin/sh runs");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            super::SHELL_DEFAULT_PATH
+        );
+    }
+
     use super::*;
     use crate::config::Command as Cmd;
 
