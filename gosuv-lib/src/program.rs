@@ -41,9 +41,10 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How a crash loop's `last_error` (and its event's reason) starts.
 const CRASH_LOOP: &str = "crash loop: ";
 
-/// A crash loop's `last_error`: `crash loop: 5 exits in 60s`. Front ends show it after the
-/// state (`backoff (crash loop: 5 exits in 60s)`): keep it stable.
-pub(crate) fn crash_loop_text(limit: crate::config::StartLimit) -> String {
+/// A crash loop's `last_error`: `crash loop: 5 exits in 60s (last: exit 1)`, with how the
+/// last run ended (`last` as [`exit_cause`] says it). Front ends show it after the state
+/// and match on its start: keep `crash loop: ` first.
+pub(crate) fn crash_loop_text(limit: crate::config::StartLimit, last: &str) -> String {
     let d = limit.interval;
     let interval = if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
@@ -52,10 +53,24 @@ pub(crate) fn crash_loop_text(limit: crate::config::StartLimit) -> String {
     } else {
         format!("{}µs", d.as_micros())
     };
-    format!("{CRASH_LOOP}{} exits in {interval}", limit.burst)
+    format!(
+        "{CRASH_LOOP}{} exits in {interval} (last: {last})",
+        limit.burst
+    )
 }
 
-/// The wait before retry number `failures` (1-based): 1 s, 2 s, 4 s ... capped at 60 s.
+/// How a run ended, short: `exit 1`, `SIGSEGV`.
+pub(crate) fn exit_cause(status: ExitStatus) -> String {
+    match status {
+        ExitStatus::Code(c) => format!("exit {c}"),
+        ExitStatus::Signal(s) => nix::sys::signal::Signal::try_from(s)
+            .map_or_else(|_| format!("signal {s}"), |sig| sig.as_str().to_string()),
+        ExitStatus::Unknown => "an unknown status".into(),
+    }
+}
+
+/// The wait before retry number `failures` (1-based): 1 s, 2 s, 4 s ... 32 s, then 60 s
+/// for every retry after.
 pub fn backoff_delay(failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(6);
     Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
@@ -398,7 +413,8 @@ struct Run<P> {
     proc: P,
     generation: u64,
     config: Arc<ProgramConfig>,
-    started: (std::time::Instant, SystemTime),
+    /// The tokio clock (paused in tests), and the wall clock to show.
+    started: (Instant, SystemTime),
 }
 
 /// Where the program is, with what each place needs.
@@ -632,7 +648,8 @@ struct Task<L: Launcher> {
     /// When the last exits of runs that were up happened (at most `start_limit.burst`), to
     /// tell a crash loop.
     exits: std::collections::VecDeque<Instant>,
-    /// Backoffs in a row for a crash loop (0: none under way): the next wait's exponent.
+    /// Backoffs in a row for a crash loop (0: none under way): the next wait's exponent. The
+    /// loop lasts until a run stays up for `start_limit.interval`.
     crash_loops: u32,
 }
 
@@ -839,7 +856,10 @@ impl<L: Launcher> Task<L> {
         // What a failed task left asked (a removal) is pursued at once.
         self.steer().await;
         while !self.done {
-            let deadline = self.phase.deadline();
+            let deadline = match (self.phase.deadline(), self.crash_loop_end()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let wake = {
                 let proc_event = async {
                     match &mut self.phase {
@@ -964,7 +984,7 @@ impl<L: Launcher> Task<L> {
             config: self.wanted.config.clone(),
             state: self.state,
             pid: run.map(|r| r.proc.pid()),
-            started: run.map(|r| r.started),
+            started: run.map(|r| (r.started.0.into_std(), r.started.1)),
             last_exit: self.last_exit,
             restarts: self.restarts,
             last_error: self.last_error.clone(),
@@ -1373,7 +1393,7 @@ impl<L: Launcher> Task<L> {
         let early = probes::Early::prepare(&config, &self.logs).await;
         // The same start for the status and for what observers record (a later server that
         // takes the run over shows this start).
-        let started = (std::time::Instant::now(), SystemTime::now());
+        let started = (Instant::now(), SystemTime::now());
         let meta = crate::process_group::RunMeta {
             fingerprint: config.fingerprint(),
             restarts: self.restarts,
@@ -1585,9 +1605,7 @@ impl<L: Launcher> Task<L> {
         let age = SystemTime::now()
             .duration_since(started_at)
             .unwrap_or_default();
-        let since = std::time::Instant::now()
-            .checked_sub(age)
-            .unwrap_or_else(std::time::Instant::now);
+        let since = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
         self.wanted.run = true;
         self.restarts = restarts;
         self.last_pid = Some(proc.pid());
@@ -1706,16 +1724,20 @@ impl<L: Launcher> Task<L> {
                 }
                 // It lived past start_seconds: its start did not fail.
                 self.failures = 0;
-                if oom {
-                    self.last_error = Some(format!(
+                let cause = if oom {
+                    let why = format!(
                         "killed by the kernel for lack of memory{}",
                         config
                             .memory_max
                             .map(|m| format!(" (memory_max {})", crate::config::human_size(m)))
                             .unwrap_or_default()
-                    ));
+                    );
+                    self.last_error = Some(why.clone());
                     self.restart_reason = true;
-                }
+                    why
+                } else {
+                    exit_cause(status)
+                };
                 let expected = status
                     .code()
                     .is_some_and(|c| config.exit_codes.contains(&c));
@@ -1729,7 +1751,7 @@ impl<L: Launcher> Task<L> {
                     Autorestart::Unexpected => !expected,
                 };
                 let crash_loop = (again && self.wanted.run)
-                    .then(|| self.count_exit(config.start_limit))
+                    .then(|| self.count_exit(config.start_limit, ran, &cause))
                     .flatten();
                 self.enter(Phase::Idle(ProgramState::Exited), Some(status));
                 if let Some(why) = crash_loop.filter(|_| self.wanted.run) {
@@ -1755,10 +1777,23 @@ impl<L: Launcher> Task<L> {
         self.old_drains.retain(|d| !d.is_finished());
     }
 
-    /// Counts an exit of a run that was up, to be restarted: the crash loop's message when
-    /// it makes `limit.burst` exits within `limit.interval`. An exit that does not ends a
-    /// loop under way (and the `last_error` it left).
-    fn count_exit(&mut self, limit: crate::config::StartLimit) -> Option<String> {
+    /// Counts an exit of a run that was up `ran`, to be restarted: the crash loop's message
+    /// when it makes `limit.burst` exits within `limit.interval`, or when a loop is under way
+    /// and this run did not stay up for `interval`. Only such a run ends a loop: the time
+    /// spent in backoff spreads the exits, and must not.
+    fn count_exit(
+        &mut self,
+        limit: crate::config::StartLimit,
+        ran: Duration,
+        cause: &str,
+    ) -> Option<String> {
+        if self.crash_loops > 0 {
+            if limit.burst > 0 && ran < limit.interval {
+                self.crash_loops = self.crash_loops.saturating_add(1);
+                return Some(crash_loop_text(limit, cause));
+            }
+            self.end_crash_loop();
+        }
         let now = Instant::now();
         let burst = limit.burst as usize;
         self.exits.push_back(now);
@@ -1772,22 +1807,35 @@ impl<L: Launcher> Task<L> {
                 .front()
                 .is_some_and(|first| now.duration_since(*first) <= limit.interval);
         if looping {
-            self.crash_loops = self.crash_loops.saturating_add(1);
-            return Some(crash_loop_text(limit));
-        }
-        if self.crash_loops > 0 {
-            self.crash_loops = 0;
-            if self.restart_reason
-                && self
-                    .last_error
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with(CRASH_LOOP))
-            {
-                self.restart_reason = false;
-                self.last_error = None;
-            }
+            self.crash_loops = 1;
+            return Some(crash_loop_text(limit, cause));
         }
         None
+    }
+
+    /// When the run up now will have stayed up long enough to end a crash loop.
+    fn crash_loop_end(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Running { run, .. } if self.crash_loops > 0 => {
+                Some(run.started.0 + run.config.start_limit.interval)
+            }
+            _ => None,
+        }
+    }
+
+    /// Forgets a crash loop (its count, its exits, and the `last_error` it left).
+    fn end_crash_loop(&mut self) {
+        self.crash_loops = 0;
+        self.exits.clear();
+        if self.restart_reason
+            && self
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(CRASH_LOOP))
+        {
+            self.restart_reason = false;
+            self.last_error = None;
+        }
     }
 
     async fn on_emptied(&mut self) {
@@ -1893,6 +1941,11 @@ impl<L: Launcher> Task<L> {
 
     async fn on_timer(&mut self) {
         let now = Instant::now();
+        if self.crash_loop_end().is_some_and(|t| now >= t) {
+            tracing::info!(program = %self.name, "up for start_limit.interval: the crash loop is over");
+            self.end_crash_loop();
+            self.publish();
+        }
         match &mut self.phase {
             Phase::Starting {
                 up_at,

@@ -154,6 +154,10 @@ pub(crate) struct Command {
 // after `prepare` and move with it (a CString's bytes are on the heap).
 unsafe impl Send for Command {}
 
+/// What `/bin/sh -c` (dash) searches when there is no `PATH`: a command exec'd directly
+/// must find the program the shell would.
+const SHELL_DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 fn cstring(what: &str, bytes: Vec<u8>) -> Result<CString, String> {
     CString::new(bytes).map_err(|_| format!("{what} contains a NUL byte"))
 }
@@ -201,7 +205,15 @@ impl Command {
         };
         // Read at each start: a change to the file is seen without a reload.
         if let Some(file) = &config.env_file {
-            for (k, v) in env_file::read(&crate::config::resolve_path(base_dir, file))? {
+            // Read before the switch to `user`: only what that user could read itself.
+            let reader = user.filter(|u| !u.same).map(|u| env_file::Reader {
+                uid: u.uid,
+                gids: std::iter::once(u.gid)
+                    .chain(u.groups.iter().copied())
+                    .collect(),
+            });
+            let path = crate::config::resolve_path(base_dir, file);
+            for (k, v) in env_file::read_for(&path, reader.as_ref())? {
                 set(OsStr::new(&k), OsStr::new(&v));
             }
         }
@@ -219,7 +231,7 @@ impl Command {
             .iter()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| OsString::from("/bin:/usr/bin"));
+            .unwrap_or_else(|| OsString::from(SHELL_DEFAULT_PATH));
         let argv = match &config.command {
             crate::config::Command::Argv(v) => v.clone(),
             crate::config::Command::Shell(s) => {
@@ -914,6 +926,20 @@ pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn without_path_the_search_is_the_shells() {
+        // The real /bin/sh, with an empty environment, says where it would search.
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", "printf %s \"$PATH\""])
+            .env_clear()
+            .output()
+            .expect("/bin/sh runs");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            super::SHELL_DEFAULT_PATH
+        );
+    }
+
     use super::*;
     use crate::config::Command as Cmd;
 

@@ -809,7 +809,51 @@ impl Supervisor {
             return Err(Error::Exists(config.name));
         }
         self.check_dependencies_of(&config)?;
+        self.check_log_files(&config)?;
         self.insert(config)
+    }
+
+    /// Refuses `config` when one of its log files, where it would really be written, is
+    /// another program's (one it does not replace) or gosuv's own log.
+    fn check_log_files(&self, config: &ProgramConfig) -> Result<()> {
+        let others: Vec<Arc<ProgramConfig>> = self
+            .configs_shared()
+            .into_iter()
+            .filter(|c| c.name != config.name)
+            .collect();
+        let mut set: Vec<&ProgramConfig> = others.iter().map(Arc::as_ref).collect();
+        set.push(config);
+        self.log_clashes(&set, Some(set.len() - 1))
+    }
+
+    /// Two of `programs` writing one log file, or gosuv's own: an error naming them (only the
+    /// program at `only`, when given, is blamed).
+    fn log_clashes(&self, programs: &[&ProgramConfig], only: Option<usize>) -> Result<()> {
+        let sh = &self.inner.shared;
+        let own = sh.log_dir.join("gosuv.log");
+        let clashes = crate::config::shared_log_files_by(programs, Some(&own), |p, key| {
+            let stream = if key == "stdout_logfile" {
+                crate::logs::Stream::Stdout
+            } else {
+                crate::logs::Stream::Stderr
+            };
+            crate::program::log_path(p, stream, &sh.base_dir, &sh.log_dir)
+        });
+        let errors: Vec<crate::config::ConfigError> = clashes
+            .into_iter()
+            .filter(|(i, _)| only.is_none_or(|o| o == *i))
+            .map(|(i, message)| crate::config::ConfigError {
+                file: None,
+                line: None,
+                key: format!("{}.log", programs[i].name),
+                message,
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Config(crate::config::ConfigErrors(errors)))
+        }
     }
 
     /// Adds a program of a set whose dependencies were checked as a whole (a reload).
@@ -854,6 +898,7 @@ impl Supervisor {
         }
         if check_deps {
             self.check_dependencies_of(&config)?;
+            self.check_log_files(&config)?;
         }
         let (tx, rx) = oneshot::channel();
         self.send(&name, Cmd::Update(Box::new(config), tx)).await?;
@@ -1252,6 +1297,8 @@ impl Supervisor {
         let _changes = self.inner.changes.lock().await;
         self.check_open()?;
         let programs = validated_set(programs).await?;
+        // The new set as a whole: what it replaces writes nothing once it is applied.
+        self.log_clashes(&programs.iter().collect::<Vec<_>>(), None)?;
         let current: HashMap<String, ProgramConfig> = self
             .configs()
             .into_iter()

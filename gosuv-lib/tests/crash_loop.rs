@@ -28,11 +28,14 @@ async fn exits_within_the_interval_make_a_crash_loop_that_backs_off() {
     assert_eq!(backoff.from, ProgramState::Exited);
     assert_eq!(
         backoff.reason.as_deref(),
-        Some("crash loop: 3 exits in 60s")
+        Some("crash loop: 3 exits in 60s (last: exit 1)")
     );
     let st = env.sup.status("looper").expect("status");
     assert_eq!(st.state, ProgramState::Backoff);
-    assert_eq!(st.last_error.as_deref(), Some("crash loop: 3 exits in 60s"));
+    assert_eq!(
+        st.last_error.as_deref(),
+        Some("crash loop: 3 exits in 60s (last: exit 1)")
+    );
     assert_eq!(st.restarts, 2, "two restarts at once before the loop");
     // The restart after it waits the backoff out (1 s), and counts.
     let next = events_until(&mut events, "looper", ProgramState::Starting, 10).await;
@@ -69,13 +72,16 @@ async fn the_default_limit_is_five_exits_in_sixty_seconds() {
     assert_eq!(exits, 5, "{seen:?}");
     assert_eq!(
         seen.last().and_then(|e| e.reason.as_deref()),
-        Some("crash loop: 5 exits in 60s")
+        Some("crash loop: 5 exits in 60s (last: exit 0)")
     );
     // A start by hand starts it at once and forgets the loop.
     let st = env.sup.start("quitter", WAIT).await;
     assert!(st.is_ok(), "{st:?}");
     let st = env.sup.status("quitter").expect("status");
-    assert_ne!(st.last_error.as_deref(), Some("crash loop: 5 exits in 60s"));
+    assert_ne!(
+        st.last_error.as_deref(),
+        Some("crash loop: 5 exits in 60s (last: exit 0)")
+    );
     env.sup.shutdown().await;
 }
 
@@ -133,6 +139,7 @@ fn start_limit_is_read_and_checked() {
     let text = serde_yaml::to_string(&ps).expect("yaml");
     assert_eq!(parse_programs(&text, None, base).expect("reads back"), ps);
     for bad in [
+        "start_limit: {burst: 1}",
         "start_limit: {burst: -1}",
         "start_limit: {burst: 1001}",
         "start_limit: {burst: 3, interval: 0}",
@@ -146,4 +153,99 @@ fn start_limit_is_read_and_checked() {
             .to_string();
         assert!(err.contains("start_limit"), "{bad}: {err}");
     }
+}
+
+/// A command whose first `failing` runs end after 1.1 s by `end`, and whose later runs stay
+/// up (a counter file tells them apart).
+fn flaky(env: &Env, name: &str, failing: u32, end: &str) -> gosuv::ProgramConfig {
+    let count = env.path().join(format!("{name}.count"));
+    let count = count.display();
+    let mut p = quick(
+        name,
+        &format!(
+            "n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}; \
+             if [ $n -gt {failing} ]; then exec sleep 600; fi; sleep 1.1; {end}"
+        ),
+    );
+    p.start_seconds = 1;
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backoff_does_not_end_a_loop_only_a_run_that_stays_up_does() {
+    let env = Env::new();
+    let mut p = flaky(&env, "spread", 4, "exit 1");
+    p.start_limit = StartLimit {
+        burst: 2,
+        interval: Duration::from_secs(3),
+    };
+    let mut events = env.sup.subscribe();
+    env.sup.add(p).await.expect("add");
+    env.sup.start("spread", WAIT).await.expect("start");
+    // Exits 2, 3 and 4 each wait longer (1 s, 2 s, 4 s), though the waits spread exits 3
+    // and 4 over more than the interval: the runs themselves never stayed up 3 s.
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let seen = events_until(&mut events, "spread", ProgramState::Backoff, 30).await;
+        let backoff = seen.last().expect("backoff");
+        assert_eq!(
+            backoff.reason.as_deref(),
+            Some("crash loop: 2 exits in 3s (last: exit 1)"),
+            "{seen:?}"
+        );
+        let next = events_until(&mut events, "spread", ProgramState::Starting, 30).await;
+        waits.push(
+            next[0]
+                .at
+                .duration_since(backoff.at)
+                .expect("events in order"),
+        );
+    }
+    for (wait, at_least) in waits.iter().zip([1, 2, 4]) {
+        assert!(
+            *wait >= Duration::from_secs(at_least),
+            "waits {waits:?}: at least 1 s, 2 s, 4 s"
+        );
+    }
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_says_the_last_cause_and_clears_once_a_run_stays_up() {
+    let env = Env::new();
+    let mut p = flaky(&env, "settles", 2, "kill -SEGV $$");
+    p.start_limit = StartLimit {
+        burst: 2,
+        interval: Duration::from_secs(3),
+    };
+    let mut events = env.sup.subscribe();
+    env.sup.add(p).await.expect("add");
+    env.sup.start("settles", WAIT).await.expect("start");
+    let seen = events_until(&mut events, "settles", ProgramState::Backoff, 30).await;
+    let loop_text = "crash loop: 2 exits in 3s (last: SIGSEGV)";
+    assert_eq!(
+        seen.last().and_then(|e| e.reason.as_deref()),
+        Some(loop_text)
+    );
+    // The third run stays up: the loop is said while it has not been up 3 s, then forgotten
+    // while it runs, not at some later exit.
+    events_until(&mut events, "settles", ProgramState::Running, 30).await;
+    let up = std::time::Instant::now();
+    let st = env.sup.status("settles").expect("status");
+    assert_eq!(st.last_error.as_deref(), Some(loop_text));
+    let pid = st.pid;
+    poll(15, "the crash loop's last_error cleared", || {
+        env.sup
+            .status("settles")
+            .is_ok_and(|s| s.last_error.is_none())
+    });
+    assert!(
+        up.elapsed() >= Duration::from_millis(1500),
+        "cleared after {:?}, before the run stayed up",
+        up.elapsed()
+    );
+    let st = env.sup.status("settles").expect("status");
+    assert_eq!(st.state, ProgramState::Running);
+    assert_eq!(st.pid, pid, "the same run");
+    env.sup.shutdown().await;
 }

@@ -106,3 +106,81 @@ async fn a_bad_line_is_a_failed_start_naming_the_line() {
     assert!(out.contains("END"), "{out}");
     env.sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_is_refused_and_never_blocks_the_program() {
+    let env = Env::new();
+    let fifo = env.path().join("pipe.env");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let mut p = one_shot("fifo", "echo END");
+    p.env_file = Some(fifo.clone());
+    p.start_retries = 1;
+    env.sup.add(p).await.expect("add");
+    // No writer ever comes: a blocking open would hold the start (and the stop) for ever.
+    let started = tokio::time::timeout(Duration::from_secs(20), env.sup.start("fifo", WAIT))
+        .await
+        .expect("the start must not hang on a FIFO");
+    assert!(started.is_err(), "{started:?}");
+    let st = env.sup.status("fifo").expect("status");
+    assert_eq!(st.state, ProgramState::Fatal);
+    assert_eq!(
+        st.last_error.as_deref(),
+        Some(
+            format!(
+                "env_file {} is a FIFO, not a file: fix `env_file` (see docs/config.md)",
+                fifo.display()
+            )
+            .as_str()
+        )
+    );
+    tokio::time::timeout(Duration::from_secs(20), env.sup.shutdown())
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_the_programs_user_may_not_read_is_refused() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!(
+            "SKIPPED a_file_the_programs_user_may_not_read_is_refused: needs root to switch users"
+        );
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    // gosuv's (root's) own secrets, reached through a link the config names.
+    let secret = env.path().join("root-only.env");
+    std::fs::write(&secret, "TOKEN=root-only\n").expect("env file");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let link = env.path().join("app.env");
+    std::os::unix::fs::symlink(&secret, &link).expect("symlink");
+    let mut p = one_shot("as-nobody", "echo \"TOKEN=$TOKEN\"; echo END");
+    p.user = Some("nobody".into());
+    p.directory = Some("/".into());
+    p.env_file = Some(link.clone());
+    p.start_retries = 1;
+    env.sup.add(p).await.expect("add");
+    env.sup
+        .start("as-nobody", WAIT)
+        .await
+        .expect_err("cannot start");
+    let st = env.sup.status("as-nobody").expect("status");
+    assert_eq!(st.state, ProgramState::Fatal);
+    let why = st.last_error.unwrap_or_default();
+    assert!(
+        why.starts_with(&format!(
+            "env_file {} is not readable by the program's user (uid ",
+            link.display()
+        )),
+        "{why}"
+    );
+    let log = std::fs::read_to_string(env.log("as-nobody", "stdout")).unwrap_or_default();
+    assert!(!log.contains("root-only"), "{log}");
+    // Readable by all, it is read.
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = run_once(&env, "as-nobody").await;
+    assert!(out.contains("TOKEN=root-only\n"), "{out}");
+    env.sup.shutdown().await;
+}

@@ -239,3 +239,65 @@ fn log_keys_are_read_resolved_and_written_back() {
         parse_programs(&text, None, base).expect_err(bad);
     }
 }
+
+#[test]
+fn paths_that_are_one_file_as_written_differently_are_refused() {
+    let base = std::path::Path::new("/srv/app");
+    let text = "- name: a\n  command: x\n  stdout_logfile: x/../shared.log\n- name: b\n  command: x\n  stdout_logfile: shared.log\n";
+    let err = parse_programs(text, None, base)
+        .expect_err("one file")
+        .to_string();
+    assert!(
+        err.contains(
+            "the stdout_logfile of 'b', /srv/app/shared.log, is also the stdout_logfile of 'a'"
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_added_program_may_not_write_another_programs_log_or_gosuvs() {
+    let env = Env::new();
+    let log_dir = env.sup.log_dir().to_path_buf();
+    env.sup.add(one_shot("first", "echo x")).await.expect("add");
+    // Its default file, written as a custom path (and through a `..`).
+    let mut p = one_shot("second", "echo x");
+    p.stdout_logfile = Some(log_dir.join("sub/../first.stdout.log"));
+    let err = env.sup.add(p).await.expect_err("first's log").to_string();
+    assert!(
+        err.contains(&format!(
+            "the stdout_logfile of 'second', {}, is also the stdout_logfile of 'first'",
+            log_dir.join("first.stdout.log").display()
+        )),
+        "{err}"
+    );
+    assert!(env.sup.status("second").is_err(), "not added");
+    // A custom path of the one that is there, taken by a new one's default.
+    let mut p = one_shot("third", "echo x");
+    p.stderr_logfile = Some(log_dir.join("fourth.stdout.log"));
+    env.sup.add(p).await.expect("add");
+    let err = env
+        .sup
+        .add(one_shot("fourth", "echo x"))
+        .await
+        .expect_err("its default is third's")
+        .to_string();
+    assert!(
+        err.contains("is also the stderr_logfile of 'third'"),
+        "{err}"
+    );
+    // gosuv's own log.
+    let mut p = one_shot("fifth", "echo x");
+    p.stdout_logfile = Some(log_dir.join("gosuv.log"));
+    let err = env.sup.add(p).await.expect_err("gosuv.log").to_string();
+    assert!(err.contains("is gosuv's own log"), "{err}");
+    // An update that would take another's file is refused too, and changes nothing.
+    let mut p = one_shot("first", "echo x");
+    p.stdout_logfile = Some(log_dir.join("fourth.stdout.log"));
+    env.sup.update(p).await.expect_err("third's file");
+    assert_eq!(
+        env.sup.config("first").expect("config").stdout_logfile,
+        None
+    );
+    env.sup.shutdown().await;
+}

@@ -167,12 +167,14 @@ impl Serialize for StopSignal {
 }
 
 /// When exits of a running program are a crash loop (`start_limit`): `burst` exits within
-/// `interval`. Such a program waits in `backoff` (1 s, 2 s, 4 s ... 60 s) before each
-/// restart instead of restarting at once, until an exit no longer makes `burst` within
-/// `interval`; it never goes `fatal` for it (that is `start_retries`, for failed starts).
+/// `interval`. Such a program waits in `backoff` (1 s, 2 s, 4 s ... then 60 s each time)
+/// before each restart instead of restarting at once, until one run stays up for `interval`
+/// (the time spent in backoff does not count); it never goes `fatal` for it (that is
+/// `start_retries`, for failed starts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StartLimit {
-    /// Exits that make a crash loop; 0 turns the limit off (restarts always at once).
+    /// Exits that make a crash loop: 0 turns the limit off (restarts always at once), else
+    /// 2 or more (the config refuses 1).
     pub burst: u32,
     /// The window the exits are counted in (more than zero; at most a day).
     pub interval: Duration,
@@ -290,9 +292,10 @@ pub struct ProgramConfig {
     /// Exits of a running program that make a crash loop: `{burst, interval}`, default 5 in
     /// 60s; `burst: 0` turns it off. A program that has run past `start_seconds` (or was
     /// ready) and exits `burst` times within `interval` waits in `backoff` (1 s, 2 s, 4 s ...
-    /// capped at 60 s) before each restart while the loop lasts, with `last_error`
-    /// `crash loop: 5 exits in 60s`; it is never made `fatal` for it. A start or restart by
-    /// hand starts it at once and forgets the exits counted so far.
+    /// then 60 s each time) before each restart while the loop lasts, with `last_error`
+    /// `crash loop: 5 exits in 60s (last: exit 1)`; it is never made `fatal` for it. The
+    /// loop (and that `last_error`) ends once a run has stayed up for `interval`. A start or
+    /// restart by hand starts it at once and forgets the exits counted so far.
     pub start_limit: StartLimit,
 }
 
@@ -1339,6 +1342,12 @@ fn parse_start_limit(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Option<S
             ),
         }
     }
+    if limit.burst == 1 {
+        c.error(
+            path,
+            "burst: 1 would make every exit a crash loop: give 2 or more (default 5), or burst: 0 to turn the limit off (see docs/config.md)",
+        );
+    }
     if limit.burst > 0 && limit.interval.is_zero() {
         c.error(
             path,
@@ -1350,21 +1359,50 @@ fn parse_start_limit(c: &mut Collector<'_>, path: &[Seg], v: &Value) -> Option<S
 
 /// Two programs (or a program's two streams) writing one log file: each pair, as the index
 /// of the program to blame and the message. Only the paths set with `stdout_logfile` and
-/// `stderr_logfile` are compared (the default ones hold the program's unique name).
+/// `stderr_logfile` are compared (where the default ones go is not known here: the
+/// supervisor compares those, see [`shared_log_files_by`]).
 pub(crate) fn shared_log_files(programs: &[&ProgramConfig]) -> Vec<(usize, String)> {
-    let mut owners: BTreeMap<&Path, (&str, &str)> = BTreeMap::new();
+    shared_log_files_by(programs, None, |p, key| match key {
+        "stdout_logfile" => p.stdout_logfile.clone(),
+        _ => p.stderr_logfile.clone(),
+    })
+}
+
+/// [`shared_log_files`] with the file of each stream as `path_of(program, key)` says
+/// (`key` is `stdout_logfile` or `stderr_logfile`), and `reserved` (gosuv's own log) taken
+/// by none. Paths are compared lexically normalised: `x/../a.log` is `a.log`.
+pub(crate) fn shared_log_files_by(
+    programs: &[&ProgramConfig],
+    reserved: Option<&Path>,
+    path_of: impl Fn(&ProgramConfig, &'static str) -> Option<PathBuf>,
+) -> Vec<(usize, String)> {
+    let mut owners: BTreeMap<PathBuf, (&str, &str)> = BTreeMap::new();
+    let reserved = reserved.map(lexical);
     let mut out = Vec::new();
     for (i, p) in programs.iter().enumerate() {
         if p.log_disable {
             continue;
         }
-        let stderr = p.stderr_logfile.as_deref().filter(|_| !p.redirect_stderr);
-        for (key, file) in [
-            ("stdout_logfile", p.stdout_logfile.as_deref()),
-            ("stderr_logfile", stderr),
-        ] {
-            let Some(file) = file else { continue };
-            match owners.get(file) {
+        for key in ["stdout_logfile", "stderr_logfile"] {
+            if key == "stderr_logfile" && p.redirect_stderr {
+                continue;
+            }
+            let Some(file) = path_of(p, key) else {
+                continue;
+            };
+            let file = lexical(&file);
+            if reserved.as_ref() == Some(&file) {
+                out.push((
+                    i,
+                    format!(
+                        "the {key} of '{}', {}, is gosuv's own log: give the program another file",
+                        p.name,
+                        file.display()
+                    ),
+                ));
+                continue;
+            }
+            match owners.get(&file) {
                 Some((name, other)) => out.push((
                     i,
                     format!(
@@ -1377,6 +1415,26 @@ pub(crate) fn shared_log_files(programs: &[&ProgramConfig]) -> Vec<(usize, Strin
                     owners.insert(file, (&p.name, key));
                 }
             }
+        }
+    }
+    out
+}
+
+/// `p` with `.` dropped and each `..` taking off the component before it, without looking
+/// at the disk (a link in the path could make two such paths different files: comparing
+/// them as one errs on the side of refusing).
+fn lexical(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(c);
+                }
+            }
+            other => out.push(other),
         }
     }
     out

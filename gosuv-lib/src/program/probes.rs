@@ -303,7 +303,11 @@ async fn exec_once(
     sh: &Shared,
     config: &ProgramConfig,
 ) -> Result<(), String> {
-    let shown = cmd.argv().join(" ");
+    // As written: a string may be exec'd directly, not under `/bin/sh -c`.
+    let shown = match cmd {
+        crate::config::Command::Shell(s) => s.clone(),
+        crate::config::Command::Argv(v) => v.join(" "),
+    };
     let mut probe_config = config.clone();
     probe_config.command = cmd.clone();
     let user = match &config.user {

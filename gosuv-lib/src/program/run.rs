@@ -85,6 +85,9 @@ pub(crate) struct RealProcess {
     tracker: TaskTracker,
 }
 
+/// The longest a start waits for its files (directory, program, `env_file`) to be read.
+const PREPARE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Launcher for RealLauncher {
     type Proc = RealProcess;
 
@@ -115,11 +118,21 @@ impl Launcher for RealLauncher {
                 run.clone(),
             );
             // It stats the program and reads `env_file`: never on a runtime worker.
-            tokio::task::spawn_blocking(move || {
+            // Bounded: a hung mount under the directory or `env_file` must not hold the
+            // program's task (its stop, its removal, the shutdown) for ever.
+            let prepared = tokio::task::spawn_blocking(move || {
                 SpawnCommand::prepare(&config, &base, &opts, user.as_ref(), &run)
-            })
-            .await
-            .map_err(|e| format!("cannot prepare the command: {e}"))??
+            });
+            tokio::time::timeout(PREPARE_WAIT, prepared)
+                .await
+                .map_err(|_| {
+                    format!(
+                        "reading the working directory, the program or env_file took over {}s: \
+                         is a mount hung? fix it or the path",
+                        PREPARE_WAIT.as_secs()
+                    )
+                })?
+                .map_err(|e| format!("cannot prepare the command: {e}"))??
         };
         let cgroup = match config.cgroup {
             CgroupMode::Off => None,

@@ -694,9 +694,15 @@ async fn a_crash_loop_backs_off_doubling_and_ends_when_it_stays_up() {
     }
     let ev = next_event(&mut r, Backoff).await;
     assert_eq!(ev.from, Exited);
-    assert_eq!(ev.reason.as_deref(), Some("crash loop: 3 exits in 60s"));
+    assert_eq!(
+        ev.reason.as_deref(),
+        Some("crash loop: 3 exits in 60s (last: exit 0)")
+    );
     let st = r.handle.status();
-    assert_eq!(st.last_error.as_deref(), Some("crash loop: 3 exits in 60s"));
+    assert_eq!(
+        st.last_error.as_deref(),
+        Some("crash loop: 3 exits in 60s (last: exit 0)")
+    );
     assert_eq!(st.restarts, 2);
     // 1 s, then 2 s, then 4 s before each restart while the loop lasts; never fatal.
     for wait in [1, 2, 4] {
@@ -714,7 +720,7 @@ async fn a_crash_loop_backs_off_doubling_and_ends_when_it_stays_up() {
     next_event(&mut r, Running).await;
     assert_eq!(
         r.handle.status().last_error.as_deref(),
-        Some("crash loop: 3 exits in 60s"),
+        Some("crash loop: 3 exits in 60s (last: exit 0)"),
         "said while the loop lasts"
     );
     next_event(&mut r, Exited).await;
@@ -793,25 +799,100 @@ async fn burst_zero_never_makes_a_crash_loop() {
 
 #[test]
 fn a_crash_loop_says_its_limit_as_written() {
-    let text = |burst, interval| crash_loop_text(crate::config::StartLimit { burst, interval });
+    let text =
+        |burst, interval| crash_loop_text(crate::config::StartLimit { burst, interval }, "exit 1");
     assert_eq!(
         text(5, Duration::from_secs(60)),
-        "crash loop: 5 exits in 60s"
+        "crash loop: 5 exits in 60s (last: exit 1)"
     );
     assert_eq!(
         text(3, Duration::from_secs(90)),
-        "crash loop: 3 exits in 90s"
+        "crash loop: 3 exits in 90s (last: exit 1)"
     );
     assert_eq!(
         text(2, Duration::from_millis(500)),
-        "crash loop: 2 exits in 500ms"
+        "crash loop: 2 exits in 500ms (last: exit 1)"
     );
     assert_eq!(
         text(2, Duration::from_millis(1500)),
-        "crash loop: 2 exits in 1500ms"
+        "crash loop: 2 exits in 1500ms (last: exit 1)"
     );
     assert_eq!(
         text(2, Duration::from_micros(250)),
-        "crash loop: 2 exits in 250µs"
+        "crash loop: 2 exits in 250µs (last: exit 1)"
     );
+}
+
+#[test]
+fn an_exit_cause_is_short() {
+    assert_eq!(exit_cause(ExitStatus::Code(3)), "exit 3");
+    assert_eq!(exit_cause(ExitStatus::Signal(libc::SIGSEGV)), "SIGSEGV");
+    assert_eq!(exit_cause(ExitStatus::Signal(200)), "signal 200");
+}
+
+/// The waits between a crash loop's restarts, with the program up `up` each run.
+async fn loop_waits(r: &mut Rig, n: usize) -> Vec<u64> {
+    let mut waits = Vec::new();
+    while waits.len() < n {
+        next_event(r, Exited).await;
+        let t = Instant::now();
+        next_event(r, Starting).await;
+        waits.push(t.elapsed().as_secs());
+    }
+    waits
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_loop_backoff_reaches_sixty_seconds_and_stays() {
+    // The default limit (5 in 60s), a run of 1 s: the backoff spreads the exits far over
+    // the interval, and must not end the loop for it.
+    let mut r = rig(program("1"));
+    *r.launcher.exit_after.lock().unwrap() = Some(Duration::from_secs(1));
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("answered")
+        .expect("running");
+    let waits = loop_waits(&mut r, 14).await;
+    assert_eq!(waits, [0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
+    assert!(r
+        .handle
+        .status()
+        .last_error
+        .is_some_and(|e| e.starts_with("crash loop: 5 exits in 60s (last: ")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_loop_ends_once_a_run_stays_up_for_the_interval() {
+    let mut p = program("1");
+    p.start_limit = crate::config::StartLimit {
+        burst: 2,
+        interval: Duration::from_secs(10),
+    };
+    let mut r = rig(p);
+    *r.launcher.exit_after.lock().unwrap() = Some(Duration::from_secs(1));
+    r.ask(Cmd::Start)
+        .await
+        .await
+        .expect("answered")
+        .expect("running");
+    next_event(&mut r, Backoff).await;
+    *r.launcher.exit_after.lock().unwrap() = Some(Duration::from_secs(3600));
+    next_event(&mut r, Running).await;
+    let up = Instant::now();
+    assert!(r
+        .handle
+        .status()
+        .last_error
+        .is_some_and(|e| e.starts_with("crash loop: ")));
+    // Cleared while it runs, once it has been up for the interval, not at its next exit.
+    let mut changes = r.handle.published.clone();
+    while r.handle.status().last_error.is_some() {
+        tokio::time::timeout(Duration::from_secs(3600), changes.changed())
+            .await
+            .expect("cleared in time")
+            .expect("published");
+    }
+    assert_eq!(up.elapsed(), Duration::from_secs(10));
+    assert_eq!(r.state(), Running);
 }

@@ -6,16 +6,79 @@ use std::path::Path;
 /// wrong path (a log, a device) can cost.
 const MAX_ENV_FILE: u64 = 1 << 20;
 
+/// Who may read the file: the program's user, when gosuv switches to one.
+pub(crate) struct Reader {
+    pub(crate) uid: libc::uid_t,
+    /// Its primary group and the others.
+    pub(crate) gids: Vec<libc::gid_t>,
+}
+
 /// Reads the dotenv file at `path`: its variables in file order.
 ///
 /// # Errors
-/// A message for `last_error` that names the file (and the line, for a bad line).
+/// As [`read_for`].
 pub(crate) fn read(path: &Path) -> Result<Vec<(String, String)>, String> {
+    read_for(path, None)
+}
+
+/// Reads the dotenv file at `path` for a program run as `reader`, when given.
+///
+/// Only a regular file is read: a FIFO would block the open (or the read) until a writer
+/// comes, and a device has no end. When `reader` is given, the file must be one that user
+/// could read itself: gosuv reads it before the switch, and must not hand a program the
+/// values of a file (or a link's target) only gosuv may read.
+///
+/// # Errors
+/// A message for `last_error` that names the file (and the line, for a bad line).
+pub(crate) fn read_for(
+    path: &Path,
+    reader: Option<&Reader>,
+) -> Result<Vec<(String, String)>, String> {
     use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
     let shown = path.display();
     let fix = "fix `env_file` (see docs/config.md)";
-    let file = std::fs::File::open(path)
+    // Non-blocking: opening a FIFO with no writer would wait for ever.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
         .map_err(|e| format!("cannot read env_file {shown}: {}: {fix}", plain(&e)))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read env_file {shown}: {}: {fix}", plain(&e)))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_dir() {
+            "a directory"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Err(format!("env_file {shown} is {what}, not a file: {fix}"));
+    }
+    if let Some(r) = reader {
+        let mode = meta.mode();
+        let may = if r.uid == 0 {
+            true
+        } else if meta.uid() == r.uid {
+            mode & 0o400 != 0
+        } else if r.gids.contains(&meta.gid()) {
+            mode & 0o040 != 0
+        } else {
+            mode & 0o004 != 0
+        };
+        if !may {
+            return Err(format!(
+                "env_file {shown} is not readable by the program's user (uid {}): \
+                 make it readable by that user or {fix}",
+                r.uid
+            ));
+        }
+    }
     let mut bytes = Vec::new();
     file.take(MAX_ENV_FILE + 1)
         .read_to_end(&mut bytes)
@@ -36,6 +99,15 @@ fn plain(e: &std::io::Error) -> String {
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
         None => s,
+    }
+}
+
+/// A bad key as shown in a message: its first 60 characters, so a wrong file (a binary, a
+/// line of minified text) does not fill the status.
+fn shorten(k: &str) -> String {
+    match k.char_indices().nth(60) {
+        Some((i, _)) => format!("{}...", &k[..i]),
+        None => k.to_string(),
     }
 }
 
@@ -65,7 +137,8 @@ pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)
             return Err((
                 n,
                 format!(
-                    "'{key}' is not a variable name (letters, digits and _, not first a digit)"
+                    "'{}' is not a variable name (letters, digits and _, not first a digit)",
+                    shorten(key)
                 ),
             ));
         }
@@ -161,6 +234,17 @@ mod tests {
         assert_eq!(parse("A='x' y").map_err(|e| e.0), Err(1));
         assert_eq!(parse("A=\0").map_err(|e| e.0), Err(1));
         assert_eq!(parse("exportA=1"), Ok(vec![kv("exportA", "1")]));
+    }
+
+    #[test]
+    fn a_long_bad_key_is_cut_in_the_message() {
+        let key = "x-".repeat(500);
+        let (_, why) = parse(&format!("{key}=1")).expect_err("bad key");
+        assert!(why.len() < 150, "{why}");
+        assert!(why.starts_with(&format!("'{}...'", &key[..60])), "{why}");
+        // Cut on a character, not inside one.
+        let (_, why) = parse(&format!("{}=1", "é-".repeat(100))).expect_err("bad key");
+        assert!(why.contains("...'"), "{why}");
     }
 
     #[test]
