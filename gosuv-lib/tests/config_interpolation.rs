@@ -112,7 +112,10 @@ fn an_unreadable_env_file_is_named_when_a_variable_is_missing() {
     )
     .unwrap_err();
     assert!(e.contains("`${GOSUV_IT_NOWHERE}` is not set"), "{e}");
-    assert!(e.contains("cannot read env_file") && e.contains("missing.env"), "{e}");
+    assert!(
+        e.contains("cannot read env_file") && e.contains("missing.env"),
+        "{e}"
+    );
 }
 
 #[test]
