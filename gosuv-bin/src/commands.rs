@@ -1061,6 +1061,11 @@ fn tail(conf: &Path, pattern: &str, follow: bool, lines: usize, stderr: bool) ->
 }
 
 fn logs(conf: &Path, patterns: &[String], follow: bool, lines: usize) -> CliResult {
+    if lines > 1000 {
+        return Err(Failure::new(format!(
+            "-n {lines}: at most 1000 lines of each stream (use 'gosuv tail' or the log files for more)"
+        )));
+    }
     let (_, client) = client(conf)?;
     // Checked here, so a name that matches nothing is reported before anything is printed;
     // the server selects again with the same rule.

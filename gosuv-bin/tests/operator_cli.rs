@@ -1031,6 +1031,9 @@ fn merged_logs_bound_lines_and_names() {
         assert!(r.error().contains("at most 1000"), "{}", r.body);
     }
     assert_eq!(env.api("GET", "/api/logs?lines=1000", "").status, 200);
+    assert!(env
+        .fails(&["logs", "-n", "1001"])
+        .contains("-n 1001: at most 1000"));
     // Without names: every program.
     assert_eq!(env.api("GET", "/api/logs?lines=10", "").status, 200);
     let many: Vec<String> = (0..257).map(|i| format!("p{i}")).collect();

@@ -51,13 +51,13 @@ pub fn wait_limit(secs: f64) -> Result<Duration> {
     }
 }
 
-/// Every signal [`Supervisor::signal`] sends, by name without `SIG` (the real-time ones as
-/// `RTMIN`, `RTMIN+n`, `RTMAX-n`).
+/// Every signal [`Supervisor::signal`] sends, by name without `SIG`; of the real-time ones
+/// `RTMIN` and `RTMAX` (the others are `RTMIN+n` and `RTMAX-n`).
 pub fn signal_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = nix::sys::signal::Signal::iterator()
         .map(|s| s.as_str().trim_start_matches("SIG"))
         .collect();
-    names.extend(["RTMIN", "RTMIN+n", "RTMAX-n", "RTMAX"]);
+    names.extend(["RTMIN", "RTMAX"]);
     names
 }
 
@@ -137,7 +137,7 @@ pub fn parse_signal(text: &str) -> Result<i32> {
     };
     sig.ok_or_else(|| {
         Error::Invalid(format!(
-            "'{text}' is not a signal: use a name or its number, one of {}",
+            "'{text}' is not a signal: use a name or its number, one of {} (and RTMIN+n, RTMAX-n)",
             signal_names().join(", ")
         ))
     })
