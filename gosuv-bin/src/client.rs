@@ -68,6 +68,8 @@ pub struct Client {
     url: String,
     authorization: Option<String>,
     rt: tokio::runtime::Runtime,
+    /// The whole of one request, connect included (not a stream of events).
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -101,6 +103,7 @@ impl Client {
             url: url.to_string(),
             authorization,
             rt,
+            timeout: REQUEST_TIMEOUT,
         })
     }
 
@@ -114,6 +117,15 @@ impl Client {
             &config.resolved_server_url(),
             Some((c.username.as_str(), c.password.as_str())),
         )
+    }
+
+    /// The same client with each request (connect included) given at most `timeout`, for
+    /// callers that must not hang on a server that accepts and never answers (shell
+    /// completion).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The server's URL.
@@ -144,7 +156,7 @@ impl Client {
                     .to_bytes();
                 Ok((status, bytes))
             };
-            tokio::time::timeout(REQUEST_TIMEOUT, fut)
+            tokio::time::timeout(self.timeout, fut)
                 .await
                 .unwrap_or_else(|_| Err(self.protocol("no answer in time")))
         })

@@ -601,10 +601,9 @@ pub fn human_size(bytes: u64) -> String {
     format!("{v:.1}{}", UNITS[unit])
 }
 
-/// A signal's name (`SIGSEGV`), or its number when it has none.
+/// A signal's name (`SIGSEGV`, `SIGRTMIN+2`), or its number when it has none.
 pub fn signal_name(sig: i32) -> String {
-    nix::sys::signal::Signal::try_from(sig)
-        .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_string())
+    gosuv::signal_name(sig)
 }
 
 /// What a program's `last_error` is when the core slowed a crash loop down.
@@ -812,6 +811,13 @@ struct Named {
     name: String,
 }
 
+/// A program's name and the pid of its current run, if any.
+#[derive(serde::Deserialize)]
+struct NamedRun {
+    name: String,
+    pid: Option<u32>,
+}
+
 /// Every program's name, in the server's order.
 pub(crate) fn names_of(client: &Client) -> CliResult<Vec<String>> {
     Ok(program_list::<Named>(client, false)?
@@ -949,10 +955,19 @@ fn act(conf: &Path, action: &str, t: &Target) -> CliResult {
 fn send_signal(conf: &Path, signal: &str, patterns: &[String]) -> CliResult {
     let sig = gosuv::parse_signal(signal).map_err(|e| Failure::new(e.to_string()))?;
     let (_, client) = client(conf)?;
-    let names = resolve(patterns, &names_of(&client)?)?;
-    let body = serde_json::json!({ "signal": sig });
+    let listed = program_list::<NamedRun>(&client, false)?;
+    let all: Vec<String> = listed.iter().map(|p| p.name.clone()).collect();
+    let names = resolve(patterns, &all)?;
+    let pids: std::collections::HashMap<&str, Option<u32>> =
+        listed.iter().map(|p| (p.name.as_str(), p.pid)).collect();
     let mut failed = 0;
     for n in &names {
+        // The pid this list showed: a run that restarted since is not sent the signal meant
+        // for the one seen (the server refuses it).
+        let body = match pids.get(n.as_str()).copied().flatten() {
+            Some(pid) => serde_json::json!({ "signal": sig, "pid": pid }),
+            None => serde_json::json!({ "signal": sig }),
+        };
         match client.json(
             Method::POST,
             &format!("/api/programs/{n}/signal"),
@@ -1068,6 +1083,11 @@ fn tail(conf: &Path, pattern: &str, follow: bool, lines: usize, stderr: bool) ->
 }
 
 fn logs(conf: &Path, patterns: &[String], follow: bool, lines: usize) -> CliResult {
+    if lines > 1000 {
+        return Err(Failure::new(format!(
+            "-n {lines}: at most 1000 lines of each stream (use 'gosuv tail' or the log files for more)"
+        )));
+    }
     let (_, client) = client(conf)?;
     // Checked here, so a name that matches nothing is reported before anything is printed;
     // the server selects again with the same rule.
@@ -1089,6 +1109,10 @@ fn logs(conf: &Path, patterns: &[String], follow: bool, lines: usize) -> CliResu
         let v = client.json(Method::GET, &format!("/api/logs?{query}"), None)?;
         let mut out = String::new();
         for p in v.as_array().cloned().unwrap_or_default() {
+            if let Some(notice) = p["notice"].as_str() {
+                eprintln!("[gosuv: {notice}]");
+                continue;
+            }
             let (Some(name), Some(stream), Some(text)) =
                 (p["name"].as_str(), p["stream"].as_str(), p["text"].as_str())
             else {
@@ -1100,6 +1124,8 @@ fn logs(conf: &Path, patterns: &[String], follow: bool, lines: usize) -> CliResu
         let _ = std::io::stdout().lock().write_all(out.as_bytes());
         return Ok(());
     }
+    // A reader that went away (`| head`) ends the follow quietly.
+    let mut reader_gone = false;
     let ended = client.events(&format!("/api/logs/follow?{query}"), |event, data| {
         let Ok(v) = serde_json::from_str::<Value>(data) else {
             return true;
@@ -1115,27 +1141,39 @@ fn logs(conf: &Path, patterns: &[String], follow: bool, lines: usize) -> CliResu
                     .and_then(|()| out.flush())
                     .is_err()
                 {
+                    reader_gone = true;
                     return false;
                 }
             }
-            "missed" => eprintln!(
-                "[gosuv: {} bytes of {name}'s {stream} were skipped: this terminal fell behind]",
-                v["bytes"]
-            ),
+            "notice" => eprintln!("[gosuv: {}]", v["text"].as_str().unwrap_or_default()),
+            "missed" => {
+                printer.missed(name, stream);
+                eprintln!(
+                    "[gosuv: {} bytes of {name}'s {stream} were skipped: this terminal fell behind]",
+                    v["bytes"]
+                );
+            }
             _ => {}
         }
         true
     });
+    if reader_gone {
+        return Ok(());
+    }
     let _ = std::io::stdout()
         .lock()
         .write_all(printer.rest().as_bytes());
     match ended {
-        Ok(()) | Err(ClientError::Protocol { .. }) => {
+        Ok(()) => {
             eprintln!(
                 "[gosuv: nothing more to follow: the programs were removed, or the server stopped]"
             );
             Ok(())
         }
+        // A connection that broke is not an end: a script must tell a crash from it.
+        Err(e @ ClientError::Protocol { .. }) => Err(Failure::new(format!(
+            "{e}: the connection broke before the server ended the follow (did it crash? see 'gosuv status-server')"
+        ))),
         Err(e) => Err(e.into()),
     }
 }

@@ -55,15 +55,21 @@ complete -F _gosuv_with_names -o bashdefault -o default gosuv
         ),
         clap_complete::Shell::Zsh => format!(
             r#"
-# Program names, from the server when it answers.
-_gosuv_names() {{
-    local -a names
-    names=(${{(f)"$(gosuv __names 2>/dev/null)"}})
-    compadd -a names
-}}
+# Program names, from the server when it answers (with the -c given on the line).
 _gosuv_with_names() {{
-    if (( CURRENT > 2 )) && [[ " {commands} " == *" ${{words[2]}} "* ]] && [[ $PREFIX != -* ]]; then
-        _gosuv_names
+    local i sub="" conf=()
+    for (( i = 2; i < CURRENT; i++ )); do
+        case "${{words[i]}}" in
+            -c|--conf) conf=(-c "${{words[i+1]}}"); (( i++ )) ;;
+            --conf=*) conf=(-c "${{words[i]#--conf=}}") ;;
+            -*) ;;
+            *) [[ -z "$sub" ]] && sub="${{words[i]}}" ;;
+        esac
+    done
+    if [[ -n "$sub" && " {commands} " == *" $sub "* && $PREFIX != -* ]]; then
+        local -a names
+        names=(${{(f)"$(gosuv "${{conf[@]}}" __names 2>/dev/null)"}})
+        compadd -a names
     fi
     _gosuv "$@"
 }}
@@ -71,7 +77,26 @@ compdef _gosuv_with_names gosuv
 "#
         ),
         clap_complete::Shell::Fish => format!(
-            "\n# Program names, from the server when it answers.\ncomplete -c gosuv -n \"__fish_seen_subcommand_from {commands}\" -f -a \"(gosuv __names 2>/dev/null)\"\n"
+            r#"
+# Program names, from the server when it answers (with the -c given on the line).
+function __gosuv_names
+    set -l words (commandline -opc)
+    set -l conf
+    set -l i 2
+    while test $i -le (count $words)
+        switch $words[$i]
+            case -c --conf
+                set i (math $i + 1)
+                set conf -c $words[$i]
+            case '--conf=*'
+                set conf -c (string replace -- --conf= '' $words[$i])
+        end
+        set i (math $i + 1)
+    end
+    gosuv $conf __names 2>/dev/null
+end
+complete -c gosuv -n "__fish_seen_subcommand_from {commands}" -f -a "(__gosuv_names)"
+"#
         ),
         _ => String::new(),
     };
@@ -137,6 +162,9 @@ pub fn help(path: &[String]) -> CliResult {
     Ok(())
 }
 
+/// How long completion waits for the server's names.
+const NAMES_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The server's program names, one a line; nothing at all when it does not answer (this
 /// runs under shell completion, which must stay quiet).
 pub fn print_names(conf: &Path) {
@@ -146,6 +174,9 @@ pub fn print_names(conf: &Path) {
     let Ok(client) = Client::from_config(&config) else {
         return;
     };
+    // A shell waits for this at each Tab: a server that accepts and never answers must not
+    // hang it.
+    let client = client.with_timeout(NAMES_TIMEOUT);
     if let Ok(names) = crate::commands::names_of(&client) {
         let mut out = std::io::stdout().lock();
         for n in names {

@@ -11,6 +11,10 @@ pub struct LogPrinter {
     partial: std::collections::HashMap<(String, String), String>,
 }
 
+/// The longest unended line kept; a program that writes without newlines gets its output
+/// printed in lines this long rather than held for ever.
+pub const MAX_PARTIAL: usize = 64 * 1024;
+
 /// One colour a program (none is red: red marks standard error).
 const PALETTE: [&str; 6] = ["36", "32", "33", "35", "34", "96"];
 
@@ -33,21 +37,41 @@ impl LogPrinter {
     }
 
     /// The complete lines of `text` (what came before it in the same stream first), each
-    /// with its prefix; a line not yet ended waits for the rest.
+    /// with its prefix; a line not yet ended waits for the rest, up to [`MAX_PARTIAL`] bytes,
+    /// and is printed as a line when it reaches that. Only `text` is searched for `\n`, so
+    /// a long unended line costs nothing more per piece.
     pub fn lines(&mut self, name: &str, stream: &str, text: &str) -> String {
         let key = (name.to_string(), stream.to_string());
-        let mut buf = self.partial.remove(&key).unwrap_or_default();
-        buf.push_str(text);
         let mut out = String::new();
-        let mut rest = buf.as_str();
+        let mut rest = text;
         while let Some(end) = rest.find('\n') {
-            self.line(&mut out, name, stream, &rest[..end]);
+            let mut line = self.partial.remove(&key).unwrap_or_default();
+            line.push_str(&rest[..end]);
+            self.line(&mut out, name, stream, &line);
             rest = &rest[end + 1..];
         }
-        if !rest.is_empty() {
-            self.partial.insert(key, rest.to_string());
+        while !rest.is_empty() {
+            let mut buf = self.partial.remove(&key).unwrap_or_default();
+            let mut cut = rest.len().min(MAX_PARTIAL - buf.len());
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            buf.push_str(&rest[..cut]);
+            rest = &rest[cut..];
+            // Full (or the next character does not fit): out as a line of its own.
+            if rest.is_empty() && buf.len() < MAX_PARTIAL {
+                self.partial.insert(key, buf);
+                break;
+            }
+            self.line(&mut out, name, stream, &buf);
         }
         out
+    }
+
+    /// Forgets the unended line of one stream: after skipped output, its rest belongs to a
+    /// line that was never seen.
+    pub fn missed(&mut self, name: &str, stream: &str) {
+        self.partial.remove(&(name.to_string(), stream.to_string()));
     }
 
     /// What is left of unended lines, each as a line.
@@ -102,6 +126,34 @@ mod tests {
         assert_eq!(p.rest(), "");
         // A name longer than the width (added later) is not cut.
         assert_eq!(p.lines("longer-name", "stdout", "z\n"), "longer-name | z\n");
+    }
+
+    #[test]
+    fn an_unended_line_is_capped_and_a_miss_drops_it() {
+        let mut p = LogPrinter::new(1, false);
+        let chunk = "x".repeat(1000);
+        let mut out = String::new();
+        for _ in 0..200 {
+            out.push_str(&p.lines("a", "stdout", &chunk));
+        }
+        // 200,000 bytes without a newline: three full lines of MAX_PARTIAL, the rest waits.
+        assert_eq!(out.lines().count(), 3, "{}", out.len());
+        assert!(out.lines().all(|l| l.len() == "a | ".len() + MAX_PARTIAL));
+        assert_eq!(
+            p.lines("a", "stdout", "\n").len(),
+            "a | ".len() + 200_000 - 3 * MAX_PARTIAL + 1
+        );
+        // A character is never split to fit.
+        let mut p = LogPrinter::new(1, false);
+        let _ = p.lines("a", "stdout", &"x".repeat(MAX_PARTIAL - 1));
+        let out = p.lines("a", "stdout", "é");
+        assert_eq!(out, format!("a | {}\n", "x".repeat(MAX_PARTIAL - 1)));
+        assert_eq!(p.lines("a", "stdout", "\n"), "a | é\n");
+        // Skipped output: the unended line before it is dropped.
+        let _ = p.lines("a", "stdout", "before");
+        p.missed("a", "stdout");
+        assert_eq!(p.lines("a", "stdout", "after\n"), "a | after\n");
+        assert_eq!(p.rest(), "");
     }
 
     #[test]

@@ -1,7 +1,14 @@
 //! Which programs a list of names and shell globs (`web-*`, `db`, `all`) selects: one rule
 //! for the CLI and the API's `?names=`, so both select the same programs.
 
-use globset::{Glob, GlobMatcher};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+/// The most patterns one selection takes: one request cannot make the server compile and
+/// try thousands of globs against every name.
+pub const MAX_PATTERNS: usize = 256;
+
+/// How many unmatched patterns an error names (the rest are counted).
+const MAX_NAMED: usize = 10;
 
 /// Why a selection failed; nothing is to be done then.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -20,43 +27,23 @@ pub enum SelectError {
     /// No pattern at all.
     #[error("no program named: give names or globs, or 'all'")]
     Empty,
+    /// More patterns than [`MAX_PATTERNS`].
+    #[error("{0} names or globs: at most {MAX_PATTERNS} are taken at once (use a glob such as 'web-*' for many)")]
+    TooMany(usize),
 }
 
+/// The first [`MAX_NAMED`] patterns, quoted, and how many more there are.
 fn quoted(patterns: &[String]) -> String {
-    patterns
+    let mut s = patterns
         .iter()
+        .take(MAX_NAMED)
         .map(|p| format!("'{p}'"))
         .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// One pattern: a plain name is compared as it is; `all` is `*`.
-enum Pattern {
-    Literal(String),
-    Glob(GlobMatcher),
-}
-
-impl Pattern {
-    fn new(p: &str) -> Result<Self, SelectError> {
-        if p == "all" {
-            return Ok(Pattern::Glob(
-                Glob::new("*").map_err(|e| bad(p, &e))?.compile_matcher(),
-            ));
-        }
-        if !p.contains(['*', '?', '[']) {
-            return Ok(Pattern::Literal(p.to_string()));
-        }
-        Ok(Pattern::Glob(
-            Glob::new(p).map_err(|e| bad(p, &e))?.compile_matcher(),
-        ))
+        .join(", ");
+    if patterns.len() > MAX_NAMED {
+        s.push_str(&format!(" and {} more", patterns.len() - MAX_NAMED));
     }
-
-    fn matches(&self, name: &str) -> bool {
-        match self {
-            Pattern::Literal(l) => l == name,
-            Pattern::Glob(g) => g.is_match(name),
-        }
-    }
+    s
 }
 
 fn bad(pattern: &str, e: &globset::Error) -> SelectError {
@@ -66,38 +53,58 @@ fn bad(pattern: &str, e: &globset::Error) -> SelectError {
     }
 }
 
-/// The names among `names` that `patterns` select, in the order of `names`, each once.
+/// The names among `names` that `patterns` select, in the order of `names`, each once. A
+/// plain name is compared as it is; `all` is `*`; the globs are matched as one set.
 ///
 /// # Errors
 /// [`SelectError::Unmatched`] with every pattern that selects nothing (so nothing is done
-/// for a typo among good names), [`SelectError::BadGlob`], [`SelectError::Empty`].
+/// for a typo among good names), [`SelectError::BadGlob`], [`SelectError::Empty`],
+/// [`SelectError::TooMany`].
 pub fn select<S: AsRef<str>>(patterns: &[S], names: &[String]) -> Result<Vec<String>, SelectError> {
     if patterns.is_empty() {
         return Err(SelectError::Empty);
     }
-    let compiled: Vec<(String, Pattern)> = patterns
-        .iter()
-        .map(|p| Pattern::new(p.as_ref()).map(|c| (p.as_ref().to_string(), c)))
-        .collect::<Result<_, _>>()?;
-    let mut used = vec![false; compiled.len()];
-    let mut out = Vec::new();
-    for n in names {
-        let mut hit = false;
-        for (i, (_, c)) in compiled.iter().enumerate() {
-            if c.matches(n) {
-                used[i] = true;
-                hit = true;
-            }
-        }
-        if hit {
-            out.push(n.clone());
+    if patterns.len() > MAX_PATTERNS {
+        return Err(SelectError::TooMany(patterns.len()));
+    }
+    // Each literal's pattern indexes; each glob of the set maps to its pattern's index.
+    let mut literals: std::collections::HashMap<&str, Vec<usize>> =
+        std::collections::HashMap::new();
+    let mut globs = GlobSetBuilder::new();
+    let mut glob_of: Vec<usize> = Vec::new();
+    for (i, p) in patterns.iter().enumerate() {
+        let p = p.as_ref();
+        let glob = if p == "all" { "*" } else { p };
+        if glob.contains(['*', '?', '[']) {
+            globs.add(Glob::new(glob).map_err(|e| bad(p, &e))?);
+            glob_of.push(i);
+        } else {
+            literals.entry(p).or_default().push(i);
         }
     }
-    let unmatched: Vec<String> = compiled
-        .into_iter()
+    let set: GlobSet = globs.build().map_err(|e| bad(patterns[0].as_ref(), &e))?;
+    let mut used = vec![false; patterns.len()];
+    let mut out = Vec::new();
+    let mut hits = Vec::new();
+    for n in names {
+        set.matches_into(n, &mut hits);
+        let lit = literals.get(n.as_str());
+        if hits.is_empty() && lit.is_none() {
+            continue;
+        }
+        for &g in &hits {
+            used[glob_of[g]] = true;
+        }
+        for &i in lit.into_iter().flatten() {
+            used[i] = true;
+        }
+        out.push(n.clone());
+    }
+    let unmatched: Vec<String> = patterns
+        .iter()
         .zip(used)
         .filter(|(_, u)| !u)
-        .map(|((p, _), _)| p)
+        .map(|(p, _)| p.as_ref().to_string())
         .collect();
     if !unmatched.is_empty() {
         return Err(SelectError::Unmatched(unmatched));
@@ -159,6 +166,22 @@ mod tests {
             select(&["web-[0"], &n).unwrap_err(),
             SelectError::BadGlob { .. }
         ));
+    }
+
+    #[test]
+    fn many_patterns_are_capped_and_named_briefly() {
+        let n = names();
+        let many: Vec<String> = (0..=MAX_PATTERNS).map(|i| format!("p{i}")).collect();
+        assert_eq!(
+            select(&many, &n).unwrap_err(),
+            SelectError::TooMany(MAX_PATTERNS + 1)
+        );
+        let some: Vec<String> = (0..50).map(|i| format!("p{i}")).collect();
+        let e = select(&some, &n).unwrap_err().to_string();
+        assert!(
+            e.contains("'p9'") && !e.contains("'p10'") && e.contains("and 40 more"),
+            "{e}"
+        );
     }
 
     #[test]

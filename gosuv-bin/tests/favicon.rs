@@ -1,5 +1,5 @@
 //! The web page's icon at `/favicon.ico`: served without credentials (browsers may ask for
-//! it without the page's), GET only, and still behind the allow-list.
+//! it without the page's), GET and HEAD only, and still behind the allow-list.
 
 mod common;
 
@@ -17,6 +17,11 @@ fn favicon_needs_no_auth_but_the_allow_list_still_applies() {
     assert_eq!(env.http_req("GET", "/", &[], "").status, 401);
     assert_eq!(env.http_req("POST", "/favicon.ico", &[], "").status, 401);
     assert_eq!(env.unix_req("GET", "/favicon.ico", &[], "").status, 200);
+    // HEAD like GET (a browser or a checker may ask only for the headers), without a body.
+    let r = env.http_req("HEAD", "/favicon.ico", &[], "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("image/svg+xml"));
+    assert_eq!(r.body, "");
 
     let env = Env::new(Setup {
         http_port: Some(free_port()),

@@ -558,7 +558,7 @@ fn completions_complete_program_names_from_the_server() {
 
     for shell in ["zsh", "fish"] {
         let s = env.ok(&["completions", shell]);
-        assert!(s.contains("gosuv __names"), "{shell}: {s}");
+        assert!(s.contains(" __names"), "{shell}: {s}");
     }
     // fish, where it is installed, completes the names the same way.
     let fish_script = env.path("gosuv.fish");
@@ -588,6 +588,61 @@ fn completions_complete_program_names_from_the_server() {
         assert_eq!(
             text,
             "web-0\nweb-1\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The -c on the line reaches the server's names, from another directory too, in fish
+    // and in zsh.
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let fish = std::process::Command::new("fish")
+        .args([
+            "--no-config",
+            "-c",
+            &format!(
+                "source {}; complete -C 'gosuv -c {conf} stop web'",
+                fish_script.display()
+            ),
+        ])
+        .env("PATH", &path)
+        .current_dir(elsewhere.path())
+        .stdin(Stdio::null())
+        .output();
+    if let Ok(out) = fish {
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "web-0\nweb-1\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let zsh_script = env.path("gosuv.zsh");
+    std::fs::write(&zsh_script, env.ok(&["completions", "zsh"])).unwrap();
+    // zsh's completion functions need its line editor: `compadd` is stood in for by one
+    // that prints, and `_gosuv` (clap's part) by nothing.
+    let zsh = std::process::Command::new("zsh")
+        .args([
+            "-f",
+            "-c",
+            &format!(
+                "compdef() {{ :; }}; source {script}; compadd() {{ print -l -- ${{(P)2}}; }}; _gosuv() {{ :; }}; \
+                 words=(gosuv -c {conf} stop we); CURRENT=5; PREFIX=we; _gosuv_with_names",
+                script = zsh_script.display()
+            ),
+        ])
+        .env("PATH", &path)
+        .current_dir(elsewhere.path())
+        .stdin(Stdio::null())
+        .output();
+    if let Ok(out) = zsh {
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "db\nweb-0\nweb-1\nworker\n",
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
@@ -734,4 +789,338 @@ fn edit_says_when_nothing_changed() {
         stdout.contains("(5 programs)") && stdout.contains("run 'gosuv reload'"),
         "{stdout}"
     );
+}
+
+/// Waits (up to 15 s) for a child to end; its status.
+fn exit_of(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("{what}: still running after 15 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The lines `out` gives, read on a thread of their own so a test waits for them with a
+/// deadline.
+fn line_feed(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = BufReader::new(out);
+        loop {
+            let mut line = String::new();
+            match out.read_line(&mut line) {
+                Ok(n) if n > 0 => {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+    });
+    rx
+}
+
+/// The next line of `feed`, failing the test after `secs` seconds.
+fn next_line(feed: &std::sync::mpsc::Receiver<String>, secs: u64, what: &str) -> String {
+    feed.recv_timeout(Duration::from_secs(secs))
+        .unwrap_or_else(|e| panic!("{what}: no line in {secs} s ({e})"))
+}
+
+/// A follow of every program that fell behind still follows a program removed and added
+/// again under the same name: its new run's output arrives after the old run's.
+#[test]
+fn logs_follow_behind_follows_a_program_added_again() {
+    let env = Env::unix();
+    env.programs("");
+    let _srv = env.start();
+    // Much output at once: the follower below, not read yet, falls behind.
+    let r = env.api(
+        "POST",
+        "/api/programs",
+        r#"{"name": "busy", "command": "i=0; while [ $i -lt 200 ]; do head -c 20000 /dev/zero | tr '\\0' x; echo; i=$((i+1)); done; echo busy-done; exec sleep 300", "start_seconds": 0}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut child = env
+        .command(&["logs", "-f", "-n", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    env.ok(&["start", "busy"]);
+    eventually(30, "busy's output written", || {
+        env.ok(&["tail", "-n", "1", "busy"]).contains("busy-done")
+    });
+    // Removed and added again while the follower is still behind on its old output.
+    let r = env.api("DELETE", "/api/programs/busy", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = env.api(
+        "POST",
+        "/api/programs",
+        r#"{"name": "busy", "command": "while true; do echo busy-again; sleep 0.05; done", "start_seconds": 0}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    env.ok(&["start", "busy"]);
+    // Only now is the follower read: it catches up on the old busy's output first.
+    let feed = line_feed(stdout);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match feed.recv_timeout(left) {
+            Ok(line) if line == "busy | busy-again\n" => break,
+            Ok(_) => {}
+            Err(e) => panic!("the new busy was never followed ({e})"),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `logs -f | head`: the reader going away ends the follow quietly, exit 0; a connection
+/// that breaks (the server killed) is an error, exit 1, so a script tells them apart.
+#[test]
+fn logs_follow_ends_quietly_for_head_and_fails_on_a_broken_connection() {
+    let env = Env::unix();
+    env.programs(
+        "\
+- name: ticker
+  command: while true; do echo tick; sleep 0.02; done
+  start_seconds: 0
+",
+    );
+    let _srv = env.start();
+    env.ok(&["start", "ticker"]);
+    let mut child = env
+        .command(&["logs", "-f"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ticker | tick\n");
+    drop(out);
+    let status = exit_of(&mut child, "logs -f with its reader gone");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert_eq!(err, "", "quiet when the reader went away");
+
+    let mut child = env
+        .command(&["logs", "-f"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ticker | tick\n");
+    let pid = env.pid().expect("the server's pid");
+    signal(pid, libc::SIGKILL);
+    // Whatever is left of the output, read to the end so the pipe never blocks it.
+    let mut rest = String::new();
+    let _ = out.read_to_string(&mut rest);
+    let status = exit_of(&mut child, "logs -f after the server was killed");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("the connection broke"), "{err}");
+    // The killed server's programs are its own to clean up; its socket is left behind.
+    let _ = std::fs::remove_file(env.sock());
+}
+
+/// Shell completion gives up quickly on a server that accepts and never answers.
+#[test]
+fn completion_names_give_up_on_a_silent_server() {
+    let env = Env::unix();
+    env.programs("");
+    // Accepts (the kernel does, into the backlog) and never answers.
+    let _listener = std::os::unix::net::UnixListener::bind(env.sock()).unwrap();
+    let started = Instant::now();
+    let mut child = env
+        .command(&["__names"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = exit_of(&mut child, "__names on a silent server");
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(out, "");
+}
+
+/// A character split across two writes of a program reaches the merged follow and the
+/// per-program follow whole.
+#[test]
+fn a_character_split_across_writes_is_followed_whole() {
+    let env = Env::unix();
+    env.programs(
+        "\
+- name: utf
+  command: echo ready; while [ ! -e go ]; do sleep 0.02; done; printf '\\303'; sleep 0.3; printf '\\251t\\342\\202'; sleep 0.3; printf '\\254\\n'; exec sleep 300
+  start_seconds: 0
+",
+    );
+    let _srv = env.start();
+    env.ok(&["start", "utf"]);
+    let mut merged = env
+        .command(&["logs", "-f", "-n", "1", "utf"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut tail = env
+        .command(&["tail", "-f", "-n", "1", "utf"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let merged_out = line_feed(merged.stdout.take().unwrap());
+    let tail_out = line_feed(tail.stdout.take().unwrap());
+    assert_eq!(next_line(&merged_out, 15, "logs -f"), "utf | ready\n");
+    assert_eq!(next_line(&tail_out, 15, "tail -f"), "ready\n");
+    std::fs::write(env.path("go"), "").unwrap();
+    assert_eq!(next_line(&merged_out, 15, "logs -f"), "utf | ét€\n");
+    assert_eq!(next_line(&tail_out, 15, "tail -f"), "ét€\n");
+    for mut c in [merged, tail] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// Bounds of the merged logs: `lines` up to 1000, `names` up to 256 patterns, and a 404
+/// that names at most ten of the patterns that match nothing.
+#[test]
+fn merged_logs_bound_lines_and_names() {
+    let env = Env::unix();
+    env.programs(FOUR);
+    let _srv = env.start();
+    for path in ["/api/logs?lines=1001", "/api/logs/follow?lines=100000000"] {
+        let r = env.api("GET", path, "");
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert!(r.error().contains("at most 1000"), "{}", r.body);
+    }
+    assert_eq!(env.api("GET", "/api/logs?lines=1000", "").status, 200);
+    assert!(env
+        .fails(&["logs", "-n", "1001"])
+        .contains("-n 1001: at most 1000"));
+    // Without names: every program.
+    assert_eq!(env.api("GET", "/api/logs?lines=10", "").status, 200);
+    let many: Vec<String> = (0..257).map(|i| format!("p{i}")).collect();
+    for route in ["/api/logs", "/api/logs/follow"] {
+        let r = env.api("GET", &format!("{route}?names={}", many.join(",")), "");
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.error().contains("at most 256"), "{}", r.body);
+    }
+    let r = env.api(
+        "GET",
+        &format!("/api/logs?names=db,{}", many[..50].join(",")),
+        "",
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(
+        r.error().contains("'p9'")
+            && !r.error().contains("'p10'")
+            && r.error().contains("and 40 more"),
+        "{}",
+        r.body
+    );
+}
+
+/// `signal` is not sent to a run that is not the one the caller saw (the API's `pid`); the
+/// CLI sends the pid it listed; real-time signals go by name; the name `all` is reserved.
+#[test]
+fn signal_checks_the_run_and_takes_real_time_signals() {
+    let env = Env::unix();
+    env.programs(
+        "\
+- name: sleeper
+  command: [sleep, '300']
+  start_seconds: 0
+",
+    );
+    let _srv = env.start();
+    env.ok(&["start", "sleeper"]);
+    let pid = env.api("GET", "/api/programs/sleeper", "").json()["pid"]
+        .as_u64()
+        .expect("a pid");
+    let r = env.api(
+        "POST",
+        "/api/programs/sleeper/signal",
+        &format!(r#"{{"signal": "TERM", "pid": {}}}"#, pid + 1),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(
+        r.error(),
+        format!(
+            "'sleeper' restarted: its pid is now {pid} (was {}); nothing was sent",
+            pid + 1
+        )
+    );
+    for bad in [r#""12""#, "-1", "0", "99999999999", "1.5"] {
+        let r = env.api(
+            "POST",
+            "/api/programs/sleeper/signal",
+            &format!(r#"{{"signal": "HUP", "pid": {bad}}}"#),
+        );
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    let r = env.api("GET", "/api/programs/sleeper", "");
+    assert_eq!(
+        (r.json()["state"].clone(), r.json()["pid"].as_u64()),
+        ("running".into(), Some(pid))
+    );
+    let r = env.api(
+        "POST",
+        "/api/programs/sleeper/signal",
+        &format!(r#"{{"signal": "CONT", "pid": {pid}}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["signal"], "SIGCONT");
+
+    // A real-time signal by name: its default action ends sleep.
+    let out = env.ok(&["signal", "RTMIN+1", "sleeper"]);
+    assert!(out.contains("SIGRTMIN+1 sent"), "{out}");
+    eventually(10, "sleeper ended by SIGRTMIN+1", || {
+        let r = env.api("GET", "/api/programs/sleeper", "");
+        r.json()["exit_signal"] == libc::SIGRTMIN() + 1
+    });
+
+    let r = env.api(
+        "POST",
+        "/api/programs",
+        r#"{"name": "all", "command": "sleep 1"}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error().contains("'all' is reserved"), "{}", r.body);
 }

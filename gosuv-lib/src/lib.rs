@@ -54,8 +54,8 @@ pub use reaper::{enable_subreaper, forget_helper, reap_every_orphan, spawn_helpe
 pub use spawn::{restore_nofile, PROGRAM_VAR};
 pub use stats::ProcessStats;
 pub use supervisor::{
-    parse_signal, signal_names, wait_limit, EventNotice, Events, LogStatus, Released, ReloadReport,
-    Store, StoreFn, Supervisor, SupervisorOptions, MAX_WAIT, STATS_MAX_AGE,
+    parse_signal, signal_name, signal_names, wait_limit, EventNotice, Events, LogStatus, Released,
+    ReloadReport, Store, StoreFn, Supervisor, SupervisorOptions, MAX_WAIT, STATS_MAX_AGE,
 };
 
 /// The crate's version.

@@ -360,7 +360,7 @@ pub(crate) enum Cmd {
     Sync(oneshot::Sender<()>),
     /// Sends a signal to every process of the current run; an error (the state in it) when
     /// there is no run.
-    Signal(i32, oneshot::Sender<Result<(), Error>>),
+    Signal(i32, Option<u32>, oneshot::Sender<Result<(), Error>>),
     /// Lets go of the program's run without stopping it (its output read so far written),
     /// then ends the task: for a server that re-executes itself and takes the run over.
     /// The reply says what the program is left with.
@@ -913,8 +913,8 @@ impl<L: Launcher> Task<L> {
                     self.released = true;
                     break;
                 }
-                Wake::Cmd(Some(Cmd::Signal(sig, reply))) => {
-                    let _ = reply.send(self.signal(sig).await);
+                Wake::Cmd(Some(Cmd::Signal(sig, pid, reply))) => {
+                    let _ = reply.send(self.signal(sig, pid).await);
                 }
                 Wake::Cmd(Some(cmd)) => update_reply = self.on_command(cmd),
                 Wake::Cmd(None) => {
@@ -938,7 +938,7 @@ impl<L: Launcher> Task<L> {
         cmds.close();
         while let Ok(cmd) = cmds.try_recv() {
             match cmd {
-                Cmd::Start(r) | Cmd::Restart(r) | Cmd::Signal(_, r) => {
+                Cmd::Start(r) | Cmd::Restart(r) | Cmd::Signal(_, _, r) => {
                     let _ = r.send(Err(Error::NotFound(self.name.clone())));
                 }
                 Cmd::Stop(r) | Cmd::Remove(r) => self.waiters.stop.push(r),
@@ -1182,7 +1182,7 @@ impl<L: Launcher> Task<L> {
                 let _ = reply.send(Left::Run);
             }
             // Handled by the task's loop (it awaits the signal); never here.
-            Cmd::Signal(sig, reply) => {
+            Cmd::Signal(sig, _, reply) => {
                 let _ = reply.send(Err(Error::Internal(format!(
                     "signal {sig} reached the wrong handler"
                 ))));
@@ -1194,20 +1194,34 @@ impl<L: Launcher> Task<L> {
 
     /// Sends `sig` to the current run's processes (through its process group or cgroup,
     /// never a bare pid that may have been reused); without a run, an error with the state.
-    async fn signal(&mut self, sig: i32) -> Result<(), Error> {
+    /// With `expected`, only to the run whose leader it is.
+    async fn signal(&mut self, sig: i32, expected: Option<u32>) -> Result<(), Error> {
         let state = self.phase.state();
         match &mut self.phase {
             Phase::Starting { run, .. }
             | Phase::Running { run, .. }
             | Phase::Stopping { run, .. } => {
+                if let Some(was) = expected.filter(|&p| p != run.proc.pid()) {
+                    return Err(Error::Invalid(format!(
+                        "'{}' restarted: its pid is now {} (was {was}); nothing was sent",
+                        self.name,
+                        run.proc.pid()
+                    )));
+                }
                 tracing::info!(program = %self.name, signal = sig, "signal sent");
                 run.proc.signal(sig).await;
                 Ok(())
             }
-            _ => Err(Error::Invalid(format!(
-                "'{}' is {state}, not running: it has no process to signal (start it first)",
-                self.name
-            ))),
+            _ => match expected {
+                Some(was) => Err(Error::Invalid(format!(
+                    "'{}' is {state} now: the run with pid {was} ended; nothing was sent",
+                    self.name
+                ))),
+                None => Err(Error::Invalid(format!(
+                    "'{}' is {state}, not running: it has no process to signal (start it first)",
+                    self.name
+                ))),
+            },
         }
     }
 

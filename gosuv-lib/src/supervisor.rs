@@ -51,14 +51,71 @@ pub fn wait_limit(secs: f64) -> Result<Duration> {
     }
 }
 
-/// Every signal [`Supervisor::signal`] sends, by name without `SIG`.
+/// Every signal [`Supervisor::signal`] sends, by name without `SIG`; of the real-time ones
+/// `RTMIN` and `RTMAX` (the others are `RTMIN+n` and `RTMAX-n`).
 pub fn signal_names() -> Vec<&'static str> {
-    nix::sys::signal::Signal::iterator()
+    let mut names: Vec<&'static str> = nix::sys::signal::Signal::iterator()
         .map(|s| s.as_str().trim_start_matches("SIG"))
-        .collect()
+        .collect();
+    names.extend(["RTMIN", "RTMAX"]);
+    names
 }
 
-/// A signal as an operator writes it: `HUP`, `SIGHUP`, `hup` or a number (`1`).
+/// The real-time signals this system has (`SIGRTMIN..=SIGRTMAX`, 34..=64 on Linux with
+/// glibc).
+fn realtime() -> std::ops::RangeInclusive<i32> {
+    libc::SIGRTMIN()..=libc::SIGRTMAX()
+}
+
+/// A real-time signal written `RTMIN`, `RTMIN+n`, `RTMAX-n` or `RTMAX` (without `SIG`).
+fn parse_realtime(up: &str) -> Option<i32> {
+    let rt = realtime();
+    let offset = |t: &str| -> Option<i32> {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        t.parse::<u8>().ok().map(i32::from)
+    };
+    let n = if let Some(t) = up.strip_prefix("RTMIN") {
+        match t {
+            "" => *rt.start(),
+            _ => rt.start().checked_add(offset(t.strip_prefix('+')?)?)?,
+        }
+    } else if let Some(t) = up.strip_prefix("RTMAX") {
+        match t {
+            "" => *rt.end(),
+            _ => rt.end().checked_sub(offset(t.strip_prefix('-')?)?)?,
+        }
+    } else {
+        return None;
+    };
+    rt.contains(&n).then_some(n)
+}
+
+/// A signal's name: `SIGHUP`, `SIGRTMIN+2`; `signal N` for a number that has none.
+pub fn signal_name(sig: i32) -> String {
+    if let Ok(s) = nix::sys::signal::Signal::try_from(sig) {
+        return s.as_str().to_string();
+    }
+    let rt = realtime();
+    if !rt.contains(&sig) {
+        format!("signal {sig}")
+    } else if sig == *rt.start() {
+        "SIGRTMIN".into()
+    } else if sig == *rt.end() {
+        "SIGRTMAX".into()
+    } else {
+        format!("SIGRTMIN+{}", sig - rt.start())
+    }
+}
+
+/// Whether `sig` is a signal [`Supervisor::signal`] sends.
+fn is_signal(sig: i32) -> bool {
+    nix::sys::signal::Signal::try_from(sig).is_ok() || realtime().contains(&sig)
+}
+
+/// A signal as an operator writes it: `HUP`, `SIGHUP`, `hup`, a number (`1`), or a
+/// real-time one (`RTMIN+2`, `SIGRTMAX-1`, `36`).
 ///
 /// # Errors
 /// [`Error::Invalid`] naming it and listing the signals.
@@ -66,20 +123,21 @@ pub fn parse_signal(text: &str) -> Result<i32> {
     use nix::sys::signal::Signal;
     let t = text.trim();
     let sig = match t.parse::<i32>() {
-        Ok(n) => Signal::try_from(n).ok(),
+        Ok(n) => is_signal(n).then_some(n),
         Err(_) => {
             let up = t.to_ascii_uppercase();
-            let full = if up.starts_with("SIG") {
-                up
-            } else {
-                format!("SIG{up}")
-            };
-            full.parse::<Signal>().ok()
+            let bare = up.strip_prefix("SIG").unwrap_or(&up);
+            parse_realtime(bare).or_else(|| {
+                format!("SIG{bare}")
+                    .parse::<Signal>()
+                    .ok()
+                    .map(|s| s as i32)
+            })
         }
     };
-    sig.map(|s| s as i32).ok_or_else(|| {
+    sig.ok_or_else(|| {
         Error::Invalid(format!(
-            "'{text}' is not a signal: use a name or its number, one of {}",
+            "'{text}' is not a signal: use a name or its number, one of {} (and RTMIN+n, RTMAX-n)",
             signal_names().join(", ")
         ))
     })
@@ -1031,14 +1089,25 @@ impl Supervisor {
     /// (`starting`, `running` and `stopping` have one; the message names its state);
     /// [`Error::NotFound`].
     pub async fn signal(&self, name: &str, signal: i32) -> Result<()> {
-        let sig = nix::sys::signal::Signal::try_from(signal).map_err(|_| {
-            Error::Invalid(format!(
+        self.signal_run(name, signal, None).await
+    }
+
+    /// As [`Supervisor::signal`], but only to the run whose leader is `pid` when given: an
+    /// operator who saw pid M means that run, and a restart meanwhile (a new run still
+    /// setting up its signal handlers) must not get a signal meant for the old one.
+    ///
+    /// # Errors
+    /// As [`Supervisor::signal`]; [`Error::Invalid`] also when the current run's leader is
+    /// not `pid` (or there is no run), and then nothing was sent.
+    pub async fn signal_run(&self, name: &str, signal: i32, pid: Option<u32>) -> Result<()> {
+        if !is_signal(signal) {
+            return Err(Error::Invalid(format!(
                 "{signal} is not a signal number: use one of {}",
                 signal_names().join(", ")
-            ))
-        })?;
+            )));
+        }
         let (tx, rx) = oneshot::channel();
-        self.send(name, Cmd::Signal(sig as i32, tx)).await?;
+        self.send(name, Cmd::Signal(signal, pid, tx)).await?;
         rx.await.map_err(|_| self.gone(name))?
     }
 
@@ -1630,4 +1699,29 @@ fn dependency_layers(configs: &BTreeMap<String, Arc<ProgramConfig>>) -> Vec<Vec<
         );
     }
     layers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_time_signals_parse_by_name_and_number() {
+        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        assert_eq!(parse_signal("RTMIN").ok(), Some(min));
+        assert_eq!(parse_signal("sigrtmin+2").ok(), Some(min + 2));
+        assert_eq!(parse_signal("SIGRTMAX-1").ok(), Some(max - 1));
+        assert_eq!(parse_signal("RTMAX").ok(), Some(max));
+        assert_eq!(parse_signal(&min.to_string()).ok(), Some(min));
+        assert_eq!(parse_signal(&max.to_string()).ok(), Some(max));
+        assert_eq!(signal_name(min + 2), "SIGRTMIN+2");
+        assert_eq!(signal_name(1), "SIGHUP");
+        // Beyond the range, or written oddly: refused.
+        for bad in [
+            "RTMIN+99", "RTMAX-99", "RTMIN+", "RTMIN++1", "RTMIN-1", "RTMAX+1", "65", "0",
+        ] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_signal("hup").ok(), Some(1));
+    }
 }

@@ -4,21 +4,35 @@
 mod common;
 
 use common::*;
+use gosuv::config::CgroupMode;
 use gosuv::{parse_signal, Error, ProgramState, Stream};
 
-/// A child that left the process group (setsid) is the program's too: it gets the signal.
+/// A child that left the process group (setsid) is the program's too: it gets the signal,
+/// through the program's cgroup where there is one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_reaches_the_leader_and_a_child_that_left_its_group() {
+    a_child_that_left_its_group_gets_the_signal(CgroupMode::Auto).await;
+}
+
+/// The same without a cgroup: the child is found in /proc, outside the process group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_cgroup_a_child_that_left_its_group_gets_the_signal() {
+    a_child_that_left_its_group_gets_the_signal(CgroupMode::Off).await;
+}
+
+async fn a_child_that_left_its_group_gets_the_signal(cgroup: CgroupMode) {
     let env = Env::new();
-    env.sup
-        .add(quick(
-            "traps",
-            "setsid sh -c 'trap \"echo escaped-USR1\" USR1; echo escaped-ready; while :; do sleep 0.05; done' & \
-             trap 'echo leader-USR1' USR1; echo leader-ready; while :; do sleep 0.05; done",
-        ))
-        .await
-        .expect("add");
+    let mut p = quick(
+        "traps",
+        "setsid sh -c 'trap \"echo escaped-USR1\" USR1; echo escaped-ready; while :; do sleep 0.05; done' & \
+         trap 'echo leader-USR1' USR1; echo leader-ready; while :; do sleep 0.05; done",
+    );
+    p.cgroup = cgroup;
+    env.sup.add(p).await.expect("add");
     let st = env.sup.start("traps", WAIT).await.expect("start");
+    if cgroup == CgroupMode::Off {
+        assert_eq!(st.ownership, Some(gosuv::Ownership::Group), "{st:?}");
+    }
     let said = |what: &str| {
         let out = env
             .sup
@@ -122,4 +136,57 @@ fn signals_by_name_and_number() {
             "{bad:?}: {e}"
         );
     }
+}
+
+/// A signal meant for the run with a given pid is not sent to another run: a restart in
+/// between (the new run may not have set up its handlers yet) refuses it and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_for_an_earlier_run_is_not_sent() {
+    let env = Env::new();
+    env.sup
+        .add(quick("sleeper", "exec sleep 300"))
+        .await
+        .expect("add");
+    let pid = env
+        .sup
+        .start("sleeper", WAIT)
+        .await
+        .expect("start")
+        .pid
+        .expect("pid");
+    // TERM would end it: refused for another pid, and it runs on untouched.
+    match env
+        .sup
+        .signal_run("sleeper", libc::SIGTERM, Some(pid + 1))
+        .await
+    {
+        Err(Error::Invalid(m)) => assert_eq!(
+            m,
+            format!(
+                "'sleeper' restarted: its pid is now {pid} (was {}); nothing was sent",
+                pid + 1
+            )
+        ),
+        other => panic!("{other:?}"),
+    }
+    env.sup
+        .signal_run("sleeper", libc::SIGSTOP, Some(pid))
+        .await
+        .expect("the run's own pid");
+    poll_async(5, "stopped by SIGSTOP", || proc_state(pid) == Some('T')).await;
+    env.sup
+        .signal_run("sleeper", libc::SIGCONT, Some(pid))
+        .await
+        .expect("the run's own pid");
+    let now = env.sup.status("sleeper").expect("status");
+    assert_eq!((now.state, now.pid), (ProgramState::Running, Some(pid)));
+    env.sup.stop("sleeper", WAIT).await.expect("stop");
+    match env.sup.signal_run("sleeper", libc::SIGHUP, Some(pid)).await {
+        Err(Error::Invalid(m)) => assert!(
+            m.contains("'sleeper' is stopped now") && m.contains("nothing was sent"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    env.sup.shutdown().await;
 }

@@ -1162,26 +1162,37 @@ async fn follow(
     let name = checked(&name)?;
     let follower = st.sup().follow(name, q.stream()?)?;
     let slot = stream_slot(client)?;
-    let first = tail_text(&st, name, &q, 0)?;
+    let mut carry = Utf8Carry::default();
+    let first = carry.text(&tail_text(&st, name, &q, 0)?);
     let first = (!first.is_empty()).then(|| log_event(&first));
-    let live = futures_util::stream::unfold(follower, |mut f| async move {
-        let ev = match f.recv().await? {
-            LogEvent::Data(b) => log_event(&b),
-            LogEvent::Missed(n) => SseEvent::default()
-                .event("missed")
-                .data(json!({ "bytes": n }).to_string()),
-        };
-        Some((Ok(ev), f))
+    let live = futures_util::stream::unfold((follower, carry), |(mut f, mut carry)| async move {
+        loop {
+            let ev = match f.recv().await? {
+                LogEvent::Data(b) => {
+                    let text = carry.text(&b);
+                    if text.is_empty() {
+                        continue;
+                    }
+                    log_event(&text)
+                }
+                LogEvent::Missed(n) => {
+                    carry.clear();
+                    SseEvent::default()
+                        .event("missed")
+                        .data(json!({ "bytes": n }).to_string())
+                }
+            };
+            return Some((Ok(ev), (f, carry)));
+        }
     });
     let s = futures_util::StreamExt::chain(futures_util::stream::iter(first.map(Ok)), live);
     Ok(Sse::new(until_shutdown(&st, s, slot)).keep_alive(KeepAlive::default()))
 }
 
-fn log_event(bytes: &[u8]) -> SseEvent {
-    let text = String::from_utf8_lossy(bytes);
+fn log_event(text: &str) -> SseEvent {
     SseEvent::default()
         .event("log")
-        .data(Value::String(text.into_owned()).to_string())
+        .data(Value::String(text.to_string()).to_string())
 }
 
 async fn events(
@@ -1205,7 +1216,9 @@ async fn events(
 }
 
 /// `POST /api/programs/{name}/signal` with `{"signal": "HUP"}` (a name, with or without
-/// `SIG`, or a number): sends it to every process of the program's current run.
+/// `SIG`, or a number), and optionally `"pid": N`: sends it to every process of the
+/// program's current run; with `pid`, only if that run's leader is still N (409 and nothing
+/// sent after a restart).
 async fn signal(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -1232,16 +1245,36 @@ async fn signal(
                 "the body must be {\"signal\": NAME} with a signal name (HUP, SIGUSR1) or number",
             )),
         };
-    let sig_name = nix::sys::signal::Signal::try_from(sig).map_or("?", |s| s.as_str());
+    let pid = match value.get("pid") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_u64().and_then(|p| u32::try_from(p).ok()) {
+            Some(p) if p > 0 => Some(p),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "pid {n}: give the program's pid as listed (a positive number), or leave it out"
+                )))
+            }
+        },
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "\"pid\" must be a number: the pid of the run the signal is meant for",
+            ))
+        }
+    };
+    let sig_name = gosuv::signal_name(sig);
     tracing::info!(peer = %caller.peer, user = caller.user.as_deref().unwrap_or("-"), "signal {sig_name} {name}");
-    // The signal was checked above: an invalid argument now is a program with no process.
-    st.sup().signal(name, sig).await.map_err(|e| match e {
-        gosuv::Error::Invalid(m) => ApiError::new(StatusCode::CONFLICT, m),
-        e => removed_meanwhile(&st, name, e.into()),
-    })?;
+    // The signal was checked above: an invalid argument now is a program with no process,
+    // or not the run with that pid.
+    st.sup()
+        .signal_run(name, sig, pid)
+        .await
+        .map_err(|e| match e {
+            gosuv::Error::Invalid(m) => ApiError::new(StatusCode::CONFLICT, m),
+            e => removed_meanwhile(&st, name, e.into()),
+        })?;
     let mut v = one_program(&st, name).await?;
     if let Value::Object(m) = &mut v {
-        m.insert("signal".into(), Value::String(sig_name.to_string()));
+        m.insert("signal".into(), Value::String(sig_name));
     }
     Ok(Json(v))
 }
@@ -1253,12 +1286,71 @@ struct LogsQuery {
     lines: Option<usize>,
 }
 
+/// The most lines of each stream a merged request asks for.
+const MAX_LINES: usize = 1000;
+
+/// The most bytes of tails one merged request sends (before its live output): past it, the
+/// tails of the remaining streams are left out, and a notice says so.
+const MAX_TAIL_BYTES: usize = 4 * 1024 * 1024;
+
+/// The most programs one merged follow holds (two streams each): a connection's cost stays
+/// bounded however many programs there are.
+const MAX_FOLLOWED: usize = 1024;
+
+impl LogsQuery {
+    fn lines(&self) -> ApiResult<usize> {
+        match self.lines {
+            None => Ok(10),
+            Some(n) if n <= MAX_LINES => Ok(n),
+            Some(n) => Err(ApiError::bad_request(format!(
+                "lines={n}: at most {MAX_LINES} lines of each stream (use 'gosuv tail' or the log files for more)"
+            ))),
+        }
+    }
+}
+
+/// The text of one followed stream: a UTF-8 character split across two reads stays whole,
+/// its first bytes (at most 3) waiting for the next piece, instead of becoming two U+FFFD.
+#[derive(Default)]
+struct Utf8Carry {
+    held: Vec<u8>,
+}
+
+impl Utf8Carry {
+    /// `bytes` after what was held, as text; an unfinished character at the end is held.
+    fn text(&mut self, bytes: &[u8]) -> String {
+        let mut buf = std::mem::take(&mut self.held);
+        buf.extend_from_slice(bytes);
+        let keep = unfinished_char(&buf);
+        self.held = buf.split_off(buf.len() - keep);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Forgets what was held: after skipped output it begins nothing that follows.
+    fn clear(&mut self) {
+        self.held.clear();
+    }
+}
+
+/// How many bytes at the end of `b` begin a UTF-8 character that is not finished yet (0 to
+/// 3); bytes that can never become one are not held.
+fn unfinished_char(b: &[u8]) -> usize {
+    for back in (1..=3.min(b.len())).rev() {
+        if let Err(e) = std::str::from_utf8(&b[b.len() - back..]) {
+            if e.valid_up_to() == 0 && e.error_len().is_none() {
+                return back;
+            }
+        }
+    }
+    0
+}
+
 /// One piece of a program's output as the merged logs send it.
-fn log_piece(name: &str, stream: gosuv::Stream, bytes: &[u8]) -> Value {
+fn log_piece(name: &str, stream: gosuv::Stream, text: &str) -> Value {
     json!({
         "name": name,
         "stream": stream_name(stream),
-        "text": String::from_utf8_lossy(bytes),
+        "text": text,
     })
 }
 
@@ -1271,6 +1363,14 @@ fn stream_name(stream: gosuv::Stream) -> &'static str {
 
 /// The programs a logs query names, sorted (every program without `names`).
 fn logs_names(st: &AppState, names: Option<&str>) -> ApiResult<Vec<String>> {
+    if let Some(list) = names {
+        let n = crate::select::split_list(list).len();
+        if n > crate::select::MAX_PATTERNS {
+            return Err(ApiError::bad_request(
+                crate::select::SelectError::TooMany(n).to_string(),
+            ));
+        }
+    }
     let all = st.sup().names();
     Ok(match selected(st, names)? {
         Some(chosen) => all.into_iter().filter(|n| chosen.contains(n)).collect(),
@@ -1278,15 +1378,26 @@ fn logs_names(st: &AppState, names: Option<&str>) -> ApiResult<Vec<String>> {
     })
 }
 
-/// `GET /api/logs?names=a,w-*&lines=N`: the last N (10) lines of each stream of each
-/// program, `[{name, stream, text}]`.
+/// What a merged request says when the tails of `cut` streams were left out.
+fn tails_cut(cut: usize) -> String {
+    format!(
+        "the last lines of {cut} stream(s) were left out: one request sends at most {} MiB of them (ask for fewer lines= or fewer names=)",
+        MAX_TAIL_BYTES / (1024 * 1024)
+    )
+}
+
+/// `GET /api/logs?names=a,w-*&lines=N`: the last N (10, at most 1000) lines of each stream
+/// of each program, `[{name, stream, text}]`; past 4 MiB of them, the rest are left out and
+/// a last `{notice}` says so.
 async fn logs(
     State(st): State<AppState>,
     q: Result<Query<LogsQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(q) = q?;
-    let lines = q.lines.unwrap_or(10);
+    let lines = q.lines()?;
     let mut out = Vec::new();
+    let mut budget = MAX_TAIL_BYTES;
+    let mut cut = 0;
     for name in logs_names(&st, q.names.as_deref())? {
         for stream in [gosuv::Stream::Stdout, gosuv::Stream::Stderr] {
             // A program removed meanwhile has nothing more to say.
@@ -1294,10 +1405,18 @@ async fn logs(
                 continue;
             };
             let text = gosuv::logs::last_lines(&all, lines);
+            if text.len() > budget {
+                cut += 1;
+                continue;
+            }
+            budget -= text.len();
             if !text.is_empty() {
-                out.push(log_piece(&name, stream, text));
+                out.push(log_piece(&name, stream, &String::from_utf8_lossy(text)));
             }
         }
+    }
+    if cut > 0 {
+        out.push(json!({ "notice": tails_cut(cut) }));
     }
     Ok(Json(Value::Array(out)))
 }
@@ -1312,62 +1431,137 @@ enum Piece {
 /// One followed stream of the merged logs.
 type PieceStream = std::pin::Pin<Box<dyn Stream<Item = Piece> + Send>>;
 
-/// The last `lines` of one stream of `name`, then its output as it comes, as SSE events.
+/// The last `lines` of one stream of `name` (within what is left of `budget`, else counted
+/// in `cut`), then its output as it comes, as SSE events.
 fn follow_piece(
     st: &AppState,
     name: &str,
     stream: gosuv::Stream,
     lines: usize,
+    budget: &mut usize,
+    cut: &mut usize,
 ) -> Option<PieceStream> {
     use futures_util::StreamExt;
     let (tail, follower) = st
         .sup()
         .tail_and_follow(name, stream, gosuv::logs::TAIL_BYTES)
         .ok()?;
-    let first = gosuv::logs::last_lines(&tail, lines);
-    let first = (!first.is_empty()).then(|| Piece::Event(piece_event(name, stream, first)));
+    let mut carry = Utf8Carry::default();
+    let mut first = gosuv::logs::last_lines(&tail, lines);
+    if first.len() > *budget {
+        *cut += 1;
+        first = &[];
+    }
+    *budget -= first.len();
+    let first = carry.text(first);
+    let first = (!first.is_empty()).then(|| Piece::Event(piece_event(name, stream, &first)));
     let n = name.to_string();
-    let live = futures_util::stream::unfold((follower, n), move |(mut f, n)| async move {
-        let ev = match f.recv().await? {
-            LogEvent::Data(b) => piece_event(&n, stream, &b),
-            LogEvent::Missed(bytes) => SseEvent::default().event("missed").data(
-                json!({ "name": n, "stream": stream_name(stream), "bytes": bytes }).to_string(),
-            ),
-        };
-        Some((Piece::Event(ev), (f, n)))
-    });
+    let live = futures_util::stream::unfold(
+        (follower, n, carry),
+        move |(mut f, n, mut carry)| async move {
+            loop {
+                let ev = match f.recv().await? {
+                    LogEvent::Data(b) => {
+                        let text = carry.text(&b);
+                        if text.is_empty() {
+                            continue;
+                        }
+                        piece_event(&n, stream, &text)
+                    }
+                    LogEvent::Missed(bytes) => {
+                        carry.clear();
+                        SseEvent::default().event("missed").data(
+                            json!({ "name": n, "stream": stream_name(stream), "bytes": bytes })
+                                .to_string(),
+                        )
+                    }
+                };
+                return Some((Piece::Event(ev), (f, n, carry)));
+            }
+        },
+    );
     let end = futures_util::stream::iter([Piece::Ended(name.to_string())]);
     Some(Box::pin(
         futures_util::stream::iter(first).chain(live).chain(end),
     ))
 }
 
-/// Follows both streams of `name` (a program removed meanwhile is skipped).
-fn follow_program(
-    st: &AppState,
-    name: &str,
+/// What one merged follow holds: its streams, how many streams of each program are still
+/// followed, and what is left of its tails' budget.
+struct Merged {
+    streams: futures_util::stream::SelectAll<PieceStream>,
+    followed: HashMap<String, u8>,
     lines: usize,
-    merged: &mut futures_util::stream::SelectAll<PieceStream>,
-    followed: &mut HashMap<String, u8>,
-) {
-    for stream in [gosuv::Stream::Stdout, gosuv::Stream::Stderr] {
-        if let Some(p) = follow_piece(st, name, stream, lines) {
-            merged.push(p);
-            *followed.entry(name.to_string()).or_default() += 1;
+    budget: usize,
+    cut: usize,
+    /// Whether programs were left out for [`MAX_FOLLOWED`] (said once).
+    full: bool,
+}
+
+impl Merged {
+    /// Follows both streams of `name` (a program removed meanwhile is skipped); false when
+    /// the follow holds [`MAX_FOLLOWED`] programs already.
+    fn follow(&mut self, st: &AppState, name: &str) -> bool {
+        if self.followed.len() >= MAX_FOLLOWED {
+            return false;
         }
+        for stream in [gosuv::Stream::Stdout, gosuv::Stream::Stderr] {
+            if let Some(p) = follow_piece(
+                st,
+                name,
+                stream,
+                self.lines,
+                &mut self.budget,
+                &mut self.cut,
+            ) {
+                self.streams.push(p);
+                *self.followed.entry(name.to_string()).or_default() += 1;
+            }
+        }
+        true
+    }
+
+    /// Follows `name` unless it is followed already; a notice (once) when the follow is full.
+    fn follow_new(
+        &mut self,
+        st: &AppState,
+        name: &str,
+        notices: &mut std::collections::VecDeque<SseEvent>,
+    ) {
+        if self.followed.contains_key(name) || self.follow(st, name) || self.full {
+            return;
+        }
+        self.full = true;
+        notices.push_back(notice(&format!(
+            "'{name}' and programs added after it are not followed: one follow holds at most {MAX_FOLLOWED} programs (follow fewer with names=)"
+        )));
+    }
+
+    /// A notice for the tails left out since the last one.
+    fn take_cut(&mut self) -> Option<SseEvent> {
+        let cut = std::mem::take(&mut self.cut);
+        (cut > 0).then(|| notice(&tails_cut(cut)))
     }
 }
 
-fn piece_event(name: &str, stream: gosuv::Stream, bytes: &[u8]) -> SseEvent {
+fn notice(text: &str) -> SseEvent {
+    SseEvent::default()
+        .event("notice")
+        .data(json!({ "text": text }).to_string())
+}
+
+fn piece_event(name: &str, stream: gosuv::Stream, text: &str) -> SseEvent {
     SseEvent::default()
         .event("log")
-        .data(log_piece(name, stream, bytes).to_string())
+        .data(log_piece(name, stream, text).to_string())
 }
 
 /// `GET /api/logs/follow?names=a,w-*&lines=N`: the output of every program (or of those
 /// named), stdout and stderr, as one SSE stream of `log` events `{name, stream, text}` in
-/// the order it arrives, the last N (10) lines of each stream first. Without `names`,
-/// programs added meanwhile are followed too. One connection for any number of programs.
+/// the order it arrives, the last N (10, at most 1000) lines of each stream first (at most
+/// 4 MiB of them; a `notice` event `{text}` says what was left out). Without `names`,
+/// programs added meanwhile are followed too, a program removed and added again under the
+/// same name included. One connection for up to 1024 programs.
 async fn logs_follow(
     State(st): State<AppState>,
     q: Result<Query<LogsQuery>, QueryRejection>,
@@ -1375,32 +1569,54 @@ async fn logs_follow(
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     use futures_util::StreamExt;
     let Query(q) = q?;
-    let lines = q.lines.unwrap_or(10);
+    let lines = q.lines()?;
     let every = q.names.is_none();
     // Subscribed first: a program added after the list below is seen by its event.
     let events = every.then(|| st.sup().subscribe());
     let names = logs_names(&st, q.names.as_deref())?;
-    let slot = stream_slot(client)?;
-    // Each followed program and how many of its streams are still followed.
-    let mut followed: HashMap<String, u8> = HashMap::new();
-    let mut merged = futures_util::stream::SelectAll::new();
-    for name in &names {
-        follow_program(&st, name, lines, &mut merged, &mut followed);
+    if names.len() > MAX_FOLLOWED {
+        return Err(ApiError::bad_request(format!(
+            "{} programs: one follow holds at most {MAX_FOLLOWED} (follow fewer with names=)",
+            names.len()
+        )));
     }
+    let slot = stream_slot(client)?;
+    let mut merged = Merged {
+        streams: futures_util::stream::SelectAll::new(),
+        followed: HashMap::new(),
+        lines,
+        budget: MAX_TAIL_BYTES,
+        cut: 0,
+        full: false,
+    };
+    for name in &names {
+        merged.follow(&st, name);
+    }
+    let notices: std::collections::VecDeque<SseEvent> = merged.take_cut().into_iter().collect();
     let s = futures_util::stream::unfold(
-        (merged, events, st.clone(), followed),
-        move |(mut merged, mut events, st, mut followed)| async move {
+        (merged, events, st.clone(), notices),
+        move |(mut merged, mut events, st, mut notices)| async move {
             loop {
+                if let Some(ev) = notices.pop_front() {
+                    return Some((Ok(ev), (merged, events, st, notices)));
+                }
                 tokio::select! {
-                    piece = merged.next(), if !merged.is_empty() => match piece {
+                    piece = merged.streams.next(), if !merged.streams.is_empty() => match piece {
                         Some(Piece::Event(ev)) => {
-                            return Some((Ok(ev), (merged, events, st, followed)));
+                            return Some((Ok(ev), (merged, events, st, notices)));
                         }
                         Some(Piece::Ended(name)) => {
-                            if let Some(n) = followed.get_mut(&name) {
+                            let gone = merged.followed.get_mut(&name).is_some_and(|n| {
                                 *n = n.saturating_sub(1);
-                                if *n == 0 {
-                                    followed.remove(&name);
+                                *n == 0
+                            });
+                            if gone {
+                                merged.followed.remove(&name);
+                                // Its events were passed over while its last output was
+                                // still queued: a program added again under its name is
+                                // followed from here.
+                                if events.is_some() && st.sup().names().contains(&name) {
+                                    merged.follow_new(&st, &name, &mut notices);
                                 }
                             }
                         }
@@ -1412,16 +1628,22 @@ async fn logs_follow(
                             None => None,
                         }
                     }, if events.is_some() => match notice {
-                        Some(EventNotice::Changed(e)) if !followed.contains_key(&e.program) => {
-                            follow_program(&st, &e.program, lines, &mut merged, &mut followed);
+                        Some(EventNotice::Changed(e)) => {
+                            merged.follow_new(&st, &e.program, &mut notices);
                         }
-                        Some(_) => {}
+                        // Events were skipped: an addition among them is found in the list.
+                        Some(EventNotice::Missed(_)) => {
+                            for name in st.sup().names() {
+                                merged.follow_new(&st, &name, &mut notices);
+                            }
+                        }
                         None => events = None,
                     },
                     // Named programs all removed, or every program and the server's events
                     // ended: nothing more will come.
                     else => return None,
                 }
+                notices.extend(merged.take_cut());
             }
         },
     );
@@ -1566,6 +1788,25 @@ mod tests {
         assert_eq!(secs(&api), 1 + 41 + 10);
         // Two tries of a second, a second of backoff, then api's chain.
         assert_eq!(secs(&web), 2 + 1 + 1 + 41 + 10);
+    }
+
+    #[test]
+    fn a_character_split_across_pieces_stays_whole() {
+        let mut c = Utf8Carry::default();
+        let e = "é".as_bytes();
+        assert_eq!(c.text(&[b'a', e[0]]), "a");
+        assert_eq!(c.text(&[e[1], b'\n']), "é\n");
+        let cat = "😀".as_bytes();
+        assert_eq!(c.text(&cat[..1]), "");
+        assert_eq!(c.text(&cat[1..3]), "");
+        assert_eq!(c.text(&cat[3..]), "😀");
+        // Bytes that can never be a character are not held.
+        assert_eq!(c.text(&[0xff]), "\u{fffd}");
+        assert_eq!(c.text(b"x\x80"), "x\u{fffd}");
+        // Skipped output: what was held begins nothing.
+        assert_eq!(c.text(&e[..1]), "");
+        c.clear();
+        assert_eq!(c.text(b"z"), "z");
     }
 
     /// The published document names every route of [`router`], and nothing else.

@@ -390,7 +390,11 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         return next.run(req).await;
     }
     // The page's icon: browsers may fetch it without the page's credentials; it says nothing.
-    if req.method() == axum::http::Method::GET && req.uri().path() == "/favicon.ico" {
+    if matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) && req.uri().path() == "/favicon.ico"
+    {
         return next.run(req).await;
     }
     let user = match security.check_auth(req.headers()) {

@@ -491,6 +491,8 @@ pub fn validate_name(name: &str) -> Result<(), String> {
             &name[..name.char_indices().nth(16).map_or(name.len(), |(i, _)| i)],
             name.len()
         ))
+    } else if name == "all" {
+        Err("the name 'all' is reserved: on the command line it means every program; choose another name".into())
     } else if !ok_first || !ok_rest {
         Err(format!(
             "invalid name {name:?}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
@@ -1442,6 +1444,17 @@ fn lexical(p: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn all_is_reserved() {
+        let e = validate_name("all").unwrap_err();
+        assert!(
+            e.contains("'all' is reserved") && e.contains("every program"),
+            "{e}"
+        );
+        assert!(validate_name("all-1").is_ok());
+        assert!(validate_name("ALL").is_ok());
+    }
+
     use super::*;
 
     fn parse(text: &str) -> Result<Vec<ProgramConfig>, ConfigErrors> {
