@@ -56,6 +56,7 @@ enum Msg {
         log: Option<PathBuf>,
         max_bytes: u64,
         backups: u32,
+        timestamps: bool,
         fd: OwnedFd,
     },
     Del {
@@ -158,9 +159,11 @@ fn send_loop(sock: OwnedFd, rx: mpsc::Receiver<Msg>) {
                 log,
                 max_bytes,
                 backups,
+                timestamps,
                 fd,
             } => {
                 let path = log.map_or_else(|| "-".to_string(), |p| p.display().to_string());
+                let stream = stream_token(stream, timestamps);
                 (
                     format!("A {leader} {stream} {max_bytes} {backups} {path}"),
                     Some(fd),
@@ -215,6 +218,7 @@ impl GroupObserver for Keeper {
                 log: p.log.clone(),
                 max_bytes: p.max_bytes,
                 backups: p.backups,
+                timestamps: p.timestamps,
                 fd,
             });
         }
@@ -250,6 +254,8 @@ pub struct Held {
     pub file: Option<RotatingFile>,
     /// The log file's path and rotation, as told (`-` for none).
     told: String,
+    /// Its lines are written with their time (`log_timestamps`).
+    timestamps: bool,
 }
 
 /// The pipes a holder keeps, by the leader of their run and their stream.
@@ -310,7 +316,11 @@ fn answer_take(listener: &OwnedFd, held: &HeldPipes) -> bool {
         return false;
     }
     for ((leader, stream), h) in held {
-        let text = format!("A {leader} {stream} {}", h.told);
+        let text = format!(
+            "A {leader} {} {}",
+            stream_token(stream, h.timestamps),
+            h.told
+        );
         let iov = [std::io::IoSlice::new(text.as_bytes())];
         let fds = [h.fd.as_raw_fd()];
         let cmsg = [ControlMessage::ScmRights(&fds)];
@@ -464,6 +474,15 @@ pub fn run() -> ! {
     std::process::exit(0);
 }
 
+/// A stream as the holder protocol names it: `+ts` marks one whose lines get their time.
+fn stream_token(stream: &str, timestamps: bool) -> String {
+    if timestamps {
+        format!("{stream}+ts")
+    } else {
+        stream.to_string()
+    }
+}
+
 fn apply(text: &str, fds: Vec<OwnedFd>, held: &mut HeldPipes) {
     let mut parts = text.splitn(6, ' ');
     match parts.next() {
@@ -480,9 +499,25 @@ fn apply(text: &str, fds: Vec<OwnedFd>, held: &mut HeldPipes) {
             let Some(fd) = fds.into_iter().next() else {
                 return;
             };
-            let file = (path != "-").then(|| RotatingFile::new(PathBuf::from(path), max, backups));
+            // `stdout+ts`: its lines are written with their time (a holder that does not
+            // know the mark keeps it in the stream's name and writes them without).
+            let (stream, timestamps) = match stream.strip_suffix("+ts") {
+                Some(s) => (s, true),
+                None => (stream, false),
+            };
+            let file = (path != "-").then(|| {
+                RotatingFile::new(PathBuf::from(path), max, backups).timestamps(timestamps)
+            });
             let told = format!("{max} {backups} {path}");
-            held.insert((leader, stream.to_string()), Held { fd, file, told });
+            held.insert(
+                (leader, stream.to_string()),
+                Held {
+                    fd,
+                    file,
+                    told,
+                    timestamps,
+                },
+            );
         }
         Some("D") => {
             if let Some(leader) = parts.next().and_then(|s| s.parse::<u32>().ok()) {

@@ -591,3 +591,36 @@ fn a_program_in_backoff_is_started_again_after_restart_server() {
     let v = env.api("GET", "/api/programs/flaky", "").json();
     assert_ne!(v["state"], "stopped", "{v}");
 }
+
+#[test]
+fn log_timestamps_are_kept_while_no_server_runs() {
+    let env = Env::unix();
+    env.programs(&counter_entry(&env, "  log_timestamps: true\n"));
+    let _srv = env.start();
+    env.wait_state("counter", "running");
+    eventually(20, "some output", || lines(&env).len() >= 20);
+    kill_server(&env);
+    // What the holder writes while no server runs has its time too, one a line.
+    let at_kill = lines(&env).len();
+    eventually(20, "output logged while no server runs", || {
+        lines(&env).len() >= at_kill + 100
+    });
+    let _srv = env.start();
+    env.wait_state("counter", "running");
+    let taken = lines(&env).len();
+    eventually(20, "output logged by the new server", || {
+        lines(&env).len() >= taken + 50
+    });
+    let all = lines(&env);
+    let stamped = |l: &str| {
+        let b = l.as_bytes();
+        b.len() > 25
+            && b[4] == b'-'
+            && b[10] == b'T'
+            && l[..24].ends_with('Z')
+            && b[24] == b' '
+            && l[25..].parse::<u64>().is_ok()
+    };
+    let bad: Vec<&String> = all.iter().filter(|l| !stamped(l)).collect();
+    assert!(bad.is_empty(), "lines without their time: {bad:?}");
+}

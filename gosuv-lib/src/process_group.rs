@@ -147,6 +147,8 @@ pub struct RunPipe<'a> {
     pub max_bytes: u64,
     /// Rotation: how many old files are kept.
     pub backups: u32,
+    /// Each line written to the log file starts with its time (`log_timestamps`).
+    pub timestamps: bool,
 }
 
 /// What stats need of a run: who leads it and where its processes are.

@@ -397,6 +397,7 @@ fn tell_pipes(
         log: log(Stream::Stdout),
         max_bytes: config.log_max_bytes,
         backups: config.log_backups,
+        timestamps: config.log_timestamps,
     }];
     if let Some(err) = &pipes.stderr {
         all.push(crate::process_group::RunPipe {
@@ -405,6 +406,7 @@ fn tell_pipes(
             log: log(Stream::Stderr),
             max_bytes: config.log_max_bytes,
             backups: config.log_backups,
+            timestamps: config.log_timestamps,
         });
     }
     for o in sh.observers.iter() {
