@@ -816,6 +816,8 @@ struct Named {
 struct NamedRun {
     name: String,
     pid: Option<u32>,
+    #[serde(default)]
+    state: String,
 }
 
 /// Every program's name, in the server's order.
@@ -964,10 +966,18 @@ fn send_signal(conf: &Path, signal: &str, patterns: &[String]) -> CliResult {
     for n in &names {
         // The pid this list showed: a run that restarted since is not sent the signal meant
         // for the one seen (the server refuses it).
-        let body = match pids.get(n.as_str()).copied().flatten() {
-            Some(pid) => serde_json::json!({ "signal": sig, "pid": pid }),
-            None => serde_json::json!({ "signal": sig }),
+        // One listed without a process is not sent it either: a run started since is not
+        // the one the user saw.
+        let Some(pid) = pids.get(n.as_str()).copied().flatten() else {
+            failed += 1;
+            let state = listed
+                .iter()
+                .find(|p| p.name == *n)
+                .map_or("gone", |p| p.state.as_str());
+            eprintln!("{n}: {state}, no process: nothing sent (start it first)");
+            continue;
         };
+        let body = serde_json::json!({ "signal": sig, "pid": pid });
         match client.json(
             Method::POST,
             &format!("/api/programs/{n}/signal"),

@@ -107,7 +107,10 @@ fn signal_reaches_every_process_of_the_program() {
     let err = env.fails(&["signal", "HUP", "ghost"]);
     assert!(err.contains("no program matches 'ghost'"), "{err}");
     let err = env.fails(&["signal", "HUP", "idle"]);
-    assert!(err.contains("'idle' is stopped, not running"), "{err}");
+    assert!(
+        err.contains("idle: stopped, no process: nothing sent"),
+        "{err}"
+    );
     // One without a process does not keep the others from theirs.
     let (code, out, err) = run_code(&env, &["signal", "HUP", "sig-a", "idle"]);
     assert_eq!(code, Some(1), "{out}{err}");

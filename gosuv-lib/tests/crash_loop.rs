@@ -230,9 +230,20 @@ async fn a_crash_loop_says_the_last_cause_and_clears_once_a_run_stays_up() {
     // The third run stays up: the loop is said while it has not been up 3 s, then forgotten
     // while it runs, not at some later exit.
     events_until(&mut events, "settles", ProgramState::Running, 30).await;
-    let up = std::time::Instant::now();
     let st = env.sup.status("settles").expect("status");
-    assert_eq!(st.last_error.as_deref(), Some(loop_text));
+    // Measured from the run's own start (the test may be late under load).
+    let started = st.started_at.expect("started_at");
+    let up = || {
+        std::time::SystemTime::now()
+            .duration_since(started)
+            .unwrap_or_default()
+    };
+    assert!(
+        st.last_error.as_deref() == Some(loop_text) || up() >= Duration::from_secs(3),
+        "{:?} after {:?}",
+        st.last_error,
+        up()
+    );
     let pid = st.pid;
     poll(15, "the crash loop's last_error cleared", || {
         env.sup
@@ -240,9 +251,9 @@ async fn a_crash_loop_says_the_last_cause_and_clears_once_a_run_stays_up() {
             .is_ok_and(|s| s.last_error.is_none())
     });
     assert!(
-        up.elapsed() >= Duration::from_millis(1500),
-        "cleared after {:?}, before the run stayed up",
-        up.elapsed()
+        up() >= Duration::from_millis(2900),
+        "cleared after {:?}, before the run stayed up 3 s",
+        up()
     );
     let st = env.sup.status("settles").expect("status");
     assert_eq!(st.state, ProgramState::Running);

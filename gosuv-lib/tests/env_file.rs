@@ -178,8 +178,23 @@ async fn a_file_the_programs_user_may_not_read_is_refused() {
     );
     let log = std::fs::read_to_string(env.log("as-nobody", "stdout")).unwrap_or_default();
     assert!(!log.contains("root-only"), "{log}");
-    // Readable by all, it is read.
+    // Readable by all, but in a directory that user may not enter (a tempdir is 0700):
+    // still refused, as the user's own read would be.
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    env.sup
+        .start("as-nobody", WAIT)
+        .await
+        .expect_err("cannot start");
+    let why = env
+        .sup
+        .status("as-nobody")
+        .expect("status")
+        .last_error
+        .unwrap_or_default();
+    assert!(why.contains("it may not enter"), "{why}");
+    // Readable by all, on a way it may walk: it is read.
+    std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let out = run_once(&env, "as-nobody").await;
     assert!(out.contains("TOKEN=root-only\n"), "{out}");
     env.sup.shutdown().await;

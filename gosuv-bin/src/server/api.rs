@@ -611,6 +611,9 @@ async fn program_from_body(
         }
         (None, Some(Value::String(n))) => {
             gosuv::config::validate_name(n).map_err(ApiError::bad_request)?;
+            if let Some(why) = gosuv::config::reserved_name(n) {
+                return Err(ApiError::bad_request(why));
+            }
         }
         _ => {}
     }
@@ -1160,10 +1163,14 @@ async fn follow(
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let Query(q) = q?;
     let name = checked(&name)?;
-    let follower = st.sup().follow(name, q.stream()?)?;
+    // The tail and the follower taken at once: nothing written between them is lost or
+    // repeated (and a character cut at the tail's end is completed by the follower's bytes).
+    let (all, follower) = st
+        .sup()
+        .tail_and_follow(name, q.stream()?, gosuv::logs::TAIL_BYTES)?;
     let slot = stream_slot(client)?;
     let mut carry = Utf8Carry::default();
-    let first = carry.text(&tail_text(&st, name, &q, 0)?);
+    let first = carry.text(gosuv::logs::last_lines(&all, q.lines.unwrap_or(0)));
     let first = (!first.is_empty()).then(|| log_event(&first));
     let live = futures_util::stream::unfold((follower, carry), |(mut f, mut carry)| async move {
         loop {

@@ -182,6 +182,18 @@ impl ProgramsFile {
                 "{name} cannot be changed in place ({why}): make the change in the file and run 'gosuv reload'"
             ))
         };
+        // Never written through a link (the rename would replace it with a file of gosuv's
+        // that the link's target never sees).
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(cannot(format!(
+                "it is a symbolic link, which gosuv does not write through; or set `include:` in \
+                 config.yml to {}",
+                std::fs::canonicalize(&self.path).map_or_else(
+                    |_| "the file it points to".to_string(),
+                    |p| p.display().to_string()
+                )
+            )));
+        }
         let now = self
             .read()
             .map_err(|e| cannot(format!("it cannot be read: {e}")))?;
@@ -772,6 +784,27 @@ mod tests {
         );
         assert!(r.is_ok(), "{r:?}");
         assert!(now.contains("command: ${GOSUV_STORE_T}\n"), "{now}");
+        // A link: refused, the link and its target left as they are.
+        let real = dir.path().join("real.yml");
+        std::fs::write(&real, "- name: a\n  command: x\n").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        let file = ProgramsFile::new(path.clone(), dir.path().into());
+        let loaded = parse("- name: a\n  command: x\n", dir.path());
+        file.loaded(&loaded, &loaded);
+        let mut more = loaded.clone();
+        add(&mut more);
+        let e = file.save(&more).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            std::fs::read_to_string(&real).unwrap(),
+            "- name: a\n  command: x\n"
+        );
+        std::fs::remove_file(&path).unwrap();
         // A comment-only file: appended to.
         let (r, now) = run("# nothing yet\n", &add);
         assert!(r.is_ok(), "{r:?}");

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 pub use interpolate::{escape_interpolation, escape_interpolation_in};
 pub(crate) use program::shared_log_files_by;
 pub use program::{
-    missing_on_host, parse_program_value, parse_programs, parse_programs_checked, validate_name,
-    Autorestart, CgroupMode, Command, LoadedPrograms, ProgramConfig, StopSignal, MAX_DURATION_SECS,
-    MAX_INSTANCES, MAX_NUMPROCS, MAX_START_RETRIES,
+    missing_on_host, parse_program_value, parse_programs, parse_programs_checked, reserved_name,
+    validate_name, Autorestart, CgroupMode, Command, LoadedPrograms, ProgramConfig, StopSignal,
+    MAX_DURATION_SECS, MAX_INSTANCES, MAX_NUMPROCS, MAX_START_RETRIES,
 };
 pub use program::{StartLimit, MAX_START_BURST};
 pub use ready::{

@@ -491,8 +491,6 @@ pub fn validate_name(name: &str) -> Result<(), String> {
             &name[..name.char_indices().nth(16).map_or(name.len(), |(i, _)| i)],
             name.len()
         ))
-    } else if name == "all" {
-        Err("the name 'all' is reserved: on the command line it means every program; choose another name".into())
     } else if !ok_first || !ok_rest {
         Err(format!(
             "invalid name {name:?}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
@@ -690,11 +688,28 @@ pub fn parse_programs_checked(
         for (key, message) in missing_on_host(p) {
             c.warn(&[Seg::Index(i), Seg::Key(key.into())], message);
         }
+        if let Some(why) = reserved_name(&p.name) {
+            c.warn(
+                &[Seg::Index(i), Seg::Key("name".into())],
+                format!("{why}: rename it here and run 'gosuv reload' (until then, 'all' on the command line means every program, not this one)"),
+            );
+        }
     }
     let mut warnings = c.take_warnings();
     // The instances of one entry that share a directory share its warning.
     warnings.dedup();
     c.finish(LoadedPrograms { programs, warnings })
+}
+
+/// Why a name cannot be given to a new program: `all`, which on the command line means
+/// every program. A programs file that has one still loads (with a warning): refusing it
+/// would keep a server with that file from starting at all.
+pub fn reserved_name(name: &str) -> Option<String> {
+    (name == "all").then(|| {
+        "the name 'all' is reserved: on the command line it means every program (gosuv stop \
+         all stops them all); choose another name"
+            .to_string()
+    })
 }
 
 /// What of a program's `directory` and `user` this host lacks, by key: starting it will fail
@@ -1445,14 +1460,29 @@ fn lexical(p: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn all_is_reserved() {
-        let e = validate_name("all").unwrap_err();
+    fn all_is_reserved_for_new_programs_and_a_warning_in_a_file() {
+        let e = reserved_name("all").unwrap();
         assert!(
             e.contains("'all' is reserved") && e.contains("every program"),
             "{e}"
         );
-        assert!(validate_name("all-1").is_ok());
-        assert!(validate_name("ALL").is_ok());
+        assert!(reserved_name("all-1").is_none() && reserved_name("ALL").is_none());
+        // A file that has one still loads: a server with it must start.
+        let loaded = parse_programs_checked(
+            "- name: all\n  command: echo\n- name: web\n  command: echo\n",
+            None,
+            Path::new("/"),
+        )
+        .expect("loads");
+        assert_eq!(loaded.programs.len(), 2);
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.to_string().contains("'all' is reserved")),
+            "{:?}",
+            loaded.warnings
+        );
     }
 
     use super::*;

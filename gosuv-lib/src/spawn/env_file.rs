@@ -61,21 +61,38 @@ pub(crate) fn read_for(
         return Err(format!("env_file {shown} is {what}, not a file: {fix}"));
     }
     if let Some(r) = reader {
-        let mode = meta.mode();
-        let may = if r.uid == 0 {
-            true
-        } else if meta.uid() == r.uid {
-            mode & 0o400 != 0
-        } else if r.gids.contains(&meta.gid()) {
-            mode & 0o040 != 0
-        } else {
-            mode & 0o004 != 0
+        // By its mode bits (owner, group, others: ACLs are not read), the file and every
+        // directory on the way to it, as given and as it really is (through links).
+        let allows = |m: &std::fs::Metadata, bits: u32| {
+            let mode = m.mode();
+            r.uid == 0
+                || if m.uid() == r.uid {
+                    mode & (bits << 6) != 0
+                } else if r.gids.contains(&m.gid()) {
+                    mode & (bits << 3) != 0
+                } else {
+                    mode & bits != 0
+                }
         };
-        if !may {
+        let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+        for p in [Some(path.to_path_buf()), std::fs::canonicalize(path).ok()]
+            .into_iter()
+            .flatten()
+        {
+            dirs.extend(p.ancestors().skip(1).map(Path::to_path_buf));
+        }
+        let blocked = dirs
+            .iter()
+            .find(|d| std::fs::metadata(d).is_ok_and(|m| m.is_dir() && !allows(&m, 0o1)));
+        if !allows(&meta, 0o4) || blocked.is_some() {
             return Err(format!(
-                "env_file {shown} is not readable by the program's user (uid {}): \
+                "env_file {shown} is not readable by the program's user (uid {}){}: \
                  make it readable by that user or {fix}",
-                r.uid
+                r.uid,
+                blocked.map_or_else(String::new, |d| format!(
+                    ": it may not enter {}",
+                    d.display()
+                ))
             ));
         }
     }
