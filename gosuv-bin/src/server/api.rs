@@ -1300,6 +1300,9 @@ const MAX_LINES: usize = 1000;
 /// tails of the remaining streams are left out, and a notice says so.
 const MAX_TAIL_BYTES: usize = 4 * 1024 * 1024;
 
+/// The tails of a program a merged follow takes up later (added, or added again) at most.
+const LATER_TAIL_BYTES: usize = 256 * 1024;
+
 /// The most programs one merged follow holds (two streams each): a connection's cost stays
 /// bounded however many programs there are.
 const MAX_FOLLOWED: usize = 1024;
@@ -1535,7 +1538,13 @@ impl Merged {
         name: &str,
         notices: &mut std::collections::VecDeque<SseEvent>,
     ) {
-        if self.followed.contains_key(name) || self.follow(st, name) || self.full {
+        if self.followed.contains_key(name) {
+            return;
+        }
+        // A program followed later gets a budget of its own for its tails (the first one
+        // is spent by the first burst).
+        self.budget = LATER_TAIL_BYTES;
+        if self.follow(st, name) || self.full {
             return;
         }
         self.full = true;
