@@ -655,9 +655,7 @@ struct Task<L: Launcher> {
 
 /// Starts the task of one program and returns its handle.
 pub(crate) fn launch(shared: Arc<Shared>, config: ProgramConfig) -> ProgramHandle {
-    let launcher = Arc::new(RealLauncher {
-        shared: shared.clone(),
-    });
+    let launcher = Arc::new(RealLauncher::new(shared.clone()));
     launch_with(shared, launcher, config, None)
 }
 
@@ -671,9 +669,7 @@ pub(crate) fn launch_adopted(
     adoption: crate::process_group::Adoption,
     claimed: Result<crate::process_group::Claimed, String>,
 ) -> (ProgramHandle, Result<(), String>) {
-    let launcher = Arc::new(RealLauncher {
-        shared: shared.clone(),
-    });
+    let launcher = Arc::new(RealLauncher::new(shared.clone()));
     let logs = Arc::new(ProgramLogs::new(&config, &shared));
     let started_at = adoption.started_at;
     let restarts = adoption.restarts;

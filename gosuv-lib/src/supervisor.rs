@@ -914,6 +914,57 @@ impl Supervisor {
         }
     }
 
+    /// Refuses a reload in which a program takes a log file another program writes now
+    /// (one changed or removed by the same reload): the changes are applied one by one, so
+    /// for a moment both would write it. Done in two reloads, it is safe.
+    fn log_handovers(
+        &self,
+        current: &HashMap<String, ProgramConfig>,
+        new: &[ProgramConfig],
+    ) -> Result<()> {
+        let sh = &self.inner.shared;
+        let paths = |p: &ProgramConfig| {
+            [crate::logs::Stream::Stdout, crate::logs::Stream::Stderr]
+                .into_iter()
+                .filter_map(|s| crate::program::log_path(p, s, &sh.base_dir, &sh.log_dir))
+                .collect::<Vec<_>>()
+        };
+        let mut in_use: HashMap<std::path::PathBuf, &str> = HashMap::new();
+        for (name, c) in current {
+            for path in paths(c) {
+                in_use.insert(path, name);
+            }
+        }
+        let mut errors = Vec::new();
+        for p in new {
+            if current.get(&p.name) == Some(p) {
+                continue;
+            }
+            for path in paths(p) {
+                match in_use.get(&path) {
+                    Some(holder) if *holder != p.name => errors.push(crate::config::ConfigError {
+                        file: None,
+                        line: None,
+                        key: format!("{}.log", p.name),
+                        message: format!(
+                            "'{}' would write {}, which '{holder}' writes until this reload \
+                             changes it: give one of them another file first, reload, then \
+                             make the change",
+                            p.name,
+                            path.display()
+                        ),
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Config(crate::config::ConfigErrors(errors)))
+        }
+    }
+
     /// Adds a program of a set whose dependencies were checked as a whole (a reload).
     async fn add_unchecked_locked(&self, config: ProgramConfig) -> Result<()> {
         self.check_open()?;
@@ -1375,6 +1426,7 @@ impl Supervisor {
             .collect();
         let wanted: std::collections::HashSet<&str> =
             programs.iter().map(|p| p.name.as_str()).collect();
+        self.log_handovers(&current, &programs)?;
         let mut report = ReloadReport::default();
         let removed: Vec<String> = current
             .keys()

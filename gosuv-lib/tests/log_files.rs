@@ -301,3 +301,53 @@ async fn an_added_program_may_not_write_another_programs_log_or_gosuvs() {
     );
     env.sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_may_not_hand_a_log_file_over_while_its_writer_runs() {
+    let env = Env::new();
+    let dir = env.sup.log_dir().to_path_buf();
+    let with_log = |name: &str, file: &str| {
+        let mut p = one_shot(name, "echo x");
+        p.stdout_logfile = Some(dir.join(file));
+        p
+    };
+    env.sup
+        .add_all(vec![with_log("a", "a.log"), with_log("b", "b.log")])
+        .await
+        .expect("add");
+    // Swapped in one reload: for a moment the new 'a' and the stopping 'b' would both
+    // write b.log. Refused, nothing changed.
+    let err = env
+        .sup
+        .reload(vec![with_log("a", "b.log"), with_log("b", "a.log")])
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("'a' would write") && err.contains("which 'b' writes"),
+        "{err}"
+    );
+    assert_eq!(
+        env.sup.config("a").expect("a").stdout_logfile,
+        Some(dir.join("a.log"))
+    );
+    // Taking the file of a program the same reload removes: refused too.
+    let err = env
+        .sup
+        .reload(vec![with_log("a", "a.log"), with_log("c", "b.log")])
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("which 'b' writes"), "{err}");
+    assert!(env.sup.status("b").is_ok(), "b still there");
+    // In two reloads it goes.
+    env.sup
+        .reload(vec![with_log("a", "a.log")])
+        .await
+        .expect("b removed");
+    env.sup
+        .reload(vec![with_log("a", "a.log"), with_log("c", "b.log")])
+        .await
+        .expect("c takes b.log");
+    env.sup.shutdown().await;
+}

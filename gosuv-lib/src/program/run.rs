@@ -74,6 +74,18 @@ pub(crate) trait Launcher: Send + Sync + 'static {
 /// The real launcher: process groups, cgroups, pipes into the log sinks.
 pub(crate) struct RealLauncher {
     pub shared: Arc<Shared>,
+    /// A start's preparation outlived [`PREPARE_WAIT`] and is still blocked (its thread
+    /// cannot be stopped): the next start fails at once instead of leaving another thread.
+    pub hung: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RealLauncher {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        RealLauncher {
+            shared,
+            hung: Arc::default(),
+        }
+    }
 }
 
 /// A real run: its processes and the tasks that drain its pipes.
@@ -120,19 +132,34 @@ impl Launcher for RealLauncher {
             // It stats the program and reads `env_file`: never on a runtime worker.
             // Bounded: a hung mount under the directory or `env_file` must not hold the
             // program's task (its stop, its removal, the shutdown) for ever.
-            let prepared = tokio::task::spawn_blocking(move || {
+            use std::sync::atomic::Ordering;
+            if self.hung.load(Ordering::SeqCst) {
+                return Err(format!(
+                    "the last start's read of the working directory, the program or env_file \
+                     (over {}s ago) has not returned yet: is a mount hung? fix it or the path",
+                    PREPARE_WAIT.as_secs()
+                ));
+            }
+            let mut prepared = tokio::task::spawn_blocking(move || {
                 SpawnCommand::prepare(&config, &base, &opts, user.as_ref(), &run)
             });
-            tokio::time::timeout(PREPARE_WAIT, prepared)
-                .await
-                .map_err(|_| {
-                    format!(
+            match tokio::time::timeout(PREPARE_WAIT, &mut prepared).await {
+                Ok(done) => done.map_err(|e| format!("cannot prepare the command: {e}"))??,
+                Err(_) => {
+                    // One such thread per program at most: cleared when it returns.
+                    self.hung.store(true, Ordering::SeqCst);
+                    let hung = self.hung.clone();
+                    tokio::spawn(async move {
+                        let _ = prepared.await;
+                        hung.store(false, Ordering::SeqCst);
+                    });
+                    return Err(format!(
                         "reading the working directory, the program or env_file took over {}s: \
                          is a mount hung? fix it or the path",
                         PREPARE_WAIT.as_secs()
-                    )
-                })?
-                .map_err(|e| format!("cannot prepare the command: {e}"))??
+                    ));
+                }
+            }
         };
         let cgroup = match config.cgroup {
             CgroupMode::Off => None,
