@@ -42,20 +42,26 @@ def test_every_config_error_at_once(sup: gosuv.Supervisor) -> None:
             start_seconds=-1,
             stop_signal="NOPE",
             colour="red",
-            directory="/definitely/not/here",
         )
     errors = info.value.errors
-    assert len(errors) == 5, errors
+    assert len(errors) == 4, errors
     text = str(info.value)
     for needle in (
         "web.command: `command` is empty",
         "web.start_seconds: -1 is negative",
         "web.stop_signal: 'NOPE' is not a signal name",
         "web.colour: unknown key `colour`",
-        "web.directory: directory /definitely/not/here does not exist",
     ):
         assert needle in text
     assert sup.list() == []
+
+
+def test_a_missing_directory_fails_the_start_not_the_add(sup: gosuv.Supervisor) -> None:
+    # A directory may be made later: the program is added, and its start says why it fails.
+    sup.add("web", "true", directory="/definitely/not/here", start_retries=0)
+    with pytest.raises(gosuv.StartError, match="/definitely/not/here"):
+        sup.start("web")
+    assert sup.status("web").state == "fatal"
 
 
 def test_bad_names_and_values(sup: gosuv.Supervisor) -> None:
