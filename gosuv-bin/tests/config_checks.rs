@@ -67,8 +67,9 @@ fn a_missing_directory_warns_and_fails_only_its_own_start() {
         "{status}"
     );
     // The server's log has the warning too.
+    // (The whole file: the failed start's lines follow the warning.)
     eventually(10, "the warning in gosuv.log", || {
-        env.server_log()
+        env.server_log_all()
             .contains("directory /definitely/not/here does not exist")
     });
 }
@@ -112,7 +113,7 @@ fn reload_applies_changes_beside_a_missing_directory() {
     assert_ne!(r.status, 200, "{}", r.body);
     env.wait_state("c", "fatal");
     eventually(10, "the reload's warning in gosuv.log", || {
-        env.server_log()
+        env.server_log_all()
             .matches("directory /definitely/not/here does not exist")
             .count()
             >= 1

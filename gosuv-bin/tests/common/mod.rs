@@ -148,6 +148,11 @@ impl Env {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// The whole of gosuv.log (for a search: [`Env::server_log`] is its end only).
+    pub fn server_log_all(&self) -> String {
+        std::fs::read_to_string(self.path("logs/gosuv.log")).unwrap_or_default()
+    }
+
     pub fn server_log(&self) -> String {
         let text = std::fs::read_to_string(self.path("logs/gosuv.log")).unwrap_or_default();
         let start = text.len().saturating_sub(3000);
