@@ -161,6 +161,10 @@ class Gosuv:
                 item["start_retries"] = p.retries
             if p.log_max is not None:
                 item["log_max_bytes"] = p.log_max
+            if fast_restart:
+                # W3 measures how fast a restart is, not the crash-loop guard (5 exits in
+                # 60 s back off): off, as pm2's restart_delay 0.
+                item["start_limit"] = {"burst": 0}
             items.append(item)
         with open(os.path.join(self.dir, "programs.yml"), "w") as f:
             json.dump(items, f)  # JSON is YAML
