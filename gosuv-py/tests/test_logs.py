@@ -16,7 +16,9 @@ def test_tail_lines_and_streams(sup: gosuv.Supervisor, tmp_path: Path) -> None:
         start_seconds=0,
     )
     sup.start("talk", timeout=DEADLINE)
-    wait_until(lambda: sup.tail("talk", stream="stderr").count("\n") == 5, what="5 lines")
+    # Two pipes, read by two tasks: neither waits for the other, so wait for both.
+    wait_until(lambda: sup.tail("talk", stream="stderr").count("\n") == 5, what="5 err lines")
+    wait_until(lambda: sup.tail("talk").count("\n") == 5, what="5 out lines")
     assert sup.tail("talk", lines=2) == "out4\nout5\n"
     assert sup.tail("talk", stream="stderr", lines=1) == "err5\n"
     assert sup.tail("talk", lines=None).splitlines() == [f"out{i}" for i in range(1, 6)]
