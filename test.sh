@@ -3,9 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# What the C tests need (the C ABI suite builds and runs C/C++ programs, one under valgrind).
+# What the C tests need (the C ABI suite builds and runs C/C++ programs, one under valgrind),
+# and tmux: the terminal the tests of `gosuv shell` and `gosuv top` drive.
 need=()
-for tool in cc:build-essential c++:build-essential make:build-essential pkg-config:pkg-config valgrind:valgrind; do
+for tool in cc:build-essential c++:build-essential make:build-essential pkg-config:pkg-config valgrind:valgrind tmux:tmux; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
