@@ -4,7 +4,9 @@
 //! current-thread runtime: one connection per request, no pool, nothing to tune, and it
 //! starts in well under a millisecond, which `gosuv status` needs.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -46,6 +48,9 @@ pub enum ClientError {
         /// The server's `error` message (what to do included).
         message: String,
     },
+    /// Ctrl-C, in the interactive shell: the command was abandoned (see [`interruptible`]).
+    #[error("{INTERRUPTED}")]
+    Interrupted,
     /// The connection broke or the answer was not understood.
     #[error("talking to gosuv at {url}: {cause}")]
     Protocol {
@@ -76,6 +81,35 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client").field("url", &self.url).finish()
     }
+}
+
+/// The message of [`ClientError::Interrupted`].
+pub const INTERRUPTED: &str = "interrupted";
+
+/// Whether Ctrl-C abandons a request instead of ending the process: the shell's mode.
+static INTERRUPTIBLE: AtomicBool = AtomicBool::new(false);
+
+/// From now on, SIGINT abandons the request (or the stream of events) under way with
+/// [`ClientError::Interrupted`] instead of ending the process: `gosuv shell`, where Ctrl-C
+/// ends a `logs -f` and returns to the prompt. The process's SIGINT handler is installed
+/// here, for good.
+///
+/// # Errors
+/// The handler could not be installed.
+pub fn interruptible() -> CliResult {
+    let failed = |e: std::io::Error| Failure::new(format!("cannot handle Ctrl-C: {e}"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(failed)?;
+    // Registering a listener installs tokio's handler for the life of the process; this
+    // listener goes, the handler stays.
+    rt.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map(drop)
+    })
+    .map_err(failed)?;
+    INTERRUPTIBLE.store(true, Ordering::SeqCst);
+    Ok(())
 }
 
 /// How long a plain request may take (start/stop waits set their own, longer, timeout).
@@ -128,6 +162,26 @@ impl Client {
         self
     }
 
+    /// Runs a request to its end, or, in the shell, until Ctrl-C.
+    fn block_on<T>(
+        &self,
+        fut: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        if !INTERRUPTIBLE.load(Ordering::SeqCst) {
+            return self.rt.block_on(fut);
+        }
+        self.rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut sigint) = signal(SignalKind::interrupt()) else {
+                return fut.await;
+            };
+            tokio::select! {
+                r = fut => r,
+                _ = sigint.recv() => Err(ClientError::Interrupted),
+            }
+        })
+    }
+
     /// The server's URL.
     pub fn url(&self) -> &str {
         &self.url
@@ -144,7 +198,7 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        self.rt.block_on(async {
+        self.block_on(async {
             let fut = async {
                 let resp = self.start(method, path, body).await?;
                 let status = resp.status();
@@ -198,7 +252,7 @@ impl Client {
         path: &str,
         mut on_event: impl FnMut(&str, &str) -> bool,
     ) -> Result<(), ClientError> {
-        self.rt.block_on(async {
+        self.block_on(async {
             let resp = self.start(Method::GET, path, None).await?;
             let status = resp.status();
             let mut body = resp.into_body();

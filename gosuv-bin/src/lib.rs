@@ -13,6 +13,7 @@ pub mod holder;
 pub mod log_printer;
 pub mod select;
 pub mod server;
+pub mod shell;
 
 /// A CLI failure: the message to print (it says what to do) and the process exit code.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,9 @@ pub fn unavailable() -> Option<String> {
             "tmux -V failed: {}",
             String::from_utf8_lossy(&o.stderr).trim()
         )),
-        Err(e) => Some(format!("tmux is not installed ({e}): ./test.sh installs it")),
+        Err(e) => Some(format!(
+            "tmux is not installed ({e}): ./test.sh installs it"
+        )),
     }
 }
 
@@ -30,13 +32,7 @@ impl Tmux {
     /// Starts `command` (run by `sh -c`) in a new detached session of `width` x `height`,
     /// with `env` set and `dir` as its directory; the pane stays after the command exits so
     /// its exit status can be read ([`Tmux::exit_status`]).
-    pub fn start(
-        dir: &Path,
-        width: u16,
-        height: u16,
-        env: &[(&str, &str)],
-        command: &str,
-    ) -> Tmux {
+    pub fn start(dir: &Path, width: u16, height: u16, env: &[(&str, &str)], command: &str) -> Tmux {
         let socket = dir.join(format!("tmux-{}.sock", std::process::id()));
         let t = Tmux {
             socket,
@@ -162,7 +158,10 @@ impl Tmux {
                 return code;
             }
             if Instant::now() > deadline {
-                panic!("the command did not exit; the terminal shows:\n{}", self.history());
+                panic!(
+                    "the command did not exit; the terminal shows:\n{}",
+                    self.history()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
