@@ -6,7 +6,6 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -48,7 +47,7 @@ pub enum ClientError {
         /// The server's `error` message (what to do included).
         message: String,
     },
-    /// Ctrl-C, in the interactive shell: the command was abandoned (see [`interruptible`]).
+    /// Ctrl-C, in the interactive shell: the command was abandoned ([`crate::interrupt`]).
     #[error("{INTERRUPTED}")]
     Interrupted,
     /// The connection broke or the answer was not understood.
@@ -85,32 +84,6 @@ impl std::fmt::Debug for Client {
 
 /// The message of [`ClientError::Interrupted`].
 pub const INTERRUPTED: &str = "interrupted";
-
-/// Whether Ctrl-C abandons a request instead of ending the process: the shell's mode.
-static INTERRUPTIBLE: AtomicBool = AtomicBool::new(false);
-
-/// From now on, SIGINT abandons the request (or the stream of events) under way with
-/// [`ClientError::Interrupted`] instead of ending the process: `gosuv shell`, where Ctrl-C
-/// ends a `logs -f` and returns to the prompt. The process's SIGINT handler is installed
-/// here, for good.
-///
-/// # Errors
-/// The handler could not be installed.
-pub fn interruptible() -> CliResult {
-    let failed = |e: std::io::Error| Failure::new(format!("cannot handle Ctrl-C: {e}"));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .map_err(failed)?;
-    // Registering a listener installs tokio's handler for the life of the process; this
-    // listener goes, the handler stays.
-    rt.block_on(async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map(drop)
-    })
-    .map_err(failed)?;
-    INTERRUPTIBLE.store(true, Ordering::SeqCst);
-    Ok(())
-}
 
 /// How long a plain request may take (start/stop waits set their own, longer, timeout).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(330);
@@ -162,24 +135,14 @@ impl Client {
         self
     }
 
-    /// Runs a request to its end, or, in the shell, until Ctrl-C.
+    /// Runs a request to its end, or, in the shell, until Ctrl-C ([`crate::interrupt`]).
     fn block_on<T>(
         &self,
         fut: impl Future<Output = Result<T, ClientError>>,
     ) -> Result<T, ClientError> {
-        if !INTERRUPTIBLE.load(Ordering::SeqCst) {
-            return self.rt.block_on(fut);
-        }
-        self.rt.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut sigint) = signal(SignalKind::interrupt()) else {
-                return fut.await;
-            };
-            tokio::select! {
-                r = fut => r,
-                _ = sigint.recv() => Err(ClientError::Interrupted),
-            }
-        })
+        self.rt
+            .block_on(crate::interrupt::cancellable(fut))
+            .unwrap_or(Err(ClientError::Interrupted))
     }
 
     /// The server's URL.

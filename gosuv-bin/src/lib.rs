@@ -10,6 +10,7 @@ pub mod commands;
 pub mod daemon;
 pub mod docs;
 pub mod holder;
+pub mod interrupt;
 pub mod log_printer;
 pub mod select;
 pub mod server;

@@ -80,7 +80,7 @@ fn scripted(conf: &Path, input: impl BufRead) -> CliResult {
 fn interactive(conf: &Path) -> CliResult {
     // Ctrl-C while a command runs abandons it (the prompt comes back) instead of ending
     // the shell; at the prompt, the line editor reads it as a key.
-    crate::client::interruptible()?;
+    crate::interrupt::enable().map_err(|e| Failure::new(format!("cannot handle Ctrl-C: {e}")))?;
     let config = Config::builder()
         .max_history_size(HISTORY_SIZE)
         .map_err(|e| Failure::new(format!("cannot start the line editor: {e}")))?
@@ -194,6 +194,7 @@ fn run_line(conf: &Path, line: &str) -> Outcome {
         eprintln!("gosuv: {refused}");
         return Outcome::Failed;
     }
+    crate::interrupt::begin_command();
     match crate::commands::run(cli) {
         Ok(()) => Outcome::Done,
         Err(e) => {
