@@ -187,6 +187,12 @@ fn shutdown(conf: &Path) -> CliResult<bool> {
     loop {
         match client.send(Method::GET, "/api/status", None) {
             Err(ClientError::Unreachable { .. }) => break,
+            Err(ClientError::Interrupted) => {
+                return Err(Failure::new(format!(
+                    "{}: the server goes on shutting down (see 'gosuv status-server')",
+                    crate::client::INTERRUPTED
+                )))
+            }
             _ if std::time::Instant::now() > deadline => {
                 return Err(Failure::new(
                     "the server is still shutting down after 10 minutes: see gosuv.log",
@@ -199,6 +205,12 @@ fn shutdown(conf: &Path) -> CliResult<bool> {
         Some(server) => server.wait_exit(Duration::from_secs(30)),
         None => daemon::wait_pidfile_free(&pidfile, Duration::from_secs(30)),
     };
+    if !exited && crate::interrupt::pressed() {
+        return Err(Failure::new(format!(
+            "{}: the server stopped answering and is exiting",
+            crate::client::INTERRUPTED
+        )));
+    }
     if !exited {
         return Err(Failure::new(format!(
             "the server stopped answering but still holds {}: see gosuv.log",
@@ -322,6 +334,12 @@ fn kill(conf: &Path, force: bool) -> CliResult {
         .map_err(|e| Failure::new(format!("cannot signal pid {pid}: {e}")))?;
     // Its exit, not only its pidfile's release (which comes a little earlier).
     if !server.wait_exit(Duration::from_secs(600)) {
+        if crate::interrupt::pressed() {
+            return Err(Failure::new(format!(
+                "{}: pid {pid} was sent {signal} and is still exiting",
+                crate::client::INTERRUPTED
+            )));
+        }
         return Err(Failure::new(format!(
             "pid {pid} is still running after SIGTERM: try 'gosuv kill -9'"
         )));
@@ -997,6 +1015,12 @@ fn send_signal(conf: &Path, signal: &str, patterns: &[String]) -> CliResult {
                 describe(&v),
                 v["signal"].as_str().unwrap_or(signal)
             ),
+            Err(ClientError::Interrupted) => {
+                return Err(Failure::new(format!(
+                    "{}: the signal may have reached {n}; not sent to the programs after it",
+                    crate::client::INTERRUPTED
+                )));
+            }
             // The server's message names the program.
             Err(e) => {
                 failed += 1;

@@ -237,10 +237,10 @@ pub fn wait_pidfd(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
         if r > 0 {
             return true;
         }
-        if r == 0 || Instant::now() >= deadline {
+        if r == 0 || Instant::now() >= deadline || crate::interrupt::pressed() {
             return false;
         }
-        // EINTR: poll again for what is left.
+        // EINTR (but Ctrl-C in the shell): poll again for what is left.
     }
 }
 
@@ -251,7 +251,7 @@ pub fn wait_pidfile_free(path: &Path, timeout: Duration) -> bool {
         if running_pid(path).is_none() {
             return true;
         }
-        if Instant::now() >= deadline {
+        if Instant::now() >= deadline || crate::interrupt::pressed() {
             return false;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -486,6 +486,12 @@ pub fn start_background(config_path: &Path, config: &gosuv::ServerConfig) -> Cli
                 ));
             }
             Err(ClientError::Unreachable { .. }) => {}
+            Err(ClientError::Interrupted) => {
+                return Err(Failure::new(format!(
+                    "{}: the server (pid {started}) may still be starting: see 'gosuv status-server'",
+                    crate::client::INTERRUPTED
+                )));
+            }
             Err(e) => match socket_owner(&client) {
                 // Its own server, which this client cannot use (wrong credentials in
                 // client.*): the server runs, but nothing this command was for works.

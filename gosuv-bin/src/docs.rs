@@ -9,8 +9,8 @@ use crate::client::Client;
 use crate::{CliResult, Failure};
 
 /// The commands whose arguments are program names.
-const NAME_COMMANDS: [&str; 10] = [
-    "start", "stop", "restart", "status", "st", "signal", "logs", "wait", "tail", "__names",
+const NAME_COMMANDS: [&str; 9] = [
+    "start", "stop", "restart", "status", "st", "signal", "logs", "wait", "tail",
 ];
 
 pub fn completions(shell: clap_complete::Shell) -> CliResult {
@@ -19,7 +19,7 @@ pub fn completions(shell: clap_complete::Shell) -> CliResult {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, "gosuv", &mut script);
     let mut script = String::from_utf8_lossy(&script).into_owned();
-    let commands = NAME_COMMANDS[..9].join(" ");
+    let commands = NAME_COMMANDS.join(" ");
     let signals = gosuv::signal_names().join("\n");
     // Program names come from the server (`gosuv __names`, with the -c given on the line):
     // the generated script knows only the commands and options.
@@ -189,5 +189,5 @@ pub fn server_names(conf: &Path) -> Vec<String> {
 
 /// Whether a command's arguments are program names.
 pub fn takes_names(command: &str) -> bool {
-    NAME_COMMANDS[..9].contains(&command)
+    NAME_COMMANDS.contains(&command)
 }

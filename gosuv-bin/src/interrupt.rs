@@ -20,6 +20,11 @@ static WRITE_END: AtomicI32 = AtomicI32::new(-1);
 static READ_END: AtomicI32 = AtomicI32::new(-1);
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
+/// Held by the unit tests that start commands or raise SIGINT: the count and the epoch are
+/// the process's.
+#[cfg(test)]
+pub(crate) static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A request abandoned by Ctrl-C.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interrupted;
@@ -73,8 +78,9 @@ pub fn begin_command() {
     EPOCH.store(COUNT.load(Ordering::SeqCst), Ordering::SeqCst);
 }
 
-/// Whether Ctrl-C was pressed since the command began.
-fn pressed() -> bool {
+/// Whether Ctrl-C was pressed since the command began (for the waits of a command that are
+/// not requests of the client: they stop early when it was).
+pub fn pressed() -> bool {
     COUNT.load(Ordering::SeqCst) > EPOCH.load(Ordering::SeqCst)
 }
 
@@ -135,6 +141,7 @@ mod tests {
 
     #[test]
     fn a_ctrl_c_abandons_the_request_of_its_command_only() {
+        let _serial = TEST_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

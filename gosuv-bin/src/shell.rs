@@ -60,8 +60,13 @@ pub fn run(conf: &Path) -> CliResult {
 /// failed.
 fn scripted(conf: &Path, input: impl BufRead) -> CliResult {
     let mut failed = 0usize;
-    for line in input.lines() {
+    for (n, line) in input.split(b'\n').enumerate() {
         let line = line.map_err(|e| Failure::new(format!("cannot read the commands: {e}")))?;
+        let Ok(line) = String::from_utf8(line) else {
+            eprintln!("gosuv: line {}: not UTF-8: skipped", n + 1);
+            failed += 1;
+            continue;
+        };
         match run_line(conf, &line) {
             Outcome::Done => {}
             Outcome::Failed => failed += 1,
@@ -96,7 +101,7 @@ fn interactive(conf: &Path) -> CliResult {
     editor.set_helper(Some(ShellHelper {
         conf: conf.to_path_buf(),
     }));
-    let history = history_path();
+    let mut history = history_path().filter(|path| usable_history(path));
     if let Some(path) = &history {
         // A first session has no file yet; an unreadable one is said once.
         if let Err(e) = editor.load_history(path) {
@@ -118,6 +123,11 @@ fn interactive(conf: &Path) -> CliResult {
             // Ctrl-C at the prompt drops the line.
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
+            // A byte that is not UTF-8 (pasted Latin-1, a Meta key): that line only.
+            Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                eprintln!("gosuv: the line was not UTF-8: dropped");
+                continue;
+            }
             Err(e) => return Err(Failure::new(format!("cannot read the command line: {e}"))),
         };
         if !line.trim().is_empty() {
@@ -126,17 +136,56 @@ fn interactive(conf: &Path) -> CliResult {
                 // Appended after each command, so two shells at once both keep theirs.
                 if let Err(e) = editor.append_history(path) {
                     eprintln!(
-                        "warning: cannot write the history to {}: {e}",
+                        "warning: cannot write the history to {}: {e} (history off for this session)",
                         path.display()
                     );
+                    history = None;
                 }
             }
         }
-        if run_line(conf, &line) == Outcome::Exit {
+        let outcome = run_line(conf, &line);
+        reap_children();
+        if outcome == Outcome::Exit {
             break;
         }
     }
     Ok(())
+}
+
+/// Whether the history file may be used: not a symlink (the line editor makes its file
+/// private, and would make another file private through it). A link to /dev/null, the
+/// usual way to turn a history off, turns it off without a word.
+fn usable_history(path: &Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            if std::fs::read_link(path).is_ok_and(|t| t != Path::new("/dev/null")) {
+                eprintln!(
+                    "warning: {} is a symlink: no history kept (make it a file of its own)",
+                    path.display()
+                );
+            }
+            false
+        }
+        Ok(m) if !m.is_file() => {
+            eprintln!(
+                "warning: {} is not a regular file: no history kept",
+                path.display()
+            );
+            false
+        }
+        _ => true,
+    }
+}
+
+/// Reaps what this shell started and has exited: a server started here (`start-server`)
+/// is its child, and would stay a zombie after its `shutdown` while the shell runs.
+fn reap_children() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
 }
 
 /// `~/.gosuv_history`, or None without a home directory.
@@ -172,13 +221,22 @@ fn run_line(conf: &Path, line: &str) -> Outcome {
         }
         _ => {}
     }
+    if let Some(w) = words.iter().take_while(|w| *w != "--").find(|w| {
+        *w == "-c" || w.starts_with("--conf") || (w.starts_with("-c") && !w.starts_with("--"))
+    }) {
+        eprintln!(
+            "gosuv: {w}: the shell's commands use the config it was started with: \
+             run 'gosuv -c PATH shell' for another"
+        );
+        return Outcome::Failed;
+    }
     let args = [
-        "gosuv".to_string(),
-        "-c".to_string(),
-        conf.display().to_string(),
+        std::ffi::OsString::from("gosuv"),
+        "-c".into(),
+        conf.as_os_str().to_owned(),
     ]
     .into_iter()
-    .chain(words);
+    .chain(words.into_iter().map(std::ffi::OsString::from));
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -199,7 +257,7 @@ fn run_line(conf: &Path, line: &str) -> Outcome {
         Ok(()) => Outcome::Done,
         Err(e) => {
             // After the terminal's `^C`, on a line of its own.
-            let newline = if e.message == crate::client::INTERRUPTED {
+            let newline = if e.message.starts_with(crate::client::INTERRUPTED) {
                 "\n"
             } else {
                 ""
@@ -220,6 +278,16 @@ fn refused_in_shell(command: Option<&Command>) -> Option<&'static str> {
             "start-server -f would run the server inside the shell: use start-server \
              (it starts in the background), or run -f from a terminal of its own",
         ),
+        Command::StartServer {
+            daemon_child: true, ..
+        }
+        | Command::StartServer {
+            pidfile_fd: Some(_),
+            ..
+        }
+        | Command::StartServer {
+            reexecuted: true, ..
+        } => Some("these options of start-server are the server's own, not for the shell"),
         Command::Holder => Some("__holder is the server's, not a command"),
         _ => None,
     }
@@ -252,6 +320,9 @@ impl Completer for ShellHelper {
         });
         let word = &before[start..];
         let earlier: Vec<&str> = before[..start].split_whitespace().collect();
+        // A Ctrl-C of the last command must not abandon this request (no key makes a
+        // SIGINT here: the terminal is raw while a line is edited).
+        crate::interrupt::begin_command();
         let found = candidates(&earlier, word, || crate::docs::server_names(&self.conf));
         let pairs = found
             .into_iter()
@@ -304,10 +375,16 @@ fn candidates(earlier: &[&str], word: &str, names: impl FnOnce() -> Vec<String>)
                     .map(|s| s.to_string())
                     .collect()
             } else if crate::docs::takes_names(sub.get_name()) {
+                let given = earlier[1..].iter().filter(|w| !w.starts_with('-')).count();
+                if sub.get_name() == "tail" && given > 0 {
+                    return Vec::new();
+                }
                 let mut n = names();
                 if !matches!(sub.get_name(), "status" | "logs" | "tail") {
                     n.push("all".to_string());
                 }
+                // Not the names already on the line.
+                n.retain(|c| !earlier[1..].contains(&c.as_str()));
                 n
             } else {
                 Vec::new()
@@ -376,6 +453,10 @@ mod tests {
         assert!(candidates(&["nosuch"], "", never).is_empty());
         assert_eq!(candidates(&["signal"], "HU", never), vec!["HUP"]);
         assert_eq!(candidates(&["signal", "HUP"], "d", names), vec!["db"]);
+        assert_eq!(candidates(&["stop", "web-1"], "web", names), vec!["web-2"]);
+        assert!(candidates(&["stop", "all"], "a", names).is_empty());
+        assert!(candidates(&["tail", "db"], "", never).is_empty());
+        assert_eq!(candidates(&["tail", "-f"], "d", names), vec!["db"]);
     }
 
     #[test]
@@ -388,6 +469,9 @@ mod tests {
 
     #[test]
     fn lines_that_do_nothing() {
+        let _serial = crate::interrupt::TEST_LOCK
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let conf = Path::new("/nonexistent/config.yml");
         assert_eq!(run_line(conf, ""), Outcome::Done);
         assert_eq!(run_line(conf, "   # a comment"), Outcome::Done);
@@ -397,16 +481,31 @@ mod tests {
         assert_eq!(run_line(conf, "nosuchcommand"), Outcome::Failed);
         assert_eq!(run_line(conf, "shell"), Outcome::Failed);
         assert_eq!(run_line(conf, "start-server -f"), Outcome::Failed);
+        assert_eq!(
+            run_line(conf, "start-server --pidfile-fd 3"),
+            Outcome::Failed
+        );
+        assert_eq!(
+            run_line(conf, "start-server --daemon-child"),
+            Outcome::Failed
+        );
+        assert_eq!(run_line(conf, "-c /etc/x.yml status"), Outcome::Failed);
+        assert_eq!(run_line(conf, "status --conf=/etc/x.yml"), Outcome::Failed);
         // A command that needs the server says it cannot reach it, and the shell goes on.
         assert_eq!(run_line(conf, "status"), Outcome::Failed);
     }
 
     #[test]
     fn scripted_runs_every_line_and_fails_if_one_did() {
+        let _serial = crate::interrupt::TEST_LOCK
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let conf = Path::new("/nonexistent/config.yml");
         assert!(scripted(conf, "\n# nothing\n".as_bytes()).is_ok());
         let e = scripted(conf, "status\nversion\nstatus\n".as_bytes()).unwrap_err();
         assert_eq!(e.message, "2 commands failed");
         assert!(scripted(conf, "exit\nstatus\n".as_bytes()).is_ok());
+        let e = scripted(conf, b"\xff\xfe\n# fine\n".as_slice()).unwrap_err();
+        assert_eq!(e.message, "1 command failed");
     }
 }

@@ -262,3 +262,104 @@ fn without_a_terminal_it_reads_commands_from_stdin() {
     let err = env.fails(&[]);
     assert!(err.contains("no command given"), "{err}");
 }
+
+#[test]
+fn ctrl_c_abandons_a_wait_and_a_shutdown_and_tab_works_after() {
+    need_tmux!();
+    let env = Env::unix();
+    env.programs(
+        "\
+- name: alpha-one
+  command: sleep 1000
+  start_auto: false
+- name: stubborn
+  command: \"trap '' TERM; while true; do sleep 0.1; done\"
+  stop_timeout: 8
+",
+    );
+    let _server = env.start();
+    env.ok(&["start", "stubborn"]);
+
+    let t = shell(&env, "shell");
+    wait_prompt(&t);
+
+    // `wait` for a program nobody starts: Ctrl-C, and the prompt is back at once.
+    t.line("wait alpha-one --timeout 300");
+    // The request is under way once the server has it: give the shell a moment by
+    // waiting on something observable (the line echoed and no prompt after it).
+    t.wait_for(10, "the wait under way", |s| {
+        last_line(s).trim_end() == "gosuv> wait alpha-one --timeout 300"
+    });
+    let pressed = std::time::Instant::now();
+    t.keys(&["C-c"]);
+    t.wait_text(10, "gosuv: interrupted");
+    wait_prompt(&t);
+    assert!(
+        pressed.elapsed() < std::time::Duration::from_secs(5),
+        "the prompt came back after {:?}",
+        pressed.elapsed()
+    );
+
+    // Tab right after a Ctrl-C still asks the server for its names.
+    t.type_text("start alp");
+    t.keys(&["Tab"]);
+    t.wait_for(10, "the name completed", |s| {
+        last_line(s) == "gosuv> start alpha-one"
+    });
+    t.keys(&["C-u"]);
+
+    // `shutdown` waits for `stubborn` (it ignores SIGTERM: 8 s to its SIGKILL); Ctrl-C
+    // returns to the prompt while the server goes on shutting down.
+    t.line("shutdown");
+    eventually(10, "stubborn stopping", || {
+        let r = env.unix_req("GET", "/api/programs/stubborn", &[], "");
+        r.status == 200 && r.json()["state"] == "stopping"
+    });
+    let pressed = std::time::Instant::now();
+    t.keys(&["C-c"]);
+    t.wait_text(10, "interrupted: the server goes on shutting down");
+    wait_prompt(&t);
+    assert!(
+        pressed.elapsed() < std::time::Duration::from_secs(5),
+        "the prompt came back after {:?}",
+        pressed.elapsed()
+    );
+    assert!(
+        env.pid().is_some_and(alive),
+        "the server is still shutting down"
+    );
+    t.keys(&["C-d"]);
+    assert_eq!(t.wait_exit(10), 0);
+}
+
+#[test]
+fn a_server_started_from_the_shell_is_not_left_a_zombie() {
+    need_tmux!();
+    let env = Env::unix();
+    env.programs(PROGRAMS);
+    let t = shell(&env, "shell");
+    wait_prompt(&t);
+    let shell_pid = t.pane_pid();
+
+    t.line("start-server");
+    t.wait_text(20, "server started, listening");
+    wait_prompt(&t);
+    let server = env.pid().expect("the server's pid");
+    assert_eq!(
+        tmux::proc_state(server).map(|(_, parent)| parent),
+        Some(shell_pid),
+        "the server is the shell's child"
+    );
+    t.line("shutdown");
+    t.wait_text(30, "server stopped");
+    wait_prompt(&t);
+    // The next command reaps it.
+    t.line("version");
+    t.wait_text(10, "gosuv 0.1");
+    wait_prompt(&t);
+    eventually(10, "the server reaped", || {
+        tmux::proc_state(server).is_none()
+    });
+    t.keys(&["C-d"]);
+    assert_eq!(t.wait_exit(10), 0);
+}

@@ -44,9 +44,15 @@ impl Tmux {
             full.push_str(&format!("{k}={} ", shell_quote(v)));
         }
         full.push_str(command);
+        // remain-on-exit from the start (a config file of its own), so that a command that
+        // exits at once still leaves its pane and status.
+        let conf = dir.join(format!("tmux-{}.conf", std::process::id()));
+        std::fs::write(&conf, "set -g remain-on-exit on\n").expect("write tmux.conf");
         let out = t
             .cmd()
-            .args(["-f", "/dev/null", "new-session", "-d", "-s", &t.target])
+            .arg("-f")
+            .arg(&conf)
+            .args(["new-session", "-d", "-s", &t.target])
             .args(["-x", &width.to_string(), "-y", &height.to_string()])
             .args(["-c", &dir.to_string_lossy()])
             .args(["env", "TERM=xterm-256color", "sh", "-c", &full])
@@ -57,7 +63,6 @@ impl Tmux {
             "tmux new-session: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        t.tmux(&["set-option", "-t", &t.target, "remain-on-exit", "on"]);
         t
     }
 
@@ -134,20 +139,30 @@ impl Tmux {
             == "1"
     }
 
-    /// The pane's command exit status once it has exited (None while it runs).
+    /// The pane's command exit status once it has exited (None while it runs); 128 + N
+    /// for a command killed by signal N, as a shell says it.
     pub fn exit_status(&self) -> Option<i32> {
         let s = self.tmux(&[
             "display-message",
             "-p",
             "-t",
             &self.target,
-            "#{pane_dead} #{pane_dead_status}",
+            "#{pane_dead} status=#{pane_dead_status} signal=#{pane_dead_signal}",
         ]);
         let mut it = s.split_whitespace();
         if it.next()? != "1" {
             return None;
         }
-        it.next()?.parse().ok()
+        let status = it.next()?.strip_prefix("status=")?;
+        let signal = it
+            .next()
+            .and_then(|s| s.strip_prefix("signal="))
+            .unwrap_or("");
+        match (status.parse::<i32>(), signal.parse::<i32>()) {
+            (Ok(code), _) => Some(code),
+            (_, Ok(sig)) => Some(128 + sig),
+            _ => None,
+        }
     }
 
     /// Waits for the pane's command to exit and returns its status.
