@@ -162,28 +162,28 @@ pub fn help(path: &[String]) -> CliResult {
     Ok(())
 }
 
-/// How long completion waits for the server's names.
-const NAMES_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long a shell's completion (`gosuv __names`) waits for the server's names: a shell
+/// waits for this at each Tab, and a server that accepts and never answers must not hang it.
+pub const NAMES_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The server's program names, one a line; nothing at all when it does not answer (this
 /// runs under shell completion, which must stay quiet).
 pub fn print_names(conf: &Path) {
     let mut out = std::io::stdout().lock();
-    for n in server_names(conf) {
+    for n in server_names(conf, NAMES_TIMEOUT) {
         let _ = writeln!(out, "{n}");
     }
 }
 
-/// The server's program names; none when it does not answer within half a second (a shell
-/// waits for this at each Tab: a server that accepts and never answers must not hang it).
-pub fn server_names(conf: &Path) -> Vec<String> {
+/// The server's program names; none when it does not answer within `timeout`.
+pub fn server_names(conf: &Path, timeout: std::time::Duration) -> Vec<String> {
     let Ok(config) = gosuv::ServerConfig::load_lenient(conf).map(|(c, _)| c) else {
         return Vec::new();
     };
     let Ok(client) = Client::from_config(&config) else {
         return Vec::new();
     };
-    let client = client.with_timeout(NAMES_TIMEOUT);
+    let client = client.with_timeout(timeout);
     crate::commands::names_of(&client).unwrap_or_default()
 }
 

@@ -29,6 +29,10 @@ pub const PROMPT: &str = "gosuv> ";
 /// The history file's name, in the home directory.
 const HISTORY_FILE: &str = ".gosuv_history";
 
+/// How long Tab waits for the server's program names (one request, in this process: a
+/// little more than a separate `gosuv __names` gets, which pays for its own start).
+const NAMES_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// How many lines of history are kept.
 const HISTORY_SIZE: usize = 1000;
 
@@ -323,7 +327,9 @@ impl Completer for ShellHelper {
         // A Ctrl-C of the last command must not abandon this request (no key makes a
         // SIGINT here: the terminal is raw while a line is edited).
         crate::interrupt::begin_command();
-        let found = candidates(&earlier, word, || crate::docs::server_names(&self.conf));
+        let found = candidates(&earlier, word, || {
+            crate::docs::server_names(&self.conf, NAMES_TIMEOUT)
+        });
         let pairs = found
             .into_iter()
             .map(|c| Pair {
