@@ -142,6 +142,12 @@ pub enum Command {
         #[arg(short = 'n', long = "lines", default_value_t = 10)]
         lines: usize,
     },
+    /// A live full-screen view, redrawn as things change: every program with its state, pid,
+    /// uptime, restarts, CPU, memory and a sparkline of its CPU over the last minute, and the
+    /// selected program's output as it comes. Keys: Up/Down select, s start, x stop (asks
+    /// first), r restart, l stdout/stderr, / filter, ? help, q quit. Needs a terminal: use
+    /// `status` in scripts.
+    Top,
     /// Wait until programs are running (ready, when they have a `ready` probe): exit 0 when
     /// all are, 1 naming the first that went fatal (with its last error) or the timeout.
     /// Starts nothing.
