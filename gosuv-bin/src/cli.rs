@@ -26,9 +26,9 @@ pub struct Cli {
     )]
     pub conf: PathBuf,
 
-    /// What to do.
+    /// What to do; with none, on a terminal, the shell (`gosuv shell`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Every command.
@@ -148,6 +148,12 @@ pub enum Command {
     /// first), r restart, l stdout/stderr, / filter, ? help, q quit. Needs a terminal: use
     /// `status` in scripts.
     Top,
+    /// A prompt for these commands, like supervisorctl's (also `gosuv` alone, on a
+    /// terminal): line editing, history in ~/.gosuv_history, Tab completion of commands,
+    /// options and program names; Ctrl-C abandons the line or the command under way; exit,
+    /// quit or Ctrl-D leaves. Without a terminal it runs one command a line from standard
+    /// input and exits 1 if any failed.
+    Shell,
     /// Wait until programs are running (ready, when they have a `ready` probe): exit 0 when
     /// all are, 1 naming the first that went fatal (with its last error) or the timeout.
     /// Starts nothing.

@@ -6,6 +6,7 @@
 //! (and [`Client::open_events`]) make the same requests on the caller's own runtime, for a
 //! front end that has one (`gosuv top`).
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,6 +49,9 @@ pub enum ClientError {
         /// The server's `error` message (what to do included).
         message: String,
     },
+    /// Ctrl-C, in the interactive shell: the command was abandoned ([`crate::interrupt`]).
+    #[error("{INTERRUPTED}")]
+    Interrupted,
     /// The connection broke or the answer was not understood.
     #[error("talking to gosuv at {url}: {cause}")]
     Protocol {
@@ -79,6 +83,9 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client").field("url", &self.url).finish()
     }
 }
+
+/// The message of [`ClientError::Interrupted`].
+pub const INTERRUPTED: &str = "interrupted";
 
 /// How long a plain request may take (start/stop waits set their own, longer, timeout).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(330);
@@ -130,6 +137,16 @@ impl Client {
         self
     }
 
+    /// Runs a request to its end, or, in the shell, until Ctrl-C ([`crate::interrupt`]).
+    fn block_on<T>(
+        &self,
+        fut: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        self.rt
+            .block_on(crate::interrupt::cancellable(fut))
+            .unwrap_or(Err(ClientError::Interrupted))
+    }
+
     /// The server's URL.
     pub fn url(&self) -> &str {
         &self.url
@@ -146,7 +163,7 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        self.rt.block_on(self.send_async(method, path, body))
+        self.block_on(self.send_async(method, path, body))
     }
 
     /// [`Client::send`] for a caller on its own tokio runtime (`gosuv top`): the client's
@@ -240,7 +257,7 @@ impl Client {
         path: &str,
         on_event: impl FnMut(&str, &str) -> bool,
     ) -> Result<(), ClientError> {
-        self.rt.block_on(self.events_async(path, on_event))
+        self.block_on(self.events_async(path, on_event))
     }
 
     /// [`Client::events`] on the caller's runtime (see [`Client::send_async`]).

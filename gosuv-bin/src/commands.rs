@@ -19,7 +19,15 @@ use crate::{CliResult, Failure};
 /// The command failed; the message says what to do.
 pub fn run(cli: Cli) -> CliResult {
     let conf = crate::server::absolute(&cli.conf);
-    match cli.command {
+    let Some(command) = cli.command else {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return crate::shell::run(&conf);
+        }
+        return Err(Failure::new(
+            "no command given: 'gosuv help' lists them ('gosuv shell' reads them from standard input)",
+        ));
+    };
+    match command {
         Command::StartServer {
             foreground,
             daemon_child,
@@ -52,6 +60,7 @@ pub fn run(cli: Cli) -> CliResult {
             follow,
             lines,
         } => logs(&conf, &names, follow, lines),
+        Command::Shell => crate::shell::run(&conf),
         Command::Top => crate::top::run(&conf),
         Command::Wait { names, timeout } => wait(&conf, &names, timeout),
         Command::Completions { shell } => crate::docs::completions(shell),

@@ -168,19 +168,26 @@ const NAMES_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500)
 /// The server's program names, one a line; nothing at all when it does not answer (this
 /// runs under shell completion, which must stay quiet).
 pub fn print_names(conf: &Path) {
+    let mut out = std::io::stdout().lock();
+    for n in server_names(conf) {
+        let _ = writeln!(out, "{n}");
+    }
+}
+
+/// The server's program names; none when it does not answer within half a second (a shell
+/// waits for this at each Tab: a server that accepts and never answers must not hang it).
+pub fn server_names(conf: &Path) -> Vec<String> {
     let Ok(config) = gosuv::ServerConfig::load_lenient(conf).map(|(c, _)| c) else {
-        return;
+        return Vec::new();
     };
     let Ok(client) = Client::from_config(&config) else {
-        return;
+        return Vec::new();
     };
-    // A shell waits for this at each Tab: a server that accepts and never answers must not
-    // hang it.
     let client = client.with_timeout(NAMES_TIMEOUT);
-    if let Ok(names) = crate::commands::names_of(&client) {
-        let mut out = std::io::stdout().lock();
-        for n in names {
-            let _ = writeln!(out, "{n}");
-        }
-    }
+    crate::commands::names_of(&client).unwrap_or_default()
+}
+
+/// Whether a command's arguments are program names.
+pub fn takes_names(command: &str) -> bool {
+    NAME_COMMANDS[..9].contains(&command)
 }

@@ -10,9 +10,11 @@ pub mod commands;
 pub mod daemon;
 pub mod docs;
 pub mod holder;
+pub mod interrupt;
 pub mod log_printer;
 pub mod select;
 pub mod server;
+pub mod shell;
 #[doc(hidden)]
 pub mod top;
 

@@ -76,6 +76,7 @@ fn short(e: &ClientError) -> String {
             cause.clone()
         }
         ClientError::Api { message, .. } => message.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -15,7 +15,9 @@ pub fn unavailable() -> Option<String> {
             "tmux -V failed: {}",
             String::from_utf8_lossy(&o.stderr).trim()
         )),
-        Err(e) => Some(format!("tmux is not installed ({e}): ./test.sh installs it")),
+        Err(e) => Some(format!(
+            "tmux is not installed ({e}): ./test.sh installs it"
+        )),
     }
 }
 
@@ -30,13 +32,7 @@ impl Tmux {
     /// Starts `command` (run by `sh -c`) in a new detached session of `width` x `height`,
     /// with `env` set and `dir` as its directory; the pane stays after the command exits so
     /// its exit status can be read ([`Tmux::exit_status`]).
-    pub fn start(
-        dir: &Path,
-        width: u16,
-        height: u16,
-        env: &[(&str, &str)],
-        command: &str,
-    ) -> Tmux {
+    pub fn start(dir: &Path, width: u16, height: u16, env: &[(&str, &str)], command: &str) -> Tmux {
         let socket = dir.join(format!("tmux-{}.sock", std::process::id()));
         let t = Tmux {
             socket,
@@ -157,12 +153,36 @@ impl Tmux {
     /// Waits for the pane's command to exit and returns its status.
     pub fn wait_exit(&self, secs: u64) -> i32 {
         let deadline = Instant::now() + Duration::from_secs(secs);
+        let pid = self.pane_pid();
         loop {
             if let Some(code) = self.exit_status() {
                 return code;
             }
+            // Debian's tmux is built with libutempter, whose own SIGCHLD handler can swallow
+            // the one tmux waits for (tmux issues 311 and 4559): the command has exited (a
+            // zombie) and tmux never reaps it. A SIGCHLD of our own makes tmux look again.
+            if let Some((state, parent)) = proc_state(pid) {
+                if state == 'Z' {
+                    let _ = Command::new("kill")
+                        .args(["-CHLD", &parent.to_string()])
+                        .status();
+                }
+            }
             if Instant::now() > deadline {
-                panic!("the command did not exit; the terminal shows:\n{}", self.history());
+                let ps = Command::new("ps")
+                    .args([
+                        "-o",
+                        "pid,ppid,stat,wchan:32,args",
+                        "--pid",
+                        &pid.to_string(),
+                    ])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                panic!(
+                    "the command did not exit:\n{ps}\nthe terminal shows:\n{}",
+                    self.history()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -195,6 +215,15 @@ impl Drop for Tmux {
         let _ = self.cmd().arg("kill-server").output();
         let _ = std::fs::remove_file(&self.socket);
     }
+}
+
+/// A process's state letter and parent pid, from /proc.
+pub fn proc_state(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let parent = rest.next()?.parse().ok()?;
+    Some((state, parent))
 }
 
 /// `s` quoted for sh.
