@@ -1,8 +1,8 @@
 //! What `top` hears, as messages to its drawing loop: the program list once a second, the
 //! state events, the selected program's output, the results of actions, signals, and the
-//! keys. Each source is a task on `top`'s runtime (the keys: a thread of their own) that
-//! talks to the server through the CLI's [`Client`], and starts over a second after the
-//! server went away, until the loop is gone.
+//! keys. Each source is a task on `top`'s runtime; those that talk to the server do it
+//! through the CLI's [`Client`], and start over a second after the server went away, until
+//! the loop is gone.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
@@ -200,19 +200,21 @@ pub async fn act(client: Arc<Client>, tx: Tx, name: String, action: Action) {
     let _ = tx.send(Msg::Done(result));
 }
 
-/// Reads the terminal (keys, resizes) on a thread of its own until the loop is gone.
-pub fn keys(tx: Tx) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("gosuv-top-keys".into())
-        .spawn(move || loop {
-            let msg = match crossterm::event::read() {
-                Ok(ev) => Msg::Term(ev),
-                Err(e) => Msg::TermGone(e.to_string()),
-            };
-            let gone = matches!(msg, Msg::TermGone(_));
-            if tx.send(msg).is_err() || gone {
-                return;
-            }
-        })
-        .map(|_| ())
+/// Reads the terminal (keys, resizes) until the loop is gone. crossterm's stream waits
+/// on a thread of its own, which ends when the stream is dropped (with this task, when
+/// top's runtime shuts down): no key typed after top, in the shell, goes to it.
+pub async fn keys(tx: Tx) {
+    use futures_util::StreamExt;
+    let mut events = crossterm::event::EventStream::new();
+    loop {
+        let msg = match events.next().await {
+            Some(Ok(ev)) => Msg::Term(ev),
+            Some(Err(e)) => Msg::TermGone(e.to_string()),
+            None => Msg::TermGone("the terminal closed".to_string()),
+        };
+        let gone = matches!(msg, Msg::TermGone(_));
+        if tx.send(msg).is_err() || gone {
+            return;
+        }
+    }
 }

@@ -1,12 +1,12 @@
 //! `gosuv top`: a live full-screen view of the server's programs, like `pm2 monit`.
 //!
 //! Two sides meet in one channel of messages (`feed::Msg`): a small tokio runtime whose
-//! tasks talk to the server through the CLI's [`Client`] (the list once a second, the state
-//! events, the selected program's output, actions) plus a thread that reads the keys; and
-//! this thread, which owns the terminal and the [`app::App`], applies each message, and
-//! draws. It sleeps until a message comes: a frame is drawn only after something changed,
-//! and all the messages waiting then (a burst of events) make one frame. Writing to the
-//! terminal happens here, never on the runtime.
+//! tasks read the keys and talk to the server through the CLI's [`Client`] (the list once a
+//! second, the state events, the selected program's output, actions); and this thread,
+//! which owns the terminal and the [`app::App`], applies each message, and draws. It sleeps
+//! until a message comes: a frame is drawn only after something changed, and all the
+//! messages waiting then (a burst of events) make one frame. Writing to the terminal
+//! happens here, never on the runtime.
 
 #[doc(hidden)]
 pub mod app;
@@ -98,7 +98,7 @@ fn start(rt: &Runtime, client: &Arc<Client>) -> CliResult {
     app.apply_programs(first, 0);
     let (guard, mut term) = terminal::TerminalGuard::take()
         .map_err(|e| Failure::new(format!("cannot take over the terminal: {e}")))?;
-    feed::keys(tx.clone()).map_err(|e| Failure::new(format!("cannot read the keys: {e}")))?;
+    rt.spawn(feed::keys(tx.clone()));
     let events = Arc::new(AtomicU64::new(0));
     rt.spawn(feed::programs(client.clone(), tx.clone(), events.clone()));
     rt.spawn(feed::events(client.clone(), tx.clone(), events));
