@@ -360,3 +360,37 @@ fn refuses_without_a_terminal() {
         "{err}"
     );
 }
+
+/// `top` typed in `gosuv shell`: it takes the terminal, gives it back on q and on Ctrl-C,
+/// and reads no key after that: what is typed at the prompt next reaches the shell.
+#[test]
+fn inside_the_shell_leaves_the_keys_to_it() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::unix();
+    env.programs(THREE);
+    let _srv = env.start();
+    let home = env.dir.path().to_string_lossy().into_owned();
+    let cmd = format!(
+        "exec {} -c {} shell",
+        shell_quote(BIN),
+        shell_quote(&env.conf().to_string_lossy())
+    );
+    let t = Tmux::start(env.dir.path(), 120, 30, &[("HOME", &home)], &cmd);
+    t.wait_text(15, "gosuv>");
+    for (round, quit) in ["q", "C-c"].into_iter().enumerate() {
+        t.line("top");
+        wait_table(&t, "alpha");
+        t.keys(&[quit]);
+        t.wait_for(15, "the prompt back", |_| !t.alternate_on());
+        // Every key of the command reaches the shell: it runs, and its answer shows.
+        t.line("status-server");
+        t.wait_for(15, "the shell's answer", |s| {
+            s.matches("server is running").count() == round + 1
+        });
+    }
+    assert!(cursor_shown(&t));
+    t.line("exit");
+    assert_eq!(t.wait_exit(15), 0);
+}
