@@ -142,6 +142,12 @@ pub enum Command {
         #[arg(short = 'n', long = "lines", default_value_t = 10)]
         lines: usize,
     },
+    /// A live full-screen view, redrawn as things change: every program with its state, pid,
+    /// uptime, restarts, CPU, memory and a sparkline of its CPU over the last minute, and the
+    /// selected program's output as it comes. Keys: Up/Down select, s start, x stop (asks
+    /// first), r restart, l stdout/stderr, / filter, ? help, q quit. Needs a terminal: use
+    /// `status` in scripts.
+    Top,
     /// A prompt for these commands, like supervisorctl's (also `gosuv` alone, on a
     /// terminal): line editing, history in ~/.gosuv_history, Tab completion of commands,
     /// options and program names; Ctrl-C abandons the line or the command under way; exit,

@@ -2,7 +2,9 @@
 //!
 //! It is hyper's low-level connection API (hyper is in the build for axum already) on a
 //! current-thread runtime: one connection per request, no pool, nothing to tune, and it
-//! starts in well under a millisecond, which `gosuv status` needs.
+//! starts in well under a millisecond, which `gosuv status` needs. The `*_async` methods
+//! (and [`Client::open_events`]) make the same requests on the caller's own runtime, for a
+//! front end that has one (`gosuv top`).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -161,22 +163,34 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        self.block_on(async {
-            let fut = async {
-                let resp = self.start(method, path, body).await?;
-                let status = resp.status();
-                let bytes = resp
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| self.protocol(e))?
-                    .to_bytes();
-                Ok((status, bytes))
-            };
-            tokio::time::timeout(self.timeout, fut)
+        self.block_on(self.send_async(method, path, body))
+    }
+
+    /// [`Client::send`] for a caller on its own tokio runtime (`gosuv top`): the client's
+    /// runtime is not used.
+    ///
+    /// # Errors
+    /// As [`Client::send`].
+    pub async fn send_async(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        let fut = async {
+            let resp = self.start(method, path, body).await?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
                 .await
-                .unwrap_or_else(|_| Err(self.protocol("no answer in time")))
-        })
+                .map_err(|e| self.protocol(e))?
+                .to_bytes();
+            Ok((status, bytes))
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .unwrap_or_else(|_| Err(self.protocol("no answer in time")))
     }
 
     /// Sends a request and parses a JSON answer; an error status becomes
@@ -191,8 +205,26 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
         let (status, bytes) = self.send(method, path, body)?;
-        check(status, &bytes)?;
-        serde_json::from_slice(&bytes).map_err(|e| self.protocol(format!("bad JSON answer: {e}")))
+        self.json_answer(status, &bytes)
+    }
+
+    /// [`Client::json`] on the caller's runtime (see [`Client::send_async`]).
+    ///
+    /// # Errors
+    /// As [`Client::json`].
+    pub async fn json_async(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let (status, bytes) = self.send_async(method, path, body).await?;
+        self.json_answer(status, &bytes)
+    }
+
+    fn json_answer(&self, status: StatusCode, bytes: &[u8]) -> Result<Value, ClientError> {
+        check(status, bytes)?;
+        serde_json::from_slice(bytes).map_err(|e| self.protocol(format!("bad JSON answer: {e}")))
     }
 
     /// Sends a GET and returns the body of a successful answer.
@@ -205,6 +237,16 @@ impl Client {
         Ok(bytes)
     }
 
+    /// [`Client::get_bytes`] on the caller's runtime (see [`Client::send_async`]).
+    ///
+    /// # Errors
+    /// As [`Client::json`].
+    pub async fn get_bytes_async(&self, path: &str) -> Result<Bytes, ClientError> {
+        let (status, bytes) = self.send_async(Method::GET, path, None).await?;
+        check(status, &bytes)?;
+        Ok(bytes)
+    }
+
     /// Reads a Server-Sent Events stream, calling `on_event(event, data)` for each event
     /// until the stream ends or `on_event` returns false.
     ///
@@ -213,38 +255,51 @@ impl Client {
     pub fn events(
         &self,
         path: &str,
+        on_event: impl FnMut(&str, &str) -> bool,
+    ) -> Result<(), ClientError> {
+        self.block_on(self.events_async(path, on_event))
+    }
+
+    /// [`Client::events`] on the caller's runtime (see [`Client::send_async`]).
+    ///
+    /// # Errors
+    /// As [`Client::json`].
+    pub async fn events_async(
+        &self,
+        path: &str,
         mut on_event: impl FnMut(&str, &str) -> bool,
     ) -> Result<(), ClientError> {
-        self.block_on(async {
-            let resp = self.start(Method::GET, path, None).await?;
-            let status = resp.status();
-            let mut body = resp.into_body();
-            if !status.is_success() {
-                let bytes = body
-                    .collect()
-                    .await
-                    .map_err(|e| self.protocol(e))?
-                    .to_bytes();
-                check(status, &bytes)?;
+        let mut events = self.open_events(path).await?;
+        while let Some((event, data)) = events.next().await? {
+            if !on_event(&event, &data) {
                 return Ok(());
             }
-            let mut buf: Vec<u8> = Vec::new();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| self.protocol(e))?;
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                buf.extend_from_slice(&data);
-                while let Some(end) = find_event_end(&buf) {
-                    let raw: Vec<u8> = buf.drain(..end.0 + end.1).collect();
-                    let text = String::from_utf8_lossy(&raw[..end.0]);
-                    let (event, data) = parse_sse(&text);
-                    if (!data.is_empty() || !event.is_empty()) && !on_event(&event, &data) {
-                        return Ok(());
-                    }
-                }
-            }
-            Ok(())
+        }
+        Ok(())
+    }
+
+    /// Opens a Server-Sent Events stream on the caller's runtime: once this returns, the
+    /// server has answered and the stream is live; [`EventReader::next`] reads its events.
+    ///
+    /// # Errors
+    /// As [`Client::json`].
+    pub async fn open_events(&self, path: &str) -> Result<EventReader, ClientError> {
+        let resp = self.start(Method::GET, path, None).await?;
+        let status = resp.status();
+        let body = resp.into_body();
+        if !status.is_success() {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| self.protocol(e))?
+                .to_bytes();
+            check(status, &bytes)?;
+            return Err(self.protocol(format!("the server answered {status}")));
+        }
+        Ok(EventReader {
+            body,
+            buf: Vec::new(),
+            url: self.url.clone(),
         })
     }
 
@@ -338,6 +393,51 @@ impl Client {
         ClientError::Protocol {
             url: self.url.clone(),
             cause: e.to_string(),
+        }
+    }
+}
+
+/// A live Server-Sent Events stream (see [`Client::open_events`]).
+pub struct EventReader {
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+    url: String,
+}
+
+impl std::fmt::Debug for EventReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventReader")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl EventReader {
+    /// The next event: its name (empty for the default) and its data lines joined by
+    /// newlines; `None` once the server has ended the stream.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`]: the connection broke.
+    pub async fn next(&mut self) -> Result<Option<(String, String)>, ClientError> {
+        loop {
+            while let Some(end) = find_event_end(&self.buf) {
+                let raw: Vec<u8> = self.buf.drain(..end.0 + end.1).collect();
+                let text = String::from_utf8_lossy(&raw[..end.0]);
+                let (event, data) = parse_sse(&text);
+                if !data.is_empty() || !event.is_empty() {
+                    return Ok(Some((event, data)));
+                }
+            }
+            let Some(frame) = self.body.frame().await else {
+                return Ok(None);
+            };
+            let frame = frame.map_err(|e| ClientError::Protocol {
+                url: self.url.clone(),
+                cause: e.to_string(),
+            })?;
+            if let Ok(data) = frame.into_data() {
+                self.buf.extend_from_slice(&data);
+            }
         }
     }
 }

@@ -61,6 +61,7 @@ pub fn run(cli: Cli) -> CliResult {
             lines,
         } => logs(&conf, &names, follow, lines),
         Command::Shell => crate::shell::run(&conf),
+        Command::Top => crate::top::run(&conf),
         Command::Wait { names, timeout } => wait(&conf, &names, timeout),
         Command::Completions { shell } => crate::docs::completions(shell),
         Command::Man => crate::docs::man(),
@@ -133,7 +134,7 @@ fn load_for(conf: &Path, keys: &[&str]) -> CliResult<gosuv::ServerConfig> {
 }
 
 /// [`load_for`] the client settings, and a client.
-fn lenient_client(conf: &Path) -> CliResult<(gosuv::ServerConfig, Client)> {
+pub(crate) fn lenient_client(conf: &Path) -> CliResult<(gosuv::ServerConfig, Client)> {
     let config = load_for(conf, &["client"])?;
     let client = Client::from_config(&config)?;
     Ok((config, client))
@@ -642,7 +643,7 @@ impl StatusRow {
     }
 
     /// Whether it is in backoff because it exits again and again.
-    fn crash_loop(&self) -> Option<&str> {
+    pub(crate) fn crash_loop(&self) -> Option<&str> {
         self.last_error
             .as_deref()
             .filter(|e| self.state == "backoff" && e.starts_with(CRASH_LOOP))
@@ -899,7 +900,8 @@ fn status(conf: &Path, names: &[String], json: bool) -> CliResult {
     Ok(())
 }
 
-fn describe(p: &Value) -> String {
+/// `NAME: STATE (pid N)`, what a start, stop or restart answers with.
+pub(crate) fn describe(p: &Value) -> String {
     let mut s = format!(
         "{}: {}",
         p["name"].as_str().unwrap_or("?"),

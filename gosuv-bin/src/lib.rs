@@ -15,6 +15,8 @@ pub mod log_printer;
 pub mod select;
 pub mod server;
 pub mod shell;
+#[doc(hidden)]
+pub mod top;
 
 /// A CLI failure: the message to print (it says what to do) and the process exit code.
 #[derive(Debug, thiserror::Error)]
