@@ -11,14 +11,13 @@ cd "$(dirname "$0")/.."
 
 PROGRAMS=${PROGRAMS:-"200 1000"}
 SECONDS_IDLE=${SECONDS_IDLE:-25}
-TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 command -v tmux >/dev/null || { echo "bench/top_idle.sh needs tmux: apt-get install tmux" >&2; exit 1; }
 
-cargo build --release -p gosuv-bin >&2
-GOSUV="$TARGET/release/gosuv"
+. bench/lib.sh
+bench_build
 HZ=$(getconf CLK_TCK)
 
-work=$(mktemp -d /tmp/gosuv-top-idle.XXXXXX)
+bench_workdir gosuv-top-idle
 tmux_sock="$work/tmux.sock"
 cleanup() {
   tmux -S "$tmux_sock" kill-server >/dev/null 2>&1 || true
@@ -27,17 +26,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$work/config.yml" <<YML
-server:
-  unixserver:
-    enabled: true
-    sockfile: .gosuv.sock
-  log:
-    level: warn
-client:
-  server_url: unix://.gosuv.sock
-YML
-chmod 600 "$work/config.yml"
 g() { "$GOSUV" -c "$work/config.yml" "$@"; }
 
 # utime + stime of a process, in clock ticks (fields 14 and 15; the name may hold spaces).
@@ -45,9 +33,7 @@ ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
 for n in $PROGRAMS; do
   echo "== $n idle programs, top for ${SECONDS_IDLE}s"
-  for i in $(seq "$n"); do
-    printf -- "- name: p%04d\n  command: [sleep, '100000']\n  start_auto: true\n  start_seconds: 0\n" "$i"
-  done >"$work/programs.yml"
+  bench_programs "$n"
   g start-server >/dev/null
   running=0
   for _ in $(seq 300); do

@@ -284,7 +284,10 @@ impl Client {
     /// # Errors
     /// As [`Client::json`].
     pub async fn open_events(&self, path: &str) -> Result<EventReader, ClientError> {
-        let resp = self.start(Method::GET, path, None).await?;
+        // Until the answer's head: a server that accepts and never answers is given up on.
+        let resp = tokio::time::timeout(EVENTS_IDLE, self.start(Method::GET, path, None))
+            .await
+            .map_err(|_| self.protocol("no answer in time"))??;
         let status = resp.status();
         let body = resp.into_body();
         if !status.is_success() {
@@ -299,6 +302,7 @@ impl Client {
         Ok(EventReader {
             body,
             buf: Vec::new(),
+            pos: 0,
             url: self.url.clone(),
         })
     }
@@ -401,8 +405,18 @@ impl Client {
 pub struct EventReader {
     body: hyper::body::Incoming,
     buf: Vec<u8>,
+    /// Where the events not yet returned start in `buf`.
+    pos: usize,
     url: String,
 }
+
+/// The server sends a keep-alive comment every 15 s on an idle stream: this long without a
+/// byte, the connection is taken for dead (a network cut, a suspended laptop, a NAT that
+/// forgot it), so the stream is opened again instead of staying silent for ever.
+const EVENTS_IDLE: Duration = Duration::from_secs(45);
+
+/// The longest event read: a server that never ends one does not fill the memory.
+const MAX_EVENT: usize = 16 << 20;
 
 impl std::fmt::Debug for EventReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -419,16 +433,37 @@ impl EventReader {
     /// # Errors
     /// [`ClientError::Protocol`]: the connection broke.
     pub async fn next(&mut self) -> Result<Option<(String, String)>, ClientError> {
+        let broke = |url: &str, cause: String| ClientError::Protocol {
+            url: url.to_string(),
+            cause,
+        };
         loop {
-            while let Some(end) = find_event_end(&self.buf) {
-                let raw: Vec<u8> = self.buf.drain(..end.0 + end.1).collect();
-                let text = String::from_utf8_lossy(&raw[..end.0]);
+            // Events are taken from `pos` on, and the buffer is moved once a read, not once
+            // an event: a read of many events costs its length, not its square.
+            while let Some((end, sep)) = find_event_end(&self.buf[self.pos..]) {
+                let text =
+                    String::from_utf8_lossy(&self.buf[self.pos..self.pos + end]).into_owned();
+                self.pos += end + sep;
                 let (event, data) = parse_sse(&text);
                 if !data.is_empty() || !event.is_empty() {
                     return Ok(Some((event, data)));
                 }
             }
-            let Some(frame) = self.body.frame().await else {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+            if self.buf.len() > MAX_EVENT {
+                return Err(broke(&self.url, "an event of more than 16 MiB".to_string()));
+            }
+            let Ok(frame) = tokio::time::timeout(EVENTS_IDLE, self.body.frame()).await else {
+                return Err(broke(
+                    &self.url,
+                    format!(
+                        "nothing from the server in {} s, not even its keep-alive",
+                        EVENTS_IDLE.as_secs()
+                    ),
+                ));
+            };
+            let Some(frame) = frame else {
                 return Ok(None);
             };
             let frame = frame.map_err(|e| ClientError::Protocol {
@@ -500,7 +535,9 @@ pub fn parse_url(url: &str) -> CliResult<Endpoint> {
 /// The end of the first complete event in `buf`: (where its text ends, the separator's length).
 fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
     let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-    let crlf = buf
+    // A CRLF end can only come first if it starts before the LF one.
+    let upto = lf.map_or(buf.len(), |(i, _)| (i + 4).min(buf.len()));
+    let crlf = buf[..upto]
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|i| (i, 4));

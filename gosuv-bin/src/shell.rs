@@ -257,6 +257,9 @@ fn run_line(conf: &Path, line: &str) -> Outcome {
         return Outcome::Failed;
     }
     crate::interrupt::begin_command();
+    if matches!(cli.command, Some(Command::Top)) {
+        return top(conf);
+    }
     match crate::commands::run(cli) {
         Ok(()) => Outcome::Done,
         Err(e) => {
@@ -267,6 +270,34 @@ fn run_line(conf: &Path, line: &str) -> Outcome {
                 ""
             };
             eprintln!("{newline}gosuv: {}", e.message);
+            Outcome::Failed
+        }
+    }
+}
+
+/// `top`, as a process of its own (the same binary and function): a full-screen program
+/// reads the terminal on a thread of its own, and a key typed as it exits could go to that
+/// thread instead of the prompt; its end, as a process, leaves every later key to the shell,
+/// and its signal handlers and terminal state go with it.
+fn top(conf: &Path) -> Outcome {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("gosuv: cannot find this program to run top: {e}");
+            return Outcome::Failed;
+        }
+    };
+    match std::process::Command::new(exe)
+        .arg("-c")
+        .arg(conf)
+        .arg("top")
+        .status()
+    {
+        Ok(status) if status.success() => Outcome::Done,
+        // top said why.
+        Ok(_) => Outcome::Failed,
+        Err(e) => {
+            eprintln!("gosuv: cannot run top: {e}");
             Outcome::Failed
         }
     }

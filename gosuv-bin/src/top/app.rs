@@ -207,6 +207,8 @@ pub enum Effect {
     Quit,
     /// Send an action to the server.
     Act(String, Action),
+    /// Draw the whole screen again (Ctrl-L: something else wrote on it).
+    Redraw,
 }
 
 /// Whether the server answers.
@@ -540,6 +542,14 @@ impl App {
             return Effect::Quit;
         }
         self.dirty = true;
+        if ctrl && matches!(key.code, KeyCode::Char('l') | KeyCode::Char('L')) {
+            return Effect::Redraw;
+        }
+        // Ctrl-R is not `r`: only a key without Ctrl, Alt or Super acts (Shift is a
+        // letter's case).
+        let plain = !key.modifiers.intersects(
+            KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SUPER | KeyModifiers::META,
+        );
         match self.mode.clone() {
             Mode::Help => {
                 self.mode = Mode::Normal;
@@ -547,7 +557,7 @@ impl App {
             }
             Mode::ConfirmStop(name) => {
                 self.mode = Mode::Normal;
-                if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
+                if plain && matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
                     self.say(format!("stopping {name}…"), false);
                     Effect::Act(name, Action::Stop)
                 } else {
@@ -578,7 +588,8 @@ impl App {
                 }
                 Effect::None
             }
-            Mode::Normal => self.normal_key(key.code),
+            Mode::Normal if plain => self.normal_key(key.code),
+            Mode::Normal => Effect::None,
         }
     }
 
@@ -811,6 +822,27 @@ mod tests {
             a.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
             Effect::Quit
         );
+    }
+
+    #[test]
+    fn keys_with_ctrl_or_alt_do_not_act() {
+        let mut a = app(&["web"]);
+        let with =
+            |a: &mut App, c: char, m: KeyModifiers| a.key(KeyEvent::new(KeyCode::Char(c), m));
+        assert_eq!(with(&mut a, 'r', KeyModifiers::CONTROL), Effect::None);
+        assert_eq!(with(&mut a, 's', KeyModifiers::ALT), Effect::None);
+        assert_eq!(with(&mut a, 'x', KeyModifiers::CONTROL), Effect::None);
+        assert_eq!(a.mode, Mode::Normal);
+        assert_eq!(with(&mut a, 'l', KeyModifiers::CONTROL), Effect::Redraw);
+        assert_eq!(
+            a.stream,
+            Stream::Stdout,
+            "Ctrl-L redraws, it does not switch streams"
+        );
+        // A stop is confirmed by a plain y only.
+        press(&mut a, KeyCode::Char('x'));
+        assert_eq!(with(&mut a, 'y', KeyModifiers::ALT), Effect::None);
+        assert_eq!(a.mode, Mode::Normal);
     }
 
     #[test]

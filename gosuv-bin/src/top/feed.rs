@@ -21,7 +21,7 @@ use crate::commands::StatusRow;
 pub const TICK: Duration = Duration::from_secs(1);
 
 /// How long the list may take before the server counts as away.
-const LIST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Lines of output the pane starts with.
 const TAIL_LINES: usize = 200;
@@ -134,8 +134,58 @@ pub async fn events(client: Arc<Client>, tx: Tx, events: Arc<AtomicU64>) {
     }
 }
 
+/// The output sent to the drawing loop and not yet applied there, in bytes: the follow
+/// stops reading at [`Credit::MAX`] until the loop catches up, so a program that prints
+/// faster than top draws makes the server skip (and say `missed`), not top's memory grow
+/// and its keys wait behind the backlog.
+#[derive(Debug, Default)]
+pub struct Credit {
+    in_flight: std::sync::atomic::AtomicUsize,
+    freed: tokio::sync::Notify,
+}
+
+impl Credit {
+    /// At most this much output waits for the drawing loop.
+    pub const MAX: usize = 256 * 1024;
+
+    /// The drawing loop applied `bytes` of output.
+    pub fn applied(&self, bytes: usize) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(bytes))
+            });
+        self.freed.notify_one();
+    }
+
+    /// Waits until less than [`Credit::MAX`] is in flight, then counts `bytes` more.
+    async fn take(&self, bytes: usize) {
+        loop {
+            let freed = self.freed.notified();
+            if self.in_flight.load(Ordering::SeqCst) < Self::MAX {
+                break;
+            }
+            freed.await;
+        }
+        self.in_flight.fetch_add(bytes, Ordering::SeqCst);
+    }
+
+    /// A new follow: nothing of the old one is in flight any more.
+    pub fn reset(&self) {
+        self.in_flight.store(0, Ordering::SeqCst);
+        self.freed.notify_one();
+    }
+}
+
 /// Follows one stream of one program's output as follow number `id`, until aborted.
-pub async fn output(client: Arc<Client>, tx: Tx, id: u64, name: String, stream: Stream) {
+pub async fn output(
+    client: Arc<Client>,
+    tx: Tx,
+    credit: Arc<Credit>,
+    id: u64,
+    name: String,
+    stream: Stream,
+) {
     if let Err(e) = gosuv::config::validate_name(&name) {
         let _ = tx.send(Msg::Output(id, Part::Ended(e)));
         return;
@@ -170,6 +220,9 @@ pub async fn output(client: Arc<Client>, tx: Tx, id: u64, name: String, stream: 
                         Ok(None) => break "the server ended the stream".to_string(),
                         Err(e) => break short(&e),
                     };
+                    if let Part::Text(t) = &part {
+                        credit.take(t.len()).await;
+                    }
                     if !send(part) {
                         return;
                     }
@@ -216,5 +269,43 @@ pub async fn keys(tx: Tx) {
         if tx.send(msg).is_err() || gone {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_waits_for_the_drawing_loop_past_its_credit() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let credit = Arc::new(Credit::default());
+        rt.block_on(async {
+            // Up to the limit, no wait.
+            credit.take(Credit::MAX - 1).await;
+            credit.take(10).await;
+            // Past it: the follow waits (the server then skips and says so)...
+            let waiting = tokio::spawn({
+                let credit = credit.clone();
+                async move { credit.take(1).await }
+            });
+            tokio::task::yield_now().await;
+            assert!(!waiting.is_finished(), "took more than the credit");
+            // ...until the loop has applied what it was sent.
+            credit.applied(Credit::MAX);
+            tokio::time::timeout(Duration::from_secs(5), waiting)
+                .await
+                .expect("resumed")
+                .unwrap();
+            // A new follow starts with nothing in flight.
+            credit.take(Credit::MAX).await;
+            credit.reset();
+            tokio::time::timeout(Duration::from_secs(5), credit.take(1))
+                .await
+                .expect("nothing in flight after a reset");
+        });
     }
 }

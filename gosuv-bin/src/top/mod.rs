@@ -13,6 +13,7 @@ pub mod app;
 mod feed;
 #[doc(hidden)]
 pub mod output;
+mod signals;
 mod terminal;
 #[doc(hidden)]
 pub mod ui;
@@ -79,7 +80,21 @@ pub fn run(conf: &Path) -> CliResult {
 fn start(rt: &Runtime, client: &Arc<Client>) -> CliResult {
     // A server that is not there is reported like by every other command, before the
     // screen is taken; later, top waits for it to come back.
-    let body = rt.block_on(client.get_bytes_async("/api/programs"))?;
+    // Ctrl-C in the shell abandons it; a server that accepts and never answers is given
+    // up on like a list later is.
+    let body = rt
+        .block_on(crate::interrupt::cancellable(async {
+            // Made inside the runtime: a timer needs one.
+            tokio::time::timeout(feed::LIST_TIMEOUT, client.get_bytes_async("/api/programs")).await
+        }))
+        .map_err(|_| Failure::new(crate::client::INTERRUPTED))?
+        .map_err(|_| {
+            Failure::new(format!(
+                "gosuv at {} did not answer within {} s",
+                client.url(),
+                feed::LIST_TIMEOUT.as_secs()
+            ))
+        })??;
     let first: Vec<StatusRow> = serde_json::from_slice(&body).map_err(|e| {
         Failure::new(format!(
             "gosuv at {} sent a program list top cannot read: {e}",
@@ -87,13 +102,21 @@ fn start(rt: &Runtime, client: &Arc<Client>) -> CliResult {
         ))
     })?;
     let (tx, rx) = std::sync::mpsc::channel();
-    // Registered before the terminal is taken: from then on these signals give it back.
-    let signals = {
+    // Installed before the terminal is taken: from then on these signals give it back.
+    // The process's own handlers are back when `watch` is dropped, on the way out.
+    let watch = signals::Watch::install()
+        .map_err(|e| Failure::new(format!("cannot watch for signals: {e}")))?;
+    let first_signal = {
         let _runtime = rt.enter();
-        watch_signals(tx.clone())
+        watch
+            .first()
             .map_err(|e| Failure::new(format!("cannot watch for signals: {e}")))?
     };
-    rt.spawn(signals);
+    let signal_tx = tx.clone();
+    rt.spawn(async move {
+        let sig = first_signal.await;
+        let _ = signal_tx.send(Msg::Signal(sig));
+    });
     let mut app = App::new(client.url());
     app.apply_programs(first, 0);
     let (guard, mut term) = terminal::TerminalGuard::take()
@@ -107,29 +130,14 @@ fn start(rt: &Runtime, client: &Arc<Client>) -> CliResult {
         client,
         tx,
         follower: Follower::default(),
+        credit: Arc::new(feed::Credit::default()),
+        redraw: false,
     };
     let outcome = view.run(&rx, &mut app, &mut term);
     view.follower.stop();
     drop(term);
     drop(guard);
     outcome
-}
-
-/// Sends [`Msg::Signal`] on SIGTERM, SIGHUP or SIGINT (which otherwise end the process
-/// with the terminal left raw). Call inside the runtime; spawn what it returns.
-fn watch_signals(tx: Tx) -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        let sig = tokio::select! {
-            _ = term.recv() => libc::SIGTERM,
-            _ = hup.recv() => libc::SIGHUP,
-            _ = int.recv() => libc::SIGINT,
-        };
-        let _ = tx.send(Msg::Signal(sig));
-    })
 }
 
 /// The output pane's stream: which program and stream it follows, and the task doing it.
@@ -162,6 +170,10 @@ struct View<'a> {
     client: &'a Arc<Client>,
     tx: Tx,
     follower: Follower,
+    /// The output in flight from the follow to this loop.
+    credit: Arc<feed::Credit>,
+    /// The next frame draws every cell (Ctrl-L).
+    redraw: bool,
 }
 
 impl View<'_> {
@@ -180,6 +192,10 @@ impl View<'_> {
             self.follow(app, now);
             let frame_due = last_frame.map_or(now, |t| t + FRAME);
             if app.dirty && now >= frame_due {
+                if std::mem::take(&mut self.redraw) {
+                    term.clear()
+                        .map_err(|e| Failure::new(format!("cannot draw on the terminal: {e}")))?;
+                }
                 term.draw(|f| ui::draw(f, app))
                     .map_err(|e| Failure::new(format!("cannot draw on the terminal: {e}")))?;
                 app.dirty = false;
@@ -245,10 +261,12 @@ impl View<'_> {
             Follow::Idle
         };
         app.dirty = true;
+        self.credit.reset();
         if let Some((name, stream)) = want {
             f.task = Some(self.rt.spawn(feed::output(
                 self.client.clone(),
                 self.tx.clone(),
+                self.credit.clone(),
                 f.id,
                 name,
                 stream,
@@ -261,6 +279,7 @@ impl View<'_> {
         match msg {
             Msg::Term(Event::Key(key)) if key.kind != KeyEventKind::Release => match app.key(key) {
                 Effect::None => {}
+                Effect::Redraw => self.redraw = true,
                 Effect::Quit => return Some(Ok(())),
                 Effect::Act(name, action) => {
                     self.rt.spawn(feed::act(
@@ -290,7 +309,10 @@ impl View<'_> {
                         app.output.clear();
                         app.follow = Follow::Live;
                     }
-                    Part::Text(text) => app.output.push(&text),
+                    Part::Text(text) => {
+                        app.output.push(&text);
+                        self.credit.applied(text.len());
+                    }
                     Part::Missed(bytes) => app.output.note(&format!(
                         "[gosuv: {bytes} bytes of output skipped: top fell behind]"
                     )),

@@ -13,6 +13,9 @@ pub const MAX_LINES: usize = 2000;
 /// Characters in one stored line: a longer line goes on in the next.
 const MAX_LINE_CHARS: usize = 4096;
 
+/// The longest escape sequence read as one: past it, what follows is text again.
+const MAX_ESCAPE: usize = 4096;
+
 /// Where a half-read escape sequence stands (it may end in the next piece of output).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Escape {
@@ -40,6 +43,8 @@ pub struct Output {
     /// A carriage return was read: the next character starts the line over.
     carriage: bool,
     escape: Escape,
+    /// Characters of the escape sequence under way.
+    escape_len: usize,
 }
 
 impl Output {
@@ -56,6 +61,17 @@ impl Output {
     /// Adds output as the program wrote it.
     pub fn push(&mut self, text: &str) {
         for c in text.chars() {
+            // A newline, CAN or SUB ends any escape sequence left unfinished (a program's
+            // half-written title must not hide the rest of its output), and so does length.
+            if self.escape != Escape::None {
+                self.escape_len += 1;
+                if matches!(c, '\n' | '\u{18}' | '\u{1a}') || self.escape_len > MAX_ESCAPE {
+                    self.escape = Escape::None;
+                }
+                if c != '\n' && self.escape == Escape::None {
+                    continue;
+                }
+            }
             match self.escape {
                 Escape::None => {}
                 Escape::Start => {
@@ -102,7 +118,10 @@ impl Output {
                     self.end_line();
                 }
                 '\r' => self.carriage = true,
-                '\u{1b}' => self.escape = Escape::Start,
+                '\u{1b}' => {
+                    self.escape = Escape::Start;
+                    self.escape_len = 0;
+                }
                 '\t' => {
                     let pad = 8 - self.partial_chars % 8;
                     for _ in 0..pad {
@@ -194,6 +213,21 @@ mod tests {
 
     fn all(o: &Output) -> Vec<String> {
         o.rows(1000, 1000)
+    }
+
+    #[test]
+    fn an_unfinished_escape_sequence_ends_at_the_line() {
+        let mut o = Output::default();
+        // A title never ended, a CSI never ended, a lone ESC before a newline.
+        o.push("before\n\u{1b}]0;title\nafter-osc\n\u{1b}[12\nafter-csi\n\u{1b}\nafter-esc\n");
+        assert_eq!(
+            all(&o),
+            vec!["before", "", "after-osc", "", "after-csi", "", "after-esc"]
+        );
+        // A string without end or newline stops being one after 4 KiB.
+        let mut o = Output::default();
+        o.push(&format!("\u{1b}]{}visible\n", "x".repeat(MAX_ESCAPE)));
+        assert_eq!(all(&o), vec!["visible"]);
     }
 
     #[test]
