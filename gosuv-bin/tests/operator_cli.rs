@@ -896,10 +896,15 @@ fn logs_follow_ends_quietly_for_head_and_fails_on_a_broken_connection() {
 - name: ticker
   command: while true; do echo tick; sleep 0.02; done
   start_seconds: 0
+  environ: [GOSUV_TEST_MARK=ticker-of-logs-follow]
 ",
     );
     let _srv = env.start();
     env.ok(&["start", "ticker"]);
+    assert!(
+        !marked("ticker-of-logs-follow").is_empty(),
+        "the mark finds the ticker"
+    );
     let mut child = env
         .command(&["logs", "-f"])
         .stdout(Stdio::piped())
@@ -947,8 +952,26 @@ fn logs_follow_ends_quietly_for_head_and_fails_on_a_broken_connection() {
         .unwrap();
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("the connection broke"), "{err}");
-    // The killed server's programs are its own to clean up; its socket is left behind.
-    let _ = std::fs::remove_file(env.sock());
+    // The killed server's programs run on (their holder keeps their output): a new server
+    // takes them over, and its shutdown at the end of the test stops them.
+    let again = env.start();
+    again.shutdown();
+    assert!(
+        marked_gone("ticker-of-logs-follow"),
+        "the ticker outlived the test's servers"
+    );
+}
+
+/// Whether no process with `mark` in its environment is left (waits a little).
+fn marked_gone(mark: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !marked(mark).is_empty() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    true
 }
 
 /// Shell completion gives up quickly on a server that accepts and never answers.
