@@ -8,11 +8,10 @@ cd "$(dirname "$0")/.."
 
 PROGRAMS=${PROGRAMS:-1000}
 RUNS=${RUNS:-15}
-TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 command -v wrk >/dev/null || { echo "bench/bin.sh needs wrk: apt-get install wrk" >&2; exit 1; }
 
-cargo build --release -p gosuv-bin >&2
-GOSUV="$TARGET/release/gosuv"
+. bench/lib.sh
+bench_build
 
 work=$(mktemp -d /tmp/gosuv-bench.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -54,16 +53,10 @@ done
 echo "median: $(awk '{print $1/1000}' "$work/start.us" | median) ms"
 
 echo "== $PROGRAMS programs, all running"
-for i in $(seq "$PROGRAMS"); do
-  printf -- "- name: p%04d\n  command: [sleep, '100000']\n  start_auto: true\n  start_seconds: 0\n" "$i"
-done >"$work/programs.yml"
+bench_programs "$PROGRAMS"
 g start-server >/dev/null
-for _ in $(seq 200); do
-  n=$(g status | grep -c ' running ' || true)
-  [ "$n" -ge "$PROGRAMS" ] && break
-  sleep 0.1
-done
-echo "running: $n"
+bench_wait_running "$PROGRAMS"
+echo "running: $running"
 
 echo "== gosuv status with $PROGRAMS programs ($RUNS runs, whole command)"
 for _ in $(seq "$RUNS"); do

@@ -28,3 +28,14 @@ bench_programs() {
     printf -- "- name: p%04d\n  command: [sleep, '100000']\n  start_auto: true\n  start_seconds: 0\n" "$i"
   done >"$work/programs.yml"
 }
+
+# Waits (30 s at most) until N programs are running; sets running to how many are.
+bench_wait_running() {
+  local _
+  running=0
+  for _ in $(seq 300); do
+    running=$("$GOSUV" -c "$work/config.yml" status | grep -c ' running ' || true)
+    [ "$running" -ge "$1" ] && break
+    sleep 0.1
+  done
+}

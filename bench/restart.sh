@@ -11,24 +11,12 @@ cd "$(dirname "$0")/.."
 
 PROGRAMS=${PROGRAMS:-1000}
 RUNS=${RUNS:-5}
-TARGET=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build --release -p gosuv-bin >&2
-GOSUV="$TARGET/release/gosuv"
-
-work=$(mktemp -d /tmp/gosuv-bench.XXXXXX)
+. bench/lib.sh
+bench_build
+bench_workdir gosuv-bench
 cleanup() { "$GOSUV" -c "$work/config.yml" shutdown >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
-cat >"$work/config.yml" <<YML
-server:
-  log:
-    level: warn
-client:
-  server_url: unix://.gosuv.sock
-YML
-chmod 600 "$work/config.yml"
-for i in $(seq "$PROGRAMS"); do
-  printf -- "- name: p%04d\n  command: [sleep, '100000']\n  start_auto: true\n  start_seconds: 0\n" "$i"
-done >"$work/programs.yml"
+bench_programs "$PROGRAMS"
 g() { (cd "$work" && "$GOSUV" -c "$work/config.yml" "$@"); }
 g start-server >/dev/null
 pids() { curl -s --unix-socket "$work/.gosuv.sock" 'http://x/api/programs?stats=false' \

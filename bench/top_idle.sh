@@ -35,12 +35,7 @@ for n in $PROGRAMS; do
   echo "== $n idle programs, top for ${SECONDS_IDLE}s"
   bench_programs "$n"
   g start-server >/dev/null
-  running=0
-  for _ in $(seq 300); do
-    running=$(g status | grep -c ' running ' || true)
-    [ "$running" -ge "$n" ] && break
-    sleep 0.1
-  done
+  bench_wait_running "$n"
   echo "running: $running"
   server=$(cat "$work/.gosuv.pid")
 
