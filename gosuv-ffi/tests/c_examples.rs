@@ -541,6 +541,20 @@ fn c_defaults_reap_nothing_of_the_host_and_tie_programs_to_it() {
 
 #[test]
 fn programs_of_a_sigkilled_c_host_with_default_options_die() {
+    sigkilled_host("host");
+}
+
+/// The last supervisor freed ends every gosuv thread and the guardian process (which is
+/// what makes valgrind quiet); a supervisor made afterwards has a new guardian, which kills
+/// its programs when the host is SIGKILLed.
+#[test]
+fn a_freed_c_supervisor_leaves_no_thread_and_the_next_one_is_guarded_again() {
+    sigkilled_host("again");
+}
+
+/// Runs hostile_host `mode`, which prints "PGIDS a b c" once its 3 programs run, SIGKILLs
+/// it and checks that the programs die.
+fn sigkilled_host(mode: &str) {
     use std::io::{BufRead, BufReader};
     let dir = scratch();
     let exe = compile(
@@ -551,7 +565,7 @@ fn programs_of_a_sigkilled_c_host_with_default_options_die() {
         Link::Shared,
     );
     let mut host = Command::new(exe)
-        .arg("host")
+        .arg(mode)
         .arg(dir.path().join("work"))
         .env_remove("LD_LIBRARY_PATH")
         .stdout(Stdio::piped())
@@ -560,8 +574,15 @@ fn programs_of_a_sigkilled_c_host_with_default_options_die() {
         .expect("run hostile_host host");
     let stdout = host.stdout.take().expect("stdout");
     let mut pgids: Vec<i32> = Vec::new();
+    let mut before = String::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("line");
+        if line.starts_with("FAILED") {
+            let _ = host.kill();
+            panic!("hostile_host {mode}: {line}");
+        }
+        before += &line;
+        before += "\n";
         if let Some(rest) = line.strip_prefix("PGIDS ") {
             pgids = rest
                 .split_whitespace()
@@ -570,7 +591,11 @@ fn programs_of_a_sigkilled_c_host_with_default_options_die() {
             break;
         }
     }
-    assert_eq!(pgids.len(), 3, "the host did not report its programs");
+    assert_eq!(
+        pgids.len(),
+        3,
+        "the host did not report its programs; it printed\n{before}"
+    );
     // Each program is a shell and two sleeps: 9 processes.
     let members = |pgids: &[i32]| -> usize {
         let mut n = 0;
