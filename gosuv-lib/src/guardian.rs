@@ -35,7 +35,9 @@ use crate::process_group::{GroupInfo, GroupObserver};
 /// removal cost the length of the whole list, and a thousand programs' runs slowed the host's
 /// machine). The shell starts with an empty environment, so every such variable is one gosuv
 /// set; a group number is digits only, without a leading zero, and above 1 (`kill -- -1`
-/// would signal every process, `-0` the guardian's own group).
+/// would signal every process, `-0` the guardian's own group). With no group listed and no
+/// program cgroup left under its roots (the socket closed by the last supervisor's end) it
+/// exits at once, without the second's wait.
 const SCRIPT: &str = r#"trap '' INT HUP TERM QUIT PIPE
 roots=""
 nl='
@@ -69,7 +71,7 @@ kill_cgroup() {
   echo 1 2>/dev/null > "$1/cgroup.kill" ||
     while IFS= read -r p; do kill -s KILL "$p" 2>/dev/null; done < "$1/cgroup.procs"
 }
-[ -n "$groups$roots" ] || exit 0
+[ -n "$groups$(each_cgroup echo)" ] || exit 0
 for g in $groups; do kill -s TERM -- "-$g" 2>/dev/null; done
 each_cgroup term_cgroup
 sleep 1
