@@ -20,11 +20,16 @@ use crate::stats::ProcessStats;
 use crate::supervisor::{self, EventNotice, LogStatus, ReloadReport, SupervisorOptions};
 
 /// A supervisor with its own runtime (two worker threads named `gosuv-worker`).
-/// Dropping it shuts it down: every program is stopped and waited for.
+/// Dropping it shuts it down: every program is stopped and waited for. When the last such
+/// supervisor of the process is dropped, the threads gosuv shares between supervisors are
+/// ended and joined too (the guardian's, the log writers', the orphan reaper's...), so
+/// that no gosuv thread outlives them; they start again with the next supervisor.
 pub struct Supervisor {
     // Declared before the runtime so it is dropped first.
     inner: supervisor::Supervisor,
     rt: Runtime,
+    // Last: the shared threads end once the runtime and its tasks are gone.
+    _in_use: crate::process_wide::InUse,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -48,12 +53,17 @@ impl Supervisor {
     /// # Errors
     /// As [`crate::Supervisor::new`], or the runtime cannot start.
     pub fn new(options: SupervisorOptions) -> Result<Self> {
+        let in_use = crate::process_wide::InUse::new();
         let rt = runtime()?;
         let inner = {
             let _guard = rt.enter();
             supervisor::Supervisor::new(options)?
         };
-        Ok(Supervisor { inner, rt })
+        Ok(Supervisor {
+            inner,
+            rt,
+            _in_use: in_use,
+        })
     }
 
     /// A supervisor for a `config.yml` file and its programs file; `start_auto` programs
@@ -62,9 +72,14 @@ impl Supervisor {
     /// # Errors
     /// Every config error, or as [`Supervisor::new`].
     pub fn from_config_file(path: &Path) -> Result<Self> {
+        let in_use = crate::process_wide::InUse::new();
         let rt = runtime()?;
         let inner = rt.block_on(supervisor::Supervisor::from_config_file(path))?;
-        Ok(Supervisor { inner, rt })
+        Ok(Supervisor {
+            inner,
+            rt,
+            _in_use: in_use,
+        })
     }
 
     /// A supervisor for programs given as the text of a programs file (a YAML list);
@@ -87,9 +102,14 @@ impl Supervisor {
     /// # Errors
     /// As [`crate::Supervisor::with_programs`].
     pub fn with_programs(options: SupervisorOptions, programs: Vec<ProgramConfig>) -> Result<Self> {
+        let in_use = crate::process_wide::InUse::new();
         let rt = runtime()?;
         let inner = rt.block_on(supervisor::Supervisor::with_programs(options, programs))?;
-        Ok(Supervisor { inner, rt })
+        Ok(Supervisor {
+            inner,
+            rt,
+            _in_use: in_use,
+        })
     }
 
     /// A supervisor from a loaded config and its programs.
@@ -97,9 +117,14 @@ impl Supervisor {
     /// # Errors
     /// As [`crate::Supervisor::from_config`].
     pub fn from_config(config: &ServerConfig, programs: Vec<ProgramConfig>) -> Result<Self> {
+        let in_use = crate::process_wide::InUse::new();
         let rt = runtime()?;
         let inner = rt.block_on(supervisor::Supervisor::from_config(config, programs))?;
-        Ok(Supervisor { inner, rt })
+        Ok(Supervisor {
+            inner,
+            rt,
+            _in_use: in_use,
+        })
     }
 
     /// The async supervisor inside, for code that has a runtime of its own.

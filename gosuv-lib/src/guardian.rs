@@ -11,7 +11,9 @@
 //! for this: it follows the *thread* that forked, and it would reach only the leader.
 //!
 //! The guardian is started with the first supervisor that wants it, so it runs before any
-//! program does. Telling it never blocks and never raises SIGPIPE: [`Guardian`] (a
+//! program does. When no supervisor is left and no program run is listed with it, it is
+//! ended (see `process_wide`): its socket is closed, so it exits at once with nothing to
+//! kill, and its thread is joined; the next supervisor that wants one starts a new one. Telling it never blocks and never raises SIGPIPE: [`Guardian`] (a
 //! [`GroupObserver`]) sends each line at once with a non-blocking `send(MSG_NOSIGNAL)`, so it
 //! is in the socket before the program's spawn returns; only when the socket is full (a
 //! guardian that does not read) are lines queued for a thread of its own that waits until it
@@ -23,7 +25,8 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 
 use crate::process_group::{GroupInfo, GroupObserver};
 
@@ -32,7 +35,9 @@ use crate::process_group::{GroupInfo, GroupObserver};
 /// removal cost the length of the whole list, and a thousand programs' runs slowed the host's
 /// machine). The shell starts with an empty environment, so every such variable is one gosuv
 /// set; a group number is digits only, without a leading zero, and above 1 (`kill -- -1`
-/// would signal every process, `-0` the guardian's own group).
+/// would signal every process, `-0` the guardian's own group). With no group listed and no
+/// program cgroup left under its roots (the socket closed by the last supervisor's end) it
+/// exits at once, without the second's wait.
 const SCRIPT: &str = r#"trap '' INT HUP TERM QUIT PIPE
 roots=""
 nl='
@@ -66,7 +71,7 @@ kill_cgroup() {
   echo 1 2>/dev/null > "$1/cgroup.kill" ||
     while IFS= read -r p; do kill -s KILL "$p" 2>/dev/null; done < "$1/cgroup.procs"
 }
-[ -n "$groups$roots" ] || exit 0
+[ -n "$groups$(each_cgroup echo)" ] || exit 0
 for g in $groups; do kill -s TERM -- "-$g" 2>/dev/null; done
 each_cgroup term_cgroup
 sleep 1
@@ -104,6 +109,10 @@ struct Queue {
     roots: Vec<PathBuf>,
     /// The guardian could not be started or is gone: nothing more is said.
     dead: bool,
+    /// Program runs started and not yet ended: the guardian may end only with none.
+    live: usize,
+    /// The thread is to end (the guardian is being ended).
+    quit: bool,
 }
 
 /// The process-wide guardian: its socket, what is still to be told, and the thread that
@@ -114,41 +123,85 @@ struct Shared {
     more: Condvar,
 }
 
-fn shared() -> &'static Arc<Shared> {
-    static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
-    SHARED.get_or_init(|| {
-        let socket = match start() {
-            Ok(s) => Some(s),
+/// The running guardian, if any, and its thread.
+struct Running {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+}
+
+static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
+
+/// Calls `f` with the running guardian, started if none runs. The guardian cannot be
+/// ended meanwhile, so a run listed by `f` is never told to one that is ending.
+fn with_guardian<T>(f: impl FnOnce(&Shared) -> T) -> T {
+    let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(r) = running.as_ref() {
+        return f(&r.shared);
+    }
+    let socket = match start() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!("cannot start the guardian /bin/sh: {e}; programs will outlive this process if it dies");
+            None
+        }
+    };
+    let s = Arc::new(Shared {
+        queue: Mutex::new(Queue {
+            dead: socket.is_none(),
+            ..Queue::default()
+        }),
+        socket,
+        more: Condvar::new(),
+    });
+    let mut writer = None;
+    if s.socket.is_some() {
+        let thread = s.clone();
+        let spawned = std::thread::Builder::new()
+            .name("gosuv-guardian".into())
+            .spawn(move || self::writer(&thread));
+        match spawned {
+            Ok(h) => writer = Some(h),
             Err(e) => {
-                tracing::error!("cannot start the guardian /bin/sh: {e}; programs will outlive this process if it dies");
-                None
-            }
-        };
-        let s = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                dead: socket.is_none(),
-                ..Queue::default()
-            }),
-            socket,
-            more: Condvar::new(),
-        });
-        if s.socket.is_some() {
-            let thread = s.clone();
-            let spawned = std::thread::Builder::new()
-                .name("gosuv-guardian".into())
-                .spawn(move || writer(&thread));
-            if let Err(e) = spawned {
                 tracing::error!("cannot start the guardian's thread: {e}; a guardian that falls behind will not be told everything");
             }
         }
-        s
-    })
+    }
+    let result = f(&s);
+    *running = Some(Running { shared: s, writer });
+    result
 }
 
 /// Starts the process-wide guardian if it is not running yet (a supervisor with
 /// `kill_on_parent_death` calls it when it is made, before any program starts).
 pub(crate) fn ensure_started() {
-    shared();
+    with_guardian(|_| ());
+}
+
+/// Ends the guardian if no program run is listed with it and nothing is left to tell it:
+/// closes its socket (it then exits at once, with nothing to kill; the orphan reaper reaps
+/// it) and joins its thread. Called when no supervisor is left.
+pub(crate) fn end_if_idle() {
+    let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(r) = running.as_ref() else {
+        return;
+    };
+    {
+        let mut q = r.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if q.live > 0 || !q.lines.is_empty() || q.sending {
+            return;
+        }
+        q.quit = true;
+    }
+    r.shared.more.notify_all();
+    let Some(r) = running.take() else {
+        return;
+    };
+    drop(running);
+    if let Some(h) = r.writer {
+        let _ = h.join();
+    }
+    // The last reference: the socket closes here.
+    drop(r.shared);
 }
 
 /// How a non-blocking send went.
@@ -196,11 +249,17 @@ fn gone(q: &mut Queue, e: &std::io::Error) {
 }
 
 impl Shared {
+    #[cfg(test)]
     fn push(&self, line: Line) {
-        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         if q.dead {
             return;
         }
+        self.say(q, line);
+    }
+
+    /// Says `line` (queued behind earlier lines, if any); `q` is the locked queue.
+    fn say(&self, mut q: std::sync::MutexGuard<'_, Queue>, line: Line) {
         match &line {
             Line::RemoveGroup(g) => {
                 // Not yet said that it started: say neither.
@@ -301,6 +360,9 @@ fn writer(shared: &Shared) {
             let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
             while q.lines.is_empty() {
                 q.sending = false;
+                if q.quit {
+                    return;
+                }
                 q = shared.more.wait(q).unwrap_or_else(|p| p.into_inner());
             }
             q.sending = true;
@@ -334,16 +396,39 @@ pub(crate) struct Guardian;
 
 impl GroupObserver for Guardian {
     fn started(&self, group: &GroupInfo) {
-        let s = shared();
-        match group.cgroup.as_ref().and_then(|c| c.parent()) {
-            Some(root) => s.push(Line::AddRoot(root.to_path_buf())),
-            None => s.push(Line::AddGroup(group.leader)),
-        }
+        let line = match group.cgroup.as_ref().and_then(|c| c.parent()) {
+            Some(root) => Line::AddRoot(root.to_path_buf()),
+            None => Line::AddGroup(group.leader),
+        };
+        with_guardian(|s| s.started(line));
     }
 
     fn ended(&self, group: &GroupInfo) {
-        if group.cgroup.is_none() {
-            shared().push(Line::RemoveGroup(group.leader));
+        let line = group
+            .cgroup
+            .is_none()
+            .then_some(Line::RemoveGroup(group.leader));
+        with_guardian(|s| s.ended(line));
+    }
+}
+
+impl Shared {
+    /// A program run started: it is listed until it ends (even with a dead guardian, so
+    /// that the count stays right).
+    fn started(&self, line: Line) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.live += 1;
+        if !q.dead {
+            self.say(q, line);
+        }
+    }
+
+    /// A program run ended (`line`: what to tell the guardian, if anything).
+    fn ended(&self, line: Option<Line>) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.live = q.live.saturating_sub(1);
+        if let Some(line) = line.filter(|_| !q.dead) {
+            self.say(q, line);
         }
     }
 }

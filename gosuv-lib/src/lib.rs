@@ -34,6 +34,7 @@ mod listening;
 pub mod logs;
 mod probe;
 mod process_group;
+mod process_wide;
 pub mod procfs;
 mod program;
 mod reaper;

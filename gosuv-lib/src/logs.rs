@@ -762,7 +762,8 @@ impl Drop for InlineWrite {
 /// at a time, which keeps its output in order. A stream with output waiting gets a thread
 /// of its own rather than waiting behind another stream's file, which may be slow or hang
 /// outright, up to [`MAX_THREADS`](writers::MAX_THREADS); a thread idle for
-/// [`IDLE_END`](writers::IDLE_END) ends.
+/// [`IDLE_END`](writers::IDLE_END) ends, and every idle one ends when no supervisor is left
+/// ([`end_idle_writers`]).
 mod writers {
     use std::collections::VecDeque;
     use std::sync::{Arc, Condvar, Mutex};
@@ -780,14 +781,51 @@ mod writers {
         sinks: VecDeque<Arc<LogSink>>,
         threads: usize,
         idle: usize,
+        /// Idle writers are to end now.
+        quit: bool,
+        /// The writers started, joined when they are told to end.
+        handles: Vec<std::thread::JoinHandle<()>>,
     }
 
     static QUEUE: Mutex<Queue> = Mutex::new(Queue {
         sinks: VecDeque::new(),
         threads: 0,
         idle: 0,
+        quit: false,
+        handles: Vec::new(),
     });
     static READY: Condvar = Condvar::new();
+    /// Signalled when a writer ends.
+    static ENDED: Condvar = Condvar::new();
+
+    /// Ends every writer once the output queued for it is written, waiting at most `limit`
+    /// (a writer held by a hung file stays), and joins them.
+    pub(super) fn end_idle(limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+        q.quit = true;
+        READY.notify_all();
+        while q.threads > 0 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            q = ENDED
+                .wait_timeout(q, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        q.quit = false;
+        let all_ended = q.threads == 0;
+        let (ended, running): (Vec<_>, Vec<_>) = std::mem::take(&mut q.handles)
+            .into_iter()
+            .partition(|h| all_ended || h.is_finished());
+        q.handles = running;
+        drop(q);
+        for h in ended {
+            let _ = h.join();
+        }
+    }
 
     /// Has a writer write `sink`'s pending output.
     pub(super) fn submit(sink: Arc<LogSink>) {
@@ -802,7 +840,12 @@ mod writers {
             .name("gosuv-logwriter".into())
             .spawn(run);
         match spawned {
-            Ok(_) => q.threads += 1,
+            Ok(h) => {
+                q.threads += 1;
+                // Those that ended idle are done: nothing to join them for.
+                q.handles.retain(|h| !h.is_finished());
+                q.handles.push(h);
+            }
             Err(e) if q.threads == 0 => {
                 // No writer at all: write here rather than never.
                 tracing::error!("cannot start a log-writer thread: {e}");
@@ -827,14 +870,20 @@ mod writers {
                     if let Some(s) = q.sinks.pop_front() {
                         break s;
                     }
+                    if q.quit {
+                        q.threads -= 1;
+                        ENDED.notify_all();
+                        return;
+                    }
                     q.idle += 1;
                     let (guard, waited) = READY
                         .wait_timeout(q, IDLE_END)
                         .unwrap_or_else(|p| p.into_inner());
                     q = guard;
                     q.idle -= 1;
-                    if waited.timed_out() && q.sinks.is_empty() {
+                    if (waited.timed_out() || q.quit) && q.sinks.is_empty() {
                         q.threads -= 1;
+                        ENDED.notify_all();
                         return;
                     }
                 }
@@ -842,6 +891,12 @@ mod writers {
             sink.write_pending();
         }
     }
+}
+
+/// Ends the idle log-writer threads and joins them (at most `limit` for those still
+/// writing). Called when no supervisor is left; the next output starts new ones.
+pub(crate) fn end_idle_writers(limit: Duration) {
+    writers::end_idle(limit);
 }
 
 /// Read buffers of [`READ_CHUNK`] bytes, handed from the drain to a log writer and back.

@@ -207,31 +207,35 @@ struct Passes {
     queue: Mutex<Vec<Request>>,
     more: std::sync::Condvar,
     last: Mutex<Option<Arc<Snapshot>>>,
+    /// The thread, while one runs: ended when no supervisor is left ([`end_passes`]).
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The thread is to end once no request waits (set under the queue's lock).
+    quit: std::sync::atomic::AtomicBool,
 }
 
+static PASSES: Passes = Passes {
+    queue: Mutex::new(Vec::new()),
+    more: std::sync::Condvar::new(),
+    last: Mutex::new(None),
+    thread: Mutex::new(None),
+    quit: std::sync::atomic::AtomicBool::new(false),
+};
+
+/// The pass thread's state, the thread started if none runs; `None` if it cannot be.
 fn passes() -> Option<&'static Passes> {
-    static PASSES: std::sync::OnceLock<&'static Passes> = std::sync::OnceLock::new();
-    static STARTING: Mutex<()> = Mutex::new(());
-    if let Some(p) = PASSES.get() {
+    let p = &PASSES;
+    let mut thread = p.thread.lock().unwrap_or_else(|e| e.into_inner());
+    if thread.is_some() {
         return Some(p);
     }
     // A thread that could not be started is tried again at the next call (a passing limit on
     // threads must not leave the process without /proc for good).
-    let _one = STARTING.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = PASSES.get() {
-        return Some(p);
-    }
-    let p: &'static Passes = Box::leak(Box::new(Passes {
-        queue: Mutex::new(Vec::new()),
-        more: std::sync::Condvar::new(),
-        last: Mutex::new(None),
-    }));
     match std::thread::Builder::new()
         .name("gosuv-proc".into())
         .spawn(move || pass_loop(p))
     {
-        Ok(_) => {
-            let _ = PASSES.set(p);
+        Ok(h) => {
+            *thread = Some(h);
             Some(p)
         }
         Err(e) => {
@@ -241,11 +245,37 @@ fn passes() -> Option<&'static Passes> {
     }
 }
 
+/// Ends the pass thread if no request waits, and joins it (a pass under way is finished
+/// first). Called when no supervisor is left; the next request starts it again.
+pub(crate) fn end_passes() {
+    let p = &PASSES;
+    let mut thread = p.thread.lock().unwrap_or_else(|e| e.into_inner());
+    if thread.is_none() {
+        return;
+    }
+    {
+        let q = p.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if !q.is_empty() {
+            return;
+        }
+        p.quit.store(true, std::sync::atomic::Ordering::Release);
+    }
+    p.more.notify_all();
+    if let Some(h) = thread.take() {
+        let _ = h.join();
+    }
+    p.quit.store(false, std::sync::atomic::Ordering::Release);
+    *p.last.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
 fn pass_loop(p: &'static Passes) {
     loop {
         let batch = {
             let mut q = p.queue.lock().unwrap_or_else(|e| e.into_inner());
             while q.is_empty() {
+                if p.quit.load(std::sync::atomic::Ordering::Acquire) {
+                    return;
+                }
                 q = p.more.wait(q).unwrap_or_else(|e| e.into_inner());
             }
             std::mem::take(&mut *q)
@@ -287,7 +317,7 @@ fn pass_loop(p: &'static Passes) {
 }
 
 fn cached(max_age: Duration, not_before: Option<Instant>) -> Option<Arc<Snapshot>> {
-    let last = passes()?.last.lock().unwrap_or_else(|p| p.into_inner());
+    let last = PASSES.last.lock().unwrap_or_else(|p| p.into_inner());
     last.as_ref()
         .filter(|s| s.taken.elapsed() <= max_age && not_before.is_none_or(|t| s.taken >= t))
         .cloned()
@@ -312,6 +342,8 @@ pub(crate) async fn with_snapshot<T: Send + 'static>(
             }),
         });
     p.more.notify_one();
+    // The thread may have been ended (no supervisor left) since it was looked at.
+    passes()?;
     // A pass takes milliseconds; one that does not end (a process whose memory is locked in
     // the kernel, read for its environment) must not hang its callers for ever.
     match tokio::time::timeout(PASS_WAIT, rx).await {

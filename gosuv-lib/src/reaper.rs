@@ -14,9 +14,10 @@
 //!   so a new leader is registered before the thread can see its exit.
 //! - Leaders and helper processes whose owner is gone (a supervisor dropped mid-stop, the
 //!   guardian) are handed to [`reap_later`]: one thread polls their pidfds and reaps each as
-//!   it ends, so no zombie is left behind.
+//!   it ends, so no zombie is left behind. That thread is ended when no supervisor is left
+//!   and it has nothing to wait for (see `process_wide`), and started again when needed.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -38,14 +39,16 @@ enum Ending {
 /// processes killed with a run are zombies by then, unless stuck in the kernel.
 const ENDING_GRACE: Duration = Duration::from_secs(2);
 
+/// The sets are B-trees, not hash sets: a hash table is reached only through a pointer into
+/// the middle of its memory, which valgrind reports as "possibly lost" at the host's exit.
 #[derive(Default)]
 struct Registry {
     /// Leaders still unreaped by their process group: never taken here.
-    leaders: HashSet<u32>,
+    leaders: BTreeSet<u32>,
     /// Sessions gosuv started (a leader's pid) whose leader is unreaped.
-    sessions: HashSet<u32>,
+    sessions: BTreeSet<u32>,
     /// Sessions that processes of running programs moved to.
-    extra_sessions: HashSet<u32>,
+    extra_sessions: BTreeSet<u32>,
     /// Cgroups gosuv made for its supervisors.
     cgroups: Vec<PathBuf>,
     /// Sessions and cgroups whose owner is done with them, forgotten by the thread
@@ -423,43 +426,103 @@ fn reap_found_in_proc() {
     }
 }
 
-/// Processes nobody waits for any more, until they end and are reaped.
+/// Processes nobody waits for any more, until they end and are reaped: handed to the
+/// thread, which polls them.
 struct Orphanage {
-    pending: Mutex<Vec<OwnedFd>>,
+    /// Handed over and not yet taken by the thread.
+    pending: Vec<OwnedFd>,
+    /// Wakes the thread.
     wake: UnixStream,
+    /// The thread is to end once it waits for nothing.
+    quit: bool,
+    /// The thread has ended (it is joined by whoever sees this).
+    ended: bool,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-static ORPHANAGE: OnceLock<Option<Orphanage>> = OnceLock::new();
+static ORPHANAGE: Mutex<Option<Orphanage>> = Mutex::new(None);
+
+/// Signalled when the orphanage's thread ends.
+static ORPHANAGE_ENDED: std::sync::Condvar = std::sync::Condvar::new();
+
+fn orphanage() -> MutexGuard<'static, Option<Orphanage>> {
+    ORPHANAGE.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Reaps the process behind `pidfd` once it ends, on a thread of its own, so that a process
 /// whose owner is gone is never left a zombie.
 pub(crate) fn reap_later(pidfd: OwnedFd) {
-    let o = ORPHANAGE.get_or_init(|| {
+    let mut o = orphanage();
+    if o.as_ref().is_some_and(|o| o.ended) {
+        if let Some(h) = o.take().and_then(|o| o.thread) {
+            let _ = h.join();
+        }
+    }
+    if o.is_none() {
         let (rx, tx) = match UnixStream::pair() {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("cannot start the orphan reaper: {e}");
-                return None;
+                return;
             }
         };
         let spawned = std::thread::Builder::new()
             .name("gosuv-orphans".into())
             .spawn(move || orphanage_loop(rx));
-        if let Err(e) = spawned {
-            tracing::error!("cannot start the orphan reaper: {e}");
-            return None;
+        match spawned {
+            Ok(h) => {
+                *o = Some(Orphanage {
+                    pending: Vec::new(),
+                    wake: tx,
+                    quit: false,
+                    ended: false,
+                    thread: Some(h),
+                })
+            }
+            Err(e) => {
+                tracing::error!("cannot start the orphan reaper: {e}");
+                return;
+            }
         }
-        Some(Orphanage {
-            pending: Mutex::new(Vec::new()),
-            wake: tx,
-        })
-    });
-    if let Some(o) = o {
-        o.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(pidfd);
+    }
+    if let Some(o) = o.as_mut() {
+        o.pending.push(pidfd);
+        o.quit = false;
         let _ = (&o.wake).write_nonblocking();
+    }
+}
+
+/// Ends the orphan reaper's thread once it waits for nothing (at most `limit`: a process
+/// still running then keeps it going) and joins it. Called when no supervisor is left.
+pub(crate) fn end_orphanage(limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    let mut o = orphanage();
+    let Some(orph) = o.as_mut() else {
+        return;
+    };
+    orph.quit = true;
+    let _ = (&orph.wake).write_nonblocking();
+    loop {
+        match o.as_mut() {
+            Some(orph) if orph.ended => break,
+            Some(_) => {}
+            None => return,
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            if let Some(orph) = o.as_mut() {
+                orph.quit = false;
+            }
+            return;
+        }
+        o = ORPHANAGE_ENDED
+            .wait_timeout(o, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    if let Some(h) = o.take().and_then(|o| o.thread) {
+        drop(o);
+        let _ = h.join();
     }
 }
 
@@ -482,8 +545,16 @@ fn orphanage_loop(mut wake: UnixStream) {
     let mut watched: Vec<OwnedFd> = Vec::new();
     let mut buf = [0u8; 64];
     loop {
-        if let Some(Some(o)) = ORPHANAGE.get() {
-            watched.append(&mut o.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        {
+            let mut o = orphanage();
+            if let Some(o) = o.as_mut() {
+                watched.append(&mut o.pending);
+                if o.quit && watched.is_empty() {
+                    o.ended = true;
+                    ORPHANAGE_ENDED.notify_all();
+                    return;
+                }
+            }
         }
         let mut fds: Vec<libc::pollfd> = std::iter::once(wake.as_raw_fd())
             .chain(watched.iter().map(AsRawFd::as_raw_fd))
@@ -500,6 +571,11 @@ fn orphanage_loop(mut wake: UnixStream) {
                 continue;
             }
             tracing::error!("the orphan reaper failed: {}", Errno::last());
+            // The next handed-over process starts another thread.
+            if let Some(o) = orphanage().as_mut() {
+                o.ended = true;
+            }
+            ORPHANAGE_ENDED.notify_all();
             return;
         }
         if fds[0].revents != 0 {

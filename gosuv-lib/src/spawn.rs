@@ -29,6 +29,7 @@ use crate::config::ProgramConfig;
 
 mod clone;
 mod env_file;
+pub(crate) use clone::end_watchdog;
 pub(crate) use env_file::read as read_env_file;
 mod shell;
 

@@ -13,6 +13,8 @@
  *                `system("sleep 0.2 &")` leaves no zombie behind
  *   host         starts 3 programs of 3 processes with the default options, prints
  *                "PGIDS a b c" and waits to be killed (the test SIGKILLs it)
+ *   again        a supervisor runs a program and is freed: no gosuv thread and no child
+ *                process (the guardian) is left; then as `host`, with a new supervisor
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
@@ -486,10 +488,91 @@ static void mode_host(const char *dir) {
     }
 }
 
+/* The names of this process's threads that start with "gosuv-", space-separated. */
+static void gosuv_threads(char *out, size_t size) {
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    out[0] = '\0';
+    if (d == NULL) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char path[300], name[64] = "";
+        FILE *f;
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+        if (fgets(name, sizeof name, f) != NULL && strncmp(name, "gosuv-", 6) == 0) {
+            name[strcspn(name, "\n")] = '\0';
+            if (strlen(out) + strlen(name) + 2 < size) {
+                strcat(out, name);
+                strcat(out, " ");
+            }
+        }
+        fclose(f);
+    }
+    closedir(d);
+}
+
+/* How many processes (zombies included) have this process as their parent. */
+static int children(void) {
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+    if (d == NULL) {
+        return -1;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char path[300], stat[512], *close_paren;
+        FILE *f;
+        int ppid = 0;
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') {
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+        if (fgets(stat, sizeof stat, f) != NULL && (close_paren = strrchr(stat, ')')) != NULL &&
+            sscanf(close_paren + 1, " %*c %d", &ppid) == 1 && ppid == (int)getpid()) {
+            n++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+static void mode_again(const char *dir) {
+    char threads[1024];
+    gosuv_program_status st;
+    gosuv_result r;
+    gosuv_supervisor *sup = new_supervisor(dir, -1);
+    add(sup, "name: first\ncommand: sleep 300\nstart_seconds: 0\n");
+    r = gosuv_supervisor_start(sup, "first", 10000, &st);
+    CHECK(r == GOSUV_RESULT_OK, "start first: %s", message(r));
+    gosuv_threads(threads, sizeof threads);
+    CHECK(strstr(threads, "gosuv-guardian") != NULL, "threads while it runs: %s", threads);
+    gosuv_supervisor_free(sup);
+    gosuv_threads(threads, sizeof threads);
+    CHECK(threads[0] == '\0', "gosuv threads left after the last supervisor was freed: %s",
+          threads);
+    CHECK(children() == 0, "%d child processes left after the last supervisor was freed",
+          children());
+    printf("freed: %s\n", failed == 0 ? "nothing left" : "threads or processes left");
+    mode_host(dir);
+}
+
 int main(int argc, char **argv) {
     const char *mode, *dir;
     if (argc != 3) {
-        fprintf(stderr, "usage: %s reap|unsubscribe|crossfree|sigpipe|defaults|host DIR\n",
+        fprintf(stderr, "usage: %s reap|unsubscribe|crossfree|sigpipe|defaults|host|again DIR\n",
                 argv[0]);
         return 2;
     }
@@ -508,6 +591,8 @@ int main(int argc, char **argv) {
         mode_defaults(dir);
     } else if (strcmp(mode, "host") == 0) {
         mode_host(dir);
+    } else if (strcmp(mode, "again") == 0) {
+        mode_again(dir);
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;

@@ -19,7 +19,7 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// `clone3`'s arguments (linux/sched.h), up to `cgroup`.
@@ -364,30 +364,34 @@ unsafe impl Send for InFlight {}
 struct Watchdog {
     list: Mutex<Vec<InFlight>>,
     more: Condvar,
+    /// Its thread, while one runs: ended when no supervisor is left ([`end_watchdog`]).
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The thread is to end once the list is empty (set under the list's lock).
+    quit: AtomicBool,
 }
 
+static DOG: Watchdog = Watchdog {
+    list: Mutex::new(Vec::new()),
+    more: Condvar::new(),
+    thread: Mutex::new(None),
+    quit: AtomicBool::new(false),
+};
+
+/// The watchdog, its thread started if none runs; `None` if it cannot be started.
 fn watchdog() -> Option<&'static Watchdog> {
-    static DOG: OnceLock<&'static Watchdog> = OnceLock::new();
-    static STARTING: Mutex<()> = Mutex::new(());
-    if let Some(dog) = DOG.get() {
+    let dog = &DOG;
+    let mut thread = dog.thread.lock().unwrap_or_else(PoisonError::into_inner);
+    if thread.is_some() {
         return Some(dog);
     }
     // A thread that could not be started is tried again at the next spawn (a passing limit
     // on threads must not leave every later stuck child unwatched).
-    let _one = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(dog) = DOG.get() {
-        return Some(dog);
-    }
-    let dog: &'static Watchdog = Box::leak(Box::new(Watchdog {
-        list: Mutex::new(Vec::new()),
-        more: Condvar::new(),
-    }));
     match std::thread::Builder::new()
         .name("gosuv-spawn-watch".into())
         .spawn(move || watch_loop(dog))
     {
-        Ok(_) => {
-            let _ = DOG.set(dog);
+        Ok(h) => {
+            *thread = Some(h);
             Some(dog)
         }
         Err(e) => {
@@ -400,6 +404,29 @@ fn watchdog() -> Option<&'static Watchdog> {
     }
 }
 
+/// Ends the watchdog's thread if no child is in its list, and joins it (a child in the
+/// list is at most [`super::EXEC_DEADLINE`] away from leaving it). Called when no
+/// supervisor is left; the next spawn starts the thread again.
+pub(crate) fn end_watchdog() {
+    let dog = &DOG;
+    let mut thread = dog.thread.lock().unwrap_or_else(PoisonError::into_inner);
+    if thread.is_none() {
+        return;
+    }
+    {
+        let list = dog.list.lock().unwrap_or_else(PoisonError::into_inner);
+        if !list.is_empty() {
+            return;
+        }
+        dog.quit.store(true, Ordering::Release);
+    }
+    dog.more.notify_all();
+    if let Some(h) = thread.take() {
+        let _ = h.join();
+    }
+    dog.quit.store(false, Ordering::Release);
+}
+
 fn watch_loop(dog: &'static Watchdog) {
     // glibc's own two signals (cancellation, and the setuid() broadcast every thread must
     // answer) are never to be blocked here, whatever mask this thread was made with.
@@ -408,6 +435,9 @@ fn watch_loop(dog: &'static Watchdog) {
     unsafe { sigprocmask(libc::SIG_UNBLOCK, &glibc, std::ptr::null_mut()) };
     let mut list = dog.list.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
+        if list.is_empty() && dog.quit.load(Ordering::Acquire) {
+            return;
+        }
         let now = Instant::now();
         for e in list.iter_mut().filter(|e| !e.killed && e.due <= now) {
             // SAFETY: the slot's owner is asleep in clone while its entry is listed, and
@@ -481,6 +511,8 @@ impl Watch {
             if wake {
                 dog.more.notify_one();
             }
+            // The thread may have been ended (no supervisor left) since it was looked at.
+            let _ = watchdog();
         }
         Watch { id, slot, dog }
     }
