@@ -128,6 +128,13 @@ impl StopSignal {
         let full = self.0.as_str();
         full.strip_prefix("SIG").unwrap_or(full)
     }
+
+    /// The name without `SIG` of signal number `sig`, as `stop_signal` is written; `None` for
+    /// a number that is no signal (or a real-time one). Whether it may stop a program is
+    /// for the parser to say.
+    pub fn name_of(sig: i32) -> Option<&'static str> {
+        Signal::try_from(sig).ok().map(|s| StopSignal(s).name())
+    }
 }
 
 impl FromStr for StopSignal {
