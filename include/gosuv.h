@@ -1048,6 +1048,86 @@ gosuv_result gosuv_program_set_logfile(struct gosuv_program *prog,
 // `prog` is NULL or a live builder; `user` is NULL or a NUL-terminated string.
 gosuv_result gosuv_program_set_user(struct gosuv_program *prog, const char *user);
 
+// Sets `start_auto`: start it when it is added (and when a reload adds it). Default:
+// false. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_start_auto(struct gosuv_program *prog, bool on);
+
+// Sets `start_seconds`: how long it must stay up for a start to count (whole seconds,
+// 0 to 86400). Default: 1. Errors: `GOSUV_RESULT_CONFIG` (over a day),
+// `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_start_seconds(struct gosuv_program *prog, uint64_t secs);
+
+// Sets `start_retries`: failed starts in a row before `fatal` (0 to 1000). Default: 3.
+// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_start_retries(struct gosuv_program *prog, uint32_t n);
+
+// Sets `stop_timeout`: seconds between the stop signal and SIGKILL (0 to 86400).
+// Default: 10. Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_stop_timeout(struct gosuv_program *prog, uint64_t secs);
+
+// Sets `redirect_stderr`: stderr goes where stdout goes. Default: false.
+// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_redirect_stderr(struct gosuv_program *prog, bool on);
+
+// Sets `log_disable`: keep the output in memory only (tail, followers), write no
+// file. Default: false. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_log_disable(struct gosuv_program *prog, bool on);
+
+// Sets `log_timestamps`: prefix each line written to the log files with its UTC time.
+// Default: false. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_log_timestamps(struct gosuv_program *prog, bool on);
+
+// Sets `log_max_bytes`: rotate a log file at this size; 0 never rotates. Default:
+// 50 MiB. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_log_max_bytes(struct gosuv_program *prog, uint64_t bytes);
+
+// Sets `log_backups`: rotated files kept (0 to 1000). Default: 10.
+// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_log_backups(struct gosuv_program *prog, uint32_t n);
+
+// Sets `numprocs`: run N instances named `NAME-0` .. `NAME-(N-1)` (1 to 1000); `{n}`
+// in the command, the environment values, the directory and the log files is the
+// instance's number. `gosuv_supervisor_add_program()` adds every instance. Default: 1.
+// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_numprocs(struct gosuv_program *prog, uint32_t n);
+
+// Sets `umask`, as a number (`0022`, `0077`; at most `0777`). Default: the host's.
+// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_umask(struct gosuv_program *prog, uint32_t mask);
+
 // Sets `autorestart` (`mode` a `gosuv_autorestart`).
 //
 // Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `mode`), `GOSUV_RESULT_NULL_ARGUMENT`.

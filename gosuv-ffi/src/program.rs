@@ -516,79 +516,162 @@ pub unsafe extern "C" fn gosuv_program_set_user(
     }
 }
 
-/// A setter of one key from a value.
-macro_rules! setter {
-    ($(#[$doc:meta])* $fn:ident, $key:literal, $ty:ty, |$v:ident| $value:expr) => {
-        $(#[$doc])*
-        ///
-        /// # Safety
-        /// `prog` is NULL or a live builder used by no other thread.
-        #[no_mangle]
-        pub unsafe extern "C" fn $fn(prog: *mut gosuv_program, $v: $ty) -> gosuv_result {
-            // SAFETY: the caller's promise is passed on.
-            unsafe { with_program(prog, |p| p.set($key, $value)) }
-        }
-    };
+/// Sets `start_auto`: start it when it is added (and when a reload adds it). Default:
+/// false. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `prog` is NULL or a live builder used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_program_set_start_auto(
+    prog: *mut gosuv_program,
+    on: bool,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    unsafe { with_program(prog, |p| p.set("start_auto", Value::Bool(on))) }
 }
 
-setter!(
-    /// Sets `start_auto`: start it when it is added (and when a reload adds it). Default:
-    /// false. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
-    gosuv_program_set_start_auto, "start_auto", bool, |on| Value::Bool(on)
-);
-setter!(
-    /// Sets `start_seconds`: how long it must stay up for a start to count (whole seconds,
-    /// 0 to 86400). Default: 1. Errors: `GOSUV_RESULT_CONFIG` (over a day),
-    /// `GOSUV_RESULT_NULL_ARGUMENT`.
-    gosuv_program_set_start_seconds, "start_seconds", u64, |secs| Value::from(secs)
-);
-setter!(
-    /// Sets `start_retries`: failed starts in a row before `fatal` (0 to 1000). Default: 3.
-    /// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
-    gosuv_program_set_start_retries, "start_retries", u32, |n| Value::from(n)
-);
-setter!(
-    /// Sets `stop_timeout`: seconds between the stop signal and SIGKILL (0 to 86400).
-    /// Default: 10. Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
-    gosuv_program_set_stop_timeout, "stop_timeout", u64, |secs| Value::from(secs)
-);
-setter!(
-    /// Sets `redirect_stderr`: stderr goes where stdout goes. Default: false.
-    /// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
-    gosuv_program_set_redirect_stderr, "redirect_stderr", bool, |on| Value::Bool(on)
-);
-setter!(
-    /// Sets `log_disable`: keep the output in memory only (tail, followers), write no
-    /// file. Default: false. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
-    gosuv_program_set_log_disable, "log_disable", bool, |on| Value::Bool(on)
-);
-setter!(
-    /// Sets `log_timestamps`: prefix each line written to the log files with its UTC time.
-    /// Default: false. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
-    gosuv_program_set_log_timestamps, "log_timestamps", bool, |on| Value::Bool(on)
-);
-setter!(
-    /// Sets `log_max_bytes`: rotate a log file at this size; 0 never rotates. Default:
-    /// 50 MiB. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
-    gosuv_program_set_log_max_bytes, "log_max_bytes", u64, |bytes| Value::from(bytes)
-);
-setter!(
-    /// Sets `log_backups`: rotated files kept (0 to 1000). Default: 10.
-    /// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
-    gosuv_program_set_log_backups, "log_backups", u32, |n| Value::from(n)
-);
-setter!(
-    /// Sets `numprocs`: run N instances named `NAME-0` .. `NAME-(N-1)` (1 to 1000); `{n}`
-    /// in the command, the environment values, the directory and the log files is the
-    /// instance's number. `gosuv_supervisor_add_program()` adds every instance. Default: 1.
-    /// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
-    gosuv_program_set_numprocs, "numprocs", u32, |n| Value::from(n)
-);
-setter!(
-    /// Sets `umask`, as a number (`0022`, `0077`; at most `0777`). Default: the host's.
-    /// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
-    gosuv_program_set_umask, "umask", u32, |mask| Value::String(format!("{mask:o}"))
-);
+/// Sets `start_seconds`: how long it must stay up for a start to count (whole seconds,
+/// 0 to 86400). Default: 1. Errors: `GOSUV_RESULT_CONFIG` (over a day),
+/// `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `prog` is NULL or a live builder used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_program_set_start_seconds(
+    prog: *mut gosuv_program,
+    secs: u64,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    unsafe { with_program(prog, |p| p.set("start_seconds", Value::from(secs))) }
+}
+
+/// Sets `start_retries`: failed starts in a row before `fatal` (0 to 1000). Default: 3.
+/// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `prog` is NULL or a live builder used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_program_set_start_retries(
+    prog: *mut gosuv_program,
+    n: u32,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    unsafe { with_program(prog, |p| p.set("start_retries", Value::from(n))) }
+}
+
+/// Sets `stop_timeout`: seconds between the stop signal and SIGKILL (0 to 86400).
+/// Default: 10. Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `prog` is NULL or a live builder used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_program_set_stop_timeout(
+    prog: *mut gosuv_program,
+    secs: u64,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    unsafe { with_program(prog, |p| p.set("stop_timeout", Value::from(secs))) }
+}
+
+/// Sets `redirect_stderr`: stderr goes where stdout goes. Default: false.
+/// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `prog` is NULL or a live builder used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_program_set_redirect_stderr(
+    prog: *mut gosuv_program,
+    on: bool,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    unsafe { with_program(prog, |p| p.set("redirect_stderr", Value::Bool(on))) }
+}
+
+/// Sets `log_disable`: keep the output in memory only (tail, followers), write no
+/// file. Default: false. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `prog` is NULL or a live builder used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_program_set_log_disable(
+    prog: *mut gosuv_program,
+    on: bool,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    unsafe { with_program(prog, |p| p.set("log_disable", Value::Bool(on))) }
+}
+
+/// Sets `log_timestamps`: prefix each line written to the log files with its UTC time.
+/// Default: false. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `prog` is NULL or a live builder used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_program_set_log_timestamps(
+    prog: *mut gosuv_program,
+    on: bool,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    unsafe { with_program(prog, |p| p.set("log_timestamps", Value::Bool(on))) }
+}
+
+/// Sets `log_max_bytes`: rotate a log file at this size; 0 never rotates. Default:
+/// 50 MiB. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `prog` is NULL or a live builder used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_program_set_log_max_bytes(
+    prog: *mut gosuv_program,
+    bytes: u64,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    unsafe { with_program(prog, |p| p.set("log_max_bytes", Value::from(bytes))) }
+}
+
+/// Sets `log_backups`: rotated files kept (0 to 1000). Default: 10.
+/// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `prog` is NULL or a live builder used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_program_set_log_backups(
+    prog: *mut gosuv_program,
+    n: u32,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    unsafe { with_program(prog, |p| p.set("log_backups", Value::from(n))) }
+}
+
+/// Sets `numprocs`: run N instances named `NAME-0` .. `NAME-(N-1)` (1 to 1000); `{n}`
+/// in the command, the environment values, the directory and the log files is the
+/// instance's number. `gosuv_supervisor_add_program()` adds every instance. Default: 1.
+/// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `prog` is NULL or a live builder used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_program_set_numprocs(
+    prog: *mut gosuv_program,
+    n: u32,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    unsafe { with_program(prog, |p| p.set("numprocs", Value::from(n))) }
+}
+
+/// Sets `umask`, as a number (`0022`, `0077`; at most `0777`). Default: the host's.
+/// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `prog` is NULL or a live builder used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn gosuv_program_set_umask(
+    prog: *mut gosuv_program,
+    mask: u32,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    unsafe { with_program(prog, |p| p.set("umask", Value::String(format!("{mask:o}")))) }
+}
 
 /// Sets `autorestart` (`mode` a `gosuv_autorestart`).
 ///

@@ -370,6 +370,54 @@ fn valgrind_finds_no_errors_or_leaks_in_the_readiness_tests() {
     readiness(Link::Shared, true);
 }
 
+/// Runs tests/c/builder.c (programs without YAML, stdin and output choices, signals,
+/// GOSUV_WAIT_FOREVER, structs versioned by size, typed accessors, bad inputs) and checks
+/// that every check passed.
+fn builder(link: Link, under_valgrind: bool) -> Ran {
+    let dir = scratch();
+    let exe = compile("cc", "c11", "builder.c", &dir.path().join("bin"), link);
+    let work = dir.path().join("work");
+    let ran = if under_valgrind {
+        valgrind(&exe, &work, dir.path())
+    } else {
+        run(with_arg(&exe, &work), dir.path())
+    };
+    assert!(
+        ran.ok && ran.stdout.contains(" passed, 0 failed"),
+        "tests/c/builder.c failed\n{}",
+        ran.describe()
+    );
+    ran.expect_lines(&[
+        "ok every setter",
+        "ok no injection",
+        "ok env",
+        "ok stdin pipe",
+        "ok stdin inherit",
+        "ok output modes",
+        "ok signal",
+        "ok wait forever",
+        "ok typed accessors",
+        "ok bad inputs",
+        "ok sizes",
+    ]);
+    ran
+}
+
+#[test]
+fn c_describes_programs_without_yaml_with_the_shared_library() {
+    builder(Link::Shared, false);
+}
+
+#[test]
+fn c_describes_programs_without_yaml_with_the_static_library() {
+    builder(Link::Static, false);
+}
+
+#[test]
+fn valgrind_finds_no_errors_or_leaks_in_the_builder_tests() {
+    builder(Link::Shared, true);
+}
+
 #[test]
 fn a_panic_reaches_c_as_an_error_code() {
     let dir = scratch();
