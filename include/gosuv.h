@@ -701,9 +701,9 @@ gosuv_result gosuv_supervisor_remove(const struct gosuv_supervisor *sup, const c
 // `start_seconds`, or, with a `ready` probe, once the probe passed) or its starts failed,
 // at most `timeout_ms` (at most 86,400,000: one day, or `GOSUV_WAIT_FOREVER`); with 0,
 // returns once the start has begun (`gosuv_supervisor_wait()` waits for it later). A
-// program with `depends_on` first waits in `waiting` until its dependencies are satisfied, starting those not started.
-// `*out_status`, when `out_status` is not NULL, receives its status on success. Starting a
-// running program does nothing.
+// program with `depends_on` first waits in `waiting` until its dependencies are satisfied,
+// starting those not started. `*out_status`, when `out_status` is not NULL, receives its
+// status on success. Starting a running program does nothing.
 //
 // Errors: `GOSUV_RESULT_START_FAILED` (the message says why the last start failed: a
 // `ready` probe's last failure, a dependency that went `fatal` ...),
