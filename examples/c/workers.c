@@ -28,7 +28,7 @@ static void on_event(void *userdata, const gosuv_event *ev) {
 int main(int argc, char **argv) {
     static const char *const names[] = {"alpha", "beta"};
     static const char *const worker[] = {
-        "sh", "-c", "echo ready; while :; do echo \"$GOSUV_PROGRAM works\"; sleep 0.1; done"};
+        "sh", "-c", "echo \"$GOSUV_PROGRAM works\"; echo ready; while sleep 0.1; do echo \"$GOSUV_PROGRAM works\"; done"};
     gosuv_supervisor_options options = gosuv_supervisor_options_default();
     gosuv_supervisor *sup;
     gosuv_subscription *events;
