@@ -631,18 +631,26 @@ fn programs_of_a_sigkilled_c_host_with_default_options_die() {
 fn compile_cpp_test(source: &str, exe_name: &str, out: &Path, extra: &[&str]) -> PathBuf {
     let exe = out.join(exe_name);
     let mut cmd = Command::new("c++");
-    cmd.args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-pthread"])
-        .args(extra)
-        .arg("-I")
-        .arg(repo_root().join("include"))
-        .arg("-o")
-        .arg(&exe)
-        .arg(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/cpp")
-                .join(source),
-        )
-        .args(link_args(Link::Shared));
+    cmd.args([
+        "-std=c++17",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-g",
+        "-pthread",
+    ])
+    .args(extra)
+    .arg("-I")
+    .arg(repo_root().join("include"))
+    .arg("-o")
+    .arg(&exe)
+    .arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/cpp")
+            .join(source),
+    )
+    .args(link_args(Link::Shared));
     run(cmd, out).expect_ok(&format!("c++ -std=c++17 {}", extra.join(" ")));
     exe
 }
