@@ -16,6 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The `timeout_ms` that waits for as long as it takes: every call that takes a `timeout_ms`
+// accepts it, and then never returns `GOSUV_RESULT_TIMEOUT` (it returns when what it waits
+// for happens or fails). Any other value is at most 86,400,000 (one day); 0 does not wait.
+#define GOSUV_WAIT_FOREVER 18446744073709551615ull
+
 // What a gosuv function returned. The numbers are stable: new codes are only ever added.
 //
 // `gosuv_error_message()` turns a code into a message that says what went wrong and what to
@@ -30,7 +35,8 @@ enum gosuv_result
     // A pointer argument that must not be NULL was NULL.
     GOSUV_RESULT_NULL_ARGUMENT = 1,
     // An argument is invalid: a string that is not UTF-8, an unknown enum value, a zero
-    // buffer length, a `timeout_ms` over one day (86,400,000), a supervisor without a config
+    // buffer length, a `timeout_ms` over one day (86,400,000) but `GOSUV_WAIT_FOREVER`, a
+    // struct whose `size` is smaller than its first version's, a supervisor without a config
     // file for `gosuv_supervisor_reload_file`. Nothing was done.
     GOSUV_RESULT_INVALID_ARGUMENT = 2,
     // A program or config is invalid (the message names every problem, with its key and
@@ -100,6 +106,27 @@ typedef uint32_t gosuv_state;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// How gosuv owns a program's processes.
+enum gosuv_ownership
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // Not known: it has not run yet.
+    GOSUV_OWNERSHIP_NONE = 0,
+    // Its process group and session (no cgroup could be made).
+    GOSUV_OWNERSHIP_GROUP = 1,
+    // A cgroup of its own: every process it starts is stopped with it.
+    GOSUV_OWNERSHIP_CGROUP = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum gosuv_ownership gosuv_ownership;
+#else
+typedef uint32_t gosuv_ownership;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Which output of a program.
 enum gosuv_stream
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -118,6 +145,124 @@ typedef enum gosuv_stream gosuv_stream;
 typedef uint32_t gosuv_stream;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+// When a program that was running and exited is started again (`autorestart`).
+enum gosuv_autorestart
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // Always (`true`, the default).
+    GOSUV_AUTORESTART_ALWAYS = 0,
+    // Never (`false`).
+    GOSUV_AUTORESTART_NEVER = 1,
+    // Only after an exit code not in its exit codes, or a death by signal (`unexpected`).
+    GOSUV_AUTORESTART_UNEXPECTED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum gosuv_autorestart gosuv_autorestart;
+#else
+typedef uint32_t gosuv_autorestart;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// How a program's processes are owned (`cgroup`).
+enum gosuv_cgroup_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // A cgroup of its own where gosuv can make one, else its process group (the default).
+    GOSUV_CGROUP_MODE_AUTO = 0,
+    // Its process group.
+    GOSUV_CGROUP_MODE_OFF = 1,
+    // A cgroup of its own, or the start fails.
+    GOSUV_CGROUP_MODE_REQUIRED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum gosuv_cgroup_mode gosuv_cgroup_mode;
+#else
+typedef uint32_t gosuv_cgroup_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What a dependency (`depends_on`) must be before the program starts.
+enum gosuv_condition
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // `running`, which with a ready probe means ready.
+    GOSUV_CONDITION_READY = 0,
+    // Its process exists.
+    GOSUV_CONDITION_STARTED = 1,
+    // It ran and exited with one of its exit codes.
+    GOSUV_CONDITION_EXITED_OK = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum gosuv_condition gosuv_condition;
+#else
+typedef uint32_t gosuv_condition;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Where a program's standard input comes from.
+enum gosuv_stdin
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // `/dev/null` (the default).
+    GOSUV_STDIN_NULL = 0,
+    // The host process's own standard input (`/dev/null` when it is closed).
+    GOSUV_STDIN_INHERIT = 1,
+    // A pipe the host writes to with `gosuv_supervisor_write_stdin()` and closes with
+    // `gosuv_supervisor_close_stdin()`; each run gets a fresh one.
+    GOSUV_STDIN_PIPE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum gosuv_stdin gosuv_stdin;
+#else
+typedef uint32_t gosuv_stdin;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Where one output stream of a program goes.
+enum gosuv_output
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // To its log: the file (unless `log_disable`), the tail and the followers (the
+    // default).
+    GOSUV_OUTPUT_LOG = 0,
+    // To its log, and a copy of every byte to a descriptor of the host, like `tee`.
+    GOSUV_OUTPUT_TEE = 1,
+    // Nowhere: the program writes to `/dev/null`; no file, no tail, no follower line.
+    GOSUV_OUTPUT_DISCARD = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum gosuv_output gosuv_output;
+#else
+typedef uint32_t gosuv_output;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// A program being described, to add with `gosuv_supervisor_add_program()` or apply with
+// `gosuv_supervisor_update_program()`. Opaque.
+//
+// Made by `gosuv_program_new()`, changed by the `gosuv_program_set_*` functions (each
+// replaces what was set for its key; a failed one changes nothing), freed by
+// `gosuv_program_free()`. Adding it copies it: the builder may be changed and added again
+// under another name, or freed at once.
+//
+// Thread safety: a builder may move between threads, but must not be used by two at once.
+typedef struct gosuv_program gosuv_program;
 
 // A live subscription: a callback that gosuv calls on a thread of its own. Opaque.
 //
@@ -146,7 +291,16 @@ typedef struct gosuv_supervisor gosuv_supervisor;
 // How a supervisor made in code is set up. Get one from `gosuv_supervisor_options_default()`
 // and change the fields you need. The strings are only read during the call they are passed
 // to; the caller keeps owning them.
+//
+// Versioned by its size: later versions of the library add fields at its end only. A
+// program built against an older `gosuv.h` passes a smaller `size`, and the fields it does
+// not have keep their defaults; one built against a newer header passes a larger one, and
+// the fields this library does not know are not read.
 typedef struct gosuv_supervisor_options {
+    // `sizeof(gosuv_supervisor_options)` as the caller's header has it: set by
+    // `gosuv_supervisor_options_default()`. Smaller than the first version's (40 bytes on
+    // 64-bit systems) is `GOSUV_RESULT_INVALID_ARGUMENT`.
+    size_t size;
     // The directory relative program directories resolve against, and the programs' default
     // working directory. NULL: the current directory. A relative path is made absolute at
     // once.
@@ -219,6 +373,74 @@ typedef struct gosuv_process_stats {
     // User plus system CPU time of the live processes, in seconds.
     double cpu_seconds;
 } gosuv_process_stats;
+
+// One program's status with its readiness and health: a plain value the caller allocates,
+// versioned by its size (later versions add fields at its end). Get one from
+// `gosuv_program_info_default()`, which sets `size`.
+typedef struct gosuv_program_info {
+    // `sizeof(gosuv_program_info)` as the caller's header has it.
+    size_t size;
+    // Its state.
+    gosuv_state state;
+    // The leader's pid while a process exists, else 0.
+    uint32_t pid;
+    // Whether `exit_code` holds the exit code of the last process that exited normally.
+    bool has_exit_code;
+    // The exit code of the last process that exited normally (valid when `has_exit_code`).
+    int32_t exit_code;
+    // The signal that killed the last process, or 0.
+    int32_t exit_signal;
+    // Automatic restarts and retries since the program was added.
+    uint64_t restarts;
+    // Seconds since the current process started, or 0.
+    double uptime_secs;
+    // When the current process started, in milliseconds since the Unix epoch, or 0.
+    int64_t started_at_ms;
+    // Failed writes to its log files (and copies to a tee descriptor).
+    uint64_t log_errors;
+    // Whether it has a last error (read it with `gosuv_supervisor_program_error()`).
+    bool has_last_error;
+    // Whether its current run is ready: it reached `running` (its ready probe passed, or
+    // it stayed up `start_seconds`).
+    bool ready;
+    // When its current run became ready, in milliseconds since the Unix epoch, or 0.
+    int64_t ready_at_ms;
+    // How gosuv owns the processes of its current (or last) run.
+    gosuv_ownership ownership;
+    // Whether it has a health record (a health probe, and it reached `running` once).
+    bool has_health;
+    // Failed health checks since it was added.
+    uint64_t health_failures;
+    // Failed health checks in a row now.
+    uint32_t health_failing;
+    // In `waiting`: how many of its dependencies are not yet satisfied (their names are
+    // in `gosuv_supervisor_status_json()`).
+    uint32_t waiting_for;
+} gosuv_program_info;
+
+// What a reload did, by program name: NULL-terminated arrays, sorted, with their lengths.
+// The caller allocates it (see `gosuv_reload_report_default()`, which sets `size`); gosuv
+// fills it; `gosuv_reload_report_free()` frees the arrays. Versioned by its size.
+typedef struct gosuv_reload_report {
+    // `sizeof(gosuv_reload_report)` as the caller's header has it.
+    size_t size;
+    // Programs that were not there before (started with `start_auto`).
+    char **added;
+    // Programs whose config changed (restarted if they had a process).
+    char **changed;
+    // Programs that are gone (stopped first).
+    char **removed;
+    // Programs left as they were.
+    char **unchanged;
+    // The number of names in `added`.
+    size_t added_count;
+    // The number of names in `changed`.
+    size_t changed_count;
+    // The number of names in `removed`.
+    size_t removed_count;
+    // The number of names in `unchanged`.
+    size_t unchanged_count;
+} gosuv_reload_report;
 
 // One state change, as passed to a `gosuv_event_callback`. Only valid during the callback:
 // copy what you need.
@@ -477,11 +699,11 @@ gosuv_result gosuv_supervisor_remove(const struct gosuv_supervisor *sup, const c
 
 // Starts a program. With `timeout_ms` > 0, waits until it is `running` (up for its
 // `start_seconds`, or, with a `ready` probe, once the probe passed) or its starts failed,
-// at most `timeout_ms` (at most 86,400,000: one day); with 0, returns once the start has
-// begun (`gosuv_supervisor_wait()` waits for it later). A program with `depends_on` first
-// waits in `waiting` until its dependencies are satisfied, starting those not started.
-// `*out_status`, when `out_status` is not NULL, receives its status on success. Starting a
-// running program does nothing.
+// at most `timeout_ms` (at most 86,400,000: one day, or `GOSUV_WAIT_FOREVER`); with 0,
+// returns once the start has begun (`gosuv_supervisor_wait()` waits for it later). A
+// program with `depends_on` first waits in `waiting` until its dependencies are satisfied,
+// starting those not started. `*out_status`, when `out_status` is not NULL, receives its
+// status on success. Starting a running program does nothing.
 //
 // Errors: `GOSUV_RESULT_START_FAILED` (the message says why the last start failed: a
 // `ready` probe's last failure, a dependency that went `fatal` ...),
@@ -496,13 +718,14 @@ gosuv_result gosuv_supervisor_remove(const struct gosuv_supervisor *sup, const c
 // calling thread for at most `timeout_ms`.
 gosuv_result gosuv_supervisor_start(const struct gosuv_supervisor *sup,
                                     const char *name,
-                                    uint32_t timeout_ms,
+                                    uint64_t timeout_ms,
                                     struct gosuv_program_status *out_status);
 
 // Stops a program: its `stop_signal` to its processes (its process group, or every process
 // of its cgroup), SIGKILL to them after its `stop_timeout`. In `backoff`, cancels the
 // pending retry. With `timeout_ms` > 0, waits until none of its processes is left, at most
-// `timeout_ms` (at most 86,400,000: one day); with 0, returns once the stop has begun.
+// `timeout_ms` (at most 86,400,000: one day, or `GOSUV_WAIT_FOREVER`); with 0, returns once
+// the stop has begun.
 // `*out_status`, when `out_status` is not NULL, receives its status on success.
 //
 // Errors: `GOSUV_RESULT_TIMEOUT` (the stop carries on), `GOSUV_RESULT_NOT_FOUND`,
@@ -514,7 +737,7 @@ gosuv_result gosuv_supervisor_start(const struct gosuv_supervisor *sup,
 // As `gosuv_supervisor_start()`.
 gosuv_result gosuv_supervisor_stop(const struct gosuv_supervisor *sup,
                                    const char *name,
-                                   uint32_t timeout_ms,
+                                   uint64_t timeout_ms,
                                    struct gosuv_program_status *out_status);
 
 // Restarts a program: stops it if it has a process, then starts it, as one request. Waits
@@ -524,12 +747,12 @@ gosuv_result gosuv_supervisor_stop(const struct gosuv_supervisor *sup,
 // As `gosuv_supervisor_start()`.
 gosuv_result gosuv_supervisor_restart(const struct gosuv_supervisor *sup,
                                       const char *name,
-                                      uint32_t timeout_ms,
+                                      uint64_t timeout_ms,
                                       struct gosuv_program_status *out_status);
 
 // Waits until a program is in `state` (a `gosuv_state` value; returns at once if it is),
-// at most `timeout_ms` (at most 86,400,000: one day; 0 only looks). `*out_status`, when
-// `out_status` is not NULL, receives its status on success.
+// at most `timeout_ms` (at most 86,400,000: one day, or `GOSUV_WAIT_FOREVER`; 0 only
+// looks). `*out_status`, when `out_status` is not NULL, receives its status on success.
 //
 // Errors: `GOSUV_RESULT_TIMEOUT` (the message names the state it is in),
 // `GOSUV_RESULT_NOT_FOUND` (also when it is removed meanwhile),
@@ -541,7 +764,7 @@ gosuv_result gosuv_supervisor_restart(const struct gosuv_supervisor *sup,
 gosuv_result gosuv_supervisor_wait_for(const struct gosuv_supervisor *sup,
                                        const char *name,
                                        uint32_t state,
-                                       uint32_t timeout_ms,
+                                       uint64_t timeout_ms,
                                        struct gosuv_program_status *out_status);
 
 // Waits until a program is `running`, that is ready: its `ready` probe passed, or without
@@ -549,9 +772,9 @@ gosuv_result gosuv_supervisor_wait_for(const struct gosuv_supervisor *sup,
 // program stays so, and the wait runs out); it only watches a start made elsewhere, by
 // `gosuv_supervisor_start()` with `timeout_ms` 0, `start_auto`, a reload, or a dependent's
 // start. Returns at once if the program is `running`, and fails at once if it is `fatal`.
-// Waits at most `timeout_ms` (at most 86,400,000: one day); 0 only looks: the result is
-// `GOSUV_RESULT_OK` if it is `running` now, `GOSUV_RESULT_START_FAILED` if it is `fatal`,
-// else `GOSUV_RESULT_TIMEOUT`. `*out_status`, when `out_status` is not NULL, receives its
+// Waits at most `timeout_ms` (at most 86,400,000: one day, or `GOSUV_WAIT_FOREVER`); 0
+// only looks: the result is `GOSUV_RESULT_OK` if it is `running` now,
+// `GOSUV_RESULT_START_FAILED` if it is `fatal`, else `GOSUV_RESULT_TIMEOUT`. `*out_status`, when `out_status` is not NULL, receives its
 // status on success.
 //
 // Errors: `GOSUV_RESULT_START_FAILED` (it went, or was, `fatal`: the message quotes its last
@@ -565,7 +788,7 @@ gosuv_result gosuv_supervisor_wait_for(const struct gosuv_supervisor *sup,
 // As `gosuv_supervisor_start()`.
 gosuv_result gosuv_supervisor_wait(const struct gosuv_supervisor *sup,
                                    const char *name,
-                                   uint32_t timeout_ms,
+                                   uint64_t timeout_ms,
                                    struct gosuv_program_status *out_status);
 
 // Writes one program's status to `*out_status`. Does not block.
@@ -711,6 +934,587 @@ gosuv_result gosuv_supervisor_stats(const struct gosuv_supervisor *sup,
 // # Safety
 // `sup` is NULL or a live supervisor; `out_json` is NULL or valid for writes. Thread-safe.
 gosuv_result gosuv_supervisor_stats_json(const struct gosuv_supervisor *sup, char **out_json);
+
+// Makes a builder for a program named `name`, with every default and no command yet (set
+// one with `gosuv_program_set_argv()` or `gosuv_program_set_shell_command()`). On success
+// `*out` is a new builder the caller owns and frees with `gosuv_program_free()`; on failure
+// it is NULL.
+//
+// Errors: `GOSUV_RESULT_CONFIG` (a name that is not letters, digits, `.`, `_` and `-`
+// starting with a letter or digit, at most 64 characters), `GOSUV_RESULT_NULL_ARGUMENT`,
+// `GOSUV_RESULT_INVALID_ARGUMENT` (not UTF-8).
+//
+// # Safety
+// `name` is NULL or a NUL-terminated string (read during the call only); `out` is NULL or
+// valid for writes. Thread-safe.
+gosuv_result gosuv_program_new(const char *name, struct gosuv_program **out);
+
+// Frees a builder. NULL is ignored.
+//
+// # Safety
+// `prog` is NULL or a builder from `gosuv_program_new()` not freed yet, used by no other
+// thread; it is dangling afterwards.
+void gosuv_program_free(struct gosuv_program *prog);
+
+// Sets the command as an argv, exec'd directly with no shell: `argv[0]` is the program
+// (searched in `PATH` when it has no `/`), the others its arguments, each passed as it is
+// (quotes, spaces, newlines, `$` included). `argc` must be at least 1.
+//
+// Errors: `GOSUV_RESULT_CONFIG` (`argc` 0, an empty `argv[0]`),
+// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry, not UTF-8).
+//
+// # Safety
+// `prog` is NULL or a live builder; `argv` is NULL or points to `argc` pointers, each NULL
+// or a NUL-terminated string (read during the call only).
+gosuv_result gosuv_program_set_argv(struct gosuv_program *prog,
+                                    const char *const *argv,
+                                    size_t argc);
+
+// Sets the command as a shell command line, as `command:` with a string in `programs.yml`:
+// one simple command is split as `/bin/sh` would and exec'd directly, anything else runs
+// under `/bin/sh -c`. Quote as for the shell; prefer `gosuv_program_set_argv()` for
+// arguments that come from elsewhere.
+//
+// Errors: `GOSUV_RESULT_CONFIG` (an empty command), `GOSUV_RESULT_NULL_ARGUMENT`,
+// `GOSUV_RESULT_INVALID_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder; `command` is NULL or a NUL-terminated string.
+gosuv_result gosuv_program_set_shell_command(struct gosuv_program *prog, const char *command);
+
+// Sets the variables the program gets on top of the host's environment (`environ`):
+// `count` strings `"KEY=VALUE"`, in order (a later one wins). It replaces the list set
+// before (by this call or `gosuv_program_add_env()`); the host's own variables are always
+// there unless overridden. `count` 0 clears the list.
+//
+// Errors: `GOSUV_RESULT_CONFIG` (an entry without `=`, or an empty key),
+// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry).
+//
+// # Safety
+// `prog` is NULL or a live builder; `env` is NULL or points to `count` pointers to
+// NUL-terminated strings.
+gosuv_result gosuv_program_set_env(struct gosuv_program *prog,
+                                   const char *const *env,
+                                   size_t count);
+
+// Adds one variable to the list of `gosuv_program_set_env()`: `key` and `value` apart, so
+// `value` may hold anything (`=`, quotes, newlines).
+//
+// Errors: `GOSUV_RESULT_CONFIG` (an empty key, or one holding `=`),
+// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder; `key` and `value` are NULL or NUL-terminated strings.
+gosuv_result gosuv_program_add_env(struct gosuv_program *prog, const char *key, const char *value);
+
+// Sets the working directory (`directory`); relative to the supervisor's base directory.
+// NULL: the base directory (the default). One that does not exist is not an error here:
+// the program's start fails.
+//
+// Errors: `GOSUV_RESULT_CONFIG` (an empty path), `GOSUV_RESULT_NULL_ARGUMENT` (`prog`),
+// `GOSUV_RESULT_INVALID_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder; `directory` is NULL or a NUL-terminated string.
+gosuv_result gosuv_program_set_directory(struct gosuv_program *prog, const char *directory);
+
+// Sets `env_file`: a dotenv file read at each start (relative to the base directory);
+// `environ` wins over it. NULL: none.
+//
+// Errors: as `gosuv_program_set_directory()`.
+//
+// # Safety
+// As `gosuv_program_set_directory()`.
+gosuv_result gosuv_program_set_env_file(struct gosuv_program *prog, const char *path);
+
+// Sets another file for one stream's log (`stdout_logfile` or `stderr_logfile`; `stream`
+// a `gosuv_stream`), relative to the base directory. NULL: `<log_dir>/<name>.<stream>.log`.
+//
+// Errors: as `gosuv_program_set_directory()`; `GOSUV_RESULT_INVALID_ARGUMENT` (unknown
+// `stream`).
+//
+// # Safety
+// As `gosuv_program_set_directory()`.
+gosuv_result gosuv_program_set_logfile(struct gosuv_program *prog,
+                                       uint32_t stream,
+                                       const char *path);
+
+// Sets the user the program runs as (`user`); NULL: the host's user.
+//
+// Errors: `GOSUV_RESULT_CONFIG` (an empty name), `GOSUV_RESULT_NULL_ARGUMENT` (`prog`),
+// `GOSUV_RESULT_INVALID_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder; `user` is NULL or a NUL-terminated string.
+gosuv_result gosuv_program_set_user(struct gosuv_program *prog, const char *user);
+
+// Sets `start_auto`: start it when it is added (and when a reload adds it). Default:
+// false. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_start_auto(struct gosuv_program *prog, bool on);
+
+// Sets `start_seconds`: how long it must stay up for a start to count (whole seconds,
+// 0 to 86400). Default: 1. Errors: `GOSUV_RESULT_CONFIG` (over a day),
+// `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_start_seconds(struct gosuv_program *prog, uint64_t secs);
+
+// Sets `start_retries`: failed starts in a row before `fatal` (0 to 1000). Default: 3.
+// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_start_retries(struct gosuv_program *prog, uint32_t n);
+
+// Sets `stop_timeout`: seconds between the stop signal and SIGKILL (0 to 86400).
+// Default: 10. Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_stop_timeout(struct gosuv_program *prog, uint64_t secs);
+
+// Sets `redirect_stderr`: stderr goes where stdout goes. Default: false.
+// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_redirect_stderr(struct gosuv_program *prog, bool on);
+
+// Sets `log_disable`: keep the output in memory only (tail, followers), write no
+// file. Default: false. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_log_disable(struct gosuv_program *prog, bool on);
+
+// Sets `log_timestamps`: prefix each line written to the log files with its UTC time.
+// Default: false. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_log_timestamps(struct gosuv_program *prog, bool on);
+
+// Sets `log_max_bytes`: rotate a log file at this size; 0 never rotates. Default:
+// 50 MiB. Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_log_max_bytes(struct gosuv_program *prog, uint64_t bytes);
+
+// Sets `log_backups`: rotated files kept (0 to 1000). Default: 10.
+// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_log_backups(struct gosuv_program *prog, uint32_t n);
+
+// Sets `numprocs`: run N instances named `NAME-0` .. `NAME-(N-1)` (1 to 1000); `{n}`
+// in the command, the environment values, the directory and the log files is the
+// instance's number. `gosuv_supervisor_add_program()` adds every instance. Default: 1.
+// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_numprocs(struct gosuv_program *prog, uint32_t n);
+
+// Sets `umask`, as a number (`0022`, `0077`; at most `0777`). Default: the host's.
+// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_umask(struct gosuv_program *prog, uint32_t mask);
+
+// Sets `autorestart` (`mode` a `gosuv_autorestart`).
+//
+// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `mode`), `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_autorestart(struct gosuv_program *prog, uint32_t mode);
+
+// Sets `cgroup` (`mode` a `gosuv_cgroup_mode`).
+//
+// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `mode`), `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_cgroup(struct gosuv_program *prog, uint32_t mode);
+
+// Sets `exit_codes`: the expected exit codes (0 to 255), for `GOSUV_AUTORESTART_UNEXPECTED`
+// and `GOSUV_CONDITION_EXITED_OK`. Default: {0}.
+//
+// Errors: `GOSUV_RESULT_CONFIG` (a code out of 0..255, none), `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder; `codes` is NULL or points to `count` ints.
+gosuv_result gosuv_program_set_exit_codes(struct gosuv_program *prog,
+                                          const int32_t *codes,
+                                          size_t count);
+
+// Sets `stop_signal`, by number (`SIGTERM`, `SIGINT`, `SIGHUP` ...). Default: SIGTERM.
+//
+// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (not a signal number),
+// `GOSUV_RESULT_CONFIG` (a signal that never ends a program: `SIGSTOP`, `SIGCHLD` ...),
+// `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_stop_signal(struct gosuv_program *prog, int sig);
+
+// Sets `memory_max`: restart the program when it uses more than `bytes`. 0: no limit (the
+// default).
+//
+// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_memory_max(struct gosuv_program *prog, uint64_t bytes);
+
+// Sets `start_limit`: `burst` exits within `interval_ms` of a running program make a crash
+// loop (waits in `backoff` before each restart). `burst` 0 turns it off, else 2 to 1000;
+// `interval_ms` more than 0, at most a day. Default: 5 in 60 s.
+//
+// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_start_limit(struct gosuv_program *prog,
+                                           uint32_t burst,
+                                           uint64_t interval_ms);
+
+// Sets the `ready` probe to a line of the program's output (stdout or stderr) matching
+// `regex`: the start succeeds once one does. `timeout_ms`: not ready within this of the
+// start is a failed start (0: 60 s).
+//
+// Errors: `GOSUV_RESULT_CONFIG` (an invalid regex, a timeout over a day),
+// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder; `regex` is NULL or a NUL-terminated string.
+gosuv_result gosuv_program_set_ready_log(struct gosuv_program *prog,
+                                         const char *regex,
+                                         uint64_t timeout_ms);
+
+// Sets the `ready` probe to a connection to `address` (`HOST:PORT`, or `unix:/path`)
+// succeeding, tried every `interval_ms` (0: 100 ms) for at most `timeout_ms` (0: 60 s).
+//
+// Errors: as `gosuv_program_set_ready_log()`.
+//
+// # Safety
+// `prog` is NULL or a live builder; `address` is NULL or a NUL-terminated string.
+gosuv_result gosuv_program_set_ready_tcp(struct gosuv_program *prog,
+                                         const char *address,
+                                         uint64_t interval_ms,
+                                         uint64_t timeout_ms);
+
+// Sets the `ready` probe to an HTTP GET of `url` (`http://...`) answering 2xx or 3xx,
+// tried as `gosuv_program_set_ready_tcp()`.
+//
+// Errors: as `gosuv_program_set_ready_log()`.
+//
+// # Safety
+// `prog` is NULL or a live builder; `url` is NULL or a NUL-terminated string.
+gosuv_result gosuv_program_set_ready_http(struct gosuv_program *prog,
+                                          const char *url,
+                                          uint64_t interval_ms,
+                                          uint64_t timeout_ms);
+
+// Sets the `ready` probe to `READY=1` on `$NOTIFY_SOCKET` (sd_notify), within
+// `timeout_ms` (0: 60 s).
+//
+// Errors: `GOSUV_RESULT_CONFIG` (a timeout over a day), `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_ready_notify(struct gosuv_program *prog, uint64_t timeout_ms);
+
+// Sets the `ready` probe to a command (an argv, exec'd directly with the program's
+// environment, directory and user) exiting 0, tried as `gosuv_program_set_ready_tcp()`.
+//
+// Errors: as `gosuv_program_set_argv()`, and a timeout over a day.
+//
+// # Safety
+// `prog` is NULL or a live builder; `argv` is NULL or points to `argc` NUL-terminated
+// strings.
+gosuv_result gosuv_program_set_ready_exec(struct gosuv_program *prog,
+                                          const char *const *argv,
+                                          size_t argc,
+                                          uint64_t interval_ms,
+                                          uint64_t timeout_ms);
+
+// Removes the `ready` probe: a start succeeds after `start_seconds`.
+//
+// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_clear_ready(struct gosuv_program *prog);
+
+// Sets the `health` probe to a connection to `address` succeeding, checked every
+// `interval_ms` (0: 10 s), each attempt at most `timeout_ms` (0: 2 s); `failures` failed
+// attempts in a row (0: 3) restart the program.
+//
+// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NULL_ARGUMENT`,
+// `GOSUV_RESULT_INVALID_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder; `address` is NULL or a NUL-terminated string.
+gosuv_result gosuv_program_set_health_tcp(struct gosuv_program *prog,
+                                          const char *address,
+                                          uint64_t interval_ms,
+                                          uint64_t timeout_ms,
+                                          uint32_t failures);
+
+// Sets the `health` probe to an HTTP GET of `url`, as `gosuv_program_set_health_tcp()`.
+//
+// # Safety
+// `prog` is NULL or a live builder; `url` is NULL or a NUL-terminated string.
+gosuv_result gosuv_program_set_health_http(struct gosuv_program *prog,
+                                           const char *url,
+                                           uint64_t interval_ms,
+                                           uint64_t timeout_ms,
+                                           uint32_t failures);
+
+// Sets the `health` probe to a command exiting 0, as `gosuv_program_set_health_tcp()`.
+//
+// # Safety
+// `prog` is NULL or a live builder; `argv` is NULL or points to `argc` NUL-terminated
+// strings.
+gosuv_result gosuv_program_set_health_exec(struct gosuv_program *prog,
+                                           const char *const *argv,
+                                           size_t argc,
+                                           uint64_t interval_ms,
+                                           uint64_t timeout_ms,
+                                           uint32_t failures);
+
+// Removes the `health` probe.
+//
+// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_clear_health(struct gosuv_program *prog);
+
+// Adds a dependency (`depends_on`): program `name` must meet `condition` (a
+// `gosuv_condition`) before this one starts. The program must exist when this one is
+// added.
+//
+// Errors: `GOSUV_RESULT_CONFIG` (the same name twice, an invalid name),
+// `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `condition`), `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder; `name` is NULL or a NUL-terminated string.
+gosuv_result gosuv_program_add_dependency(struct gosuv_program *prog,
+                                          const char *name,
+                                          uint32_t condition);
+
+// Removes every dependency.
+//
+// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_clear_dependencies(struct gosuv_program *prog);
+
+// Sets where the program's standard input comes from (`mode` a `gosuv_stdin`). Not a key
+// of `programs.yml`: it is not in `gosuv_supervisor_config_json()`.
+//
+// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `mode`), `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_stdin(struct gosuv_program *prog, uint32_t mode);
+
+// Sets where one output stream (`stream` a `gosuv_stream`) goes (`mode` a `gosuv_output`).
+// With `GOSUV_OUTPUT_TEE`, `fd` is the host's descriptor to copy to (its stderr: 2, a
+// pipe's write end ...): gosuv copies it at once (close-on-exec), so the caller may close
+// its own; else `fd` is not read (pass -1). With `redirect_stderr`, stderr goes where
+// stdout goes. A copy that the descriptor does not take (a full pipe nobody reads) holds
+// the program's output up, as a slow disk does. Not a key of `programs.yml`: it is not in
+// `gosuv_supervisor_config_json()`.
+//
+// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `stream` or `mode`),
+// `GOSUV_RESULT_IO` (`fd` is not an open descriptor), `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `prog` is NULL or a live builder used by no other thread.
+gosuv_result gosuv_program_set_output(struct gosuv_program *prog,
+                                      uint32_t stream,
+                                      uint32_t mode,
+                                      int fd);
+
+// Adds the program a builder describes, stopped (started without waiting with
+// `start_auto`), checked as a `programs.yml` entry is. With `numprocs` N, its N instances
+// `NAME-0` .. are added, all or none. The builder is only read: free it or use it again.
+//
+// Errors: `GOSUV_RESULT_CONFIG` (every problem of the program, each naming its key: no
+// command, a dependency that does not exist, a log file another program writes ...),
+// `GOSUV_RESULT_EXISTS`, `GOSUV_RESULT_SHUTTING_DOWN`, `GOSUV_RESULT_NULL_ARGUMENT`. On
+// failure nothing was added.
+//
+// # Safety
+// `sup` is NULL or a live supervisor; `prog` is NULL or a live builder, which no other
+// thread changes during the call. Thread-safe.
+gosuv_result gosuv_supervisor_add_program(const struct gosuv_supervisor *sup,
+                                          const struct gosuv_program *prog);
+
+// Replaces the config of the program a builder names (each instance, with `numprocs`) with
+// what the builder describes. A program whose config changed and had a process is
+// restarted with the new config (stopped with the old `stop_signal`); `*out_restarted`,
+// when `out_restarted` is not NULL, tells whether one was.
+//
+// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_SHUTTING_DOWN`,
+// `GOSUV_RESULT_NULL_ARGUMENT`. An invalid builder changes nothing.
+//
+// # Safety
+// `sup` is NULL or a live supervisor; `prog` is NULL or a live builder, which no other
+// thread changes during the call; `out_restarted` is NULL or valid for writes. Thread-safe.
+gosuv_result gosuv_supervisor_update_program(const struct gosuv_supervisor *sup,
+                                             const struct gosuv_program *prog,
+                                             bool *out_restarted);
+
+// Sends signal `sig` (a number: `SIGUSR1`, `SIGHUP`, `SIGRTMIN + 2` ...) to every process
+// of a program's current run, the way its stop signal goes: to its cgroup, or to its
+// process group (never to a pid that may have been reused). It changes nothing else: a
+// signal that ends the program is an exit like any other.
+//
+// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (`sig` is not a signal number; the program has
+// no process, `starting`, `running` and `stopping` have one: the message names its state),
+// `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `sup` is NULL or a live supervisor; `name` is NULL or a NUL-terminated string (read
+// during the call only). Thread-safe.
+gosuv_result gosuv_supervisor_signal(const struct gosuv_supervisor *sup, const char *name, int sig);
+
+// Writes `len` bytes of `buf` to the stdin pipe of a program (one with
+// `GOSUV_STDIN_PIPE`), waiting for room at most `timeout_ms` (0: only what the pipe takes
+// now; `GOSUV_WAIT_FOREVER`: until all is written). The wait is the calling thread's: a
+// program that does not read holds up this call, never the supervisor. Writes from several
+// threads go one after the other, never interleaved. `*out_written`, when `out_written` is
+// not NULL, receives how many bytes were written (with `GOSUV_RESULT_IO`, 0: the message
+// says how many went before the pipe broke).
+//
+// Errors: `GOSUV_RESULT_TIMEOUT` (not all was written in time: `*out_written` says how
+// much), `GOSUV_RESULT_INVALID_ARGUMENT` (the program has no stdin pipe, or no process now,
+// or its pipe was closed by `gosuv_supervisor_close_stdin()`; `timeout_ms` over one day),
+// `GOSUV_RESULT_IO` (the program closed its stdin, or exited: a broken pipe; never a
+// SIGPIPE), `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT` (`buf` NULL with `len`
+// over 0).
+//
+// # Safety
+// `sup` is NULL or a live supervisor; `name` is NULL or a NUL-terminated string; `buf` is
+// NULL or valid for reads of `len` bytes (read during the call only); `out_written` is NULL
+// or valid for writes. Thread-safe; blocks the calling thread for at most `timeout_ms`.
+gosuv_result gosuv_supervisor_write_stdin(const struct gosuv_supervisor *sup,
+                                          const char *name,
+                                          const void *buf,
+                                          size_t len,
+                                          uint64_t timeout_ms,
+                                          size_t *out_written);
+
+// Closes a program's stdin pipe: it reads end-of-file once it has read what was written
+// (a `cat` then exits). A write waiting for room gives up. Closing it again does nothing;
+// the program's next run gets a new pipe.
+//
+// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (no stdin pipe, or no process now),
+// `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `sup` is NULL or a live supervisor; `name` is NULL or a NUL-terminated string (read
+// during the call only). Thread-safe.
+gosuv_result gosuv_supervisor_close_stdin(const struct gosuv_supervisor *sup, const char *name);
+
+// Frees a NULL-terminated array of strings from gosuv (`gosuv_supervisor_names()`, a
+// `gosuv_reload_report`), the strings with it. NULL is ignored.
+//
+// # Safety
+// `array` is NULL or an array from gosuv not freed yet; it is dangling afterwards.
+// Thread-safe.
+void gosuv_string_array_free(char **array);
+
+// Writes the names of every program, sorted, to `*out_names` (a NULL-terminated array the
+// caller frees with `gosuv_string_array_free()`), and their number to `*out_count` when
+// `out_count` is not NULL. On failure `*out_names` is NULL.
+//
+// Errors: `GOSUV_RESULT_NULL_ARGUMENT`.
+//
+// # Safety
+// `sup` is NULL or a live supervisor; `out_names` and `out_count` are NULL or valid for
+// writes. Thread-safe.
+gosuv_result gosuv_supervisor_names(const struct gosuv_supervisor *sup,
+                                    char ***out_names,
+                                    size_t *out_count);
+
+// A `gosuv_program_info` with its `size` set and every other field zero.
+//
+// # Safety
+// Always safe to call, from any thread. Returns a plain value.
+struct gosuv_program_info gosuv_program_info_default(void);
+
+// Writes one program's status, readiness and health to `*out_info`, as far as its `size`
+// goes (the caller sets `size`, see `gosuv_program_info_default()`). Does not block.
+//
+// Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`,
+// `GOSUV_RESULT_INVALID_ARGUMENT` (`size` smaller than the first version's: nothing is
+// written).
+//
+// # Safety
+// `sup` is NULL or a live supervisor; `name` is NULL or a NUL-terminated string; `out_info`
+// is NULL or valid for writes of its `size` bytes. Thread-safe.
+gosuv_result gosuv_supervisor_program_info(const struct gosuv_supervisor *sup,
+                                           const char *name,
+                                           struct gosuv_program_info *out_info);
+
+// An empty `gosuv_reload_report` with its `size` set.
+//
+// # Safety
+// Always safe to call, from any thread. Returns a plain value.
+struct gosuv_reload_report gosuv_reload_report_default(void);
+
+// Frees the arrays of a report gosuv filled and sets them to NULL (their counts to 0), so
+// freeing twice is harmless. NULL is ignored.
+//
+// # Safety
+// `report` is NULL or a report whose arrays are NULL or gosuv's, not freed yet.
+// Thread-safe.
+void gosuv_reload_report_free(struct gosuv_reload_report *report);
+
+// Makes the set of programs equal to `count` builders: adds the new ones (starting those
+// with `start_auto`), updates the changed ones (restarting those that had a process),
+// removes the others (stopping them first), leaves the unchanged ones alone. An invalid
+// builder, or two with one name, change nothing. `*out_report`, when `out_report` is not
+// NULL, receives what was done (free it with `gosuv_reload_report_free()`).
+//
+// Errors: `GOSUV_RESULT_CONFIG` (every problem), `GOSUV_RESULT_SHUTTING_DOWN`,
+// `GOSUV_RESULT_NULL_ARGUMENT` (`programs` NULL with `count` over 0, or a NULL entry),
+// `GOSUV_RESULT_INVALID_ARGUMENT` (the report's `size` too small: nothing is done).
+//
+// # Safety
+// `sup` is NULL or a live supervisor; `programs` is NULL or points to `count` pointers to
+// live builders (read during the call only); `out_report` is NULL or valid for reads and
+// writes of its `size` bytes. Thread-safe.
+gosuv_result gosuv_supervisor_reload_programs(const struct gosuv_supervisor *sup,
+                                              const struct gosuv_program *const *programs,
+                                              size_t count,
+                                              struct gosuv_reload_report *out_report);
+
+// As `gosuv_supervisor_reload()` (a programs-file text), with a typed report.
+//
+// Errors: as `gosuv_supervisor_reload()`, and `GOSUV_RESULT_INVALID_ARGUMENT` (the
+// report's `size` too small: nothing is done).
+//
+// # Safety
+// `sup` is NULL or a live supervisor; `programs_yaml` is NULL or a NUL-terminated string
+// (read during the call only); `out_report` is NULL or valid for reads and writes of its
+// `size` bytes. Thread-safe.
+gosuv_result gosuv_supervisor_reload_yaml(const struct gosuv_supervisor *sup,
+                                          const char *programs_yaml,
+                                          struct gosuv_reload_report *out_report);
 
 // Calls `callback` with every state change of every program from now on, until the
 // subscription or the supervisor is freed.

@@ -59,13 +59,23 @@ pub(crate) fn absolute_path(text: &str, name: &'static str) -> Result<PathBuf> {
     })
 }
 
-/// A `timeout_ms` argument as a duration: at most the core's longest wait (one day).
-pub(crate) fn timeout_arg(timeout_ms: u32) -> Result<Duration> {
-    let timeout = Duration::from_millis(u64::from(timeout_ms));
+/// The `timeout_ms` that waits for as long as it takes: every call that takes a `timeout_ms`
+/// accepts it, and then never returns `GOSUV_RESULT_TIMEOUT` (it returns when what it waits
+/// for happens or fails). Any other value is at most 86,400,000 (one day); 0 does not wait.
+pub const GOSUV_WAIT_FOREVER: u64 = 0xFFFF_FFFF_FFFF_FFFF;
+
+/// A `timeout_ms` argument as a duration: at most the core's longest wait (one day), or
+/// [`GOSUV_WAIT_FOREVER`].
+pub(crate) fn timeout_arg(timeout_ms: u64) -> Result<Duration> {
+    if timeout_ms == GOSUV_WAIT_FOREVER {
+        return Ok(gosuv_core::WAIT_FOREVER);
+    }
+    // Milliseconds up to u64::MAX fit a Duration: no overflow before the check.
+    let timeout = Duration::from_millis(timeout_ms);
     if timeout > gosuv_core::MAX_WAIT {
         return Err(Error::Invalid(format!(
-            "argument `timeout_ms` is {timeout_ms}: wait at most {} ms (one day), or pass 0 \
-             not to wait",
+            "argument `timeout_ms` is {timeout_ms}: wait at most {} ms (one day), \
+             GOSUV_WAIT_FOREVER to wait for as long as it takes, or 0 not to wait",
             gosuv_core::MAX_WAIT.as_millis()
         )));
     }
@@ -73,7 +83,7 @@ pub(crate) fn timeout_arg(timeout_ms: u32) -> Result<Duration> {
 }
 
 /// A `timeout_ms` argument of a call that may return without waiting: 0 is "do not wait".
-pub(crate) fn wait_arg(timeout_ms: u32) -> Result<Option<Duration>> {
+pub(crate) fn wait_arg(timeout_ms: u64) -> Result<Option<Duration>> {
     timeout_arg(timeout_ms).map(|t| (!t.is_zero()).then_some(t))
 }
 
@@ -130,7 +140,7 @@ mod tests {
 
     #[test]
     fn a_timeout_over_one_day_is_refused_by_name_and_bound() {
-        for ms in [86_400_001, u32::MAX] {
+        for ms in [86_400_001, u64::from(u32::MAX), GOSUV_WAIT_FOREVER - 1] {
             let message = match wait_arg(ms) {
                 Err(e @ Error::Invalid(_)) => e.to_string(),
                 other => panic!("{ms} ms gave {other:?}"),
@@ -139,5 +149,14 @@ mod tests {
             assert!(message.contains("86400000"), "{message}");
             assert!(timeout_arg(ms).is_err());
         }
+    }
+
+    #[test]
+    fn wait_forever_is_the_cores() {
+        assert_eq!(GOSUV_WAIT_FOREVER, u64::MAX);
+        assert_eq!(
+            wait_arg(GOSUV_WAIT_FOREVER).ok(),
+            Some(Some(gosuv_core::WAIT_FOREVER))
+        );
     }
 }

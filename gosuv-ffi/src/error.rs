@@ -19,7 +19,8 @@ pub enum gosuv_result {
     /// A pointer argument that must not be NULL was NULL.
     NullArgument = 1,
     /// An argument is invalid: a string that is not UTF-8, an unknown enum value, a zero
-    /// buffer length, a `timeout_ms` over one day (86,400,000), a supervisor without a config
+    /// buffer length, a `timeout_ms` over one day (86,400,000) but `GOSUV_WAIT_FOREVER`, a
+    /// struct whose `size` is smaller than its first version's, a supervisor without a config
     /// file for `gosuv_supervisor_reload_file`. Nothing was done.
     InvalidArgument = 2,
     /// A program or config is invalid (the message names every problem, with its key and
@@ -82,7 +83,7 @@ impl gosuv_result {
             }
             gosuv_result::InvalidArgument => {
                 "an argument is invalid: check strings are UTF-8, enum values are known and \
-                 timeouts are at most one day (86400000 ms)"
+                 timeouts are at most one day (86400000 ms) or GOSUV_WAIT_FOREVER"
             }
             gosuv_result::Config => "the program or config is invalid; nothing was changed",
             gosuv_result::NotFound => "no program has that name: list the programs to see them",
@@ -124,6 +125,9 @@ pub(crate) enum Error {
     /// Any other invalid argument.
     #[error("{0}")]
     Invalid(String),
+    /// A call ran out of its `timeout_ms` (the message says what was done).
+    #[error("{0}")]
+    Timeout(String),
     /// The core refused or failed.
     #[error(transparent)]
     Core(#[from] CoreError),
@@ -144,6 +148,7 @@ impl Error {
             Error::Null(_) => gosuv_result::NullArgument,
             Error::NotUtf8(_) | Error::Invalid(_) => gosuv_result::InvalidArgument,
             Error::Panic(_) => gosuv_result::Panic,
+            Error::Timeout(_) => gosuv_result::Timeout,
             Error::Core(e) => match e {
                 CoreError::NotFound(_) => gosuv_result::NotFound,
                 CoreError::Exists(_) => gosuv_result::Exists,

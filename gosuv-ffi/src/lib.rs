@@ -3,8 +3,12 @@
 //! Conventions, after rustls-ffi:
 //! - Every function is `gosuv_<object>_<verb>` and, unless it frees or only names something,
 //!   returns a `gosuv_result`; `gosuv_error_message()` says what went wrong.
-//! - Handles (`gosuv_supervisor`, `gosuv_subscription`) are opaque; each has one function
-//!   that frees it, which ignores NULL.
+//! - Handles (`gosuv_supervisor`, `gosuv_subscription`, `gosuv_program`) are opaque; each
+//!   has one function that frees it, which ignores NULL.
+//! - A struct the caller allocates and gosuv reads or fills (`gosuv_supervisor_options`,
+//!   `gosuv_program_info`, `gosuv_reload_report`) starts with its `size`, set by its
+//!   `_default()` function: a smaller size than its first version's is refused, a larger
+//!   one (a newer header) is read and written as far as this library knows.
 //! - A NULL pointer where one is required is `GOSUV_RESULT_NULL_ARGUMENT`, never a crash.
 //! - Strings in are NUL-terminated UTF-8, only read during the call. Strings out are either
 //!   copied into a caller's buffer or returned as `char *` that the caller frees with
@@ -26,6 +30,12 @@ mod error;
 mod status;
 
 mod supervisor;
+
+mod program;
+
+mod control;
+
+mod info;
 
 mod subscription;
 

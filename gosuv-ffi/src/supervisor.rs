@@ -50,7 +50,7 @@ impl gosuv_supervisor {
         }))
     }
 
-    fn base_dir(&self) -> &Path {
+    pub(crate) fn base_dir(&self) -> &Path {
         self.sup.as_async().base_dir()
     }
 
@@ -78,9 +78,18 @@ impl gosuv_supervisor {
 /// How a supervisor made in code is set up. Get one from `gosuv_supervisor_options_default()`
 /// and change the fields you need. The strings are only read during the call they are passed
 /// to; the caller keeps owning them.
+///
+/// Versioned by its size: later versions of the library add fields at its end only. A
+/// program built against an older `gosuv.h` passes a smaller `size`, and the fields it does
+/// not have keep their defaults; one built against a newer header passes a larger one, and
+/// the fields this library does not know are not read.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct gosuv_supervisor_options {
+    /// `sizeof(gosuv_supervisor_options)` as the caller's header has it: set by
+    /// `gosuv_supervisor_options_default()`. Smaller than the first version's (40 bytes on
+    /// 64-bit systems) is `GOSUV_RESULT_INVALID_ARGUMENT`.
+    pub size: usize,
     /// The directory relative program directories resolve against, and the programs' default
     /// working directory. NULL: the current directory. A relative path is made absolute at
     /// once.
@@ -119,6 +128,7 @@ pub extern "C" fn gosuv_supervisor_options_default() -> gosuv_supervisor_options
 
 /// The core's defaults (`SupervisorOptions::new`; a unit test keeps them equal).
 const DEFAULT_OPTIONS: gosuv_supervisor_options = gosuv_supervisor_options {
+    size: std::mem::size_of::<gosuv_supervisor_options>(),
     base_dir: std::ptr::null(),
     log_dir: std::ptr::null(),
     subreaper: false,
@@ -141,8 +151,9 @@ unsafe fn supervisor_options(
     let o = if options.is_null() {
         DEFAULT_OPTIONS
     } else {
-        // SAFETY: non-NULL, and the caller promises it is valid.
-        unsafe { *options }
+        // SAFETY: non-NULL, and the caller promises it is valid for `size` bytes, and the
+        // first field is always there.
+        unsafe { read_sized(options, "options", OPTIONS_V1_SIZE, DEFAULT_OPTIONS) }?
     };
     // SAFETY: the caller promises the strings are NULL or NUL-terminated.
     let base_dir = unsafe { arg_opt_str(o.base_dir, "options->base_dir") }?;
@@ -168,6 +179,69 @@ unsafe fn supervisor_options(
     opts.kill_on_parent_death = o.kill_on_parent_death;
     opts.min_fds = (o.min_fds > 0).then_some(o.min_fds);
     Ok(opts)
+}
+
+/// The size of the first version of `gosuv_supervisor_options` (the one with `size`): its
+/// fields are all read, from any caller.
+const OPTIONS_V1_SIZE: usize = std::mem::size_of::<gosuv_supervisor_options>();
+
+/// Reads a caller's struct that starts with its `size`: a smaller size than `min` (its first
+/// version's) is refused, the bytes up to the caller's size (at most ours) are read, and the
+/// fields past it keep `defaults`.
+///
+/// # Safety
+/// `ptr` is valid for reads of a `usize`, and of `size` bytes as that field says.
+pub(crate) unsafe fn read_sized<T: Copy>(
+    ptr: *const T,
+    name: &str,
+    min: usize,
+    defaults: T,
+) -> Result<T> {
+    // SAFETY: the caller promises the first field, a size_t, is readable.
+    let size = unsafe { ptr.cast::<usize>().read_unaligned() };
+    if size < min {
+        return Err(Error::Invalid(format!(
+            "`{name}->size` is {size}: set it to sizeof the struct (at least {min}), as \
+             its _default() function does"
+        )));
+    }
+    let mut out = defaults;
+    let n = size.min(std::mem::size_of::<T>());
+    // SAFETY: the caller's struct holds `size` >= `n` readable bytes; ours `n` writable
+    // ones; they cannot overlap (ours is on the stack).
+    unsafe {
+        std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&mut out as *mut T).cast::<u8>(), n)
+    };
+    Ok(out)
+}
+
+/// Writes `value` to a caller's struct that starts with its `size`, as far as that size
+/// (and ours) goes; its `size` is left as the caller set it. A smaller size than `min` is
+/// refused.
+///
+/// # Safety
+/// `ptr` is valid for reads of a `usize`, and for writes of `size` bytes as that field says.
+pub(crate) unsafe fn write_sized<T>(ptr: *mut T, name: &str, min: usize, value: &T) -> Result<()> {
+    // SAFETY: the caller promises the first field, a size_t, is readable.
+    let size = unsafe { ptr.cast::<usize>().read_unaligned() };
+    if size < min {
+        return Err(Error::Invalid(format!(
+            "`{name}->size` is {size}: set it to sizeof the struct (at least {min}), as \
+             its _default() function does"
+        )));
+    }
+    let skip = std::mem::size_of::<usize>();
+    let n = size.min(std::mem::size_of::<T>());
+    // SAFETY: the caller's struct holds `size` >= `n` writable bytes; the source is ours;
+    // the size field is not overwritten.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (value as *const T).cast::<u8>().add(skip),
+            ptr.cast::<u8>().add(skip),
+            n - skip,
+        )
+    };
+    Ok(())
 }
 
 /// Writes a new supervisor to `*out`, or NULL on failure.
@@ -448,7 +522,7 @@ unsafe fn request(
     which: Request,
     sup: *const gosuv_supervisor,
     name: *const c_char,
-    timeout_ms: u32,
+    timeout_ms: u64,
     out_status: *mut gosuv_program_status,
 ) -> gosuv_result {
     guard(|| {
@@ -468,11 +542,11 @@ unsafe fn request(
 
 /// Starts a program. With `timeout_ms` > 0, waits until it is `running` (up for its
 /// `start_seconds`, or, with a `ready` probe, once the probe passed) or its starts failed,
-/// at most `timeout_ms` (at most 86,400,000: one day); with 0, returns once the start has
-/// begun (`gosuv_supervisor_wait()` waits for it later). A program with `depends_on` first
-/// waits in `waiting` until its dependencies are satisfied, starting those not started.
-/// `*out_status`, when `out_status` is not NULL, receives its status on success. Starting a
-/// running program does nothing.
+/// at most `timeout_ms` (at most 86,400,000: one day, or `GOSUV_WAIT_FOREVER`); with 0,
+/// returns once the start has begun (`gosuv_supervisor_wait()` waits for it later). A
+/// program with `depends_on` first waits in `waiting` until its dependencies are satisfied,
+/// starting those not started. `*out_status`, when `out_status` is not NULL, receives its
+/// status on success. Starting a running program does nothing.
 ///
 /// Errors: `GOSUV_RESULT_START_FAILED` (the message says why the last start failed: a
 /// `ready` probe's last failure, a dependency that went `fatal` ...),
@@ -489,7 +563,7 @@ unsafe fn request(
 pub unsafe extern "C" fn gosuv_supervisor_start(
     sup: *const gosuv_supervisor,
     name: *const c_char,
-    timeout_ms: u32,
+    timeout_ms: u64,
     out_status: *mut gosuv_program_status,
 ) -> gosuv_result {
     // SAFETY: the caller's promises are the same.
@@ -499,7 +573,8 @@ pub unsafe extern "C" fn gosuv_supervisor_start(
 /// Stops a program: its `stop_signal` to its processes (its process group, or every process
 /// of its cgroup), SIGKILL to them after its `stop_timeout`. In `backoff`, cancels the
 /// pending retry. With `timeout_ms` > 0, waits until none of its processes is left, at most
-/// `timeout_ms` (at most 86,400,000: one day); with 0, returns once the stop has begun.
+/// `timeout_ms` (at most 86,400,000: one day, or `GOSUV_WAIT_FOREVER`); with 0, returns once
+/// the stop has begun.
 /// `*out_status`, when `out_status` is not NULL, receives its status on success.
 ///
 /// Errors: `GOSUV_RESULT_TIMEOUT` (the stop carries on), `GOSUV_RESULT_NOT_FOUND`,
@@ -513,7 +588,7 @@ pub unsafe extern "C" fn gosuv_supervisor_start(
 pub unsafe extern "C" fn gosuv_supervisor_stop(
     sup: *const gosuv_supervisor,
     name: *const c_char,
-    timeout_ms: u32,
+    timeout_ms: u64,
     out_status: *mut gosuv_program_status,
 ) -> gosuv_result {
     // SAFETY: the caller's promises are the same.
@@ -529,7 +604,7 @@ pub unsafe extern "C" fn gosuv_supervisor_stop(
 pub unsafe extern "C" fn gosuv_supervisor_restart(
     sup: *const gosuv_supervisor,
     name: *const c_char,
-    timeout_ms: u32,
+    timeout_ms: u64,
     out_status: *mut gosuv_program_status,
 ) -> gosuv_result {
     // SAFETY: the caller's promises are the same.
@@ -537,8 +612,8 @@ pub unsafe extern "C" fn gosuv_supervisor_restart(
 }
 
 /// Waits until a program is in `state` (a `gosuv_state` value; returns at once if it is),
-/// at most `timeout_ms` (at most 86,400,000: one day; 0 only looks). `*out_status`, when
-/// `out_status` is not NULL, receives its status on success.
+/// at most `timeout_ms` (at most 86,400,000: one day, or `GOSUV_WAIT_FOREVER`; 0 only
+/// looks). `*out_status`, when `out_status` is not NULL, receives its status on success.
 ///
 /// Errors: `GOSUV_RESULT_TIMEOUT` (the message names the state it is in),
 /// `GOSUV_RESULT_NOT_FOUND` (also when it is removed meanwhile),
@@ -552,7 +627,7 @@ pub unsafe extern "C" fn gosuv_supervisor_wait_for(
     sup: *const gosuv_supervisor,
     name: *const c_char,
     state: u32,
-    timeout_ms: u32,
+    timeout_ms: u64,
     out_status: *mut gosuv_program_status,
 ) -> gosuv_result {
     guard(|| {
@@ -572,9 +647,9 @@ pub unsafe extern "C" fn gosuv_supervisor_wait_for(
 /// program stays so, and the wait runs out); it only watches a start made elsewhere, by
 /// `gosuv_supervisor_start()` with `timeout_ms` 0, `start_auto`, a reload, or a dependent's
 /// start. Returns at once if the program is `running`, and fails at once if it is `fatal`.
-/// Waits at most `timeout_ms` (at most 86,400,000: one day); 0 only looks: the result is
-/// `GOSUV_RESULT_OK` if it is `running` now, `GOSUV_RESULT_START_FAILED` if it is `fatal`,
-/// else `GOSUV_RESULT_TIMEOUT`. `*out_status`, when `out_status` is not NULL, receives its
+/// Waits at most `timeout_ms` (at most 86,400,000: one day, or `GOSUV_WAIT_FOREVER`); 0
+/// only looks: the result is `GOSUV_RESULT_OK` if it is `running` now,
+/// `GOSUV_RESULT_START_FAILED` if it is `fatal`, else `GOSUV_RESULT_TIMEOUT`. `*out_status`, when `out_status` is not NULL, receives its
 /// status on success.
 ///
 /// Errors: `GOSUV_RESULT_START_FAILED` (it went, or was, `fatal`: the message quotes its last
@@ -590,7 +665,7 @@ pub unsafe extern "C" fn gosuv_supervisor_wait_for(
 pub unsafe extern "C" fn gosuv_supervisor_wait(
     sup: *const gosuv_supervisor,
     name: *const c_char,
-    timeout_ms: u32,
+    timeout_ms: u64,
     out_status: *mut gosuv_program_status,
 ) -> gosuv_result {
     guard(|| {
@@ -944,6 +1019,7 @@ mod tests {
         );
         assert_eq!(DEFAULT_OPTIONS.min_fds, core.min_fds.unwrap_or(0));
         assert!(DEFAULT_OPTIONS.base_dir.is_null() && DEFAULT_OPTIONS.log_dir.is_null());
+        assert_eq!(DEFAULT_OPTIONS.size, OPTIONS_V1_SIZE);
         assert_eq!(core.log_dir, Path::new("/base/logs"));
     }
 

@@ -315,6 +315,63 @@ fn cpp_example(link: Link) {
     );
 }
 
+/// The must-show program: two workers with a ready probe, events, one stopped, its
+/// tail, a shutdown, in at most 15 lines that call gosuv.
+fn workers_example(link: Link, under_valgrind: bool) {
+    let dir = scratch();
+    let bin = dir.path().join("bin");
+    make("c", &bin, link);
+    let exe = bin.join("workers");
+    let work = dir.path().join("work");
+    let ran = if under_valgrind {
+        valgrind(&exe, &work, dir.path())
+    } else {
+        run(with_arg(&exe, &work), dir.path()).expect_ok("examples/c/workers")
+    };
+    ran.expect_lines(&[
+        "event: alpha stopped -> starting",
+        "event: alpha starting -> running",
+        "event: beta starting -> running",
+        "event: beta running -> stopping",
+        "event: beta stopping -> stopped",
+        "event: alpha stopping -> stopped",
+        "beta's last lines:",
+        "beta works",
+        "done",
+    ]);
+    let source =
+        fs::read_to_string(repo_root().join("examples/c/workers.c")).expect("examples/c/workers.c");
+    let calls = source
+        .lines()
+        .filter(|l| {
+            l.split("gosuv_").skip(1).any(|rest| {
+                rest.split('(').next().is_some_and(|f| !f.contains(' ')) && rest.contains('(')
+            })
+        })
+        .count();
+    assert!(
+        calls <= 15,
+        "examples/c/workers.c calls gosuv on {calls} lines"
+    );
+}
+
+#[test]
+fn workers_example_with_the_shared_library() {
+    workers_example(Link::Shared, false);
+}
+
+#[test]
+fn workers_example_with_the_static_library() {
+    workers_example(Link::Static, false);
+}
+
+/// Under valgrind, with tests/valgrind.supp for now: the threads gosuv keeps for the whole
+/// process are to be joined at shutdown (then the suppression file goes).
+#[test]
+fn valgrind_finds_no_errors_or_leaks_in_the_workers_example() {
+    workers_example(Link::Shared, true);
+}
+
 #[test]
 fn cpp_example_with_the_shared_library() {
     cpp_example(Link::Shared);
@@ -380,6 +437,54 @@ fn c_sees_a_dependent_wait_and_gosuv_supervisor_wait_return_once_it_runs() {
 #[test]
 fn valgrind_finds_no_errors_or_leaks_in_the_readiness_tests() {
     readiness(Link::Shared, true);
+}
+
+/// Runs tests/c/builder.c (programs without YAML, stdin and output choices, signals,
+/// GOSUV_WAIT_FOREVER, structs versioned by size, typed accessors, bad inputs) and checks
+/// that every check passed.
+fn builder(link: Link, under_valgrind: bool) -> Ran {
+    let dir = scratch();
+    let exe = compile("cc", "c11", "builder.c", &dir.path().join("bin"), link);
+    let work = dir.path().join("work");
+    let ran = if under_valgrind {
+        valgrind(&exe, &work, dir.path())
+    } else {
+        run(with_arg(&exe, &work), dir.path())
+    };
+    assert!(
+        ran.ok && ran.stdout.contains(" passed, 0 failed"),
+        "tests/c/builder.c failed\n{}",
+        ran.describe()
+    );
+    ran.expect_lines(&[
+        "ok every setter",
+        "ok no injection",
+        "ok env",
+        "ok stdin pipe",
+        "ok stdin inherit",
+        "ok output modes",
+        "ok signal",
+        "ok wait forever",
+        "ok typed accessors",
+        "ok bad inputs",
+        "ok sizes",
+    ]);
+    ran
+}
+
+#[test]
+fn c_describes_programs_without_yaml_with_the_shared_library() {
+    builder(Link::Shared, false);
+}
+
+#[test]
+fn c_describes_programs_without_yaml_with_the_static_library() {
+    builder(Link::Static, false);
+}
+
+#[test]
+fn valgrind_finds_no_errors_or_leaks_in_the_builder_tests() {
+    builder(Link::Shared, true);
 }
 
 #[test]

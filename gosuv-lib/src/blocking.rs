@@ -184,6 +184,31 @@ impl Supervisor {
         self.rt.block_on(self.inner.wait_for(name, state, timeout))
     }
 
+    /// See [`crate::Supervisor::signal`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn signal(&self, name: &str, signal: i32) -> Result<()> {
+        self.rt.block_on(self.inner.signal(name, signal))
+    }
+
+    /// See [`crate::Supervisor::write_stdin_within`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn write_stdin(&self, name: &str, data: &[u8], timeout: Duration) -> Result<usize> {
+        self.rt
+            .block_on(self.inner.write_stdin_within(name, data, timeout))
+    }
+
+    /// See [`crate::Supervisor::close_stdin`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn close_stdin(&self, name: &str) -> Result<()> {
+        self.rt.block_on(self.inner.close_stdin(name))
+    }
+
     /// See [`crate::Supervisor::status`].
     ///
     /// # Errors

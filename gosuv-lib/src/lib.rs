@@ -39,11 +39,13 @@ mod program;
 mod reaper;
 mod spawn;
 pub mod stats;
+mod stdin;
 mod supervisor;
 
 pub use cgroup::{populated_leftovers, remove_own_stale_cgroups};
 pub use config::{
-    Autorestart, CgroupMode, Command, ConfigError, ConfigErrors, ProgramConfig, ServerConfig,
+    Autorestart, CgroupMode, Command, ConfigError, ConfigErrors, HostFd, OutputMode, ProgramConfig,
+    ProgramIo, ServerConfig, StdinMode,
 };
 pub use error::{Error, Result};
 pub use events::{Event, ExitStatus, ProgramState};
@@ -56,6 +58,7 @@ pub use stats::ProcessStats;
 pub use supervisor::{
     parse_signal, signal_name, signal_names, wait_limit, EventNotice, Events, LogStatus, Released,
     ReloadReport, Store, StoreFn, Supervisor, SupervisorOptions, MAX_WAIT, STATS_MAX_AGE,
+    WAIT_FOREVER,
 };
 
 /// The crate's version.

@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +29,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{broadcast, Notify};
 
+use crate::config::HostFd;
 use crate::spawn::set_nonblocking;
 
 /// Bytes of each stream kept in memory for `tail`.
@@ -416,6 +417,9 @@ struct SinkState {
     slow: bool,
     /// New file settings, for the log writer to take before its next write.
     reconfigure: Option<Option<RotatingFile>>,
+    /// A host descriptor every byte is copied to (`OutputMode::Tee`), by the log writers
+    /// only: it may block for as long as its reader likes, so never on the runtime.
+    tee: Option<HostFd>,
 }
 
 /// Output on its way to the file: the first `len` bytes of `buf`.
@@ -497,7 +501,7 @@ impl LogSink {
                 st.followers = None;
             }
         }
-        let entered = (len < HANDOFF_AT && !st.writing && !st.slow)
+        let entered = (len < HANDOFF_AT && !st.writing && !st.slow && st.tee.is_none())
             .then(|| here.enter())
             .flatten();
         if let Some(entered) = entered {
@@ -582,7 +586,7 @@ impl LogSink {
     /// On a log-writer thread: writes what is pending, oldest first, until nothing is.
     fn write_pending(&self) {
         loop {
-            let (batch, new_file): (Vec<Pending>, _) = {
+            let (batch, new_file, tee): (Vec<Pending>, _, _) = {
                 let mut st = self.lock();
                 if st.pending.is_empty() {
                     st.writing = false;
@@ -591,7 +595,7 @@ impl LogSink {
                     return;
                 }
                 let batch = st.pending.drain(..).collect();
-                (batch, st.reconfigure.take())
+                (batch, st.reconfigure.take(), st.tee.clone())
             };
             let mut errors = Vec::new();
             let mut bytes = 0;
@@ -605,6 +609,17 @@ impl LogSink {
                     bytes += p.len;
                     if let Some(msg) = file.as_mut().and_then(|f| f.write_or_say(&p.buf[..p.len])) {
                         errors.push(msg);
+                    }
+                }
+            }
+            if let Some(tee) = &tee {
+                for p in &batch {
+                    if let Err(e) = copy_to(tee, &p.buf[..p.len]) {
+                        errors.push(format!(
+                            "cannot copy the output to descriptor {}: {e}",
+                            tee.as_fd().as_raw_fd()
+                        ));
+                        break;
                     }
                 }
             }
@@ -672,6 +687,17 @@ impl LogSink {
         (tail, follower)
     }
 
+    /// Copies every byte taken from now on to `tee` too (`None`: to no descriptor).
+    pub(crate) fn with_tee(self, tee: Option<HostFd>) -> Self {
+        self.set_tee(tee);
+        self
+    }
+
+    /// Copies every byte taken from now on to `tee` too (`None`: to no descriptor).
+    pub(crate) fn set_tee(&self, tee: Option<HostFd>) {
+        self.lock().tee = tee;
+    }
+
     /// Ends every follower (the program is gone).
     pub(crate) fn close_followers(&self) {
         self.lock().followers = None;
@@ -683,6 +709,30 @@ impl LogSink {
     pub(crate) fn reconfigure(&self, file: Option<RotatingFile>) {
         self.lock().reconfigure = Some(file);
     }
+}
+
+/// Writes all of `data` to a host descriptor, on a log-writer thread: waits while it is full
+/// (one the host made non-blocking too), never raises SIGPIPE.
+fn copy_to(fd: &HostFd, mut data: &[u8]) -> io::Result<()> {
+    let raw = fd.as_fd().as_raw_fd();
+    while !data.is_empty() {
+        match crate::stdin::write_without_sigpipe(raw, data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut p = libc::pollfd {
+                    fd: raw,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: poll on one descriptor we hold.
+                unsafe { libc::poll(&mut p, 1, -1) };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Puts new settings in a stream's file slot, keeping the open file when the path is the same.

@@ -373,10 +373,14 @@ pub(crate) struct ProcessGroup {
     finished: bool,
 }
 
-/// What the child's spawn gives besides the group: its output pipes.
+/// What the child's spawn gives besides the group: the parent's ends of its pipes.
 pub(crate) struct Pipes {
-    pub stdout: OwnedFd,
+    /// `None` when stdout goes to `/dev/null`.
+    pub stdout: Option<OwnedFd>,
+    /// `None` when stderr goes where stdout goes, or to `/dev/null`.
     pub stderr: Option<OwnedFd>,
+    /// The write end of its stdin pipe, when it has one.
+    pub stdin: Option<OwnedFd>,
 }
 
 pub(crate) use crate::spawn::SpawnFailure;
@@ -396,7 +400,7 @@ impl ProcessGroup {
         program: &str,
         run: &str,
         cmd: &spawn::Command,
-        merge_stderr: bool,
+        streams: spawn::Streams,
         cgroup: Option<Arc<Cgroup>>,
         stop_signal: i32,
         stop_timeout: Duration,
@@ -414,7 +418,7 @@ impl ProcessGroup {
             })?;
         let child = {
             let _spawning = reaper::spawning();
-            let child = spawn::spawn(cmd, merge_stderr, dir.as_ref())?;
+            let child = spawn::spawn(cmd, streams, dir.as_ref())?;
             reaper::register_leader(child.pid);
             child
         };
@@ -451,6 +455,7 @@ impl ProcessGroup {
             Pipes {
                 stdout: child.stdout,
                 stderr: child.stderr,
+                stdin: child.stdin,
             },
         ))
     }

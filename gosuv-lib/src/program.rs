@@ -139,16 +139,17 @@ impl Shared {
     }
 }
 
-/// A program's two output streams.
+/// A program's two output streams, and the slot of its current run's stdin pipe.
 #[derive(Debug)]
 pub(crate) struct ProgramLogs {
     pub stdout: Arc<LogSink>,
     pub stderr: Arc<LogSink>,
+    pub stdin: crate::stdin::StdinSlot,
 }
 
 /// The file a stream of `config` is written to: its `stdout_logfile`/`stderr_logfile`
 /// (relative to `base_dir`), else `<log_dir>/<name>.<stream>.log`; none with `log_disable`,
-/// nor for stderr with `redirect_stderr`.
+/// for a discarded stream, nor for stderr with `redirect_stderr`.
 pub(crate) fn log_path(
     config: &ProgramConfig,
     stream: Stream,
@@ -156,6 +157,13 @@ pub(crate) fn log_path(
     log_dir: &std::path::Path,
 ) -> Option<PathBuf> {
     if config.log_disable || (stream == Stream::Stderr && config.redirect_stderr) {
+        return None;
+    }
+    let mode = match stream {
+        Stream::Stdout => &config.io.stdout,
+        Stream::Stderr => &config.io.stderr,
+    };
+    if *mode == crate::config::OutputMode::Discard {
         return None;
     }
     let own = match stream {
@@ -179,18 +187,33 @@ impl ProgramLogs {
         [file(Stream::Stdout), file(Stream::Stderr)]
     }
 
+    /// The host descriptors each stream is copied to (`OutputMode::Tee`).
+    fn tees(config: &ProgramConfig) -> [Option<crate::config::HostFd>; 2] {
+        let tee = |mode: &crate::config::OutputMode| match mode {
+            crate::config::OutputMode::Tee(fd) => Some(fd.clone()),
+            _ => None,
+        };
+        // With redirect_stderr, stderr comes through stdout's pipe, and goes where it goes.
+        [tee(&config.io.stdout), tee(&config.io.stderr)]
+    }
+
     pub(crate) fn new(config: &ProgramConfig, shared: &Shared) -> Self {
         let [out, err] = Self::files(config, shared);
+        let [out_tee, err_tee] = Self::tees(config);
         ProgramLogs {
-            stdout: Arc::new(LogSink::new(out)),
-            stderr: Arc::new(LogSink::new(err)),
+            stdout: Arc::new(LogSink::new(out).with_tee(out_tee)),
+            stderr: Arc::new(LogSink::new(err).with_tee(err_tee)),
+            stdin: crate::stdin::StdinSlot::default(),
         }
     }
 
     fn reconfigure(&self, config: &ProgramConfig, shared: &Shared) {
         let [out, err] = Self::files(config, shared);
+        let [out_tee, err_tee] = Self::tees(config);
         self.stdout.reconfigure(out);
         self.stderr.reconfigure(err);
+        self.stdout.set_tee(out_tee);
+        self.stderr.set_tee(err_tee);
     }
 
     pub(crate) fn sink(&self, stream: Stream) -> &Arc<LogSink> {

@@ -1,6 +1,7 @@
 //! Starting a program's process: its own session and process group, its cgroup, environment,
-//! working directory, user, umask, stdin from /dev/null, output into pipes, no inherited
-//! descriptor of gosuv's, and a pidfd for it from the moment it exists.
+//! working directory, user, umask, stdin from /dev/null (or the host's, or a pipe), output
+//! into pipes (or /dev/null), no inherited descriptor of gosuv's, and a pidfd for it from the
+//! moment it exists.
 //!
 //! Everything the child needs is prepared before the clone, in [`Command::prepare`]: argv,
 //! the environment, the paths to try for the program, the user's groups. The child is made
@@ -25,7 +26,7 @@ use std::sync::OnceLock;
 
 use nix::fcntl::OFlag;
 
-use crate::config::ProgramConfig;
+use crate::config::{OutputMode, ProgramConfig, StdinMode};
 
 mod clone;
 mod env_file;
@@ -288,13 +289,62 @@ impl Command {
     }
 }
 
-/// A child that runs: its pid, a pidfd on it, and the read ends of its output pipes.
+/// Where a child's standard streams go: what [`spawn`] makes pipes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Streams {
+    pub stdin: StdinMode,
+    /// Stdout into a pipe; else to `/dev/null`.
+    pub stdout: bool,
+    pub stderr: StderrTo,
+}
+
+/// Where a child's stderr goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StderrTo {
+    /// A pipe of its own.
+    Pipe,
+    /// Where stdout goes (`redirect_stderr`).
+    Stdout,
+    /// `/dev/null`.
+    Null,
+}
+
+impl Streams {
+    /// Stdin from `/dev/null`, stdout and stderr into one pipe: what a probe's command gets.
+    pub(crate) const MERGED: Streams = Streams {
+        stdin: StdinMode::Null,
+        stdout: true,
+        stderr: StderrTo::Stdout,
+    };
+
+    /// What a program's config asks for.
+    pub(crate) fn of(config: &ProgramConfig) -> Streams {
+        let discard = |m: &OutputMode| matches!(m, OutputMode::Discard);
+        Streams {
+            stdin: config.io.stdin,
+            stdout: !discard(&config.io.stdout),
+            stderr: if config.redirect_stderr {
+                StderrTo::Stdout
+            } else if discard(&config.io.stderr) {
+                StderrTo::Null
+            } else {
+                StderrTo::Pipe
+            },
+        }
+    }
+}
+
+/// A child that runs: its pid, a pidfd on it, and the parent's ends of its pipes.
 pub(crate) struct Child {
     pub pid: u32,
     pub pidfd: OwnedFd,
-    pub stdout: OwnedFd,
-    /// `None` when stderr goes to the stdout pipe.
+    /// The read end of its stdout pipe; `None` when stdout goes to `/dev/null`.
+    pub stdout: Option<OwnedFd>,
+    /// The read end of its stderr pipe; `None` when stderr goes where stdout goes, or to
+    /// `/dev/null`.
     pub stderr: Option<OwnedFd>,
+    /// The write end of its stdin pipe, with [`StdinMode::Pipe`].
+    pub stdin: Option<OwnedFd>,
 }
 
 /// The step of the child that failed, as written to the error pipe.
@@ -353,11 +403,15 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
-/// `/dev/null`, opened once for every child's stdin.
+/// `/dev/null`, opened once (for reading and writing) for every child's stdin, and the
+/// output it discards.
 fn dev_null() -> io::Result<RawFd> {
     static NULL: OnceLock<Result<OwnedFd, i32>> = OnceLock::new();
     let r = NULL.get_or_init(|| {
-        std::fs::File::open("/dev/null")
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
             .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
             .and_then(|f| {
                 above_stdio(OwnedFd::from(f)).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
@@ -384,35 +438,66 @@ impl From<String> for SpawnFailure {
     }
 }
 
-/// Spawns `cmd`, its stdout (and stderr unless `merge_stderr`) into new pipes, in the cgroup
-/// whose directory is open as `cgroup` when given.
+/// A pipe whose write end is above 2 (for the child's stdout or stderr).
+fn output_pipe(what: &str) -> Result<(OwnedFd, OwnedFd), String> {
+    let err = |e: io::Error| format!("cannot create the {what} pipe: {e}");
+    let (r, w) = pipe().map_err(err)?;
+    Ok((r, above_stdio(w).map_err(err)?))
+}
+
+/// The host's stdin as a close-on-exec copy above 2, or `None` when it is closed.
+fn host_stdin() -> io::Result<Option<OwnedFd>> {
+    // SAFETY: F_DUPFD_CLOEXEC on descriptor 0 returns a new descriptor we then own.
+    let n = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) };
+    if n >= 0 {
+        // SAFETY: `n` is a new descriptor nobody else owns.
+        return Ok(Some(unsafe { OwnedFd::from_raw_fd(n) }));
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EBADF) {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
+/// Spawns `cmd` with its standard streams as `streams` says (pipes made here), in the
+/// cgroup whose directory is open as `cgroup` when given.
 ///
 /// # Errors
 /// A message fit for `last_error` (no such command, permission denied, no such user ...),
 /// and whether it was placing the child in its cgroup that failed.
 pub(crate) fn spawn(
     cmd: &Command,
-    merge_stderr: bool,
+    streams: Streams,
     cgroup: Option<&OwnedFd>,
 ) -> Result<Child, SpawnFailure> {
     let io_err = |what: &str, e: io::Error| format!("cannot {what}: {e}");
-    let (out_r, out_w) = pipe().map_err(|e| io_err("create the stdout pipe", e))?;
-    let out_w = above_stdio(out_w).map_err(|e| io_err("create the stdout pipe", e))?;
-    let err_pipe = if merge_stderr {
-        None
-    } else {
-        let (r, w) = pipe().map_err(|e| io_err("create the stderr pipe", e))?;
-        Some((
-            r,
-            above_stdio(w).map_err(|e| io_err("create the stderr pipe", e))?,
-        ))
-    };
+    let out_pipe = streams.stdout.then(|| output_pipe("stdout")).transpose()?;
+    let err_pipe = (streams.stderr == StderrTo::Pipe)
+        .then(|| output_pipe("stderr"))
+        .transpose()?;
     // Non-blocking: read at once after a shared-memory child (see below), polled otherwise;
     // the child's one write of 8 bytes into an empty pipe never waits either way.
     let (status_r, status_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
         .map_err(|e| io_err("create the status pipe", e.into()))?;
     let status_w = above_stdio(status_w).map_err(|e| io_err("create the status pipe", e))?;
-    let stdin = dev_null().map_err(|e| io_err("open /dev/null", e))?;
+    let null = dev_null().map_err(|e| io_err("open /dev/null", e))?;
+    // The child's end of its stdin (a pipe's read end, or the host's stdin), and the
+    // parent's end of a stdin pipe.
+    let (stdin_child, stdin_w) = match streams.stdin {
+        StdinMode::Null => (None, None),
+        StdinMode::Inherit => (
+            host_stdin().map_err(|e| io_err("copy the host's stdin", e))?,
+            None,
+        ),
+        StdinMode::Pipe => {
+            let err = |e: io::Error| io_err("create the stdin pipe", e);
+            let (r, w) = pipe().map_err(err)?;
+            (Some(above_stdio(r).map_err(err)?), Some(w))
+        }
+    };
+    let stdout = out_pipe.as_ref().map_or(null, |(_, w)| w.as_raw_fd());
     // Where the kernel cannot start the child in its cgroup, it moves itself in.
     let procs = match cgroup {
         Some(dir) if NO_INTO_CGROUP.load(Ordering::Relaxed) => {
@@ -424,11 +509,13 @@ pub(crate) fn spawn(
         _ => None,
     };
     let mut io = ChildIo {
-        stdin,
-        stdout: out_w.as_raw_fd(),
-        stderr: err_pipe
-            .as_ref()
-            .map_or(out_w.as_raw_fd(), |(_, w)| w.as_raw_fd()),
+        stdin: stdin_child.as_ref().map_or(null, AsRawFd::as_raw_fd),
+        stdout,
+        stderr: match (streams.stderr, &err_pipe) {
+            (StderrTo::Pipe, Some((_, w))) => w.as_raw_fd(),
+            (StderrTo::Stdout, _) => stdout,
+            _ => null,
+        },
         cgroup_procs: procs.as_ref().map(AsRawFd::as_raw_fd),
         errors: status_w.as_raw_fd(),
     };
@@ -495,11 +582,15 @@ pub(crate) fn spawn(
     })?;
     // The parent's copies of the child's ends: EOF on the output pipes comes when the child
     // and everything it started have closed theirs, EOF on the status pipe at `execve`.
-    drop(out_w);
-    let err_r = err_pipe.map(|(r, w)| {
-        drop(w);
-        r
-    });
+    let read_end = |pipe: Option<(OwnedFd, OwnedFd)>| {
+        pipe.map(|(r, w)| {
+            drop(w);
+            r
+        })
+    };
+    let out_r = read_end(out_pipe);
+    let err_r = read_end(err_pipe);
+    drop(stdin_child);
     drop(status_w);
     // A child that shares our memory has reached `execve` (or exited, or was killed as
     // stuck) when the clone returns: the pipe has all it will ever have. (Its end of the
@@ -549,6 +640,7 @@ pub(crate) fn spawn(
         pidfd,
         stdout: out_r,
         stderr: err_r,
+        stdin: stdin_w,
     })
 }
 
@@ -951,9 +1043,16 @@ mod tests {
             None,
             &new_run_id(),
         )?;
-        let child = spawn(&cmd, true, None).map_err(|e| e.message)?;
+        let child = spawn(&cmd, Streams::MERGED, None).map_err(|e| e.message)?;
         let mut out = String::new();
-        let f = std::fs::File::from(child.stdout.try_clone().expect("dup"));
+        let f = std::fs::File::from(
+            child
+                .stdout
+                .as_ref()
+                .expect("a stdout pipe")
+                .try_clone()
+                .expect("dup"),
+        );
         std::io::Read::read_to_string(&mut &f, &mut out).expect("read");
         reap_now(&child.pidfd);
         Ok((child, out))

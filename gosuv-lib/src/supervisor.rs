@@ -33,8 +33,13 @@ const EVENT_QUEUE: usize = 4096;
 /// status requests with many programs, and gives CPU % a window long enough to mean something.
 pub const STATS_MAX_AGE: Duration = Duration::from_millis(500);
 
-/// The longest a call may be asked to wait (one day): longer is surely a mistake.
+/// The longest a call may be asked to wait (one day): longer is surely a mistake, except
+/// [`WAIT_FOREVER`].
 pub const MAX_WAIT: Duration = Duration::from_secs(crate::config::MAX_DURATION_SECS);
+
+/// A wait with no end, taken by every call that takes a wait or a timeout: it returns when
+/// what it waits for happens (or fails), never with [`Error::Timeout`].
+pub const WAIT_FOREVER: Duration = Duration::MAX;
 
 /// A wait given in seconds, as the front ends take it: a number from 0 to one day.
 ///
@@ -145,8 +150,8 @@ pub fn parse_signal(text: &str) -> Result<i32> {
 
 fn check_wait(wait: Option<Duration>) -> Result<()> {
     match wait {
-        Some(w) if w > MAX_WAIT => Err(Error::Invalid(format!(
-            "timeout {:.1}s: at most {} seconds (1 day)",
+        Some(w) if w > MAX_WAIT && w != WAIT_FOREVER => Err(Error::Invalid(format!(
+            "timeout {:.1}s: at most {} seconds (1 day), or for ever",
             w.as_secs_f64(),
             MAX_WAIT.as_secs()
         ))),
@@ -1478,6 +1483,79 @@ impl Supervisor {
         report.changed.sort();
         report.removed.sort();
         Ok(report)
+    }
+
+    /// Writes all of `data` to a program's stdin pipe (a program whose
+    /// [`ProgramIo::stdin`](crate::ProgramIo) is [`StdinMode::Pipe`](crate::StdinMode)),
+    /// waiting for room as long as the program takes to read. Concurrent writes go one after
+    /// the other, never interleaved. The wait is the caller's: a program that does not read
+    /// holds up this call, never the supervisor. Cancelling the future may leave a first
+    /// part of `data` written: [`Supervisor::write_stdin_within`] says how much.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Invalid`] when the program has no stdin pipe, has no
+    /// process (the message names its state), or its pipe was closed
+    /// ([`Supervisor::close_stdin`]; its next run gets a new one); [`Error::Io`] when the
+    /// write fails (a broken pipe: the program and its children closed their stdin, or
+    /// exited).
+    pub async fn write_stdin(&self, name: &str, data: &[u8]) -> Result<()> {
+        let pipe = self.stdin_pipe(name)?;
+        pipe.write(name, data, &mut 0).await
+    }
+
+    /// As [`Supervisor::write_stdin`], for at most `timeout` ([`WAIT_FOREVER`]: for as long
+    /// as it takes; zero: only what the pipe takes now). Returns the bytes written: fewer than
+    /// `data.len()` when the time ran out.
+    ///
+    /// # Errors
+    /// As [`Supervisor::write_stdin`]; [`Error::Invalid`] for a timeout over [`MAX_WAIT`]
+    /// (but [`WAIT_FOREVER`]).
+    pub async fn write_stdin_within(
+        &self,
+        name: &str,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<usize> {
+        check_wait(Some(timeout))?;
+        let pipe = self.stdin_pipe(name)?;
+        let mut written = 0;
+        match tokio::time::timeout(timeout, pipe.write(name, data, &mut written)).await {
+            Ok(r) => r.map(|()| written),
+            Err(_) => Ok(written),
+        }
+    }
+
+    /// Closes a program's stdin pipe: it reads end-of-file once it has read what was
+    /// written. A write waiting for room gives up. Closing it again does nothing; the next
+    /// run gets a new pipe.
+    ///
+    /// # Errors
+    /// As [`Supervisor::write_stdin`] (but a closed pipe).
+    pub async fn close_stdin(&self, name: &str) -> Result<()> {
+        self.stdin_pipe(name)?.close().await;
+        Ok(())
+    }
+
+    /// The stdin pipe of a program's current run.
+    fn stdin_pipe(&self, name: &str) -> Result<Arc<crate::stdin::StdinPipe>> {
+        let (pipe, piped, state) = self.with_handle(name, |h| {
+            let p = h.published.borrow();
+            (
+                h.logs.stdin.get(),
+                p.config.io.stdin == crate::config::StdinMode::Pipe,
+                p.state,
+            )
+        })?;
+        match pipe {
+            Some(pipe) => Ok(pipe),
+            None if !piped => Err(Error::Invalid(format!(
+                "'{name}' has no stdin pipe (its stdin is /dev/null or the host's): give it \
+                 the stdin mode `pipe`"
+            ))),
+            None => Err(Error::Invalid(format!(
+                "'{name}' is {state}, not running: it has no process to write to (start it first)"
+            ))),
+        }
     }
 
     /// Subscribes to every program's state changes from now on.

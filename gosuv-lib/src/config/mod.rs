@@ -11,6 +11,7 @@ mod lines;
 mod program;
 mod ready;
 mod server;
+mod stdio;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub use server::{
     default_config_yml, default_programs_yml, is_listen_addr, AuthConfig, ClientConfig,
     HttpServerConfig, ServerConfig, ServerLogConfig, ServerSection, UnixServerConfig,
 };
+pub use stdio::{HostFd, OutputMode, ProgramIo, StdinMode};
 
 use lines::{LineIndex, Seg};
 

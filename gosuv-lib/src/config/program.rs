@@ -128,6 +128,13 @@ impl StopSignal {
         let full = self.0.as_str();
         full.strip_prefix("SIG").unwrap_or(full)
     }
+
+    /// The name without `SIG` of signal number `sig`, as `stop_signal` is written; `None` for
+    /// a number that is no signal (or a real-time one). Whether it may stop a program is
+    /// for the parser to say.
+    pub fn name_of(sig: i32) -> Option<&'static str> {
+        Signal::try_from(sig).ok().map(|s| StopSignal(s).name())
+    }
 }
 
 impl FromStr for StopSignal {
@@ -297,6 +304,10 @@ pub struct ProgramConfig {
     /// loop (and that `last_error`) ends once a run has stayed up for `interval`. A start or
     /// restart by hand starts it at once and forgets the exits counted so far.
     pub start_limit: StartLimit,
+    /// Its standard input, and where its output goes besides the log: an option of a
+    /// program embedded in a host process, not a key of `programs.yml` (never serialized).
+    #[serde(skip)]
+    pub io: super::ProgramIo,
 }
 
 fn is_one(n: &u32) -> bool {
@@ -361,6 +372,11 @@ impl ProgramConfig {
             bytes.extend_from_slice(b"env_file=");
             bytes.extend_from_slice(f.as_os_str().as_encoded_bytes());
         }
+        // Library-only streams (never in a programs file, so never on a run a server takes
+        // over): a run with a stdin pipe or a copy to a host descriptor is never another's.
+        if !self.io.is_default() {
+            bytes.extend_from_slice(format!("io={:?}", self.io).as_bytes());
+        }
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in bytes {
             h ^= u64::from(b);
@@ -401,6 +417,7 @@ impl ProgramConfig {
             stderr_logfile: None,
             log_timestamps: false,
             start_limit: StartLimit::default(),
+            io: super::ProgramIo::default(),
         }
     }
 
@@ -466,7 +483,36 @@ impl ProgramConfig {
         let value = serde_yaml::to_value(self)
             .map_err(|e| ConfigErrors::single(None, format!("cannot represent program: {e}")))?;
         let base = self.directory.clone().unwrap_or_else(|| PathBuf::from("/"));
-        parse_program_value(value, &base).map(|_| ())
+        parse_program_value(value, &base)?;
+        self.check_io()
+    }
+
+    /// Whether its output reaches its log at all: not when every stream it writes is
+    /// discarded.
+    pub fn logs_output(&self) -> bool {
+        use super::OutputMode::Discard;
+        self.io.stdout != Discard || (!self.redirect_stderr && self.io.stderr != Discard)
+    }
+
+    /// Checks the standard streams against the keys: a `log` ready probe needs output.
+    fn check_io(&self) -> Result<(), ConfigErrors> {
+        let log_probe = matches!(
+            self.ready.as_ref().map(|r| &r.check),
+            Some(super::ProbeCheck::Log(_))
+        );
+        if log_probe && !self.logs_output() {
+            return Err(ConfigErrors(vec![super::ConfigError {
+                file: None,
+                line: None,
+                key: "ready".into(),
+                message: format!(
+                    "a `log` probe reads the output of '{}', which is discarded: keep stdout \
+                     or stderr in the log, or use another probe",
+                    self.name
+                ),
+            }]));
+        }
+        Ok(())
     }
 }
 

@@ -334,7 +334,7 @@ async fn exec_once(
         &config.name,
         &run,
         &prepared,
-        true,
+        crate::spawn::Streams::MERGED,
         None,
         libc::SIGKILL,
         Duration::ZERO,
@@ -350,7 +350,10 @@ async fn exec_once(
         },
     )
     .map_err(|f| format!("{shown}: {}", f.message))?;
-    let output = tokio::spawn(read_tail(pipes.stdout));
+    let Some(stdout) = pipes.stdout else {
+        return Err(format!("{shown}: its output has no pipe"));
+    };
+    let output = tokio::spawn(read_tail(stdout));
     let status = tokio::time::timeout(bound, group.exited()).await;
     group.kill_now();
     let _ = tokio::time::timeout(Duration::from_secs(1), group.emptied()).await;

@@ -14,6 +14,7 @@ use crate::events::ExitStatus;
 use crate::logs::{drain, Stream};
 use crate::process_group::{Adoption, GroupView, Ownership, ProcessGroup, RunMeta};
 use crate::spawn::{lookup_user, Command as SpawnCommand};
+use crate::stdin::StdinPipe;
 
 /// What the task needs of one run's processes. The real one is [`RealProcess`]; tests use
 /// a fake.
@@ -95,6 +96,9 @@ pub(crate) struct RealProcess {
     logs: Arc<ProgramLogs>,
     oom_before: u64,
     tracker: TaskTracker,
+    /// The write end of its stdin pipe, when it has one: closed when the run is dropped
+    /// (the program's slot only points at it).
+    _stdin: Option<Arc<StdinPipe>>,
 }
 
 /// The longest a start waits for its files (directory, program, `env_file`) to be read.
@@ -182,7 +186,7 @@ impl Launcher for RealLauncher {
                 &config.name,
                 &run,
                 &cmd,
-                config.redirect_stderr,
+                crate::spawn::Streams::of(config),
                 cgroup,
                 config.stop_signal.0 as i32,
                 config.stop_duration(),
@@ -240,8 +244,9 @@ impl RealLauncher {
             crate::process_group::abandon(&adoption);
         })?;
         let pipes = crate::process_group::Pipes {
-            stdout: adoption.stdout,
+            stdout: Some(adoption.stdout),
             stderr: adoption.stderr,
+            stdin: None,
         };
         Ok(RealProcess::with_pipes(sh, config, group, pipes, logs))
     }
@@ -258,10 +263,24 @@ impl RealProcess {
         logs: &Arc<ProgramLogs>,
     ) -> RealProcess {
         tell_pipes(sh, config, &group, &pipes);
-        let mut drains = vec![tokio::spawn(drain(pipes.stdout, logs.stdout.clone()))];
+        let mut drains = Vec::with_capacity(2);
+        if let Some(out) = pipes.stdout {
+            drains.push(tokio::spawn(drain(out, logs.stdout.clone())));
+        }
         if let Some(err) = pipes.stderr {
             drains.push(tokio::spawn(drain(err, logs.stderr.clone())));
         }
+        let stdin = pipes.stdin.and_then(|fd| match StdinPipe::new(fd) {
+            Ok(pipe) => {
+                logs.stdin.set(&pipe);
+                Some(pipe)
+            }
+            Err(e) => {
+                // The pipe is closed (dropped): the program reads end-of-file.
+                tracing::error!(program = %config.name, "cannot watch the stdin pipe: {e}");
+                None
+            }
+        });
         let oom_before = group.oom_kills();
         RealProcess {
             group,
@@ -269,6 +288,7 @@ impl RealProcess {
             logs: logs.clone(),
             oom_before,
             tracker: sh.tracker.clone(),
+            _stdin: stdin,
         }
     }
 }
@@ -418,14 +438,17 @@ fn tell_pipes(
 ) {
     use std::os::fd::AsFd;
     let log = |stream: Stream| super::log_path(config, stream, &sh.base_dir, &sh.log_dir);
-    let mut all = vec![crate::process_group::RunPipe {
-        stream: Stream::Stdout,
-        fd: pipes.stdout.as_fd(),
-        log: log(Stream::Stdout),
-        max_bytes: config.log_max_bytes,
-        backups: config.log_backups,
-        timestamps: config.log_timestamps,
-    }];
+    let mut all = Vec::with_capacity(2);
+    if let Some(out) = &pipes.stdout {
+        all.push(crate::process_group::RunPipe {
+            stream: Stream::Stdout,
+            fd: out.as_fd(),
+            log: log(Stream::Stdout),
+            max_bytes: config.log_max_bytes,
+            backups: config.log_backups,
+            timestamps: config.log_timestamps,
+        });
+    }
     if let Some(err) = &pipes.stderr {
         all.push(crate::process_group::RunPipe {
             stream: Stream::Stderr,
