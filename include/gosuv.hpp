@@ -32,6 +32,8 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <initializer_list>
+#include <ratio>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -143,47 +145,120 @@ private:
 
 } // namespace detail
 
-// The longest wait gosuv takes, in milliseconds (one day).
-inline constexpr std::uint32_t max_timeout_ms = 86400000;
+// Any std::chrono duration, as gosuv takes it: whole milliseconds, rounded up (1us is
+// 1 ms, never 0), computed without overflow for any representation and period
+// (hours::max() included: such a duration saturates instead of wrapping). Converts
+// implicitly from every std::chrono::duration; each call says what it does with zero,
+// negative and huge durations.
+class Duration {
+public:
+    // Zero.
+    constexpr Duration() noexcept = default;
 
-// Wait as long as gosuv allows (see timeout_ms()).
+    template <class Rep, class Period>
+    Duration(std::chrono::duration<Rep, Period> d) noexcept { // NOLINT: implicit by design
+        // The factor from a count of Period to milliseconds, as a reduced fraction.
+        using ToMs = std::ratio_divide<Period, std::milli>;
+        constexpr std::uintmax_t num = static_cast<std::uintmax_t>(ToMs::num);
+        constexpr std::uintmax_t den = static_cast<std::uintmax_t>(ToMs::den);
+        if constexpr (std::is_floating_point_v<Rep>) {
+            const long double ms = static_cast<long double>(d.count()) *
+                                   static_cast<long double>(num) / static_cast<long double>(den);
+            if (std::isnan(ms)) {
+                kind_ = Kind::not_a_number;
+            } else if (ms < 0) {
+                kind_ = Kind::negative;
+            } else if (ms >= static_cast<long double>(saturated)) {
+                ms_ = saturated;
+            } else {
+                ms_ = static_cast<std::uint64_t>(std::ceil(ms));
+            }
+        } else {
+            if constexpr (std::is_signed_v<Rep>) {
+                if (d.count() < 0) {
+                    kind_ = Kind::negative;
+                    return;
+                }
+            }
+            // ceil(count * num / den), exactly, in unsigned integers: count = q * den + r.
+            const std::uintmax_t count = static_cast<std::uintmax_t>(d.count());
+            const std::uintmax_t q = count / den;
+            const std::uintmax_t r = count % den;
+            const std::uintmax_t max = saturated;
+            if (q > max / num) {
+                ms_ = saturated;
+                return;
+            }
+            std::uintmax_t ms = q * num;
+            std::uintmax_t rest = 0; // ceil(r * num / den), which is at most num
+            if (r != 0) {
+                if (num <= max / r) {
+                    rest = (r * num) / den + ((r * num) % den != 0 ? 1 : 0);
+                } else {
+                    rest = static_cast<std::uintmax_t>(
+                        std::ceil(static_cast<long double>(r) * static_cast<long double>(num) /
+                                  static_cast<long double>(den)));
+                }
+            }
+            ms_ = rest > max - ms ? saturated : static_cast<std::uint64_t>(ms + rest);
+        }
+    }
+
+    // Whether it is below zero (a negative count, or minus infinity).
+    constexpr bool negative() const noexcept { return kind_ == Kind::negative; }
+    // Whether it is a floating-point NaN.
+    constexpr bool is_nan() const noexcept { return kind_ == Kind::not_a_number; }
+    // Its milliseconds, rounded up: 0 when negative or NaN, UINT64_MAX when too long to
+    // count.
+    constexpr std::uint64_t milliseconds() const noexcept { return ms_; }
+
+private:
+    static constexpr std::uint64_t saturated = ~static_cast<std::uint64_t>(0);
+    enum class Kind { number, negative, not_a_number };
+    std::uint64_t ms_ = 0;
+    Kind kind_ = Kind::number;
+};
+
+// The longest wait gosuv counts, in milliseconds (one day); longer waits are
+// GOSUV_WAIT_FOREVER.
+inline constexpr std::uint64_t max_timeout_ms = 86400000;
+
+// Wait for as long as it takes (GOSUV_WAIT_FOREVER).
 inline constexpr std::chrono::milliseconds forever = std::chrono::milliseconds::max();
 
-// A duration as gosuv's `timeout_ms`: rounded up to a whole millisecond (1us waits 1 ms,
-// never 0), 0 for zero or negative durations (do not wait: only look), and clamped to
-// max_timeout_ms for longer ones (hours::max() included; no overflow). A floating-point
-// duration that is NaN throws gosuv::Error (GOSUV_RESULT_INVALID_ARGUMENT).
-template <class Rep, class Period>
-std::uint32_t timeout_ms(std::chrono::duration<Rep, Period> d) {
-    using Millis = std::chrono::duration<long double, std::milli>;
-    if constexpr (std::is_floating_point_v<Rep>) {
-        const Millis ms = d;
-        if (std::isnan(ms.count())) {
-            detail::invalid("a timeout is NaN: give a number of (milli)seconds");
-        }
-        if (!(ms.count() > 0)) {
-            return 0;
-        }
-        if (ms.count() >= static_cast<long double>(max_timeout_ms)) {
-            return max_timeout_ms;
-        }
-        // Below max_timeout_ms, an integer: its ceiling is at most max_timeout_ms.
-        return static_cast<std::uint32_t>(std::ceil(ms.count()));
-    } else {
-        if (d <= std::chrono::duration<Rep, Period>::zero()) {
-            return 0;
-        }
-        // Compared as long double first, so that a huge count is never multiplied out in
-        // an integer type; below a day, the exact integer ceiling cannot overflow.
-        if (Millis(d).count() >= static_cast<long double>(max_timeout_ms)) {
-            return max_timeout_ms;
-        }
-        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(d).count();
-        return ms >= static_cast<decltype(ms)>(max_timeout_ms)
-                   ? max_timeout_ms
-                   : static_cast<std::uint32_t>(ms);
+// A wait as gosuv's `timeout_ms`: rounded up to a whole millisecond; 0 (do not wait, only
+// look) for zero or negative durations; GOSUV_WAIT_FOREVER for any duration longer than
+// gosuv counts (max_timeout_ms, one day), gosuv::forever and hours::max() included, so a
+// long wait is never cut short. A NaN throws gosuv::Error (GOSUV_RESULT_INVALID_ARGUMENT).
+inline std::uint64_t timeout_ms(Duration d) {
+    if (d.is_nan()) {
+        detail::invalid("a timeout is NaN: give a duration");
     }
+    if (d.milliseconds() > max_timeout_ms) {
+        return GOSUV_WAIT_FOREVER;
+    }
+    return d.milliseconds();
 }
+
+namespace detail {
+// A setting's duration (a probe's interval or timeout, a limit's interval) in milliseconds:
+// zero means the setting's default in gosuv; negative or NaN is refused here, too long is
+// refused by gosuv with the setting's name.
+inline std::uint64_t setting_ms(Duration d, const char *what) {
+    if (d.negative() || d.is_nan()) {
+        invalid(std::string(what) + " is negative or NaN: give a duration of 0 (the default) "
+                                    "or more");
+    }
+    // GOSUV_WAIT_FOREVER is not a setting: one millisecond less is still over any limit.
+    return d.milliseconds() == GOSUV_WAIT_FOREVER ? GOSUV_WAIT_FOREVER - 1 : d.milliseconds();
+}
+
+// A duration in whole seconds, rounded up (start_seconds, stop_timeout).
+inline std::uint64_t setting_seconds(Duration d, const char *what) {
+    const std::uint64_t ms = setting_ms(d, what);
+    return ms / 1000 + (ms % 1000 != 0 ? 1 : 0);
+}
+} // namespace detail
 
 // How a supervisor is set up. A default-constructed Options holds the C library's defaults
 // (gosuv_supervisor_options_default()); change the fields you need.
@@ -328,6 +403,403 @@ struct LogLine {
         : program(c.program != nullptr ? c.program : ""), stream(static_cast<Stream>(c.stream)),
           text(c.text != nullptr ? std::string(c.text, c.len) : std::string()),
           skipped_bytes(c.skipped_bytes) {}
+};
+
+// How gosuv owns a program's processes; the numbers of gosuv_ownership.
+enum class Ownership : std::uint32_t {
+    none = GOSUV_OWNERSHIP_NONE,     // not known: it has not run yet
+    group = GOSUV_OWNERSHIP_GROUP,   // its process group and session
+    cgroup = GOSUV_OWNERSHIP_CGROUP, // a cgroup of its own
+};
+
+// One program's status, readiness, health and ownership (Supervisor::info()).
+struct ProgramInfo : ProgramStatus {
+    // Whether its current run is ready (it reached running).
+    bool ready = false;
+    // When its current run became ready.
+    std::optional<std::chrono::system_clock::time_point> ready_at;
+    Ownership ownership = Ownership::none;
+    // With a health probe, once it reached running: failed checks since it was added, and
+    // in a row now.
+    struct Health {
+        std::uint64_t failures = 0;
+        std::uint32_t failing = 0;
+    };
+    std::optional<Health> health;
+    // In waiting: how many of its dependencies are not yet satisfied.
+    std::uint32_t waiting_for = 0;
+
+    ProgramInfo() = default;
+    explicit ProgramInfo(const gosuv_program_info &c)
+        : ProgramStatus(status_of(c)), ready(c.ready), ready_at(detail::time_from_ms(c.ready_at_ms)),
+          ownership(static_cast<Ownership>(c.ownership)),
+          health(c.has_health ? std::optional<Health>(Health{c.health_failures, c.health_failing})
+                              : std::nullopt),
+          waiting_for(c.waiting_for) {}
+
+private:
+    static ProgramStatus status_of(const gosuv_program_info &c) {
+        gosuv_program_status st{};
+        st.state = c.state;
+        st.pid = c.pid;
+        st.has_exit_code = c.has_exit_code;
+        st.exit_code = c.exit_code;
+        st.exit_signal = c.exit_signal;
+        st.restarts = c.restarts;
+        st.uptime_secs = c.uptime_secs;
+        st.started_at_ms = c.started_at_ms;
+        st.log_errors = c.log_errors;
+        st.has_last_error = c.has_last_error;
+        return ProgramStatus(st);
+    }
+};
+
+// What a reload did, names sorted.
+struct ReloadReport {
+    std::vector<std::string> added;     // new (started with start_auto)
+    std::vector<std::string> changed;   // config changed (restarted if they had a process)
+    std::vector<std::string> removed;   // gone (stopped first)
+    std::vector<std::string> unchanged; // left as they were
+};
+
+namespace detail {
+
+// Copies `count` strings of an array from gosuv, then frees it.
+inline std::vector<std::string> take_string_array(char **array, std::size_t count) {
+    struct Free {
+        char **a;
+        ~Free() { gosuv_string_array_free(a); }
+    } guard{array};
+    std::vector<std::string> out;
+    out.reserve(count);
+    for (std::size_t i = 0; i < count && array != nullptr && array[i] != nullptr; ++i) {
+        out.emplace_back(array[i]);
+    }
+    return out;
+}
+
+// A gosuv_reload_report whose arrays are freed on scope exit.
+struct OwnedReport {
+    gosuv_reload_report c = gosuv_reload_report_default();
+    OwnedReport() = default;
+    OwnedReport(const OwnedReport &) = delete;
+    OwnedReport &operator=(const OwnedReport &) = delete;
+    ~OwnedReport() { gosuv_reload_report_free(&c); }
+
+    ReloadReport take() const {
+        ReloadReport r;
+        r.added = copy(c.added, c.added_count);
+        r.changed = copy(c.changed, c.changed_count);
+        r.removed = copy(c.removed, c.removed_count);
+        r.unchanged = copy(c.unchanged, c.unchanged_count);
+        return r;
+    }
+
+private:
+    static std::vector<std::string> copy(char *const *array, std::size_t count) {
+        std::vector<std::string> out;
+        out.reserve(count);
+        for (std::size_t i = 0; i < count && array != nullptr && array[i] != nullptr; ++i) {
+            out.emplace_back(array[i]);
+        }
+        return out;
+    }
+};
+
+// NUL-terminated copies of strings and the array of their pointers, for a `const char
+// *const *` argument.
+class CStrings {
+public:
+    template <class Strings> CStrings(const Strings &strings, const char *what) {
+        for (const auto &s : strings) {
+            copies_.push_back(c_string(std::string_view(s), what));
+        }
+        for (const std::string &s : copies_) {
+            pointers_.push_back(s.c_str());
+        }
+    }
+    const char *const *data() const noexcept { return pointers_.data(); }
+    std::size_t size() const noexcept { return pointers_.size(); }
+
+private:
+    std::vector<std::string> copies_;
+    std::vector<const char *> pointers_;
+};
+
+// An optional string argument: NULL when absent.
+class OptionalCString {
+public:
+    OptionalCString(std::optional<std::string_view> s, const char *what) {
+        if (s) {
+            copy_ = c_string(*s, what);
+        }
+    }
+    const char *get() const noexcept { return copy_ ? copy_->c_str() : nullptr; }
+
+private:
+    std::optional<std::string> copy_;
+};
+
+} // namespace detail
+
+// When a program that was running and exited is started again; gosuv_autorestart.
+enum class Autorestart : std::uint32_t {
+    always = GOSUV_AUTORESTART_ALWAYS,
+    never = GOSUV_AUTORESTART_NEVER,
+    unexpected = GOSUV_AUTORESTART_UNEXPECTED, // after an exit code not in its exit codes
+};
+
+// How a program's processes are owned (`cgroup`); gosuv_cgroup_mode.
+enum class CgroupMode : std::uint32_t {
+    automatic = GOSUV_CGROUP_MODE_AUTO, // a cgroup where gosuv can make one (the default)
+    off = GOSUV_CGROUP_MODE_OFF,
+    required = GOSUV_CGROUP_MODE_REQUIRED,
+};
+
+// What a dependency must be before the program starts; gosuv_condition.
+enum class Condition : std::uint32_t {
+    ready = GOSUV_CONDITION_READY,
+    started = GOSUV_CONDITION_STARTED,
+    exited_ok = GOSUV_CONDITION_EXITED_OK,
+};
+
+// Where a program's standard input comes from; gosuv_stdin.
+enum class StdinMode : std::uint32_t {
+    null = GOSUV_STDIN_NULL,       // /dev/null (the default)
+    inherit = GOSUV_STDIN_INHERIT, // the host's own standard input
+    pipe = GOSUV_STDIN_PIPE,       // Supervisor::write_stdin() and close_stdin()
+};
+
+// Where one output stream of a program goes; gosuv_output.
+enum class Output : std::uint32_t {
+    log = GOSUV_OUTPUT_LOG,         // its log file, tail and followers (the default)
+    tee = GOSUV_OUTPUT_TEE,         // the log, and a copy to a descriptor of the host
+    discard = GOSUV_OUTPUT_DISCARD, // nowhere
+};
+
+// A program described without YAML: a gosuv_program builder. Each setter checks its value
+// as a programs.yml entry would be checked and throws gosuv::Error (GOSUV_RESULT_CONFIG
+// naming the key, GOSUV_RESULT_INVALID_ARGUMENT) on a bad one, keeping what was set
+// before; setters return *this, so they chain. Strings are plain values: quotes, newlines
+// and `key: value` text in an argument stay in that argument. Durations follow
+// gosuv::Duration: rounded up; zero is the setting's default where the C function says so;
+// negative ones throw. Move-only.
+//
+//   gosuv::Program web("web");
+//   web.set_argv({"python3", "-m", "http.server", "8000"})
+//       .set_ready_tcp("127.0.0.1:8000")
+//       .set_stop_signal(SIGINT);
+//   sup.add(web);
+class Program {
+public:
+    // A program named `name`, with every default and no command yet.
+    explicit Program(std::string_view name) {
+        const std::string n = detail::c_string(name, "the program name");
+        detail::check(gosuv_program_new(n.c_str(), &p_));
+    }
+    Program(Program &&o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    Program &operator=(Program &&o) noexcept {
+        if (this != &o) {
+            gosuv_program_free(p_);
+            p_ = std::exchange(o.p_, nullptr);
+        }
+        return *this;
+    }
+    Program(const Program &) = delete;
+    Program &operator=(const Program &) = delete;
+    ~Program() { gosuv_program_free(p_); }
+
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+    // The C builder (NULL when moved from).
+    gosuv_program *get() const noexcept { return p_; }
+
+    // The command as an argv, exec'd directly (no shell); argv[0] is searched in PATH.
+    Program &set_argv(std::initializer_list<std::string_view> argv) { return set_argv_of(argv); }
+    Program &set_argv(const std::vector<std::string> &argv) { return set_argv_of(argv); }
+    // The command as a shell command line (as `command:` with a string).
+    Program &set_shell_command(std::string_view command) {
+        const std::string c = detail::c_string(command, "the command");
+        return done(gosuv_program_set_shell_command(p_, c.c_str()));
+    }
+    // The variables added to the host's environment, "KEY=VALUE" each; empty clears them.
+    Program &set_env(std::initializer_list<std::string_view> env) { return set_env_of(env); }
+    Program &set_env(const std::vector<std::string> &env) { return set_env_of(env); }
+    // Adds one variable; `value` may hold anything.
+    Program &add_env(std::string_view key, std::string_view value) {
+        const std::string k = detail::c_string(key, "the variable's name");
+        const std::string v = detail::c_string(value, "the variable's value");
+        return done(gosuv_program_add_env(p_, k.c_str(), v.c_str()));
+    }
+    // The working directory (relative to the base directory); nullopt: the base directory.
+    Program &set_directory(std::optional<std::string_view> directory) {
+        const detail::OptionalCString d(directory, "the directory");
+        return done(gosuv_program_set_directory(p_, d.get()));
+    }
+    // A dotenv file read at each start; nullopt: none.
+    Program &set_env_file(std::optional<std::string_view> path) {
+        const detail::OptionalCString f(path, "the env file");
+        return done(gosuv_program_set_env_file(p_, f.get()));
+    }
+    // Another log file for `stream`; nullopt: <log_dir>/<name>.<stream>.log.
+    Program &set_logfile(Stream stream, std::optional<std::string_view> path) {
+        const detail::OptionalCString f(path, "the log file");
+        return done(
+            gosuv_program_set_logfile(p_, static_cast<std::uint32_t>(stream), f.get()));
+    }
+    // Run as this user; nullopt: as this process.
+    Program &set_user(std::optional<std::string_view> user) {
+        const detail::OptionalCString u(user, "the user");
+        return done(gosuv_program_set_user(p_, u.get()));
+    }
+    Program &set_start_auto(bool on) { return done(gosuv_program_set_start_auto(p_, on)); }
+    // How long it must stay up for a start to count, in whole seconds (rounded up).
+    Program &set_start_seconds(Duration d) {
+        return done(gosuv_program_set_start_seconds(
+            p_, detail::setting_seconds(d, "start_seconds")));
+    }
+    Program &set_start_retries(std::uint32_t n) {
+        return done(gosuv_program_set_start_retries(p_, n));
+    }
+    // Between the stop signal and SIGKILL, in whole seconds (rounded up).
+    Program &set_stop_timeout(Duration d) {
+        return done(
+            gosuv_program_set_stop_timeout(p_, detail::setting_seconds(d, "stop_timeout")));
+    }
+    Program &set_redirect_stderr(bool on) {
+        return done(gosuv_program_set_redirect_stderr(p_, on));
+    }
+    Program &set_log_disable(bool on) { return done(gosuv_program_set_log_disable(p_, on)); }
+    Program &set_log_timestamps(bool on) {
+        return done(gosuv_program_set_log_timestamps(p_, on));
+    }
+    Program &set_log_max_bytes(std::uint64_t bytes) {
+        return done(gosuv_program_set_log_max_bytes(p_, bytes));
+    }
+    Program &set_log_backups(std::uint32_t n) {
+        return done(gosuv_program_set_log_backups(p_, n));
+    }
+    Program &set_numprocs(std::uint32_t n) { return done(gosuv_program_set_numprocs(p_, n)); }
+    // As a number: 0022, 0077 (at most 0777).
+    Program &set_umask(std::uint32_t mask) { return done(gosuv_program_set_umask(p_, mask)); }
+    Program &set_autorestart(Autorestart mode) {
+        return done(gosuv_program_set_autorestart(p_, static_cast<std::uint32_t>(mode)));
+    }
+    Program &set_cgroup(CgroupMode mode) {
+        return done(gosuv_program_set_cgroup(p_, static_cast<std::uint32_t>(mode)));
+    }
+    Program &set_exit_codes(const std::vector<std::int32_t> &codes) {
+        return done(gosuv_program_set_exit_codes(p_, codes.data(), codes.size()));
+    }
+    // By number (SIGTERM, SIGINT, SIGHUP ...).
+    Program &set_stop_signal(int sig) { return done(gosuv_program_set_stop_signal(p_, sig)); }
+    // Restart it over this many bytes; 0: no limit.
+    Program &set_memory_max(std::uint64_t bytes) {
+        return done(gosuv_program_set_memory_max(p_, bytes));
+    }
+    // `burst` exits within `interval` make a crash loop; burst 0 turns it off.
+    Program &set_start_limit(std::uint32_t burst, Duration interval) {
+        return done(gosuv_program_set_start_limit(
+            p_, burst, detail::setting_ms(interval, "the start limit's interval")));
+    }
+    // Ready once a line of its output matches `regex`; not ready within `timeout` (0: the
+    // default, 60 s) is a failed start.
+    Program &set_ready_log(std::string_view regex, Duration timeout = {}) {
+        const std::string r = detail::c_string(regex, "the ready regex");
+        return done(gosuv_program_set_ready_log(
+            p_, r.c_str(), detail::setting_ms(timeout, "the ready timeout")));
+    }
+    // Ready once a connection to `address` (HOST:PORT or unix:/path) succeeds, tried every
+    // `interval` (0: 100 ms) for at most `timeout` (0: 60 s).
+    Program &set_ready_tcp(std::string_view address, Duration interval = {},
+                           Duration timeout = {}) {
+        const std::string a = detail::c_string(address, "the ready address");
+        return done(gosuv_program_set_ready_tcp(
+            p_, a.c_str(), detail::setting_ms(interval, "the ready interval"),
+            detail::setting_ms(timeout, "the ready timeout")));
+    }
+    // Ready once an HTTP GET of `url` answers 2xx or 3xx, tried as set_ready_tcp().
+    Program &set_ready_http(std::string_view url, Duration interval = {},
+                            Duration timeout = {}) {
+        const std::string u = detail::c_string(url, "the ready URL");
+        return done(gosuv_program_set_ready_http(
+            p_, u.c_str(), detail::setting_ms(interval, "the ready interval"),
+            detail::setting_ms(timeout, "the ready timeout")));
+    }
+    // Ready on READY=1 through $NOTIFY_SOCKET, within `timeout` (0: 60 s).
+    Program &set_ready_notify(Duration timeout = {}) {
+        return done(gosuv_program_set_ready_notify(
+            p_, detail::setting_ms(timeout, "the ready timeout")));
+    }
+    // Ready once a command exits 0, tried as set_ready_tcp().
+    Program &set_ready_exec(const std::vector<std::string> &argv, Duration interval = {},
+                            Duration timeout = {}) {
+        const detail::CStrings a(argv, "the ready command");
+        return done(gosuv_program_set_ready_exec(
+            p_, a.data(), a.size(), detail::setting_ms(interval, "the ready interval"),
+            detail::setting_ms(timeout, "the ready timeout")));
+    }
+    // No ready probe: a start succeeds after start_seconds.
+    Program &clear_ready() { return done(gosuv_program_clear_ready(p_)); }
+    // Health: a connection to `address`, every `interval` (0: 10 s), each at most
+    // `timeout` (0: 2 s); `failures` in a row (0: 3) restart it.
+    Program &set_health_tcp(std::string_view address, Duration interval = {},
+                            Duration timeout = {}, std::uint32_t failures = 0) {
+        const std::string a = detail::c_string(address, "the health address");
+        return done(gosuv_program_set_health_tcp(
+            p_, a.c_str(), detail::setting_ms(interval, "the health interval"),
+            detail::setting_ms(timeout, "the health timeout"), failures));
+    }
+    // Health: an HTTP GET of `url`, as set_health_tcp().
+    Program &set_health_http(std::string_view url, Duration interval = {},
+                             Duration timeout = {}, std::uint32_t failures = 0) {
+        const std::string u = detail::c_string(url, "the health URL");
+        return done(gosuv_program_set_health_http(
+            p_, u.c_str(), detail::setting_ms(interval, "the health interval"),
+            detail::setting_ms(timeout, "the health timeout"), failures));
+    }
+    // Health: a command exiting 0, as set_health_tcp().
+    Program &set_health_exec(const std::vector<std::string> &argv, Duration interval = {},
+                             Duration timeout = {}, std::uint32_t failures = 0) {
+        const detail::CStrings a(argv, "the health command");
+        return done(gosuv_program_set_health_exec(
+            p_, a.data(), a.size(), detail::setting_ms(interval, "the health interval"),
+            detail::setting_ms(timeout, "the health timeout"), failures));
+    }
+    // No health probe.
+    Program &clear_health() { return done(gosuv_program_clear_health(p_)); }
+    // Program `name` must meet `condition` before this one starts.
+    Program &add_dependency(std::string_view name, Condition condition = Condition::ready) {
+        const std::string n = detail::c_string(name, "the dependency's name");
+        return done(gosuv_program_add_dependency(p_, n.c_str(),
+                                                 static_cast<std::uint32_t>(condition)));
+    }
+    Program &clear_dependencies() { return done(gosuv_program_clear_dependencies(p_)); }
+    // Where its standard input comes from.
+    Program &set_stdin(StdinMode mode) {
+        return done(gosuv_program_set_stdin(p_, static_cast<std::uint32_t>(mode)));
+    }
+    // Where `stream` goes; with Output::tee, `fd` is the host's descriptor to copy to
+    // (gosuv duplicates it at once).
+    Program &set_output(Stream stream, Output mode, int fd = -1) {
+        return done(gosuv_program_set_output(p_, static_cast<std::uint32_t>(stream),
+                                             static_cast<std::uint32_t>(mode), fd));
+    }
+
+private:
+    Program &done(gosuv_result r) {
+        detail::check(r);
+        return *this;
+    }
+    template <class Strings> Program &set_argv_of(const Strings &argv) {
+        const detail::CStrings a(argv, "an argv entry");
+        return done(gosuv_program_set_argv(p_, a.data(), a.size()));
+    }
+    template <class Strings> Program &set_env_of(const Strings &env) {
+        const detail::CStrings e(env, "an environment entry");
+        return done(gosuv_program_set_env(p_, e.data(), e.size()));
+    }
+
+    gosuv_program *p_ = nullptr;
 };
 
 // Told of an exception that a callback threw: the exception, and which callback threw it
@@ -529,35 +1001,43 @@ public:
         detail::check(gosuv_supervisor_remove(get(), n.c_str()));
     }
 
-    // Starts a program; with a positive timeout waits until it is running (see
-    // gosuv_supervisor_start), with zero returns once the start has begun.
-    template <class Rep, class Period>
-    ProgramStatus start(std::string_view name, std::chrono::duration<Rep, Period> timeout) const {
+    // Adds the program a builder describes (each instance, with numprocs), stopped unless
+    // it has start_auto. The builder is only read.
+    void add(const Program &program) const {
+        detail::check(gosuv_supervisor_add_program(get(), program.get()));
+    }
+
+    // Replaces the config of the program a builder names; returns whether it (or one of
+    // its instances) was restarted.
+    bool update(const Program &program) const {
+        bool restarted = false;
+        detail::check(gosuv_supervisor_update_program(get(), program.get(), &restarted));
+        return restarted;
+    }
+
+    // Starts a program; waits until it is running (see gosuv_supervisor_start), at most
+    // `timeout` (see timeout_ms(): zero returns once the start has begun, forever or more
+    // than a day waits for as long as it takes).
+    ProgramStatus start(std::string_view name, Duration timeout) const {
         return wait_call(gosuv_supervisor_start, name, timeout);
     }
-    // Stops a program; with a positive timeout waits until none of its processes is left.
-    template <class Rep, class Period>
-    ProgramStatus stop(std::string_view name, std::chrono::duration<Rep, Period> timeout) const {
+    // Stops a program; waits until none of its processes is left, at most `timeout`.
+    ProgramStatus stop(std::string_view name, Duration timeout) const {
         return wait_call(gosuv_supervisor_stop, name, timeout);
     }
     // Stops a program if it has a process, then starts it; waits like start().
-    template <class Rep, class Period>
-    ProgramStatus restart(std::string_view name,
-                          std::chrono::duration<Rep, Period> timeout) const {
+    ProgramStatus restart(std::string_view name, Duration timeout) const {
         return wait_call(gosuv_supervisor_restart, name, timeout);
     }
     // Waits until a program is running (ready), without starting it; zero only looks.
     // Throws GOSUV_RESULT_START_FAILED when it is or goes fatal, GOSUV_RESULT_TIMEOUT.
-    template <class Rep, class Period>
-    ProgramStatus wait(std::string_view name, std::chrono::duration<Rep, Period> timeout) const {
+    ProgramStatus wait(std::string_view name, Duration timeout) const {
         return wait_call(gosuv_supervisor_wait, name, timeout);
     }
     // Waits until a program is in `state`; zero only looks.
-    template <class Rep, class Period>
-    ProgramStatus wait_for(std::string_view name, State state,
-                           std::chrono::duration<Rep, Period> timeout) const {
+    ProgramStatus wait_for(std::string_view name, State state, Duration timeout) const {
         const std::string n = detail::c_string(name, "the program name");
-        const std::uint32_t ms = timeout_ms(timeout);
+        const std::uint64_t ms = timeout_ms(timeout);
         gosuv_program_status st{};
         detail::check(gosuv_supervisor_wait_for(get(), n.c_str(),
                                                 static_cast<std::uint32_t>(state), ms, &st));
@@ -570,6 +1050,56 @@ public:
         gosuv_program_status st{};
         detail::check(gosuv_supervisor_status(get(), n.c_str(), &st));
         return ProgramStatus(st);
+    }
+
+    // One program's status, readiness, health and ownership. Does not block.
+    ProgramInfo info(std::string_view name) const {
+        const std::string n = detail::c_string(name, "the program name");
+        gosuv_program_info c = gosuv_program_info_default();
+        detail::check(gosuv_supervisor_program_info(get(), n.c_str(), &c));
+        return ProgramInfo(c);
+    }
+
+    // The names of every program, sorted.
+    std::vector<std::string> names() const {
+        char **names = nullptr;
+        std::size_t count = 0;
+        detail::check(gosuv_supervisor_names(get(), &names, &count));
+        return detail::take_string_array(names, count);
+    }
+
+    // Sends signal `sig` (SIGUSR1, SIGHUP, SIGRTMIN + 2 ...) to every process of a
+    // program's current run, as its stop signal goes. Throws GOSUV_RESULT_INVALID_ARGUMENT
+    // when it has no process.
+    void signal(std::string_view name, int sig) const {
+        const std::string n = detail::c_string(name, "the program name");
+        detail::check(gosuv_supervisor_signal(get(), n.c_str(), sig));
+    }
+
+    // Writes `data` (any bytes) to the stdin pipe of a program set up with
+    // Program::set_stdin(StdinMode::pipe), waiting for room at most `timeout` (as
+    // timeout_ms(); zero: only what the pipe takes now). Returns how many bytes were
+    // written: all of them, or fewer when the timeout ran out. Throws GOSUV_RESULT_IO when
+    // the program closed its stdin or exited, GOSUV_RESULT_INVALID_ARGUMENT when it has no
+    // stdin pipe or no process.
+    std::size_t write_stdin(std::string_view name, std::string_view data,
+                            Duration timeout = forever) const {
+        const std::string n = detail::c_string(name, "the program name");
+        const std::uint64_t ms = timeout_ms(timeout);
+        std::size_t written = 0;
+        const gosuv_result r = gosuv_supervisor_write_stdin(get(), n.c_str(), data.data(),
+                                                            data.size(), ms, &written);
+        if (r == GOSUV_RESULT_TIMEOUT) {
+            return written;
+        }
+        detail::check(r);
+        return written;
+    }
+
+    // Closes a program's stdin pipe: it reads end-of-file after what was written.
+    void close_stdin(std::string_view name) const {
+        const std::string n = detail::c_string(name, "the program name");
+        detail::check(gosuv_supervisor_close_stdin(get(), n.c_str()));
     }
 
     // Why a program's last start failed; empty when it has no last error.
@@ -604,9 +1134,31 @@ public:
         return s.str();
     }
 
-    // Makes the programs equal to a programs-file text; returns the report as JSON
+    // Makes the programs equal to a programs-file text (a YAML list): adds the new ones,
+    // updates the changed ones, removes the missing ones. An invalid text changes nothing.
+    ReloadReport reload(std::string_view programs_yaml) const {
+        const std::string yaml = detail::c_string(programs_yaml, "the programs text");
+        detail::OwnedReport report;
+        detail::check(gosuv_supervisor_reload_yaml(get(), yaml.c_str(), &report.c));
+        return report.take();
+    }
+
+    // Makes the programs equal to the programs these builders describe, as reload().
+    ReloadReport reload(const std::vector<std::reference_wrapper<const Program>> &programs) const {
+        std::vector<const gosuv_program *> c;
+        c.reserve(programs.size());
+        for (const Program &p : programs) {
+            c.push_back(p.get());
+        }
+        detail::OwnedReport report;
+        detail::check(
+            gosuv_supervisor_reload_programs(get(), c.data(), c.size(), &report.c));
+        return report.take();
+    }
+
+    // As reload(programs_yaml), the report as JSON
     // ({"added":[...],"changed":[...],"removed":[...]}).
-    std::string reload(std::string_view programs_yaml) const {
+    std::string reload_json(std::string_view programs_yaml) const {
         const std::string yaml = detail::c_string(programs_yaml, "the programs text");
         detail::OwnedString s;
         detail::check(gosuv_supervisor_reload(get(), yaml.c_str(), s.out()));
@@ -614,8 +1166,8 @@ public:
     }
 
     // Re-reads the config file this supervisor was made from, and reloads; the report as
-    // reload()'s.
-    std::string reload_file() const {
+    // reload_json()'s.
+    std::string reload_file_json() const {
         detail::OwnedString s;
         detail::check(gosuv_supervisor_reload_file(get(), s.out()));
         return s.str();
@@ -757,11 +1309,10 @@ private:
         return sub;
     }
 
-    template <class Fn, class Rep, class Period>
-    ProgramStatus wait_call(Fn fn, std::string_view name,
-                            std::chrono::duration<Rep, Period> timeout) const {
+    template <class Fn>
+    ProgramStatus wait_call(Fn fn, std::string_view name, Duration timeout) const {
         const std::string n = detail::c_string(name, "the program name");
-        const std::uint32_t ms = timeout_ms(timeout);
+        const std::uint64_t ms = timeout_ms(timeout);
         gosuv_program_status st{};
         detail::check(fn(get(), n.c_str(), ms, &st));
         return ProgramStatus(st);

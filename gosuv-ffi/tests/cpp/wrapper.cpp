@@ -147,27 +147,34 @@ static void chrono_extremes(const std::string &dir) {
     section("chrono extremes");
     using gosuv::timeout_ms;
     using namespace std::chrono;
-    const std::uint32_t max = gosuv::max_timeout_ms;
-    CHECK(timeout_ms(hours::max()) == max);
-    CHECK(timeout_ms(nanoseconds::max()) == max);
-    CHECK(timeout_ms(gosuv::forever) == max);
-    CHECK(timeout_ms(duration<std::uint64_t, std::milli>(~0ULL)) == max);
-    CHECK(timeout_ms(duration<std::int8_t, std::ratio<86400 * 365>>(100)) == max);
-    CHECK(timeout_ms(hours(24)) == max);
-    CHECK(timeout_ms(milliseconds(86400001)) == max);
+    const std::uint64_t forever = GOSUV_WAIT_FOREVER;
+    // Longer than a day, or too long to count: for as long as it takes, never cut short.
+    CHECK(timeout_ms(hours::max()) == forever);
+    CHECK(timeout_ms(nanoseconds::max()) == forever);
+    CHECK(timeout_ms(gosuv::forever) == forever);
+    CHECK(timeout_ms(duration<std::uint64_t, std::milli>(~0ULL)) == forever);
+    CHECK(timeout_ms(duration<std::uint64_t, std::ratio<3600>>(~0ULL)) == forever);
+    CHECK(timeout_ms(duration<std::int8_t, std::ratio<86400 * 365>>(100)) == forever);
+    CHECK(timeout_ms(milliseconds(86400001)) == forever);
+    CHECK(timeout_ms(duration<double>(std::numeric_limits<double>::infinity())) == forever);
+    CHECK(timeout_ms(duration<double, std::milli>(1e300)) == forever);
+    // Up to a day: exact.
+    CHECK(timeout_ms(hours(24)) == gosuv::max_timeout_ms);
     CHECK(timeout_ms(milliseconds(86399999)) == 86399999);
     CHECK(timeout_ms(hours(23)) == 23u * 3600 * 1000);
-    CHECK(timeout_ms(duration<double>(std::numeric_limits<double>::infinity())) == max);
-    CHECK(timeout_ms(duration<double, std::milli>(1e300)) == max);
+    CHECK(timeout_ms(milliseconds(7)) == 7);
+    CHECK(timeout_ms(nanoseconds(2000000)) == 2);
     // Sub-millisecond waits round up, never down to "do not wait".
     CHECK(timeout_ms(nanoseconds(1)) == 1);
     CHECK(timeout_ms(microseconds(999)) == 1);
     CHECK(timeout_ms(microseconds(1001)) == 2);
+    CHECK(timeout_ms(nanoseconds(1000001)) == 2);
     CHECK(timeout_ms(duration<long long, std::atto>(1)) == 1);
     CHECK(timeout_ms(duration<double>(0.0000001)) == 1);
     CHECK(timeout_ms(duration<double, std::milli>(2.5)) == 3);
     CHECK(timeout_ms(duration<int, std::ratio<1, 3>>(1)) == 334);
-    CHECK(timeout_ms(milliseconds(7)) == 7);
+    CHECK(timeout_ms(duration<int, std::ratio<1, 3>>(3)) == 1000);
+    CHECK(timeout_ms(duration<long long, std::ratio<7, 3>>(3)) == 7000);
     // Zero and negative: do not wait.
     CHECK(timeout_ms(seconds(0)) == 0);
     CHECK(timeout_ms(hours::min()) == 0);
@@ -227,7 +234,7 @@ static void errors_as_exceptions(const std::string &dir) {
     CHECK(!sup.last_error("failing").empty());
     CHECK(sup.last_error("sleeper").empty());
     EXPECT_ERROR(sup.wait("failing", 0s), GOSUV_RESULT_START_FAILED);
-    EXPECT_ERROR(sup.reload_file(), GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT_ERROR(sup.reload_file_json(), GOSUV_RESULT_INVALID_ARGUMENT);
     EXPECT_ERROR(gosuv::Supervisor::from_config_file(dir + "/no-such-config.yml"),
                  GOSUV_RESULT_CONFIG);
     EXPECT_ERROR(gosuv::Supervisor::from_yaml("- {name: x}\n", options_in(dir)),
@@ -274,10 +281,17 @@ static void start_wait_stop(const std::string &dir) {
     CHECK(sup.update("{name: sleeper, command: 'exec sleep 301', start_seconds: 0}"));
     sup.remove("sleeper");
     EXPECT_ERROR(sup.status("sleeper"), GOSUV_RESULT_NOT_FOUND);
-    const std::string report = sup.reload("- {name: auto, command: 'exec sleep 300', "
-                                          "start_auto: true, start_seconds: 0}\n"
-                                          "- {name: added, command: 'exec sleep 300'}\n");
+    const std::string report = sup.reload_json("- {name: auto, command: 'exec sleep 300', "
+                                               "start_auto: true, start_seconds: 0}\n"
+                                               "- {name: added, command: 'exec sleep 300'}\n");
     CHECK(contains(report, "\"added\":[\"added\"]"));
+    const gosuv::ReloadReport typed =
+        sup.reload("- {name: auto, command: 'exec sleep 300', start_auto: true, "
+                   "start_seconds: 0}\n");
+    CHECK(typed.removed == std::vector<std::string>{"added"});
+    CHECK(typed.unchanged == std::vector<std::string>{"auto"});
+    CHECK(typed.added.empty() && typed.changed.empty());
+    CHECK(sup.names() == std::vector<std::string>{"auto"});
 }
 
 static void events_and_logs(const std::string &dir) {
