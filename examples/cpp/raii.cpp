@@ -49,10 +49,11 @@ int main(int argc, char **argv) {
                 gosuv::to_string(ev.to));
         });
 
-        sup.add("name: greeter\n"
-                "command: echo hello from $WHO; exec sleep 300\n"
-                "environ: [WHO=cpp]\n"
-                "start_seconds: 1\n");
+        gosuv::Program greeter("greeter"); // or sup.add() with the YAML of programs.yml
+        greeter.set_shell_command("echo hello from $WHO; exec sleep 300")
+            .add_env("WHO", "cpp")
+            .set_start_seconds(1s);
+        sup.add(greeter);
         // Until `follower` goes out of scope.
         gosuv::Subscription follower =
             sup.follow("greeter", gosuv::Stream::out, [&](const gosuv::LogLine &line) {
@@ -76,7 +77,7 @@ int main(int argc, char **argv) {
         std::cout << "tail: " + sup.tail("greeter", gosuv::Stream::out, 1) << std::flush;
 
         try {
-            sup.add("name: greeter\ncommand: 'true'\n");
+            sup.add("{name: greeter, command: 'true'}");
         } catch (const gosuv::Error &e) {
             say(std::string("adding it twice: ") + e.code_name() + ": " + e.what());
         }

@@ -5,8 +5,11 @@
 // "N passed, N failed"; exits 1 if any failed.
 #include <gosuv.hpp>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -294,6 +297,130 @@ static void start_wait_stop(const std::string &dir) {
     CHECK(sup.names() == std::vector<std::string>{"auto"});
 }
 
+// Reads from `fd` until `needle` arrived (at most 20 s).
+static bool read_until(int fd, const std::string &needle) {
+    std::string got;
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 100) > 0) {
+            char buf[256];
+            const ssize_t n = read(fd, buf, sizeof buf);
+            if (n <= 0) {
+                break;
+            }
+            got.append(buf, static_cast<std::size_t>(n));
+            if (contains(got, needle)) {
+                return true;
+            }
+        }
+    }
+    std::printf("read so far: %s\n", got.c_str());
+    return false;
+}
+
+static void program_builder(const std::string &dir) {
+    section("programs without YAML");
+    static_assert(std::is_nothrow_move_constructible_v<gosuv::Program>);
+    static_assert(!std::is_copy_constructible_v<gosuv::Program>);
+    gosuv::Supervisor sup(options_in(dir));
+
+    // Quotes, newlines and YAML-looking text stay plain values.
+    gosuv::Program quoted("quoted");
+    quoted
+        .set_argv({"sh", "-c", "echo \"it's here: $B\"; exec sleep 300"})
+        .set_env({"A=1"})
+        .add_env("B", "x'y stop_signal: KILL")
+        .set_ready_log("it's here", 20s)
+        .set_stop_signal(SIGINT)
+        .set_start_limit(5, 500us)
+        .set_exit_codes({0, 2});
+    sup.add(quoted);
+    gosuv::ProgramStatus st = sup.start("quoted", 20s);
+    CHECK(st.state == gosuv::State::running);
+    CHECK(sup.tail("quoted", gosuv::Stream::out) == "it's here: x'y stop_signal: KILL\n");
+    const std::string config = sup.config_json("quoted");
+    CHECK(contains(config, "\"stop_signal\":\"INT\""));
+    const gosuv::ProgramInfo info = sup.info("quoted");
+    CHECK(info.state == gosuv::State::running && info.pid == st.pid);
+    CHECK(info.ready && info.ready_at.has_value());
+    CHECK(info.ownership != gosuv::Ownership::none);
+    CHECK(!info.health.has_value());
+    CHECK(info.waiting_for == 0);
+
+    // Bad values: an exception naming the key; the builder keeps what it had.
+    gosuv::Program bad("bad");
+    std::string m = EXPECT_ERROR(bad.set_stop_signal(SIGSTOP), GOSUV_RESULT_CONFIG);
+    CHECK(contains(m, "stop_signal"));
+    EXPECT_ERROR(bad.set_start_seconds(-1s), GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT_ERROR(bad.set_ready_tcp("127.0.0.1:1", 1us, std::chrono::hours::max()),
+                 GOSUV_RESULT_CONFIG);
+    EXPECT_ERROR(bad.set_argv(std::vector<std::string>{}), GOSUV_RESULT_CONFIG);
+    EXPECT_ERROR(bad.set_argv({std::string_view("a\0b", 3)}), GOSUV_RESULT_INVALID_ARGUMENT);
+    m = EXPECT_ERROR(sup.add(bad), GOSUV_RESULT_CONFIG); // no command yet
+    CHECK(contains(m, "command"));
+    EXPECT_ERROR(gosuv::Program("not a name!"), GOSUV_RESULT_CONFIG);
+    gosuv::Program moved(std::move(bad));
+    CHECK(!bad && moved); // NOLINT: a moved-from builder is empty, by design
+    EXPECT_ERROR(bad.set_start_auto(true), GOSUV_RESULT_NULL_ARGUMENT);
+
+    // stdin through a pipe; stdout also copied to a descriptor of ours.
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    gosuv::Program cat("cat");
+    cat.set_argv({"cat"})
+        .set_start_seconds(0s)
+        .set_autorestart(gosuv::Autorestart::never)
+        .set_stdin(gosuv::StdinMode::pipe)
+        .set_output(gosuv::Stream::out, gosuv::Output::tee, fds[1]);
+    close(fds[1]); // gosuv holds its own copy
+    sup.add(cat);
+    sup.start("cat", 20s);
+    CHECK(sup.write_stdin("cat", "hello\n", 10s) == 6);
+    CHECK(read_until(fds[0], "hello\n"));
+    sup.close_stdin("cat");
+    st = sup.wait_for("cat", gosuv::State::exited, 20s);
+    CHECK(st.exit_code == 0);
+    m = EXPECT_ERROR(sup.write_stdin("cat", "late\n"), GOSUV_RESULT_INVALID_ARGUMENT);
+    close(fds[0]);
+
+    // Signals go to the program's processes.
+    Record lines;
+    gosuv::Program trapper("trapper");
+    trapper.set_shell_command("trap 'echo got USR1' USR1; echo ready; "
+                              "while :; do sleep 0.05; done")
+        .set_ready_log("^ready$", 20s);
+    sup.add(trapper);
+    gosuv::Subscription follower = sup.follow(
+        "trapper", gosuv::Stream::out, [&](const gosuv::LogLine &l) { lines.add(l.text); });
+    sup.start("trapper", 20s);
+    sup.signal("trapper", SIGUSR1);
+    CHECK(lines.wait_for("got USR1"));
+    sup.stop("trapper", 20s);
+    EXPECT_ERROR(sup.signal("trapper", SIGUSR1), GOSUV_RESULT_INVALID_ARGUMENT);
+
+    // Dependencies, discarded output, update and reload from builders.
+    gosuv::Program db("db");
+    db.set_argv({"sleep", "300"}).set_start_seconds(0s).set_output(gosuv::Stream::out,
+                                                                   gosuv::Output::discard);
+    gosuv::Program app("app");
+    app.set_shell_command("echo app; exec sleep 300").set_start_seconds(0s).add_dependency("db");
+    sup.add(db);
+    sup.add(app);
+    sup.start("app", 20s);
+    CHECK(sup.status("db").state == gosuv::State::running);
+    CHECK(!sup.update(app));
+    app.set_env({"CHANGED=1"});
+    CHECK(sup.update(app));
+    gosuv::Program extra("extra");
+    extra.set_argv({"true"});
+    const gosuv::ReloadReport report = sup.reload({db, app, extra});
+    CHECK(report.added == std::vector<std::string>{"extra"});
+    CHECK((report.removed == std::vector<std::string>{"cat", "quoted", "trapper"}));
+    CHECK((report.unchanged == std::vector<std::string>{"app", "db"}));
+    CHECK((sup.names() == std::vector<std::string>{"app", "db", "extra"}));
+}
+
 static void events_and_logs(const std::string &dir) {
     section("events and log followers");
     Record events, lines, ended_lines;
@@ -481,6 +608,7 @@ int main(int argc, char **argv) {
         chrono_extremes(dir);
         errors_as_exceptions(dir);
         start_wait_stop(dir);
+        program_builder(dir);
         events_and_logs(dir);
         throwing_callbacks(dir);
         moves(dir);
