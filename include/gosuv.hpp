@@ -8,17 +8,18 @@
  *   the events of that shutdown to every subscriber, then ends the subscriptions it owns.
  * - gosuv::Subscription owns one callback registration: destroying it ends it at once (the
  *   callback is not running and will not run again when the destructor returns).
+ * - gosuv::Program describes a program without YAML (a gosuv_program builder).
  * - Failures throw gosuv::Error: the gosuv_result code and gosuv's detailed message.
  * - Callbacks run on gosuv's threads. An exception a callback throws never reaches gosuv:
  *   it is caught and passed to the handler set with gosuv::set_callback_error_handler()
  *   (by default, a line on standard error).
- * - Timeouts are std::chrono durations of any type: rounded up to whole milliseconds,
- *   negative ones do not wait, and ones longer than gosuv accepts are clamped
- *   (see gosuv::timeout_ms()).
+ * - Durations are std::chrono durations of any type (gosuv::Duration): rounded up to whole
+ *   milliseconds, never overflowing; a wait of zero or less does not wait, one over a day
+ *   (gosuv::forever, hours::max()) waits for as long as it takes (see gosuv::timeout_ms()).
  * - Defaults are the C library's (gosuv_supervisor_options_default()).
  *
- * Handles are move-only; a moved-from handle is empty, and calls on an empty Supervisor
- * throw gosuv::Error with GOSUV_RESULT_NULL_ARGUMENT.
+ * Handles are move-only with noexcept moves; a moved-from handle is empty, and calls on an
+ * empty one throw gosuv::Error with GOSUV_RESULT_NULL_ARGUMENT.
  */
 #ifndef GOSUV_HPP
 #define GOSUV_HPP
