@@ -265,9 +265,9 @@ inline std::uint64_t setting_seconds(Duration d, const char *what) {
 // (gosuv_supervisor_options_default()); change the fields you need.
 struct Options {
     // The directory relative program directories resolve against, and the programs'
-    // default working directory. Empty: the current directory.
+    // default working directory. nullopt: the current directory.
     std::optional<std::string> base_dir;
-    // Where <name>.stdout.log and <name>.stderr.log go. Empty: <base_dir>/logs.
+    // Where <name>.stdout.log and <name>.stderr.log go. nullopt: <base_dir>/logs.
     std::optional<std::string> log_dir;
     // Make this process a child subreaper (see gosuv.h).
     bool subreaper;
