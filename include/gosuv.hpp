@@ -1144,17 +1144,14 @@ public:
         return report.take();
     }
 
-    // Makes the programs equal to the programs these builders describe, as reload().
-    ReloadReport reload(const std::vector<std::reference_wrapper<const Program>> &programs) const {
-        std::vector<const gosuv_program *> c;
-        c.reserve(programs.size());
-        for (const Program &p : programs) {
-            c.push_back(p.get());
-        }
-        detail::OwnedReport report;
-        detail::check(
-            gosuv_supervisor_reload_programs(get(), c.data(), c.size(), &report.c));
-        return report.take();
+    // Makes the programs equal to the programs these builders describe, as reload():
+    // sup.reload({web, db}).
+    ReloadReport
+    reload(std::initializer_list<std::reference_wrapper<const Program>> programs) const {
+        return reload_builders(programs);
+    }
+    ReloadReport reload(const std::vector<Program> &programs) const {
+        return reload_builders(programs);
     }
 
     // As reload(programs_yaml), the report as JSON
@@ -1308,6 +1305,17 @@ private:
                                               holder.get(), &Holder::finalize, &sub));
         holder.release();
         return sub;
+    }
+
+    template <class Programs> ReloadReport reload_builders(const Programs &programs) const {
+        std::vector<const gosuv_program *> c;
+        c.reserve(programs.size());
+        for (const Program &p : programs) {
+            c.push_back(p.get());
+        }
+        detail::OwnedReport report;
+        detail::check(gosuv_supervisor_reload_programs(get(), c.data(), c.size(), &report.c));
+        return report.take();
     }
 
     template <class Fn>

@@ -419,6 +419,10 @@ static void program_builder(const std::string &dir) {
     CHECK((report.removed == std::vector<std::string>{"cat", "quoted", "trapper"}));
     CHECK((report.unchanged == std::vector<std::string>{"app", "db"}));
     CHECK((sup.names() == std::vector<std::string>{"app", "db", "extra"}));
+    std::vector<gosuv::Program> only;
+    only.push_back(std::move(extra));
+    CHECK((sup.reload(only).removed == std::vector<std::string>{"app", "db"}));
+    CHECK(sup.names() == std::vector<std::string>{"extra"});
 }
 
 static void events_and_logs(const std::string &dir) {
