@@ -432,7 +432,8 @@ struct ProgramInfo : ProgramStatus {
 
     ProgramInfo() = default;
     explicit ProgramInfo(const gosuv_program_info &c)
-        : ProgramStatus(status_of(c)), ready(c.ready), ready_at(detail::time_from_ms(c.ready_at_ms)),
+        : ProgramStatus(status_of(c)), ready(c.ready),
+          ready_at(detail::time_from_ms(c.ready_at_ms)),
           ownership(static_cast<Ownership>(c.ownership)),
           health(c.has_health ? std::optional<Health>(Health{c.health_failures, c.health_failing})
                               : std::nullopt),

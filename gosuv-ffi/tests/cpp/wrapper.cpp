@@ -433,10 +433,11 @@ static void events_and_logs(const std::string &dir) {
         sup.on_event([&](const gosuv::Event &e) { events.add(describe(e)); });
         sup.add("{name: echoer, command: 'printf \"one\\ntw\\0o\\n\"; echo three >&2; "
                 "exec sleep 300', start_seconds: 0}");
-        gosuv::Subscription out = sup.follow("echoer", gosuv::Stream::out, [&](const gosuv::LogLine &l) {
-            lines.add(l.program + " " + gosuv::to_string(l.stream) + " " +
-                      std::to_string(l.text.size()) + " " + l.text);
-        });
+        gosuv::Subscription out =
+            sup.follow("echoer", gosuv::Stream::out, [&](const gosuv::LogLine &l) {
+                lines.add(l.program + " " + gosuv::to_string(l.stream) + " " +
+                          std::to_string(l.text.size()) + " " + l.text);
+            });
         sup.on_log("echoer", gosuv::Stream::err,
                    [&](const gosuv::LogLine &l) { lines.add("err " + l.text); });
         sup.start("echoer", 20s);
