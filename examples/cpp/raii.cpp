@@ -1,16 +1,17 @@
-// raii: a C++ program that supervises one helper through the gosuv::Supervisor RAII
-// wrapper (gosuv.hpp) and waits for its output.
+// raii: a C++ program that supervises one helper through gosuv.hpp, the C++ wrapper that
+// ships in include/, and waits for its output.
 //
 //   ./raii [DIR]        DIR: the helper's working directory (default: a new one in /tmp)
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include "gosuv.hpp"
+#include <gosuv.hpp>
 
 using namespace std::chrono_literals;
 
@@ -30,35 +31,41 @@ int main(int argc, char **argv) {
         dir = tmp;
     }
 
+    // What the callbacks use is declared before the supervisor, so it outlives it.
     std::mutex lock;
     std::condition_variable changed;
     std::vector<std::string> lines;
     int events = 0;
 
     try {
-        gosuv::Supervisor sup(dir);
-        gosuv::Subscription on_event = sup.on_event([&](const gosuv_event &ev) {
+        gosuv::Options options; // the library's defaults
+        options.base_dir = dir;
+        gosuv::Supervisor sup(options);
+        // For the supervisor's whole life, its shutdown included.
+        sup.on_event([&](const gosuv::Event &ev) {
             std::lock_guard<std::mutex> g(lock);
             events++;
-            say(std::string("event: ") + ev.program + " " + gosuv_state_name(ev.from) + " -> " +
-                gosuv_state_name(ev.to));
+            say("event: " + ev.program + " " + gosuv::to_string(ev.from) + " -> " +
+                gosuv::to_string(ev.to));
         });
 
-        sup.add("name: greeter\n"
-                "command: echo hello from $WHO; exec sleep 300\n"
-                "environ: [WHO=cpp]\n"
-                "start_seconds: 1\n");
-        gosuv::Subscription on_log =
-            sup.on_log("greeter", GOSUV_STREAM_STDOUT, [&](const std::string &line) {
+        gosuv::Program greeter("greeter"); // or sup.add() with the YAML of programs.yml
+        greeter.set_shell_command("echo hello from $WHO; exec sleep 300")
+            .add_env("WHO", "cpp")
+            .set_start_seconds(1s);
+        sup.add(greeter);
+        // Until `follower` goes out of scope.
+        gosuv::Subscription follower =
+            sup.follow("greeter", gosuv::Stream::out, [&](const gosuv::LogLine &line) {
                 std::lock_guard<std::mutex> g(lock);
-                lines.push_back(line);
+                lines.push_back(line.text);
                 changed.notify_all();
             });
 
         // Start without waiting, then wait until it is running.
         sup.start("greeter", 0ms);
-        gosuv_program_status st = sup.wait("greeter", 20s);
-        say(std::string("greeter is ") + gosuv_state_name(st.state));
+        gosuv::ProgramStatus st = sup.wait("greeter", 20s);
+        say(std::string("greeter is ") + gosuv::to_string(st.state));
         {
             std::unique_lock<std::mutex> g(lock);
             if (!changed.wait_for(g, 20s, [&] { return !lines.empty(); })) {
@@ -67,20 +74,22 @@ int main(int argc, char **argv) {
             }
             say("greeter said: " + lines.front());
         }
-        std::cout << "tail: " + sup.tail("greeter", GOSUV_STREAM_STDOUT, 1) << std::flush;
+        std::cout << "tail: " + sup.tail("greeter", gosuv::Stream::out, 1) << std::flush;
 
         try {
-            sup.add("name: greeter\ncommand: 'true'\n");
+            sup.add("{name: greeter, command: 'true'}");
         } catch (const gosuv::Error &e) {
             say(std::string("adding it twice: ") + e.code_name() + ": " + e.what());
         }
 
         st = sup.restart("greeter", 20s);
-        say(std::string("after restart: ") + gosuv_state_name(st.state));
+        say(std::string("after restart: ") + gosuv::to_string(st.state));
         st = sup.stop("greeter", 20s);
-        say(std::string("after stop: ") + gosuv_state_name(st.state));
+        say(std::string("after stop: ") + gosuv::to_string(st.state));
+        sup.start("greeter", 20s);
         say("status: " + sup.status_json());
-        // Leaving the scope frees the subscriptions, then the supervisor.
+        // Leaving the scope ends `follower`, then frees the supervisor: greeter is stopped,
+        // and on_event's callback sees it go (running -> stopping -> stopped).
     } catch (const gosuv::Error &e) {
         say(std::string("error: ") + e.code_name() + ": " + e.what());
         return 1;

@@ -311,9 +311,21 @@ fn cpp_example(link: Link) {
          choose another name or update it instead",
         "after restart: running",
         "after stop: stopped",
-        "events seen: 8",
+        "events seen: 12",
         "done",
     ]);
+    // The supervisor's shutdown stops greeter: the on_event callback sees it.
+    let after_status = ran
+        .stdout
+        .split_once("\nstatus: ")
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    assert!(
+        after_status.contains("event: greeter running -> stopping\n")
+            && after_status.contains("event: greeter stopping -> stopped\n"),
+        "the shutdown's events did not reach the subscriber\n{}",
+        ran.describe()
+    );
 }
 
 /// The issue's must-show program: two workers with a ready probe, events, one stopped, its
@@ -932,4 +944,80 @@ fn sigkilled_host(mode: &str) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Compiles tests/cpp/`source` as C++17 with warnings as errors and `extra` flags, against
+/// the shared library.
+fn compile_cpp_test(source: &str, exe_name: &str, out: &Path, extra: &[&str]) -> PathBuf {
+    let exe = out.join(exe_name);
+    let mut cmd = Command::new("c++");
+    cmd.args([
+        "-std=c++17",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-g",
+        "-pthread",
+    ])
+    .args(extra)
+    .arg("-I")
+    .arg(repo_root().join("include"))
+    .arg("-o")
+    .arg(&exe)
+    .arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/cpp")
+            .join(source),
+    )
+    .args(link_args(Link::Shared));
+    run(cmd, out).expect_ok(&format!("c++ -std=c++17 {}", extra.join(" ")));
+    exe
+}
+
+/// Checks what tests/cpp/wrapper.cpp printed: every check passed, and the default callback
+/// error handler wrote its line on standard error.
+fn expect_wrapper_passed(ran: &Ran) {
+    assert!(
+        ran.ok && ran.stdout.contains(" passed, 0 failed"),
+        "tests/cpp/wrapper.cpp failed\n{}",
+        ran.describe()
+    );
+    ran.expect_lines(&["-- moves"]);
+    assert!(
+        ran.stderr.contains(
+            "gosuv: caught an exception thrown by the event callback: boom for the default \
+             handler\n"
+        ),
+        "the default handler did not report the callback's exception on stderr\n{}",
+        ran.describe()
+    );
+}
+
+#[test]
+fn cpp_wrapper_under_address_and_undefined_behaviour_sanitizers() {
+    let dir = scratch();
+    let exe = compile_cpp_test(
+        "wrapper.cpp",
+        "wrapper-asan",
+        &dir.path().join("bin"),
+        &[
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            "-fno-omit-frame-pointer",
+        ],
+    );
+    let mut cmd = with_arg(&exe, &dir.path().join("work"));
+    cmd.env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        .env("UBSAN_OPTIONS", "print_stacktrace=1");
+    let ran = run(cmd, dir.path());
+    expect_wrapper_passed(&ran);
+}
+
+#[test]
+fn valgrind_finds_no_errors_or_leaks_in_the_cpp_wrapper_tests() {
+    let dir = scratch();
+    let exe = compile_cpp_test("wrapper.cpp", "wrapper", &dir.path().join("bin"), &[]);
+    let ran = valgrind(&exe, &dir.path().join("work"), dir.path());
+    expect_wrapper_passed(&ran);
 }
