@@ -10,10 +10,12 @@ mod convert;
 mod errors;
 mod interrupt;
 mod line_wait;
+mod log_dir;
 mod objects;
 mod scoped;
 mod streams;
 mod supervisor;
+mod threads;
 
 use pyo3::prelude::*;
 
@@ -28,6 +30,8 @@ mod _native {
     use crate::streams::{Events, LogFollower};
     #[pymodule_export]
     use crate::supervisor::{shutdown_all, Supervisor};
+    #[pymodule_export]
+    use crate::threads::start_thread;
 
     use pyo3::prelude::*;
 

@@ -13,7 +13,7 @@ use gosuv::{LogEvent, Stream};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use crate::errors::{PROGRAM_NOT_FOUND, SUPERVISOR_CLOSED, TIMEOUT};
+use crate::errors::{GOSUV_ERROR, PROGRAM_NOT_FOUND, SUPERVISOR_CLOSED, TIMEOUT};
 use crate::streams::slice_until;
 
 /// How much output the core keeps in memory per stream.
@@ -151,6 +151,7 @@ pub(crate) fn wait_for_line(
     stream: Stream,
     pattern: &Bound<'_, PyAny>,
     timeout: Option<Duration>,
+    abandoned: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<String> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut source = py
@@ -199,5 +200,10 @@ pub(crate) fn wait_for_line(
         };
         py.detach(|| source.receive(sup, wait));
         py.check_signals()?;
+        if let Some(flag) = abandoned {
+            if flag.call_method0("is_set")?.is_truthy()? {
+                return Err(GOSUV_ERROR.err(py, "the wait was abandoned".into(), &[]));
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@ use gosuv::{Error, ProgramConfig};
 use pyo3::prelude::*;
 
 use crate::errors::IntoPyResult;
-use crate::interrupt;
+use crate::interrupt::{self, Stopping};
 use crate::objects::Status;
 use crate::supervisor::Supervisor;
 
@@ -39,7 +39,8 @@ impl ScopedProgram {
     fn remove(&self, py: Python<'_>) -> PyResult<()> {
         let sup = self.sup.get().sup(py)?.clone();
         let name = self.config.name.clone();
-        match interrupt::run(py, move || sup.remove(&name))? {
+        let targets = Stopping::Named(vec![name.clone()]);
+        match interrupt::run_stopping(py, vec![sup.clone()], targets, move || sup.remove(&name))? {
             Ok(()) | Err(Error::NotFound(_)) | Err(Error::ShuttingDown) => Ok(()),
             Err(e) => Err(crate::errors::to_py(py, e)),
         }
@@ -55,7 +56,7 @@ impl ScopedProgram {
     }
 
     fn __enter__(&self, py: Python<'_>) -> PyResult<Status> {
-        let sup = self.sup.get().sup(py)?.clone();
+        let sup = self.sup.get().open(py)?.clone();
         let config = self.config.clone();
         py.detach(|| sup.add(config)).into_py_result(py)?;
         let name = self.config.name.clone();

@@ -48,7 +48,8 @@ enum Slice<T> {
 /// waits at most a timeout. Events a slow reader missed are counted in `missed`.
 #[pyclass(frozen, module = "gosuv")]
 pub struct Events {
-    inner: Mutex<blocking::Events>,
+    /// `None` once closed.
+    inner: Mutex<Option<blocking::Events>>,
     sup: Weak<blocking::Supervisor>,
     missed: AtomicU64,
     closed: AtomicBool,
@@ -57,7 +58,7 @@ pub struct Events {
 impl Events {
     pub(crate) fn new(inner: blocking::Events, sup: Weak<blocking::Supervisor>) -> PyResult<Self> {
         Ok(Events {
-            inner: Mutex::new(inner),
+            inner: Mutex::new(Some(inner)),
             sup,
             missed: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -68,7 +69,23 @@ impl Events {
         let Some(sup) = self.sup.upgrade() else {
             return Slice::Closed;
         };
-        let mut inner = lock(&self.inner);
+        let mut guard = lock(&self.inner);
+        let Some(inner) = guard.as_mut() else {
+            return Slice::Closed;
+        };
+        if self.closed.load(Ordering::Relaxed) {
+            *guard = None;
+            return Slice::Closed;
+        }
+        self.receive(inner, wait, &sup)
+    }
+
+    fn receive(
+        &self,
+        inner: &mut blocking::Events,
+        wait: Duration,
+        sup: &blocking::Supervisor,
+    ) -> Slice<gosuv::Event> {
         match inner.recv_timeout(wait) {
             Recv::Item(EventNotice::Changed(ev)) => Slice::Item(ev),
             Recv::Item(EventNotice::Missed(n)) => {
@@ -117,6 +134,53 @@ impl Events {
         self.next_event(py, deadline)
     }
 
+    /// An event already received, without waiting; `None` when there is none now (or a
+    /// wait of another thread is reading). For `gosuv.aio`, which must not block its loop.
+    fn _poll(&self, py: Python<'_>) -> PyResult<Option<Event>> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let Ok(mut guard) = self.inner.try_lock() else {
+            return Ok(None);
+        };
+        let (Some(inner), Some(sup)) = (guard.as_mut(), self.sup.upgrade()) else {
+            self.closed.store(true, Ordering::Relaxed);
+            return Ok(None);
+        };
+        match self.receive(inner, Duration::ZERO, &sup) {
+            Slice::Item(ev) => Event::new(py, ev).map(Some),
+            Slice::Nothing => Ok(None),
+            Slice::Closed => {
+                self.closed.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Ends the stream: iterating stops, `get` returns `None`, and the subscription is let
+    /// go. Calling it again does nothing.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        // A wait of another thread holds the lock for one slice at most; it lets go then.
+        if let Ok(mut guard) = self.inner.try_lock() {
+            *guard = None;
+        }
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> bool {
+        self.close();
+        false
+    }
+
     /// How many events were dropped because this reader fell more than 4096 behind.
     #[getter]
     fn missed(&self) -> u64 {
@@ -131,7 +195,8 @@ impl Events {
 }
 
 struct FollowState {
-    inner: blocking::LogFollower,
+    /// `None` once closed.
+    inner: Option<blocking::LogFollower>,
     /// Output received after the last complete line.
     partial: Vec<u8>,
     closed: bool,
@@ -168,6 +233,8 @@ pub struct LogFollower {
     state: Mutex<FollowState>,
     sup: Weak<blocking::Supervisor>,
     missed: AtomicU64,
+    /// Set by `close()`: the next wait lets go of the subscription.
+    shut: AtomicBool,
 }
 
 impl LogFollower {
@@ -177,17 +244,23 @@ impl LogFollower {
     ) -> PyResult<Self> {
         Ok(LogFollower {
             state: Mutex::new(FollowState {
-                inner,
+                inner: Some(inner),
                 partial: Vec::new(),
                 closed: false,
             }),
             sup,
             missed: AtomicU64::new(0),
+            shut: AtomicBool::new(false),
         })
     }
 
     fn one_slice(&self, wait: Option<Duration>) -> Slice<String> {
         let mut st = lock(&self.state);
+        if self.shut.load(Ordering::Relaxed) {
+            st.inner = None;
+            st.partial.clear();
+            st.closed = true;
+        }
         if let Some(line) = st.take_line() {
             return Slice::Item(line);
         }
@@ -198,11 +271,17 @@ impl LogFollower {
             // The deadline has passed and no complete line is there.
             return Slice::Closed;
         };
-        let Some(sup) = self.sup.upgrade() else {
+        self.receive(&mut st, wait);
+        Slice::Nothing
+    }
+
+    /// Waits at most `wait` for more output.
+    fn receive(&self, st: &mut FollowState, wait: Duration) {
+        let (Some(sup), Some(inner)) = (self.sup.upgrade(), st.inner.as_mut()) else {
             st.closed = true;
-            return Slice::Nothing;
+            return;
         };
-        match st.inner.recv_timeout(wait) {
+        match inner.recv_timeout(wait) {
             Recv::Item(LogEvent::Data(bytes)) => st.partial.extend_from_slice(&bytes),
             Recv::Item(LogEvent::Missed(n)) => {
                 self.missed.fetch_add(n, Ordering::Relaxed);
@@ -211,7 +290,6 @@ impl LogFollower {
             Recv::Timeout if sup.as_async().is_shut_down() => st.closed = true,
             Recv::Timeout => {}
         }
-        Slice::Nothing
     }
 
     fn next_line(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<Option<String>> {
@@ -244,6 +322,48 @@ impl LogFollower {
         self.next_line(py, deadline)
     }
 
+    /// A line already received, without waiting; `None` when there is none now (or a wait
+    /// of another thread is reading). For `gosuv.aio`, which must not block its loop.
+    fn _poll(&self) -> Option<String> {
+        if self.shut.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut st = self.state.try_lock().ok()?;
+        if let Some(line) = st.take_line() {
+            return Some(line);
+        }
+        if !st.closed {
+            self.receive(&mut st, Duration::ZERO);
+        }
+        st.take_line()
+    }
+
+    /// Ends the stream: iterating stops, `get` returns `None`, and the subscription is let
+    /// go (lines received and not yet read are dropped). Calling it again does nothing.
+    fn close(&self) {
+        self.shut.store(true, Ordering::Relaxed);
+        // A wait of another thread holds the lock for one slice at most; it lets go then.
+        if let Ok(mut st) = self.state.try_lock() {
+            st.inner = None;
+            st.partial.clear();
+            st.closed = true;
+        }
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> bool {
+        self.close();
+        false
+    }
+
     /// How many bytes of output were skipped because this reader fell behind.
     #[getter]
     fn missed(&self) -> u64 {
@@ -253,6 +373,9 @@ impl LogFollower {
     /// Whether the stream has ended and every line has been read.
     #[getter]
     fn closed(&self) -> bool {
+        if self.shut.load(Ordering::Relaxed) {
+            return true;
+        }
         let st = lock(&self.state);
         st.closed && st.partial.is_empty()
     }

@@ -13,44 +13,61 @@ use pyo3::types::{PyDict, PyList, PyMapping, PyString, PyTuple, PyType};
 use serde_yaml::Value;
 
 use crate::convert::{self, abs_path};
-use crate::errors::{IntoPyResult, GOSUV_ERROR};
-use crate::interrupt;
+use crate::errors::{IntoPyResult, GOSUV_ERROR, SUPERVISOR_CLOSED};
+use crate::interrupt::{self, Stopping};
 use crate::line_wait::{self, TAIL_BYTES};
+use crate::log_dir::LogDir;
 use crate::objects::{ReloadReport, Stats, Status};
 use crate::scoped::ScopedProgram;
 use crate::streams::{Events, LogFollower};
 
+/// One supervisor of this process, as `shutdown_all` sees it.
+struct Live {
+    pid: u32,
+    sup: Weak<blocking::Supervisor>,
+    logs: Arc<LogDir>,
+}
+
 /// Every supervisor made in this process, so that `shutdown_all` (run by `atexit`) can stop
 /// their programs gracefully when the interpreter exits normally.
-static LIVE: Mutex<Vec<(u32, Weak<blocking::Supervisor>)>> = Mutex::new(Vec::new());
+static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
 
-fn live() -> std::sync::MutexGuard<'static, Vec<(u32, Weak<blocking::Supervisor>)>> {
+fn live() -> std::sync::MutexGuard<'static, Vec<Live>> {
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// The message of a call made after `shutdown()`.
+const SHUT_DOWN: &str = "the supervisor is shut down: its programs are stopped and it accepts \
+                         no more calls about them; create a new Supervisor";
 
 /// Stops the programs of every supervisor of this process that is still open, and waits.
 /// `gosuv/__init__.py` registers it with `atexit`.
 #[pyfunction]
 pub fn shutdown_all(py: Python<'_>) -> PyResult<()> {
     let me = std::process::id();
-    let sups: Vec<Arc<blocking::Supervisor>> = {
+    let (sups, logs): (Vec<Arc<blocking::Supervisor>>, Vec<Arc<LogDir>>) = {
         let mut list = live();
-        list.retain(|(_, w)| w.strong_count() > 0);
+        list.retain(|l| l.sup.strong_count() > 0);
         list.iter()
-            .filter(|(pid, _)| *pid == me)
-            .filter_map(|(_, w)| w.upgrade())
-            .collect()
+            .filter(|l| l.pid == me)
+            .filter_map(|l| Some((l.sup.upgrade()?, l.logs.clone())))
+            .unzip()
     };
     if sups.is_empty() {
         return Ok(());
     }
-    interrupt::run(py, move || {
+    let all = sups.clone();
+    interrupt::run_stopping(py, sups.clone(), Stopping::All, move || {
         std::thread::scope(|s| {
-            for sup in &sups {
+            for sup in &all {
                 s.spawn(move || sup.shutdown());
             }
         });
-    })
+    })?;
+    for l in logs {
+        l.release();
+    }
+    Ok(())
 }
 
 /// Programs read from a file, a mapping or YAML text, and where they came from.
@@ -233,7 +250,7 @@ pub struct Supervisor {
     inner: Option<Arc<blocking::Supervisor>>,
     owner_pid: u32,
     base_dir: PathBuf,
-    log_dir: PathBuf,
+    logs: Arc<LogDir>,
     /// The constructor's `base_dir`, used again when a file is reloaded.
     base_override: Option<PathBuf>,
     /// The file the programs came from, for `reload()`.
@@ -249,14 +266,13 @@ impl Supervisor {
         subreaper: bool,
         kill_on_parent_death: bool,
     ) -> PyResult<Self> {
-        let log_dir = match log_dir {
-            Some(d) => abs_path(d)?,
-            None => loaded
-                .log_dir
-                .unwrap_or_else(|| loaded.base_dir.join("logs")),
+        let logs = match log_dir.map(abs_path).transpose()?.or(loaded.log_dir) {
+            Some(d) => LogDir::explicit(py, d)?,
+            None => LogDir::temp(py)?,
         };
+        let logs = Arc::new(logs);
         let mut opts = SupervisorOptions::new(loaded.base_dir.clone());
-        opts.log_dir = log_dir.clone();
+        opts.log_dir = logs.path().to_path_buf();
         opts.subreaper = subreaper;
         opts.kill_on_parent_death = kill_on_parent_death;
         let programs = loaded.programs;
@@ -270,19 +286,30 @@ impl Supervisor {
                 }
                 Ok(sup)
             })
-            .into_py_result(py)?;
+            .into_py_result(py);
+        let sup = match sup {
+            Ok(sup) => sup,
+            Err(e) => {
+                logs.release();
+                return Err(e);
+            }
+        };
         let inner = Arc::new(sup);
         let owner_pid = std::process::id();
         {
             let mut list = live();
-            list.retain(|(_, w)| w.strong_count() > 0);
-            list.push((owner_pid, Arc::downgrade(&inner)));
+            list.retain(|l| l.sup.strong_count() > 0);
+            list.push(Live {
+                pid: owner_pid,
+                sup: Arc::downgrade(&inner),
+                logs: logs.clone(),
+            });
         }
         Ok(Supervisor {
             inner: Some(inner),
             owner_pid,
             base_dir: loaded.base_dir,
-            log_dir,
+            logs,
             base_override,
             source: loaded.source,
         })
@@ -305,14 +332,45 @@ impl Supervisor {
         Ok(self.inner.as_ref().expect("only None while dropped"))
     }
 
+    /// The core supervisor for a call about programs: `SupervisorClosed` once it is shut
+    /// down (its programs are gone then, and "no program named ..." would mislead).
+    pub(crate) fn open(&self, py: Python<'_>) -> PyResult<&Arc<blocking::Supervisor>> {
+        let sup = self.sup(py)?;
+        if sup.as_async().is_shut_down() {
+            return Err(SUPERVISOR_CLOSED.err(py, SHUT_DOWN.into(), &[]));
+        }
+        Ok(sup)
+    }
+
     /// Runs a call that may wait on its own thread, interruptibly.
     fn waiting<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&blocking::Supervisor) -> gosuv::Result<T> + Send + 'static,
     {
-        let sup = self.sup(py)?.clone();
+        let sup = self.open(py)?.clone();
         interrupt::run(py, move || f(&sup))?.into_py_result(py)
+    }
+
+    /// As `waiting`, for a call that waits for programs to stop: Ctrl-C kills them.
+    fn stopping<T, F>(&self, py: Python<'_>, targets: Stopping, f: F) -> PyResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&blocking::Supervisor) -> gosuv::Result<T> + Send + 'static,
+    {
+        let sup = self.open(py)?.clone();
+        let sups = vec![sup.clone()];
+        interrupt::run_stopping(py, sups, targets, move || f(&sup))?.into_py_result(py)
+    }
+
+    /// Stops every program and waits (Ctrl-C kills them), then lets go of the log
+    /// directory. Calling it again does nothing.
+    fn shut_down(&self, py: Python<'_>) -> PyResult<()> {
+        let sup = self.sup(py)?.clone();
+        let sups = vec![sup.clone()];
+        interrupt::run_stopping(py, sups, Stopping::All, move || sup.shutdown())?;
+        self.logs.release();
+        Ok(())
     }
 
     /// One program's config from the arguments of `add`, `update` and `program`.
@@ -323,6 +381,9 @@ impl Supervisor {
         command: &Bound<'_, PyAny>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<ProgramConfig> {
+        if let Err(e) = gosuv::config::validate_name(name) {
+            return Err(crate::errors::config_error(py, &ConfigErrors::single(None, e)));
+        }
         let value = convert::program_value(name, command, options)?;
         parse_program_value(value, &self.base_dir)
             .map_err(|e| under(name, e))
@@ -400,7 +461,7 @@ impl Supervisor {
     /// Where `<name>.stdout.log` and `<name>.stderr.log` are written.
     #[getter]
     fn log_dir(&self) -> PathBuf {
-        self.log_dir.clone()
+        self.logs.path().to_path_buf()
     }
 
     /// Whether `shutdown()` has been called.
@@ -419,7 +480,7 @@ impl Supervisor {
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         let config = self.program_config(py, name, command, options)?;
-        let sup = self.sup(py)?;
+        let sup = self.open(py)?;
         py.detach(|| sup.add(config)).into_py_result(py)
     }
 
@@ -457,7 +518,7 @@ impl Supervisor {
     ) -> PyResult<ScopedProgram> {
         let py = slf.py();
         let this = slf.get();
-        this.sup(py)?;
+        this.open(py)?;
         let timeout = convert::timeout_arg(py, timeout)?;
         let config = this.program_config(py, name, command, options)?;
         Ok(ScopedProgram::new(slf.clone().unbind(), config, timeout))
@@ -465,7 +526,8 @@ impl Supervisor {
 
     /// Stops a program (waiting until none of its processes is left) and removes it.
     fn remove(&self, py: Python<'_>, name: String) -> PyResult<()> {
-        self.waiting(py, move |s| s.remove(&name))
+        let targets = Stopping::Named(vec![name.clone()]);
+        self.stopping(py, targets, move |s| s.remove(&name))
     }
 
     /// Starts a program. With `wait`, returns once it is running (up for `start_seconds`),
@@ -494,7 +556,8 @@ impl Supervisor {
         timeout: Option<f64>,
     ) -> PyResult<Status> {
         let wait = wait_arg(py, wait, timeout)?;
-        let st = self.waiting(py, move |s| s.stop(&name, wait))?;
+        let targets = Stopping::Named(vec![name.clone()]);
+        let st = self.stopping(py, targets, move |s| s.stop(&name, wait))?;
         Status::new(py, st)
     }
 
@@ -542,7 +605,7 @@ impl Supervisor {
 
     /// One program's status.
     fn status(&self, py: Python<'_>, name: &str) -> PyResult<Status> {
-        let st = self.sup(py)?.status(name).into_py_result(py)?;
+        let st = self.open(py)?.status(name).into_py_result(py)?;
         Status::new(py, st)
     }
 
@@ -554,7 +617,7 @@ impl Supervisor {
 
     /// One program's config: a dict with the keys of `programs.yml`.
     fn config(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
-        let cfg = self.sup(py)?.config(name).into_py_result(py)?;
+        let cfg = self.open(py)?.config(name).into_py_result(py)?;
         let value = serde_yaml::to_value(&cfg)
             .map_err(|e| PyValueError::new_err(format!("cannot represent the config: {e}")))?;
         convert::from_value(py, &value)
@@ -619,7 +682,7 @@ impl Supervisor {
     ) -> PyResult<String> {
         let stream = convert::stream_arg(stream)?;
         let bytes = self
-            .sup(py)?
+            .open(py)?
             .tail(name, stream, TAIL_BYTES)
             .into_py_result(py)?;
         let mut text: &[u8] = match lines {
@@ -639,7 +702,7 @@ impl Supervisor {
     #[pyo3(signature = (name, stream = "stdout"))]
     fn follow(&self, py: Python<'_>, name: &str, stream: &str) -> PyResult<LogFollower> {
         let stream = convert::stream_arg(stream)?;
-        let sup = self.sup(py)?;
+        let sup = self.open(py)?;
         let inner = sup.follow(name, stream).into_py_result(py)?;
         LogFollower::new(inner, Arc::downgrade(sup))
     }
@@ -666,8 +729,28 @@ impl Supervisor {
         let stream = convert::stream_arg(stream)?;
         let timeout = convert::optional_timeout(py, timeout)?;
         let pattern = py.import("re")?.call_method1("compile", (regex,))?;
-        let sup = self.sup(py)?;
-        line_wait::wait_for_line(py, sup, name, stream, &pattern, timeout)
+        let sup = self.open(py)?;
+        line_wait::wait_for_line(py, sup, name, stream, &pattern, timeout, None)
+    }
+
+    /// `wait_for_line` for `gosuv.aio`, run on a thread of its own: it also ends, with a
+    /// `GosuvError`, once `abandoned` (a `threading.Event`) is set, so that a cancelled
+    /// await leaves no wait behind.
+    #[pyo3(signature = (name, regex, stream, timeout, abandoned))]
+    fn _wait_for_line(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        regex: &Bound<'_, PyAny>,
+        stream: &str,
+        timeout: Option<f64>,
+        abandoned: &Bound<'_, PyAny>,
+    ) -> PyResult<String> {
+        let stream = convert::stream_arg(stream)?;
+        let timeout = convert::optional_timeout(py, timeout)?;
+        let pattern = py.import("re")?.call_method1("compile", (regex,))?;
+        let sup = self.open(py)?;
+        line_wait::wait_for_line(py, sup, name, stream, &pattern, timeout, Some(abandoned))
     }
 
     /// Every program's state changes from now on, as an iterator of `Event`.
@@ -678,7 +761,7 @@ impl Supervisor {
 
     /// CPU % and memory of a program's whole process tree (empty when it has no process).
     fn stats(&self, py: Python<'_>, name: &str) -> PyResult<Stats> {
-        let sup = self.sup(py)?;
+        let sup = self.open(py)?;
         let st = py.detach(|| sup.stats(name)).into_py_result(py)?;
         Ok(st.into())
     }
@@ -692,11 +775,12 @@ impl Supervisor {
 
     /// Stops every program and waits until none of their processes is left. Afterwards the
     /// supervisor accepts no more changes. Calling it again does nothing.
+    ///
+    /// A temp log directory (no `log_dir` given) is removed then, unless a `with` block
+    /// around the supervisor raised. Ctrl-C while it waits kills the programs at once
+    /// (SIGKILL) instead of waiting out their `stop_timeout`.
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
-        self.waiting(py, |s| {
-            s.shutdown();
-            Ok(())
-        })
+        self.shut_down(py)
     }
 
     fn __contains__(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
@@ -711,10 +795,25 @@ impl Supervisor {
         &self,
         py: Python<'_>,
         _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
+        exc: &Bound<'_, PyAny>,
         _tb: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        self.shutdown(py)?;
+        if !exc.is_none() && self.logs.is_temp() && !self.logs.kept() {
+            // The failed run is the one whose logs are wanted.
+            self.logs.keep();
+            let note = format!(
+                "gosuv: the programs' logs are kept in {}",
+                self.logs.path().display()
+            );
+            if exc.hasattr("add_note")? {
+                exc.call_method1("add_note", (note,))?;
+            } else {
+                // Python < 3.11 has no notes: say it where the traceback goes.
+                let stderr = py.import("sys")?.getattr("stderr")?;
+                stderr.call_method1("write", (format!("{note}\n"),))?;
+            }
+        }
+        self.shut_down(py)?;
         Ok(false)
     }
 
@@ -725,7 +824,7 @@ impl Supervisor {
         };
         format!(
             "<gosuv.Supervisor programs={names:?} log_dir={:?}>",
-            self.log_dir.display().to_string()
+            self.logs.path().display().to_string()
         )
     }
 }
@@ -755,5 +854,6 @@ impl Drop for Supervisor {
             py.detach(move || drop(last));
         });
         drop(slot);
+        self.logs.release();
     }
 }

@@ -2,11 +2,12 @@
 
 import builtins
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, final
+import threading
+from typing import Any, Literal, final
 
 from typing_extensions import Self, Unpack
 
@@ -25,6 +26,7 @@ __all__ = [
     "Supervisor",
     "__version__",
     "shutdown_all",
+    "start_thread",
 ]
 
 __version__: str
@@ -32,8 +34,13 @@ __version__: str
 # {name: {option: value}} or [{"name": ..., option: value}]; the values are checked at run time.
 _ProgramsConfig = StrPath | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
+_Stream = Literal["stdout", "stderr"]
+
 def shutdown_all() -> None:
     """Stops the programs of every open supervisor of this process, and waits."""
+
+def start_thread(target: Callable[[], object]) -> None:
+    """Calls `target()` on a new native thread (for gosuv.aio); returns at once."""
 
 @final
 class Status:
@@ -133,6 +140,15 @@ class Events:
     def __iter__(self) -> Self: ...
     def __next__(self) -> Event: ...
     def get(self, timeout: float | None = None) -> Event | None: ...
+    def _poll(self) -> Event | None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
     @property
     def missed(self) -> int: ...
     @property
@@ -145,6 +161,15 @@ class LogFollower:
     def __iter__(self) -> Self: ...
     def __next__(self) -> str: ...
     def get(self, timeout: float | None = None) -> str | None: ...
+    def _poll(self) -> str | None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
     @property
     def missed(self) -> int: ...
     @property
@@ -213,14 +238,22 @@ class Supervisor:
     def list(self) -> builtins.list[Status]: ...
     def config(self, name: str) -> dict[str, Any]: ...
     def reload(self, config: _ProgramsConfig | None = None, *, yaml: str | None = None) -> ReloadReport: ...
-    def tail(self, name: str, stream: str = "stdout", lines: int | None = 100) -> str: ...
-    def follow(self, name: str, stream: str = "stdout") -> LogFollower: ...
+    def tail(self, name: str, stream: _Stream = "stdout", lines: int | None = 100) -> str: ...
+    def follow(self, name: str, stream: _Stream = "stdout") -> LogFollower: ...
     def wait_for_line(
         self,
         name: str,
         regex: str | re.Pattern[str],
-        stream: str = "stdout",
+        stream: _Stream = "stdout",
         timeout: float | None = 30.0,
+    ) -> str: ...
+    def _wait_for_line(
+        self,
+        name: str,
+        regex: str | re.Pattern[str],
+        stream: _Stream,
+        timeout: float | None,
+        abandoned: threading.Event,
     ) -> str: ...
     def events(self) -> Events: ...
     def stats(self, name: str) -> Stats: ...
