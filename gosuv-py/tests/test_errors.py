@@ -152,7 +152,7 @@ def test_closed_supervisor(tmp_path: Path) -> None:
     s = gosuv.Supervisor(log_dir=tmp_path)
     s.add("a", "true")
     s.shutdown()
-    with pytest.raises(gosuv.SupervisorClosed, match="shutting down"):
+    with pytest.raises(gosuv.SupervisorClosed, match="the supervisor is shut down"):
         s.add("b", "true")
 
 
