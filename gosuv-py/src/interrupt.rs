@@ -45,6 +45,13 @@ where
     Ok(rx)
 }
 
+/// Whether this is the process's first thread, the only one where Python runs signal
+/// handlers (its thread id is the process id).
+fn on_main_thread() -> bool {
+    // SAFETY: gettid and getpid take no arguments and cannot fail.
+    unsafe { libc::gettid() == libc::getpid() }
+}
+
 fn panicked() -> PyErr {
     PyRuntimeError::new_err("gosuv: the call panicked (a bug: please report it with the traceback)")
 }
@@ -57,6 +64,11 @@ where
     F: FnOnce() -> T + Send + 'static,
 {
     let mut rx = spawn(f)?;
+    if !on_main_thread() {
+        // No signal handler runs here: wait without taking the GIL back every slice (with
+        // gosuv.aio's threads, that GIL traffic is what would stall the event loop).
+        return py.detach(move || rx.recv()).map_err(|_| panicked());
+    }
     loop {
         // `&mut` so the closure may move to the detached side (a receiver is not `Sync`).
         let rx = &mut rx;
@@ -90,6 +102,9 @@ where
     F: FnOnce() -> T + Send + 'static,
 {
     let mut rx = spawn(f)?;
+    if !on_main_thread() {
+        return py.detach(move || rx.recv()).map_err(|_| panicked());
+    }
     let interrupted = loop {
         let rx = &mut rx;
         match py.detach(move || rx.recv_timeout(SLICE)) {
