@@ -130,7 +130,9 @@ where
             Err(RecvTimeoutError::Timeout) => {
                 if let Err(again) = py.check_signals() {
                     // As Python chains an exception raised while another is handled.
-                    let _ = again.value(py).setattr("__context__", interrupted.value(py));
+                    let _ = again
+                        .value(py)
+                        .setattr("__context__", interrupted.value(py));
                     return Err(again);
                 }
             }

@@ -382,7 +382,10 @@ impl Supervisor {
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<ProgramConfig> {
         if let Err(e) = gosuv::config::validate_name(name) {
-            return Err(crate::errors::config_error(py, &ConfigErrors::single(None, e)));
+            return Err(crate::errors::config_error(
+                py,
+                &ConfigErrors::single(None, e),
+            ));
         }
         let value = convert::program_value(name, command, options)?;
         parse_program_value(value, &self.base_dir)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 import gosuv
-from conftest import DEADLINE, wait_until
+from conftest import DEADLINE, alive, group_members, wait_until
 
 
 class CtrlC:
@@ -147,3 +150,49 @@ def test_other_threads_run_while_a_call_waits(sup: gosuv.Supervisor) -> None:
     finally:
         stop.set()
         t.join()
+
+
+SECOND_CTRL_C = """
+import sys, time
+import gosuv
+
+with gosuv.Supervisor(log_dir=sys.argv[1]) as sup:
+    sup.add(
+        "stubborn",
+        "trap 'echo got TERM' TERM; echo trapped; while :; do sleep 0.1; done",
+        stop_timeout=30,
+    )
+    sup.start("stubborn", wait=False)
+    sup.wait_for_line("stubborn", "trapped", timeout=15)
+    print(sup.status("stubborn").pid, flush=True)
+    time.sleep(120)  # the first Ctrl-C ends this; leaving the block stops the program
+"""
+
+
+def test_a_second_ctrl_c_during_the_stop_kills_at_once(tmp_path: Path) -> None:
+    """A script whose first Ctrl-C starts the graceful stop of a program that ignores
+    SIGTERM (stop_timeout 30 s); the second Ctrl-C kills it at once."""
+    logs = tmp_path / "logs"
+    with subprocess.Popen(
+        [sys.executable, "-c", SECOND_CTRL_C, str(logs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as script:
+        try:
+            assert script.stdout is not None and script.stderr is not None
+            pid = int(script.stdout.readline())
+            script.send_signal(signal.SIGINT)
+            out = logs / "stubborn.stdout.log"
+            wait_until(lambda: "got TERM" in out.read_text(), what="the graceful stop began")
+            assert script.poll() is None, "the script did not wait for the stop"
+            assert alive(pid)
+            pressed = time.monotonic()
+            script.send_signal(signal.SIGINT)
+            script.wait(timeout=DEADLINE)
+            took = time.monotonic() - pressed
+            assert took < 3.0, took
+            assert group_members(pid) == []
+            assert "KeyboardInterrupt" in script.stderr.read()
+        finally:
+            script.kill()
