@@ -4,6 +4,7 @@ live streams can be closed and used as context managers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ def test_calls_after_shutdown_say_the_supervisor_is_shut_down(tmp_path: Path) ->
     s = gosuv.Supervisor(log_dir=tmp_path)
     s.add("a", ["sleep", "10"])
     s.shutdown()
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "status": lambda: s.status("a"),
         "config": lambda: s.config("a"),
         "tail": lambda: s.tail("a"),

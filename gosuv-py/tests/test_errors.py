@@ -76,7 +76,7 @@ def test_bad_names_and_values(sup: gosuv.Supervisor) -> None:
     with pytest.raises(ValueError, match="is not a state"):
         sup.wait_for("x", "sleeping", timeout=1)
     with pytest.raises(ValueError, match="is not a stream"):
-        sup.tail("x", stream="stdin")
+        sup.tail("x", stream="stdin")  # type: ignore[arg-type]
 
 
 def test_not_found_and_exists(sup: gosuv.Supervisor) -> None:

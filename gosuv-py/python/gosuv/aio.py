@@ -54,8 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["Events", "LogFollower", "ScopedProgram", "Supervisor"]
 
 T = TypeVar("T")
-Stream = Literal["stdout", "stderr"]
-ProgramsConfig = Union[StrPath, Mapping[str, Any], Sequence[Mapping[str, Any]]]
+_StreamName = Literal["stdout", "stderr"]
+_ProgramsConfig = Union[StrPath, Mapping[str, Any], Sequence[Mapping[str, Any]]]
 
 # How long a stream's waiting thread waits between looks at whether it was abandoned.
 _SLICE = 0.05
@@ -268,7 +268,7 @@ class Supervisor:
 
     def __init__(
         self,
-        config: Optional[ProgramsConfig] = None,
+        config: Optional[_ProgramsConfig] = None,
         *,
         base_dir: Optional[StrPath] = None,
         log_dir: Optional[StrPath] = None,
@@ -408,18 +408,18 @@ class Supervisor:
         return await _call(lambda: sync.config(name))
 
     async def reload(
-        self, config: Optional[ProgramsConfig] = None, *, yaml: Optional[str] = None
+        self, config: Optional[_ProgramsConfig] = None, *, yaml: Optional[str] = None
     ) -> ReloadReport:
         sync = self.sync
         return await _call(lambda: sync.reload(config, yaml=yaml))
 
     async def tail(
-        self, name: str, stream: Stream = "stdout", lines: Optional[int] = 100
+        self, name: str, stream: _StreamName = "stdout", lines: Optional[int] = 100
     ) -> str:
         sync = self.sync
         return await _call(lambda: sync.tail(name, stream, lines))
 
-    def follow(self, name: str, stream: Stream = "stdout") -> LogFollower:
+    def follow(self, name: str, stream: _StreamName = "stdout") -> LogFollower:
         """A program's output from now on, as an async iterator of lines (returns at once)."""
         return LogFollower(self.sync.follow(name, stream))
 
@@ -432,7 +432,7 @@ class Supervisor:
         self,
         name: str,
         regex: Union[str, re.Pattern[str]],
-        stream: Stream = "stdout",
+        stream: _StreamName = "stdout",
         timeout: Optional[float] = 30.0,
     ) -> str:
         """As `gosuv.Supervisor.wait_for_line`; a cancelled await ends the wait's thread too."""
