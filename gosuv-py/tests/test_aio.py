@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -93,6 +94,36 @@ def test_ten_programs_start_concurrently_and_the_loop_never_stalls(tmp_path: Pat
         f"{statistics.median(ticker.own) * 1000:.3f} ms, max {worst * 1000:.3f} ms"
     )
     assert worst < 0.005, f"the event loop stalled {worst * 1000:.1f} ms"
+
+
+def test_a_call_runs_to_its_end_while_the_loop_thread_holds_the_gil(tmp_path: Path) -> None:
+    """The native side of a gosuv.aio call never takes the GIL: not to run the call, not to
+    hand its result back. With a switch interval of 100 s, a thread that asks for the GIL
+    while the loop's thread runs Python code waits 100 s; here the loop's thread spins in
+    Python (never releasing the GIL) while the start it submitted must start the program
+    and the result must be ready to read, within the deadline."""
+
+    async def main() -> None:
+        async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
+            await sup.add("p", ["sleep", "60"], start_seconds=0)
+            sync = sup.sync
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(100.0)
+            try:
+                call = asyncio.ensure_future(sup.start("p", timeout=DEADLINE))
+                await asyncio.sleep(0)  # the task runs up to its await: the call is submitted
+                end = time.monotonic() + DEADLINE
+                # Neither status() nor monotonic() releases the GIL.
+                while sync.status("p").state is not gosuv.State.RUNNING:
+                    assert time.monotonic() < end, "the call did not run while the GIL was held"
+                while not sup._completed():
+                    assert time.monotonic() < end, "the result was not handed back natively"
+            finally:
+                sys.setswitchinterval(interval)
+            assert (await call).state is gosuv.State.RUNNING
+        await no_aio_thread_left()
+
+    asyncio.run(main())
 
 
 def test_every_call_and_the_program_block(tmp_path: Path) -> None:
