@@ -142,7 +142,7 @@ where
 
 /// Sends SIGKILL to the processes of `targets` (through their process groups or cgroups,
 /// as the core signals any program), without waiting more than a second for the requests.
-fn kill_now(sups: &[Arc<blocking::Supervisor>], targets: &Stopping) {
+pub(crate) fn kill_now(sups: &[Arc<blocking::Supervisor>], targets: &Stopping) {
     let jobs: Vec<(Arc<blocking::Supervisor>, Vec<String>)> = sups
         .iter()
         .map(|s| {

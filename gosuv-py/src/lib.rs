@@ -6,6 +6,7 @@
 //! `gosuv._errors`. The package's `__init__.py` re-exports what users see; `_native.pyi`
 //! describes it for type checkers.
 
+mod aio;
 mod convert;
 mod errors;
 mod interrupt;
@@ -15,13 +16,16 @@ mod objects;
 mod scoped;
 mod streams;
 mod supervisor;
-mod threads;
 
 use pyo3::prelude::*;
 
 /// The module `gosuv._native`.
 #[pymodule]
 mod _native {
+    #[pymodule_export]
+    use crate::aio::AioHub;
+    #[pymodule_export]
+    use crate::line_wait::LineWait;
     #[pymodule_export]
     use crate::objects::{Event, HealthStatus, ReloadReport, Stats, Status};
     #[pymodule_export]
@@ -30,8 +34,6 @@ mod _native {
     use crate::streams::{Events, LogFollower};
     #[pymodule_export]
     use crate::supervisor::{shutdown_all, Supervisor};
-    #[pymodule_export]
-    use crate::threads::start_thread;
 
     use pyo3::prelude::*;
 

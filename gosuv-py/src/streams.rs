@@ -9,13 +9,15 @@
 //! received in slices with `recv_timeout`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use gosuv::blocking::{self, Recv};
 use gosuv::{EventNotice, LogEvent};
 use pyo3::prelude::*;
+use pyo3::IntoPyObjectExt;
 
+use crate::aio::{self, AioHub};
 use crate::convert;
 use crate::interrupt::SLICE;
 use crate::objects::Event;
@@ -48,6 +50,11 @@ enum Slice<T> {
 /// waits at most a timeout. Events a slow reader missed are counted in `missed`.
 #[pyclass(frozen, module = "gosuv")]
 pub struct Events {
+    core: Arc<EventsCore>,
+}
+
+/// The state of an `Events`, shared with the threads of `gosuv.aio`'s waits.
+struct EventsCore {
     /// `None` once closed.
     inner: Mutex<Option<blocking::Events>>,
     sup: Weak<blocking::Supervisor>,
@@ -58,13 +65,17 @@ pub struct Events {
 impl Events {
     pub(crate) fn new(inner: blocking::Events, sup: Weak<blocking::Supervisor>) -> PyResult<Self> {
         Ok(Events {
-            inner: Mutex::new(Some(inner)),
-            sup,
-            missed: AtomicU64::new(0),
-            closed: AtomicBool::new(false),
+            core: Arc::new(EventsCore {
+                inner: Mutex::new(Some(inner)),
+                sup,
+                missed: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+            }),
         })
     }
+}
 
+impl EventsCore {
     fn one_slice(&self, wait: Duration) -> Slice<gosuv::Event> {
         let Some(sup) = self.sup.upgrade() else {
             return Slice::Closed;
@@ -99,6 +110,24 @@ impl Events {
         }
     }
 
+    /// The next event, until `deadline` or `abandoned` (a `gosuv.aio` thread; no GIL).
+    fn wait_event(
+        &self,
+        deadline: Option<Instant>,
+        abandoned: &AtomicBool,
+    ) -> Option<gosuv::Event> {
+        loop {
+            if self.closed.load(Ordering::Relaxed) || abandoned.load(Ordering::Relaxed) {
+                return None;
+            }
+            match self.one_slice(slice_until(deadline)?) {
+                Slice::Item(ev) => return Some(ev),
+                Slice::Nothing => {}
+                Slice::Closed => self.closed.store(true, Ordering::Relaxed),
+            }
+        }
+    }
+
     fn next_event(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<Option<Event>> {
         loop {
             if self.closed.load(Ordering::Relaxed) {
@@ -123,7 +152,7 @@ impl Events {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Event>> {
-        self.next_event(py, None)
+        self.core.next_event(py, None)
     }
 
     /// The next event, waiting at most `timeout` seconds (`None`: no limit). Returns `None`
@@ -131,38 +160,57 @@ impl Events {
     #[pyo3(signature = (timeout = None))]
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Event>> {
         let deadline = convert::optional_timeout(py, timeout)?.map(|t| Instant::now() + t);
-        self.next_event(py, deadline)
+        self.core.next_event(py, deadline)
     }
 
     /// An event already received, without waiting; `None` when there is none now (or a
     /// wait of another thread is reading). For `gosuv.aio`, which must not block its loop.
     fn _poll(&self, py: Python<'_>) -> PyResult<Option<Event>> {
-        if self.closed.load(Ordering::Relaxed) {
+        if self.core.closed.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let Ok(mut guard) = self.inner.try_lock() else {
+        let Ok(mut guard) = self.core.inner.try_lock() else {
             return Ok(None);
         };
-        let (Some(inner), Some(sup)) = (guard.as_mut(), self.sup.upgrade()) else {
-            self.closed.store(true, Ordering::Relaxed);
+        let (Some(inner), Some(sup)) = (guard.as_mut(), self.core.sup.upgrade()) else {
+            self.core.closed.store(true, Ordering::Relaxed);
             return Ok(None);
         };
-        match self.receive(inner, Duration::ZERO, &sup) {
+        match self.core.receive(inner, Duration::ZERO, &sup) {
             Slice::Item(ev) => Event::new(py, ev).map(Some),
             Slice::Nothing => Ok(None),
             Slice::Closed => {
-                self.closed.store(true, Ordering::Relaxed);
+                self.core.closed.store(true, Ordering::Relaxed);
                 Ok(None)
             }
         }
     }
 
+    /// Submits the wait for the next event (`None`: none within `timeout` seconds, the
+    /// stream ended, or the wait was abandoned) to `hub`, for `gosuv.aio`; returns the
+    /// call's id.
+    fn _aio_get(&self, py: Python<'_>, hub: &AioHub, timeout: Option<f64>) -> PyResult<u64> {
+        let deadline = convert::optional_timeout(py, timeout)?.map(|t| Instant::now() + t);
+        let core = self.core.clone();
+        hub.submit(
+            py,
+            Box::new(move |abandoned| {
+                let got = core.wait_event(deadline, abandoned);
+                drop(core);
+                Box::new(move |py| match got {
+                    Some(ev) => Event::new(py, ev)?.into_py_any(py),
+                    None => Ok(py.None()),
+                })
+            }),
+        )
+    }
+
     /// Ends the stream: iterating stops, `get` returns `None`, and the subscription is let
     /// go. Calling it again does nothing.
     fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
+        self.core.closed.store(true, Ordering::Relaxed);
         // A wait of another thread holds the lock for one slice at most; it lets go then.
-        if let Ok(mut guard) = self.inner.try_lock() {
+        if let Ok(mut guard) = self.core.inner.try_lock() {
             *guard = None;
         }
     }
@@ -184,13 +232,13 @@ impl Events {
     /// How many events were dropped because this reader fell more than 4096 behind.
     #[getter]
     fn missed(&self) -> u64 {
-        self.missed.load(Ordering::Relaxed)
+        self.core.missed.load(Ordering::Relaxed)
     }
 
     /// Whether the stream has ended: the supervisor has shut down or is gone.
     #[getter]
     fn closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
+        self.core.closed.load(Ordering::Relaxed)
     }
 }
 
@@ -230,6 +278,11 @@ impl FollowState {
 /// replaced by U+FFFD. Output a slow reader missed is counted, in bytes, in `missed`.
 #[pyclass(frozen, module = "gosuv")]
 pub struct LogFollower {
+    core: Arc<FollowerCore>,
+}
+
+/// The state of a `LogFollower`, shared with the threads of `gosuv.aio`'s waits.
+struct FollowerCore {
     state: Mutex<FollowState>,
     sup: Weak<blocking::Supervisor>,
     missed: AtomicU64,
@@ -243,15 +296,33 @@ impl LogFollower {
         sup: Weak<blocking::Supervisor>,
     ) -> PyResult<Self> {
         Ok(LogFollower {
-            state: Mutex::new(FollowState {
-                inner: Some(inner),
-                partial: Vec::new(),
-                closed: false,
+            core: Arc::new(FollowerCore {
+                state: Mutex::new(FollowState {
+                    inner: Some(inner),
+                    partial: Vec::new(),
+                    closed: false,
+                }),
+                sup,
+                missed: AtomicU64::new(0),
+                shut: AtomicBool::new(false),
             }),
-            sup,
-            missed: AtomicU64::new(0),
-            shut: AtomicBool::new(false),
         })
+    }
+}
+
+impl FollowerCore {
+    /// The next line, until `deadline` or `abandoned` (a `gosuv.aio` thread; no GIL).
+    fn wait_line(&self, deadline: Option<Instant>, abandoned: &AtomicBool) -> Option<String> {
+        loop {
+            if abandoned.load(Ordering::Relaxed) {
+                return None;
+            }
+            match self.one_slice(slice_until(deadline)) {
+                Slice::Item(line) => return Some(line),
+                Slice::Closed => return None,
+                Slice::Nothing => {}
+            }
+        }
     }
 
     fn one_slice(&self, wait: Option<Duration>) -> Slice<String> {
@@ -311,7 +382,7 @@ impl LogFollower {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.next_line(py, None)
+        self.core.next_line(py, None)
     }
 
     /// The next line, waiting at most `timeout` seconds (`None`: no limit). Returns `None`
@@ -319,31 +390,46 @@ impl LogFollower {
     #[pyo3(signature = (timeout = None))]
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<String>> {
         let deadline = convert::optional_timeout(py, timeout)?.map(|t| Instant::now() + t);
-        self.next_line(py, deadline)
+        self.core.next_line(py, deadline)
     }
 
     /// A line already received, without waiting; `None` when there is none now (or a wait
     /// of another thread is reading). For `gosuv.aio`, which must not block its loop.
     fn _poll(&self) -> Option<String> {
-        if self.shut.load(Ordering::Relaxed) {
+        if self.core.shut.load(Ordering::Relaxed) {
             return None;
         }
-        let mut st = self.state.try_lock().ok()?;
+        let mut st = self.core.state.try_lock().ok()?;
         if let Some(line) = st.take_line() {
             return Some(line);
         }
         if !st.closed {
-            self.receive(&mut st, Duration::ZERO);
+            self.core.receive(&mut st, Duration::ZERO);
         }
         st.take_line()
+    }
+
+    /// Submits the wait for the next line (`None`: none within `timeout` seconds, the stream
+    /// ended, or the wait was abandoned) to `hub`, for `gosuv.aio`; returns the call's id.
+    fn _aio_get(&self, py: Python<'_>, hub: &AioHub, timeout: Option<f64>) -> PyResult<u64> {
+        let deadline = convert::optional_timeout(py, timeout)?.map(|t| Instant::now() + t);
+        let core = self.core.clone();
+        hub.submit(
+            py,
+            Box::new(move |abandoned| {
+                let got = core.wait_line(deadline, abandoned);
+                drop(core);
+                aio::give(got)
+            }),
+        )
     }
 
     /// Ends the stream: iterating stops, `get` returns `None`, and the subscription is let
     /// go (lines received and not yet read are dropped). Calling it again does nothing.
     fn close(&self) {
-        self.shut.store(true, Ordering::Relaxed);
+        self.core.shut.store(true, Ordering::Relaxed);
         // A wait of another thread holds the lock for one slice at most; it lets go then.
-        if let Ok(mut st) = self.state.try_lock() {
+        if let Ok(mut st) = self.core.state.try_lock() {
             st.inner = None;
             st.partial.clear();
             st.closed = true;
@@ -367,16 +453,16 @@ impl LogFollower {
     /// How many bytes of output were skipped because this reader fell behind.
     #[getter]
     fn missed(&self) -> u64 {
-        self.missed.load(Ordering::Relaxed)
+        self.core.missed.load(Ordering::Relaxed)
     }
 
     /// Whether the stream has ended and every line has been read.
     #[getter]
     fn closed(&self) -> bool {
-        if self.shut.load(Ordering::Relaxed) {
+        if self.core.shut.load(Ordering::Relaxed) {
             return true;
         }
-        let st = lock(&self.state);
+        let st = lock(&self.core.state);
         st.closed && st.partial.is_empty()
     }
 }

@@ -16,14 +16,18 @@ event loop, and whose events and log followers are async iterators::
 
     asyncio.run(main())
 
-Each call runs the blocking call of :class:`gosuv.Supervisor` on a native thread of its own
-(started without waiting for it, so the loop never waits either; the call itself waits
-without the GIL) and completes an asyncio future through ``loop.call_soon_threadsafe``. A
-cancelled await stops waiting; the request itself carries on, as an interrupted blocking call
-does (a stop still stops). Cancelling ``program(...)``'s entry removes the program once its
-start is over. Event streams and log followers are cancel-safe: cancelling the task that
-waits on one ends that wait's thread within 50 ms, and an item it received meanwhile is the
-next one read.
+Each call checks its arguments at once, on the loop's thread, and runs on a native thread
+that never takes the GIL: it hands its result back, as Rust values, through an eventfd that
+the loop watches (``loop.add_reader``), and the loop's thread turns it into the call's result
+or exception. So the loop never waits for the GIL that a busy worker holds. A cancelled await
+stops waiting; the request itself carries on, as an interrupted blocking call does (a stop
+still stops), and its late result is dropped. Cancelling a shutdown, the end of an ``async
+with`` block of the supervisor or of ``program(...)`` (as a second Ctrl-C under
+``asyncio.run`` does) kills the programs being stopped at once (SIGKILL), waits up to 5 s
+for them to be gone, and lets the cancellation through. Cancelling ``program(...)``'s entry
+removes the program once its start is over. Event streams and log followers are
+cancel-safe: cancelling the task that waits on one ends that wait's thread within 50 ms,
+and an item it received meanwhile is the next one read.
 """
 
 from __future__ import annotations
@@ -33,8 +37,6 @@ import builtins
 import collections
 import math
 import re
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -56,15 +58,17 @@ __all__ = ["Events", "LogFollower", "ScopedProgram", "Supervisor"]
 T = TypeVar("T")
 _StreamName = Literal["stdout", "stderr"]
 _ProgramsConfig = Union[StrPath, Mapping[str, Any], Sequence[Mapping[str, Any]]]
+# What a native call hands back: whether it succeeded, and its result or exception.
+_Done = Callable[[bool, Any], None]
 
-# How long a stream's waiting thread waits between looks at whether it was abandoned.
-_SLICE = 0.05
 # The longest timeout any wait takes (one day), as in the blocking API.
 _MAX_WAIT = 86400.0
+# How long a cancelled stop waits for the programs it killed to be gone.
+_AFTER_KILL = 5.0
 
 
-def _settle(fut: asyncio.Future[T], ok: bool, value: Any) -> None:
-    if fut.done():  # cancelled meanwhile
+def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if fut.done():  # cancelled meanwhile: the late result is dropped
         return
     if ok:
         fut.set_result(value)
@@ -72,29 +76,70 @@ def _settle(fut: asyncio.Future[T], ok: bool, value: Any) -> None:
         fut.set_exception(value)
 
 
-def _in_thread(func: Callable[[], T]) -> asyncio.Future[T]:
-    """A future of the running loop that gets what `func()` returns or raises, run on a new
-    native thread."""
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[T] = loop.create_future()
-
-    def work() -> None:
-        try:
-            value: Any = func()
-            ok = True
-        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
-            value, ok = e, False
-        try:
-            loop.call_soon_threadsafe(_settle, fut, ok, value)
-        except RuntimeError:
-            pass  # the loop is closed: nobody waits for it any more
-
-    _native.start_thread(work)
-    return fut
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    # Marks the outcome of an abandoned call as seen, so asyncio does not log it.
+    if not fut.cancelled():
+        fut.exception()
 
 
-async def _call(func: Callable[[], T]) -> T:
-    return await _in_thread(func)
+class _Hub:
+    """One event loop's end of a supervisor's native calls: the eventfd of a
+    `_native.AioHub`, watched with `loop.add_reader`, and what to do with each result."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, done_with: Callable[[], bool]) -> None:
+        self.loop = loop
+        self.native = _native.AioHub()
+        # Whether the supervisor is shut down: then the hub closes once no call is left.
+        self._done_with = done_with
+        self._waiting: dict[int, _Done] = {}
+        self.closing = False
+        self.fd = self.native.fileno()
+        loop.add_reader(self.fd, self._drain)
+
+    def submit(self, start: Callable[[_native.AioHub], int], done: _Done) -> int:
+        """Starts a native call (`start` submits it to the native hub and returns its id);
+        `done(ok, value)` runs on the loop's thread with its result."""
+        call = start(self.native)
+        self._waiting[call] = done
+        return call
+
+    def call(self, start: Callable[[_native.AioHub], int]) -> tuple[int, asyncio.Future[Any]]:
+        """Starts a native call; its id and a future of its result."""
+        fut: asyncio.Future[Any] = self.loop.create_future()
+        return self.submit(start, lambda ok, value: _settle(fut, ok, value)), fut
+
+    def abandon(self, call: int) -> None:
+        """Tells a native wait that nobody waits for it: it ends within 50 ms."""
+        self.native.abandon(call)
+
+    def _drain(self) -> None:
+        for call, ok, value in self.native.drain():
+            done = self._waiting.pop(call, None)
+            if done is None:
+                continue
+            try:
+                done(ok, value)
+            except Exception as e:  # noqa: BLE001 - one bad callback must not lose the rest
+                self.loop.call_exception_handler(
+                    {"message": "gosuv.aio: a result's callback failed", "exception": e}
+                )
+        if self._done_with():
+            self.close()
+
+    def close(self) -> None:
+        """Closes the eventfd once no call is under way (waits are abandoned)."""
+        self.closing = True
+        for call in self._waiting:
+            self.native.abandon(call)
+        if self._waiting or self.native.closed:
+            return
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self.fd)
+        self.native.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.native.closed
 
 
 def _check_timeout(timeout: Optional[float]) -> None:
@@ -108,15 +153,32 @@ def _check_timeout(timeout: Optional[float]) -> None:
         )
 
 
-class _Stream(Generic[T]):
-    """An async iterator over a blocking stream of gosuv._native (Events or LogFollower)."""
+async def _stopping(
+    hub: _Hub, start: Callable[[_native.AioHub], int], kill: Callable[[], None]
+) -> Any:
+    """Awaits a call that stops programs; cancelled (a second Ctrl-C under `asyncio.run`),
+    it calls `kill()`, waits up to a few seconds for the call to end, and lets the
+    cancellation through."""
+    _, inner = hub.call(start)
+    try:
+        return await asyncio.shield(inner)
+    except asyncio.CancelledError:
+        inner.add_done_callback(_retrieve)
+        kill()
+        await asyncio.wait({inner}, timeout=_AFTER_KILL)
+        raise
 
-    def __init__(self, sync: Any) -> None:
+
+class _Stream(Generic[T]):
+    """An async iterator over a stream of gosuv._native (Events or LogFollower)."""
+
+    def __init__(self, sync: Any, hub: Callable[[], _Hub]) -> None:
         self._sync = sync
+        self._hub = hub
         self._pending: collections.deque[T] = collections.deque()
-        # The wait under way, if any, and the flag that tells its thread to give up.
-        self._inflight: Optional[asyncio.Future[Optional[T]]] = None
-        self._abandon: Optional[threading.Event] = None
+        # Done when the native wait under way, if any, has ended; and how to abandon it.
+        self._inflight: Optional[asyncio.Future[None]] = None
+        self._abandon: Optional[Callable[[], None]] = None
 
     def __aiter__(self) -> Self:
         return self
@@ -139,42 +201,35 @@ class _Stream(Generic[T]):
         polled: Optional[T] = self._sync._poll()
         if polled is not None or self._sync.closed or timeout == 0:
             return polled
-        abandon = threading.Event()
+        hub = self._hub()
+        loop = hub.loop
+        fut: asyncio.Future[Optional[T]] = loop.create_future()
+        ended: asyncio.Future[None] = loop.create_future()
+
+        def done(ok: bool, value: Any) -> None:
+            if not fut.done():
+                _settle(fut, ok, value)
+            elif ok and value is not None:
+                # The wait was cancelled after it received an item: the next read gets it.
+                self._pending.appendleft(value)
+            if not ended.done():
+                ended.set_result(None)
+
         sync = self._sync
-
-        def wait() -> Optional[T]:
-            end = None if timeout is None else time.monotonic() + timeout
-            while not abandon.is_set():
-                left = _SLICE if end is None else min(_SLICE, end - time.monotonic())
-                if left <= 0:
-                    return None
-                got: Optional[T] = sync.get(timeout=left)
-                if got is not None or sync.closed:
-                    return got
-            return None
-
-        inner = _in_thread(wait)
-        self._inflight, self._abandon = inner, abandon
+        call = hub.submit(lambda native: sync._aio_get(native, timeout), done)
+        self._inflight = ended
+        self._abandon = lambda: hub.abandon(call)
         try:
-            return await asyncio.shield(inner)
+            return await fut
         except asyncio.CancelledError:
-            abandon.set()
-            inner.add_done_callback(self._keep_for_later)
+            hub.abandon(call)
             raise
-
-    def _keep_for_later(self, fut: asyncio.Future[Optional[T]]) -> None:
-        # An item the cancelled wait received is not lost: the next read returns it.
-        if fut.cancelled() or fut.exception() is not None:
-            return
-        item = fut.result()
-        if item is not None:
-            self._pending.appendleft(item)
 
     def close(self) -> None:
         """Ends the stream: iterating stops, `get` returns `None`; the subscription is let
         go and a wait under way ends within 50 ms. Calling it again does nothing."""
         if self._abandon is not None:
-            self._abandon.set()
+            self._abandon()
         self._pending.clear()
         self._sync.close()
 
@@ -220,7 +275,8 @@ class LogFollower(_Stream[str]):
 class ScopedProgram:
     """A program for the length of an ``async with`` block; see `Supervisor.program`."""
 
-    def __init__(self, scoped: _native.ScopedProgram) -> None:
+    def __init__(self, sup: Supervisor, scoped: _native.ScopedProgram) -> None:
+        self._sup = sup
         self._scoped = scoped
 
     @property
@@ -229,10 +285,10 @@ class ScopedProgram:
         return self._scoped.name
 
     async def __aenter__(self) -> Status:
-        scoped = self._scoped
-        inner = _in_thread(scoped.__enter__)
+        _, inner = self._sup._hub().call(self._scoped._aio_enter)
         try:
-            return await asyncio.shield(inner)
+            status: Status = await asyncio.shield(inner)
+            return status
         except asyncio.CancelledError:
             inner.add_done_callback(self._undo)
             raise
@@ -241,8 +297,8 @@ class ScopedProgram:
         # The start the cancelled task waited for succeeded: nobody will leave the block.
         if fut.cancelled() or fut.exception() is not None:
             return
-        scoped = self._scoped
-        _native.start_thread(lambda: scoped.__exit__(None, None, None))
+        _, removed = self._sup._hub().call(self._scoped._aio_exit)
+        removed.add_done_callback(_retrieve)
 
     async def __aexit__(
         self,
@@ -250,8 +306,9 @@ class ScopedProgram:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        scoped = self._scoped
-        await _call(lambda: scoped.__exit__(exc_type, exc, tb))
+        sync = self._sup.sync
+        names = [self.name]
+        await _stopping(self._sup._hub(), self._scoped._aio_exit, lambda: sync._kill_now(names))
 
     def __repr__(self) -> str:
         return f"<gosuv.aio.ScopedProgram {self.name!r}>"
@@ -261,9 +318,12 @@ class Supervisor:
     """`gosuv.Supervisor` for asyncio: the same arguments and calls, each awaitable.
 
     ``async with Supervisor(...) as sup`` (or ``await Supervisor(...).open()``) makes the
-    supervisor, on a thread; leaving the block shuts it down (as ``await sup.shutdown()``).
-    `follow()` and `events()` return async iterators at once; `sync` is the
-    `gosuv.Supervisor` inside, for code that is not async.
+    supervisor, on a native thread; leaving the block shuts it down (as
+    ``await sup.shutdown()``). `follow()` and `events()` return async iterators at once;
+    `sync` is the `gosuv.Supervisor` inside, for code that is not async. It may be used from
+    several event loops (one at a time or at once, from their threads); each loop it is
+    used on gets an eventfd of its own, closed once the supervisor is shut down and that
+    loop's calls are over.
     """
 
     def __init__(
@@ -277,6 +337,7 @@ class Supervisor:
     ) -> None:
         self._args = (config, base_dir, log_dir, subreaper, kill_on_parent_death)
         self._sync: Optional[_native.Supervisor] = None
+        self._hubs: dict[asyncio.AbstractEventLoop, _Hub] = {}
 
     @classmethod
     def wrap(cls, sync: _native.Supervisor) -> Supervisor:
@@ -287,19 +348,45 @@ class Supervisor:
         sup._sync = sync
         return sup
 
+    def _shut_down(self) -> bool:
+        return self._sync is not None and self._sync.closed
+
+    def _hub(self) -> _Hub:
+        """The hub of the running loop (made on first use)."""
+        loop = asyncio.get_running_loop()
+        hub = self._hubs.get(loop)
+        if hub is None or hub.closing:
+            for old in [k for k, h in self._hubs.items() if h.closed or k.is_closed()]:
+                del self._hubs[old]
+            hub = _Hub(loop, self._shut_down)
+            self._hubs[loop] = hub
+        return hub
+
+    def _completed(self) -> int:
+        """How many results wait for the loop to read them (for the tests)."""
+        return sum(h.native.completed() for h in self._hubs.values() if not h.closed)
+
+    async def _call(self, op: str, *args: Any) -> Any:
+        sync = self.sync
+        hub = self._hub()
+        _, fut = hub.call(lambda native: sync._aio(native, op, args))
+        return await fut
+
     async def open(self) -> Self:
         """Makes the supervisor (once; programs with ``start_auto`` start)."""
         if self._sync is None:
             config, base_dir, log_dir, subreaper, kill = self._args
-            self._sync = await _call(
-                lambda: _native.Supervisor(
-                    config,
-                    base_dir=base_dir,
-                    log_dir=log_dir,
-                    subreaper=subreaper,
-                    kill_on_parent_death=kill,
+            _, fut = self._hub().call(
+                lambda native: _native.Supervisor._aio_new(
+                    native, config, base_dir, log_dir, subreaper, kill
                 )
             )
+            sync: _native.Supervisor = await fut
+            if self._sync is None:
+                self._sync = sync
+            else:  # opened twice at once: the first one made wins
+                _, gone = self._hub().call(lambda native: sync._aio(native, "shutdown", ()))
+                gone.add_done_callback(_retrieve)
         return self
 
     @property
@@ -322,7 +409,9 @@ class Supervisor:
         tb: Optional[TracebackType],
     ) -> bool:
         sync = self.sync
-        await _call(lambda: sync.__exit__(exc_type, exc, tb))
+        await _stopping(
+            self._hub(), lambda native: sync._aio(native, "exit", (exc,)), sync._kill_now
+        )
         return False
 
     @property
@@ -341,14 +430,13 @@ class Supervisor:
         return name in self.sync
 
     async def add(self, name: str, command: Command, **options: Unpack[ProgramOptions]) -> None:
-        sync = self.sync
-        await _call(lambda: sync.add(name, command, **options))
+        await self._call("add", name, command, options)
 
     async def update(
         self, name: str, command: Command, **options: Unpack[ProgramOptions]
     ) -> bool:
-        sync = self.sync
-        return await _call(lambda: sync.update(name, command, **options))
+        changed: bool = await self._call("update", name, command, options)
+        return changed
 
     def program(
         self,
@@ -361,72 +449,71 @@ class Supervisor:
         """An async context manager: entering adds the program, starts it and waits until it
         is ready, giving its `Status`; leaving stops and removes it. The options are checked
         here, at once."""
-        return ScopedProgram(self.sync.program(name, command, timeout=timeout, **options))
+        return ScopedProgram(self, self.sync.program(name, command, timeout=timeout, **options))
 
     async def remove(self, name: str) -> None:
-        sync = self.sync
-        await _call(lambda: sync.remove(name))
+        await self._call("remove", name)
 
     async def start(
         self, name: str, *, wait: bool = True, timeout: Optional[float] = None
     ) -> Status:
-        sync = self.sync
-        return await _call(lambda: sync.start(name, wait=wait, timeout=timeout))
+        status: Status = await self._call("start", name, wait, timeout)
+        return status
 
     async def stop(
         self, name: str, *, wait: bool = True, timeout: Optional[float] = None
     ) -> Status:
-        sync = self.sync
-        return await _call(lambda: sync.stop(name, wait=wait, timeout=timeout))
+        status: Status = await self._call("stop", name, wait, timeout)
+        return status
 
     async def restart(
         self, name: str, *, wait: bool = True, timeout: Optional[float] = None
     ) -> Status:
-        sync = self.sync
-        return await _call(lambda: sync.restart(name, wait=wait, timeout=timeout))
+        status: Status = await self._call("restart", name, wait, timeout)
+        return status
 
     async def wait(self, name: str, timeout: Optional[float] = 30.0) -> Status:
-        sync = self.sync
-        return await _call(lambda: sync.wait(name, timeout))
+        status: Status = await self._call("wait", name, timeout)
+        return status
 
     async def wait_for(
         self, name: str, state: Union[State, str], timeout: Optional[float] = None
     ) -> Status:
-        sync = self.sync
-        return await _call(lambda: sync.wait_for(name, state, timeout))
+        status: Status = await self._call("wait_for", name, state, timeout)
+        return status
 
     async def status(self, name: str) -> Status:
-        sync = self.sync
-        return await _call(lambda: sync.status(name))
+        status: Status = await self._call("status", name)
+        return status
 
     async def list(self) -> builtins.list[Status]:
-        sync = self.sync
-        return await _call(sync.list)
+        all_: builtins.list[Status] = await self._call("list")
+        return all_
 
     async def config(self, name: str) -> dict[str, Any]:
-        sync = self.sync
-        return await _call(lambda: sync.config(name))
+        config: dict[str, Any] = await self._call("config", name)
+        return config
 
     async def reload(
         self, config: Optional[_ProgramsConfig] = None, *, yaml: Optional[str] = None
     ) -> ReloadReport:
-        sync = self.sync
-        return await _call(lambda: sync.reload(config, yaml=yaml))
+        report: ReloadReport = await self._call("reload", config, yaml)
+        return report
 
     async def tail(
         self, name: str, stream: _StreamName = "stdout", lines: Optional[int] = 100
     ) -> str:
-        sync = self.sync
-        return await _call(lambda: sync.tail(name, stream, lines))
+        text: str = await self._call("tail", name, stream, lines)
+        return text
 
     def follow(self, name: str, stream: _StreamName = "stdout") -> LogFollower:
         """A program's output from now on, as an async iterator of lines (returns at once)."""
-        return LogFollower(self.sync.follow(name, stream))
+        return LogFollower(self.sync.follow(name, stream), self._hub)
 
     def events(self) -> Events:
         """Every program's state changes from now on, as an async iterator of `Event`
         (returns at once)."""
-        return Events(self.sync.events())
+        return Events(self.sync.events(), self._hub)
 
     async def wait_for_line(
         self,
@@ -435,37 +522,40 @@ class Supervisor:
         stream: _StreamName = "stdout",
         timeout: Optional[float] = 30.0,
     ) -> str:
-        """As `gosuv.Supervisor.wait_for_line`; a cancelled await ends the wait's thread too."""
-        sync = self.sync
-        abandon = threading.Event()
-        inner = _in_thread(lambda: sync._wait_for_line(name, regex, stream, timeout, abandon))
-        try:
-            return await asyncio.shield(inner)
-        except asyncio.CancelledError:
-            abandon.set()
-            inner.add_done_callback(_retrieve)
-            raise
+        """As `gosuv.Supervisor.wait_for_line`: native threads read the program's lines
+        without the GIL, the loop's thread matches them. A cancelled await ends the wait's
+        thread too."""
+        pattern = re.compile(regex)
+        lines = self.sync._line_wait(name, pattern, stream, timeout)
+        while True:
+            hub = self._hub()
+            call, fut = hub.call(lines._aio_next)
+            try:
+                batch: builtins.list[str] = await fut
+            except asyncio.CancelledError:
+                hub.abandon(call)
+                raise
+            for line in batch:
+                if pattern.search(line):
+                    return line
 
     async def stats(self, name: str) -> Stats:
-        sync = self.sync
-        return await _call(lambda: sync.stats(name))
+        stats: Stats = await self._call("stats", name)
+        return stats
 
     async def stats_all(self) -> dict[str, Stats]:
-        sync = self.sync
-        return await _call(sync.stats_all)
+        all_: dict[str, Stats] = await self._call("stats_all")
+        return all_
 
     async def shutdown(self) -> None:
-        """Stops every program and waits; see `gosuv.Supervisor.shutdown`."""
+        """Stops every program and waits; see `gosuv.Supervisor.shutdown`. Cancelled (a
+        second Ctrl-C under `asyncio.run`), it kills the programs at once (SIGKILL)."""
         sync = self.sync
-        await _call(sync.shutdown)
+        await _stopping(
+            self._hub(), lambda native: sync._aio(native, "shutdown", ()), sync._kill_now
+        )
 
     def __repr__(self) -> str:
         if self._sync is None:
             return "<gosuv.aio.Supervisor (not open)>"
         return f"<gosuv.aio.Supervisor {self._sync!r}>"
-
-
-def _retrieve(fut: asyncio.Future[Any]) -> None:
-    # Marks the outcome of an abandoned wait as seen, so asyncio does not log it.
-    if not fut.cancelled():
-        fut.exception()
