@@ -9,7 +9,8 @@
 //! 1. on the loop's thread (with the GIL): the arguments are checked and converted into
 //!    the core's Rust types, and a [`Work`] closure that holds only Rust values is submitted
 //!    to the [`AioHub`];
-//! 2. on a new native thread (`gosuv-aio`, never attached to the interpreter): the work runs
+//! 2. on a new native thread (`gosuv-aio`, never attached to the interpreter, started by the
+//!    hub's dispatcher thread so that the loop's thread never maps a thread's stack): the work runs
 //!    the core's blocking call and returns a [`Finish`] closure, which again holds only Rust
 //!    values; the hub queues it and writes to its eventfd;
 //! 3. on the loop's thread again: `loop.add_reader` on the eventfd calls `AioHub.drain`,
@@ -21,10 +22,10 @@
 //! thread touches the interpreter; `tests/test_aio.py` checks it by running a call while the
 //! loop's thread holds the GIL.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -58,88 +59,150 @@ where
     })
 }
 
+/// A finished call: its id and what makes its result.
+type Done = (u64, Finish);
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-struct Queue {
-    /// `None` once the hub is closed: results that come later are dropped.
-    fd: Option<OwnedFd>,
-    done: VecDeque<(u64, Finish)>,
-    /// The abandon flag of each call under way.
+/// What a worker thread needs to hand its result back. It shares no lock with the loop's
+/// thread: a lock held by a worker that the kernel preempts would stall the loop as the GIL
+/// did. The channel's send is lock-free (nobody ever blocks on its receiving end), the
+/// counter atomic, and the eventfd is the worker's own reference to it, so closing the hub
+/// never closes it under a worker's feet (it closes when the last worker lets go of it).
+struct Handback {
+    tx: mpsc::Sender<Done>,
+    fd: Arc<OwnedFd>,
+    completed: Arc<AtomicUsize>,
+}
+
+impl Handback {
+    /// Queues a call's result and wakes the loop (on a worker thread, without the GIL). A
+    /// closed hub has dropped its receiver: the result is dropped then, here.
+    fn complete(self, id: u64, finish: Finish) {
+        if self.tx.send((id, finish)).is_err() {
+            return;
+        }
+        self.completed.fetch_add(1, Ordering::Release);
+        let one: u64 = 1;
+        // SAFETY: the fd is an eventfd kept open by this Arc; 8 bytes from a u64. It cannot
+        // fail short of 2^64 - 1 writes (EAGAIN), and the loop reads it on each drain.
+        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+/// A call for the dispatcher to run on a thread of its own.
+struct Job {
+    id: u64,
+    work: Work,
+    abandoned: Arc<AtomicBool>,
+    back: Handback,
+}
+
+/// An open hub's ends: the results' channel and eventfd, and the dispatcher's queue.
+struct Open {
+    tx: mpsc::Sender<Done>,
+    rx: mpsc::Receiver<Done>,
+    fd: Arc<OwnedFd>,
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The hub's dispatcher thread (`gosuv-aio-hub`, one per hub, ended by `close`): starts a
+/// thread (`gosuv-aio`) for each call. Starting a thread maps its stack, which waits for
+/// the process's memory map lock behind any thread that is faulting a page in; the loop's
+/// thread must not wait for that, so it only queues the call.
+fn dispatch(jobs: mpsc::Receiver<Job>) {
+    for job in jobs {
+        let Job {
+            id,
+            work,
+            abandoned,
+            back,
+        } = job;
+        let (slot_tx, slot_rx) = mpsc::channel::<Handback>();
+        let spawned = std::thread::Builder::new()
+            .name("gosuv-aio".into())
+            .spawn(move || {
+                let finish =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&abandoned)))
+                        .unwrap_or_else(|_| {
+                            Box::new(|_py| {
+                                Err(PyRuntimeError::new_err(
+                                    "gosuv: the call panicked (a bug: please report it)",
+                                ))
+                            })
+                        });
+                if let Ok(back) = slot_rx.recv() {
+                    back.complete(id, finish);
+                }
+            });
+        match spawned {
+            Ok(_) => {
+                let _ = slot_tx.send(back);
+            }
+            Err(e) => {
+                let message = format!("cannot start a thread for the call: {e}");
+                back.complete(
+                    id,
+                    Box::new(move |_py| Err(PyRuntimeError::new_err(message))),
+                );
+            }
+        }
+    }
+}
+
+/// The hub's side, used on the loop's thread only (the locks are never contended by a
+/// worker).
+struct Ends {
+    /// `None` once closed.
+    open: Option<Open>,
+    /// The abandon flag of each call whose result has not been drained yet.
     running: HashMap<u64, Arc<AtomicBool>>,
     next_id: u64,
-}
-
-struct Shared {
-    queue: Mutex<Queue>,
-}
-
-impl Shared {
-    /// Queues a call's result and wakes the loop (a worker thread; no GIL).
-    fn complete(&self, id: u64, finish: Finish) {
-        let mut q = lock(&self.queue);
-        q.running.remove(&id);
-        let Some(fd) = q.fd.as_ref().map(AsRawFd::as_raw_fd) else {
-            drop(q);
-            drop(finish);
-            return;
-        };
-        q.done.push_back((id, finish));
-        // Written under the lock, so `close` cannot close the fd (and the number be reused)
-        // in between. An eventfd counter only overflows after 2^64 - 1 writes.
-        let one: u64 = 1;
-        // SAFETY: fd is an open eventfd (closed only under this lock); 8 bytes from a u64.
-        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
-    }
 }
 
 /// Where a `gosuv.aio` supervisor's calls hand back their results: an eventfd that the
 /// event loop watches, and a queue of finished calls. Made and used by `gosuv.aio` only.
 #[pyclass(frozen, module = "gosuv._native")]
 pub struct AioHub {
-    shared: Arc<Shared>,
+    ends: Mutex<Ends>,
+    /// Results sent and not drained yet.
+    completed: Arc<AtomicUsize>,
 }
 
 impl AioHub {
     /// Runs `work` on a new thread; returns the call's id, which `drain` gives back with its
     /// result.
     pub(crate) fn submit(&self, py: Python<'_>, work: Work) -> PyResult<u64> {
-        let flag = Arc::new(AtomicBool::new(false));
-        let id = {
-            let mut q = lock(&self.shared.queue);
-            if q.fd.is_none() {
-                return Err(SUPERVISOR_CLOSED.err(
-                    py,
-                    "this gosuv.aio supervisor is shut down: it accepts no more calls".into(),
-                    &[],
-                ));
-            }
-            q.next_id += 1;
-            let id = q.next_id;
-            q.running.insert(id, flag.clone());
-            id
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let mut ends = lock(&self.ends);
+        let Some(open) = ends.open.as_ref() else {
+            return Err(SUPERVISOR_CLOSED.err(
+                py,
+                "this gosuv.aio supervisor is shut down: it accepts no more calls".into(),
+                &[],
+            ));
         };
-        let shared = self.shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name("gosuv-aio".into())
-            .spawn(move || {
-                let finish = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&flag)))
-                    .unwrap_or_else(|_| {
-                        Box::new(|_py| {
-                            Err(PyRuntimeError::new_err(
-                                "gosuv: the call panicked (a bug: please report it)",
-                            ))
-                        })
-                    });
-                shared.complete(id, finish);
-            });
-        if let Err(e) = spawned {
-            lock(&self.shared.queue).running.remove(&id);
-            return Err(PyRuntimeError::new_err(format!(
-                "cannot start a thread for the call: {e}"
-            )));
+        let back = Handback {
+            tx: open.tx.clone(),
+            fd: open.fd.clone(),
+            completed: self.completed.clone(),
+        };
+        let id = ends.next_id + 1;
+        let job = Job {
+            id,
+            work,
+            abandoned: abandoned.clone(),
+            back,
+        };
+        if open.jobs.send(job).is_err() {
+            return Err(PyRuntimeError::new_err(
+                "gosuv.aio: the dispatcher thread is gone (a bug: please report it)",
+            ));
         }
+        ends.next_id = id;
+        ends.running.insert(id, abandoned);
         Ok(id)
     }
 }
@@ -157,40 +220,53 @@ impl AioHub {
             )));
         }
         // SAFETY: raw is a new fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+        let (tx, rx) = mpsc::channel();
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("gosuv-aio-hub".into())
+            .spawn(move || dispatch(queue))
+            .map_err(|e| {
+                PyRuntimeError::new_err(format!("cannot start gosuv.aio's thread: {e}"))
+            })?;
         Ok(AioHub {
-            shared: Arc::new(Shared {
-                queue: Mutex::new(Queue {
-                    fd: Some(fd),
-                    done: VecDeque::new(),
-                    running: HashMap::new(),
-                    next_id: 0,
-                }),
+            ends: Mutex::new(Ends {
+                open: Some(Open { tx, rx, fd, jobs }),
+                running: HashMap::new(),
+                next_id: 0,
             }),
+            completed: Arc::new(AtomicUsize::new(0)),
         })
     }
 
     /// The eventfd to watch with `loop.add_reader`; -1 once closed.
     fn fileno(&self) -> i32 {
-        lock(&self.shared.queue)
-            .fd
+        lock(&self.ends)
+            .open
             .as_ref()
-            .map_or(-1, AsRawFd::as_raw_fd)
+            .map_or(-1, |open| open.fd.as_raw_fd())
     }
 
     /// The finished calls as `(id, ok, value)`, `value` being the result or, when not `ok`,
     /// the exception. Resets the eventfd. On the loop's thread.
     fn drain(&self, py: Python<'_>) -> Vec<(u64, bool, Py<PyAny>)> {
-        let done = {
-            let mut q = lock(&self.shared.queue);
-            if let Some(fd) = q.fd.as_ref() {
-                let mut count: u64 = 0;
-                // SAFETY: fd is an open eventfd; reads 8 bytes into a u64. EAGAIN (nothing
-                // written since the last read) is fine.
-                unsafe { libc::read(fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+        let done: Vec<Done> = {
+            let mut ends = lock(&self.ends);
+            let Some(Open { rx, fd, .. }) = ends.open.as_ref() else {
+                return Vec::new();
+            };
+            let mut count: u64 = 0;
+            // SAFETY: fd is an open eventfd; reads 8 bytes into a u64. EAGAIN (nothing
+            // written since the last read) is fine. Read before the queue is emptied, so a
+            // result queued after this read writes again and is not missed.
+            unsafe { libc::read(fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+            let done: Vec<Done> = rx.try_iter().collect();
+            for (id, _) in &done {
+                ends.running.remove(id);
             }
-            std::mem::take(&mut q.done)
+            done
         };
+        self.completed.fetch_sub(done.len(), Ordering::AcqRel);
         done.into_iter()
             .map(|(id, finish)| match finish(py) {
                 Ok(v) => (id, true, v),
@@ -201,39 +277,39 @@ impl AioHub {
 
     /// How many finished calls wait for `drain` (without releasing the GIL).
     fn completed(&self) -> usize {
-        lock(&self.shared.queue).done.len()
+        self.completed.load(Ordering::Acquire)
     }
 
-    /// How many calls are under way.
+    /// How many calls are under way or not drained yet.
     fn running(&self) -> usize {
-        lock(&self.shared.queue).running.len()
+        lock(&self.ends).running.len()
     }
 
     /// Tells the call `id` that nobody waits for it any more: a wait (a stream's, a line's)
     /// ends within 50 ms. A call that does not wait carries on. Unknown ids are ignored.
     fn abandon(&self, id: u64) {
-        if let Some(flag) = lock(&self.shared.queue).running.get(&id) {
+        if let Some(flag) = lock(&self.ends).running.get(&id) {
             flag.store(true, Ordering::Relaxed);
         }
     }
 
-    /// Closes the eventfd; results that come later are dropped (without the GIL) and every
+    /// Lets go of the eventfd (closed at once, or by the last worker still under way) and
+    /// the queue: results that come later are dropped on their worker thread, and every
     /// wait under way is abandoned. Calling it again does nothing.
     fn close(&self) {
-        let (fd, done) = {
-            let mut q = lock(&self.shared.queue);
-            for flag in q.running.values() {
-                flag.store(true, Ordering::Relaxed);
-            }
-            (q.fd.take(), std::mem::take(&mut q.done))
+        let (open, running) = {
+            let mut ends = lock(&self.ends);
+            (ends.open.take(), std::mem::take(&mut ends.running))
         };
-        drop(fd);
-        drop(done);
+        for flag in running.values() {
+            flag.store(true, Ordering::Relaxed);
+        }
+        drop(open);
     }
 
     /// Whether `close()` was called.
     #[getter]
     fn closed(&self) -> bool {
-        lock(&self.shared.queue).fd.is_none()
+        lock(&self.ends).open.is_none()
     }
 }

@@ -168,13 +168,39 @@ with gosuv.Supervisor(log_dir=sys.argv[1]) as sup:
     time.sleep(120)  # the first Ctrl-C ends this; leaving the block stops the program
 """
 
+# The same with gosuv.aio under asyncio.run, whose first Ctrl-C cancels the main task (so
+# leaving the block stops the program gracefully) and whose second one raises
+# KeyboardInterrupt and cancels the tasks left: the stop under way, which then kills.
+SECOND_CTRL_C_AIO = """
+import asyncio, sys
+import gosuv.aio
 
-def test_a_second_ctrl_c_during_the_stop_kills_at_once(tmp_path: Path) -> None:
+async def main() -> None:
+    async with gosuv.aio.Supervisor(log_dir=sys.argv[1]) as sup:
+        await sup.add(
+            "stubborn",
+            "trap 'echo got TERM' TERM; echo trapped; while :; do sleep 0.1; done",
+            stop_timeout=30,
+        )
+        await sup.start("stubborn", wait=False)
+        await sup.wait_for_line("stubborn", "trapped", timeout=15)
+        print((await sup.status("stubborn")).pid, flush=True)
+        await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("api", ["blocking", "aio"])
+def test_a_second_ctrl_c_during_the_stop_kills_at_once(tmp_path: Path, api: str) -> None:
     """A script whose first Ctrl-C starts the graceful stop of a program that ignores
     SIGTERM (stop_timeout 30 s); the second Ctrl-C kills it at once."""
+    if api == "aio" and sys.version_info < (3, 11):
+        pytest.skip("asyncio.run cancels the main task on Ctrl-C from Python 3.11")
     logs = tmp_path / "logs"
+    script_text = SECOND_CTRL_C if api == "blocking" else SECOND_CTRL_C_AIO
     with subprocess.Popen(
-        [sys.executable, "-c", SECOND_CTRL_C, str(logs)],
+        [sys.executable, "-c", script_text, str(logs)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
