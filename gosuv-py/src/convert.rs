@@ -140,6 +140,47 @@ pub(crate) fn to_value(v: &Bound<'_, PyAny>, key: &str) -> PyResult<Value> {
     )))
 }
 
+/// A command is a `str` (a shell command line) or a list or tuple of `str` (an argv); paths
+/// (`os.PathLike`) count as `str`. Anything else is a `TypeError`, as for any argument of the
+/// wrong type.
+fn check_command(command: &Bound<'_, PyAny>) -> PyResult<()> {
+    let text = |v: &Bound<'_, PyAny>| -> PyResult<bool> {
+        Ok(v.is_instance_of::<PyString>() || v.hasattr("__fspath__")?)
+    };
+    let ok = if command.is_instance_of::<PyList>() || command.is_instance_of::<PyTuple>() {
+        let mut all = true;
+        for item in command.try_iter()? {
+            all &= text(&item?)?;
+        }
+        all
+    } else {
+        text(command)?
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(PyTypeError::new_err(format!(
+        "`command` is a str (a command line run by /bin/sh -c) or a list of str (an argv), \
+         not {}",
+        describe(command)
+    )))
+}
+
+/// A value's type for a message; a list's items' types too.
+fn describe(v: &Bound<'_, PyAny>) -> String {
+    if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+        let items: Vec<String> = v
+            .try_iter()
+            .map(|it| it.filter_map(Result::ok).map(|i| type_name(&i)).collect())
+            .unwrap_or_default();
+        format!("a {} of {}", type_name(v), items.join(", "))
+    } else if v.is_none() {
+        "None".into()
+    } else {
+        type_name(v)
+    }
+}
+
 /// The options of one program, `name` and `command` first, as the mapping the core checks.
 pub(crate) fn program_value(
     name: &str,
@@ -148,6 +189,7 @@ pub(crate) fn program_value(
 ) -> PyResult<Value> {
     let mut m = Mapping::new();
     m.insert("name".into(), Value::String(name.to_owned()));
+    check_command(command)?;
     m.insert("command".into(), to_value(command, "command")?);
     if let Some(opts) = options {
         for (k, v) in opts.iter() {

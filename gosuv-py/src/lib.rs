@@ -6,10 +6,12 @@
 //! `gosuv._errors`. The package's `__init__.py` re-exports what users see; `_native.pyi`
 //! describes it for type checkers.
 
+mod aio;
 mod convert;
 mod errors;
 mod interrupt;
 mod line_wait;
+mod log_dir;
 mod objects;
 mod scoped;
 mod streams;
@@ -20,6 +22,10 @@ use pyo3::prelude::*;
 /// The module `gosuv._native`.
 #[pymodule]
 mod _native {
+    #[pymodule_export]
+    use crate::aio::AioHub;
+    #[pymodule_export]
+    use crate::line_wait::LineWait;
     #[pymodule_export]
     use crate::objects::{Event, HealthStatus, ReloadReport, Stats, Status};
     #[pymodule_export]

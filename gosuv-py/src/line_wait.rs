@@ -5,7 +5,8 @@
 //! follower starts exactly where the kept output ends: nothing written in between is lost
 //! or seen twice, and a line cut in two by that moment is joined whole.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gosuv::blocking::{self, Recv};
@@ -13,6 +14,9 @@ use gosuv::{LogEvent, Stream};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use pyo3::IntoPyObjectExt;
+
+use crate::aio::AioHub;
 use crate::errors::{PROGRAM_NOT_FOUND, SUPERVISOR_CLOSED, TIMEOUT};
 use crate::streams::slice_until;
 
@@ -142,6 +146,70 @@ impl LineSource {
     }
 }
 
+/// Why a wait for a line ended without one.
+pub(crate) enum NoLine {
+    /// The stream ended; whether because the supervisor shut down.
+    Ended { shut_down: bool },
+    /// The timeout passed; the program's state then.
+    Timeout(Option<gosuv::ProgramState>),
+}
+
+/// What identifies a wait for a line in its errors.
+#[derive(Clone)]
+pub(crate) struct Wanted {
+    pub(crate) name: String,
+    pub(crate) stream: Stream,
+    /// The regex's pattern, as Python's `repr`.
+    pub(crate) regex: String,
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl Wanted {
+    /// The repr of a compiled regex's pattern, for messages.
+    pub(crate) fn regex_repr(pattern: &Bound<'_, PyAny>) -> String {
+        pattern
+            .getattr("pattern")
+            .and_then(|p| p.repr())
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| "?".into())
+    }
+
+    /// The exception of a wait that ended without a line.
+    pub(crate) fn error(&self, py: Python<'_>, why: NoLine) -> PyErr {
+        let Wanted {
+            name,
+            stream,
+            regex,
+            timeout,
+        } = self;
+        let output = format!("{name}'s {}", stream.as_str());
+        let program = || PyString::new(py, name).into_any().unbind();
+        match why {
+            NoLine::Ended { shut_down: true } => SUPERVISOR_CLOSED.err(
+                py,
+                format!("the supervisor shut down before a line of {output} matched {regex}"),
+                &[],
+            ),
+            NoLine::Ended { shut_down: false } => PROGRAM_NOT_FOUND.err(
+                py,
+                format!("{name} was removed before a line of {output} matched {regex}"),
+                &[("program", program())],
+            ),
+            NoLine::Timeout(state) => {
+                let state = state
+                    .and_then(|s| crate::convert::state(py, s).ok())
+                    .unwrap_or_else(|| py.None());
+                let waited = timeout.unwrap_or_default();
+                TIMEOUT.err(
+                    py,
+                    format!("no line of {output} matched {regex} within {waited:?}"),
+                    &[("program", program()), ("state", state)],
+                )
+            }
+        }
+    }
+}
+
 /// The first line of `name`'s `stream` that `pattern` (a compiled Python regex) finds with
 /// `search`, looked for in the kept output first, then in new output until `timeout`.
 pub(crate) fn wait_for_line(
@@ -156,13 +224,12 @@ pub(crate) fn wait_for_line(
     let mut source = py
         .detach(|| LineSource::open(sup, name, stream))
         .map_err(|e| crate::errors::to_py(py, e))?;
-    let regex = pattern
-        .getattr("pattern")
-        .and_then(|p| p.repr())
-        .map(|r| r.to_string())
-        .unwrap_or_else(|_| "?".into());
-    let output = format!("{name}'s {}", stream.as_str());
-    let program = || PyString::new(py, name).into_any().unbind();
+    let wanted = Wanted {
+        name: name.to_string(),
+        stream,
+        regex: Wanted::regex_repr(pattern),
+        timeout,
+    };
     loop {
         while let Some(line) = source.next_line() {
             if !pattern.call_method1("search", (&line,))?.is_none() {
@@ -170,34 +237,106 @@ pub(crate) fn wait_for_line(
             }
         }
         if source.ended() {
-            return Err(if sup.as_async().is_shut_down() {
-                SUPERVISOR_CLOSED.err(
-                    py,
-                    format!("the supervisor shut down before a line of {output} matched {regex}"),
-                    &[],
-                )
-            } else {
-                PROGRAM_NOT_FOUND.err(
-                    py,
-                    format!("{name} was removed before a line of {output} matched {regex}"),
-                    &[("program", program())],
-                )
-            });
+            let shut_down = sup.as_async().is_shut_down();
+            return Err(wanted.error(py, NoLine::Ended { shut_down }));
         }
         let Some(wait) = slice_until(deadline) else {
-            let state = sup
-                .status(name)
-                .ok()
-                .and_then(|s| crate::convert::state(py, s.state).ok())
-                .unwrap_or_else(|| py.None());
-            let waited = timeout.unwrap_or_default();
-            return Err(TIMEOUT.err(
-                py,
-                format!("no line of {output} matched {regex} within {waited:?}"),
-                &[("program", program()), ("state", state)],
-            ));
+            let state = sup.status(name).ok().map(|s| s.state);
+            return Err(wanted.error(py, NoLine::Timeout(state)));
         };
         py.detach(|| source.receive(sup, wait));
         py.check_signals()?;
+    }
+}
+
+/// `wait_for_line` for `gosuv.aio`, made by `Supervisor._line_wait`: the program's lines come
+/// in batches, read by native threads without the GIL (`_aio_next`), and the event loop's
+/// thread matches them with the regex.
+#[pyclass(frozen, module = "gosuv._native")]
+pub struct LineWait {
+    core: Arc<LineWaitCore>,
+}
+
+struct LineWaitCore {
+    sup: Arc<blocking::Supervisor>,
+    wanted: Wanted,
+    deadline: Option<Instant>,
+    /// Opened by the first batch's thread.
+    source: Mutex<Option<LineSource>>,
+}
+
+impl LineWait {
+    pub(crate) fn new(sup: Arc<blocking::Supervisor>, wanted: Wanted) -> Self {
+        let deadline = wanted.timeout.map(|t| Instant::now() + t);
+        LineWait {
+            core: Arc::new(LineWaitCore {
+                sup,
+                wanted,
+                deadline,
+                source: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+impl LineWaitCore {
+    /// The next lines there are (at least one), waiting for them until the deadline; an
+    /// empty batch once `abandoned`.
+    fn batch(&self, abandoned: &AtomicBool) -> Result<Vec<String>, Failed> {
+        let mut guard = self.source.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let source = LineSource::open(&self.sup, &self.wanted.name, self.wanted.stream)
+                .map_err(Failed::Core)?;
+            *guard = Some(source);
+        }
+        let Some(source) = guard.as_mut() else {
+            return Ok(Vec::new());
+        };
+        loop {
+            let lines: Vec<String> = std::iter::from_fn(|| source.next_line()).collect();
+            if !lines.is_empty() {
+                return Ok(lines);
+            }
+            if source.ended() {
+                let shut_down = self.sup.as_async().is_shut_down();
+                return Err(Failed::NoLine(NoLine::Ended { shut_down }));
+            }
+            if abandoned.load(Ordering::Relaxed) {
+                return Ok(Vec::new());
+            }
+            let Some(wait) = slice_until(self.deadline) else {
+                let state = self.sup.status(&self.wanted.name).ok().map(|s| s.state);
+                return Err(Failed::NoLine(NoLine::Timeout(state)));
+            };
+            source.receive(&self.sup, wait);
+        }
+    }
+}
+
+enum Failed {
+    Core(gosuv::Error),
+    NoLine(NoLine),
+}
+
+#[pymethods]
+impl LineWait {
+    /// Submits the wait for the next batch of lines (a list of `str`; empty once abandoned)
+    /// to `hub`; returns the call's id. Raises as `wait_for_line` when the stream ends or
+    /// the timeout passes.
+    fn _aio_next(&self, py: Python<'_>, hub: &AioHub) -> PyResult<u64> {
+        let core = self.core.clone();
+        hub.submit(
+            py,
+            Box::new(move |abandoned| {
+                let batch = core.batch(abandoned);
+                let wanted = core.wanted.clone();
+                drop(core);
+                Box::new(move |py| match batch {
+                    Ok(lines) => lines.into_py_any(py),
+                    Err(Failed::Core(e)) => Err(crate::errors::to_py(py, e)),
+                    Err(Failed::NoLine(why)) => Err(wanted.error(py, why)),
+                })
+            }),
+        )
     }
 }

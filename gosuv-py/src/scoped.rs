@@ -4,11 +4,23 @@ use std::time::Duration;
 
 use gosuv::{Error, ProgramConfig};
 use pyo3::prelude::*;
+use pyo3::IntoPyObjectExt;
+
+use crate::aio::AioHub;
 
 use crate::errors::IntoPyResult;
-use crate::interrupt;
+use crate::interrupt::{self, Stopping};
 use crate::objects::Status;
 use crate::supervisor::Supervisor;
+
+/// A removal's outcome where a program already gone (removed in the block, or stopped by a
+/// shutdown) is fine.
+fn removed(r: gosuv::Result<()>) -> gosuv::Result<()> {
+    match r {
+        Ok(()) | Err(Error::NotFound(_)) | Err(Error::ShuttingDown) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
 
 /// A program for the length of a `with` block, made by `Supervisor.program(...)`.
 ///
@@ -39,10 +51,10 @@ impl ScopedProgram {
     fn remove(&self, py: Python<'_>) -> PyResult<()> {
         let sup = self.sup.get().sup(py)?.clone();
         let name = self.config.name.clone();
-        match interrupt::run(py, move || sup.remove(&name))? {
-            Ok(()) | Err(Error::NotFound(_)) | Err(Error::ShuttingDown) => Ok(()),
-            Err(e) => Err(crate::errors::to_py(py, e)),
-        }
+        let targets = Stopping::Named(vec![name.clone()]);
+        let done =
+            interrupt::run_stopping(py, vec![sup.clone()], targets, move || sup.remove(&name))?;
+        removed(done).map_err(|e| crate::errors::to_py(py, e))
     }
 }
 
@@ -55,7 +67,7 @@ impl ScopedProgram {
     }
 
     fn __enter__(&self, py: Python<'_>) -> PyResult<Status> {
-        let sup = self.sup.get().sup(py)?.clone();
+        let sup = self.sup.get().open(py)?.clone();
         let config = self.config.clone();
         py.detach(|| sup.add(config)).into_py_result(py)?;
         let name = self.config.name.clone();
@@ -83,6 +95,57 @@ impl ScopedProgram {
         _tb: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         self.remove(py)
+    }
+
+    /// `__enter__` for `gosuv.aio`, on a native thread that never takes the GIL; returns the
+    /// call's id, whose result `hub` gives.
+    fn _aio_enter(&self, py: Python<'_>, hub: &AioHub) -> PyResult<u64> {
+        let sup = self.sup.get().open(py)?.clone();
+        let config = self.config.clone();
+        let wait = Some(self.timeout);
+        hub.submit(
+            py,
+            Box::new(move |_| {
+                let name = config.name.clone();
+                // The start's error, and the error of removing the program again, if any.
+                let outcome = match sup.add(config) {
+                    Err(e) => Err((e, None)),
+                    Ok(()) => match sup.start(&name, wait) {
+                        Ok(st) => Ok(st),
+                        Err(failed) => Err((failed, removed(sup.remove(&name)).err())),
+                    },
+                };
+                Box::new(move |py| match outcome {
+                    Ok(st) => Status::new(py, st)?.into_py_any(py),
+                    Err((failed, cleanup)) => {
+                        let failed = crate::errors::to_py(py, failed);
+                        let Some(cleanup) = cleanup else {
+                            return Err(failed);
+                        };
+                        let cleanup = crate::errors::to_py(py, cleanup);
+                        // As Python chains an exception raised while another is handled.
+                        cleanup.value(py).setattr("__context__", failed.value(py))?;
+                        Err(cleanup)
+                    }
+                })
+            }),
+        )
+    }
+
+    /// `__exit__` for `gosuv.aio`: stops and removes the program on a native thread.
+    fn _aio_exit(&self, py: Python<'_>, hub: &AioHub) -> PyResult<u64> {
+        let sup = self.sup.get().sup(py)?.clone();
+        let name = self.config.name.clone();
+        hub.submit(
+            py,
+            Box::new(move |_| {
+                let done = removed(sup.remove(&name));
+                Box::new(move |py| match done {
+                    Ok(()) => Ok(py.None()),
+                    Err(e) => Err(crate::errors::to_py(py, e)),
+                })
+            }),
+        )
     }
 
     fn __repr__(&self) -> String {

@@ -9,13 +9,15 @@
 //! received in slices with `recv_timeout`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use gosuv::blocking::{self, Recv};
 use gosuv::{EventNotice, LogEvent};
 use pyo3::prelude::*;
+use pyo3::IntoPyObjectExt;
 
+use crate::aio::{self, AioHub};
 use crate::convert;
 use crate::interrupt::SLICE;
 use crate::objects::Event;
@@ -48,7 +50,13 @@ enum Slice<T> {
 /// waits at most a timeout. Events a slow reader missed are counted in `missed`.
 #[pyclass(frozen, module = "gosuv")]
 pub struct Events {
-    inner: Mutex<blocking::Events>,
+    core: Arc<EventsCore>,
+}
+
+/// The state of an `Events`, shared with the threads of `gosuv.aio`'s waits.
+struct EventsCore {
+    /// `None` once closed.
+    inner: Mutex<Option<blocking::Events>>,
     sup: Weak<blocking::Supervisor>,
     missed: AtomicU64,
     closed: AtomicBool,
@@ -57,18 +65,38 @@ pub struct Events {
 impl Events {
     pub(crate) fn new(inner: blocking::Events, sup: Weak<blocking::Supervisor>) -> PyResult<Self> {
         Ok(Events {
-            inner: Mutex::new(inner),
-            sup,
-            missed: AtomicU64::new(0),
-            closed: AtomicBool::new(false),
+            core: Arc::new(EventsCore {
+                inner: Mutex::new(Some(inner)),
+                sup,
+                missed: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+            }),
         })
     }
+}
 
+impl EventsCore {
     fn one_slice(&self, wait: Duration) -> Slice<gosuv::Event> {
         let Some(sup) = self.sup.upgrade() else {
             return Slice::Closed;
         };
-        let mut inner = lock(&self.inner);
+        let mut guard = lock(&self.inner);
+        let Some(inner) = guard.as_mut() else {
+            return Slice::Closed;
+        };
+        if self.closed.load(Ordering::Relaxed) {
+            *guard = None;
+            return Slice::Closed;
+        }
+        self.receive(inner, wait, &sup)
+    }
+
+    fn receive(
+        &self,
+        inner: &mut blocking::Events,
+        wait: Duration,
+        sup: &blocking::Supervisor,
+    ) -> Slice<gosuv::Event> {
         match inner.recv_timeout(wait) {
             Recv::Item(EventNotice::Changed(ev)) => Slice::Item(ev),
             Recv::Item(EventNotice::Missed(n)) => {
@@ -79,6 +107,24 @@ impl Events {
             // Buffered events come before a timeout, so a shut-down supervisor has none left.
             Recv::Timeout if sup.as_async().is_shut_down() => Slice::Closed,
             Recv::Timeout => Slice::Nothing,
+        }
+    }
+
+    /// The next event, until `deadline` or `abandoned` (a `gosuv.aio` thread; no GIL).
+    fn wait_event(
+        &self,
+        deadline: Option<Instant>,
+        abandoned: &AtomicBool,
+    ) -> Option<gosuv::Event> {
+        loop {
+            if self.closed.load(Ordering::Relaxed) || abandoned.load(Ordering::Relaxed) {
+                return None;
+            }
+            match self.one_slice(slice_until(deadline)?) {
+                Slice::Item(ev) => return Some(ev),
+                Slice::Nothing => {}
+                Slice::Closed => self.closed.store(true, Ordering::Relaxed),
+            }
         }
     }
 
@@ -106,7 +152,7 @@ impl Events {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Event>> {
-        self.next_event(py, None)
+        self.core.next_event(py, None)
     }
 
     /// The next event, waiting at most `timeout` seconds (`None`: no limit). Returns `None`
@@ -114,24 +160,91 @@ impl Events {
     #[pyo3(signature = (timeout = None))]
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Event>> {
         let deadline = convert::optional_timeout(py, timeout)?.map(|t| Instant::now() + t);
-        self.next_event(py, deadline)
+        self.core.next_event(py, deadline)
+    }
+
+    /// An event already received, without waiting; `None` when there is none now (or a
+    /// wait of another thread is reading). For `gosuv.aio`, which must not block its loop.
+    fn _poll(&self, py: Python<'_>) -> PyResult<Option<Event>> {
+        if self.core.closed.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let Ok(mut guard) = self.core.inner.try_lock() else {
+            return Ok(None);
+        };
+        let (Some(inner), Some(sup)) = (guard.as_mut(), self.core.sup.upgrade()) else {
+            self.core.closed.store(true, Ordering::Relaxed);
+            return Ok(None);
+        };
+        match self.core.receive(inner, Duration::ZERO, &sup) {
+            Slice::Item(ev) => Event::new(py, ev).map(Some),
+            Slice::Nothing => Ok(None),
+            Slice::Closed => {
+                self.core.closed.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Submits the wait for the next event (`None`: none within `timeout` seconds, the
+    /// stream ended, or the wait was abandoned) to `hub`, for `gosuv.aio`; returns the
+    /// call's id.
+    fn _aio_get(&self, py: Python<'_>, hub: &AioHub, timeout: Option<f64>) -> PyResult<u64> {
+        let deadline = convert::optional_timeout(py, timeout)?.map(|t| Instant::now() + t);
+        let core = self.core.clone();
+        hub.submit(
+            py,
+            Box::new(move |abandoned| {
+                let got = core.wait_event(deadline, abandoned);
+                drop(core);
+                Box::new(move |py| match got {
+                    Some(ev) => Event::new(py, ev)?.into_py_any(py),
+                    None => Ok(py.None()),
+                })
+            }),
+        )
+    }
+
+    /// Ends the stream: iterating stops, `get` returns `None`, and the subscription is let
+    /// go. Calling it again does nothing.
+    fn close(&self) {
+        self.core.closed.store(true, Ordering::Relaxed);
+        // A wait of another thread holds the lock for one slice at most; it lets go then.
+        if let Ok(mut guard) = self.core.inner.try_lock() {
+            *guard = None;
+        }
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> bool {
+        self.close();
+        false
     }
 
     /// How many events were dropped because this reader fell more than 4096 behind.
     #[getter]
     fn missed(&self) -> u64 {
-        self.missed.load(Ordering::Relaxed)
+        self.core.missed.load(Ordering::Relaxed)
     }
 
     /// Whether the stream has ended: the supervisor has shut down or is gone.
     #[getter]
     fn closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
+        self.core.closed.load(Ordering::Relaxed)
     }
 }
 
 struct FollowState {
-    inner: blocking::LogFollower,
+    /// `None` once closed.
+    inner: Option<blocking::LogFollower>,
     /// Output received after the last complete line.
     partial: Vec<u8>,
     closed: bool,
@@ -165,9 +278,16 @@ impl FollowState {
 /// replaced by U+FFFD. Output a slow reader missed is counted, in bytes, in `missed`.
 #[pyclass(frozen, module = "gosuv")]
 pub struct LogFollower {
+    core: Arc<FollowerCore>,
+}
+
+/// The state of a `LogFollower`, shared with the threads of `gosuv.aio`'s waits.
+struct FollowerCore {
     state: Mutex<FollowState>,
     sup: Weak<blocking::Supervisor>,
     missed: AtomicU64,
+    /// Set by `close()`: the next wait lets go of the subscription.
+    shut: AtomicBool,
 }
 
 impl LogFollower {
@@ -176,18 +296,42 @@ impl LogFollower {
         sup: Weak<blocking::Supervisor>,
     ) -> PyResult<Self> {
         Ok(LogFollower {
-            state: Mutex::new(FollowState {
-                inner,
-                partial: Vec::new(),
-                closed: false,
+            core: Arc::new(FollowerCore {
+                state: Mutex::new(FollowState {
+                    inner: Some(inner),
+                    partial: Vec::new(),
+                    closed: false,
+                }),
+                sup,
+                missed: AtomicU64::new(0),
+                shut: AtomicBool::new(false),
             }),
-            sup,
-            missed: AtomicU64::new(0),
         })
+    }
+}
+
+impl FollowerCore {
+    /// The next line, until `deadline` or `abandoned` (a `gosuv.aio` thread; no GIL).
+    fn wait_line(&self, deadline: Option<Instant>, abandoned: &AtomicBool) -> Option<String> {
+        loop {
+            if abandoned.load(Ordering::Relaxed) {
+                return None;
+            }
+            match self.one_slice(slice_until(deadline)) {
+                Slice::Item(line) => return Some(line),
+                Slice::Closed => return None,
+                Slice::Nothing => {}
+            }
+        }
     }
 
     fn one_slice(&self, wait: Option<Duration>) -> Slice<String> {
         let mut st = lock(&self.state);
+        if self.shut.load(Ordering::Relaxed) {
+            st.inner = None;
+            st.partial.clear();
+            st.closed = true;
+        }
         if let Some(line) = st.take_line() {
             return Slice::Item(line);
         }
@@ -198,11 +342,17 @@ impl LogFollower {
             // The deadline has passed and no complete line is there.
             return Slice::Closed;
         };
-        let Some(sup) = self.sup.upgrade() else {
+        self.receive(&mut st, wait);
+        Slice::Nothing
+    }
+
+    /// Waits at most `wait` for more output.
+    fn receive(&self, st: &mut FollowState, wait: Duration) {
+        let (Some(sup), Some(inner)) = (self.sup.upgrade(), st.inner.as_mut()) else {
             st.closed = true;
-            return Slice::Nothing;
+            return;
         };
-        match st.inner.recv_timeout(wait) {
+        match inner.recv_timeout(wait) {
             Recv::Item(LogEvent::Data(bytes)) => st.partial.extend_from_slice(&bytes),
             Recv::Item(LogEvent::Missed(n)) => {
                 self.missed.fetch_add(n, Ordering::Relaxed);
@@ -211,7 +361,6 @@ impl LogFollower {
             Recv::Timeout if sup.as_async().is_shut_down() => st.closed = true,
             Recv::Timeout => {}
         }
-        Slice::Nothing
     }
 
     fn next_line(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<Option<String>> {
@@ -233,7 +382,7 @@ impl LogFollower {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.next_line(py, None)
+        self.core.next_line(py, None)
     }
 
     /// The next line, waiting at most `timeout` seconds (`None`: no limit). Returns `None`
@@ -241,19 +390,79 @@ impl LogFollower {
     #[pyo3(signature = (timeout = None))]
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<String>> {
         let deadline = convert::optional_timeout(py, timeout)?.map(|t| Instant::now() + t);
-        self.next_line(py, deadline)
+        self.core.next_line(py, deadline)
+    }
+
+    /// A line already received, without waiting; `None` when there is none now (or a wait
+    /// of another thread is reading). For `gosuv.aio`, which must not block its loop.
+    fn _poll(&self) -> Option<String> {
+        if self.core.shut.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut st = self.core.state.try_lock().ok()?;
+        if let Some(line) = st.take_line() {
+            return Some(line);
+        }
+        if !st.closed {
+            self.core.receive(&mut st, Duration::ZERO);
+        }
+        st.take_line()
+    }
+
+    /// Submits the wait for the next line (`None`: none within `timeout` seconds, the stream
+    /// ended, or the wait was abandoned) to `hub`, for `gosuv.aio`; returns the call's id.
+    fn _aio_get(&self, py: Python<'_>, hub: &AioHub, timeout: Option<f64>) -> PyResult<u64> {
+        let deadline = convert::optional_timeout(py, timeout)?.map(|t| Instant::now() + t);
+        let core = self.core.clone();
+        hub.submit(
+            py,
+            Box::new(move |abandoned| {
+                let got = core.wait_line(deadline, abandoned);
+                drop(core);
+                aio::give(got)
+            }),
+        )
+    }
+
+    /// Ends the stream: iterating stops, `get` returns `None`, and the subscription is let
+    /// go (lines received and not yet read are dropped). Calling it again does nothing.
+    fn close(&self) {
+        self.core.shut.store(true, Ordering::Relaxed);
+        // A wait of another thread holds the lock for one slice at most; it lets go then.
+        if let Ok(mut st) = self.core.state.try_lock() {
+            st.inner = None;
+            st.partial.clear();
+            st.closed = true;
+        }
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> bool {
+        self.close();
+        false
     }
 
     /// How many bytes of output were skipped because this reader fell behind.
     #[getter]
     fn missed(&self) -> u64 {
-        self.missed.load(Ordering::Relaxed)
+        self.core.missed.load(Ordering::Relaxed)
     }
 
     /// Whether the stream has ended and every line has been read.
     #[getter]
     fn closed(&self) -> bool {
-        let st = lock(&self.state);
+        if self.core.shut.load(Ordering::Relaxed) {
+            return true;
+        }
+        let st = lock(&self.core.state);
         st.closed && st.partial.is_empty()
     }
 }

@@ -10,51 +10,70 @@ use gosuv::{ConfigErrors, ProgramConfig, ServerConfig, SupervisorOptions};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyMapping, PyString, PyTuple, PyType};
+use pyo3::IntoPyObjectExt;
 use serde_yaml::Value;
 
+use crate::aio::{self, AioHub, Work};
 use crate::convert::{self, abs_path};
-use crate::errors::{IntoPyResult, GOSUV_ERROR};
-use crate::interrupt;
-use crate::line_wait::{self, TAIL_BYTES};
+use crate::errors::{IntoPyResult, GOSUV_ERROR, SUPERVISOR_CLOSED};
+use crate::interrupt::{self, Stopping};
+use crate::line_wait::{self, LineWait, Wanted, TAIL_BYTES};
+use crate::log_dir::LogDir;
 use crate::objects::{ReloadReport, Stats, Status};
 use crate::scoped::ScopedProgram;
 use crate::streams::{Events, LogFollower};
 
+/// One supervisor of this process, as `shutdown_all` sees it.
+struct Live {
+    pid: u32,
+    sup: Weak<blocking::Supervisor>,
+    logs: Arc<LogDir>,
+}
+
 /// Every supervisor made in this process, so that `shutdown_all` (run by `atexit`) can stop
 /// their programs gracefully when the interpreter exits normally.
-static LIVE: Mutex<Vec<(u32, Weak<blocking::Supervisor>)>> = Mutex::new(Vec::new());
+static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
 
-fn live() -> std::sync::MutexGuard<'static, Vec<(u32, Weak<blocking::Supervisor>)>> {
+fn live() -> std::sync::MutexGuard<'static, Vec<Live>> {
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// The message of a call made after `shutdown()`.
+const SHUT_DOWN: &str = "the supervisor is shut down: its programs are stopped and it accepts \
+                         no more calls about them; create a new Supervisor";
 
 /// Stops the programs of every supervisor of this process that is still open, and waits.
 /// `gosuv/__init__.py` registers it with `atexit`.
 #[pyfunction]
 pub fn shutdown_all(py: Python<'_>) -> PyResult<()> {
     let me = std::process::id();
-    let sups: Vec<Arc<blocking::Supervisor>> = {
+    let (sups, logs): (Vec<Arc<blocking::Supervisor>>, Vec<Arc<LogDir>>) = {
         let mut list = live();
-        list.retain(|(_, w)| w.strong_count() > 0);
+        list.retain(|l| l.sup.strong_count() > 0);
         list.iter()
-            .filter(|(pid, _)| *pid == me)
-            .filter_map(|(_, w)| w.upgrade())
-            .collect()
+            .filter(|l| l.pid == me)
+            .filter_map(|l| Some((l.sup.upgrade()?, l.logs.clone())))
+            .unzip()
     };
     if sups.is_empty() {
         return Ok(());
     }
-    interrupt::run(py, move || {
+    let all = sups.clone();
+    interrupt::run_stopping(py, sups.clone(), Stopping::All, move || {
         std::thread::scope(|s| {
-            for sup in &sups {
+            for sup in &all {
                 s.spawn(move || sup.shutdown());
             }
         });
-    })
+    })?;
+    for l in logs {
+        l.release();
+    }
+    Ok(())
 }
 
 /// Programs read from a file, a mapping or YAML text, and where they came from.
-struct Loaded {
+pub(crate) struct Loaded {
     programs: Vec<ProgramConfig>,
     base_dir: PathBuf,
     /// `server.log.logpath` of a `config.yml`.
@@ -187,7 +206,7 @@ fn programs_from_py(config: &Bound<'_, PyAny>, base_dir: &Path) -> PyResult<Vec<
 }
 
 /// Programs from the `config` argument: `None`, a path, a mapping or a list.
-fn load(config: Option<&Bound<'_, PyAny>>, base_dir: Option<&Path>) -> PyResult<Loaded> {
+pub(crate) fn load(config: Option<&Bound<'_, PyAny>>, base_dir: Option<&Path>) -> PyResult<Loaded> {
     let Some(config) = config.filter(|c| !c.is_none()) else {
         let base = match base_dir {
             Some(d) => d.to_path_buf(),
@@ -233,11 +252,94 @@ pub struct Supervisor {
     inner: Option<Arc<blocking::Supervisor>>,
     owner_pid: u32,
     base_dir: PathBuf,
-    log_dir: PathBuf,
+    pub(crate) logs: Arc<LogDir>,
     /// The constructor's `base_dir`, used again when a file is reloaded.
     base_override: Option<PathBuf>,
     /// The file the programs came from, for `reload()`.
     source: Option<PathBuf>,
+}
+
+/// A supervisor being made: what is prepared with the GIL, before the core's supervisor is
+/// made without it ([`Prepared::make`]), and what [`Prepared::finish`] needs afterwards.
+pub(crate) struct Prepared {
+    logs: Arc<LogDir>,
+    opts: SupervisorOptions,
+    programs: Vec<ProgramConfig>,
+    base_dir: PathBuf,
+    base_override: Option<PathBuf>,
+    source: Option<PathBuf>,
+}
+
+impl Prepared {
+    pub(crate) fn new(
+        py: Python<'_>,
+        loaded: Loaded,
+        log_dir: Option<PathBuf>,
+        base_override: Option<PathBuf>,
+        subreaper: bool,
+        kill_on_parent_death: bool,
+    ) -> PyResult<Self> {
+        let logs = match log_dir.map(abs_path).transpose()?.or(loaded.log_dir) {
+            Some(d) => LogDir::explicit(py, d)?,
+            None => LogDir::temp(py)?,
+        };
+        let logs = Arc::new(logs);
+        let mut opts = SupervisorOptions::new(loaded.base_dir.clone());
+        opts.log_dir = logs.path().to_path_buf();
+        opts.subreaper = subreaper;
+        opts.kill_on_parent_death = kill_on_parent_death;
+        Ok(Prepared {
+            logs,
+            opts,
+            programs: loaded.programs,
+            base_dir: loaded.base_dir,
+            base_override,
+            source: loaded.source,
+        })
+    }
+
+    /// Makes the core's supervisor and adds the programs (without the GIL). On an error the
+    /// log directory is let go.
+    pub(crate) fn make(&mut self) -> gosuv::Result<blocking::Supervisor> {
+        let programs = std::mem::take(&mut self.programs);
+        let opts = self.opts.clone();
+        let made = (|| {
+            // The whole set first: a bad program must not leave the others started.
+            gosuv::config::check_set(&programs).map_err(gosuv::Error::Config)?;
+            let sup = blocking::Supervisor::new(opts)?;
+            if let Some((_, e)) = sup.add_all(programs)?.into_iter().next() {
+                return Err(e);
+            }
+            Ok(sup)
+        })();
+        if made.is_err() {
+            self.logs.release();
+        }
+        made
+    }
+
+    /// The Python object around a supervisor that `make` made.
+    pub(crate) fn finish(self, sup: blocking::Supervisor) -> Supervisor {
+        let inner = Arc::new(sup);
+        let owner_pid = std::process::id();
+        {
+            let mut list = live();
+            list.retain(|l| l.sup.strong_count() > 0);
+            list.push(Live {
+                pid: owner_pid,
+                sup: Arc::downgrade(&inner),
+                logs: self.logs.clone(),
+            });
+        }
+        Supervisor {
+            inner: Some(inner),
+            owner_pid,
+            base_dir: self.base_dir,
+            logs: self.logs,
+            base_override: self.base_override,
+            source: self.source,
+        }
+    }
 }
 
 impl Supervisor {
@@ -249,43 +351,16 @@ impl Supervisor {
         subreaper: bool,
         kill_on_parent_death: bool,
     ) -> PyResult<Self> {
-        let log_dir = match log_dir {
-            Some(d) => abs_path(d)?,
-            None => loaded
-                .log_dir
-                .unwrap_or_else(|| loaded.base_dir.join("logs")),
-        };
-        let mut opts = SupervisorOptions::new(loaded.base_dir.clone());
-        opts.log_dir = log_dir.clone();
-        opts.subreaper = subreaper;
-        opts.kill_on_parent_death = kill_on_parent_death;
-        let programs = loaded.programs;
-        let sup = py
-            .detach(move || -> gosuv::Result<blocking::Supervisor> {
-                // The whole set first: a bad program must not leave the others started.
-                gosuv::config::check_set(&programs).map_err(gosuv::Error::Config)?;
-                let sup = blocking::Supervisor::new(opts)?;
-                if let Some((_, e)) = sup.add_all(programs)?.into_iter().next() {
-                    return Err(e);
-                }
-                Ok(sup)
-            })
-            .into_py_result(py)?;
-        let inner = Arc::new(sup);
-        let owner_pid = std::process::id();
-        {
-            let mut list = live();
-            list.retain(|(_, w)| w.strong_count() > 0);
-            list.push((owner_pid, Arc::downgrade(&inner)));
-        }
-        Ok(Supervisor {
-            inner: Some(inner),
-            owner_pid,
-            base_dir: loaded.base_dir,
+        let mut prepared = Prepared::new(
+            py,
+            loaded,
             log_dir,
             base_override,
-            source: loaded.source,
-        })
+            subreaper,
+            kill_on_parent_death,
+        )?;
+        let sup = py.detach(|| prepared.make()).into_py_result(py)?;
+        Ok(prepared.finish(sup))
     }
 
     /// The core supervisor, unless this object was inherited through `fork()`.
@@ -305,24 +380,272 @@ impl Supervisor {
         Ok(self.inner.as_ref().expect("only None while dropped"))
     }
 
+    /// The core supervisor for a call about programs: `SupervisorClosed` once it is shut
+    /// down (its programs are gone then, and "no program named ..." would mislead).
+    pub(crate) fn open(&self, py: Python<'_>) -> PyResult<&Arc<blocking::Supervisor>> {
+        let sup = self.sup(py)?;
+        if sup.as_async().is_shut_down() {
+            return Err(SUPERVISOR_CLOSED.err(py, SHUT_DOWN.into(), &[]));
+        }
+        Ok(sup)
+    }
+
     /// Runs a call that may wait on its own thread, interruptibly.
     fn waiting<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&blocking::Supervisor) -> gosuv::Result<T> + Send + 'static,
     {
-        let sup = self.sup(py)?.clone();
+        let sup = self.open(py)?.clone();
         interrupt::run(py, move || f(&sup))?.into_py_result(py)
     }
 
+    /// As `waiting`, for a call that waits for programs to stop: Ctrl-C kills them.
+    fn stopping<T, F>(&self, py: Python<'_>, targets: Stopping, f: F) -> PyResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&blocking::Supervisor) -> gosuv::Result<T> + Send + 'static,
+    {
+        let sup = self.open(py)?.clone();
+        let sups = vec![sup.clone()];
+        interrupt::run_stopping(py, sups, targets, move || f(&sup))?.into_py_result(py)
+    }
+
+    /// Stops every program and waits (Ctrl-C kills them), then lets go of the log
+    /// directory. Calling it again does nothing.
+    fn shut_down(&self, py: Python<'_>) -> PyResult<()> {
+        let sup = self.sup(py)?.clone();
+        let sups = vec![sup.clone()];
+        interrupt::run_stopping(py, sups, Stopping::All, move || sup.shutdown())?;
+        self.logs.release();
+        Ok(())
+    }
+
+    /// The programs of `reload(config, yaml=...)`.
+    pub(crate) fn reload_programs(
+        &self,
+        py: Python<'_>,
+        config: Option<&Bound<'_, PyAny>>,
+        yaml: Option<&str>,
+    ) -> PyResult<Vec<ProgramConfig>> {
+        let config = config.filter(|c| !c.is_none());
+        let programs = match (config, yaml) {
+            (Some(_), Some(_)) => {
+                return Err(PyTypeError::new_err("give config or yaml, not both"));
+            }
+            (None, Some(text)) => parse_programs(text, None, &self.base_dir).into_py_result(py)?,
+            (Some(c), None) => {
+                if c.is_instance_of::<PyString>() || c.hasattr("__fspath__")? {
+                    load(Some(c), self.base_override.as_deref())?.programs
+                } else {
+                    programs_from_py(c, &self.base_dir)?
+                }
+            }
+            (None, None) => match &self.source {
+                Some(path) => {
+                    load_file(path, self.base_override.as_deref())
+                        .into_py_result(py)?
+                        .programs
+                }
+                None => {
+                    let e = ConfigErrors::single(
+                        None,
+                        "nothing to reload from: this supervisor was not made from a file; \
+                         pass reload(config) or reload(yaml=...)",
+                    );
+                    return Err(crate::errors::config_error(py, &e));
+                }
+            },
+        };
+        Ok(programs)
+    }
+
+    /// Keeps a temp log directory when a `with` block raised `exc`, and says where it is
+    /// (a note on the exception).
+    pub(crate) fn note_kept_logs(&self, py: Python<'_>, exc: &Bound<'_, PyAny>) -> PyResult<()> {
+        if !exc.is_none() && self.logs.is_temp() && !self.logs.kept() {
+            // The failed run is the one whose logs are wanted.
+            self.logs.keep();
+            let note = format!(
+                "gosuv: the programs' logs are kept in {}",
+                self.logs.path().display()
+            );
+            if exc.hasattr("add_note")? {
+                exc.call_method1("add_note", (note,))?;
+            } else {
+                // Python < 3.11 has no notes: say it where the traceback goes.
+                let stderr = py.import("sys")?.getattr("stderr")?;
+                stderr.call_method1("write", (format!("{note}\n"),))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The work of `gosuv.aio`'s call `op`: arguments checked and converted here, on the
+    /// loop's thread; the closure holds only Rust values.
+    fn aio_work(&self, py: Python<'_>, op: &str, args: &Bound<'_, PyTuple>) -> PyResult<Work> {
+        use aio::finish_with;
+        fn none(py: Python<'_>, (): ()) -> PyResult<Py<PyAny>> {
+            Ok(py.None())
+        }
+        fn status(py: Python<'_>, st: gosuv::ProgramStatus) -> PyResult<Py<PyAny>> {
+            Status::new(py, st)?.into_py_any(py)
+        }
+        let work: Work = match op {
+            "add" | "update" => {
+                let (name, command, options): (
+                    String,
+                    Bound<'_, PyAny>,
+                    Option<Bound<'_, PyDict>>,
+                ) = args.extract()?;
+                let config = self.program_config(py, &name, &command, options.as_ref())?;
+                let sup = self.open(py)?.clone();
+                if op == "add" {
+                    Box::new(move |_| finish_with(sup.add(config), none))
+                } else {
+                    Box::new(move |_| {
+                        finish_with(sup.update(config), |py, changed| changed.into_py_any(py))
+                    })
+                }
+            }
+            "remove" => {
+                let (name,): (String,) = args.extract()?;
+                let sup = self.open(py)?.clone();
+                Box::new(move |_| finish_with(sup.remove(&name), none))
+            }
+            "start" | "stop" | "restart" => {
+                let (name, wait, timeout): (String, bool, Option<f64>) = args.extract()?;
+                let wait = wait_arg(py, wait, timeout)?;
+                let sup = self.open(py)?.clone();
+                let op = op.to_string();
+                Box::new(move |_| {
+                    let st = match op.as_str() {
+                        "start" => sup.start(&name, wait),
+                        "stop" => sup.stop(&name, wait),
+                        _ => sup.restart(&name, wait),
+                    };
+                    finish_with(st, status)
+                })
+            }
+            "wait" => {
+                let (name, timeout): (String, Option<f64>) = args.extract()?;
+                let timeout = convert::timeout_arg(py, timeout)?;
+                let sup = self.open(py)?.clone();
+                Box::new(move |_| finish_with(sup.wait(&name, timeout), status))
+            }
+            "wait_for" => {
+                let (name, state, timeout): (String, Bound<'_, PyAny>, Option<f64>) =
+                    args.extract()?;
+                let state = convert::state_arg(&state)?;
+                let timeout = convert::timeout_arg(py, timeout)?;
+                let sup = self.open(py)?.clone();
+                Box::new(move |_| finish_with(sup.wait_for(&name, state, timeout), status))
+            }
+            "status" => {
+                let (name,): (String,) = args.extract()?;
+                let sup = self.open(py)?.clone();
+                Box::new(move |_| finish_with(sup.status(&name), status))
+            }
+            "list" => {
+                let sup = self.sup(py)?.clone();
+                Box::new(move |_| {
+                    finish_with(Ok(sup.list()), |py, all: Vec<gosuv::ProgramStatus>| {
+                        let all = all
+                            .into_iter()
+                            .map(|s| Status::new(py, s))
+                            .collect::<PyResult<Vec<Status>>>()?;
+                        all.into_py_any(py)
+                    })
+                })
+            }
+            "config" => {
+                let (name,): (String,) = args.extract()?;
+                let sup = self.open(py)?.clone();
+                Box::new(move |_| {
+                    let value = sup.config(&name).map(|cfg| serde_yaml::to_value(&cfg));
+                    finish_with(value, |py, value| match value {
+                        Ok(v) => convert::from_value(py, &v),
+                        Err(e) => Err(PyValueError::new_err(format!(
+                            "cannot represent the config: {e}"
+                        ))),
+                    })
+                })
+            }
+            "reload" => {
+                let (config, yaml): (Option<Bound<'_, PyAny>>, Option<String>) = args.extract()?;
+                let programs = self.reload_programs(py, config.as_ref(), yaml.as_deref())?;
+                let sup = self.open(py)?.clone();
+                Box::new(move |_| {
+                    finish_with(sup.reload(programs), |py, report| {
+                        ReloadReport::from(report).into_py_any(py)
+                    })
+                })
+            }
+            "tail" => {
+                let (name, stream, lines): (String, String, Option<usize>) = args.extract()?;
+                let stream = convert::stream_arg(&stream)?;
+                let sup = self.open(py)?.clone();
+                Box::new(move |_| {
+                    let text = sup
+                        .tail(&name, stream, TAIL_BYTES)
+                        .map(|bytes| tail_text(&bytes, lines));
+                    finish_with(text, |py, text| text.into_py_any(py))
+                })
+            }
+            "stats" => {
+                let (name,): (String,) = args.extract()?;
+                let sup = self.open(py)?.clone();
+                Box::new(move |_| {
+                    finish_with(sup.stats(&name), |py, st| Stats::from(st).into_py_any(py))
+                })
+            }
+            "stats_all" => {
+                let sup = self.sup(py)?.clone();
+                Box::new(move |_| {
+                    let all: std::collections::BTreeMap<String, Stats> = sup
+                        .stats_all()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into()))
+                        .collect();
+                    aio::give(all)
+                })
+            }
+            "shutdown" | "exit" => {
+                if op == "exit" {
+                    let (exc,): (Bound<'_, PyAny>,) = args.extract()?;
+                    self.note_kept_logs(py, &exc)?;
+                }
+                let sup = self.sup(py)?.clone();
+                let logs = self.logs.clone();
+                Box::new(move |_| {
+                    sup.shutdown();
+                    logs.release();
+                    finish_with(Ok(()), none)
+                })
+            }
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "gosuv.aio: no call named {op:?} (a bug of gosuv.aio)"
+                )))
+            }
+        };
+        Ok(work)
+    }
+
     /// One program's config from the arguments of `add`, `update` and `program`.
-    fn program_config(
+    pub(crate) fn program_config(
         &self,
         py: Python<'_>,
         name: &str,
         command: &Bound<'_, PyAny>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<ProgramConfig> {
+        if let Err(e) = gosuv::config::validate_name(name) {
+            return Err(crate::errors::config_error(
+                py,
+                &ConfigErrors::single(None, e),
+            ));
+        }
         let value = convert::program_value(name, command, options)?;
         parse_program_value(value, &self.base_dir)
             .map_err(|e| under(name, e))
@@ -400,7 +723,7 @@ impl Supervisor {
     /// Where `<name>.stdout.log` and `<name>.stderr.log` are written.
     #[getter]
     fn log_dir(&self) -> PathBuf {
-        self.log_dir.clone()
+        self.logs.path().to_path_buf()
     }
 
     /// Whether `shutdown()` has been called.
@@ -419,7 +742,7 @@ impl Supervisor {
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         let config = self.program_config(py, name, command, options)?;
-        let sup = self.sup(py)?;
+        let sup = self.open(py)?;
         py.detach(|| sup.add(config)).into_py_result(py)
     }
 
@@ -457,7 +780,7 @@ impl Supervisor {
     ) -> PyResult<ScopedProgram> {
         let py = slf.py();
         let this = slf.get();
-        this.sup(py)?;
+        this.open(py)?;
         let timeout = convert::timeout_arg(py, timeout)?;
         let config = this.program_config(py, name, command, options)?;
         Ok(ScopedProgram::new(slf.clone().unbind(), config, timeout))
@@ -465,7 +788,8 @@ impl Supervisor {
 
     /// Stops a program (waiting until none of its processes is left) and removes it.
     fn remove(&self, py: Python<'_>, name: String) -> PyResult<()> {
-        self.waiting(py, move |s| s.remove(&name))
+        let targets = Stopping::Named(vec![name.clone()]);
+        self.stopping(py, targets, move |s| s.remove(&name))
     }
 
     /// Starts a program. With `wait`, returns once it is running (up for `start_seconds`),
@@ -494,7 +818,8 @@ impl Supervisor {
         timeout: Option<f64>,
     ) -> PyResult<Status> {
         let wait = wait_arg(py, wait, timeout)?;
-        let st = self.waiting(py, move |s| s.stop(&name, wait))?;
+        let targets = Stopping::Named(vec![name.clone()]);
+        let st = self.stopping(py, targets, move |s| s.stop(&name, wait))?;
         Status::new(py, st)
     }
 
@@ -542,7 +867,7 @@ impl Supervisor {
 
     /// One program's status.
     fn status(&self, py: Python<'_>, name: &str) -> PyResult<Status> {
-        let st = self.sup(py)?.status(name).into_py_result(py)?;
+        let st = self.open(py)?.status(name).into_py_result(py)?;
         Status::new(py, st)
     }
 
@@ -554,7 +879,7 @@ impl Supervisor {
 
     /// One program's config: a dict with the keys of `programs.yml`.
     fn config(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
-        let cfg = self.sup(py)?.config(name).into_py_result(py)?;
+        let cfg = self.open(py)?.config(name).into_py_result(py)?;
         let value = serde_yaml::to_value(&cfg)
             .map_err(|e| PyValueError::new_err(format!("cannot represent the config: {e}")))?;
         convert::from_value(py, &value)
@@ -571,35 +896,7 @@ impl Supervisor {
         config: Option<&Bound<'_, PyAny>>,
         yaml: Option<&str>,
     ) -> PyResult<ReloadReport> {
-        let config = config.filter(|c| !c.is_none());
-        let programs = match (config, yaml) {
-            (Some(_), Some(_)) => {
-                return Err(PyTypeError::new_err("give config or yaml, not both"));
-            }
-            (None, Some(text)) => parse_programs(text, None, &self.base_dir).into_py_result(py)?,
-            (Some(c), None) => {
-                if c.is_instance_of::<PyString>() || c.hasattr("__fspath__")? {
-                    load(Some(c), self.base_override.as_deref())?.programs
-                } else {
-                    programs_from_py(c, &self.base_dir)?
-                }
-            }
-            (None, None) => match &self.source {
-                Some(path) => {
-                    load_file(path, self.base_override.as_deref())
-                        .into_py_result(py)?
-                        .programs
-                }
-                None => {
-                    let e = ConfigErrors::single(
-                        None,
-                        "nothing to reload from: this supervisor was not made from a file; \
-                         pass reload(config) or reload(yaml=...)",
-                    );
-                    return Err(crate::errors::config_error(py, &e));
-                }
-            },
-        };
+        let programs = self.reload_programs(py, config, yaml)?;
         let report = self.waiting(py, move |s| s.reload(programs))?;
         Ok(report.into())
     }
@@ -619,27 +916,17 @@ impl Supervisor {
     ) -> PyResult<String> {
         let stream = convert::stream_arg(stream)?;
         let bytes = self
-            .sup(py)?
+            .open(py)?
             .tail(name, stream, TAIL_BYTES)
             .into_py_result(py)?;
-        let mut text: &[u8] = match lines {
-            Some(n) => gosuv::logs::last_lines(&bytes, n),
-            None => &bytes,
-        };
-        // A full buffer starts inside a line: leave that partial line out.
-        if bytes.len() >= TAIL_BYTES && text.len() == bytes.len() {
-            if let Some(i) = text.iter().position(|&b| b == b'\n') {
-                text = &text[i + 1..];
-            }
-        }
-        Ok(String::from_utf8_lossy(text).into_owned())
+        Ok(tail_text(&bytes, lines))
     }
 
     /// Follows a program's output live, from now on, as an iterator of lines.
     #[pyo3(signature = (name, stream = "stdout"))]
     fn follow(&self, py: Python<'_>, name: &str, stream: &str) -> PyResult<LogFollower> {
         let stream = convert::stream_arg(stream)?;
-        let sup = self.sup(py)?;
+        let sup = self.open(py)?;
         let inner = sup.follow(name, stream).into_py_result(py)?;
         LogFollower::new(inner, Arc::downgrade(sup))
     }
@@ -666,7 +953,7 @@ impl Supervisor {
         let stream = convert::stream_arg(stream)?;
         let timeout = convert::optional_timeout(py, timeout)?;
         let pattern = py.import("re")?.call_method1("compile", (regex,))?;
-        let sup = self.sup(py)?;
+        let sup = self.open(py)?;
         line_wait::wait_for_line(py, sup, name, stream, &pattern, timeout)
     }
 
@@ -678,7 +965,7 @@ impl Supervisor {
 
     /// CPU % and memory of a program's whole process tree (empty when it has no process).
     fn stats(&self, py: Python<'_>, name: &str) -> PyResult<Stats> {
-        let sup = self.sup(py)?;
+        let sup = self.open(py)?;
         let st = py.detach(|| sup.stats(name)).into_py_result(py)?;
         Ok(st.into())
     }
@@ -692,11 +979,99 @@ impl Supervisor {
 
     /// Stops every program and waits until none of their processes is left. Afterwards the
     /// supervisor accepts no more changes. Calling it again does nothing.
+    ///
+    /// A temp log directory (no `log_dir` given) is removed then, unless a `with` block
+    /// around the supervisor raised. Ctrl-C while it waits kills the programs at once
+    /// (SIGKILL) instead of waiting out their `stop_timeout`.
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
-        self.waiting(py, |s| {
-            s.shutdown();
-            Ok(())
-        })
+        self.shut_down(py)
+    }
+
+    /// `gosuv.aio`'s calls: checks the arguments of the call `op` (`args` as the blocking
+    /// call's, positional), runs the call on a native thread that never takes the GIL, and
+    /// returns its id; `hub` gives its result.
+    fn _aio(
+        &self,
+        py: Python<'_>,
+        hub: &AioHub,
+        op: &str,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<u64> {
+        let work = self.aio_work(py, op, args)?;
+        hub.submit(py, work)
+    }
+
+    /// `gosuv.aio`'s constructor: checks the arguments as `Supervisor(...)` does, makes the
+    /// supervisor on a native thread that never takes the GIL, and returns the call's id;
+    /// `hub` gives the `Supervisor`.
+    #[staticmethod]
+    #[pyo3(signature = (hub, config, base_dir, log_dir, subreaper, kill_on_parent_death))]
+    fn _aio_new(
+        py: Python<'_>,
+        hub: &AioHub,
+        config: Option<&Bound<'_, PyAny>>,
+        base_dir: Option<PathBuf>,
+        log_dir: Option<PathBuf>,
+        subreaper: bool,
+        kill_on_parent_death: bool,
+    ) -> PyResult<u64> {
+        let base_override = base_dir.map(abs_path).transpose()?;
+        let loaded = load(config, base_override.as_deref())?;
+        let mut prepared = Prepared::new(
+            py,
+            loaded,
+            log_dir,
+            base_override,
+            subreaper,
+            kill_on_parent_death,
+        )?;
+        hub.submit(
+            py,
+            Box::new(move |_| {
+                let made = prepared.make();
+                aio::finish_with(made, move |py, sup| prepared.finish(sup).into_py_any(py))
+            }),
+        )
+    }
+
+    /// `wait_for_line` for `gosuv.aio`: a `LineWait` whose batches of lines the event loop's
+    /// thread matches with `regex` (compiled).
+    fn _line_wait(
+        &self,
+        py: Python<'_>,
+        name: String,
+        regex: &Bound<'_, PyAny>,
+        stream: &str,
+        timeout: Option<f64>,
+    ) -> PyResult<LineWait> {
+        let stream = convert::stream_arg(stream)?;
+        let timeout = convert::optional_timeout(py, timeout)?;
+        let sup = self.open(py)?.clone();
+        let wanted = Wanted {
+            name,
+            stream,
+            regex: Wanted::regex_repr(regex),
+            timeout,
+        };
+        Ok(LineWait::new(sup, wanted))
+    }
+
+    /// Sends SIGKILL to the processes of the programs `names` (`None`: every program), on a
+    /// native thread, and returns at once: what a Ctrl-C during a `gosuv.aio` stop does.
+    #[pyo3(signature = (names = None))]
+    fn _kill_now(&self, py: Python<'_>, names: Option<Vec<String>>) -> PyResult<()> {
+        let sup = self.sup(py)?.clone();
+        let targets = match names {
+            Some(n) => Stopping::Named(n),
+            None => Stopping::All,
+        };
+        std::thread::Builder::new()
+            .name("gosuv-aio".into())
+            .spawn(move || interrupt::kill_now(&[sup], &targets))
+            .map_err(|e| {
+                pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start a thread: {e}"))
+            })?;
+        Ok(())
     }
 
     fn __contains__(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
@@ -711,10 +1086,11 @@ impl Supervisor {
         &self,
         py: Python<'_>,
         _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
+        exc: &Bound<'_, PyAny>,
         _tb: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        self.shutdown(py)?;
+        self.note_kept_logs(py, exc)?;
+        self.shut_down(py)?;
         Ok(false)
     }
 
@@ -725,9 +1101,24 @@ impl Supervisor {
         };
         format!(
             "<gosuv.Supervisor programs={names:?} log_dir={:?}>",
-            self.log_dir.display().to_string()
+            self.logs.path().display().to_string()
         )
     }
+}
+
+/// The last `lines` lines of kept output (`None`: all), as `tail()` gives them.
+pub(crate) fn tail_text(bytes: &[u8], lines: Option<usize>) -> String {
+    let mut text: &[u8] = match lines {
+        Some(n) => gosuv::logs::last_lines(bytes, n),
+        None => bytes,
+    };
+    // A full buffer starts inside a line: leave that partial line out.
+    if bytes.len() >= TAIL_BYTES && text.len() == bytes.len() {
+        if let Some(i) = text.iter().position(|&b| b == b'\n') {
+            text = &text[i + 1..];
+        }
+    }
+    String::from_utf8_lossy(text).into_owned()
 }
 
 /// The wait of a start, stop or restart: `None` without `wait`. The timeout is checked
@@ -755,5 +1146,6 @@ impl Drop for Supervisor {
             py.detach(move || drop(last));
         });
         drop(slot);
+        self.logs.release();
     }
 }

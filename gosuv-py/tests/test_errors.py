@@ -76,7 +76,7 @@ def test_bad_names_and_values(sup: gosuv.Supervisor) -> None:
     with pytest.raises(ValueError, match="is not a state"):
         sup.wait_for("x", "sleeping", timeout=1)
     with pytest.raises(ValueError, match="is not a stream"):
-        sup.tail("x", stream="stdin")
+        sup.tail("x", stream="stdin")  # type: ignore[arg-type]
 
 
 def test_not_found_and_exists(sup: gosuv.Supervisor) -> None:
@@ -152,7 +152,7 @@ def test_closed_supervisor(tmp_path: Path) -> None:
     s = gosuv.Supervisor(log_dir=tmp_path)
     s.add("a", "true")
     s.shutdown()
-    with pytest.raises(gosuv.SupervisorClosed, match="shutting down"):
+    with pytest.raises(gosuv.SupervisorClosed, match="the supervisor is shut down"):
         s.add("b", "true")
 
 

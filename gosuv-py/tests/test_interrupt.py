@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 import gosuv
-from conftest import DEADLINE, wait_until
+from conftest import DEADLINE, alive, group_members, wait_until
 
 
 class CtrlC:
@@ -110,12 +113,11 @@ def test_ctrl_c_interrupts_a_wait(sup: gosuv.Supervisor, ctrl_c: CtrlC, what: st
         assert ctrl_c.pressed_at is not None and ctrl_c.returned_at is not None
         assert ctrl_c.returned_at - ctrl_c.pressed_at < 0.3
     if what == "stop":
-        # The stop carries on after the caller gave up on it.
-        assert sup.status("stuck").state is gosuv.State.STOPPING
+        # Ctrl-C while a stop waits means "stop now": the program got SIGKILL, and the
+        # call raised once it was gone, long before its stop_timeout of 60 s.
         st = sup.status("stuck")
-        assert st.pid is not None
-        os.killpg(st.pid, signal.SIGKILL)
-        sup.wait_for("stuck", "stopped", timeout=DEADLINE)
+        assert st.state is gosuv.State.STOPPED
+        assert st.exit_signal == signal.SIGKILL
 
 
 def test_ctrl_c_while_a_scoped_program_starts_removes_it(
@@ -148,3 +150,75 @@ def test_other_threads_run_while_a_call_waits(sup: gosuv.Supervisor) -> None:
     finally:
         stop.set()
         t.join()
+
+
+SECOND_CTRL_C = """
+import sys, time
+import gosuv
+
+with gosuv.Supervisor(log_dir=sys.argv[1]) as sup:
+    sup.add(
+        "stubborn",
+        "trap 'echo got TERM' TERM; echo trapped; while :; do sleep 0.1; done",
+        stop_timeout=30,
+    )
+    sup.start("stubborn", wait=False)
+    sup.wait_for_line("stubborn", "trapped", timeout=15)
+    print(sup.status("stubborn").pid, flush=True)
+    time.sleep(120)  # the first Ctrl-C ends this; leaving the block stops the program
+"""
+
+# The same with gosuv.aio under asyncio.run, whose first Ctrl-C cancels the main task (so
+# leaving the block stops the program gracefully) and whose second one raises
+# KeyboardInterrupt and cancels the tasks left: the stop under way, which then kills.
+SECOND_CTRL_C_AIO = """
+import asyncio, sys
+import gosuv.aio
+
+async def main() -> None:
+    async with gosuv.aio.Supervisor(log_dir=sys.argv[1]) as sup:
+        await sup.add(
+            "stubborn",
+            "trap 'echo got TERM' TERM; echo trapped; while :; do sleep 0.1; done",
+            stop_timeout=30,
+        )
+        await sup.start("stubborn", wait=False)
+        await sup.wait_for_line("stubborn", "trapped", timeout=15)
+        print((await sup.status("stubborn")).pid, flush=True)
+        await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("api", ["blocking", "aio"])
+def test_a_second_ctrl_c_during_the_stop_kills_at_once(tmp_path: Path, api: str) -> None:
+    """A script whose first Ctrl-C starts the graceful stop of a program that ignores
+    SIGTERM (stop_timeout 30 s); the second Ctrl-C kills it at once."""
+    if api == "aio" and sys.version_info < (3, 11):
+        pytest.skip("asyncio.run cancels the main task on Ctrl-C from Python 3.11")
+    logs = tmp_path / "logs"
+    script_text = SECOND_CTRL_C if api == "blocking" else SECOND_CTRL_C_AIO
+    with subprocess.Popen(
+        [sys.executable, "-c", script_text, str(logs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as script:
+        try:
+            assert script.stdout is not None and script.stderr is not None
+            pid = int(script.stdout.readline())
+            script.send_signal(signal.SIGINT)
+            out = logs / "stubborn.stdout.log"
+            wait_until(lambda: "got TERM" in out.read_text(), what="the graceful stop began")
+            assert script.poll() is None, "the script did not wait for the stop"
+            assert alive(pid)
+            pressed = time.monotonic()
+            script.send_signal(signal.SIGINT)
+            script.wait(timeout=DEADLINE)
+            took = time.monotonic() - pressed
+            assert took < 3.0, took
+            assert group_members(pid) == []
+            assert "KeyboardInterrupt" in script.stderr.read()
+        finally:
+            script.kill()

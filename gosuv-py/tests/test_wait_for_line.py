@@ -94,7 +94,7 @@ def test_unknown_and_removed_programs(sup: gosuv.Supervisor) -> None:
     with pytest.raises(gosuv.ProgramNotFound):
         sup.wait_for_line("nobody", "x")
     with pytest.raises(ValueError, match="stream"):
-        sup.wait_for_line("nobody", "x", stream="both")
+        sup.wait_for_line("nobody", "x", stream="both")  # type: ignore[arg-type]
     with pytest.raises(re.error):
         sup.wait_for_line("nobody", "(")
     sup.add("gone", "exec sleep 300", start_seconds=0)

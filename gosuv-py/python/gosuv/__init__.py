@@ -5,7 +5,7 @@ them cleanly, and leave no orphan behind, even when Python itself dies::
 
     import gosuv
 
-    with gosuv.Supervisor(log_dir="logs") as sup:
+    with gosuv.Supervisor() as sup:
         with sup.program(
             "web",
             ["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1"],

@@ -1,0 +1,315 @@
+//! The native side of `gosuv.aio`: calls that run on native threads which never take the
+//! GIL, and hand their results back to the event loop through an eventfd.
+//!
+//! An event loop's thread must never wait for the GIL. A worker thread that takes it (to
+//! build the result's Python objects, or to call `loop.call_soon_threadsafe`) can be
+//! preempted while it holds it; the loop's thread then waits for CPython's switch interval
+//! (5 ms) before it can force the GIL back. So each call is split in three:
+//!
+//! 1. on the loop's thread (with the GIL): the arguments are checked and converted into
+//!    the core's Rust types, and a [`Work`] closure that holds only Rust values is submitted
+//!    to the [`AioHub`];
+//! 2. on a new native thread (`gosuv-aio`, never attached to the interpreter, started by the
+//!    hub's dispatcher thread so that the loop's thread never maps a thread's stack): the work runs
+//!    the core's blocking call and returns a [`Finish`] closure, which again holds only Rust
+//!    values; the hub queues it and writes to its eventfd;
+//! 3. on the loop's thread again: `loop.add_reader` on the eventfd calls `AioHub.drain`,
+//!    which runs the queued closures with the GIL (building the `Status`, the exception...)
+//!    and gives `gosuv.aio` the results by call id, to set the futures.
+//!
+//! Nothing in [`Work`] or [`Finish`] is a Python object (`Send + 'static` closures of this
+//! crate, built from owned Rust values), so neither running nor dropping one on a worker
+//! thread touches the interpreter; `tests/test_aio.py` checks it by running a call while the
+//! loop's thread holds the GIL.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+
+use crate::errors::SUPERVISOR_CLOSED;
+
+/// Turns a finished call's Rust result into its Python result, on the loop's thread.
+pub(crate) type Finish = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+
+/// A call's blocking part, run on a worker thread without the GIL. The flag is set when the
+/// awaiting task gave up (a wait that can last should look at it now and then and end).
+pub(crate) type Work = Box<dyn FnOnce(&AtomicBool) -> Finish + Send>;
+
+/// A [`Finish`] that gives `value`, converted on the loop's thread.
+pub(crate) fn give<T>(value: T) -> Finish
+where
+    T: for<'py> IntoPyObject<'py> + Send + 'static,
+{
+    Box::new(move |py| pyo3::IntoPyObjectExt::into_py_any(value, py))
+}
+
+/// A [`Finish`] that raises the core's error, or gives `ok(value)`.
+pub(crate) fn finish_with<T, F>(result: gosuv::Result<T>, ok: F) -> Finish
+where
+    T: Send + 'static,
+    F: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
+{
+    Box::new(move |py| match result {
+        Ok(v) => ok(py, v),
+        Err(e) => Err(crate::errors::to_py(py, e)),
+    })
+}
+
+/// A finished call: its id and what makes its result.
+type Done = (u64, Finish);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a worker thread needs to hand its result back. It shares no lock with the loop's
+/// thread: a lock held by a worker that the kernel preempts would stall the loop as the GIL
+/// did. The channel's send is lock-free (nobody ever blocks on its receiving end), the
+/// counter atomic, and the eventfd is the worker's own reference to it, so closing the hub
+/// never closes it under a worker's feet (it closes when the last worker lets go of it).
+struct Handback {
+    tx: mpsc::Sender<Done>,
+    fd: Arc<OwnedFd>,
+    completed: Arc<AtomicUsize>,
+}
+
+impl Handback {
+    /// Queues a call's result and wakes the loop (on a worker thread, without the GIL). A
+    /// closed hub has dropped its receiver: the result is dropped then, here.
+    fn complete(self, id: u64, finish: Finish) {
+        if self.tx.send((id, finish)).is_err() {
+            return;
+        }
+        self.completed.fetch_add(1, Ordering::Release);
+        let one: u64 = 1;
+        // SAFETY: the fd is an eventfd kept open by this Arc; 8 bytes from a u64. It cannot
+        // fail short of 2^64 - 1 writes (EAGAIN), and the loop reads it on each drain.
+        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+/// A call for the dispatcher to run on a thread of its own.
+struct Job {
+    id: u64,
+    work: Work,
+    abandoned: Arc<AtomicBool>,
+    back: Handback,
+}
+
+/// An open hub's ends: the results' channel and eventfd, and the dispatcher's queue.
+struct Open {
+    tx: mpsc::Sender<Done>,
+    rx: mpsc::Receiver<Done>,
+    fd: Arc<OwnedFd>,
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The hub's dispatcher thread (`gosuv-aio-hub`, one per hub, ended by `close`): starts a
+/// thread (`gosuv-aio`) for each call. Starting a thread maps its stack, which waits for
+/// the process's memory map lock behind any thread that is faulting a page in; the loop's
+/// thread must not wait for that, so it only queues the call.
+fn dispatch(jobs: mpsc::Receiver<Job>) {
+    for job in jobs {
+        let Job {
+            id,
+            work,
+            abandoned,
+            back,
+        } = job;
+        let (slot_tx, slot_rx) = mpsc::channel::<Handback>();
+        let spawned = std::thread::Builder::new()
+            .name("gosuv-aio".into())
+            .spawn(move || {
+                let finish =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&abandoned)))
+                        .unwrap_or_else(|_| {
+                            Box::new(|_py| {
+                                Err(PyRuntimeError::new_err(
+                                    "gosuv: the call panicked (a bug: please report it)",
+                                ))
+                            })
+                        });
+                if let Ok(back) = slot_rx.recv() {
+                    back.complete(id, finish);
+                }
+            });
+        match spawned {
+            Ok(_) => {
+                let _ = slot_tx.send(back);
+            }
+            Err(e) => {
+                let message = format!("cannot start a thread for the call: {e}");
+                back.complete(
+                    id,
+                    Box::new(move |_py| Err(PyRuntimeError::new_err(message))),
+                );
+            }
+        }
+    }
+}
+
+/// The hub's side, used on the loop's thread only (the locks are never contended by a
+/// worker).
+struct Ends {
+    /// `None` once closed.
+    open: Option<Open>,
+    /// The abandon flag of each call whose result has not been drained yet.
+    running: HashMap<u64, Arc<AtomicBool>>,
+    next_id: u64,
+}
+
+/// Where a `gosuv.aio` supervisor's calls hand back their results: an eventfd that the
+/// event loop watches, and a queue of finished calls. Made and used by `gosuv.aio` only.
+#[pyclass(frozen, module = "gosuv._native")]
+pub struct AioHub {
+    ends: Mutex<Ends>,
+    /// Results sent and not drained yet.
+    completed: Arc<AtomicUsize>,
+}
+
+impl AioHub {
+    /// Runs `work` on a new thread; returns the call's id, which `drain` gives back with its
+    /// result.
+    pub(crate) fn submit(&self, py: Python<'_>, work: Work) -> PyResult<u64> {
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let mut ends = lock(&self.ends);
+        let Some(open) = ends.open.as_ref() else {
+            return Err(SUPERVISOR_CLOSED.err(
+                py,
+                "this gosuv.aio supervisor is shut down: it accepts no more calls".into(),
+                &[],
+            ));
+        };
+        let back = Handback {
+            tx: open.tx.clone(),
+            fd: open.fd.clone(),
+            completed: self.completed.clone(),
+        };
+        let id = ends.next_id + 1;
+        let job = Job {
+            id,
+            work,
+            abandoned: abandoned.clone(),
+            back,
+        };
+        if open.jobs.send(job).is_err() {
+            return Err(PyRuntimeError::new_err(
+                "gosuv.aio: the dispatcher thread is gone (a bug: please report it)",
+            ));
+        }
+        ends.next_id = id;
+        ends.running.insert(id, abandoned);
+        Ok(id)
+    }
+}
+
+#[pymethods]
+impl AioHub {
+    #[new]
+    fn new() -> PyResult<Self> {
+        // SAFETY: eventfd takes two integers and returns a new fd or -1.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(PyRuntimeError::new_err(format!(
+                "cannot make an eventfd for gosuv.aio: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        // SAFETY: raw is a new fd that nothing else owns.
+        let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+        let (tx, rx) = mpsc::channel();
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("gosuv-aio-hub".into())
+            .spawn(move || dispatch(queue))
+            .map_err(|e| {
+                PyRuntimeError::new_err(format!("cannot start gosuv.aio's thread: {e}"))
+            })?;
+        Ok(AioHub {
+            ends: Mutex::new(Ends {
+                open: Some(Open { tx, rx, fd, jobs }),
+                running: HashMap::new(),
+                next_id: 0,
+            }),
+            completed: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The eventfd to watch with `loop.add_reader`; -1 once closed.
+    fn fileno(&self) -> i32 {
+        lock(&self.ends)
+            .open
+            .as_ref()
+            .map_or(-1, |open| open.fd.as_raw_fd())
+    }
+
+    /// The finished calls as `(id, ok, value)`, `value` being the result or, when not `ok`,
+    /// the exception. Resets the eventfd. On the loop's thread.
+    fn drain(&self, py: Python<'_>) -> Vec<(u64, bool, Py<PyAny>)> {
+        let done: Vec<Done> = {
+            let mut ends = lock(&self.ends);
+            let Some(Open { rx, fd, .. }) = ends.open.as_ref() else {
+                return Vec::new();
+            };
+            let mut count: u64 = 0;
+            // SAFETY: fd is an open eventfd; reads 8 bytes into a u64. EAGAIN (nothing
+            // written since the last read) is fine. Read before the queue is emptied, so a
+            // result queued after this read writes again and is not missed.
+            unsafe { libc::read(fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+            let done: Vec<Done> = rx.try_iter().collect();
+            for (id, _) in &done {
+                ends.running.remove(id);
+            }
+            done
+        };
+        self.completed.fetch_sub(done.len(), Ordering::AcqRel);
+        done.into_iter()
+            .map(|(id, finish)| match finish(py) {
+                Ok(v) => (id, true, v),
+                Err(e) => (id, false, e.into_value(py).into_any()),
+            })
+            .collect()
+    }
+
+    /// How many finished calls wait for `drain` (without releasing the GIL).
+    fn completed(&self) -> usize {
+        self.completed.load(Ordering::Acquire)
+    }
+
+    /// How many calls are under way or not drained yet.
+    fn running(&self) -> usize {
+        lock(&self.ends).running.len()
+    }
+
+    /// Tells the call `id` that nobody waits for it any more: a wait (a stream's, a line's)
+    /// ends within 50 ms. A call that does not wait carries on. Unknown ids are ignored.
+    fn abandon(&self, id: u64) {
+        if let Some(flag) = lock(&self.ends).running.get(&id) {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Lets go of the eventfd (closed at once, or by the last worker still under way) and
+    /// the queue: results that come later are dropped on their worker thread, and every
+    /// wait under way is abandoned. Calling it again does nothing.
+    fn close(&self) {
+        let (open, running) = {
+            let mut ends = lock(&self.ends);
+            (ends.open.take(), std::mem::take(&mut ends.running))
+        };
+        for flag in running.values() {
+            flag.store(true, Ordering::Relaxed);
+        }
+        drop(open);
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        lock(&self.ends).open.is_none()
+    }
+}

@@ -1,0 +1,152 @@
+//! Where a supervisor writes its programs' log files, and who else may write there.
+//!
+//! Without `log_dir`, each supervisor gets a temp dir of its own (`mkdtemp`), so two
+//! supervisors, or two pytest-xdist workers, with programs of the same name never write the
+//! same file. It is removed when the supervisor shuts down cleanly, and kept when the `with`
+//! block around it raised: the run that failed is the one whose logs are wanted, and its
+//! path is added to the exception.
+//!
+//! An explicit `log_dir` is locked (`flock` of `.gosuv.lock` in it) for as long as the
+//! supervisor lives, so a second supervisor given the same directory, in this process or
+//! another, is refused with an error instead of writing into the first one's files.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+
+use crate::errors::GOSUV_ERROR;
+
+/// The name of the lock file in an explicit log directory.
+pub(crate) const LOCK_FILE: &str = ".gosuv.lock";
+
+/// A supervisor's log directory.
+pub(crate) struct LogDir {
+    path: PathBuf,
+    /// Made for this supervisor: removed at shutdown unless kept.
+    temp: bool,
+    keep: AtomicBool,
+    removed: AtomicBool,
+    /// The locked `.gosuv.lock` of an explicit directory, until shutdown.
+    lock: Mutex<Option<File>>,
+}
+
+impl LogDir {
+    /// A new temp dir `gosuv-logs-XXXXXX` under `$TMPDIR` (else `/tmp`), mode 0700.
+    pub(crate) fn temp(py: Python<'_>) -> PyResult<Self> {
+        let template = std::env::temp_dir().join("gosuv-logs-XXXXXX");
+        let mut bytes = template.as_os_str().as_bytes().to_vec();
+        bytes.push(0);
+        let made = CString::from_vec_with_nul(bytes).ok().and_then(|c| {
+            let raw = c.into_raw();
+            // SAFETY: `raw` is a NUL-terminated buffer we own; mkdtemp rewrites the XXXXXX in
+            // place and returns it, or NULL; CString::from_raw takes the buffer back either way.
+            let ok = !unsafe { libc::mkdtemp(raw) }.is_null();
+            let back = unsafe { CString::from_raw(raw) };
+            ok.then(|| PathBuf::from(std::ffi::OsStr::from_bytes(back.as_bytes())))
+        });
+        let Some(path) = made else {
+            let e = std::io::Error::last_os_error();
+            return Err(GOSUV_ERROR.err(
+                py,
+                format!(
+                    "cannot create a log directory in {}: {e}; pass log_dir= to choose one",
+                    template.parent().unwrap_or(Path::new("/")).display()
+                ),
+                &[],
+            ));
+        };
+        Ok(LogDir {
+            path,
+            temp: true,
+            keep: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
+            lock: Mutex::new(None),
+        })
+    }
+
+    /// An explicit directory (made if missing), locked for this supervisor.
+    pub(crate) fn explicit(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let err = |what: String| GOSUV_ERROR.err(py, what, &[]);
+        std::fs::create_dir_all(&path).map_err(|e| {
+            err(format!(
+                "cannot create the log directory {}: {e}",
+                path.display()
+            ))
+        })?;
+        let lock_path = path.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| err(format!("cannot open {}: {e}", lock_path.display())))?;
+        // SAFETY: flock on a descriptor we own. An flock belongs to the open file, so a
+        // second supervisor of this same process is refused too.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            let holder = holder.trim();
+            let by = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (process {holder})")
+            };
+            return Err(err(format!(
+                "the log directory {} is in use by another gosuv supervisor{by}: two \
+                 supervisors with programs of the same name would write the same files; give \
+                 each its own log_dir, or leave log_dir out for a temp dir of its own",
+                path.display()
+            )));
+        }
+        let _ = file.set_len(0);
+        let _ = writeln!(file, "{}", std::process::id());
+        Ok(LogDir {
+            path,
+            temp: false,
+            keep: AtomicBool::new(true),
+            removed: AtomicBool::new(false),
+            lock: Mutex::new(Some(file)),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this is a temp dir made for the supervisor.
+    pub(crate) fn is_temp(&self) -> bool {
+        self.temp
+    }
+
+    /// Keeps a temp dir after shutdown.
+    pub(crate) fn keep(&self) {
+        self.keep.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the directory stays after shutdown.
+    pub(crate) fn kept(&self) -> bool {
+        self.keep.load(Ordering::SeqCst)
+    }
+
+    /// After the supervisor has shut down: unlocks an explicit directory, removes a temp
+    /// one unless kept. Calling it again does nothing.
+    pub(crate) fn release(&self) {
+        let lock = self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(file) = lock {
+            // The lock file stays (removing it could race with another supervisor taking it);
+            // closing it releases the lock.
+            let _ = file.set_len(0);
+            drop(file);
+        }
+        if self.temp && !self.kept() && !self.removed.swap(true, Ordering::SeqCst) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}

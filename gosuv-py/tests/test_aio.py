@@ -1,0 +1,447 @@
+"""gosuv.aio: every call awaitable without stalling the event loop; async iterators that
+are closeable and cancel-safe."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import resource
+import selectors
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import gosuv
+import gosuv.aio
+from conftest import DEADLINE
+
+
+def aio_threads(name: str = "gosuv-aio") -> int:
+    """How many of this process's threads have this name: gosuv-aio for the threads of
+    gosuv.aio's calls, gosuv-aio-hub for their dispatchers (one per open hub)."""
+    count = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            if (task / "comm").read_text().strip() == name:
+                count += 1
+        except FileNotFoundError:
+            continue
+    return count
+
+
+async def no_aio_thread_left() -> None:
+    end = time.monotonic() + DEADLINE
+    while aio_threads() > 0:
+        assert time.monotonic() < end, f"{aio_threads()} gosuv-aio threads still run"
+        await asyncio.sleep(0.01)
+
+
+def runqueue_wait() -> float:
+    """Seconds this thread has spent runnable but waiting for a CPU (proc(5), schedstat)."""
+    return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
+
+
+def sleeps() -> int:
+    """How many times this thread has gone to sleep (voluntary context switches): waiting in
+    epoll, for the GIL, for a lock, for the kernel's mm lock..."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
+
+
+class CountingSelector(selectors.EpollSelector):
+    """The event loop's selector, counting the sleeps of the loop's thread beyond the one
+    that each select() may take in epoll_wait (a wait for the GIL on the way out of it, say)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = 0  # sleeps inside select() calls
+        self.extra = 0  # sleeps inside select() beyond one per call
+
+    def select(
+        self, timeout: float | None = None
+    ) -> list[tuple[selectors.SelectorKey, int]]:
+        before = sleeps()
+        try:
+            return super().select(timeout)
+        finally:
+            n = sleeps() - before
+            self.inside += n
+            self.extra += max(0, n - 1)
+
+
+class Ticker:
+    """Measures how late the event loop runs a coroutine that asks to wake every 1 ms: the
+    lateness is how long the loop was kept from running it (a stall).
+
+    Each tick's lateness is split into what the loop's thread can answer for and what it
+    cannot. It answers for the CPU time it spends (`time.thread_time()`) and for any time it
+    is blocked anywhere but in its idle epoll_wait: waiting for the GIL, a lock or the
+    kernel. It cannot answer for the time it waits for a CPU that other processes have (the
+    run-queue wait in schedstat), nor for time the host takes the virtual CPU away (steal)
+    or delivers its timer late. On a machine whose cores are all busy (a build next door)
+    those are 5 to 50 ms, whatever the thread does.
+
+    So `own` is, per tick: the lateness without the run-queue wait when the thread slept
+    anywhere but once per epoll_wait (any other sleep, which the voluntary context
+    switches count, may be gosuv's fault, and the whole lateness then counts, steal
+    included); otherwise the thread's CPU time, since the rest of the tick it was either
+    asleep in epoll_wait, waiting for a CPU, or not running at all for the host. A wait for
+    the GIL held by another thread is a sleep on a futex, so it always counts.
+    `stalls` is the raw lateness; `queued` the lateness without the run-queue wait; all are
+    printed.
+    """
+
+    def __init__(self, selector: CountingSelector) -> None:
+        self.selector = selector
+        self.stalls: list[float] = []
+        self.queued: list[float] = []
+        self.own: list[float] = []
+        self.blocked = 0  # ticks in which the loop's thread slept other than in epoll_wait
+        self.running = True
+        self.gc_pauses: list[float] = []  # Python's own collections meanwhile, printed
+        self._gc_start = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        elif self.running:
+            self.gc_pauses.append(time.perf_counter() - self._gc_start)
+
+    async def run(self) -> None:
+        sel = self.selector
+        while self.running:
+            t0, c0, w0 = time.perf_counter(), time.thread_time(), runqueue_wait()
+            s0, i0, e0 = sleeps(), sel.inside, sel.extra
+            await asyncio.sleep(0.001)
+            late = time.perf_counter() - t0 - 0.001
+            queued = late - (runqueue_wait() - w0)
+            outside = (sleeps() - s0) - (sel.inside - i0)
+            blocked = outside > 0 or sel.extra > e0
+            self.blocked += blocked
+            self.stalls.append(late)
+            self.queued.append(queued)
+            self.own.append(queued if blocked else time.thread_time() - c0)
+
+
+def test_ten_programs_start_concurrently_and_the_loop_never_stalls(tmp_path: Path) -> None:
+    selector = CountingSelector()
+    ticker = Ticker(selector)
+
+    async def main() -> float:
+        async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
+            names = [f"p{i}" for i in range(10)]
+            for n in names:
+                await sup.add(n, ["sleep", "60"], start_seconds=1, stop_timeout=5)
+            tick = asyncio.ensure_future(ticker.run())
+            await asyncio.sleep(0.05)  # the ticker runs before the calls begin
+            t0 = time.monotonic()
+            started = await asyncio.gather(*(sup.start(n, timeout=DEADLINE) for n in names))
+            took = time.monotonic() - t0
+            assert [s.state for s in started] == [gosuv.State.RUNNING] * 10
+            await asyncio.gather(*(sup.stop(n, timeout=DEADLINE) for n in names))
+            ticker.running = False
+            await tick
+        return took
+
+    loop = asyncio.SelectorEventLoop(selector)
+    gc.callbacks.append(ticker.on_gc)
+    try:
+        took = loop.run_until_complete(main())
+    finally:
+        gc.callbacks.remove(ticker.on_gc)
+        loop.close()
+    # Each start waits its start_seconds of 1 s: together, not one after the other.
+    assert took < 5.0, took
+    worst = max(ticker.own)
+
+    def ms(v: list[float]) -> str:
+        return f"median {statistics.median(v) * 1000:.3f} ms, max {max(v) * 1000:.3f} ms"
+
+    print(
+        f"loop stalls over {len(ticker.stalls)} ticks: raw {ms(ticker.stalls)}; without the "
+        f"waits for a CPU {ms(ticker.queued)}; the loop's own {ms(ticker.own)}; "
+        f"{ticker.blocked} ticks with a sleep outside epoll_wait; longest gc pass "
+        f"{max(ticker.gc_pauses, default=0) * 1000:.3f} ms"
+    )
+    assert worst < 0.005, f"the event loop stalled {worst * 1000:.1f} ms"
+
+
+def test_a_call_runs_to_its_end_while_the_loop_thread_holds_the_gil(tmp_path: Path) -> None:
+    """The native side of a gosuv.aio call never takes the GIL: not to run the call, not to
+    hand its result back. With a switch interval of 100 s, a thread that asks for the GIL
+    while the loop's thread runs Python code waits 100 s; here the loop's thread spins in
+    Python (never releasing the GIL) while the start it submitted must start the program
+    and the result must be ready to read, within the deadline."""
+
+    async def main() -> None:
+        async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
+            await sup.add("p", ["sleep", "60"], start_seconds=0)
+            sync = sup.sync
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(100.0)
+            try:
+                call = asyncio.ensure_future(sup.start("p", timeout=DEADLINE))
+                await asyncio.sleep(0)  # the task runs up to its await: the call is submitted
+                end = time.monotonic() + DEADLINE
+                # Neither status() nor monotonic() releases the GIL.
+                while sync.status("p").state is not gosuv.State.RUNNING:
+                    assert time.monotonic() < end, "the call did not run while the GIL was held"
+                while not sup._completed():
+                    assert time.monotonic() < end, "the result was not handed back natively"
+            finally:
+                sys.setswitchinterval(interval)
+            assert (await call).state is gosuv.State.RUNNING
+        await no_aio_thread_left()
+
+    asyncio.run(main())
+
+
+def test_every_call_and_the_program_block(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
+            assert sup.log_dir == tmp_path / "logs"
+            await sup.add("talk", "echo hello; echo oops >&2; sleep 60", start_seconds=0)
+            assert "talk" in sup
+            st = await sup.start("talk", timeout=DEADLINE)
+            assert st.state is gosuv.State.RUNNING
+            assert (await sup.wait("talk")).pid == st.pid
+            assert (await sup.status("talk")).pid == st.pid
+            assert [s.name for s in await sup.list()] == ["talk"]
+            assert (await sup.config("talk"))["start_seconds"] == 0
+            assert await sup.wait_for_line("talk", "^hello$") == "hello"
+            assert await sup.wait_for_line("talk", "oops", stream="stderr") == "oops"
+            assert "hello" in await sup.tail("talk")
+            assert (await sup.stats("talk")).rss_bytes > 0
+            assert "talk" in await sup.stats_all()
+            assert await sup.update("talk", "echo again; sleep 60", start_seconds=0)
+            assert (await sup.restart("talk", timeout=DEADLINE)).state is gosuv.State.RUNNING
+            assert (await sup.stop("talk")).state is gosuv.State.STOPPED
+            await sup.remove("talk")
+            with pytest.raises(gosuv.ProgramNotFound):
+                await sup.status("talk")
+            report = await sup.reload({"r": {"command": "sleep 60"}})
+            assert report.added == ["r"]
+            async with sup.program("web", "echo up; sleep 60", ready={"log": "up"}) as web:
+                assert web.state is gosuv.State.RUNNING
+                assert (await sup.wait_for("web", "running", timeout=1)).pid == web.pid
+            assert "web" not in sup
+            with pytest.raises(gosuv.StartError, match="exit code 3"):
+                async with sup.program("bad", "exit 3", start_retries=0, timeout=DEADLINE):
+                    pytest.fail("entered")
+            assert "bad" not in sup
+        assert sup.closed
+        with pytest.raises(gosuv.SupervisorClosed):
+            await sup.status("r")
+
+    asyncio.run(main())
+
+
+def test_a_supervisor_must_be_open(tmp_path: Path) -> None:
+    sup = gosuv.aio.Supervisor(log_dir=tmp_path)
+    with pytest.raises(gosuv.GosuvError, match="not open yet"):
+        sup.follow("x")
+    with gosuv.Supervisor(log_dir=tmp_path / "b") as sync:
+        wrapped = gosuv.aio.Supervisor.wrap(sync)
+        assert wrapped.sync is sync
+
+
+def test_events_and_followers_are_async_iterators(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
+            await sup.add("count", "for i in 1 2 3; do echo $i; done; sleep 60", start_seconds=0)
+            async with sup.events() as events, sup.follow("count") as lines:
+                await sup.start("count")
+                seen = []
+                async for line in lines:
+                    seen.append(line)
+                    if line == "3":
+                        break
+                assert seen == ["1", "2", "3"]
+                states = []
+                async for ev in events:
+                    states.append(ev.to_state)
+                    if ev.to_state is gosuv.State.RUNNING:
+                        break
+                assert states == [gosuv.State.STARTING, gosuv.State.RUNNING]
+                assert await events.get(timeout=0.1) is None
+            assert events.closed and lines.closed
+            assert [e async for e in events] == []
+            ended = sup.events()
+            await sup.shutdown()
+            assert [e.to_state async for e in ended][-1] is gosuv.State.STOPPED
+            assert ended.closed
+        await no_aio_thread_left()
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_reader_leaves_no_thread_and_loses_no_line(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
+            await sup.add("slow", "i=0; while :; do i=$((i+1)); echo $i; sleep 0.03; done")
+            follower = sup.follow("slow")
+            await sup.start("slow", wait=False)
+            got: list[int] = []
+            for _ in range(10):
+                # Each read is cancelled after a while; what it received is not lost.
+                reader = asyncio.ensure_future(follower.get())
+                await asyncio.sleep(0.02)
+                reader.cancel()
+                try:
+                    line = await reader
+                    assert line is not None
+                    got.append(int(line))
+                except asyncio.CancelledError:
+                    pass
+            while len(got) < 15:
+                line = await follower.get(timeout=DEADLINE)
+                assert line is not None
+                got.append(int(line))
+            assert got == list(range(got[0], got[0] + len(got)))
+            # A task iterating, cancelled: its waiting thread ends.
+            async def iterate() -> None:
+                async for _ in sup.events():
+                    pass
+
+            task = asyncio.ensure_future(iterate())
+            await asyncio.sleep(0.1)
+            assert aio_threads() >= 1
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            follower.close()
+            await no_aio_thread_left()
+            # A cancelled wait_for_line ends its thread too.
+            waiter = asyncio.ensure_future(sup.wait_for_line("slow", "never", timeout=None))
+            await asyncio.sleep(0.1)
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+            await no_aio_thread_left()
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_program_block_removes_the_program(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
+            entering = asyncio.ensure_future(
+                sup.program("late", ["sleep", "60"], start_seconds=1).__aenter__()
+            )
+            end = time.monotonic() + DEADLINE
+            while "late" not in sup:  # added by the entry's thread
+                assert time.monotonic() < end, "the program was not added"
+                await asyncio.sleep(0.01)
+            await sup.wait_for("late", "starting", timeout=DEADLINE)
+            entering.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await entering
+            # The start ends (running after 1 s), then the program is removed.
+            end = time.monotonic() + DEADLINE
+            while "late" in sup:
+                assert time.monotonic() < end, "the program was not removed"
+                await asyncio.sleep(0.02)
+
+    asyncio.run(main())
+
+
+def eventfds() -> set[int]:
+    """This process's open eventfds (the aio hubs', and the core runtimes' own)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if "eventfd" in os.readlink(f"/proc/self/fd/{fd}"):
+                found.add(int(fd))
+        except FileNotFoundError:  # the listing's own fd, closed meanwhile
+            continue
+    return found
+
+
+def eventfd_id(fd: int) -> str | None:
+    """The kernel's id of the eventfd open as `fd` (fdinfo's eventfd-id), if it is one."""
+    try:
+        info = Path(f"/proc/self/fdinfo/{fd}").read_text()
+    except FileNotFoundError:
+        return None
+    ids = [line.split()[1] for line in info.splitlines() if line.startswith("eventfd-id:")]
+    return ids[0] if ids else None
+
+
+def test_the_eventfd_closes_with_the_supervisor_and_loops_do_not_mix(tmp_path: Path) -> None:
+    """Each loop a supervisor is used on gets an eventfd of its own, closed once the
+    supervisor is shut down; two supervisors on two loops (two threads) at once work, and
+    leave no thread and no fd behind."""
+    gc.collect()
+    before = eventfds()
+
+    def run(index: int, results: list[str], check_fd: bool = False) -> None:
+        async def main() -> None:
+            async with gosuv.aio.Supervisor(log_dir=tmp_path / f"logs{index}") as sup:
+                await sup.add("p", "echo hello; sleep 60", start_seconds=0)
+                await sup.start("p")
+                results.append(await sup.wait_for_line("p", "hello", timeout=DEADLINE))
+                hubs = list(sup._hubs.values())
+                assert len(hubs) == 1 and not hubs[0].closed
+                fd = hubs[0].fd
+                ident = eventfd_id(fd)
+                assert ident is not None
+            assert hubs[0].closed
+            # Closed at once, or by the last call's thread as it ends. (With nothing else
+            # making eventfds meanwhile, the fd and its kernel id are not reused.)
+            end = time.monotonic() + DEADLINE
+            while check_fd and eventfd_id(fd) == ident:
+                assert time.monotonic() < end, "the eventfd is still open"
+                await asyncio.sleep(0.01)
+
+        asyncio.run(main())
+
+    results: list[str] = []
+    run(0, results, check_fd=True)
+    # Two loops at once, one supervisor on each.
+    threads = [threading.Thread(target=run, args=(i, results)) for i in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE)
+    assert results == ["hello"] * 3
+    asyncio.run(no_aio_thread_left())
+    gc.collect()  # the supervisors themselves, and their runtimes' eventfds
+    end = time.monotonic() + DEADLINE
+    while aio_threads("gosuv-aio-hub") > 0:  # other tests' hubs are collected too
+        assert time.monotonic() < end, "a hub's dispatcher thread is still there"
+        time.sleep(0.01)
+    assert eventfds() - before == set()
+
+
+def test_a_cancelled_call_carries_on_and_its_late_result_is_dropped(tmp_path: Path) -> None:
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: errors.append(ctx))
+        async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
+            await sup.add("slow", ["sleep", "60"], start_seconds=1)
+            started = asyncio.ensure_future(sup.start("slow"))
+            failing = asyncio.ensure_future(sup.wait("slow", timeout=0.2))  # will raise
+            await asyncio.sleep(0.05)
+            started.cancel()
+            failing.cancel()
+            for fut in (started, failing):
+                with pytest.raises(asyncio.CancelledError):
+                    await fut
+            # The start carries on: the program gets running; the results are dropped.
+            st = await sup.wait_for("slow", "running", timeout=DEADLINE)
+            assert st.state is gosuv.State.RUNNING
+            end = time.monotonic() + DEADLINE
+            while any(h.native.running() for h in sup._hubs.values()):
+                assert time.monotonic() < end, "the cancelled calls did not end"
+                await asyncio.sleep(0.01)
+        await no_aio_thread_left()
+
+    asyncio.run(main())
+    gc.collect()
+    assert errors == []

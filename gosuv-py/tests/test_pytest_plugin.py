@@ -1,0 +1,87 @@
+"""The pytest plugin shipped in the package, run through pytester in a pytest of its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import alive
+
+pytest_plugins = ("pytester",)
+
+TESTS = '''
+import os
+
+def test_passes(gosuv_program, gosuv_supervisor, tmp_path):
+    st = gosuv_program("hello", "echo hello; sleep 60", ready={"log": "hello"})
+    assert st.state == "running"
+    assert gosuv_supervisor.log_dir == tmp_path / "gosuv-logs"
+    assert gosuv_supervisor.wait_for_line("hello", "hello") == "hello"
+
+def test_fails(gosuv_program, gosuv_supervisor):
+    st = gosuv_program(
+        "noisy",
+        "for i in $(seq 1 30); do echo out-$i; echo err-$i >&2; done; sleep 60",
+        ready={"log": "err-30"},
+        stop_timeout=30,
+        stop_signal="KILL",
+    )
+    with open(os.environ["PID_FILE"], "w") as f:
+        f.write(str(st.pid))
+    assert False, "the test fails here"
+'''
+
+
+def test_a_passing_and_a_failing_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_with_gosuv=TESTS)
+    pid_file = pytester.path / "pid"
+    monkeypatch.setenv("PID_FILE", str(pid_file))
+    # In a process of its own: the plugin is found through its entry point, as users get it.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    # The failing test's report shows the last 20 lines of each stream of its program...
+    result.stdout.fnmatch_lines(
+        [
+            "*gosuv: last lines of noisy's stdout*",
+            "out-11",
+            "*out-30",
+            "*gosuv: last lines of noisy's stderr*",
+            "err-11",
+            "*err-30",
+        ]
+    )
+    assert "out-10\n" not in out
+    # ...and the passing test's report none.
+    assert "last lines of hello" not in out
+    # The failed test's program was stopped in its teardown: no process of it is left.
+    pid = int(pid_file.read_text())
+    assert not alive(pid)
+
+
+def test_a_program_that_does_not_start_fails_the_setup_with_its_output(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def broken(gosuv_program):
+            return gosuv_program("broken", "echo about to fail >&2; exit 4", start_retries=0)
+
+        def test_it(broken):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--gosuv-tail-lines=5")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*StartError*exit code 4*"])
+
+
+def test_the_plugin_can_be_turned_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_it(gosuv_supervisor): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:gosuv")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'gosuv_supervisor' not found*"])
