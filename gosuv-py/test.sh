@@ -39,6 +39,7 @@ echo "== mypy --strict (tests, examples, package)"
 # Checked against the installed package, so its stubs and py.typed are what is tested.
 (cd "$here" && "$venv/bin/mypy" --strict tests)
 (cd "$root/examples/python" && "$venv/bin/mypy" --strict .)
+(cd "$root/docs/embedding" && "$venv/bin/mypy" --strict test_gosuv.py)
 (cd "$here/python" && "$venv/bin/mypy" --strict gosuv)
 
 echo "== stubtest gosuv"

@@ -89,3 +89,18 @@ def test_the_pytest_fixture_example(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert " passed" in out.stdout
+
+
+def test_the_side_by_side_example_of_the_docs(tmp_path: Path) -> None:
+    """docs/embedding.md's gosuv test (the plugin, an HTTP server on port 0, its request
+    found in its log) runs as written and passes."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "embedding" / "test_gosuv.py"
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(docs)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 passed" in out.stdout
