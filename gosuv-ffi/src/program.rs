@@ -1175,8 +1175,10 @@ pub unsafe extern "C" fn gosuv_program_set_stdin(
 /// With `GOSUV_OUTPUT_TEE`, `fd` is the host's descriptor to copy to (its stderr: 2, a
 /// pipe's write end ...): gosuv copies it at once (close-on-exec), so the caller may close
 /// its own; else `fd` is not read (pass -1). With `redirect_stderr`, stderr goes where
-/// stdout goes. A copy that the descriptor does not take (a full pipe nobody reads) holds
-/// the program's output up, as a slow disk does. Not a key of `programs.yml`: it is not in
+/// stdout goes. The copy never holds up the program, its log file or a removal: what the
+/// descriptor does not take within a second (a full pipe nobody reads) is dropped, and
+/// from then on what it does not take at once, until it takes output again; a removal
+/// drops what it does not take at once. Dropped bytes count in `log_errors`. Not a key of `programs.yml`: it is not in
 /// `gosuv_supervisor_config_json()`.
 ///
 /// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `stream` or `mode`),

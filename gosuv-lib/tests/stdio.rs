@@ -327,3 +327,56 @@ async fn a_wait_for_ever_is_taken_and_one_just_over_a_day_is_not() {
         .expect("a stop that waits for ever");
     env.sup.shutdown().await;
 }
+
+/// The descriptors of this process open on the pipe `fd` is an end of.
+fn fds_on_pipe_of(fd: &std::os::fd::OwnedFd) -> usize {
+    use std::os::fd::AsRawFd;
+    let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("link");
+    std::fs::read_dir("/proc/self/fd")
+        .expect("fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| *t == target)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tee_nobody_reads_holds_up_neither_the_log_nor_a_removal() {
+    let env = Env::new();
+    let (r, w) = nix::unistd::pipe().expect("pipe");
+    // Far more than the pipe and the 2 MiB queue hold, then a marker.
+    let mut p = quick(
+        "flood",
+        "head -c 6000000 /dev/zero | tr '\\0' x; echo; echo FLOOD-END; exec sleep 60",
+    );
+    p.autorestart = Autorestart::Never;
+    p.io.stdout = OutputMode::Tee(HostFd::dup(w.as_fd()).expect("dup"));
+    drop(w);
+    env.sup.add(p).await.expect("add");
+    env.sup
+        .add(quick(
+            "other",
+            "for i in 1 2 3 4 5; do echo line$i; sleep 0.05; done; echo OTHER-END; exec sleep 60",
+        ))
+        .await
+        .expect("add");
+    env.sup.start("flood", WAIT).await.expect("start");
+    env.sup.start("other", WAIT).await.expect("start");
+    // The copy stalls; the program's own log and the other program's go on.
+    wait_file_contains(&env.log("other", "stdout"), "OTHER-END", 10);
+    wait_file_contains(&env.log("flood", "stdout"), "FLOOD-END", 10);
+    let st = env.sup.status("flood").expect("status");
+    assert!(st.log_errors > 0, "the bytes not copied are counted");
+    // The removal does not wait for the copy, and lets go of the descriptor.
+    let t = Instant::now();
+    env.sup.remove("flood").await.expect("remove");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "the removal took {:?}",
+        t.elapsed()
+    );
+    poll_async(1, "gosuv lets go of the tee's descriptor", || {
+        fds_on_pipe_of(&r) == 1
+    })
+    .await;
+    env.sup.shutdown().await;
+}

@@ -31,10 +31,12 @@ pub enum OutputMode {
     #[default]
     Log,
     /// To its log, and a copy of every byte to this descriptor of the host (its own stderr,
-    /// say), like `tee`: written by a log-writer thread, in order. A descriptor that does
-    /// not take the output (a full pipe nobody reads) holds the program's output up as a
-    /// slow disk does: the program waits on its pipe once 2 MiB wait. A failed copy is
-    /// counted with the log's write errors.
+    /// say), like `tee`: written by a log-writer thread, in order. The copy never holds up
+    /// the program, its log or its removal: what the descriptor does not take within a
+    /// second (a full pipe nobody reads) is dropped, and from then on what it does not take
+    /// at once, until it takes output again; once the program is being removed, what it
+    /// does not take at once is dropped. A failed or dropped copy is counted with the log's
+    /// write errors, the bytes in [`crate::logs::LogCounters::tee_dropped`].
     Tee(HostFd),
     /// Nowhere: the program writes to `/dev/null`. No file, no tail, no follower line, no
     /// `log` ready probe.
