@@ -961,7 +961,8 @@ void gosuv_program_free(struct gosuv_program *prog);
 // (quotes, spaces, newlines, `$` included). `argc` must be at least 1.
 //
 // Errors: `GOSUV_RESULT_CONFIG` (`argc` 0, an empty `argv[0]`),
-// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry, not UTF-8).
+// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry, not UTF-8,
+// `argc` over 1048576).
 //
 // # Safety
 // `prog` is NULL or a live builder; `argv` is NULL or points to `argc` pointers, each NULL
@@ -988,7 +989,8 @@ gosuv_result gosuv_program_set_shell_command(struct gosuv_program *prog, const c
 // there unless overridden. `count` 0 clears the list.
 //
 // Errors: `GOSUV_RESULT_CONFIG` (an entry without `=`, or an empty key),
-// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry).
+// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry, `count`
+// over 1048576).
 //
 // # Safety
 // `prog` is NULL or a live builder; `env` is NULL or points to `count` pointers to
@@ -1147,7 +1149,8 @@ gosuv_result gosuv_program_set_cgroup(struct gosuv_program *prog, uint32_t mode)
 // Sets `exit_codes`: the expected exit codes (0 to 255), for `GOSUV_AUTORESTART_UNEXPECTED`
 // and `GOSUV_CONDITION_EXITED_OK`. Default: {0}.
 //
-// Errors: `GOSUV_RESULT_CONFIG` (a code out of 0..255, none), `GOSUV_RESULT_NULL_ARGUMENT`.
+// Errors: `GOSUV_RESULT_CONFIG` (a code out of 0..255, none), `GOSUV_RESULT_NULL_ARGUMENT`,
+// `GOSUV_RESULT_INVALID_ARGUMENT` (`count` over 256).
 //
 // # Safety
 // `prog` is NULL or a live builder; `codes` is NULL or points to `count` ints.
@@ -1333,8 +1336,10 @@ gosuv_result gosuv_program_set_stdin(struct gosuv_program *prog, uint32_t mode);
 // With `GOSUV_OUTPUT_TEE`, `fd` is the host's descriptor to copy to (its stderr: 2, a
 // pipe's write end ...): gosuv copies it at once (close-on-exec), so the caller may close
 // its own; else `fd` is not read (pass -1). With `redirect_stderr`, stderr goes where
-// stdout goes. A copy that the descriptor does not take (a full pipe nobody reads) holds
-// the program's output up, as a slow disk does. Not a key of `programs.yml`: it is not in
+// stdout goes. The copy never holds up the program, its log file or a removal: what the
+// descriptor does not take within a second (a full pipe nobody reads) is dropped, and
+// from then on what it does not take at once, until it takes output again; a removal
+// drops what it does not take at once. Dropped bytes count in `log_errors`. Not a key of `programs.yml`: it is not in
 // `gosuv_supervisor_config_json()`.
 //
 // Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `stream` or `mode`),
@@ -1401,7 +1406,8 @@ gosuv_result gosuv_supervisor_signal(const struct gosuv_supervisor *sup, const c
 //
 // Errors: `GOSUV_RESULT_TIMEOUT` (not all was written in time: `*out_written` says how
 // much), `GOSUV_RESULT_INVALID_ARGUMENT` (the program has no stdin pipe, or no process now,
-// or its pipe was closed by `gosuv_supervisor_close_stdin()`; `timeout_ms` over one day),
+// or its pipe was closed by `gosuv_supervisor_close_stdin()`; `timeout_ms` over one day;
+// `len` over `PTRDIFF_MAX`),
 // `GOSUV_RESULT_IO` (the program closed its stdin, or exited: a broken pipe; never a
 // SIGPIPE), `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT` (`buf` NULL with `len`
 // over 0).
@@ -1492,6 +1498,7 @@ void gosuv_reload_report_free(struct gosuv_reload_report *report);
 //
 // Errors: `GOSUV_RESULT_CONFIG` (every problem), `GOSUV_RESULT_SHUTTING_DOWN`,
 // `GOSUV_RESULT_NULL_ARGUMENT` (`programs` NULL with `count` over 0, or a NULL entry),
+// `GOSUV_RESULT_INVALID_ARGUMENT` (`count` over 1048576),
 // `GOSUV_RESULT_INVALID_ARGUMENT` (the report's `size` too small: nothing is done).
 //
 // # Safety

@@ -147,7 +147,8 @@ pub unsafe extern "C" fn gosuv_supervisor_signal(
 ///
 /// Errors: `GOSUV_RESULT_TIMEOUT` (not all was written in time: `*out_written` says how
 /// much), `GOSUV_RESULT_INVALID_ARGUMENT` (the program has no stdin pipe, or no process now,
-/// or its pipe was closed by `gosuv_supervisor_close_stdin()`; `timeout_ms` over one day),
+/// or its pipe was closed by `gosuv_supervisor_close_stdin()`; `timeout_ms` over one day;
+/// `len` over `PTRDIFF_MAX`),
 /// `GOSUV_RESULT_IO` (the program closed its stdin, or exited: a broken pipe; never a
 /// SIGPIPE), `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT` (`buf` NULL with `len`
 /// over 0).
@@ -172,6 +173,10 @@ pub unsafe extern "C" fn gosuv_supervisor_write_stdin(
         let (s, name) = unsafe { sup_and_name(sup, name) }?;
         let data: &[u8] = if len == 0 {
             &[]
+        } else if len > isize::MAX as usize {
+            return Err(Error::Invalid(format!(
+                "argument `len` is {len}: more than any buffer holds"
+            )));
         } else {
             let buf = out_ptr(buf.cast_mut(), "buf")?;
             // SAFETY: the caller promises `len` readable bytes at `buf`.

@@ -378,6 +378,7 @@ unsafe fn check_report(out: *mut gosuv_reload_report) -> Result<()> {
 ///
 /// Errors: `GOSUV_RESULT_CONFIG` (every problem), `GOSUV_RESULT_SHUTTING_DOWN`,
 /// `GOSUV_RESULT_NULL_ARGUMENT` (`programs` NULL with `count` over 0, or a NULL entry),
+/// `GOSUV_RESULT_INVALID_ARGUMENT` (`count` over 1048576),
 /// `GOSUV_RESULT_INVALID_ARGUMENT` (the report's `size` too small: nothing is done).
 ///
 /// # Safety
@@ -396,10 +397,11 @@ pub unsafe extern "C" fn gosuv_supervisor_reload_programs(
         let s = unsafe { arg_ref(sup, "sup") }?;
         // SAFETY: the caller promises NULL or a report of its `size`.
         unsafe { check_report(out_report) }?;
+        crate::args::count_arg(count, crate::args::MAX_PROGRAMS, "count", "programs")?;
         if programs.is_null() && count > 0 {
             return Err(Error::Null("programs"));
         }
-        let mut configs = Vec::with_capacity(count);
+        let mut configs = Vec::new();
         for i in 0..count {
             // SAFETY: the caller promises `count` readable pointers, each NULL or live.
             let p = unsafe { (*programs.add(i)).as_ref() }.ok_or(Error::Null("programs[i]"))?;

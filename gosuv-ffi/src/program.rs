@@ -201,6 +201,8 @@ unsafe fn string_list(
     if items.is_null() {
         return Err(Error::Null(name));
     }
+    let count_name = if name == "argv" { "argc" } else { "count" };
+    crate::args::count_arg(count, crate::args::MAX_STRINGS, count_name, "strings")?;
     (0..count)
         .map(|i| {
             // SAFETY: the caller promises `count` readable pointers.
@@ -299,7 +301,8 @@ pub unsafe extern "C" fn gosuv_program_free(prog: *mut gosuv_program) {
 /// (quotes, spaces, newlines, `$` included). `argc` must be at least 1.
 ///
 /// Errors: `GOSUV_RESULT_CONFIG` (`argc` 0, an empty `argv[0]`),
-/// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry, not UTF-8).
+/// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry, not UTF-8,
+/// `argc` over 1048576).
 ///
 /// # Safety
 /// `prog` is NULL or a live builder; `argv` is NULL or points to `argc` pointers, each NULL
@@ -349,7 +352,8 @@ pub unsafe extern "C" fn gosuv_program_set_shell_command(
 /// there unless overridden. `count` 0 clears the list.
 ///
 /// Errors: `GOSUV_RESULT_CONFIG` (an entry without `=`, or an empty key),
-/// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry).
+/// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry, `count`
+/// over 1048576).
 ///
 /// # Safety
 /// `prog` is NULL or a live builder; `env` is NULL or points to `count` pointers to
@@ -721,10 +725,14 @@ pub unsafe extern "C" fn gosuv_program_set_cgroup(
     }
 }
 
+/// The most exit codes `gosuv_program_set_exit_codes()` takes: each of 0 to 255 once.
+const MAX_EXIT_CODES: usize = 256;
+
 /// Sets `exit_codes`: the expected exit codes (0 to 255), for `GOSUV_AUTORESTART_UNEXPECTED`
 /// and `GOSUV_CONDITION_EXITED_OK`. Default: {0}.
 ///
-/// Errors: `GOSUV_RESULT_CONFIG` (a code out of 0..255, none), `GOSUV_RESULT_NULL_ARGUMENT`.
+/// Errors: `GOSUV_RESULT_CONFIG` (a code out of 0..255, none), `GOSUV_RESULT_NULL_ARGUMENT`,
+/// `GOSUV_RESULT_INVALID_ARGUMENT` (`count` over 256).
 ///
 /// # Safety
 /// `prog` is NULL or a live builder; `codes` is NULL or points to `count` ints.
@@ -737,6 +745,12 @@ pub unsafe extern "C" fn gosuv_program_set_exit_codes(
     // SAFETY: the caller's promises are passed on.
     unsafe {
         with_program(prog, |p| {
+            crate::args::count_arg(
+                count,
+                MAX_EXIT_CODES,
+                "count",
+                "exit codes (0 to 255, each once)",
+            )?;
             if codes.is_null() && count > 0 {
                 return Err(Error::Null("codes"));
             }

@@ -710,6 +710,45 @@ static void test_bad_inputs(gosuv_supervisor *sup) {
     printf("ok bad inputs\n");
 }
 
+/* Counts and lengths no array could have are refused before anything is read or
+ * allocated: the host gets INVALID_ARGUMENT, not an abort. */
+static void test_huge_counts(gosuv_supervisor *sup) {
+    const char *argv[] = {"sleep", "60"};
+    const char *env[] = {"A=1"};
+    int codes[] = {0, 1};
+    size_t huge = (size_t)1 << (sizeof(size_t) > 4 ? 40 : 30);
+    gosuv_program *p = NULL;
+    const gosuv_program *list[1];
+    size_t written = 7;
+    OK(gosuv_program_new("huge", &p));
+    EXPECT(gosuv_program_set_exit_codes(p, codes, huge), GOSUV_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(message(GOSUV_RESULT_INVALID_ARGUMENT), "exit") != NULL);
+    EXPECT(gosuv_program_set_exit_codes(p, codes, 257), GOSUV_RESULT_INVALID_ARGUMENT);
+    OK(gosuv_program_set_exit_codes(p, codes, 2));
+    EXPECT(gosuv_program_set_argv(p, argv, huge), GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_program_set_argv(p, argv, SIZE_MAX), GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_program_set_env(p, env, huge), GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_program_set_ready_exec(p, argv, huge, 0, 0), GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_program_set_health_exec(p, argv, huge, 0, 0, 0),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    OK(gosuv_program_set_argv(p, argv, 2));
+    list[0] = p;
+    EXPECT(gosuv_supervisor_reload_programs(sup, list, huge, NULL),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_supervisor_reload_programs(sup, list, SIZE_MAX, NULL),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    CHECK(program_count(sup) == 0);
+    OK(gosuv_program_set_stdin(p, GOSUV_STDIN_PIPE));
+    OK(gosuv_supervisor_add_program(sup, p));
+    OK(gosuv_supervisor_start(sup, "huge", WAIT, NULL));
+    EXPECT(gosuv_supervisor_write_stdin(sup, "huge", "x", SIZE_MAX, 0, &written),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    CHECK(written == 0);
+    OK(gosuv_supervisor_remove(sup, "huge"));
+    gosuv_program_free(p);
+    printf("ok huge counts\n");
+}
+
 int main(int argc, char **argv) {
     gosuv_supervisor_options o = gosuv_supervisor_options_default();
     gosuv_supervisor *sup = NULL;
@@ -733,6 +772,7 @@ int main(int argc, char **argv) {
     test_wait_forever(sup);
     test_typed_accessors(sup);
     test_bad_inputs(sup);
+    test_huge_counts(sup);
     gosuv_supervisor_free(sup);
     test_sizes();
     printf("%d passed, %d failed\n", passed, failed);
