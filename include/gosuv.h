@@ -585,7 +585,8 @@ struct gosuv_supervisor_options gosuv_supervisor_options_default(void);
 // `gosuv_supervisor_free()`; on failure `*out` is NULL.
 //
 // Errors: `GOSUV_RESULT_NULL_ARGUMENT` (`out`), `GOSUV_RESULT_INVALID_ARGUMENT` (a path
-// that is not UTF-8 or is empty), `GOSUV_RESULT_IO` (the log directory cannot be created,
+// that is not UTF-8 or is empty, `size` smaller than the first version's, a bool field
+// holding neither `true` nor `false`), `GOSUV_RESULT_IO` (the log directory cannot be created,
 // the subreaper cannot be set, the open-files limit cannot be raised to `min_fds`, the
 // runtime cannot start).
 //

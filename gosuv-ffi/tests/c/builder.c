@@ -527,6 +527,14 @@ static void test_sizes(void) {
     CHECK(strstr(message(GOSUV_RESULT_INVALID_ARGUMENT), "options->size") != NULL);
     o.size = 0;
     EXPECT(gosuv_supervisor_new(&o, &s), GOSUV_RESULT_INVALID_ARGUMENT);
+    /* A bool field holding neither 0 nor 1 (a struct filled by memset) is refused, never
+     * taken as a Rust bool. */
+    o.size = sizeof o;
+    memset(&o.subreaper, 2, 1);
+    EXPECT(gosuv_supervisor_new(&o, &s), GOSUV_RESULT_INVALID_ARGUMENT);
+    CHECK(s == NULL);
+    CHECK(strstr(message(GOSUV_RESULT_INVALID_ARGUMENT), "options->subreaper") != NULL);
+    o.subreaper = false;
     memset(&newer, 0, sizeof newer);
     newer.known = gosuv_supervisor_options_default();
     newer.known.base_dir = dir;
@@ -538,6 +546,18 @@ static void test_sizes(void) {
         gosuv_program *p = argv_program("sized", sleeper, 2);
         OK(gosuv_supervisor_add_program(s, p));
         gosuv_program_free(p);
+    }
+    /* Only `size` of a struct gosuv writes is read: the rest may be uninitialised (valgrind
+     * sees it). */
+    {
+        gosuv_program_info *fresh = malloc(sizeof *fresh);
+        CHECK(fresh != NULL);
+        if (fresh != NULL) {
+            fresh->size = sizeof *fresh;
+            OK(gosuv_supervisor_program_info(s, "sized", fresh));
+            CHECK(fresh->state == GOSUV_STATE_STOPPED && !fresh->has_exit_code);
+            free(fresh);
+        }
     }
     info = gosuv_program_info_default();
     CHECK(info.size == sizeof info);
