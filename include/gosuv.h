@@ -1337,14 +1337,16 @@ gosuv_result gosuv_program_set_stdin(struct gosuv_program *prog, uint32_t mode);
 // With `GOSUV_OUTPUT_TEE`, `fd` is the host's descriptor to copy to (its stderr: 2, a
 // pipe's write end ...): gosuv copies it at once (close-on-exec), so the caller may close
 // its own; else `fd` is not read (pass -1). With `redirect_stderr`, stderr goes where
-// stdout goes. The copy never holds up the program, its log file or a removal: what the
+// stdout goes, and a choice other than `GOSUV_OUTPUT_LOG` for stderr is refused. The copy never holds up the program, its log file or a removal: what the
 // descriptor does not take within a second (a full pipe nobody reads) is dropped, and
 // from then on what it does not take at once, until it takes output again; a removal
 // drops what it does not take at once. Dropped bytes count in `log_errors`. Not a key of `programs.yml`: it is not in
 // `gosuv_supervisor_config_json()`.
 //
-// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `stream` or `mode`),
-// `GOSUV_RESULT_IO` (`fd` is not an open descriptor), `GOSUV_RESULT_NULL_ARGUMENT`.
+// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `stream` or `mode`; `fd` not an open
+// descriptor, or open for reading only), `GOSUV_RESULT_IO` (no descriptor left to copy
+// `fd` to), `GOSUV_RESULT_NULL_ARGUMENT`. At `gosuv_supervisor_add_program()`:
+// `GOSUV_RESULT_CONFIG` for a choice for stderr with `redirect_stderr`.
 //
 // # Safety
 // `prog` is NULL or a live builder used by no other thread.

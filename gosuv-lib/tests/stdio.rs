@@ -380,3 +380,37 @@ async fn a_tee_nobody_reads_holds_up_neither_the_log_nor_a_removal() {
     .await;
     env.sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tee_to_a_read_only_descriptor_is_refused() {
+    let env = Env::new();
+    let (r, _w) = nix::unistd::pipe().expect("pipe");
+    let mut p = quick("backwards", "echo hi");
+    p.io.stdout = OutputMode::Tee(HostFd::dup(r.as_fd()).expect("dup"));
+    match env.sup.add(p).await {
+        Err(Error::Config(e)) => {
+            let m = e.to_string();
+            assert!(m.contains("stdout") && m.contains("read"), "{m}");
+        }
+        other => panic!("a tee to a pipe's read end gave {other:?}"),
+    }
+    assert!(env.sup.names().is_empty(), "nothing was added");
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stderr_choice_with_redirect_stderr_is_refused() {
+    let env = Env::new();
+    let mut p = quick("merged", "echo hi");
+    p.redirect_stderr = true;
+    p.io.stderr = OutputMode::Discard;
+    match env.sup.add(p).await {
+        Err(Error::Config(e)) => {
+            let m = e.to_string();
+            assert!(m.contains("redirect_stderr"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(env.sup.names().is_empty(), "nothing was added");
+    env.sup.shutdown().await;
+}

@@ -410,10 +410,14 @@ static void test_output_modes(gosuv_supervisor *sup) {
     gosuv_program *p = argv_program("teed", talk, 3);
     CHECK(pipe(fds) == 0);
     OK(gosuv_program_set_output(p, GOSUV_STREAM_STDOUT, GOSUV_OUTPUT_TEE, fds[1]));
+    /* A descriptor that is not open, or open for reading only, is refused at once. */
+    EXPECT(gosuv_program_set_output(p, GOSUV_STREAM_STDERR, GOSUV_OUTPUT_TEE, 999999),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_program_set_output(p, GOSUV_STREAM_STDERR, GOSUV_OUTPUT_TEE, fds[0]),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(message(GOSUV_RESULT_INVALID_ARGUMENT), "read") != NULL);
     /* gosuv holds its own copy. */
     close(fds[1]);
-    EXPECT(gosuv_program_set_output(p, GOSUV_STREAM_STDERR, GOSUV_OUTPUT_TEE, 999999),
-           GOSUV_RESULT_IO);
     EXPECT(gosuv_program_set_output(p, 7, GOSUV_OUTPUT_LOG, -1), GOSUV_RESULT_INVALID_ARGUMENT);
     EXPECT(gosuv_program_set_output(p, GOSUV_STREAM_STDOUT, 9, -1),
            GOSUV_RESULT_INVALID_ARGUMENT);
@@ -446,6 +450,14 @@ static void test_output_modes(gosuv_supervisor *sup) {
     snprintf(path, sizeof path, "%s/logs/quiet.stdout.log", dir);
     CHECK(access(path, F_OK) != 0);
     OK(gosuv_supervisor_remove(sup, "quiet"));
+
+    /* With redirect_stderr, stderr goes where stdout goes: a choice for it is refused. */
+    p = argv_program("merged", talk, 3);
+    OK(gosuv_program_set_redirect_stderr(p, true));
+    OK(gosuv_program_set_output(p, GOSUV_STREAM_STDERR, GOSUV_OUTPUT_DISCARD, -1));
+    EXPECT(gosuv_supervisor_add_program(sup, p), GOSUV_RESULT_CONFIG);
+    CHECK(strstr(message(GOSUV_RESULT_CONFIG), "redirect_stderr") != NULL);
+    gosuv_program_free(p);
 
     /* A log probe cannot read discarded output. */
     p = argv_program("blind", talk, 3);
