@@ -1404,8 +1404,8 @@ gosuv_result gosuv_supervisor_signal(const struct gosuv_supervisor *sup, const c
 // now; `GOSUV_WAIT_FOREVER`: until all is written). The wait is the calling thread's: a
 // program that does not read holds up this call, never the supervisor. Writes from several
 // threads go one after the other, never interleaved. `*out_written`, when `out_written` is
-// not NULL, receives how many bytes were written (with `GOSUV_RESULT_IO`, 0: the message
-// says how many went before the pipe broke).
+// not NULL, receives how many bytes were written, also with `GOSUV_RESULT_IO` (what went
+// before the pipe broke).
 //
 // Errors: `GOSUV_RESULT_TIMEOUT` (not all was written in time: `*out_written` says how
 // much), `GOSUV_RESULT_INVALID_ARGUMENT` (the program has no stdin pipe, or no process now,
@@ -1427,10 +1427,12 @@ gosuv_result gosuv_supervisor_write_stdin(const struct gosuv_supervisor *sup,
                                           size_t *out_written);
 
 // Closes a program's stdin pipe: it reads end-of-file once it has read what was written
-// (a `cat` then exits). A write waiting for room gives up. Closing it again does nothing;
-// the program's next run gets a new pipe.
+// (a `cat` then exits). A write waiting for room gives up. Closing it again, or when the
+// program has no process (its pipe closed with its run), does nothing; the program's next
+// run gets a new pipe.
 //
-// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (no stdin pipe, or no process now),
+// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (no stdin pipe: the program's stdin is not
+// `GOSUV_STDIN_PIPE`, or its run was taken over from an earlier server),
 // `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`.
 //
 // # Safety

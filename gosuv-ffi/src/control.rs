@@ -142,8 +142,8 @@ pub unsafe extern "C" fn gosuv_supervisor_signal(
 /// now; `GOSUV_WAIT_FOREVER`: until all is written). The wait is the calling thread's: a
 /// program that does not read holds up this call, never the supervisor. Writes from several
 /// threads go one after the other, never interleaved. `*out_written`, when `out_written` is
-/// not NULL, receives how many bytes were written (with `GOSUV_RESULT_IO`, 0: the message
-/// says how many went before the pipe broke).
+/// not NULL, receives how many bytes were written, also with `GOSUV_RESULT_IO` (what went
+/// before the pipe broke).
 ///
 /// Errors: `GOSUV_RESULT_TIMEOUT` (not all was written in time: `*out_written` says how
 /// much), `GOSUV_RESULT_INVALID_ARGUMENT` (the program has no stdin pipe, or no process now,
@@ -183,9 +183,11 @@ pub unsafe extern "C" fn gosuv_supervisor_write_stdin(
             unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }
         };
         let timeout = timeout_arg(timeout_ms)?;
-        let written = s.sup.write_stdin(name, data, timeout)?;
+        let mut written = 0;
+        let r = s.sup.write_stdin_counted(name, data, timeout, &mut written);
         // SAFETY: the caller promises NULL or a writable size_t.
         unsafe { write_opt(out_written, written) };
+        r?;
         if written < data.len() {
             return Err(Error::Timeout(format!(
                 "wrote {written} of {} bytes to the stdin of '{name}' in {timeout_ms} ms: it \
@@ -198,10 +200,12 @@ pub unsafe extern "C" fn gosuv_supervisor_write_stdin(
 }
 
 /// Closes a program's stdin pipe: it reads end-of-file once it has read what was written
-/// (a `cat` then exits). A write waiting for room gives up. Closing it again does nothing;
-/// the program's next run gets a new pipe.
+/// (a `cat` then exits). A write waiting for room gives up. Closing it again, or when the
+/// program has no process (its pipe closed with its run), does nothing; the program's next
+/// run gets a new pipe.
 ///
-/// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (no stdin pipe, or no process now),
+/// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (no stdin pipe: the program's stdin is not
+/// `GOSUV_STDIN_PIPE`, or its run was taken over from an earlier server),
 /// `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`.
 ///
 /// # Safety

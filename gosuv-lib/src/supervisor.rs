@@ -1516,45 +1516,85 @@ impl Supervisor {
         data: &[u8],
         timeout: Duration,
     ) -> Result<usize> {
+        let mut written = 0;
+        self.write_stdin_counted(name, data, timeout, &mut written)
+            .await
+            .map(|()| written)
+    }
+
+    /// As [`Supervisor::write_stdin_within`], counting the bytes written in `written` (set
+    /// to 0 first), also when the write fails part way: a pipe that breaks after some of
+    /// `data` went ([`Error::Io`]) leaves in `written` what the program got. Running out of
+    /// time is not an error: `written` is then below `data.len()`.
+    ///
+    /// # Errors
+    /// As [`Supervisor::write_stdin_within`].
+    pub async fn write_stdin_counted(
+        &self,
+        name: &str,
+        data: &[u8],
+        timeout: Duration,
+        written: &mut usize,
+    ) -> Result<()> {
+        *written = 0;
         check_wait(Some(timeout))?;
         let pipe = self.stdin_pipe(name)?;
-        let mut written = 0;
-        match tokio::time::timeout(timeout, pipe.write(name, data, &mut written)).await {
-            Ok(r) => r.map(|()| written),
-            Err(_) => Ok(written),
+        match tokio::time::timeout(timeout, pipe.write(name, data, written)).await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
         }
     }
 
     /// Closes a program's stdin pipe: it reads end-of-file once it has read what was
-    /// written. A write waiting for room gives up. Closing it again does nothing; the next
-    /// run gets a new pipe.
+    /// written. A write waiting for room gives up. Closing it again, or when the program
+    /// has no process (the pipe closed with its run), does nothing; the next run gets a new
+    /// pipe.
     ///
     /// # Errors
-    /// As [`Supervisor::write_stdin`] (but a closed pipe).
+    /// [`Error::NotFound`]; [`Error::Invalid`] when the program has no stdin pipe (its
+    /// stdin mode is not `pipe`, or its run was taken over from an earlier server or its
+    /// pipe could not be made).
     pub async fn close_stdin(&self, name: &str) -> Result<()> {
-        self.stdin_pipe(name)?.close().await;
-        Ok(())
+        match self.stdin_pipe(name) {
+            Ok(pipe) => {
+                pipe.close().await;
+                Ok(())
+            }
+            Err(StdinMissing::NoRun(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The stdin pipe of a program's current run.
-    fn stdin_pipe(&self, name: &str) -> Result<Arc<crate::stdin::StdinPipe>> {
-        let (pipe, piped, state) = self.with_handle(name, |h| {
-            let p = h.published.borrow();
-            (
-                h.logs.stdin.get(),
-                p.config.io.stdin == crate::config::StdinMode::Pipe,
-                p.state,
-            )
-        })?;
+    fn stdin_pipe(
+        &self,
+        name: &str,
+    ) -> std::result::Result<Arc<crate::stdin::StdinPipe>, StdinMissing> {
+        let (pipe, piped, state, pid) = self
+            .with_handle(name, |h| {
+                let p = h.published.borrow();
+                (
+                    h.logs.stdin.get(),
+                    p.config.io.stdin == crate::config::StdinMode::Pipe,
+                    p.state,
+                    p.pid,
+                )
+            })
+            .map_err(StdinMissing::Other)?;
         match pipe {
             Some(pipe) => Ok(pipe),
-            None if !piped => Err(Error::Invalid(format!(
+            None if !piped => Err(StdinMissing::Other(Error::Invalid(format!(
                 "'{name}' has no stdin pipe (its stdin is /dev/null or the host's): give it \
                  the stdin mode `pipe`"
-            ))),
-            None => Err(Error::Invalid(format!(
+            )))),
+            None if pid.is_some() => Err(StdinMissing::Other(Error::Invalid(format!(
+                "'{name}' is {state} but its process has no stdin pipe (the run was taken \
+                 over from an earlier server, or its pipe could not be made): restart it to \
+                 get one"
+            )))),
+            None => Err(StdinMissing::NoRun(Error::Invalid(format!(
                 "'{name}' is {state}, not running: it has no process to write to (start it first)"
-            ))),
+            )))),
         }
     }
 
@@ -1853,5 +1893,22 @@ mod tests {
             assert!(parse_signal(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_signal("hup").ok(), Some(1));
+    }
+}
+
+/// Why a program has no stdin pipe to use now.
+#[derive(Debug)]
+enum StdinMissing {
+    /// A `pipe` program without a process: a write fails, a close does nothing.
+    NoRun(Error),
+    /// Anything else: no such program, no stdin pipe at all.
+    Other(Error),
+}
+
+impl From<StdinMissing> for Error {
+    fn from(m: StdinMissing) -> Error {
+        match m {
+            StdinMissing::NoRun(e) | StdinMissing::Other(e) => e,
+        }
     }
 }

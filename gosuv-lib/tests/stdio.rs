@@ -80,6 +80,12 @@ async fn a_stdin_pipe_carries_what_the_host_writes_and_its_close_is_end_of_file(
         Err(Error::Invalid(m)) => assert!(m.contains("exited"), "{m}"),
         other => panic!("a write after the exit gave {other:?}"),
     }
+    // With no run, there is no pipe to close: closing does nothing, however often.
+    env.sup
+        .close_stdin("cat")
+        .await
+        .expect("a close after the exit");
+    env.sup.close_stdin("cat").await.expect("and again");
     // The next run gets a fresh pipe.
     env.sup.start("cat", WAIT).await.expect("start again");
     env.sup
@@ -412,5 +418,32 @@ async fn a_stderr_choice_with_redirect_stderr_is_refused() {
         other => panic!("{other:?}"),
     }
     assert!(env.sup.names().is_empty(), "nothing was added");
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_pipe_breaks_under_says_what_went() {
+    let env = Env::new();
+    // Reads 100000 bytes, then closes its stdin.
+    let mut p = quick(
+        "sip",
+        "head -c 100000 >/dev/null; exec 0<&-; echo closed; exec sleep 60",
+    );
+    p.io.stdin = StdinMode::Pipe;
+    env.sup.add(p).await.expect("add");
+    env.sup.start("sip", WAIT).await.expect("start");
+    let mut written = 0;
+    let r = env
+        .sup
+        .write_stdin_counted("sip", &vec![b'x'; 4 << 20], WAIT_FOREVER, &mut written)
+        .await;
+    match r {
+        Err(Error::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(libc::EPIPE)),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        written >= 100_000 && written < 4 << 20,
+        "{written} bytes reported written"
+    );
     env.sup.shutdown().await;
 }

@@ -329,7 +329,28 @@ static void test_stdin_pipe(gosuv_supervisor *sup) {
     OK(gosuv_supervisor_close_stdin(sup, "cat"));
     OK(gosuv_supervisor_wait_for(sup, "cat", GOSUV_STATE_EXITED, WAIT, &st));
     CHECK(st.has_exit_code && st.exit_code == 0);
+    /* With no run, closing again does nothing. */
+    OK(gosuv_supervisor_close_stdin(sup, "cat"));
+    OK(gosuv_supervisor_close_stdin(sup, "cat"));
     OK(gosuv_supervisor_remove(sup, "cat"));
+
+    /* A pipe that breaks part way: `*out_written` says what went before. */
+    {
+        static const char *const sip[] = {
+            "sh", "-c", "head -c 100000 >/dev/null; exec 0<&-; echo closed; exec sleep 60"};
+        size_t big = 4 << 20;
+        char *buf = calloc(1, big);
+        p = argv_program("sip", sip, 3);
+        OK(gosuv_program_set_stdin(p, GOSUV_STDIN_PIPE));
+        OK(gosuv_supervisor_add_program(sup, p));
+        gosuv_program_free(p);
+        OK(gosuv_supervisor_start(sup, "sip", WAIT, NULL));
+        EXPECT(gosuv_supervisor_write_stdin(sup, "sip", buf, big, GOSUV_WAIT_FOREVER, &written),
+               GOSUV_RESULT_IO);
+        CHECK(written >= 100000 && written < big);
+        OK(gosuv_supervisor_remove(sup, "sip"));
+        free(buf);
+    }
 
     /* A program that never reads: a write runs out of time, with how much went. */
     {
