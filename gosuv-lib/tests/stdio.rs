@@ -96,6 +96,31 @@ async fn a_stdin_pipe_carries_what_the_host_writes_and_its_close_is_end_of_file(
     env.sup.shutdown().await;
 }
 
+/// A task writing `data` to the stdin of `deaf` (which never reads), returned once the
+/// write waits: its first poll was pending.
+async fn waiting_writer(env: &Env, data: Vec<u8>) -> tokio::task::JoinHandle<Result<(), Error>> {
+    let sup = env.sup.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let writer = tokio::spawn(async move {
+        let mut write = std::pin::pin!(sup.write_stdin("deaf", &data));
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(write.as_mut(), cx))
+        })
+        .await;
+        let waits = first.is_pending();
+        let _ = tx.send(waits);
+        match first {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => write.await,
+        }
+    });
+    assert!(
+        rx.await.expect("the writer reports"),
+        "a write into a pipe nobody reads did not wait"
+    );
+    writer
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_stdin_pipe_holds_up_the_writer_only() {
     let env = Env::new();
@@ -122,9 +147,7 @@ async fn a_full_stdin_pipe_holds_up_the_writer_only() {
     assert_eq!(none, 0);
     // While a writer waits for ever on the full pipe, the program's task answers: status,
     // and a stop, which ends the run (and so the pipe: the writer gets its error).
-    let sup = env.sup.clone();
-    let writer = tokio::spawn(async move { sup.write_stdin("deaf", &big).await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let writer = waiting_writer(&env, big).await;
     let t = Instant::now();
     assert_eq!(
         env.sup.status("deaf").expect("status").state,
@@ -151,9 +174,7 @@ async fn a_close_ends_a_write_that_waits() {
     p.io.stdin = StdinMode::Pipe;
     env.sup.add(p).await.expect("add");
     env.sup.start("deaf", WAIT).await.expect("start");
-    let sup = env.sup.clone();
-    let writer = tokio::spawn(async move { sup.write_stdin("deaf", &vec![0u8; 1 << 20]).await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let writer = waiting_writer(&env, vec![0u8; 1 << 20]).await;
     env.sup.close_stdin("deaf").await.expect("close");
     let r = tokio::time::timeout(Duration::from_secs(5), writer)
         .await
