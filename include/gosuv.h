@@ -1357,7 +1357,7 @@ gosuv_result gosuv_program_set_output(struct gosuv_program *prog,
 
 // Adds the program a builder describes, stopped (started without waiting with
 // `start_auto`), checked as a `programs.yml` entry is. With `numprocs` N, its N instances
-// `NAME-0` .. are added, all or none. The builder is only read: free it or use it again.
+// `NAME-0` .. are added all or none, in one change: no other call sees some of them. The builder is only read: free it or use it again.
 //
 // Errors: `GOSUV_RESULT_CONFIG` (every problem of the program, each naming its key: no
 // command, a dependency that does not exist, a log file another program writes ...),
@@ -1376,7 +1376,8 @@ gosuv_result gosuv_supervisor_add_program(const struct gosuv_supervisor *sup,
 // when `out_restarted` is not NULL, tells whether one was.
 //
 // Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_SHUTTING_DOWN`,
-// `GOSUV_RESULT_NULL_ARGUMENT`. An invalid builder changes nothing.
+// `GOSUV_RESULT_NULL_ARGUMENT`. An invalid builder, or one instance missing or invalid,
+// changes nothing: the instances are updated all or none, in one change.
 //
 // # Safety
 // `sup` is NULL or a live supervisor; `prog` is NULL or a live builder, which no other

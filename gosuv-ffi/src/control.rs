@@ -36,7 +36,7 @@ pub(crate) fn instances(config: ProgramConfig) -> Result<Vec<ProgramConfig>> {
 
 /// Adds the program a builder describes, stopped (started without waiting with
 /// `start_auto`), checked as a `programs.yml` entry is. With `numprocs` N, its N instances
-/// `NAME-0` .. are added, all or none. The builder is only read: free it or use it again.
+/// `NAME-0` .. are added all or none, in one change: no other call sees some of them. The builder is only read: free it or use it again.
 ///
 /// Errors: `GOSUV_RESULT_CONFIG` (every problem of the program, each naming its key: no
 /// command, a dependency that does not exist, a log file another program writes ...),
@@ -57,17 +57,7 @@ pub unsafe extern "C" fn gosuv_supervisor_add_program(
         // SAFETY: as above.
         let p = unsafe { arg_ref(prog, "prog") }?;
         let all = instances(p.config(s.base_dir())?)?;
-        let mut added: Vec<String> = Vec::with_capacity(all.len());
-        for config in all {
-            let name = config.name.clone();
-            if let Err(e) = s.sup.add(config) {
-                for done in added.iter().rev() {
-                    let _ = s.sup.remove(done);
-                }
-                return Err(e.into());
-            }
-            added.push(name);
-        }
+        s.sup.add_group(all)?;
         Ok(())
     })
 }
@@ -78,7 +68,8 @@ pub unsafe extern "C" fn gosuv_supervisor_add_program(
 /// when `out_restarted` is not NULL, tells whether one was.
 ///
 /// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_SHUTTING_DOWN`,
-/// `GOSUV_RESULT_NULL_ARGUMENT`. An invalid builder changes nothing.
+/// `GOSUV_RESULT_NULL_ARGUMENT`. An invalid builder, or one instance missing or invalid,
+/// changes nothing: the instances are updated all or none, in one change.
 ///
 /// # Safety
 /// `sup` is NULL or a live supervisor; `prog` is NULL or a live builder, which no other
@@ -97,14 +88,7 @@ pub unsafe extern "C" fn gosuv_supervisor_update_program(
         // SAFETY: as above.
         let p = unsafe { arg_ref(prog, "prog") }?;
         let all = instances(p.config(s.base_dir())?)?;
-        // All there before any changes.
-        for c in &all {
-            s.sup.status(&c.name)?;
-        }
-        let mut restarted = false;
-        for config in all {
-            restarted |= s.sup.update(config)?;
-        }
+        let restarted = s.sup.update_group(all)?;
         // SAFETY: the caller promises NULL or a writable bool.
         unsafe { write_opt(out_restarted, restarted) };
         Ok(())

@@ -9,6 +9,8 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -802,6 +804,62 @@ static void test_huge_counts(gosuv_supervisor *sup) {
     printf("ok huge counts\n");
 }
 
+/* Watches for an instance of a numprocs program that is added all or none. */
+struct watch {
+    gosuv_supervisor *sup;
+    volatile int stop;
+    volatile int polling;
+    int seen;
+};
+
+static void *watch_for_instance(void *arg) {
+    struct watch *w = arg;
+    gosuv_program_info info;
+    while (!w->stop) {
+        info = gosuv_program_info_default();
+        if (gosuv_supervisor_program_info(w->sup, "many-0", &info) == GOSUV_RESULT_OK) {
+            w->seen++;
+        }
+        w->polling = 1;
+    }
+    return NULL;
+}
+
+/* numprocs instances are added all or none, under one change: nobody ever sees the first
+ * ones of an add that fails on a later one. An update of them likewise. */
+static void test_numprocs_all_or_none(gosuv_supervisor *sup) {
+    static const char *const sleeper[] = {"sleep", "60"};
+    struct watch w = {sup, 0, 0, 0};
+    pthread_t t;
+    gosuv_program *taken = argv_program("many-39", sleeper, 2);
+    gosuv_program *many = argv_program("many", sleeper, 2);
+    bool restarted = true;
+    OK(gosuv_supervisor_add_program(sup, taken));
+    OK(gosuv_program_set_numprocs(many, 40));
+    CHECK(pthread_create(&t, NULL, watch_for_instance, &w) == 0);
+    while (!w.polling) {
+        sched_yield();
+    }
+    EXPECT(gosuv_supervisor_add_program(sup, many), GOSUV_RESULT_EXISTS);
+    w.stop = 1;
+    pthread_join(t, NULL);
+    CHECK(w.seen == 0);
+    CHECK(program_count(sup) == 1);
+    OK(gosuv_supervisor_remove(sup, "many-39"));
+    OK(gosuv_program_set_numprocs(many, 3));
+    OK(gosuv_supervisor_add_program(sup, many));
+    CHECK(program_count(sup) == 3);
+    OK(gosuv_supervisor_update_program(sup, many, &restarted));
+    CHECK(!restarted);
+    OK(gosuv_supervisor_remove(sup, "many-0"));
+    EXPECT(gosuv_supervisor_update_program(sup, many, NULL), GOSUV_RESULT_NOT_FOUND);
+    OK(gosuv_supervisor_remove(sup, "many-1"));
+    OK(gosuv_supervisor_remove(sup, "many-2"));
+    gosuv_program_free(taken);
+    gosuv_program_free(many);
+    printf("ok numprocs all or none\n");
+}
+
 int main(int argc, char **argv) {
     gosuv_supervisor_options o = gosuv_supervisor_options_default();
     gosuv_supervisor *sup = NULL;
@@ -826,6 +884,7 @@ int main(int argc, char **argv) {
     test_typed_accessors(sup);
     test_bad_inputs(sup);
     test_huge_counts(sup);
+    test_numprocs_all_or_none(sup);
     gosuv_supervisor_free(sup);
     test_sizes();
     printf("%d passed, %d failed\n", passed, failed);
