@@ -585,7 +585,8 @@ struct gosuv_supervisor_options gosuv_supervisor_options_default(void);
 // `gosuv_supervisor_free()`; on failure `*out` is NULL.
 //
 // Errors: `GOSUV_RESULT_NULL_ARGUMENT` (`out`), `GOSUV_RESULT_INVALID_ARGUMENT` (a path
-// that is not UTF-8 or is empty), `GOSUV_RESULT_IO` (the log directory cannot be created,
+// that is not UTF-8 or is empty, `size` smaller than the first version's, a bool field
+// holding neither `true` nor `false`), `GOSUV_RESULT_IO` (the log directory cannot be created,
 // the subreaper cannot be set, the open-files limit cannot be raised to `min_fds`, the
 // runtime cannot start).
 //
@@ -961,7 +962,8 @@ void gosuv_program_free(struct gosuv_program *prog);
 // (quotes, spaces, newlines, `$` included). `argc` must be at least 1.
 //
 // Errors: `GOSUV_RESULT_CONFIG` (`argc` 0, an empty `argv[0]`),
-// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry, not UTF-8).
+// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry, not UTF-8,
+// `argc` over 1048576).
 //
 // # Safety
 // `prog` is NULL or a live builder; `argv` is NULL or points to `argc` pointers, each NULL
@@ -988,7 +990,8 @@ gosuv_result gosuv_program_set_shell_command(struct gosuv_program *prog, const c
 // there unless overridden. `count` 0 clears the list.
 //
 // Errors: `GOSUV_RESULT_CONFIG` (an entry without `=`, or an empty key),
-// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry).
+// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry, `count`
+// over 1048576).
 //
 // # Safety
 // `prog` is NULL or a live builder; `env` is NULL or points to `count` pointers to
@@ -1147,7 +1150,8 @@ gosuv_result gosuv_program_set_cgroup(struct gosuv_program *prog, uint32_t mode)
 // Sets `exit_codes`: the expected exit codes (0 to 255), for `GOSUV_AUTORESTART_UNEXPECTED`
 // and `GOSUV_CONDITION_EXITED_OK`. Default: {0}.
 //
-// Errors: `GOSUV_RESULT_CONFIG` (a code out of 0..255, none), `GOSUV_RESULT_NULL_ARGUMENT`.
+// Errors: `GOSUV_RESULT_CONFIG` (a code out of 0..255, none), `GOSUV_RESULT_NULL_ARGUMENT`,
+// `GOSUV_RESULT_INVALID_ARGUMENT` (`count` over 256).
 //
 // # Safety
 // `prog` is NULL or a live builder; `codes` is NULL or points to `count` ints.
@@ -1333,12 +1337,16 @@ gosuv_result gosuv_program_set_stdin(struct gosuv_program *prog, uint32_t mode);
 // With `GOSUV_OUTPUT_TEE`, `fd` is the host's descriptor to copy to (its stderr: 2, a
 // pipe's write end ...): gosuv copies it at once (close-on-exec), so the caller may close
 // its own; else `fd` is not read (pass -1). With `redirect_stderr`, stderr goes where
-// stdout goes. A copy that the descriptor does not take (a full pipe nobody reads) holds
-// the program's output up, as a slow disk does. Not a key of `programs.yml`: it is not in
+// stdout goes, and a choice other than `GOSUV_OUTPUT_LOG` for stderr is refused. The copy never holds up the program, its log file or a removal: what the
+// descriptor does not take within a second (a full pipe nobody reads) is dropped, and
+// from then on what it does not take at once, until it takes output again; a removal
+// drops what it does not take at once. Dropped bytes count in `log_errors`. Not a key of `programs.yml`: it is not in
 // `gosuv_supervisor_config_json()`.
 //
-// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `stream` or `mode`),
-// `GOSUV_RESULT_IO` (`fd` is not an open descriptor), `GOSUV_RESULT_NULL_ARGUMENT`.
+// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `stream` or `mode`; `fd` not an open
+// descriptor, or open for reading only), `GOSUV_RESULT_IO` (no descriptor left to copy
+// `fd` to), `GOSUV_RESULT_NULL_ARGUMENT`. At `gosuv_supervisor_add_program()`:
+// `GOSUV_RESULT_CONFIG` for a choice for stderr with `redirect_stderr`.
 //
 // # Safety
 // `prog` is NULL or a live builder used by no other thread.
@@ -1349,7 +1357,7 @@ gosuv_result gosuv_program_set_output(struct gosuv_program *prog,
 
 // Adds the program a builder describes, stopped (started without waiting with
 // `start_auto`), checked as a `programs.yml` entry is. With `numprocs` N, its N instances
-// `NAME-0` .. are added, all or none. The builder is only read: free it or use it again.
+// `NAME-0` .. are added all or none, in one change: no other call sees some of them. The builder is only read: free it or use it again.
 //
 // Errors: `GOSUV_RESULT_CONFIG` (every problem of the program, each naming its key: no
 // command, a dependency that does not exist, a log file another program writes ...),
@@ -1368,7 +1376,8 @@ gosuv_result gosuv_supervisor_add_program(const struct gosuv_supervisor *sup,
 // when `out_restarted` is not NULL, tells whether one was.
 //
 // Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_SHUTTING_DOWN`,
-// `GOSUV_RESULT_NULL_ARGUMENT`. An invalid builder changes nothing.
+// `GOSUV_RESULT_NULL_ARGUMENT`. An invalid builder, or one instance missing or invalid,
+// changes nothing: the instances are updated all or none, in one change.
 //
 // # Safety
 // `sup` is NULL or a live supervisor; `prog` is NULL or a live builder, which no other
@@ -1396,12 +1405,13 @@ gosuv_result gosuv_supervisor_signal(const struct gosuv_supervisor *sup, const c
 // now; `GOSUV_WAIT_FOREVER`: until all is written). The wait is the calling thread's: a
 // program that does not read holds up this call, never the supervisor. Writes from several
 // threads go one after the other, never interleaved. `*out_written`, when `out_written` is
-// not NULL, receives how many bytes were written (with `GOSUV_RESULT_IO`, 0: the message
-// says how many went before the pipe broke).
+// not NULL, receives how many bytes were written, also with `GOSUV_RESULT_IO` (what went
+// before the pipe broke).
 //
 // Errors: `GOSUV_RESULT_TIMEOUT` (not all was written in time: `*out_written` says how
 // much), `GOSUV_RESULT_INVALID_ARGUMENT` (the program has no stdin pipe, or no process now,
-// or its pipe was closed by `gosuv_supervisor_close_stdin()`; `timeout_ms` over one day),
+// or its pipe was closed by `gosuv_supervisor_close_stdin()`; `timeout_ms` over one day;
+// `len` over `PTRDIFF_MAX`),
 // `GOSUV_RESULT_IO` (the program closed its stdin, or exited: a broken pipe; never a
 // SIGPIPE), `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT` (`buf` NULL with `len`
 // over 0).
@@ -1418,10 +1428,12 @@ gosuv_result gosuv_supervisor_write_stdin(const struct gosuv_supervisor *sup,
                                           size_t *out_written);
 
 // Closes a program's stdin pipe: it reads end-of-file once it has read what was written
-// (a `cat` then exits). A write waiting for room gives up. Closing it again does nothing;
-// the program's next run gets a new pipe.
+// (a `cat` then exits). A write waiting for room gives up. Closing it again, or when the
+// program has no process (its pipe closed with its run), does nothing; the program's next
+// run gets a new pipe.
 //
-// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (no stdin pipe, or no process now),
+// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (no stdin pipe: the program's stdin is not
+// `GOSUV_STDIN_PIPE`, or its run was taken over from an earlier server),
 // `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`.
 //
 // # Safety
@@ -1492,6 +1504,7 @@ void gosuv_reload_report_free(struct gosuv_reload_report *report);
 //
 // Errors: `GOSUV_RESULT_CONFIG` (every problem), `GOSUV_RESULT_SHUTTING_DOWN`,
 // `GOSUV_RESULT_NULL_ARGUMENT` (`programs` NULL with `count` over 0, or a NULL entry),
+// `GOSUV_RESULT_INVALID_ARGUMENT` (`count` over 1048576),
 // `GOSUV_RESULT_INVALID_ARGUMENT` (the report's `size` too small: nothing is done).
 //
 // # Safety

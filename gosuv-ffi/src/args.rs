@@ -66,6 +66,24 @@ pub const GOSUV_WAIT_FOREVER: u64 = 0xFFFF_FFFF_FFFF_FFFF;
 
 /// A `timeout_ms` argument as a duration: at most the core's longest wait (one day), or
 /// [`GOSUV_WAIT_FOREVER`].
+/// The most strings an array argument (an argv, an environment list) may hold: more than
+/// any `exec` takes.
+pub(crate) const MAX_STRINGS: usize = 1 << 20;
+
+/// The most programs one call may describe.
+pub(crate) const MAX_PROGRAMS: usize = 1 << 20;
+
+/// Refuses a `count` over `max` before anything is read or allocated: such a number is a
+/// mistake (a negative number cast to `size_t`, a length in bytes), never an array.
+pub(crate) fn count_arg(count: usize, max: usize, name: &str, what: &str) -> Result<()> {
+    if count > max {
+        return Err(Error::Invalid(format!(
+            "argument `{name}` is {count}: at most {max} {what}"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn timeout_arg(timeout_ms: u64) -> Result<Duration> {
     if timeout_ms == GOSUV_WAIT_FOREVER {
         return Ok(gosuv_core::WAIT_FOREVER);

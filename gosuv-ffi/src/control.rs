@@ -36,7 +36,7 @@ pub(crate) fn instances(config: ProgramConfig) -> Result<Vec<ProgramConfig>> {
 
 /// Adds the program a builder describes, stopped (started without waiting with
 /// `start_auto`), checked as a `programs.yml` entry is. With `numprocs` N, its N instances
-/// `NAME-0` .. are added, all or none. The builder is only read: free it or use it again.
+/// `NAME-0` .. are added all or none, in one change: no other call sees some of them. The builder is only read: free it or use it again.
 ///
 /// Errors: `GOSUV_RESULT_CONFIG` (every problem of the program, each naming its key: no
 /// command, a dependency that does not exist, a log file another program writes ...),
@@ -57,17 +57,7 @@ pub unsafe extern "C" fn gosuv_supervisor_add_program(
         // SAFETY: as above.
         let p = unsafe { arg_ref(prog, "prog") }?;
         let all = instances(p.config(s.base_dir())?)?;
-        let mut added: Vec<String> = Vec::with_capacity(all.len());
-        for config in all {
-            let name = config.name.clone();
-            if let Err(e) = s.sup.add(config) {
-                for done in added.iter().rev() {
-                    let _ = s.sup.remove(done);
-                }
-                return Err(e.into());
-            }
-            added.push(name);
-        }
+        s.sup.add_group(all)?;
         Ok(())
     })
 }
@@ -78,7 +68,8 @@ pub unsafe extern "C" fn gosuv_supervisor_add_program(
 /// when `out_restarted` is not NULL, tells whether one was.
 ///
 /// Errors: `GOSUV_RESULT_CONFIG`, `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_SHUTTING_DOWN`,
-/// `GOSUV_RESULT_NULL_ARGUMENT`. An invalid builder changes nothing.
+/// `GOSUV_RESULT_NULL_ARGUMENT`. An invalid builder, or one instance missing or invalid,
+/// changes nothing: the instances are updated all or none, in one change.
 ///
 /// # Safety
 /// `sup` is NULL or a live supervisor; `prog` is NULL or a live builder, which no other
@@ -97,14 +88,7 @@ pub unsafe extern "C" fn gosuv_supervisor_update_program(
         // SAFETY: as above.
         let p = unsafe { arg_ref(prog, "prog") }?;
         let all = instances(p.config(s.base_dir())?)?;
-        // All there before any changes.
-        for c in &all {
-            s.sup.status(&c.name)?;
-        }
-        let mut restarted = false;
-        for config in all {
-            restarted |= s.sup.update(config)?;
-        }
+        let restarted = s.sup.update_group(all)?;
         // SAFETY: the caller promises NULL or a writable bool.
         unsafe { write_opt(out_restarted, restarted) };
         Ok(())
@@ -142,12 +126,13 @@ pub unsafe extern "C" fn gosuv_supervisor_signal(
 /// now; `GOSUV_WAIT_FOREVER`: until all is written). The wait is the calling thread's: a
 /// program that does not read holds up this call, never the supervisor. Writes from several
 /// threads go one after the other, never interleaved. `*out_written`, when `out_written` is
-/// not NULL, receives how many bytes were written (with `GOSUV_RESULT_IO`, 0: the message
-/// says how many went before the pipe broke).
+/// not NULL, receives how many bytes were written, also with `GOSUV_RESULT_IO` (what went
+/// before the pipe broke).
 ///
 /// Errors: `GOSUV_RESULT_TIMEOUT` (not all was written in time: `*out_written` says how
 /// much), `GOSUV_RESULT_INVALID_ARGUMENT` (the program has no stdin pipe, or no process now,
-/// or its pipe was closed by `gosuv_supervisor_close_stdin()`; `timeout_ms` over one day),
+/// or its pipe was closed by `gosuv_supervisor_close_stdin()`; `timeout_ms` over one day;
+/// `len` over `PTRDIFF_MAX`),
 /// `GOSUV_RESULT_IO` (the program closed its stdin, or exited: a broken pipe; never a
 /// SIGPIPE), `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT` (`buf` NULL with `len`
 /// over 0).
@@ -172,15 +157,21 @@ pub unsafe extern "C" fn gosuv_supervisor_write_stdin(
         let (s, name) = unsafe { sup_and_name(sup, name) }?;
         let data: &[u8] = if len == 0 {
             &[]
+        } else if len > isize::MAX as usize {
+            return Err(Error::Invalid(format!(
+                "argument `len` is {len}: more than any buffer holds"
+            )));
         } else {
             let buf = out_ptr(buf.cast_mut(), "buf")?;
             // SAFETY: the caller promises `len` readable bytes at `buf`.
             unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }
         };
         let timeout = timeout_arg(timeout_ms)?;
-        let written = s.sup.write_stdin(name, data, timeout)?;
+        let mut written = 0;
+        let r = s.sup.write_stdin_counted(name, data, timeout, &mut written);
         // SAFETY: the caller promises NULL or a writable size_t.
         unsafe { write_opt(out_written, written) };
+        r?;
         if written < data.len() {
             return Err(Error::Timeout(format!(
                 "wrote {written} of {} bytes to the stdin of '{name}' in {timeout_ms} ms: it \
@@ -193,10 +184,12 @@ pub unsafe extern "C" fn gosuv_supervisor_write_stdin(
 }
 
 /// Closes a program's stdin pipe: it reads end-of-file once it has read what was written
-/// (a `cat` then exits). A write waiting for room gives up. Closing it again does nothing;
-/// the program's next run gets a new pipe.
+/// (a `cat` then exits). A write waiting for room gives up. Closing it again, or when the
+/// program has no process (its pipe closed with its run), does nothing; the program's next
+/// run gets a new pipe.
 ///
-/// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (no stdin pipe, or no process now),
+/// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (no stdin pipe: the program's stdin is not
+/// `GOSUV_STDIN_PIPE`, or its run was taken over from an earlier server),
 /// `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`.
 ///
 /// # Safety

@@ -10,7 +10,7 @@ use crate::control::instances;
 use crate::error::{gosuv_result, guard, guard_value, Error, Result};
 use crate::program::gosuv_program;
 use crate::status::{gosuv_state, unix_ms};
-use crate::supervisor::{gosuv_supervisor, read_sized, sup_and_name, write_sized};
+use crate::supervisor::{check_size, gosuv_supervisor, sup_and_name, write_sized};
 
 /// A NULL-terminated array of strings the caller frees with `gosuv_string_array_free()`.
 fn string_array(items: &[String]) -> Result<*mut *mut c_char> {
@@ -150,10 +150,25 @@ pub struct gosuv_program_info {
     pub waiting_for: u32,
 }
 
-const INFO_V1_SIZE: usize = std::mem::size_of::<gosuv_program_info>();
+/// The size of the first version of `gosuv_program_info`: a literal, so that a field added
+/// later never raises the size an older caller must pass.
+#[cfg(target_pointer_width = "64")]
+const INFO_V1_SIZE: usize = 104;
+#[cfg(all(target_pointer_width = "32", target_arch = "x86"))]
+const INFO_V1_SIZE: usize = 92;
+#[cfg(all(target_pointer_width = "32", not(target_arch = "x86")))]
+const INFO_V1_SIZE: usize = 96;
+
+// The first version ends with `waiting_for` (padded to the struct's alignment).
+const _: () = assert!(
+    std::mem::offset_of!(gosuv_program_info, waiting_for) + 4 <= INFO_V1_SIZE
+        && INFO_V1_SIZE - (std::mem::offset_of!(gosuv_program_info, waiting_for) + 4)
+            < std::mem::align_of::<gosuv_program_info>()
+        && std::mem::size_of::<gosuv_program_info>() >= INFO_V1_SIZE
+);
 
 const DEFAULT_INFO: gosuv_program_info = gosuv_program_info {
-    size: INFO_V1_SIZE,
+    size: std::mem::size_of::<gosuv_program_info>(),
     state: gosuv_state::Stopped,
     pid: 0,
     has_exit_code: false,
@@ -177,7 +192,7 @@ impl From<&ProgramStatus> for gosuv_program_info {
     fn from(s: &ProgramStatus) -> Self {
         let health = s.health.as_ref();
         gosuv_program_info {
-            size: INFO_V1_SIZE,
+            size: std::mem::size_of::<gosuv_program_info>(),
             state: s.state.into(),
             pid: s.pid.unwrap_or(0),
             has_exit_code: s.exit_code.is_some(),
@@ -234,7 +249,7 @@ pub unsafe extern "C" fn gosuv_supervisor_program_info(
         let (s, name) = unsafe { sup_and_name(sup, name) }?;
         // Checked before the program is looked up: a bad size fails whatever the name.
         // SAFETY: the caller promises the struct's `size` readable bytes.
-        unsafe { read_sized(out.cast_const(), "out_info", INFO_V1_SIZE, DEFAULT_INFO) }?;
+        unsafe { check_size(out.cast_const(), "out_info", INFO_V1_SIZE) }?;
         let info = gosuv_program_info::from(&s.sup.status(name)?);
         // SAFETY: the caller promises the struct's `size` writable bytes.
         unsafe { write_sized(out, "out_info", INFO_V1_SIZE, &info) }
@@ -267,10 +282,19 @@ pub struct gosuv_reload_report {
     pub unchanged_count: usize,
 }
 
-const REPORT_V1_SIZE: usize = std::mem::size_of::<gosuv_reload_report>();
+/// The size of the first version of `gosuv_reload_report`: a literal, so that a field added
+/// later never raises the size an older caller must pass.
+const REPORT_V1_SIZE: usize = 9 * std::mem::size_of::<usize>();
+
+// The first version ends with `unchanged_count`.
+const _: () = assert!(
+    std::mem::offset_of!(gosuv_reload_report, unchanged_count) + std::mem::size_of::<usize>()
+        == REPORT_V1_SIZE
+        && std::mem::size_of::<gosuv_reload_report>() >= REPORT_V1_SIZE
+);
 
 const EMPTY_REPORT: gosuv_reload_report = gosuv_reload_report {
-    size: REPORT_V1_SIZE,
+    size: std::mem::size_of::<gosuv_reload_report>(),
     added: std::ptr::null_mut(),
     changed: std::ptr::null_mut(),
     removed: std::ptr::null_mut(),
@@ -334,7 +358,7 @@ unsafe fn give_report(
         .collect();
     unchanged.sort();
     let filled = gosuv_reload_report {
-        size: REPORT_V1_SIZE,
+        size: std::mem::size_of::<gosuv_reload_report>(),
         added: string_array(&report.added)?,
         changed: string_array(&report.changed)?,
         removed: string_array(&report.removed)?,
@@ -365,7 +389,7 @@ unsafe fn check_report(out: *mut gosuv_reload_report) -> Result<()> {
     }
     // SAFETY: the caller's promise is passed on.
     unsafe {
-        read_sized(out.cast_const(), "out_report", REPORT_V1_SIZE, EMPTY_REPORT)?;
+        check_size(out.cast_const(), "out_report", REPORT_V1_SIZE)?;
         write_sized(out, "out_report", REPORT_V1_SIZE, &EMPTY_REPORT)
     }
 }
@@ -378,6 +402,7 @@ unsafe fn check_report(out: *mut gosuv_reload_report) -> Result<()> {
 ///
 /// Errors: `GOSUV_RESULT_CONFIG` (every problem), `GOSUV_RESULT_SHUTTING_DOWN`,
 /// `GOSUV_RESULT_NULL_ARGUMENT` (`programs` NULL with `count` over 0, or a NULL entry),
+/// `GOSUV_RESULT_INVALID_ARGUMENT` (`count` over 1048576),
 /// `GOSUV_RESULT_INVALID_ARGUMENT` (the report's `size` too small: nothing is done).
 ///
 /// # Safety
@@ -396,10 +421,11 @@ pub unsafe extern "C" fn gosuv_supervisor_reload_programs(
         let s = unsafe { arg_ref(sup, "sup") }?;
         // SAFETY: the caller promises NULL or a report of its `size`.
         unsafe { check_report(out_report) }?;
+        crate::args::count_arg(count, crate::args::MAX_PROGRAMS, "count", "programs")?;
         if programs.is_null() && count > 0 {
             return Err(Error::Null("programs"));
         }
-        let mut configs = Vec::with_capacity(count);
+        let mut configs = Vec::new();
         for i in 0..count {
             // SAFETY: the caller promises `count` readable pointers, each NULL or live.
             let p = unsafe { (*programs.add(i)).as_ref() }.ok_or(Error::Null("programs[i]"))?;

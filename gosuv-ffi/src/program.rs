@@ -201,6 +201,8 @@ unsafe fn string_list(
     if items.is_null() {
         return Err(Error::Null(name));
     }
+    let count_name = if name == "argv" { "argc" } else { "count" };
+    crate::args::count_arg(count, crate::args::MAX_STRINGS, count_name, "strings")?;
     (0..count)
         .map(|i| {
             // SAFETY: the caller promises `count` readable pointers.
@@ -299,7 +301,8 @@ pub unsafe extern "C" fn gosuv_program_free(prog: *mut gosuv_program) {
 /// (quotes, spaces, newlines, `$` included). `argc` must be at least 1.
 ///
 /// Errors: `GOSUV_RESULT_CONFIG` (`argc` 0, an empty `argv[0]`),
-/// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry, not UTF-8).
+/// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry, not UTF-8,
+/// `argc` over 1048576).
 ///
 /// # Safety
 /// `prog` is NULL or a live builder; `argv` is NULL or points to `argc` pointers, each NULL
@@ -349,7 +352,8 @@ pub unsafe extern "C" fn gosuv_program_set_shell_command(
 /// there unless overridden. `count` 0 clears the list.
 ///
 /// Errors: `GOSUV_RESULT_CONFIG` (an entry without `=`, or an empty key),
-/// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry).
+/// `GOSUV_RESULT_NULL_ARGUMENT`, `GOSUV_RESULT_INVALID_ARGUMENT` (a NULL entry, `count`
+/// over 1048576).
 ///
 /// # Safety
 /// `prog` is NULL or a live builder; `env` is NULL or points to `count` pointers to
@@ -721,10 +725,14 @@ pub unsafe extern "C" fn gosuv_program_set_cgroup(
     }
 }
 
+/// The most exit codes `gosuv_program_set_exit_codes()` takes: each of 0 to 255 once.
+const MAX_EXIT_CODES: usize = 256;
+
 /// Sets `exit_codes`: the expected exit codes (0 to 255), for `GOSUV_AUTORESTART_UNEXPECTED`
 /// and `GOSUV_CONDITION_EXITED_OK`. Default: {0}.
 ///
-/// Errors: `GOSUV_RESULT_CONFIG` (a code out of 0..255, none), `GOSUV_RESULT_NULL_ARGUMENT`.
+/// Errors: `GOSUV_RESULT_CONFIG` (a code out of 0..255, none), `GOSUV_RESULT_NULL_ARGUMENT`,
+/// `GOSUV_RESULT_INVALID_ARGUMENT` (`count` over 256).
 ///
 /// # Safety
 /// `prog` is NULL or a live builder; `codes` is NULL or points to `count` ints.
@@ -737,6 +745,12 @@ pub unsafe extern "C" fn gosuv_program_set_exit_codes(
     // SAFETY: the caller's promises are passed on.
     unsafe {
         with_program(prog, |p| {
+            crate::args::count_arg(
+                count,
+                MAX_EXIT_CODES,
+                "count",
+                "exit codes (0 to 255, each once)",
+            )?;
             if codes.is_null() && count > 0 {
                 return Err(Error::Null("codes"));
             }
@@ -1175,12 +1189,16 @@ pub unsafe extern "C" fn gosuv_program_set_stdin(
 /// With `GOSUV_OUTPUT_TEE`, `fd` is the host's descriptor to copy to (its stderr: 2, a
 /// pipe's write end ...): gosuv copies it at once (close-on-exec), so the caller may close
 /// its own; else `fd` is not read (pass -1). With `redirect_stderr`, stderr goes where
-/// stdout goes. A copy that the descriptor does not take (a full pipe nobody reads) holds
-/// the program's output up, as a slow disk does. Not a key of `programs.yml`: it is not in
+/// stdout goes, and a choice other than `GOSUV_OUTPUT_LOG` for stderr is refused. The copy never holds up the program, its log file or a removal: what the
+/// descriptor does not take within a second (a full pipe nobody reads) is dropped, and
+/// from then on what it does not take at once, until it takes output again; a removal
+/// drops what it does not take at once. Dropped bytes count in `log_errors`. Not a key of `programs.yml`: it is not in
 /// `gosuv_supervisor_config_json()`.
 ///
-/// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `stream` or `mode`),
-/// `GOSUV_RESULT_IO` (`fd` is not an open descriptor), `GOSUV_RESULT_NULL_ARGUMENT`.
+/// Errors: `GOSUV_RESULT_INVALID_ARGUMENT` (unknown `stream` or `mode`; `fd` not an open
+/// descriptor, or open for reading only), `GOSUV_RESULT_IO` (no descriptor left to copy
+/// `fd` to), `GOSUV_RESULT_NULL_ARGUMENT`. At `gosuv_supervisor_add_program()`:
+/// `GOSUV_RESULT_CONFIG` for a choice for stderr with `redirect_stderr`.
 ///
 /// # Safety
 /// `prog` is NULL or a live builder used by no other thread.
@@ -1198,12 +1216,27 @@ pub unsafe extern "C" fn gosuv_program_set_output(
             let mode = match gosuv_output::from_arg(mode)? {
                 gosuv_output::Log => OutputMode::Log,
                 gosuv_output::Tee => {
-                    OutputMode::Tee(HostFd::dup_raw(fd as RawFd).map_err(|e| {
-                        Error::Core(gosuv_core::Error::Io {
-                            context: format!("cannot copy descriptor {fd} to tee the output to"),
-                            source: e,
-                        })
-                    })?)
+                    let host = HostFd::dup_raw(fd as RawFd).map_err(|e| {
+                        if e.raw_os_error() == Some(libc::EBADF) {
+                            Error::Invalid(format!(
+                                "argument `fd` is {fd}, not an open descriptor: pass one open \
+                                 for writing (2 for the host's stderr)"
+                            ))
+                        } else {
+                            Error::Core(gosuv_core::Error::Io {
+                                context: format!(
+                                    "cannot copy descriptor {fd} to tee the output to"
+                                ),
+                                source: e,
+                            })
+                        }
+                    })?;
+                    host.check_writable().map_err(|why| {
+                        Error::Invalid(format!(
+                            "argument `fd` is {fd}: cannot copy output to {why}"
+                        ))
+                    })?;
+                    OutputMode::Tee(host)
                 }
                 gosuv_output::Discard => OutputMode::Discard,
             };

@@ -149,12 +149,21 @@ unsafe fn supervisor_options(
     options: *const gosuv_supervisor_options,
 ) -> Result<SupervisorOptions> {
     let o = if options.is_null() {
-        DEFAULT_OPTIONS
+        RawOptions::DEFAULT
     } else {
         // SAFETY: non-NULL, and the caller promises it is valid for `size` bytes, and the
         // first field is always there.
-        unsafe { read_sized(options, "options", OPTIONS_V1_SIZE, DEFAULT_OPTIONS) }?
+        unsafe {
+            read_sized(
+                options.cast::<RawOptions>(),
+                "options",
+                OPTIONS_V1_SIZE,
+                RawOptions::DEFAULT,
+            )
+        }?
     };
+    let subreaper = bool_field(o.subreaper, "options->subreaper")?;
+    let kill_on_parent_death = bool_field(o.kill_on_parent_death, "options->kill_on_parent_death")?;
     // SAFETY: the caller promises the strings are NULL or NUL-terminated.
     let base_dir = unsafe { arg_opt_str(o.base_dir, "options->base_dir") }?;
     // SAFETY: as above.
@@ -175,28 +184,88 @@ unsafe fn supervisor_options(
         }
         opts.log_dir = base.join(dir);
     }
-    opts.subreaper = o.subreaper;
-    opts.kill_on_parent_death = o.kill_on_parent_death;
+    opts.subreaper = subreaper;
+    opts.kill_on_parent_death = kill_on_parent_death;
     opts.min_fds = (o.min_fds > 0).then_some(o.min_fds);
     Ok(opts)
 }
 
 /// The size of the first version of `gosuv_supervisor_options` (the one with `size`): its
-/// fields are all read, from any caller.
-const OPTIONS_V1_SIZE: usize = std::mem::size_of::<gosuv_supervisor_options>();
+/// fields are all read, from any caller. A literal, so that a field added later never
+/// raises the size an older caller must pass.
+#[cfg(target_pointer_width = "64")]
+const OPTIONS_V1_SIZE: usize = 40;
+#[cfg(target_pointer_width = "32")]
+const OPTIONS_V1_SIZE: usize = 24;
 
-/// Reads a caller's struct that starts with its `size`: a smaller size than `min` (its first
-/// version's) is refused, the bytes up to the caller's size (at most ours) are read, and the
-/// fields past it keep `defaults`.
+// The first version ends with `min_fds`, and the struct holds at least that.
+const _: () = assert!(
+    std::mem::offset_of!(gosuv_supervisor_options, min_fds) + 8 == OPTIONS_V1_SIZE
+        && std::mem::size_of::<gosuv_supervisor_options>() >= OPTIONS_V1_SIZE
+);
+
+/// `gosuv_supervisor_options` as the caller's bytes are: its bools as the raw bytes they
+/// are (a C `bool` is one byte), checked before they are taken as bools.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawOptions {
+    size: usize,
+    base_dir: *const c_char,
+    log_dir: *const c_char,
+    subreaper: u8,
+    kill_on_parent_death: u8,
+    min_fds: u64,
+}
+
+const _: () = assert!(
+    std::mem::size_of::<RawOptions>() == std::mem::size_of::<gosuv_supervisor_options>()
+        && std::mem::offset_of!(RawOptions, subreaper)
+            == std::mem::offset_of!(gosuv_supervisor_options, subreaper)
+        && std::mem::offset_of!(RawOptions, kill_on_parent_death)
+            == std::mem::offset_of!(gosuv_supervisor_options, kill_on_parent_death)
+        && std::mem::offset_of!(RawOptions, min_fds)
+            == std::mem::offset_of!(gosuv_supervisor_options, min_fds)
+);
+
+impl RawOptions {
+    const DEFAULT: RawOptions = RawOptions {
+        size: OPTIONS_V1_SIZE,
+        base_dir: DEFAULT_OPTIONS.base_dir,
+        log_dir: DEFAULT_OPTIONS.log_dir,
+        subreaper: DEFAULT_OPTIONS.subreaper as u8,
+        kill_on_parent_death: DEFAULT_OPTIONS.kill_on_parent_death as u8,
+        min_fds: DEFAULT_OPTIONS.min_fds,
+    };
+}
+
+// SAFETY: integers and raw pointers only: every bit pattern is one of its values.
+unsafe impl AnyBits for RawOptions {}
+
+/// A caller's bool byte: 0 or 1, anything else refused.
+fn bool_field(byte: u8, name: &str) -> Result<bool> {
+    match byte {
+        0 => Ok(false),
+        1 => Ok(true),
+        n => Err(Error::Invalid(format!(
+            "`{name}` holds {n}: set it to true or false (start from the _default() function's \
+             struct)"
+        ))),
+    }
+}
+
+/// A type every bit pattern of its size is a value of (integers, raw pointers), so that a
+/// caller's bytes may be copied into it: never a bool, an enum or a reference.
 ///
 /// # Safety
-/// `ptr` is valid for reads of a `usize`, and of `size` bytes as that field says.
-pub(crate) unsafe fn read_sized<T: Copy>(
-    ptr: *const T,
-    name: &str,
-    min: usize,
-    defaults: T,
-) -> Result<T> {
+/// Implement it only for such types.
+pub(crate) unsafe trait AnyBits: Copy {}
+
+/// Checks the `size` a caller's struct starts with: smaller than `min` (its first
+/// version's) is refused. Nothing else of the struct is read.
+///
+/// # Safety
+/// `ptr` is valid for reads of a `usize`.
+pub(crate) unsafe fn check_size<T>(ptr: *const T, name: &str, min: usize) -> Result<usize> {
     // SAFETY: the caller promises the first field, a size_t, is readable.
     let size = unsafe { ptr.cast::<usize>().read_unaligned() };
     if size < min {
@@ -205,10 +274,28 @@ pub(crate) unsafe fn read_sized<T: Copy>(
              its _default() function does"
         )));
     }
+    Ok(size)
+}
+
+/// Reads a caller's struct that starts with its `size`: a smaller size than `min` (its first
+/// version's) is refused, the bytes up to the caller's size (at most ours) are read, and the
+/// fields past it keep `defaults`. `T` takes any bytes (see [`AnyBits`]): fields of other
+/// types are checked after.
+///
+/// # Safety
+/// `ptr` is valid for reads of a `usize`, and of `size` bytes as that field says.
+pub(crate) unsafe fn read_sized<T: AnyBits>(
+    ptr: *const T,
+    name: &str,
+    min: usize,
+    defaults: T,
+) -> Result<T> {
+    // SAFETY: the caller's promise is passed on.
+    let size = unsafe { check_size(ptr, name, min) }?;
     let mut out = defaults;
     let n = size.min(std::mem::size_of::<T>());
     // SAFETY: the caller's struct holds `size` >= `n` readable bytes; ours `n` writable
-    // ones; they cannot overlap (ours is on the stack).
+    // ones; they cannot overlap (ours is on the stack); any bytes are a `T`.
     unsafe {
         std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&mut out as *mut T).cast::<u8>(), n)
     };
@@ -222,14 +309,8 @@ pub(crate) unsafe fn read_sized<T: Copy>(
 /// # Safety
 /// `ptr` is valid for reads of a `usize`, and for writes of `size` bytes as that field says.
 pub(crate) unsafe fn write_sized<T>(ptr: *mut T, name: &str, min: usize, value: &T) -> Result<()> {
-    // SAFETY: the caller promises the first field, a size_t, is readable.
-    let size = unsafe { ptr.cast::<usize>().read_unaligned() };
-    if size < min {
-        return Err(Error::Invalid(format!(
-            "`{name}->size` is {size}: set it to sizeof the struct (at least {min}), as \
-             its _default() function does"
-        )));
-    }
+    // SAFETY: the caller's promise is passed on.
+    let size = unsafe { check_size(ptr.cast_const(), name, min) }?;
     let skip = std::mem::size_of::<usize>();
     let n = size.min(std::mem::size_of::<T>());
     // SAFETY: the caller's struct holds `size` >= `n` writable bytes; the source is ours;
@@ -260,7 +341,8 @@ unsafe fn give(out: *mut *mut gosuv_supervisor, sup: blocking::Supervisor, path:
 /// `gosuv_supervisor_free()`; on failure `*out` is NULL.
 ///
 /// Errors: `GOSUV_RESULT_NULL_ARGUMENT` (`out`), `GOSUV_RESULT_INVALID_ARGUMENT` (a path
-/// that is not UTF-8 or is empty), `GOSUV_RESULT_IO` (the log directory cannot be created,
+/// that is not UTF-8 or is empty, `size` smaller than the first version's, a bool field
+/// holding neither `true` nor `false`), `GOSUV_RESULT_IO` (the log directory cannot be created,
 /// the subreaper cannot be set, the open-files limit cannot be raised to `min_fds`, the
 /// runtime cannot start).
 ///

@@ -226,6 +226,38 @@ impl Supervisor {
             .block_on(self.inner.write_stdin_within(name, data, timeout))
     }
 
+    /// See [`crate::Supervisor::add_group`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn add_group(&self, programs: Vec<ProgramConfig>) -> Result<()> {
+        self.rt.block_on(self.inner.add_group(programs))
+    }
+
+    /// See [`crate::Supervisor::update_group`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn update_group(&self, programs: Vec<ProgramConfig>) -> Result<bool> {
+        self.rt.block_on(self.inner.update_group(programs))
+    }
+
+    /// See [`crate::Supervisor::write_stdin_counted`]: `written` holds the bytes written,
+    /// also after a pipe that broke part way.
+    ///
+    /// # Errors
+    /// As there.
+    pub fn write_stdin_counted(
+        &self,
+        name: &str,
+        data: &[u8],
+        timeout: Duration,
+        written: &mut usize,
+    ) -> Result<()> {
+        self.rt
+            .block_on(self.inner.write_stdin_counted(name, data, timeout, written))
+    }
+
     /// See [`crate::Supervisor::close_stdin`].
     ///
     /// # Errors

@@ -20,6 +20,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -403,6 +404,7 @@ struct SinkState {
     total: u64,
     write_errors: u64,
     last_write_error: Option<String>,
+    tee_dropped: u64,
     /// Created by the first follower: most streams never have one, and the channel's
     /// buffer is not small.
     followers: Option<broadcast::Sender<Chunk>>,
@@ -439,6 +441,11 @@ pub(crate) struct LogSink {
     file: Mutex<Option<RotatingFile>>,
     /// Woken whenever a log writer has written a batch or finished.
     written: Notify,
+    /// The program is being removed: a copy to the tee writes only what it takes at once
+    /// (see [`copy_to`]).
+    tee_stop: AtomicBool,
+    /// The tee took nothing for a while: see [`copy_to`].
+    tee_stalled: AtomicBool,
 }
 
 /// Counters of one stream.
@@ -450,6 +457,10 @@ pub struct LogCounters {
     pub write_errors: u64,
     /// The last write error, if any.
     pub last_write_error: Option<String>,
+    /// Bytes not copied to the stream's tee descriptor because it did not take them (a
+    /// pipe nobody reads), or the program was being removed. Each batch dropped also counts
+    /// as a write error.
+    pub tee_dropped: u64,
 }
 
 impl LogSink {
@@ -458,6 +469,8 @@ impl LogSink {
             state: Mutex::new(SinkState::default()),
             file: Mutex::new(file),
             written: Notify::new(),
+            tee_stop: AtomicBool::new(false),
+            tee_stalled: AtomicBool::new(false),
         }
     }
 
@@ -598,6 +611,7 @@ impl LogSink {
                 (batch, st.reconfigure.take(), st.tee.clone())
             };
             let mut errors = Vec::new();
+            let mut tee_dropped = 0;
             let mut bytes = 0;
             let started = Instant::now();
             {
@@ -613,20 +627,31 @@ impl LogSink {
                 }
             }
             if let Some(tee) = &tee {
+                let mut lost = 0;
+                let mut why = None;
                 for p in &batch {
-                    if let Err(e) = copy_to(tee, &p.buf[..p.len]) {
-                        errors.push(format!(
-                            "cannot copy the output to descriptor {}: {e}",
-                            tee.as_fd().as_raw_fd()
-                        ));
-                        break;
+                    let data = &p.buf[..p.len];
+                    if why.is_some() {
+                        // The rest of a batch the descriptor did not take is dropped too.
+                        lost += data.len();
+                    } else if let Err(d) = copy_to(tee, data, &self.tee_stop, &self.tee_stalled) {
+                        lost += d.bytes;
+                        why = Some(d.why);
                     }
+                }
+                if let Some(why) = why {
+                    tee_dropped = lost as u64;
+                    errors.push(format!(
+                        "output not copied to descriptor {}: {why}",
+                        tee.as_fd().as_raw_fd()
+                    ));
                 }
             }
             let fast = started.elapsed() < SLOW_WRITE;
             {
                 let mut st = self.lock();
                 st.pending_bytes -= bytes;
+                st.tee_dropped = st.tee_dropped.saturating_add(tee_dropped);
                 if fast {
                     st.slow = false;
                 }
@@ -654,6 +679,7 @@ impl LogSink {
             bytes: st.total,
             write_errors: st.write_errors,
             last_write_error: st.last_write_error.clone(),
+            tee_dropped: st.tee_dropped,
         }
     }
 
@@ -698,6 +724,13 @@ impl LogSink {
         self.lock().tee = tee;
     }
 
+    /// From now on, copies to the tee write only what it takes at once and drop the rest
+    /// (the program is being removed): a host descriptor nobody reads never holds up the
+    /// removal, nor a log-writer thread, nor the descriptor past it.
+    pub(crate) fn stop_tee(&self) {
+        self.tee_stop.store(true, Ordering::Release);
+    }
+
     /// Ends every follower (the program is gone).
     pub(crate) fn close_followers(&self) {
         self.lock().followers = None;
@@ -711,25 +744,99 @@ impl LogSink {
     }
 }
 
-/// Writes all of `data` to a host descriptor, on a log-writer thread: waits while it is full
-/// (one the host made non-blocking too), never raises SIGPIPE.
-fn copy_to(fd: &HostFd, mut data: &[u8]) -> io::Result<()> {
+/// How long a copy to a host descriptor waits for it to take more before the rest of the
+/// batch is dropped and the descriptor is marked stalled (see [`copy_to`]).
+const TEE_STALL: Duration = Duration::from_secs(1);
+
+/// How often a copy waiting for its descriptor checks whether the stream is being removed.
+const TEE_POLL: Duration = Duration::from_millis(50);
+
+/// A copy to a host descriptor that waited longer than [`TEE_STALL`], or that a removal cut
+/// short, and what it dropped.
+#[derive(Debug)]
+struct TeeDropped {
+    bytes: usize,
+    why: String,
+}
+
+/// Writes `data` to a host descriptor, on a log-writer thread, never raising SIGPIPE, and
+/// never holding the thread for long: it waits for room at most [`TEE_STALL`] (checking
+/// `stop` every [`TEE_POLL`]), then drops the rest and marks the descriptor `stalled`; while
+/// it is stalled, or once `stop` is set (the program is being removed), only what it takes
+/// at once is written. A descriptor that takes a write again is no longer stalled. A pipe is
+/// written at most `PIPE_BUF` bytes at a time, once `poll` says it has room, so a write to a
+/// blocking pipe never waits either.
+fn copy_to(
+    fd: &HostFd,
+    mut data: &[u8],
+    stop: &AtomicBool,
+    stalled: &AtomicBool,
+) -> Result<(), TeeDropped> {
     let raw = fd.as_fd().as_raw_fd();
+    // SAFETY: fstat into a zeroed struct we own, on a descriptor we hold.
+    let regular = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(raw, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG
+    };
+    let piece = if regular { data.len() } else { libc::PIPE_BUF };
+    let mut waiting_since: Option<Instant> = None;
+    let dropped = |bytes: usize, why: String| Err(TeeDropped { bytes, why });
     while !data.is_empty() {
-        match crate::stdin::write_without_sigpipe(raw, data) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let mut p = libc::pollfd {
-                    fd: raw,
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                // SAFETY: poll on one descriptor we hold.
-                unsafe { libc::poll(&mut p, 1, -1) };
+        let hurry = stop.load(Ordering::Acquire) || stalled.load(Ordering::Acquire);
+        let wait = if hurry {
+            0
+        } else {
+            let waited = waiting_since.map_or(Duration::ZERO, |t| t.elapsed());
+            TEE_POLL.min(TEE_STALL.saturating_sub(waited)).as_millis() as libc::c_int
+        };
+        let mut p = libc::pollfd {
+            fd: raw,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: poll on one descriptor we hold.
+        let n = unsafe { libc::poll(&mut p, 1, wait) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
             }
-            Err(e) => return Err(e),
+            return dropped(data.len(), e.to_string());
+        }
+        if n == 0 {
+            if hurry {
+                return dropped(data.len(), "it takes no more output".into());
+            }
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= TEE_STALL {
+                stalled.store(true, Ordering::Release);
+                return dropped(
+                    data.len(),
+                    format!("it took no output for {TEE_STALL:?}: dropping what it does not take at once until it does"),
+                );
+            }
+            continue;
+        }
+        // Ready, or an error or hang-up the write reports.
+        let len = data.len().min(piece);
+        match crate::stdin::write_without_sigpipe(raw, &data[..len]) {
+            Ok(0) => {
+                return dropped(
+                    data.len(),
+                    io::Error::from(io::ErrorKind::WriteZero).to_string(),
+                )
+            }
+            Ok(n) => {
+                data = &data[n..];
+                waiting_since = None;
+                stalled.store(false, Ordering::Release);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) => {}
+            Err(e) => return dropped(data.len(), e.to_string()),
         }
     }
     Ok(())

@@ -1189,6 +1189,9 @@ impl<L: Launcher> Task<L> {
                 return Some((reply, restarts));
             }
             Cmd::Remove(reply) => {
+                // A host descriptor nobody reads must not hold up the removal.
+                self.logs.stdout.stop_tee();
+                self.logs.stderr.stop_tee();
                 self.wanted.run = false;
                 self.wanted.remove = true;
                 self.waiters.remove.push(reply);

@@ -160,22 +160,53 @@ mod tests {
     use super::*;
 
     /// With SIGPIPE's default action (a C host's), a write to a pipe nobody reads fails with
-    /// EPIPE and the process lives on, with no SIGPIPE left pending.
+    /// EPIPE and the process lives on, with no SIGPIPE left pending. Checked in a process of
+    /// its own (this test binary, running [`sigpipe_child`] alone): the default action is
+    /// process-wide, and would kill this one if any other test raised SIGPIPE meanwhile.
     #[test]
     fn a_write_to_a_closed_pipe_fails_without_killing_the_process() {
+        let exe = std::env::current_exe().expect("the test binary");
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "stdin::tests::sigpipe_child",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(SIGPIPE_CHILD, "1")
+            .output()
+            .expect("run the test binary");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("1 passed"), "{stdout}");
+    }
+
+    /// Set for the process [`a_write_to_a_closed_pipe_fails_without_killing_the_process`]
+    /// starts.
+    const SIGPIPE_CHILD: &str = "GOSUV_TEST_SIGPIPE_CHILD";
+
+    /// The check itself, in the child only (elsewhere it does nothing).
+    #[test]
+    fn sigpipe_child() {
+        if std::env::var_os(SIGPIPE_CHILD).is_none() {
+            return;
+        }
         let (r, w) = nix::unistd::pipe().expect("pipe");
         drop(r);
-        // SAFETY: the default action of SIGPIPE for this test process (the libtest harness
-        // ignores it, as Rust programs do); put back after.
-        let before = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        // SAFETY: the default action of SIGPIPE, in this process of a single test.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         let r = write_without_sigpipe(w.as_raw_fd(), b"x");
-        // SAFETY: as above: the signal's pending set, then its action put back.
+        // SAFETY: the signal's pending set, into a set we own.
         let pending = unsafe {
             let mut p: libc::sigset_t = std::mem::zeroed();
             libc::sigpending(&mut p);
             libc::sigismember(&p, libc::SIGPIPE) == 1
         };
-        unsafe { libc::signal(libc::SIGPIPE, before) };
         assert_eq!(r.err().and_then(|e| e.raw_os_error()), Some(libc::EPIPE));
         assert!(!pending, "a SIGPIPE was left pending");
     }

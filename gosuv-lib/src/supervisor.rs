@@ -791,12 +791,24 @@ impl Supervisor {
     /// Checks that `config`'s dependencies exist and that it closes no cycle with the
     /// programs there are. Costs what its dependencies reach, not the number of programs.
     fn check_dependencies_of(&self, config: &ProgramConfig) -> Result<()> {
+        self.check_dependencies_with(config, &[])
+    }
+
+    /// [`Supervisor::check_dependencies_of`], with the programs of `batch` (added or
+    /// changed together with `config`) as they will be.
+    fn check_dependencies_with(
+        &self,
+        config: &ProgramConfig,
+        batch: &[ProgramConfig],
+    ) -> Result<()> {
         if config.depends_on.is_empty() {
             return Ok(());
         }
-        let config_of = |n: &str| {
-            self.with_handle(n, |h| h.published.borrow().config.clone())
-                .ok()
+        let config_of = |n: &str| match batch.iter().find(|c| c.name == n) {
+            Some(c) => Some(Arc::new(c.clone())),
+            None => self
+                .with_handle(n, |h| h.published.borrow().config.clone())
+                .ok(),
         };
         let mut problems = Vec::new();
         for d in &config.depends_on {
@@ -886,12 +898,12 @@ impl Supervisor {
             .collect();
         let mut set: Vec<&ProgramConfig> = others.iter().map(Arc::as_ref).collect();
         set.push(config);
-        self.log_clashes(&set, Some(set.len() - 1))
+        self.log_clashes(&set, set.len() - 1)
     }
 
     /// Two of `programs` writing one log file, or gosuv's own: an error naming them (only the
-    /// program at `only`, when given, is blamed).
-    fn log_clashes(&self, programs: &[&ProgramConfig], only: Option<usize>) -> Result<()> {
+    /// programs from index `blame_from` on are blamed).
+    fn log_clashes(&self, programs: &[&ProgramConfig], blame_from: usize) -> Result<()> {
         let sh = &self.inner.shared;
         let own = sh.log_dir.join("gosuv.log");
         let clashes = crate::config::shared_log_files_by(programs, Some(&own), |p, key| {
@@ -904,7 +916,7 @@ impl Supervisor {
         });
         let errors: Vec<crate::config::ConfigError> = clashes
             .into_iter()
-            .filter(|(i, _)| only.is_none_or(|o| o == *i))
+            .filter(|(i, _)| *i >= blame_from)
             .map(|(i, message)| crate::config::ConfigError {
                 file: None,
                 line: None,
@@ -999,6 +1011,93 @@ impl Supervisor {
         let restarted = self.update_locked(config, true).await?;
         self.store().await?;
         Ok(restarted)
+    }
+
+    /// Adds several programs (the instances of one `numprocs` program, say) all or none,
+    /// under one change: each is checked as [`Supervisor::add`] checks one, with the others
+    /// of `programs` counted as there (for `depends_on` and log files); if any fails,
+    /// nothing is added, and nobody ever sees a part of them. Those with `start_auto` are
+    /// then started (without waiting).
+    ///
+    /// # Errors
+    /// As [`Supervisor::add`] (the first problem found); [`Error::Config`] for two programs
+    /// of one name.
+    pub async fn add_group(&self, programs: Vec<ProgramConfig>) -> Result<()> {
+        let _changes = self.inner.changes.lock().await;
+        self.check_open()?;
+        let programs = self.checked_group(programs, false).await?;
+        let auto: Vec<String> = programs
+            .iter()
+            .filter(|p| p.start_auto)
+            .map(|p| p.name.clone())
+            .collect();
+        for p in programs {
+            self.insert(p)?;
+        }
+        self.start_auto(auto).await;
+        self.store().await
+    }
+
+    /// Replaces the configs of several programs (the instances of one `numprocs` program,
+    /// say) all or none, under one change: every one is checked (it exists, it is valid,
+    /// its dependencies and log files with the others as they will be) before any changes.
+    /// Returns whether any was restarted.
+    ///
+    /// # Errors
+    /// As [`Supervisor::update`] (the first problem found; nothing changed);
+    /// [`Error::Config`] for two programs of one name.
+    pub async fn update_group(&self, programs: Vec<ProgramConfig>) -> Result<bool> {
+        let _changes = self.inner.changes.lock().await;
+        self.check_open()?;
+        let programs = self.checked_group(programs, true).await?;
+        let mut restarted = false;
+        for p in programs {
+            restarted |= self.update_locked(p, false).await?;
+        }
+        self.store().await?;
+        Ok(restarted)
+    }
+
+    /// Validates programs to add (`existing` false: none may exist yet) or update (all
+    /// must exist), checking their dependencies and log files with the others of the group
+    /// as they will be. Called with the changes lock held.
+    async fn checked_group(
+        &self,
+        programs: Vec<ProgramConfig>,
+        existing: bool,
+    ) -> Result<Vec<ProgramConfig>> {
+        let mut valid = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for p in programs {
+            let p = validated(p).await?;
+            if !names.insert(p.name.clone()) {
+                return Err(Error::Config(crate::config::ConfigErrors::single(
+                    None,
+                    format!("'{}' is given twice: each program once", p.name),
+                )));
+            }
+            let there = self.programs().contains_key(&p.name);
+            if there && !existing {
+                return Err(Error::Exists(p.name));
+            }
+            if !there && existing {
+                return Err(Error::NotFound(p.name));
+            }
+            valid.push(p);
+        }
+        for p in &valid {
+            self.check_dependencies_with(p, &valid)?;
+        }
+        let others: Vec<Arc<ProgramConfig>> = self
+            .configs_shared()
+            .into_iter()
+            .filter(|c| !names.contains(&c.name))
+            .collect();
+        let mut set: Vec<&ProgramConfig> = others.iter().map(Arc::as_ref).collect();
+        let from = set.len();
+        set.extend(valid.iter());
+        self.log_clashes(&set, from)?;
+        Ok(valid)
     }
 
     /// Updates a program; its dependencies are checked against the others unless the
@@ -1423,7 +1522,7 @@ impl Supervisor {
         self.check_open()?;
         let programs = validated_set(programs).await?;
         // The new set as a whole: what it replaces writes nothing once it is applied.
-        self.log_clashes(&programs.iter().collect::<Vec<_>>(), None)?;
+        self.log_clashes(&programs.iter().collect::<Vec<_>>(), 0)?;
         let current: HashMap<String, ProgramConfig> = self
             .configs()
             .into_iter()
@@ -1516,45 +1615,85 @@ impl Supervisor {
         data: &[u8],
         timeout: Duration,
     ) -> Result<usize> {
+        let mut written = 0;
+        self.write_stdin_counted(name, data, timeout, &mut written)
+            .await
+            .map(|()| written)
+    }
+
+    /// As [`Supervisor::write_stdin_within`], counting the bytes written in `written` (set
+    /// to 0 first), also when the write fails part way: a pipe that breaks after some of
+    /// `data` went ([`Error::Io`]) leaves in `written` what the program got. Running out of
+    /// time is not an error: `written` is then below `data.len()`.
+    ///
+    /// # Errors
+    /// As [`Supervisor::write_stdin_within`].
+    pub async fn write_stdin_counted(
+        &self,
+        name: &str,
+        data: &[u8],
+        timeout: Duration,
+        written: &mut usize,
+    ) -> Result<()> {
+        *written = 0;
         check_wait(Some(timeout))?;
         let pipe = self.stdin_pipe(name)?;
-        let mut written = 0;
-        match tokio::time::timeout(timeout, pipe.write(name, data, &mut written)).await {
-            Ok(r) => r.map(|()| written),
-            Err(_) => Ok(written),
+        match tokio::time::timeout(timeout, pipe.write(name, data, written)).await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
         }
     }
 
     /// Closes a program's stdin pipe: it reads end-of-file once it has read what was
-    /// written. A write waiting for room gives up. Closing it again does nothing; the next
-    /// run gets a new pipe.
+    /// written. A write waiting for room gives up. Closing it again, or when the program
+    /// has no process (the pipe closed with its run), does nothing; the next run gets a new
+    /// pipe.
     ///
     /// # Errors
-    /// As [`Supervisor::write_stdin`] (but a closed pipe).
+    /// [`Error::NotFound`]; [`Error::Invalid`] when the program has no stdin pipe (its
+    /// stdin mode is not `pipe`, or its run was taken over from an earlier server or its
+    /// pipe could not be made).
     pub async fn close_stdin(&self, name: &str) -> Result<()> {
-        self.stdin_pipe(name)?.close().await;
-        Ok(())
+        match self.stdin_pipe(name) {
+            Ok(pipe) => {
+                pipe.close().await;
+                Ok(())
+            }
+            Err(StdinMissing::NoRun(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The stdin pipe of a program's current run.
-    fn stdin_pipe(&self, name: &str) -> Result<Arc<crate::stdin::StdinPipe>> {
-        let (pipe, piped, state) = self.with_handle(name, |h| {
-            let p = h.published.borrow();
-            (
-                h.logs.stdin.get(),
-                p.config.io.stdin == crate::config::StdinMode::Pipe,
-                p.state,
-            )
-        })?;
+    fn stdin_pipe(
+        &self,
+        name: &str,
+    ) -> std::result::Result<Arc<crate::stdin::StdinPipe>, StdinMissing> {
+        let (pipe, piped, state, pid) = self
+            .with_handle(name, |h| {
+                let p = h.published.borrow();
+                (
+                    h.logs.stdin.get(),
+                    p.config.io.stdin == crate::config::StdinMode::Pipe,
+                    p.state,
+                    p.pid,
+                )
+            })
+            .map_err(StdinMissing::Other)?;
         match pipe {
             Some(pipe) => Ok(pipe),
-            None if !piped => Err(Error::Invalid(format!(
+            None if !piped => Err(StdinMissing::Other(Error::Invalid(format!(
                 "'{name}' has no stdin pipe (its stdin is /dev/null or the host's): give it \
                  the stdin mode `pipe`"
-            ))),
-            None => Err(Error::Invalid(format!(
+            )))),
+            None if pid.is_some() => Err(StdinMissing::Other(Error::Invalid(format!(
+                "'{name}' is {state} but its process has no stdin pipe (the run was taken \
+                 over from an earlier server, or its pipe could not be made): restart it to \
+                 get one"
+            )))),
+            None => Err(StdinMissing::NoRun(Error::Invalid(format!(
                 "'{name}' is {state}, not running: it has no process to write to (start it first)"
-            ))),
+            )))),
         }
     }
 
@@ -1853,5 +1992,22 @@ mod tests {
             assert!(parse_signal(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_signal("hup").ok(), Some(1));
+    }
+}
+
+/// Why a program has no stdin pipe to use now.
+#[derive(Debug)]
+enum StdinMissing {
+    /// A `pipe` program without a process: a write fails, a close does nothing.
+    NoRun(Error),
+    /// Anything else: no such program, no stdin pipe at all.
+    Other(Error),
+}
+
+impl From<StdinMissing> for Error {
+    fn from(m: StdinMissing) -> Error {
+        match m {
+            StdinMissing::NoRun(e) | StdinMissing::Other(e) => e,
+        }
     }
 }

@@ -80,6 +80,12 @@ async fn a_stdin_pipe_carries_what_the_host_writes_and_its_close_is_end_of_file(
         Err(Error::Invalid(m)) => assert!(m.contains("exited"), "{m}"),
         other => panic!("a write after the exit gave {other:?}"),
     }
+    // With no run, there is no pipe to close: closing does nothing, however often.
+    env.sup
+        .close_stdin("cat")
+        .await
+        .expect("a close after the exit");
+    env.sup.close_stdin("cat").await.expect("and again");
     // The next run gets a fresh pipe.
     env.sup.start("cat", WAIT).await.expect("start again");
     env.sup
@@ -88,6 +94,31 @@ async fn a_stdin_pipe_carries_what_the_host_writes_and_its_close_is_end_of_file(
         .expect("write");
     tail_contains(&env, "cat", Stream::Stdout, "second run\n").await;
     env.sup.shutdown().await;
+}
+
+/// A task writing `data` to the stdin of `deaf` (which never reads), returned once the
+/// write waits: its first poll was pending.
+async fn waiting_writer(env: &Env, data: Vec<u8>) -> tokio::task::JoinHandle<Result<(), Error>> {
+    let sup = env.sup.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let writer = tokio::spawn(async move {
+        let mut write = std::pin::pin!(sup.write_stdin("deaf", &data));
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(write.as_mut(), cx))
+        })
+        .await;
+        let waits = first.is_pending();
+        let _ = tx.send(waits);
+        match first {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => write.await,
+        }
+    });
+    assert!(
+        rx.await.expect("the writer reports"),
+        "a write into a pipe nobody reads did not wait"
+    );
+    writer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,9 +147,7 @@ async fn a_full_stdin_pipe_holds_up_the_writer_only() {
     assert_eq!(none, 0);
     // While a writer waits for ever on the full pipe, the program's task answers: status,
     // and a stop, which ends the run (and so the pipe: the writer gets its error).
-    let sup = env.sup.clone();
-    let writer = tokio::spawn(async move { sup.write_stdin("deaf", &big).await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let writer = waiting_writer(&env, big).await;
     let t = Instant::now();
     assert_eq!(
         env.sup.status("deaf").expect("status").state,
@@ -145,9 +174,7 @@ async fn a_close_ends_a_write_that_waits() {
     p.io.stdin = StdinMode::Pipe;
     env.sup.add(p).await.expect("add");
     env.sup.start("deaf", WAIT).await.expect("start");
-    let sup = env.sup.clone();
-    let writer = tokio::spawn(async move { sup.write_stdin("deaf", &vec![0u8; 1 << 20]).await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let writer = waiting_writer(&env, vec![0u8; 1 << 20]).await;
     env.sup.close_stdin("deaf").await.expect("close");
     let r = tokio::time::timeout(Duration::from_secs(5), writer)
         .await
@@ -325,5 +352,119 @@ async fn a_wait_for_ever_is_taken_and_one_just_over_a_day_is_not() {
         .stop("forever", Some(WAIT_FOREVER))
         .await
         .expect("a stop that waits for ever");
+    env.sup.shutdown().await;
+}
+
+/// The descriptors of this process open on the pipe `fd` is an end of.
+fn fds_on_pipe_of(fd: &std::os::fd::OwnedFd) -> usize {
+    use std::os::fd::AsRawFd;
+    let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("link");
+    std::fs::read_dir("/proc/self/fd")
+        .expect("fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| *t == target)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tee_nobody_reads_holds_up_neither_the_log_nor_a_removal() {
+    let env = Env::new();
+    let (r, w) = nix::unistd::pipe().expect("pipe");
+    // Far more than the pipe and the 2 MiB queue hold, then a marker.
+    let mut p = quick(
+        "flood",
+        "head -c 6000000 /dev/zero | tr '\\0' x; echo; echo FLOOD-END; exec sleep 60",
+    );
+    p.autorestart = Autorestart::Never;
+    p.io.stdout = OutputMode::Tee(HostFd::dup(w.as_fd()).expect("dup"));
+    drop(w);
+    env.sup.add(p).await.expect("add");
+    env.sup
+        .add(quick(
+            "other",
+            "for i in 1 2 3 4 5; do echo line$i; sleep 0.05; done; echo OTHER-END; exec sleep 60",
+        ))
+        .await
+        .expect("add");
+    env.sup.start("flood", WAIT).await.expect("start");
+    env.sup.start("other", WAIT).await.expect("start");
+    // The copy stalls; the program's own log and the other program's go on.
+    wait_file_contains(&env.log("other", "stdout"), "OTHER-END", 10);
+    wait_file_contains(&env.log("flood", "stdout"), "FLOOD-END", 10);
+    let st = env.sup.status("flood").expect("status");
+    assert!(st.log_errors > 0, "the bytes not copied are counted");
+    // The removal does not wait for the copy, and lets go of the descriptor.
+    let t = Instant::now();
+    env.sup.remove("flood").await.expect("remove");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "the removal took {:?}",
+        t.elapsed()
+    );
+    poll_async(1, "gosuv lets go of the tee's descriptor", || {
+        fds_on_pipe_of(&r) == 1
+    })
+    .await;
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tee_to_a_read_only_descriptor_is_refused() {
+    let env = Env::new();
+    let (r, _w) = nix::unistd::pipe().expect("pipe");
+    let mut p = quick("backwards", "echo hi");
+    p.io.stdout = OutputMode::Tee(HostFd::dup(r.as_fd()).expect("dup"));
+    match env.sup.add(p).await {
+        Err(Error::Config(e)) => {
+            let m = e.to_string();
+            assert!(m.contains("stdout") && m.contains("read"), "{m}");
+        }
+        other => panic!("a tee to a pipe's read end gave {other:?}"),
+    }
+    assert!(env.sup.names().is_empty(), "nothing was added");
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stderr_choice_with_redirect_stderr_is_refused() {
+    let env = Env::new();
+    let mut p = quick("merged", "echo hi");
+    p.redirect_stderr = true;
+    p.io.stderr = OutputMode::Discard;
+    match env.sup.add(p).await {
+        Err(Error::Config(e)) => {
+            let m = e.to_string();
+            assert!(m.contains("redirect_stderr"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(env.sup.names().is_empty(), "nothing was added");
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_pipe_breaks_under_says_what_went() {
+    let env = Env::new();
+    // Reads 100000 bytes, then closes its stdin.
+    let mut p = quick(
+        "sip",
+        "head -c 100000 >/dev/null; exec 0<&-; echo closed; exec sleep 60",
+    );
+    p.io.stdin = StdinMode::Pipe;
+    env.sup.add(p).await.expect("add");
+    env.sup.start("sip", WAIT).await.expect("start");
+    let mut written = 0;
+    let r = env
+        .sup
+        .write_stdin_counted("sip", &vec![b'x'; 4 << 20], WAIT_FOREVER, &mut written)
+        .await;
+    match r {
+        Err(Error::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(libc::EPIPE)),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        (100_000..4 << 20).contains(&written),
+        "{written} bytes reported written"
+    );
     env.sup.shutdown().await;
 }

@@ -9,6 +9,8 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -329,7 +331,28 @@ static void test_stdin_pipe(gosuv_supervisor *sup) {
     OK(gosuv_supervisor_close_stdin(sup, "cat"));
     OK(gosuv_supervisor_wait_for(sup, "cat", GOSUV_STATE_EXITED, WAIT, &st));
     CHECK(st.has_exit_code && st.exit_code == 0);
+    /* With no run, closing again does nothing. */
+    OK(gosuv_supervisor_close_stdin(sup, "cat"));
+    OK(gosuv_supervisor_close_stdin(sup, "cat"));
     OK(gosuv_supervisor_remove(sup, "cat"));
+
+    /* A pipe that breaks part way: `*out_written` says what went before. */
+    {
+        static const char *const sip[] = {
+            "sh", "-c", "head -c 100000 >/dev/null; exec 0<&-; echo closed; exec sleep 60"};
+        size_t big = 4 << 20;
+        char *buf = calloc(1, big);
+        p = argv_program("sip", sip, 3);
+        OK(gosuv_program_set_stdin(p, GOSUV_STDIN_PIPE));
+        OK(gosuv_supervisor_add_program(sup, p));
+        gosuv_program_free(p);
+        OK(gosuv_supervisor_start(sup, "sip", WAIT, NULL));
+        EXPECT(gosuv_supervisor_write_stdin(sup, "sip", buf, big, GOSUV_WAIT_FOREVER, &written),
+               GOSUV_RESULT_IO);
+        CHECK(written >= 100000 && written < big);
+        OK(gosuv_supervisor_remove(sup, "sip"));
+        free(buf);
+    }
 
     /* A program that never reads: a write runs out of time, with how much went. */
     {
@@ -410,10 +433,14 @@ static void test_output_modes(gosuv_supervisor *sup) {
     gosuv_program *p = argv_program("teed", talk, 3);
     CHECK(pipe(fds) == 0);
     OK(gosuv_program_set_output(p, GOSUV_STREAM_STDOUT, GOSUV_OUTPUT_TEE, fds[1]));
+    /* A descriptor that is not open, or open for reading only, is refused at once. */
+    EXPECT(gosuv_program_set_output(p, GOSUV_STREAM_STDERR, GOSUV_OUTPUT_TEE, 999999),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_program_set_output(p, GOSUV_STREAM_STDERR, GOSUV_OUTPUT_TEE, fds[0]),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(message(GOSUV_RESULT_INVALID_ARGUMENT), "read") != NULL);
     /* gosuv holds its own copy. */
     close(fds[1]);
-    EXPECT(gosuv_program_set_output(p, GOSUV_STREAM_STDERR, GOSUV_OUTPUT_TEE, 999999),
-           GOSUV_RESULT_IO);
     EXPECT(gosuv_program_set_output(p, 7, GOSUV_OUTPUT_LOG, -1), GOSUV_RESULT_INVALID_ARGUMENT);
     EXPECT(gosuv_program_set_output(p, GOSUV_STREAM_STDOUT, 9, -1),
            GOSUV_RESULT_INVALID_ARGUMENT);
@@ -446,6 +473,14 @@ static void test_output_modes(gosuv_supervisor *sup) {
     snprintf(path, sizeof path, "%s/logs/quiet.stdout.log", dir);
     CHECK(access(path, F_OK) != 0);
     OK(gosuv_supervisor_remove(sup, "quiet"));
+
+    /* With redirect_stderr, stderr goes where stdout goes: a choice for it is refused. */
+    p = argv_program("merged", talk, 3);
+    OK(gosuv_program_set_redirect_stderr(p, true));
+    OK(gosuv_program_set_output(p, GOSUV_STREAM_STDERR, GOSUV_OUTPUT_DISCARD, -1));
+    EXPECT(gosuv_supervisor_add_program(sup, p), GOSUV_RESULT_CONFIG);
+    CHECK(strstr(message(GOSUV_RESULT_CONFIG), "redirect_stderr") != NULL);
+    gosuv_program_free(p);
 
     /* A log probe cannot read discarded output. */
     p = argv_program("blind", talk, 3);
@@ -527,6 +562,14 @@ static void test_sizes(void) {
     CHECK(strstr(message(GOSUV_RESULT_INVALID_ARGUMENT), "options->size") != NULL);
     o.size = 0;
     EXPECT(gosuv_supervisor_new(&o, &s), GOSUV_RESULT_INVALID_ARGUMENT);
+    /* A bool field holding neither 0 nor 1 (a struct filled by memset) is refused, never
+     * taken as a Rust bool. */
+    o.size = sizeof o;
+    memset(&o.subreaper, 2, 1);
+    EXPECT(gosuv_supervisor_new(&o, &s), GOSUV_RESULT_INVALID_ARGUMENT);
+    CHECK(s == NULL);
+    CHECK(strstr(message(GOSUV_RESULT_INVALID_ARGUMENT), "options->subreaper") != NULL);
+    o.subreaper = false;
     memset(&newer, 0, sizeof newer);
     newer.known = gosuv_supervisor_options_default();
     newer.known.base_dir = dir;
@@ -538,6 +581,18 @@ static void test_sizes(void) {
         gosuv_program *p = argv_program("sized", sleeper, 2);
         OK(gosuv_supervisor_add_program(s, p));
         gosuv_program_free(p);
+    }
+    /* Only `size` of a struct gosuv writes is read: the rest may be uninitialised (valgrind
+     * sees it). */
+    {
+        gosuv_program_info *fresh = malloc(sizeof *fresh);
+        CHECK(fresh != NULL);
+        if (fresh != NULL) {
+            fresh->size = sizeof *fresh;
+            OK(gosuv_supervisor_program_info(s, "sized", fresh));
+            CHECK(fresh->state == GOSUV_STATE_STOPPED && !fresh->has_exit_code);
+            free(fresh);
+        }
     }
     info = gosuv_program_info_default();
     CHECK(info.size == sizeof info);
@@ -710,6 +765,101 @@ static void test_bad_inputs(gosuv_supervisor *sup) {
     printf("ok bad inputs\n");
 }
 
+/* Counts and lengths no array could have are refused before anything is read or
+ * allocated: the host gets INVALID_ARGUMENT, not an abort. */
+static void test_huge_counts(gosuv_supervisor *sup) {
+    const char *argv[] = {"sleep", "60"};
+    const char *env[] = {"A=1"};
+    int codes[] = {0, 1};
+    size_t huge = (size_t)1 << (sizeof(size_t) > 4 ? 40 : 30);
+    gosuv_program *p = NULL;
+    const gosuv_program *list[1];
+    size_t written = 7;
+    OK(gosuv_program_new("huge", &p));
+    EXPECT(gosuv_program_set_exit_codes(p, codes, huge), GOSUV_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(message(GOSUV_RESULT_INVALID_ARGUMENT), "exit") != NULL);
+    EXPECT(gosuv_program_set_exit_codes(p, codes, 257), GOSUV_RESULT_INVALID_ARGUMENT);
+    OK(gosuv_program_set_exit_codes(p, codes, 2));
+    EXPECT(gosuv_program_set_argv(p, argv, huge), GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_program_set_argv(p, argv, SIZE_MAX), GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_program_set_env(p, env, huge), GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_program_set_ready_exec(p, argv, huge, 0, 0), GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_program_set_health_exec(p, argv, huge, 0, 0, 0),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    OK(gosuv_program_set_argv(p, argv, 2));
+    list[0] = p;
+    EXPECT(gosuv_supervisor_reload_programs(sup, list, huge, NULL),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_supervisor_reload_programs(sup, list, SIZE_MAX, NULL),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    CHECK(program_count(sup) == 0);
+    OK(gosuv_program_set_stdin(p, GOSUV_STDIN_PIPE));
+    OK(gosuv_supervisor_add_program(sup, p));
+    OK(gosuv_supervisor_start(sup, "huge", WAIT, NULL));
+    EXPECT(gosuv_supervisor_write_stdin(sup, "huge", "x", SIZE_MAX, 0, &written),
+           GOSUV_RESULT_INVALID_ARGUMENT);
+    CHECK(written == 0);
+    OK(gosuv_supervisor_remove(sup, "huge"));
+    gosuv_program_free(p);
+    printf("ok huge counts\n");
+}
+
+/* Watches for an instance of a numprocs program that is added all or none. */
+struct watch {
+    gosuv_supervisor *sup;
+    volatile int stop;
+    volatile int polling;
+    int seen;
+};
+
+static void *watch_for_instance(void *arg) {
+    struct watch *w = arg;
+    gosuv_program_info info;
+    while (!w->stop) {
+        info = gosuv_program_info_default();
+        if (gosuv_supervisor_program_info(w->sup, "many-0", &info) == GOSUV_RESULT_OK) {
+            w->seen++;
+        }
+        w->polling = 1;
+    }
+    return NULL;
+}
+
+/* numprocs instances are added all or none, under one change: nobody ever sees the first
+ * ones of an add that fails on a later one. An update of them likewise. */
+static void test_numprocs_all_or_none(gosuv_supervisor *sup) {
+    static const char *const sleeper[] = {"sleep", "60"};
+    struct watch w = {sup, 0, 0, 0};
+    pthread_t t;
+    gosuv_program *taken = argv_program("many-39", sleeper, 2);
+    gosuv_program *many = argv_program("many", sleeper, 2);
+    bool restarted = true;
+    OK(gosuv_supervisor_add_program(sup, taken));
+    OK(gosuv_program_set_numprocs(many, 40));
+    CHECK(pthread_create(&t, NULL, watch_for_instance, &w) == 0);
+    while (!w.polling) {
+        sched_yield();
+    }
+    EXPECT(gosuv_supervisor_add_program(sup, many), GOSUV_RESULT_EXISTS);
+    w.stop = 1;
+    pthread_join(t, NULL);
+    CHECK(w.seen == 0);
+    CHECK(program_count(sup) == 1);
+    OK(gosuv_supervisor_remove(sup, "many-39"));
+    OK(gosuv_program_set_numprocs(many, 3));
+    OK(gosuv_supervisor_add_program(sup, many));
+    CHECK(program_count(sup) == 3);
+    OK(gosuv_supervisor_update_program(sup, many, &restarted));
+    CHECK(!restarted);
+    OK(gosuv_supervisor_remove(sup, "many-0"));
+    EXPECT(gosuv_supervisor_update_program(sup, many, NULL), GOSUV_RESULT_NOT_FOUND);
+    OK(gosuv_supervisor_remove(sup, "many-1"));
+    OK(gosuv_supervisor_remove(sup, "many-2"));
+    gosuv_program_free(taken);
+    gosuv_program_free(many);
+    printf("ok numprocs all or none\n");
+}
+
 int main(int argc, char **argv) {
     gosuv_supervisor_options o = gosuv_supervisor_options_default();
     gosuv_supervisor *sup = NULL;
@@ -733,6 +883,8 @@ int main(int argc, char **argv) {
     test_wait_forever(sup);
     test_typed_accessors(sup);
     test_bad_inputs(sup);
+    test_huge_counts(sup);
+    test_numprocs_all_or_none(sup);
     gosuv_supervisor_free(sup);
     test_sizes();
     printf("%d passed, %d failed\n", passed, failed);

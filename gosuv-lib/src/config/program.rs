@@ -512,6 +512,34 @@ impl ProgramConfig {
                 ),
             }]));
         }
+        let error = |key: &str, message: String| {
+            Err(ConfigErrors(vec![super::ConfigError {
+                file: None,
+                line: None,
+                key: key.into(),
+                message,
+            }]))
+        };
+        if self.redirect_stderr && self.io.stderr != super::OutputMode::Log {
+            return error(
+                "redirect_stderr",
+                format!(
+                    "'{}' has redirect_stderr, so its stderr goes where its stdout goes: \
+                     choose the output for stdout, or turn redirect_stderr off",
+                    self.name
+                ),
+            );
+        }
+        for (stream, mode) in [("stdout", &self.io.stdout), ("stderr", &self.io.stderr)] {
+            if let super::OutputMode::Tee(fd) = mode {
+                if let Err(why) = fd.check_writable() {
+                    return error(
+                        stream,
+                        format!("the {stream} of '{}' cannot be copied to {why}", self.name),
+                    );
+                }
+            }
+        }
         Ok(())
     }
 }

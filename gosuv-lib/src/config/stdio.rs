@@ -31,10 +31,12 @@ pub enum OutputMode {
     #[default]
     Log,
     /// To its log, and a copy of every byte to this descriptor of the host (its own stderr,
-    /// say), like `tee`: written by a log-writer thread, in order. A descriptor that does
-    /// not take the output (a full pipe nobody reads) holds the program's output up as a
-    /// slow disk does: the program waits on its pipe once 2 MiB wait. A failed copy is
-    /// counted with the log's write errors.
+    /// say), like `tee`: written by a log-writer thread, in order. The copy never holds up
+    /// the program, its log or its removal: what the descriptor does not take within a
+    /// second (a full pipe nobody reads) is dropped, and from then on what it does not take
+    /// at once, until it takes output again; once the program is being removed, what it
+    /// does not take at once is dropped. A failed or dropped copy is counted with the log's
+    /// write errors, the bytes in [`crate::logs::LogCounters::tee_dropped`].
     Tee(HostFd),
     /// Nowhere: the program writes to `/dev/null`. No file, no tail, no follower line, no
     /// `log` ready probe.
@@ -42,8 +44,8 @@ pub enum OutputMode {
 }
 
 /// A program's standard streams: stdin, and where stdout and stderr go besides (or
-/// instead of) the log. With `redirect_stderr`, stderr goes where stdout goes and `stderr`
-/// is not used.
+/// instead of) the log. With `redirect_stderr`, stderr goes where stdout goes, and `stderr`
+/// must be [`OutputMode::Log`] (anything else is a config error naming `redirect_stderr`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProgramIo {
     /// Its standard input.
@@ -96,6 +98,27 @@ impl HostFd {
         // SAFETY: only borrowed for the `fcntl` of `dup`, which fails with EBADF when `fd`
         // is not open.
         HostFd::dup(unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+
+    /// Whether output can be written to it: refused when it is open for reading only (a
+    /// pipe's read end), or no longer open.
+    ///
+    /// # Errors
+    /// A phrase naming the descriptor and why (`descriptor 5: it is open for reading only`).
+    pub fn check_writable(&self) -> Result<(), String> {
+        let fd = self.0.as_raw_fd();
+        // SAFETY: fcntl F_GETFL on a descriptor we own.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(format!("descriptor {fd}: {}", io::Error::last_os_error()));
+        }
+        if flags & libc::O_ACCMODE == libc::O_RDONLY {
+            return Err(format!(
+                "descriptor {fd}: it is open for reading only (a pipe's read end?): pass one \
+                 open for writing"
+            ));
+        }
+        Ok(())
     }
 
     /// The file it is (device, inode) and how it is open (both ends of a pipe are one
