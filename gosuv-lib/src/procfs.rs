@@ -535,13 +535,29 @@ mod ending {
         in_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("the hung job runs");
+        let hung = p
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|t| t.generation.clone())
+            .expect("the thread of the hung job");
         let (done_tx, done_rx) = channel();
         std::thread::spawn(move || {
             let t = Instant::now();
             end_passes();
             let _ = done_tx.send(t.elapsed());
         });
-        // A caller while the end waits.
+        // A caller while the end waits (once it has taken the thread: a request queued
+        // before would rightly keep the thread, and wait behind the hung pass).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !hung.is_quit() {
+            assert!(
+                Instant::now() < deadline,
+                "end_passes did not end the thread"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let (c_tx, c_rx) = channel();
         std::thread::spawn(move || {
             let t = Instant::now();
