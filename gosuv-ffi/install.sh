@@ -20,7 +20,9 @@
 # DESTDIR=/some/root puts the files under that root (for packaging); the paths written in
 # them stay PREFIX's. ldconfig is run after a root install to /usr or /usr/local without
 # DESTDIR; GOSUV_LDCONFIG=yes or no says otherwise. Needs binutils (objcopy, objdump, readelf,
-# ld, ar, nm).
+# ld, ar, nm). Everything is made in a temporary directory first, then each file is put in
+# place by a rename (a program starting meanwhile sees the old library or the new one, never
+# half of one; a symbolic link at a destination is replaced, not written through).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,13 +32,20 @@ libs=${2:-$root/target/release}
 destdir=${DESTDIR:-}
 
 die() {
-  echo "install.sh: $*" >&2
+  printf 'install.sh: %s\n' "$*" >&2
   exit 1
 }
 
 case "$prefix" in
   /*) ;;
   *) die "PREFIX must be an absolute path, not '$prefix'" ;;
+esac
+nl='
+'
+# It is written into gosuv.pc by sed.
+case "$prefix" in
+  *[\\\&\|]* | *"$nl"*)
+    die "PREFIX may not hold '\\', '&', '|' or a newline: '$prefix'" ;;
 esac
 for f in libgosuv.so libgosuv.a; do
   [ -f "$libs/$f" ] || die "$libs/$f is missing: run 'cargo build --release -p gosuv-ffi' first"
@@ -54,29 +63,30 @@ fi
 lib=$destdir$prefix/lib
 debug_dir=$destdir$prefix/lib/debug$prefix/lib
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT INT TERM
-mkdir -p "$destdir$prefix/include" "$lib/pkgconfig" "$debug_dir"
+trap 'rm -rf "$work"' EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-# Headers: gosuv.h, and the C++ header when there is one.
-for h in "$root"/include/gosuv.h "$root"/include/gosuv.hpp; do
-  if [ -f "$h" ]; then
-    cp "$h" "$destdir$prefix/include/"
-  fi
-done
+# put FILE DEST MODE: FILE (in $work) to DEST by a rename in DEST's directory.
+put() {
+  [ -d "$2" ] && [ ! -L "$2" ] && die "$2 is a directory"
+  tmp=$(dirname "$2")/.$(basename "$2").new.$$
+  rm -f "$tmp"
+  cp "$1" "$tmp"
+  chmod "$3" "$tmp"
+  # A link to a directory would take the file into that directory.
+  [ -L "$2" ] && rm -f "$2"
+  mv -f "$tmp" "$2"
+}
 
+# Everything is made first: a failure installs nothing.
 # The shared library: debug info to a file of its own, the library stripped and pointing
 # at it (name and checksum) with .gnu_debuglink.
 full=libgosuv.so.$version
 objcopy --only-keep-debug --compress-debug-sections=zlib "$libs/libgosuv.so" "$work/$full.debug"
 objcopy --strip-debug --strip-unneeded --remove-section=.comment \
   --add-gnu-debuglink="$work/$full.debug" "$libs/libgosuv.so" "$work/$full"
-cp "$work/$full.debug" "$debug_dir/$full.debug"
-chmod 0644 "$debug_dir/$full.debug"
-rm -f "$lib/$full"
-cp "$work/$full" "$lib/$full"
-chmod 0755 "$lib/$full"
-ln -sf "$full" "$lib/$soname"
-ln -sf "$soname" "$lib/libgosuv.so"
 
 # The static library: every member linked into one relocatable object (keeping only what
 # the gosuv_* functions reach), in which every other symbol is made local. BFD is told the
@@ -90,16 +100,29 @@ if [ -n "$roots" ] &&
   ld -r --gc-sections $roots --whole-archive "$libs/libgosuv.a" -o "$work/all.o" &&
   objcopy --strip-debug --wildcard --keep-global-symbol='gosuv_*' "$work/all.o" "$work/gosuv.o" &&
   (cd "$work" && ar $target rcs libgosuv.a gosuv.o); then
-  cp "$work/libgosuv.a" "$lib/libgosuv.a"
+  :
 else
   echo "install.sh: cannot make a libgosuv.a that exports only gosuv_* with this toolchain;" \
     "installing it as built (every Rust symbol global)" >&2
-  cp "$libs/libgosuv.a" "$lib/libgosuv.a"
+  rm -f "$work/libgosuv.a"
+  cp "$libs/libgosuv.a" "$work/libgosuv.a"
 fi
-chmod 0644 "$lib/libgosuv.a"
 
-sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$version|" "$here/gosuv.pc.in" \
-  > "$lib/pkgconfig/gosuv.pc"
+sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$version|" "$here/gosuv.pc.in" > "$work/gosuv.pc"
+
+# Then put in place: headers, debug info, the library and its links, the rest.
+mkdir -p "$destdir$prefix/include" "$lib/pkgconfig" "$debug_dir"
+for h in "$root"/include/gosuv.h "$root"/include/gosuv.hpp; do
+  if [ -f "$h" ]; then
+    put "$h" "$destdir$prefix/include/$(basename "$h")" 0644
+  fi
+done
+put "$work/$full.debug" "$debug_dir/$full.debug" 0644
+put "$work/$full" "$lib/$full" 0755
+ln -sfn "$full" "$lib/$soname"
+ln -sfn "$soname" "$lib/libgosuv.so"
+put "$work/libgosuv.a" "$lib/libgosuv.a" 0644
+put "$work/gosuv.pc" "$lib/pkgconfig/gosuv.pc" 0644
 
 ldconfig_mode=${GOSUV_LDCONFIG:-auto}
 if [ "$ldconfig_mode" = auto ]; then

@@ -51,9 +51,14 @@ fn lib_dir() -> PathBuf {
         if dir.join("libgosuv.so").is_file() && dir.join("libgosuv.a").is_file() {
             let link = dir.join(SONAME);
             if fs::read_link(&link).ok().as_deref() != Some(Path::new("libgosuv.so")) {
-                // Tests run in parallel: each makes its link under a name of its own and
-                // renames it into place.
-                let tmp = dir.join(format!("{SONAME}.{:?}", std::thread::current().id()));
+                // Tests run in parallel, in several processes that may share the target
+                // directory: each makes its link under a name of its own (process and
+                // thread) and renames it into place.
+                let tmp = dir.join(format!(
+                    "{SONAME}.{}.{:?}",
+                    std::process::id(),
+                    std::thread::current().id()
+                ));
                 let _ = fs::remove_file(&tmp);
                 std::os::unix::fs::symlink("libgosuv.so", &tmp).expect("make the SONAME link");
                 fs::rename(&tmp, &link).expect("put the SONAME link in place");
@@ -637,6 +642,72 @@ fn foreign_globals(path: &Path) -> usize {
         .filter_map(|l| l.split_whitespace().nth(2))
         .filter(|name| !name.starts_with("gosuv_"))
         .count()
+}
+
+/// install.sh over an earlier install whose files are symbolic links to files elsewhere:
+/// each link is replaced, never written through, and a second install over the first works
+/// (each file is put in place by a rename). A prefix that sed would mangle in gosuv.pc is
+/// refused with a clear message before anything is installed.
+#[test]
+fn install_replaces_links_and_refuses_a_prefix_it_cannot_write() {
+    let dir = scratch();
+    let install = |prefix: &Path| {
+        let mut cmd = Command::new("sh");
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh"))
+            .arg(prefix)
+            .arg(lib_dir())
+            .env("GOSUV_LDCONFIG", "no");
+        run(cmd, dir.path())
+    };
+    let prefix = dir.path().join("prefix");
+    let lib = prefix.join("lib");
+    fs::create_dir_all(lib.join("pkgconfig")).expect("mkdir lib/pkgconfig");
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).expect("mkdir elsewhere");
+    let full = format!("libgosuv.so.{}", env!("CARGO_PKG_VERSION"));
+    let planted = [
+        lib.join(&full),
+        lib.join("libgosuv.a"),
+        lib.join("pkgconfig/gosuv.pc"),
+    ];
+    for (i, at) in planted.iter().enumerate() {
+        let target = elsewhere.join(format!("file{i}"));
+        fs::write(&target, "not to be written").expect("write a target");
+        std::os::unix::fs::symlink(&target, at).expect("plant a link");
+    }
+    install(&prefix).expect_ok("install.sh over links");
+    for (i, at) in planted.iter().enumerate() {
+        assert_eq!(
+            fs::read_to_string(elsewhere.join(format!("file{i}"))).expect("read a target"),
+            "not to be written",
+            "install.sh wrote through the link {}",
+            at.display()
+        );
+        let meta = fs::symlink_metadata(at).expect("installed file");
+        assert!(meta.file_type().is_file(), "{} is not a file", at.display());
+    }
+    install(&prefix).expect_ok("install.sh a second time");
+    assert!(fs::read_to_string(lib.join("pkgconfig/gosuv.pc"))
+        .expect("gosuv.pc")
+        .contains(&format!("prefix={}", prefix.display())));
+    let leftovers: Vec<_> = fs::read_dir(&lib)
+        .expect("lib")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".new."))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    for bad in ["a&b", "a|b", "a\\b"] {
+        let prefix = dir.path().join(bad);
+        let ran = install(&prefix);
+        assert!(!ran.ok, "install.sh took the prefix {}", prefix.display());
+        assert!(
+            ran.stderr.contains("PREFIX may not hold"),
+            "{}",
+            ran.describe()
+        );
+        assert!(!prefix.exists(), "{} was made", prefix.display());
+    }
 }
 
 /// install.sh into a temporary prefix: the SONAME and its links, a stripped library with

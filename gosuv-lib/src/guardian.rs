@@ -11,9 +11,11 @@
 //! for this: it follows the *thread* that forked, and it would reach only the leader.
 //!
 //! The guardian is started with the first supervisor that wants it, so it runs before any
-//! program does. When no supervisor is left and no program run is listed with it, it is
-//! ended (see `process_wide`): its socket is closed, so it exits at once with nothing to
-//! kill, and its thread is joined; the next supervisor that wants one starts a new one. Telling it never blocks and never raises SIGPIPE: [`Guardian`] (a
+//! program does, and it is never ended while a supervisor lives. When no supervisor is
+//! left and no program run is listed with it, it is ended (see `process_wide`): it is told
+//! `q`, on which it exits at once without killing anything (end-of-file alone means the
+//! host died), its socket is closed, and its thread is joined; the next supervisor that
+//! wants one starts a new one. Telling it never blocks and never raises SIGPIPE: [`Guardian`] (a
 //! [`GroupObserver`]) sends each line at once with a non-blocking `send(MSG_NOSIGNAL)`, so it
 //! is in the socket before the program's spawn returns; only when the socket is full (a
 //! guardian that does not read) are lines queued for a thread of its own that waits until it
@@ -29,21 +31,24 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use crate::process_group::{GroupInfo, GroupObserver};
+use crate::process_wide::{Generation, Idle, SaysEnded, END_LIMIT};
 
 /// One variable a group (`gosuv_pg_<pgid>`): adding and removing one is a hash-table
 /// operation in the shell, whatever the number of groups (a list in one string made each
 /// removal cost the length of the whole list, and a thousand programs' runs slowed the host's
 /// machine). The shell starts with an empty environment, so every such variable is one gosuv
 /// set; a group number is digits only, without a leading zero, and above 1 (`kill -- -1`
-/// would signal every process, `-0` the guardian's own group). With no group listed and no
-/// program cgroup left under its roots (the socket closed by the last supervisor's end) it
-/// exits at once, without the second's wait.
+/// would signal every process, `-0` the guardian's own group). `q` (the last supervisor's
+/// end; at end-of-file too, should its newline not have been sent) ends it without killing
+/// anything. With no group listed and no program cgroup left under its roots it exits at
+/// once, without the second's wait.
 const SCRIPT: &str = r#"trap '' INT HUP TERM QUIT PIPE
 roots=""
 nl='
 '
 while IFS= read -r line; do
   case "$line" in
+    q) exit 0 ;;
     "+g "*) pg=${line#+g }
             case "$pg" in ""|*[!0-9]*|0*|1) ;; *) eval "gosuv_pg_$pg=1" ;; esac ;;
     "-g "*) pg=${line#-g }
@@ -51,6 +56,7 @@ while IFS= read -r line; do
     "+r "*) roots="$roots${line#+r }$nl" ;;
   esac
 done
+[ "$line" = q ] && exit 0
 groups=$(set | while IFS='=' read -r k v; do
   case "$k" in
     gosuv_pg_*) pg=${k#gosuv_pg_}
@@ -121,12 +127,17 @@ struct Shared {
     socket: Option<OwnedFd>,
     queue: Mutex<Queue>,
     more: Condvar,
+    /// The thread says here when it has ended.
+    thread: Generation,
 }
 
-/// The running guardian, if any, and its thread.
+/// The running guardian, if any, its process and its thread.
 struct Running {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
+    /// The guardian process, handed to the orphan reaper once told to end (not before: the
+    /// reaper would then have a process to wait for that is not meant to end).
+    pidfd: Option<OwnedFd>,
 }
 
 static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
@@ -138,11 +149,11 @@ fn with_guardian<T>(f: impl FnOnce(&Shared) -> T) -> T {
     if let Some(r) = running.as_ref() {
         return f(&r.shared);
     }
-    let socket = match start() {
-        Ok(s) => Some(s),
+    let (socket, pidfd) = match start() {
+        Ok((s, pidfd)) => (Some(s), pidfd),
         Err(e) => {
             tracing::error!("cannot start the guardian /bin/sh: {e}; programs will outlive this process if it dies");
-            None
+            (None, None)
         }
     };
     let s = Arc::new(Shared {
@@ -152,6 +163,7 @@ fn with_guardian<T>(f: impl FnOnce(&Shared) -> T) -> T {
         }),
         socket,
         more: Condvar::new(),
+        thread: Generation::default(),
     });
     let mut writer = None;
     if s.socket.is_some() {
@@ -167,7 +179,11 @@ fn with_guardian<T>(f: impl FnOnce(&Shared) -> T) -> T {
         }
     }
     let result = f(&s);
-    *running = Some(Running { shared: s, writer });
+    *running = Some(Running {
+        shared: s,
+        writer,
+        pidfd,
+    });
     result
 }
 
@@ -177,31 +193,41 @@ pub(crate) fn ensure_started() {
     with_guardian(|_| ());
 }
 
-/// Ends the guardian if no program run is listed with it and nothing is left to tell it:
-/// closes its socket (it then exits at once, with nothing to kill; the orphan reaper reaps
-/// it) and joins its thread. Called when no supervisor is left.
-pub(crate) fn end_if_idle() {
+/// Ends the guardian if no supervisor is left (`idle`, checked under the lock that starting
+/// one takes), no program run is listed with it and nothing is left to tell it: tells it `q`
+/// (it exits without killing anything), closes its socket and joins its thread. Returns the
+/// guardian process, for the orphan reaper to reap (it is exiting). A guardian whose socket
+/// is full (it does not read) is left as it is: closing it would make it kill.
+pub(crate) fn end_if_idle(idle: &Idle) -> Option<OwnedFd> {
     let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(r) = running.as_ref() else {
-        return;
-    };
+    let r = running.as_ref()?;
+    if !idle.still() {
+        return None;
+    }
     {
         let mut q = r.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
         if q.live > 0 || !q.lines.is_empty() || q.sending {
-            return;
+            return None;
+        }
+        if let (Some(fd), false) = (&r.shared.socket, q.dead) {
+            match send_now(fd, b"q\n") {
+                // `q` alone ends it too, at end-of-file.
+                Sent::All | Sent::Failed(_) => {}
+                Sent::Part(n) if n > 0 => {}
+                Sent::Part(_) => return None,
+            }
         }
         q.quit = true;
     }
     r.shared.more.notify_all();
-    let Some(r) = running.take() else {
-        return;
-    };
+    let r = running.take()?;
     drop(running);
     if let Some(h) = r.writer {
-        let _ = h.join();
+        r.shared.thread.join_within(h, END_LIMIT);
     }
-    // The last reference: the socket closes here.
+    // The last reference (unless the thread was left): the socket closes here.
     drop(r.shared);
+    r.pidfd
 }
 
 /// How a non-blocking send went.
@@ -298,8 +324,9 @@ impl Shared {
     }
 }
 
-/// Starts the guardian process; returns the (non-blocking) socket to write to.
-fn start() -> std::io::Result<OwnedFd> {
+/// Starts the guardian process; returns the (non-blocking) socket to write to, and a pidfd
+/// of the process if one could be opened.
+fn start() -> std::io::Result<(OwnedFd, Option<OwnedFd>)> {
     let (ours, theirs) = UnixStream::pair()?;
     ours.set_nonblocking(true)?;
     let mut cmd = std::process::Command::new("/bin/sh");
@@ -325,18 +352,15 @@ fn start() -> std::io::Result<OwnedFd> {
         });
     }
     let child = cmd.spawn()?;
-    // Nobody waits for the guardian; whoever reaps it (this process's reaper of last resort,
+    // Nobody waits for the guardian; whoever reaps it once it is ended (the orphan reaper,
     // or a host that reaps every child) just keeps it from staying a zombie.
     // SAFETY: pidfd_open on our own unreaped child; the result is a new descriptor we own.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
-    if fd >= 0 {
-        // SAFETY: a new descriptor nobody else owns.
-        crate::reaper::reap_later(unsafe {
-            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32)
-        });
-    }
+    // SAFETY: a new descriptor nobody else owns.
+    let pidfd =
+        (fd >= 0).then(|| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) });
     tracing::debug!(pid = child.id(), "guardian started");
-    Ok(OwnedFd::from(ours))
+    Ok((OwnedFd::from(ours), pidfd))
 }
 
 /// Waits until the socket can take more (the guardian read some), or fails.
@@ -352,6 +376,7 @@ fn wait_writable(fd: &OwnedFd) {
 
 /// The guardian's thread: says what is queued whenever the socket takes it.
 fn writer(shared: &Shared) {
+    let _says = SaysEnded(&shared.thread);
     let Some(fd) = shared.socket.as_ref() else {
         return;
     };
@@ -444,6 +469,7 @@ mod tests {
             socket: None,
             queue: Mutex::new(Queue::default()),
             more: Condvar::new(),
+            thread: Generation::default(),
         };
         s.push(Line::AddGroup(7));
         s.push(Line::AddRoot("/cg/gosuv-1-0".into()));
@@ -455,5 +481,102 @@ mod tests {
             q.lines,
             vec![Line::AddRoot("/cg/gosuv-1-0".into()), Line::AddGroup(8)]
         );
+    }
+}
+
+#[cfg(test)]
+mod ending {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::{Duration, Instant};
+
+    /// A guardian told of a root whose `prog-a` lists `victim` (a plain directory: the
+    /// script reads `cgroup.procs` and writes `cgroup.kill` as in a cgroup). `end` is what
+    /// ends its input; returns the guardian's exit code and how long it took to exit.
+    fn guardian_with_a_victim(victim: u32, end: &[u8]) -> (i32, Duration) {
+        let root = tempfile::tempdir().expect("tempdir");
+        let prog = root.path().join("prog-a");
+        std::fs::create_dir(&prog).expect("prog-a");
+        std::fs::write(prog.join("cgroup.procs"), format!("{victim}\n")).expect("procs");
+        let (socket, pidfd) = start().expect("guardian");
+        let pidfd = pidfd.expect("pidfd");
+        let mut s = UnixStream::from(socket);
+        s.set_nonblocking(false).expect("blocking");
+        let said = format!("+r {}\n", root.path().display());
+        s.write_all(said.as_bytes()).expect("+r");
+        s.write_all(end).expect("end");
+        let t = Instant::now();
+        drop(s);
+        let mut p = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one descriptor we own.
+        let n = unsafe { libc::poll(&mut p, 1, 10_000) };
+        assert_eq!(n, 1, "the guardian did not exit within 10 s");
+        let took = t.elapsed();
+        // SAFETY: waitid on a pidfd we own, into a zeroed siginfo we own.
+        let code = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED,
+            );
+            assert_eq!(r, 0, "waitid on the guardian");
+            info.si_status()
+        };
+        (code, took)
+    }
+
+    /// The end of the last supervisor (`q`) kills nothing, at once, even with a program
+    /// cgroup left under a root it knows (a run cloned and not yet counted, or a leftover).
+    #[test]
+    fn told_q_the_guardian_exits_at_once_and_kills_nothing() {
+        let mut victim = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let (code, took) = guardian_with_a_victim(victim.id(), b"q\n");
+        // Nothing else would have reached it: the guardian's kill comes a second later.
+        let alive = victim.try_wait().expect("try_wait").is_none();
+        let _ = victim.kill();
+        let _ = victim.wait();
+        assert_eq!(code, 0, "guardian's exit");
+        assert!(alive, "the guardian told q killed a listed process");
+        assert!(
+            took < Duration::from_millis(900),
+            "the guardian took {took:?} to exit"
+        );
+    }
+
+    /// `q` without its newline (a send the socket took only part of) ends it cleanly too.
+    #[test]
+    fn a_q_cut_short_ends_it_cleanly_too() {
+        let mut victim = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let (code, _) = guardian_with_a_victim(victim.id(), b"q");
+        let alive = victim.try_wait().expect("try_wait").is_none();
+        let _ = victim.kill();
+        let _ = victim.wait();
+        assert_eq!(code, 0, "guardian's exit");
+        assert!(alive, "the guardian killed a listed process after a bare q");
+    }
+
+    /// The control: end-of-file alone (the host died) kills what the roots hold.
+    #[test]
+    fn at_end_of_file_the_guardian_kills_what_its_roots_hold() {
+        let mut victim = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let _ = guardian_with_a_victim(victim.id(), b"");
+        let status = victim.wait().expect("wait");
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "victim: {status:?}");
     }
 }

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::process_wide::{Generation, SaysEnded, END_LIMIT};
+
 /// What `/proc/<pid>/stat` says of a process: the fields gosuv uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcStat {
@@ -207,10 +209,14 @@ struct Passes {
     queue: Mutex<Vec<Request>>,
     more: std::sync::Condvar,
     last: Mutex<Option<Arc<Snapshot>>>,
-    /// The thread, while one runs: ended when no supervisor is left ([`end_passes`]).
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// The thread is to end once no request waits (set under the queue's lock).
-    quit: std::sync::atomic::AtomicBool,
+    /// The thread, while one runs, and its generation: ended when no supervisor is left
+    /// ([`end_passes`]).
+    thread: Mutex<Option<PassThread>>,
+}
+
+struct PassThread {
+    handle: std::thread::JoinHandle<()>,
+    generation: Arc<Generation>,
 }
 
 static PASSES: Passes = Passes {
@@ -218,7 +224,6 @@ static PASSES: Passes = Passes {
     more: std::sync::Condvar::new(),
     last: Mutex::new(None),
     thread: Mutex::new(None),
-    quit: std::sync::atomic::AtomicBool::new(false),
 };
 
 /// The pass thread's state, the thread started if none runs; `None` if it cannot be.
@@ -230,12 +235,14 @@ fn passes() -> Option<&'static Passes> {
     }
     // A thread that could not be started is tried again at the next call (a passing limit on
     // threads must not leave the process without /proc for good).
+    let generation = Arc::new(Generation::default());
+    let g = generation.clone();
     match std::thread::Builder::new()
         .name("gosuv-proc".into())
-        .spawn(move || pass_loop(p))
+        .spawn(move || pass_loop(p, &g))
     {
-        Ok(h) => {
-            *thread = Some(h);
+        Ok(handle) => {
+            *thread = Some(PassThread { handle, generation });
             Some(p)
         }
         Err(e) => {
@@ -246,35 +253,44 @@ fn passes() -> Option<&'static Passes> {
 }
 
 /// Ends the pass thread if no request waits, and joins it (a pass under way is finished
-/// first). Called when no supervisor is left; the next request starts it again.
+/// first, if it ends within [`END_LIMIT`]; one that hangs leaves its thread, which ends
+/// after it). Called when no supervisor is left; the next request starts a new thread.
+/// Nothing is held while it waits: a request meanwhile starts a thread of its own.
 pub(crate) fn end_passes() {
     let p = &PASSES;
-    let mut thread = p.thread.lock().unwrap_or_else(|e| e.into_inner());
-    if thread.is_none() {
-        return;
-    }
-    {
+    let ending = {
+        let mut thread = p.thread.lock().unwrap_or_else(|e| e.into_inner());
         let q = p.queue.lock().unwrap_or_else(|e| e.into_inner());
         if !q.is_empty() {
             return;
         }
-        p.quit.store(true, std::sync::atomic::Ordering::Release);
-    }
+        let Some(t) = thread.take() else {
+            return;
+        };
+        t.generation.quit();
+        t
+    };
     p.more.notify_all();
-    if let Some(h) = thread.take() {
-        let _ = h.join();
+    if ending.generation.join_within(ending.handle, END_LIMIT) {
+        let thread = p.thread.lock().unwrap_or_else(|e| e.into_inner());
+        if thread.is_none() {
+            *p.last.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
-    p.quit.store(false, std::sync::atomic::Ordering::Release);
-    *p.last.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
-fn pass_loop(p: &'static Passes) {
+fn pass_loop(p: &'static Passes, generation: &Generation) {
+    let _says = SaysEnded(generation);
     loop {
         let batch = {
             let mut q = p.queue.lock().unwrap_or_else(|e| e.into_inner());
-            while q.is_empty() {
-                if p.quit.load(std::sync::atomic::Ordering::Acquire) {
+            loop {
+                // Ended: a request from now on goes to the thread started after this one.
+                if generation.is_quit() {
                     return;
+                }
+                if !q.is_empty() {
+                    break;
                 }
                 q = p.more.wait(q).unwrap_or_else(|e| e.into_inner());
             }
@@ -485,5 +501,92 @@ mod tests {
             &std::env::var("PATH").unwrap_or_default()
         ));
         assert!(!environ_has(me, "PATH", "/nowhere-at-all"));
+    }
+}
+
+#[cfg(test)]
+mod ending {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    fn push(p: &Passes, job: impl FnOnce() + Send + 'static) {
+        p.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Request {
+                not_before: Instant::now(),
+                job: Box::new(move |_| job()),
+            });
+        p.more.notify_all();
+    }
+
+    /// A pass that does not end (what PASS_WAIT exists for) while the last supervisor ends:
+    /// the end returns within its limit and other callers are not held (it joined with no
+    /// limit, holding the lock every caller takes); a request then gets an answer.
+    #[test]
+    fn ending_with_a_hung_pass_is_bounded_and_holds_nobody() {
+        let p = passes().expect("pass thread");
+        let (go_tx, go_rx) = channel::<()>();
+        let (in_tx, in_rx) = channel::<()>();
+        push(p, move || {
+            let _ = in_tx.send(());
+            let _ = go_rx.recv();
+        });
+        in_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the hung job runs");
+        let hung = p
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|t| t.generation.clone())
+            .expect("the thread of the hung job");
+        let (done_tx, done_rx) = channel();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            end_passes();
+            let _ = done_tx.send(t.elapsed());
+        });
+        // A caller while the end waits (once it has taken the thread: a request queued
+        // before would rightly keep the thread, and wait behind the hung pass).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !hung.is_quit() {
+            assert!(
+                Instant::now() < deadline,
+                "end_passes did not end the thread"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (c_tx, c_rx) = channel();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            let p = passes();
+            let answered = p.is_some_and(|p| {
+                let (a_tx, a_rx) = channel();
+                push(p, move || {
+                    let _ = a_tx.send(());
+                });
+                passes().is_some() && a_rx.recv_timeout(Duration::from_secs(10)).is_ok()
+            });
+            let _ = c_tx.send((t.elapsed(), answered));
+        });
+        let ended = done_rx.recv_timeout(END_LIMIT + Duration::from_secs(5));
+        let caller = c_rx.recv_timeout(Duration::from_secs(15));
+        let _ = go_tx.send(());
+        let took = ended.expect("end_passes did not return");
+        assert!(
+            took < END_LIMIT + Duration::from_secs(2),
+            "end_passes took {took:?}"
+        );
+        let (waited, answered) = caller.expect("a caller of passes() was held");
+        assert!(
+            answered,
+            "a request made while the end waited got no answer"
+        );
+        assert!(
+            waited < Duration::from_secs(9),
+            "a caller waited {waited:?}"
+        );
     }
 }

@@ -117,6 +117,9 @@ pub(crate) struct Shared {
     pub peers: std::sync::RwLock<std::collections::HashMap<String, Peer>>,
     /// The task that runs every `tcp` probe to a loopback address, started on first use.
     pub tcp_batch: std::sync::OnceLock<tcp_batch::Batch>,
+    /// Last (dropped after the cgroup): gosuv's shared threads are not ended while any
+    /// program task or supervisor holds this.
+    pub _in_use: crate::process_wide::InUse,
 }
 
 /// How one program task reaches another.

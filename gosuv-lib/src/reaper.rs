@@ -429,8 +429,14 @@ fn reap_found_in_proc() {
 /// Processes nobody waits for any more, until they end and are reaped: handed to the
 /// thread, which polls them.
 struct Orphanage {
-    /// Handed over and not yet taken by the thread.
-    pending: Vec<OwnedFd>,
+    /// Handed over and not yet taken by the thread (each: whether it is expected to end
+    /// soon).
+    pending: Vec<(OwnedFd, bool)>,
+    /// Handed over and not yet reaped.
+    waiting: usize,
+    /// Of those, expected to end soon (the guardian told to end): only for these does the
+    /// end of the thread wait.
+    expected: usize,
     /// Wakes the thread.
     wake: UnixStream,
     /// The thread is to end once it waits for nothing.
@@ -442,8 +448,8 @@ struct Orphanage {
 
 static ORPHANAGE: Mutex<Option<Orphanage>> = Mutex::new(None);
 
-/// Signalled when the orphanage's thread ends.
-static ORPHANAGE_ENDED: std::sync::Condvar = std::sync::Condvar::new();
+/// Signalled when the orphanage's thread ends or reaps a process expected to end.
+static ORPHANAGE_CHANGED: std::sync::Condvar = std::sync::Condvar::new();
 
 fn orphanage() -> MutexGuard<'static, Option<Orphanage>> {
     ORPHANAGE.lock().unwrap_or_else(|p| p.into_inner())
@@ -452,10 +458,26 @@ fn orphanage() -> MutexGuard<'static, Option<Orphanage>> {
 /// Reaps the process behind `pidfd` once it ends, on a thread of its own, so that a process
 /// whose owner is gone is never left a zombie.
 pub(crate) fn reap_later(pidfd: OwnedFd) {
+    hand_over(pidfd, false);
+}
+
+/// As [`reap_later`], for a process told to end that is expected to exit at once (the
+/// guardian): the end of the thread ([`end_orphanage`]) waits for it.
+pub(crate) fn reap_expected(pidfd: OwnedFd) {
+    hand_over(pidfd, true);
+}
+
+fn hand_over(pidfd: OwnedFd, expected: bool) {
     let mut o = orphanage();
+    // What a thread that failed left is taken over by the next one.
+    let mut left = Vec::new();
     if o.as_ref().is_some_and(|o| o.ended) {
-        if let Some(h) = o.take().and_then(|o| o.thread) {
-            let _ = h.join();
+        if let Some(old) = o.take() {
+            left = old.pending;
+            if let Some(h) = old.thread {
+                // It has ended (said so as its last act): the join is at once.
+                let _ = h.join();
+            }
         }
     }
     if o.is_none() {
@@ -471,8 +493,11 @@ pub(crate) fn reap_later(pidfd: OwnedFd) {
             .spawn(move || orphanage_loop(rx));
         match spawned {
             Ok(h) => {
+                let expected = left.iter().filter(|(_, e)| *e).count();
                 *o = Some(Orphanage {
-                    pending: Vec::new(),
+                    waiting: left.len(),
+                    expected,
+                    pending: left,
                     wake: tx,
                     quit: false,
                     ended: false,
@@ -486,42 +511,62 @@ pub(crate) fn reap_later(pidfd: OwnedFd) {
         }
     }
     if let Some(o) = o.as_mut() {
-        o.pending.push(pidfd);
+        o.pending.push((pidfd, expected));
+        o.waiting += 1;
+        o.expected += usize::from(expected);
         o.quit = false;
         let _ = (&o.wake).write_nonblocking();
     }
 }
 
-/// Ends the orphan reaper's thread once it waits for nothing (at most `limit`: a process
-/// still running then keeps it going) and joins it. Called when no supervisor is left.
+/// Ends the orphan reaper's thread once it waits for nothing, and joins it. It waits at
+/// most `limit`, and only when everything the thread waits for is expected to end (the
+/// guardian just told to): a process still running otherwise keeps the thread going
+/// without delaying the caller. Past `limit`, the thread still ends once it has reaped what
+/// it waits for. Called when no supervisor is left.
 pub(crate) fn end_orphanage(limit: Duration) {
     let deadline = std::time::Instant::now() + limit;
     let mut o = orphanage();
     let Some(orph) = o.as_mut() else {
         return;
     };
+    if orph.waiting > orph.expected {
+        return;
+    }
     orph.quit = true;
     let _ = (&orph.wake).write_nonblocking();
     loop {
         match o.as_mut() {
             Some(orph) if orph.ended => break,
+            // Something not expected to end was handed over meanwhile.
+            Some(orph) if orph.waiting > orph.expected || !orph.quit => {
+                orph.quit = false;
+                return;
+            }
             Some(_) => {}
             None => return,
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
-            if let Some(orph) = o.as_mut() {
-                orph.quit = false;
-            }
+            // Still told to end: it does once it has reaped them (joined by the next call).
             return;
         }
-        o = ORPHANAGE_ENDED
+        o = ORPHANAGE_CHANGED
             .wait_timeout(o, left)
             .unwrap_or_else(|p| p.into_inner())
             .0;
     }
-    if let Some(h) = o.take().and_then(|o| o.thread) {
-        drop(o);
+    let Some(orph) = o.take() else {
+        return;
+    };
+    drop(o);
+    if !orph.pending.is_empty() {
+        // A thread that failed: its processes go to a new one.
+        for (fd, expected) in orph.pending {
+            hand_over(fd, expected);
+        }
+    }
+    if let Some(h) = orph.thread {
         let _ = h.join();
     }
 }
@@ -542,7 +587,7 @@ pub(crate) fn reap_if_ended(pidfd: &OwnedFd) {
 }
 
 fn orphanage_loop(mut wake: UnixStream) {
-    let mut watched: Vec<OwnedFd> = Vec::new();
+    let mut watched: Vec<(OwnedFd, bool)> = Vec::new();
     let mut buf = [0u8; 64];
     loop {
         {
@@ -551,13 +596,13 @@ fn orphanage_loop(mut wake: UnixStream) {
                 watched.append(&mut o.pending);
                 if o.quit && watched.is_empty() {
                     o.ended = true;
-                    ORPHANAGE_ENDED.notify_all();
+                    ORPHANAGE_CHANGED.notify_all();
                     return;
                 }
             }
         }
         let mut fds: Vec<libc::pollfd> = std::iter::once(wake.as_raw_fd())
-            .chain(watched.iter().map(AsRawFd::as_raw_fd))
+            .chain(watched.iter().map(|(fd, _)| fd.as_raw_fd()))
             .map(|fd| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
@@ -571,11 +616,13 @@ fn orphanage_loop(mut wake: UnixStream) {
                 continue;
             }
             tracing::error!("the orphan reaper failed: {}", Errno::last());
-            // The next handed-over process starts another thread.
-            if let Some(o) = orphanage().as_mut() {
+            // The next handed-over process starts another thread, which takes these over.
+            let mut o = orphanage();
+            if let Some(o) = o.as_mut() {
+                o.pending.append(&mut watched);
                 o.ended = true;
             }
-            ORPHANAGE_ENDED.notify_all();
+            ORPHANAGE_CHANGED.notify_all();
             return;
         }
         if fds[0].revents != 0 {
@@ -584,14 +631,24 @@ fn orphanage_loop(mut wake: UnixStream) {
         }
         let ended: Vec<bool> = fds[1..].iter().map(|p| p.revents != 0).collect();
         let mut i = 0;
-        watched.retain(|fd| {
+        let (mut reaped, mut reaped_expected) = (0, 0);
+        watched.retain(|(fd, expected)| {
             let done = ended[i];
             i += 1;
             if done {
                 reap_if_ended(fd);
+                reaped += 1;
+                reaped_expected += usize::from(*expected);
             }
             !done
         });
+        if reaped > 0 {
+            if let Some(o) = orphanage().as_mut() {
+                o.waiting = o.waiting.saturating_sub(reaped);
+                o.expected = o.expected.saturating_sub(reaped_expected);
+            }
+            ORPHANAGE_CHANGED.notify_all();
+        }
     }
 }
 

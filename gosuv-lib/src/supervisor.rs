@@ -388,6 +388,8 @@ impl Supervisor {
     /// The log directory cannot be created, the subreaper cannot be set, or the open-files
     /// limit cannot reach `min_fds`.
     pub fn new(options: SupervisorOptions) -> Result<Self> {
+        // First: the guardian below is not ended while this supervisor lives.
+        let in_use = crate::process_wide::InUse::new();
         crate::files::create_dir_all(&options.log_dir).map_err(|e| {
             Error::io(
                 format!(
@@ -429,6 +431,7 @@ impl Supervisor {
             tracker: TaskTracker::new(),
             peers: Default::default(),
             tcp_batch: Default::default(),
+            _in_use: in_use,
         });
         Ok(Supervisor {
             inner: Arc::new(Inner {

@@ -254,6 +254,7 @@ fn rig(config: ProgramConfig) -> Rig {
         tracker: TaskTracker::new(),
         peers: Default::default(),
         tcp_batch: Default::default(),
+        _in_use: crate::process_wide::InUse::new(),
     });
     let events = shared.events.subscribe();
     let launcher = Arc::new(FakeLauncher::default());

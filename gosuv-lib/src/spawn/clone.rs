@@ -19,8 +19,10 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::process_wide::{Generation, SaysEnded, END_LIMIT};
 
 /// `clone3`'s arguments (linux/sched.h), up to `cgroup`.
 #[repr(C)]
@@ -365,69 +367,79 @@ struct Watchdog {
     list: Mutex<Vec<InFlight>>,
     more: Condvar,
     /// Its thread, while one runs: ended when no supervisor is left ([`end_watchdog`]).
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// The thread is to end once the list is empty (set under the list's lock).
-    quit: AtomicBool,
+    /// Held while an entry is added, so the thread is not ended in between.
+    thread: Mutex<Option<DogThread>>,
+}
+
+struct DogThread {
+    handle: std::thread::JoinHandle<()>,
+    /// Told to end under the list's lock, when the list is empty.
+    generation: Arc<Generation>,
 }
 
 static DOG: Watchdog = Watchdog {
     list: Mutex::new(Vec::new()),
     more: Condvar::new(),
     thread: Mutex::new(None),
-    quit: AtomicBool::new(false),
 };
 
 /// The watchdog, its thread started if none runs; `None` if it cannot be started.
 fn watchdog() -> Option<&'static Watchdog> {
     let dog = &DOG;
     let mut thread = dog.thread.lock().unwrap_or_else(PoisonError::into_inner);
+    running(dog, &mut thread).then_some(dog)
+}
+
+/// Starts the watchdog's thread if none runs (`thread`: its locked slot); whether one runs.
+fn running(dog: &'static Watchdog, thread: &mut Option<DogThread>) -> bool {
     if thread.is_some() {
-        return Some(dog);
+        return true;
     }
+    let generation = Arc::new(Generation::default());
+    let g = generation.clone();
     // A thread that could not be started is tried again at the next spawn (a passing limit
     // on threads must not leave every later stuck child unwatched).
     match std::thread::Builder::new()
         .name("gosuv-spawn-watch".into())
-        .spawn(move || watch_loop(dog))
+        .spawn(move || watch_loop(dog, &g))
     {
-        Ok(h) => {
-            *thread = Some(h);
-            Some(dog)
+        Ok(handle) => {
+            *thread = Some(DogThread { handle, generation });
+            true
         }
         Err(e) => {
             tracing::error!(
                 "cannot start the thread that kills children stuck before running their \
                  program: {e}; such a child would hold its thread"
             );
-            None
+            false
         }
     }
 }
 
-/// Ends the watchdog's thread if no child is in its list, and joins it (a child in the
-/// list is at most [`super::EXEC_DEADLINE`] away from leaving it). Called when no
-/// supervisor is left; the next spawn starts the thread again.
+/// Ends the watchdog's thread if no child is in its list, and joins it (at most
+/// [`END_LIMIT`]). Called when no supervisor is left; the next spawn starts a new thread.
+/// Nothing is held while it waits: a spawn meanwhile starts a thread of its own.
 pub(crate) fn end_watchdog() {
     let dog = &DOG;
-    let mut thread = dog.thread.lock().unwrap_or_else(PoisonError::into_inner);
-    if thread.is_none() {
-        return;
-    }
-    {
+    let ending = {
+        let mut thread = dog.thread.lock().unwrap_or_else(PoisonError::into_inner);
         let list = dog.list.lock().unwrap_or_else(PoisonError::into_inner);
         if !list.is_empty() {
             return;
         }
-        dog.quit.store(true, Ordering::Release);
-    }
+        let Some(t) = thread.take() else {
+            return;
+        };
+        t.generation.quit();
+        t
+    };
     dog.more.notify_all();
-    if let Some(h) = thread.take() {
-        let _ = h.join();
-    }
-    dog.quit.store(false, Ordering::Release);
+    ending.generation.join_within(ending.handle, END_LIMIT);
 }
 
-fn watch_loop(dog: &'static Watchdog) {
+fn watch_loop(dog: &'static Watchdog, generation: &Generation) {
+    let _says = SaysEnded(generation);
     // glibc's own two signals (cancellation, and the setuid() broadcast every thread must
     // answer) are never to be blocked here, whatever mask this thread was made with.
     let glibc: u64 = (1 << (32 - 1)) | (1 << (33 - 1));
@@ -435,7 +447,8 @@ fn watch_loop(dog: &'static Watchdog) {
     unsafe { sigprocmask(libc::SIG_UNBLOCK, &glibc, std::ptr::null_mut()) };
     let mut list = dog.list.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
-        if list.is_empty() && dog.quit.load(Ordering::Acquire) {
+        // Told to end with the list empty: an entry added since went with a new thread.
+        if generation.is_quit() {
             return;
         }
         let now = Instant::now();
@@ -489,7 +502,10 @@ impl Watch {
         static IDS: AtomicU64 = AtomicU64::new(0);
         let id = IDS.fetch_add(1, Ordering::Relaxed);
         let slot = Box::new(AtomicI32::new(-1));
-        let dog = watchdog();
+        let dog = &DOG;
+        // Held until the entry is in: the thread cannot be ended in between.
+        let mut thread = dog.thread.lock().unwrap_or_else(PoisonError::into_inner);
+        let dog = running(dog, &mut thread).then_some(dog);
         if let Some(dog) = dog {
             let due = Instant::now() + deadline;
             let mut list = dog.list.lock().unwrap_or_else(PoisonError::into_inner);
@@ -508,11 +524,10 @@ impl Watch {
                 killed: false,
             });
             drop(list);
+            drop(thread);
             if wake {
                 dog.more.notify_one();
             }
-            // The thread may have been ended (no supervisor left) since it was looked at.
-            let _ = watchdog();
         }
         Watch { id, slot, dog }
     }
@@ -669,5 +684,82 @@ mod tests {
         assert_eq!(r, 0);
         // SAFETY: a CLD_KILLED siginfo carries the signal in si_status.
         assert_eq!(unsafe { info.si_status() }, libc::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod ending {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    /// Registers a watch, due at once, on a `sleep` child of ours: the watchdog (whichever
+    /// thread runs it) must kill it. Returns whether it did, within 10 s.
+    fn a_due_watch_is_killed() -> bool {
+        let mut child = match std::process::Command::new("sleep").arg("30").spawn() {
+            Ok(c) => c,
+            Err(e) => panic!("cannot start sleep: {e}"),
+        };
+        // SAFETY: pidfd_open on our own unreaped child.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
+        assert!(fd >= 0, "pidfd_open");
+        // SAFETY: a new descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        let watch = Watch::start(Duration::ZERO);
+        watch
+            .slot
+            .store(std::os::fd::AsRawFd::as_raw_fd(&fd), Ordering::Release);
+        // The slot was empty when the watch began: wake the dog for another look.
+        DOG.more.notify_all();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut killed = false;
+        while Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                killed = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = watch.finish();
+        let _ = child.kill();
+        let _ = child.wait();
+        killed
+    }
+
+    /// The last supervisor's end racing spawns: never a hang (it was a deadlock: the end
+    /// joined the thread holding the lock the spawn needed, while the spawn's entry kept
+    /// the thread going), and every spawn is watched, by whichever thread runs.
+    #[test]
+    fn ending_the_watchdog_while_spawns_register_never_hangs() {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let ender = std::thread::spawn(|| {
+                for _ in 0..300 {
+                    end_watchdog();
+                }
+            });
+            let spawner = std::thread::spawn(|| {
+                for _ in 0..300 {
+                    let w = Watch::start(Duration::from_secs(30));
+                    let _ = w.finish();
+                }
+            });
+            let _ = ender.join();
+            let _ = spawner.join();
+            let _ = tx.send(a_due_watch_is_killed());
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(killed) => assert!(killed, "a due child was not killed after the ends"),
+            Err(_) => panic!("ending the watchdog while spawns registered hung for 60 s"),
+        }
+    }
+
+    /// A watch registered right after an end goes to a new thread, which kills it when due.
+    #[test]
+    fn a_watch_after_an_end_is_still_watched() {
+        end_watchdog();
+        assert!(
+            a_due_watch_is_killed(),
+            "a due child was not killed after an end"
+        );
     }
 }
