@@ -16,7 +16,7 @@
  * - Durations are std::chrono durations of any type (gosuv::Duration): rounded up to whole
  *   milliseconds, never overflowing; a wait of zero or less does not wait, one over a day
  *   (gosuv::forever, hours::max()) waits for as long as it takes (see gosuv::timeout_ms()).
- * - Defaults are the C library's (gosuv_supervisor_options_default()).
+ * - Defaults are the C library's (gosuv_supervisor_options_init()).
  *
  * Handles are move-only with noexcept moves; a moved-from handle is empty, and calls on an
  * empty one throw gosuv::Error with GOSUV_RESULT_NULL_ARGUMENT.
@@ -261,8 +261,18 @@ inline std::uint64_t setting_seconds(Duration d, const char *what) {
 }
 } // namespace detail
 
+namespace detail {
+// The C library's default options, from gosuv_supervisor_options_init() (which writes
+// exactly sizeof this header's struct, however new the library is).
+inline gosuv_supervisor_options default_options() {
+    gosuv_supervisor_options c{};
+    check(gosuv_supervisor_options_init(&c, sizeof c));
+    return c;
+}
+} // namespace detail
+
 // How a supervisor is set up. A default-constructed Options holds the C library's defaults
-// (gosuv_supervisor_options_default()); change the fields you need.
+// (gosuv_supervisor_options_init()); change the fields you need.
 struct Options {
     // The directory relative program directories resolve against, and the programs'
     // default working directory. nullopt: the current directory.
@@ -276,7 +286,7 @@ struct Options {
     // Raise the open-files soft limit to at least this; 0: to the hard limit.
     std::uint64_t min_fds;
 
-    Options() : Options(gosuv_supervisor_options_default()) {}
+    Options() : Options(detail::default_options()) {}
     explicit Options(const gosuv_supervisor_options &c)
         : base_dir(c.base_dir != nullptr ? std::optional<std::string>(c.base_dir)
                                          : std::nullopt),
@@ -287,7 +297,7 @@ struct Options {
     // The C struct, starting from the C defaults so that a field this header does not know
     // keeps its default. Its strings point into this Options: use it while this lives.
     gosuv_supervisor_options c_options() const {
-        gosuv_supervisor_options c = gosuv_supervisor_options_default();
+        gosuv_supervisor_options c = detail::default_options();
         c.base_dir = base_dir ? base_dir->c_str() : nullptr;
         c.log_dir = log_dir ? log_dir->c_str() : nullptr;
         c.subreaper = subreaper;
@@ -482,8 +492,8 @@ inline std::vector<std::string> take_string_array(char **array, std::size_t coun
 
 // A gosuv_reload_report whose arrays are freed on scope exit.
 struct OwnedReport {
-    gosuv_reload_report c = gosuv_reload_report_default();
-    OwnedReport() = default;
+    gosuv_reload_report c{};
+    OwnedReport() { check(gosuv_reload_report_init(&c, sizeof c)); }
     OwnedReport(const OwnedReport &) = delete;
     OwnedReport &operator=(const OwnedReport &) = delete;
     ~OwnedReport() { gosuv_reload_report_free(&c); }
@@ -1057,7 +1067,8 @@ public:
     // One program's status, readiness, health and ownership. Does not block.
     ProgramInfo info(std::string_view name) const {
         const std::string n = detail::c_string(name, "the program name");
-        gosuv_program_info c = gosuv_program_info_default();
+        gosuv_program_info c{};
+        detail::check(gosuv_program_info_init(&c, sizeof c));
         detail::check(gosuv_supervisor_program_info(get(), n.c_str(), &c));
         return ProgramInfo(c);
     }
