@@ -20,6 +20,7 @@
 #include <limits>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -126,7 +127,8 @@ static const char *const sleeper = "{name: sleeper, command: 'exec sleep 300', s
 
 static void defaults_and_names() {
     section("defaults and names");
-    const gosuv_supervisor_options c = gosuv_supervisor_options_default();
+    gosuv_supervisor_options c{};
+    CHECK(gosuv_supervisor_options_init(&c, sizeof c) == GOSUV_RESULT_OK);
     const gosuv::Options o;
     CHECK(o.base_dir.has_value() == (c.base_dir != nullptr));
     CHECK(o.log_dir.has_value() == (c.log_dir != nullptr));
@@ -335,6 +337,7 @@ static void program_builder(const std::string &dir) {
         .set_stop_signal(SIGINT)
         .set_start_limit(5, 500us)
         .set_exit_codes({0, 2});
+    EXPECT_ERROR(gosuv::Program("x").set_exit_codes({}), GOSUV_RESULT_CONFIG);
     sup.add(quoted);
     gosuv::ProgramStatus st = sup.start("quoted", 20s);
     CHECK(st.state == gosuv::State::running);
@@ -602,6 +605,61 @@ static void moves(const std::string &dir) {
     CHECK(adopted.status_json() == "[]");
 }
 
+// Deleting a Supervisor inside one of its callbacks: its other subscriptions get every event
+// of the shutdown, and have finished, before the delete returns.
+static void delete_inside_a_callback(const std::string &dir) {
+    section("a supervisor deleted inside a callback");
+    auto *sup = new gosuv::Supervisor(options_in(dir));
+    Record slow, done;
+    std::atomic<bool> deleted{false};
+    std::atomic<int> after_delete{0};
+    std::mutex lock;
+    std::condition_variable changed;
+    bool main_done = false;
+    sup->add(sleeper);
+    // A slow subscriber that uses the supervisor in each call.
+    sup->on_event([&, sup](const gosuv::Event &e) {
+        std::this_thread::sleep_for(50ms);
+        if (deleted) {
+            after_delete++;
+            return;
+        }
+        (void)sup->names(); // the shutdown removes the programs: the list may be empty
+        slow.add(describe(e));
+    });
+    sup->on_event([&](const gosuv::Event &e) {
+        if (e.to != gosuv::State::running) {
+            return;
+        }
+        {
+            // The main thread may still be inside start().
+            std::unique_lock<std::mutex> g(lock);
+            changed.wait_for(g, 20s, [&] { return main_done; });
+        }
+        delete sup;
+        const std::size_t seen = slow.size();
+        deleted = true;
+        done.add("deleted after " + std::to_string(seen) + " slow events");
+    });
+    sup->start("sleeper", 0s);
+    {
+        std::lock_guard<std::mutex> g(lock);
+        main_done = true;
+    }
+    changed.notify_all();
+    CHECK(done.wait_count(1));
+    // stopped -> starting -> running -> stopping -> stopped, all seen before the delete
+    // returned, none after.
+    CHECK(done.has("deleted after 4 slow events"));
+    CHECK(slow.has("sleeper stopping -> stopped"));
+    CHECK(after_delete == 0);
+    if (!done.has("deleted after 4 slow events")) {
+        for (const auto &i : done.items()) {
+            std::printf("  %s\n", i.c_str());
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         std::fprintf(stderr, "usage: wrapper DIR\n");
@@ -617,6 +675,7 @@ int main(int argc, char **argv) {
         events_and_logs(dir);
         throwing_callbacks(dir);
         moves(dir);
+        delete_inside_a_callback(dir);
     } catch (const gosuv::Error &e) {
         failed++;
         std::printf("FAILED: uncaught %s: %s\n", e.code_name(), e.what());
