@@ -288,7 +288,7 @@ typedef struct gosuv_subscription gosuv_subscription;
 // `gosuv_supervisor_free()` must be the last call on it.
 typedef struct gosuv_supervisor gosuv_supervisor;
 
-// How a supervisor made in code is set up. Get one from `gosuv_supervisor_options_default()`
+// How a supervisor made in code is set up. Fill one with `gosuv_supervisor_options_init()`
 // and change the fields you need. The strings are only read during the call they are passed
 // to; the caller keeps owning them.
 //
@@ -298,7 +298,7 @@ typedef struct gosuv_supervisor gosuv_supervisor;
 // the fields this library does not know are not read.
 typedef struct gosuv_supervisor_options {
     // `sizeof(gosuv_supervisor_options)` as the caller's header has it: set by
-    // `gosuv_supervisor_options_default()`. Smaller than the first version's (40 bytes on
+    // `gosuv_supervisor_options_init()`. Smaller than the first version's (40 bytes on
     // 64-bit systems) is `GOSUV_RESULT_INVALID_ARGUMENT`.
     size_t size;
     // The directory relative program directories resolve against, and the programs' default
@@ -375,8 +375,8 @@ typedef struct gosuv_process_stats {
 } gosuv_process_stats;
 
 // One program's status with its readiness and health: a plain value the caller allocates,
-// versioned by its size (later versions add fields at its end). Get one from
-// `gosuv_program_info_default()`, which sets `size`.
+// versioned by its size (later versions add fields at its end). Fill one with
+// `gosuv_program_info_init()`, which sets `size`.
 typedef struct gosuv_program_info {
     // `sizeof(gosuv_program_info)` as the caller's header has it.
     size_t size;
@@ -419,7 +419,7 @@ typedef struct gosuv_program_info {
 } gosuv_program_info;
 
 // What a reload did, by program name: NULL-terminated arrays, sorted, with their lengths.
-// The caller allocates it (see `gosuv_reload_report_default()`, which sets `size`); gosuv
+// The caller allocates it (see `gosuv_reload_report_init()`, which sets `size`); gosuv
 // fills it; `gosuv_reload_report_free()` frees the arrays. Versioned by its size.
 typedef struct gosuv_reload_report {
     // `sizeof(gosuv_reload_report)` as the caller's header has it.
@@ -570,17 +570,25 @@ gosuv_result gosuv_debug_panic(const char *message);
 // Always safe to call, from any thread. The string is static: never free it.
 const char *gosuv_state_name(uint32_t state);
 
-// The default options, the same as the Rust and Python libraries': current directory,
-// `./logs`, subreaper off, programs die with this process (`kill_on_parent_death` on),
-// open-files limit raised to the hard limit. Passing NULL options gives the same.
+// Fills the caller's `*out` with the default options, the same as the Rust and Python
+// libraries': current directory, `./logs`, subreaper off, programs die with this process
+// (`kill_on_parent_death` on), open-files limit raised to the hard limit; `out->size` is set
+// to `size`. Passing NULL options to a constructor gives the same defaults.
+//
+// Pass `sizeof(gosuv_supervisor_options)` as `size`: exactly `size` bytes are written, so a
+// library newer than the caller's header never writes past the caller's struct; fields of a
+// newer header that this library does not know are zeroed.
+//
+// Errors: `GOSUV_RESULT_NULL_ARGUMENT` (`out`), `GOSUV_RESULT_INVALID_ARGUMENT` (`size`
+// smaller than the first version's: nothing is written).
 //
 // # Safety
-// Always safe to call, from any thread. Returns a plain value.
-struct gosuv_supervisor_options gosuv_supervisor_options_default(void);
+// `out` is NULL or valid for writes of `size` bytes. Thread-safe.
+gosuv_result gosuv_supervisor_options_init(struct gosuv_supervisor_options *out, size_t size);
 
 // Creates a supervisor with no programs.
 //
-// `options` may be NULL for the defaults (see `gosuv_supervisor_options_default()`).
+// `options` may be NULL for the defaults (see `gosuv_supervisor_options_init()`).
 // On success `*out` is a new supervisor the caller owns and frees with
 // `gosuv_supervisor_free()`; on failure `*out` is NULL.
 //
@@ -637,8 +645,14 @@ gosuv_result gosuv_supervisor_from_config_file(const char *config_path,
 // ignored.
 //
 // Blocks for as long as the programs take to stop (at most their `stop_timeout` before
-// SIGKILL). May be called from inside a callback: that callback's subscription then ends
-// when the callback returns.
+// SIGKILL), then for the subscriptions' callbacks to finish.
+//
+// May be called from inside a callback (of this supervisor or of another). The other
+// subscriptions are ended as from any thread: the shutdown's events are delivered to them
+// and their finalizers have run when this returns, so their callbacks must not wait for the
+// calling one meanwhile (two callbacks freeing each other's supervisors at once would
+// wait for each other). The calling callback's own subscription is the exception: it
+// receives no more events, and its finalizer runs as soon as that callback returns.
 //
 // # Safety
 // `sup` is NULL or a supervisor from a `gosuv_supervisor_*` constructor that was not freed
@@ -1150,7 +1164,8 @@ gosuv_result gosuv_program_set_cgroup(struct gosuv_program *prog, uint32_t mode)
 // Sets `exit_codes`: the expected exit codes (0 to 255), for `GOSUV_AUTORESTART_UNEXPECTED`
 // and `GOSUV_CONDITION_EXITED_OK`. Default: {0}.
 //
-// Errors: `GOSUV_RESULT_CONFIG` (a code out of 0..255, none), `GOSUV_RESULT_NULL_ARGUMENT`,
+// Errors: `GOSUV_RESULT_CONFIG` (a code out of 0..255; `count` 0: at least one code is
+// expected, as in YAML), `GOSUV_RESULT_NULL_ARGUMENT`,
 // `GOSUV_RESULT_INVALID_ARGUMENT` (`count` over 256).
 //
 // # Safety
@@ -1462,14 +1477,19 @@ gosuv_result gosuv_supervisor_names(const struct gosuv_supervisor *sup,
                                     char ***out_names,
                                     size_t *out_count);
 
-// A `gosuv_program_info` with its `size` set and every other field zero.
+// Fills the caller's `*out` with zeros and sets `out->size` to `size`, which is
+// `sizeof(gosuv_program_info)`: exactly `size` bytes are written, so a library newer than
+// the caller's header never writes past the caller's struct.
+//
+// Errors: `GOSUV_RESULT_NULL_ARGUMENT` (`out`), `GOSUV_RESULT_INVALID_ARGUMENT` (`size`
+// smaller than the first version's: nothing is written).
 //
 // # Safety
-// Always safe to call, from any thread. Returns a plain value.
-struct gosuv_program_info gosuv_program_info_default(void);
+// `out` is NULL or valid for writes of `size` bytes. Thread-safe.
+gosuv_result gosuv_program_info_init(struct gosuv_program_info *out, size_t size);
 
 // Writes one program's status, readiness and health to `*out_info`, as far as its `size`
-// goes (the caller sets `size`, see `gosuv_program_info_default()`). Does not block.
+// goes (the caller sets `size`, see `gosuv_program_info_init()`). Does not block.
 //
 // Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`,
 // `GOSUV_RESULT_INVALID_ARGUMENT` (`size` smaller than the first version's: nothing is
@@ -1482,11 +1502,17 @@ gosuv_result gosuv_supervisor_program_info(const struct gosuv_supervisor *sup,
                                            const char *name,
                                            struct gosuv_program_info *out_info);
 
-// An empty `gosuv_reload_report` with its `size` set.
+// Makes the caller's `*out` an empty report (NULL arrays, zero counts) and sets `out->size`
+// to `size`, which is `sizeof(gosuv_reload_report)`: exactly `size` bytes are written, so
+// a library newer than the caller's header never writes past the caller's struct. It does
+// not free arrays `*out` held: call `gosuv_reload_report_free()` for those.
+//
+// Errors: `GOSUV_RESULT_NULL_ARGUMENT` (`out`), `GOSUV_RESULT_INVALID_ARGUMENT` (`size`
+// smaller than the first version's: nothing is written).
 //
 // # Safety
-// Always safe to call, from any thread. Returns a plain value.
-struct gosuv_reload_report gosuv_reload_report_default(void);
+// `out` is NULL or valid for writes of `size` bytes. Thread-safe.
+gosuv_result gosuv_reload_report_init(struct gosuv_reload_report *out, size_t size);
 
 // Frees the arrays of a report gosuv filled and sets them to NULL (their counts to 0), so
 // freeing twice is harmless. NULL is ignored.
@@ -1535,9 +1561,10 @@ gosuv_result gosuv_supervisor_reload_yaml(const struct gosuv_supervisor *sup,
 // `callback` runs on a gosuv thread (see `gosuv_event_callback`) with `userdata` as its
 // first argument. `finalizer`, if not NULL, is called once with `userdata` after the last
 // callback, on that same thread: at the latest before `gosuv_subscription_free()` or
-// `gosuv_supervisor_free()` returns (or, when one of them is called from inside this
-// subscription's own callback, as soon as that callback returns). When the supervisor is
-// freed, the events of its shutdown are delivered first.
+// `gosuv_supervisor_free()` returns (or, when `gosuv_subscription_free()` is called from
+// inside any callback, or `gosuv_supervisor_free()` from inside this subscription's own
+// callback, as soon as that callback returns). When the supervisor is freed, the events of
+// its shutdown are delivered first, even when it is freed from inside another callback.
 //
 // On success `*out` is a new subscription the caller owns and frees with
 // `gosuv_subscription_free()`; on failure `*out` is NULL and neither `callback` nor

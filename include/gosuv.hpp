@@ -6,17 +6,21 @@
  *
  * - gosuv::Supervisor owns a gosuv_supervisor. Destroying it stops every program, delivers
  *   the events of that shutdown to every subscriber, then ends the subscriptions it owns.
+ *   gosuv::SupervisorRef (sup.ref()) is a non-owning view that survives moves of the
+ *   Supervisor: what callbacks that use their supervisor capture.
  * - gosuv::Subscription owns one callback registration: destroying it ends it at once (the
- *   callback is not running and will not run again when the destructor returns).
+ *   callback is not running and will not run again when the destructor returns, unless
+ *   it is destroyed inside a gosuv callback or finalizer, see gosuv_subscription_free).
  * - gosuv::Program describes a program without YAML (a gosuv_program builder).
  * - Failures throw gosuv::Error: the gosuv_result code and gosuv's detailed message.
  * - Callbacks run on gosuv's threads. An exception a callback throws never reaches gosuv:
  *   it is caught and passed to the handler set with gosuv::set_callback_error_handler()
  *   (by default, a line on standard error).
  * - Durations are std::chrono durations of any type (gosuv::Duration): rounded up to whole
- *   milliseconds, never overflowing; a wait of zero or less does not wait, one over a day
- *   (gosuv::forever, hours::max()) waits for as long as it takes (see gosuv::timeout_ms()).
- * - Defaults are the C library's (gosuv_supervisor_options_default()).
+ *   milliseconds, never overflowing; a wait of zero or less does not wait; start, restart,
+ *   wait and wait_for wait longer than gosuv's one day in several calls; gosuv::forever
+ *   and hours::max() wait for as long as it takes (see gosuv::timeout_ms()).
+ * - Defaults are the C library's (gosuv_supervisor_options_init()).
  *
  * Handles are move-only with noexcept moves; a moved-from handle is empty, and calls on an
  * empty one throw gosuv::Error with GOSUV_RESULT_NULL_ARGUMENT.
@@ -26,6 +30,7 @@
 
 #include <gosuv.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -33,10 +38,12 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <initializer_list>
 #include <ratio>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -148,7 +155,10 @@ private:
 
 // Any std::chrono duration, as gosuv takes it: whole milliseconds, rounded up (1us is
 // 1 ms, never 0), computed without overflow for any representation and period
-// (hours::max() included: such a duration saturates instead of wrapping). Converts
+// (hours::max() and counts wider than 64 bits included: such a duration saturates instead
+// of wrapping). A floating-point count is taken as the whole milliseconds it is meant to
+// be when it is within its type's precision (or half a nanosecond) of them: 0.1 s is
+// 100 ms and 0.3f s 300 ms, not 101 ms from their inexact binary values. Converts
 // implicitly from every std::chrono::duration; each call says what it does with zero,
 // negative and huge durations.
 class Duration {
@@ -172,9 +182,31 @@ public:
             } else if (ms >= static_cast<long double>(saturated)) {
                 ms_ = saturated;
             } else {
-                ms_ = static_cast<std::uint64_t>(std::ceil(ms));
+                // The whole milliseconds within the count's precision (relative, of Rep) or
+                // half a nanosecond of it are meant; anything further rounds up.
+                const long double nearest = std::round(ms);
+                const long double precision =
+                    ms * 2 * static_cast<long double>(std::numeric_limits<Rep>::epsilon());
+                const long double tolerance = precision > 0.5e-6L ? precision : 0.5e-6L;
+                if (std::fabs(ms - nearest) <= tolerance && (nearest > 0 || ms == 0)) {
+                    ms_ = static_cast<std::uint64_t>(nearest);
+                } else {
+                    ms_ = static_cast<std::uint64_t>(std::ceil(ms));
+                }
             }
         } else {
+            if constexpr (sizeof(Rep) > sizeof(std::uintmax_t)) {
+                // A count wider than uintmax_t (__int128): out of its range is negative or
+                // saturated, never truncated.
+                if (d.count() < static_cast<Rep>(0)) {
+                    kind_ = Kind::negative;
+                    return;
+                }
+                if (d.count() > static_cast<Rep>(~static_cast<std::uintmax_t>(0))) {
+                    ms_ = saturated;
+                    return;
+                }
+            }
             if constexpr (std::is_signed_v<Rep>) {
                 if (d.count() < 0) {
                     kind_ = Kind::negative;
@@ -261,8 +293,18 @@ inline std::uint64_t setting_seconds(Duration d, const char *what) {
 }
 } // namespace detail
 
+namespace detail {
+// The C library's default options, from gosuv_supervisor_options_init() (which writes
+// exactly sizeof this header's struct, however new the library is).
+inline gosuv_supervisor_options default_options() {
+    gosuv_supervisor_options c{};
+    check(gosuv_supervisor_options_init(&c, sizeof c));
+    return c;
+}
+} // namespace detail
+
 // How a supervisor is set up. A default-constructed Options holds the C library's defaults
-// (gosuv_supervisor_options_default()); change the fields you need.
+// (gosuv_supervisor_options_init()); change the fields you need.
 struct Options {
     // The directory relative program directories resolve against, and the programs'
     // default working directory. nullopt: the current directory.
@@ -276,7 +318,7 @@ struct Options {
     // Raise the open-files soft limit to at least this; 0: to the hard limit.
     std::uint64_t min_fds;
 
-    Options() : Options(gosuv_supervisor_options_default()) {}
+    Options() : Options(detail::default_options()) {}
     explicit Options(const gosuv_supervisor_options &c)
         : base_dir(c.base_dir != nullptr ? std::optional<std::string>(c.base_dir)
                                          : std::nullopt),
@@ -287,7 +329,7 @@ struct Options {
     // The C struct, starting from the C defaults so that a field this header does not know
     // keeps its default. Its strings point into this Options: use it while this lives.
     gosuv_supervisor_options c_options() const {
-        gosuv_supervisor_options c = gosuv_supervisor_options_default();
+        gosuv_supervisor_options c = detail::default_options();
         c.base_dir = base_dir ? base_dir->c_str() : nullptr;
         c.log_dir = log_dir ? log_dir->c_str() : nullptr;
         c.subreaper = subreaper;
@@ -309,10 +351,18 @@ private:
 };
 
 namespace detail {
+// A time from gosuv in milliseconds since the epoch; beyond what system_clock counts
+// (+-292 years with nanoseconds), the nearest time it counts.
 inline std::optional<std::chrono::system_clock::time_point> time_from_ms(std::int64_t ms) {
     if (ms == 0) {
         return std::nullopt;
     }
+    using Clock = std::chrono::system_clock;
+    constexpr std::int64_t most = static_cast<std::int64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::duration::max()).count());
+    constexpr std::int64_t least = static_cast<std::int64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::duration::min()).count());
+    ms = ms > most ? most : ms < least ? least : ms;
     return std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::milliseconds(ms)));
@@ -482,8 +532,8 @@ inline std::vector<std::string> take_string_array(char **array, std::size_t coun
 
 // A gosuv_reload_report whose arrays are freed on scope exit.
 struct OwnedReport {
-    gosuv_reload_report c = gosuv_reload_report_default();
-    OwnedReport() = default;
+    gosuv_reload_report c{};
+    OwnedReport() { check(gosuv_reload_report_init(&c, sizeof c)); }
     OwnedReport(const OwnedReport &) = delete;
     OwnedReport &operator=(const OwnedReport &) = delete;
     ~OwnedReport() { gosuv_reload_report_free(&c); }
@@ -810,10 +860,21 @@ using CallbackErrorHandler = std::function<void(std::exception_ptr, std::string_
 
 namespace detail {
 
-inline std::mutex callback_error_mutex;
-inline std::shared_ptr<const CallbackErrorHandler> callback_error_handler;
+// The process's handler of callback exceptions. Never destroyed (built in static storage,
+// not on the heap): a gosuv thread whose callback throws while the process exits still
+// finds it.
+struct CallbackErrorSlot {
+    std::mutex lock;
+    std::shared_ptr<const CallbackErrorHandler> handler;
+};
 
-// The default handler: one line on standard error. Allocates nothing, throws nothing.
+inline CallbackErrorSlot &callback_error_slot() noexcept {
+    alignas(CallbackErrorSlot) static unsigned char storage[sizeof(CallbackErrorSlot)];
+    static CallbackErrorSlot *slot = new (storage) CallbackErrorSlot();
+    return *slot;
+}
+
+// The default handler: one line on standard error. Throws nothing.
 inline void write_callback_error(std::exception_ptr error, std::string_view where) noexcept {
     const char *what = "an exception that is not a std::exception";
     try {
@@ -839,8 +900,9 @@ inline void report_callback_error(std::exception_ptr error, std::string_view whe
     try {
         std::shared_ptr<const CallbackErrorHandler> handler;
         {
-            std::lock_guard<std::mutex> lock(callback_error_mutex);
-            handler = callback_error_handler;
+            CallbackErrorSlot &slot = callback_error_slot();
+            std::lock_guard<std::mutex> lock(slot.lock);
+            handler = slot.handler;
         }
         if (handler && *handler) {
             (*handler)(error, where);
@@ -852,8 +914,12 @@ inline void report_callback_error(std::exception_ptr error, std::string_view whe
     write_callback_error(error, where);
 }
 
+// Set when a subscription has ended (its finalizer ran).
+using EndedFlag = std::shared_ptr<std::atomic<bool>>;
+
 template <class F> struct EventHolder {
     F fn;
+    EndedFlag ended; // may be null
     static void call(void *userdata, const gosuv_event *event) noexcept {
         try {
             static_cast<EventHolder *>(userdata)->fn(Event(*event));
@@ -861,12 +927,19 @@ template <class F> struct EventHolder {
             report_callback_error(std::current_exception(), "event callback");
         }
     }
-    static void finalize(void *userdata) noexcept { delete static_cast<EventHolder *>(userdata); }
+    static void finalize(void *userdata) noexcept {
+        auto *self = static_cast<EventHolder *>(userdata);
+        if (self->ended) {
+            *self->ended = true;
+        }
+        delete self;
+    }
 };
 
 template <class F> struct LogHolder {
     F fn;
     std::string where;
+    EndedFlag ended; // may be null
     static void call(void *userdata, const gosuv_log_line *line) noexcept {
         auto *self = static_cast<LogHolder *>(userdata);
         try {
@@ -875,7 +948,13 @@ template <class F> struct LogHolder {
             report_callback_error(std::current_exception(), self->where);
         }
     }
-    static void finalize(void *userdata) noexcept { delete static_cast<LogHolder *>(userdata); }
+    static void finalize(void *userdata) noexcept {
+        auto *self = static_cast<LogHolder *>(userdata);
+        if (self->ended) {
+            *self->ended = true;
+        }
+        delete self;
+    }
 };
 
 } // namespace detail
@@ -883,14 +962,23 @@ template <class F> struct LogHolder {
 // Sets who is told of an exception thrown by a callback (event or log), for every
 // supervisor of the process, and returns the previous handler. An empty handler restores
 // the default, which writes one line to standard error. The handler runs on the thread of
-// the callback that threw; an exception it throws itself is written to standard error.
+// the callback that threw, so it may run on several threads at once: it must be
+// thread-safe. An exception it throws itself is written to standard error. If copying the
+// previous handler throws, that exception escapes and nothing changes.
 inline CallbackErrorHandler set_callback_error_handler(CallbackErrorHandler handler) {
     auto next = handler ? std::make_shared<const CallbackErrorHandler>(std::move(handler))
                         : nullptr;
-    std::lock_guard<std::mutex> lock(detail::callback_error_mutex);
-    std::shared_ptr<const CallbackErrorHandler> previous =
-        std::exchange(detail::callback_error_handler, std::move(next));
-    return previous ? *previous : CallbackErrorHandler();
+    detail::CallbackErrorSlot &slot = detail::callback_error_slot();
+    std::shared_ptr<const CallbackErrorHandler> previous_handler;
+    CallbackErrorHandler previous;
+    {
+        std::lock_guard<std::mutex> lock(slot.lock);
+        if (slot.handler) {
+            previous = *slot.handler; // may throw: then nothing has changed
+        }
+        previous_handler = std::exchange(slot.handler, std::move(next));
+    }
+    return previous;
 }
 
 // A callback registration that ends when this is destroyed or reset(): then the callback is
@@ -924,58 +1012,43 @@ private:
     gosuv_subscription *p_ = nullptr;
 };
 
-// A supervisor: its programs, their processes, logs and events. Move-only. Its member
-// functions may be called from any thread at once, callbacks included (not the destructor
-// nor the move operations).
-class Supervisor {
+namespace detail {
+
+// What a Supervisor owns, at an address that does not change when the Supervisor moves:
+// the C handle, and the subscriptions of on_event()/on_log().
+struct SupervisorShared {
+    struct Owned {
+        gosuv_subscription *sub = nullptr;
+        EndedFlag ended;
+    };
+    gosuv_supervisor *sup = nullptr;
+    std::mutex lock;
+    std::vector<Owned> owned;
+};
+
+// The longest single wait the wrapper asks gosuv for (max_timeout_ms, a day); a longer
+// wait is made of several. Only tests change it.
+inline std::atomic<std::uint64_t> max_wait_chunk_ms{max_timeout_ms};
+
+// Waits longer than this (100 years) are for as long as it takes (GOSUV_WAIT_FOREVER).
+inline constexpr std::uint64_t forever_above_ms = 100ULL * 366 * 86400000;
+
+} // namespace detail
+
+class Supervisor;
+
+// A non-owning view of a Supervisor, with all its operations: copyable, and it stays
+// valid when the Supervisor moves (it refers to what the Supervisor owns, not to the
+// Supervisor object) until the Supervisor is destroyed. Callbacks that use their
+// supervisor capture one by value: sup.on_event([s = sup.ref()](const gosuv::Event &) {
+// s.names(); }). Its member functions may be called from any thread at once, callbacks
+// included.
+class SupervisorRef {
 public:
-    // A supervisor with no programs.
-    explicit Supervisor(const Options &options = Options()) : s_(std::make_unique<Shared>()) {
-        options.check_strings();
-        const gosuv_supervisor_options c = options.c_options();
-        detail::check(gosuv_supervisor_new(&c, &s_->sup));
-    }
+    // Empty: every call throws GOSUV_RESULT_NULL_ARGUMENT.
+    SupervisorRef() noexcept = default;
 
-    // A supervisor for the programs of a programs-file text (a YAML list); those with
-    // start_auto are started, without waiting.
-    static Supervisor from_yaml(std::string_view programs_yaml,
-                                const Options &options = Options()) {
-        options.check_strings();
-        const std::string yaml = detail::c_string(programs_yaml, "the programs text");
-        const gosuv_supervisor_options c = options.c_options();
-        gosuv_supervisor *sup = nullptr;
-        detail::check(gosuv_supervisor_from_yaml(yaml.c_str(), &c, &sup));
-        return Supervisor(sup);
-    }
-
-    // A supervisor from a config.yml and the programs file it names.
-    static Supervisor from_config_file(std::string_view config_path) {
-        const std::string path = detail::c_string(config_path, "the config path");
-        gosuv_supervisor *sup = nullptr;
-        detail::check(gosuv_supervisor_from_config_file(path.c_str(), &sup));
-        return Supervisor(sup);
-    }
-
-    // Takes over a supervisor made through the C API.
-    static Supervisor adopt(gosuv_supervisor *sup) noexcept { return Supervisor(sup); }
-
-    Supervisor(Supervisor &&) noexcept = default;
-    Supervisor &operator=(Supervisor &&o) noexcept {
-        if (this != &o) {
-            close();
-            s_ = std::move(o.s_);
-        }
-        return *this;
-    }
-    Supervisor(const Supervisor &) = delete;
-    Supervisor &operator=(const Supervisor &) = delete;
-
-    // Stops every program and waits for their processes, delivers the events of that
-    // shutdown to every subscriber (those of on_event()/on_log() and Subscriptions still
-    // alive), then ends the subscriptions this supervisor owns.
-    ~Supervisor() { close(); }
-
-    explicit operator bool() const noexcept { return s_ != nullptr; }
+    explicit operator bool() const noexcept { return s_ != nullptr && s_->sup != nullptr; }
     // The C handle (NULL when empty), for the C API.
     gosuv_supervisor *get() const noexcept { return s_ ? s_->sup : nullptr; }
 
@@ -1018,32 +1091,51 @@ public:
     }
 
     // Starts a program; waits until it is running (see gosuv_supervisor_start), at most
-    // `timeout` (see timeout_ms(): zero returns once the start has begun, forever or more
-    // than a day waits for as long as it takes).
+    // `timeout`: zero returns once the start has begun; a wait longer than gosuv's longest
+    // (a day) goes on waiting (as wait()) up to `timeout`; gosuv::forever, or more than
+    // 100 years, waits for as long as it takes.
     ProgramStatus start(std::string_view name, Duration timeout) const {
-        return wait_call(gosuv_supervisor_start, name, timeout);
+        const std::string n = detail::c_string(name, "the program name");
+        return chunked(timeout, gosuv_supervisor_start, n, [&](std::uint64_t ms, auto *st) {
+            return gosuv_supervisor_wait(get(), n.c_str(), ms, st);
+        });
     }
-    // Stops a program; waits until none of its processes is left, at most `timeout`.
+    // Stops a program; waits until none of its processes is left, at most `timeout` (one
+    // over a day, as timeout_ms(), waits for as long as it takes).
     ProgramStatus stop(std::string_view name, Duration timeout) const {
-        return wait_call(gosuv_supervisor_stop, name, timeout);
+        const std::string n = detail::c_string(name, "the program name");
+        gosuv_program_status st{};
+        detail::check(gosuv_supervisor_stop(get(), n.c_str(), timeout_ms(timeout), &st));
+        return ProgramStatus(st);
     }
     // Stops a program if it has a process, then starts it; waits like start().
     ProgramStatus restart(std::string_view name, Duration timeout) const {
-        return wait_call(gosuv_supervisor_restart, name, timeout);
+        const std::string n = detail::c_string(name, "the program name");
+        return chunked(timeout, gosuv_supervisor_restart, n, [&](std::uint64_t ms, auto *st) {
+            return gosuv_supervisor_wait(get(), n.c_str(), ms, st);
+        });
     }
-    // Waits until a program is running (ready), without starting it; zero only looks.
-    // Throws GOSUV_RESULT_START_FAILED when it is or goes fatal, GOSUV_RESULT_TIMEOUT.
+    // Waits until a program is running (ready), without starting it; zero only looks; as
+    // long as asked (see start()). Throws GOSUV_RESULT_START_FAILED when it is or goes
+    // fatal, GOSUV_RESULT_TIMEOUT.
     ProgramStatus wait(std::string_view name, Duration timeout) const {
-        return wait_call(gosuv_supervisor_wait, name, timeout);
+        const std::string n = detail::c_string(name, "the program name");
+        return chunked(timeout, gosuv_supervisor_wait, n, [&](std::uint64_t ms, auto *st) {
+            return gosuv_supervisor_wait(get(), n.c_str(), ms, st);
+        });
     }
-    // Waits until a program is in `state`; zero only looks.
+    // Waits until a program is in `state`; zero only looks; as long as asked (see start()).
     ProgramStatus wait_for(std::string_view name, State state, Duration timeout) const {
         const std::string n = detail::c_string(name, "the program name");
-        const std::uint64_t ms = timeout_ms(timeout);
-        gosuv_program_status st{};
-        detail::check(gosuv_supervisor_wait_for(get(), n.c_str(),
-                                                static_cast<std::uint32_t>(state), ms, &st));
-        return ProgramStatus(st);
+        const auto once = [&](std::uint64_t ms, gosuv_program_status *st) {
+            return gosuv_supervisor_wait_for(get(), n.c_str(), static_cast<std::uint32_t>(state),
+                                             ms, st);
+        };
+        return chunked(
+            timeout,
+            [&](const gosuv_supervisor *, const char *, std::uint64_t ms,
+                gosuv_program_status *st) { return once(ms, st); },
+            n, once);
     }
 
     // One program's status. Does not block.
@@ -1057,7 +1149,8 @@ public:
     // One program's status, readiness, health and ownership. Does not block.
     ProgramInfo info(std::string_view name) const {
         const std::string n = detail::c_string(name, "the program name");
-        gosuv_program_info c = gosuv_program_info_default();
+        gosuv_program_info c{};
+        detail::check(gosuv_program_info_init(&c, sizeof c));
         detail::check(gosuv_supervisor_program_info(get(), n.c_str(), &c));
         return ProgramInfo(c);
     }
@@ -1218,9 +1311,11 @@ public:
     // Calls `fn(const gosuv::Event &)` with every state change from now on, on a gosuv
     // thread, for as long as this supervisor lives: it sees the events of the shutdown
     // that destroying the supervisor makes. What `fn` refers to must outlive the
-    // supervisor (declare it before the supervisor).
+    // supervisor (declare it before the supervisor). To use the supervisor in `fn`, capture
+    // ref() by value, never the Supervisor object's address, which changes when it moves.
     template <class F> void on_event(F &&fn) const {
-        own(subscribe_events(std::forward<F>(fn)));
+        auto ended = std::make_shared<std::atomic<bool>>(false);
+        own(subscribe_events(std::forward<F>(fn), ended), ended);
     }
 
     // Calls `fn(const gosuv::LogLine &)` with every line a program writes to `stream` from
@@ -1235,54 +1330,60 @@ public:
     // removed): it sees the last lines written during the supervisor's shutdown. What `fn`
     // refers to must outlive the supervisor.
     template <class F> void on_log(std::string_view name, Stream stream, F &&fn) const {
-        own(subscribe_log(name, stream, std::forward<F>(fn)));
+        auto ended = std::make_shared<std::atomic<bool>>(false);
+        own(subscribe_log(name, stream, std::forward<F>(fn), ended), ended);
+    }
+
+    // How many subscriptions of on_event()/on_log() the supervisor holds. Those that
+    // ended (their program was removed) are let go of at the next on_event()/on_log().
+    std::size_t owned_subscriptions() const {
+        if (s_ == nullptr) {
+            return 0;
+        }
+        std::lock_guard<std::mutex> g(s_->lock);
+        return s_->owned.size();
     }
 
 private:
-    struct Shared {
-        gosuv_supervisor *sup = nullptr;
-        std::mutex lock;
-        // Subscriptions of on_event()/on_log(), ended after the supervisor is freed.
-        std::vector<gosuv_subscription *> owned;
-    };
+    friend class Supervisor;
+    explicit SupervisorRef(detail::SupervisorShared *s) noexcept : s_(s) {}
 
-    explicit Supervisor(gosuv_supervisor *sup) : s_(std::make_unique<Shared>()) {
-        s_->sup = sup;
-    }
-
-    void close() noexcept {
-        if (!s_) {
-            return;
-        }
-        // Not under the lock: callbacks run during the shutdown and may subscribe.
-        gosuv_supervisor_free(s_->sup);
-        s_->sup = nullptr;
-        std::vector<gosuv_subscription *> owned;
-        {
-            std::lock_guard<std::mutex> g(s_->lock);
-            owned.swap(s_->owned);
-        }
-        for (gosuv_subscription *sub : owned) {
-            gosuv_subscription_free(sub);
-        }
-        s_.reset();
-    }
-
-    void own(gosuv_subscription *sub) const {
+    // Keeps a subscription of on_event()/on_log() until the supervisor goes, and lets go of
+    // those that ended (outside the lock).
+    void own(gosuv_subscription *sub, detail::EndedFlag ended) const {
         Subscription guard(sub); // ends it if the vector cannot grow
         if (!s_) {
             return;
         }
-        std::lock_guard<std::mutex> g(s_->lock);
-        s_->owned.push_back(sub);
-        guard.release();
+        std::vector<gosuv_subscription *> done;
+        {
+            std::lock_guard<std::mutex> g(s_->lock);
+            auto &owned = s_->owned;
+            done.reserve(owned.size());
+            owned.reserve(owned.size() + 1);
+            std::size_t kept = 0;
+            for (auto &o : owned) {
+                if (o.ended && *o.ended) {
+                    done.push_back(o.sub);
+                } else {
+                    owned[kept++] = std::move(o);
+                }
+            }
+            owned.resize(kept);
+            owned.push_back(detail::SupervisorShared::Owned{sub, std::move(ended)});
+            guard.release();
+        }
+        for (gosuv_subscription *d : done) {
+            gosuv_subscription_free(d);
+        }
     }
 
-    template <class F> gosuv_subscription *subscribe_events(F &&fn) const {
+    template <class F>
+    gosuv_subscription *subscribe_events(F &&fn, detail::EndedFlag ended = nullptr) const {
         using Holder = detail::EventHolder<std::decay_t<F>>;
         static_assert(std::is_invocable_v<std::decay_t<F> &, const Event &>,
                       "an event callback is called as fn(const gosuv::Event &)");
-        auto holder = std::make_unique<Holder>(Holder{std::forward<F>(fn)});
+        auto holder = std::make_unique<Holder>(Holder{std::forward<F>(fn), std::move(ended)});
         gosuv_subscription *sub = nullptr;
         detail::check(gosuv_supervisor_on_event(get(), &Holder::call, holder.get(),
                                                 &Holder::finalize, &sub));
@@ -1291,7 +1392,8 @@ private:
     }
 
     template <class F>
-    gosuv_subscription *subscribe_log(std::string_view name, Stream stream, F &&fn) const {
+    gosuv_subscription *subscribe_log(std::string_view name, Stream stream, F &&fn,
+                                      detail::EndedFlag ended = nullptr) const {
         using Holder = detail::LogHolder<std::decay_t<F>>;
         static_assert(std::is_invocable_v<std::decay_t<F> &, const LogLine &>,
                       "a log callback is called as fn(const gosuv::LogLine &)");
@@ -1299,6 +1401,7 @@ private:
         auto holder = std::make_unique<Holder>(Holder{
             std::forward<F>(fn),
             "log callback of '" + n + "' (" + to_string(stream) + ")",
+            std::move(ended),
         });
         gosuv_subscription *sub = nullptr;
         detail::check(gosuv_supervisor_on_log(get(), n.c_str(),
@@ -1319,16 +1422,138 @@ private:
         return report.take();
     }
 
-    template <class Fn>
-    ProgramStatus wait_call(Fn fn, std::string_view name, Duration timeout) const {
-        const std::string n = detail::c_string(name, "the program name");
-        const std::uint64_t ms = timeout_ms(timeout);
+    // A wait of `timeout`: one call of `first` when gosuv can wait that long in one (at
+    // most max_wait_chunk_ms) or for ever, else `first` then `next` in chunks until it
+    // succeeds, fails otherwise, or the time is up.
+    template <class First, class Next>
+    ProgramStatus chunked(Duration timeout, First first, const std::string &name,
+                          Next next) const {
+        const std::uint64_t asked = timeout_ms(timeout) == GOSUV_WAIT_FOREVER
+                                        ? timeout.milliseconds()
+                                        : timeout_ms(timeout);
+        const std::uint64_t chunk = detail::max_wait_chunk_ms.load();
         gosuv_program_status st{};
-        detail::check(fn(get(), n.c_str(), ms, &st));
+        if (asked <= chunk || asked > detail::forever_above_ms) {
+            const std::uint64_t ms = asked <= chunk ? asked : GOSUV_WAIT_FOREVER;
+            detail::check(first(get(), name.c_str(), ms, &st));
+            return ProgramStatus(st);
+        }
+        const auto deadline =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(asked);
+        gosuv_result r = first(get(), name.c_str(), chunk, &st);
+        while (r == GOSUV_RESULT_TIMEOUT) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) {
+                break;
+            }
+            const std::uint64_t ms = static_cast<std::uint64_t>(left.count());
+            r = next(ms < chunk ? ms : chunk, &st);
+        }
+        detail::check(r);
         return ProgramStatus(st);
     }
 
-    std::unique_ptr<Shared> s_;
+    detail::SupervisorShared *s_ = nullptr;
+};
+
+// A supervisor: its programs, their processes, logs and events; it has every operation of
+// SupervisorRef. Move-only: moving it keeps the C supervisor, its callbacks and every
+// SupervisorRef of it; but a callback that captured the Supervisor object itself (`&sup`,
+// `this`) then refers to the moved-from, empty object: capture ref() instead. Its member
+// functions may be called from any thread at once, callbacks included (not the
+// destructor nor the move operations).
+class Supervisor : public SupervisorRef {
+public:
+    // A supervisor with no programs.
+    explicit Supervisor(const Options &options = Options())
+        : Supervisor(new detail::SupervisorShared()) {
+        // Delegated: the destructor frees what was allocated if this throws.
+        options.check_strings();
+        const gosuv_supervisor_options c = options.c_options();
+        detail::check(gosuv_supervisor_new(&c, &s_->sup));
+    }
+
+    // A supervisor for the programs of a programs-file text (a YAML list); those with
+    // start_auto are started, without waiting.
+    static Supervisor from_yaml(std::string_view programs_yaml,
+                                const Options &options = Options()) {
+        options.check_strings();
+        const std::string yaml = detail::c_string(programs_yaml, "the programs text");
+        const gosuv_supervisor_options c = options.c_options();
+        // Allocated before the C supervisor exists, so nothing can leak it.
+        Supervisor result(new detail::SupervisorShared());
+        detail::check(gosuv_supervisor_from_yaml(yaml.c_str(), &c, &result.s_->sup));
+        return result;
+    }
+
+    // A supervisor from a config.yml and the programs file it names.
+    static Supervisor from_config_file(std::string_view config_path) {
+        const std::string path = detail::c_string(config_path, "the config path");
+        Supervisor result(new detail::SupervisorShared());
+        detail::check(gosuv_supervisor_from_config_file(path.c_str(), &result.s_->sup));
+        return result;
+    }
+
+    // Takes over a supervisor made through the C API (NULL gives an empty Supervisor). If
+    // memory runs out, `sup` is freed and std::bad_alloc thrown.
+    static Supervisor adopt(gosuv_supervisor *sup) {
+        if (sup == nullptr) {
+            return Supervisor(static_cast<detail::SupervisorShared *>(nullptr));
+        }
+        detail::SupervisorShared *shared = nullptr;
+        try {
+            shared = new detail::SupervisorShared();
+        } catch (...) {
+            gosuv_supervisor_free(sup);
+            throw;
+        }
+        shared->sup = sup;
+        return Supervisor(shared);
+    }
+
+    Supervisor(Supervisor &&o) noexcept : SupervisorRef(std::exchange(o.s_, nullptr)) {}
+    Supervisor &operator=(Supervisor &&o) noexcept {
+        if (this != &o) {
+            close();
+            s_ = std::exchange(o.s_, nullptr);
+        }
+        return *this;
+    }
+    Supervisor(const Supervisor &) = delete;
+    Supervisor &operator=(const Supervisor &) = delete;
+
+    // Stops every program and waits for their processes, delivers the events of that
+    // shutdown to every subscriber (those of on_event()/on_log() and Subscriptions still
+    // alive), then ends the subscriptions this supervisor owns. Inside one of its own
+    // callbacks, it waits for every other callback to finish (they must not wait for this
+    // one); that callback's own subscription ends when it returns (see
+    // gosuv_supervisor_free).
+    ~Supervisor() { close(); }
+
+    // A view that stays valid when this Supervisor moves, until it is destroyed.
+    SupervisorRef ref() const noexcept { return SupervisorRef(s_); }
+
+private:
+    explicit Supervisor(detail::SupervisorShared *s) noexcept : SupervisorRef(s) {}
+
+    void close() noexcept {
+        if (s_ == nullptr) {
+            return;
+        }
+        // Not under the lock: callbacks run during the shutdown and may subscribe.
+        gosuv_supervisor_free(s_->sup);
+        s_->sup = nullptr;
+        std::vector<detail::SupervisorShared::Owned> owned;
+        {
+            std::lock_guard<std::mutex> g(s_->lock);
+            owned.swap(s_->owned);
+        }
+        for (auto &o : owned) {
+            gosuv_subscription_free(o.sub);
+        }
+        delete std::exchange(s_, nullptr);
+    }
 };
 
 } // namespace gosuv

@@ -100,7 +100,7 @@ static const char *const WORKER =
 int main(int argc, char **argv) {
     char tmp[] = "/tmp/gosuv-example-XXXXXX";
     const char *dir = argc > 1 ? argv[1] : mkdtemp(tmp);
-    gosuv_supervisor_options options = gosuv_supervisor_options_default();
+    gosuv_supervisor_options options;
     gosuv_supervisor *sup = NULL;
     gosuv_subscription *events = NULL, *lines = NULL;
     gosuv_program_status st;
@@ -115,6 +115,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("libgosuv %s, working in %s\n", gosuv_version(), dir);
+    if (!ok(gosuv_supervisor_options_init(&options, sizeof options), "options_init")) {
+        return 1;
+    }
     options.base_dir = dir; /* the rest as default: programs die with this process */
     if (!ok(gosuv_supervisor_new(&options, &sup), "gosuv_supervisor_new")) {
         return 1;

@@ -29,12 +29,13 @@ int main(int argc, char **argv) {
     static const char *const names[] = {"alpha", "beta"};
     static const char *const worker[] = {
         "sh", "-c", "echo \"$GOSUV_PROGRAM works\"; echo ready; while sleep 0.1; do echo \"$GOSUV_PROGRAM works\"; done"};
-    gosuv_supervisor_options options = gosuv_supervisor_options_default();
+    gosuv_supervisor_options options;
     gosuv_supervisor *sup;
     gosuv_subscription *events;
     char tail[1024];
     int i;
 
+    check(gosuv_supervisor_options_init(&options, sizeof options));
     options.base_dir = argc > 1 ? argv[1] : ".";
     check(gosuv_supervisor_new(&options, &sup));
     check(gosuv_supervisor_on_event(sup, on_event, NULL, NULL, &events));

@@ -10,7 +10,7 @@ use crate::control::instances;
 use crate::error::{gosuv_result, guard, guard_value, Error, Result};
 use crate::program::gosuv_program;
 use crate::status::{gosuv_state, unix_ms};
-use crate::supervisor::{check_size, gosuv_supervisor, sup_and_name, write_sized};
+use crate::supervisor::{check_size, gosuv_supervisor, init_sized, sup_and_name, write_sized};
 
 /// A NULL-terminated array of strings the caller frees with `gosuv_string_array_free()`.
 fn string_array(items: &[String]) -> Result<*mut *mut c_char> {
@@ -105,8 +105,8 @@ pub enum gosuv_ownership {
 }
 
 /// One program's status with its readiness and health: a plain value the caller allocates,
-/// versioned by its size (later versions add fields at its end). Get one from
-/// `gosuv_program_info_default()`, which sets `size`.
+/// versioned by its size (later versions add fields at its end). Fill one with
+/// `gosuv_program_info_init()`, which sets `size`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct gosuv_program_info {
@@ -218,17 +218,26 @@ impl From<&ProgramStatus> for gosuv_program_info {
     }
 }
 
-/// A `gosuv_program_info` with its `size` set and every other field zero.
+/// Fills the caller's `*out` with zeros and sets `out->size` to `size`, which is
+/// `sizeof(gosuv_program_info)`: exactly `size` bytes are written, so a library newer than
+/// the caller's header never writes past the caller's struct.
+///
+/// Errors: `GOSUV_RESULT_NULL_ARGUMENT` (`out`), `GOSUV_RESULT_INVALID_ARGUMENT` (`size`
+/// smaller than the first version's: nothing is written).
 ///
 /// # Safety
-/// Always safe to call, from any thread. Returns a plain value.
+/// `out` is NULL or valid for writes of `size` bytes. Thread-safe.
 #[no_mangle]
-pub extern "C" fn gosuv_program_info_default() -> gosuv_program_info {
-    guard_value(DEFAULT_INFO, || DEFAULT_INFO)
+pub unsafe extern "C" fn gosuv_program_info_init(
+    out: *mut gosuv_program_info,
+    size: usize,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    guard(|| unsafe { init_sized(out, size, "out", INFO_V1_SIZE, &DEFAULT_INFO) })
 }
 
 /// Writes one program's status, readiness and health to `*out_info`, as far as its `size`
-/// goes (the caller sets `size`, see `gosuv_program_info_default()`). Does not block.
+/// goes (the caller sets `size`, see `gosuv_program_info_init()`). Does not block.
 ///
 /// Errors: `GOSUV_RESULT_NOT_FOUND`, `GOSUV_RESULT_NULL_ARGUMENT`,
 /// `GOSUV_RESULT_INVALID_ARGUMENT` (`size` smaller than the first version's: nothing is
@@ -257,7 +266,7 @@ pub unsafe extern "C" fn gosuv_supervisor_program_info(
 }
 
 /// What a reload did, by program name: NULL-terminated arrays, sorted, with their lengths.
-/// The caller allocates it (see `gosuv_reload_report_default()`, which sets `size`); gosuv
+/// The caller allocates it (see `gosuv_reload_report_init()`, which sets `size`); gosuv
 /// fills it; `gosuv_reload_report_free()` frees the arrays. Versioned by its size.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -305,13 +314,23 @@ const EMPTY_REPORT: gosuv_reload_report = gosuv_reload_report {
     unchanged_count: 0,
 };
 
-/// An empty `gosuv_reload_report` with its `size` set.
+/// Makes the caller's `*out` an empty report (NULL arrays, zero counts) and sets `out->size`
+/// to `size`, which is `sizeof(gosuv_reload_report)`: exactly `size` bytes are written, so
+/// a library newer than the caller's header never writes past the caller's struct. It does
+/// not free arrays `*out` held: call `gosuv_reload_report_free()` for those.
+///
+/// Errors: `GOSUV_RESULT_NULL_ARGUMENT` (`out`), `GOSUV_RESULT_INVALID_ARGUMENT` (`size`
+/// smaller than the first version's: nothing is written).
 ///
 /// # Safety
-/// Always safe to call, from any thread. Returns a plain value.
+/// `out` is NULL or valid for writes of `size` bytes. Thread-safe.
 #[no_mangle]
-pub extern "C" fn gosuv_reload_report_default() -> gosuv_reload_report {
-    guard_value(EMPTY_REPORT, || EMPTY_REPORT)
+pub unsafe extern "C" fn gosuv_reload_report_init(
+    out: *mut gosuv_reload_report,
+    size: usize,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    guard(|| unsafe { init_sized(out, size, "out", REPORT_V1_SIZE, &EMPTY_REPORT) })
 }
 
 /// Frees the arrays of a report gosuv filled and sets them to NULL (their counts to 0), so

@@ -7,8 +7,10 @@
 //!   has one function that frees it, which ignores NULL.
 //! - A struct the caller allocates and gosuv reads or fills (`gosuv_supervisor_options`,
 //!   `gosuv_program_info`, `gosuv_reload_report`) starts with its `size`, set by its
-//!   `_default()` function: a smaller size than its first version's is refused, a larger
-//!   one (a newer header) is read and written as far as this library knows.
+//!   `_init(ptr, sizeof *ptr)` function (never returned by value, so that a newer library
+//!   never writes past an older caller's struct): a smaller size than its first version's
+//!   is refused, a larger one (a newer header) is read and written as far as this library
+//!   knows.
 //! - A NULL pointer where one is required is `GOSUV_RESULT_NULL_ARGUMENT`, never a crash.
 //! - Strings in are NUL-terminated UTF-8, only read during the call. Strings out are either
 //!   copied into a caller's buffer or returned as `char *` that the caller frees with

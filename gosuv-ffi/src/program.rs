@@ -731,7 +731,8 @@ const MAX_EXIT_CODES: usize = 256;
 /// Sets `exit_codes`: the expected exit codes (0 to 255), for `GOSUV_AUTORESTART_UNEXPECTED`
 /// and `GOSUV_CONDITION_EXITED_OK`. Default: {0}.
 ///
-/// Errors: `GOSUV_RESULT_CONFIG` (a code out of 0..255, none), `GOSUV_RESULT_NULL_ARGUMENT`,
+/// Errors: `GOSUV_RESULT_CONFIG` (a code out of 0..255; `count` 0: at least one code is
+/// expected, as in YAML), `GOSUV_RESULT_NULL_ARGUMENT`,
 /// `GOSUV_RESULT_INVALID_ARGUMENT` (`count` over 256).
 ///
 /// # Safety

@@ -173,24 +173,31 @@ pub(crate) struct Control {
 }
 
 impl Control {
-    /// Ends the subscription and waits for its thread, unless called from that thread (from
-    /// a callback), which then ends as soon as the callback returns. With `drain`, what is
-    /// already queued is delivered first.
-    fn end(&self, drain: bool) {
-        let on_own_thread = OWN_FLAGS.with(Cell::get) == Arc::as_ptr(&self.flags);
+    /// Ends the subscription at once (what is queued is dropped) and waits for its thread,
+    /// unless called from a subscription's thread (from a callback): then it does not wait,
+    /// and the thread ends as soon as its callback under way returns.
+    fn end(&self) {
+        self.flags.stop.store(true, Ordering::SeqCst);
         // On any subscription's thread (inside a callback), waiting for another
         // subscription's thread could wait for ever: that one may be waiting for this one
         // (two callbacks freeing each other's subscriptions). It is told to end and is
         // joined later (by the next subscription made, or when the supervisor is freed).
-        let on_a_subscription_thread = !OWN_FLAGS.with(Cell::get).is_null();
-        if drain && !on_own_thread {
-            self.flags.drain.store(true, Ordering::SeqCst);
-        } else {
-            self.flags.stop.store(true, Ordering::SeqCst);
-        }
-        if !on_a_subscription_thread {
+        if OWN_FLAGS.with(Cell::get).is_null() {
             self.join();
         }
+    }
+
+    /// Ends the subscription of a supervisor being freed: what is queued (the shutdown's
+    /// events) is delivered first, and the thread is waited for, from any thread, callbacks
+    /// included, except the subscription's own: a callback that frees its supervisor ends
+    /// its own subscription, which ends as soon as that callback returns.
+    fn drain_and_join(&self) {
+        if OWN_FLAGS.with(Cell::get) == Arc::as_ptr(&self.flags) {
+            self.flags.stop.store(true, Ordering::SeqCst);
+            return;
+        }
+        self.flags.drain.store(true, Ordering::SeqCst);
+        self.join();
     }
 
     /// Waits until the thread has ended (its finalizer has run). The first caller takes the
@@ -218,7 +225,8 @@ impl Control {
 }
 
 /// Ends every subscription of a supervisor that is being freed, after its shutdown,
-/// including those that callbacks make meanwhile.
+/// including those that callbacks make meanwhile: each delivers what is queued and is waited
+/// for (but the calling callback's own, when a callback frees the supervisor).
 pub(crate) fn end_all(sup: &gosuv_supervisor) {
     loop {
         let controls: Vec<Arc<Control>> = {
@@ -232,7 +240,7 @@ pub(crate) fn end_all(sup: &gosuv_supervisor) {
             return;
         }
         for c in controls {
-            c.end(true);
+            c.drain_and_join();
         }
     }
 }
@@ -407,9 +415,10 @@ fn spawn(
 /// `callback` runs on a gosuv thread (see `gosuv_event_callback`) with `userdata` as its
 /// first argument. `finalizer`, if not NULL, is called once with `userdata` after the last
 /// callback, on that same thread: at the latest before `gosuv_subscription_free()` or
-/// `gosuv_supervisor_free()` returns (or, when one of them is called from inside this
-/// subscription's own callback, as soon as that callback returns). When the supervisor is
-/// freed, the events of its shutdown are delivered first.
+/// `gosuv_supervisor_free()` returns (or, when `gosuv_subscription_free()` is called from
+/// inside any callback, or `gosuv_supervisor_free()` from inside this subscription's own
+/// callback, as soon as that callback returns). When the supervisor is freed, the events of
+/// its shutdown are delivered first, even when it is freed from inside another callback.
 ///
 /// On success `*out` is a new subscription the caller owns and frees with
 /// `gosuv_subscription_free()`; on failure `*out` is NULL and neither `callback` nor
@@ -640,7 +649,7 @@ pub unsafe extern "C" fn gosuv_subscription_free(sub: *mut gosuv_subscription) {
     let _ = guard(|| {
         // SAFETY: made by Box::into_raw in `spawn`; the caller gives it back once.
         let sub = unsafe { Box::from_raw(sub) };
-        sub.control.end(false);
+        sub.control.end();
         Ok(())
     });
 }

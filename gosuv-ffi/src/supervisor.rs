@@ -13,7 +13,7 @@ use crate::args::{
     absolute_path, arg_opt_str, arg_ref, arg_str, clear_out, out_ptr, owned_c_string, timeout_arg,
     wait_arg, write_opt,
 };
-use crate::error::{copy_text, gosuv_result, guard, guard_value, Error, Result};
+use crate::error::{copy_text, gosuv_result, guard, Error, Result};
 use crate::status::{gosuv_process_stats, gosuv_program_status, state_arg, stream_arg};
 use crate::subscription::Control;
 
@@ -75,7 +75,7 @@ impl gosuv_supervisor {
     }
 }
 
-/// How a supervisor made in code is set up. Get one from `gosuv_supervisor_options_default()`
+/// How a supervisor made in code is set up. Fill one with `gosuv_supervisor_options_init()`
 /// and change the fields you need. The strings are only read during the call they are passed
 /// to; the caller keeps owning them.
 ///
@@ -87,7 +87,7 @@ impl gosuv_supervisor {
 #[derive(Clone, Copy, Debug)]
 pub struct gosuv_supervisor_options {
     /// `sizeof(gosuv_supervisor_options)` as the caller's header has it: set by
-    /// `gosuv_supervisor_options_default()`. Smaller than the first version's (40 bytes on
+    /// `gosuv_supervisor_options_init()`. Smaller than the first version's (40 bytes on
     /// 64-bit systems) is `GOSUV_RESULT_INVALID_ARGUMENT`.
     pub size: usize,
     /// The directory relative program directories resolve against, and the programs' default
@@ -115,15 +115,27 @@ pub struct gosuv_supervisor_options {
     pub min_fds: u64,
 }
 
-/// The default options, the same as the Rust and Python libraries': current directory,
-/// `./logs`, subreaper off, programs die with this process (`kill_on_parent_death` on),
-/// open-files limit raised to the hard limit. Passing NULL options gives the same.
+/// Fills the caller's `*out` with the default options, the same as the Rust and Python
+/// libraries': current directory, `./logs`, subreaper off, programs die with this process
+/// (`kill_on_parent_death` on), open-files limit raised to the hard limit; `out->size` is set
+/// to `size`. Passing NULL options to a constructor gives the same defaults.
+///
+/// Pass `sizeof(gosuv_supervisor_options)` as `size`: exactly `size` bytes are written, so a
+/// library newer than the caller's header never writes past the caller's struct; fields of a
+/// newer header that this library does not know are zeroed.
+///
+/// Errors: `GOSUV_RESULT_NULL_ARGUMENT` (`out`), `GOSUV_RESULT_INVALID_ARGUMENT` (`size`
+/// smaller than the first version's: nothing is written).
 ///
 /// # Safety
-/// Always safe to call, from any thread. Returns a plain value.
+/// `out` is NULL or valid for writes of `size` bytes. Thread-safe.
 #[no_mangle]
-pub extern "C" fn gosuv_supervisor_options_default() -> gosuv_supervisor_options {
-    guard_value(DEFAULT_OPTIONS, || DEFAULT_OPTIONS)
+pub unsafe extern "C" fn gosuv_supervisor_options_init(
+    out: *mut gosuv_supervisor_options,
+    size: usize,
+) -> gosuv_result {
+    // SAFETY: the caller's promise is passed on.
+    guard(|| unsafe { init_sized(out, size, "out", OPTIONS_V1_SIZE, &DEFAULT_OPTIONS) })
 }
 
 /// The core's defaults (`SupervisorOptions::new`; a unit test keeps them equal).
@@ -247,8 +259,8 @@ fn bool_field(byte: u8, name: &str) -> Result<bool> {
         0 => Ok(false),
         1 => Ok(true),
         n => Err(Error::Invalid(format!(
-            "`{name}` holds {n}: set it to true or false (start from the _default() function's \
-             struct)"
+            "`{name}` holds {n}: set it to true or false (start from the struct its _init() function \
+             filled)"
         ))),
     }
 }
@@ -271,7 +283,7 @@ pub(crate) unsafe fn check_size<T>(ptr: *const T, name: &str, min: usize) -> Res
     if size < min {
         return Err(Error::Invalid(format!(
             "`{name}->size` is {size}: set it to sizeof the struct (at least {min}), as \
-             its _default() function does"
+             its _init() function does"
         )));
     }
     Ok(size)
@@ -325,6 +337,37 @@ pub(crate) unsafe fn write_sized<T>(ptr: *mut T, name: &str, min: usize, value: 
     Ok(())
 }
 
+/// Initialises a caller's size-versioned struct of `size` bytes: `value` as far as both sizes
+/// go, zeros past ours, and `size` in its first field. NULL and a size smaller than `min`
+/// are refused before anything is written.
+///
+/// # Safety
+/// `ptr` is NULL or valid for writes of `size` bytes.
+pub(crate) unsafe fn init_sized<T>(
+    ptr: *mut T,
+    size: usize,
+    name: &'static str,
+    min: usize,
+    value: &T,
+) -> Result<()> {
+    let ptr = out_ptr(ptr, name)?;
+    if size < min {
+        return Err(Error::Invalid(format!(
+            "`size` is {size}: pass sizeof the struct (at least {min})"
+        )));
+    }
+    let n = size.min(std::mem::size_of::<T>());
+    let bytes = ptr.cast::<u8>();
+    // SAFETY: the caller's struct holds `size` >= `n` writable bytes; ours is readable and
+    // cannot overlap it; `size` >= `min` > the size field, written unaligned-safe.
+    unsafe {
+        std::ptr::copy_nonoverlapping((value as *const T).cast::<u8>(), bytes, n);
+        std::ptr::write_bytes(bytes.add(n), 0, size - n);
+        bytes.cast::<usize>().write_unaligned(size);
+    }
+    Ok(())
+}
+
 /// Writes a new supervisor to `*out`, or NULL on failure.
 ///
 /// # Safety
@@ -336,7 +379,7 @@ unsafe fn give(out: *mut *mut gosuv_supervisor, sup: blocking::Supervisor, path:
 
 /// Creates a supervisor with no programs.
 ///
-/// `options` may be NULL for the defaults (see `gosuv_supervisor_options_default()`).
+/// `options` may be NULL for the defaults (see `gosuv_supervisor_options_init()`).
 /// On success `*out` is a new supervisor the caller owns and frees with
 /// `gosuv_supervisor_free()`; on failure `*out` is NULL.
 ///
@@ -441,8 +484,14 @@ pub unsafe extern "C" fn gosuv_supervisor_from_config_file(
 /// ignored.
 ///
 /// Blocks for as long as the programs take to stop (at most their `stop_timeout` before
-/// SIGKILL). May be called from inside a callback: that callback's subscription then ends
-/// when the callback returns.
+/// SIGKILL), then for the subscriptions' callbacks to finish.
+///
+/// May be called from inside a callback (of this supervisor or of another). The other
+/// subscriptions are ended as from any thread: the shutdown's events are delivered to them
+/// and their finalizers have run when this returns, so their callbacks must not wait for the
+/// calling one meanwhile (two callbacks freeing each other's supervisors at once would
+/// wait for each other). The calling callback's own subscription is the exception: it
+/// receives no more events, and its finalizer runs as soon as that callback returns.
 ///
 /// # Safety
 /// `sup` is NULL or a supervisor from a `gosuv_supervisor_*` constructor that was not freed

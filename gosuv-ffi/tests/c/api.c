@@ -44,6 +44,10 @@ struct record {
     gosuv_subscription *sub;    /* for free_self == 1 */
     gosuv_supervisor *sup;      /* for free_self == 2 */
     int main_done;              /* for free_self == 2: the main thread no longer uses `sup` */
+    int stopped_events;         /* events whose `to` is stopped */
+    int slow;                   /* each event takes this callback 50 ms */
+    struct record *other;       /* for free_self == 2: another subscription's record */
+    int other_finalized_at_free, other_stopped_at_free; /* read when the free returned */
     char last_line[256];
     pthread_t main_thread;
     int on_main_thread;         /* a callback ran on the subscribing thread */
@@ -61,6 +65,8 @@ static void record_destroy(struct record *r) {
     pthread_cond_destroy(&r->changed);
 }
 
+static int count(struct record *r, const int *field);
+
 static void on_event(void *userdata, const gosuv_event *ev) {
     struct record *r = userdata;
     int free_self;
@@ -68,6 +74,9 @@ static void on_event(void *userdata, const gosuv_event *ev) {
     r->events++;
     if (ev->to == GOSUV_STATE_RUNNING) {
         r->running_events++;
+    }
+    if (ev->to == GOSUV_STATE_STOPPED) {
+        r->stopped_events++;
     }
     if (pthread_equal(pthread_self(), r->main_thread)) {
         r->on_main_thread = 1;
@@ -79,6 +88,10 @@ static void on_event(void *userdata, const gosuv_event *ev) {
     }
     pthread_cond_broadcast(&r->changed);
     pthread_mutex_unlock(&r->lock);
+    if (r->slow) {
+        struct timespec pause = {0, 50 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
     if (free_self == 1) {
         gosuv_subscription_free(r->sub);
     } else if (free_self == 2) {
@@ -93,6 +106,14 @@ static void on_event(void *userdata, const gosuv_event *ev) {
         }
         pthread_mutex_unlock(&r->lock);
         gosuv_supervisor_free(r->sup);
+        if (r->other != NULL) {
+            int finalized = count(r->other, &r->other->finalized);
+            int stopped = count(r->other, &r->other->stopped_events);
+            pthread_mutex_lock(&r->lock);
+            r->other_finalized_at_free = finalized;
+            r->other_stopped_at_free = stopped;
+            pthread_mutex_unlock(&r->lock);
+        }
     }
 }
 
@@ -180,8 +201,9 @@ static int no_thread_named(const char *name) {
 }
 
 static gosuv_supervisor *make(const char *dir) {
-    gosuv_supervisor_options options = gosuv_supervisor_options_default();
+    gosuv_supervisor_options options;
     gosuv_supervisor *sup = NULL;
+    OK(gosuv_supervisor_options_init(&options, sizeof options));
     /* The defaults are the Rust and Python libraries': no subreaper, programs die with us. */
     CHECK(!options.subreaper && options.kill_on_parent_death && options.min_fds == 0);
     options.base_dir = dir;
@@ -483,13 +505,19 @@ static void test_callbacks(gosuv_supervisor *sup) {
 }
 
 static void test_free_from_callback(const char *dir) {
-    struct record r;
-    gosuv_subscription *sub = NULL;
+    struct record r, slow;
+    gosuv_subscription *sub = NULL, *slow_sub = NULL;
     gosuv_supervisor *sup = make(dir);
     record_init(&r);
+    record_init(&slow);
     r.free_self = 2;
     r.sup = sup;
+    r.other = &slow;
+    slow.slow = 1;
     OK(gosuv_supervisor_on_event(sup, on_event, &r, finalize, &sub));
+    /* Another subscription, slower than the shutdown: freeing the supervisor from the first
+     * callback still delivers the shutdown's events to it and waits for its finalizer. */
+    OK(gosuv_supervisor_on_event(sup, on_event, &slow, finalize, &slow_sub));
     OK(gosuv_supervisor_add(sup, "{name: brief, start_seconds: 0, command: [sleep, '300']}"));
     OK(gosuv_supervisor_start(sup, "brief", 0, NULL));
     /* The callback frees the supervisor on `running` (once this thread is done with it);
@@ -499,10 +527,16 @@ static void test_free_from_callback(const char *dir) {
     pthread_cond_broadcast(&r.changed);
     pthread_mutex_unlock(&r.lock);
     CHECK(wait_count(&r, &r.finalized, 1));
+    CHECK(count(&r, &r.other_finalized_at_free) == 1);
+    CHECK(count(&r, &r.other_stopped_at_free) == 1);
+    CHECK(count(&slow, &slow.events) == 4);
     gosuv_subscription_free(sub);
+    gosuv_subscription_free(slow_sub);
+    CHECK(count(&slow, &slow.finalized) == 1);
     CHECK(no_thread_named("gosuv-events"));
     CHECK(!thread_named("gosuv-worker"));
     record_destroy(&r);
+    record_destroy(&slow);
     printf("ok supervisor freed from a callback\n");
 }
 
@@ -519,7 +553,8 @@ static void test_yaml_and_files(const char *dir) {
     char path[1024], programs[1024], *report = NULL;
     gosuv_supervisor *sup = NULL;
     gosuv_program_status st;
-    gosuv_supervisor_options options = gosuv_supervisor_options_default();
+    gosuv_supervisor_options options;
+    OK(gosuv_supervisor_options_init(&options, sizeof options));
     options.base_dir = dir;
     options.log_dir = "yaml-logs";
 

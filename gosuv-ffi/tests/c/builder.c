@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <fcntl.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -542,8 +543,65 @@ struct newer_options {
     uint64_t later_field;
 };
 
+/* The _init functions write `size` bytes and no more: what a library newer than the
+ * caller's header must do (a by-value return would write its larger struct into the
+ * caller's smaller slot). */
+static void test_init_functions(void) {
+    unsigned char buf[512];
+    size_t i;
+    bool clean = true;
+    gosuv_supervisor_options *o = (gosuv_supervisor_options *)(void *)buf;
+    gosuv_program_info *info = (gosuv_program_info *)(void *)buf;
+    gosuv_reload_report *report = (gosuv_reload_report *)(void *)buf;
+    const size_t osize = offsetof(gosuv_supervisor_options, min_fds) + sizeof(uint64_t);
+    /* An older caller's smaller options (the first version's size): nothing past it. */
+    memset(buf, 0xa5, sizeof buf);
+    OK(gosuv_supervisor_options_init(o, osize));
+    CHECK(o->size == osize && o->base_dir == NULL && o->log_dir == NULL && !o->subreaper &&
+          o->kill_on_parent_death && o->min_fds == 0);
+    for (i = osize; i < sizeof buf; i++) {
+        clean = clean && buf[i] == 0xa5;
+    }
+    CHECK(clean);
+    /* A newer caller's larger struct: its unknown fields are zeroed, nothing past `size`. */
+    memset(buf, 0xa5, sizeof buf);
+    OK(gosuv_supervisor_options_init(o, sizeof(gosuv_supervisor_options) + 16));
+    CHECK(o->size == sizeof(gosuv_supervisor_options) + 16 && o->kill_on_parent_death);
+    clean = true;
+    for (i = sizeof(gosuv_supervisor_options); i < sizeof(gosuv_supervisor_options) + 16; i++) {
+        clean = clean && buf[i] == 0;
+    }
+    for (i = sizeof(gosuv_supervisor_options) + 16; i < sizeof buf; i++) {
+        clean = clean && buf[i] == 0xa5;
+    }
+    CHECK(clean);
+    /* Too small, or NULL: refused, nothing written. */
+    memset(buf, 0xa5, sizeof buf);
+    EXPECT(gosuv_supervisor_options_init(o, osize - 1), GOSUV_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(message(GOSUV_RESULT_INVALID_ARGUMENT), "size") != NULL);
+    CHECK(buf[0] == 0xa5 && buf[osize - 1] == 0xa5);
+    EXPECT(gosuv_supervisor_options_init(NULL, sizeof *o), GOSUV_RESULT_NULL_ARGUMENT);
+
+    memset(buf, 0xa5, sizeof buf);
+    OK(gosuv_program_info_init(info, sizeof *info));
+    CHECK(info->size == sizeof *info && info->pid == 0 && !info->ready);
+    CHECK(buf[sizeof *info] == 0xa5);
+    EXPECT(gosuv_program_info_init(info, 4), GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_program_info_init(NULL, sizeof *info), GOSUV_RESULT_NULL_ARGUMENT);
+
+    memset(buf, 0xa5, sizeof buf);
+    OK(gosuv_reload_report_init(report, sizeof *report));
+    CHECK(report->size == sizeof *report && report->added == NULL && report->added_count == 0 &&
+          report->unchanged == NULL && report->unchanged_count == 0);
+    CHECK(buf[sizeof *report] == 0xa5);
+    gosuv_reload_report_free(report);
+    EXPECT(gosuv_reload_report_init(report, sizeof(size_t)), GOSUV_RESULT_INVALID_ARGUMENT);
+    EXPECT(gosuv_reload_report_init(NULL, sizeof *report), GOSUV_RESULT_NULL_ARGUMENT);
+    printf("ok init functions\n");
+}
+
 static void test_sizes(void) {
-    gosuv_supervisor_options o = gosuv_supervisor_options_default();
+    gosuv_supervisor_options o;
     struct newer_options newer;
     gosuv_supervisor *s = NULL;
     gosuv_program_info info;
@@ -552,6 +610,7 @@ static void test_sizes(void) {
         uint64_t later[4];
     } big_info;
     char logs[600];
+    OK(gosuv_supervisor_options_init(&o, sizeof o));
     CHECK(o.size == sizeof o);
     snprintf(logs, sizeof logs, "%s/sizes-logs", dir);
     o.base_dir = dir;
@@ -571,10 +630,10 @@ static void test_sizes(void) {
     CHECK(strstr(message(GOSUV_RESULT_INVALID_ARGUMENT), "options->subreaper") != NULL);
     o.subreaper = false;
     memset(&newer, 0, sizeof newer);
-    newer.known = gosuv_supervisor_options_default();
+    OK(gosuv_supervisor_options_init(&newer.known, sizeof newer));
+    CHECK(newer.known.size == sizeof newer && newer.later_field == 0);
     newer.known.base_dir = dir;
     newer.known.log_dir = logs;
-    newer.known.size = sizeof newer;
     OK(gosuv_supervisor_new(&newer.known, &s));
     {
         static const char *const sleeper[] = {"sleep", "60"};
@@ -594,7 +653,7 @@ static void test_sizes(void) {
             free(fresh);
         }
     }
-    info = gosuv_program_info_default();
+    OK(gosuv_program_info_init(&info, sizeof info));
     CHECK(info.size == sizeof info);
     info.size = 4;
     EXPECT(gosuv_supervisor_program_info(s, "sized", &info), GOSUV_RESULT_INVALID_ARGUMENT);
@@ -617,10 +676,12 @@ static void test_typed_accessors(gosuv_supervisor *sup) {
     gosuv_program *c = argv_program("gamma", other_argv, 2);
     const gosuv_program *set1[3];
     const gosuv_program *set2[2];
-    gosuv_reload_report report = gosuv_reload_report_default();
-    gosuv_program_info info = gosuv_program_info_default();
+    gosuv_reload_report report;
+    gosuv_program_info info;
     char **names = NULL;
     size_t count = 0;
+    OK(gosuv_reload_report_init(&report, sizeof report));
+    OK(gosuv_program_info_init(&info, sizeof info));
     OK(gosuv_program_set_ready_log(a, "^up$", 10000));
     set1[0] = a;
     set1[1] = b;
@@ -662,7 +723,7 @@ static void test_typed_accessors(gosuv_supervisor *sup) {
     EXPECT(gosuv_supervisor_reload_programs(sup, set1, 3, &report),
            GOSUV_RESULT_INVALID_ARGUMENT);
     CHECK(program_count(sup) == 2);
-    report = gosuv_reload_report_default();
+    OK(gosuv_reload_report_init(&report, sizeof report));
     OK(gosuv_supervisor_reload_yaml(sup, "- name: delta\n  command: [sleep, '1']\n", &report));
     CHECK(report.added_count == 1 && report.removed_count == 2 &&
           strcmp(report.added[0], "delta") == 0);
@@ -711,6 +772,10 @@ static void test_bad_inputs(gosuv_supervisor *sup) {
     EXPECT(gosuv_program_set_umask(p, 07777), GOSUV_RESULT_CONFIG);
     EXPECT(gosuv_program_set_exit_codes(p, bad_codes, 2), GOSUV_RESULT_CONFIG);
     EXPECT(gosuv_program_set_exit_codes(p, NULL, 2), GOSUV_RESULT_NULL_ARGUMENT);
+    /* No expected exit code at all is refused, as `exit_codes: []` is in YAML. */
+    EXPECT(gosuv_program_set_exit_codes(p, NULL, 0), GOSUV_RESULT_CONFIG);
+    CHECK(strstr(message(GOSUV_RESULT_CONFIG), "exit_codes") != NULL);
+    EXPECT(gosuv_program_set_exit_codes(p, bad_codes, 0), GOSUV_RESULT_CONFIG);
     EXPECT(gosuv_program_set_stop_signal(p, 9999), GOSUV_RESULT_INVALID_ARGUMENT);
     EXPECT(gosuv_program_set_stop_signal(p, 0), GOSUV_RESULT_INVALID_ARGUMENT);
     EXPECT(gosuv_program_set_stop_signal(p, SIGSTOP), GOSUV_RESULT_CONFIG);
@@ -816,7 +881,7 @@ static void *watch_for_instance(void *arg) {
     struct watch *w = arg;
     gosuv_program_info info;
     while (!w->stop) {
-        info = gosuv_program_info_default();
+        (void)gosuv_program_info_init(&info, sizeof info); /* not counted: another thread */
         if (gosuv_supervisor_program_info(w->sup, "many-0", &info) == GOSUV_RESULT_OK) {
             w->seen++;
         }
@@ -861,8 +926,9 @@ static void test_numprocs_all_or_none(gosuv_supervisor *sup) {
 }
 
 int main(int argc, char **argv) {
-    gosuv_supervisor_options o = gosuv_supervisor_options_default();
+    gosuv_supervisor_options o;
     gosuv_supervisor *sup = NULL;
+    OK(gosuv_supervisor_options_init(&o, sizeof o));
     if (argc < 2) {
         fprintf(stderr, "usage: builder DIR\n");
         return 2;
@@ -887,6 +953,7 @@ int main(int argc, char **argv) {
     test_numprocs_all_or_none(sup);
     gosuv_supervisor_free(sup);
     test_sizes();
+    test_init_functions();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -7,13 +7,13 @@
 #include <string.h>
 
 int main(void) {
-    gosuv_supervisor_options options = gosuv_supervisor_options_default();
+    gosuv_supervisor_options options;
     gosuv_program_status status;
     gosuv_result r = GOSUV_RESULT_OK;
     gosuv_state s = GOSUV_STATE_FATAL;
     gosuv_stream stream = GOSUV_STREAM_STDERR;
     memset(&status, 0, sizeof status);
-    (void)options;
+    (void)gosuv_supervisor_options_init(&options, sizeof options);
     printf("version %s\n", gosuv_version());
     printf("%s %s %u\n", gosuv_result_name(r), gosuv_state_name(s), (unsigned)stream);
     return 0;

@@ -63,9 +63,13 @@ static void pause_ms(long ms) {
 }
 
 static gosuv_supervisor *new_supervisor(const char *dir, int kill_on_parent_death) {
-    gosuv_supervisor_options o = gosuv_supervisor_options_default();
+    gosuv_supervisor_options o;
     gosuv_supervisor *sup = NULL;
-    gosuv_result r;
+    gosuv_result r = gosuv_supervisor_options_init(&o, sizeof o);
+    if (r != GOSUV_RESULT_OK) {
+        printf("gosuv_supervisor_options_init: %s\n", message(r));
+        exit(1);
+    }
     o.base_dir = dir;
     if (kill_on_parent_death >= 0) {
         o.kill_on_parent_death = kill_on_parent_death != 0;
@@ -426,10 +430,10 @@ static char proc_state(pid_t pid, int *ppid) {
 }
 
 static void mode_defaults(const char *dir) {
-    gosuv_supervisor_options o = gosuv_supervisor_options_default();
+    gosuv_supervisor_options o;
     gosuv_supervisor *sup;
     gosuv_program_status st;
-    gosuv_result r;
+    gosuv_result r = gosuv_supervisor_options_init(&o, sizeof o);
     char cmd[600], path[512], line[64];
     FILE *f;
     pid_t bg = 0;
@@ -437,6 +441,7 @@ static void mode_defaults(const char *dir) {
     int ppid = 0;
     char state;
 
+    CHECK(r == GOSUV_RESULT_OK, "gosuv_supervisor_options_init: %s", message(r));
     CHECK(!o.subreaper, "the default options make the host a subreaper");
     CHECK(o.kill_on_parent_death, "the default options let programs outlive their host");
     sup = new_supervisor(dir, -1);

@@ -7,7 +7,7 @@
 
 int main(int argc, char **argv) {
     char msg[512];
-    gosuv_supervisor_options options = gosuv_supervisor_options_default();
+    gosuv_supervisor_options options;
     gosuv_supervisor *sup = NULL;
     gosuv_program_status st;
     gosuv_result r;
@@ -26,6 +26,11 @@ int main(int argc, char **argv) {
     printf("again: %s\n", gosuv_result_name(r));
 
     /* Still usable afterwards. */
+    r = gosuv_supervisor_options_init(&options, sizeof options);
+    if (r != GOSUV_RESULT_OK) {
+        printf("gosuv_supervisor_options_init: %s\n", gosuv_result_name(r));
+        return 1;
+    }
     options.base_dir = argv[1];
     r = gosuv_supervisor_new(&options, &sup);
     if (r == GOSUV_RESULT_OK) {

@@ -309,13 +309,14 @@ static void test_wait_does_not_start(gosuv_supervisor *sup) {
 }
 
 int main(int argc, char **argv) {
-    gosuv_supervisor_options options = gosuv_supervisor_options_default();
+    gosuv_supervisor_options options;
     gosuv_supervisor *sup = NULL;
     if (argc < 2) {
         fprintf(stderr, "usage: readiness DIR\n");
         return 2;
     }
     test_names();
+    OK(gosuv_supervisor_options_init(&options, sizeof options));
     options.base_dir = argv[1];
     OK(gosuv_supervisor_new(&options, &sup));
     if (sup == NULL) {

@@ -18,8 +18,10 @@
 #include <functional>
 #include <iostream>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -126,7 +128,8 @@ static const char *const sleeper = "{name: sleeper, command: 'exec sleep 300', s
 
 static void defaults_and_names() {
     section("defaults and names");
-    const gosuv_supervisor_options c = gosuv_supervisor_options_default();
+    gosuv_supervisor_options c{};
+    CHECK(gosuv_supervisor_options_init(&c, sizeof c) == GOSUV_RESULT_OK);
     const gosuv::Options o;
     CHECK(o.base_dir.has_value() == (c.base_dir != nullptr));
     CHECK(o.log_dir.has_value() == (c.log_dir != nullptr));
@@ -185,6 +188,33 @@ static void chrono_extremes(const std::string &dir) {
     CHECK(timeout_ms(duration<double>(-std::numeric_limits<double>::infinity())) == 0);
     EXPECT_ERROR(timeout_ms(duration<double>(std::numeric_limits<double>::quiet_NaN())),
                  GOSUV_RESULT_INVALID_ARGUMENT);
+    // A floating-point count is not rounded up from its inexact binary value.
+    CHECK(timeout_ms(duration<double>(0.001)) == 1);
+    CHECK(timeout_ms(duration<double>(0.1)) == 100);
+    CHECK(timeout_ms(duration<float>(0.3f)) == 300);
+    CHECK(timeout_ms(duration<double, std::ratio<60>>(0.05)) == 3000);
+    CHECK(gosuv::detail::setting_seconds(duration<double, std::ratio<60>>(0.05), "x") == 3);
+    CHECK(timeout_ms(duration<double, std::milli>(1.5)) == 2);
+    CHECK(timeout_ms(duration<double, std::nano>(0.1)) == 1); // positive: never 0
+#ifdef __SIZEOF_INT128__
+    {
+        // A count wider than 64 bits saturates instead of being truncated.
+        __extension__ typedef __int128 i128;
+        CHECK(timeout_ms(duration<i128, std::milli>(i128(1) << 64)) == forever);
+        CHECK(timeout_ms(duration<i128, std::milli>((i128(1) << 64) + 5)) == forever);
+        CHECK(timeout_ms(duration<i128, std::milli>(-(i128(1) << 64))) == 0);
+        CHECK(timeout_ms(duration<i128, std::milli>(7)) == 7);
+    }
+#endif
+    // Times from the library beyond what system_clock counts (+-292 years) are clamped.
+    {
+        gosuv_event ev{};
+        ev.program = "x";
+        ev.at_ms = std::numeric_limits<std::int64_t>::min();
+        CHECK(gosuv::Event(ev).at < system_clock::time_point());
+        ev.at_ms = std::numeric_limits<std::int64_t>::max();
+        CHECK(gosuv::Event(ev).at > system_clock::time_point());
+    }
 
     // Through gosuv: a huge wait is accepted (C refuses more than a day), not cut short.
     gosuv::Supervisor sup(options_in(dir));
@@ -335,6 +365,7 @@ static void program_builder(const std::string &dir) {
         .set_stop_signal(SIGINT)
         .set_start_limit(5, 500us)
         .set_exit_codes({0, 2});
+    EXPECT_ERROR(gosuv::Program("x").set_exit_codes({}), GOSUV_RESULT_CONFIG);
     sup.add(quoted);
     gosuv::ProgramStatus st = sup.start("quoted", 20s);
     CHECK(st.state == gosuv::State::running);
@@ -600,6 +631,155 @@ static void moves(const std::string &dir) {
     gosuv::Supervisor adopted = gosuv::Supervisor::adopt(raw);
     CHECK(adopted.get() == raw);
     CHECK(adopted.status_json() == "[]");
+    gosuv::Supervisor none = gosuv::Supervisor::adopt(nullptr);
+    CHECK(!none && none.get() == nullptr);
+
+    // A callback that refers to its supervisor through ref() keeps working when the
+    // Supervisor object moves (returned, pushed into a vector).
+    Record seen;
+    auto make = [&] {
+        gosuv::Supervisor s(options_in(dir));
+        s.add(sleeper);
+        s.on_event([r = s.ref(), &seen](const gosuv::Event &e) {
+            seen.add(describe(e) + " with " + std::to_string(r.names().size()));
+        });
+        return s;
+    };
+    std::vector<gosuv::Supervisor> many;
+    many.push_back(make());
+    many.push_back(make());
+    many[0].start("sleeper", 20s);
+    CHECK(seen.wait_for("sleeper starting -> running with 1"));
+    CHECK(gosuv::SupervisorRef(many[1]).get() == many[1].get());
+    many.clear();
+}
+
+// Waits longer than one wait of gosuv (a day; here lowered to 50 ms) are made of several,
+// up to the time asked: neither cut short nor turned into waiting for ever.
+static void long_waits(const std::string &dir) {
+    section("waits longer than one chunk");
+    gosuv::detail::max_wait_chunk_ms = 50;
+    gosuv::Supervisor sup(options_in(dir));
+    sup.add(sleeper);
+    sup.add("{name: slow, command: 'sleep 0.3; echo up; exec sleep 300', start_seconds: 0, "
+            "ready: {log: '^up$'}}");
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_ERROR(sup.wait("sleeper", 400ms), GOSUV_RESULT_TIMEOUT);
+    EXPECT_ERROR(sup.wait_for("sleeper", gosuv::State::running, 300ms), GOSUV_RESULT_TIMEOUT);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(took >= 700ms && took < 10s);
+    // A start whose readiness comes after several chunks.
+    CHECK(sup.start("slow", 20s).state == gosuv::State::running);
+    CHECK(sup.restart("slow", 20s).state == gosuv::State::running);
+    gosuv::detail::max_wait_chunk_ms = gosuv::max_timeout_ms;
+}
+
+// The handler of callback exceptions, and the subscriptions a supervisor keeps.
+static void handler_and_owned(const std::string &dir) {
+    section("callback error handler and owned subscriptions");
+    // A handler whose copy throws: setting the next one fails and changes nothing.
+    struct ThrowOnCopy {
+        std::shared_ptr<std::atomic<bool>> armed;
+        explicit ThrowOnCopy(std::shared_ptr<std::atomic<bool>> a) : armed(std::move(a)) {}
+        ThrowOnCopy(ThrowOnCopy &&) = default;
+        ThrowOnCopy(const ThrowOnCopy &o) : armed(o.armed) {
+            if (*armed) {
+                throw std::runtime_error("copy");
+            }
+        }
+        void operator()(std::exception_ptr, std::string_view) const {}
+    };
+    auto armed = std::make_shared<std::atomic<bool>>(false);
+    gosuv::set_callback_error_handler(ThrowOnCopy(armed));
+    *armed = true;
+    bool threw = false;
+    try {
+        gosuv::set_callback_error_handler([](std::exception_ptr, std::string_view) {});
+    } catch (const std::runtime_error &) {
+        threw = true;
+    }
+    CHECK(threw);
+    *armed = false;
+    gosuv::CallbackErrorHandler was = gosuv::set_callback_error_handler(nullptr);
+    CHECK(was.target<ThrowOnCopy>() != nullptr);
+
+    // on_log subscriptions of removed programs are let go of.
+    gosuv::Supervisor sup(options_in(dir));
+    for (int i = 0; i < 5; i++) {
+        Record gone;
+        struct Tell {
+            Record *gone;
+            ~Tell() {
+                if (gone != nullptr) {
+                    gone->add("gone");
+                }
+            }
+            explicit Tell(Record *g) : gone(g) {}
+            Tell(Tell &&o) noexcept : gone(std::exchange(o.gone, nullptr)) {}
+        };
+        sup.add(sleeper);
+        sup.on_log("sleeper", gosuv::Stream::out,
+                   [t = Tell(&gone)](const gosuv::LogLine &) { (void)t; });
+        sup.remove("sleeper");
+        CHECK(gone.wait_for("gone"));
+    }
+    sup.on_event([](const gosuv::Event &) {});
+    CHECK(sup.owned_subscriptions() == 1);
+}
+
+// Deleting a Supervisor inside one of its callbacks: its other subscriptions get every event
+// of the shutdown, and have finished, before the delete returns.
+static void delete_inside_a_callback(const std::string &dir) {
+    section("a supervisor deleted inside a callback");
+    auto *sup = new gosuv::Supervisor(options_in(dir));
+    Record slow, done;
+    std::atomic<bool> deleted{false};
+    std::atomic<int> after_delete{0};
+    std::mutex lock;
+    std::condition_variable changed;
+    bool main_done = false;
+    sup->add(sleeper);
+    // A slow subscriber that uses the supervisor in each call.
+    sup->on_event([&, sup](const gosuv::Event &e) {
+        std::this_thread::sleep_for(50ms);
+        if (deleted) {
+            after_delete++;
+            return;
+        }
+        (void)sup->names(); // the shutdown removes the programs: the list may be empty
+        slow.add(describe(e));
+    });
+    sup->on_event([&](const gosuv::Event &e) {
+        if (e.to != gosuv::State::running) {
+            return;
+        }
+        {
+            // The main thread may still be inside start().
+            std::unique_lock<std::mutex> g(lock);
+            changed.wait_for(g, 20s, [&] { return main_done; });
+        }
+        delete sup;
+        const std::size_t seen = slow.size();
+        deleted = true;
+        done.add("deleted after " + std::to_string(seen) + " slow events");
+    });
+    sup->start("sleeper", 0s);
+    {
+        std::lock_guard<std::mutex> g(lock);
+        main_done = true;
+    }
+    changed.notify_all();
+    CHECK(done.wait_count(1));
+    // stopped -> starting -> running -> stopping -> stopped, all seen before the delete
+    // returned, none after.
+    CHECK(done.has("deleted after 4 slow events"));
+    CHECK(slow.has("sleeper stopping -> stopped"));
+    CHECK(after_delete == 0);
+    if (!done.has("deleted after 4 slow events")) {
+        for (const auto &i : done.items()) {
+            std::printf("  %s\n", i.c_str());
+        }
+    }
 }
 
 int main(int argc, char **argv) {
@@ -617,6 +797,9 @@ int main(int argc, char **argv) {
         events_and_logs(dir);
         throwing_callbacks(dir);
         moves(dir);
+        delete_inside_a_callback(dir);
+        long_waits(dir);
+        handler_and_owned(dir);
     } catch (const gosuv::Error &e) {
         failed++;
         std::printf("FAILED: uncaught %s: %s\n", e.code_name(), e.what());

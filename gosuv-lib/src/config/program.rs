@@ -1350,6 +1350,13 @@ fn parse_exit_codes(c: &mut Collector<'_>, path: &[Seg], v: Value) -> Option<Vec
             return None;
         }
     };
+    if items.is_empty() {
+        c.error(
+            path,
+            "no exit code: list at least one expected exit code (0-255), such as [0]".to_string(),
+        );
+        return None;
+    }
     let before = c.errors.len();
     let mut codes = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -1671,6 +1678,16 @@ mod tests {
         }
         let errs = messages("- name: \"\"\n  command: x\n");
         assert!(errs[0].contains("non-empty name"), "{errs:?}");
+    }
+
+    #[test]
+    fn an_empty_exit_codes_list_is_refused() {
+        let errs = messages("- name: a\n  command: 'true'\n  exit_codes: []\n");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("[0].exit_codes: no exit code")),
+            "{errs:?}"
+        );
     }
 
     #[test]
