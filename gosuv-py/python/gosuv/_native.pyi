@@ -36,6 +36,8 @@ _ProgramsConfig = StrPath | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 _Stream = Literal["stdout", "stderr"]
 
+def _aio_init() -> None: ...
+
 def shutdown_all() -> None:
     """Stops the programs of every open supervisor of this process, and waits."""
 
