@@ -26,6 +26,7 @@ __all__ = [
     "Status",
     "Supervisor",
     "__version__",
+    "_aio_init",
     "shutdown_all",
 ]
 
