@@ -9,10 +9,14 @@
 //! 1. on the loop's thread (with the GIL): the arguments are checked and converted into
 //!    the core's Rust types, and a [`Work`] closure that holds only Rust values is submitted
 //!    to the [`AioHub`];
-//! 2. on a new native thread (`gosuv-aio`, never attached to the interpreter, started by the
-//!    hub's dispatcher thread so that the loop's thread never maps a thread's stack): the work runs
-//!    the core's blocking call and returns a [`Finish`] closure, which again holds only Rust
-//!    values; the hub queues it and writes to its eventfd;
+//! 2. a call that waits (`wait`, `wait_for`, `start`/`stop`/`restart`, a program block's
+//!    entry) runs as a task ([`AsyncWork`]) of gosuv.aio's own runtime (one worker thread,
+//!    `gosuv-aio-rt`), which cancelling the await aborts; any other call runs on a new native
+//!    thread (`gosuv-aio`, never attached to the interpreter, started by the process's
+//!    dispatcher thread so that the loop's thread never maps a thread's stack). The shared
+//!    threads start when `gosuv.aio` is imported, not on a loop's thread. Either returns a
+//!    [`Finish`] closure, which again holds only Rust values; the hub queues it and writes
+//!    to its eventfd;
 //! 3. on the loop's thread again: `loop.add_reader` on the eventfd calls `AioHub.drain`,
 //!    which runs the queued closures with the GIL (building the `Status`, the exception...)
 //!    and gives `gosuv.aio` the results by call id, to set the futures.
@@ -23,9 +27,13 @@
 //! loop's thread holds the GIL.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+
+use gosuv::blocking;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -38,6 +46,125 @@ pub(crate) type Finish = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Sen
 /// A call's blocking part, run on a worker thread without the GIL. The flag is set when the
 /// awaiting task gave up (a wait that can last should look at it now and then and end).
 pub(crate) type Work = Box<dyn FnOnce(&AtomicBool) -> Finish + Send>;
+
+/// A call that waits, run as a task of gosuv.aio's runtime: cancelling the awaiting task
+/// aborts it (drops it), so an abandoned wait holds no thread and no supervisor.
+pub(crate) type AsyncWork = Pin<Box<dyn Future<Output = Finish> + Send>>;
+
+/// What every hub of this process shares, started once per process (again in a forked
+/// child, which has none of its parent's threads): the runtime of the waits (one worker
+/// thread, `gosuv-aio-rt`), the dispatcher of the blocking calls (`gosuv-aio-hub`) and the
+/// reaper (`gosuv-aio-reaper`), which drops and shuts down supervisors off the loop's
+/// thread and off the runtime.
+struct Shared {
+    pid: u32,
+    rt: tokio::runtime::Runtime,
+    jobs: mpsc::Sender<Job>,
+    reap: mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+static SHARED: Mutex<Option<Arc<Shared>>> = Mutex::new(None);
+
+fn shared() -> Result<Arc<Shared>, String> {
+    let me = std::process::id();
+    let mut slot = lock(&SHARED);
+    if let Some(s) = slot.as_ref() {
+        if s.pid == me {
+            return Ok(s.clone());
+        }
+        // A fork's copy: its threads are not in this process; never touch them.
+        if let Some(old) = slot.take() {
+            std::mem::forget(old);
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("gosuv-aio-rt")
+        .enable_time()
+        .build()
+        .map_err(|e| format!("cannot start gosuv.aio's runtime: {e}"))?;
+    let (jobs, queue) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("gosuv-aio-hub".into())
+        .spawn(move || dispatch(queue))
+        .map_err(|e| format!("cannot start gosuv.aio's thread: {e}"))?;
+    let (reap, reaped) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
+    std::thread::Builder::new()
+        .name("gosuv-aio-reaper".into())
+        .spawn(move || {
+            for job in reaped {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
+        })
+        .map_err(|e| format!("cannot start gosuv.aio's thread: {e}"))?;
+    let s = Arc::new(Shared {
+        pid: me,
+        rt,
+        jobs,
+        reap,
+    });
+    *slot = Some(s.clone());
+    Ok(s)
+}
+
+/// Starts the threads gosuv.aio shares (`import gosuv.aio` calls it, so that no loop's
+/// thread starts one).
+#[pyfunction]
+pub fn _aio_init() -> PyResult<()> {
+    shared().map(|_| ()).map_err(PyRuntimeError::new_err)
+}
+
+/// Runs `job` on the reaper thread; gives it back when there is none.
+pub(crate) fn reap(job: Box<dyn FnOnce() + Send>) -> Result<(), Box<dyn FnOnce() + Send>> {
+    match shared() {
+        Ok(s) => s.reap.send(job).map_err(|e| e.0),
+        Err(_) => Err(job),
+    }
+}
+
+/// A supervisor held by a task of the runtime: its last reference must not be dropped
+/// there (dropping a supervisor shuts it down and drops its runtime, which tokio forbids
+/// inside another runtime), so it goes to the reaper.
+pub(crate) struct Held(Option<Arc<blocking::Supervisor>>);
+
+impl Held {
+    pub(crate) fn new(sup: Arc<blocking::Supervisor>) -> Self {
+        Held(Some(sup))
+    }
+}
+
+impl Held {
+    /// Another reference to the supervisor.
+    pub(crate) fn clone_arc(&self) -> Arc<blocking::Supervisor> {
+        self.0.clone().expect("only None while dropped")
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = blocking::Supervisor;
+    fn deref(&self) -> &blocking::Supervisor {
+        self.0.as_deref().expect("only None while dropped")
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(sup) = self.0.take() {
+            if let Err(job) = reap(Box::new(move || drop(sup))) {
+                // No reaper: let a thread of its own drop it.
+                let _ = std::thread::Builder::new()
+                    .name("gosuv-aio-reaper".into())
+                    .spawn(job);
+            }
+        }
+    }
+}
+
+/// A call of either kind.
+pub(crate) enum Call {
+    Blocking(Work),
+    Waiting(AsyncWork),
+}
 
 /// A [`Finish`] that gives `value`, converted on the loop's thread.
 pub(crate) fn give<T>(value: T) -> Finish
@@ -105,11 +232,26 @@ struct Open {
     tx: mpsc::Sender<Done>,
     rx: mpsc::Receiver<Done>,
     fd: Arc<OwnedFd>,
-    jobs: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
 }
 
-/// The hub's dispatcher thread (`gosuv-aio-hub`, one per hub, ended by `close`): starts a
-/// thread (`gosuv-aio`) for each call. Starting a thread maps its stack, which waits for
+/// A call under way: its abandon flag, and the task to abort for a wait.
+struct Running {
+    flag: Arc<AtomicBool>,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+impl Running {
+    fn abandon(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// The dispatcher thread (`gosuv-aio-hub`, one per process): starts a thread (`gosuv-aio`)
+/// for each blocking call. Starting a thread maps its stack, which waits for
 /// the process's memory map lock behind any thread that is faulting a page in; the loop's
 /// thread must not wait for that, so it only queues the call.
 fn dispatch(jobs: mpsc::Receiver<Job>) {
@@ -157,8 +299,8 @@ fn dispatch(jobs: mpsc::Receiver<Job>) {
 struct Ends {
     /// `None` once closed.
     open: Option<Open>,
-    /// The abandon flag of each call whose result has not been drained yet.
-    running: HashMap<u64, Arc<AtomicBool>>,
+    /// Each call whose result has not been drained yet.
+    running: HashMap<u64, Running>,
     next_id: u64,
 }
 
@@ -196,13 +338,73 @@ impl AioHub {
             abandoned: abandoned.clone(),
             back,
         };
-        if open.jobs.send(job).is_err() {
+        if open.shared.jobs.send(job).is_err() {
             return Err(PyRuntimeError::new_err(
                 "gosuv.aio: the dispatcher thread is gone (a bug: please report it)",
             ));
         }
         ends.next_id = id;
-        ends.running.insert(id, abandoned);
+        ends.running.insert(
+            id,
+            Running {
+                flag: abandoned,
+                task: None,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Submits a call of either kind.
+    pub(crate) fn submit_call(&self, py: Python<'_>, call: Call) -> PyResult<u64> {
+        match call {
+            Call::Blocking(work) => self.submit(py, work),
+            Call::Waiting(work) => self.submit_async(py, work),
+        }
+    }
+
+    /// Runs `work` as a task of the runtime (no thread of its own); `abandon` aborts it.
+    pub(crate) fn submit_async(&self, py: Python<'_>, work: AsyncWork) -> PyResult<u64> {
+        let mut ends = lock(&self.ends);
+        let Some(open) = ends.open.as_ref() else {
+            return Err(SUPERVISOR_CLOSED.err(
+                py,
+                "this gosuv.aio supervisor is shut down: it accepts no more calls".into(),
+                &[],
+            ));
+        };
+        let back = Handback {
+            tx: open.tx.clone(),
+            fd: open.fd.clone(),
+            completed: self.completed.clone(),
+        };
+        let id = ends.next_id + 1;
+        let rt = open.shared.rt.handle();
+        let inner = rt.spawn(work);
+        let task = inner.abort_handle();
+        // Hands back the result, a panic's error, or (aborted) an error nobody reads, so
+        // that the call's entry goes either way.
+        rt.spawn(async move {
+            let finish: Finish = match inner.await {
+                Ok(finish) => finish,
+                Err(e) if e.is_panic() => Box::new(|_py| {
+                    Err(PyRuntimeError::new_err(
+                        "gosuv: the call panicked (a bug: please report it)",
+                    ))
+                }),
+                Err(_) => Box::new(|_py| {
+                    Err(PyRuntimeError::new_err("gosuv.aio: the call was abandoned"))
+                }),
+            };
+            back.complete(id, finish);
+        });
+        ends.next_id = id;
+        ends.running.insert(
+            id,
+            Running {
+                flag: Arc::new(AtomicBool::new(false)),
+                task: Some(task),
+            },
+        );
         Ok(id)
     }
 }
@@ -222,16 +424,11 @@ impl AioHub {
         // SAFETY: raw is a new fd that nothing else owns.
         let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
         let (tx, rx) = mpsc::channel();
-        let (jobs, queue) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("gosuv-aio-hub".into())
-            .spawn(move || dispatch(queue))
-            .map_err(|e| {
-                PyRuntimeError::new_err(format!("cannot start gosuv.aio's thread: {e}"))
-            })?;
+        // Started by `import gosuv.aio` already (here only in a forked child).
+        let shared = shared().map_err(PyRuntimeError::new_err)?;
         Ok(AioHub {
             ends: Mutex::new(Ends {
-                open: Some(Open { tx, rx, fd, jobs }),
+                open: Some(Open { tx, rx, fd, shared }),
                 running: HashMap::new(),
                 next_id: 0,
             }),
@@ -285,11 +482,13 @@ impl AioHub {
         lock(&self.ends).running.len()
     }
 
-    /// Tells the call `id` that nobody waits for it any more: a wait (a stream's, a line's)
-    /// ends within 50 ms. A call that does not wait carries on. Unknown ids are ignored.
+    /// Tells the call `id` that nobody waits for it any more: a wait of the runtime (`wait`,
+    /// `wait_for`, the wait of a start, stop or restart, a program block's start) is dropped
+    /// at once (the request itself, a start say, carries on); a stream's wait ends within
+    /// 50 ms. A call that does not wait carries on. Unknown ids are ignored.
     fn abandon(&self, id: u64) {
-        if let Some(flag) = lock(&self.ends).running.get(&id) {
-            flag.store(true, Ordering::Relaxed);
+        if let Some(call) = lock(&self.ends).running.get(&id) {
+            call.abandon();
         }
     }
 
@@ -301,8 +500,8 @@ impl AioHub {
             let mut ends = lock(&self.ends);
             (ends.open.take(), std::mem::take(&mut ends.running))
         };
-        for flag in running.values() {
-            flag.store(true, Ordering::Relaxed);
+        for call in running.values() {
+            call.abandon();
         }
         drop(open);
     }

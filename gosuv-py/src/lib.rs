@@ -23,7 +23,7 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _native {
     #[pymodule_export]
-    use crate::aio::AioHub;
+    use crate::aio::{_aio_init, AioHub};
     #[pymodule_export]
     use crate::line_wait::LineWait;
     #[pymodule_export]

@@ -15,6 +15,9 @@ use crate::supervisor::Supervisor;
 
 /// A removal's outcome where a program already gone (removed in the block, or stopped by a
 /// shutdown) is fine.
+/// A blocking call of the core, run on a thread of gosuv.aio's blocking pool.
+type BlockingCall = Box<dyn FnOnce(&gosuv::blocking::Supervisor) -> gosuv::Result<()> + Send>;
+
 fn removed(r: gosuv::Result<()>) -> gosuv::Result<()> {
     match r {
         Ok(()) | Err(Error::NotFound(_)) | Err(Error::ShuttingDown) => Ok(()),
@@ -100,22 +103,44 @@ impl ScopedProgram {
     /// `__enter__` for `gosuv.aio`, on a native thread that never takes the GIL; returns the
     /// call's id, whose result `hub` gives.
     fn _aio_enter(&self, py: Python<'_>, hub: &AioHub) -> PyResult<u64> {
-        let sup = self.sup.get().open(py)?.clone();
+        let sup = crate::aio::Held::new(self.sup.get().open(py)?.clone());
         let config = self.config.clone();
         let wait = Some(self.timeout);
-        hub.submit(
+        // On gosuv.aio's runtime: a cancelled entry drops the wait at once.
+        hub.submit_async(
             py,
-            Box::new(move |_| {
+            Box::pin(async move {
                 let name = config.name.clone();
+                // Adding and removing make the program's tasks: on the supervisor's own
+                // runtime (its blocking calls, on a thread of the blocking pool). Only the
+                // start's wait is a task here.
+                let blocking = |f: BlockingCall| {
+                    let sup = sup.clone_arc();
+                    async move {
+                        let sup = crate::aio::Held::new(sup);
+                        tokio::task::spawn_blocking(move || f(&sup))
+                            .await
+                            .unwrap_or_else(|e| {
+                                Err(gosuv::Error::Invalid(format!(
+                                    "gosuv: the call failed: {e}"
+                                )))
+                            })
+                    }
+                };
+                let add = blocking(Box::new(move |s| s.add(config)));
                 // The start's error, and the error of removing the program again, if any.
-                let outcome = match sup.add(config) {
+                let outcome = match add.await {
                     Err(e) => Err((e, None)),
-                    Ok(()) => match sup.start(&name, wait) {
+                    Ok(()) => match sup.as_async().start(&name, wait).await {
                         Ok(st) => Ok(st),
-                        Err(failed) => Err((failed, removed(sup.remove(&name)).err())),
+                        Err(failed) => {
+                            let gone = name.clone();
+                            let removing = blocking(Box::new(move |s| s.remove(&gone)));
+                            Err((failed, removed(removing.await).err()))
+                        }
                     },
                 };
-                Box::new(move |py| match outcome {
+                let finish: crate::aio::Finish = Box::new(move |py| match outcome {
                     Ok(st) => Status::new(py, st)?.into_py_any(py),
                     Err((failed, cleanup)) => {
                         let failed = crate::errors::to_py(py, failed);
@@ -127,7 +152,8 @@ impl ScopedProgram {
                         cleanup.value(py).setattr("__context__", failed.value(py))?;
                         Err(cleanup)
                     }
-                })
+                });
+                finish
             }),
         )
     }

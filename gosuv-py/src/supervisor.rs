@@ -13,7 +13,7 @@ use pyo3::types::{PyDict, PyList, PyMapping, PyString, PyTuple, PyType};
 use pyo3::IntoPyObjectExt;
 use serde_yaml::Value;
 
-use crate::aio::{self, AioHub, Work};
+use crate::aio::{self, AioHub, Call, Held};
 use crate::convert::{self, abs_path};
 use crate::errors::{IntoPyResult, GOSUV_ERROR, SUPERVISOR_CLOSED};
 use crate::interrupt::{self, Stopping};
@@ -483,7 +483,7 @@ impl Supervisor {
 
     /// The work of `gosuv.aio`'s call `op`: arguments checked and converted here, on the
     /// loop's thread; the closure holds only Rust values.
-    fn aio_work(&self, py: Python<'_>, op: &str, args: &Bound<'_, PyTuple>) -> PyResult<Work> {
+    fn aio_work(&self, py: Python<'_>, op: &str, args: &Bound<'_, PyTuple>) -> PyResult<Call> {
         use aio::finish_with;
         fn none(py: Python<'_>, (): ()) -> PyResult<Py<PyAny>> {
             Ok(py.None())
@@ -491,7 +491,7 @@ impl Supervisor {
         fn status(py: Python<'_>, st: gosuv::ProgramStatus) -> PyResult<Py<PyAny>> {
             Status::new(py, st)?.into_py_any(py)
         }
-        let work: Work = match op {
+        let work: aio::Work = match op {
             "add" | "update" => {
                 let (name, command, options): (
                     String,
@@ -516,30 +516,37 @@ impl Supervisor {
             "start" | "stop" | "restart" => {
                 let (name, wait, timeout): (String, bool, Option<f64>) = args.extract()?;
                 let wait = wait_arg(py, wait, timeout)?;
-                let sup = self.open(py)?.clone();
+                let sup = Held::new(self.open(py)?.clone());
                 let op = op.to_string();
-                Box::new(move |_| {
+                // On the runtime: a cancelled await drops the wait (the request carries on).
+                return Ok(Call::Waiting(Box::pin(async move {
+                    let core = sup.as_async();
                     let st = match op.as_str() {
-                        "start" => sup.start(&name, wait),
-                        "stop" => sup.stop(&name, wait),
-                        _ => sup.restart(&name, wait),
+                        "start" => core.start(&name, wait).await,
+                        "stop" => core.stop(&name, wait).await,
+                        _ => core.restart(&name, wait).await,
                     };
                     finish_with(st, status)
-                })
+                })));
             }
             "wait" => {
                 let (name, timeout): (String, Option<f64>) = args.extract()?;
                 let timeout = convert::timeout_arg(py, timeout)?;
-                let sup = self.open(py)?.clone();
-                Box::new(move |_| finish_with(sup.wait(&name, timeout), status))
+                let sup = Held::new(self.open(py)?.clone());
+                return Ok(Call::Waiting(Box::pin(async move {
+                    finish_with(sup.as_async().wait(&name, timeout).await, status)
+                })));
             }
             "wait_for" => {
                 let (name, state, timeout): (String, Bound<'_, PyAny>, Option<f64>) =
                     args.extract()?;
                 let state = convert::state_arg(&state)?;
                 let timeout = convert::timeout_arg(py, timeout)?;
-                let sup = self.open(py)?.clone();
-                Box::new(move |_| finish_with(sup.wait_for(&name, state, timeout), status))
+                let sup = Held::new(self.open(py)?.clone());
+                return Ok(Call::Waiting(Box::pin(async move {
+                    let st = sup.as_async().wait_for(&name, state, timeout).await;
+                    finish_with(st, status)
+                })));
             }
             "status" => {
                 let (name,): (String,) = args.extract()?;
@@ -629,7 +636,7 @@ impl Supervisor {
                 )))
             }
         };
-        Ok(work)
+        Ok(Call::Blocking(work))
     }
 
     /// One program's config from the arguments of `add`, `update` and `program`.
@@ -997,8 +1004,8 @@ impl Supervisor {
         op: &str,
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<u64> {
-        let work = self.aio_work(py, op, args)?;
-        hub.submit(py, work)
+        let call = self.aio_work(py, op, args)?;
+        hub.submit_call(py, call)
     }
 
     /// `gosuv.aio`'s constructor: checks the arguments as `Supervisor(...)` does, makes the
@@ -1139,13 +1146,43 @@ impl Drop for Supervisor {
             std::mem::forget(inner);
             return;
         }
-        // Dropping the last reference stops every program and waits: not with the GIL held.
-        let mut slot = Some(inner);
+        // The programs stop with this object, whoever else still holds the core (a call
+        // under way, one a Ctrl-C gave up on): shut down explicitly, then the logs go.
+        let logs = self.logs.clone();
+        let shut = move || {
+            inner.shutdown();
+            drop(inner);
+            logs.release();
+        };
+        // Never on an event loop's thread (it would stall for the whole shutdown), and
+        // never waiting for a call that holds the core: the reaper thread does it then.
+        let elsewhere = Python::try_attach(on_event_loop).unwrap_or(false);
+        let shut: Box<dyn FnOnce() + Send> = Box::new(shut);
+        let shut = if elsewhere {
+            match aio::reap(shut) {
+                Ok(()) => return,
+                Err(shut) => shut,
+            }
+        } else {
+            shut
+        };
+        // Stops every program and waits: not with the GIL held.
+        let mut slot = Some(shut);
         Python::try_attach(|py| {
-            let last = slot.take();
-            py.detach(move || drop(last));
+            if let Some(shut) = slot.take() {
+                py.detach(shut);
+            }
         });
-        drop(slot);
-        self.logs.release();
+        if let Some(shut) = slot {
+            shut();
+        }
     }
+}
+
+/// Whether this thread runs an asyncio event loop (`asyncio._get_running_loop()`).
+fn on_event_loop(py: Python<'_>) -> bool {
+    py.import("asyncio")
+        .and_then(|m| m.call_method0("_get_running_loop"))
+        .map(|l| !l.is_none())
+        .unwrap_or(false)
 }

@@ -19,7 +19,7 @@ import pytest
 
 import gosuv
 import gosuv.aio
-from conftest import DEADLINE
+from conftest import DEADLINE, alive
 
 
 def aio_threads(name: str = "gosuv-aio") -> int:
@@ -411,10 +411,8 @@ def test_the_eventfd_closes_with_the_supervisor_and_loops_do_not_mix(tmp_path: P
     assert results == ["hello"] * 3
     asyncio.run(no_aio_thread_left())
     gc.collect()  # the supervisors themselves, and their runtimes' eventfds
-    end = time.monotonic() + DEADLINE
-    while aio_threads("gosuv-aio-hub") > 0:  # other tests' hubs are collected too
-        assert time.monotonic() < end, "a hub's dispatcher thread is still there"
-        time.sleep(0.01)
+    # One dispatcher thread for the whole process, started by `import gosuv.aio`.
+    assert aio_threads("gosuv-aio-hub") == 1
     assert eventfds() - before == set()
 
 
@@ -445,3 +443,95 @@ def test_a_cancelled_call_carries_on_and_its_late_result_is_dropped(tmp_path: Pa
     asyncio.run(main())
     gc.collect()
     assert errors == []
+
+
+def test_cancelled_waits_keep_neither_a_thread_nor_the_supervisor(tmp_path: Path) -> None:
+    # Defect: each cancelled wait kept its thread, and the thread kept the supervisor, its
+    # program and (after Drop let go of it) a log_dir lock that no longer protected anything.
+    logs = tmp_path / "logs"
+
+    async def main() -> int:
+        sup = await gosuv.aio.Supervisor(
+            {"p": {"command": "sleep 600", "start_auto": True}}, log_dir=logs
+        ).open()
+        st = await sup.wait("p")
+        for call in ("wait_for", "start", "wait"):
+            for _ in range(100):
+                if call == "wait_for":
+                    aw: Any = sup.wait_for("p", "fatal", timeout=None)
+                elif call == "start":
+                    aw = sup.restart("p", timeout=None)
+                else:
+                    aw = sup.wait("p", timeout=None)
+                try:
+                    await asyncio.wait_for(aw, 0.001)
+                except asyncio.TimeoutError:
+                    pass
+        end = time.monotonic() + DEADLINE
+        while aio_threads() > 0:
+            assert time.monotonic() < end, f"{aio_threads()} gosuv-aio threads still run"
+            await asyncio.sleep(0.01)
+        assert st.pid is not None
+        return st.pid
+
+    pid = asyncio.run(main())
+    gc.collect()
+    # The supervisor object is gone: its program goes, and the log_dir is free only then.
+    end = time.monotonic() + DEADLINE
+    while True:
+        try:
+            again = gosuv.Supervisor(log_dir=logs)
+        except gosuv.GosuvError:
+            assert time.monotonic() < end, "the log_dir is never let go"
+            time.sleep(0.01)
+            continue
+        assert not alive(pid), "the log_dir was let go while the program still ran"
+        again.shutdown()
+        break
+
+
+def test_cancelling_open_does_not_block_the_loop_for_the_shutdown(tmp_path: Path) -> None:
+    # Defect: the made supervisor was dropped on the loop's thread, which then waited for
+    # its whole shutdown (a program that ignores TERM: stop_timeout).
+
+    lateness: list[float] = []
+    ticking_on = True
+
+    async def tick() -> None:
+        while ticking_on:
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lateness.append(time.perf_counter() - t0 - 0.001)
+
+    async def main() -> float:
+        nonlocal ticking_on
+        sup = gosuv.aio.Supervisor(
+            # nohup ignores SIGHUP from its start: the stop waits out stop_timeout.
+            {"p": {"command": "nohup sleep 600", "start_auto": True, "stop_signal": "HUP",
+                   "stop_timeout": 2}},
+            log_dir=tmp_path / "logs",
+        )
+        opening = asyncio.ensure_future(sup.open())
+        await asyncio.sleep(0)
+        opening.cancel()
+        # The supervisor is made and its program started (and ignoring HUP) meanwhile; the
+        # loop has not read the result yet.
+        time.sleep(0.5)
+        ticking = asyncio.ensure_future(tick())
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        # Until the supervisor made meanwhile is shut down (its log_dir let go).
+        end = time.monotonic() + DEADLINE
+        while True:
+            try:
+                gosuv.Supervisor(log_dir=tmp_path / "logs").shutdown()
+                break
+            except gosuv.GosuvError:
+                assert time.monotonic() < end, "the cancelled open's supervisor lives on"
+                await asyncio.sleep(0.01)
+        ticking_on = False
+        await ticking
+        return max(lateness)
+
+    worst = asyncio.run(main())
+    assert worst < 0.5, f"the loop stalled {worst * 1000:.0f} ms"

@@ -26,6 +26,7 @@ __all__ = [
     "Status",
     "Supervisor",
     "__version__",
+    "_aio_init",
     "shutdown_all",
 ]
 
@@ -35,6 +36,8 @@ __version__: str
 _ProgramsConfig = StrPath | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 _Stream = Literal["stdout", "stderr"]
+
+def _aio_init() -> None: ...
 
 def shutdown_all() -> None:
     """Stops the programs of every open supervisor of this process, and waits."""

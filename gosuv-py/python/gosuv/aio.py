@@ -16,8 +16,10 @@ event loop, and whose events and log followers are async iterators::
 
     asyncio.run(main())
 
-Each call checks its arguments at once, on the loop's thread, and runs on a native thread
-that never takes the GIL: it hands its result back, as Rust values, through an eventfd that
+Each call checks its arguments at once, on the loop's thread, and runs without the GIL: a
+wait (``wait``, ``wait_for``, the wait of ``start``/``stop``/``restart``, ``program(...)``'s
+entry) as a task of a native runtime that a cancelled await aborts at once, any other call on
+a native thread: it hands its result back, as Rust values, through an eventfd that
 the loop watches (``loop.add_reader``), and the loop's thread turns it into the call's result
 or exception. So the loop never waits for the GIL that a busy worker holds. A cancelled await
 stops waiting; the request itself carries on, as an interrupted blocking call does (a stop
@@ -25,7 +27,7 @@ still stops), and its late result is dropped. Cancelling a shutdown, the end of 
 with`` block of the supervisor or of ``program(...)`` (as a second Ctrl-C under
 ``asyncio.run`` does) kills the programs being stopped at once (SIGKILL), waits up to 5 s
 for them to be gone, and lets the cancellation through. Cancelling ``program(...)``'s entry
-removes the program once its start is over. Event streams and log followers are
+drops its wait and removes the program. Event streams and log followers are
 cancel-safe: cancelling the task that waits on one ends that wait's thread within 50 ms,
 and an item it received meanwhile is the next one read.
 """
@@ -54,6 +56,9 @@ if TYPE_CHECKING:
     from gosuv._options import ProgramOptions
 
 __all__ = ["Events", "LogFollower", "ScopedProgram", "Supervisor"]
+
+# The threads every gosuv.aio supervisor shares start now, not on an event loop's thread.
+_native._aio_init()
 
 T = TypeVar("T")
 _StreamName = Literal["stdout", "stderr"]
@@ -285,17 +290,22 @@ class ScopedProgram:
         return self._scoped.name
 
     async def __aenter__(self) -> Status:
-        _, inner = self._sup._hub().call(self._scoped._aio_enter)
+        hub = self._sup._hub()
+        call, inner = hub.call(self._scoped._aio_enter)
         try:
             status: Status = await asyncio.shield(inner)
             return status
         except asyncio.CancelledError:
+            # The wait is dropped at once; once it is over, the program goes (nobody will
+            # leave the block).
+            hub.abandon(call)
             inner.add_done_callback(self._undo)
             raise
 
     def _undo(self, fut: asyncio.Future[Status]) -> None:
-        # The start the cancelled task waited for succeeded: nobody will leave the block.
-        if fut.cancelled() or fut.exception() is not None:
+        if not fut.cancelled():
+            fut.exception()
+        if self._sup._shut_down():
             return
         _, removed = self._sup._hub().call(self._scoped._aio_exit)
         removed.add_done_callback(_retrieve)
@@ -381,13 +391,27 @@ class Supervisor:
                     native, config, base_dir, log_dir, subreaper, kill
                 )
             )
-            sync: _native.Supervisor = await fut
+            try:
+                sync: _native.Supervisor = await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                # The one made meanwhile is shut down off the loop's thread.
+                fut.add_done_callback(self._drop_made)
+                raise
             if self._sync is None:
                 self._sync = sync
             else:  # opened twice at once: the first one made wins
-                _, gone = self._hub().call(lambda native: sync._aio(native, "shutdown", ()))
-                gone.add_done_callback(_retrieve)
+                self._drop_made(fut)
         return self
+
+    def _drop_made(self, fut: asyncio.Future[_native.Supervisor]) -> None:
+        """Shuts down a supervisor that `open()` made and nobody will use, through the
+        hub: the loop's thread never waits for its programs to stop."""
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        sync = fut.result()
+        hub = self._hub()
+        _, gone = hub.call(lambda native: sync._aio(native, "shutdown", ()))
+        gone.add_done_callback(_retrieve)
 
     @property
     def sync(self) -> _native.Supervisor:
