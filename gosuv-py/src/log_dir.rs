@@ -15,11 +15,11 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
 use std::os::unix::io::FromRawFd;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::Once;
 use std::sync::Mutex;
+use std::sync::Once;
 
 use pyo3::prelude::*;
 
@@ -162,8 +162,12 @@ fn open_lock(lock_path: &Path) -> Result<File, String> {
             lock_path.display()
         )
     };
-    let c_path = CString::new(lock_path.as_os_str().as_bytes())
-        .map_err(|_| format!("the log directory {} contains a NUL byte", lock_path.display()))?;
+    let c_path = CString::new(lock_path.as_os_str().as_bytes()).map_err(|_| {
+        format!(
+            "the log directory {} contains a NUL byte",
+            lock_path.display()
+        )
+    })?;
     let flags =
         libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
     // SAFETY: a NUL-terminated path; the descriptor returned, if any, is ours.
