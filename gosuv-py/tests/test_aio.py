@@ -42,15 +42,67 @@ async def no_aio_thread_left() -> None:
         await asyncio.sleep(0.01)
 
 
-def runqueue_wait() -> float:
-    """Seconds this thread has spent runnable but waiting for a CPU (proc(5), schedstat)."""
-    return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
-
-
 def sleeps() -> int:
     """How many times this thread has gone to sleep (voluntary context switches): waiting in
     epoll, for the GIL, for a lock, for the kernel's mm lock..."""
     return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
+
+
+def read(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode()
+    except OSError:  # gone (ENOENT, ESRCH)
+        return None
+
+
+def cpu_ns(proc_dir: str) -> int:
+    """The CPU time (ns, schedstat's first field) of the thread or process of a /proc dir, or
+    -1 once it is gone."""
+    text = read(f"{proc_dir}/schedstat")
+    return -1 if text is None else int(text.split()[0])
+
+
+def parent(pid: int) -> int | None:
+    stat = read(f"/proc/{pid}/stat")
+    return None if stat is None else int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+class Descendants:
+    """This process's descendants, kept up to date cheaply: one full scan of /proc at first,
+    then only the pids allocated since (the kernel hands pids out in order, wrapping at
+    pid_max; /proc/sys/kernel/ns_last_pid is the last one)."""
+
+    def __init__(self) -> None:
+        self.pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+        self.last = int(Path("/proc/sys/kernel/ns_last_pid").read_text())
+        self.pids: set[int] = set()
+        parents = {int(e): parent(int(e)) for e in os.listdir("/proc") if e.isdigit()}
+        todo = [os.getpid()]
+        while todo:
+            p = todo.pop()
+            for pid, ppid in parents.items():
+                if ppid == p and pid not in self.pids:
+                    self.pids.add(pid)
+                    todo.append(pid)
+
+    def snapshot(self) -> tuple[dict[int, int], bool]:
+        """The CPU time of each descendant, and whether a new pid could not be looked at (a
+        process that came and went: it may have been ours)."""
+        last = int(Path("/proc/sys/kernel/ns_last_pid").read_text())
+        unknown = False
+        pid = self.last
+        ours = {os.getpid()} | self.pids
+        while pid != last:
+            pid = pid + 1 if pid < self.pid_max else 1
+            ppid = parent(pid)
+            if ppid is None:
+                unknown = True
+            elif ppid in ours:
+                self.pids.add(pid)
+                ours.add(pid)
+        self.last = last
+        return {pid: cpu_ns(f"/proc/{pid}") for pid in self.pids}, unknown
 
 
 class CountingSelector(selectors.EpollSelector):
@@ -74,34 +126,66 @@ class CountingSelector(selectors.EpollSelector):
             self.extra += max(0, n - 1)
 
 
+class Usage:
+    """The CPU time used so far by each thread of this process and each of its descendants."""
+
+    def __init__(self, loop_tid: int, descendants: Descendants) -> None:
+        self.threads = {t: cpu_ns(f"/proc/self/task/{t}") for t in os.listdir("/proc/self/task")}
+        self.loop_cpu = self.threads.pop(str(loop_tid), 0)
+        self.children, self.unknown = descendants.snapshot()
+
+    def others_ran(self, before: Usage) -> bool:
+        """Whether any thread but the loop's, or any descendant, ran between the two (a thread
+        or process that came or went counts as having run)."""
+        return (
+            self.unknown or self.threads != before.threads or self.children != before.children
+        )
+
+    def ran(self, before: Usage, blocked: bool) -> str:
+        """What ran between the two: which threads and descendants, for how long."""
+
+        def used(now: dict[Any, int], then: dict[Any, int], name: str) -> list[str]:
+            out = []
+            for k, ns in now.items():
+                if ns != then.get(k):
+                    comm = (read(f"/proc/{name}/{k}/comm".replace("//", "/")) or "gone").strip()
+                    out.append(f"{comm} {(ns - then.get(k, 0)) / 1e6:.3f} ms")
+            return out
+
+        return (
+            f"loop blocked outside epoll: {blocked}; loop CPU "
+            f"{(self.loop_cpu - before.loop_cpu) / 1e6:.3f} ms; threads "
+            f"{used(self.threads, before.threads, 'self/task')}; children "
+            f"{used(self.children, before.children, '')}; unknown new pid {self.unknown}"
+        )
+
+
 class Ticker:
     """Measures how late the event loop runs a coroutine that asks to wake every 1 ms: the
     lateness is how long the loop was kept from running it (a stall).
 
-    Each tick's lateness is split into what the loop's thread can answer for and what it
-    cannot. It answers for the CPU time it spends (`time.thread_time()`) and for any time it
-    is blocked anywhere but in its idle epoll_wait: waiting for the GIL, a lock or the
-    kernel. It cannot answer for the time it waits for a CPU that other processes have (the
-    run-queue wait in schedstat), nor for time the host takes the virtual CPU away (steal)
-    or delivers its timer late. On a machine whose cores are all busy (a build next door)
-    those are 5 to 50 ms, whatever the thread does.
-
-    So `own` is, per tick: the lateness without the run-queue wait when the thread slept
-    anywhere but once per epoll_wait (any other sleep, which the voluntary context
-    switches count, may be gosuv's fault, and the whole lateness then counts, steal
-    included); otherwise the thread's CPU time, since the rest of the tick it was either
-    asleep in epoll_wait, waiting for a CPU, or not running at all for the host. A wait for
-    the GIL held by another thread is a sleep on a futex, so it always counts.
-    `stalls` is the raw lateness; `queued` the lateness without the run-queue wait; all are
-    printed.
+    What is asserted is each tick's whole lateness, with one exception that must be proven:
+    the time another process or the hypervisor took. A tick is left out (only the loop
+    thread's own CPU time in it counts) when, between a snapshot taken before it and one taken
+    after it, no thread of this process but the loop's and no descendant used any CPU (their
+    schedstat CPU times unchanged, none came or went) and the loop's thread slept nowhere but
+    in its epoll_wait (voluntary context switches). Then nothing of ours but the loop's thread
+    ran, and the rest of the lateness is the time that thread waited for a CPU held by another
+    process (run-queue wait) or that the host took the virtual CPU or delivered its timer late.
+    Any tick where gosuv's threads, the programs or their spawns ran counts whole, so the
+    delays of our own process and its children are never excluded. The snapshots read /proc
+    outside the timed window; they only widen the window in which other use is seen.
+    A comparison with a baseline ticker run without gosuv was rejected: two maxima of a noisy
+    machine differ by more than 5 ms either way, so it could neither fail reliably nor pass.
     """
 
     def __init__(self, selector: CountingSelector) -> None:
         self.selector = selector
-        self.stalls: list[float] = []
-        self.queued: list[float] = []
-        self.own: list[float] = []
-        self.blocked = 0  # ticks in which the loop's thread slept other than in epoll_wait
+        self.stalls: list[float] = []  # raw lateness of every tick
+        self.counted: list[float] = []  # what is asserted
+        self.phase = "before open"  # what main() is doing, printed with the worst tick
+        self.worst = ""  # what ran during the worst tick counted whole, printed
+        self.left_out = 0  # ticks proven to be others' (only the loop's CPU time counted)
         self.running = True
         self.gc_pauses: list[float] = []  # Python's own collections meanwhile, printed
         self._gc_start = 0.0
@@ -114,38 +198,54 @@ class Ticker:
 
     async def run(self) -> None:
         sel = self.selector
+        tid = threading.get_native_id()
+        descendants = Descendants()
+        before = Usage(tid, descendants)
         while self.running:
-            t0, c0, w0 = time.perf_counter(), time.thread_time(), runqueue_wait()
             s0, i0, e0 = sleeps(), sel.inside, sel.extra
+            t0 = time.perf_counter()
             await asyncio.sleep(0.001)
             late = time.perf_counter() - t0 - 0.001
-            queued = late - (runqueue_wait() - w0)
             outside = (sleeps() - s0) - (sel.inside - i0)
             blocked = outside > 0 or sel.extra > e0
-            self.blocked += blocked
+            after = Usage(tid, descendants)
             self.stalls.append(late)
-            self.queued.append(queued)
-            self.own.append(queued if blocked else time.thread_time() - c0)
+            if blocked or after.others_ran(before):
+                self.counted.append(late)
+                if late >= max(self.counted):
+                    self.worst = (
+                        f"{late * 1000:.3f} ms in {self.phase}, {after.ran(before, blocked)}"
+                    )
+            else:
+                self.left_out += 1
+                self.counted.append(min(late, (after.loop_cpu - before.loop_cpu) / 1e9))
+            before = after
 
 
 def test_ten_programs_start_concurrently_and_the_loop_never_stalls(tmp_path: Path) -> None:
+    """The whole `async with` (open, ten concurrent starts, shutdown) runs under the ticker."""
     selector = CountingSelector()
     ticker = Ticker(selector)
 
     async def main() -> float:
+        tick = asyncio.ensure_future(ticker.run())
+        await asyncio.sleep(0.05)  # the ticker runs before the supervisor is opened
+        ticker.phase = "open"
         async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
+            ticker.phase = "add"
             names = [f"p{i}" for i in range(10)]
             for n in names:
                 await sup.add(n, ["sleep", "60"], start_seconds=1, stop_timeout=5)
-            tick = asyncio.ensure_future(ticker.run())
-            await asyncio.sleep(0.05)  # the ticker runs before the calls begin
+            ticker.phase = "start"
             t0 = time.monotonic()
             started = await asyncio.gather(*(sup.start(n, timeout=DEADLINE) for n in names))
             took = time.monotonic() - t0
             assert [s.state for s in started] == [gosuv.State.RUNNING] * 10
-            await asyncio.gather(*(sup.stop(n, timeout=DEADLINE) for n in names))
-            ticker.running = False
-            await tick
+            ticker.phase = "shutdown"
+        ticker.phase = "after shutdown"
+        await asyncio.sleep(0.05)  # and after the shutdown
+        ticker.running = False
+        await tick
         return took
 
     loop = asyncio.SelectorEventLoop(selector)
@@ -157,16 +257,20 @@ def test_ten_programs_start_concurrently_and_the_loop_never_stalls(tmp_path: Pat
         loop.close()
     # Each start waits its start_seconds of 1 s: together, not one after the other.
     assert took < 5.0, took
-    worst = max(ticker.own)
+    worst = max(ticker.counted)
 
     def ms(v: list[float]) -> str:
-        return f"median {statistics.median(v) * 1000:.3f} ms, max {max(v) * 1000:.3f} ms"
+        q = statistics.quantiles(v, n=100)
+        return (
+            f"median {statistics.median(v) * 1000:.3f} ms, p99 {q[98] * 1000:.3f} ms, "
+            f"max {max(v) * 1000:.3f} ms"
+        )
 
     print(
-        f"loop stalls over {len(ticker.stalls)} ticks: raw {ms(ticker.stalls)}; without the "
-        f"waits for a CPU {ms(ticker.queued)}; the loop's own {ms(ticker.own)}; "
-        f"{ticker.blocked} ticks with a sleep outside epoll_wait; longest gc pass "
-        f"{max(ticker.gc_pauses, default=0) * 1000:.3f} ms"
+        f"loop stalls over {len(ticker.stalls)} ticks: raw {ms(ticker.stalls)}; asserted "
+        f"{ms(ticker.counted)}; {ticker.left_out} ticks proven others' (loop CPU only); "
+        f"longest gc pass {max(ticker.gc_pauses, default=0) * 1000:.3f} ms; worst tick counted "
+        f"whole: {ticker.worst}"
     )
     assert worst < 0.005, f"the event loop stalled {worst * 1000:.1f} ms"
 

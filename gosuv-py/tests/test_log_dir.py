@@ -3,8 +3,11 @@ an explicit log_dir is locked against a second supervisor."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,57 @@ def test_an_explicit_log_dir_is_kept_and_cannot_be_shared(tmp_path: Path) -> Non
     # Once the first has shut down, the directory is free again.
     with gosuv.Supervisor(log_dir=logs) as again:
         again.add("a", "true")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "someone else's"])
+def test_a_lock_file_that_is_not_our_regular_file_is_refused_and_left_alone(
+    tmp_path: Path, kind: str
+) -> None:
+    """A `.gosuv.lock` planted as a symlink would make gosuv write its pid into, then
+    truncate, whatever file it points to; it is refused, and nothing is written anywhere."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    lock = logs / ".gosuv.lock"
+    victim = tmp_path / "precious"
+    victim.write_text("precious data\n")
+    if kind == "symlink":
+        lock.symlink_to(victim)
+    elif kind == "fifo":
+        os.mkfifo(lock)
+    else:
+        lock.write_text("")
+        if os.geteuid() != 0:
+            pytest.skip("giving a file to another user needs root")
+        os.chown(lock, 65534, 65534)
+    with pytest.raises(gosuv.GosuvError) as e:
+        gosuv.Supervisor(log_dir=logs)
+    assert str(lock) in str(e.value)
+    assert "remove it" in str(e.value)
+    assert victim.read_text() == "precious data\n"
+    if kind == "someone else's":
+        assert lock.read_text() == ""
+
+
+def test_a_forked_child_does_not_keep_the_log_dir_locked(tmp_path: Path) -> None:
+    """os.fork() copies the lock's descriptor into the child; the child lets it go, so once
+    the parent has shut down its supervisor a new one may take the directory while the
+    child still lives."""
+    logs = tmp_path / "logs"
+    sup = gosuv.Supervisor(log_dir=logs)
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: says it runs, then sleeps until killed
+        os.write(ready_w, b"x")
+        time.sleep(60)
+        os._exit(0)
+    try:
+        os.close(ready_w)
+        assert os.read(ready_r, 1) == b"x"
+        sup.shutdown()
+        with gosuv.Supervisor(log_dir=logs) as again:
+            again.add("a", "true")
+        assert os.waitpid(pid, os.WNOHANG) == (0, 0), "the child is still alive"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(ready_r)

@@ -85,3 +85,11 @@ def test_the_plugin_can_be_turned_off(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:gosuv")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'gosuv_supervisor' not found*"])
+
+
+def test_a_negative_tail_length_is_refused_at_the_command_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_one="def test_fails(gosuv_supervisor):\n    assert False\n")
+    result = pytester.runpytest_subprocess("--gosuv-tail-lines=-1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--gosuv-tail-lines*0 or more*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()

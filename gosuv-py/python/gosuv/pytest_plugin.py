@@ -17,6 +17,7 @@ last lines of its stdout and stderr (``--gosuv-tail-lines``, default 20).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,11 +52,21 @@ class ProgramFactory(Protocol):
     ) -> Status: ...
 
 
+def _tail_lines(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, not {text!r}")
+    return n
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("gosuv")
     group.addoption(
         "--gosuv-tail-lines",
-        type=int,
+        type=_tail_lines,
         default=20,
         metavar="N",
         help="lines of each program's stdout and stderr shown in a failed test's report "
@@ -104,8 +115,11 @@ def pytest_runtest_makereport(
     lines = item.config.getoption("gosuv_tail_lines", 20)
     if sup is None or not lines:
         return
-    for name, stream, text in _tails(sup, lines):
-        report.sections.append((f"gosuv: last lines of {name}'s {stream}", text))
+    try:
+        for name, stream, text in _tails(sup, lines):
+            report.sections.append((f"gosuv: last lines of {name}'s {stream}", text))
+    except Exception as e:  # a report must never fail the run (INTERNALERROR)
+        report.sections.append(("gosuv: last lines", f"(could not be read: {e!r})\n"))
 
 
 def _tails(sup: Supervisor, lines: int) -> Iterator[tuple[str, str, str]]:
