@@ -151,9 +151,13 @@ fn three_hundred_programs_for_a_minute() {
     assert!(fd_max - fd_min <= 24, "fd count not flat: {report}");
     assert!(last.fds <= first.fds + 12, "fd count climbing: {report}");
     // The bound is for optimized code; an unoptimized test build (the default of
-    // `cargo test`) runs the same work several times slower and is held to 20 %.
+    // `cargo test`) runs the same work several times slower and is held to 25 %: on this
+    // 2-core machine it measured 18.6-19.3 % for the code of both 2026-12-01 versions
+    // (before and after the embedding work, run alternately), and 20.6 % once with a build
+    // beside it, so 20 % failed on noise. A scan of every program each tick, or a busy
+    // loop, costs far more than the 6 points of margin.
     let optimized = env!("GOSUV_BUILD_OPT_LEVEL") != "0";
-    let bound = if optimized { 0.05 } else { 0.20 };
+    let bound = if optimized { 0.05 } else { 0.25 };
     assert!(
         cpu < bound,
         "server CPU {:.2} % (bound {:.0} %, {} build): {report}",
