@@ -431,6 +431,52 @@ def test_a_cancelled_reader_leaves_no_thread_and_loses_no_line(tmp_path: Path) -
     asyncio.run(main())
 
 
+def test_reading_closed_never_waits_for_a_get_in_flight(tmp_path: Path) -> None:
+    """`closed` is read without waiting for the lock a wait of another task holds (the
+    getter runs on the loop's thread, with the GIL): each read takes well under 1 ms."""
+
+    async def main() -> None:
+        async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
+            await sup.add("quiet", ["sleep", "60"], start_seconds=0)
+            await sup.start("quiet")
+            follower = sup.follow("quiet")
+            reader = asyncio.ensure_future(follower.get(timeout=DEADLINE))
+            # The wait is under way on its thread, slice after slice (50 ms each).
+            end = time.monotonic() + DEADLINE
+            while aio_threads() == 0:
+                assert time.monotonic() < end, "the get did not start"
+                await asyncio.sleep(0.005)
+            # A read that waits for a lock sleeps (a voluntary context switch); one that the
+            # scheduler merely preempted on this shared machine (involuntary) is not held
+            # against the getter, unless it also slept.
+            slowest = 0.0
+            slept = 0
+            reads = 0
+            until = time.monotonic() + 0.5  # ten slices of the wait
+            while time.monotonic() < until:
+                before = resource.getrusage(resource.RUSAGE_THREAD)
+                t0 = time.perf_counter()
+                assert not follower.closed
+                took = time.perf_counter() - t0
+                after = resource.getrusage(resource.RUSAGE_THREAD)
+                slept += after.ru_nvcsw - before.ru_nvcsw
+                if after.ru_nivcsw == before.ru_nivcsw or after.ru_nvcsw != before.ru_nvcsw:
+                    slowest = max(slowest, took)
+                reads += 1
+                if reads % 100 == 0:
+                    await asyncio.sleep(0)
+            assert not reader.done()
+            assert slowest < 0.001, f"a read of closed took {slowest * 1000:.1f} ms"
+            assert slept == 0, f"reads of closed slept {slept} times"
+            follower.close()
+            reader.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await reader
+            assert follower.closed
+
+    asyncio.run(main())
+
+
 def test_a_cancelled_program_block_removes_the_program(tmp_path: Path) -> None:
     async def main() -> None:
         async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
