@@ -566,6 +566,63 @@ def test_the_eventfd_closes_with_the_supervisor_and_loops_do_not_mix(tmp_path: P
     assert eventfds() - before == set()
 
 
+def test_shutdown_on_one_loop_closes_the_eventfds_of_the_others(tmp_path: Path) -> None:
+    """A supervisor used from loop A (still running, on its own thread) and from loop C
+    (closed since), then shut down on loop B: A's eventfd is closed and its reader removed
+    (on A's thread), C's eventfd is closed too, and the shutdown does not fail."""
+    loop_a = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop_a.run_forever)
+    runner.start()
+
+    def on_a(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop_a).result(DEADLINE)
+
+    async def has_reader(fd: int) -> bool:
+        # remove_reader says whether one was there; a hub's reader is put back if it was.
+        hubs = [h for h in sup._hubs.values() if h.loop is loop_a and h.fd == fd]
+        removed = loop_a.remove_reader(fd)
+        if removed:
+            loop_a.add_reader(fd, hubs[0]._drain)
+        return removed
+
+    sup = gosuv.aio.Supervisor(log_dir=tmp_path / "logs")
+    try:
+
+        async def on_b() -> tuple[int, str, int, str]:
+            await sup.open()
+            assert on_a(sup.list()) == []
+            loop_c_hub: list[Any] = []
+
+            def use_from_c() -> None:
+                async def call() -> None:
+                    assert await sup.list() == []
+                    loop_c_hub.append(sup._hubs[asyncio.get_running_loop()])
+
+                asyncio.run(call())  # loop C: closed after the call
+
+            other = threading.Thread(target=use_from_c)
+            other.start()
+            other.join(DEADLINE)
+            hub_a = sup._hubs[loop_a]
+            fd_a, fd_c = hub_a.fd, loop_c_hub[0].fd
+            id_a, id_c = eventfd_id(fd_a), eventfd_id(fd_c)
+            assert id_a is not None and id_c is not None
+            assert on_a(has_reader(fd_a))
+            await sup.shutdown()
+            return fd_a, id_a, fd_c, id_c
+
+        fd_a, id_a, fd_c, id_c = asyncio.run(on_b())
+        end = time.monotonic() + DEADLINE
+        while eventfd_id(fd_a) == id_a or eventfd_id(fd_c) == id_c:
+            assert time.monotonic() < end, "an eventfd of another loop is still open"
+            time.sleep(0.01)
+        assert not on_a(has_reader(fd_a))
+    finally:
+        loop_a.call_soon_threadsafe(loop_a.stop)
+        runner.join(DEADLINE)
+        loop_a.close()
+
+
 def test_a_cancelled_call_carries_on_and_its_late_result_is_dropped(tmp_path: Path) -> None:
     errors: list[dict[str, Any]] = []
 
