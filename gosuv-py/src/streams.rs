@@ -288,6 +288,9 @@ struct FollowerCore {
     missed: AtomicU64,
     /// Set by `close()`: the next wait lets go of the subscription.
     shut: AtomicBool,
+    /// Whether the stream has ended and every line has been read: kept outside `state` so
+    /// that reading `closed` never waits for the lock a wait of another thread holds.
+    ended: AtomicBool,
 }
 
 impl LogFollower {
@@ -305,6 +308,7 @@ impl LogFollower {
                 sup,
                 missed: AtomicU64::new(0),
                 shut: AtomicBool::new(false),
+                ended: AtomicBool::new(false),
             }),
         })
     }
@@ -327,6 +331,20 @@ impl FollowerCore {
 
     fn one_slice(&self, wait: Option<Duration>) -> Slice<String> {
         let mut st = lock(&self.state);
+        let got = self.slice_locked(&mut st, wait);
+        self.publish(&st);
+        got
+    }
+
+    /// Records in `ended` whether the stream has ended and every line has been read (once
+    /// true, it stays true: nothing is received after the end). Called before each unlock.
+    fn publish(&self, st: &FollowState) {
+        if st.closed && st.partial.is_empty() {
+            self.ended.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn slice_locked(&self, st: &mut FollowState, wait: Option<Duration>) -> Slice<String> {
         if self.shut.load(Ordering::Relaxed) {
             st.inner = None;
             st.partial.clear();
@@ -342,7 +360,7 @@ impl FollowerCore {
             // The deadline has passed and no complete line is there.
             return Slice::Closed;
         };
-        self.receive(&mut st, wait);
+        self.receive(st, wait);
         Slice::Nothing
     }
 
@@ -400,13 +418,13 @@ impl LogFollower {
             return None;
         }
         let mut st = self.core.state.try_lock().ok()?;
-        if let Some(line) = st.take_line() {
-            return Some(line);
-        }
-        if !st.closed {
+        let mut line = st.take_line();
+        if line.is_none() && !st.closed {
             self.core.receive(&mut st, Duration::ZERO);
+            line = st.take_line();
         }
-        st.take_line()
+        self.core.publish(&st);
+        line
     }
 
     /// Submits the wait for the next line (`None`: none within `timeout` seconds, the stream
@@ -433,6 +451,7 @@ impl LogFollower {
             st.inner = None;
             st.partial.clear();
             st.closed = true;
+            self.core.publish(&st);
         }
     }
 
@@ -456,13 +475,10 @@ impl LogFollower {
         self.core.missed.load(Ordering::Relaxed)
     }
 
-    /// Whether the stream has ended and every line has been read.
+    /// Whether the stream has ended and every line has been read. Never waits (a wait of
+    /// another thread may hold the follower's state).
     #[getter]
     fn closed(&self) -> bool {
-        if self.core.shut.load(Ordering::Relaxed) {
-            return true;
-        }
-        let st = lock(&self.core.state);
-        st.closed && st.partial.is_empty()
+        self.core.shut.load(Ordering::Relaxed) || self.core.ended.load(Ordering::Relaxed)
     }
 }

@@ -431,6 +431,52 @@ def test_a_cancelled_reader_leaves_no_thread_and_loses_no_line(tmp_path: Path) -
     asyncio.run(main())
 
 
+def test_reading_closed_never_waits_for_a_get_in_flight(tmp_path: Path) -> None:
+    """`closed` is read without waiting for the lock a wait of another task holds (the
+    getter runs on the loop's thread, with the GIL): each read takes well under 1 ms."""
+
+    async def main() -> None:
+        async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
+            await sup.add("quiet", ["sleep", "60"], start_seconds=0)
+            await sup.start("quiet")
+            follower = sup.follow("quiet")
+            reader = asyncio.ensure_future(follower.get(timeout=DEADLINE))
+            # The wait is under way on its thread, slice after slice (50 ms each).
+            end = time.monotonic() + DEADLINE
+            while aio_threads() == 0:
+                assert time.monotonic() < end, "the get did not start"
+                await asyncio.sleep(0.005)
+            # A read that waits for a lock sleeps (a voluntary context switch); one that the
+            # scheduler merely preempted on this shared machine (involuntary) is not held
+            # against the getter, unless it also slept.
+            slowest = 0.0
+            slept = 0
+            reads = 0
+            until = time.monotonic() + 0.5  # ten slices of the wait
+            while time.monotonic() < until:
+                before = resource.getrusage(resource.RUSAGE_THREAD)
+                t0 = time.perf_counter()
+                assert not follower.closed
+                took = time.perf_counter() - t0
+                after = resource.getrusage(resource.RUSAGE_THREAD)
+                slept += after.ru_nvcsw - before.ru_nvcsw
+                if after.ru_nivcsw == before.ru_nivcsw or after.ru_nvcsw != before.ru_nvcsw:
+                    slowest = max(slowest, took)
+                reads += 1
+                if reads % 100 == 0:
+                    await asyncio.sleep(0)
+            assert not reader.done()
+            assert slowest < 0.001, f"a read of closed took {slowest * 1000:.1f} ms"
+            assert slept == 0, f"reads of closed slept {slept} times"
+            follower.close()
+            reader.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await reader
+            assert follower.closed
+
+    asyncio.run(main())
+
+
 def test_a_cancelled_program_block_removes_the_program(tmp_path: Path) -> None:
     async def main() -> None:
         async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
@@ -518,6 +564,63 @@ def test_the_eventfd_closes_with_the_supervisor_and_loops_do_not_mix(tmp_path: P
     # One dispatcher thread for the whole process, started by `import gosuv.aio`.
     assert aio_threads("gosuv-aio-hub") == 1
     assert eventfds() - before == set()
+
+
+def test_shutdown_on_one_loop_closes_the_eventfds_of_the_others(tmp_path: Path) -> None:
+    """A supervisor used from loop A (still running, on its own thread) and from loop C
+    (closed since), then shut down on loop B: A's eventfd is closed and its reader removed
+    (on A's thread), C's eventfd is closed too, and the shutdown does not fail."""
+    loop_a = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop_a.run_forever)
+    runner.start()
+
+    def on_a(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop_a).result(DEADLINE)
+
+    async def has_reader(fd: int) -> bool:
+        # remove_reader says whether one was there; a hub's reader is put back if it was.
+        hubs = [h for h in sup._hubs.values() if h.loop is loop_a and h.fd == fd]
+        removed = loop_a.remove_reader(fd)
+        if removed:
+            loop_a.add_reader(fd, hubs[0]._drain)
+        return removed
+
+    sup = gosuv.aio.Supervisor(log_dir=tmp_path / "logs")
+    try:
+
+        async def on_b() -> tuple[int, str, int, str]:
+            await sup.open()
+            assert on_a(sup.list()) == []
+            loop_c_hub: list[Any] = []
+
+            def use_from_c() -> None:
+                async def call() -> None:
+                    assert await sup.list() == []
+                    loop_c_hub.append(sup._hubs[asyncio.get_running_loop()])
+
+                asyncio.run(call())  # loop C: closed after the call
+
+            other = threading.Thread(target=use_from_c)
+            other.start()
+            other.join(DEADLINE)
+            hub_a = sup._hubs[loop_a]
+            fd_a, fd_c = hub_a.fd, loop_c_hub[0].fd
+            id_a, id_c = eventfd_id(fd_a), eventfd_id(fd_c)
+            assert id_a is not None and id_c is not None
+            assert on_a(has_reader(fd_a))
+            await sup.shutdown()
+            return fd_a, id_a, fd_c, id_c
+
+        fd_a, id_a, fd_c, id_c = asyncio.run(on_b())
+        end = time.monotonic() + DEADLINE
+        while eventfd_id(fd_a) == id_a or eventfd_id(fd_c) == id_c:
+            assert time.monotonic() < end, "an eventfd of another loop is still open"
+            time.sleep(0.01)
+        assert not on_a(has_reader(fd_a))
+    finally:
+        loop_a.call_soon_threadsafe(loop_a.stop)
+        runner.join(DEADLINE)
+        loop_a.close()
 
 
 def test_a_cancelled_call_carries_on_and_its_late_result_is_dropped(tmp_path: Path) -> None:

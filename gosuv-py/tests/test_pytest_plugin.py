@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 
 from conftest import alive
@@ -93,3 +95,41 @@ def test_a_negative_tail_length_is_refused_at_the_command_line(pytester: pytest.
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--gosuv-tail-lines*0 or more*"])
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_programs_run_in_the_rootdir_and_log_under_tmp_path(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program's command and a relative `directory` resolve against the pytest rootdir
+    (as `python3 server.py` typed there would), while its logs stay in the test's tmp_path."""
+    pytester.makepyfile(
+        server="import os\nprint('cwd', os.getcwd(), flush=True)\nimport time\ntime.sleep(60)\n",
+        test_cwd="""
+        import os
+        import sys
+
+        def test_it(gosuv_program, gosuv_supervisor, tmp_path):
+            python = sys.executable
+            gosuv_program("server", [python, "server.py"], ready={"log": "cwd"})
+            gosuv_program("sub", "pwd; sleep 60", directory="sub", ready={"log": "/"})
+            cwds = [
+                gosuv_supervisor.wait_for_line("server", "cwd", timeout=15).split(" ", 1)[1],
+                gosuv_supervisor.wait_for_line("sub", "/", timeout=15),
+            ]
+            logs = sorted(str(p) for p in (tmp_path / "gosuv-logs").rglob("*") if p.is_file())
+            with open(os.environ["RESULT_FILE"], "w") as f:
+                f.write(repr((cwds, str(tmp_path), logs)))
+        """,
+    )
+    (pytester.path / "sub").mkdir()
+    result_file = pytester.path / "result"
+    monkeypatch.setenv("RESULT_FILE", str(result_file))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    cwds, tmp_path, logs = ast.literal_eval(result_file.read_text())
+    root = pytester.path.resolve()
+    assert cwds == [str(root), str(root / "sub")]
+    # Both programs' logs are in the test's tmp_path, none in the rootdir.
+    assert logs and all(log.startswith(tmp_path + "/gosuv-logs/") for log in logs)
+    assert any("server" in log for log in logs) and any("sub" in log for log in logs)
+    assert not (root / "gosuv-logs").exists()

@@ -332,8 +332,9 @@ class Supervisor:
     ``await sup.shutdown()``). `follow()` and `events()` return async iterators at once;
     `sync` is the `gosuv.Supervisor` inside, for code that is not async. It may be used from
     several event loops (one at a time or at once, from their threads); each loop it is
-    used on gets an eventfd of its own, closed once the supervisor is shut down and that
-    loop's calls are over.
+    used on gets an eventfd of its own. `shutdown()` (or leaving ``async with``) on any loop
+    closes them all, each once its loop's calls are over: the other loops' on their own
+    threads (through ``call_soon_threadsafe``), those of loops already closed at once.
     """
 
     def __init__(
@@ -371,6 +372,21 @@ class Supervisor:
             hub = _Hub(loop, self._shut_down)
             self._hubs[loop] = hub
         return hub
+
+    def _close_other_hubs(self) -> None:
+        """Once shut down: closes the hubs of the other loops (the running loop's hub closes
+        itself as its last result is read), each on its loop's thread; a hub whose loop is
+        closed is closed here (no thread runs that loop any more)."""
+        if not self._shut_down():
+            return
+        running = asyncio.get_running_loop()
+        for loop, hub in list(self._hubs.items()):
+            if loop is running or hub.closed:
+                continue
+            try:
+                loop.call_soon_threadsafe(hub.close)
+            except RuntimeError:  # the loop is closed
+                hub.close()
 
     def _completed(self) -> int:
         """How many results wait for the loop to read them (for the tests)."""
@@ -433,9 +449,12 @@ class Supervisor:
         tb: Optional[TracebackType],
     ) -> bool:
         sync = self.sync
-        await _stopping(
-            self._hub(), lambda native: sync._aio(native, "exit", (exc,)), sync._kill_now
-        )
+        try:
+            await _stopping(
+                self._hub(), lambda native: sync._aio(native, "exit", (exc,)), sync._kill_now
+            )
+        finally:
+            self._close_other_hubs()
         return False
 
     @property
@@ -575,9 +594,12 @@ class Supervisor:
         """Stops every program and waits; see `gosuv.Supervisor.shutdown`. Cancelled (a
         second Ctrl-C under `asyncio.run`), it kills the programs at once (SIGKILL)."""
         sync = self.sync
-        await _stopping(
-            self._hub(), lambda native: sync._aio(native, "shutdown", ()), sync._kill_now
-        )
+        try:
+            await _stopping(
+                self._hub(), lambda native: sync._aio(native, "shutdown", ()), sync._kill_now
+            )
+        finally:
+            self._close_other_hubs()
 
     def __repr__(self) -> str:
         if self._sync is None:

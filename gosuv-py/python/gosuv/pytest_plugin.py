@@ -5,7 +5,9 @@ Fixtures:
 
 - ``gosuv_supervisor``: a `gosuv.Supervisor` for one test, its logs under the test's
   ``tmp_path`` (``tmp_path / "gosuv-logs"``, kept as pytest keeps temp dirs), shut down after
-  the test whatever its outcome: no program's process is left.
+  the test whatever its outcome: no program's process is left. Its ``base_dir`` is the pytest
+  rootdir (``request.config.rootpath``): programs run there, and a relative ``directory`` or
+  command path resolves against it (``python3 server.py`` finds the project's server.py).
 - ``gosuv_program``: a factory, ``gosuv_program(name, command, *, timeout=60, **options)``,
   that adds a program to ``gosuv_supervisor``, starts it and waits until it is ready (its
   ``ready=`` probe, else ``start_seconds``), and returns its `gosuv.Status`; a start that fails
@@ -76,8 +78,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture
 def gosuv_supervisor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Supervisor]:
-    """A supervisor for this test; logs under ``tmp_path / "gosuv-logs"``; shut down after."""
-    sup = Supervisor(base_dir=tmp_path, log_dir=tmp_path / "gosuv-logs")
+    """A supervisor for this test, based in the pytest rootdir (programs run there); logs
+    under ``tmp_path / "gosuv-logs"``; shut down after."""
+    sup = Supervisor(base_dir=request.config.rootpath, log_dir=tmp_path / "gosuv-logs")
     request.node.stash[_SUPERVISOR] = sup
     try:
         yield sup
