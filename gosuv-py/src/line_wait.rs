@@ -308,6 +308,13 @@ impl LineWait {
     }
 }
 
+/// The shortest time between two batches of a wait for a line: a chatty program's lines
+/// wake the loop's thread at most 100 times a second, and a match comes at most this late.
+const BATCH_SPACING: Duration = Duration::from_millis(10);
+
+/// How many pieces of output already received a batch takes at most.
+const MORE_EVENTS: usize = 256;
+
 /// The wait's task: batches of lines through `emitter`, until the stream ends or the
 /// deadline passes (then the error is its result), or the task is aborted.
 async fn follow_lines(
@@ -329,9 +336,13 @@ async fn follow_lines(
     loop {
         let batch: Vec<String> = std::iter::from_fn(|| lines.next_line()).collect();
         if !batch.is_empty() {
+            let next = tokio::time::Instant::now() + BATCH_SPACING;
             emitter.emit(Box::new(move |py| batch.into_py_any(py)));
-            // The loop asks for more once it has looked at this batch (or abandons the wait).
+            // The loop asks for more once it has looked at this batch (or abandons the wait);
+            // the lines written meanwhile make the next batch.
             more.notified().await;
+            let next = deadline.map_or(next, |d| next.min(tokio::time::Instant::from_std(d)));
+            tokio::time::sleep_until(next).await;
             continue;
         }
         if lines.ended() {
@@ -347,7 +358,22 @@ async fn follow_lines(
             Ok(None) => Recv::Closed,
             Err(_) => Recv::Timeout,
         };
+        let more_data = matches!(got, Recv::Item(_));
         lines.feed(got, core);
+        // What else has come already goes into the same batch (a bounded amount).
+        for _ in 0..MORE_EVENTS {
+            if !more_data {
+                break;
+            }
+            match tokio::time::timeout(Duration::ZERO, follower.recv()).await {
+                Ok(Some(event)) => lines.feed(Recv::Item(event), core),
+                Ok(None) => {
+                    lines.feed(Recv::Closed, core);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
     }
 }
 

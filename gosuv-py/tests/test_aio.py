@@ -745,14 +745,20 @@ def test_cancelling_open_does_not_block_the_loop_for_the_shutdown(tmp_path: Path
 
 
 def count_native_calls(sup: gosuv.aio.Supervisor) -> list[int]:
-    """Counts the native calls the supervisor's hubs start from now on (in the returned
-    list's only item): each was a thread or a task and a wake-up of the loop."""
-    calls = [0]
+    """Counts the native calls the supervisor's hub starts from now on (the returned list's
+    first item; each was a thread or a task) and the results they hand to the loop (its
+    second item; each a wake-up of the loop)."""
+    calls = [0, 0]
     real = gosuv.aio._Hub.submit
 
     def submit(hub: Any, start: Any, done: Any) -> int:
         calls[0] += 1
-        return real(hub, start, done)
+
+        def counted(ok: bool, value: Any) -> None:
+            calls[1] += 1
+            done(ok, value)
+
+        return real(hub, start, counted)
 
     sup._hub().submit = submit.__get__(sup._hub())  # type: ignore[method-assign]
     return calls
@@ -784,6 +790,8 @@ def test_wait_for_line_on_a_chatty_program_makes_one_native_call(tmp_path: Path)
                 await sup.wait_for_line("chatty", "never printed", timeout=2)
             assert time.monotonic() - started >= 2
             assert calls[0] <= 5, f"one 2 s wait_for_line made {calls[0]} native calls"
+            # Its batches are at least 10 ms apart: at most 200 wake-ups of the loop.
+            assert calls[1] <= 250, f"one 2 s wait_for_line woke the loop {calls[1]} times"
             await nothing_left_running(sup)
             assert aio_threads() == 0
 
