@@ -186,8 +186,8 @@ where
     })
 }
 
-/// A finished call: its id and what makes its result.
-type Done = (u64, Finish);
+/// A call's result: its id, whether it is the call's last, and what makes the result.
+type Done = (u64, bool, Finish);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -198,6 +198,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// did. The channel's send is lock-free (nobody ever blocks on its receiving end), the
 /// counter atomic, and the eventfd is the worker's own reference to it, so closing the hub
 /// never closes it under a worker's feet (it closes when the last worker lets go of it).
+#[derive(Clone)]
 struct Handback {
     tx: mpsc::Sender<Done>,
     fd: Arc<OwnedFd>,
@@ -208,7 +209,12 @@ impl Handback {
     /// Queues a call's result and wakes the loop (on a worker thread, without the GIL). A
     /// closed hub has dropped its receiver: the result is dropped then, here.
     fn complete(self, id: u64, finish: Finish) {
-        if self.tx.send((id, finish)).is_err() {
+        self.send(id, true, finish);
+    }
+
+    /// Queues one result of a call (its last if `last`) and wakes the loop.
+    fn send(&self, id: u64, last: bool, finish: Finish) {
+        if self.tx.send((id, last, finish)).is_err() {
             return;
         }
         self.completed.fetch_add(1, Ordering::Release);
@@ -216,6 +222,20 @@ impl Handback {
         // SAFETY: the fd is an eventfd kept open by this Arc; 8 bytes from a u64. It cannot
         // fail short of 2^64 - 1 writes (EAGAIN), and the loop reads it on each drain.
         unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+/// How a call that gives several results (a wait for a line's batches) hands back each
+/// but its last, from its task, without the GIL.
+pub(crate) struct Emitter {
+    id: u64,
+    back: Handback,
+}
+
+impl Emitter {
+    /// Hands `finish` to the loop as one more result of the call.
+    pub(crate) fn emit(&self, finish: Finish) {
+        self.back.send(self.id, false, finish);
     }
 }
 
@@ -364,6 +384,17 @@ impl AioHub {
 
     /// Runs `work` as a task of the runtime (no thread of its own); `abandon` aborts it.
     pub(crate) fn submit_async(&self, py: Python<'_>, work: AsyncWork) -> PyResult<u64> {
+        self.submit_stream(py, |_| work)
+    }
+
+    /// Runs the task that `make` gives as a task of the runtime, as `submit_async`; the
+    /// task may hand results to the loop before its last one through the [`Emitter`] that
+    /// `make` receives (each one a `drain` item that is not `last`).
+    pub(crate) fn submit_stream(
+        &self,
+        py: Python<'_>,
+        make: impl FnOnce(Emitter) -> AsyncWork,
+    ) -> PyResult<u64> {
         let mut ends = lock(&self.ends);
         let Some(open) = ends.open.as_ref() else {
             return Err(SUPERVISOR_CLOSED.err(
@@ -379,6 +410,10 @@ impl AioHub {
         };
         let id = ends.next_id + 1;
         let rt = open.shared.rt.handle();
+        let work = make(Emitter {
+            id,
+            back: back.clone(),
+        });
         let inner = rt.spawn(work);
         let task = inner.abort_handle();
         // Hands back the result, a panic's error, or (aborted) an error nobody reads, so
@@ -444,9 +479,10 @@ impl AioHub {
             .map_or(-1, |open| open.fd.as_raw_fd())
     }
 
-    /// The finished calls as `(id, ok, value)`, `value` being the result or, when not `ok`,
-    /// the exception. Resets the eventfd. On the loop's thread.
-    fn drain(&self, py: Python<'_>) -> Vec<(u64, bool, Py<PyAny>)> {
+    /// The calls' results as `(id, ok, value, last)`, `value` being the result or, when not
+    /// `ok`, the exception; `last` is false for a result that more of the same call follow
+    /// (a wait for a line's batches). Resets the eventfd. On the loop's thread.
+    fn drain(&self, py: Python<'_>) -> Vec<(u64, bool, Py<PyAny>, bool)> {
         let done: Vec<Done> = {
             let mut ends = lock(&self.ends);
             let Some(Open { rx, fd, .. }) = ends.open.as_ref() else {
@@ -458,16 +494,18 @@ impl AioHub {
             // result queued after this read writes again and is not missed.
             unsafe { libc::read(fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
             let done: Vec<Done> = rx.try_iter().collect();
-            for (id, _) in &done {
-                ends.running.remove(id);
+            for (id, last, _) in &done {
+                if *last {
+                    ends.running.remove(id);
+                }
             }
             done
         };
         self.completed.fetch_sub(done.len(), Ordering::AcqRel);
         done.into_iter()
-            .map(|(id, finish)| match finish(py) {
-                Ok(v) => (id, true, v),
-                Err(e) => (id, false, e.into_value(py).into_any()),
+            .map(|(id, last, finish)| match finish(py) {
+                Ok(v) => (id, true, v, last),
+                Err(e) => (id, false, e.into_value(py).into_any(), last),
             })
             .collect()
     }

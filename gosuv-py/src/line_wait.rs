@@ -5,8 +5,7 @@
 //! follower starts exactly where the kept output ends: nothing written in between is lost
 //! or seen twice, and a line cut in two by that moment is joined whole.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gosuv::blocking::{self, Recv};
@@ -16,7 +15,7 @@ use pyo3::types::PyString;
 
 use pyo3::IntoPyObjectExt;
 
-use crate::aio::AioHub;
+use crate::aio::{AioHub, Emitter, Finish, Held};
 use crate::errors::{PROGRAM_NOT_FOUND, SUPERVISOR_CLOSED, TIMEOUT};
 use crate::streams::slice_until;
 
@@ -37,6 +36,11 @@ fn line_text(mut line: &[u8]) -> String {
 /// A program's output as lines: those kept in memory, then those it writes.
 pub(crate) struct LineSource {
     follower: blocking::LogFollower,
+    lines: Lines,
+}
+
+/// A program's output cut into lines: the kept output, then what a follower receives.
+pub(crate) struct Lines {
     /// Complete lines of the kept output, oldest first, not yet looked at.
     kept: std::vec::IntoIter<String>,
     /// Output received after the last complete line.
@@ -58,7 +62,34 @@ impl LineSource {
         stream: Stream,
     ) -> gosuv::Result<Self> {
         let (kept, follower) = sup.tail_and_follow(name, stream, TAIL_BYTES)?;
-        let mut text = kept.as_slice();
+        Ok(LineSource {
+            follower,
+            lines: Lines::new(&kept),
+        })
+    }
+
+    /// The next complete line already received; at the end of the stream, what is left.
+    pub(crate) fn next_line(&mut self) -> Option<String> {
+        self.lines.next_line()
+    }
+
+    /// Whether the stream has ended (the program was removed, or the supervisor shut down)
+    /// and every line has been taken.
+    pub(crate) fn ended(&self) -> bool {
+        self.lines.ended()
+    }
+
+    /// Waits at most `wait` for more output (without the GIL).
+    pub(crate) fn receive(&mut self, sup: &blocking::Supervisor, wait: Duration) {
+        let got = self.follower.recv_timeout(wait);
+        self.lines.feed(got, sup.as_async());
+    }
+}
+
+impl Lines {
+    /// The lines of `kept` (the last [`TAIL_BYTES`] of a stream, or less), then nothing yet.
+    fn new(kept: &[u8]) -> Self {
+        let mut text = kept;
         let mut skip_line = false;
         // A full buffer has lost the stream's start: it may begin inside a line.
         if text.len() >= TAIL_BYTES {
@@ -77,13 +108,12 @@ impl LineSource {
             Some(body) => body.split(|&b| b == b'\n').map(line_text).collect(),
             None => Vec::new(),
         };
-        Ok(LineSource {
-            follower,
+        Lines {
             kept: lines.into_iter(),
             partial: partial.to_vec(),
             skip_line,
             closed: false,
-        })
+        }
     }
 
     /// The next complete line already received; at the end of the stream, what is left.
@@ -117,9 +147,9 @@ impl LineSource {
         self.closed && self.partial.is_empty() && self.kept.len() == 0
     }
 
-    /// Waits at most `wait` for more output (without the GIL).
-    pub(crate) fn receive(&mut self, sup: &blocking::Supervisor, wait: Duration) {
-        match self.follower.recv_timeout(wait) {
+    /// Takes what a follower's receive gave (`Timeout`: nothing in a slice of waiting).
+    fn feed(&mut self, got: Recv<LogEvent>, sup: &gosuv::Supervisor) {
+        match got {
             Recv::Item(LogEvent::Data(bytes)) => {
                 let mut data: &[u8] = &bytes;
                 if self.skip_line {
@@ -140,7 +170,7 @@ impl LineSource {
             }
             Recv::Closed => self.closed = true,
             // Buffered output comes before a timeout, so a shut-down supervisor has none left.
-            Recv::Timeout if sup.as_async().is_shut_down() => self.closed = true,
+            Recv::Timeout if sup.is_shut_down() => self.closed = true,
             Recv::Timeout => {}
         }
     }
@@ -249,94 +279,121 @@ pub(crate) fn wait_for_line(
     }
 }
 
-/// `wait_for_line` for `gosuv.aio`, made by `Supervisor._line_wait`: the program's lines come
-/// in batches, read by native threads without the GIL (`_aio_next`), and the event loop's
-/// thread matches them with the regex.
+/// `wait_for_line` for `gosuv.aio`, made by `Supervisor._line_wait`: one task of
+/// gosuv.aio's runtime (`_aio_start`) follows the program's output and hands its lines to
+/// the event loop's thread in batches, where the regex matches them (Python's `re`, as the
+/// blocking `wait_for_line`). It hands the next batch once the loop asks for it
+/// (`_aio_more`), so a chatty program costs a wake-up of the loop per batch, never a thread
+/// or a task. It ends at once when the loop abandons it (a match, a cancelled await, the
+/// shutdown of the gosuv.aio supervisor), and with an error at the timeout or when the
+/// stream ends.
 #[pyclass(frozen, module = "gosuv._native")]
 pub struct LineWait {
-    core: Arc<LineWaitCore>,
-}
-
-struct LineWaitCore {
     sup: Arc<blocking::Supervisor>,
     wanted: Wanted,
     deadline: Option<Instant>,
-    /// Opened by the first batch's thread.
-    source: Mutex<Option<LineSource>>,
+    /// A permit for the task to hand its next batch.
+    more: Arc<tokio::sync::Notify>,
 }
 
 impl LineWait {
     pub(crate) fn new(sup: Arc<blocking::Supervisor>, wanted: Wanted) -> Self {
         let deadline = wanted.timeout.map(|t| Instant::now() + t);
         LineWait {
-            core: Arc::new(LineWaitCore {
-                sup,
-                wanted,
-                deadline,
-                source: Mutex::new(None),
-            }),
+            sup,
+            wanted,
+            deadline,
+            more: Arc::new(tokio::sync::Notify::new()),
         }
     }
 }
 
-impl LineWaitCore {
-    /// The next lines there are (at least one), waiting for them until the deadline; an
-    /// empty batch once `abandoned`.
-    fn batch(&self, abandoned: &AtomicBool) -> Result<Vec<String>, Failed> {
-        let mut guard = self.source.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            let source = LineSource::open(&self.sup, &self.wanted.name, self.wanted.stream)
-                .map_err(Failed::Core)?;
-            *guard = Some(source);
+/// The shortest time between two batches of a wait for a line: a chatty program's lines
+/// wake the loop's thread at most 100 times a second, and a match comes at most this late.
+const BATCH_SPACING: Duration = Duration::from_millis(10);
+
+/// How many pieces of output already received a batch takes at most.
+const MORE_EVENTS: usize = 256;
+
+/// The wait's task: batches of lines through `emitter`, until the stream ends or the
+/// deadline passes (then the error is its result), or the task is aborted.
+async fn follow_lines(
+    sup: Held,
+    wanted: Wanted,
+    deadline: Option<Instant>,
+    more: Arc<tokio::sync::Notify>,
+    emitter: Emitter,
+) -> Finish {
+    let fail =
+        |why: NoLine, wanted: Wanted| -> Finish { Box::new(move |py| Err(wanted.error(py, why))) };
+    let core = sup.as_async();
+    let (kept, mut follower) = match core.tail_and_follow(&wanted.name, wanted.stream, TAIL_BYTES) {
+        Ok(opened) => opened,
+        Err(e) => return Box::new(move |py| Err(crate::errors::to_py(py, e))),
+    };
+    let mut lines = Lines::new(&kept);
+    drop(kept);
+    loop {
+        let batch: Vec<String> = std::iter::from_fn(|| lines.next_line()).collect();
+        if !batch.is_empty() {
+            let next = tokio::time::Instant::now() + BATCH_SPACING;
+            emitter.emit(Box::new(move |py| batch.into_py_any(py)));
+            // The loop asks for more once it has looked at this batch (or abandons the wait);
+            // the lines written meanwhile make the next batch.
+            more.notified().await;
+            let next = deadline.map_or(next, |d| next.min(tokio::time::Instant::from_std(d)));
+            tokio::time::sleep_until(next).await;
+            continue;
         }
-        let Some(source) = guard.as_mut() else {
-            return Ok(Vec::new());
+        if lines.ended() {
+            let shut_down = core.is_shut_down();
+            return fail(NoLine::Ended { shut_down }, wanted);
+        }
+        let Some(wait) = slice_until(deadline) else {
+            let state = core.status(&wanted.name).ok().map(|s| s.state);
+            return fail(NoLine::Timeout(state), wanted);
         };
-        loop {
-            let lines: Vec<String> = std::iter::from_fn(|| source.next_line()).collect();
-            if !lines.is_empty() {
-                return Ok(lines);
+        let got = match tokio::time::timeout(wait, follower.recv()).await {
+            Ok(Some(event)) => Recv::Item(event),
+            Ok(None) => Recv::Closed,
+            Err(_) => Recv::Timeout,
+        };
+        let more_data = matches!(got, Recv::Item(_));
+        lines.feed(got, core);
+        // What else has come already goes into the same batch (a bounded amount).
+        for _ in 0..MORE_EVENTS {
+            if !more_data {
+                break;
             }
-            if source.ended() {
-                let shut_down = self.sup.as_async().is_shut_down();
-                return Err(Failed::NoLine(NoLine::Ended { shut_down }));
+            match tokio::time::timeout(Duration::ZERO, follower.recv()).await {
+                Ok(Some(event)) => lines.feed(Recv::Item(event), core),
+                Ok(None) => {
+                    lines.feed(Recv::Closed, core);
+                    break;
+                }
+                Err(_) => break,
             }
-            if abandoned.load(Ordering::Relaxed) {
-                return Ok(Vec::new());
-            }
-            let Some(wait) = slice_until(self.deadline) else {
-                let state = self.sup.status(&self.wanted.name).ok().map(|s| s.state);
-                return Err(Failed::NoLine(NoLine::Timeout(state)));
-            };
-            source.receive(&self.sup, wait);
         }
     }
-}
-
-enum Failed {
-    Core(gosuv::Error),
-    NoLine(NoLine),
 }
 
 #[pymethods]
 impl LineWait {
-    /// Submits the wait for the next batch of lines (a list of `str`; empty once abandoned)
-    /// to `hub`; returns the call's id. Raises as `wait_for_line` when the stream ends or
-    /// the timeout passes.
-    fn _aio_next(&self, py: Python<'_>, hub: &AioHub) -> PyResult<u64> {
-        let core = self.core.clone();
-        hub.submit(
-            py,
-            Box::new(move |abandoned| {
-                let batch = core.batch(abandoned);
-                let wanted = core.wanted.clone();
-                drop(core);
-                Box::new(move |py| match batch {
-                    Ok(lines) => lines.into_py_any(py),
-                    Err(Failed::Core(e)) => Err(crate::errors::to_py(py, e)),
-                    Err(Failed::NoLine(why)) => Err(wanted.error(py, why)),
-                })
-            }),
-        )
+    /// Starts the wait's task on `hub`; returns the call's id. Its results: batches of lines
+    /// (lists of `str`, never empty, each one after `_aio_more`), then, last, the exception
+    /// of `wait_for_line` when the stream ends or the timeout passes. Started once.
+    fn _aio_start(&self, py: Python<'_>, hub: &AioHub) -> PyResult<u64> {
+        let sup = Held::new(self.sup.clone());
+        let wanted = self.wanted.clone();
+        let deadline = self.deadline;
+        let more = self.more.clone();
+        hub.submit_stream(py, move |emitter| {
+            Box::pin(follow_lines(sup, wanted, deadline, more, emitter))
+        })
+    }
+
+    /// Lets the task hand its next batch (the loop's thread found no match in the last).
+    fn _aio_more(&self) {
+        self.more.notify_one();
     }
 }

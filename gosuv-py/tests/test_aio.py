@@ -742,3 +742,103 @@ def test_cancelling_open_does_not_block_the_loop_for_the_shutdown(tmp_path: Path
 
     worst = asyncio.run(main())
     assert worst < 0.5, f"the loop stalled {worst * 1000:.0f} ms"
+
+
+def count_native_calls(sup: gosuv.aio.Supervisor) -> list[int]:
+    """Counts the native calls the supervisor's hub starts from now on (the returned list's
+    first item; each was a thread or a task) and the results they hand to the loop (its
+    second item; each a wake-up of the loop)."""
+    calls = [0, 0]
+    real = gosuv.aio._Hub.submit
+
+    def submit(hub: Any, start: Any, done: Any) -> int:
+        calls[0] += 1
+
+        def counted(ok: bool, value: Any) -> None:
+            calls[1] += 1
+            done(ok, value)
+
+        return real(hub, start, counted)
+
+    sup._hub().submit = submit.__get__(sup._hub())  # type: ignore[method-assign]
+    return calls
+
+
+async def nothing_left_running(sup: gosuv.aio.Supervisor) -> None:
+    """Waits until no native call of the supervisor is under way or undrained."""
+    end = time.monotonic() + DEADLINE
+    while any(h.native.running() for h in sup._hubs.values() if not h.closed):
+        assert time.monotonic() < end, "a native call is still under way"
+        await asyncio.sleep(0.01)
+
+
+def test_wait_for_line_on_a_chatty_program_makes_one_native_call(tmp_path: Path) -> None:
+    """One wait_for_line is one long-lived native wait, not one per batch of lines: a 2 s
+    wait on a program that prints a line every millisecond starts at most a few native
+    calls (it used to start hundreds, each a thread and a wake-up of the loop)."""
+
+    async def main() -> None:
+        async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
+            chatty = "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.001)"
+            await sup.add("chatty", [sys.executable, "-c", chatty], start_seconds=0)
+            await sup.start("chatty", timeout=DEADLINE)
+            assert await sup.wait_for_line("chatty", "^tick$", timeout=DEADLINE) == "tick"
+            await nothing_left_running(sup)
+            calls = count_native_calls(sup)
+            started = time.monotonic()
+            with pytest.raises(gosuv.Timeout):
+                await sup.wait_for_line("chatty", "never printed", timeout=2)
+            assert time.monotonic() - started >= 2
+            assert calls[0] <= 5, f"one 2 s wait_for_line made {calls[0]} native calls"
+            # Its batches are at least 10 ms apart: at most 200 wake-ups of the loop.
+            assert calls[1] <= 250, f"one 2 s wait_for_line woke the loop {calls[1]} times"
+            await nothing_left_running(sup)
+            assert aio_threads() == 0
+
+    asyncio.run(main())
+
+
+def test_wait_for_line_finds_the_tail_then_new_output_and_cancel_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    go = tmp_path / "go"
+
+    async def main() -> None:
+        async with gosuv.aio.Supervisor(log_dir=tmp_path / "logs") as sup:
+            await sup.add(
+                "p",
+                f"echo early; while [ ! -e '{go}' ]; do sleep 0.01; done; echo late now; sleep 60",
+                start_seconds=0,
+            )
+            await sup.start("p", timeout=DEADLINE)
+            # In the output already written (the tail), found without new output.
+            assert await sup.wait_for_line("p", "^ear", timeout=DEADLINE) == "early"
+            calls = count_native_calls(sup)
+            waiter = asyncio.ensure_future(sup.wait_for_line("p", "^late", timeout=DEADLINE))
+            await asyncio.sleep(0.1)
+            assert not waiter.done()
+            go.touch()
+            # In new output.
+            assert await waiter == "late now"
+            assert calls[0] <= 2
+            await nothing_left_running(sup)
+            # Cancelled: the native wait ends at once, nothing is left under way.
+            waiter = asyncio.ensure_future(sup.wait_for_line("p", "never", timeout=None))
+            await asyncio.sleep(0.1)
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+            await nothing_left_running(sup)
+            assert aio_threads() == 0
+            # A timeout names the program and the regex.
+            with pytest.raises(gosuv.Timeout, match="never"):
+                await sup.wait_for_line("p", "never", timeout=0.2)
+            await nothing_left_running(sup)
+            # The shutdown ends a wait under way.
+            waiter = asyncio.ensure_future(sup.wait_for_line("p", "never", timeout=None))
+            await asyncio.sleep(0.1)
+            await sup.shutdown()
+            with pytest.raises(gosuv.SupervisorClosed):
+                await waiter
+
+    asyncio.run(main())

@@ -103,7 +103,8 @@ class _Hub:
 
     def submit(self, start: Callable[[_native.AioHub], int], done: _Done) -> int:
         """Starts a native call (`start` submits it to the native hub and returns its id);
-        `done(ok, value)` runs on the loop's thread with its result."""
+        `done(ok, value)` runs on the loop's thread with its result (with each of its
+        results, for a call that gives several)."""
         call = start(self.native)
         self._waiting[call] = done
         return call
@@ -118,8 +119,8 @@ class _Hub:
         self.native.abandon(call)
 
     def _drain(self) -> None:
-        for call, ok, value in self.native.drain():
-            done = self._waiting.pop(call, None)
+        for call, ok, value, last in self.native.drain():
+            done = self._waiting.pop(call, None) if last else self._waiting.get(call)
             if done is None:
                 continue
             try:
@@ -565,22 +566,37 @@ class Supervisor:
         stream: _StreamName = "stdout",
         timeout: Optional[float] = 30.0,
     ) -> str:
-        """As `gosuv.Supervisor.wait_for_line`: native threads read the program's lines
-        without the GIL, the loop's thread matches them. A cancelled await ends the wait's
-        thread too."""
+        """As `gosuv.Supervisor.wait_for_line`: one native wait (a task, not a thread)
+        follows the program's output without the GIL and hands its lines to the loop's
+        thread in batches, where the regex matches them. It ends at once on a match, on a
+        cancelled await and on the shutdown."""
         pattern = re.compile(regex)
         lines = self.sync._line_wait(name, pattern, stream, timeout)
-        while True:
-            hub = self._hub()
-            call, fut = hub.call(lines._aio_next)
-            try:
-                batch: builtins.list[str] = await fut
-            except asyncio.CancelledError:
-                hub.abandon(call)
-                raise
-            for line in batch:
-                if pattern.search(line):
-                    return line
+        hub = self._hub()
+        results: collections.deque[tuple[bool, Any]] = collections.deque()
+        arrived: asyncio.Future[None] = hub.loop.create_future()
+
+        def done(ok: bool, value: Any) -> None:
+            results.append((ok, value))
+            if not arrived.done():
+                arrived.set_result(None)
+
+        call = hub.submit(lines._aio_start, done)
+        try:
+            while True:
+                while not results:
+                    await arrived
+                    arrived = hub.loop.create_future()
+                ok, value = results.popleft()
+                if not ok:
+                    raise value
+                for line in value:
+                    if pattern.search(line):
+                        return str(line)
+                lines._aio_more()
+        finally:
+            # Ends the native wait at once (after its last result, nothing).
+            hub.abandon(call)
 
     async def stats(self, name: str) -> Stats:
         stats: Stats = await self._call("stats", name)
