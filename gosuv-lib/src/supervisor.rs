@@ -26,6 +26,9 @@ use crate::program::{launch, launch_adopted, Cmd, Left, ProgramHandle, ProgramSt
 use crate::spawn::{raise_nofile, SpawnOptions};
 use crate::stats::{ProcessStats, Sampler};
 
+mod log_index;
+use log_index::{files_of, own_clashes, Files, LogIndex};
+
 /// Events a subscriber may fall behind before it is told it missed some.
 const EVENT_QUEUE: usize = 4096;
 
@@ -319,6 +322,8 @@ pub struct LogStatus {
 struct Inner {
     shared: Arc<Shared>,
     programs: RwLock<BTreeMap<String, ProgramHandle>>,
+    /// The log files of `programs`, kept with them (changed under `changes`).
+    log_files: Mutex<LogIndex>,
     /// Held by every change of the set of programs, and by shutdown.
     changes: tokio::sync::Mutex<()>,
     store: Option<Store>,
@@ -437,6 +442,7 @@ impl Supervisor {
             inner: Arc::new(Inner {
                 shared,
                 programs: RwLock::new(BTreeMap::new()),
+                log_files: Mutex::default(),
                 changes: tokio::sync::Mutex::new(()),
                 store: options.store,
                 sampler: Arc::new(tokio::sync::Mutex::new((Sampler::default(), None))),
@@ -749,9 +755,11 @@ impl Supervisor {
             Err(e) => return Err((e, adoption)),
         };
         let name = config.name.clone();
+        let files = self.files_of(&config);
         let (handle, adopted) =
             launch_adopted(self.inner.shared.clone(), config, adoption, claimed);
-        self.programs_mut().insert(name, handle);
+        self.programs_mut().insert(name.clone(), handle);
+        self.log_files().set(&name, files);
         Ok(adopted)
     }
 
@@ -892,16 +900,60 @@ impl Supervisor {
     }
 
     /// Refuses `config` when one of its log files, where it would really be written, is
-    /// another program's (one it does not replace) or gosuv's own log.
+    /// another program's (one it does not replace) or gosuv's own log. Costs O(log n) in
+    /// the number of programs: they are looked up in the index kept with them.
     fn check_log_files(&self, config: &ProgramConfig) -> Result<()> {
-        let others: Vec<Arc<ProgramConfig>> = self
-            .configs_shared()
-            .into_iter()
-            .filter(|c| c.name != config.name)
-            .collect();
-        let mut set: Vec<&ProgramConfig> = others.iter().map(Arc::as_ref).collect();
-        set.push(config);
-        self.log_clashes(&set, set.len() - 1)
+        self.check_group_log_files(std::slice::from_ref(config))
+    }
+
+    /// [`Supervisor::check_log_files`] for programs added or changed together: each is
+    /// checked against the others of `group` as they will be, and against the programs
+    /// there are but those of `group` (which it replaces).
+    fn check_group_log_files(&self, group: &[ProgramConfig]) -> Result<()> {
+        let reserved = crate::config::lexical(&self.inner.shared.log_dir.join("gosuv.log"));
+        let names: std::collections::HashSet<&str> =
+            group.iter().map(|p| p.name.as_str()).collect();
+        let mut together = LogIndex::default();
+        let mut errors = Vec::new();
+        {
+            let index = self.log_files();
+            for p in group {
+                let files = self.files_of(p);
+                let mut messages = Vec::new();
+                own_clashes(&p.name, &files, &reserved, &mut messages);
+                index.clashes(&p.name, &files, |n| names.contains(n), &mut messages);
+                together.clashes(&p.name, &files, |_| false, &mut messages);
+                errors.extend(
+                    messages
+                        .into_iter()
+                        .map(|message| crate::config::ConfigError {
+                            file: None,
+                            line: None,
+                            key: format!("{}.log", p.name),
+                            message,
+                        }),
+                );
+                together.set(&p.name, files);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Config(crate::config::ConfigErrors(errors)))
+        }
+    }
+
+    /// Where `config`'s streams are really written.
+    fn files_of(&self, config: &ProgramConfig) -> Files {
+        let sh = &self.inner.shared;
+        files_of(config, &sh.base_dir, &sh.log_dir)
+    }
+
+    fn log_files(&self) -> std::sync::MutexGuard<'_, LogIndex> {
+        self.inner
+            .log_files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Two of `programs` writing one log file, or gosuv's own: an error naming them (only the
@@ -998,7 +1050,10 @@ impl Supervisor {
         if map.contains_key(&name) {
             return Err(Error::Exists(name));
         }
+        let files = self.files_of(&config);
         map.insert(name.clone(), launch(self.inner.shared.clone(), config));
+        drop(map);
+        self.log_files().set(&name, files);
         Ok(())
     }
 
@@ -1091,15 +1146,7 @@ impl Supervisor {
         for p in &valid {
             self.check_dependencies_with(p, &valid)?;
         }
-        let others: Vec<Arc<ProgramConfig>> = self
-            .configs_shared()
-            .into_iter()
-            .filter(|c| !names.contains(&c.name))
-            .collect();
-        let mut set: Vec<&ProgramConfig> = others.iter().map(Arc::as_ref).collect();
-        let from = set.len();
-        set.extend(valid.iter());
-        self.log_clashes(&set, from)?;
+        self.check_group_log_files(&valid)?;
         Ok(valid)
     }
 
@@ -1116,9 +1163,12 @@ impl Supervisor {
             self.check_dependencies_of(&config)?;
             self.check_log_files(&config)?;
         }
+        let files = self.files_of(&config);
         let (tx, rx) = oneshot::channel();
         self.send(&name, Cmd::Update(Box::new(config), tx)).await?;
-        rx.await.map_err(|_| self.gone(&name))
+        let restarted = rx.await.map_err(|_| self.gone(&name))?;
+        self.log_files().set(&name, files);
+        Ok(restarted)
     }
 
     /// Stops a program (waiting until nothing of it is left) and removes it.
@@ -1172,6 +1222,7 @@ impl Supervisor {
     /// Drops a program whose task ended: its followers end, its cgroup goes.
     async fn forget(&self, name: &str) {
         let handle = self.programs_mut().remove(name);
+        self.log_files().remove(name);
         self.inner
             .shared
             .peers
@@ -1902,6 +1953,7 @@ impl Supervisor {
             }
             self.programs_mut().remove(&name);
         }
+        self.log_files().clear();
         // Their cgroups stay with them.
         if let Some(root) = self.cgroup_root() {
             root.keep();

@@ -351,3 +351,87 @@ async fn a_reload_may_not_hand_a_log_file_over_while_its_writer_runs() {
         .expect("c takes b.log");
     env.sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_file_is_free_again_once_its_writer_is_removed_or_moved() {
+    // The files in use are kept as programs come, change and go: each change must free or
+    // take exactly its own.
+    let env = Env::new();
+    let dir = env.sup.log_dir().to_path_buf();
+    let with_log = |name: &str, file: &str| {
+        let mut p = one_shot(name, "echo x");
+        p.stdout_logfile = Some(dir.join(file));
+        p
+    };
+    env.sup.add(with_log("a", "x.log")).await.expect("add a");
+    env.sup
+        .add(with_log("b", "x.log"))
+        .await
+        .expect_err("a writes x.log");
+    // Moved by an update: x.log is free, y.log is taken.
+    env.sup
+        .update(with_log("a", "y.log"))
+        .await
+        .expect("move a");
+    env.sup
+        .add(with_log("b", "x.log"))
+        .await
+        .expect("x.log free");
+    env.sup
+        .add(with_log("c", "y.log"))
+        .await
+        .expect_err("a writes y.log now");
+    // A refused update takes nothing and frees nothing.
+    env.sup
+        .update(with_log("a", "x.log"))
+        .await
+        .expect_err("b writes x.log");
+    env.sup
+        .add(with_log("c", "y.log"))
+        .await
+        .expect_err("a still writes y.log");
+    // Removed: its file is free.
+    env.sup.remove("a").await.expect("remove a");
+    env.sup
+        .add(with_log("c", "y.log"))
+        .await
+        .expect("y.log free");
+    // A group moving its files among themselves is checked as it will be.
+    let err = env
+        .sup
+        .add_group(vec![with_log("d", "z.log"), with_log("e", "z.log")])
+        .await
+        .expect_err("one file for two")
+        .to_string();
+    assert!(err.contains("is also the stdout_logfile of 'd'"), "{err}");
+    env.sup
+        .update_group(vec![with_log("b", "y.log"), with_log("c", "x.log")])
+        .await
+        .expect("a swap within one group");
+    env.sup
+        .add(with_log("d", "x.log"))
+        .await
+        .expect_err("c writes x.log now");
+    env.sup
+        .add(with_log("d", "y.log"))
+        .await
+        .expect_err("b writes y.log now");
+    // A reload that drops 'b' frees its file for the next change.
+    env.sup
+        .reload(vec![with_log("c", "x.log")])
+        .await
+        .expect("b removed");
+    env.sup
+        .add(with_log("d", "y.log"))
+        .await
+        .expect("y.log free");
+    // Its own two streams in one file.
+    let mut p = with_log("f", "f.log");
+    p.stderr_logfile = Some(dir.join("f.log"));
+    let err = env.sup.add(p).await.expect_err("both streams").to_string();
+    assert!(
+        err.contains("the stderr_logfile of 'f'") && err.contains("stdout_logfile of 'f'"),
+        "{err}"
+    );
+    env.sup.shutdown().await;
+}

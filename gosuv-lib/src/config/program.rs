@@ -1490,25 +1490,13 @@ pub(crate) fn shared_log_files_by(
             };
             let file = lexical(&file);
             if reserved.as_ref() == Some(&file) {
-                out.push((
-                    i,
-                    format!(
-                        "the {key} of '{}', {}, is gosuv's own log: give the program another file",
-                        p.name,
-                        file.display()
-                    ),
-                ));
+                out.push((i, own_log_message(key, &p.name, &file)));
                 continue;
             }
             match owners.get(&file) {
-                Some((name, other)) => out.push((
-                    i,
-                    format!(
-                        "the {key} of '{}', {}, is also the {other} of '{name}': give each log its own file (redirect_stderr puts a program's stderr in its stdout log)",
-                        p.name,
-                        file.display()
-                    ),
-                )),
+                Some((name, other)) => {
+                    out.push((i, log_clash_message(key, &p.name, &file, other, name)));
+                }
                 None => {
                     owners.insert(file, (&p.name, key));
                 }
@@ -1518,10 +1506,33 @@ pub(crate) fn shared_log_files_by(
     out
 }
 
+/// The message for the `key` file of program `name`, `file`, being gosuv's own log.
+pub(crate) fn own_log_message(key: &str, name: &str, file: &Path) -> String {
+    format!(
+        "the {key} of '{name}', {}, is gosuv's own log: give the program another file",
+        file.display()
+    )
+}
+
+/// The message for the `key` file of program `name`, `file`, being also the `other_key`
+/// file of program `other`.
+pub(crate) fn log_clash_message(
+    key: &str,
+    name: &str,
+    file: &Path,
+    other_key: &str,
+    other: &str,
+) -> String {
+    format!(
+        "the {key} of '{name}', {}, is also the {other_key} of '{other}': give each log its own file (redirect_stderr puts a program's stderr in its stdout log)",
+        file.display()
+    )
+}
+
 /// `p` with `.` dropped and each `..` taking off the component before it, without looking
 /// at the disk (a link in the path could make two such paths different files: comparing
 /// them as one errs on the side of refusing).
-fn lexical(p: &Path) -> PathBuf {
+pub(crate) fn lexical(p: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
     for c in p.components() {

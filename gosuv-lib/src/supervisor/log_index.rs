@@ -1,0 +1,106 @@
+//! The log files the programs write, by path, kept as programs come, change and go: a new
+//! or changed program's files are checked against it in O(log n), so adding n programs
+//! costs O(n log n), not O(n² log n) as when every add rebuilt the map of every program.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::{lexical, log_clash_message, own_log_message, ProgramConfig};
+use crate::logs::Stream;
+
+/// A program's log files: the key that sets each (`stdout_logfile`, `stderr_logfile`) and
+/// the file, lexically normalised (`x/../a.log` is `a.log`), as the clash checks compare
+/// them. A discarded or disabled stream has none.
+pub(super) type Files = Vec<(&'static str, PathBuf)>;
+
+/// Where `config`'s streams are really written, under `base_dir` and `log_dir`.
+pub(super) fn files_of(config: &ProgramConfig, base_dir: &Path, log_dir: &Path) -> Files {
+    [
+        ("stdout_logfile", Stream::Stdout),
+        ("stderr_logfile", Stream::Stderr),
+    ]
+    .into_iter()
+    .filter_map(|(key, stream)| {
+        crate::program::log_path(config, stream, base_dir, log_dir)
+            .map(|file| (key, lexical(&file)))
+    })
+    .collect()
+}
+
+/// Every program's log files, and the program (and key) writing each.
+#[derive(Default)]
+pub(super) struct LogIndex {
+    /// Normally one writer a file; a list so that the index never loses one even if two
+    /// were let in (a program taken over from a previous server is not refused for that).
+    writers: HashMap<PathBuf, Vec<(String, &'static str)>>,
+    files: HashMap<String, Files>,
+}
+
+impl LogIndex {
+    /// Records that program `name` writes `files` (and no longer what it wrote before).
+    pub(super) fn set(&mut self, name: &str, files: Files) {
+        self.remove(name);
+        for (key, file) in &files {
+            self.writers
+                .entry(file.clone())
+                .or_default()
+                .push((name.to_string(), *key));
+        }
+        self.files.insert(name.to_string(), files);
+    }
+
+    /// Forgets program `name`'s files.
+    pub(super) fn remove(&mut self, name: &str) {
+        let Some(files) = self.files.remove(name) else {
+            return;
+        };
+        for (_, file) in files {
+            if let Entry::Occupied(mut e) = self.writers.entry(file) {
+                e.get_mut().retain(|(n, _)| n != name);
+                if e.get().is_empty() {
+                    e.remove();
+                }
+            }
+        }
+    }
+
+    /// Forgets every program.
+    pub(super) fn clear(&mut self) {
+        self.writers.clear();
+        self.files.clear();
+    }
+
+    /// What is wrong with program `name` writing `files` beside the programs here, but for
+    /// those `replaced` says go (or change) at the same time: each file another program
+    /// writes, as a message naming both.
+    pub(super) fn clashes(
+        &self,
+        name: &str,
+        files: &Files,
+        replaced: impl Fn(&str) -> bool,
+        out: &mut Vec<String>,
+    ) {
+        for (key, file) in files {
+            let writer = self
+                .writers
+                .get(file)
+                .and_then(|w| w.iter().find(|(n, _)| n != name && !replaced(n)));
+            if let Some((other, other_key)) = writer {
+                out.push(log_clash_message(key, name, file, other_key, other));
+            }
+        }
+    }
+}
+
+/// What is wrong with program `name` writing `files` on its own: a file that is gosuv's own
+/// log (`reserved`), or its two streams in one file.
+pub(super) fn own_clashes(name: &str, files: &Files, reserved: &Path, out: &mut Vec<String>) {
+    for (i, (key, file)) in files.iter().enumerate() {
+        if file == reserved {
+            out.push(own_log_message(key, name, file));
+        } else if let Some((other_key, _)) = files[..i].iter().find(|(_, f)| f == file) {
+            out.push(log_clash_message(key, name, file, other_key, name));
+        }
+    }
+}
