@@ -30,6 +30,7 @@ use crate::config::{OutputMode, ProgramConfig, StdinMode};
 
 mod clone;
 mod env_file;
+mod low_fds;
 pub(crate) use clone::end_watchdog;
 pub(crate) use env_file::read as read_env_file;
 mod shell;
@@ -358,6 +359,7 @@ enum Step {
     Directory = 4,
     User = 5,
     Exec = 6,
+    Files = 7,
 }
 
 impl Step {
@@ -369,6 +371,7 @@ impl Step {
             Step::Directory,
             Step::User,
             Step::Exec,
+            Step::Files,
         ]
         .into_iter()
         .find(|s| *s as u32 == n)
@@ -384,6 +387,9 @@ struct ChildIo {
     /// `cgroup.procs` of its cgroup, when the child must move itself in.
     cgroup_procs: Option<RawFd>,
     errors: RawFd,
+    /// The child shares this process's descriptor table, and takes its own with only the
+    /// descriptors below this (where all of the above are) before anything else.
+    own_files_below: Option<RawFd>,
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -519,6 +525,13 @@ pub(crate) fn spawn(
         },
         cgroup_procs: procs.as_ref().map(AsRawFd::as_raw_fd),
         errors: status_w.as_raw_fd(),
+        own_files_below: None,
+    };
+    // The child's descriptors, moved low: it copies those, not the whole table.
+    let low = if NO_OWN_FILES.load(Ordering::Relaxed) {
+        None
+    } else {
+        low_fds::Block::take(null).and_then(|b| b.hold(&mut io).ok().map(|()| b))
     };
     let into = cgroup.filter(|_| procs.is_none());
     // A credential change in a child that shares this process's memory marks that memory
@@ -528,9 +541,12 @@ pub(crate) fn spawn(
     // SAFETY: in the child, `child_main` makes only system calls on data prepared above and
     // never returns; in the parent, `clone_child` returns the child's pid and pidfd.
     let forked = match unsafe {
-        clone::clone_child(into.map(AsRawFd::as_raw_fd), EXEC_DEADLINE, || {
-            child_main(cmd, &io)
-        })
+        clone::clone_child(
+            into.map(AsRawFd::as_raw_fd),
+            low.is_some(),
+            EXEC_DEADLINE,
+            || child_main(cmd, &io),
+        )
     } {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) && into.is_some() => {
             // A kernel without CLONE_INTO_CGROUP (before 5.7), or no clone3: the child
@@ -539,8 +555,18 @@ pub(crate) fn spawn(
             match into.map(open_procs) {
                 Some(Ok(procs)) => {
                     io.cgroup_procs = Some(procs.as_raw_fd());
+                    if let Some(b) = &low {
+                        match b.place(3, procs.as_raw_fd()) {
+                            Ok(slot) => io.cgroup_procs = Some(slot),
+                            Err(e) => return Err(io_err("open the program's cgroup", e).into()),
+                        }
+                    }
                     // SAFETY: as above.
-                    unsafe { clone::clone_child(None, EXEC_DEADLINE, || child_main(cmd, &io)) }
+                    unsafe {
+                        clone::clone_child(None, low.is_some(), EXEC_DEADLINE, || {
+                            child_main(cmd, &io)
+                        })
+                    }
                 }
                 Some(Err(e)) => Err(e),
                 None => Err(e),
@@ -549,6 +575,8 @@ pub(crate) fn spawn(
         other => other,
     };
     drop(switching);
+    // The child has its own copies (or a copy of the whole table) by now.
+    drop(low);
     drop(procs);
     let clone::Forked {
         pid,
@@ -606,6 +634,17 @@ pub(crate) fn spawn(
     };
     match status {
         Status::Running => {}
+        Status::Failed(Step::Files, errno) => {
+            // A kernel before 5.9 or a filter without close_range: the child could not take
+            // a table of its own, and made none of its changes. Copies from now on.
+            reap_now(&pidfd);
+            NO_OWN_FILES.store(true, Ordering::Relaxed);
+            tracing::debug!(
+                "children copy the whole descriptor table here: close_range failed ({})",
+                io::Error::from_raw_os_error(errno)
+            );
+            return spawn(cmd, streams, cgroup);
+        }
         Status::Failed(step, errno) => {
             // It exits at once; take its exit so it is no zombie.
             reap_now(&pidfd);
@@ -679,6 +718,18 @@ impl Drop for Switching {
         }
     }
 }
+
+/// Reserves the low descriptor numbers children's streams are moved to before their clone
+/// (see `low_fds`), while this process's table is still small: when a supervisor is made.
+pub(crate) fn reserve_low_fds() {
+    if let Ok(null) = dev_null() {
+        low_fds::Block::reserve(null);
+    }
+}
+
+/// Set once a child could not take a descriptor table of its own (`close_range`, Linux
+/// 5.9): children copy the whole table from then on.
+static NO_OWN_FILES: AtomicBool = AtomicBool::new(false);
 
 /// Set once `CLONE_INTO_CGROUP` turned out to be unknown here (Linux before 5.7).
 static NO_INTO_CGROUP: AtomicBool = AtomicBool::new(false);
@@ -819,6 +870,7 @@ fn describe_failure(cmd: &Command, step: Step, errno: i32) -> String {
             cmd.dir_shown.display()
         ),
         Step::User => format!("cannot switch to the user of '{program}': {e}"),
+        Step::Files => format!("cannot give '{program}' a descriptor table of its own: {e}"),
     }
 }
 
@@ -852,6 +904,14 @@ unsafe fn fail(io: &ChildIo, step: Step) -> ! {
 /// writes nothing but its own stack and `errno` (the sleeping parent thread's, which that
 /// thread does not read across the clone), and never allocates, locks or panics.
 unsafe fn child_main(cmd: &Command, io: &ChildIo) {
+    // First of all, while it still shares this process's descriptor table: a table of its
+    // own, with only the low descriptors it needs (see `low_fds`).
+    if let Some(below) = io.own_files_below {
+        const CLOSE_RANGE_UNSHARE: libc::c_uint = 1 << 1;
+        if libc::syscall(libc::SYS_close_range, below, u32::MAX, CLOSE_RANGE_UNSHARE) < 0 {
+            fail(io, Step::Files);
+        }
+    }
     // Default dispositions for every signal: the host may ignore some (Python ignores
     // SIGPIPE) or handle them with code that must not run here. All are still blocked.
     // The system call itself: glibc's `sigaction` refuses the two real-time signals it
@@ -1076,6 +1136,40 @@ mod tests {
         assert_eq!(first[0], child.pid.to_string());
         assert_eq!(first[2..], ["ex", "envy"]);
         assert_eq!(lines.next(), Some("/tmp"));
+    }
+
+    #[test]
+    fn a_child_gets_its_own_small_table_whatever_the_size_of_ours() {
+        // Many descriptors here, some not close-on-exec: the child takes a table of its own
+        // with the low ones only (not a copy of all of ours), and has nothing but its streams.
+        let null = std::fs::File::open("/dev/null").expect("/dev/null");
+        let many: Vec<OwnedFd> = (0..2000)
+            .map(|_| {
+                // SAFETY: F_DUPFD (no close-on-exec) of an open descriptor: a new one, ours.
+                let fd = unsafe { libc::fcntl(null.as_raw_fd(), libc::F_DUPFD, 3) };
+                assert!(fd >= 0, "dup: {}", io::Error::last_os_error());
+                // SAFETY: just made, nobody else owns it.
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            })
+            .collect();
+        let p = ProgramConfig::new(
+            "fds",
+            Cmd::Argv(vec!["ls".into(), "-1".into(), "/proc/self/fd".into()]),
+        );
+        for _ in 0..3 {
+            let (_, out) = run(&p).expect("runs");
+            // 3 is ls's own, the directory it lists.
+            assert_eq!(
+                out.lines().collect::<Vec<_>>(),
+                ["0", "1", "2", "3"],
+                "{out}"
+            );
+        }
+        assert!(
+            !NO_OWN_FILES.load(Ordering::Relaxed),
+            "this kernel has close_range: children must not copy the whole table"
+        );
+        drop(many);
     }
 
     #[test]

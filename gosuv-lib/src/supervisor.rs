@@ -408,6 +408,7 @@ impl Supervisor {
             crate::reaper::enable_subreaper()
                 .map_err(|e| Error::io("cannot become a child subreaper", e))?;
         }
+        crate::spawn::reserve_low_fds();
         let child_nofile = raise_nofile(options.min_fds).map_err(|e| {
             Error::io(
                 format!(

@@ -65,7 +65,10 @@ pub(super) struct Forked {
 /// directory is `cgroup`) that runs `child`, which must never return; returns its pid and
 /// pidfd. Every signal is blocked around the clone, so no handler of the host runs in the
 /// child before it has reset them. When the child shares this process's memory, this
-/// returns once it has called `execve` or exited, or was killed after `deadline`.
+/// returns once it has called `execve` or exited, or was killed after `deadline`. With
+/// `share_files`, such a child shares this process's descriptor table too (`CLONE_FILES`):
+/// `child` must then take a table of its own before it changes any descriptor. (A copy has
+/// a copy of the table anyway.)
 ///
 /// # Errors
 /// `EINVAL` with a cgroup: this kernel cannot start a child in a cgroup (before 5.7), or
@@ -77,6 +80,7 @@ pub(super) struct Forked {
 /// write to anything but its own stack and must end with `execve` or `_exit`.
 pub(super) unsafe fn clone_child(
     cgroup: Option<RawFd>,
+    share_files: bool,
     deadline: Duration,
     child: impl FnOnce(),
 ) -> io::Result<Forked> {
@@ -93,7 +97,7 @@ pub(super) unsafe fn clone_child(
     let shared = if NO_SHARED.load(Ordering::Relaxed) {
         None
     } else {
-        clone_shared(cgroup, deadline, &mut child)
+        clone_shared(cgroup, share_files, deadline, &mut child)
     };
     let r = match shared {
         Some(r) => r,
@@ -149,6 +153,7 @@ extern "C" fn shared_child<F: FnOnce()>(arg: *mut libc::c_void) -> libc::c_int {
 /// then makes a copy). Takes the closure out of `child` only when it ran.
 unsafe fn clone_shared<F: FnOnce()>(
     cgroup: Option<RawFd>,
+    share_files: bool,
     deadline: Duration,
     child: &mut Option<F>,
 ) -> Option<io::Result<Forked>> {
@@ -161,10 +166,11 @@ unsafe fn clone_shared<F: FnOnce()>(
     };
     let arg: *mut libc::c_void = (child as *mut Option<F>).cast();
     let watch = Watch::start(deadline);
+    let files = if share_files { libc::CLONE_FILES } else { 0 };
     let (ret, err) = match cgroup {
         Some(dir) => {
             let args = CloneArgs {
-                flags: (libc::CLONE_PIDFD | libc::CLONE_VM | libc::CLONE_VFORK) as u64
+                flags: (libc::CLONE_PIDFD | libc::CLONE_VM | libc::CLONE_VFORK | files) as u64
                     | CLONE_INTO_CGROUP,
                 pidfd: watch.slot() as u64,
                 exit_signal: libc::SIGCHLD as u64,
@@ -184,7 +190,7 @@ unsafe fn clone_shared<F: FnOnce()>(
             let ret = libc::clone(
                 shared_child::<F>,
                 stack.top(),
-                libc::CLONE_PIDFD | libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                libc::CLONE_PIDFD | libc::CLONE_VM | libc::CLONE_VFORK | files | libc::SIGCHLD,
                 arg,
                 watch.slot(),
             );
@@ -647,7 +653,7 @@ mod tests {
         let t = Instant::now();
         // SAFETY: the child only makes system calls: it pauses until killed.
         let forked = unsafe {
-            clone_child(None, Duration::from_millis(300), || loop {
+            clone_child(None, false, Duration::from_millis(300), || loop {
                 libc::syscall(libc::SYS_pause);
             })
         }
