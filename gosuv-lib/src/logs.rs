@@ -418,7 +418,8 @@ struct SinkState {
     /// writer finds the file fast again.
     slow: bool,
     /// New file settings, for the log writer to take before its next write.
-    reconfigure: Option<Option<RotatingFile>>,
+    /// Boxed: rarely set, and every stream of every program has this state.
+    reconfigure: Option<Box<Option<RotatingFile>>>,
     /// A host descriptor every byte is copied to (`OutputMode::Tee`), by the log writers
     /// only: it may block for as long as its reader likes, so never on the runtime.
     tee: Option<HostFd>,
@@ -525,7 +526,7 @@ impl LogSink {
             let failed = {
                 let mut file = self.lock_file();
                 if let Some(new) = new_file {
-                    apply_file(&mut file, new);
+                    apply_file(&mut file, *new);
                 }
                 file.as_mut().and_then(|f| f.write_or_say(data))
             };
@@ -617,7 +618,7 @@ impl LogSink {
             {
                 let mut file = self.lock_file();
                 if let Some(new) = new_file {
-                    apply_file(&mut file, new);
+                    apply_file(&mut file, *new);
                 }
                 for p in &batch {
                     bytes += p.len;
@@ -740,7 +741,7 @@ impl LogSink {
     /// write on (on the runtime or by a log writer): output still queued is written with the
     /// new settings. Never waits for the file (a log writer may be stuck on it).
     pub(crate) fn reconfigure(&self, file: Option<RotatingFile>) {
-        self.lock().reconfigure = Some(file);
+        self.lock().reconfigure = Some(Box::new(file));
     }
 }
 
