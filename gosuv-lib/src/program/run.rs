@@ -115,6 +115,84 @@ const STARTS_IN_FLIGHT: usize = 16;
 
 static STARTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(STARTS_IN_FLIGHT);
 
+/// One start between its preparation and its spawn; counted when it is done.
+struct InFlight {
+    _permit: tokio::sync::SemaphorePermit<'static>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        give_back::start_done();
+    }
+}
+
+/// Hands the memory a burst of starts freed back to the system, once the burst is over.
+///
+/// glibc's malloc keeps what a program frees for its next allocations: after thousands of
+/// starts (each one's command, pipes and buffers made and freed on whichever thread, among
+/// what every program keeps) the server holds tens of MB of free memory for ever, in pieces
+/// between live objects that only `malloc_trim` returns (it gives back every free page,
+/// not only a heap's top). Measured at 5,000 idle sleeps: 83 MB resident, 61 MB after
+/// one trim. It walks every heap (a few ms for 100 MB), on a blocking thread, one planned
+/// at a time and only after a burst: never on a start's path.
+mod give_back {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// A burst: this many starts since the last trim.
+    const BURST: usize = 256;
+    /// The burst is over when no start was made for this long.
+    const QUIET: Duration = Duration::from_secs(1);
+
+    static STARTS: AtomicUsize = AtomicUsize::new(0);
+    static PLANNED: AtomicBool = AtomicBool::new(false);
+
+    /// Counts a start; after a burst, plans a trim for when the starts stop.
+    pub(super) fn start_done() {
+        if !cfg!(all(target_os = "linux", target_env = "gnu")) {
+            return;
+        }
+        let n = STARTS.fetch_add(1, Ordering::Relaxed) + 1;
+        if n < BURST || PLANNED.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            PLANNED.store(false, Ordering::Release);
+            return;
+        };
+        rt.spawn(async {
+            // A runtime that ends meanwhile lets the next burst plan its own.
+            let _planned = Planned;
+            loop {
+                let seen = STARTS.load(Ordering::Relaxed);
+                tokio::time::sleep(QUIET).await;
+                if STARTS.load(Ordering::Relaxed) == seen {
+                    break;
+                }
+            }
+            STARTS.store(0, Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(trim).await;
+        });
+    }
+
+    struct Planned;
+
+    impl Drop for Planned {
+        fn drop(&mut self) {
+            PLANNED.store(false, Ordering::Release);
+        }
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn trim() {
+        // SAFETY: malloc_trim only walks and releases the allocator's own free memory.
+        unsafe { libc::malloc_trim(0) };
+    }
+
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    fn trim() {}
+}
+
 impl Launcher for RealLauncher {
     type Proc = RealProcess;
 
@@ -137,10 +215,12 @@ impl Launcher for RealLauncher {
             None => None,
         };
         // Held from the preparation to the spawn: see [`STARTS_IN_FLIGHT`].
-        let _in_flight = STARTS
-            .acquire()
-            .await
-            .map_err(|e| format!("cannot start: {e}"))?;
+        let _in_flight = InFlight {
+            _permit: STARTS
+                .acquire()
+                .await
+                .map_err(|e| format!("cannot start: {e}"))?,
+        };
         let run = crate::spawn::new_run_id();
         let cmd = {
             let (config, base, opts, run) = (
