@@ -141,6 +141,7 @@ pub(crate) fn lenient_client(conf: &Path) -> CliResult<(gosuv::ServerConfig, Cli
 }
 
 fn start_server(conf: &Path, foreground: bool, daemon_child: bool) -> CliResult {
+    limit_malloc_arenas();
     if !conf.exists() && daemon::write_default_config(conf)? {
         eprintln!("wrote the default config to {}", conf.display());
         // Beside it, as its `include` says, so that `conftest` passes on a fresh install.
@@ -169,6 +170,23 @@ fn start_server(conf: &Path, foreground: bool, daemon_child: bool) -> CliResult 
         crate::server::run(checked, !daemon_child)
     } else {
         daemon::start_background(conf, &checked.config)
+    }
+}
+
+/// Gives the server's threads two malloc heaps to share (glibc), unless the user chose a
+/// number (`MALLOC_ARENA_MAX`, `GLIBC_TUNABLES`). By default glibc makes a heap for each
+/// thread up to 8 per core, and every blocking thread that prepared a start keeps its own
+/// heap of freed memory: at 5,000 idle programs the server held 71 MB resident, 54-56 MB
+/// with one or two heaps. Called before the server makes any thread.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let chosen = |k: &str| std::env::var_os(k).is_some();
+        let tuned = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
+        if !chosen("MALLOC_ARENA_MAX") && !tuned {
+            // SAFETY: mallopt only sets a parameter of the allocator (under its lock).
+            unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+        }
     }
 }
 
