@@ -216,10 +216,14 @@ unsafe fn clone_shared<F: FnOnce()>(
         }));
     }
     match err {
-        // The same without the shared table first.
+        // The same without the shared table: if that is taken, the shared table was what
+        // was refused (not clone3 itself, say), and is not asked for again.
         libc::EPERM | libc::EINVAL | libc::ENOSYS if share_files => {
-            NO_SHARED_FILES.store(true, Ordering::Relaxed);
-            clone_shared(cgroup, false, deadline, child)
+            let again = clone_shared(cgroup, false, deadline, child);
+            if matches!(again, Some(Ok(_))) {
+                NO_SHARED_FILES.store(true, Ordering::Relaxed);
+            }
+            again
         }
         // clone3 unknown or filtered: where a cgroup was wanted, the caller moves the child
         // itself (and the next try takes clone(2)).
