@@ -333,6 +333,13 @@ class Gosuv:
                 cwd=self.dir, stdout=subprocess.DEVNULL, stderr=err)
         return self.proc.pid
 
+    def log_tail(self, chars=600):
+        try:
+            with open(os.path.join(self.logdir, "gosuv.log"), errors="replace") as f:
+                return f.read()[-chars:].strip()
+        except OSError as e:
+            return f"(none: {e})"
+
     def exited(self):
         """Why the server exited, or None while it runs."""
         if self.proc.poll() is None:
@@ -563,7 +570,8 @@ def wait_until_gone(argv, secs=30):
 class Counter:
     """Counts live processes running `argv`, cheaply enough to poll every few ms with a
     thousand of them: a pid seen running `argv` is remembered, and only pids not yet seen
-    (or still between fork and exec) have their command line read."""
+    (or still between fork and exec) have their command line read, but those that ran
+    before the counter was made, while they last."""
 
     def __init__(self, argv):
         self.argv, self.found, self.before = argv, set(), all_pids()
@@ -571,6 +579,9 @@ class Counter:
     def count(self):
         pids = all_pids()
         self.found &= pids
+        # A pid that was there before and has gone may come back as one of ours (pids wrap
+        # around at pid_max, soon on a busy machine).
+        self.before &= pids
         for p in pids - self.found - self.before:
             try:
                 with open(f"/proc/{p}/cmdline", "rb") as f:
@@ -672,8 +683,12 @@ def w7_round(g, n, marker, minfds, idle_s=None, status_rounds=5, get_rounds=11):
     t0 = time.monotonic()
     daemon = g.start([Program(f"s{i}", argv) for i in range(n)], minfds=minfds)
     try:
-        wait_until(f"{n} sleeps under gosuv", 900,
-                   lambda: counter.count() >= n or g.exited(), interval=0.005)
+        try:
+            wait_until(f"{n} sleeps under gosuv", 900,
+                       lambda: counter.count() >= n or g.exited(), interval=0.005)
+        except TimeoutError:
+            raise RuntimeError(f"{counter.count()} of {n} sleeps exist after 900 s; the "
+                               f"server's log ends: {g.log_tail()}") from None
         if g.exited():
             raise RuntimeError(g.exited())
         r["running"] = time.monotonic() - t0
@@ -906,9 +921,10 @@ def extrapolate(points, base_points, lim):
         slope = (v2 - v1) / (n2 - n1)
         slopes[(id(src), key)] = (slope, v2 - slope * n2)
         k = (f"{math.log(v2 / v1) / math.log(n2 / n1):.2f}" if v1 > 0 and v2 > 0 else "n/a")
-        proj = [v2 + slope * (t - n2) for t in targets]
+        proj = ([fmt(v2 + slope * (t - n2)) for t in targets] if slope >= 0
+                else ["no growth measured"] * len(targets))
         print(f"| {what} | {unit} | {fmt(v1)} at {n1:,}, {fmt(v2)} at {n2:,} | {slope:.4g} | {k} "
-              f"| {fmt(proj[0])} | {fmt(proj[1])} |")
+              f"| {proj[0]} | {proj[1]} |")
     if not slopes:
         print("(nothing to project: it needs a figure measured at two sizes, e.g. "
               "--only W7, or W1 at 200 and 1,000)")
