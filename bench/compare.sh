@@ -2,7 +2,7 @@
 # gosuv vs supervisord (and pm2 when npm is present), same workloads, one run, with the
 # "spawn limit" (bench/spawn_limit.c, compiled with `cc -O2` into a temp dir) as the floor.
 # Installs the peers into throwaway directories; builds gosuv in release mode.
-#   bench/compare.sh                  # the full run (about 25 minutes)
+#   bench/compare.sh                  # the full run (tens of minutes)
 #   bench/compare.sh --quick          # short windows, fewer rounds
 #   bench/compare.sh --only W0,W1     # some workloads (W0-W7; see bench/compare.py)
 #   bench/compare.sh --only W7 --big 2000   # W7's big run at 2,000 programs, not 5,000
