@@ -35,6 +35,7 @@ Workloads (see issues 7 and 19):
 """
 
 import argparse
+import atexit
 import http.client
 import json
 import math
@@ -633,12 +634,12 @@ def spawn_limit_binary():
     global _spawn_limit
     if _spawn_limit is None:
         d = tempfile.mkdtemp(prefix="bench-spawn-limit-")
+        atexit.register(shutil.rmtree, d, ignore_errors=True)
         out = os.path.join(d, "spawn_limit")
         r = subprocess.run([os.environ.get("CC", "cc"), "-O2", "-Wall", "-Wextra", "-o", out,
                             os.path.join(HERE, "spawn_limit.c")],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if r.returncode != 0:
-            shutil.rmtree(d, ignore_errors=True)
             raise RuntimeError(f"cannot compile bench/spawn_limit.c: {r.stdout.strip()}")
         _spawn_limit = out
     return _spawn_limit
