@@ -296,6 +296,29 @@ pub(crate) struct Published {
     pub waiting_for: Vec<String>,
 }
 
+impl Published {
+    /// A new program's: stopped, never run.
+    fn new(config: Arc<ProgramConfig>) -> Self {
+        Published {
+            config,
+            state: ProgramState::Stopped,
+            pid: None,
+            started: None,
+            last_exit: None,
+            restarts: 0,
+            last_error: None,
+            view: None,
+            ownership: None,
+            ready_at: None,
+            status_text: None,
+            health: None,
+            wanted_run: false,
+            removing: false,
+            waiting_for: Vec::new(),
+        }
+    }
+}
+
 /// What the health probe has found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct HealthStatus {
@@ -733,23 +756,7 @@ fn launch_prepared<L: Launcher>(
 ) -> ProgramHandle {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let config = Arc::new(config);
-    let (pub_tx, pub_rx) = watch::channel(Published {
-        config: config.clone(),
-        state: ProgramState::Stopped,
-        pid: None,
-        started: None,
-        last_exit: None,
-        restarts: 0,
-        last_error: None,
-        view: None,
-        ownership: None,
-        ready_at: None,
-        status_text: None,
-        health: None,
-        wanted_run: false,
-        removing: false,
-        waiting_for: Vec::new(),
-    });
+    let (pub_tx, pub_rx) = watch::channel(Published::new(config.clone()));
     shared
         .peers
         .write()
@@ -789,37 +796,53 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs a program's task until the program is removed. A task that panics is replaced by a
 /// fresh one in `fatal` on the same channels: the program is never left a ghost.
-async fn supervise<L: Launcher>(mut task: Task<L>, mut cmds: mpsc::Receiver<Cmd>) {
-    loop {
-        let r = std::panic::AssertUnwindSafe(task.run(&mut cmds))
-            .catch_unwind()
-            .await;
-        let Err(payload) = r else { return };
-        let why = panic_text(payload.as_ref());
-        tracing::error!(program = %task.name, "the program's task failed: {why} (a bug; please report it)");
-        let fresh = Task::new(
-            task.shared.clone(),
-            task.launcher.clone(),
-            task.logs.clone(),
-            task.published.clone(),
-            task.wanted.config.clone(),
-        );
-        // The failed task goes: its run's processes are killed. What was asked of it carries
-        // over: its waiters are answered by the fresh task, and a removal still happens.
-        let mut old = std::mem::replace(&mut task, fresh);
-        task.restarts = old.restarts;
-        task.state = old.state;
-        task.failures = old.failures;
-        task.crash_loops = old.crash_loops;
-        task.exits = std::mem::take(&mut old.exits);
-        task.wanted.remove = old.wanted.remove;
-        task.waiters = std::mem::take(&mut old.waiters);
-        task.old_drains = std::mem::take(&mut old.old_drains);
-        drop(old);
-        task.enter_fatal_after_panic(format!(
-            "gosuv's task for this program failed ({why}); it was stopped: start it again (a bug; please report it)"
-        ));
+///
+/// The future lives as long as the program: what it holds is memory each program costs. An
+/// async block uses the task where it was moved; an `async fn` would copy its arguments
+/// into a second place of its own.
+fn supervise<L: Launcher>(
+    mut task: Task<L>,
+    mut cmds: mpsc::Receiver<Cmd>,
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        loop {
+            let r = std::panic::AssertUnwindSafe(task.run(&mut cmds))
+                .catch_unwind()
+                .await;
+            let Err(payload) = r else { return };
+            take_over_after_panic(&mut task, payload.as_ref());
+        }
     }
+}
+
+/// Replaces a task that panicked with a fresh one in `fatal`, which inherits what was
+/// asked of the failed one.
+#[inline(never)]
+fn take_over_after_panic<L: Launcher>(task: &mut Task<L>, payload: &(dyn std::any::Any + Send)) {
+    let why = panic_text(payload);
+    tracing::error!(program = %task.name, "the program's task failed: {why} (a bug; please report it)");
+    let fresh = Task::new(
+        task.shared.clone(),
+        task.launcher.clone(),
+        task.logs.clone(),
+        task.published.clone(),
+        task.wanted.config.clone(),
+    );
+    // The failed task goes: its run's processes are killed. What was asked of it carries
+    // over: its waiters are answered by the fresh task, and a removal still happens.
+    let mut old = std::mem::replace(task, fresh);
+    task.restarts = old.restarts;
+    task.state = old.state;
+    task.failures = old.failures;
+    task.crash_loops = old.crash_loops;
+    task.exits = std::mem::take(&mut old.exits);
+    task.wanted.remove = old.wanted.remove;
+    task.waiters = std::mem::take(&mut old.waiters);
+    task.old_drains = std::mem::take(&mut old.old_drains);
+    drop(old);
+    task.enter_fatal_after_panic(format!(
+        "gosuv's task for this program failed ({why}); it was stopped: start it again (a bug; please report it)"
+    ));
 }
 
 impl<L: Launcher> Task<L> {
@@ -876,37 +899,49 @@ impl<L: Launcher> Task<L> {
     async fn run(&mut self, cmds: &mut mpsc::Receiver<Cmd>) {
         let mut cmds_open = true;
         // What a failed task left asked (a removal) is pursued at once.
-        self.steer().await;
+        Box::pin(self.steer()).await;
         while !self.done {
             let deadline = match (self.phase.deadline(), self.crash_loop_end()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             let wake = {
+                // Only the wait of a run without probes (every idle program's) is part of
+                // the task's future; the others are boxed for the time they wait.
                 let proc_event = async {
                     match &mut self.phase {
                         Phase::Starting {
                             run,
                             ready: Some(r),
                             ..
-                        } => tokio::select! {
-                            biased;
-                            s = run.proc.exited() => Wake::Exited(s),
-                            rep = r.probe.next() => Wake::Probe(rep),
-                        },
+                        } => {
+                            Box::pin(async {
+                                tokio::select! {
+                                    biased;
+                                    s = run.proc.exited() => Wake::Exited(s),
+                                    rep = r.probe.next() => Wake::Probe(rep),
+                                }
+                            })
+                            .await
+                        }
                         Phase::Running {
                             run, probe, told, ..
-                        } if probe.is_some() || told.is_some() => tokio::select! {
-                            biased;
-                            s = run.proc.exited() => Wake::Exited(s),
-                            rep = probes::next_of(probe) => Wake::Probe(rep),
-                            rep = probes::next_of(told) => Wake::Probe(rep),
-                        },
+                        } if probe.is_some() || told.is_some() => {
+                            Box::pin(async {
+                                tokio::select! {
+                                    biased;
+                                    s = run.proc.exited() => Wake::Exited(s),
+                                    rep = probes::next_of(probe) => Wake::Probe(rep),
+                                    rep = probes::next_of(told) => Wake::Probe(rep),
+                                }
+                            })
+                            .await
+                        }
                         Phase::Starting { run, .. } | Phase::Running { run, .. } => {
                             Wake::Exited(run.proc.exited().await)
                         }
                         Phase::Stopping { run, .. } => {
-                            run.proc.emptied().await;
+                            Box::pin(run.proc.emptied()).await;
                             Wake::Emptied
                         }
                         Phase::Waiting(w) if !w.deps.is_empty() => {
@@ -925,18 +960,22 @@ impl<L: Launcher> Task<L> {
                 }
             };
             let mut update_reply = None;
+            // What a wake does is awaited in a box of its own, made for that wake: the
+            // task's future, which lives as long as the program, holds only the wait above
+            // (each of thousands of idle programs would carry every handler's largest
+            // state otherwise: a start's spawn, a stop's waits; see `task_future_size`).
             match wake {
-                Wake::Exited(status) => self.on_exit(status).await,
-                Wake::Emptied => self.on_emptied().await,
+                Wake::Exited(status) => Box::pin(self.on_exit(status)).await,
+                Wake::Emptied => Box::pin(self.on_emptied()).await,
                 Wake::Cmd(Some(Cmd::Release(reply))) => {
-                    let left = self.let_go().await;
+                    let left = Box::pin(self.let_go()).await;
                     let _ = reply.send(left);
                     self.done = true;
                     self.released = true;
                     break;
                 }
                 Wake::Cmd(Some(Cmd::Signal(sig, pid, reply))) => {
-                    let _ = reply.send(self.signal(sig, pid).await);
+                    let _ = reply.send(Box::pin(self.signal(sig, pid)).await);
                 }
                 Wake::Cmd(Some(cmd)) => update_reply = self.on_command(cmd),
                 Wake::Cmd(None) => {
@@ -945,11 +984,11 @@ impl<L: Launcher> Task<L> {
                     self.wanted.remove = true;
                     self.wanted.run = false;
                 }
-                Wake::Timer => self.on_timer().await,
+                Wake::Timer => Box::pin(self.on_timer()).await,
                 Wake::Probe(rep) => self.on_probe(rep),
-                Wake::Deps => self.check_deps().await,
+                Wake::Deps => Box::pin(self.check_deps()).await,
             }
-            self.steer().await;
+            Box::pin(self.steer()).await;
             // An update is answered once its restart has begun, so that the status the
             // caller reads next already shows it.
             if let Some((reply, restarts)) = update_reply {
@@ -979,11 +1018,8 @@ impl<L: Launcher> Task<L> {
             return;
         }
         // Its last output goes to the files before the removal is answered.
-        if !self
-            .logs
-            .settle(&mut std::mem::take(&mut self.old_drains), FLUSH_WAIT)
-            .await
-        {
+        let mut old_drains = std::mem::take(&mut self.old_drains);
+        if !Box::pin(self.logs.settle(&mut old_drains, FLUSH_WAIT)).await {
             tracing::warn!(program = %self.name, "output still unwritten {FLUSH_WAIT:?} after removal");
         }
         for w in self.waiters.start.drain(..) {

@@ -140,13 +140,13 @@ pub fn validate(config_path: &Path) -> Result<ValidatedConfig, ConfigErrors> {
 /// Collects errors while a document is walked.
 pub(crate) struct Collector<'a> {
     file: Option<&'a Path>,
-    index: Option<&'a LineIndex>,
+    index: Option<&'a LineIndex<'a>>,
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigError>,
 }
 
 impl<'a> Collector<'a> {
-    pub(crate) fn new(file: Option<&'a Path>, index: Option<&'a LineIndex>) -> Self {
+    pub(crate) fn new(file: Option<&'a Path>, index: Option<&'a LineIndex<'a>>) -> Self {
         Collector {
             file,
             index,

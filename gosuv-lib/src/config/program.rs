@@ -611,7 +611,7 @@ pub fn parse_programs_checked(
     base_dir: &Path,
 ) -> Result<LoadedPrograms, ConfigErrors> {
     let value = parse_yaml(text, file)?;
-    let index = LineIndex::build(text);
+    let index = LineIndex::new(text);
     let mut c = Collector::new(file, Some(&index));
     let mut items = match value {
         Value::Null => Vec::new(),

@@ -276,7 +276,7 @@ impl ServerConfig {
             Ok(v) => v,
             Err(e) => return (cfg, Some(e)),
         };
-        let index = LineIndex::build(text);
+        let index = LineIndex::new(text);
         let mut c = Collector::new(file, Some(&index));
         let top = match value {
             Value::Null => Mapping::new(),

@@ -104,6 +104,17 @@ pub(crate) struct RealProcess {
 /// The longest a start waits for its files (directory, program, `env_file`) to be read.
 const PREPARE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How many starts may be between their preparation and their spawn at once, in the whole
+/// process. Preparing (a blocking thread) is faster than spawning (the runtime's workers):
+/// when thousands of programs start together, unbounded, every program's prepared command
+/// (its argv, its copy of the environment, the paths to try: a few KiB each) would be made
+/// before the first few are spawned, 30 MB for 5,000 programs all at once, spread over the
+/// heaps of as many blocking threads, and the server would keep that memory after. This
+/// many keep both sides busy: the spawns are what limit the rate.
+const STARTS_IN_FLIGHT: usize = 16;
+
+static STARTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(STARTS_IN_FLIGHT);
+
 impl Launcher for RealLauncher {
     type Proc = RealProcess;
 
@@ -125,6 +136,11 @@ impl Launcher for RealLauncher {
             }
             None => None,
         };
+        // Held from the preparation to the spawn: see [`STARTS_IN_FLIGHT`].
+        let _in_flight = STARTS
+            .acquire()
+            .await
+            .map_err(|e| format!("cannot start: {e}"))?;
         let run = crate::spawn::new_run_id();
         let cmd = {
             let (config, base, opts, run) = (

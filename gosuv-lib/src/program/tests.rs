@@ -897,3 +897,42 @@ async fn a_crash_loop_ends_once_a_run_stays_up_for_the_interval() {
     assert_eq!(up.elapsed(), Duration::from_secs(10));
     assert_eq!(r.state(), Running);
 }
+
+/// The most a program's task future may be, in bytes, in a debug build (a release build's is
+/// smaller). It lives as long as the program: 5,000 programs hold 5,000 of them. The task
+/// itself is ~800 bytes (its phase holds the run's process group) and the wait of an idle
+/// program ~500 (its leader's exit, its commands, a timer); every other step (a start's
+/// preparation and spawn, a stop, a probe's wait) is boxed while it runs. Before, the future
+/// held the largest of them all, 3,856 bytes: over this bound.
+const MAX_TASK_FUTURE: usize = 1_536;
+
+#[test]
+fn a_program_task_future_holds_only_the_idle_wait() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let shared = Arc::new(Shared {
+        events: broadcast::channel(16).0,
+        base_dir: dir.path().to_path_buf(),
+        log_dir: dir.path().to_path_buf(),
+        spawn: SpawnOptions::default(),
+        observers: Vec::new().into(),
+        subreaper: false,
+        cgroups: std::sync::Mutex::new(None),
+        tracker: TaskTracker::new(),
+        peers: Default::default(),
+        tcp_batch: Default::default(),
+        _in_use: crate::process_wide::InUse::new(),
+    });
+    let config = Arc::new(program("1"));
+    let launcher = Arc::new(RealLauncher::new(shared.clone()));
+    let logs = Arc::new(ProgramLogs::new(&config, &shared));
+    let published = Arc::new(watch::channel(Published::new(config.clone())).0);
+    let task = Task::new(shared, launcher, logs, published, config);
+    let (_tx, rx) = mpsc::channel(1);
+    let future = supervise(task, rx);
+    let size = std::mem::size_of_val(&future);
+    assert!(
+        size <= MAX_TASK_FUTURE,
+        "a program's task future is {size} bytes (at most {MAX_TASK_FUTURE}): is a new step \
+         awaited in the task's loop without a box?"
+    );
+}
