@@ -183,8 +183,14 @@ mod tests {
                 .join(", ")
         );
         let idx = LineIndex::new(&text);
-        assert!(idx.lines.get().is_none(), "built before any line was asked for");
-        assert_eq!(idx.line(&[Seg::Index(99), Seg::Key("name".into())]), Some(1));
+        assert!(
+            idx.lines.get().is_none(),
+            "built before any line was asked for"
+        );
+        assert_eq!(
+            idx.line(&[Seg::Index(99), Seg::Key("name".into())]),
+            Some(1)
+        );
         assert!(idx.lines.get().is_some());
     }
 
