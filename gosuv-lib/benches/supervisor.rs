@@ -5,8 +5,13 @@
 //! cargo bench -p gosuv --bench supervisor -- spawn   # one workload: spawn|idle|restart|logs|lines
 //! ```
 //!
-//! - spawn: time to bring 1,000 `sleep` programs (start_seconds 0) to `running`;
-//! - idle: the supervisor's RSS and CPU ms per second while those 1,000 idle for 10 s;
+//! - spawn: time to bring 1,000 `sleep` programs (start_seconds 0) to `running`, then the
+//!   same with 5,000 (`BENCH_BIG=N` for another number); the open files the supervisor holds
+//!   a program are printed too. The open files soft limit is raised to the hard limit first:
+//!   when that is too low for 5,000 programs (about 3 a program), the bench says so, skips
+//!   that run and exits with 1;
+//! - idle: the supervisor's RSS and CPU ms per second while those 1,000 (and then 5,000)
+//!   idle for 10 s;
 //! - restart: SIGKILL of a running program until its new child exists (median, p90);
 //! - logs: one child writing 512 MiB of 100-byte lines, captured, against the same writer
 //!   redirected straight to a file (MiB/s and ratio);
@@ -36,6 +41,11 @@ use gosuv::{
 };
 
 const PROGRAMS: usize = 1000;
+/// The big spawn run (`BENCH_BIG` overrides it).
+const BIG: usize = 5000;
+/// Open files the supervisor holds a program (two pipes' read ends and a pidfd), and besides.
+const FDS_PER_PROGRAM: u64 = 3;
+const FDS_BESIDES: u64 = 256;
 const LOG_BYTES: u64 = 512 << 20;
 
 fn median(v: &mut [f64]) -> f64 {
@@ -66,7 +76,26 @@ fn sleeper(name: String) -> ProgramConfig {
     p
 }
 
-async fn spawn_and_idle(dir: &Path, rounds: usize, idle: bool) {
+/// Raises the open files soft limit to the hard limit; the hard limit.
+fn raise_nofile_to_hard() -> Result<u64, String> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
+        .map_err(|e| format!("cannot read the open files limit: {e}"))?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| {
+            format!(
+                "cannot raise the open files soft limit from {soft} to the hard limit {hard}: {e}"
+            )
+        })?;
+    }
+    Ok(hard)
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+async fn spawn_and_idle(dir: &Path, programs: usize, rounds: usize, idle: bool) {
     let mut times = Vec::new();
     for round in 0..rounds {
         let mut o = SupervisorOptions::new(dir);
@@ -74,19 +103,25 @@ async fn spawn_and_idle(dir: &Path, rounds: usize, idle: bool) {
             o.kill_on_parent_death = false;
         }
         let sup = Supervisor::new(o).expect("supervisor");
-        for i in 0..PROGRAMS {
+        let fds0 = open_fds();
+        let t_add = Instant::now();
+        for i in 0..programs {
             sup.add(sleeper(format!("s{i}"))).await.expect("add");
         }
+        let added = t_add.elapsed();
         let t0 = Instant::now();
-        let results = sup.start_all(Some(Duration::from_secs(60))).await;
+        let results = sup.start_all(Some(Duration::from_secs(600))).await;
         let took = t0.elapsed();
         let failed = results.iter().filter(|(_, r)| r.is_err()).count();
         assert_eq!(failed, 0, "{failed} programs failed to start");
         assert!(sup.list().iter().all(|s| s.state == ProgramState::Running));
+        let fds = open_fds().saturating_sub(fds0);
         times.push(took.as_secs_f64());
         println!(
-            "spawn   round {round}: {PROGRAMS} programs running in {:.3} s",
-            took.as_secs_f64()
+            "spawn   round {round}: {programs} programs running in {:.3} s (added in {:.3} s, not timed; {fds} more open files = {:.2} a program)",
+            took.as_secs_f64(),
+            added.as_secs_f64(),
+            fds as f64 / programs as f64
         );
         if idle && round == rounds - 1 {
             // Let the start-up settle, then measure 10 s of doing nothing.
@@ -99,18 +134,23 @@ async fn spawn_and_idle(dir: &Path, rounds: usize, idle: bool) {
                 (cpu_time() - c0).as_secs_f64() * 1000.0 / w0.elapsed().as_secs_f64();
             let rss1 = self_rss_bytes().unwrap_or(0);
             println!(
-                "idle    {PROGRAMS} programs: RSS {:.1} MiB (at start of window {:.1} MiB), CPU {:.3} ms/s",
+                "idle    {programs} programs: RSS {:.1} MiB (at start of window {:.1} MiB), CPU {:.3} ms/s",
                 rss1 as f64 / 1048576.0,
                 rss0 as f64 / 1048576.0,
                 cpu_ms_per_s
             );
         }
+        let t_down = Instant::now();
         sup.shutdown().await;
+        println!(
+            "spawn   round {round}: shut down in {:.3} s",
+            t_down.elapsed().as_secs_f64()
+        );
     }
     let min = times.iter().copied().fold(f64::MAX, f64::min);
     let max = times.iter().copied().fold(0.0, f64::max);
     println!(
-        "RESULT spawn-1000: median {:.3} s (min {min:.3}, max {max:.3}, {rounds} rounds)",
+        "RESULT spawn-{programs}: median {:.3} s (min {min:.3}, max {max:.3}, {rounds} rounds)",
         median(&mut times)
     );
 }
@@ -381,6 +421,30 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let want = |w: &str| args.is_empty() || args.iter().any(|a| a == w);
+    let big = match std::env::var("BENCH_BIG") {
+        Err(_) => BIG,
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("BENCH_BIG must be a whole number of programs above 0, not '{v}'");
+                std::process::exit(2);
+            }
+        },
+    };
+    // The big run needs about 3 open files a program: raised now, checked before it runs.
+    let big_problem = match raise_nofile_to_hard() {
+        Err(e) => Some(e),
+        Ok(hard) if hard != nix::sys::resource::RLIM_INFINITY
+            && hard < FDS_BESIDES + FDS_PER_PROGRAM * big as u64 =>
+        {
+            Some(format!(
+                "{big} programs need about {} open files ({FDS_PER_PROGRAM} a program + {FDS_BESIDES}) and the hard limit of open files is {hard}: raise it (as root `ulimit -Hn`, `nofile` in /etc/security/limits.conf, `LimitNOFILE=` in a systemd unit) or set BENCH_BIG lower",
+                FDS_BESIDES + FDS_PER_PROGRAM * big as u64
+            ))
+        }
+        Ok(_) => None,
+    };
+    let mut failed = false;
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -389,7 +453,14 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         if want("spawn") || want("idle") {
-            spawn_and_idle(dir.path(), 5, want("idle")).await;
+            spawn_and_idle(dir.path(), PROGRAMS, 5, want("idle")).await;
+            match &big_problem {
+                None => spawn_and_idle(dir.path(), big, 3, want("idle")).await,
+                Some(e) => {
+                    eprintln!("RESULT spawn-{big}: not run: {e}");
+                    failed = true;
+                }
+            }
         }
         if want("restart") {
             restart_latency(dir.path(), 50).await;
@@ -407,4 +478,10 @@ fn main() {
             log_throughput(dir.path(), 5, "lines", 32 << 20, 100).await;
         }
     });
+    // exit() runs no destructor: the runtime and the temp dir go first.
+    drop(rt);
+    drop(dir);
+    if failed {
+        std::process::exit(1);
+    }
 }

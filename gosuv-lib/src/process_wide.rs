@@ -106,10 +106,11 @@ fn end_idle_threads(idle: &Idle) {
     if let Some(guardian) = crate::guardian::end_if_idle(idle) {
         crate::reaper::reap_expected(guardian);
     }
-    let steps: [&dyn Fn(); 3] = [
+    let steps: [&dyn Fn(); 4] = [
         &|| crate::logs::end_idle_writers(END_LIMIT),
         &crate::spawn::end_watchdog,
         &crate::procfs::end_passes,
+        &crate::spawn::release_low_fds,
     ];
     for step in steps {
         if !idle.still() {

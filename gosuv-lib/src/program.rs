@@ -800,7 +800,6 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 /// The future lives as long as the program: what it holds is memory each program costs. An
 /// async block uses the task where it was moved; an `async fn` would copy its arguments
 /// into a second place of its own.
-// Not an `async fn`, on purpose: see above.
 #[allow(clippy::manual_async_fn)]
 fn supervise<L: Launcher>(
     mut task: Task<L>,

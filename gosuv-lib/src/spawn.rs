@@ -528,10 +528,10 @@ pub(crate) fn spawn(
         own_files_below: None,
     };
     // The child's descriptors, moved low: it copies those, not the whole table.
-    let low = if NO_OWN_FILES.load(Ordering::Relaxed) {
+    let low = if NO_OWN_FILES.load(Ordering::Relaxed) || !low_fds::usable() {
         None
     } else {
-        low_fds::Block::take(null).and_then(|b| b.hold(&mut io).ok().map(|()| b))
+        low_fds::Block::take().and_then(|b| b.hold(&mut io).ok().map(|()| b))
     };
     let into = cgroup.filter(|_| procs.is_none());
     // A credential change in a child that shares this process's memory marks that memory
@@ -634,9 +634,11 @@ pub(crate) fn spawn(
     };
     match status {
         Status::Running => {}
-        Status::Failed(Step::Files, errno) => {
-            // A kernel before 5.9 or a filter without close_range: the child could not take
-            // a table of its own, and made none of its changes. Copies from now on.
+        Status::Failed(Step::Files, errno)
+            if matches!(errno, libc::ENOSYS | libc::EPERM | libc::EINVAL) =>
+        {
+            // A filter without close_range: the child could not take a table of its own,
+            // and made none of its changes. Copies from now on.
             reap_now(&pidfd);
             NO_OWN_FILES.store(true, Ordering::Relaxed);
             tracing::debug!(
@@ -722,9 +724,13 @@ impl Drop for Switching {
 /// Reserves the low descriptor numbers children's streams are moved to before their clone
 /// (see `low_fds`), while this process's table is still small: when a supervisor is made.
 pub(crate) fn reserve_low_fds() {
-    if let Ok(null) = dev_null() {
-        low_fds::Block::reserve(null);
-    }
+    low_fds::Block::reserve();
+}
+
+/// Closes the low descriptor numbers kept for children's streams: when no supervisor is
+/// left (the next one reserves them again).
+pub(crate) fn release_low_fds() {
+    low_fds::Block::release();
 }
 
 /// Set once a child could not take a descriptor table of its own (`close_range`, Linux
@@ -1165,10 +1171,38 @@ mod tests {
                 "{out}"
             );
         }
-        assert!(
-            !NO_OWN_FILES.load(Ordering::Relaxed),
-            "this kernel has close_range: children must not copy the whole table"
+        drop(many);
+    }
+
+    #[test]
+    fn a_child_copies_a_few_descriptors_not_our_whole_table() {
+        if !low_fds::usable() {
+            eprintln!("skipped: before Linux 6.11 children copy the whole table");
+            return;
+        }
+        // Reserved first, as a supervisor does when it is made: low numbers.
+        reserve_low_fds();
+        let null = std::fs::File::open("/dev/null").expect("/dev/null");
+        let many: Vec<OwnedFd> = (0..3000)
+            .map(|_| null.try_clone().expect("dup").into())
+            .collect();
+        let p = ProgramConfig::new(
+            "fds",
+            Cmd::Argv(vec![
+                "grep".into(),
+                "FDSize".into(),
+                "/proc/self/status".into(),
+            ]),
         );
+        let (_, out) = run(&p).expect("runs");
+        // The size of the child's table: what it copied (a copy of ours is over 3,000).
+        let size: u32 = out
+            .trim()
+            .strip_prefix("FDSize:")
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no FDSize in {out:?}"));
+        assert!(size <= 128, "the child's table has {size} entries: {out}");
+        assert!(!NO_OWN_FILES.load(Ordering::Relaxed));
         drop(many);
     }
 

@@ -27,7 +27,7 @@ use crate::spawn::{raise_nofile, SpawnOptions};
 use crate::stats::{ProcessStats, Sampler};
 
 mod log_index;
-use log_index::{files_of, own_clashes, Files, LogIndex};
+use log_index::{clashes, files_of, Files, LogIndex};
 
 /// Events a subscriber may fall behind before it is told it missed some.
 const EVENT_QUEUE: usize = 4096;
@@ -920,10 +920,12 @@ impl Supervisor {
             let index = self.log_files();
             for p in group {
                 let files = self.files_of(p);
-                let mut messages = Vec::new();
-                own_clashes(&p.name, &files, &reserved, &mut messages);
-                index.clashes(&p.name, &files, |n| names.contains(n), &mut messages);
-                together.clashes(&p.name, &files, |_| false, &mut messages);
+                let writer = |file: &Path| {
+                    index
+                        .writer(file, &p.name, |n| names.contains(n))
+                        .or_else(|| together.writer(file, &p.name, |_| false))
+                };
+                let messages = clashes(&p.name, &files, &reserved, writer);
                 errors.extend(
                     messages
                         .into_iter()
@@ -1167,9 +1169,9 @@ impl Supervisor {
         let files = self.files_of(&config);
         let (tx, rx) = oneshot::channel();
         self.send(&name, Cmd::Update(Box::new(config), tx)).await?;
-        let restarted = rx.await.map_err(|_| self.gone(&name))?;
+        // Sent: the task applies it, even if this caller goes away before the answer.
         self.log_files().set(&name, files);
-        Ok(restarted)
+        rx.await.map_err(|_| self.gone(&name))
     }
 
     /// Stops a program (waiting until nothing of it is left) and removes it.

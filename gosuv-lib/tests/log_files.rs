@@ -435,3 +435,69 @@ async fn a_log_file_is_free_again_once_its_writer_is_removed_or_moved() {
     );
     env.sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_update_whose_caller_goes_away_still_moves_its_log_files() {
+    // A client that hangs up (or a timeout) once the update is sent: the program takes the
+    // new files, and so must the check of the next programs.
+    use std::future::Future;
+    use std::task::Poll;
+    let env = Env::new();
+    let dir = env.sup.log_dir().to_path_buf();
+    let with_log = |name: &str, file: &str| {
+        let mut p = one_shot(name, "echo x");
+        p.stdout_logfile = Some(dir.join(file));
+        p
+    };
+    env.sup.add(with_log("a", "x.log")).await.expect("add a");
+    let moved =
+        || env.sup.config("a").ok().and_then(|c| c.stdout_logfile) == Some(dir.join("y.log"));
+    let mut update = Box::pin(env.sup.update(with_log("a", "y.log")));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Polled by hand, with the program's task running in between (one thread), until the
+    // task has applied it; then dropped without being polled again.
+    loop {
+        let pending =
+            std::future::poll_fn(|cx| Poll::Ready(update.as_mut().poll(cx).is_pending())).await;
+        assert!(pending, "answered before the task ran");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        if moved() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never applied");
+    }
+    drop(update);
+    env.sup
+        .add(with_log("c", "y.log"))
+        .await
+        .expect_err("'a' writes y.log now");
+    env.sup
+        .add(with_log("d", "x.log"))
+        .await
+        .expect("x.log is free");
+    env.sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_streams_on_another_programs_file_blame_that_program() {
+    let env = Env::new();
+    let dir = env.sup.log_dir().to_path_buf();
+    let mut x = one_shot("x", "echo x");
+    x.stdout_logfile = Some(dir.join("x.log"));
+    env.sup.add(x).await.expect("add x");
+    let mut f = one_shot("f", "echo f");
+    f.stdout_logfile = Some(dir.join("x.log"));
+    f.stderr_logfile = Some(dir.join("x.log"));
+    let err = env.sup.add(f).await.expect_err("clash").to_string();
+    assert!(
+        err.contains("the stdout_logfile of 'f'") && err.contains("stderr_logfile of 'f'"),
+        "{err}"
+    );
+    assert!(!err.contains("of 'f': give"), "blames 'f' itself: {err}");
+    assert_eq!(
+        err.matches("is also the stdout_logfile of 'x'").count(),
+        2,
+        "{err}"
+    );
+    env.sup.shutdown().await;
+}

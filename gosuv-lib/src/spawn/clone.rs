@@ -48,6 +48,10 @@ static NO_CLONE3: AtomicBool = AtomicBool::new(false);
 /// flags): every later child is a copy.
 static NO_SHARED: AtomicBool = AtomicBool::new(false);
 
+/// Set once a shared-memory clone that also shared the descriptor table was refused (a
+/// filter that allows `posix_spawn`'s flags only): such children copy the table.
+static NO_SHARED_FILES: AtomicBool = AtomicBool::new(false);
+
 /// `CLONE_INTO_CGROUP` (linux/sched.h).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
@@ -160,6 +164,7 @@ unsafe fn clone_shared<F: FnOnce()>(
     if cgroup.is_some() && (NO_CLONE3.load(Ordering::Relaxed) || !HAVE_CLONE3_SHARED) {
         return None;
     }
+    let share_files = share_files && !NO_SHARED_FILES.load(Ordering::Relaxed);
     let stack = match Stack::take() {
         Ok(s) => s,
         Err(e) => return Some(Err(e)),
@@ -211,6 +216,15 @@ unsafe fn clone_shared<F: FnOnce()>(
         }));
     }
     match err {
+        // The same without the shared table: if that is taken, the shared table was what
+        // was refused (not clone3 itself, say), and is not asked for again.
+        libc::EPERM | libc::EINVAL | libc::ENOSYS if share_files => {
+            let again = clone_shared(cgroup, false, deadline, child);
+            if matches!(again, Some(Ok(_))) {
+                NO_SHARED_FILES.store(true, Ordering::Relaxed);
+            }
+            again
+        }
         // clone3 unknown or filtered: where a cgroup was wanted, the caller moves the child
         // itself (and the next try takes clone(2)).
         libc::ENOSYS | libc::EPERM if cgroup.is_some() => {

@@ -10,13 +10,23 @@
 //! Instead the child shares the table (`CLONE_FILES`, as it shares the memory), and its
 //! first system call is `close_range(top, ~0, CLOSE_RANGE_UNSHARE)`: it takes a table of
 //! its own holding only the descriptors below `top`. Everything the child needs is placed
-//! below `top` before the clone: in a [`Block`] of descriptor numbers reserved low when the
-//! table was still small, each held by a close-on-exec copy of `/dev/null` when no child is
-//! being made with it (so the kernel never hands the number out for anything else).
+//! below `top` before the clone: in a [`Block`] of descriptor numbers reserved low when a
+//! supervisor is made (while the table is still small), each held by a close-on-exec copy
+//! of a placeholder (a memfd of ours) when no child is being made with it, so that the
+//! kernel never hands the number out for anything else.
+//!
+//! Only on Linux 6.11 and later: before, copying a part of a table could carry stale
+//! bookkeeping into the child (CVE-2024-45025), or the last few descriptors of the part
+//! without their bits (kernels before 5.18). Elsewhere every child copies the whole table.
+//!
+//! The blocks are given back (their descriptors closed) when the last supervisor goes. A
+//! block whose descriptors are no longer ours (a host that closed descriptors it did not
+//! open, and opened files of its own on those numbers) is never written over: it is
+//! forgotten and a new one is made.
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How many descriptors a child may need: stdin, stdout, stderr, its cgroup's
@@ -29,41 +39,136 @@ pub(super) const SLOTS: usize = 5;
 const BLOCKS: usize = 8;
 
 /// How long a spawn waits for a free block.
-const WAIT: Duration = Duration::from_millis(20);
+const WAIT: Duration = Duration::from_millis(2);
 
 /// A block of reserved descriptor numbers, held by one spawn.
 pub(super) struct Block {
     pub fds: [RawFd; SLOTS],
-    /// One above the highest of them: the child keeps the descriptors below it.
+    /// Above the highest of them, rounded up to a multiple of 64: the child keeps the
+    /// descriptors below it.
     pub top: RawFd,
-    /// The descriptor copied back into each slot when the spawn is done.
-    placeholder: RawFd,
+    placeholder: Placeholder,
+}
+
+/// The descriptor copied into each free slot, and its identity (a slot holding anything
+/// else is not ours any more).
+#[derive(Clone, Copy)]
+struct Placeholder {
+    fd: RawFd,
+    dev: u64,
+    ino: u64,
 }
 
 struct Pool {
     free: Vec<Block>,
     made: usize,
+    placeholder: Option<Placeholder>,
 }
 
 static POOL: Mutex<Pool> = Mutex::new(Pool {
     free: Vec::new(),
     made: 0,
+    placeholder: None,
 });
 
 /// Signalled when a block is given back.
 static FREED: Condvar = Condvar::new();
 
+fn lock() -> std::sync::MutexGuard<'static, Pool> {
+    POOL.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether this kernel copies a part of a shared table correctly (Linux 6.11 or later).
+pub(super) fn usable() -> bool {
+    static USABLE: OnceLock<bool> = OnceLock::new();
+    *USABLE.get_or_init(|| kernel_at_least(6, 11))
+}
+
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    // SAFETY: uname fills the struct it is given.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return false;
+    }
+    // SAFETY: uname NUL-terminates `release`.
+    let release = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) };
+    let mut parts = release
+        .to_str()
+        .unwrap_or("")
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (maj, min) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (maj, min) >= (major, minor)
+}
+
+/// `fd`'s device and inode, if it is open.
+fn identity(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: fstat fills the struct it is given; a closed descriptor fails with EBADF.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return None;
+    }
+    Some((st.st_dev, st.st_ino))
+}
+
+impl Placeholder {
+    /// Whether `fd` holds this placeholder.
+    fn holds(&self, fd: RawFd) -> bool {
+        identity(fd) == Some((self.dev, self.ino))
+    }
+
+    /// The pool's placeholder, made if there is none or it is no longer ours.
+    fn of(pool: &mut Pool) -> Option<Placeholder> {
+        if let Some(p) = pool.placeholder {
+            if p.holds(p.fd) {
+                return Some(p);
+            }
+            // Not ours any more: neither it nor the blocks it fills can be trusted.
+            pool.placeholder = None;
+            for b in pool.free.drain(..) {
+                std::mem::forget(b);
+            }
+            pool.made = 0;
+        }
+        // SAFETY: memfd_create with a NUL-terminated name returns a new descriptor, ours.
+        let fd = unsafe { libc::memfd_create(c"gosuv-fd-slot".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        let Some((dev, ino)) = identity(fd) else {
+            // SAFETY: just made here.
+            unsafe { libc::close(fd) };
+            return None;
+        };
+        let p = Placeholder { fd, dev, ino };
+        pool.placeholder = Some(p);
+        Some(p)
+    }
+}
+
 impl Block {
     /// A block for one spawn: a free one, else a new one if fewer than [`BLOCKS`] exist
     /// (its numbers are the lowest free ones now), else the first given back within
-    /// [`WAIT`]; `None` when none comes or none can be made. `placeholder` is a
-    /// close-on-exec descriptor of `/dev/null` that stays open.
-    pub(super) fn take(placeholder: RawFd) -> Option<Block> {
-        let mut pool = POOL
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// [`WAIT`]; `None` when none comes or none can be made.
+    pub(super) fn take() -> Option<Block> {
+        let mut pool = lock();
+        let placeholder = Placeholder::of(&mut pool)?;
         let end = Instant::now() + WAIT;
-        while pool.free.is_empty() && pool.made >= BLOCKS {
+        loop {
+            while let Some(b) = pool.free.pop() {
+                if b.fds.iter().all(|&fd| placeholder.holds(fd)) {
+                    return Some(b);
+                }
+                // Some number is someone else's now: forgotten, never written over.
+                pool.made -= 1;
+                std::mem::forget(b);
+            }
+            if pool.made < BLOCKS {
+                let block = Block::make(placeholder)?;
+                pool.made += 1;
+                return Some(block);
+            }
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return None;
@@ -73,20 +178,18 @@ impl Block {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
-        if let Some(b) = pool.free.pop() {
-            return Some(b);
-        }
-        let block = Block::make(placeholder)?;
-        pool.made += 1;
-        Some(block)
     }
 
     /// Makes every block not made yet, keeping them for later spawns: done while this
     /// process's descriptor table is still small, so that their numbers are low.
-    pub(super) fn reserve(placeholder: RawFd) {
-        let mut pool = POOL
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub(super) fn reserve() {
+        if !usable() {
+            return;
+        }
+        let mut pool = lock();
+        let Some(placeholder) = Placeholder::of(&mut pool) else {
+            return;
+        };
         while pool.made < BLOCKS {
             let Some(block) = Block::make(placeholder) else {
                 return;
@@ -96,12 +199,38 @@ impl Block {
         }
     }
 
+    /// Closes the free blocks' descriptors that are still ours, and the placeholder: when
+    /// no supervisor is left (a block still held is given back as usual and closed with
+    /// the next release).
+    pub(crate) fn release() {
+        let mut pool = lock();
+        let free = std::mem::take(&mut pool.free);
+        for b in free {
+            for &fd in &b.fds {
+                if b.placeholder.holds(fd) {
+                    // SAFETY: a descriptor of ours (it holds our placeholder).
+                    unsafe { libc::close(fd) };
+                }
+            }
+            pool.made -= 1;
+            std::mem::forget(b);
+        }
+        if pool.made == 0 {
+            if let Some(p) = pool.placeholder.take() {
+                if p.holds(p.fd) {
+                    // SAFETY: our placeholder.
+                    unsafe { libc::close(p.fd) };
+                }
+            }
+        }
+    }
+
     /// A new block at the lowest free numbers, held by copies of `placeholder`.
-    fn make(placeholder: RawFd) -> Option<Block> {
+    fn make(placeholder: Placeholder) -> Option<Block> {
         let mut fds = [-1; SLOTS];
         for i in 0..SLOTS {
             // SAFETY: F_DUPFD_CLOEXEC of an open descriptor returns a new one, ours.
-            let fd = unsafe { libc::fcntl(placeholder, libc::F_DUPFD_CLOEXEC, 3) };
+            let fd = unsafe { libc::fcntl(placeholder.fd, libc::F_DUPFD_CLOEXEC, 3) };
             if fd < 0 {
                 for &made in &fds[..i] {
                     // SAFETY: closing the descriptors just made here.
@@ -111,10 +240,10 @@ impl Block {
             }
             fds[i] = fd;
         }
-        let top = fds.iter().copied().max().unwrap_or(2) + 1;
+        let highest = fds.iter().copied().max().unwrap_or(2);
         Some(Block {
             fds,
-            top,
+            top: (highest / 64 + 1) * 64,
             placeholder,
         })
     }
@@ -153,22 +282,34 @@ impl Drop for Block {
     /// Lets go of what the spawn placed (the child has its own copies by now) and gives the
     /// block back.
     fn drop(&mut self) {
+        let p = self.placeholder;
+        let mut whole = p.holds(p.fd);
         for &slot in &self.fds {
-            // SAFETY: dup3 of the placeholder onto a descriptor this block holds. It fails
-            // only for a bad descriptor, which neither is.
-            unsafe { libc::dup3(self.placeholder, slot, libc::O_CLOEXEC) };
+            // SAFETY: dup3 of our placeholder onto a descriptor this block holds.
+            if !whole || unsafe { libc::dup3(p.fd, slot, libc::O_CLOEXEC) } < 0 {
+                // What the spawn placed must not stay open here (a pipe would never end):
+                // closed, and the block is not kept.
+                // SAFETY: a descriptor this block holds.
+                unsafe { libc::close(slot) };
+                whole = false;
+            }
         }
-        let block = Block {
-            fds: self.fds,
-            top: self.top,
-            placeholder: self.placeholder,
-        };
-        // Not dropped again: `block` goes into the pool, and a pool's blocks are never
-        // dropped (they live as long as the process).
-        POOL.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .free
-            .push(block);
+        let mut pool = lock();
+        // The pool may have been started again meanwhile (its placeholder was lost): then
+        // this block is not one of its own.
+        let same = pool
+            .placeholder
+            .is_some_and(|q| (q.fd, q.dev, q.ino) == (p.fd, p.dev, p.ino));
+        if whole && same {
+            pool.free.push(Block {
+                fds: self.fds,
+                top: self.top,
+                placeholder: p,
+            });
+        } else if same {
+            pool.made = pool.made.saturating_sub(1);
+        }
+        drop(pool);
         FREED.notify_one();
     }
 }

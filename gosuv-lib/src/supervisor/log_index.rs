@@ -71,36 +71,40 @@ impl LogIndex {
         self.files.clear();
     }
 
-    /// What is wrong with program `name` writing `files` beside the programs here, but for
-    /// those `replaced` says go (or change) at the same time: each file another program
-    /// writes, as a message naming both.
-    pub(super) fn clashes(
+    /// The program (and its key) writing `file`, but `name` itself and those `replaced`
+    /// says go (or change) at the same time.
+    pub(super) fn writer(
         &self,
+        file: &Path,
         name: &str,
-        files: &Files,
         replaced: impl Fn(&str) -> bool,
-        out: &mut Vec<String>,
-    ) {
-        for (key, file) in files {
-            let writer = self
-                .writers
-                .get(file)
-                .and_then(|w| w.iter().find(|(n, _)| n != name && !replaced(n)));
-            if let Some((other, other_key)) = writer {
-                out.push(log_clash_message(key, name, file, other_key, other));
-            }
-        }
+    ) -> Option<(String, &'static str)> {
+        self.writers
+            .get(file)?
+            .iter()
+            .find(|(n, _)| n != name && !replaced(n))
+            .cloned()
     }
 }
 
-/// What is wrong with program `name` writing `files` on its own: a file that is gosuv's own
-/// log (`reserved`), or its two streams in one file.
-pub(super) fn own_clashes(name: &str, files: &Files, reserved: &Path, out: &mut Vec<String>) {
+/// What is wrong with program `name` writing `files`, stream by stream as the check of a
+/// whole file does it: a file that is gosuv's own log (`reserved`), else one another
+/// program writes (as `writer` says), else its other stream's.
+pub(super) fn clashes(
+    name: &str,
+    files: &Files,
+    reserved: &Path,
+    writer: impl Fn(&Path) -> Option<(String, &'static str)>,
+) -> Vec<String> {
+    let mut out = Vec::new();
     for (i, (key, file)) in files.iter().enumerate() {
         if file == reserved {
             out.push(own_log_message(key, name, file));
+        } else if let Some((other, other_key)) = writer(file) {
+            out.push(log_clash_message(key, name, file, other_key, &other));
         } else if let Some((other_key, _)) = files[..i].iter().find(|(_, f)| f == file) {
             out.push(log_clash_message(key, name, file, other_key, name));
         }
     }
+    out
 }
