@@ -1,6 +1,7 @@
 //! What each CLI command does. Everything but `start-server`, `conftest`, `edit`, `kill` and
 //! `version` is a request to the server's API.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -511,16 +512,25 @@ fn edit(conf: &Path) -> CliResult {
 
 /// `1d 2h`, `3h 4m`, `5m 6s`, `7s`.
 pub fn format_uptime(secs: f64) -> String {
-    let s = secs.max(0.0) as u64;
-    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
-    if d > 0 {
-        format!("{d}d {h}h")
-    } else if h > 0 {
-        format!("{h}h {m}m")
-    } else if m > 0 {
-        format!("{m}m {sec}s")
-    } else {
-        format!("{sec}s")
+    Uptime(secs).to_string()
+}
+
+/// Seconds written as [`format_uptime`] does.
+struct Uptime(f64);
+
+impl std::fmt::Display for Uptime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0.max(0.0) as u64;
+        let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+        if d > 0 {
+            write!(f, "{d}d {h}h")
+        } else if h > 0 {
+            write!(f, "{h}h {m}m")
+        } else if m > 0 {
+            write!(f, "{m}m {sec}s")
+        } else {
+            write!(f, "{sec}s")
+        }
     }
 }
 
@@ -634,17 +644,27 @@ fn format_short(secs: f64) -> String {
 
 /// A size in bytes as people read it: `512B`, `3.4K`, `12.0M`, `1.5G` (powers of 1024).
 pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["K", "M", "G", "T"];
-    if bytes < 1024 {
-        return format!("{bytes}B");
+    Size(bytes).to_string()
+}
+
+/// A size written as [`human_size`] does.
+struct Size(u64);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const UNITS: [&str; 4] = ["K", "M", "G", "T"];
+        let bytes = self.0;
+        if bytes < 1024 {
+            return write!(f, "{bytes}B");
+        }
+        let mut v = bytes as f64 / 1024.0;
+        let mut unit = 0;
+        while v >= 1024.0 && unit + 1 < UNITS.len() {
+            v /= 1024.0;
+            unit += 1;
+        }
+        write!(f, "{v:.1}{}", UNITS[unit])
     }
-    let mut v = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1}{}", UNITS[unit])
 }
 
 /// A signal's name (`SIGSEGV`, `SIGRTMIN+2`), or its number when it has none.
@@ -668,74 +688,93 @@ impl StatusRow {
     }
 
     /// The STATE cell: the state, with why for a crash loop.
-    fn state_cell(&self) -> String {
-        match self.crash_loop() {
-            Some(e) => format!("{} ({})", self.state, e.replace('\n', " ")),
-            None => self.state.clone(),
+    fn state_cell(&self, out: &mut String) {
+        out.push_str(&self.state);
+        if let Some(e) = self.crash_loop() {
+            out.push_str(" (");
+            push_one_line(out, e);
+            out.push(')');
         }
     }
 
     /// The LAST EXIT cell: `exit 3`, `SIGSEGV`, or `-`.
-    fn exit_cell(&self) -> String {
+    fn exit_cell(&self, out: &mut String) {
         match (self.exit_signal, self.exit_code) {
-            (Some(sig), _) => signal_name(sig),
-            (None, Some(code)) => format!("exit {code}"),
-            (None, None) => "-".into(),
+            (Some(sig), _) => out.push_str(&signal_name(sig)),
+            (None, Some(code)) => {
+                let _ = write!(out, "exit {code}");
+            }
+            (None, None) => out.push('-'),
         }
     }
 
     /// The READY IN cell: how long the current run took from its spawn to ready.
-    fn ready_cell(&self) -> String {
+    fn ready_cell(&self, out: &mut String) {
         let (Some(start), Some(ready)) = (&self.started_at, &self.ready_at) else {
-            return "-".into();
+            out.push('-');
+            return;
         };
         match (rfc3339_millis(start), rfc3339_millis(ready)) {
             (Some(s), Some(r)) if self.pid.is_some() && r >= s => {
-                format_short((r - s) as f64 / 1000.0)
+                out.push_str(&format_short((r - s) as f64 / 1000.0));
             }
-            _ => "-".into(),
+            _ => out.push('-'),
         }
     }
 
     /// The HEALTH cell: `ok`, `ok (N failed)`, or `failing N/LIMIT` (failed attempts in a
     /// row of the `failures` that restart it), with the total when it is more.
-    fn health_cell(&self) -> String {
+    fn health_cell(&self, out: &mut String) {
         if self.health.is_none() || !self.running() {
-            return "-".into();
+            out.push('-');
+            return;
         }
         let h = self.health_status.as_ref();
         let (failing, total) = h.map_or((0, 0), |h| (h.failing, h.failures));
         if failing == 0 {
-            return if total == 0 {
-                "ok".into()
+            if total == 0 {
+                out.push_str("ok");
             } else {
-                format!("ok ({total} failed)")
-            };
+                let _ = write!(out, "ok ({total} failed)");
+            }
+            return;
         }
         let limit = self.health.as_ref().and_then(|v| v["failures"].as_u64());
-        let mut s = match limit {
-            Some(l) => format!("failing {failing}/{l}"),
-            None => format!("failing {failing}"),
+        let _ = match limit {
+            Some(l) => write!(out, "failing {failing}/{l}"),
+            None => write!(out, "failing {failing}"),
         };
         if total > failing {
-            s.push_str(&format!(" ({total} failed)"));
+            let _ = write!(out, " ({total} failed)");
         }
-        s
     }
 
     /// The LAST ERROR cell: what it waits for, why the last start failed, why its health
     /// check fails, and failed log writes, as far as each applies.
-    fn error_cell(&self) -> String {
-        let mut parts: Vec<String> = Vec::new();
+    fn error_cell(&self, out: &mut String) {
+        let start = out.len();
+        let part = |out: &mut String| {
+            if out.len() > start {
+                out.push_str("; ");
+            }
+        };
         if self.state == "waiting" && !self.waiting_for.is_empty() {
-            parts.push(format!("waiting for {}", self.waiting_for.join(", ")));
+            part(out);
+            out.push_str("waiting for ");
+            for (i, w) in self.waiting_for.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                push_one_line(out, w);
+            }
         }
         if let Some(e) = self
             .last_error
             .as_ref()
             .filter(|_| self.crash_loop().is_none())
         {
-            parts.push(e.clone());
+            part(out);
+            push_one_line(out, e);
         }
         if let Some(e) = self
             .health_status
@@ -743,19 +782,32 @@ impl StatusRow {
             .filter(|h| h.failing > 0 && self.running())
             .and_then(|h| h.last_error.as_ref())
         {
-            parts.push(format!("health check: {e}"));
+            part(out);
+            out.push_str("health check: ");
+            push_one_line(out, e);
         }
         if self.log_errors > 0 {
-            parts.push(format!(
+            part(out);
+            let _ = write!(
+                out,
                 "{} log write{} failed (see gosuv.log)",
                 self.log_errors,
                 if self.log_errors == 1 { "" } else { "s" }
-            ));
+            );
         }
-        if parts.is_empty() {
-            return "-".into();
+        if out.len() == start {
+            out.push('-');
         }
-        parts.join("; ").replace('\n', " ")
+    }
+}
+
+/// `text` with its line breaks made spaces, so a cell stays on its line.
+fn push_one_line(out: &mut String, text: &str) {
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(line);
     }
 }
 
@@ -783,66 +835,119 @@ pub fn status_table(programs: &[StatusRow]) -> String {
         header.push("HEALTH");
     }
     header.extend(["OWNED BY", "LAST ERROR"]);
-    let rows: Vec<Vec<String>> = programs
-        .iter()
-        .map(|p| {
-            let live =
-                |v: Option<String>| v.filter(|_| p.pid.is_some()).unwrap_or_else(|| "-".into());
-            let mut r = vec![
-                p.name.clone(),
-                p.state_cell(),
-                p.pid.map_or("-".into(), |x| x.to_string()),
-                live(p.uptime_secs.map(format_uptime)),
-                p.restarts.to_string(),
-                live(p.cpu_percent.map(|c| format!("{c:.1}%"))),
-                live(p.rss_bytes.map(human_size)),
-                p.exit_cell(),
-            ];
-            if with_ready {
-                r.push(p.ready_cell());
+    // Every cell's text one after the other in one string, and where each cell ends: a
+    // table of thousands of programs without a string a cell.
+    let mut cells = String::with_capacity(programs.len() * 64);
+    let mut ends: Vec<usize> = Vec::with_capacity(programs.len() * header.len());
+    for p in programs {
+        let mut end = |cells: &mut String| ends.push(cells.len());
+        let live = p.pid.is_some();
+        cells.push_str(&p.name);
+        end(&mut cells);
+        p.state_cell(&mut cells);
+        end(&mut cells);
+        match p.pid {
+            Some(pid) => {
+                let _ = write!(cells, "{pid}");
             }
-            if with_health {
-                r.push(p.health_cell());
-            }
-            r.push(p.ownership.clone().unwrap_or_else(|| "-".into()));
-            r.push(p.error_cell());
-            r
-        })
-        .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
+            None => cells.push('-'),
         }
+        end(&mut cells);
+        match p.uptime_secs.filter(|_| live) {
+            Some(s) => {
+                let _ = write!(cells, "{}", Uptime(s));
+            }
+            None => cells.push('-'),
+        }
+        end(&mut cells);
+        let _ = write!(cells, "{}", p.restarts);
+        end(&mut cells);
+        match p.cpu_percent.filter(|_| live) {
+            Some(c) => {
+                let _ = write!(cells, "{c:.1}%");
+            }
+            None => cells.push('-'),
+        }
+        end(&mut cells);
+        match p.rss_bytes.filter(|_| live) {
+            Some(b) => {
+                let _ = write!(cells, "{}", Size(b));
+            }
+            None => cells.push('-'),
+        }
+        end(&mut cells);
+        p.exit_cell(&mut cells);
+        end(&mut cells);
+        if with_ready {
+            p.ready_cell(&mut cells);
+            end(&mut cells);
+        }
+        if with_health {
+            p.health_cell(&mut cells);
+            end(&mut cells);
+        }
+        cells.push_str(p.ownership.as_deref().unwrap_or("-"));
+        end(&mut cells);
+        p.error_cell(&mut cells);
+        end(&mut cells);
     }
-    let mut out = String::with_capacity(rows.len() * 80 + 80);
-    let mut line = |cells: &[&str]| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            l.push_str(c);
-            if i + 1 < cells.len() {
-                l.push_str(&" ".repeat(widths[i] - c.chars().count() + 2));
+    let cols = header.len();
+    let cell = |i: usize| &cells[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for i in 0..ends.len() {
+        let w = &mut widths[i % cols];
+        *w = (*w).max(cell(i).chars().count());
+    }
+    let mut out =
+        String::with_capacity(cells.len() + (programs.len() + 1) * widths.iter().sum::<usize>());
+    let mut line = |texts: &mut dyn Iterator<Item = &str>| {
+        let start = out.len();
+        for (i, c) in texts.enumerate() {
+            out.push_str(c);
+            if i + 1 < cols {
+                let pad = widths[i] - c.chars().count() + 2;
+                out.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        out.push_str(l.trim_end());
+        let kept = out[start..].trim_end().len();
+        out.truncate(start + kept);
         out.push('\n');
     };
-    line(&header);
-    for r in &rows {
-        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
-        line(&cells);
+    line(&mut header.iter().copied());
+    for row in 0..programs.len() {
+        line(&mut (row * cols..(row + 1) * cols).map(cell));
     }
     out
 }
 
-/// The program list as the server sends it, parsed as `T`.
-fn program_list<T: serde::de::DeserializeOwned>(client: &Client, stats: bool) -> CliResult<Vec<T>> {
-    let path = if stats {
-        "/api/programs"
-    } else {
-        "/api/programs?stats=false"
-    };
-    let body = client.get_bytes(path)?;
+/// The keys of a program that [`StatusRow`] reads: all `status` asks the server for.
+pub const STATUS_FIELDS: &str = "name,ready,health,state,pid,started_at,uptime_secs,exit_code,exit_signal,restarts,last_error,log_errors,cpu_percent,rss_bytes,ownership,ready_at,health_status,waiting_for";
+
+/// The path of the program list with the keys [`StatusRow`] reads (a server older than
+/// `fields=` sends every key, which reads the same).
+pub fn status_list_path() -> String {
+    format!("/api/programs?fields={STATUS_FIELDS}")
+}
+
+/// The program list as the server sends it, parsed as `T`: with CPU and memory when
+/// `stats`, each program's `fields` only (a comma-separated list of keys) when given.
+fn program_list<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    stats: bool,
+    fields: Option<&str>,
+) -> CliResult<Vec<T>> {
+    let mut path = String::from("/api/programs");
+    let mut sep = '?';
+    if !stats {
+        path.push_str("?stats=false");
+        sep = '&';
+    }
+    if let Some(f) = fields {
+        path.push(sep);
+        path.push_str("fields=");
+        path.push_str(f);
+    }
+    let body = client.get_bytes(&path)?;
     serde_json::from_slice(&body).map_err(|e| {
         Failure::new(format!(
             "gosuv at {} sent a program list this command cannot read: {e}",
@@ -868,7 +973,7 @@ struct NamedRun {
 
 /// Every program's name, in the server's order.
 pub(crate) fn names_of(client: &Client) -> CliResult<Vec<String>> {
-    Ok(program_list::<Named>(client, false)?
+    Ok(program_list::<Named>(client, false, Some("name"))?
         .into_iter()
         .map(|n| n.name)
         .collect())
@@ -888,7 +993,7 @@ fn status(conf: &Path, names: &[String], json: bool) -> CliResult {
     let (_, client) = client(conf)?;
     let mut out = std::io::stdout().lock();
     if json {
-        let mut programs: Vec<Value> = program_list(&client, true)?;
+        let mut programs: Vec<Value> = program_list(&client, true, None)?;
         if !names.is_empty() {
             let all: Vec<String> = programs
                 .iter()
@@ -903,7 +1008,7 @@ fn status(conf: &Path, names: &[String], json: bool) -> CliResult {
         let _ = writeln!(out, "{text}");
         return Ok(());
     }
-    let mut programs: Vec<StatusRow> = program_list(&client, true)?;
+    let mut programs: Vec<StatusRow> = program_list(&client, true, Some(STATUS_FIELDS))?;
     if !names.is_empty() {
         let all: Vec<String> = programs.iter().map(|p| p.name.clone()).collect();
         let chosen: std::collections::HashSet<String> = resolve(names, &all)?.into_iter().collect();
@@ -1004,7 +1109,7 @@ fn act(conf: &Path, action: &str, t: &Target) -> CliResult {
 fn send_signal(conf: &Path, signal: &str, patterns: &[String]) -> CliResult {
     let sig = gosuv::parse_signal(signal).map_err(|e| Failure::new(e.to_string()))?;
     let (_, client) = client(conf)?;
-    let listed = program_list::<NamedRun>(&client, false)?;
+    let listed = program_list::<NamedRun>(&client, false, Some("name,pid,state"))?;
     let all: Vec<String> = listed.iter().map(|p| p.name.clone()).collect();
     let names = resolve(patterns, &all)?;
     let pids: std::collections::HashMap<&str, Option<u32>> =
@@ -1309,6 +1414,44 @@ mod tests {
         );
         assert!(lines[2].starts_with("slow   backoff  "), "{t}");
         assert!(lines[2].ends_with("exited after 0.1s"), "{t}");
+    }
+
+    /// `status` asks the server for exactly the keys a [`StatusRow`] reads: a key added to
+    /// the row and not asked for would always be missing.
+    #[test]
+    fn status_asks_for_every_key_it_reads() {
+        use serde::de::Error as _;
+        /// Collects the field names a struct's `Deserialize` asks for.
+        struct Names<'a>(&'a mut Vec<&'static str>);
+        impl<'de> serde::Deserializer<'de> for Names<'_> {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(
+                self,
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                Err(Self::Error::custom("only a struct's names"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0.extend_from_slice(fields);
+                Err(Self::Error::custom("only a struct's names"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let mut read = Vec::new();
+        let _ = <StatusRow as serde::Deserialize>::deserialize(Names(&mut read));
+        read.sort_unstable();
+        let mut asked: Vec<&str> = STATUS_FIELDS.split(',').collect();
+        asked.sort_unstable();
+        assert_eq!(read, asked);
     }
 
     #[test]

@@ -1805,6 +1805,18 @@ impl Supervisor {
         })
     }
 
+    /// Every program's log counters, sorted by name: one pass over the programs (not a
+    /// search by name for each).
+    pub fn log_status_all(&self) -> Vec<(String, LogStatus)> {
+        let map = self.programs();
+        map.iter()
+            .map(|(n, h)| {
+                let [stdout, stderr] = h.logs.counters();
+                (n.clone(), LogStatus { stdout, stderr })
+            })
+            .collect()
+    }
+
     /// CPU % and RSS of a program's processes (empty when it has no process). Answered from
     /// a pass over `/proc` at most [`STATS_MAX_AGE`] old, made on a blocking thread.
     ///

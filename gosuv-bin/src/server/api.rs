@@ -1,9 +1,8 @@
 //! The REST API: [`router`] builds it; it is served unchanged on the unix socket
 //! and over HTTP, and tests drive it without a socket.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -23,7 +22,7 @@ use serde_json::{json, Value};
 use super::clients::{Client, Slot};
 use super::error::{ApiError, ApiResult};
 use super::security::{self, Caller};
-use super::{metrics, AppState};
+use super::{listing, metrics, AppState};
 
 /// The largest request body accepted (one program's JSON is a few hundred bytes).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -33,7 +32,7 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 
 /// Keys of a program as read back that are status, not config: accepted and ignored in a
 /// request body, so that a program read with GET can be edited and sent back with PUT.
-const STATUS_KEYS: [&str; 16] = [
+pub const STATUS_KEYS: [&str; 16] = [
     "state",
     "pid",
     "started_at",
@@ -200,10 +199,10 @@ pub struct ProgramView<'a> {
 
 /// The live part of a [`ProgramView`].
 #[derive(Serialize)]
-struct StatusView<'a> {
+pub struct StatusView<'a> {
     state: ProgramState,
     pid: Option<u32>,
-    started_at: Option<String>,
+    started_at: Option<Rfc3339>,
     uptime_secs: Option<f64>,
     exit_code: Option<i32>,
     exit_signal: Option<i32>,
@@ -214,7 +213,7 @@ struct StatusView<'a> {
     rss_bytes: Option<u64>,
     ownership: Option<gosuv::Ownership>,
     /// When the current run became `running` (ready); only while it runs.
-    ready_at: Option<String>,
+    ready_at: Option<Rfc3339>,
     /// What it last said with `STATUS=` (sd_notify).
     status_text: Option<&'a str>,
     /// Its health probe's record. Not `health`: that key is the probe's config.
@@ -223,12 +222,23 @@ struct StatusView<'a> {
     waiting_for: &'a [String],
 }
 
+/// A time, written as RFC 3339 only if it is serialized (a list asked for some fields
+/// only has no use for the text).
+struct Rfc3339(std::time::SystemTime);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(self.0))
+    }
+}
+
 impl<'a> StatusView<'a> {
-    fn new(status: &'a ProgramStatus, stats: Option<&'a ProcessStats>) -> Self {
+    /// A status, with its stats when it has a process.
+    pub fn new(status: &'a ProgramStatus, stats: Option<&'a ProcessStats>) -> Self {
         StatusView {
             state: status.state,
             pid: status.pid,
-            started_at: status.started_at.map(rfc3339),
+            started_at: status.started_at.map(Rfc3339),
             uptime_secs: status.uptime_secs.map(|s| (s * 1000.0).round() / 1000.0),
             exit_code: status.exit_code,
             exit_signal: status.exit_signal,
@@ -244,7 +254,7 @@ impl<'a> StatusView<'a> {
             ready_at: status
                 .ready_at
                 .filter(|_| status.pid.is_some())
-                .map(rfc3339),
+                .map(Rfc3339),
             status_text: status.status_text.as_deref(),
             health_status: status.health.as_ref(),
             waiting_for: &status.waiting_for,
@@ -265,10 +275,6 @@ impl<'a> ProgramView<'a> {
         }
     }
 }
-
-/// Each program's config as JSON (`{...}`), kept while the config is the same one: a
-/// config changes only through an update, while the list is rebuilt twice a second.
-pub type ConfigJsonCache = HashMap<String, (Arc<ProgramConfig>, Bytes)>;
 
 async fn one_program(st: &AppState, name: &str) -> ApiResult<Value> {
     let config = st.sup().config(name)?;
@@ -554,10 +560,12 @@ fn wait_output(mut child: std::process::Child, limit: Duration) -> Option<std::p
     })
 }
 
-/// `?stats=false` leaves out CPU and memory, which saves a pass over `/proc`.
+/// `?stats=false` leaves out CPU and memory, which saves a pass over `/proc`;
+/// `?fields=name,state` keeps only those keys of each program.
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     stats: Option<bool>,
+    fields: Option<String>,
 }
 
 async fn list(
@@ -565,16 +573,15 @@ async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = q?;
+    let fields = q
+        .fields
+        .as_deref()
+        .map(listing::Fields::parse)
+        .transpose()?;
     if q.stats == Some(false) {
-        let body = programs_json(
-            &st.sup().configs_shared(),
-            &st.sup().list(),
-            &BTreeMap::new(),
-            &mut ConfigJsonCache::new(),
-        );
-        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+        return listing::without_stats(&st, fields.as_ref());
     }
-    Ok(st.program_list().await)
+    st.program_list(fields.as_ref()).await
 }
 
 /// Parses a JSON body into a program; `path_name` is the name in the URL, if any. The
@@ -1670,116 +1677,9 @@ async fn stats(State(st): State<AppState>, Param(name): Param) -> ApiResult<Json
     Ok(Json(st.sup().stats(checked(&name)?).await?))
 }
 
-/// Builds the `GET /api/programs` body from one snapshot of configs, statuses and stats.
-/// Each config's JSON comes from `cache` while its config is the same one (the cache then
-/// holds the listed programs only).
-pub fn programs_json(
-    configs: &[Arc<ProgramConfig>],
-    statuses: &[ProgramStatus],
-    stats: &BTreeMap<String, ProcessStats>,
-    cache: &mut ConfigJsonCache,
-) -> Vec<u8> {
-    let by_name: BTreeMap<&str, &ProgramStatus> =
-        statuses.iter().map(|s| (s.name.as_str(), s)).collect();
-    let mut fresh = ConfigJsonCache::with_capacity(configs.len());
-    let mut out = Vec::with_capacity(640 * configs.len() + 2);
-    out.push(b'[');
-    for c in configs {
-        let Some(s) = by_name.get(c.name.as_str()) else {
-            continue;
-        };
-        let config = match cache.remove(&c.name) {
-            Some((same, json)) if Arc::ptr_eq(&same, c) => json,
-            _ => match serde_json::to_vec(&**c) {
-                Ok(v) => Bytes::from(v),
-                Err(e) => {
-                    tracing::error!(program = %c.name, "cannot encode the program's config: {e}");
-                    continue;
-                }
-            },
-        };
-        let status = match serde_json::to_vec(&StatusView::new(s, stats.get(&c.name))) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(program = %c.name, "cannot encode the program's status: {e}");
-                continue;
-            }
-        };
-        // Both are JSON objects: `{config}` and `{status}` join as one `{config, status}`.
-        if let (Some((b'}', head)), Some((b'{', tail))) =
-            (config.split_last(), status.split_first())
-        {
-            if out.len() > 1 {
-                out.push(b',');
-            }
-            out.extend_from_slice(head);
-            if head.len() > 1 && tail.len() > 1 {
-                out.push(b',');
-            }
-            out.extend_from_slice(tail);
-        }
-        fresh.insert(c.name.clone(), (c.clone(), config));
-    }
-    out.push(b']');
-    *cache = fresh;
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The list made from cached config texts is the list made in one piece, and a changed
-    /// config is encoded again.
-    #[test]
-    fn the_list_joins_configs_and_statuses_as_one_object_each() {
-        let status = |name: &str| ProgramStatus {
-            name: name.into(),
-            state: ProgramState::Stopped,
-            pid: None,
-            started_at: None,
-            uptime_secs: None,
-            exit_code: Some(3),
-            exit_signal: None,
-            restarts: 2,
-            last_error: Some("went wrong".into()),
-            log_errors: 0,
-            ownership: None,
-            ready_at: None,
-            status_text: None,
-            health: None,
-            waiting_for: Vec::new(),
-        };
-        let config = |name: &str, cmd: &str| {
-            Arc::new(ProgramConfig::new(name, gosuv::Command::Shell(cmd.into())))
-        };
-        let whole = |configs: &[Arc<ProgramConfig>], statuses: &[ProgramStatus]| -> Value {
-            let views: Vec<Value> = configs
-                .iter()
-                .zip(statuses)
-                .map(|(c, s)| serde_json::to_value(ProgramView::new(c, s, None)).unwrap())
-                .collect();
-            Value::Array(views)
-        };
-        let statuses = vec![status("a"), status("b")];
-        let mut configs = vec![config("a", "true"), config("b", "false")];
-        let mut cache = ConfigJsonCache::new();
-        let first = programs_json(&configs, &statuses, &BTreeMap::new(), &mut cache);
-        let first: Value = serde_json::from_slice(&first).unwrap();
-        assert_eq!(first, whole(&configs, &statuses));
-        assert_eq!(first[1]["restarts"], 2);
-        assert_eq!(first[1]["command"], "false");
-        assert_eq!(cache.len(), 2);
-        // b's config is replaced: its text is made again; a's comes from the cache.
-        configs[1] = config("b", "sleep 1");
-        let second = programs_json(&configs, &statuses, &BTreeMap::new(), &mut cache);
-        let second: Value = serde_json::from_slice(&second).unwrap();
-        assert_eq!(second, whole(&configs, &statuses));
-        assert_eq!(second[1]["command"], "sleep 1");
-        // A program gone from the list leaves the cache.
-        programs_json(&configs[..1], &statuses[..1], &BTreeMap::new(), &mut cache);
-        assert_eq!(cache.len(), 1);
-    }
 
     /// A start waits for the `ready` probe's timeout (not `start_seconds`) on each try, and
     /// for its dependencies to start first, the longest chain of them.

@@ -8,6 +8,7 @@ pub mod clients;
 pub mod connection;
 pub mod error;
 pub mod listener;
+pub mod listing;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
@@ -78,8 +79,10 @@ struct StateInner {
     streams: CancellationToken,
     stats: tokio::sync::Mutex<Option<Cached<StatsMap>>>,
     list: tokio::sync::Mutex<Option<Cached<Bytes>>>,
+    /// The last list of some fields only (`?fields=`), with the fields it holds.
+    list_fields: tokio::sync::Mutex<Option<(String, Cached<Bytes>)>>,
     /// Each program's config as JSON, for the list (held with `list`).
-    config_json: std::sync::Mutex<api::ConfigJsonCache>,
+    config_json: std::sync::Mutex<listing::ConfigJsonCache>,
     generation: std::sync::atomic::AtomicU64,
     mutations: std::sync::atomic::AtomicU64,
     /// The binary to re-execute instead of shutting down (`restart-server`), and whether it
@@ -123,7 +126,8 @@ impl AppState {
                 streams: CancellationToken::new(),
                 stats: tokio::sync::Mutex::new(None),
                 list: tokio::sync::Mutex::new(None),
-                config_json: std::sync::Mutex::new(api::ConfigJsonCache::new()),
+                list_fields: tokio::sync::Mutex::new(None),
+                config_json: std::sync::Mutex::new(listing::ConfigJsonCache::default()),
                 generation: std::sync::atomic::AtomicU64::new(0),
                 mutations: std::sync::atomic::AtomicU64::new(0),
                 reexec: std::sync::Mutex::new(None),
@@ -278,45 +282,88 @@ impl AppState {
         }
     }
 
-    /// The `GET /api/programs` answer. The JSON is rebuilt when a program was changed
-    /// through the API, when one changed state on its own over 250 ms ago, or
-    /// after half a second for fresh uptimes and stats. Concurrent requests for a stale list
-    /// wait for one rebuild (without holding a thread).
-    pub async fn program_list(&self) -> Response {
-        let body = {
-            let mut g = self.inner.list.lock().await;
-            let (generation, mutations) = self.counters();
-            let fresh = |c: &Cached<Bytes>| {
-                let age = c.at.elapsed();
-                c.mutations == mutations
-                    && age < LIST_TTL
-                    && (c.generation == generation || age < EVENT_STALENESS)
-            };
-            match &*g {
-                Some(c) if fresh(c) => c.value.clone(),
-                _ => {
-                    let configs = self.inner.sup.configs_shared();
-                    let statuses = self.inner.sup.list();
-                    let stats = self.stats_snapshot().await;
-                    let body = {
-                        let mut cache = self
-                            .inner
-                            .config_json
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        Bytes::from(api::programs_json(&configs, &statuses, &stats, &mut cache))
-                    };
-                    *g = Some(Cached {
-                        at: Instant::now(),
-                        value: body.clone(),
-                        generation,
-                        mutations,
-                    });
-                    body
-                }
+    /// Each program's config as JSON, kept for the lists.
+    pub fn config_json(&self) -> std::sync::MutexGuard<'_, listing::ConfigJsonCache> {
+        self.inner
+            .config_json
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The `GET /api/programs` answer, whole or with `fields` only. The JSON is rebuilt
+    /// when a program was changed through the API, when one changed state on its own over
+    /// 250 ms ago, or after half a second for fresh uptimes and stats. Concurrent requests
+    /// for a stale list wait for one rebuild (without holding a thread). One list of some
+    /// fields is kept besides the whole one: the last asked for.
+    pub async fn program_list(&self, fields: Option<&listing::Fields>) -> ApiResult<Response> {
+        let body = match fields {
+            None => {
+                let mut g = self.inner.list.lock().await;
+                self.fresh_list(&mut g, None).await?
+            }
+            Some(f) => {
+                let mut g = self.inner.list_fields.lock().await;
+                let mut slot = match g.take() {
+                    Some((key, c)) if key == f.key() => Some(c),
+                    _ => None,
+                };
+                let body = self.fresh_list(&mut slot, Some(f)).await?;
+                *g = slot.map(|c| (f.key().to_string(), c));
+                body
             }
         };
-        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    }
+
+    /// The list in `slot` if it is fresh (see [`AppState::program_list`]), else one built
+    /// now and kept there.
+    async fn fresh_list(
+        &self,
+        slot: &mut Option<Cached<Bytes>>,
+        fields: Option<&listing::Fields>,
+    ) -> ApiResult<Bytes> {
+        let (generation, mutations) = self.counters();
+        let fresh = |c: &Cached<Bytes>| {
+            let age = c.at.elapsed();
+            c.mutations == mutations
+                && age < LIST_TTL
+                && (c.generation == generation || age < EVENT_STALENESS)
+        };
+        if let Some(c) = slot.as_ref().filter(|c| fresh(c)) {
+            return Ok(c.value.clone());
+        }
+        let configs = self.inner.sup.configs_shared();
+        let statuses = self.inner.sup.list();
+        let body = match fields {
+            None => {
+                let stats = self.stats_snapshot().await;
+                Bytes::from(listing::programs_json(
+                    &configs,
+                    &statuses,
+                    &stats,
+                    &mut self.config_json(),
+                ))
+            }
+            Some(f) => {
+                let stats = if f.wants_stats() {
+                    self.stats_snapshot().await
+                } else {
+                    StatsMap::default()
+                };
+                Bytes::from(
+                    listing::selected_json(&configs, &statuses, &stats, f).map_err(|e| {
+                        ApiError::internal(format!("cannot encode the programs: {e}"))
+                    })?,
+                )
+            }
+        };
+        *slot = Some(Cached {
+            at: Instant::now(),
+            value: body.clone(),
+            generation,
+            mutations,
+        });
+        Ok(body)
     }
 
     /// Runs a change of the program set (the core serializes changes and saves the programs

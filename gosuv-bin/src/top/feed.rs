@@ -88,8 +88,11 @@ pub async fn programs(client: Arc<Client>, tx: Tx, events: Arc<AtomicU64>) {
     loop {
         tick.tick().await;
         let seq = events.load(Ordering::SeqCst);
-        let list = match tokio::time::timeout(LIST_TIMEOUT, client.get_bytes_async("/api/programs"))
-            .await
+        let list = match tokio::time::timeout(
+            LIST_TIMEOUT,
+            client.get_bytes_async(&crate::commands::status_list_path()),
+        )
+        .await
         {
             Err(_) => Err("no answer in time".to_string()),
             Ok(Err(e)) => Err(short(&e)),

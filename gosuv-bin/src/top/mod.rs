@@ -85,7 +85,11 @@ fn start(rt: &Runtime, client: &Arc<Client>) -> CliResult {
     let body = rt
         .block_on(crate::interrupt::cancellable(async {
             // Made inside the runtime: a timer needs one.
-            tokio::time::timeout(feed::LIST_TIMEOUT, client.get_bytes_async("/api/programs")).await
+            tokio::time::timeout(
+                feed::LIST_TIMEOUT,
+                client.get_bytes_async(&crate::commands::status_list_path()),
+            )
+            .await
         }))
         .map_err(|_| Failure::new(crate::client::INTERRUPTED))?
         .map_err(|_| {

@@ -1,8 +1,9 @@
 //! What an unknown key gets: the name gosuv uses for a supervisord or pm2 setting, a
 //! "did you mean" for a typo, or else the list of keys.
 
-/// Every key of a program, those read elsewhere included.
-pub(crate) const PROGRAM_KEYS: &[&str] = &[
+/// Every key of a program in `programs.yml` (and of its config as JSON), those read
+/// elsewhere included.
+pub const PROGRAM_KEYS: &[&str] = &[
     "name",
     "command",
     "environ",

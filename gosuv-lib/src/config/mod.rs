@@ -17,6 +17,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use interpolate::{escape_interpolation, escape_interpolation_in};
+pub use keys::PROGRAM_KEYS;
 pub(crate) use program::{lexical, log_clash_message, own_log_message, shared_log_files_by};
 pub use program::{
     missing_on_host, parse_program_value, parse_programs, parse_programs_checked, reserved_name,
