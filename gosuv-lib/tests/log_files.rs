@@ -15,6 +15,13 @@ fn one_shot(name: &str, cmd: &str) -> ProgramConfig {
     p
 }
 
+/// A one-shot program whose stdout goes to `file` under `dir`.
+fn logging_to(dir: &std::path::Path, name: &str, file: &str) -> ProgramConfig {
+    let mut p = one_shot(name, "echo x");
+    p.stdout_logfile = Some(dir.join(file));
+    p
+}
+
 async fn run_to_exit(env: &Env, p: ProgramConfig) {
     let name = p.name.clone();
     env.sup.add(p).await.expect("add");
@@ -306,11 +313,7 @@ async fn an_added_program_may_not_write_another_programs_log_or_gosuvs() {
 async fn a_reload_may_not_hand_a_log_file_over_while_its_writer_runs() {
     let env = Env::new();
     let dir = env.sup.log_dir().to_path_buf();
-    let with_log = |name: &str, file: &str| {
-        let mut p = one_shot(name, "echo x");
-        p.stdout_logfile = Some(dir.join(file));
-        p
-    };
+    let with_log = |name: &str, file: &str| logging_to(&dir, name, file);
     env.sup
         .add_all(vec![with_log("a", "a.log"), with_log("b", "b.log")])
         .await
@@ -358,11 +361,7 @@ async fn a_log_file_is_free_again_once_its_writer_is_removed_or_moved() {
     // take exactly its own.
     let env = Env::new();
     let dir = env.sup.log_dir().to_path_buf();
-    let with_log = |name: &str, file: &str| {
-        let mut p = one_shot(name, "echo x");
-        p.stdout_logfile = Some(dir.join(file));
-        p
-    };
+    let with_log = |name: &str, file: &str| logging_to(&dir, name, file);
     env.sup.add(with_log("a", "x.log")).await.expect("add a");
     env.sup
         .add(with_log("b", "x.log"))
@@ -444,11 +443,7 @@ async fn an_update_whose_caller_goes_away_still_moves_its_log_files() {
     use std::task::Poll;
     let env = Env::new();
     let dir = env.sup.log_dir().to_path_buf();
-    let with_log = |name: &str, file: &str| {
-        let mut p = one_shot(name, "echo x");
-        p.stdout_logfile = Some(dir.join(file));
-        p
-    };
+    let with_log = |name: &str, file: &str| logging_to(&dir, name, file);
     env.sup.add(with_log("a", "x.log")).await.expect("add a");
     let moved =
         || env.sup.config("a").ok().and_then(|c| c.stdout_logfile) == Some(dir.join("y.log"));
