@@ -18,6 +18,9 @@
 //! Only on Linux 6.11 and later: before, copying a part of a table could carry stale
 //! bookkeeping into the child (CVE-2024-45025), or the last few descriptors of the part
 //! without their bits (kernels before 5.18). Elsewhere every child copies the whole table.
+//! Not under Valgrind either: it stops the whole process at a `clone` that shares the
+//! table (it knows only threads, `fork` and `vfork`), so a host checked with it would die
+//! at its first start.
 //!
 //! The blocks are given back (their descriptors closed) when the last supervisor goes. A
 //! block whose descriptors are no longer ours (a host that closed descriptors it did not
@@ -79,10 +82,22 @@ fn lock() -> std::sync::MutexGuard<'static, Pool> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Whether this kernel copies a part of a shared table correctly (Linux 6.11 or later).
+/// Whether this kernel copies a part of a shared table correctly (Linux 6.11 or later),
+/// and nothing between us and it would refuse the clone that shares the table.
 pub(super) fn usable() -> bool {
     static USABLE: OnceLock<bool> = OnceLock::new();
-    *USABLE.get_or_init(|| kernel_at_least(6, 11))
+    *USABLE.get_or_init(|| kernel_at_least(6, 11) && !under_valgrind())
+}
+
+/// Whether this process runs under Valgrind, which ends it (rather than failing the call)
+/// at a `clone` with `CLONE_FILES` but without `CLONE_THREAD`. Valgrind maps its
+/// `vgpreload_*.so` into every process it runs, whatever the process does to `LD_PRELOAD`.
+fn under_valgrind() -> bool {
+    let preloaded = |text: &str| text.contains("/vgpreload_");
+    if std::env::var("LD_PRELOAD").is_ok_and(|v| preloaded(&v)) {
+        return true;
+    }
+    std::fs::read_to_string("/proc/self/maps").is_ok_and(|maps| preloaded(&maps))
 }
 
 fn kernel_at_least(major: u32, minor: u32) -> bool {
