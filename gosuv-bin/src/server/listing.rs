@@ -77,7 +77,7 @@ impl Fields {
     }
 
     fn contains(&self, key: &str) -> bool {
-        self.keys.iter().any(|k| *k == key)
+        self.keys.contains(&key)
     }
 
     /// Whether CPU or memory is asked for (else no stats are taken).
