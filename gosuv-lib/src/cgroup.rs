@@ -95,7 +95,7 @@ fn write_file(path: &Path, text: &str) -> io::Result<()> {
 }
 
 fn read_file(path: &Path) -> io::Result<String> {
-    std::fs::read_to_string(path)
+    crate::procfs::read_pseudo(path)
 }
 
 /// The cgroup one supervisor made for itself: its programs' cgroups live under it.

@@ -7,6 +7,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use gosuv::ProgramState;
 
+use super::listing::StatsByName;
 use super::AppState;
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -104,8 +105,9 @@ pub async fn render(st: &AppState) -> String {
         "gauge",
         "CPU use of the program's process tree, in percent of one core.",
     );
+    let mut by_name = StatsByName::new(&stats);
     for s in &statuses {
-        let v = stats
+        let v = by_name
             .get(&s.name)
             .filter(|_| s.pid.is_some())
             .map_or(0.0, |x| x.cpu_percent);
@@ -118,8 +120,9 @@ pub async fn render(st: &AppState) -> String {
         "gauge",
         "Resident memory of the program's process tree.",
     );
+    let mut by_name = StatsByName::new(&stats);
     for s in &statuses {
-        let v = stats
+        let v = by_name
             .get(&s.name)
             .filter(|_| s.pid.is_some())
             .map_or(0, |x| x.rss_bytes);
