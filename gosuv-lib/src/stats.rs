@@ -43,9 +43,79 @@ pub(crate) struct Sampler {
     last: HashMap<String, Last>,
 }
 
+/// What one sample reads of a run (its processes and its cgroup's counters), made apart
+/// from [`Sampler::apply`] so that the reads of many programs can be spread over threads.
+#[derive(Debug)]
+pub(crate) struct Reading {
+    members: Vec<crate::procfs::ProcStat>,
+    cgroup_cpu_usec: Option<u64>,
+    cgroup_memory: Option<u64>,
+}
+
+impl Reading {
+    /// Reads the run `view`: its members (from `snap` when it has no cgroup) and its
+    /// cgroup's CPU and memory counters.
+    pub(crate) fn of(view: &GroupView, snap: Option<&Snapshot>) -> Reading {
+        let cgroup = view.cgroup.as_ref();
+        Reading {
+            members: view.members(snap),
+            cgroup_cpu_usec: cgroup.and_then(|c| c.cpu_usage_usec()),
+            cgroup_memory: cgroup.and_then(|c| c.memory_current()),
+        }
+    }
+}
+
+/// Below this many runs one thread reads them all: a thread costs more than it saves.
+const READS_A_THREAD: usize = 256;
+
+/// [`Reading::of`] each run (name, view, start), in order; many runs are read by up to
+/// one thread a core (at most 4), each taking a contiguous part.
+pub(crate) fn read_all<N: Sync, V: std::ops::Deref<Target = GroupView> + Sync, S: Sync>(
+    runs: &[(N, V, S)],
+    snap: Option<&Snapshot>,
+) -> Vec<Reading> {
+    let read = |part: &[(N, V, S)]| -> Vec<Reading> {
+        part.iter().map(|(_, v, _)| Reading::of(v, snap)).collect()
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(4)
+        .min(runs.len() / READS_A_THREAD)
+        .max(1);
+    if threads == 1 {
+        return read(runs);
+    }
+    let part = runs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut parts = runs.chunks(part);
+        let first = parts.next().unwrap_or(&[]);
+        // A part whose thread cannot be made is read here, after the first.
+        let others: Vec<Result<_, _>> = parts
+            .map(|p| {
+                std::thread::Builder::new()
+                    .name("gosuv-stats".into())
+                    .spawn_scoped(scope, move || read(p))
+                    .map_err(|_| p)
+            })
+            .collect();
+        let mut out = read(first);
+        for other in others {
+            match other {
+                Ok(handle) => match handle.join() {
+                    Ok(r) => out.extend(r),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                Err(p) => out.extend(read(p)),
+            }
+        }
+        out
+    })
+}
+
 impl Sampler {
     /// Stats of the run `view` of program `name`, from `snap`. `since` is when the run
     /// started, used when there is no earlier sample of it.
+    #[cfg(test)]
     pub(crate) fn sample(
         &mut self,
         name: &str,
@@ -53,31 +123,51 @@ impl Sampler {
         since: Instant,
         snap: Option<&Snapshot>,
     ) -> ProcessStats {
-        let members = view.members(snap);
+        self.apply(name, view.leader, since, Reading::of(view, snap))
+    }
+
+    /// Stats of the run led by `leader` of program `name`, from what was read of it.
+    /// `since` is when the run started, used when there is no earlier sample of it.
+    pub(crate) fn apply(
+        &mut self,
+        name: &str,
+        leader: u32,
+        since: Instant,
+        read: Reading,
+    ) -> ProcessStats {
+        let members = read.members;
         let hz = clock_ticks();
         let ticks: u64 = members.iter().map(|p| p.ticks).sum();
         let rss_pages: u64 = members.iter().map(|p| p.rss_pages).sum();
         let tick_usec = |t: u64| t.saturating_mul(1_000_000) / hz.max(1);
         // The cgroup counts every process that ever ran in it, gone ones too.
-        let cgroup = view.cgroup.as_ref();
-        let cpu_usec = cgroup
-            .and_then(|c| c.cpu_usage_usec())
-            .unwrap_or_else(|| tick_usec(ticks));
+        let cpu_usec = read.cgroup_cpu_usec.unwrap_or_else(|| tick_usec(ticks));
         let now = Instant::now();
         let (from, base) = match self.last.get(name) {
-            Some(l) if l.leader == view.leader && l.cpu_usec <= cpu_usec => (l.at, l.cpu_usec),
+            Some(l) if l.leader == leader && l.cpu_usec <= cpu_usec => (l.at, l.cpu_usec),
             // A first sample of this run: its own processes' time since it started (a cgroup
             // also holds the time of earlier runs).
             _ => (since, cpu_usec.saturating_sub(tick_usec(ticks))),
         };
-        self.last.insert(
-            name.to_string(),
-            Last {
-                at: now,
-                leader: view.leader,
-                cpu_usec,
-            },
-        );
+        match self.last.get_mut(name) {
+            Some(l) => {
+                *l = Last {
+                    at: now,
+                    leader,
+                    cpu_usec,
+                }
+            }
+            None => {
+                self.last.insert(
+                    name.to_string(),
+                    Last {
+                        at: now,
+                        leader,
+                        cpu_usec,
+                    },
+                );
+            }
+        }
         let elapsed = now.duration_since(from).as_secs_f64();
         let cpu_percent = if elapsed > 0.0 {
             (cpu_usec - base) as f64 / 1e6 / elapsed * 100.0
@@ -87,8 +177,8 @@ impl Sampler {
         ProcessStats {
             pids: members.iter().map(|p| p.pid).collect(),
             cpu_percent,
-            rss_bytes: cgroup
-                .and_then(|c| c.memory_current())
+            rss_bytes: read
+                .cgroup_memory
                 .unwrap_or_else(|| rss_pages.saturating_mul(page_size())),
             cpu_seconds: ticks as f64 / hz as f64,
         }
@@ -145,5 +235,40 @@ mod tests {
         );
         assert!((first.cpu_seconds - 5.0).abs() < 1e-9);
         assert!(self_rss_bytes().unwrap_or(0) > 0);
+    }
+
+    #[test]
+    fn many_runs_read_on_several_threads_come_back_in_their_order() {
+        // Enough runs for every thread read_all may use; each leader its own session.
+        let n = READS_A_THREAD * 4 + 7;
+        let procs = (0..n as u32)
+            .map(|i| ProcStat {
+                pid: 100 + i,
+                state: 'S',
+                ppid: 1,
+                pgrp: 100 + i,
+                session: 100 + i,
+                ticks: u64::from(i),
+                start_time: 1,
+                rss_pages: u64::from(i),
+            })
+            .collect();
+        let snap = Snapshot::new(procs, Instant::now());
+        let runs: Vec<(String, std::sync::Arc<GroupView>, ())> = (0..n as u32)
+            .map(|i| {
+                let view = GroupView {
+                    leader: 100 + i,
+                    cgroup: None,
+                };
+                (format!("p{i}"), std::sync::Arc::new(view), ())
+            })
+            .collect();
+        let readings = read_all(&runs, Some(&snap));
+        assert_eq!(readings.len(), n);
+        for ((_, view, _), read) in runs.iter().zip(&readings) {
+            let pids: Vec<u32> = read.members.iter().map(|p| p.pid).collect();
+            assert_eq!(pids, vec![view.leader]);
+            assert_eq!(read.members[0].rss_pages, u64::from(view.leader - 100));
+        }
     }
 }

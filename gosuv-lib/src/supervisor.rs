@@ -1862,13 +1862,17 @@ impl Supervisor {
             Some(t) => crate::procfs::snapshot(STATS_MAX_AGE / 5, Some(t)).await,
             None => None,
         };
-        // Cgroup counters and cgroup.procs are small reads, but many: off the runtime too.
+        // Cgroup counters and cgroup.procs are small reads, but many: off the runtime too,
+        // and spread over the cores when there are many (a few per program, each a walk
+        // of the cgroup file system: ~40 µs a program).
         tokio::task::spawn_blocking(move || {
             let (sampler, cache) = &mut *guard;
+            let readings = crate::stats::read_all(&runs, snap.as_deref());
             let stats: BTreeMap<String, ProcessStats> = runs
                 .iter()
-                .map(|(n, view, since)| {
-                    (n.clone(), sampler.sample(n, view, *since, snap.as_deref()))
+                .zip(readings)
+                .map(|((n, view, since), read)| {
+                    (n.clone(), sampler.apply(n, view.leader, *since, read))
                 })
                 .collect();
             *cache = Some(StatsCache {
