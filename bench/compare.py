@@ -97,7 +97,7 @@ def live(pids):
     alive = []
     for p in pids:
         try:
-            with open(f"/proc/{p}/stat") as f:
+            with open(f"/proc/{p}/stat", errors="replace") as f:
                 state = f.read().rsplit(")", 1)[1].split()[0]
             if state != "Z":
                 alive.append(p)
@@ -107,7 +107,7 @@ def live(pids):
 
 
 def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
+    with open(f"/proc/{pid}/stat", errors="replace") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 

@@ -38,7 +38,9 @@ fn top_pid(t: &Tmux) -> i32 {
     let mut found = None;
     eventually(15, "top's process", || {
         found = all_pids().into_iter().find(|&pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let stat = std::fs::read(format!("/proc/{pid}/stat"))
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
             // `pid (comm) state ppid ...`
             let Some((comm, rest)) = stat.split_once(") ") else {
                 return false;

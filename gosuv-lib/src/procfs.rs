@@ -37,7 +37,16 @@ impl ProcStat {
     /// Parses the text of `/proc/<pid>/stat`. The command name is in parentheses and may hold
     /// anything, spaces and parentheses included, so fields are counted from the last `)`.
     pub fn parse(text: &str) -> Option<ProcStat> {
-        let (head, rest) = text.rsplit_once(')')?;
+        Self::parse_bytes(text.as_bytes())
+    }
+
+    /// [`ProcStat::parse`] of the file's bytes: the command name may hold any bytes but
+    /// NUL and need not be UTF-8 (it is the executable's name, or whatever the process set);
+    /// every field after it is ASCII.
+    pub fn parse_bytes(bytes: &[u8]) -> Option<ProcStat> {
+        let close = bytes.iter().rposition(|b| *b == b')')?;
+        let head = std::str::from_utf8(bytes[..close].split(|b| *b == b'(').next()?).ok()?;
+        let rest = std::str::from_utf8(&bytes[close + 1..]).ok()?;
         let pid = head.split_whitespace().next()?.parse().ok()?;
         let f: Vec<&str> = rest.split_whitespace().collect();
         // f[0] is field 3 of proc(5) (the state), so field n is f[n - 3].
@@ -57,7 +66,7 @@ impl ProcStat {
 
     /// Reads `/proc/<pid>/stat`; `None` when there is no such process.
     pub fn read(pid: u32) -> Option<ProcStat> {
-        Self::parse(&read_pseudo(format!("/proc/{pid}/stat").as_ref()).ok()?)
+        Self::parse_bytes(&read_pseudo_bytes(format!("/proc/{pid}/stat").as_ref()).ok()?)
     }
 
     /// Whether it has ended and waits to be reaped (a zombie runs nothing).
@@ -78,6 +87,16 @@ pub(crate) fn read_pseudo(path: &std::path::Path) -> std::io::Result<String> {
     // Through `Take`, whose `read_to_string` is the plain one: it does not ask the size.
     file.take(u64::MAX).read_to_string(&mut text)?;
     Ok(text)
+}
+
+/// [`read_pseudo`] of a file that may hold bytes that are not UTF-8 (`/proc/<pid>/stat`,
+/// whose command name is any bytes).
+pub(crate) fn read_pseudo_bytes(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::with_capacity(4096);
+    file.take(u64::MAX).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Every process of the machine, read in one pass over `/proc`.
@@ -126,8 +145,9 @@ pub fn environ_value(pid: u32, key: &str) -> Option<String> {
 
 /// The cgroup v2 path of a process (`0::/path` in `/proc/<pid>/cgroup`), zombies included.
 pub fn cgroup_of(pid: u32) -> Option<String> {
-    let text = read_pseudo(format!("/proc/{pid}/cgroup").as_ref()).ok()?;
-    text.lines()
+    let bytes = read_pseudo_bytes(format!("/proc/{pid}/cgroup").as_ref()).ok()?;
+    String::from_utf8_lossy(&bytes)
+        .lines()
         .find_map(|l| l.strip_prefix("0::"))
         .map(str::to_owned)
 }
@@ -478,6 +498,10 @@ mod tests {
         assert!(!p.is_zombie());
         assert!(ProcStat::parse("12 (x) Z 1 2").is_none());
         assert!(ProcStat::parse("").is_none());
+        // A name in bytes that are not UTF-8 (the link `\xffsleep` to sleep runs as that).
+        let mut bytes = b"4242 (\xff)\xfe".to_vec();
+        bytes.extend_from_slice(&line.as_bytes()[line.find(") S").expect("state")..]);
+        assert_eq!(ProcStat::parse_bytes(&bytes), Some(p));
     }
 
     #[test]

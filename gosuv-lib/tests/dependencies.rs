@@ -26,7 +26,9 @@ fn log_ready(p: &mut gosuv::ProgramConfig, regex: &str) {
 
 /// A process's start time, in clock ticks since boot (field 22 of /proc/PID/stat).
 fn start_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let stat = std::fs::read(format!("/proc/{pid}/stat"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .expect("stat");
     let rest = stat.rsplit_once(')').expect("comm").1;
     rest.split_whitespace()
         .nth(19)

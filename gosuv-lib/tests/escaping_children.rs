@@ -131,3 +131,47 @@ async fn a_forking_escapee_is_stopped_with_its_cgroup() {
 async fn a_forking_escapee_is_stopped_without_a_cgroup() {
     a_forking_escapee_is_stopped(CgroupMode::Off).await;
 }
+
+/// A child whose command name is not UTF-8 (any bytes may name an executable; it is run
+/// here through a link named `\xffsleep`) and that leaves the session is still the
+/// program's: counted in its stats and stopped with it. Its `/proc/<pid>/stat` used to be
+/// read as text, which failed, so without a cgroup the process was not seen at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_named_in_bytes_that_are_not_utf8_is_found_and_stopped() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let marker = unique_marker();
+    let bin = env.dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    let sleep = ["/bin/sleep", "/usr/bin/sleep"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("a sleep binary");
+    std::os::unix::fs::symlink(sleep, bin.join(std::ffi::OsStr::from_bytes(b"\xffsleep")))
+        .expect("link");
+    let mut p = quick(
+        "bytes",
+        &format!(
+            "setsid \"{}/$(printf '\\377')sleep\" 301.{marker} & exec sleep 300.{marker}",
+            bin.display()
+        ),
+    );
+    p.cgroup = CgroupMode::Off;
+    env.sup.add(p).await.expect("add");
+    env.sup.start("bytes", WAIT).await.expect("start");
+    count_settles(&marker, 2, "started").await;
+    let named: Vec<u32> = procs_with_arg(&marker)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with(b"\xff"))
+        })
+        .collect();
+    assert_eq!(named.len(), 1, "the link runs under its own name");
+    let stats = env.sup.stats("bytes").await.expect("stats");
+    assert_eq!(stats.pids.len(), 2, "stats count both: {stats:?}");
+    let st = env.sup.stop("bytes", WAIT).await.expect("stop");
+    assert_eq!(st.state, Stopped);
+    let left = procs_with_arg(&marker);
+    assert!(left.is_empty(), "left after stop: {left:?}");
+    env.sup.shutdown().await;
+}

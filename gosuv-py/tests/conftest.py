@@ -33,7 +33,7 @@ def wait_until(
 def proc_state(pid: int) -> str | None:
     """The state letter of a process from /proc (R, S, Z, ...), or None if it is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_bytes().decode(errors="replace")
     except (FileNotFoundError, ProcessLookupError):
         return None
     return stat.rsplit(")", 1)[1].split()[0]
@@ -52,7 +52,7 @@ def group_members(pgid: int) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
+            stat = Path(f"/proc/{entry}/stat").read_bytes().decode(errors="replace")
         except (FileNotFoundError, ProcessLookupError):
             continue
         fields = stat.rsplit(")", 1)[1].split()

@@ -28,7 +28,7 @@ def aio_threads(name: str = "gosuv-aio") -> int:
     count = 0
     for task in Path("/proc/self/task").iterdir():
         try:
-            if (task / "comm").read_text().strip() == name:
+            if (task / "comm").read_bytes().decode(errors="replace").strip() == name:
                 count += 1
         except FileNotFoundError:
             continue
@@ -51,7 +51,8 @@ def sleeps() -> int:
 def read(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
-            return f.read().decode()
+            # A process's name may be any bytes (not UTF-8): never fail on another's.
+            return f.read().decode(errors="replace")
     except OSError:  # gone (ENOENT, ESRCH)
         return None
 

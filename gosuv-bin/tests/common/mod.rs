@@ -439,7 +439,9 @@ pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 /// zombie, while `/proc` still says `R` or `D`).
 pub fn alive(pid: i32) -> bool {
     const PF_EXITING: u64 = 0x4;
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(s) = std::fs::read(format!("/proc/{pid}/stat"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+    else {
         return false;
     };
     let Some((_, rest)) = s.rsplit_once(')') else {
@@ -462,7 +464,9 @@ pub struct Stat {
 }
 
 pub fn stat(pid: i32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = std::fs::read(format!("/proc/{pid}/stat"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .ok()?;
     let (_, rest) = text.rsplit_once(')')?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     Some(Stat {
@@ -565,7 +569,8 @@ pub fn rss_bytes(pid: i32) -> u64 {
 
 /// CPU time (user + system) a process has used, in clock ticks.
 pub fn cpu_ticks(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    std::fs::read(format!("/proc/{pid}/stat"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
         .ok()
         .and_then(|t| {
             let (_, rest) = t.rsplit_once(')')?;

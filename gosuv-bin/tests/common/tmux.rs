@@ -234,7 +234,9 @@ impl Drop for Tmux {
 
 /// A process's state letter and parent pid, from /proc.
 pub fn proc_state(pid: i32) -> Option<(char, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = std::fs::read(format!("/proc/{pid}/stat"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .ok()?;
     let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
     let state = rest.next()?.chars().next()?;
     let parent = rest.next()?.parse().ok()?;

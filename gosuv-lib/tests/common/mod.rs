@@ -114,7 +114,9 @@ pub fn pid_exists(pid: u32) -> bool {
 
 /// The state letter of a process (`R`, `S`, `Z` ...), if it exists.
 pub fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = std::fs::read(format!("/proc/{pid}/stat"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
     rest.trim_start().chars().next()
 }
@@ -125,7 +127,9 @@ pub fn proc_state(pid: u32) -> Option<char> {
 /// its memory and files are already gone.
 pub fn proc_dead(pid: u32) -> bool {
     const PF_EXITING: u64 = 0x4;
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+    else {
         return true;
     };
     let Some((_, rest)) = stat.rsplit_once(')') else {
@@ -145,7 +149,9 @@ fn procs_where(field: usize, value: u32) -> Vec<u32> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        if let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        {
             if let Some((_, rest)) = stat.rsplit_once(')') {
                 let f: Vec<&str> = rest.split_whitespace().collect();
                 if f.get(field).and_then(|s| s.parse::<u32>().ok()) == Some(value) {
