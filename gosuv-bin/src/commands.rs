@@ -143,6 +143,9 @@ pub(crate) fn lenient_client(conf: &Path) -> CliResult<(gosuv::ServerConfig, Cli
 
 fn start_server(conf: &Path, foreground: bool, daemon_child: bool) -> CliResult {
     limit_malloc_arenas();
+    // The server's programs start in bursts (the config, `start all`): give back after each
+    // what it freed (a library host decides for itself).
+    gosuv::trim_memory_after_start_bursts(true);
     if !conf.exists() && daemon::write_default_config(conf)? {
         eprintln!("wrote the default config to {}", conf.display());
         // Beside it, as its `include` says, so that `conftest` passes on a fresh install.

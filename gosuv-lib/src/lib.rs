@@ -52,7 +52,7 @@ pub use error::{Error, Result};
 pub use events::{Event, ExitStatus, ProgramState};
 pub use logs::{LogEvent, LogFollower, Stream};
 pub use process_group::{Adoption, GroupInfo, GroupObserver, Ownership, RunPipe};
-pub use program::{backoff_delay, HealthStatus, ProgramStatus};
+pub use program::{backoff_delay, trim_memory_after_start_bursts, HealthStatus, ProgramStatus};
 pub use reaper::{enable_subreaper, forget_helper, reap_every_orphan, spawn_helper};
 pub use spawn::{restore_nofile, PROGRAM_VAR};
 pub use stats::ProcessStats;

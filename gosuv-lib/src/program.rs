@@ -2075,6 +2075,7 @@ impl<L: Launcher> Task<L> {
 mod probes;
 mod run;
 mod tcp_batch;
+pub use run::trim_memory_after_start_bursts;
 use run::{Launcher, Process, RealLauncher};
 #[cfg(test)]
 mod tests;
