@@ -567,6 +567,16 @@ impl Supervisor {
         map.keys().cloned().collect()
     }
 
+    /// How many programs there are (without copying their names).
+    pub fn program_count(&self) -> usize {
+        self.programs().len()
+    }
+
+    /// Whether there is a program of this name.
+    pub fn has_program(&self, name: &str) -> bool {
+        self.programs().contains_key(name)
+    }
+
     /// Saves the programs through the store hook, if there is one.
     async fn store(&self) -> Result<()> {
         let Some(store) = self.inner.store.clone() else {

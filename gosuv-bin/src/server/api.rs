@@ -295,7 +295,7 @@ async fn server_status(State(st): State<AppState>) -> Json<Value> {
         "pid": std::process::id(),
         "started_at": rfc3339(sup.started_at()),
         "uptime_secs": (sup.uptime().as_secs_f64() * 1000.0).round() / 1000.0,
-        "programs": sup.names().len(),
+        "programs": sup.program_count(),
         "listening": st.listening(),
         "config": st.config().path.as_ref().map(|p| p.display().to_string()),
         "programs_file": st.config().include.display().to_string(),
@@ -1638,7 +1638,7 @@ async fn logs_follow(
                                 // Its events were passed over while its last output was
                                 // still queued: a program added again under its name is
                                 // followed from here.
-                                if events.is_some() && st.sup().names().contains(&name) {
+                                if events.is_some() && st.sup().has_program(&name) {
                                     merged.follow_new(&st, &name, &mut notices);
                                 }
                             }
