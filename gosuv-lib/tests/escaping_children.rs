@@ -160,13 +160,18 @@ async fn a_child_named_in_bytes_that_are_not_utf8_is_found_and_stopped() {
     env.sup.add(p).await.expect("add");
     env.sup.start("bytes", WAIT).await.expect("start");
     count_settles(&marker, 2, "started").await;
-    let named: Vec<u32> = procs_with_arg(&marker)
-        .into_iter()
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with(b"\xff"))
-        })
-        .collect();
-    assert_eq!(named.len(), 1, "the link runs under its own name");
+    // The child carries the marker from `setsid`'s own command line on, before the link
+    // runs: once it runs, it does so under its own name.
+    poll_async(10, "the link running under its own name", || {
+        procs_with_arg(&marker)
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with(b"\xff"))
+            })
+            .count()
+            == 1
+    })
+    .await;
     let stats = env.sup.stats("bytes").await.expect("stats");
     assert_eq!(stats.pids.len(), 2, "stats count both: {stats:?}");
     let st = env.sup.stop("bytes", WAIT).await.expect("stop");
