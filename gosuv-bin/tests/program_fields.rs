@@ -264,3 +264,77 @@ fn status_shows_what_the_whole_list_shows() {
         "{table}"
     );
 }
+
+/// The config version of a list answer (`gosuv-config-version`), asked with `query`.
+fn config_version(env: &Env, query: &str) -> String {
+    let r = env.api("GET", &format!("/api/programs{query}"), "");
+    assert_eq!(r.status, 200, "{query}: {}", r.body);
+    r.header("gosuv-config-version")
+        .unwrap_or_else(|| panic!("{query}: no gosuv-config-version header: {:?}", r.headers))
+        .to_string()
+}
+
+/// A client that reads status keys only (the web page, every 2 s) learns from the header
+/// when the configs changed: the same text while only states change, another one after a
+/// program is added, given another config, removed, or the file reloaded.
+#[test]
+fn the_config_version_changes_with_the_configs_only() {
+    let env = Env::unix();
+    env.programs(PROGRAMS);
+    let _srv = env.start();
+    env.wait_state("idle", "running");
+    let status = "?fields=name,state,cpu_percent";
+    let queries = ["", "?stats=false", status, "?stats=false&fields=name,state"];
+    let versions =
+        |env: &Env| -> Vec<String> { queries.iter().map(|q| config_version(env, q)).collect() };
+    let first = versions(&env);
+    assert!(
+        first.iter().all(|v| *v == first[0]),
+        "one version for every form of the list: {first:?}"
+    );
+
+    // States change, through the API and on their own: the same version.
+    assert_eq!(
+        env.api("POST", "/api/programs/probed/start?wait=false", "")
+            .status,
+        200
+    );
+    assert_eq!(
+        env.api("POST", "/api/programs/idle/restart", "").status,
+        200
+    );
+    env.wait_state("idle", "running");
+    assert_eq!(versions(&env), first, "after starts and restarts");
+
+    let mut seen = vec![first[0].clone()];
+    let mut changed = |env: &Env, what: &str| {
+        let now = versions(env);
+        assert!(now.iter().all(|v| *v == now[0]), "{what}: {now:?}");
+        assert!(
+            !seen.contains(&now[0]),
+            "{what}: the version {} was seen before ({seen:?})",
+            now[0]
+        );
+        seen.push(now[0].clone());
+    };
+    let add = json!({"name": "added", "command": "sleep 300", "start_auto": false});
+    assert_eq!(
+        env.api("POST", "/api/programs", &add.to_string()).status,
+        201
+    );
+    changed(&env, "after an add");
+    let edit = json!({"name": "added", "command": "sleep 301", "start_auto": false});
+    assert_eq!(
+        env.api("PUT", "/api/programs/added", &edit.to_string())
+            .status,
+        200
+    );
+    changed(&env, "after an edit of a stopped program");
+    assert_eq!(env.api("DELETE", "/api/programs/added", "").status, 200);
+    changed(&env, "after a delete");
+    env.programs(&format!(
+        "{PROGRAMS}- name: by-hand\n  command: [sleep, '300']\n"
+    ));
+    assert_eq!(env.api("POST", "/api/reload", "").status, 200);
+    changed(&env, "after a reload");
+}

@@ -57,8 +57,13 @@ async function openAt(browser, server, html) {
   const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, httpCredentials: server.credentials });
   const page = await context.newPage();
   if (html) await page.route(`${server.url}/`, r => r.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: html }));
-  let requests = 0;
+  let requests = 0, listBytes = 0;
   page.on('request', () => { requests++; });
+  // The bytes of the list's answers (GET /api/programs, whole or some fields).
+  page.on('response', r => {
+    if (new URL(r.url()).pathname !== '/api/programs' || r.request().method() !== 'GET') return;
+    r.body().then(b => { listBytes += b.length; }, () => {});
+  });
   page.on('pageerror', e => console.log(`page error: ${e.message}`));
   // Marks when every program is in the page's model and a frame has been drawn after it.
   await page.addInitScript(n => {
@@ -80,7 +85,7 @@ async function openAt(browser, server, html) {
   }, N);
   const cdp = await context.newCDPSession(page);
   await cdp.send('Performance.enable');
-  return { context, page, cdp, requests: () => requests };
+  return { context, page, cdp, requests: () => requests, listBytes: () => listBytes };
 }
 
 async function firstRender(browser, server, html) {
@@ -126,11 +131,11 @@ async function syntheticBurst(o) {
 async function idle(o, seconds) {
   await longTasks(o.page);
   const before = await metrics(o.cdp);
-  const req0 = o.requests();
+  const req0 = o.requests(), bytes0 = o.listBytes();
   await new Promise(r => setTimeout(r, seconds * 1000));
   const after = await metrics(o.cdp);
   const b = busy(before, after);
-  return { perSecond: b.task / seconds, requests: o.requests() - req0, long: await longTasks(o.page) };
+  return { perSecond: b.task / seconds, requests: o.requests() - req0, listBytes: o.listBytes() - bytes0, long: await longTasks(o.page) };
 }
 
 // The real thing: start all, and wait until the page shows every program running.
@@ -188,7 +193,7 @@ try {
     console.log(`[${label}] ${N} programs, median of ${REPS}:`);
     console.log(`  first render: list answered at ${ms(med(r => r.f.listAnswered))}, table drawn ${ms(med(r => r.f.afterList))} later (${ms(med(r => r.f.rendered))} from navigation); ${med(r => r.f.rows)} rows, ${med(r => r.f.nodes)} elements, JS heap ${med(r => r.f.heapMiB).toFixed(1)} MiB; longest task ${ms(med(r => r.f.long.max))}`);
     console.log(`  ${N} state events: applied in ${ms(med(r => r.s.apply))}, next frame at ${ms(med(r => r.s.toFrame))}; main thread busy ${ms(med(r => r.s.next3s.task))} in the next 3 s (script ${ms(med(r => r.s.next3s.script))}), longest task ${ms(med(r => r.s.long.max))}; ${med(r => r.s.requests)} requests`);
-    console.log(`  idle (periodic refresh): main thread busy ${ms(med(r => r.id.perSecond))} per second, long tasks ${ms(med(r => r.id.long.total))} in 10 s (longest ${ms(med(r => r.id.long.max))}); ${med(r => r.id.requests)} requests in 10 s`);
+    console.log(`  idle (periodic refresh): main thread busy ${ms(med(r => r.id.perSecond))} per second, long tasks ${ms(med(r => r.id.long.total))} in 10 s (longest ${ms(med(r => r.id.long.max))}); ${med(r => r.id.requests)} requests in 10 s, ${(med(r => r.id.listBytes) / 1e6).toFixed(2)} MB of list answers`);
   }
 } finally {
   await browser.close();

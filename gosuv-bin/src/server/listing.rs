@@ -270,6 +270,7 @@ pub fn selected_json(
 /// The answer to `GET /api/programs?stats=false`, whole or with some `fields`: made now
 /// (it costs no pass over the processes, and is not kept).
 pub fn without_stats(st: &AppState, fields: Option<&Fields>) -> ApiResult<Response> {
+    let version = st.config_version();
     let configs = st.sup().configs_shared();
     let statuses = st.sup().list();
     let body = match fields {
@@ -277,7 +278,17 @@ pub fn without_stats(st: &AppState, fields: Option<&Fields>) -> ApiResult<Respon
         Some(f) => selected_json(&configs, &statuses, &BTreeMap::new(), f)
             .map_err(|e| ApiError::internal(format!("cannot encode the programs: {e}")))?,
     };
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::HeaderName::from_static(super::CONFIG_VERSION_HEADER),
+                version,
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// One program's object with only some of its keys.

@@ -63,6 +63,20 @@ struct Cached<T> {
     mutations: u64,
 }
 
+/// The header of every `GET /api/programs` answer that names the set of configs it was
+/// read after: the same text while no program was added, removed or given another config
+/// (through the API or a reload), another one after. A client that asks for status keys
+/// only (`?fields=`) reads the configs again when it changes. Opaque: a counter, after this
+/// server's start time (a restarted server does not give an earlier text again).
+pub const CONFIG_VERSION_HEADER: &str = "gosuv-config-version";
+
+/// A `GET /api/programs` body, with the config version it was built after.
+#[derive(Clone)]
+struct Listing {
+    body: Bytes,
+    config_version: String,
+}
+
 struct StateInner {
     sup: Supervisor,
     config: ServerConfig,
@@ -78,13 +92,18 @@ struct StateInner {
     shutdown: CancellationToken,
     streams: CancellationToken,
     stats: tokio::sync::Mutex<Option<Cached<StatsMap>>>,
-    list: tokio::sync::Mutex<Option<Cached<Bytes>>>,
+    /// The whole list, with the config version it was built after.
+    list: tokio::sync::Mutex<Option<Cached<Listing>>>,
     /// The last list of some fields only (`?fields=`), with the fields it holds.
-    list_fields: tokio::sync::Mutex<Option<(String, Cached<Bytes>)>>,
+    list_fields: tokio::sync::Mutex<Option<(String, Cached<Listing>)>>,
     /// Each program's config as JSON, for the list (held with `list`).
     config_json: std::sync::Mutex<listing::ConfigJsonCache>,
     generation: std::sync::atomic::AtomicU64,
     mutations: std::sync::atomic::AtomicU64,
+    /// Counts the changes of the program set (see [`CONFIG_VERSION_HEADER`]).
+    config_changes: std::sync::atomic::AtomicU64,
+    /// When this server started (ns since the epoch): the config version's first part.
+    started_ns: u128,
     /// The binary to re-execute instead of shutting down (`restart-server`), and whether it
     /// takes the locked pidfile over the exec.
     reexec: std::sync::Mutex<Option<(PathBuf, bool)>>,
@@ -130,6 +149,11 @@ impl AppState {
                 config_json: std::sync::Mutex::new(listing::ConfigJsonCache::default()),
                 generation: std::sync::atomic::AtomicU64::new(0),
                 mutations: std::sync::atomic::AtomicU64::new(0),
+                config_changes: std::sync::atomic::AtomicU64::new(0),
+                started_ns: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0),
                 reexec: std::sync::Mutex::new(None),
             }),
         };
@@ -253,6 +277,25 @@ impl AppState {
         self.inner.mutations.fetch_add(1, SeqCst);
     }
 
+    /// Marks the program set as changed (a program added, removed, or given another
+    /// config): called once the change is made, so that a list read after the new version
+    /// holds the new configs.
+    fn configs_changed(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.inner.config_changes.fetch_add(1, SeqCst);
+    }
+
+    /// The version of the program set now (see [`CONFIG_VERSION_HEADER`]): to be read
+    /// before the configs it goes with.
+    pub fn config_version(&self) -> String {
+        use std::sync::atomic::Ordering::SeqCst;
+        format!(
+            "{}.{}",
+            self.inner.started_ns,
+            self.inner.config_changes.load(SeqCst)
+        )
+    }
+
     fn counters(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::SeqCst;
         (
@@ -296,7 +339,7 @@ impl AppState {
     /// for a stale list wait for one rebuild (without holding a thread). One list of some
     /// fields is kept besides the whole one: the last asked for.
     pub async fn program_list(&self, fields: Option<&listing::Fields>) -> ApiResult<Response> {
-        let body = match fields {
+        let listing = match fields {
             None => {
                 let mut g = self.inner.list.lock().await;
                 self.fresh_list(&mut g, None).await?
@@ -307,23 +350,33 @@ impl AppState {
                     Some((key, c)) if key == f.key() => Some(c),
                     _ => None,
                 };
-                let body = self.fresh_list(&mut slot, Some(f)).await?;
+                let listing = self.fresh_list(&mut slot, Some(f)).await?;
                 *g = slot.map(|c| (f.key().to_string(), c));
-                body
+                listing
             }
         };
-        Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+        Ok((
+            [
+                (header::CONTENT_TYPE, "application/json".to_string()),
+                (
+                    header::HeaderName::from_static(CONFIG_VERSION_HEADER),
+                    listing.config_version,
+                ),
+            ],
+            listing.body,
+        )
+            .into_response())
     }
 
     /// The list in `slot` if it is fresh (see [`AppState::program_list`]), else one built
-    /// now and kept there.
+    /// now and kept there; with the config version it was built after.
     async fn fresh_list(
         &self,
-        slot: &mut Option<Cached<Bytes>>,
+        slot: &mut Option<Cached<Listing>>,
         fields: Option<&listing::Fields>,
-    ) -> ApiResult<Bytes> {
+    ) -> ApiResult<Listing> {
         let (generation, mutations) = self.counters();
-        let fresh = |c: &Cached<Bytes>| {
+        let fresh = |c: &Cached<Listing>| {
             let age = c.at.elapsed();
             c.mutations == mutations
                 && age < LIST_TTL
@@ -332,6 +385,7 @@ impl AppState {
         if let Some(c) = slot.as_ref().filter(|c| fresh(c)) {
             return Ok(c.value.clone());
         }
+        let version = self.config_version();
         let configs = self.inner.sup.configs_shared();
         let statuses = self.inner.sup.list();
         let body = match fields {
@@ -359,11 +413,17 @@ impl AppState {
         };
         *slot = Some(Cached {
             at: Instant::now(),
-            value: body.clone(),
+            value: Listing {
+                body: body.clone(),
+                config_version: version.clone(),
+            },
             generation,
             mutations,
         });
-        Ok(body)
+        Ok(Listing {
+            body,
+            config_version: version,
+        })
     }
 
     /// Runs a change of the program set (the core serializes changes and saves the programs
@@ -391,6 +451,7 @@ impl AppState {
             .map_err(|e| ApiError::internal(format!("checking the programs file failed: {e}")))?
             .map_err(|e| ApiError::new(axum::http::StatusCode::CONFLICT, e.to_string()))?;
         let out = f(self.inner.sup.clone()).await;
+        self.configs_changed();
         self.touch();
         if !matches!(out, Ok(_) | Err(gosuv::Error::Store(_))) {
             return out.map_err(ApiError::from);
@@ -439,6 +500,7 @@ impl AppState {
         let loaded = programs.clone();
         let file_change = self.inner.file_changes.lock().await;
         let report = self.inner.sup.reload(programs).await;
+        self.configs_changed();
         self.touch();
         let report = report?;
         let (file, live) = (self.inner.programs_file.clone(), self.inner.sup.configs());
