@@ -577,6 +577,9 @@ mod ending {
     /// limit, holding the lock every caller takes); a request then gets an answer.
     #[test]
     fn ending_with_a_hung_pass_is_bounded_and_holds_nobody() {
+        // Counted as a user of the process-wide threads: another test's last supervisor,
+        // ending meanwhile, would end the pass thread this test ends itself.
+        let _in_use = crate::process_wide::InUse::new();
         let p = passes().expect("pass thread");
         let (go_tx, go_rx) = channel::<()>();
         let (in_tx, in_rx) = channel::<()>();
