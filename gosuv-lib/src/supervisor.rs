@@ -561,6 +561,22 @@ impl Supervisor {
         tx.send(cmd).await.map_err(|_| self.gone(name))
     }
 
+    /// Runs a change of the program set to its end even when the caller stops waiting
+    /// for it (drops the future: a client that went away, a timeout around the call): a
+    /// change half made (a program stopped but still listed with no task, a change live
+    /// but not saved) would be worse than one finished late. The caller still gets the
+    /// outcome when it waits.
+    async fn to_the_end<T, F, Fut>(&self, change: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Supervisor) -> Fut,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        tokio::spawn(change(self.clone()))
+            .await
+            .map_err(|e| Error::Internal(format!("a change of the programs failed: {e}")))?
+    }
+
     /// The names of every program, sorted.
     pub fn names(&self) -> Vec<String> {
         let map = self.programs();
@@ -597,6 +613,11 @@ impl Supervisor {
     /// exist, [`Error::Exists`] when the name is taken, [`Error::ShuttingDown`],
     /// [`Error::Store`] when it was added but not saved.
     pub async fn add(&self, config: ProgramConfig) -> Result<()> {
+        self.to_the_end(|s| async move { s.add_made(config).await })
+            .await
+    }
+
+    async fn add_made(&self, config: ProgramConfig) -> Result<()> {
         let _changes = self.inner.changes.lock().await;
         let auto = config.start_auto.then(|| config.name.clone());
         self.add_locked(config).await?;
@@ -628,6 +649,19 @@ impl Supervisor {
     /// # Errors
     /// [`Error::Store`] when they were added but not saved.
     pub async fn add_all_adopting(
+        &self,
+        programs: Vec<ProgramConfig>,
+        adoptions: Vec<Adoption>,
+        idle: &[String],
+    ) -> Result<(Vec<(String, Error)>, Vec<(String, String)>)> {
+        let idle = idle.to_vec();
+        self.to_the_end(
+            |s| async move { s.add_all_adopting_made(programs, adoptions, &idle).await },
+        )
+        .await
+    }
+
+    async fn add_all_adopting_made(
         &self,
         programs: Vec<ProgramConfig>,
         adoptions: Vec<Adoption>,
@@ -1078,6 +1112,11 @@ impl Supervisor {
     /// [`Error::Config`], [`Error::NotFound`], [`Error::Store`] when it was changed but not
     /// saved.
     pub async fn update(&self, config: ProgramConfig) -> Result<bool> {
+        self.to_the_end(|s| async move { s.update_made(config).await })
+            .await
+    }
+
+    async fn update_made(&self, config: ProgramConfig) -> Result<bool> {
         let _changes = self.inner.changes.lock().await;
         let restarted = self.update_locked(config, true).await?;
         self.store().await?;
@@ -1094,6 +1133,11 @@ impl Supervisor {
     /// As [`Supervisor::add`] (the first problem found); [`Error::Config`] for two programs
     /// of one name.
     pub async fn add_group(&self, programs: Vec<ProgramConfig>) -> Result<()> {
+        self.to_the_end(|s| async move { s.add_group_made(programs).await })
+            .await
+    }
+
+    async fn add_group_made(&self, programs: Vec<ProgramConfig>) -> Result<()> {
         let _changes = self.inner.changes.lock().await;
         self.check_open()?;
         let programs = self.checked_group(programs, false).await?;
@@ -1118,6 +1162,11 @@ impl Supervisor {
     /// As [`Supervisor::update`] (the first problem found; nothing changed);
     /// [`Error::Config`] for two programs of one name.
     pub async fn update_group(&self, programs: Vec<ProgramConfig>) -> Result<bool> {
+        self.to_the_end(|s| async move { s.update_group_made(programs).await })
+            .await
+    }
+
+    async fn update_group_made(&self, programs: Vec<ProgramConfig>) -> Result<bool> {
         let _changes = self.inner.changes.lock().await;
         self.check_open()?;
         let programs = self.checked_group(programs, true).await?;
@@ -1189,6 +1238,12 @@ impl Supervisor {
     /// # Errors
     /// [`Error::NotFound`], [`Error::Store`] when it was removed but not saved.
     pub async fn remove(&self, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.to_the_end(|s| async move { s.remove_made(&name).await })
+            .await
+    }
+
+    async fn remove_made(&self, name: &str) -> Result<()> {
         let _changes = self.inner.changes.lock().await;
         self.check_no_dependents(name)?;
         self.remove_locked(name).await?;
@@ -1585,6 +1640,11 @@ impl Supervisor {
     /// [`Error::Config`] for an invalid list (duplicate or invalid programs),
     /// [`Error::ShuttingDown`].
     pub async fn reload(&self, programs: Vec<ProgramConfig>) -> Result<ReloadReport> {
+        self.to_the_end(|s| async move { s.reload_made(programs).await })
+            .await
+    }
+
+    async fn reload_made(&self, programs: Vec<ProgramConfig>) -> Result<ReloadReport> {
         let _changes = self.inner.changes.lock().await;
         self.check_open()?;
         let programs = validated_set(programs).await?;

@@ -435,7 +435,23 @@ impl AppState {
     /// # Errors
     /// The change's error; 409 when the programs file refuses it; a 500 when it is live
     /// but could not be saved.
+    ///
+    /// The change runs to its end even when the client goes away before the answer (a
+    /// dropped request): the core then finishes it all the same, and the lists and the
+    /// config version must follow.
     pub async fn mutate<T, F, Fut>(&self, caller: &Caller, change: Change, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Supervisor) -> Fut + Send + 'static,
+        Fut: Future<Output = gosuv::Result<T>> + Send + 'static,
+    {
+        let (st, caller) = (self.clone(), caller.clone());
+        tokio::spawn(async move { st.mutate_made(&caller, change, f).await })
+            .await
+            .map_err(|e| ApiError::internal(format!("the change failed: {e}")))?
+    }
+
+    async fn mutate_made<T, F, Fut>(&self, caller: &Caller, change: Change, f: F) -> ApiResult<T>
     where
         F: FnOnce(Supervisor) -> Fut,
         Fut: Future<Output = gosuv::Result<T>>,
@@ -451,8 +467,20 @@ impl AppState {
             .map_err(|e| ApiError::internal(format!("checking the programs file failed: {e}")))?
             .map_err(|e| ApiError::new(axum::http::StatusCode::CONFLICT, e.to_string()))?;
         let out = f(self.inner.sup.clone()).await;
-        self.configs_changed();
-        self.touch();
+        // A change refused before anything was changed leaves the version alone: each new
+        // version makes every open page read the whole list.
+        let refused = matches!(
+            out,
+            Err(gosuv::Error::NotFound(_)
+                | gosuv::Error::Exists(_)
+                | gosuv::Error::Config(_)
+                | gosuv::Error::Invalid(_)
+                | gosuv::Error::ShuttingDown)
+        );
+        if !refused {
+            self.configs_changed();
+            self.touch();
+        }
         if !matches!(out, Ok(_) | Err(gosuv::Error::Store(_))) {
             return out.map_err(ApiError::from);
         }
@@ -476,7 +504,16 @@ impl AppState {
     /// # Errors
     /// 400 with every error of config.yml, of the checks, or of the programs file; nothing
     /// is changed then.
+    ///
+    /// Runs to its end even when the client goes away before the answer.
     pub async fn reload(&self) -> ApiResult<gosuv::ReloadReport> {
+        let st = self.clone();
+        tokio::spawn(async move { st.reload_made().await })
+            .await
+            .map_err(|e| ApiError::internal(format!("the reload failed: {e}")))?
+    }
+
+    async fn reload_made(&self) -> ApiResult<gosuv::ReloadReport> {
         let config = self.inner.config.clone();
         let checked = tokio::task::spawn_blocking(move || -> ApiResult<_> {
             match &config.path {
@@ -500,8 +537,17 @@ impl AppState {
         let loaded = programs.clone();
         let file_change = self.inner.file_changes.lock().await;
         let report = self.inner.sup.reload(programs).await;
-        self.configs_changed();
-        self.touch();
+        let unchanged = report
+            .as_ref()
+            .is_ok_and(|r| r.added.is_empty() && r.changed.is_empty() && r.removed.is_empty())
+            || matches!(
+                report,
+                Err(gosuv::Error::Config(_) | gosuv::Error::ShuttingDown)
+            );
+        if !unchanged {
+            self.configs_changed();
+            self.touch();
+        }
         let report = report?;
         let (file, live) = (self.inner.programs_file.clone(), self.inner.sup.configs());
         if tokio::task::spawn_blocking(move || file.loaded(&loaded, &live))
