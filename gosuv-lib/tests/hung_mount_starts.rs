@@ -1,5 +1,5 @@
-//! Review test: programs whose working directory is on a hung mount must not hold up the
-//! starts (and stops) of every other program of the process.
+//! Programs whose working directory is on a hung mount hold up neither the starts (and
+//! stops) of every other program of the process, nor its blocking threads.
 //!
 //! A FUSE mount that nobody serves stands for the hung mount: every lookup under it blocks
 //! (killably) until the connection is closed. Root only (it mounts); skipped otherwise.
@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use gosuv::{Autorestart, ProgramState};
+
+/// The tests of this file one at a time: the bounds they test are the whole process's.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A FUSE mount nobody answers; unmounted and aborted when dropped.
 struct HungMount {
@@ -83,6 +86,7 @@ fn threads_on_fuse() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_mount_under_16_programs_does_not_hold_up_the_others() {
+    let _one = ONE_AT_A_TIME.lock().await;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: mounting needs root");
@@ -166,6 +170,70 @@ async fn a_hung_mount_under_16_programs_does_not_hold_up_the_others() {
          start permit and read no command meanwhile",
         stopped.1
     );
+    tokio::time::timeout(Duration::from_secs(60), env.sup.shutdown())
+        .await
+        .expect("shutdown");
+}
+
+/// How many preparations may be stuck at once (`PREPARING_MAX` in program/run.rs).
+const PREPARING_MAX: usize = 128;
+
+/// More programs on a hung mount than preparations may be stuck at once: the rest wait, and
+/// the runtime's blocking pool (512 threads) keeps room for everything else. Before, a
+/// preparation slower than 100 ms gave its place back and took a new thread each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_programs_on_a_hung_mount_than_may_prepare_leave_the_blocking_pool_free() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting needs root");
+        return;
+    }
+    let env = Env::new();
+    let Some(mount) = HungMount::new(&env.path().join("hung")) else {
+        eprintln!("skipped: cannot mount FUSE here");
+        return;
+    };
+    let stuck: Vec<_> = (0..PREPARING_MAX + 32)
+        .map(|i| {
+            let mut p = quick(&format!("stuck{i}"), "exec sleep 1000");
+            p.directory = Some(mount.dir.join("work"));
+            p.autorestart = Autorestart::Never;
+            p.start_retries = 0;
+            p.start_auto = true;
+            p
+        })
+        .collect();
+    let failed = env
+        .sup
+        .add_all(stuck)
+        .await
+        .expect("add the stuck programs");
+    assert!(failed.is_empty(), "{failed:?}");
+    poll_async(20, "the most preparations that may be stuck", || {
+        threads_on_fuse() >= PREPARING_MAX
+    })
+    .await;
+    // The others are waiting for a place, not on threads of their own: none comes after a
+    // while (without the bound, all 32 more were stuck within milliseconds).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stuck_now = threads_on_fuse();
+    // The rest of the process still has blocking threads: a programs-file save, stats, an
+    // unrelated program added.
+    let probe =
+        tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(|| ())).await;
+    let added = tokio::time::timeout(
+        Duration::from_secs(10),
+        env.sup.add(quick("unrelated", "exec sleep 1000")),
+    )
+    .await;
+    drop(mount);
+    assert!(
+        stuck_now <= PREPARING_MAX,
+        "{stuck_now} threads stuck on the mount, over {PREPARING_MAX}"
+    );
+    assert!(probe.is_ok(), "a blocking call waited 5 s");
+    assert!(matches!(added, Ok(Ok(()))), "add: {added:?}");
     tokio::time::timeout(Duration::from_secs(60), env.sup.shutdown())
         .await
         .expect("shutdown");

@@ -120,6 +120,16 @@ const PREPARE_QUICK: std::time::Duration = std::time::Duration::from_millis(100)
 
 static IN_FLIGHT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(STARTS_IN_FLIGHT);
 
+/// How many preparations may be on blocking threads at once, in the whole process: a
+/// quarter of tokio's default pool of 512. Each holds its thread until its reads return,
+/// and under a hung mount that is until the mount answers: unbounded, as many programs
+/// under it would fill the pool, and every other blocking call of the process (the
+/// programs file, stats, user lookups) would wait for ever. Past this many stuck, further
+/// starts wait (at most [`PREPARE_WAIT`], then fail saying why).
+const PREPARING_MAX: usize = 128;
+
+static PREPARING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PREPARING_MAX);
+
 /// One start between its preparation and its spawn; counted when it is done.
 struct InFlight {
     _permit: tokio::sync::SemaphorePermit<'static>,
@@ -234,6 +244,17 @@ impl Launcher for RealLauncher {
             }
             None => None,
         };
+        // Given back by the preparation's thread when its reads return.
+        let preparing = match tokio::time::timeout(PREPARE_WAIT, PREPARING.acquire()).await {
+            Ok(permit) => permit.map_err(|e| format!("cannot start: {e}"))?,
+            Err(_) => {
+                return Err(format!(
+                    "{PREPARING_MAX} starts have been reading their working directory, program \
+                     or env_file for over {}s: is a mount hung? fix it or the paths",
+                    PREPARE_WAIT.as_secs()
+                ))
+            }
+        };
         // Held from the preparation to the spawn: see [`STARTS_IN_FLIGHT`].
         let mut in_flight = Some(InFlight {
             _permit: IN_FLIGHT
@@ -261,6 +282,7 @@ impl Launcher for RealLauncher {
                 ));
             }
             let mut prepared = tokio::task::spawn_blocking(move || {
+                let _preparing = preparing;
                 SpawnCommand::prepare(&config, &base, &opts, user.as_ref(), &run)
             });
             let quick = tokio::time::timeout(PREPARE_QUICK, &mut prepared).await;
@@ -274,7 +296,18 @@ impl Launcher for RealLauncher {
                 }
             };
             match done {
-                Ok(done) => done.map_err(|e| format!("cannot prepare the command: {e}"))??,
+                Ok(done) => {
+                    let cmd = done.map_err(|e| format!("cannot prepare the command: {e}"))??;
+                    if in_flight.is_none() {
+                        // A slow one counts again between its preparation and its spawn.
+                        let permit = IN_FLIGHT
+                            .acquire()
+                            .await
+                            .map_err(|e| format!("cannot start: {e}"))?;
+                        in_flight.replace(InFlight { _permit: permit });
+                    }
+                    cmd
+                }
                 Err(_) => {
                     // One such thread per program at most: cleared when it returns.
                     self.hung.store(true, Ordering::SeqCst);
