@@ -50,6 +50,9 @@ pub(crate) struct Reading {
     members: Vec<crate::procfs::ProcStat>,
     cgroup_cpu_usec: Option<u64>,
     cgroup_memory: Option<u64>,
+    /// When its CPU counters were read (a pass over many programs takes a while: the
+    /// time each was read, not the end of the pass, is what its CPU % is counted to).
+    at: Instant,
 }
 
 impl Reading {
@@ -57,10 +60,18 @@ impl Reading {
     /// cgroup's CPU and memory counters.
     pub(crate) fn of(view: &GroupView, snap: Option<&Snapshot>) -> Reading {
         let cgroup = view.cgroup.as_ref();
+        let members = view.members(snap);
+        let cgroup_cpu_usec = cgroup.and_then(|c| c.cpu_usage_usec());
+        // A /proc snapshot was taken when it was taken; a cgroup's counter, just now.
+        let at = match (cgroup_cpu_usec, snap) {
+            (None, Some(snap)) => snap.taken,
+            _ => Instant::now(),
+        };
         Reading {
-            members: view.members(snap),
-            cgroup_cpu_usec: cgroup.and_then(|c| c.cpu_usage_usec()),
+            members,
+            cgroup_cpu_usec,
             cgroup_memory: cgroup.and_then(|c| c.memory_current()),
+            at,
         }
     }
 }
@@ -77,11 +88,17 @@ pub(crate) fn read_all<N: Sync, V: std::ops::Deref<Target = GroupView> + Sync, S
     let read = |part: &[(N, V, S)]| -> Vec<Reading> {
         part.iter().map(|(_, v, _)| Reading::of(v, snap)).collect()
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(4)
-        .min(runs.len() / READS_A_THREAD)
-        .max(1);
+    let threads = (runs.len() / READS_A_THREAD).min(4);
+    let threads = if threads > 1 {
+        // Asked once: std reads the cgroup's CPU limit and the mounts for it.
+        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let cores = *CORES.get_or_init(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        threads.min(cores)
+    } else {
+        1
+    };
     if threads == 1 {
         return read(runs);
     }
@@ -142,7 +159,7 @@ impl Sampler {
         let tick_usec = |t: u64| t.saturating_mul(1_000_000) / hz.max(1);
         // The cgroup counts every process that ever ran in it, gone ones too.
         let cpu_usec = read.cgroup_cpu_usec.unwrap_or_else(|| tick_usec(ticks));
-        let now = Instant::now();
+        let now = read.at;
         let (from, base) = match self.last.get(name) {
             Some(l) if l.leader == leader && l.cpu_usec <= cpu_usec => (l.at, l.cpu_usec),
             // A first sample of this run: its own processes' time since it started (a cgroup

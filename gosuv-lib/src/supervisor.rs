@@ -1953,7 +1953,10 @@ impl Supervisor {
             stats
         })
         .await
-        .unwrap_or_default()
+        .unwrap_or_else(|e| {
+            tracing::error!("the stats pass failed: {e}");
+            BTreeMap::new()
+        })
     }
 
     /// Stops every program concurrently and waits until nothing of any is left. After it,

@@ -99,11 +99,12 @@ fn under_valgrind() -> bool {
     if valgrind_says_so() {
         return true;
     }
-    let preloaded = |text: &str| text.contains("/vgpreload_");
-    if std::env::var("LD_PRELOAD").is_ok_and(|v| preloaded(&v)) {
+    // Bytes, not text: any path of the process may be other than UTF-8.
+    let preloaded = |bytes: &[u8]| bytes.windows(11).any(|w| w == b"/vgpreload_");
+    if std::env::var_os("LD_PRELOAD").is_some_and(|v| preloaded(v.as_encoded_bytes())) {
         return true;
     }
-    std::fs::read_to_string("/proc/self/maps").is_ok_and(|maps| preloaded(&maps))
+    std::fs::read("/proc/self/maps").is_ok_and(|maps| preloaded(&maps))
 }
 
 /// Valgrind's `RUNNING_ON_VALGRIND` client request: a sequence of rotations that leave the
