@@ -2,8 +2,10 @@
 //! program.
 //!
 //! Changes to the set of programs (add, update, remove, reload) are serialized by one async
-//! lock, so a reload is all or nothing and a shutdown never races an add. Every program task
-//! and every run still being finished is tracked, and shutdown waits for all of them.
+//! lock, so a reload is all or nothing and a shutdown never races an add. A change runs to
+//! its end in a task of its own even when its caller drops the future (a timeout around
+//! the call, a client that went away): never half made. Every program task and every run
+//! still being finished is tracked, and shutdown waits for all of them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -341,6 +343,11 @@ struct Inner {
 ///
 /// It must be created and used inside a tokio runtime with its IO and time drivers enabled
 /// (see [`crate::blocking`] for a supervisor that owns one).
+///
+/// A change of the program set ([`Supervisor::add`], `add_all`, `update`, `add_group`,
+/// `update_group`, `remove`, `reload`) runs to its end even if the future it returns is
+/// dropped before (a timeout around the call): a removal that stopped its program also
+/// forgets it and saves the programs.
 #[derive(Clone)]
 pub struct Supervisor {
     inner: Arc<Inner>,
