@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::task::TaskTracker;
@@ -124,7 +124,7 @@ pub(crate) struct Shared {
 
 /// How one program task reaches another.
 pub(crate) struct Peer {
-    pub cmds: mpsc::WeakSender<Cmd>,
+    pub cmds: mailbox::WeakSender<Cmd>,
     pub published: watch::Receiver<Published>,
 }
 
@@ -430,7 +430,7 @@ pub(crate) enum Left {
 
 /// The handle the supervisor keeps for each program.
 pub(crate) struct ProgramHandle {
-    pub cmds: mpsc::Sender<Cmd>,
+    pub cmds: mailbox::Sender<Cmd>,
     pub published: watch::Receiver<Published>,
     pub logs: Arc<ProgramLogs>,
     /// The task; it ends once the program is removed.
@@ -754,7 +754,7 @@ fn launch_prepared<L: Launcher>(
     logs: Arc<ProgramLogs>,
     prepare: impl FnOnce(&mut Task<L>),
 ) -> ProgramHandle {
-    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (cmd_tx, cmd_rx) = mailbox::channel(64);
     let config = Arc::new(config);
     let (pub_tx, pub_rx) = watch::channel(Published::new(config.clone()));
     shared
@@ -803,7 +803,7 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 #[allow(clippy::manual_async_fn)]
 fn supervise<L: Launcher>(
     mut task: Task<L>,
-    mut cmds: mpsc::Receiver<Cmd>,
+    mut cmds: mailbox::Receiver<Cmd>,
 ) -> impl std::future::Future<Output = ()> + Send {
     async move {
         loop {
@@ -897,7 +897,7 @@ impl<L: Launcher> Task<L> {
         self.enter(Phase::Idle(ProgramState::Fatal), None);
     }
 
-    async fn run(&mut self, cmds: &mut mpsc::Receiver<Cmd>) {
+    async fn run(&mut self, cmds: &mut mailbox::Receiver<Cmd>) {
         let mut cmds_open = true;
         // What a failed task left asked (a removal) is pursued at once.
         Box::pin(self.steer()).await;
@@ -998,7 +998,7 @@ impl<L: Launcher> Task<L> {
         }
         // Removed. Commands that came meanwhile find no program any more.
         cmds.close();
-        while let Ok(cmd) = cmds.try_recv() {
+        while let Some(cmd) = cmds.try_recv() {
             match cmd {
                 Cmd::Start(r) | Cmd::Restart(r) | Cmd::Signal(_, _, r) => {
                     let _ = r.send(Err(Error::NotFound(self.name.clone())));
@@ -2072,6 +2072,7 @@ impl<L: Launcher> Task<L> {
     }
 }
 
+pub(crate) mod mailbox;
 mod probes;
 mod run;
 mod tcp_batch;

@@ -1893,7 +1893,7 @@ impl Supervisor {
         let mut late = Vec::new();
         for layer in self.stop_layers() {
             let bound = self.layer_stop_bound(&layer);
-            let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = {
+            let txs: Vec<(String, crate::program::mailbox::Sender<Cmd>)> = {
                 let map = self.programs();
                 layer
                     .iter()
@@ -1946,7 +1946,7 @@ impl Supervisor {
     pub async fn release(&self) -> Released {
         let _changes = self.inner.changes.lock().await;
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = self
+        let txs: Vec<(String, crate::program::mailbox::Sender<Cmd>)> = self
             .programs()
             .iter()
             .map(|(n, h)| (n.clone(), h.cmds.clone()))

@@ -927,7 +927,7 @@ fn a_program_task_future_holds_only_the_idle_wait() {
     let logs = Arc::new(ProgramLogs::new(&config, &shared));
     let published = Arc::new(watch::channel(Published::new(config.clone())).0);
     let task = Task::new(shared, launcher, logs, published, config);
-    let (_tx, rx) = mpsc::channel(1);
+    let (_tx, rx) = super::mailbox::channel(1);
     let future = supervise(task, rx);
     let size = std::mem::size_of_val(&future);
     assert!(
