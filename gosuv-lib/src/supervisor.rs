@@ -175,8 +175,9 @@ struct StatsCache {
 #[derive(Clone)]
 pub struct Store(pub Arc<StoreFn>);
 
-/// What a [`Store`] calls: saves every program's config, or says why it could not.
-pub type StoreFn = dyn Fn(&[ProgramConfig]) -> std::result::Result<(), String> + Send + Sync;
+/// What a [`Store`] calls: saves every program's config (the supervisor's own, shared: keep
+/// them rather than copies), or says why it could not.
+pub type StoreFn = dyn Fn(&[Arc<ProgramConfig>]) -> std::result::Result<(), String> + Send + Sync;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -572,7 +573,7 @@ impl Supervisor {
         let Some(store) = self.inner.store.clone() else {
             return Ok(());
         };
-        let configs = self.configs();
+        let configs = self.configs_shared();
         tokio::task::spawn_blocking(move || (store.0)(&configs))
             .await
             .map_err(|e| Error::Store(e.to_string()))?

@@ -441,7 +441,10 @@ impl AppState {
         let report = self.inner.sup.reload(programs).await;
         self.touch();
         let report = report?;
-        let (file, live) = (self.inner.programs_file.clone(), self.inner.sup.configs());
+        let (file, live) = (
+            self.inner.programs_file.clone(),
+            self.inner.sup.configs_shared(),
+        );
         if tokio::task::spawn_blocking(move || file.loaded(&loaded, &live))
             .await
             .is_err()
@@ -974,7 +977,7 @@ async fn serve(
     );
     // All added before any starts, then started dependencies first.
     let added = sup.add_all_adopting(programs, adoptions, &idle).await;
-    let (file, live) = (programs_file.clone(), sup.configs());
+    let (file, live) = (programs_file.clone(), sup.configs_shared());
     if tokio::task::spawn_blocking(move || file.loaded(&loaded, &live))
         .await
         .is_err()
@@ -1115,7 +1118,7 @@ pub fn supervisor_options(config: &ServerConfig, file: &Arc<ProgramsFile>) -> Su
     options.kill_on_parent_death = false;
     let file = file.clone();
     options.store = Some(gosuv::Store(Arc::new(
-        move |programs: &[ProgramConfig]| {
+        move |programs: &[Arc<ProgramConfig>]| {
             file.save(programs)
                 .map_err(|e| format!("the change is live but was not saved: {e}"))
         },
