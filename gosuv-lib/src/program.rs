@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 use serde::Serialize;
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::task::TaskTracker;
@@ -125,7 +125,7 @@ pub(crate) struct Shared {
 /// How one program task reaches another.
 pub(crate) struct Peer {
     pub cmds: mailbox::WeakSender<Cmd>,
-    pub published: watch::Receiver<Published>,
+    pub published: status_watch::Receiver<Published>,
 }
 
 impl Shared {
@@ -431,7 +431,7 @@ pub(crate) enum Left {
 /// The handle the supervisor keeps for each program.
 pub(crate) struct ProgramHandle {
     pub cmds: mailbox::Sender<Cmd>,
-    pub published: watch::Receiver<Published>,
+    pub published: status_watch::Receiver<Published>,
     pub logs: Arc<ProgramLogs>,
     /// The task; it ends once the program is removed.
     pub task: JoinHandle<()>,
@@ -551,7 +551,7 @@ struct Awaiting {
 /// One dependency being waited for.
 struct DepWatch {
     dep: Dependency,
-    rx: watch::Receiver<Published>,
+    rx: status_watch::Receiver<Published>,
     /// Set while the start this program sent it is not yet handled: until then its state is
     /// the one from before (`fatal`, say) and says nothing.
     synced: Option<oneshot::Receiver<()>>,
@@ -664,7 +664,7 @@ struct Task<L: Launcher> {
     shared: Arc<Shared>,
     launcher: Arc<L>,
     logs: Arc<ProgramLogs>,
-    published: Arc<watch::Sender<Published>>,
+    published: Arc<status_watch::Sender<Published>>,
     wanted: Wanted,
     phase: Phase<L::Proc>,
     /// The state last published (a failed spawn shows `starting` without a phase of its own).
@@ -756,7 +756,7 @@ fn launch_prepared<L: Launcher>(
 ) -> ProgramHandle {
     let (cmd_tx, cmd_rx) = mailbox::channel(64);
     let config = Arc::new(config);
-    let (pub_tx, pub_rx) = watch::channel(Published::new(config.clone()));
+    let (pub_tx, pub_rx) = status_watch::channel(Published::new(config.clone()));
     shared
         .peers
         .write()
@@ -851,7 +851,7 @@ impl<L: Launcher> Task<L> {
         shared: Arc<Shared>,
         launcher: Arc<L>,
         logs: Arc<ProgramLogs>,
-        published: Arc<watch::Sender<Published>>,
+        published: Arc<status_watch::Sender<Published>>,
         config: Arc<ProgramConfig>,
     ) -> Self {
         Task {
@@ -2075,6 +2075,7 @@ impl<L: Launcher> Task<L> {
 pub(crate) mod mailbox;
 mod probes;
 mod run;
+mod status_watch;
 mod tcp_batch;
 use run::{Launcher, Process, RealLauncher};
 #[cfg(test)]
