@@ -32,6 +32,9 @@ pub(super) fn files_of(config: &ProgramConfig, base_dir: &Path, log_dir: &Path) 
 /// Who writes a log file: a program (shared with its other entries) and its key.
 type Writer = (Arc<str>, &'static str);
 
+/// A program's files as the index keeps them: each path shared with `writers`.
+type Kept = Box<[(&'static str, Arc<Path>)]>;
+
 /// A log file's writers: one, normally.
 enum Writers {
     One(Writer),
@@ -55,7 +58,7 @@ pub(super) struct LogIndex {
     /// Normally one writer a file; a list so that the index never loses one even if two
     /// were let in (a program taken over from a previous server is not refused for that).
     writers: HashMap<Arc<Path>, Writers>,
-    files: HashMap<Arc<str>, Box<[(&'static str, Arc<Path>)]>>,
+    files: HashMap<Arc<str>, Kept>,
 }
 
 impl LogIndex {
@@ -63,7 +66,7 @@ impl LogIndex {
     pub(super) fn set(&mut self, name: &str, files: Files) {
         self.remove(name);
         let name: Arc<str> = Arc::from(name);
-        let files: Box<[(&'static str, Arc<Path>)]> = files
+        let files: Kept = files
             .into_iter()
             .map(|(key, file)| (key, Arc::from(file)))
             .collect();
