@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::task::TaskTracker;
@@ -124,8 +124,8 @@ pub(crate) struct Shared {
 
 /// How one program task reaches another.
 pub(crate) struct Peer {
-    pub cmds: mpsc::WeakSender<Cmd>,
-    pub published: watch::Receiver<Published>,
+    pub cmds: mailbox::WeakSender<Cmd>,
+    pub published: status_watch::Receiver<Published>,
 }
 
 impl Shared {
@@ -430,8 +430,8 @@ pub(crate) enum Left {
 
 /// The handle the supervisor keeps for each program.
 pub(crate) struct ProgramHandle {
-    pub cmds: mpsc::Sender<Cmd>,
-    pub published: watch::Receiver<Published>,
+    pub cmds: mailbox::Sender<Cmd>,
+    pub published: status_watch::Receiver<Published>,
     pub logs: Arc<ProgramLogs>,
     /// The task; it ends once the program is removed.
     pub task: JoinHandle<()>,
@@ -551,7 +551,7 @@ struct Awaiting {
 /// One dependency being waited for.
 struct DepWatch {
     dep: Dependency,
-    rx: watch::Receiver<Published>,
+    rx: status_watch::Receiver<Published>,
     /// Set while the start this program sent it is not yet handled: until then its state is
     /// the one from before (`fatal`, say) and says nothing.
     synced: Option<oneshot::Receiver<()>>,
@@ -664,7 +664,7 @@ struct Task<L: Launcher> {
     shared: Arc<Shared>,
     launcher: Arc<L>,
     logs: Arc<ProgramLogs>,
-    published: Arc<watch::Sender<Published>>,
+    published: Arc<status_watch::Sender<Published>>,
     wanted: Wanted,
     phase: Phase<L::Proc>,
     /// The state last published (a failed spawn shows `starting` without a phase of its own).
@@ -754,9 +754,9 @@ fn launch_prepared<L: Launcher>(
     logs: Arc<ProgramLogs>,
     prepare: impl FnOnce(&mut Task<L>),
 ) -> ProgramHandle {
-    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (cmd_tx, cmd_rx) = mailbox::channel(64);
     let config = Arc::new(config);
-    let (pub_tx, pub_rx) = watch::channel(Published::new(config.clone()));
+    let (pub_tx, pub_rx) = status_watch::channel(Published::new(config.clone()));
     shared
         .peers
         .write()
@@ -803,7 +803,7 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 #[allow(clippy::manual_async_fn)]
 fn supervise<L: Launcher>(
     mut task: Task<L>,
-    mut cmds: mpsc::Receiver<Cmd>,
+    mut cmds: mailbox::Receiver<Cmd>,
 ) -> impl std::future::Future<Output = ()> + Send {
     async move {
         loop {
@@ -851,7 +851,7 @@ impl<L: Launcher> Task<L> {
         shared: Arc<Shared>,
         launcher: Arc<L>,
         logs: Arc<ProgramLogs>,
-        published: Arc<watch::Sender<Published>>,
+        published: Arc<status_watch::Sender<Published>>,
         config: Arc<ProgramConfig>,
     ) -> Self {
         Task {
@@ -897,7 +897,7 @@ impl<L: Launcher> Task<L> {
         self.enter(Phase::Idle(ProgramState::Fatal), None);
     }
 
-    async fn run(&mut self, cmds: &mut mpsc::Receiver<Cmd>) {
+    async fn run(&mut self, cmds: &mut mailbox::Receiver<Cmd>) {
         let mut cmds_open = true;
         // What a failed task left asked (a removal) is pursued at once.
         Box::pin(self.steer()).await;
@@ -998,7 +998,7 @@ impl<L: Launcher> Task<L> {
         }
         // Removed. Commands that came meanwhile find no program any more.
         cmds.close();
-        while let Ok(cmd) = cmds.try_recv() {
+        while let Some(cmd) = cmds.try_recv() {
             match cmd {
                 Cmd::Start(r) | Cmd::Restart(r) | Cmd::Signal(_, _, r) => {
                     let _ = r.send(Err(Error::NotFound(self.name.clone())));
@@ -2072,8 +2072,10 @@ impl<L: Launcher> Task<L> {
     }
 }
 
+pub(crate) mod mailbox;
 mod probes;
 mod run;
+mod status_watch;
 mod tcp_batch;
 pub use run::trim_memory_after_start_bursts;
 use run::{Launcher, Process, RealLauncher};

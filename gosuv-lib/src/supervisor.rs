@@ -177,8 +177,9 @@ struct StatsCache {
 #[derive(Clone)]
 pub struct Store(pub Arc<StoreFn>);
 
-/// What a [`Store`] calls: saves every program's config, or says why it could not.
-pub type StoreFn = dyn Fn(&[ProgramConfig]) -> std::result::Result<(), String> + Send + Sync;
+/// What a [`Store`] calls: saves every program's config (the supervisor's own, shared: keep
+/// them rather than copies), or says why it could not.
+pub type StoreFn = dyn Fn(&[Arc<ProgramConfig>]) -> std::result::Result<(), String> + Send + Sync;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -605,7 +606,7 @@ impl Supervisor {
         let Some(store) = self.inner.store.clone() else {
             return Ok(());
         };
-        let configs = self.configs();
+        let configs = self.configs_shared();
         tokio::task::spawn_blocking(move || (store.0)(&configs))
             .await
             .map_err(|e| Error::Store(e.to_string()))?
@@ -1977,7 +1978,7 @@ impl Supervisor {
         let mut late = Vec::new();
         for layer in self.stop_layers() {
             let bound = self.layer_stop_bound(&layer);
-            let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = {
+            let txs: Vec<(String, crate::program::mailbox::Sender<Cmd>)> = {
                 let map = self.programs();
                 layer
                     .iter()
@@ -2030,7 +2031,7 @@ impl Supervisor {
     pub async fn release(&self) -> Released {
         let _changes = self.inner.changes.lock().await;
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        let txs: Vec<(String, tokio::sync::mpsc::Sender<Cmd>)> = self
+        let txs: Vec<(String, crate::program::mailbox::Sender<Cmd>)> = self
             .programs()
             .iter()
             .map(|(n, h)| (n.clone(), h.cmds.clone()))

@@ -186,11 +186,12 @@ fn to_disk<'a>(
         .into_iter()
         .map(|g| disk_record(g, root))
         .collect::<std::io::Result<Vec<_>>>()?;
-    assemble(boot_id, server_pid, root, records.iter().map(Vec::as_slice))
+    assemble(boot_id, server_pid, root, records.iter().map(|r| &**r))
 }
 
-/// One record's text, its cgroup relative to `root` when it is under it.
-fn disk_record(g: &GroupRecord, root: Option<&Path>) -> std::io::Result<Vec<u8>> {
+/// One record's text, its cgroup relative to `root` when it is under it. Kept for as long
+/// as the run lasts: no spare capacity (the encoder's buffer doubles as it grows).
+fn disk_record(g: &GroupRecord, root: Option<&Path>) -> std::io::Result<Box<[u8]>> {
     serde_json::to_vec(&DiskRecord {
         pgid: g.pgid,
         program: &g.program,
@@ -205,6 +206,7 @@ fn disk_record(g: &GroupRecord, root: Option<&Path>) -> std::io::Result<Vec<u8>>
         restarts: g.restarts,
         started_ms: g.started_ms,
     })
+    .map(Vec::into_boxed_slice)
     .map_err(std::io::Error::other)
 }
 
@@ -718,7 +720,7 @@ async fn record(
     let boot_id = boot_id();
     let server_pid = std::process::id();
     // Each record's text, made once when its group starts (a rewrite copies these).
-    let mut groups: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    let mut groups: BTreeMap<u32, Box<[u8]>> = BTreeMap::new();
     // The directory of the programs' cgroups (one per server): set by the first record that
     // has a cgroup, the records' cgroups are written relative to it.
     let mut root: Option<PathBuf> = None;
@@ -746,7 +748,7 @@ async fn record(
                 &boot_id,
                 server_pid,
                 root.as_deref(),
-                groups.values().map(Vec::as_slice),
+                groups.values().map(|r| &**r),
             );
             let written = match body {
                 Ok(body) => {
@@ -800,7 +802,7 @@ async fn record(
                     }
                 }
                 if changed || pending {
-                    if let Ok(body) = assemble(&boot_id, server_pid, root.as_deref(), groups.values().map(Vec::as_slice)) {
+                    if let Ok(body) = assemble(&boot_id, server_pid, root.as_deref(), groups.values().map(|r| &**r)) {
                         let p = path.clone();
                         let written =
                             tokio::task::spawn_blocking(move || write_bytes(&p, &body)).await;

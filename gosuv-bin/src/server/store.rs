@@ -7,6 +7,7 @@
 //! from what gosuv last loaded or wrote: saving the live set then would silently drop a
 //! hand edit that was not reloaded.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -33,8 +34,9 @@ enum Known {
 #[derive(Debug)]
 struct State {
     known: Known,
-    /// The programs as of that load or write: a change is what differs from them.
-    last: Vec<ProgramConfig>,
+    /// The programs as of that load or write: a change is what differs from them. The
+    /// supervisor's own configs, shared (not a second copy of every program).
+    last: Vec<Arc<ProgramConfig>>,
 }
 
 /// The programs file of a server: what it last held, and how to change it.
@@ -107,7 +109,7 @@ impl ProgramsFile {
     /// now running (the same, unless some could not be added): the file's text counts as
     /// known if it still says exactly `programs` (a hand edit made since the load is not).
     /// It reads and parses the file: call it where blocking is fine.
-    pub fn loaded(&self, programs: &[ProgramConfig], live: &[ProgramConfig]) {
+    pub fn loaded(&self, programs: &[ProgramConfig], live: &[Arc<ProgramConfig>]) {
         let mut state = self.state();
         state.last = live.to_vec();
         let now = match self.read() {
@@ -122,7 +124,7 @@ impl ProgramsFile {
             Some(bytes) => std::str::from_utf8(bytes)
                 .ok()
                 .and_then(|t| self.parse(t).ok())
-                .is_some_and(|parsed| same_set(&parsed, programs)),
+                .is_some_and(|parsed| same_set(&refs(&parsed), &refs(programs))),
         };
         state.known = if same {
             Known::Text(now)
@@ -137,9 +139,9 @@ impl ProgramsFile {
     ///
     /// # Errors
     /// Why it could not be saved, and what to do.
-    pub fn check(&self, programs: &[ProgramConfig]) -> Result<(), SaveError> {
+    pub fn check<P: Borrow<ProgramConfig>>(&self, programs: &[P]) -> Result<(), SaveError> {
         let state = self.state();
-        self.plan(&state, programs).map(|_| ())
+        self.plan(&state, &refs(programs)).map(|_| ())
     }
 
     /// Saves `programs` (the whole live set): only the blocks of the programs that changed
@@ -148,13 +150,17 @@ impl ProgramsFile {
     /// # Errors
     /// The file was changed by hand since it was last loaded or written, cannot be changed
     /// in place, or cannot be written.
-    pub fn save(&self, programs: &[ProgramConfig]) -> Result<(), SaveError> {
+    pub fn save<P>(&self, programs: &[P]) -> Result<(), SaveError>
+    where
+        P: Borrow<ProgramConfig> + Clone + Into<Arc<ProgramConfig>>,
+    {
         let mut state = self.state();
         if state.known == Known::Loading {
             return Ok(());
         }
-        let Some(text) = self.plan(&state, programs)? else {
-            state.last = programs.to_vec();
+        let shared = || programs.iter().cloned().map(Into::into).collect();
+        let Some(text) = self.plan(&state, &refs(programs))? else {
+            state.last = shared();
             return Ok(());
         };
         let mode = std::fs::metadata(&self.path)
@@ -167,13 +173,18 @@ impl ProgramsFile {
             ))
         })?;
         state.known = Known::Text(Some(text.into_bytes()));
-        state.last = programs.to_vec();
+        state.last = shared();
         Ok(())
     }
 
     /// The file's new text for `programs`, `None` when there is nothing to write.
-    fn plan(&self, state: &State, programs: &[ProgramConfig]) -> Result<Option<String>, SaveError> {
-        if same_set(&state.last, programs) {
+    fn plan(
+        &self,
+        state: &State,
+        programs: &[&ProgramConfig],
+    ) -> Result<Option<String>, SaveError> {
+        let last = refs(&state.last);
+        if same_set(&last, programs) {
             return Ok(None);
         }
         let name = file_name(&self.path);
@@ -219,16 +230,16 @@ impl ProgramsFile {
             if text.lines().all(|l| l.trim().is_empty()) || text.trim() == "[]" {
                 whole_file(programs).map_err(|e| cannot(e.to_string()))?
             } else {
-                edit_in_place(text, &old, &state.last, programs).map_err(cannot)?
+                edit_in_place(text, &old, &last, programs).map_err(cannot)?
             }
         } else {
-            edit_in_place(text, &old, &state.last, programs).map_err(cannot)?
+            edit_in_place(text, &old, &last, programs).map_err(cannot)?
         };
         // What was written must load as exactly the change.
         let back = self
             .parse(&new_text)
             .map_err(|e| cannot(format!("the changed file would not load: {e}")))?;
-        verify(&back, &state.last, programs).map_err(cannot)?;
+        verify(&back, &last, programs).map_err(cannot)?;
         Ok(Some(new_text))
     }
 }
@@ -237,15 +248,15 @@ impl ProgramsFile {
 /// it is live, and none of the removed ones.
 fn verify(
     back: &[ProgramConfig],
-    last: &[ProgramConfig],
-    new: &[ProgramConfig],
+    last: &[&ProgramConfig],
+    new: &[&ProgramConfig],
 ) -> Result<(), String> {
     let back_by: HashMap<&str, &ProgramConfig> =
         back.iter().map(|p| (p.name.as_str(), p)).collect();
     let last_by: HashMap<&str, &ProgramConfig> =
-        last.iter().map(|p| (p.name.as_str(), p)).collect();
-    let new_by: HashMap<&str, &ProgramConfig> = new.iter().map(|p| (p.name.as_str(), p)).collect();
-    for p in new {
+        last.iter().map(|p| (p.name.as_str(), *p)).collect();
+    let new_by: HashMap<&str, &ProgramConfig> = new.iter().map(|p| (p.name.as_str(), *p)).collect();
+    for &p in new {
         if last_by.get(p.name.as_str()) != Some(&p) && back_by.get(p.name.as_str()) != Some(&p) {
             return Err(format!("'{}' would not load back as it is", p.name));
         }
@@ -258,13 +269,18 @@ fn verify(
     Ok(())
 }
 
+/// The programs of a list, by reference.
+fn refs<P: Borrow<ProgramConfig>>(programs: &[P]) -> Vec<&ProgramConfig> {
+    programs.iter().map(Borrow::borrow).collect()
+}
+
 /// Whether two lists hold the same programs, whatever their order.
-fn same_set(a: &[ProgramConfig], b: &[ProgramConfig]) -> bool {
+fn same_set(a: &[&ProgramConfig], b: &[&ProgramConfig]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let mut a: Vec<&ProgramConfig> = a.iter().collect();
-    let mut b: Vec<&ProgramConfig> = b.iter().collect();
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
     a.sort_by(|x, y| x.name.cmp(&y.name));
     b.sort_by(|x, y| x.name.cmp(&y.name));
     a == b
@@ -272,7 +288,7 @@ fn same_set(a: &[ProgramConfig], b: &[ProgramConfig]) -> bool {
 
 /// The whole file written from the list (a file gosuv cannot edit in place: none yet, or
 /// one in flow style).
-fn whole_file(programs: &[ProgramConfig]) -> Result<String, serde_yaml::Error> {
+fn whole_file(programs: &[&ProgramConfig]) -> Result<String, serde_yaml::Error> {
     let body = if programs.is_empty() {
         "[]\n".to_string()
     } else {
@@ -283,7 +299,7 @@ fn whole_file(programs: &[ProgramConfig]) -> Result<String, serde_yaml::Error> {
 
 /// Programs as YAML that loads back as the same programs: loading replaces `${VAR}` and
 /// `$$`, so every `$` of the (resolved) values is written `$$`.
-fn yaml_of(programs: &[ProgramConfig]) -> Result<String, serde_yaml::Error> {
+fn yaml_of(programs: &[&ProgramConfig]) -> Result<String, serde_yaml::Error> {
     let mut value = serde_yaml::to_value(programs)?;
     gosuv::config::escape_interpolation_in(&mut value);
     serde_yaml::to_string(&value)
@@ -427,7 +443,7 @@ fn text_at(lines: &[&str], line: usize, col: usize) -> Option<char> {
 
 /// One program as a list item at `indent`.
 fn block(p: &ProgramConfig, indent: usize) -> Option<String> {
-    let yaml = yaml_of(std::slice::from_ref(p)).ok()?;
+    let yaml = yaml_of(&[p]).ok()?;
     let pad = " ".repeat(indent);
     let mut out = String::with_capacity(yaml.len() + indent * 8);
     for l in yaml.lines() {
@@ -447,8 +463,8 @@ fn block(p: &ProgramConfig, indent: usize) -> Option<String> {
 fn edit_in_place(
     text: &str,
     old: &[ProgramConfig],
-    last: &[ProgramConfig],
-    new: &[ProgramConfig],
+    last: &[&ProgramConfig],
+    new: &[&ProgramConfig],
 ) -> Result<String, String> {
     let (items, indent) = items_of(text).ok_or_else(|| {
         "it is not a block-style YAML list gosuv can change by lines (flow style, several \
@@ -476,8 +492,8 @@ fn edit_in_place(
         return Err("its items could not be matched with its programs".into());
     }
     let last_by: HashMap<&str, &ProgramConfig> =
-        last.iter().map(|p| (p.name.as_str(), p)).collect();
-    let new_by: HashMap<&str, &ProgramConfig> = new.iter().map(|p| (p.name.as_str(), p)).collect();
+        last.iter().map(|p| (p.name.as_str(), *p)).collect();
+    let new_by: HashMap<&str, &ProgramConfig> = new.iter().map(|p| (p.name.as_str(), *p)).collect();
     let crlf = text.contains("\r\n");
     let eol = if crlf { "\r\n" } else { "\n" };
     let lines: Vec<&str> = text.lines().collect();
@@ -537,6 +553,7 @@ fn edit_in_place(
     }
     let added: Vec<&ProgramConfig> = new
         .iter()
+        .copied()
         .filter(|p| !last_by.contains_key(p.name.as_str()))
         .collect();
     if !added.is_empty() && !out.is_empty() && !out.ends_with('\n') {
@@ -551,6 +568,10 @@ fn edit_in_place(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shared(programs: &[ProgramConfig]) -> Vec<Arc<ProgramConfig>> {
+        programs.iter().cloned().map(Arc::new).collect()
+    }
 
     fn parse(text: &str, dir: &Path) -> Vec<ProgramConfig> {
         gosuv::config::parse_programs(text, None, dir).unwrap()
@@ -570,7 +591,7 @@ mod tests {
         assert_eq!(parse(&text, dir.path()), vec![p]);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        file.save(&[]).unwrap();
+        file.save::<ProgramConfig>(&[]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(parse(&text, dir.path()).is_empty());
     }
@@ -618,7 +639,7 @@ mod tests {
         d.start_seconds = 0;
         new.push(d);
         new.remove(2);
-        let text = edit_in_place(HAND, &old, &old, &new).unwrap();
+        let text = edit_in_place(HAND, &old, &refs(&old), &refs(&new)).unwrap();
         assert!(text.starts_with(
             "# my programs\n- name: a   # the first\n  command: echo a\n  # a note inside a\n  start_seconds: 0\n\n# b does things\n- name: b\n"
         ), "{text}");
@@ -654,7 +675,7 @@ mod tests {
         assert_eq!(old.len(), 4);
         let mut new = old.clone();
         new[3].start_seconds = 9;
-        let out = edit_in_place(text, &old, &old, &new).unwrap();
+        let out = edit_in_place(text, &old, &refs(&old), &refs(&new)).unwrap();
         assert!(
             out.starts_with(
                 "# workers\n- name: w\n  numprocs: 3\n  command: echo {n}\n- name: solo\n"
@@ -663,7 +684,7 @@ mod tests {
         );
         assert_eq!(parse(&out, dir.path()), new);
         // The entry removed whole: its lines go.
-        let out = edit_in_place(text, &old, &old, &new[3..]).unwrap();
+        let out = edit_in_place(text, &old, &refs(&old), &refs(&new[3..])).unwrap();
         assert!(!out.contains("numprocs"), "{out}");
         assert_eq!(parse(&out, dir.path()), new[3..].to_vec());
     }
@@ -675,7 +696,7 @@ mod tests {
         let old = parse(text, dir.path());
         let mut new = old.clone();
         new[0].start_seconds = 3;
-        let out = edit_in_place(text, &old, &old, &new).unwrap();
+        let out = edit_in_place(text, &old, &refs(&old), &refs(&new)).unwrap();
         assert!(out.starts_with("  - name: a\n"), "{out}");
         assert!(out.ends_with("  - name: b\n    command: echo b\n"), "{out}");
         assert_eq!(parse(&out, dir.path()), new);
@@ -688,7 +709,7 @@ mod tests {
         std::fs::write(&path, HAND).unwrap();
         let file = ProgramsFile::new(path.clone(), dir.path().into());
         let loaded = parse(HAND, dir.path());
-        file.loaded(&loaded, &loaded);
+        file.loaded(&loaded, &shared(&loaded));
         let mut more = loaded.clone();
         more.push(ProgramConfig::shell("z", "echo z"));
         file.check(&more).unwrap();
@@ -705,14 +726,14 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
         // Loaded again (a reload): changes are saved again.
         let reloaded = parse(&edited, dir.path());
-        file.loaded(&reloaded, &reloaded);
+        file.loaded(&reloaded, &shared(&reloaded));
         let mut more = reloaded.clone();
         more.push(ProgramConfig::shell("z", "echo z"));
         file.save(&more).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with(&edited), "{text}");
         // A file that changed while it was loaded is not known.
-        file.loaded(&loaded, &loaded);
+        file.loaded(&loaded, &shared(&loaded));
         assert!(file.check(&reloaded).is_err());
     }
 
@@ -726,7 +747,7 @@ mod tests {
             std::fs::write(&path, text).unwrap();
             let file = ProgramsFile::new(path.clone(), dir.path().into());
             let loaded = parse(text, dir.path());
-            file.loaded(&loaded, &loaded);
+            file.loaded(&loaded, &shared(&loaded));
             let mut new = loaded.clone();
             change(&mut new);
             let r = file.save(&new);
@@ -791,7 +812,7 @@ mod tests {
         std::os::unix::fs::symlink(&real, &path).unwrap();
         let file = ProgramsFile::new(path.clone(), dir.path().into());
         let loaded = parse("- name: a\n  command: x\n", dir.path());
-        file.loaded(&loaded, &loaded);
+        file.loaded(&loaded, &shared(&loaded));
         let mut more = loaded.clone();
         add(&mut more);
         let e = file.save(&more).unwrap_err();

@@ -5,6 +5,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::{lexical, log_clash_message, own_log_message, ProgramConfig};
 use crate::logs::Stream;
@@ -28,26 +29,66 @@ pub(super) fn files_of(config: &ProgramConfig, base_dir: &Path, log_dir: &Path) 
     .collect()
 }
 
-/// Every program's log files, and the program (and key) writing each.
+/// Who writes a log file: a program (shared with its other entries) and its key.
+type Writer = (Arc<str>, &'static str);
+
+/// A program's files as the index keeps them: each path shared with `writers`.
+type Kept = Box<[(&'static str, Arc<Path>)]>;
+
+/// A log file's writers: one, normally.
+enum Writers {
+    One(Writer),
+    Many(Vec<Writer>),
+}
+
+impl Writers {
+    fn as_slice(&self) -> &[Writer] {
+        match self {
+            Writers::One(w) => std::slice::from_ref(w),
+            Writers::Many(v) => v,
+        }
+    }
+}
+
+/// Every program's log files, and the program (and key) writing each. Each program's name
+/// and each file's path is held once, shared by both maps: with thousands of programs, the
+/// index held five paths and three names a program in allocations of their own.
 #[derive(Default)]
 pub(super) struct LogIndex {
     /// Normally one writer a file; a list so that the index never loses one even if two
     /// were let in (a program taken over from a previous server is not refused for that).
-    writers: HashMap<PathBuf, Vec<(String, &'static str)>>,
-    files: HashMap<String, Files>,
+    writers: HashMap<Arc<Path>, Writers>,
+    files: HashMap<Arc<str>, Kept>,
 }
 
 impl LogIndex {
     /// Records that program `name` writes `files` (and no longer what it wrote before).
     pub(super) fn set(&mut self, name: &str, files: Files) {
         self.remove(name);
-        for (key, file) in &files {
-            self.writers
-                .entry(file.clone())
-                .or_default()
-                .push((name.to_string(), *key));
+        let name: Arc<str> = Arc::from(name);
+        let files: Kept = files
+            .into_iter()
+            .map(|(key, file)| (key, Arc::from(file)))
+            .collect();
+        for (key, file) in files.iter() {
+            let writer = (name.clone(), *key);
+            match self.writers.entry(file.clone()) {
+                Entry::Vacant(e) => {
+                    e.insert(Writers::One(writer));
+                }
+                Entry::Occupied(mut e) => {
+                    let all = e.get_mut();
+                    match all {
+                        Writers::One(first) => {
+                            let first = first.clone();
+                            *all = Writers::Many(vec![first, writer]);
+                        }
+                        Writers::Many(v) => v.push(writer),
+                    }
+                }
+            }
         }
-        self.files.insert(name.to_string(), files);
+        self.files.insert(name, files);
     }
 
     /// Forgets program `name`'s files.
@@ -55,10 +96,16 @@ impl LogIndex {
         let Some(files) = self.files.remove(name) else {
             return;
         };
-        for (_, file) in files {
-            if let Entry::Occupied(mut e) = self.writers.entry(file) {
-                e.get_mut().retain(|(n, _)| n != name);
-                if e.get().is_empty() {
+        for (_, file) in files.iter() {
+            if let Entry::Occupied(mut e) = self.writers.entry(file.clone()) {
+                let gone = match e.get_mut() {
+                    Writers::One((n, _)) => &**n == name,
+                    Writers::Many(v) => {
+                        v.retain(|(n, _)| &**n != name);
+                        v.is_empty()
+                    }
+                };
+                if gone {
                     e.remove();
                 }
             }
@@ -81,9 +128,10 @@ impl LogIndex {
     ) -> Option<(String, &'static str)> {
         self.writers
             .get(file)?
+            .as_slice()
             .iter()
-            .find(|(n, _)| n != name && !replaced(n))
-            .cloned()
+            .find(|(n, _)| &**n != name && !replaced(n))
+            .map(|(n, key)| (n.to_string(), *key))
     }
 }
 
