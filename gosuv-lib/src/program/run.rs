@@ -422,17 +422,13 @@ impl RealProcess {
         logs: &Arc<ProgramLogs>,
     ) -> RealProcess {
         tell_pipes(sh, config, &group, &pipes);
-        // Both pipes are read by one task: a task is ~400 bytes for as long as the run lasts,
-        // and the two streams of one program seldom both have much to say at once.
-        let (out, err) = (logs.stdout.clone(), logs.stderr.clone());
-        let drains = match (pipes.stdout, pipes.stderr) {
-            (Some(o), Some(e)) => vec![tokio::spawn(async move {
-                futures_util::future::join(drain(o, out), drain(e, err)).await;
-            })],
-            (Some(o), None) => vec![tokio::spawn(drain(o, out))],
-            (None, Some(e)) => vec![tokio::spawn(drain(e, err))],
-            (None, None) => Vec::new(),
-        };
+        let mut drains = Vec::with_capacity(2);
+        if let Some(out) = pipes.stdout {
+            drains.push(tokio::spawn(drain(out, logs.stdout.clone())));
+        }
+        if let Some(err) = pipes.stderr {
+            drains.push(tokio::spawn(drain(err, logs.stderr.clone())));
+        }
         let stdin = pipes.stdin.and_then(|fd| match StdinPipe::new(fd) {
             Ok(pipe) => {
                 logs.stdin.set(&pipe);
