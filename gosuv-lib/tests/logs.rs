@@ -777,3 +777,52 @@ async fn tail_and_follow_join_without_gap_or_repeat() {
     }
     env.sup.shutdown().await;
 }
+
+/// A program's stdout file that hangs (a FIFO nobody reads, as above) does not hold back its
+/// stderr, which goes to a file of its own: each pipe is read by a task of its own (when
+/// one task read both, the stdout drain's write stuck on the runtime, an inline write,
+/// stopped the stderr drain too, and its file stayed empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_stdout_file_does_not_hold_back_stderr() {
+    let (done, watchdog) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if watchdog.recv_timeout(Duration::from_secs(90)).is_err() {
+            eprintln!("the supervisor froze behind a hung log file");
+            std::process::abort();
+        }
+    });
+    let env = Env::new();
+    std::fs::create_dir_all(env.path().join("logs")).expect("logs dir");
+    let fifo = env.log("split", "stdout");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let p = quick(
+        "split",
+        "i=0; while :; do i=$((i+1)); echo $i; echo $i >&2; sleep 0.01; done",
+    );
+    env.sup.add(p).await.expect("add");
+    env.sup.start("split", WAIT).await.expect("start");
+    let stderr_lines = || {
+        std::fs::read_to_string(env.log("split", "stderr"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while stderr_lines() < 100 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = stderr_lines();
+    // The disk comes back, so that the run can end.
+    let reader = std::thread::spawn(move || {
+        let mut f = std::fs::File::open(fifo).expect("open the fifo");
+        let mut buf = [0u8; 4096];
+        while let Ok(1..) = f.read(&mut buf) {}
+    });
+    env.sup.shutdown().await;
+    let _ = reader.join();
+    let _ = done.send(());
+    assert!(
+        seen >= 100,
+        "only {seen} stderr lines reached their file in 15 s while the stdout file hung"
+    );
+}

@@ -54,8 +54,9 @@ const EVENT_STALENESS: Duration = Duration::from_millis(250);
 /// How long the kept lists, stats and config texts outlive the last request that used
 /// them. Past their time to live (at most a second) none of them is answered again, and the
 /// config texts only speed up the next list: kept, they held ~7.5 MB at 5,000 programs for
-/// as long as the server ran after one `gosuv status`.
-const KEEP_QUIET: Duration = Duration::from_secs(2);
+/// as long as the server ran after one `gosuv status`. Three times the web page's read of
+/// the list (every 2 s): a page open keeps them, whatever the jitter of its reads.
+const KEEP_QUIET: Duration = Duration::from_secs(6);
 
 /// How long the listeners wait for open connections once the programs are stopped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -149,13 +150,15 @@ impl StateInner {
         ) else {
             return false;
         };
+        // Not waited for either: a list being serialised holds it (on a runtime thread).
+        let mut json = match self.config_json.try_lock() {
+            Ok(json) => json,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
         let kept = (list.take(), fields.take(), stats.take());
-        let texts = std::mem::take(
-            &mut *self
-                .config_json
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let texts = std::mem::take(&mut *json);
+        drop(json);
         drop((list, fields, stats));
         drop((kept, texts));
         true
