@@ -18,7 +18,7 @@ use serde_json::Value;
 
 const PROGRAMS: &str = "\
 - name: slow
-  command: trap '' TERM; exec sleep 300
+  command: trap '' TERM; touch slow.trapped; exec sleep 300
   start_seconds: 0
   start_auto: true
   stop_timeout: 3
@@ -40,6 +40,12 @@ fn a_removal_whose_client_went_away_is_carried_through() {
     env.programs(PROGRAMS);
     let _srv = env.start();
     env.wait_state("slow", "running");
+    // A TERM before the trap is set would end it at once, not after stop_timeout.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env.path("slow.trapped").exists() {
+        assert!(Instant::now() < deadline, "the program never set its trap");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let (before, _) = list(&env);
 
     // The removal, from a client that leaves while the program stops.

@@ -8,17 +8,20 @@ use std::time::Duration;
 
 use common::*;
 
-/// A program whose stop takes about half a second (it traps TERM).
-fn slow_to_stop(name: &str) -> gosuv::ProgramConfig {
-    quick(
-        name,
-        "trap 'sleep 0.5; exit 0' TERM; while :; do sleep 0.05; done",
-    )
-}
-
+/// A program whose stop takes about half a second (it traps TERM), started, and waited for
+/// until its trap is set (a TERM before that would end it at once).
 async fn started_slow(env: &Env, name: &str) {
-    env.sup.add(slow_to_stop(name)).await.expect("add");
+    let ready = env.path().join(format!("{name}.trapped"));
+    let p = quick(
+        name,
+        &format!(
+            "trap 'sleep 0.5; exit 0' TERM; touch '{}'; while :; do sleep 0.05; done",
+            ready.display()
+        ),
+    );
+    env.sup.add(p).await.expect("add");
     env.sup.start(name, WAIT).await.expect("start");
+    poll_async(10, "the trap set", || ready.exists()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
