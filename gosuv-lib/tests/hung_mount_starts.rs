@@ -67,6 +67,26 @@ impl Drop for HungMount {
     }
 }
 
+/// Adds `n` programs started at once whose working directory is under the hung mount.
+async fn add_stuck(env: &Env, mount: &HungMount, n: usize) {
+    let stuck: Vec<_> = (0..n)
+        .map(|i| {
+            let mut p = quick(&format!("stuck{i}"), "exec sleep 1000");
+            p.directory = Some(mount.dir.join("work"));
+            p.autorestart = Autorestart::Never;
+            p.start_retries = 0;
+            p.start_auto = true;
+            p
+        })
+        .collect();
+    let failed = env
+        .sup
+        .add_all(stuck)
+        .await
+        .expect("add the stuck programs");
+    assert!(failed.is_empty(), "{failed:?}");
+}
+
 /// How many threads of this process wait on the FUSE mount: blocked killably (state `D`),
 /// in the FUSE request or on the lock of the directory a first lookup holds.
 fn threads_on_fuse() -> usize {
@@ -98,22 +118,7 @@ async fn a_hung_mount_under_16_programs_does_not_hold_up_the_others() {
         return;
     };
     const STUCK: usize = 16;
-    let stuck: Vec<_> = (0..STUCK)
-        .map(|i| {
-            let mut p = quick(&format!("stuck{i}"), "exec sleep 1000");
-            p.directory = Some(mount.dir.join("work"));
-            p.autorestart = Autorestart::Never;
-            p.start_retries = 0;
-            p.start_auto = true;
-            p
-        })
-        .collect();
-    let failed = env
-        .sup
-        .add_all(stuck)
-        .await
-        .expect("add the stuck programs");
-    assert!(failed.is_empty(), "{failed:?}");
+    add_stuck(&env, &mount, STUCK).await;
     // Each one's start is blocked in its preparation (a stat of its directory).
     poll_async(10, "16 starts blocked on the mount", || {
         threads_on_fuse() >= STUCK
@@ -194,22 +199,7 @@ async fn more_programs_on_a_hung_mount_than_may_prepare_leave_the_blocking_pool_
         eprintln!("skipped: cannot mount FUSE here");
         return;
     };
-    let stuck: Vec<_> = (0..PREPARING_MAX + 32)
-        .map(|i| {
-            let mut p = quick(&format!("stuck{i}"), "exec sleep 1000");
-            p.directory = Some(mount.dir.join("work"));
-            p.autorestart = Autorestart::Never;
-            p.start_retries = 0;
-            p.start_auto = true;
-            p
-        })
-        .collect();
-    let failed = env
-        .sup
-        .add_all(stuck)
-        .await
-        .expect("add the stuck programs");
-    assert!(failed.is_empty(), "{failed:?}");
+    add_stuck(&env, &mount, PREPARING_MAX + 32).await;
     poll_async(20, "the most preparations that may be stuck", || {
         threads_on_fuse() >= PREPARING_MAX
     })

@@ -243,12 +243,12 @@ fn program(version: &str) -> ProgramConfig {
     p
 }
 
-fn rig(config: ProgramConfig) -> Rig {
-    let dir = tempfile::tempdir().expect("tmp");
-    let shared = Arc::new(Shared {
-        events: broadcast::channel(1024).0,
-        base_dir: dir.path().to_path_buf(),
-        log_dir: dir.path().to_path_buf(),
+/// What every program of a supervisor shares, in `dir`, with room for `events` events.
+fn shared_in(dir: &std::path::Path, events: usize) -> Arc<Shared> {
+    Arc::new(Shared {
+        events: broadcast::channel(events).0,
+        base_dir: dir.to_path_buf(),
+        log_dir: dir.to_path_buf(),
         spawn: SpawnOptions::default(),
         observers: Vec::new().into(),
         subreaper: false,
@@ -257,7 +257,12 @@ fn rig(config: ProgramConfig) -> Rig {
         peers: Default::default(),
         tcp_batch: Default::default(),
         _in_use: crate::process_wide::InUse::new(),
-    });
+    })
+}
+
+fn rig(config: ProgramConfig) -> Rig {
+    let dir = tempfile::tempdir().expect("tmp");
+    let shared = shared_in(dir.path(), 1024);
     let events = shared.events.subscribe();
     let launcher = Arc::new(FakeLauncher::default());
     let handle = launch_with(shared, launcher.clone(), config, None);
@@ -911,19 +916,7 @@ const MAX_TASK_FUTURE: usize = 1_536;
 #[test]
 fn a_program_task_future_holds_only_the_idle_wait() {
     let dir = tempfile::tempdir().expect("tmp");
-    let shared = Arc::new(Shared {
-        events: broadcast::channel(16).0,
-        base_dir: dir.path().to_path_buf(),
-        log_dir: dir.path().to_path_buf(),
-        spawn: SpawnOptions::default(),
-        observers: Vec::new().into(),
-        subreaper: false,
-        cgroups: std::sync::Mutex::new(None),
-        tracker: TaskTracker::new(),
-        peers: Default::default(),
-        tcp_batch: Default::default(),
-        _in_use: crate::process_wide::InUse::new(),
-    });
+    let shared = shared_in(dir.path(), 16);
     let config = Arc::new(program("1"));
     let launcher = Arc::new(RealLauncher::new(shared.clone()));
     let logs = Arc::new(ProgramLogs::new(&config, &shared));
