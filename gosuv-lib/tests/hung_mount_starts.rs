@@ -67,6 +67,22 @@ impl Drop for HungMount {
     }
 }
 
+/// A supervisor with a hung mount in its directory; `None` (and why, on stderr) where this
+/// process may not mount (not root, no FUSE).
+fn hung_env() -> Option<(Env, HungMount)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting needs root");
+        return None;
+    }
+    let env = Env::new();
+    let Some(mount) = HungMount::new(&env.path().join("hung")) else {
+        eprintln!("skipped: cannot mount FUSE here");
+        return None;
+    };
+    Some((env, mount))
+}
+
 /// Adds `n` programs started at once whose working directory is under the hung mount.
 async fn add_stuck(env: &Env, mount: &HungMount, n: usize) {
     let stuck: Vec<_> = (0..n)
@@ -107,14 +123,7 @@ fn threads_on_fuse() -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_mount_under_16_programs_does_not_hold_up_the_others() {
     let _one = ONE_AT_A_TIME.lock().await;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: mounting needs root");
-        return;
-    }
-    let env = Env::new();
-    let Some(mount) = HungMount::new(&env.path().join("hung")) else {
-        eprintln!("skipped: cannot mount FUSE here");
+    let Some((env, mount)) = hung_env() else {
         return;
     };
     const STUCK: usize = 16;
@@ -189,14 +198,7 @@ const PREPARING_MAX: usize = 128;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_programs_on_a_hung_mount_than_may_prepare_leave_the_blocking_pool_free() {
     let _one = ONE_AT_A_TIME.lock().await;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: mounting needs root");
-        return;
-    }
-    let env = Env::new();
-    let Some(mount) = HungMount::new(&env.path().join("hung")) else {
-        eprintln!("skipped: cannot mount FUSE here");
+    let Some((env, mount)) = hung_env() else {
         return;
     };
     add_stuck(&env, &mount, PREPARING_MAX + 32).await;
